@@ -1,0 +1,62 @@
+# attn - build, test, benchmark.
+#   make            ./attn
+#   make test       every test; last line "N passed, N failed, N skipped"
+#   make bench      speed table against peers (see tools/bench.sh)
+#   make static     ./attn-static, statically linked
+#   make install PREFIX=/usr/local
+#   make CROSS=aarch64-linux-gnu-   cross-build (build-aarch64/attn)
+CROSS   ?=
+CC      := $(CROSS)gcc
+ifeq ($(origin CC),default)
+CC      := $(CROSS)gcc
+endif
+PREFIX  ?= /usr/local
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -I. -I/usr/include/stb
+LDLIBS  := -lm -lpthread
+ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
+B       := build$(if $(CROSS),-$(ARCH))
+
+LIB_SRC   := $(sort $(wildcard attn_*.c)) simd/scalar.c simd/dispatch.c
+ifeq ($(ARCH),x86_64)
+LIB_SRC   += simd/avx2.c simd/avx512.c
+endif
+ifeq ($(ARCH),aarch64)
+LIB_SRC   += simd/neon.c
+endif
+LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TEST_BIN  := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+ATTN      := $(if $(CROSS),$(B)/attn,attn)
+
+# Each ISA file gets its own flags, so one binary runs on any CPU of the arch.
+$(B)/simd/avx2.o:   XFLAGS := -mavx2 -mfma -mf16c
+$(B)/simd/avx512.o: XFLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
+
+.PHONY: all test static install clean bench parity fuzz check-sanitize
+all: $(ATTN) $(TEST_BIN)
+
+$(B)/%.o: %.c attn.h simd/kernels.h $(wildcard attn_*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(XFLAGS) -c $< -o $@
+
+$(ATTN): $(B)/attn.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(LIB_OBJ) attn.h simd/kernels.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
+test: $(ATTN) $(TEST_BIN)
+	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh
+
+static: attn-static
+attn-static: $(B)/attn.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS)
+
+install: $(ATTN)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(ATTN) $(DESTDIR)$(PREFIX)/bin/attn
+
+clean:
+	rm -rf build build-* attn attn-static

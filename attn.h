@@ -1,0 +1,248 @@
+// attn.h - the public C API of attn: load a transformer LM from a GGUF file,
+// tokenize text, run the forward pass with attention capture, analyse heads.
+//
+// A program can embed the library (every attn_*.c file and simd/) without the
+// CLI in attn.c.
+//
+// Conventions
+// - Every function that can fail returns 0 on success or an error code:
+//   ATTN_EINPUT (2) for bad input (file, option, prompt, id out of range),
+//   ATTN_EFAIL (1) for anything else (out of memory, I/O). The message of the
+//   last error on the calling thread is attn_errmsg(): "<what>: <why>".
+//   Nothing in the library prints or exits.
+// - Ownership: a pointer returned through an out-parameter (`**out`) is owned
+//   by the caller and released with the matching *_free function. Pointers
+//   into a model (tensors, tokenizer pieces) live as long as the model.
+// - Thread safety: a loaded attn_model is read-only after load and may be
+//   shared by threads; an attn_session (activations, KV cache) belongs to one
+//   thread at a time. Two models in one process are fully independent.
+#ifndef ATTN_H
+#define ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ATTN_VERSION "0.1.0"
+
+// ---------------------------------------------------------------- errors
+enum { ATTN_OK = 0, ATTN_EFAIL = 1, ATTN_EINPUT = 2 };
+const char *attn_errmsg(void);
+// set the thread's error message (printf-style) and return code
+int attn_err(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// ---------------------------------------------------------------- GGUF v3
+// Value types as in the GGUF spec.
+enum {
+    GGUF_U8 = 0, GGUF_I8 = 1, GGUF_U16 = 2, GGUF_I16 = 3, GGUF_U32 = 4,
+    GGUF_I32 = 5, GGUF_F32 = 6, GGUF_BOOL = 7, GGUF_STRING = 8,
+    GGUF_ARRAY = 9, GGUF_U64 = 10, GGUF_I64 = 11, GGUF_F64 = 12,
+};
+// Tensor types (ggml numbering) that attn reads.
+enum { ATTN_F32 = 0, ATTN_F16 = 1, ATTN_Q8_0 = 8, ATTN_BF16 = 30 };
+#define ATTN_Q8_0_BLOCK 32 // Q8_0: blocks of 32 weights = f16 scale + 32 x int8 (34 bytes)
+
+typedef struct { const char *s; uint64_t len; } gguf_str; // not NUL-terminated
+
+typedef struct {
+    gguf_str key;
+    uint32_t type;     // GGUF_*
+    uint32_t arr_type; // element type when type == GGUF_ARRAY
+    uint64_t n;        // number of elements when an array, else 1
+    const uint8_t *data; // value (or first array element) inside the file
+} gguf_kv;
+
+typedef struct {
+    gguf_str name;
+    uint32_t n_dims;
+    uint64_t ne[4];     // ne[0] is the fastest-varying (columns), unused dims are 1
+    uint32_t type;      // ATTN_F32 / F16 / BF16 / Q8_0 (others rejected at open)
+    uint64_t offset;    // relative to the data section
+    uint64_t nbytes;
+    const uint8_t *data;
+} gguf_tensor;
+
+typedef struct {
+    const uint8_t *base; // whole file (mmapped or caller's memory)
+    size_t size;
+    int mapped;          // 1 if base must be munmapped at close
+    uint32_t version;
+    uint64_t n_kv, n_tensors;
+    gguf_kv *kv;
+    gguf_tensor *tensors;
+    uint64_t alignment;
+    char path[512];      // for messages
+} gguf_file;
+
+// Open and validate: header, every key/value, tensor directory, offsets,
+// alignment, types and sizes (no read past the end, no 64-bit overflow).
+int gguf_open(gguf_file *f, const char *path);
+int gguf_open_mem(gguf_file *f, const void *buf, size_t size, const char *name);
+void gguf_close(gguf_file *f);
+const gguf_kv *gguf_find(const gguf_file *f, const char *key);
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+// Typed getters: 0 and *out set if the key exists with a compatible type
+// (any integer type for u32/i64, f32 or f64 for f32), ATTN_EINPUT otherwise.
+int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out);
+int gguf_get_f32(const gguf_file *f, const char *key, float *out);
+int gguf_get_bool(const gguf_file *f, const char *key, int *out);
+int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
+// Elements of an array value: strings filled into out[0..kv->n), numbers
+// converted to double/int64. Return ATTN_EINPUT on a type mismatch.
+int gguf_arr_strs(const gguf_kv *kv, gguf_str *out);
+int gguf_arr_f32(const gguf_kv *kv, float *out);
+int gguf_arr_i32(const gguf_kv *kv, int32_t *out);
+// Size in bytes of a row of n elements of a tensor type (0 if unsupported or n
+// not a multiple of the block size).
+uint64_t attn_type_row_bytes(uint32_t type, uint64_t n);
+const char *attn_type_name(uint32_t type);
+
+// ---------------------------------------------------------------- tokenizer
+typedef enum {
+    ATTN_TOK_NONE = 0, // ids only: the model has no vocabulary
+    ATTN_TOK_GPT2,     // byte-level BPE, rank-ordered merges ("gpt2")
+    ATTN_TOK_SPM,      // SentencePiece BPE, score-ordered, byte fallback ("llama")
+    ATTN_TOK_CHAR,     // one token per character ("char", an attn extension)
+} attn_tok_kind;
+
+typedef struct attn_tokenizer attn_tokenizer;
+
+// Build from the tokenizer.ggml.* keys of a GGUF file (pieces point into it).
+// A file without tokenizer.ggml.model gives an ATTN_TOK_NONE tokenizer of
+// n_vocab ids.
+int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab);
+void attn_tokenizer_free(attn_tokenizer *t);
+attn_tok_kind attn_tokenizer_kind(const attn_tokenizer *t);
+int attn_tokenizer_n_vocab(const attn_tokenizer *t);
+int attn_tokenizer_bos(const attn_tokenizer *t); // -1 if none
+int attn_tokenizer_eos(const attn_tokenizer *t); // -1 if none
+int attn_tokenizer_adds_bos(const attn_tokenizer *t);
+// Encode len bytes of text. add_bos: 1 to prepend BOS when the model adds it
+// (tokenizer.ggml.add_bos_token), 0 never. *ids is malloc'ed, owned by caller.
+// Invalid UTF-8 is documented in the README and never crashes.
+int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos,
+                  int32_t **ids, int *n_ids);
+// The raw vocabulary piece of an id (as stored, e.g. "Ġthe", "▁the", "<0x0A>").
+gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
+// Readable labels for a sequence of ids: text, not Ġ/▁ (a leading space is
+// shown as "·"... see README), byte tokens that together form UTF-8 shown as the
+// character, control characters escaped. labels[i] is malloc'ed; free with
+// attn_labels_free.
+int attn_token_labels(const attn_tokenizer *t, const int32_t *ids, int n, char ***labels);
+void attn_labels_free(char **labels, int n);
+// Decode ids back to text (malloc'ed, NUL-terminated, *len set if non-NULL).
+int attn_detokenize(const attn_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
+
+// ---------------------------------------------------------------- model
+typedef enum { ATTN_ARCH_GPT2 = 0, ATTN_ARCH_LLAMA = 1 } attn_arch;
+typedef enum { ATTN_NORM_LAYER = 0, ATTN_NORM_RMS = 1 } attn_norm;
+typedef enum {
+    ATTN_POS_LEARNED = 0,   // position_embd table added to the token embedding
+    ATTN_POS_ROPE_PAIRS = 1,  // RoPE on interleaved pairs (x0,x1),(x2,x3).. (llama.cpp "norm", Meta, llama2.c)
+    ATTN_POS_ROPE_HALVES = 2, // RoPE on split halves (x_i, x_{i+d/2}) (GPT-NeoX, HF rotate_half)
+    ATTN_POS_NONE = 3,
+} attn_pos;
+typedef enum { ATTN_MLP_GELU_TANH = 0, ATTN_MLP_GELU_ERF = 1, ATTN_MLP_SWIGLU = 2 } attn_mlp;
+
+typedef struct {
+    attn_arch arch;
+    int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx;
+    attn_norm norm;
+    float norm_eps;
+    attn_pos pos;
+    float rope_theta;
+    int rope_dims;      // rotated dims per head (<= head_dim)
+    attn_mlp mlp;
+    int tied_head;      // 1 if the output head is the token embedding
+    int fused_qkv;      // 1 if Q,K,V are one attn_qkv tensor
+} attn_config;
+
+// A weight matrix (rows = outputs, cols = inputs, as GGUF ne = [cols, rows])
+// or a vector (rows = 1). data of type ATTN_F32/F16/BF16/Q8_0.
+typedef struct {
+    const void *data;
+    uint32_t type;
+    int rows, cols;
+} attn_tensor;
+
+typedef struct {
+    attn_tensor attn_norm, attn_norm_b;          // (D)
+    attn_tensor wqkv, bqkv;                      // fused: (q_dim + 2 kv_dim, D), or
+    attn_tensor wq, wk, wv, bq, bk, bv;          // separate: (q_dim, D), (kv_dim, D) x2
+    attn_tensor wo, bo;                          // (D, q_dim)
+    attn_tensor ffn_norm, ffn_norm_b;            // (D)
+    attn_tensor w_up, b_up, w_gate, w_down, b_down; // (F, D), (F, D), (D, F)
+} attn_layer;
+
+typedef struct attn_model {
+    attn_config cfg;
+    char name[128];        // general.name or the file name
+    char path[512];
+    gguf_file file;
+    attn_tensor tok_embd;  // (V, D)
+    attn_tensor pos_embd;  // (n_ctx, D) when learned positions
+    attn_tensor out_norm, out_norm_b; // (D)
+    attn_tensor output;    // (V, D); equals tok_embd when tied
+    attn_layer *layers;    // [n_layer]
+    attn_tokenizer *tok;
+    void *owned;           // memory owned by the model (converted or random weights)
+    int64_t n_params;
+} attn_model;
+
+int attn_model_load(attn_model **out, const char *path);
+int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const char *name);
+// A random init of the same architecture (GPT-2 init: N(0, 0.02), residual
+// projections N(0, 0.02/sqrt(2L)), norms 1, biases 0), F32, same tokenizer.
+int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed);
+void attn_model_free(attn_model *m);
+// The model compiled into the binary (NULL if the build has none).
+const void *attn_builtin_data(size_t *size);
+
+// ---------------------------------------------------------------- threads
+typedef struct attn_pool attn_pool;
+int attn_pool_new(attn_pool **out, int n_threads); // n_threads <= 0: online cores
+void attn_pool_free(attn_pool *p);
+int attn_pool_size(const attn_pool *p);
+// Run fn(ctx, i) for i in [0, n) on the pool's threads; returns when all done.
+// Work items are independent, so results never depend on the thread count.
+void attn_pool_run(attn_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx);
+int attn_online_cores(void);
+
+// ---------------------------------------------------------------- forward
+// What to capture during a forward pass. All callbacks are optional; they are
+// called from the calling thread, in layer order.
+typedef struct {
+    // Attention rows of new query positions: p is (nq, nk) row-major, row i
+    // is the query at position q0 + i, nk = q0 + nq keys, probabilities in
+    // [0,1] summing to 1, zero above the diagonal.
+    void (*on_attn)(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p);
+    // Residual stream after layer `layer` (layer = -1: the embeddings),
+    // x is (nq, D) for query positions q0 .. q0+nq-1. For the logit lens.
+    void (*on_resid)(void *ctx, int layer, int q0, int nq, const float *x);
+    void *ctx;
+    const uint8_t *layers; // [n_layer] 1 = capture this layer; NULL = all
+    const uint8_t *heads;  // [n_head] 1 = capture this head; NULL = all
+} attn_capture;
+
+// A forward session: activations and KV cache sized for at most max_t positions.
+typedef struct attn_session attn_session;
+int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_pool *pool);
+void attn_session_free(attn_session *s);
+int attn_session_pos(const attn_session *s); // positions already in the cache
+void attn_session_reset(attn_session *s);
+// Feed n ids at positions pos..pos+n-1. logits: (n, V) or NULL; last_only=1
+// writes just the last position's V logits. Ids out of range are ATTN_EINPUT.
+int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
+                      const attn_capture *cap);
+// Final norm + unembedding of a residual row x (D) into logits (V).
+void attn_unembed(const attn_session *s, const float *x, float *logits);
+
+// Convenience: one full forward of T ids from position 0. attn (may be NULL)
+// receives every layer's and head's probabilities as [L][H][T][T].
+int attn_forward(const attn_model *m, attn_pool *pool, const int32_t *ids, int T,
+                 float *logits, float *attn);
+
+#endif

@@ -1,0 +1,87 @@
+// simd/kernels.h - the kernel table. One implementation per instruction set
+// (scalar.c is the reference; avx2.c, avx512.c, neon.c are fast paths),
+// chosen once at start-up by CPU detection (attn_kernels_init). Kernels know
+// nothing of models: they take pointers, sizes and strides.
+//
+// Determinism: for a given path every output element is computed by the same
+// sequence of floating-point operations whatever the sizes, ranges and tile
+// positions, so splitting work across threads (by rows or column ranges)
+// never changes a bit.
+#ifndef ATTN_KERNELS_H
+#define ATTN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *name; // "scalar", "avx2", "avx512", "neon"
+
+    // C[m][n] = sum_k A[m][k] * W[n][k] (+ bias[n] if bias), for m in [0,M),
+    // n in [n0,n1). A is f32 with row stride lda (floats); W has K columns of
+    // weight type wtype (ATTN_F32/F16/BF16/Q8_0; for Q8_0 K % 32 == 0), rows
+    // of attn_type_row_bytes(wtype, K) bytes; C has row stride ldc (floats).
+    // M == 1 is the matrix-vector case (decode) and must be fast too.
+    void (*matmul)(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
+                   float *C, int ldc, int M, int K, int n0, int n1);
+
+    // Causal attention of one head for nq queries at positions q0..q0+nq-1
+    // against nk = q0 + nq keys.
+    //   q: (nq, hd) stride qs;  k, v: (nk, hd) strides ks, vs (floats)
+    //   probs: (nq, nk) row-major output, softmax(scale * q.k) with keys j > q0+i
+    //          set to exactly 0;  out: (nq, hd) stride os = probs @ v.
+    void (*attention)(const float *q, int qs, const float *k, int ks, const float *v, int vs,
+                      int nq, int q0, int hd, float scale, float *probs, float *out, int os);
+
+    // Row-wise ops over n floats.
+    void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
+    void (*layernorm)(float *out, const float *x, const float *w, const float *b, int n, float eps); // b may be NULL
+    void (*gelu_tanh)(float *x, int n);
+    void (*gelu_erf)(float *x, int n);
+    void (*swiglu)(float *gate, const float *up, int n); // gate[i] = silu(gate[i]) * up[i]
+    void (*add)(float *y, const float *x, int n);        // y += x
+    void (*softmax)(float *x, int n);
+    // RoPE on n_heads heads of head_dim floats (stride head_dim) at position pos,
+    // rotating the first rot_dims dims of each head; freqs[i] = theta^(-2i/rot_dims)
+    // for i < rot_dims/2. halves=0: pairs (x[2i], x[2i+1]); halves=1: (x[i], x[i+rot_dims/2]).
+    void (*rope)(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
+    // Convert n weights of a row of type wtype to f32 (embedding lookup).
+    void (*dequant_row)(const void *W, uint32_t wtype, float *out, int n);
+} attn_kernels;
+
+extern const attn_kernels attn_kernels_scalar;
+extern const attn_kernels attn_kernels_avx2;   // x86-64 builds only
+extern const attn_kernels attn_kernels_avx512; // x86-64 builds only
+extern const attn_kernels attn_kernels_neon;   // aarch64 builds only
+
+// The chosen path; valid after attn_kernels_init().
+extern const attn_kernels *attn_k;
+// Pick the best path the CPU supports, or the one named by ATTN_SIMD
+// (scalar|avx2|avx512|neon). Returns 0, or ATTN_EINPUT with a message if the
+// named path is unknown or the CPU lacks it. Safe to call more than once.
+int attn_kernels_init(void);
+// Force a path by name (tests). Same errors as above.
+int attn_kernels_select(const char *name);
+// Every path this build has and this CPU can run, NULL-terminated.
+const attn_kernels **attn_kernels_available(void);
+
+// f16 / bf16 helpers shared by the kernels (exact conversions).
+static inline float attn_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) bits = sign;
+        else { // subnormal: normalise
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    union { uint32_t u; float f; } v = { bits };
+    return v.f;
+}
+static inline float attn_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = { (uint32_t)h << 16 };
+    return v.f;
+}
+
+#endif
