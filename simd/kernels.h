@@ -64,6 +64,22 @@ int attn_kernels_select(const char *name);
 // Every path this build has and this CPU can run, NULL-terminated.
 const attn_kernels **attn_kernels_available(void);
 
+// The scalar kernels by name, for fast paths that reuse one where the work is
+// too small to vectorise (internal to simd/).
+void attn_scalar_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
+                        float *C, int ldc, int M, int K, int n0, int n1);
+void attn_scalar_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs,
+                           int nq, int q0, int hd, float scale, float *probs, float *out, int os);
+void attn_scalar_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void attn_scalar_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps);
+void attn_scalar_gelu_tanh(float *x, int n);
+void attn_scalar_gelu_erf(float *x, int n);
+void attn_scalar_swiglu(float *gate, const float *up, int n);
+void attn_scalar_add(float *y, const float *x, int n);
+void attn_scalar_softmax(float *x, int n);
+void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
+void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
+
 // f16 / bf16 helpers shared by the kernels (exact conversions).
 static inline float attn_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;

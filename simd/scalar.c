@@ -1,0 +1,153 @@
+// simd/scalar.c - the reference kernels: plain C, one loop per formula, no
+// instruction-set assumptions. Every fast path is tested against these.
+// The row-wise ops here (norms, activations, softmax, RoPE) are also the ones
+// the fast paths use where the work is too small to matter.
+#include <math.h>
+#include <string.h>
+#include "attn.h"
+#include "simd/kernels.h"
+
+// ---------------------------------------------------------------- weights
+
+// Weight k of a row of type wtype, as f32 (Q8_0: scale * q).
+static float weight_at(const void *row, uint32_t wtype, int k) {
+    switch (wtype) {
+    case ATTN_F16: return attn_f16_to_f32(((const uint16_t *)row)[k]);
+    case ATTN_BF16: return attn_bf16_to_f32(((const uint16_t *)row)[k]);
+    case ATTN_Q8_0: {
+        const uint8_t *blk = (const uint8_t *)row + (size_t)(k / ATTN_Q8_0_BLOCK) * 34;
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        return attn_f16_to_f32(d) * (float)(int8_t)blk[2 + k % ATTN_Q8_0_BLOCK];
+    }
+    default: return ((const float *)row)[k];
+    }
+}
+
+void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
+    for (int k = 0; k < n; k++) out[k] = weight_at(W, wtype, k);
+}
+
+// C[m][n] = sum_k A[m][k] W[n][k] (+ bias[n]); one sequential sum per element.
+void attn_scalar_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
+                          float *C, int ldc, int M, int K, int n0, int n1) {
+    size_t row_bytes = attn_type_row_bytes(wtype, (uint64_t)K);
+    for (int n = n0; n < n1; n++) {
+        const void *w = (const uint8_t *)W + (size_t)n * row_bytes;
+        for (int m = 0; m < M; m++) {
+            const float *a = A + (size_t)m * lda;
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) acc += a[k] * weight_at(w, wtype, k);
+            C[(size_t)m * ldc + n] = acc + (bias ? bias[n] : 0.0f);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- row ops
+
+void attn_scalar_softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++) if (x[i] > max) max = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - max); sum += x[i]; }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+// One head, causal: query i (position q0+i) sees keys 0..q0+i.
+void attn_scalar_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs,
+                             int nq, int q0, int hd, float scale, float *probs, float *out, int os) {
+    int nk = q0 + nq;
+    for (int i = 0; i < nq; i++) {
+        const float *qi = q + (size_t)i * qs;
+        float *p = probs + (size_t)i * nk, *o = out + (size_t)i * os;
+        int nvis = q0 + i + 1; // keys this query sees
+        for (int j = 0; j < nvis; j++) {
+            const float *kj = k + (size_t)j * ks;
+            float s = 0.0f;
+            for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
+            p[j] = s * scale;
+        }
+        attn_scalar_softmax(p, nvis);
+        for (int j = nvis; j < nk; j++) p[j] = 0.0f;
+        for (int d = 0; d < hd; d++) o[d] = 0.0f;
+        for (int j = 0; j < nvis; j++) {
+            const float *vj = v + (size_t)j * vs;
+            for (int d = 0; d < hd; d++) o[d] += p[j] * vj[d];
+        }
+    }
+}
+
+// out = x / sqrt(mean(x^2) + eps) * w   (out may be x)
+void attn_scalar_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+}
+
+// out = (x - mean) / sqrt(var + eps) * w + b, biased variance (out may be x)
+void attn_scalar_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps) {
+    float mean = 0.0f;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    float var = 0.0f;
+    for (int i = 0; i < n; i++) { float d = x[i] - mean; var += d * d; }
+    var /= (float)n;
+    float r = 1.0f / sqrtf(var + eps);
+    for (int i = 0; i < n; i++) out[i] = (x[i] - mean) * r * w[i] + (b ? b[i] : 0.0f);
+}
+
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+void attn_scalar_gelu_tanh(float *x, int n) {
+    const float c = 0.7978845608028654f; // sqrt(2/pi)
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+// 0.5 x (1 + erf(x / sqrt(2)))
+void attn_scalar_gelu_erf(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
+}
+
+// gate = silu(gate) * up, silu(g) = g / (1 + e^-g)
+void attn_scalar_swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void attn_scalar_add(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += x[i];
+}
+
+// Rotate pairs by angle pos * freqs[i]: (a, b) -> (a cos - b sin, a sin + b cos).
+void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs,
+                        int halves) {
+    int half = rot_dims / 2;
+    for (int i = 0; i < half; i++) {
+        float ang = (float)pos * freqs[i], c = cosf(ang), s = sinf(ang);
+        int ia = halves ? i : 2 * i, ib = halves ? i + half : 2 * i + 1;
+        for (int h = 0; h < n_heads; h++) {
+            float *xh = x + (size_t)h * head_dim;
+            float a = xh[ia], b = xh[ib];
+            xh[ia] = a * c - b * s;
+            xh[ib] = a * s + b * c;
+        }
+    }
+}
+
+const attn_kernels attn_kernels_scalar = {
+    .name = "scalar",
+    .matmul = attn_scalar_matmul,
+    .attention = attn_scalar_attention,
+    .rmsnorm = attn_scalar_rmsnorm,
+    .layernorm = attn_scalar_layernorm,
+    .gelu_tanh = attn_scalar_gelu_tanh,
+    .gelu_erf = attn_scalar_gelu_erf,
+    .swiglu = attn_scalar_swiglu,
+    .add = attn_scalar_add,
+    .softmax = attn_scalar_softmax,
+    .rope = attn_scalar_rope,
+    .dequant_row = attn_scalar_dequant_row,
+};
