@@ -245,4 +245,117 @@ void attn_unembed(const attn_session *s, const float *x, float *logits);
 int attn_forward(const attn_model *m, attn_pool *pool, const int32_t *ids, int T,
                  float *logits, float *attn);
 
+// ---------------------------------------------------------------- analysis
+// Head-type scores (DESIGN.md "JSON shapes"). Each score is the mean, over
+// the query rows i where it is defined, of the attention mass row i puts on
+// its target keys:
+//   previous  key i-1                               rows i >= 1
+//   first     key 0                                 rows i >= 1
+//   self      key i                                 rows i >= 1
+//   induction keys j+1 with ids[j] == ids[i], j+1 < i   rows with such a j
+//   duplicate keys j < i with ids[j] == ids[i]          rows with such a j
+//   offset    key i-k for the best k in 2..8 (k = 1 is `previous`), rows i >= k
+//   entropy_bits  -sum_j p log2 p over keys j <= i    every row (row 0 gives 0)
+// A score with no defined row is NaN (null in JSON), never 0.
+enum {
+    ATTN_S_PREVIOUS, ATTN_S_FIRST, ATTN_S_SELF, ATTN_S_INDUCTION, ATTN_S_DUPLICATE,
+    ATTN_S_OFFSET, ATTN_S_ENTROPY, ATTN_S_N
+};
+// "previous", "first", "self", "induction", "duplicate", "offset", "entropy_bits"
+extern const char *const attn_score_names[ATTN_S_N];
+int attn_score_index(const char *name); // index of a name, -1 if unknown
+#define ATTN_OFFSET_MIN 2
+#define ATTN_OFFSET_MAX 8
+
+typedef struct {
+    double s[ATTN_S_N];  // NaN where undefined; s[ATTN_S_OFFSET] = offset_mass[offset_k]
+    int offset_k;        // the k in 2..8 with the largest mean mass (0 if none defined)
+    double offset_mass[ATTN_OFFSET_MAX + 1]; // [k] mean mass on key i-k; NaN if undefined
+} attn_head_scores;
+
+// Streaming accumulator of one head's scores: feed attention rows as they
+// come (a whole (T,T) matrix, or one row per generated token), read the means.
+typedef struct {
+    double sum[ATTN_S_N];
+    long n[ATTN_S_N];
+    double off_sum[ATTN_OFFSET_MAX + 1];
+    long off_n[ATTN_OFFSET_MAX + 1];
+} attn_score_acc;
+void attn_score_acc_init(attn_score_acc *a);
+// Rows of query positions q0 .. q0+nq-1; p is (nq, nk) row-major (the layout
+// of attn_capture.on_attn), ids[0 .. q0+nq) the tokens at those positions.
+// p == NULL adds the uniform causal rows (mass 1/(i+1) on every key j <= i).
+void attn_score_acc_rows(attn_score_acc *a, const int32_t *ids, int q0, int nq, int nk,
+                         const float *p);
+void attn_score_acc_get(const attn_score_acc *a, attn_head_scores *out);
+// One head's whole (T,T) attention p (row = query).
+void attn_head_scores_of(const float *p, const int32_t *ids, int T, attn_head_scores *out);
+// The uniform causal baseline for the same tokens, exactly (in double).
+void attn_head_scores_uniform(const int32_t *ids, int T, attn_head_scores *out);
+
+// Every head of a model at once, as an attn_capture.on_attn callback
+// (cap.on_attn = attn_heads_acc_on_attn, cap.ctx = the attn_heads_acc).
+// Rows of query positions < row_min are skipped: `trace --attn` sets it to the
+// prompt length so only generated tokens' rows count. The caller keeps `ids`
+// pointing at the tokens of every position fed so far.
+typedef struct {
+    int n_layer, n_head;
+    const int32_t *ids;
+    int row_min;
+    attn_score_acc *acc; // [n_layer * n_head], layer-major
+} attn_heads_acc;
+int attn_heads_acc_new(attn_heads_acc **out, int n_layer, int n_head);
+void attn_heads_acc_reset(attn_heads_acc *h); // zero every accumulator (keeps ids, row_min)
+void attn_heads_acc_free(attn_heads_acc *h);
+void attn_heads_acc_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p);
+// scores[layer * n_head + head]
+void attn_heads_acc_get(const attn_heads_acc *h, attn_head_scores *scores);
+
+// Mean and spread over many prompts (corpus mode), streaming (Welford):
+// NaN values are skipped, so each score's n counts the prompts where it was
+// defined. The offset is aggregated per k, and the best k picked from the means.
+typedef struct { long n; double mean, m2; } attn_stat;
+void attn_stat_add(attn_stat *st, double x);
+double attn_stat_sd(const attn_stat *st); // sample standard deviation (0 when n < 2)
+typedef struct {
+    attn_stat s[ATTN_S_N];
+    attn_stat off[ATTN_OFFSET_MAX + 1];
+} attn_head_stats;
+void attn_head_stats_add(attn_head_stats *a, const attn_head_scores *h);
+// mean: the means (NaN where n == 0); sd (may be NULL): standard deviations,
+// sd->offset_k == mean->offset_k; n (may be NULL): counts per score.
+void attn_head_stats_get(const attn_head_stats *a, attn_head_scores *mean, attn_head_scores *sd,
+                         long n[ATTN_S_N]);
+
+// The induction test sequence: [BOS] then len random ids, then the same len
+// ids again. ids are drawn from [0, n_vocab) minus `bos` and `eos` (-1: none),
+// without repetition when len allows (so induction is defined only on the
+// second repeat), from a fixed PRNG seeded by seed. out holds
+// (bos >= 0) + 2*len ids; returns that count.
+int attn_induction_ids(int32_t *out, int n_vocab, int len, uint64_t seed, int bos, int eos);
+// Mean next-token loss in nats per token of the positions t in [from, to)
+// (1 <= from): -log softmax(logits[t-1])[ids[t]], logits (T, V).
+double attn_mean_nll(const float *logits, int V, const int32_t *ids, int from, int to);
+
+// Logit lens: the residual stream after every layer (and the embeddings),
+// through the final norm and unembedding. Capture with
+// cap.on_resid = attn_lens_on_resid, cap.ctx = the lens (a caller that also
+// captures attention calls attn_lens_on_resid from its own callback), feed the
+// prompt, then attn_lens_compute. Rows: r = layer + 1 in [0, n_layer] (0 = the
+// embeddings, n_layer = the last layer, whose logits are the model's).
+typedef struct {
+    int n_layer, T, k, D, V;
+    float *resid;      // (n_layer+1, T, D) captured residual rows
+    int32_t *top_id;   // (n_layer+1, T, k) top-k tokens, most probable first
+    float *top_prob;   // (n_layer+1, T, k) their probabilities
+    int32_t *final_id; // (T) the token the model finally chooses at each position (argmax of the last row)
+    float *final_prob; // (n_layer+1, T) probability of final_id[t] at each row
+} attn_lens;
+int attn_lens_new(attn_lens **out, const attn_model *m, int T, int k);
+void attn_lens_free(attn_lens *l);
+void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
+// Fill top_*, final_* from the captured rows using the session's final norm
+// and unembedding (attn_unembed).
+int attn_lens_compute(attn_lens *l, const attn_session *s);
+
 #endif
