@@ -17,7 +17,8 @@ LDLIBS  := -lm -lpthread
 ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
 B       := build$(if $(CROSS),-$(ARCH))
 
-LIB_SRC   := $(sort $(wildcard attn_*.c)) simd/scalar.c simd/dispatch.c
+CLI_SRC   := attn.c $(sort $(wildcard attn_cmd_*.c))
+LIB_SRC   := $(filter-out $(CLI_SRC),$(sort $(wildcard attn_*.c))) simd/scalar.c simd/dispatch.c
 ifeq ($(ARCH),x86_64)
 LIB_SRC   += simd/avx2.c simd/avx512.c
 endif
@@ -25,6 +26,7 @@ ifeq ($(ARCH),aarch64)
 LIB_SRC   += simd/neon.c
 endif
 LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
+CLI_OBJ   := $(patsubst %.c,$(B)/%.o,$(CLI_SRC))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TEST_BIN  := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 ATTN      := $(if $(CROSS),$(B)/attn,attn)
@@ -36,11 +38,18 @@ $(B)/simd/avx512.o: XFLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 
 .PHONY: all test static install clean bench parity fuzz check-sanitize
 all: $(ATTN) $(TEST_BIN)
 
-$(B)/%.o: %.c attn.h simd/kernels.h $(wildcard attn_*.h)
+$(B)/%.o: %.c attn.h attn_cli.h simd/kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(XFLAGS) -c $< -o $@
 
-$(ATTN): $(B)/attn.o $(LIB_OBJ)
+# The built-in model, when present, is assembled into the binary (no Python needed).
+BUILTIN   := tools/model/attn-brown.gguf
+ifneq ($(wildcard $(BUILTIN)),)
+$(B)/attn_builtin.o: XFLAGS := -DATTN_BUILTIN_GGUF='"$(BUILTIN)"'
+$(B)/attn_builtin.o: $(BUILTIN)
+endif
+
+$(ATTN): $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(LIB_OBJ) attn.h simd/kernels.h
@@ -51,7 +60,7 @@ test: $(ATTN) $(TEST_BIN)
 	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh
 
 static: attn-static
-attn-static: $(B)/attn.o $(LIB_OBJ)
+attn-static: $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS)
 
 install: $(ATTN)

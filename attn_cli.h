@@ -1,0 +1,69 @@
+// attn_cli.h - helpers shared by the CLI commands (attn.c and attn_cmd_*.c).
+// Not part of the library API: commands may print and choose exit codes.
+//
+// A command is `int cmd_NAME(int argc, char **argv)` where argv[0] is the
+// command name; it returns the process exit status (0 ok, 2 bad input, 1
+// anything else). The usual shape:
+//
+//   cli_opts o; cli_opts_init(&o);
+//   for (int i = 1; i < argc; i++) {
+//       int r = cli_common_opt(&o, argc, argv, &i);
+//       if (r < 0) return 2;             // message already printed
+//       if (r > 0) continue;             // a common option, consumed
+//       if (!strcmp(argv[i], "--mine")) ...
+//       else return cli_bad_opt("NAME", argv[i]);
+//   }
+//   attn_model *m; if (cli_load_model(&o, 0, &m)) return cli_fail();
+//   ...
+#ifndef ATTN_CLI_H
+#define ATTN_CLI_H
+
+#include "attn.h"
+#include <stdio.h>
+
+#define CLI_MAX_MODELS 16
+
+typedef struct {
+    const char *models[CLI_MAX_MODELS]; // -m FILE, repeatable; none = the built-in model
+    int n_models;
+    const char *prompt;      // -p TEXT
+    const char *prompt_file; // -f FILE ("-" = stdin)
+    const char *ids;         // --ids 1,2,3 (raw ids, no BOS added)
+    int no_bos;              // --no-bos
+    int threads;             // -t N (0 = online cores)
+    const char *out_dir;     // -o DIR
+    const char *format;      // --format table|tsv|json (NULL = table)
+    int help;                // -h/--help seen
+} cli_opts;
+
+void cli_opts_init(cli_opts *o);
+// Consume a common option at argv[*i] (advancing *i past its value).
+// Returns 1 if consumed, 0 if not a common option, -1 on error (printed).
+int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+// Print "attn: <command>: unknown option '<opt>' (see attn <command> --help)", return 2.
+int cli_bad_opt(const char *cmd, const char *opt);
+// Print "attn: <attn_errmsg()>" and return the exit code for rc (1 or 2).
+int cli_fail_rc(int rc);
+#define cli_fail() cli_fail_rc(ATTN_EINPUT)
+// Parse an int option value; prints an error and returns -1 if not an integer in [lo,hi].
+int cli_int(const char *opt, const char *val, long lo, long hi, long *out);
+// Value of option argv[*i] (advancing *i); prints an error and returns NULL if missing.
+const char *cli_val(int argc, char **argv, int *i);
+
+// Load model number k of o->models (the built-in model when none was given).
+int cli_load_model(const cli_opts *o, int k, attn_model **out);
+// The prompt's ids from -p / -f / --ids: BOS added as the model does unless
+// --no-bos or --ids; checks ids < n_vocab and length <= n_ctx (ATTN_EINPUT).
+int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n);
+// A thread pool sized by -t.
+int cli_pool(const cli_opts *o, attn_pool **out);
+// Create o->out_dir (and parents) if missing; error if no -o was given and required.
+int cli_out_dir(const cli_opts *o, const char *dflt, char *dir, size_t n);
+// The --format value, checked against the allowed list "table,tsv,json".
+int cli_format(const cli_opts *o, const char *allowed, const char **fmt);
+
+// Progress on stderr for slow work: prints only if stderr is a terminal or
+// ATTN_PROGRESS=1, and only after the first second.
+void cli_progress(const char *what, long done, long total);
+
+#endif

@@ -1,0 +1,412 @@
+// attn_gguf.c - sections "errors" and "GGUF reader" of attn (see attn.c for
+// the table of contents).
+//
+// The GGUF v3 reader maps the file and validates everything before anything
+// is used: every key/value is walked with bounds checks, counts are checked
+// against what the remaining bytes could hold (so a corrupt count never
+// causes a huge allocation), tensor shapes are checked for 64-bit overflow,
+// and every tensor's data must lie inside the file at an aligned offset.
+#include "attn.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------- errors
+
+static _Thread_local char err_buf[1024];
+
+const char *attn_errmsg(void) { return err_buf[0] ? err_buf : "unknown error"; }
+
+int attn_err(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+// ---------------------------------------------------------------- types
+
+uint64_t attn_type_row_bytes(uint32_t type, uint64_t n) {
+    switch (type) {
+    case ATTN_F32: return n * 4;
+    case ATTN_F16: case ATTN_BF16: return n * 2;
+    case ATTN_Q8_0: return n % ATTN_Q8_0_BLOCK ? 0 : n / ATTN_Q8_0_BLOCK * 34;
+    default: return 0;
+    }
+}
+
+const char *attn_type_name(uint32_t type) {
+    switch (type) {
+    case ATTN_F32: return "F32";
+    case ATTN_F16: return "F16";
+    case ATTN_BF16: return "BF16";
+    case ATTN_Q8_0: return "Q8_0";
+    }
+    // ggml's other types, named so the error says what the file holds
+    static const char *ggml[] = {
+        [2] = "Q4_0", [3] = "Q4_1", [6] = "Q5_0", [7] = "Q5_1", [9] = "Q8_1",
+        [10] = "Q2_K", [11] = "Q3_K", [12] = "Q4_K", [13] = "Q5_K", [14] = "Q6_K",
+        [15] = "Q8_K", [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS",
+        [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S", [23] = "IQ4_XS",
+        [24] = "I8", [25] = "I16", [26] = "I32", [27] = "I64", [28] = "F64", [29] = "IQ1_M",
+    };
+    if (type < sizeof ggml / sizeof ggml[0] && ggml[type]) return ggml[type];
+    return "unknown";
+}
+
+// ---------------------------------------------------------------- reader
+
+// A cursor over the mapped bytes; every read is bounds-checked.
+typedef struct {
+    const uint8_t *p, *end;
+    const gguf_file *f;
+} cursor;
+
+static int need(cursor *c, uint64_t n, const char *what) {
+    if ((uint64_t)(c->end - c->p) < n)
+        return attn_err(ATTN_EINPUT, "%s: truncated file: %s runs past the end (offset %zu)",
+                        c->f->path, what, (size_t)(c->p - c->f->base));
+    return 0;
+}
+
+static int rd_u32(cursor *c, uint32_t *v, const char *what) {
+    if (need(c, 4, what)) return ATTN_EINPUT;
+    memcpy(v, c->p, 4);
+    c->p += 4;
+    return 0;
+}
+
+static int rd_u64(cursor *c, uint64_t *v, const char *what) {
+    if (need(c, 8, what)) return ATTN_EINPUT;
+    memcpy(v, c->p, 8);
+    c->p += 8;
+    return 0;
+}
+
+static int rd_str(cursor *c, gguf_str *s, const char *what) {
+    uint64_t n;
+    if (rd_u64(c, &n, what) || need(c, n, what)) return ATTN_EINPUT;
+    s->s = (const char *)c->p;
+    s->len = n;
+    c->p += n;
+    return 0;
+}
+
+// Byte size of one scalar value of a GGUF type (0 for string/array/unknown).
+static uint64_t scalar_size(uint32_t t) {
+    switch (t) {
+    case GGUF_U8: case GGUF_I8: case GGUF_BOOL: return 1;
+    case GGUF_U16: case GGUF_I16: return 2;
+    case GGUF_U32: case GGUF_I32: case GGUF_F32: return 4;
+    case GGUF_U64: case GGUF_I64: case GGUF_F64: return 8;
+    default: return 0;
+    }
+}
+
+static int gstreq(gguf_str a, const char *b) {
+    size_t n = strlen(b);
+    return a.len == n && memcmp(a.s, b, n) == 0;
+}
+
+// Parse one value of type t at the cursor into kv (data, n, arr_type).
+static int rd_value(cursor *c, gguf_kv *kv, const char *key) {
+    kv->data = c->p;
+    kv->n = 1;
+    if (kv->type == GGUF_STRING) {
+        gguf_str s;
+        return rd_str(c, &s, key);
+    }
+    if (kv->type == GGUF_ARRAY) {
+        uint32_t at;
+        uint64_t n;
+        if (rd_u32(c, &at, key) || rd_u64(c, &n, key)) return ATTN_EINPUT;
+        kv->arr_type = at;
+        kv->n = n;
+        kv->data = c->p;
+        if (at == GGUF_STRING) {
+            // each element takes at least 8 bytes: check before walking
+            if (n > (uint64_t)(c->end - c->p) / 8)
+                return attn_err(ATTN_EINPUT, "%s: key '%s': array of %llu strings is larger than the file",
+                                c->f->path, key, (unsigned long long)n);
+            for (uint64_t i = 0; i < n; i++) {
+                gguf_str s;
+                if (rd_str(c, &s, key)) return ATTN_EINPUT;
+            }
+            return 0;
+        }
+        uint64_t es = scalar_size(at);
+        if (!es)
+            return attn_err(ATTN_EINPUT, "%s: key '%s': unsupported array element type %u",
+                            c->f->path, key, at);
+        if (n > (uint64_t)(c->end - c->p) / es)
+            return attn_err(ATTN_EINPUT, "%s: key '%s': array of %llu elements is larger than the file",
+                            c->f->path, key, (unsigned long long)n);
+        c->p += n * es;
+        return 0;
+    }
+    uint64_t es = scalar_size(kv->type);
+    if (!es) return attn_err(ATTN_EINPUT, "%s: key '%s': unknown value type %u", c->f->path, key, kv->type);
+    if (need(c, es, key)) return ATTN_EINPUT;
+    c->p += es;
+    return 0;
+}
+
+static void key_cstr(gguf_str s, char *buf, size_t n) {
+    size_t m = s.len < n - 1 ? (size_t)s.len : n - 1;
+    for (size_t i = 0; i < m; i++) buf[i] = (s.s[i] >= 32 && s.s[i] < 127) ? s.s[i] : '?';
+    buf[m] = 0;
+}
+
+static int parse(gguf_file *f) {
+    cursor c = { f->base, f->base + f->size, f };
+    if (f->size < 4 || memcmp(f->base, "GGUF", 4) != 0)
+        return attn_err(ATTN_EINPUT, "%s: not a GGUF file (bad magic)", f->path);
+    c.p += 4;
+    if (rd_u32(&c, &f->version, "version")) return ATTN_EINPUT;
+    if (f->version != 3 && f->version != 2)
+        return attn_err(ATTN_EINPUT, "%s: unsupported GGUF version %u (attn reads v2 and v3)", f->path, f->version);
+    if (rd_u64(&c, &f->n_tensors, "tensor count") || rd_u64(&c, &f->n_kv, "key count")) return ATTN_EINPUT;
+    // a key/value takes at least 8+0+4+1 bytes, a tensor entry at least 8+4+8+4+8
+    uint64_t left = (uint64_t)(c.end - c.p);
+    if (f->n_kv > left / 13)
+        return attn_err(ATTN_EINPUT, "%s: key count %llu is impossible for a file of %zu bytes",
+                        f->path, (unsigned long long)f->n_kv, f->size);
+    if (f->n_tensors > left / 32)
+        return attn_err(ATTN_EINPUT, "%s: tensor count %llu is impossible for a file of %zu bytes",
+                        f->path, (unsigned long long)f->n_tensors, f->size);
+    f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv);
+    f->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->tensors);
+    if (!f->kv || !f->tensors) return attn_err(ATTN_EFAIL, "%s: out of memory", f->path);
+
+    char key[128];
+    f->alignment = 32;
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        gguf_kv *kv = &f->kv[i];
+        if (rd_str(&c, &kv->key, "key name") || rd_u32(&c, &kv->type, "key type")) return ATTN_EINPUT;
+        key_cstr(kv->key, key, sizeof key);
+        if (rd_value(&c, kv, key)) return ATTN_EINPUT;
+        if (gstreq(kv->key, "general.alignment")) {
+            uint32_t a = 0;
+            if (kv->type == GGUF_U32) memcpy(&a, kv->data, 4);
+            if (a == 0 || (a & (a - 1)) || a > (1u << 20))
+                return attn_err(ATTN_EINPUT, "%s: general.alignment must be a u32 power of two", f->path);
+            f->alignment = a;
+        }
+    }
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        gguf_tensor *t = &f->tensors[i];
+        if (rd_str(&c, &t->name, "tensor name") || rd_u32(&c, &t->n_dims, "tensor dims")) return ATTN_EINPUT;
+        key_cstr(t->name, key, sizeof key);
+        if (t->n_dims < 1 || t->n_dims > 4)
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has %u dimensions (1 to 4 allowed)", f->path, key, t->n_dims);
+        uint64_t count = 1;
+        for (int d = 0; d < 4; d++) t->ne[d] = 1;
+        for (uint32_t d = 0; d < t->n_dims; d++) {
+            if (rd_u64(&c, &t->ne[d], key)) return ATTN_EINPUT;
+            if (t->ne[d] == 0 || t->ne[d] > (1ull << 40) || count > UINT64_MAX / t->ne[d])
+                return attn_err(ATTN_EINPUT, "%s: tensor '%s' has an impossible shape", f->path, key);
+            count *= t->ne[d];
+        }
+        if (rd_u32(&c, &t->type, key) || rd_u64(&c, &t->offset, key)) return ATTN_EINPUT;
+        uint64_t rb = attn_type_row_bytes(t->type, t->ne[0]);
+        if (!rb) {
+            if (t->type == ATTN_Q8_0)
+                return attn_err(ATTN_EINPUT, "%s: tensor '%s': Q8_0 row length %llu is not a multiple of 32",
+                                f->path, key, (unsigned long long)t->ne[0]);
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has type %s (%u); attn reads F32, F16, BF16 and Q8_0",
+                            f->path, key, attn_type_name(t->type), t->type);
+        }
+        uint64_t rows = count / t->ne[0];
+        if (rows > UINT64_MAX / rb)
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s': byte size overflows 64 bits", f->path, key);
+        t->nbytes = rb * rows;
+    }
+    // data section: at the next multiple of the alignment
+    uint64_t off = (uint64_t)(c.p - f->base);
+    off = (off + f->alignment - 1) / f->alignment * f->alignment;
+    if (f->n_tensors && off > f->size)
+        return attn_err(ATTN_EINPUT, "%s: truncated file: no tensor data section", f->path);
+    uint64_t data_size = off <= f->size ? f->size - off : 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        gguf_tensor *t = &f->tensors[i];
+        key_cstr(t->name, key, sizeof key);
+        if (t->offset % f->alignment)
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s': data offset %llu is not aligned to %llu",
+                            f->path, key, (unsigned long long)t->offset, (unsigned long long)f->alignment);
+        if (t->offset > data_size || t->nbytes > data_size - t->offset)
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s': data runs past the end of the file (truncated?)",
+                            f->path, key);
+        t->data = f->base + off + t->offset;
+        for (uint64_t j = 0; j < i; j++)
+            if (t->name.len == f->tensors[j].name.len && !memcmp(t->name.s, f->tensors[j].name.s, t->name.len))
+                return attn_err(ATTN_EINPUT, "%s: tensor '%s' appears twice", f->path, key);
+    }
+    return 0;
+}
+
+int gguf_open_mem(gguf_file *f, const void *buf, size_t size, const char *name) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", name);
+    f->base = buf;
+    f->size = size;
+    int rc = parse(f);
+    if (rc) gguf_close(f);
+    return rc;
+}
+
+int gguf_open(gguf_file *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return attn_err(ATTN_EINPUT, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return attn_err(ATTN_EINPUT, "%s: empty file", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return attn_err(ATTN_EFAIL, "%s: mmap: %s", path, strerror(errno));
+    f->base = p;
+    f->size = (size_t)st.st_size;
+    f->mapped = 1;
+    int rc = parse(f);
+    if (rc) gguf_close(f);
+    return rc;
+}
+
+void gguf_close(gguf_file *f) {
+    if (f->mapped && f->base) munmap((void *)f->base, f->size);
+    free(f->kv);
+    free(f->tensors);
+    f->kv = NULL;
+    f->tensors = NULL;
+    f->base = NULL;
+    f->mapped = 0;
+}
+
+// ---------------------------------------------------------------- lookups
+
+const gguf_kv *gguf_find(const gguf_file *f, const char *key) {
+    for (uint64_t i = 0; i < f->n_kv; i++)
+        if (gstreq(f->kv[i].key, key)) return &f->kv[i];
+    return NULL;
+}
+
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (gstreq(f->tensors[i].name, name)) return &f->tensors[i];
+    return NULL;
+}
+
+// One numeric element of type t at p, as int64 and double.
+static int num_at(uint32_t t, const uint8_t *p, int64_t *iv, double *dv) {
+    union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
+            float f32; uint64_t u64; int64_t i64; double f64; } v;
+    uint64_t es = scalar_size(t);
+    if (!es || t == GGUF_STRING || t == GGUF_ARRAY) return ATTN_EINPUT;
+    memcpy(&v, p, es);
+    switch (t) {
+    case GGUF_U8: case GGUF_BOOL: *iv = v.u8; *dv = v.u8; break;
+    case GGUF_I8: *iv = v.i8; *dv = v.i8; break;
+    case GGUF_U16: *iv = v.u16; *dv = v.u16; break;
+    case GGUF_I16: *iv = v.i16; *dv = v.i16; break;
+    case GGUF_U32: *iv = v.u32; *dv = v.u32; break;
+    case GGUF_I32: *iv = v.i32; *dv = v.i32; break;
+    case GGUF_U64: *iv = v.u64 > INT64_MAX ? INT64_MAX : (int64_t)v.u64; *dv = (double)v.u64; break;
+    case GGUF_I64: *iv = v.i64; *dv = (double)v.i64; break;
+    case GGUF_F32: *iv = (int64_t)v.f32; *dv = v.f32; break;
+    case GGUF_F64: *iv = (int64_t)v.f64; *dv = v.f64; break;
+    }
+    return 0;
+}
+
+static int is_int_type(uint32_t t) {
+    return t == GGUF_U8 || t == GGUF_I8 || t == GGUF_U16 || t == GGUF_I16 || t == GGUF_U32 ||
+           t == GGUF_I32 || t == GGUF_U64 || t == GGUF_I64;
+}
+
+int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
+    const gguf_kv *kv = gguf_find(f, key);
+    double d;
+    if (!kv || !is_int_type(kv->type)) return ATTN_EINPUT;
+    return num_at(kv->type, kv->data, out, &d);
+}
+
+int gguf_get_f32(const gguf_file *f, const char *key, float *out) {
+    const gguf_kv *kv = gguf_find(f, key);
+    int64_t i;
+    double d;
+    if (!kv || (kv->type != GGUF_F32 && kv->type != GGUF_F64)) return ATTN_EINPUT;
+    num_at(kv->type, kv->data, &i, &d);
+    *out = (float)d;
+    return 0;
+}
+
+int gguf_get_bool(const gguf_file *f, const char *key, int *out) {
+    const gguf_kv *kv = gguf_find(f, key);
+    if (!kv || (kv->type != GGUF_BOOL && !is_int_type(kv->type))) return ATTN_EINPUT;
+    int64_t i;
+    double d;
+    num_at(kv->type, kv->data, &i, &d);
+    *out = i != 0;
+    return 0;
+}
+
+int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out) {
+    const gguf_kv *kv = gguf_find(f, key);
+    if (!kv || kv->type != GGUF_STRING) return ATTN_EINPUT;
+    uint64_t n;
+    memcpy(&n, kv->data, 8);
+    out->s = (const char *)kv->data + 8;
+    out->len = n;
+    return 0;
+}
+
+int gguf_arr_strs(const gguf_kv *kv, gguf_str *out) {
+    if (kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING) return ATTN_EINPUT;
+    const uint8_t *p = kv->data; // validated at open
+    for (uint64_t i = 0; i < kv->n; i++) {
+        uint64_t n;
+        memcpy(&n, p, 8);
+        out[i].s = (const char *)p + 8;
+        out[i].len = n;
+        p += 8 + n;
+    }
+    return 0;
+}
+
+int gguf_arr_f32(const gguf_kv *kv, float *out) {
+    if (kv->type != GGUF_ARRAY || !scalar_size(kv->arr_type) || kv->arr_type == GGUF_BOOL) return ATTN_EINPUT;
+    uint64_t es = scalar_size(kv->arr_type);
+    for (uint64_t i = 0; i < kv->n; i++) {
+        int64_t iv;
+        double d;
+        num_at(kv->arr_type, kv->data + i * es, &iv, &d);
+        out[i] = (float)d;
+    }
+    return 0;
+}
+
+int gguf_arr_i32(const gguf_kv *kv, int32_t *out) {
+    if (kv->type != GGUF_ARRAY || !is_int_type(kv->arr_type)) return ATTN_EINPUT;
+    uint64_t es = scalar_size(kv->arr_type);
+    for (uint64_t i = 0; i < kv->n; i++) {
+        int64_t iv;
+        double d;
+        num_at(kv->arr_type, kv->data + i * es, &iv, &d);
+        out[i] = (int32_t)iv;
+    }
+    return 0;
+}

@@ -1,0 +1,598 @@
+// attn_model.c - sections "model" and "forward" of attn (see attn.c for the
+// table of contents).
+//
+// model:   the configuration switches derived from GGUF keys, tensor views
+//          into the mapped file (nothing copied but F16/BF16 vectors, which
+//          are converted to F32), random init of the same architecture.
+// forward: a session holds the KV cache and scratch sized by the positions
+//          actually fed; attn_session_feed runs n new positions through every
+//          layer, hands attention rows and residual rows to the capture
+//          callbacks, and writes logits.
+#include "attn.h"
+#include "simd/kernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------- owned memory
+
+// Blocks the model owns (converted vectors, random weights), freed together.
+typedef struct owned_block { struct owned_block *next; } owned_block;
+
+static void *own(attn_model *m, size_t n) {
+    owned_block *b = malloc(sizeof(owned_block) + n + 64);
+    if (!b) return NULL;
+    b->next = m->owned;
+    m->owned = b;
+    // 64-byte aligned payload inside the block
+    uintptr_t p = ((uintptr_t)(b + 1) + 63) & ~(uintptr_t)63;
+    return (void *)p;
+}
+
+// ---------------------------------------------------------------- config
+
+typedef struct {
+    attn_model *m;
+    const gguf_file *f;
+    const char *arch;
+} loader;
+
+static int key_int(loader *L, const char *suffix, int required, int dflt, int *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
+    int64_t v;
+    if (gguf_get_i64(L->f, key, &v) != 0) {
+        if (required) return attn_err(ATTN_EINPUT, "%s: missing key '%s'", L->f->path, key);
+        *out = dflt;
+        return 0;
+    }
+    if (v <= 0 || v > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: key '%s' = %lld is out of range", L->f->path, key, (long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+static float key_float(loader *L, const char *suffix, float dflt) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
+    float v;
+    return gguf_get_f32(L->f, key, &v) == 0 ? v : dflt;
+}
+
+// An attn.* string switch: index of the value in names[], dflt if absent.
+static int key_switch(loader *L, const char *key, const char *const *names, int n, int dflt, int *out) {
+    gguf_str s;
+    *out = dflt;
+    if (gguf_get_str(L->f, key, &s) != 0) return 0;
+    for (int i = 0; i < n; i++)
+        if (s.len == strlen(names[i]) && !memcmp(s.s, names[i], s.len)) {
+            *out = i;
+            return 0;
+        }
+    return attn_err(ATTN_EINPUT, "%s: key '%s' has unknown value '%.*s'", L->f->path, key, (int)(s.len > 64 ? 64 : s.len), s.s);
+}
+
+static int read_config(loader *L) {
+    attn_config *c = &L->m->cfg;
+    gguf_str a;
+    if (gguf_get_str(L->f, "general.architecture", &a) != 0)
+        return attn_err(ATTN_EINPUT, "%s: missing key 'general.architecture'", L->f->path);
+    if (a.len == 4 && !memcmp(a.s, "gpt2", 4)) c->arch = ATTN_ARCH_GPT2, L->arch = "gpt2";
+    else if (a.len == 5 && !memcmp(a.s, "llama", 5)) c->arch = ATTN_ARCH_LLAMA, L->arch = "llama";
+    else
+        return attn_err(ATTN_EINPUT, "%s: architecture '%.*s' is not supported (attn reads gpt2 and llama)",
+                        L->f->path, (int)(a.len > 64 ? 64 : a.len), a.s);
+    int llama = c->arch == ATTN_ARCH_LLAMA;
+    if (key_int(L, "block_count", 1, 0, &c->n_layer) || key_int(L, "embedding_length", 1, 0, &c->n_embd) ||
+        key_int(L, "attention.head_count", 1, 0, &c->n_head) ||
+        key_int(L, "attention.head_count_kv", 0, c->n_head, &c->n_head_kv) ||
+        key_int(L, "feed_forward_length", 0, 4 * c->n_embd, &c->n_ff) ||
+        key_int(L, "context_length", 1, 0, &c->n_ctx))
+        return ATTN_EINPUT;
+    if (c->n_embd % c->n_head)
+        return attn_err(ATTN_EINPUT, "%s: embedding length %d is not a multiple of the head count %d",
+                        L->f->path, c->n_embd, c->n_head);
+    c->head_dim = c->n_embd / c->n_head;
+    if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv)
+        return attn_err(ATTN_EINPUT, "%s: head count %d is not a multiple of the KV head count %d",
+                        L->f->path, c->n_head, c->n_head_kv);
+    static const char *norms[] = { "layernorm", "rmsnorm" };
+    static const char *poss[] = { "learned", "rope_pairs", "rope_halves", "none" };
+    static const char *mlps[] = { "gelu_tanh", "gelu_erf", "swiglu" };
+    int v;
+    if (key_switch(L, "attn.norm", norms, 2, llama ? ATTN_NORM_RMS : ATTN_NORM_LAYER, &v)) return ATTN_EINPUT;
+    c->norm = (attn_norm)v;
+    if (key_switch(L, "attn.positions", poss, 4, llama ? ATTN_POS_ROPE_PAIRS : ATTN_POS_LEARNED, &v)) return ATTN_EINPUT;
+    c->pos = (attn_pos)v;
+    if (key_switch(L, "attn.mlp", mlps, 3, llama ? ATTN_MLP_SWIGLU : ATTN_MLP_GELU_TANH, &v)) return ATTN_EINPUT;
+    c->mlp = (attn_mlp)v;
+    c->norm_eps = key_float(L, c->norm == ATTN_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5f);
+    c->rope_theta = key_float(L, "rope.freq_base", 10000.0f);
+    if (key_int(L, "rope.dimension_count", 0, c->head_dim, &c->rope_dims)) return ATTN_EINPUT;
+    if (c->rope_dims > c->head_dim || c->rope_dims % 2)
+        return attn_err(ATTN_EINPUT, "%s: rope.dimension_count %d must be even and <= head size %d",
+                        L->f->path, c->rope_dims, c->head_dim);
+    if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
+        return attn_err(ATTN_EINPUT, "%s: norm epsilon and rope.freq_base must be positive", L->f->path);
+    return 0;
+}
+
+// ---------------------------------------------------------------- tensors
+
+// Find a tensor and check its shape: a matrix (rows, cols) or, with rows = 0,
+// a vector of cols. Vectors are returned as F32 (converted if stored
+// otherwise). Missing and optional: t zeroed, 0 returned.
+static int get_tensor(loader *L, const char *name, int rows, int cols, int required, attn_tensor *t) {
+    memset(t, 0, sizeof *t);
+    const gguf_tensor *g = gguf_find_tensor(L->f, name);
+    if (!g) return required ? attn_err(ATTN_EINPUT, "%s: missing tensor '%s'", L->f->path, name) : 0;
+    int want_dims = rows ? 2 : 1;
+    int ok = g->ne[0] == (uint64_t)cols && g->ne[2] == 1 && g->ne[3] == 1 &&
+             (rows ? g->ne[1] == (uint64_t)rows : g->ne[1] == 1);
+    if (!ok || (int)g->n_dims > want_dims)
+        return attn_err(ATTN_EINPUT, "%s: tensor '%s' has shape [%llu,%llu], expected [%d,%d] from the config",
+                        L->f->path, name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1], cols, rows ? rows : 1);
+    t->data = g->data;
+    t->type = g->type;
+    t->rows = rows ? rows : 1;
+    t->cols = cols;
+    if (!rows && g->type != ATTN_F32) { // vectors are used as float*
+        float *v = own(L->m, (size_t)cols * sizeof(float));
+        if (!v) return attn_err(ATTN_EFAIL, "out of memory");
+        if (g->type == ATTN_Q8_0) return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be Q8_0", L->f->path, name);
+        attn_k->dequant_row(g->data, g->type, v, cols);
+        t->data = v;
+        t->type = ATTN_F32;
+    }
+    return 0;
+}
+
+static int get_layer(loader *L, int l) {
+    const attn_config *c = &L->m->cfg;
+    attn_layer *ly = &L->m->layers[l];
+    int D = c->n_embd, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim, F = c->n_ff;
+    char n[96];
+#define T_(suffix, r, cols, req, dst) (snprintf(n, sizeof n, "blk.%d." suffix, l), get_tensor(L, n, r, cols, req, dst))
+    int fused = gguf_find_tensor(L->f, (snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l), n)) != NULL;
+    if (l == 0) L->m->cfg.fused_qkv = fused;
+    else if (fused != c->fused_qkv)
+        return attn_err(ATTN_EINPUT, "%s: layer %d mixes fused and separate Q/K/V tensors", L->f->path, l);
+    int swiglu = c->mlp == ATTN_MLP_SWIGLU;
+    if (T_("attn_norm.weight", 0, D, 1, &ly->attn_norm) || T_("attn_norm.bias", 0, D, 0, &ly->attn_norm_b) ||
+        T_("attn_output.weight", D, qd, 1, &ly->wo) || T_("attn_output.bias", 0, D, 0, &ly->bo) ||
+        T_("ffn_norm.weight", 0, D, 1, &ly->ffn_norm) || T_("ffn_norm.bias", 0, D, 0, &ly->ffn_norm_b) ||
+        T_("ffn_up.weight", F, D, 1, &ly->w_up) || T_("ffn_up.bias", 0, F, 0, &ly->b_up) ||
+        T_("ffn_gate.weight", F, D, swiglu, &ly->w_gate) ||
+        T_("ffn_down.weight", D, F, 1, &ly->w_down) || T_("ffn_down.bias", 0, D, 0, &ly->b_down))
+        return ATTN_EINPUT;
+    if (fused) {
+        if (T_("attn_qkv.weight", qd + 2 * kvd, D, 1, &ly->wqkv) || T_("attn_qkv.bias", 0, qd + 2 * kvd, 0, &ly->bqkv))
+            return ATTN_EINPUT;
+    } else if (T_("attn_q.weight", qd, D, 1, &ly->wq) || T_("attn_k.weight", kvd, D, 1, &ly->wk) ||
+               T_("attn_v.weight", kvd, D, 1, &ly->wv) || T_("attn_q.bias", 0, qd, 0, &ly->bq) ||
+               T_("attn_k.bias", 0, kvd, 0, &ly->bk) || T_("attn_v.bias", 0, kvd, 0, &ly->bv))
+        return ATTN_EINPUT;
+#undef T_
+    return 0;
+}
+
+static int count_params(attn_model *m) {
+    const gguf_file *f = &m->file;
+    m->n_params = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        m->n_params += (int64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+    }
+    return 0;
+}
+
+static int load_from_file(attn_model *m) {
+    loader L = { m, &m->file, NULL };
+    if (attn_kernels_init()) return ATTN_EINPUT;
+    if (read_config(&L)) return ATTN_EINPUT;
+    attn_config *c = &m->cfg;
+    const gguf_tensor *emb = gguf_find_tensor(&m->file, "token_embd.weight");
+    if (!emb) return attn_err(ATTN_EINPUT, "%s: missing tensor 'token_embd.weight' (a vocabulary-only file has no model)", m->file.path);
+    if (emb->ne[1] > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: vocabulary of %llu tokens is too large", m->file.path, (unsigned long long)emb->ne[1]);
+    c->n_vocab = (int)emb->ne[1];
+    int D = c->n_embd;
+    if (get_tensor(&L, "token_embd.weight", c->n_vocab, D, 1, &m->tok_embd) ||
+        get_tensor(&L, "output_norm.weight", 0, D, 1, &m->out_norm) ||
+        get_tensor(&L, "output_norm.bias", 0, D, 0, &m->out_norm_b) ||
+        get_tensor(&L, "output.weight", c->n_vocab, D, 0, &m->output) ||
+        get_tensor(&L, "position_embd.weight", c->n_ctx, D, c->pos == ATTN_POS_LEARNED, &m->pos_embd))
+        return ATTN_EINPUT;
+    c->tied_head = m->output.data == NULL;
+    if (c->tied_head) m->output = m->tok_embd;
+    m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
+    if (!m->layers) return attn_err(ATTN_EFAIL, "out of memory");
+    for (int l = 0; l < c->n_layer; l++)
+        if (get_layer(&L, l)) return ATTN_EINPUT;
+    count_params(m);
+    gguf_str s;
+    if (gguf_get_str(&m->file, "general.name", &s) == 0 && s.len)
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(s.len > 120 ? 120 : s.len), s.s);
+    else {
+        const char *b = strrchr(m->path, '/');
+        snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : m->path);
+    }
+    return attn_tokenizer_load(&m->tok, &m->file, c->n_vocab);
+}
+
+static int finish_load(attn_model *m, int rc, attn_model **out) {
+    if (rc) {
+        attn_model_free(m);
+        *out = NULL;
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int attn_model_load(attn_model **out, const char *path) {
+    attn_model *m = calloc(1, sizeof *m);
+    if (!m) return attn_err(ATTN_EFAIL, "out of memory");
+    snprintf(m->path, sizeof m->path, "%s", path);
+    int rc = gguf_open(&m->file, path);
+    if (!rc) rc = load_from_file(m);
+    return finish_load(m, rc, out);
+}
+
+int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const char *name) {
+    attn_model *m = calloc(1, sizeof *m);
+    if (!m) return attn_err(ATTN_EFAIL, "out of memory");
+    snprintf(m->path, sizeof m->path, "%s", name);
+    int rc = gguf_open_mem(&m->file, buf, size, name);
+    if (!rc) rc = load_from_file(m);
+    return finish_load(m, rc, out);
+}
+
+void attn_model_free(attn_model *m) {
+    if (!m) return;
+    // a random model borrows its tokenizer and file from the model it imitates
+    if (m->file.base) {
+        attn_tokenizer_free(m->tok);
+        gguf_close(&m->file);
+    }
+    free(m->layers);
+    for (owned_block *b = m->owned; b;) {
+        owned_block *n = b->next;
+        free(b);
+        b = n;
+    }
+    free(m);
+}
+
+// ---------------------------------------------------------------- random init
+
+// splitmix64 + Box-Muller: a seeded N(0,1) stream, the same on every platform.
+typedef struct { uint64_t s; int has; double spare; } rng;
+static uint64_t rng_u64(rng *r) {
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rng_normal(rng *r) {
+    if (r->has) { r->has = 0; return r->spare; }
+    double u1 = ((rng_u64(r) >> 11) + 1.0) / 9007199254740993.0, u2 = (rng_u64(r) >> 11) / 9007199254740992.0;
+    double rad = sqrt(-2.0 * log(u1));
+    r->spare = rad * sin(2 * M_PI * u2);
+    r->has = 1;
+    return rad * cos(2 * M_PI * u2);
+}
+
+// A random F32 tensor shaped like `like` (absent stays absent): value =
+// std * N(0,1), or the constant `fill` when std == 0.
+static int rand_tensor(attn_model *m, rng *r, const attn_tensor *like, double std, float fill, attn_tensor *t) {
+    memset(t, 0, sizeof *t);
+    if (!like->data) return 0;
+    size_t n = (size_t)like->rows * like->cols;
+    float *w = own(m, n * sizeof(float));
+    if (!w) return attn_err(ATTN_EFAIL, "out of memory for a random model");
+    for (size_t i = 0; i < n; i++) w[i] = std ? (float)(std * rng_normal(r)) : fill;
+    *t = (attn_tensor){ w, ATTN_F32, like->rows, like->cols };
+    return 0;
+}
+
+int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
+    attn_model *m = calloc(1, sizeof *m);
+    if (!m) return attn_err(ATTN_EFAIL, "out of memory");
+    m->cfg = like->cfg;
+    m->tok = like->tok; // borrowed: m->file stays empty, so free() leaves it alone
+    m->n_params = like->n_params;
+    snprintf(m->name, sizeof m->name, "random init (seed %llu)", (unsigned long long)seed);
+    snprintf(m->path, sizeof m->path, "%s", like->path);
+    rng r = { seed, 0, 0 };
+    const double s = 0.02, sp = 0.02 / sqrt(2.0 * like->cfg.n_layer); // GPT-2 init
+    int rc = rand_tensor(m, &r, &like->tok_embd, s, 0, &m->tok_embd) ||
+             rand_tensor(m, &r, &like->pos_embd, s, 0, &m->pos_embd) ||
+             rand_tensor(m, &r, &like->out_norm, 0, 1, &m->out_norm) ||
+             rand_tensor(m, &r, &like->out_norm_b, 0, 0, &m->out_norm_b);
+    if (!rc && like->cfg.tied_head) m->output = m->tok_embd;
+    else if (!rc) rc = rand_tensor(m, &r, &like->output, s, 0, &m->output);
+    m->layers = calloc((size_t)like->cfg.n_layer, sizeof *m->layers);
+    if (!m->layers) rc = attn_err(ATTN_EFAIL, "out of memory");
+    for (int l = 0; !rc && l < like->cfg.n_layer; l++) {
+        const attn_layer *a = &like->layers[l];
+        attn_layer *b = &m->layers[l];
+        rc = rand_tensor(m, &r, &a->attn_norm, 0, 1, &b->attn_norm) || rand_tensor(m, &r, &a->attn_norm_b, 0, 0, &b->attn_norm_b) ||
+             rand_tensor(m, &r, &a->wqkv, s, 0, &b->wqkv) || rand_tensor(m, &r, &a->bqkv, 0, 0, &b->bqkv) ||
+             rand_tensor(m, &r, &a->wq, s, 0, &b->wq) || rand_tensor(m, &r, &a->wk, s, 0, &b->wk) ||
+             rand_tensor(m, &r, &a->wv, s, 0, &b->wv) || rand_tensor(m, &r, &a->bq, 0, 0, &b->bq) ||
+             rand_tensor(m, &r, &a->bk, 0, 0, &b->bk) || rand_tensor(m, &r, &a->bv, 0, 0, &b->bv) ||
+             rand_tensor(m, &r, &a->wo, sp, 0, &b->wo) || rand_tensor(m, &r, &a->bo, 0, 0, &b->bo) ||
+             rand_tensor(m, &r, &a->ffn_norm, 0, 1, &b->ffn_norm) || rand_tensor(m, &r, &a->ffn_norm_b, 0, 0, &b->ffn_norm_b) ||
+             rand_tensor(m, &r, &a->w_up, s, 0, &b->w_up) || rand_tensor(m, &r, &a->b_up, 0, 0, &b->b_up) ||
+             rand_tensor(m, &r, &a->w_gate, s, 0, &b->w_gate) ||
+             rand_tensor(m, &r, &a->w_down, sp, 0, &b->w_down) || rand_tensor(m, &r, &a->b_down, 0, 0, &b->b_down);
+    }
+    return finish_load(m, rc ? ATTN_EFAIL : 0, out);
+}
+
+// ---------------------------------------------------------------- forward
+
+struct attn_session {
+    const attn_model *m;
+    attn_pool *pool;
+    int max_t, pos;
+    int cap_rows;         // rows the scratch below holds
+    float *k_cache, *v_cache; // (L, max_t, kv_dim)
+    float *x, *xn;        // (rows, D) residual and normed
+    float *qkv;           // (rows, q_dim + 2 kv_dim)
+    float *att;           // (rows, q_dim) attention output
+    float *ff1, *ff2;     // (rows, F)
+    float *probs;         // (H, rows, max_t) attention probabilities of the new rows
+    float *freqs;         // (rope_dims / 2)
+};
+
+int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_pool *pool) {
+    const attn_config *c = &m->cfg;
+    *out = NULL;
+    if (max_t < 1 || max_t > c->n_ctx)
+        return attn_err(ATTN_EINPUT, "session of %d positions: the model's context is %d", max_t, c->n_ctx);
+    attn_session *s = calloc(1, sizeof *s);
+    if (!s) return attn_err(ATTN_EFAIL, "out of memory");
+    s->m = m;
+    s->pool = pool;
+    s->max_t = max_t;
+    size_t kv = (size_t)c->n_layer * max_t * c->n_head_kv * c->head_dim;
+    s->k_cache = malloc(kv * sizeof(float));
+    s->v_cache = malloc(kv * sizeof(float));
+    s->freqs = malloc((size_t)(c->rope_dims / 2 + 1) * sizeof(float));
+    if (!s->k_cache || !s->v_cache || !s->freqs) {
+        attn_session_free(s);
+        return attn_err(ATTN_EFAIL, "out of memory for the KV cache (%zu MB)", 2 * kv * 4 >> 20);
+    }
+    for (int i = 0; i < c->rope_dims / 2; i++)
+        s->freqs[i] = (float)pow(c->rope_theta, -2.0 * i / c->rope_dims);
+    *out = s;
+    return 0;
+}
+
+static void free_scratch(attn_session *s) {
+    free(s->x); free(s->xn); free(s->qkv); free(s->att); free(s->ff1); free(s->ff2); free(s->probs);
+    s->x = s->xn = s->qkv = s->att = s->ff1 = s->ff2 = s->probs = NULL;
+    s->cap_rows = 0;
+}
+
+void attn_session_free(attn_session *s) {
+    if (!s) return;
+    free_scratch(s);
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->freqs);
+    free(s);
+}
+
+int attn_session_pos(const attn_session *s) { return s->pos; }
+void attn_session_reset(attn_session *s) { s->pos = 0; }
+
+// Scratch for n rows (grown on demand, never shrunk).
+static int ensure_rows(attn_session *s, int n) {
+    if (n <= s->cap_rows) return 0;
+    const attn_config *c = &s->m->cfg;
+    free_scratch(s);
+    size_t D = c->n_embd, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_head_kv * c->head_dim;
+    size_t F = c->n_ff;
+    s->x = malloc(n * D * 4);
+    s->xn = malloc(n * D * 4);
+    s->qkv = malloc(n * (qd + 2 * kvd) * 4);
+    s->att = malloc(n * qd * 4);
+    s->ff1 = malloc(n * F * 4);
+    s->ff2 = malloc(n * (F > D ? F : D) * 4);
+    s->probs = malloc((size_t)c->n_head * n * s->max_t * 4);
+    if (!s->x || !s->xn || !s->qkv || !s->att || !s->ff1 || !s->ff2 || !s->probs) {
+        free_scratch(s);
+        return attn_err(ATTN_EFAIL, "out of memory for activations of %d positions", n);
+    }
+    s->cap_rows = n;
+    return 0;
+}
+
+// C (M, n1-n0 of N) = A (M, K) x W^T (+ bias), the columns split across the pool.
+typedef struct {
+    const float *A; int lda;
+    const attn_tensor *W; const float *bias;
+    float *C; int ldc; int M, chunk;
+} matmul_job;
+
+static void matmul_item(void *ctx, int i) {
+    const matmul_job *j = ctx;
+    int n0 = i * j->chunk, n1 = n0 + j->chunk;
+    if (n1 > j->W->rows) n1 = j->W->rows;
+    attn_k->matmul(j->A, j->lda, j->W->data, j->W->type, j->bias, j->C, j->ldc, j->M, j->W->cols, n0, n1);
+}
+
+static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
+                   float *C, int ldc, int M) {
+    int nt = s->pool ? attn_pool_size(s->pool) : 1;
+    int N = W->rows;
+    // about 4 items per thread, in multiples of 16 columns
+    int chunk = (N + 4 * nt - 1) / (4 * nt);
+    chunk = (chunk + 15) / 16 * 16;
+    matmul_job j = { A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
+    int items = (N + chunk - 1) / chunk;
+    if (s->pool && items > 1) attn_pool_run(s->pool, items, matmul_item, &j);
+    else for (int i = 0; i < items; i++) matmul_item(&j, i);
+}
+
+static void norm_rows(const attn_session *s, float *out, const float *x, const attn_tensor *w, const attn_tensor *b, int n) {
+    const attn_config *c = &s->m->cfg;
+    int D = c->n_embd;
+    for (int i = 0; i < n; i++) {
+        if (c->norm == ATTN_NORM_RMS) attn_k->rmsnorm(out + (size_t)i * D, x + (size_t)i * D, w->data, D, c->norm_eps);
+        else attn_k->layernorm(out + (size_t)i * D, x + (size_t)i * D, w->data, b->data, D, c->norm_eps);
+    }
+}
+
+typedef struct {
+    attn_session *s;
+    int l, n, qkv_w;
+} attn_job;
+
+// One head's attention for the n new rows: probs (n, pos+n) and output columns.
+static void attention_item(void *ctx, int h) {
+    const attn_job *j = ctx;
+    attn_session *s = j->s;
+    const attn_config *c = &s->m->cfg;
+    int hd = c->head_dim, kvd = c->n_head_kv * hd, kvh = h / (c->n_head / c->n_head_kv);
+    size_t layer_off = (size_t)j->l * s->max_t * kvd;
+    int nk = s->pos + j->n;
+    attn_k->attention(s->qkv + (size_t)h * hd, j->qkv_w,
+                      s->k_cache + layer_off + (size_t)kvh * hd, kvd,
+                      s->v_cache + layer_off + (size_t)kvh * hd, kvd,
+                      j->n, s->pos, hd, 1.0f / sqrtf((float)hd),
+                      s->probs + (size_t)h * j->n * nk, s->att + (size_t)h * hd, c->n_head * hd);
+}
+
+static void embed(attn_session *s, const int32_t *ids, int n) {
+    const attn_model *m = s->m;
+    int D = m->cfg.n_embd;
+    size_t erow = attn_type_row_bytes(m->tok_embd.type, D);
+    for (int i = 0; i < n; i++) {
+        float *x = s->x + (size_t)i * D;
+        attn_k->dequant_row((const uint8_t *)m->tok_embd.data + erow * ids[i], m->tok_embd.type, x, D);
+        if (m->cfg.pos == ATTN_POS_LEARNED) {
+            float *p = s->xn; // scratch row
+            size_t prow = attn_type_row_bytes(m->pos_embd.type, D);
+            attn_k->dequant_row((const uint8_t *)m->pos_embd.data + prow * (s->pos + i), m->pos_embd.type, p, D);
+            attn_k->add(x, p, D);
+        }
+    }
+}
+
+static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap) {
+    const attn_model *m = s->m;
+    const attn_config *c = &m->cfg;
+    const attn_layer *ly = &m->layers[l];
+    int D = c->n_embd, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_head_kv * hd, F = c->n_ff;
+    int qkv_w = qd + 2 * kvd;
+
+    // attention block: xn = norm(x); q,k,v = xn W^T (+b)   (n, qd | kvd | kvd)
+    norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n);
+    if (c->fused_qkv) matmul(s, s->xn, D, &ly->wqkv, &ly->bqkv, s->qkv, qkv_w, n);
+    else {
+        matmul(s, s->xn, D, &ly->wq, &ly->bq, s->qkv, qkv_w, n);
+        matmul(s, s->xn, D, &ly->wk, &ly->bk, s->qkv + qd, qkv_w, n);
+        matmul(s, s->xn, D, &ly->wv, &ly->bv, s->qkv + qd + kvd, qkv_w, n);
+    }
+    float *kc = s->k_cache + (size_t)l * s->max_t * kvd, *vc = s->v_cache + (size_t)l * s->max_t * kvd;
+    for (int i = 0; i < n; i++) {
+        float *q = s->qkv + (size_t)i * qkv_w, *k = q + qd;
+        if (c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES) {
+            int halves = c->pos == ATTN_POS_ROPE_HALVES;
+            attn_k->rope(q, c->n_head, hd, c->rope_dims, s->pos + i, s->freqs, halves);
+            attn_k->rope(k, c->n_head_kv, hd, c->rope_dims, s->pos + i, s->freqs, halves);
+        }
+        memcpy(kc + (size_t)(s->pos + i) * kvd, k, (size_t)kvd * 4);
+        memcpy(vc + (size_t)(s->pos + i) * kvd, k + kvd, (size_t)kvd * 4);
+    }
+    attn_job aj = { s, l, n, qkv_w };
+    if (s->pool) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
+    else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
+    if (cap && cap->on_attn && (!cap->layers || cap->layers[l])) {
+        int nk = s->pos + n;
+        for (int h = 0; h < c->n_head; h++)
+            if (!cap->heads || cap->heads[h])
+                cap->on_attn(cap->ctx, l, h, s->pos, n, nk, s->probs + (size_t)h * n * nk);
+    }
+    // x += att W_o^T (+b)
+    matmul(s, s->att, qd, &ly->wo, &ly->bo, s->xn, D, n);
+    for (int i = 0; i < n; i++) attn_k->add(s->x + (size_t)i * D, s->xn + (size_t)i * D, D);
+
+    // MLP block: x += down(act(up(norm(x))))
+    norm_rows(s, s->xn, s->x, &ly->ffn_norm, &ly->ffn_norm_b, n);
+    if (c->mlp == ATTN_MLP_SWIGLU) {
+        matmul(s, s->xn, D, &ly->w_gate, NULL, s->ff1, F, n);
+        matmul(s, s->xn, D, &ly->w_up, &ly->b_up, s->ff2, F, n);
+        for (int i = 0; i < n; i++) attn_k->swiglu(s->ff1 + (size_t)i * F, s->ff2 + (size_t)i * F, F);
+    } else {
+        matmul(s, s->xn, D, &ly->w_up, &ly->b_up, s->ff1, F, n);
+        for (int i = 0; i < n; i++)
+            (c->mlp == ATTN_MLP_GELU_ERF ? attn_k->gelu_erf : attn_k->gelu_tanh)(s->ff1 + (size_t)i * F, F);
+    }
+    matmul(s, s->ff1, F, &ly->w_down, &ly->b_down, s->ff2, D, n);
+    for (int i = 0; i < n; i++) attn_k->add(s->x + (size_t)i * D, s->ff2 + (size_t)i * D, D);
+}
+
+int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
+                      const attn_capture *cap) {
+    const attn_model *m = s->m;
+    const attn_config *c = &m->cfg;
+    if (n < 1) return attn_err(ATTN_EINPUT, "no tokens to feed");
+    if (n > s->max_t - s->pos)
+        return attn_err(ATTN_EINPUT, "%d positions exceed the session's %d (model context %d)",
+                        s->pos + n, s->max_t, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->n_vocab)
+            return attn_err(ATTN_EINPUT, "token id %d is out of range (vocabulary of %d)", ids[i], c->n_vocab);
+    if (ensure_rows(s, n)) return ATTN_EFAIL;
+    int D = c->n_embd;
+    embed(s, ids, n);
+    if (cap && cap->on_resid) cap->on_resid(cap->ctx, -1, s->pos, n, s->x);
+    for (int l = 0; l < c->n_layer; l++) {
+        layer_forward(s, l, n, cap);
+        if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
+    }
+    if (logits) {
+        int first = last_only ? n - 1 : 0, rows = n - first;
+        norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
+        matmul(s, s->xn, D, &m->output, NULL, logits, c->n_vocab, rows);
+    }
+    s->pos += n;
+    return 0;
+}
+
+void attn_unembed(const attn_session *s, const float *x, float *logits) {
+    const attn_model *m = s->m;
+    int D = m->cfg.n_embd;
+    float *xn = malloc((size_t)D * 4);
+    if (!xn) return;
+    norm_rows(s, xn, x, &m->out_norm, &m->out_norm_b, 1);
+    attn_k->matmul(xn, D, m->output.data, m->output.type, NULL, logits, m->cfg.n_vocab, 1, D, 0, m->cfg.n_vocab);
+    free(xn);
+}
+
+// attn_forward: scatter captured rows into a dense [L][H][T][T] array.
+typedef struct { float *attn; int H, T; } dense_ctx;
+
+static void dense_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    dense_ctx *d = ctx;
+    float *dst = d->attn + ((size_t)layer * d->H + head) * d->T * d->T;
+    for (int i = 0; i < nq; i++) {
+        memcpy(dst + (size_t)(q0 + i) * d->T, p + (size_t)i * nk, (size_t)nk * 4);
+        memset(dst + (size_t)(q0 + i) * d->T + nk, 0, (size_t)(d->T - nk) * 4);
+    }
+}
+
+int attn_forward(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, float *logits, float *attn) {
+    attn_session *s;
+    int rc = attn_session_new(&s, m, T, pool);
+    if (rc) return rc;
+    dense_ctx d = { attn, m->cfg.n_head, T };
+    attn_capture cap = { .on_attn = attn ? dense_attn : NULL, .ctx = &d };
+    rc = attn_session_feed(s, ids, T, logits, 0, &cap);
+    attn_session_free(s);
+    return rc;
+}
