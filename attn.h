@@ -310,6 +310,10 @@ void attn_heads_acc_free(attn_heads_acc *h);
 void attn_heads_acc_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p);
 // scores[layer * n_head + head]
 void attn_heads_acc_get(const attn_heads_acc *h, attn_head_scores *scores);
+// Reset the session s (of model m), feed ids[0..T) and score every head into
+// out[layer * n_head + head]. logits: (T, V) for every position, or NULL.
+int attn_score_heads(const attn_model *m, attn_session *s, const int32_t *ids, int T, float *logits,
+                     attn_head_scores *out);
 
 // Mean and spread over many prompts (corpus mode), streaming (Welford):
 // NaN values are skipped, so each score's n counts the prompts where it was
@@ -355,7 +359,112 @@ int attn_lens_new(attn_lens **out, const attn_model *m, int T, int k);
 void attn_lens_free(attn_lens *l);
 void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
 // Fill top_*, final_* from the captured rows using the session's final norm
-// and unembedding (attn_unembed).
-int attn_lens_compute(attn_lens *l, const attn_session *s);
+// and unembedding (attn_unembed), positions spread over pool (may be NULL).
+int attn_lens_compute(attn_lens *l, const attn_session *s, attn_pool *pool);
+
+// ---------------------------------------------------------------- rendering
+// Pictures of attention. A figure is a grid of square (T, T) panels (row =
+// query position, column = key position) on one shared scale, with token
+// labels on the outer axes, row/column headings, a title, notes, and a
+// colorbar for each kind of panel present. It is drawn into an RGB raster
+// (then PNG), as SVG with real text, or as ANSI truecolor blocks.
+typedef enum {
+    ATTN_SCALE_FIXED = 0, // 0..1 on every picture, so colours compare across pictures
+    ATTN_SCALE_ROW = 1,   // each row divided by its largest value
+    ATTN_SCALE_LOG = 2,   // log10, values below ATTN_LOG_FLOOR drawn as the floor
+} attn_scale;
+#define ATTN_LOG_FLOOR 1e-4f
+
+typedef struct {
+    const float *p; // (T, T) row-major, or NULL for an empty slot
+    int diverging;  // 1: a difference map (diverging colormap, symmetric -dmax..dmax)
+} attn_panel;
+
+typedef struct {
+    int T;
+    const char *const *labels;   // [T] token labels (UTF-8); NULL: positions
+    int label0;                  // position of labels[0] (1 after attn_drop_first)
+    const char *title;           // e.g. "gpt2 - layer 2, head 3"
+    const char *note;            // more text under the title ('\n' separates lines), or NULL
+    const attn_panel *panels;    // [rows * cols], row-major
+    int rows, cols;
+    const char *const *row_names; // [rows] headings left of each row, or NULL
+    const char *const *col_names; // [cols] headings above each column, or NULL
+    attn_scale scale;            // how sequential panels map to colour
+    float dmax;                  // diverging panels' range; <= 0: their largest |value|
+    int causal;                  // cells above the diagonal are masked (drawn hatched grey)
+    int drop_first;              // the panels went through attn_drop_first (said on the picture)
+} attn_figure;
+
+// An RGB raster, 3 bytes a pixel, row-major, and where the figure went in it.
+typedef struct {
+    int w, h;
+    uint8_t *rgb;
+    int x0, y0;      // top-left pixel of panel 0's cell (0, 0)
+    int dx, dy;      // pixels from one panel to the next column / row
+    int cell;        // pixels per cell
+    int tpc;         // tokens per cell (> 1 only for prompts too long for 1 pixel each)
+    int label_stride; // every label_stride-th token labelled (0: no labels)
+    int bar_x, bar_y, bar_w, bar_h; // the sequential colorbar (top = largest value)
+    int dbar_x;      // the diverging colorbar (same y, w, h), -1 if none
+} attn_image;
+
+// Colour of t in [0, 1] on the sequential map (dark violet -> yellow,
+// lightness rising linearly), or of t in [-1, 1] on the diverging map (blue ->
+// white -> red). Both computed in OKLab at first use, 256 steps.
+void attn_colormap(float t, uint8_t rgb[3]);
+void attn_colormap_div(float t, uint8_t rgb[3]);
+// The colour position of value v in row `row` of p (T, T) under a scale
+// (t in [0, 1]), as the figure draws it.
+float attn_scale_t(attn_scale s, const float *p, int T, int row, float v);
+// (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
+// left, query 0 (nothing left) removed. Rows with no mass left stay zero.
+void attn_drop_first(const float *p, int T, float *out);
+// Jensen-Shannon divergence in bits between two distributions of n values.
+double attn_jsd_bits(const float *a, const float *b, int n);
+
+int attn_render_image(const attn_figure *f, attn_image *out);
+void attn_image_free(attn_image *im);
+int attn_png_encode(const attn_image *im, uint8_t **png, size_t *len); // malloc'ed
+int attn_write_png(const char *path, const attn_image *im);
+// SVG text (malloc'ed, NUL-terminated): labels as real <text>, so any script reads.
+int attn_render_svg(const attn_figure *f, char **svg, size_t *len);
+// ANSI 24-bit colour blocks, one panel after another (malloc'ed text).
+int attn_render_term(const attn_figure *f, char **text, size_t *len);
+// Draw UTF-8 text with the built-in bitmap font (scale: integer zoom, rot90:
+// 1 = reading upwards); returns its width in pixels. A character the font
+// lacks is drawn as a box. attn_text_width measures without drawing.
+int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rgb[3], int scale,
+                   int rot90);
+int attn_text_width(const char *s, int scale);
+
+// ---------------------------------------------------------------- writers
+// Every output file is written to a temporary name in the same directory
+// and renamed into place by attn_out_close, so a reader never sees a partial
+// file. attn_out_cleanup() (async-signal-safe) removes every temporary file
+// still open: the CLI calls it from its SIGINT/SIGTERM handler.
+#include <stdio.h>
+typedef struct {
+    FILE *fp;
+    char path[1024];
+    char tmp[1040];
+} attn_outfile;
+int attn_out_open(attn_outfile *o, const char *path);
+// Flush, check for write errors (disk full), rename. On error the temporary
+// file is removed and ATTN_EFAIL returned with the reason.
+int attn_out_close(attn_outfile *o);
+void attn_out_abort(attn_outfile *o);
+void attn_out_cleanup(void);
+// A whole buffer to a file, atomically.
+int attn_write_file(const char *path, const void *data, size_t n);
+// NumPy .npy (v1.0, little-endian float32, C order) of shape dims[0..nd).
+int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims, int nd);
+// Start a .npy of float32 of the given shape: writes the header; the caller
+// fwrites the data in C order to o->fp and calls attn_out_close.
+int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd);
+// A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD).
+void attn_json_str(FILE *fp, const char *s);
+// Make a directory and its parents (like mkdir -p).
+int attn_mkdirs(const char *dir);
 
 #endif
