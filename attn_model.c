@@ -214,7 +214,7 @@ static int load_from_file(attn_model *m) {
         snprintf(m->name, sizeof m->name, "%.*s", (int)(s.len > 120 ? 120 : s.len), s.s);
     else {
         const char *b = strrchr(m->path, '/');
-        snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : m->path);
+        snprintf(m->name, sizeof m->name, "%.127s", b ? b + 1 : m->path);
     }
     return attn_tokenizer_load(&m->tok, &m->file, c->n_vocab);
 }

@@ -8,7 +8,7 @@
 static int check_failures;
 
 // check(cond, name, fmt, ...): the message is printed only on failure.
-static void check(int ok, const char *name, const char *fmt, ...) {
+static inline void check(int ok, const char *name, const char *fmt, ...) {
     if (ok) { printf("PASS %s\n", name); return; }
     check_failures++;
     printf("FAIL %s: ", name);
@@ -18,6 +18,6 @@ static void check(int ok, const char *name, const char *fmt, ...) {
     va_end(ap);
     printf("\n");
 }
-static void skip(const char *name, const char *why) { printf("SKIP %s: %s\n", name, why); }
+static inline void skip(const char *name, const char *why) { printf("SKIP %s: %s\n", name, why); }
 #define CHECK_EXIT() return check_failures ? 1 : 0
 #endif
