@@ -345,7 +345,12 @@ typedef struct {
     int T, H;
     int *top3; // (L, H, T, 3) key indices, or NULL
     float *top3p;
+    attn_lens *lens; // --lens, or NULL
 } run_ctx;
+
+static void run_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
+    attn_lens_on_resid(((run_ctx *)ctx)->lens, layer, q0, nq, x);
+}
 
 static void run_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
     run_ctx *r = ctx;
@@ -385,8 +390,56 @@ static int write_tokens_json(const char *path, const attn_model *m, const int32_
     return attn_out_close(&o);
 }
 
+// The logit lens table: per position, per layer the top tokens of the
+// residual stream and the probability of the token the model finally picks.
+static int print_lens(const attn_lens *l, const attn_model *m, char **labels, const char *fmt) {
+    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv"), k = l->k;
+    char **cand;
+    if (json) printf(", \"lens\": [");
+    else if (tsv) printf("position\ttoken\tlayer\tfinal_prob\trank\tid\tcandidate\tprob\n");
+    else printf("\nlogit lens: the residual stream after each layer through the final norm and\n"
+                "unembedding; P(final) = probability of the token the model finally ranks first\n");
+    for (int t = 0; t < l->T; t++) {
+        if (json) printf("%s{\"position\": %d, \"final_id\": %d, \"layers\": [", t ? ", " : "", t, l->final_id[t]);
+        else if (!tsv) {
+            char **fin;
+            if (attn_token_labels(m->tok, &l->final_id[t], 1, &fin)) return ATTN_EFAIL;
+            printf("\nposition %d \"%s\" -> final \"%s\"\n  %-6s %8s  top tokens (probability)\n", t, labels[t], fin[0], "layer", "P(final)");
+            attn_labels_free(fin, 1);
+        }
+        for (int r = 0; r <= l->n_layer; r++) {
+            size_t b = ((size_t)r * l->T + t) * k;
+            float pf = l->final_prob[(size_t)r * l->T + t];
+            if (attn_token_labels(m->tok, l->top_id + b, k, &cand)) return ATTN_EFAIL;
+            char lname[16];
+            if (r == 0) snprintf(lname, sizeof lname, "emb");
+            else snprintf(lname, sizeof lname, "L%d", r - 1);
+            if (json) {
+                printf("%s{\"layer\": %d, \"final_prob\": %.6g, \"top\": [", r ? ", " : "", r - 1, pf);
+                for (int j = 0; j < k; j++) {
+                    printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", l->top_id[b + j]);
+                    attn_json_str(stdout, cand[j]);
+                    printf(", \"prob\": %.6g}", l->top_prob[b + j]);
+                }
+                printf("]}");
+            } else if (tsv) {
+                for (int j = 0; j < k; j++)
+                    printf("%d\t%s\t%d\t%.6g\t%d\t%d\t%s\t%.6g\n", t, labels[t], r - 1, pf, j + 1, l->top_id[b + j], cand[j], l->top_prob[b + j]);
+            } else {
+                printf("  %-6s %8.4f ", lname, pf);
+                for (int j = 0; j < k; j++) printf(" \"%s\" (%.3f)", cand[j], l->top_prob[b + j]);
+                printf("\n");
+            }
+            attn_labels_free(cand, k);
+        }
+        if (json) printf("]}");
+    }
+    if (json) printf("]");
+    return 0;
+}
+
 static const char *RUN_HELP =
-    "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N] [--per-token]\n"
+    "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N] [--per-token] [--lens]\n"
     "                [--export npy,json -o DIR] [--format table|tsv|json] [-t N]\n\n"
     "One forward pass. Prints the top-k next-token table for the last position:\n"
     "rank, id, token (display label, quoted), probability (softmax of the logits,\n"
@@ -399,6 +452,11 @@ static const char *RUN_HELP =
     "                 position, column = key position, rows sum to 1, zero above\n"
     "                 the diagonal) and DIR/logits.npy (float32 [T,V]);\n"
     "                 json: DIR/tokens.json (ids, display labels, raw pieces)\n"
+    "  --lens         logit lens: for every position and layer (emb = the\n"
+    "                 embeddings), the top-3 tokens of the residual stream after\n"
+    "                 that layer through the final norm and unembedding, and\n"
+    "                 P(final) = the probability there of the token the model\n"
+    "                 finally ranks first (0..1)\n"
     "  --no-bos       do not add the BOS token the model would add\n"
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
@@ -406,7 +464,7 @@ static int cmd_run(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
     long k = 10;
-    int per_token = 0, exp_npy = 0, exp_json = 0;
+    int per_token = 0, exp_npy = 0, exp_json = 0, lens = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -415,6 +473,7 @@ static int cmd_run(int argc, char **argv) {
         if (!strcmp(argv[i], "-k")) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &k)) return 2;
         } else if (!strcmp(argv[i], "--per-token")) per_token = 1;
+        else if (!strcmp(argv[i], "--lens")) lens = 1;
         else if (!strcmp(argv[i], "--export")) {
             if (!(v = cli_val(argc, argv, &i))) return 2;
             for (const char *p = v; *p;) {
@@ -469,10 +528,13 @@ static int cmd_run(int argc, char **argv) {
         if ((rc = attn_npy_open(&rc_.npy, path, dims, 4))) goto done;
         rc_.export_attn = 1;
     }
+    if (lens && (rc = attn_lens_new(&rc_.lens, m, T, 3))) goto done;
     attn_session *s;
     if ((rc = attn_session_new(&s, m, T, pool))) goto done;
-    attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL, .ctx = &rc_ };
+    attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL,
+                         .on_resid = lens ? run_on_resid : NULL, .ctx = &rc_ };
     rc = attn_session_feed(s, ids, T, logits, 0, &cap);
+    if (!rc && lens) rc = attn_lens_compute(rc_.lens, s, pool);
     attn_session_free(s);
     if (rc) goto done;
     if (exp_npy) {
@@ -556,7 +618,9 @@ static int cmd_run(int argc, char **argv) {
         }
         attn_labels_free(cand, (int)k);
     }
-    if (json) printf("]}\n");
+    if (json) printf("]");
+    if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
+    if (json) printf("}\n");
     free(idx);
     if (exp_npy || exp_json) fprintf(stderr, "attn: wrote %s%s%s\n", exp_npy ? "attention.npy, logits.npy" : "", exp_npy && exp_json ? ", " : "", exp_json ? "tokens.json" : "");
     (void)path;
@@ -564,6 +628,7 @@ done:
     if (rc_.export_attn) attn_out_abort(&rc_.npy);
     free(rc_.top3);
     free(rc_.top3p);
+    attn_lens_free(rc_.lens);
     free(logits);
     free(probs);
     if (labels) attn_labels_free(labels, T);
