@@ -410,6 +410,11 @@ static int ensure_rows(attn_session *s, int n) {
     return 0;
 }
 
+// Work below this many multiply-adds runs on the calling thread. Which thread
+// computes an element never changes its value, so this is only about speed.
+#define PARALLEL_MIN_FLOPS (1 << 17)
+#define PARALLEL_MIN_ATTN (1 << 15) // query rows x keys x q_dim
+
 // C (M, n1-n0 of N) = A (M, K) x W^T (+ bias), the columns split across the pool.
 typedef struct {
     const float *A; int lda;
@@ -433,7 +438,9 @@ static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *
     chunk = (chunk + 15) / 16 * 16;
     matmul_job j = { A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
     int items = (N + chunk - 1) / chunk;
-    if (s->pool && items > 1) attn_pool_run(s->pool, items, matmul_item, &j);
+    // small products are faster on the calling thread than handed to the pool
+    if (s->pool && items > 1 && (double)M * N * W->cols >= PARALLEL_MIN_FLOPS)
+        attn_pool_run(s->pool, items, matmul_item, &j);
     else for (int i = 0; i < items; i++) matmul_item(&j, i);
 }
 
@@ -509,7 +516,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
         memcpy(vc + (size_t)(s->pos + i) * kvd, k + kvd, (size_t)kvd * 4);
     }
     attn_job aj = { s, l, n, qkv_w };
-    if (s->pool) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
+    if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
     else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
     if (cap && cap->on_attn && (!cap->layers || cap->layers[l])) {
         int nk = s->pos + n;

@@ -33,7 +33,7 @@ static float frand(void) { // uniform in [-1, 1)
 
 // A model: arch "gpt2" (fused qkv, biases, learned positions) or "llama" (GQA 4/2).
 static buf make_model(int llama) {
-    int D = 48, H = 4, KV = llama ? 2 : 4, F = 96, V = 70, CTX = 24, L = 2, hd = D / H;
+    int D = 64, H = 4, KV = llama ? 2 : 4, F = 256, V = 70, CTX = 40, L = 2, hd = D / H;
     tdesc t[64];
     int nt = 0;
 #define ADD(nm, r, c) do { snprintf(t[nt].name, 64, "%s", nm); t[nt].rows = r; t[nt].cols = c; nt++; } while (0)
@@ -107,8 +107,10 @@ static double max_abs(const float *a, size_t n) {
     return m;
 }
 
-static const int32_t IDS[] = { 1, 5, 9, 2, 60, 33, 5, 9, 2, 60, 7, 0, 69, 12, 5, 9 };
-#define T 16
+// 32 positions: large enough that matmuls and attention go to the thread pool
+static const int32_t IDS[] = { 1, 5, 9, 2, 60, 33, 5, 9, 2, 60, 7, 0, 69, 12, 5, 9,
+                               3, 4, 5, 6, 7, 8, 9, 10, 60, 33, 5, 9, 2, 61, 62, 63 };
+#define T 32
 
 static void full(const attn_model *m, int threads, float *logits, float *attn) {
     attn_pool *p;
@@ -149,7 +151,7 @@ static void test_model(int llama) {
     snprintf(name, sizeof name, "forward %s rows sum to 1, zero above diagonal", an);
     check(sum_err < 1e-5 && above == 0, name, "sum err %g, above-diagonal %g", sum_err, above);
     snprintf(name, sizeof name, "forward %s test model is not uniform", an);
-    check(max_p > 0.6, name, "largest attention %g", max_p);
+    check(max_p > 0.5, name, "largest attention %g", max_p);
 
     // threads: bit-identical
     for (int th = 2; th <= 3; th++) {
