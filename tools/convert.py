@@ -1,0 +1,1677 @@
+#!/usr/bin/env python3
+"""convert.py - write attn's GGUF v3 files from checkpoints and tokenizers.
+
+Python standard library only (no torch, numpy or safetensors): pickles are read
+with a restricted unpickler that never runs code from the file, tensors are
+converted with struct/array. The file format and key names are described in
+README.md ("The file format") and follow llama.cpp.
+
+Sections: errors and helpers | number formats (f16, bf16, q8_0) | GGUF writer |
+source files (safetensors, torch pickles, llama2.c .bin) | tokenizers |
+model mappers (nanoGPT, llama2.c, Hugging Face GPT-2 / LLaMA) | main.
+"""
+import argparse
+import collections
+import json
+import math
+import os
+import pickle
+import re
+import struct
+import sys
+import zipfile
+from array import array
+
+LITTLE = sys.byteorder == "little"
+
+# ---------------------------------------------------------------- errors and helpers
+
+
+class ConvertError(Exception):
+    """Bad input: printed as one line 'convert.py: <what>: <why>', exit 2."""
+
+
+def fail(what, why):
+    raise ConvertError("%s: %s" % (what, why))
+
+
+def warn(msg):
+    print("convert.py: warning: %s" % msg, file=sys.stderr)
+
+
+def prod(xs):
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def f32_from_le(b):
+    a = array("f")
+    a.frombytes(b)
+    if not LITTLE:
+        a.byteswap()
+    return a
+
+
+def f32_to_le(a):
+    if not LITTLE:
+        a = array("f", a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def read_json(path):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        fail(path, "not valid JSON (%s)" % e)
+
+
+# ---------------------------------------------------------------- number formats
+
+CHUNK = 1 << 20  # elements converted per step, to bound temporary memory
+
+
+def f16_bytes(a):
+    """float32 values -> IEEE half, round to nearest even; too large -> +-inf."""
+    out = []
+    for i in range(0, len(a), CHUNK):
+        part = a[i:i + CHUNK]
+        try:
+            out.append(struct.pack("<%de" % len(part), *part))
+        except OverflowError:
+            out.append(b"".join(_f16_one(x) for x in part))
+    return b"".join(out)
+
+
+def _f16_one(x):
+    try:
+        return struct.pack("<e", x)
+    except OverflowError:
+        return struct.pack("<e", math.copysign(math.inf, x))
+
+
+def bf16_bytes(a):
+    """float32 values -> bfloat16, round to nearest even (as torch and ggml do).
+
+    Done on all lanes at once with Python's big integers: each 32-bit lane
+    gets 0x7fff + (bit 16) added and keeps its top 16 bits. No lane can carry
+    into the next unless it is a NaN, and NaNs take the slow path."""
+    out = bytearray()
+    for i in range(0, len(a), CHUNK):
+        b = f32_to_le(a[i:i + CHUNK])
+        n = len(b) // 4
+        x = int.from_bytes(b, "little")
+        ones = int.from_bytes(b"\x01\x00\x00\x00" * n, "little")
+        nan = ((x & (ones * 0x7FFFFFFF)) + ones * 0x007FFFFF) & (ones * 0x80000000)
+        if nan:
+            for (u,) in struct.iter_unpack("<I", b):
+                if (u & 0x7FFFFFFF) > 0x7F800000:
+                    out += struct.pack("<H", (u >> 16) | 0x40)
+                else:
+                    out += struct.pack("<H", (u + 0x7FFF + ((u >> 16) & 1)) >> 16)
+            continue
+        x += ((x >> 16) & ones) + ones * 0x7FFF
+        r = x.to_bytes(4 * n, "little")
+        h = bytearray(2 * n)
+        h[0::2] = r[2::4]
+        h[1::2] = r[3::4]
+        out += h
+    return bytes(out)
+
+
+Q8_BLOCK = 32
+_Q8 = struct.Struct("<e32b")
+
+
+def q8_0_bytes(a):
+    """ggml Q8_0: per block of 32, f16 d = max|x|/127 then 32 int8 round(x/d)."""
+    out = bytearray()
+    for i in range(0, len(a), Q8_BLOCK):
+        blk = a[i:i + Q8_BLOCK]
+        d = max(max(blk), -min(blk)) / 127.0
+        inv = 1.0 / d if d else 0.0
+        q = [int(v * inv + 0.5) if v >= 0 else int(v * inv - 0.5) for v in blk]
+        out += _Q8.pack(d, *q)
+    return bytes(out)
+
+
+def f32_from_f16(b):
+    a = array("f")
+    for i in range(0, len(b) // 2, CHUNK):
+        part = b[2 * i:2 * (i + CHUNK)]
+        a.extend(struct.unpack("<%de" % (len(part) // 2), part))
+    return a
+
+
+def f32_from_bf16(b):
+    w = bytearray(2 * len(b))
+    w[2::4] = b[0::2]
+    w[3::4] = b[1::2]
+    return f32_from_le(bytes(w))
+
+
+def f32_from_f64(b):
+    a = array("f")
+    for i in range(0, len(b) // 8, CHUNK):
+        part = b[8 * i:8 * (i + CHUNK)]
+        a.extend(struct.unpack("<%dd" % (len(part) // 8), part))
+    return a
+
+
+# source dtype -> (bytes per element, converter to float32 or None if not a float)
+DTYPES = {
+    "F32": (4, f32_from_le), "F16": (2, f32_from_f16), "BF16": (2, f32_from_bf16),
+    "F64": (8, f32_from_f64), "I64": (8, None), "I32": (4, None), "I16": (2, None),
+    "I8": (1, None), "U8": (1, None), "BOOL": (1, None),
+}
+
+# --dtype -> (ggml type of 2-D weights, general.file_type, bytes per element / block)
+GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
+OUT_DTYPES = {"f32": (GGML_F32, 0), "f16": (GGML_F16, 1), "bf16": (GGML_BF16, 32), "q8_0": (GGML_Q8_0, 7)}
+GGML_NAMES = {GGML_F32: "F32", GGML_F16: "F16", GGML_Q8_0: "Q8_0", GGML_BF16: "BF16"}
+
+
+def ggml_nbytes(gtype, n):
+    if gtype == GGML_F32:
+        return 4 * n
+    if gtype == GGML_Q8_0:
+        return n // Q8_BLOCK * _Q8.size
+    return 2 * n
+
+
+def encode(gtype, a):
+    if gtype == GGML_F32:
+        return f32_to_le(a)
+    if gtype == GGML_F16:
+        return f16_bytes(a)
+    if gtype == GGML_BF16:
+        return bf16_bytes(a)
+    return q8_0_bytes(a)
+
+
+# ---------------------------------------------------------------- GGUF writer
+
+G_U8, G_I8, G_U16, G_I16, G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR, G_U64, G_I64, G_F64 = range(13)
+_SCALAR = {G_U8: "<B", G_I8: "<b", G_U16: "<H", G_I16: "<h", G_U32: "<I", G_I32: "<i",
+           G_F32: "<f", G_BOOL: "<?", G_U64: "<Q", G_I64: "<q", G_F64: "<d"}
+ALIGN = 32
+
+
+def _gstr(s):
+    b = s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
+    return struct.pack("<Q", len(b)) + b
+
+
+def _gvalue(t, v):
+    if t == G_STR:
+        return _gstr(v)
+    return struct.pack(_SCALAR[t], v)
+
+
+class KV:
+    """GGUF metadata in insertion order: key -> (type, value) or (G_ARR, elem type, list)."""
+
+    def __init__(self):
+        self.items = collections.OrderedDict()
+
+    def set(self, key, t, v):
+        self.items[key] = (t, v)
+
+    def arr(self, key, t, vs):
+        self.items[key] = (G_ARR, (t, list(vs)))
+
+    def get(self, key, default=None):
+        return self.items[key][1] if key in self.items else default
+
+    def encode(self):
+        out = []
+        for key, (t, v) in self.items.items():
+            out.append(_gstr(key) + struct.pack("<I", t))
+            if t == G_ARR:
+                et, vs = v
+                out.append(struct.pack("<IQ", et, len(vs)))
+                if et == G_STR:
+                    out.extend(_gstr(s) for s in vs)
+                else:
+                    out.append(struct.pack("<%d%s" % (len(vs), _SCALAR[et][1]), *vs))
+            else:
+                out.append(_gvalue(t, v))
+        return b"".join(out)
+
+
+class OutTensor:
+    """A tensor to write: GGUF name, shape in torch order (rows, cols), ggml type,
+    and produce() -> float32 array of the row-major values."""
+
+    def __init__(self, name, shape, gtype, produce, src_desc):
+        self.name, self.shape, self.gtype = name, tuple(shape), gtype
+        self.produce, self.src_desc = produce, src_desc
+
+    def nbytes(self):
+        return ggml_nbytes(self.gtype, prod(self.shape))
+
+
+def pad_to(n, align=ALIGN):
+    return (align - n % align) % align
+
+
+def write_gguf(path, kv, tensors):
+    """Writes to a temporary name in the same folder, then renames."""
+    kv.set("general.alignment", G_U32, ALIGN)
+    head = [b"GGUF", struct.pack("<IQQ", 3, len(tensors), len(kv.items)), kv.encode()]
+    offset = 0
+    for t in tensors:
+        ne = list(reversed(t.shape))  # ne[0] = columns
+        head.append(_gstr(t.name) + struct.pack("<I%dQIQ" % len(ne), len(ne), *ne, t.gtype, offset))
+        offset += t.nbytes() + pad_to(t.nbytes())
+    head = b"".join(head)
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(head + b"\0" * pad_to(len(head)))
+            for t in tensors:
+                a = t.produce()
+                if len(a) != prod(t.shape):
+                    fail(t.name, "produced %d values for shape %s" % (len(a), t.shape))
+                data = encode(t.gtype, a)
+                f.write(data + b"\0" * pad_to(len(data)))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return os.path.getsize(path)
+
+
+# ---------------------------------------------------------------- source files
+
+
+class Src:
+    """A tensor inside a source file, read on demand.
+
+    shape is in torch order; read() returns its contiguous row-major bytes in
+    dtype; ident says where it lives (two names with one ident are tied)."""
+
+    def __init__(self, name, shape, dtype, read, ident):
+        self.name, self.shape, self.dtype, self._read, self.ident = name, tuple(shape), dtype, read, ident
+
+    def f32(self):
+        size, conv = DTYPES[self.dtype]
+        if conv is None:
+            fail(self.name, "dtype %s is not a floating-point type" % self.dtype)
+        b = self._read()
+        if len(b) != size * prod(self.shape):
+            fail(self.name, "data is truncated")
+        return conv(b)
+
+
+class FileRange:
+    """Reads byte ranges of one file, checked against its size."""
+
+    def __init__(self, path):
+        self.path = path
+        self.size = os.path.getsize(path)
+
+    def read(self, off, n, what):
+        if off < 0 or n < 0 or off + n > self.size:
+            fail(self.path, "%s lies past the end of the file" % what)
+        with open(self.path, "rb") as f:
+            f.seek(off)
+            b = f.read(n)
+        if len(b) != n:
+            fail(self.path, "%s is truncated" % what)
+        return b
+
+
+def load_safetensors(path):
+    fr = FileRange(path)
+    if fr.size < 8:
+        fail(path, "too short for a safetensors file")
+    (n,) = struct.unpack("<Q", fr.read(0, 8, "header length"))
+    if n > fr.size - 8 or n > 100 << 20:
+        fail(path, "header length %d is larger than the file" % n)
+    try:
+        hdr = json.loads(fr.read(8, n, "header").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        fail(path, "safetensors header is not valid JSON")
+    if not isinstance(hdr, dict):
+        fail(path, "safetensors header is not a JSON object")
+    base = 8 + n
+    out = collections.OrderedDict()
+    for name, info in hdr.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (b, e) = info["dtype"], [int(x) for x in info["shape"]], info["data_offsets"]
+            b, e = int(b), int(e)
+        except (KeyError, TypeError, ValueError):
+            fail(path, "tensor '%s' has a malformed header entry" % name)
+        if dtype not in DTYPES:
+            fail(path, "tensor '%s' has unsupported dtype %s" % (name, dtype))
+        if min(shape + [0]) < 0 or e - b != DTYPES[dtype][0] * prod(shape) or b < 0 or base + e > fr.size:
+            fail(path, "tensor '%s': data offsets disagree with its shape or the file size" % name)
+        out[name] = Src(name, shape, dtype,
+                        lambda b=b, e=e, name=name: fr.read(base + b, e - b, "tensor '%s'" % name),
+                        (path, b))
+    return out
+
+
+# ---- torch pickles (zip format of torch.save >= 1.6, and the legacy format)
+
+TORCH_STORAGES = {
+    "FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16", "DoubleStorage": "F64",
+    "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
+    "ByteStorage": "U8", "BoolStorage": "BOOL",
+}
+
+
+class StorageType:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+class Storage:
+    """A torch storage: dtype, element count, and how to read a byte range of it."""
+
+    def __init__(self, dtype, numel, read, ident):
+        self.dtype, self.numel, self.read, self.ident = dtype, numel, read, ident
+
+
+class TorchTensor:
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
+
+    def src(self, name):
+        st, es = self.storage, DTYPES[self.storage.dtype][0]
+        n = prod(self.size)
+        if n == 0:
+            return Src(name, self.size, st.dtype, lambda: b"", (st.ident, self.offset))
+        extent = 1 + sum((d - 1) * s for d, s in zip(self.size, self.stride))
+        if self.offset < 0 or min(self.stride + (0,)) < 0 or self.offset + extent > st.numel:
+            fail(name, "tensor lies outside its storage")
+        contiguous = all(s == prod(self.size[i + 1:]) for i, s in enumerate(self.stride) if self.size[i] > 1)
+        if contiguous:
+            read = lambda: st.read(self.offset * es, n * es)
+        else:
+            read = lambda: _gather(st.read(self.offset * es, extent * es), es, self.size, self.stride)
+        return Src(name, self.size, st.dtype, read, (st.ident, self.offset, self.stride))
+
+
+def _gather(raw, es, size, stride):
+    """Strided view -> contiguous bytes (copies the last dimension with a stepped slice)."""
+    mv = memoryview(raw).cast({1: "B", 2: "H", 4: "I", 8: "Q"}[es])
+    out = []
+    idx = [0] * (len(size) - 1)
+    while True:
+        base = sum(i * s for i, s in zip(idx, stride))
+        out.append(mv[base:base + size[-1] * stride[-1]:stride[-1]].tobytes() if stride[-1] else
+                   mv[base:base + 1].tobytes() * size[-1])
+        k = len(idx) - 1
+        while k >= 0:
+            idx[k] += 1
+            if idx[k] < size[k]:
+                break
+            idx[k] = 0
+            k -= 1
+        if k < 0:
+            return b"".join(out)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *unused):
+    if not isinstance(storage, Storage):
+        raise pickle.UnpicklingError("tensor without storage")
+    return TorchTensor(storage, int(offset), [int(x) for x in size], [int(x) for x in stride])
+
+
+def _rebuild_parameter(data, *unused):
+    return data
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in (_rebuild_tensor, _rebuild_parameter):
+        return Inert()
+    return func(*args)
+
+
+def _codecs_encode(s, enc="utf-8"):
+    if enc not in ("latin1", "latin-1", "utf-8", "utf8"):
+        raise pickle.UnpicklingError("unexpected encoding %r" % enc)
+    return s.encode(enc)
+
+
+class Inert:
+    """Stands in for any class or function not on the whitelist: accepts any
+    arguments and state and does nothing, so no code from the file runs."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __call__(self, *a, **k):
+        return Inert()
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, k, v):
+        pass
+
+    def append(self, v):
+        pass
+
+    def extend(self, vs):
+        pass
+
+
+PICKLE_WHITELIST = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch", "Size"): tuple,
+    ("torch", "device"): str,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("_codecs", "encode"): _codecs_encode,
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Restricted unpickler: whitelisted constructors build plain data; any
+    other global becomes Inert; storages come from load_storage (or none)."""
+
+    def __init__(self, f, load_storage=None, allow_globals=True):
+        super().__init__(f, encoding="utf-8")
+        self.load_storage = load_storage
+        self.allow_globals = allow_globals
+
+    def find_class(self, module, name):
+        if not self.allow_globals:
+            raise pickle.UnpicklingError("unexpected object %s.%s" % (module, name))
+        if module == "torch" and name in TORCH_STORAGES:
+            return StorageType(TORCH_STORAGES[name])
+        return PICKLE_WHITELIST.get((module, name), Inert)
+
+    def persistent_load(self, pid):
+        if self.load_storage is None or not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
+            raise pickle.UnpicklingError("unexpected persistent id")
+        if not isinstance(pid[1], StorageType):
+            raise pickle.UnpicklingError("unsupported storage type")
+        return self.load_storage(pid)
+
+
+PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                 AttributeError, struct.error, UnicodeDecodeError, RecursionError, OverflowError,
+                 MemoryError, ImportError)
+
+
+def load_torch(path):
+    """torch.save file -> its object, with tensors as TorchTensor."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"PK\x03\x04":
+        return _load_torch_zip(path)
+    return _load_torch_legacy(path)
+
+
+def _stored_entry_offset(path, zf, info):
+    """Byte offset of a stored (uncompressed) zip entry's data in the file."""
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        h = f.read(30)
+    if len(h) != 30 or h[:4] != b"PK\x03\x04":
+        fail(path, "zip entry %s has a bad local header" % info.filename)
+    n, m = struct.unpack("<HH", h[26:30])
+    return info.header_offset + 30 + n + m
+
+
+def _load_torch_zip(path):
+    try:
+        zf = zipfile.ZipFile(path)
+        names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        fail(path, "not a readable zip file (%s)" % e)
+    pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
+    if not pkl:
+        fail(path, "zip file without data.pkl: not a torch.save checkpoint")
+    prefix = pkl[0][:-len("data.pkl")]
+    fr = FileRange(path)
+
+    def load_storage(pid):
+        dtype, key, numel = pid[1].dtype, str(pid[2]), int(pid[4])
+        name = prefix + "data/" + key
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            raise pickle.UnpicklingError("storage %s is missing from the zip" % name)
+        es = DTYPES[dtype][0]
+        if info.file_size < numel * es:
+            raise pickle.UnpicklingError("storage %s is shorter than its %d elements" % (name, numel))
+        if info.compress_type == zipfile.ZIP_STORED:
+            base = _stored_entry_offset(path, zf, info)
+            read = lambda off, n: fr.read(base + off, n, "storage " + name)
+        else:
+            read = lambda off, n: zf.read(name)[off:off + n]
+        return Storage(dtype, numel, read, (path, key))
+
+    try:
+        with zf.open(pkl[0]) as f:
+            return SafeUnpickler(f, load_storage).load()
+    except ConvertError:
+        raise
+    except PICKLE_ERRORS + (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        fail(path, "cannot read the checkpoint's pickle (%s)" % (e or type(e).__name__))
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _load_torch_legacy(path):
+    """The pre-1.6 torch.save format: pickles of magic, protocol, sys info, the
+    object (storages as persistent ids), the storage key list, then per key an
+    int64 element count and the raw data."""
+    fr = FileRange(path)
+    views = []
+    storages = {}
+
+    def load_storage(pid):
+        dtype, key, numel = pid[1].dtype, str(pid[2]), int(pid[4])
+        st = storages.setdefault(key, Storage(dtype, numel, None, (path, key)))
+        view = pid[5] if len(pid) > 5 else None
+        if view is not None:  # (view key, element offset, element count)
+            v = Storage(dtype, int(view[2]), None, (path, key, int(view[1])))
+            views.append((v, st, int(view[1])))
+            return v
+        return st
+
+    try:
+        with open(path, "rb") as f:
+            if SafeUnpickler(f, allow_globals=False).load() != LEGACY_MAGIC:
+                fail(path, "not a torch checkpoint (bad magic number)")
+            SafeUnpickler(f, allow_globals=False).load()  # protocol version
+            SafeUnpickler(f, allow_globals=False).load()  # sys info
+            obj = SafeUnpickler(f, load_storage).load()
+            keys = SafeUnpickler(f, allow_globals=False).load()
+            pos = f.tell()
+    except ConvertError:
+        raise
+    except PICKLE_ERRORS as e:
+        fail(path, "cannot read the checkpoint's pickle (%s)" % (e or type(e).__name__))
+    if not isinstance(keys, list):
+        fail(path, "malformed storage key list")
+    for key in keys:
+        key = str(key)
+        (numel,) = struct.unpack("<q", fr.read(pos, 8, "storage %s header" % key))
+        st = storages.get(key)
+        if st is None or numel != st.numel:
+            fail(path, "storage %s does not match the pickle" % key)
+        es = DTYPES[st.dtype][0]
+        fr.read(pos + 8, 0, "storage %s" % key)
+        if pos + 8 + numel * es > fr.size:
+            fail(path, "storage %s lies past the end of the file" % key)
+        st.read = (lambda base: lambda off, n: fr.read(base + off, n, "storage"))(pos + 8)
+        pos += 8 + numel * es
+    for v, st, off in views:
+        es = DTYPES[st.dtype][0]
+        if st.read is None or off + v.numel > st.numel:
+            fail(path, "storage view outside its storage")
+        v.read = (lambda st, base: lambda o, n: st.read(base + o, n))(st, off * es)
+    if any(st.read is None for st in storages.values()):
+        fail(path, "a storage has no data")
+    return obj
+
+
+def state_dict_srcs(sd, path):
+    """A state dict (name -> TorchTensor) -> name -> Src; non-tensors are skipped."""
+    if not isinstance(sd, dict):
+        fail(path, "no state dict found")
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        if isinstance(v, TorchTensor):
+            out[str(k)] = v.src(str(k))
+    if not out:
+        fail(path, "state dict holds no tensors")
+    return out
+
+
+# ---- llama2.c .bin
+
+LLAMA2C_MAGIC = 0x616B3432  # "ak42"
+
+
+def load_llama2c_bin(path):
+    """llama2.c model.bin (v0 legacy, v1 float32, v2 int8 groups) -> (hparams, name -> Src).
+
+    Names are those of llama2.c's model.py state dict."""
+    fr = FileRange(path)
+    if fr.size < 28:
+        fail(path, "too short for a llama2.c checkpoint")
+    magic, version = struct.unpack("<Ii", fr.read(0, 8, "header"))
+    group = 0
+    if magic == LLAMA2C_MAGIC:
+        if version not in (1, 2):
+            fail(path, "unsupported llama2.c .bin version %d" % version)
+        dims = struct.unpack("<7i", fr.read(8, 28, "header"))
+        shared = fr.read(36, 1, "header")[0]
+        if version == 2:
+            (group,) = struct.unpack("<i", fr.read(37, 4, "header"))
+        pos = 256
+    else:
+        version = 0
+        dims = struct.unpack("<7i", fr.read(0, 28, "header"))
+        shared = dims[5] > 0
+        dims = dims[:5] + (abs(dims[5]),) + dims[6:]
+        pos = 28
+    dim, hidden, n_layers, n_heads, n_kv, vocab, seq = dims
+    if not (0 < dim <= 1 << 16 and 0 < hidden <= 1 << 18 and 0 < n_layers <= 1024 and 0 < n_heads <= dim
+            and 0 < n_kv <= n_heads and 0 < vocab <= 1 << 24 and 0 < seq <= 1 << 24
+            and dim % n_heads == 0 and n_heads % n_kv == 0 and (dim // n_heads) % 2 == 0):
+        fail(path, "header is not a llama2.c checkpoint (dim %d hidden %d layers %d heads %d kv %d "
+             "vocab %d seq %d)" % (dim, hidden, n_layers, n_heads, n_kv, vocab, seq))
+    if version == 2 and (group <= 0 or dim % group):
+        fail(path, "bad quantization group size %d" % group)
+    hd = dim // n_heads
+    kvd = n_kv * hd
+    L = n_layers
+    att = [("layers.%d.attention_norm.weight", (dim,))]
+    ffn = [("layers.%d.ffn_norm.weight", (dim,))]
+    mats = [("layers.%d.attention.wq.weight", (dim, dim)), ("layers.%d.attention.wk.weight", (kvd, dim)),
+            ("layers.%d.attention.wv.weight", (kvd, dim)), ("layers.%d.attention.wo.weight", (dim, dim))]
+    mlp = [("layers.%d.feed_forward.w1.weight", (hidden, dim)), ("layers.%d.feed_forward.w2.weight", (dim, hidden)),
+           ("layers.%d.feed_forward.w3.weight", (hidden, dim))]
+
+    def per_layer(groups):
+        return [(n % i, s) for n, s in groups for i in range(L)]
+
+    emb = [("tok_embeddings.weight", (vocab, dim))]
+    head = [] if shared else [("output.weight", (vocab, dim))]
+    if version == 0:
+        order = (emb + per_layer(att) + per_layer(mats[:1]) + per_layer(mats[1:2]) + per_layer(mats[2:3])
+                 + per_layer(mats[3:]) + per_layer(ffn) + per_layer(mlp[:1]) + per_layer(mlp[1:2])
+                 + per_layer(mlp[2:]) + [("norm.weight", (dim,)), ("#freq_cis", (2 * seq, hd // 2))] + head)
+    else:
+        order = (per_layer(att) + per_layer(ffn) + [("norm.weight", (dim,))] + emb
+                 + [g for m in mats + mlp for g in per_layer([m])] + head)
+    out = collections.OrderedDict()
+    for name, shape in order:
+        n = prod(shape)
+        if version == 2 and len(shape) == 2:
+            nb = n + 4 * (n // group)
+            read = (lambda p, n: lambda: _dequant_llama2c(fr.read(p, n + 4 * (n // group), "weights"), n, group))(pos, n)
+        else:
+            nb = 4 * n
+            read = (lambda p, nb, name: lambda: fr.read(p, nb, "tensor " + name))(pos, nb, name)
+        if not name.startswith("#"):
+            out[name] = Src(name, shape, "F32", read, (path, pos))
+        pos += nb
+    if pos != fr.size:
+        fail(path, "file size %d does not match its header (expected %d bytes for v%d, %s classifier)"
+             % (fr.size, pos, version, "shared" if shared else "separate"))
+    hp = dict(dim=dim, hidden=hidden, n_layers=L, n_heads=n_heads, n_kv_heads=n_kv, vocab=vocab,
+              seq=seq, version=version)
+    return hp, out
+
+
+def _dequant_llama2c(b, n, group):
+    """llama2.c v2: n int8 then n/group float32 scales -> float32 bytes."""
+    q = array("b")
+    q.frombytes(b[:n])
+    s = f32_from_le(b[n:])
+    a = array("f", bytes(4 * n))
+    for g in range(n // group):
+        d = s[g]
+        for i in range(g * group, (g + 1) * group):
+            a[i] = q[i] * d
+    return f32_to_le(a)
+
+
+# ---------------------------------------------------------------- tokenizers
+
+T_NORMAL, T_UNKNOWN, T_CONTROL, T_USER, T_UNUSED, T_BYTE = 1, 2, 3, 4, 5, 6
+BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+
+
+class Vocab:
+    """A tokenizer as llama.cpp stores it: model ("llama" | "gpt2" | "char"),
+    tokens in id order (str or bytes), scores, types, merges, special ids."""
+
+    def __init__(self, model, tokens, types, source, scores=None, merges=None, bos=None, eos=None,
+                 unk=None, pad=None, add_bos=False, add_space_prefix=False, pre=None):
+        self.model, self.tokens, self.types, self.source = model, list(tokens), list(types), source
+        self.scores, self.merges = scores, merges
+        self.bos, self.eos, self.unk, self.pad = bos, eos, unk, pad
+        self.add_bos, self.add_space_prefix, self.pre = add_bos, add_space_prefix, pre
+
+    def pad_to(self, n):
+        """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
+        for i in range(len(self.tokens), n):
+            self.tokens.append("[PAD%d]" % i)
+            self.types.append(T_UNUSED)
+            if self.scores is not None:
+                self.scores.append(-1000.0)
+
+    def write(self, kv):
+        kv.set("tokenizer.ggml.model", G_STR, self.model)
+        if self.pre:
+            kv.set("tokenizer.ggml.pre", G_STR, self.pre)
+        kv.arr("tokenizer.ggml.tokens", G_STR, self.tokens)
+        if self.scores is not None:
+            kv.arr("tokenizer.ggml.scores", G_F32, self.scores)
+        kv.arr("tokenizer.ggml.token_type", G_I32, self.types)
+        if self.merges is not None:
+            kv.arr("tokenizer.ggml.merges", G_STR, self.merges)
+        for key, v in (("bos", self.bos), ("eos", self.eos), ("unknown", self.unk), ("padding", self.pad)):
+            if v is not None and 0 <= v < len(self.tokens):
+                kv.set("tokenizer.ggml.%s_token_id" % key, G_U32, v)
+        kv.set("tokenizer.ggml.add_bos_token", G_BOOL, bool(self.add_bos))
+        kv.set("tokenizer.ggml.add_space_prefix", G_BOOL, bool(self.add_space_prefix))
+
+    def describe(self):
+        return "%s, %d tokens%s, from %s" % (self.model, len(self.tokens),
+                                             ", %d merges" % len(self.merges) if self.merges else "", self.source)
+
+
+def _pb_fields(b, what):
+    """Protobuf wire format -> list of (field number, wire type, value)."""
+    out = []
+    i, n = 0, len(b)
+
+    def varint():
+        nonlocal i
+        v, shift = 0, 0
+        while True:
+            if i >= n or shift > 63:
+                fail(what, "malformed protobuf (truncated varint)")
+            c = b[i]
+            i += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if c < 0x80:
+                return v
+
+    while i < n:
+        key = varint()
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            out.append((field, wt, varint()))
+        elif wt == 1:
+            if i + 8 > n:
+                fail(what, "malformed protobuf (truncated field)")
+            out.append((field, wt, b[i:i + 8]))
+            i += 8
+        elif wt == 2:
+            ln = varint()
+            if i + ln > n:
+                fail(what, "malformed protobuf (length past the end)")
+            out.append((field, wt, b[i:i + ln]))
+            i += ln
+        elif wt == 5:
+            if i + 4 > n:
+                fail(what, "malformed protobuf (truncated field)")
+            out.append((field, wt, b[i:i + 4]))
+            i += 4
+        else:
+            fail(what, "malformed protobuf (wire type %d)" % wt)
+    return out
+
+
+def _int32(v):
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def vocab_from_sentencepiece(path):
+    """SentencePiece tokenizer.model (ModelProto: pieces=1, trainer_spec=2, normalizer_spec=3)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    tokens, scores, types = [], [], []
+    spec = {"model_type": 1, "unk": 0, "bos": 1, "eos": 2, "pad": -1, "add_dummy_prefix": True}
+    for field, wt, v in _pb_fields(data, path):
+        if field == 1 and wt == 2:  # SentencePiece {piece=1, score=2, type=3}
+            piece, score, typ = b"", 0.0, T_NORMAL
+            for f2, w2, v2 in _pb_fields(v, path):
+                if f2 == 1 and w2 == 2:
+                    piece = v2
+                elif f2 == 2 and w2 == 5:
+                    (score,) = struct.unpack("<f", v2)
+                elif f2 == 3 and w2 == 0:
+                    typ = v2
+            try:
+                tokens.append(piece.decode("utf-8"))
+            except UnicodeDecodeError:
+                fail(path, "piece %d is not UTF-8" % len(tokens))
+            scores.append(score)
+            types.append(typ)
+        elif field == 2 and wt == 2:  # TrainerSpec
+            names = {3: "model_type", 40: "unk", 41: "bos", 42: "eos", 43: "pad"}
+            for f2, w2, v2 in _pb_fields(v, path):
+                if f2 in names and w2 == 0:
+                    spec[names[f2]] = _int32(v2)
+        elif field == 3 and wt == 2:  # NormalizerSpec
+            for f2, w2, v2 in _pb_fields(v, path):
+                if f2 == 3 and w2 == 0:
+                    spec["add_dummy_prefix"] = bool(v2)
+    if not tokens:
+        fail(path, "no pieces: not a SentencePiece model")
+    if spec["model_type"] != 2:
+        kind = {1: "unigram", 3: "word", 4: "char"}.get(spec["model_type"], str(spec["model_type"]))
+        fail(path, "SentencePiece model type %s is not supported (only BPE)" % kind)
+    return Vocab("llama", tokens, types, "SentencePiece " + os.path.basename(path), scores=scores,
+                 bos=spec["bos"], eos=spec["eos"], unk=spec["unk"], pad=spec["pad"] if spec["pad"] >= 0 else None,
+                 add_bos=True, add_space_prefix=spec["add_dummy_prefix"], pre="default")
+
+
+def vocab_from_llama2c(path):
+    """llama2.c tokenizer.bin: i32 max_token_length, then per token f32 score,
+    i32 length, bytes. Pieces are SentencePiece's with '▁' written as ' ' and
+    BOS/EOS as '\\n<s>\\n' / '\\n</s>\\n'; this undoes both."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4:
+        fail(path, "too short for a llama2.c tokenizer")
+    (maxlen,) = struct.unpack("<i", data[:4])
+    if not 0 < maxlen < 1 << 16:
+        fail(path, "not a llama2.c tokenizer (max token length %d)" % maxlen)
+    tokens, scores, types = [], [], []
+    i = 4
+    while i < len(data):
+        if i + 8 > len(data):
+            fail(path, "truncated after %d tokens" % len(tokens))
+        score, n = struct.unpack("<fi", data[i:i + 8])
+        if n < 0 or n > maxlen or i + 8 + n > len(data):
+            fail(path, "token %d has a bad length %d" % (len(tokens), n))
+        piece = data[i + 8:i + 8 + n]
+        i += 8 + n
+        piece = {b"\n<s>\n": b"<s>", b"\n</s>\n": b"</s>"}.get(piece, piece).replace(b" ", "\u2581".encode())
+        try:
+            piece = piece.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # written as raw bytes
+        text = piece if isinstance(piece, str) else ""
+        if BYTE_TOKEN.match(text):
+            types.append(T_BYTE)
+        elif text == "<unk>":
+            types.append(T_UNKNOWN)
+        elif text in ("<s>", "</s>"):
+            types.append(T_CONTROL)
+        else:
+            types.append(T_NORMAL)
+        tokens.append(piece)
+        scores.append(score)
+    return Vocab("llama", tokens, types, "llama2.c " + os.path.basename(path), scores=scores,
+                 bos=1, eos=2, unk=0, add_bos=True, add_space_prefix=True, pre="default")
+
+
+def _bpe_merges_file(path):
+    """vocab.bpe / merges.txt: optional '#version' line, then one 'a b' per line."""
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8")
+    merges = []
+    for i, line in enumerate(text.split("\n")):
+        line = line.rstrip("\r")
+        if not line or (i == 0 and line.startswith("#version")):
+            continue
+        if len(line.split(" ")) != 2:
+            fail(path, "line %d is not a merge 'a b'" % (i + 1))
+        merges.append(line)
+    return merges
+
+
+def _vocab_order(vocab, what):
+    """{token: id} -> tokens in id order (ids must be 0..n-1)."""
+    if not isinstance(vocab, dict):
+        fail(what, "vocabulary is not a JSON object")
+    n = len(vocab)
+    tokens = [None] * n
+    for tok, i in vocab.items():
+        if not isinstance(i, int) or not 0 <= i < n or tokens[i] is not None:
+            fail(what, "token %r has a bad or repeated id %r" % (tok, i))
+        tokens[i] = tok
+    return tokens
+
+
+def vocab_from_gpt2_files(enc_path, merges_path):
+    """encoder.json + vocab.bpe (OpenAI) or vocab.json + merges.txt (HF): same data."""
+    tokens = _vocab_order(read_json(enc_path), enc_path)
+    merges = _bpe_merges_file(merges_path)
+    types = [T_CONTROL if t == "<|endoftext|>" else T_NORMAL for t in tokens]
+    eot = tokens.index("<|endoftext|>") if "<|endoftext|>" in tokens else None
+    return Vocab("gpt2", tokens, types, "%s + %s" % (os.path.basename(enc_path), os.path.basename(merges_path)),
+                 merges=merges, bos=eot, eos=eot, add_bos=False, pre="gpt-2")
+
+
+def vocab_from_tokenizer_json(path, config=None):
+    """HF tokenizer.json with a BPE model: byte-level (GPT-2) or SentencePiece-style
+    (byte_fallback / Metaspace; scores = -rank of the merge that makes each token)."""
+    tj = read_json(path)
+    model = tj.get("model") if isinstance(tj, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        fail(path, "tokenizer model %s is not supported (only BPE)" % (model or {}).get("type"))
+    tokens = _vocab_order(model.get("vocab"), path)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
+    added = {}
+    for a in tj.get("added_tokens") or []:
+        i, content = a.get("id"), a.get("content")
+        if isinstance(i, int) and isinstance(content, str):
+            while len(tokens) <= i:
+                tokens.append("[PAD%d]" % len(tokens))
+            tokens[i] = content
+            added[i] = a.get("special", False)
+    cfg = dict(config or {})
+    tc_path = os.path.join(os.path.dirname(path), "tokenizer_config.json")
+    tc = read_json(tc_path) if os.path.exists(tc_path) else {}
+
+    def special_id(name):
+        if isinstance(cfg.get(name + "_token_id"), int):
+            return cfg[name + "_token_id"]
+        t = tc.get(name + "_token")
+        t = t.get("content") if isinstance(t, dict) else t
+        return tokens.index(t) if isinstance(t, str) and t in tokens else None
+
+    blob = json.dumps([tj.get("pre_tokenizer"), tj.get("decoder"), tj.get("normalizer")])
+    spm = bool(model.get("byte_fallback")) or "\u2581" in blob or "\\u2581" in blob
+    types = []
+    unk = model.get("unk_token")
+    for i, t in enumerate(tokens):
+        if i in added:
+            types.append(T_CONTROL if added[i] else T_USER)
+        elif t.startswith("[PAD") and i not in added and t == "[PAD%d]" % i:
+            types.append(T_UNUSED)
+        elif spm and BYTE_TOKEN.match(t):
+            types.append(T_BYTE)
+        elif t == unk:
+            types.append(T_UNKNOWN)
+        else:
+            types.append(T_NORMAL)
+    name = "tokenizer.json"
+    if spm:
+        rank = {}
+        for r, m in enumerate(merges):
+            rank.setdefault(m.replace(" ", ""), r)
+        scores = [-float(rank[t]) if t in rank else 0.0 for t in tokens]
+        prepend = "Prepend" in blob or '"add_prefix_space": true' in blob or '"prepend_scheme": "always"' in blob \
+            or '"prepend_scheme": "first"' in blob
+        return Vocab("llama", tokens, types, name, scores=scores, bos=special_id("bos"), eos=special_id("eos"),
+                     unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
+                     add_bos=tc.get("add_bos_token", True), add_space_prefix=prepend, pre="default")
+    pre = tj.get("pre_tokenizer") or {}
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        fail(path, "pre-tokenizer %s is not GPT-2's byte-level one" % pre.get("type"))
+    return Vocab("gpt2", tokens, types, name, merges=merges, bos=special_id("bos"), eos=special_id("eos"),
+                 unk=special_id("unk"), pad=special_id("pad"), add_bos=tc.get("add_bos_token", False), pre="gpt-2")
+
+
+def vocab_from_meta_pkl(path):
+    """nanoGPT data/*/meta.pkl: {'vocab_size': n, 'itos': {id: char}, 'stoi': ...}."""
+    try:
+        with open(path, "rb") as f:
+            meta = SafeUnpickler(f, allow_globals=False).load()
+    except PICKLE_ERRORS as e:
+        fail(path, "not a readable pickle (%s)" % e)
+    itos = meta.get("itos") if isinstance(meta, dict) else None
+    if not isinstance(itos, dict) or not itos:
+        fail(path, "no 'itos' character table (is this a nanoGPT meta.pkl?)")
+    n = len(itos)
+    tokens = []
+    for i in range(n):
+        t = itos.get(i)
+        if not isinstance(t, str):
+            fail(path, "itos has no string for id %d" % i)
+        tokens.append(t)
+    return Vocab("char", tokens, [T_NORMAL] * n, "nanoGPT " + os.path.basename(path), add_bos=False)
+
+
+def find_tokenizer(folder):
+    """The tokenizer file a folder holds, in order of preference, or None."""
+    for name in ("tokenizer.model", "tokenizer.json", "vocab.json", "encoder.json", "meta.pkl", "tokenizer.bin"):
+        p = os.path.join(folder, name)
+        pair = {"vocab.json": "merges.txt", "encoder.json": "vocab.bpe"}.get(name)
+        if os.path.isfile(p) and (pair is None or os.path.isfile(os.path.join(folder, pair))):
+            return p
+    return None
+
+
+def load_vocab(path, config=None):
+    """Any tokenizer file or folder -> Vocab."""
+    if os.path.isdir(path):
+        p = find_tokenizer(path)
+        if p is None:
+            fail(path, "no tokenizer found (tokenizer.model, tokenizer.json, vocab.json+merges.txt, "
+                 "encoder.json+vocab.bpe, meta.pkl, tokenizer.bin)")
+        return load_vocab(p, config)
+    if not os.path.isfile(path):
+        fail(path, "no such file")
+    base = os.path.basename(path)
+    d = os.path.dirname(path)
+    if base in ("encoder.json", "vocab.json", "vocab.bpe", "merges.txt"):
+        pair = {"encoder.json": ("encoder.json", "vocab.bpe"), "vocab.bpe": ("encoder.json", "vocab.bpe"),
+                "vocab.json": ("vocab.json", "merges.txt"), "merges.txt": ("vocab.json", "merges.txt")}[base]
+        pa, pb = os.path.join(d, pair[0]), os.path.join(d, pair[1])
+        if not (os.path.exists(pa) and os.path.exists(pb)):
+            fail(path, "needs %s and %s side by side" % pair)
+        return vocab_from_gpt2_files(pa, pb)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if base.endswith(".pkl") or head[:1] == b"\x80":
+        return vocab_from_meta_pkl(path)
+    if base.endswith(".json") or head.lstrip()[:1] == b"{":
+        return vocab_from_tokenizer_json(path, config)
+    if base.endswith(".model") or head[:1] == b"\x0a":
+        return vocab_from_sentencepiece(path)
+    return vocab_from_llama2c(path)
+
+
+# ---------------------------------------------------------------- model mappers
+
+
+class Model:
+    """What a mapper produces: architecture, hyper-parameters, extension keys,
+    and the GGUF tensors with their sources."""
+
+    def __init__(self, arch, source, name):
+        self.arch, self.source, self.name = arch, source, name
+        self.hp = {}
+        self.ext = collections.OrderedDict()  # attn.* keys
+        self.tensors = []  # (gguf name, Src, transform, note)
+        self.used = set()
+        self.ignored = []
+
+    def add(self, gname, src, transform=None, note=""):
+        self.tensors.append((gname, src, transform, note))
+        self.used.add(src.name)
+
+
+def check_shape(src, shape):
+    if tuple(src.shape) != tuple(shape):
+        fail(src.name, "shape %s does not match the config (expected %s)" % (list(src.shape), list(shape)))
+
+
+def transpose(src):
+    """Conv1D weight [in, out] -> [out, in] (torch order), float32."""
+    a = src.f32()
+    rows, cols = src.shape
+    out = array("f")
+    for j in range(cols):
+        out.extend(a[j::cols])
+    return out
+
+
+def unpermute_rows(a, shape, n_head):
+    """HF LLaMA rotate-half Q/K rows -> interleaved pairs, as llama.cpp's
+    converter: reshape(n_head, 2, hd/2, cols).swapaxes(1, 2)."""
+    rows = shape[0]
+    cols = prod(shape[1:])
+    hd = rows // n_head
+    half = hd // 2
+    out = array("f")
+    for h in range(n_head):
+        for i in range(half):
+            for j in range(2):
+                r = h * hd + j * half + i
+                out.extend(a[r * cols:(r + 1) * cols])
+    return out
+
+
+def map_gpt2_blocks(m, sd, pfx, names, L, D, F, conv1d):
+    """GPT-2 block tensors (nanoGPT or HF names, same layout up to Conv1D)."""
+    for i in range(L):
+        p = "%sh.%d." % (pfx, i)
+        for sname, gname, shape in (
+                ("ln_1.weight", "attn_norm.weight", (D,)), ("ln_1.bias", "attn_norm.bias", (D,)),
+                ("attn.c_attn.weight", "attn_qkv.weight", (3 * D, D)), ("attn.c_attn.bias", "attn_qkv.bias", (3 * D,)),
+                ("attn.c_proj.weight", "attn_output.weight", (D, D)), ("attn.c_proj.bias", "attn_output.bias", (D,)),
+                ("ln_2.weight", "ffn_norm.weight", (D,)), ("ln_2.bias", "ffn_norm.bias", (D,)),
+                ("mlp.c_fc.weight", "ffn_up.weight", (F, D)), ("mlp.c_fc.bias", "ffn_up.bias", (F,)),
+                ("mlp.c_proj.weight", "ffn_down.weight", (D, F)), ("mlp.c_proj.bias", "ffn_down.bias", (D,))):
+            s = sd.get(p + sname)
+            if s is None:
+                if sname.endswith(".bias"):
+                    continue
+                fail(names, "missing tensor '%s'" % (p + sname))
+            if conv1d and len(shape) == 2:
+                check_shape(s, shape[::-1])
+                m.add("blk.%d.%s" % (i, gname), s, "T", "Conv1D transposed")
+            else:
+                check_shape(s, shape)
+                m.add("blk.%d.%s" % (i, gname), s)
+
+
+def map_nanogpt(sd, margs, path, rope):
+    """nanoGPT state dict (prefix '_orig_mod.' stripped) -> Model (arch gpt2)."""
+    if "tok_embeddings.weight" in sd:
+        return map_llama2c_ckpt(sd, margs, path)
+    if "transformer.wte.weight" not in sd:
+        fail(path, "not a nanoGPT or llama2.c state dict (no transformer.wte.weight / tok_embeddings.weight)")
+    wte = sd["transformer.wte.weight"]
+    V, D = wte.shape
+    L = 1 + max([int(k.split(".")[2]) for k in sd if k.startswith("transformer.h.")] or [-1])
+    H = margs.get("n_head")
+    if not isinstance(H, int) or H <= 0 or D % H:
+        fail(path, "model_args has no usable n_head (%r) for n_embd %d" % (H, D))
+    if margs.get("n_layer", L) != L or margs.get("n_embd", D) != D:
+        fail(path, "model_args (n_layer %s, n_embd %s) disagree with the tensors (%d layers, width %d)"
+             % (margs.get("n_layer"), margs.get("n_embd"), L, D))
+    fc = sd.get("transformer.h.0.mlp.c_fc.weight")
+    F = fc.shape[0] if fc is not None else 4 * D
+    m = Model("gpt2", "nanoGPT " + os.path.basename(path), os.path.splitext(os.path.basename(path))[0])
+    ctx = margs.get("block_size")
+    m.add("token_embd.weight", wte)
+    wpe = sd.get("transformer.wpe.weight")
+    if wpe is not None:
+        ctx = ctx or wpe.shape[0]
+        check_shape(wpe, (ctx, D))
+        m.add("position_embd.weight", wpe)
+    else:
+        m.ext["attn.positions"] = "rope_" + rope[0]
+        m.hp["rope.freq_base"] = float(rope[1] or margs.get("rope_theta") or margs.get("rope_base") or 10000.0)
+        m.hp["rope.dimension_count"] = D // H
+    if not isinstance(ctx, int) or ctx <= 0:
+        fail(path, "model_args has no block_size")
+    map_gpt2_blocks(m, sd, "transformer.", path, L, D, F, conv1d=False)
+    for n in ("weight", "bias"):
+        s = sd.get("transformer.ln_f." + n)
+        if s is None and n == "weight":
+            fail(path, "missing tensor 'transformer.ln_f.weight'")
+        if s is not None:
+            check_shape(s, (D,))
+            m.add("output_norm." + n, s)
+    head = sd.get("lm_head.weight")
+    if head is not None:
+        check_shape(head, (V, D))
+        if head.ident != wte.ident:
+            m.add("output.weight", head)
+        else:
+            m.used.add(head.name)
+    m.ext["attn.mlp"] = "gelu_erf"  # nn.GELU() default: exact erf
+    m.hp.update(context_length=ctx, embedding_length=D, block_count=L, feed_forward_length=F,
+                head_count=H, layer_norm_epsilon=1e-5, vocab_size=V)
+    for k in sd:
+        if re.match(r"transformer\.h\.\d+\.attn\.bias$", k) or re.search(r"(inv_freq|freqs_cis|freqs_cos|freqs_sin|"
+                                                                       r"cos_cached|sin_cached)$", k):
+            m.used.add(k)
+            m.ignored.append(k)
+    return m
+
+
+def map_llama(m, sd, names, L, D, H, Hkv, hd, F, V, prefix, permute_heads):
+    """LLaMA tensors with one naming scheme (names: dict of role -> source name pattern)."""
+    def get(role, i=None, required=True):
+        n = names[role] % i if i is not None else names[role]
+        s = sd.get(prefix + n)
+        if s is None and required:
+            fail(m.source, "missing tensor '%s'" % (prefix + n))
+        return s
+
+    emb = get("emb")
+    check_shape(emb, (V, D))
+    m.add("token_embd.weight", emb)
+    for i in range(L):
+        for role, gname, shape, perm in (
+                ("attn_norm", "attn_norm", (D,), 0), ("q", "attn_q", (H * hd, D), H), ("k", "attn_k", (Hkv * hd, D), Hkv),
+                ("v", "attn_v", (Hkv * hd, D), 0), ("o", "attn_output", (D, H * hd), 0),
+                ("ffn_norm", "ffn_norm", (D,), 0), ("gate", "ffn_gate", (F, D), 0), ("up", "ffn_up", (F, D), 0),
+                ("down", "ffn_down", (D, F), 0)):
+            s = get(role, i)
+            check_shape(s, shape)
+            if perm and permute_heads:
+                m.add("blk.%d.%s.weight" % (i, gname), s, ("P", perm), "rotate-half -> pairs")
+            else:
+                m.add("blk.%d.%s.weight" % (i, gname), s)
+            if role in ("attn_norm", "ffn_norm") or "bias" not in names:
+                continue
+            b = sd.get(prefix + (names[role] % i)[:-len("weight")] + "bias")
+            if b is not None:
+                check_shape(b, shape[:1])
+                if perm and permute_heads:
+                    m.add("blk.%d.%s.bias" % (i, gname), b, ("P", perm), "rotate-half -> pairs")
+                else:
+                    m.add("blk.%d.%s.bias" % (i, gname), b)
+    norm = get("norm")
+    check_shape(norm, (D,))
+    m.add("output_norm.weight", norm)
+    return emb
+
+
+def _llama_head(m, sd, name, emb, tied):
+    head = sd.get(name)
+    if head is None:
+        return
+    check_shape(head, emb.shape)
+    if head.ident == emb.ident or tied:
+        m.used.add(head.name)
+    else:
+        m.add("output.weight", head)
+
+
+LLAMA2C_NAMES = {
+    "emb": "tok_embeddings.weight", "norm": "norm.weight", "attn_norm": "layers.%d.attention_norm.weight",
+    "q": "layers.%d.attention.wq.weight", "k": "layers.%d.attention.wk.weight", "v": "layers.%d.attention.wv.weight",
+    "o": "layers.%d.attention.wo.weight", "ffn_norm": "layers.%d.ffn_norm.weight",
+    "gate": "layers.%d.feed_forward.w1.weight", "down": "layers.%d.feed_forward.w2.weight",
+    "up": "layers.%d.feed_forward.w3.weight",
+}
+
+
+def _llama_hp(m, ctx, D, L, F, H, Hkv, eps, theta, V, hd):
+    m.hp.update(context_length=ctx, embedding_length=D, block_count=L, feed_forward_length=F, head_count=H,
+                head_count_kv=Hkv, layer_norm_rms_epsilon=eps, vocab_size=V)
+    m.hp["rope.freq_base"] = float(theta)
+    m.hp["rope.dimension_count"] = hd
+
+
+def map_llama2c(hp, sd, path, source):
+    D, L, H, Hkv, V = hp["dim"], hp["n_layers"], hp["n_heads"], hp["n_kv_heads"], hp["vocab"]
+    F = hp["hidden"]
+    m = Model("llama", source, os.path.splitext(os.path.basename(path))[0])
+    emb = map_llama(m, sd, LLAMA2C_NAMES, L, D, H, Hkv, D // H, F, V, "", False)
+    _llama_head(m, sd, "output.weight", emb, False)
+    _llama_hp(m, hp["seq"], D, L, F, H, Hkv, hp.get("norm_eps", 1e-5), 10000.0, V, D // H)
+    return m
+
+
+def map_llama2c_ckpt(sd, margs, path):
+    """llama2.c train.py ckpt.pt: model.py state dict + model_args."""
+    emb = sd["tok_embeddings.weight"]
+    V, D = emb.shape
+    L = 1 + max([int(k.split(".")[1]) for k in sd if k.startswith("layers.")] or [-1])
+    H = margs.get("n_heads")
+    if not isinstance(H, int) or H <= 0 or D % H:
+        fail(path, "model_args has no usable n_heads (%r)" % H)
+    Hkv = margs.get("n_kv_heads") or H
+    w1 = sd.get("layers.0.feed_forward.w1.weight")
+    hp = dict(dim=D, hidden=w1.shape[0] if w1 is not None else 0, n_layers=L, n_heads=H, n_kv_heads=Hkv, vocab=V,
+              seq=margs.get("max_seq_len") or 2048, norm_eps=margs.get("norm_eps", 1e-5))
+    m = map_llama2c(hp, sd, path, "llama2.c " + os.path.basename(path))
+    for k in sd:
+        if re.search(r"(freqs_cos|freqs_sin|\.mask)$", k):
+            m.used.add(k)
+            m.ignored.append(k)
+    return m
+
+
+def load_hf_weights(folder):
+    """Every tensor of an HF folder: safetensors (single or sharded) or pytorch_model.bin."""
+    j = os.path.join
+    for index, loader in (("model.safetensors.index.json", load_safetensors),
+                          ("pytorch_model.bin.index.json", load_torch_sd)):
+        if os.path.exists(j(folder, index)):
+            wm = read_json(j(folder, index)).get("weight_map")
+            if not isinstance(wm, dict):
+                fail(j(folder, index), "no weight_map")
+            sd = collections.OrderedDict()
+            for shard in sorted(set(wm.values())):
+                if not isinstance(shard, str) or "/" in shard or shard.startswith("."):
+                    fail(j(folder, index), "bad shard name %r" % shard)
+                p = j(folder, shard)
+                if not os.path.exists(p):
+                    fail(p, "shard listed in %s is missing" % index)
+                sd.update(loader(p))
+            missing = [n for n in wm if n not in sd]
+            if missing:
+                fail(j(folder, index), "tensor '%s' is not in its shard" % missing[0])
+            return sd, index
+    for name, loader in (("model.safetensors", load_safetensors), ("pytorch_model.bin", load_torch_sd)):
+        if os.path.exists(j(folder, name)):
+            return loader(j(folder, name)), name
+    fail(folder, "no model.safetensors, sharded safetensors index or pytorch_model.bin")
+
+
+def load_torch_sd(path):
+    obj = load_torch(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    return state_dict_srcs(obj, path)
+
+
+def map_hf(folder):
+    """HF folder -> (Model, tokenizer path, config, every source tensor name)."""
+    cfg = read_json(os.path.join(folder, "config.json"))
+    if not isinstance(cfg, dict):
+        fail(folder, "config.json is not an object")
+    sd, fname = load_hf_weights(folder)
+    mt = cfg.get("model_type")
+    name = cfg.get("_name_or_path") or os.path.basename(os.path.abspath(folder))
+
+    def need(*keys):
+        for k in keys:
+            if isinstance(cfg.get(k), int) and cfg[k] > 0:
+                return cfg[k]
+        fail(os.path.join(folder, "config.json"), "missing %s" % keys[0])
+
+    if mt == "gpt2":
+        m = Model("gpt2", "Hugging Face GPT-2 (%s)" % fname, name)
+        D, L, H = need("n_embd", "hidden_size"), need("n_layer", "num_hidden_layers"), need("n_head", "num_attention_heads")
+        ctx = need("n_positions", "n_ctx", "max_position_embeddings")
+        F = cfg.get("n_inner") or 4 * D
+        act = cfg.get("activation_function", "gelu_new")
+        if act in ("gelu", "gelu_python"):
+            m.ext["attn.mlp"] = "gelu_erf"
+        elif act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+            fail(folder, "activation_function %s is not supported" % act)
+        if cfg.get("scale_attn_by_inverse_layer_idx") or cfg.get("scale_attn_weights") is False:
+            fail(folder, "non-standard attention scaling is not supported")
+        pfx = "transformer." if "transformer.wte.weight" in sd else ""
+        wte = sd.get(pfx + "wte.weight")
+        if wte is None:
+            fail(folder, "missing tensor 'wte.weight'")
+        V = wte.shape[0]
+        check_shape(wte, (V, D))
+        m.add("token_embd.weight", wte)
+        wpe = sd.get(pfx + "wpe.weight")
+        if wpe is None:
+            fail(folder, "missing tensor 'wpe.weight'")
+        check_shape(wpe, (ctx, D))
+        m.add("position_embd.weight", wpe)
+        map_gpt2_blocks(m, sd, pfx, folder, L, D, F, conv1d=True)
+        for n in ("weight", "bias"):
+            s = sd.get(pfx + "ln_f." + n)
+            if s is None:
+                fail(folder, "missing tensor '%sln_f.%s'" % (pfx, n))
+            check_shape(s, (D,))
+            m.add("output_norm." + n, s)
+        head = sd.get("lm_head.weight")
+        if head is not None:
+            check_shape(head, (V, D))
+            if cfg.get("tie_word_embeddings", True) or head.ident == wte.ident:
+                m.used.add(head.name)
+            else:
+                m.add("output.weight", head)
+        m.hp.update(context_length=ctx, embedding_length=D, block_count=L, feed_forward_length=F, head_count=H,
+                    layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)), vocab_size=V)
+        for k in sd:
+            if re.match(r"(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$", k):
+                m.used.add(k)
+                m.ignored.append(k)
+        return m, find_tokenizer(folder), cfg, list(sd)
+    if mt in ("llama", "mistral"):
+        m = Model("llama", "Hugging Face LLaMA (%s)" % fname, name)
+        D, L, H = need("hidden_size"), need("num_hidden_layers"), need("num_attention_heads")
+        Hkv = cfg.get("num_key_value_heads") or H
+        F, ctx = need("intermediate_size"), need("max_position_embeddings")
+        hd = cfg.get("head_dim") or D // H
+        if cfg.get("rope_scaling"):
+            fail(folder, "rope_scaling %s is not supported" % json.dumps(cfg["rope_scaling"]))
+        if cfg.get("hidden_act", "silu") != "silu":
+            fail(folder, "hidden_act %s is not supported (only silu)" % cfg.get("hidden_act"))
+        if H % Hkv or hd % 2:
+            fail(folder, "num_attention_heads %d / num_key_value_heads %d / head dim %d do not fit" % (H, Hkv, hd))
+        names = {"emb": "embed_tokens.weight", "norm": "norm.weight",
+                 "attn_norm": "layers.%d.input_layernorm.weight", "q": "layers.%d.self_attn.q_proj.weight",
+                 "k": "layers.%d.self_attn.k_proj.weight", "v": "layers.%d.self_attn.v_proj.weight",
+                 "o": "layers.%d.self_attn.o_proj.weight", "ffn_norm": "layers.%d.post_attention_layernorm.weight",
+                 "gate": "layers.%d.mlp.gate_proj.weight", "up": "layers.%d.mlp.up_proj.weight",
+                 "down": "layers.%d.mlp.down_proj.weight", "bias": True}
+        pfx = "model." if "model.embed_tokens.weight" in sd else ""
+        if pfx + "embed_tokens.weight" not in sd:
+            fail(folder, "missing tensor '%sembed_tokens.weight'" % pfx)
+        V = sd[pfx + "embed_tokens.weight"].shape[0]
+        emb = map_llama(m, sd, names, L, D, H, Hkv, hd, F, V, pfx, True)
+        _llama_head(m, sd, "lm_head.weight", emb, cfg.get("tie_word_embeddings", False))
+        if mt == "mistral" and cfg.get("sliding_window") and cfg["sliding_window"] < ctx:
+            warn("sliding_window %d ignored: attention is full-context" % cfg["sliding_window"])
+        _llama_hp(m, ctx, D, L, F, H, Hkv, float(cfg.get("rms_norm_eps", 1e-6)), cfg.get("rope_theta", 10000.0), V, hd)
+        for k in sd:
+            if k.endswith("rotary_emb.inv_freq"):
+                m.used.add(k)
+                m.ignored.append(k)
+        return m, find_tokenizer(folder), cfg, list(sd)
+    fail(os.path.join(folder, "config.json"), "model_type %r is not supported (gpt2, llama, mistral)" % mt)
+
+
+# ---------------------------------------------------------------- main
+
+
+def load_checkpoint(path, args):
+    """SRC that is a model -> (Model, tokenizer found beside it or None, config dict,
+    every source tensor name)."""
+    if os.path.isdir(path):
+        if not os.path.exists(os.path.join(path, "config.json")):
+            fail(path, "folder without config.json (not a Hugging Face model folder)")
+        return map_hf(path)
+    if not os.path.isfile(path):
+        fail(path, "no such file")
+    base = os.path.basename(path)
+    d = os.path.dirname(path) or "."
+    if base.endswith(".safetensors") or base in ("pytorch_model.bin", "config.json"):
+        if os.path.exists(os.path.join(d, "config.json")):
+            return load_checkpoint(d, args)
+        fail(path, "needs config.json beside it (pass the Hugging Face folder)")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        obj = load_torch(path)
+        if not isinstance(obj, dict):
+            fail(path, "checkpoint is not a dict")
+        sd = obj.get("model", obj)
+        margs = obj.get("model_args") if isinstance(obj.get("model_args"), dict) else {}
+        if not isinstance(sd, dict):
+            fail(path, "checkpoint['model'] is not a state dict")
+        prefix = "_orig_mod."
+        sd = collections.OrderedDict((k[len(prefix):] if isinstance(k, str) and k.startswith(prefix) else k, v)
+                                     for k, v in sd.items())
+        srcs = state_dict_srcs(sd, path)
+        m = map_nanogpt(srcs, margs, path, (args.rope, args.rope_theta))
+        return m, nanogpt_meta(path, obj.get("config")), {}, list(srcs)
+    hp, srcs = load_llama2c_bin(path)
+    m = map_llama2c(hp, srcs, path, "llama2.c %s (v%d)" % (base, hp["version"]))
+    return m, None, {}, list(srcs)
+
+
+def nanogpt_meta(path, config):
+    """nanoGPT's character vocabulary: meta.pkl beside the checkpoint, or where
+    sample.py looks (data/<dataset>/meta.pkl of the nanoGPT folder above out-*/)."""
+    d = os.path.dirname(os.path.abspath(path))
+    cands = [os.path.join(d, "meta.pkl")]
+    ds = config.get("dataset") if isinstance(config, dict) else None
+    if isinstance(ds, str) and re.match(r"^[\w.-]+$", ds) and ds not in (".", ".."):
+        cands.append(os.path.join(os.path.dirname(d), "data", ds, "meta.pkl"))
+    for p in cands:
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+def tensor_plan(m, dtype):
+    """Model -> OutTensors (1-D: F32; 2-D: dtype, Q8_0 falls back to F16 when cols % 32)."""
+    gtype = OUT_DTYPES[dtype][0]
+    out = []
+    fallbacks = []
+    for gname, src, tr, note in m.tensors:
+        shape = src.shape[::-1] if tr == "T" else src.shape
+        t = GGML_F32 if len(shape) == 1 else gtype
+        if t == GGML_Q8_0 and shape[-1] % Q8_BLOCK:
+            t = GGML_F16
+            fallbacks.append(gname)
+        if tr == "T":
+            produce = (lambda s: lambda: transpose(s))(src)
+        elif tr and tr[0] == "P":
+            produce = (lambda s, n: lambda: unpermute_rows(s.f32(), s.shape, n))(src, tr[1])
+        else:
+            produce = src.f32
+        out.append(OutTensor(gname, shape, t, produce, "%s%s" % (src.name, " (%s)" % note if note else "")))
+    if fallbacks:
+        warn("%d matrices have a column count that is not a multiple of 32, written as F16 instead of Q8_0 (%s)"
+             % (len(fallbacks), ", ".join(fallbacks[:4]) + (", ..." if len(fallbacks) > 4 else "")))
+    return out
+
+
+def print_plan(tensors):
+    """One line per tensor group: layer numbers folded into {a-b}."""
+    groups = collections.OrderedDict()
+    for t in tensors:
+        key = (re.sub(r"\.\d+\.", ".{N}.", t.name), re.sub(r"\.\d+\.", ".{N}.", t.src_desc), t.shape, t.gtype)
+        layer = re.search(r"\.(\d+)\.", t.name)
+        groups.setdefault(key, []).append(int(layer.group(1)) if layer else None)
+    for (gname, sname, shape, gtype), layers in groups.items():
+        if layers[0] is not None:
+            rng = "%d-%d" % (min(layers), max(layers)) if len(layers) > 1 else str(layers[0])
+            gname, sname = gname.replace("{N}", "{%s}" % rng), sname.replace("{N}", "{%s}" % rng)
+        print("  %-28s <- %-44s %-14s %s" % (gname, sname, "x".join(map(str, shape)), GGML_NAMES[gtype]))
+
+
+def model_kv(m, file_type):
+    kv = KV()
+    kv.set("general.architecture", G_STR, m.arch)
+    kv.set("general.name", G_STR, str(m.name))
+    kv.set("general.file_type", G_U32, file_type)
+    a = m.arch
+    for k, v in m.hp.items():
+        if k == "head_count_kv" and a != "llama":
+            continue
+        key = "%s.%s" % (a, k.replace("head_count", "attention.head_count").replace(
+            "layer_norm", "attention.layer_norm"))
+        kv.set(key, G_F32 if isinstance(v, float) else G_U32, v)
+    for k, v in m.ext.items():
+        kv.set(k, G_STR, v)
+    kv.set("attn.source", G_STR, m.source)
+    return kv
+
+
+def describe(m):
+    hp = m.hp
+    D, H = hp["embedding_length"], hp["head_count"]
+    pos = m.ext.get("attn.positions", "learned" if m.arch == "gpt2" else "rope_pairs")
+    mlp = m.ext.get("attn.mlp", "gelu_tanh" if m.arch == "gpt2" else "swiglu")
+    hd = hp.get("rope.dimension_count", D // H)
+    tied = not any(t[0] == "output.weight" for t in m.tensors)
+    biases = any(t[0].endswith(".bias") and t[0].startswith("blk.") for t in m.tensors)
+    return ("arch %s: %d layers, width %d, %d heads (kv %d, head dim %d), ffn %d, vocab %d, context %d; "
+            "positions %s%s, mlp %s, biases %s, head %s"
+            % (m.arch, hp["block_count"], D, H, hp.get("head_count_kv", H), hd, hp["feed_forward_length"],
+               hp["vocab_size"], hp["context_length"], pos,
+               " (theta %g)" % hp["rope.freq_base"] if "rope.freq_base" in hp else "", mlp,
+               "yes" if biases else "no", "tied" if tied else "separate"))
+
+
+def default_out(src):
+    src = os.path.normpath(src)
+    base = os.path.splitext(os.path.basename(src))[0] if os.path.isfile(src) else os.path.basename(src)
+    return os.path.join(os.path.dirname(src), base + ".gguf")
+
+
+def convert(args):
+    out = args.output or default_out(args.src)
+    if os.path.exists(args.src) and os.path.exists(out) and os.path.samefile(args.src, out):
+        fail(out, "output would overwrite the input")
+    if args.vocab_only:
+        if args.tokenizer:
+            fail("--tokenizer", "not used with --vocab-only (SRC is the tokenizer)")
+        v = load_vocab(args.src)
+        kv = KV()
+        kv.set("general.architecture", G_STR, "llama" if v.model == "llama" else "gpt2")
+        kv.set("general.name", G_STR, os.path.basename(os.path.normpath(args.src)))
+        kv.set("attn.source", G_STR, v.source)
+        v.write(kv)
+        size = write_gguf(out, kv, [])
+        print("tokenizer: %s" % v.describe())
+        print("wrote %s: vocab only, %.2f MB" % (out, size / 1e6))
+        return
+    m, beside, cfg, names = load_checkpoint(args.src, args)
+    unmapped = [k for k in names if k not in m.used]
+    if unmapped:
+        fail(args.src, "cannot map tensor '%s'%s" % (unmapped[0], " (and %d more)" % (len(unmapped) - 1)
+                                                     if len(unmapped) > 1 else ""))
+    V = m.hp["vocab_size"]
+    vocab = None
+    if args.tokenizer:
+        vocab = load_vocab(args.tokenizer, cfg)
+    elif beside:
+        try:
+            vocab = load_vocab(beside, cfg)
+        except ConvertError as e:
+            warn("tokenizer beside the model not used: %s" % e)
+    if vocab is not None and len(vocab.tokens) > V:
+        msg = "tokenizer has %d tokens but the model only %d rows" % (len(vocab.tokens), V)
+        if args.tokenizer:
+            fail(args.tokenizer, msg)
+        warn(msg + "; not attached")
+        vocab = None
+    kv = model_kv(m, OUT_DTYPES[args.dtype][1])
+    if vocab is not None:
+        if len(vocab.tokens) < V:
+            print("tokenizer padded from %d to %d tokens" % (len(vocab.tokens), V))
+            vocab.pad_to(V)
+        vocab.write(kv)
+    else:
+        hint = " (nanoGPT without meta.pkl uses GPT-2's tokenizer: pass --tokenizer DIR with encoder.json and " \
+               "vocab.bpe)" if m.source.startswith("nanoGPT") and V >= 50257 else ""
+        warn("no tokenizer: writing an ids-only model; add one with --tokenizer PATH" + hint)
+    tensors = tensor_plan(m, args.dtype)
+    print("source: %s" % m.source)
+    print(describe(m))
+    print_plan(tensors)
+    for k in m.ignored[:3]:
+        print("  (skipped buffer %s%s)" % (k, ", ..." if len(m.ignored) > 3 and k == m.ignored[2] else ""))
+    if vocab is not None:
+        print("tokenizer: %s" % vocab.describe())
+    size = write_gguf(out, kv, tensors)
+    n_params = sum(prod(t.shape) for t in tensors)
+    print("wrote %s: %d tensors, %.2fM parameters, %s, %.2f MB" % (out, len(tensors), n_params / 1e6, args.dtype,
+                                                                   size / 1e6))
+
+
+HELP_EPILOG = """\
+SRC kinds:
+  Hugging Face folder     config.json + model.safetensors | model.safetensors.index.json + shards |
+                          pytorch_model.bin; model_type gpt2 or llama (mistral without sliding window);
+                          its tokenizer (tokenizer.model, tokenizer.json, vocab.json+merges.txt) is
+                          attached automatically.
+  nanoGPT ckpt.pt         {'model': state_dict, 'model_args': ...}, '_orig_mod.' prefix allowed, biases
+                          optional, any vocab size; attn.mlp = gelu_erf (nn.GELU), LayerNorm eps 1e-5.
+                          meta.pkl beside it (or data/<dataset>/meta.pkl, where nanoGPT's sample.py
+                          looks) is attached automatically. A RoPE variant (no
+                          transformer.wpe.weight) gets attn.positions from --rope.
+  llama2.c ckpt.pt        train.py checkpoints (tok_embeddings.weight, layers.N.attention.wq.weight, ...).
+  llama2.c model.bin      v0 (legacy_export), v1 and v2 ("ak42" header; v2 int8 groups are dequantized).
+  --vocab-only            SRC is a tokenizer: tokenizer.json, tokenizer.model (SentencePiece BPE),
+                          llama2.c tokenizer.bin, vocab.json+merges.txt or encoder.json+vocab.bpe
+                          (file or folder), nanoGPT meta.pkl (character vocabulary, model "char").
+--rope (nanoGPT checkpoints without position embeddings only):
+  halves  rotate_half: dims i and i+hd/2 form a pair (GPT-NeoX / Hugging Face style, the usual
+          way nanoGPT forks add RoPE) -> attn.positions = rope_halves (default)
+  pairs   dims 2i and 2i+1 form a pair (Meta / llama2.c style) -> attn.positions = rope_pairs
+Errors are one line 'convert.py: <what>: <why>'; exit 2 for bad input, 1 otherwise.
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="convert.py", description="Convert a checkpoint or tokenizer to attn's GGUF.",
+                                 epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", metavar="SRC", help="model folder or file, or with --vocab-only a tokenizer")
+    ap.add_argument("-o", "--output", metavar="OUT.gguf", help="default: SRC with .gguf (beside it)")
+    ap.add_argument("--tokenizer", metavar="PATH", help="attach this tokenizer (any kind --vocab-only reads)")
+    ap.add_argument("--dtype", choices=sorted(OUT_DTYPES), default="f32",
+                    help="type of 2-D weights (1-D tensors are always f32); default f32")
+    ap.add_argument("--vocab-only", action="store_true", help="write only the tokenizer of SRC")
+    ap.add_argument("--rope", choices=("halves", "pairs"), default="halves",
+                    help="RoPE layout of a nanoGPT checkpoint without position embeddings (see below)")
+    ap.add_argument("--rope-theta", type=float, default=None, metavar="THETA",
+                    help="RoPE base for such a checkpoint (default: model_args rope_theta, else 10000)")
+
+    def usage_error(msg):
+        print("convert.py: usage: %s" % msg, file=sys.stderr)
+        sys.exit(2)
+
+    ap.error = usage_error
+    args = ap.parse_args(argv)
+    try:
+        convert(args)
+    except ConvertError as e:
+        print("convert.py: %s" % e, file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as e:
+        where = getattr(e, "filename", None)
+        print("convert.py: %s: %s" % (where or args.src, getattr(e, "strerror", None) or e), file=sys.stderr)
+        return 2 if isinstance(e, FileNotFoundError) else 1
+    except (struct.error, ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, RecursionError,
+            OverflowError, zipfile.BadZipFile) as e:
+        print("convert.py: %s: malformed input (%s: %s)" % (args.src, type(e).__name__, e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
