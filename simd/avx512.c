@@ -1,18 +1,434 @@
-// simd/avx512.c - the avx512 kernel path (stub: scalar kernels until written).
+// simd/avx512.c - the AVX-512 path (F, BW, VL, DQ; F16C conversions).
+//
+// Order of operations (what makes results independent of sizes and threads):
+// every matmul output is one chain of fused multiply-adds over k = 0..K-1
+// starting from +0, then + bias. The two matmul kernels both keep to it:
+// - GEMM (M > GEMV_MAX_M): a panel of 32 weight rows is converted to f32 and
+//   transposed into a small per-thread buffer ([k][32], in cache), and a
+//   register tile of up to 14 rows of A x 32 columns runs over k, A read in
+//   place (broadcasts).
+// - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
+//   converted and transposed in registers, then chained with broadcast A; it
+//   reads the weights once and is memory bound.
+// Attention uses the same two kernels for the scores (keys as f32 weights),
+// a 16-lane softmax with a fixed reduction tree, and a chain over keys for
+// probs @ V, so a row's result does not depend on how many rows come with it.
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include "attn.h"
 #include "simd/kernels.h"
 
+#define INLINE static inline __attribute__((always_inline))
+#define GEMV_MAX_M 4
+#define MR 14 // GEMM tile rows
+#define NR 32 // GEMM tile columns (two vectors)
+
+// ---------------------------------------------------------------- weights
+
+// 16 consecutive weights k..k+15 of a row as f32 (k % 16 == 0 for Q8_0).
+INLINE __m512 load16(const uint8_t *row, uint32_t wtype, int k) {
+    switch (wtype) {
+    case ATTN_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)k)));
+    case ATTN_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * (size_t)k))), 16));
+    case ATTN_Q8_0: {
+        const uint8_t *blk = row + (size_t)(k / 32) * 34;
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + k % 32))));
+        return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)), q);
+    }
+    default: return _mm512_loadu_ps((const float *)row + k);
+    }
+}
+
+// The first n (< 16) weights from k, zeros after (F32/F16/BF16 only: Q8_0
+// rows are whole blocks).
+INLINE __m512 load16_part(const uint8_t *row, uint32_t wtype, int k, int n) {
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    switch (wtype) {
+    case ATTN_F16:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * (size_t)k));
+    case ATTN_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * (size_t)k)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+    }
+}
+
+INLINE __m512 load16_any(const uint8_t *row, uint32_t wtype, int k, int n) {
+    return n >= 16 ? load16(row, wtype, k) : load16_part(row, wtype, k, n);
+}
+
+static void avx512_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
+    int k = 0;
+    for (; k + 16 <= n; k += 16) _mm512_storeu_ps(out + k, load16(W, wtype, k));
+    if (k < n) _mm512_mask_storeu_ps(out + k, (__mmask16)((1u << (n - k)) - 1), load16_part(W, wtype, k, n - k));
+}
+
+// In-register transpose: r[i] lane j  ->  r[j] lane i.
+INLINE void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    // r[4g + c], 128-bit lane L: rows 4g..4g+3 of column c + 4L
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+        t[c + 4] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+        t[c + 8] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+        t[c + 12] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xdd);
+        r[c + 4] = _mm512_shuffle_f32x4(t[c + 4], t[c + 12], 0x88);
+        r[c + 12] = _mm512_shuffle_f32x4(t[c + 4], t[c + 12], 0xdd);
+    }
+}
+
+// Columns k0..k0+kn-1 of nr (<= 16) weight rows, as col[c] = rows' weights at
+// k0 + c (lanes beyond nr and columns beyond kn are 0).
+INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int kn, int nr, __m512 col[16]) {
+    for (int r = 0; r < 16; r++)
+        col[r] = r < nr ? load16_any(W + (size_t)r * ldw, wtype, k0, kn) : _mm512_setzero_ps();
+    transpose16(col);
+}
+
+// ---------------------------------------------------------------- GEMV
+
+// C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): weight rows n0.. at W (stride
+// ldw bytes), 16 at a time, each k a broadcast FMA in order.
+INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int nr) {
+    __m512 acc[GEMV_MAX_M];
+    for (int m = 0; m < GEMV_MAX_M; m++) acc[m] = _mm512_setzero_ps();
+    __m512 col[16];
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        int kn = K - k0 < 16 ? K - k0 : 16;
+        load_block(W, ldw, wtype, k0, kn, nr, col);
+        for (int c = 0; c < kn; c++)
+            for (int m = 0; m < GEMV_MAX_M; m++)
+                if (m < M) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
+    }
+    __mmask16 mask = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
+    for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(C + (size_t)m * ldc, mask, _mm512_add_ps(acc[m], b));
+}
+
+static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                 float *C, int ldc, int M, int K, int n0, int n1) {
+    for (int n = n0; n < n1; n += 16) {
+        int nr = n1 - n < 16 ? n1 - n : 16;
+        const uint8_t *w = W + (size_t)n * ldw;
+        const float *b = bias ? bias + n : NULL;
+        switch (M) { // constant M lets the compiler keep the accumulators in registers
+        case 1: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 1, K, nr); break;
+        case 2: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 2, K, nr); break;
+        case 3: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 3, K, nr); break;
+        default: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 4, K, nr); break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- GEMM
+
+// Per-thread panel buffer: 32 weight columns x K, as [k][32] f32.
+static _Thread_local float *panel_buf;
+static _Thread_local size_t panel_cap;
+
+static float *panel_alloc(int K) {
+    size_t need = (size_t)K * NR;
+    if (need > panel_cap) {
+        free(panel_buf);
+        panel_buf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
+        panel_cap = panel_buf ? need : 0;
+    }
+    return panel_buf;
+}
+
+// P[k][c] = weight (n0 + c, k) for c < nc (<= 32), 0 for c >= nc.
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+    __m512 col[16];
+    for (int h = 0; h < 2; h++) {
+        int nr = nc - 16 * h;
+        nr = nr < 0 ? 0 : nr > 16 ? 16 : nr;
+        const uint8_t *w = W + (size_t)(16 * h) * ldw;
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            int kn = K - k0 < 16 ? K - k0 : 16;
+            if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
+            else for (int c = 0; c < 16; c++) col[c] = _mm512_setzero_ps();
+            for (int c = 0; c < kn; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
+        }
+    }
+}
+
+// C tile (R rows x nc columns) = A rows x panel, chained over k, + bias.
+INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
+                      int nc) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m512 w0 = _mm512_load_ps(P + (size_t)k * NR), w1 = _mm512_load_ps(P + (size_t)k * NR + 16);
+        for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+            acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, w1, acc[r][1]);
+        }
+    }
+    __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffff : (1u << nc) - 1);
+    __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffff : nc <= 16 ? 0 : (1u << (nc - 16)) - 1);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(C + (size_t)r * ldc, m0, _mm512_add_ps(acc[r][0], b0));
+        _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16, m1, _mm512_add_ps(acc[r][1], b1));
+    }
+}
+
+typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
+#define TILE(R) \
+    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
+        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8) TILE(9) TILE(10) TILE(11) TILE(12) TILE(13) TILE(14)
+static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7,
+                                        tile_8, tile_9, tile_10, tile_11, tile_12, tile_13, tile_14 };
+
+// General matmul on rows of ldw bytes. row_lo (>= 0): causal scores, where
+// row m needs columns n <= row_lo + m only (tiles wholly above are skipped).
+static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
+    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (!P) { // small M, or no memory for a panel: the GEMV kernel gives the same bits
+        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
+        int m = 0;
+        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR; // rows before m see none of these columns
+        for (; m < M; m += MR) {
+            int R = M - m < MR ? M - m : MR;
+            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
+        }
+    }
+}
+
+static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                          int M, int K, int n0, int n1) {
+    if (M <= 0 || n1 <= n0) return;
+    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+}
+
+// ---------------------------------------------------------------- math
+
+// Sum of the 16 lanes in a fixed tree (halves, then quarters, ...).
+INLINE float hsum(__m512 v) {
+    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+
+// e^x, within 2 ulp on [-87, 88]; below -87.3 gives 0.
+INLINE __m512 vexp(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x); // ln2 split in two parts
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    // e^r on |r| <= ln2/2: Taylor-like minimax polynomial (Cephes expf)
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+#define MASK(n) ((__mmask16)((1u << (n)) - 1))
+
+// x[i] = x[i] * scale, then softmax over n, in place.
+static void softmax_scaled(float *x, int n, float scale) {
+    __m512 vs = _mm512_set1_ps(scale), vmax = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vs);
+        _mm512_storeu_ps(x + i, v);
+        vmax = _mm512_max_ps(vmax, v);
+    }
+    if (i < n) {
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(MASK(n - i), x + i), vs);
+        _mm512_mask_storeu_ps(x + i, MASK(n - i), v);
+        vmax = _mm512_mask_max_ps(vmax, MASK(n - i), vmax, v);
+    }
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), sum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = vexp(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+        _mm512_storeu_ps(x + i, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (i < n) {
+        __m512 e = vexp(_mm512_sub_ps(_mm512_maskz_loadu_ps(MASK(n - i), x + i), mx));
+        _mm512_mask_storeu_ps(x + i, MASK(n - i), e);
+        sum = _mm512_mask_add_ps(sum, MASK(n - i), sum, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / hsum(sum));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    if (i < n) _mm512_mask_storeu_ps(x + i, MASK(n - i), _mm512_mul_ps(_mm512_maskz_loadu_ps(MASK(n - i), x + i), inv));
+}
+
+static void avx512_softmax(float *x, int n) {
+    if (n > 0) softmax_scaled(x, n, 1.0f);
+}
+
+// ---------------------------------------------------------------- attention
+
+// out rows (R of them, hd wide) = probs rows @ V, chained over keys j < nj.
+// Keys past a row's own last one have probability exactly 0 and leave its
+// sums unchanged, so a row gets the same bits in any tile.
+#define PV_R 6
+INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int nj, int hd, float *out, int os) {
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        int nd = hd - d0 < 64 ? hd - d0 : 64;
+        __mmask16 mk[4];
+        for (int q = 0; q < 4; q++) {
+            int left = nd - 16 * q;
+            mk[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : MASK(left);
+        }
+        __m512 acc[PV_R][4];
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
+        for (int j = 0; j < nj; j++) {
+            __m512 vv[4];
+            for (int q = 0; q < 4; q++) vv[q] = _mm512_maskz_loadu_ps(mk[q], v + (size_t)j * vs + d0 + 16 * q);
+            for (int r = 0; r < R; r++) {
+                __m512 pr = _mm512_set1_ps(p[(size_t)r * ps + j]);
+                for (int q = 0; q < 4; q++) acc[r][q] = _mm512_fmadd_ps(pr, vv[q], acc[r][q]);
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(out + (size_t)r * os + d0 + 16 * q, mk[q], acc[r][q]);
+    }
+}
+
+static void avx512_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
+                             int hd, float scale, float *probs, float *out, int os) {
+    int nk = q0 + nq;
+    // raw scores q.k for every key a row's tile reaches; the mask below fixes the rest
+    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
+    for (int i = 0; i < nq; i++) {
+        float *p = probs + (size_t)i * nk;
+        int nvis = q0 + i + 1;
+        softmax_scaled(p, nvis, scale);
+        if (nvis < nk) memset(p + nvis, 0, (size_t)(nk - nvis) * 4);
+    }
+    for (int i = 0; i < nq; i += PV_R) {
+        int R = nq - i < PV_R ? nq - i : PV_R, nj = q0 + i + R;
+        const float *p = probs + (size_t)i * nk;
+        float *o = out + (size_t)i * os;
+        switch (R) {
+        case 1: pv_tile(1, p, nk, v, vs, nj, hd, o, os); break;
+        case 2: pv_tile(2, p, nk, v, vs, nj, hd, o, os); break;
+        case 3: pv_tile(3, p, nk, v, vs, nj, hd, o, os); break;
+        case 4: pv_tile(4, p, nk, v, vs, nj, hd, o, os); break;
+        case 5: pv_tile(5, p, nk, v, vs, nj, hd, o, os); break;
+        default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- row ops
+
+static void avx512_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    __m512 ss = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) { __m512 v = _mm512_loadu_ps(x + i); ss = _mm512_fmadd_ps(v, v, ss); }
+    if (i < n) { __m512 v = _mm512_maskz_loadu_ps(MASK(n - i), x + i); ss = _mm512_fmadd_ps(v, v, ss); }
+    __m512 r = _mm512_set1_ps(1.0f / sqrtf(hsum(ss) / (float)n + eps));
+    for (i = 0; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), r), _mm512_loadu_ps(w + i)));
+    if (i < n) {
+        __mmask16 m = MASK(n - i);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), r), _mm512_maskz_loadu_ps(m, w + i)));
+    }
+}
+
+static void avx512_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps) {
+    __m512 s = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(x + i));
+    if (i < n) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(MASK(n - i), x + i));
+    float mean = hsum(s) / (float)n;
+    __m512 vm = _mm512_set1_ps(mean), var = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) { __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vm); var = _mm512_fmadd_ps(d, d, var); }
+    if (i < n) { __m512 d = _mm512_maskz_sub_ps(MASK(n - i), _mm512_maskz_loadu_ps(MASK(n - i), x + i), vm); var = _mm512_fmadd_ps(d, d, var); }
+    __m512 r = _mm512_set1_ps(1.0f / sqrtf(hsum(var) / (float)n + eps));
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
+        __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), r), _mm512_maskz_loadu_ps(m, w + i));
+        if (b) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, b + i));
+        _mm512_mask_storeu_ps(out + i, m, y);
+    }
+}
+
+// x * sigmoid(2u): 0.5 x (1 + tanh u) written without tanh.
+static void avx512_gelu_tanh(float *x, int n) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                                 _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), _mm512_mul_ps(v, v), v));
+        __m512 e = vexp(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
+        _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+    }
+}
+
+static void avx512_swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        __m512 e = vexp(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+static void avx512_add(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",
-    .matmul = attn_scalar_matmul,
-    .attention = attn_scalar_attention,
-    .rmsnorm = attn_scalar_rmsnorm,
-    .layernorm = attn_scalar_layernorm,
-    .gelu_tanh = attn_scalar_gelu_tanh,
+    .matmul = avx512_matmul,
+    .attention = avx512_attention,
+    .rmsnorm = avx512_rmsnorm,
+    .layernorm = avx512_layernorm,
+    .gelu_tanh = avx512_gelu_tanh,
     .gelu_erf = attn_scalar_gelu_erf,
-    .swiglu = attn_scalar_swiglu,
-    .add = attn_scalar_add,
-    .softmax = attn_scalar_softmax,
+    .swiglu = avx512_swiglu,
+    .add = avx512_add,
+    .softmax = avx512_softmax,
     .rope = attn_scalar_rope,
-    .dequant_row = attn_scalar_dequant_row,
+    .dequant_row = avx512_dequant_row,
 };
