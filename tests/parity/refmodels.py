@@ -111,8 +111,19 @@ def perturb(model, seed):
                 p.mul_(2.0)
 
 
+def scale_rows(w, std):
+    """Rescales a weight to standard deviation std (in place)."""
+    w.mul_(std / w.std())
+
+
+# q and k weights get std QK_STD/sqrt(dim): with unit-RMS normalised inputs, q and
+# k entries then have std ~QK_STD and scores q.k/sqrt(hd) std ~QK_STD^2 = 3, so
+# attention is clearly peaked but not saturated (which would hide errors).
+QK_STD = 1.7
+
+
 def make_nanogpt(seed=0, n_layer=2, n_head=4, n_embd=64, block_size=16, vocab_size=97, bias=True,
-                 tied=True, rope=None, rope_theta=10000.0, qk_scale=6.0):
+                 tied=True, rope=None, rope_theta=10000.0):
     torch.manual_seed(seed)
     cfg = nanogpt.GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
                             n_embd=n_embd, dropout=0.0, bias=bias)
@@ -122,7 +133,8 @@ def make_nanogpt(seed=0, n_layer=2, n_head=4, n_embd=64, block_size=16, vocab_si
     perturb(m, seed)
     with torch.no_grad():
         for blk in m.transformer.h:
-            blk.attn.c_attn.weight[:2 * n_embd].mul_(qk_scale)
+            scale_rows(blk.attn.c_attn.weight[:n_embd], QK_STD / math.sqrt(n_embd))
+            scale_rows(blk.attn.c_attn.weight[n_embd:2 * n_embd], QK_STD / math.sqrt(n_embd))
             if rope:
                 blk.attn.__class__ = RopeAttention
                 blk.attn.rope_mode, blk.attn.rope_theta = rope, rope_theta
@@ -159,7 +171,7 @@ def save_nanogpt(m, path, orig_mod=False, with_optimizer=False):
 
 
 def make_llama(seed=0, dim=64, n_layers=2, n_heads=4, n_kv_heads=None, vocab_size=97, max_seq_len=16,
-               hidden_dim=None, tied=True, qk_scale=6.0):
+               hidden_dim=None, tied=True):
     torch.manual_seed(seed)
     args = llama.ModelArgs(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads,
                            vocab_size=vocab_size, hidden_dim=hidden_dim, multiple_of=16, max_seq_len=max_seq_len,
@@ -170,8 +182,8 @@ def make_llama(seed=0, dim=64, n_layers=2, n_heads=4, n_kv_heads=None, vocab_siz
     perturb(m, seed)
     with torch.no_grad():
         for layer in m.layers:
-            layer.attention.wq.weight.mul_(qk_scale)
-            layer.attention.wk.weight.mul_(qk_scale)
+            scale_rows(layer.attention.wq.weight, QK_STD / math.sqrt(dim))
+            scale_rows(layer.attention.wk.weight, QK_STD / math.sqrt(dim))
     m.eval()
     return m
 
@@ -348,9 +360,17 @@ def reference_forward(m, ids):
         for blk in m.transformer.h:
             hooks.append(blk.attn.register_forward_hook(lambda mod, inp, out: probs.append(_nanogpt_probs(mod, inp[0]))))
     else:
+        # llama2.c's TransformerBlock calls attention.forward() directly, which
+        # bypasses module hooks: wrap each module's forward instead.
         for layer in m.layers:
-            hooks.append(layer.attention.register_forward_hook(
-                lambda mod, inp, out: probs.append(_llama_probs(mod, *inp))))
+            attn = layer.attention
+
+            def hooked(x, cos, sin, attn=attn, orig=attn.forward):
+                probs.append(_llama_probs(attn, x, cos, sin))
+                return orig(x, cos, sin)
+
+            attn.forward = hooked
+            hooks.append(types.SimpleNamespace(remove=lambda attn=attn: delattr(attn, "forward")))
     idx = torch.tensor([ids], dtype=torch.long)
     try:
         with torch.no_grad():
@@ -359,5 +379,7 @@ def reference_forward(m, ids):
         for h in hooks:
             h.remove()
         m.float()
+    if len(probs) != (len(m.transformer.h) if isinstance(m, nanogpt.GPT) else len(m.layers)):
+        raise RuntimeError("attention hooks saw %d layers" % len(probs))
     logits = out[0] if isinstance(out, tuple) else out
     return torch.stack(probs).numpy(), logits[0].numpy()
