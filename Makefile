@@ -69,3 +69,7 @@ install: $(ATTN)
 
 clean:
 	rm -rf build build-* attn attn-static
+
+# Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch).
+parity:
+	/usr/bin/python3 tests/parity/make_goldens.py
