@@ -19,6 +19,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
 import gguf_read  # noqa: E402
+from llama2c_bin import write_llama2c_v1  # noqa: E402
 
 PY = os.environ.get("PY") or sys.executable
 CONVERT = os.path.join(ROOT, "tools", "convert.py")
@@ -94,30 +95,6 @@ def tensor_at(d, path, name, n):
 
 
 # ---------------------------------------------------------------- llama2.c .bin (standard library)
-
-
-def write_llama2c_v1(path, dim, hidden, L, H, Hkv, V, seq, shared, rng):
-    """llama2.c version1_export's layout, values from rng; returns {name: list of floats}."""
-    hd = dim // H
-    vals = {}
-
-    def t(name, n):
-        vals[name] = [rng.uniform(-1, 1) for _ in range(n)]
-        return vals[name]
-
-    order = ([("layers.%d.attention_norm" % i, dim) for i in range(L)] + [("layers.%d.ffn_norm" % i, dim) for i in range(L)]
-             + [("norm", dim), ("tok_embeddings", V * dim)])
-    for w, n in (("wq", dim * dim), ("wk", Hkv * hd * dim), ("wv", Hkv * hd * dim), ("wo", dim * dim),
-                 ("w1", hidden * dim), ("w2", dim * hidden), ("w3", hidden * dim)):
-        order += [("layers.%d.%s" % (i, w), n) for i in range(L)]
-    if not shared:
-        order.append(("output", V * dim))
-    with open(path, "wb") as f:
-        hdr = struct.pack("<Ii7iB", 0x616B3432, 1, dim, hidden, L, H, Hkv, V, seq, int(shared))
-        f.write(hdr + b"\0" * (256 - len(hdr)))
-        for name, n in order:
-            f.write(struct.pack("<%df" % n, *t(name, n)))
-    return vals
 
 
 def test_llama2c(tmp):

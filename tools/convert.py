@@ -960,14 +960,19 @@ def vocab_from_tokenizer_json(path, config=None):
                 tokens.append("[PAD%d]" % len(tokens))
             tokens[i] = content
             added[i] = a.get("special", False)
-    cfg = dict(config or {})
-    tc_path = os.path.join(os.path.dirname(path), "tokenizer_config.json")
+    here = os.path.dirname(path)
+    cfg = config
+    if cfg is None and os.path.exists(os.path.join(here, "config.json")):
+        cfg = read_json(os.path.join(here, "config.json"))
+    cfg = cfg if isinstance(cfg, dict) else {}
+    tc_path = os.path.join(here, "tokenizer_config.json")
     tc = read_json(tc_path) if os.path.exists(tc_path) else {}
+    tc = tc if isinstance(tc, dict) else {}
 
-    def special_id(name):
+    def special_id(name, default=None):
         if isinstance(cfg.get(name + "_token_id"), int):
             return cfg[name + "_token_id"]
-        t = tc.get(name + "_token")
+        t = tc.get(name + "_token", default)
         t = t.get("content") if isinstance(t, dict) else t
         return tokens.index(t) if isinstance(t, str) and t in tokens else None
 
@@ -1000,7 +1005,8 @@ def vocab_from_tokenizer_json(path, config=None):
     pre = tj.get("pre_tokenizer") or {}
     if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
         fail(path, "pre-tokenizer %s is not GPT-2's byte-level one" % pre.get("type"))
-    return Vocab("gpt2", tokens, types, name, merges=merges, bos=special_id("bos"), eos=special_id("eos"),
+    return Vocab("gpt2", tokens, types, name, merges=merges, bos=special_id("bos", "<|endoftext|>"),
+                 eos=special_id("eos", "<|endoftext|>"),
                  unk=special_id("unk"), pad=special_id("pad"), add_bos=tc.get("add_bos_token", False), pre="gpt-2")
 
 
