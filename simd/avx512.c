@@ -21,6 +21,8 @@
 #include "simd/kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
+// Loops over registers must be unrolled for the accumulators to stay in registers.
+#define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
 #define MR 14 // GEMM tile rows
 #define NR 32 // GEMM tile columns (two vectors)
@@ -71,10 +73,12 @@ static void avx512_dequant_row(const void *W, uint32_t wtype, float *out, int n)
 // In-register transpose: r[i] lane j  ->  r[j] lane i.
 INLINE void transpose16(__m512 r[16]) {
     __m512 t[16];
+    UNROLL
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    UNROLL
     for (int i = 0; i < 4; i++) {
         __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
         __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
@@ -84,12 +88,14 @@ INLINE void transpose16(__m512 r[16]) {
         r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
     }
     // r[4g + c], 128-bit lane L: rows 4g..4g+3 of column c + 4L
+    UNROLL
     for (int c = 0; c < 4; c++) {
         t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
         t[c + 4] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
         t[c + 8] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
         t[c + 12] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
     }
+    UNROLL
     for (int c = 0; c < 4; c++) {
         r[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
         r[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xdd);
@@ -100,9 +106,22 @@ INLINE void transpose16(__m512 r[16]) {
 
 // Columns k0..k0+kn-1 of nr (<= 16) weight rows, as col[c] = rows' weights at
 // k0 + c (lanes beyond nr and columns beyond kn are 0).
+INLINE void load_rows(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, __m512 col[16]) {
+    UNROLL
+    for (int r = 0; r < 16; r++) col[r] = load16(W + (size_t)r * ldw, wtype, k0);
+}
 INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int kn, int nr, __m512 col[16]) {
-    for (int r = 0; r < 16; r++)
-        col[r] = r < nr ? load16_any(W + (size_t)r * ldw, wtype, k0, kn) : _mm512_setzero_ps();
+    if (nr == 16 && kn == 16) { // the common case, one loop per type
+        switch (wtype) {
+        case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
+        case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
+        case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
+        default: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        }
+    } else {
+        for (int r = 0; r < 16; r++)
+            col[r] = r < nr ? load16_any(W + (size_t)r * ldw, wtype, k0, kn) : _mm512_setzero_ps();
+    }
     transpose16(col);
 }
 
@@ -113,17 +132,28 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                       float *C, int ldc, int M, int K, int nr) {
     __m512 acc[GEMV_MAX_M];
+    UNROLL
     for (int m = 0; m < GEMV_MAX_M; m++) acc[m] = _mm512_setzero_ps();
     __m512 col[16];
     for (int k0 = 0; k0 < K; k0 += 16) {
         int kn = K - k0 < 16 ? K - k0 : 16;
         load_block(W, ldw, wtype, k0, kn, nr, col);
-        for (int c = 0; c < kn; c++)
-            for (int m = 0; m < GEMV_MAX_M; m++)
-                if (m < M) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
+        if (kn == 16) {
+            UNROLL
+            for (int c = 0; c < 16; c++)
+                UNROLL
+                for (int m = 0; m < GEMV_MAX_M; m++)
+                    if (m < M) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
+        } else {
+            for (int c = 0; c < kn; c++)
+                UNROLL
+                for (int m = 0; m < GEMV_MAX_M; m++)
+                    if (m < M) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
+        }
     }
     __mmask16 mask = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
     __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
+    UNROLL
     for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(C + (size_t)m * ldc, mask, _mm512_add_ps(acc[m], b));
 }
 
@@ -169,7 +199,11 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
             int kn = K - k0 < 16 ? K - k0 : 16;
             if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
             else for (int c = 0; c < 16; c++) col[c] = _mm512_setzero_ps();
-            for (int c = 0; c < kn; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
+            if (kn == 16) {
+                UNROLL
+                for (int c = 0; c < 16; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
+            } else
+                for (int c = 0; c < kn; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
         }
     }
 }
@@ -178,9 +212,11 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
 INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
                       int nc) {
     __m512 acc[MR][2];
+    UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
         __m512 w0 = _mm512_load_ps(P + (size_t)k * NR), w1 = _mm512_load_ps(P + (size_t)k * NR + 16);
+        UNROLL
         for (int r = 0; r < R; r++) {
             __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
             acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
@@ -191,6 +227,7 @@ INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, con
     __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffff : nc <= 16 ? 0 : (1u << (nc - 16)) - 1);
     __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    UNROLL
     for (int r = 0; r < R; r++) {
         _mm512_mask_storeu_ps(C + (size_t)r * ldc, m0, _mm512_add_ps(acc[r][0], b0));
         _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16, m1, _mm512_add_ps(acc[r][1], b1));
@@ -309,22 +346,30 @@ INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int n
     for (int d0 = 0; d0 < hd; d0 += 64) {
         int nd = hd - d0 < 64 ? hd - d0 : 64;
         __mmask16 mk[4];
+        UNROLL
         for (int q = 0; q < 4; q++) {
             int left = nd - 16 * q;
             mk[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : MASK(left);
         }
         __m512 acc[PV_R][4];
+        UNROLL
         for (int r = 0; r < R; r++)
+            UNROLL
             for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
         for (int j = 0; j < nj; j++) {
             __m512 vv[4];
+            UNROLL
             for (int q = 0; q < 4; q++) vv[q] = _mm512_maskz_loadu_ps(mk[q], v + (size_t)j * vs + d0 + 16 * q);
+            UNROLL
             for (int r = 0; r < R; r++) {
                 __m512 pr = _mm512_set1_ps(p[(size_t)r * ps + j]);
+                UNROLL
                 for (int q = 0; q < 4; q++) acc[r][q] = _mm512_fmadd_ps(pr, vv[q], acc[r][q]);
             }
         }
+        UNROLL
         for (int r = 0; r < R; r++)
+            UNROLL
             for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(out + (size_t)r * os + d0 + 16 * q, mk[q], acc[r][q]);
     }
 }
