@@ -341,6 +341,10 @@ int attn_induction_ids(int32_t *out, int n_vocab, int len, uint64_t seed, int bo
 // (1 <= from): -log softmax(logits[t-1])[ids[t]], logits (T, V).
 double attn_mean_nll(const float *logits, int V, const int32_t *ids, int from, int to);
 
+// The k largest of x[0..n) in descending order into id, val (ties: the
+// smaller index first). For next-token candidates after a softmax.
+void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
+
 // Logit lens: the residual stream after every layer (and the embeddings),
 // through the final norm and unembedding. Capture with
 // cap.on_resid = attn_lens_on_resid, cap.ctx = the lens (a caller that also
@@ -361,6 +365,29 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
 // Fill top_*, final_* from the captured rows using the session's final norm
 // and unembedding (attn_unembed), positions spread over pool (may be NULL).
 int attn_lens_compute(attn_lens *l, const attn_session *s, attn_pool *pool);
+
+// The offline HTML report (attn_report.c): one self-contained page, our own
+// inline CSS and JavaScript, no network. Attention is embedded quantised to
+// 8 bits (round(255 p)) as the lower triangles only.
+typedef struct {
+    const attn_model *m;
+    int T;
+    const int32_t *ids;
+    char *const *labels;        // [T] display labels
+    const uint8_t *attn;        // [L][H] triangles: row i holds keys 0..i; T(T+1)/2 bytes per head
+    const attn_head_scores *scores, *baseline; // [L * H]; baseline (random init) may be NULL
+    const attn_head_scores *uniform;           // the uniform causal baseline (one for every head)
+    uint64_t seed;              // of the random init
+    int k;                      // next-token candidates per position
+    const int32_t *top_id;      // [T][k]
+    const float *top_prob;      // [T][k] probabilities 0..1
+    char *const *top_labels;    // [T * k]
+} attn_report;
+// Bytes of one head's triangle, and the offset of row i in it.
+#define ATTN_TRI(T) ((size_t)(T) * ((T) + 1) / 2)
+#define ATTN_TRI_ROW(i) ((size_t)(i) * ((i) + 1) / 2)
+uint8_t attn_quant8(float p); // round(255 p), clamped to 0..255
+int attn_report_write(const char *path, const attn_report *r);
 
 // ---------------------------------------------------------------- rendering
 // Pictures of attention. A figure is a grid of square (T, T) panels (row =

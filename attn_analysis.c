@@ -4,6 +4,7 @@
 // statistics (Welford), the induction test sequence and its loss, and the
 // logit lens. Definitions are in attn.h and DESIGN.md "JSON shapes".
 #include "attn.h"
+#include "simd/kernels.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,20 @@ void attn_heads_acc_on_attn(void *ctx, int layer, int head, int q0, int nq, int 
 
 void attn_heads_acc_get(const attn_heads_acc *h, attn_head_scores *scores) {
     for (int i = 0; i < h->n_layer * h->n_head; i++) attn_score_acc_get(&h->acc[i], &scores[i]);
+}
+
+int attn_score_heads(const attn_model *m, attn_session *s, const int32_t *ids, int T, float *logits,
+                     attn_head_scores *out) {
+    attn_heads_acc *h;
+    int rc = attn_heads_acc_new(&h, m->cfg.n_layer, m->cfg.n_head);
+    if (rc) return rc;
+    h->ids = ids;
+    attn_capture cap = {.on_attn = attn_heads_acc_on_attn, .ctx = h};
+    attn_session_reset(s);
+    rc = attn_session_feed(s, ids, T, logits, 0, &cap);
+    if (!rc) attn_heads_acc_get(h, out);
+    attn_heads_acc_free(h);
+    return rc;
 }
 
 // ---------------------------------------------------------------- corpus statistics
@@ -288,18 +303,7 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
     }
 }
 
-// probs = softmax(logits) in place, in double for the normaliser.
-static void softmax_d(float *x, int n) {
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
-    double z = 0;
-    for (int i = 0; i < n; i++) z += exp((double)x[i] - mx);
-    for (int i = 0; i < n; i++) x[i] = (float)(exp((double)x[i] - mx) / z);
-}
-
-// The k largest of x[0..n) in descending order (ties: the smaller id first).
-static void top_k(const float *x, int n, int k, int32_t *id, float *val) {
+void attn_top_k(const float *x, int n, int k, int32_t *id, float *val) {
     int m = 0;
     for (int v = 0; v < n; v++) {
         if (m == k && x[v] <= val[k - 1]) continue;
@@ -314,23 +318,41 @@ static void top_k(const float *x, int n, int k, int32_t *id, float *val) {
     }
 }
 
-int attn_lens_compute(attn_lens *l, const attn_session *s) {
+typedef struct {
+    attn_lens *l;
+    const attn_session *s;
+    int failed;
+} lens_job;
+
+// Position t: every row r through the unembedding; the last row (the model's
+// own output) decides final_id.
+static void lens_position(void *ctx, int t) {
+    lens_job *j = ctx;
+    attn_lens *l = j->l;
     int R = l->n_layer + 1, k = l->k;
-    float *probs = malloc(((size_t)R * l->V) * sizeof *probs);
-    if (!probs) return attn_err(ATTN_EFAIL, "logit lens: out of memory");
-    for (int t = 0; t < l->T; t++) {
-        // every row of position t, last (the model's own output) decides final_id
-        for (int r = 0; r < R; r++) {
-            size_t rt = (size_t)r * l->T + t;
-            float *p = probs + (size_t)r * l->V;
-            attn_unembed(s, l->resid + rt * l->D, p);
-            softmax_d(p, l->V);
-            top_k(p, l->V, k, l->top_id + rt * k, l->top_prob + rt * k);
-        }
-        int32_t f = l->top_id[((size_t)(R - 1) * l->T + t) * k];
-        l->final_id[t] = f;
-        for (int r = 0; r < R; r++) l->final_prob[(size_t)r * l->T + t] = probs[(size_t)r * l->V + f];
+    float *probs = malloc((size_t)R * l->V * sizeof *probs);
+    if (!probs) {
+        j->failed = 1;
+        return;
     }
+    for (int r = 0; r < R; r++) {
+        size_t rt = (size_t)r * l->T + t;
+        float *p = probs + (size_t)r * l->V;
+        attn_unembed(j->s, l->resid + rt * l->D, p);
+        attn_k->softmax(p, l->V);
+        attn_top_k(p, l->V, k, l->top_id + rt * k, l->top_prob + rt * k);
+    }
+    int32_t f = l->top_id[((size_t)(R - 1) * l->T + t) * k];
+    l->final_id[t] = f;
+    for (int r = 0; r < R; r++) l->final_prob[(size_t)r * l->T + t] = probs[(size_t)r * l->V + f];
     free(probs);
-    return 0;
+}
+
+int attn_lens_compute(attn_lens *l, const attn_session *s, attn_pool *pool) {
+    lens_job j = {l, s, 0};
+    if (pool)
+        attn_pool_run(pool, l->T, lens_position, &j);
+    else
+        for (int t = 0; t < l->T; t++) lens_position(&j, t);
+    return j.failed ? attn_err(ATTN_EFAIL, "logit lens: out of memory") : 0;
 }

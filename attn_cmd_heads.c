@@ -1,0 +1,541 @@
+// attn_cmd_heads.c - CLI command `attn heads`: head-type scores of every
+// layer and head beside a random init of the same architecture and the
+// uniform causal baseline; one prompt, a corpus (one prompt per line,
+// streamed, mean and spread), or the induction test (random ids repeated).
+#include "attn.h"
+#include "attn_cli.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define HEADS_SEED 1234 // default seed of the random-init baseline and the induction sequence
+#define HEADS_LEN 50    // default ids per repeat of the induction test
+
+static const char *HEADS_HELP =
+    "usage: attn heads [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [options]\n"
+    "       attn heads [-m FILE] -f FILE --each-line [options]\n"
+    "       attn heads [-m FILE] --induction-test [--len N] [options]\n\n"
+    "Head-type scores of every layer and head, each beside the same score of a\n"
+    "random init of the same architecture (\"rand\") and of uniform causal\n"
+    "attention over the same tokens (\"unif\"). A score is the mean, over the\n"
+    "query rows i where it is defined, of the attention mass (a fraction, 0..1)\n"
+    "that row i puts on its target keys:\n"
+    "  previous      key i-1 (rows i >= 1)\n"
+    "  first         key 0 (rows i >= 1)\n"
+    "  self          key i (rows i >= 1)\n"
+    "  induction     keys j+1 where token j equals token i and j+1 < i\n"
+    "  duplicate     keys j < i whose token equals token i\n"
+    "  offset        key i-k for the best k in 2..8 (k = 1 is `previous`); the\n"
+    "                table shows mass@k, JSON \"offset\" (mass) and \"offset_k\"\n"
+    "                (positions back)\n"
+    "  entropy_bits  mean entropy of the rows, in bits (every row; row 0 is 0)\n"
+    "A score with no defined row is shown as \"-\" (null in JSON, empty in TSV),\n"
+    "never as 0: e.g. induction and duplicate on a prompt with no repeated token.\n\n"
+    "options\n"
+    "  --seed S          seed of the random-init baseline and of the induction\n"
+    "                    sequence (default 1234, printed)\n"
+    "  --by SCORE        sort heads by the model's SCORE, highest first\n"
+    "                    (previous|first|self|induction|duplicate|offset|entropy_bits)\n"
+    "  --top N           keep the first N heads after sorting (needs --by)\n"
+    "  --each-line       with -f FILE (\"-\" = stdin): every non-empty line is its\n"
+    "                    own prompt; prints for each score the mean over the\n"
+    "                    prompts where it is defined, its sample standard\n"
+    "                    deviation (sd, same unit) and that number of prompts (n).\n"
+    "                    Streams the file (memory does not grow with the number\n"
+    "                    of lines); progress on stderr when it is a terminal or\n"
+    "                    ATTN_PROGRESS=1\n"
+    "  --induction-test  the prompt is [BOS] + N random distinct token ids, then the\n"
+    "                    same N ids again; also prints the model's next-token loss\n"
+    "                    on the first and on the second repeat, in nats per token\n"
+    "                    (and the random init's)\n"
+    "  --len N           ids per repeat for --induction-test (default 50, or as\n"
+    "                    many as fit the context)\n"
+    "  --no-bos          do not add the BOS token the model would add\n"
+    "  --format table|tsv|json   (JSON shape: see the README / DESIGN.md)\n"
+    "  -t N              threads\n";
+
+// A model with its forward session, regrown when a longer prompt arrives.
+typedef struct {
+    const attn_model *m;
+    attn_pool *pool;
+    attn_session *s;
+    int max_t;
+    attn_head_scores *sc; // [L * H] scores of the last prompt
+} scorer;
+
+static int scorer_init(scorer *c, const attn_model *m, attn_pool *pool) {
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->pool = pool;
+    c->sc = malloc((size_t)m->cfg.n_layer * m->cfg.n_head * sizeof *c->sc);
+    return c->sc ? 0 : attn_err(ATTN_EFAIL, "out of memory");
+}
+
+static void scorer_free(scorer *c) {
+    attn_session_free(c->s);
+    free(c->sc);
+}
+
+static int scorer_run(scorer *c, const int32_t *ids, int T, float *logits) {
+    if (T > c->max_t) {
+        int t = c->max_t ? c->max_t : 64;
+        while (t < T) t *= 2;
+        if (t > c->m->cfg.n_ctx) t = c->m->cfg.n_ctx;
+        attn_session_free(c->s);
+        c->s = NULL;
+        c->max_t = 0;
+        int rc = attn_session_new(&c->s, c->m, t, c->pool);
+        if (rc) return rc;
+        c->max_t = t;
+    }
+    return attn_score_heads(c->m, c->s, ids, T, logits, c->sc);
+}
+
+// What the printers show. Single prompt: model/rnd per head, unif[0] for all
+// heads. Corpus: means, sd and n of the model, means of rnd and unif.
+typedef struct {
+    const attn_model *m;
+    uint64_t seed;
+    int L, H;
+    attn_head_scores *model, *rnd, unif; // model, rnd: [L * H]
+    attn_head_scores *sd;                // corpus: [L * H], else NULL
+    long (*n)[ATTN_S_N];                 // corpus: [L * H]
+    const int32_t *ids;                  // single prompt / induction test
+    char **labels;
+    int T;
+    long n_prompts, n_tokens, n_empty;   // corpus
+    int ind_len;                         // induction test: ids per repeat (0: not the test)
+    double loss[2], loss_rnd[2];
+} heads_out;
+
+// ---------------------------------------------------------------- JSON
+
+static void json_num(double v) {
+    if (isnan(v)) printf("null");
+    else printf("%.8g", v);
+}
+
+static void json_scores(const attn_head_scores *h) {
+    printf("{");
+    for (int s = 0; s < ATTN_S_N; s++) {
+        printf("%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
+        json_num(h->s[s]);
+        if (s == ATTN_S_OFFSET) {
+            printf(", \"offset_k\": ");
+            if (h->offset_k) printf("%d", h->offset_k);
+            else printf("null");
+        }
+    }
+    printf("}");
+}
+
+static void json_counts(const long *n) {
+    printf("{");
+    for (int s = 0; s < ATTN_S_N; s++) printf("%s\"%s\": %ld", s ? ", " : "", attn_score_names[s], n[s]);
+    printf("}");
+}
+
+static void print_json(const heads_out *r, const int *order, int n_order) {
+    printf("{\"model\": ");
+    attn_json_str(stdout, r->m->name);
+    if (r->labels) {
+        printf(", \"tokens\": [");
+        for (int i = 0; i < r->T; i++) {
+            if (i) printf(", ");
+            attn_json_str(stdout, r->labels[i]);
+        }
+        printf("], \"ids\": [");
+        for (int i = 0; i < r->T; i++) printf("%s%d", i ? ", " : "", r->ids[i]);
+        printf("]");
+    } else {
+        printf(", \"n_prompts\": %ld, \"n_tokens\": %ld, \"n_empty_lines\": %ld", r->n_prompts, r->n_tokens,
+               r->n_empty);
+    }
+    printf(", \"baseline_seed\": %llu", (unsigned long long)r->seed);
+    if (r->ind_len) {
+        printf(", \"induction_len\": %d, \"loss\": {\"first_repeat\": ", r->ind_len);
+        json_num(r->loss[0]);
+        printf(", \"second_repeat\": ");
+        json_num(r->loss[1]);
+        printf("}, \"baseline_loss\": {\"first_repeat\": ");
+        json_num(r->loss_rnd[0]);
+        printf(", \"second_repeat\": ");
+        json_num(r->loss_rnd[1]);
+        printf("}");
+    }
+    printf(", \"heads\": [");
+    for (int k = 0; k < n_order; k++) {
+        int i = order[k];
+        printf("%s\n  {\"layer\": %d, \"head\": %d, \"scores\": ", k ? "," : "", i / r->H, i % r->H);
+        json_scores(&r->model[i]);
+        if (r->sd) {
+            printf(", \"sd\": ");
+            json_scores(&r->sd[i]);
+            printf(", \"n\": ");
+            json_counts(r->n[i]);
+        }
+        printf(", \"baseline\": ");
+        json_scores(&r->rnd[i]);
+        printf(", \"uniform\": ");
+        json_scores(&r->unif);
+        printf("}");
+    }
+    printf("\n]}\n");
+}
+
+// ---------------------------------------------------------------- TSV and table
+
+// A score as text: "-" (table) or "" (TSV) when undefined; offset as mass@k in the table.
+static void fmt_score(char *b, size_t n, const attn_head_scores *h, int s, int table) {
+    double v = h->s[s];
+    if (isnan(v)) snprintf(b, n, "%s", table ? "-" : "");
+    else if (s == ATTN_S_OFFSET && table) snprintf(b, n, "%.3f@%d", v, h->offset_k);
+    else snprintf(b, n, table ? "%.3f" : "%.6g", v);
+}
+
+static void print_tsv(const heads_out *r, const int *order, int n_order) {
+    static const char *const col[3] = {"", "_random", "_uniform"};
+    printf("layer\thead");
+    for (int s = 0; s < ATTN_S_N; s++) {
+        if (r->sd) printf("\t%s\t%s_sd\t%s_n", attn_score_names[s], attn_score_names[s], attn_score_names[s]);
+        for (int c = r->sd ? 1 : 0; c < 3; c++) {
+            printf("\t%s%s", attn_score_names[s], col[c]);
+            if (s == ATTN_S_OFFSET) printf("\toffset_k%s", col[c]);
+        }
+        if (r->sd && s == ATTN_S_OFFSET) printf("\toffset_k"); // k of the mean
+    }
+    printf("\n");
+    char b[64];
+    for (int k = 0; k < n_order; k++) {
+        int i = order[k];
+        printf("%d\t%d", i / r->H, i % r->H);
+        const attn_head_scores *hs[3] = {&r->model[i], &r->rnd[i], &r->unif};
+        for (int s = 0; s < ATTN_S_N; s++) {
+            if (r->sd) {
+                fmt_score(b, sizeof b, hs[0], s, 0);
+                printf("\t%s", b);
+                fmt_score(b, sizeof b, &r->sd[i], s, 0);
+                printf("\t%s\t%ld", b, r->n[i][s]);
+            }
+            for (int c = r->sd ? 1 : 0; c < 3; c++) {
+                fmt_score(b, sizeof b, hs[c], s, 0);
+                printf("\t%s", b);
+                if (s == ATTN_S_OFFSET) {
+                    if (hs[c]->offset_k) printf("\t%d", hs[c]->offset_k);
+                    else printf("\t");
+                }
+            }
+            if (r->sd && s == ATTN_S_OFFSET) {
+                if (hs[0]->offset_k) printf("\t%d", hs[0]->offset_k);
+                else printf("\t");
+            }
+        }
+        printf("\n");
+    }
+}
+
+// Print s right-aligned in w display columns (UTF-8 aware: "±").
+static void pad(const char *s, int w) {
+    int cols = 0;
+    for (const char *p = s; *p; p++) cols += ((unsigned char)*p & 0xC0) != 0x80;
+    printf("%*s%s", w > cols ? w - cols : 0, "", s);
+}
+
+static void print_table(const heads_out *r, const int *order, int n_order) {
+    const attn_config *c = &r->m->cfg;
+    printf("model \"%s\": %d layers x %d heads", r->m->name, c->n_layer, c->n_head);
+    if (r->labels) printf(", %d tokens\n", r->T);
+    else printf("; %ld prompts (non-empty lines), %ld tokens\n", r->n_prompts, r->n_tokens);
+    if (r->ind_len) {
+        printf("induction test: %d random ids (seed %llu) repeated twice%s\n", r->ind_len,
+               (unsigned long long)r->seed, r->T > 2 * r->ind_len ? ", after BOS" : "");
+        printf("loss, nats/token: model first repeat %.4f, second repeat %.4f; random init %.4f, %.4f\n",
+               r->loss[0], r->loss[1], r->loss_rnd[0], r->loss_rnd[1]);
+    }
+    printf("rand = random init of the same architecture (seed %llu), unif = uniform causal attention\n",
+           (unsigned long long)r->seed);
+    printf("scores: attention mass on the target keys (0..1), mean over the rows where defined;\n"
+           "offset as mass@k (key i-k, best k in 2..8); entropy in bits; - = no row where defined");
+    if (r->sd) printf(";\nmodel = mean ± sample sd over the prompts where defined; rand, unif = means");
+    printf("\n\n");
+    int wm = r->sd ? 14 : 8, w = 8; // column widths: model, baselines
+    printf("%10s", "");
+    for (int s = 0; s < ATTN_S_N; s++) {
+        char head[64];
+        int gw = wm + 2 * w, n = (int)strlen(attn_score_names[s]);
+        int left = (gw - n) / 2;
+        snprintf(head, sizeof head, "%.*s%s%.*s", left - 1, "-------------------", attn_score_names[s],
+                 gw - n - left - 1, "---------------------");
+        printf("  %*s", gw, head);
+    }
+    printf("\nlayer head");
+    for (int s = 0; s < ATTN_S_N; s++) {
+        printf("  ");
+        pad("model", wm);
+        pad("rand", w);
+        pad("unif", w);
+    }
+    printf("\n");
+    char b[64], b2[64], cell[160];
+    for (int k = 0; k < n_order; k++) {
+        int i = order[k];
+        printf("%5d %4d", i / r->H, i % r->H);
+        for (int s = 0; s < ATTN_S_N; s++) {
+            printf("  ");
+            fmt_score(b, sizeof b, &r->model[i], s, 1);
+            if (r->sd && !isnan(r->model[i].s[s])) {
+                snprintf(b2, sizeof b2, "%.3f", r->sd[i].s[s]);
+                snprintf(cell, sizeof cell, "%s±%s", b, b2);
+                pad(cell, wm);
+            } else pad(b, wm);
+            fmt_score(b, sizeof b, &r->rnd[i], s, 1);
+            pad(b, w);
+            fmt_score(b, sizeof b, &r->unif, s, 1);
+            pad(b, w);
+        }
+        printf("\n");
+    }
+}
+
+// ---------------------------------------------------------------- sorting
+
+static const attn_head_scores *sort_scores;
+static int sort_by;
+
+// Highest first, undefined last, ties in layer/head order.
+static int by_score(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    double x = sort_scores[i].s[sort_by], y = sort_scores[j].s[sort_by];
+    if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
+    if (!isnan(x) && x != y) return x > y ? -1 : 1;
+    return i - j;
+}
+
+// ---------------------------------------------------------------- modes
+
+static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
+    int LH = r->L * r->H, rc = 0;
+    attn_head_stats *st = calloc((size_t)2 * LH + 1, sizeof *st); // model [LH], rnd [LH], unif
+    if (!st) return attn_err(ATTN_EFAIL, "out of memory");
+    const char *path = o->prompt_file;
+    int is_stdin = !strcmp(path, "-");
+    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
+    if (!fp) {
+        free(st);
+        return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    }
+    // count the lines first (a file, not a pipe) so progress can show a total
+    long total = 0;
+    struct stat sb;
+    if (!is_stdin && !fstat(fileno(fp), &sb) && S_ISREG(sb.st_mode)) {
+        int ch, last = '\n';
+        while ((ch = getc(fp)) != EOF) {
+            total += ch == '\n';
+            last = ch;
+        }
+        total += last != '\n';
+        rewind(fp);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    while ((len = getline(&line, &cap, fp)) != -1) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) {
+            r->n_empty++;
+            continue;
+        }
+        cli_opts lo = *o;
+        lo.prompt_file = NULL;
+        lo.ids = NULL;
+        lo.prompt = line;
+        int32_t *ids = NULL;
+        int T;
+        rc = cli_prompt_ids(&lo, sm->m, &ids, &T);
+        if (!rc) rc = scorer_run(sm, ids, T, NULL);
+        if (!rc) rc = scorer_run(sr, ids, T, NULL);
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", attn_errmsg());
+            attn_err(rc, "%s line %ld: %s", path, lineno, msg);
+            free(ids);
+            break;
+        }
+        attn_head_scores u;
+        attn_head_scores_uniform(ids, T, &u);
+        for (int i = 0; i < LH; i++) {
+            attn_head_stats_add(&st[i], &sm->sc[i]);
+            attn_head_stats_add(&st[LH + i], &sr->sc[i]);
+        }
+        attn_head_stats_add(&st[2 * LH], &u);
+        r->n_prompts++;
+        r->n_tokens += T;
+        free(ids);
+        if (total) cli_progress("heads: lines", lineno, total);
+    }
+    if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "%s: read error", path);
+    if (!rc && !r->n_prompts) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", path);
+    free(line);
+    if (!is_stdin) fclose(fp);
+    if (!rc)
+        for (int i = 0; i < LH; i++) {
+            attn_head_stats_get(&st[i], &r->model[i], &r->sd[i], r->n[i]);
+            attn_head_stats_get(&st[LH + i], &r->rnd[i], NULL, NULL);
+        }
+    if (!rc) attn_head_stats_get(&st[2 * LH], &r->unif, NULL, NULL);
+    free(st);
+    return rc;
+}
+
+static int run_induction(const cli_opts *o, long len, scorer *sm, scorer *sr, heads_out *r, int32_t **ids_out) {
+    const attn_model *m = sm->m;
+    int bos = (!o->no_bos && attn_tokenizer_adds_bos(m->tok)) ? attn_tokenizer_bos(m->tok) : -1;
+    int b = bos >= 0, fit = (m->cfg.n_ctx - b) / 2;
+    if (fit < 1) return attn_err(ATTN_EINPUT, "--induction-test: the context of %d is too short", m->cfg.n_ctx);
+    if (len == 0) len = fit < HEADS_LEN ? fit : HEADS_LEN;
+    if (len > fit)
+        return attn_err(ATTN_EINPUT, "--len %ld: two repeats%s need %ld positions, the context has %d", len,
+                        b ? " and BOS" : "", 2 * len + b, m->cfg.n_ctx);
+    int V = m->cfg.n_vocab, T = b + 2 * (int)len;
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    float *logits = malloc((size_t)T * V * sizeof *logits);
+    int rc = 0;
+    if (!ids || !logits) rc = attn_err(ATTN_EFAIL, "out of memory for %d x %d logits", T, V);
+    if (!rc) {
+        attn_induction_ids(ids, V, (int)len, r->seed, bos, attn_tokenizer_eos(m->tok));
+        rc = scorer_run(sm, ids, T, logits);
+    }
+    // first repeat: positions b..b+len-1 (position 0 has no prediction), second: b+len..T-1
+    if (!rc) {
+        r->loss[0] = attn_mean_nll(logits, V, ids, b ? b : 1, b + (int)len);
+        r->loss[1] = attn_mean_nll(logits, V, ids, b + (int)len, T);
+        rc = scorer_run(sr, ids, T, logits);
+    }
+    if (!rc) {
+        r->loss_rnd[0] = attn_mean_nll(logits, V, ids, b ? b : 1, b + (int)len);
+        r->loss_rnd[1] = attn_mean_nll(logits, V, ids, b + (int)len, T);
+        r->ind_len = (int)len;
+        r->T = T;
+    }
+    free(logits);
+    if (rc) free(ids);
+    else *ids_out = ids;
+    return rc;
+}
+
+int cmd_heads(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_init(&o);
+    long seed = HEADS_SEED, top = 0, len = 0;
+    int each_line = 0, induction = 0, by = -1;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--each-line")) each_line = 1;
+        else if (!strcmp(a, "--induction-test")) induction = 1;
+        else if (!strcmp(a, "--seed")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return 2;
+        } else if (!strcmp(a, "--top")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 30, &top)) return 2;
+        } else if (!strcmp(a, "--len")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return 2;
+        } else if (!strcmp(a, "--by")) {
+            if (!(v = cli_val(argc, argv, &i))) return 2;
+            if ((by = attn_score_index(v)) < 0) {
+                fprintf(stderr, "attn: heads: --by %s: expected previous, first, self, induction, duplicate, "
+                                "offset or entropy_bits\n", v);
+                return 2;
+            }
+        } else return cli_bad_opt("heads", a);
+    }
+    if (o.help) {
+        fputs(HEADS_HELP, stdout);
+        return 0;
+    }
+    const char *fmt;
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    const char *bad = NULL;
+    if (top && by < 0) bad = "--top needs --by SCORE";
+    else if (each_line && !o.prompt_file) bad = "--each-line needs -f FILE";
+    else if (each_line && (o.prompt || o.ids)) bad = "--each-line takes its prompts from -f FILE only";
+    else if (induction && (o.prompt || o.prompt_file || o.ids)) bad = "--induction-test makes its own prompt: drop -p/-f/--ids";
+    else if (induction && each_line) bad = "--induction-test and --each-line do not go together";
+    else if (len && !induction) bad = "--len is for --induction-test";
+    if (bad) {
+        fprintf(stderr, "attn: heads: %s\n", bad);
+        return 2;
+    }
+
+    attn_model *m = NULL, *rnd = NULL;
+    attn_pool *pool = NULL;
+    int32_t *ids = NULL;
+    scorer sm = {0}, sr = {0};
+    heads_out r = {0};
+    int *order = NULL;
+    int rc = cli_load_model(&o, 0, &m);
+    if (!rc) rc = cli_pool(&o, &pool);
+    if (!rc) rc = attn_model_random(&rnd, m, (uint64_t)seed);
+    if (!rc) rc = scorer_init(&sm, m, pool);
+    if (!rc) rc = scorer_init(&sr, rnd, pool);
+    if (rc) goto done;
+    r.m = m;
+    r.seed = (uint64_t)seed;
+    r.L = m->cfg.n_layer;
+    r.H = m->cfg.n_head;
+    int LH = r.L * r.H;
+    r.model = sm.sc;
+    r.rnd = sr.sc;
+    order = malloc((size_t)LH * sizeof *order);
+    if (!order) {
+        rc = attn_err(ATTN_EFAIL, "out of memory");
+        goto done;
+    }
+    if (each_line) {
+        r.sd = malloc((size_t)LH * sizeof *r.sd);
+        r.n = malloc((size_t)LH * sizeof *r.n);
+        rc = r.sd && r.n ? run_corpus(&o, &sm, &sr, &r) : attn_err(ATTN_EFAIL, "out of memory");
+    } else {
+        if (induction) rc = run_induction(&o, len, &sm, &sr, &r, &ids);
+        else {
+            rc = cli_prompt_ids(&o, m, &ids, &r.T);
+            if (!rc) rc = scorer_run(&sm, ids, r.T, NULL);
+            if (!rc) rc = scorer_run(&sr, ids, r.T, NULL);
+        }
+        if (!rc) {
+            attn_head_scores_uniform(ids, r.T, &r.unif);
+            r.ids = ids;
+            rc = attn_token_labels(m->tok, ids, r.T, &r.labels);
+        }
+    }
+    if (rc) goto done;
+    int n_order = LH;
+    for (int i = 0; i < LH; i++) order[i] = i;
+    if (by >= 0) {
+        sort_scores = r.model;
+        sort_by = by;
+        qsort(order, LH, sizeof *order, by_score);
+        if (top && top < n_order) n_order = (int)top;
+    }
+    if (!strcmp(fmt, "json")) print_json(&r, order, n_order);
+    else if (!strcmp(fmt, "tsv")) print_tsv(&r, order, n_order);
+    else print_table(&r, order, n_order);
+    if (fflush(stdout) || ferror(stdout)) rc = attn_err(ATTN_EFAIL, "stdout: write failed");
+done:
+    if (r.labels) attn_labels_free(r.labels, r.T);
+    free(r.sd);
+    free(r.n);
+    free(order);
+    free(ids);
+    scorer_free(&sm);
+    scorer_free(&sr);
+    attn_model_free(rnd);
+    attn_model_free(m);
+    attn_pool_free(pool);
+    return rc ? cli_fail_rc(rc) : 0;
+}

@@ -1,0 +1,104 @@
+"""tests/t_report.py - `attn report` on a random-init nanoGPT of 6 layers x 8
+heads (../shared/ref/nanoGPT/model.py, converted with tools/convert.py) at
+128 tokens: the page is under 5 MB, then tests/t_report.js opens it in
+headless Chromium (npm puppeteer-core under tests/, /usr/bin/chromium): no
+console errors, no network request, hovering a token changes the lines.
+Also: bad input (no -o) exits 2 and leaves no file. SKIP when torch,
+chromium, node or puppeteer-core is missing."""
+import contextlib
+import importlib.util
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATTN = os.path.abspath(os.environ.get("ATTN", os.path.join(ROOT, "attn")))
+PY = os.environ.get("PY", sys.executable)
+REF = os.path.join(ROOT, "..", "shared", "ref", "nanoGPT", "model.py")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+L, H, D, P, V = 6, 8, 64, 128, 256
+failures = 0
+
+
+def check(ok, name, why=""):
+    global failures
+    if ok:
+        print("PASS %s" % name)
+    else:
+        failures += 1
+        print("FAIL %s: %s" % (name, why))
+
+
+def skip(why):
+    print("SKIP report: %s" % why)
+    sys.exit(0)
+
+
+try:
+    import torch
+except ImportError:
+    skip("torch is not installed")
+if not os.path.exists(REF):
+    skip("reference %s not found" % REF)
+
+tmp = tempfile.mkdtemp(prefix="t_report_")
+spec = importlib.util.spec_from_file_location("nanogpt_model", REF)
+ng = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ng)
+torch.manual_seed(1)
+with contextlib.redirect_stdout(io.StringIO()):
+    model = ng.GPT(ng.GPTConfig(block_size=P, vocab_size=V, n_layer=L, n_head=H, n_embd=D, dropout=0.0, bias=True))
+with torch.no_grad():  # sharper than a fresh init, so layers and heads differ after 8-bit rounding
+    for blk in model.transformer.h:
+        blk.attn.c_attn.weight.mul_(15)
+torch.save({"model": model.state_dict(), "model_args": dict(n_layer=L, n_head=H, n_embd=D, block_size=P, bias=True,
+                                                            vocab_size=V, dropout=0.0)},
+           os.path.join(tmp, "ckpt.pt"))
+gguf = os.path.join(tmp, "m.gguf")
+cv = subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), os.path.join(tmp, "ckpt.pt"), "-o", gguf],
+                    capture_output=True, text=True)
+if cv.returncode != 0:
+    print("FAIL report_convert: %s" % cv.stderr.strip()[-300:])
+    sys.exit(1)
+
+g = random.Random(3)
+ids = ",".join(str(g.randrange(V)) for _ in range(P))
+page = os.path.join(tmp, "out", "report.html")
+r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", ids, "-o", page], capture_output=True, text=True)
+size = os.path.getsize(page) if os.path.exists(page) else -1
+check(r.returncode == 0 and 0 < size < 5 * 1024 * 1024, "report_size_6x8_T128",
+      "exit %d, %d bytes: %s" % (r.returncode, size, r.stderr.strip()))
+print("   report of 6 layers x 8 heads at 128 tokens: %d bytes" % size)
+if size > 0:
+    html = open(page, encoding="utf-8").read()
+    low = html.lower().replace("http://www.w3.org/2000/svg", "")  # the SVG namespace name, not a request
+    external = [s for s in ("http://", "https://", "src=", "href=", "@import", "url(") if s in low]
+    check(not external, "report_self_contained", "references outside the page: %s" % external)
+
+r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", "1,2,3"], capture_output=True, text=True)
+check(r.returncode == 2 and r.stderr.startswith("attn: "), "report_needs_out", "exit %d" % r.returncode)
+bad = os.path.join(tmp, "bad.html")
+r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", "1,2,%d" % V, "-o", bad], capture_output=True, text=True)
+check(r.returncode == 2 and not os.path.exists(bad) and not [f for f in os.listdir(tmp) if f.startswith("bad")],
+      "report_bad_id_no_file", "exit %d, files %s" % (r.returncode, os.listdir(tmp)))
+
+node = shutil.which("node")
+mods = os.path.join(ROOT, "tests", "node_modules", "puppeteer-core")
+if not os.access(CHROMIUM, os.X_OK):
+    print("SKIP report_browser: %s not found (apt-get install chromium)" % CHROMIUM)
+elif not node or not os.path.isdir(mods):
+    print("SKIP report_browser: node or tests/node_modules/puppeteer-core missing (cd tests && npm install)")
+elif size > 0:
+    shot = os.environ.get("ATTN_REPORT_SHOT", "")
+    b = subprocess.run([node, os.path.join(ROOT, "tests", "t_report.js"), page, str(L), str(H), str(P)] +
+                       ([shot] if shot else []), capture_output=True, text=True, timeout=120)
+    sys.stdout.write(b.stdout)
+    if b.returncode != 0 and "FAIL" not in b.stdout:
+        check(False, "report_browser", "node exit %d: %s" % (b.returncode, b.stderr.strip()[-300:]))
+    failures += b.stdout.count("FAIL ")
+shutil.rmtree(tmp, ignore_errors=True)
+sys.exit(1 if failures else 0)
