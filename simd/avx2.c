@@ -1,18 +1,443 @@
-// simd/avx2.c - the avx2 kernel path (stub: scalar kernels until written).
+// simd/avx2.c - the AVX2 path (AVX2, FMA, F16C): 8-lane vectors, 16 registers.
+//
+// Same order of operations as simd/avx512.c, so results do not depend on
+// sizes or threads: every matmul output is one chain of fused multiply-adds
+// over k = 0..K-1 from +0, then + bias.
+// - GEMM (M > GEMV_MAX_M): 16 weight rows are converted and transposed into a
+//   per-thread panel [k][16] in cache; a register tile of 6 rows x 16 columns
+//   runs over k with A broadcast in place.
+// - GEMV (M <= GEMV_MAX_M): 8 weight rows x 8 k are loaded, converted and
+//   transposed in registers, then chained with broadcast A.
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include "attn.h"
 #include "simd/kernels.h"
 
+#define INLINE static inline __attribute__((always_inline))
+// Loops over registers must be unrolled for the accumulators to stay in registers.
+#define UNROLL _Pragma("GCC unroll 32")
+#define GEMV_MAX_M 4
+#define MR 6  // GEMM tile rows
+#define NR 16 // GEMM tile columns (two vectors)
+
+// ---------------------------------------------------------------- weights
+
+// 8 consecutive weights k..k+7 of a row as f32 (k % 8 == 0 for Q8_0).
+INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
+    switch (wtype) {
+    case ATTN_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k)));
+    case ATTN_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k))), 16));
+    case ATTN_Q8_0: {
+        const uint8_t *blk = row + (size_t)(k / 32) * 34;
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + k % 32))));
+        return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), q);
+    }
+    default: return _mm256_loadu_ps((const float *)row + k);
+    }
+}
+
+// The first n (< 8) weights from k, zeros after (F32/F16/BF16: Q8_0 rows are whole blocks).
+INLINE __m256 load8_part(const uint8_t *row, uint32_t wtype, int k, int n) {
+    uint8_t buf[32] = { 0 };
+    memcpy(buf, row + (wtype == ATTN_F32 ? 4 : 2) * (size_t)k, (size_t)n * (wtype == ATTN_F32 ? 4 : 2));
+    return load8(buf, wtype, 0);
+}
+
+INLINE __m256 load8_any(const uint8_t *row, uint32_t wtype, int k, int n) {
+    return n >= 8 ? load8(row, wtype, k) : load8_part(row, wtype, k, n);
+}
+
+static void avx2_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
+    int k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, load8(W, wtype, k));
+    if (k < n) {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, load8_part(W, wtype, k, n - k));
+        memcpy(out + k, tmp, sizeof(float) * (n - k));
+    }
+}
+
+// In-register transpose: r[i] lane j  ->  r[j] lane i.
+INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    UNROLL
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+    }
+    // u[4g + c], 128-bit half h: rows 4g..4g+3 of column c + 4h
+    UNROLL
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[c + 4] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
+INLINE void load_rows(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, __m256 col[8]) {
+    UNROLL
+    for (int r = 0; r < 8; r++) col[r] = load8(W + (size_t)r * ldw, wtype, k0);
+}
+
+// Columns k0..k0+kn-1 of nr (<= 8) weight rows as col[c] = the rows' weights
+// at k0 + c (lanes beyond nr and columns beyond kn are 0).
+INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int kn, int nr, __m256 col[8]) {
+    if (nr == 8 && kn == 8) {
+        switch (wtype) {
+        case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
+        case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
+        case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
+        default: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        }
+    } else {
+        for (int r = 0; r < 8; r++)
+            col[r] = r < nr ? load8_any(W + (size_t)r * ldw, wtype, k0, kn) : _mm256_setzero_ps();
+    }
+    transpose8(col);
+}
+
+// Store the first n (<= 8) lanes.
+INLINE void store8(float *p, __m256 v, int n) {
+    if (n >= 8) { _mm256_storeu_ps(p, v); return; }
+    float tmp[8];
+    _mm256_storeu_ps(tmp, v);
+    memcpy(p, tmp, sizeof(float) * n);
+}
+INLINE __m256 loadf8(const float *p, int n) {
+    if (n >= 8) return _mm256_loadu_ps(p);
+    float tmp[8] = { 0 };
+    memcpy(tmp, p, sizeof(float) * (n > 0 ? n : 0));
+    return _mm256_loadu_ps(tmp);
+}
+
+// ---------------------------------------------------------------- GEMV
+
+INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int nr) {
+    __m256 acc[GEMV_MAX_M];
+    UNROLL
+    for (int m = 0; m < GEMV_MAX_M; m++) acc[m] = _mm256_setzero_ps();
+    __m256 col[8];
+    for (int k0 = 0; k0 < K; k0 += 8) {
+        int kn = K - k0 < 8 ? K - k0 : 8;
+        load_block(W, ldw, wtype, k0, kn, nr, col);
+        if (kn == 8) {
+            UNROLL
+            for (int c = 0; c < 8; c++)
+                UNROLL
+                for (int m = 0; m < GEMV_MAX_M; m++)
+                    if (m < M) acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
+        } else {
+            for (int c = 0; c < kn; c++)
+                UNROLL
+                for (int m = 0; m < GEMV_MAX_M; m++)
+                    if (m < M) acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
+        }
+    }
+    __m256 b = bias ? loadf8(bias, nr) : _mm256_setzero_ps();
+    UNROLL
+    for (int m = 0; m < M; m++) store8(C + (size_t)m * ldc, _mm256_add_ps(acc[m], b), nr);
+}
+
+static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                 float *C, int ldc, int M, int K, int n0, int n1) {
+    for (int n = n0; n < n1; n += 8) {
+        int nr = n1 - n < 8 ? n1 - n : 8;
+        const uint8_t *w = W + (size_t)n * ldw;
+        const float *b = bias ? bias + n : NULL;
+        switch (M) {
+        case 1: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 1, K, nr); break;
+        case 2: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 2, K, nr); break;
+        case 3: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 3, K, nr); break;
+        default: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 4, K, nr); break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- GEMM
+
+static _Thread_local float *panel_buf;
+static _Thread_local size_t panel_cap;
+
+static float *panel_alloc(int K) {
+    size_t need = (size_t)K * NR;
+    if (need > panel_cap) {
+        free(panel_buf);
+        panel_buf = aligned_alloc(32, (need * 4 + 31) / 32 * 32);
+        panel_cap = panel_buf ? need : 0;
+    }
+    return panel_buf;
+}
+
+// P[k][c] = weight (n0 + c, k) for c < nc (<= 16), 0 for c >= nc.
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+    __m256 col[8];
+    for (int h = 0; h < 2; h++) {
+        int nr = nc - 8 * h;
+        nr = nr < 0 ? 0 : nr > 8 ? 8 : nr;
+        const uint8_t *w = W + (size_t)(8 * h) * ldw;
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            int kn = K - k0 < 8 ? K - k0 : 8;
+            if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
+            else for (int c = 0; c < 8; c++) col[c] = _mm256_setzero_ps();
+            if (kn == 8) {
+                UNROLL
+                for (int c = 0; c < 8; c++) _mm256_store_ps(P + (size_t)(k0 + c) * NR + 8 * h, col[c]);
+            } else
+                for (int c = 0; c < kn; c++) _mm256_store_ps(P + (size_t)(k0 + c) * NR + 8 * h, col[c]);
+        }
+    }
+}
+
+INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
+                      int nc) {
+    __m256 acc[MR][2];
+    UNROLL
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m256 w0 = _mm256_load_ps(P + (size_t)k * NR), w1 = _mm256_load_ps(P + (size_t)k * NR + 8);
+        UNROLL
+        for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
+        }
+    }
+    __m256 b0 = bias ? loadf8(bias, nc) : _mm256_setzero_ps();
+    __m256 b1 = bias ? loadf8(bias + 8, nc - 8) : _mm256_setzero_ps();
+    UNROLL
+    for (int r = 0; r < R; r++) {
+        store8(C + (size_t)r * ldc, _mm256_add_ps(acc[r][0], b0), nc);
+        if (nc > 8) store8(C + (size_t)r * ldc + 8, _mm256_add_ps(acc[r][1], b1), nc - 8);
+    }
+}
+
+typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
+#define TILE(R) \
+    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
+        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6 };
+
+// General matmul on rows of ldw bytes; row_lo >= 0: causal scores (row m
+// needs columns n <= row_lo + m only; tiles wholly above are skipped).
+static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
+    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (!P) {
+        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
+        int m = 0;
+        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR;
+        for (; m < M; m += MR) {
+            int R = M - m < MR ? M - m : MR;
+            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
+        }
+    }
+}
+
+static void avx2_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                        int M, int K, int n0, int n1) {
+    if (M <= 0 || n1 <= n0) return;
+    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+}
+
+// ---------------------------------------------------------------- math
+
+// Sum of the 8 lanes in a fixed tree.
+INLINE float hsum(__m256 v) {
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+INLINE float hmax(__m256 v) {
+    __m128 b = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    b = _mm_max_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_max_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+
+// e^x within 2 ulp on [-87.3, 88.3]; 0 below.
+INLINE __m256 vexp(__m256 x) {
+    __m256 zero = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.37f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(zero, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+// x[i] = x[i] * scale, then softmax over n, in place.
+static void softmax_scaled(float *x, int n, float scale) {
+    __m256 vs = _mm256_set1_ps(scale), vmax = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), vs);
+        _mm256_storeu_ps(x + i, v);
+        vmax = _mm256_max_ps(vmax, v);
+    }
+    float mx = hmax(vmax);
+    for (int j = i; j < n; j++) { x[j] *= scale; mx = x[j] > mx ? x[j] : mx; }
+    __m256 vm = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
+    for (i = 0; i < n; i += 8) {
+        int left = n - i;
+        __m256 e = vexp(_mm256_sub_ps(loadf8(x + i, left), vm));
+        if (left < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+        store8(x + i, e, left);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+    for (i = 0; i < n; i += 8) store8(x + i, _mm256_mul_ps(loadf8(x + i, n - i), inv), n - i);
+}
+
+static void avx2_softmax(float *x, int n) {
+    if (n > 0) softmax_scaled(x, n, 1.0f);
+}
+
+// ---------------------------------------------------------------- attention
+
+// out rows (R of them) = probs rows @ V, chained over keys j < nj, 16
+// columns of V at a time. Keys past a row's own last one have probability
+// exactly 0 and leave its sums unchanged.
+#define PV_R 6
+INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int nj, int hd, float *out, int os) {
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        int nd = hd - d0 < 16 ? hd - d0 : 16;
+        __m256 acc[PV_R][2];
+        UNROLL
+        for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int j = 0; j < nj; j++) {
+            const float *vj = v + (size_t)j * vs + d0;
+            __m256 v0 = loadf8(vj, nd), v1 = nd > 8 ? loadf8(vj + 8, nd - 8) : _mm256_setzero_ps();
+            UNROLL
+            for (int r = 0; r < R; r++) {
+                __m256 pr = _mm256_broadcast_ss(p + (size_t)r * ps + j);
+                acc[r][0] = _mm256_fmadd_ps(pr, v0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(pr, v1, acc[r][1]);
+            }
+        }
+        UNROLL
+        for (int r = 0; r < R; r++) {
+            store8(out + (size_t)r * os + d0, acc[r][0], nd);
+            if (nd > 8) store8(out + (size_t)r * os + d0 + 8, acc[r][1], nd - 8);
+        }
+    }
+}
+
+static void avx2_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
+                           int hd, float scale, float *probs, float *out, int os) {
+    int nk = q0 + nq;
+    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
+    for (int i = 0; i < nq; i++) {
+        float *p = probs + (size_t)i * nk;
+        int nvis = q0 + i + 1;
+        softmax_scaled(p, nvis, scale);
+        if (nvis < nk) memset(p + nvis, 0, (size_t)(nk - nvis) * 4);
+    }
+    for (int i = 0; i < nq; i += PV_R) {
+        int R = nq - i < PV_R ? nq - i : PV_R, nj = q0 + i + R;
+        const float *p = probs + (size_t)i * nk;
+        float *o = out + (size_t)i * os;
+        switch (R) {
+        case 1: pv_tile(1, p, nk, v, vs, nj, hd, o, os); break;
+        case 2: pv_tile(2, p, nk, v, vs, nj, hd, o, os); break;
+        case 3: pv_tile(3, p, nk, v, vs, nj, hd, o, os); break;
+        case 4: pv_tile(4, p, nk, v, vs, nj, hd, o, os); break;
+        case 5: pv_tile(5, p, nk, v, vs, nj, hd, o, os); break;
+        default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- row ops
+
+static void avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    __m256 ss = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) { __m256 v = loadf8(x + i, n - i); ss = _mm256_fmadd_ps(v, v, ss); }
+    __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum(ss) / (float)n + eps));
+    for (int i = 0; i < n; i += 8)
+        store8(out + i, _mm256_mul_ps(_mm256_mul_ps(loadf8(x + i, n - i), r), loadf8(w + i, n - i)), n - i);
+}
+
+static void avx2_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps) {
+    __m256 s = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) s = _mm256_add_ps(s, loadf8(x + i, n - i));
+    float mean = hsum(s) / (float)n;
+    __m256 vm = _mm256_set1_ps(mean), var = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        __m256 d = _mm256_sub_ps(loadf8(x + i, n - i), vm);
+        if (n - i < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+        var = _mm256_fmadd_ps(d, d, var);
+    }
+    __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum(var) / (float)n + eps));
+    for (int i = 0; i < n; i += 8) {
+        __m256 y = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(loadf8(x + i, n - i), vm), r), loadf8(w + i, n - i));
+        if (b) y = _mm256_add_ps(y, loadf8(b + i, n - i));
+        store8(out + i, y, n - i);
+    }
+}
+
+static void avx2_gelu_tanh(float *x, int n) {
+    for (int i = 0; i < n; i += 8) {
+        __m256 v = loadf8(x + i, n - i);
+        __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+                                 _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), _mm256_mul_ps(v, v), v));
+        __m256 e = vexp(_mm256_mul_ps(_mm256_set1_ps(-2.0f), u));
+        store8(x + i, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), n - i);
+    }
+}
+
+static void avx2_swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i += 8) {
+        __m256 g = loadf8(gate + i, n - i);
+        __m256 e = vexp(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        __m256 s = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        store8(gate + i, _mm256_mul_ps(s, loadf8(up + i, n - i)), n - i);
+    }
+}
+
+static void avx2_add(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i += 8) store8(y + i, _mm256_add_ps(loadf8(y + i, n - i), loadf8(x + i, n - i)), n - i);
+}
+
 const attn_kernels attn_kernels_avx2 = {
     .name = "avx2",
-    .matmul = attn_scalar_matmul,
-    .attention = attn_scalar_attention,
-    .rmsnorm = attn_scalar_rmsnorm,
-    .layernorm = attn_scalar_layernorm,
-    .gelu_tanh = attn_scalar_gelu_tanh,
+    .matmul = avx2_matmul,
+    .attention = avx2_attention,
+    .rmsnorm = avx2_rmsnorm,
+    .layernorm = avx2_layernorm,
+    .gelu_tanh = avx2_gelu_tanh,
     .gelu_erf = attn_scalar_gelu_erf,
-    .swiglu = attn_scalar_swiglu,
-    .add = attn_scalar_add,
-    .softmax = attn_scalar_softmax,
+    .swiglu = avx2_swiglu,
+    .add = avx2_add,
+    .softmax = avx2_softmax,
     .rope = attn_scalar_rope,
-    .dequant_row = attn_scalar_dequant_row,
+    .dequant_row = avx2_dequant_row,
 };
