@@ -441,9 +441,9 @@ typedef struct {
 // white -> red). Both computed in OKLab at first use, 256 steps.
 void attn_colormap(float t, uint8_t rgb[3]);
 void attn_colormap_div(float t, uint8_t rgb[3]);
-// The colour position of value v in row `row` of p (T, T) under a scale
-// (t in [0, 1]), as the figure draws it.
-float attn_scale_t(attn_scale s, const float *p, int T, int row, float v);
+// The colour position (t in [0, 1]) of attention v under a scale; row_max is
+// the largest value of v's row (used by ATTN_SCALE_ROW).
+float attn_scale_t(attn_scale s, float v, float row_max);
 // (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
 // left, query 0 (nothing left) removed. Rows with no mass left stay zero.
 void attn_drop_first(const float *p, int T, float *out);

@@ -1,0 +1,1064 @@
+// attn_render.c - section "rendering" of attn (see attn.c for the table of
+// contents): colormaps, our bitmap font, an RGB raster, the figure layout
+// shared by the PNG, SVG and terminal pictures, the PNG encoder
+// (stb_image_write, the one file that compiles it), --drop-first and the
+// Jensen-Shannon divergence used by `compare`.
+//
+// A figure (attn.h) is rows x cols square panels of (T, T) attention. Layout:
+//
+//   title (2x), note lines                          (the scale is always named)
+//             column headings
+//   row   y   +-------+ +-------+   colorbar  diverging bar
+//   head  l   | panel | | panel |   ticks     ticks
+//         a   +-------+ +-------+   hatched swatch: masked
+//         b   x labels (rotated)
+//              "attended to"
+//
+// with "from position" rotated along the left edge.
+#include "attn.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#endif
+#include <stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+// ---------------------------------------------------------------- colormaps
+// Both maps are curves in OKLab (Ottosson 2020), where equal distances look
+// equally different. Sequential: lightness rises linearly from 0.27 to 0.93
+// while the hue turns from violet (310 deg) through blue and teal to yellow
+// (105 deg); chroma dips in the middle, where sRGB is narrow. Diverging: a
+// blue arm (hue 255) and a red arm (hue 30) of equal lightness at equal |t|,
+// meeting at near-white. Chroma is cut back into the sRGB gamut by bisection.
+static void oklab_to_lin(double L, double a, double b, double rgb[3]) {
+    double l = L + 0.3963377774 * a + 0.2158037573 * b;
+    double m = L - 0.1055613458 * a - 0.0638541728 * b;
+    double s = L - 0.0894841775 * a - 1.2914855480 * b;
+    l = l * l * l, m = m * m * m, s = s * s * s;
+    rgb[0] = +4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s;
+    rgb[1] = -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s;
+    rgb[2] = -0.0041960863 * l - 0.7034186147 * m + 1.7076147010 * s;
+}
+
+static int lch_in_gamut(double L, double C, double h) {
+    double c[3];
+    oklab_to_lin(L, C * cos(h), C * sin(h), c);
+    for (int i = 0; i < 3; i++)
+        if (c[i] < -1e-7 || c[i] > 1 + 1e-7) return 0;
+    return 1;
+}
+
+static void lch_to_srgb8(double L, double C, double hdeg, uint8_t out[3]) {
+    double h = hdeg * M_PI / 180, c[3];
+    if (!lch_in_gamut(L, C, h)) {
+        double lo = 0, hi = C;
+        for (int i = 0; i < 40; i++) {
+            double mid = 0.5 * (lo + hi);
+            if (lch_in_gamut(L, mid, h)) lo = mid; else hi = mid;
+        }
+        C = lo;
+    }
+    oklab_to_lin(L, C * cos(h), C * sin(h), c);
+    for (int i = 0; i < 3; i++) {
+        double x = c[i] < 0 ? 0 : c[i] > 1 ? 1 : c[i];
+        x = x <= 0.0031308 ? 12.92 * x : 1.055 * pow(x, 1 / 2.4) - 0.055; // sRGB transfer
+        out[i] = (uint8_t)lrint(255 * x);
+    }
+}
+
+#define SEQ_N 256
+#define DIV_N 257 // odd, so t = 0 is the middle entry
+static uint8_t lut_seq[SEQ_N][3], lut_div[DIV_N][3];
+static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
+
+static void lut_init(void) {
+    for (int i = 0; i < SEQ_N; i++) {
+        double t = i / (double)(SEQ_N - 1);
+        lch_to_srgb8(0.27 + 0.66 * t, 0.12 - 0.04 * sin(M_PI * t) + 0.08 * t * t, 310 - 205 * t,
+                     lut_seq[i]);
+    }
+    for (int i = 0; i < DIV_N; i++) {
+        double t = 2.0 * i / (DIV_N - 1) - 1, u = fabs(t);
+        lch_to_srgb8(0.97 - 0.52 * u, 0.16 * pow(u, 0.8), t < 0 ? 255 : 30, lut_div[i]);
+    }
+}
+
+void attn_colormap(float t, uint8_t rgb[3]) {
+    pthread_once(&lut_once, lut_init);
+    if (!(t > 0)) t = 0; // NaN too
+    if (t > 1) t = 1;
+    memcpy(rgb, lut_seq[lrintf(t * (SEQ_N - 1))], 3);
+}
+
+void attn_colormap_div(float t, uint8_t rgb[3]) {
+    pthread_once(&lut_once, lut_init);
+    if (!(t > -1)) t = -1;
+    if (t > 1) t = 1;
+    memcpy(rgb, lut_div[lrintf((t + 1) * 0.5f * (DIV_N - 1))], 3);
+}
+
+float attn_scale_t(attn_scale s, float v, float row_max) {
+    float t;
+    switch (s) {
+    case ATTN_SCALE_ROW: t = row_max > 0 ? v / row_max : 0; break;
+    case ATTN_SCALE_LOG:
+        t = v > ATTN_LOG_FLOOR ? 1 - log10f(v) / log10f(ATTN_LOG_FLOOR) : 0;
+        break;
+    default: t = v; break;
+    }
+    return !(t > 0) ? 0 : t > 1 ? 1 : t;
+}
+
+// ---------------------------------------------------------------- font
+// Our own bitmap font, drawn by hand for attn. Each glyph is 5 pixels wide,
+// written as 9 rows ('#' = ink) from the cap line down: rows 0-6 down to the
+// baseline, rows 7-8 the descenders. In the 11-row text box two more rows sit
+// above, for the accents of capitals. Advance 6 pixels, line 12.
+#define GLYPH_W 5
+#define ADV 6
+#define BOX_H 11
+#define LINE_H 12
+#define CAP_ROW 2 // first row of a glyph's 9 rows inside the text box
+
+static const char *const font_ascii[95] = { // U+0020 .. U+007E
+    "..... ..... ..... ..... ..... ..... ..... ..... .....", // space
+    "..#.. ..#.. ..#.. ..#.. ..#.. ..... ..#.. ..... .....", // !
+    ".#.#. .#.#. .#.#. ..... ..... ..... ..... ..... .....", // "
+    ".#.#. .#.#. ##### .#.#. ##### .#.#. .#.#. ..... .....", // #
+    "..#.. .#### #.#.. .###. ..#.# ####. ..#.. ..... .....", // $
+    "##... ##..# ...#. ..#.. .#... #..## ...## ..... .....", // %
+    ".##.. #..#. #.#.. .#... #.#.# #..#. .##.# ..... .....", // &
+    "..#.. ..#.. .#... ..... ..... ..... ..... ..... .....", // '
+    "...#. ..#.. .#... .#... .#... ..#.. ...#. ..... .....", // (
+    ".#... ..#.. ...#. ...#. ...#. ..#.. .#... ..... .....", // )
+    "..... ..#.. #.#.# .###. #.#.# ..#.. ..... ..... .....", // *
+    "..... ..#.. ..#.. ##### ..#.. ..#.. ..... ..... .....", // +
+    "..... ..... ..... ..... ..... .##.. .##.. ..#.. .#...", // ,
+    "..... ..... ..... ##### ..... ..... ..... ..... .....", // -
+    "..... ..... ..... ..... ..... .##.. .##.. ..... .....", // .
+    "....# ....# ...#. ..#.. .#... #.... #.... ..... .....", // /
+    ".###. #...# #..## #.#.# ##..# #...# .###. ..... .....", // 0
+    "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###. ..... .....", // 1
+    ".###. #...# ....# ...#. ..#.. .#... ##### ..... .....", // 2
+    "##### ...#. ..#.. ...#. ....# #...# .###. ..... .....", // 3
+    "...#. ..##. .#.#. #..#. ##### ...#. ...#. ..... .....", // 4
+    "##### #.... ####. ....# ....# #...# .###. ..... .....", // 5
+    "..##. .#... #.... ####. #...# #...# .###. ..... .....", // 6
+    "##### ....# ...#. ..#.. .#... .#... .#... ..... .....", // 7
+    ".###. #...# #...# .###. #...# #...# .###. ..... .....", // 8
+    ".###. #...# #...# .#### ....# ...#. .##.. ..... .....", // 9
+    "..... .##.. .##.. ..... .##.. .##.. ..... ..... .....", // :
+    "..... .##.. .##.. ..... .##.. .##.. ..#.. .#... .....", // ;
+    "...#. ..#.. .#... #.... .#... ..#.. ...#. ..... .....", // <
+    "..... ..... ##### ..... ##### ..... ..... ..... .....", // =
+    ".#... ..#.. ...#. ....# ...#. ..#.. .#... ..... .....", // >
+    ".###. #...# ....# ...#. ..#.. ..... ..#.. ..... .....", // ?
+    ".###. #...# ....# .##.# #.#.# #.#.# .###. ..... .....", // @
+    ".###. #...# #...# ##### #...# #...# #...# ..... .....", // A
+    "####. #...# #...# ####. #...# #...# ####. ..... .....", // B
+    ".###. #...# #.... #.... #.... #...# .###. ..... .....", // C
+    "###.. #..#. #...# #...# #...# #..#. ###.. ..... .....", // D
+    "##### #.... #.... ####. #.... #.... ##### ..... .....", // E
+    "##### #.... #.... ####. #.... #.... #.... ..... .....", // F
+    ".###. #...# #.... #.### #...# #...# .#### ..... .....", // G
+    "#...# #...# #...# ##### #...# #...# #...# ..... .....", // H
+    ".###. ..#.. ..#.. ..#.. ..#.. ..#.. .###. ..... .....", // I
+    "..### ...#. ...#. ...#. ...#. #..#. .##.. ..... .....", // J
+    "#...# #..#. #.#.. ##... #.#.. #..#. #...# ..... .....", // K
+    "#.... #.... #.... #.... #.... #.... ##### ..... .....", // L
+    "#...# ##.## #.#.# #.#.# #...# #...# #...# ..... .....", // M
+    "#...# #...# ##..# #.#.# #..## #...# #...# ..... .....", // N
+    ".###. #...# #...# #...# #...# #...# .###. ..... .....", // O
+    "####. #...# #...# ####. #.... #.... #.... ..... .....", // P
+    ".###. #...# #...# #...# #.#.# #..#. .##.# ..... .....", // Q
+    "####. #...# #...# ####. #.#.. #..#. #...# ..... .....", // R
+    ".#### #.... #.... .###. ....# ....# ####. ..... .....", // S
+    "##### ..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..... .....", // T
+    "#...# #...# #...# #...# #...# #...# .###. ..... .....", // U
+    "#...# #...# #...# #...# #...# .#.#. ..#.. ..... .....", // V
+    "#...# #...# #...# #.#.# #.#.# #.#.# .#.#. ..... .....", // W
+    "#...# #...# .#.#. ..#.. .#.#. #...# #...# ..... .....", // X
+    "#...# #...# .#.#. ..#.. ..#.. ..#.. ..#.. ..... .....", // Y
+    "##### ....# ...#. ..#.. .#... #.... ##### ..... .....", // Z
+    ".###. .#... .#... .#... .#... .#... .###. ..... .....", // [
+    "#.... #.... .#... ..#.. ...#. ....# ....# ..... .....", // backslash
+    ".###. ...#. ...#. ...#. ...#. ...#. .###. ..... .....", // ]
+    "..#.. .#.#. #...# ..... ..... ..... ..... ..... .....", // ^
+    "..... ..... ..... ..... ..... ..... ..... ##### .....", // _
+    ".#... ..#.. ...#. ..... ..... ..... ..... ..... .....", // `
+    "..... ..... .###. ....# .#### #...# .#### ..... .....", // a
+    "#.... #.... #.##. ##..# #...# #...# ####. ..... .....", // b
+    "..... ..... .###. #.... #.... #...# .###. ..... .....", // c
+    "....# ....# .##.# #..## #...# #...# .#### ..... .....", // d
+    "..... ..... .###. #...# ##### #.... .###. ..... .....", // e
+    "..##. .#..# .#... ###.. .#... .#... .#... ..... .....", // f
+    "..... ..... .#### #...# #...# #...# .#### ....# .###.", // g
+    "#.... #.... #.##. ##..# #...# #...# #...# ..... .....", // h
+    "..#.. ..... .##.. ..#.. ..#.. ..#.. .###. ..... .....", // i
+    "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##..", // j
+    "#.... #.... #..#. #.#.. ##... #.#.. #..#. ..... .....", // k
+    ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###. ..... .....", // l
+    "..... ..... ##.#. #.#.# #.#.# #.#.# #.#.# ..... .....", // m
+    "..... ..... #.##. ##..# #...# #...# #...# ..... .....", // n
+    "..... ..... .###. #...# #...# #...# .###. ..... .....", // o
+    "..... ..... ####. #...# #...# #...# ####. #.... #....", // p
+    "..... ..... .#### #...# #...# #...# .#### ....# ....#", // q
+    "..... ..... #.##. ##..# #.... #.... #.... ..... .....", // r
+    "..... ..... .###. #.... .###. ....# ####. ..... .....", // s
+    ".#... .#... ###.. .#... .#... .#..# ..##. ..... .....", // t
+    "..... ..... #...# #...# #...# #..## .##.# ..... .....", // u
+    "..... ..... #...# #...# #...# .#.#. ..#.. ..... .....", // v
+    "..... ..... #...# #...# #.#.# #.#.# .#.#. ..... .....", // w
+    "..... ..... #...# .#.#. ..#.. .#.#. #...# ..... .....", // x
+    "..... ..... #...# #...# #...# #...# .#### ....# .###.", // y
+    "..... ..... ##### ...#. ..#.. .#... ##### ..... .....", // z
+    "...#. ..#.. ..#.. .#... ..#.. ..#.. ...#. ..... .....", // {
+    "..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#.. .....", // |
+    ".#... ..#.. ..#.. ...#. ..#.. ..#.. .#... ..... .....", // }
+    "..... ..... .#... #.#.# ...#. ..... ..... ..... .....", // ~
+};
+
+static const struct { uint16_t cp; const char *g; } font_latin1[] = { // drawn whole
+    {0xA0, "..... ..... ..... ..... ..... ..... ..... ..... ....."}, // no-break space
+    {0xA1, "..... ..#.. ..... ..#.. ..#.. ..#.. ..#.. ..#.. ....."}, // ¡
+    {0xA2, "..... ..#.. .###. #.#.. #.#.. #.#.# .###. ..#.. ....."}, // ¢
+    {0xA3, "..##. .#..# .#... ###.. .#... .#..# #.##. ..... ....."}, // £
+    {0xA4, "..... #...# .###. .#.#. .###. #...# ..... ..... ....."}, // ¤
+    {0xA5, "#...# .#.#. ..#.. ##### ..#.. ##### ..#.. ..... ....."}, // ¥
+    {0xA6, "..#.. ..#.. ..#.. ..... ..#.. ..#.. ..#.. ..... ....."}, // ¦
+    {0xA7, ".###. #.... .##.. #..#. ..##. ....# .###. ..... ....."}, // §
+    {0xA8, ".#.#. ..... ..... ..... ..... ..... ..... ..... ....."}, // ¨
+    {0xA9, ".###. #...# #.### ##..# #.### #...# .###. ..... ....."}, // ©
+    {0xAA, ".##.. ...#. .###. #..#. .###. ..... ####. ..... ....."}, // ª
+    {0xAB, "..... ..#.# .#.#. #.#.. .#.#. ..#.# ..... ..... ....."}, // «
+    {0xAC, "..... ..... ##### ....# ....# ..... ..... ..... ....."}, // ¬
+    {0xAD, "..... ..... ..... .###. ..... ..... ..... ..... ....."}, // soft hyphen
+    {0xAE, ".###. ###.# ##.## ###.# ##.## #...# .###. ..... ....."}, // ®
+    {0xAF, "##### ..... ..... ..... ..... ..... ..... ..... ....."}, // ¯
+    {0xB0, ".##.. #..#. .##.. ..... ..... ..... ..... ..... ....."}, // °
+    {0xB1, "..#.. ..#.. ##### ..#.. ..#.. ..... ##### ..... ....."}, // ±
+    {0xB2, ".##.. ...#. ..#.. .#... .###. ..... ..... ..... ....."}, // ²
+    {0xB3, ".##.. ...#. ..#.. ...#. .##.. ..... ..... ..... ....."}, // ³
+    {0xB4, "...#. ..#.. ..... ..... ..... ..... ..... ..... ....."}, // ´
+    {0xB5, "..... ..... #...# #...# #...# #..## ###.# #.... #...."}, // µ
+    {0xB6, ".#### ###.# ###.# .##.# ..#.# ..#.# ..#.# ..... ....."}, // ¶
+    {0xB7, "..... ..... ..... .##.. .##.. ..... ..... ..... ....."}, // ·
+    {0xB8, "..... ..... ..... ..... ..... ..... ..... ..#.. .##.."}, // ¸
+    {0xB9, "..#.. .##.. ..#.. ..#.. .###. ..... ..... ..... ....."}, // ¹
+    {0xBA, ".##.. #..#. #..#. .##.. ..... ####. ..... ..... ....."}, // º
+    {0xBB, "..... #.#.. .#.#. ..#.# .#.#. #.#.. ..... ..... ....."}, // »
+    {0xBC, "#...# #..#. #.#.. .#.#. #.##. ..### ...#. ..... ....."}, // ¼
+    {0xBD, "#...# #..#. #.#.. .#.## #...# ...#. ..### ..... ....."}, // ½
+    {0xBE, "##..# .#.#. ##.#. .#.#. #.##. ..### ...#. ..... ....."}, // ¾
+    {0xBF, "..#.. ..... ..#.. .#... #.... #...# .###. ..... ....."}, // ¿
+    {0xC6, ".#### #.#.. #.#.. ##### #.#.. #.#.. #.### ..... ....."}, // Æ
+    {0xD0, "###.. #..#. #...# ###.# #...# #..#. ###.. ..... ....."}, // Ð
+    {0xD7, "..... #...# .#.#. ..#.. .#.#. #...# ..... ..... ....."}, // ×
+    {0xD8, ".###. #..## #.#.# #.#.# ##..# #...# .###. ..... ....."}, // Ø
+    {0xDE, "#.... ####. #...# #...# ####. #.... #.... ..... ....."}, // Þ
+    {0xDF, ".###. #...# #..#. #.#.. #..#. #...# #.##. ..... ....."}, // ß
+    {0xE6, "..... ..... ##.#. ..#.# .#### #.#.. .#.## ..... ....."}, // æ
+    {0xF0, ".#.#. ..#.. .#.#. ....# .#### #...# .###. ..... ....."}, // ð
+    {0xF7, "..... ..#.. ..... ##### ..... ..#.. ..... ..... ....."}, // ÷
+    {0xF8, "..... ..... .###. #..## #.#.# ##..# .###. ..... ....."}, // ø
+    {0xFE, "#.... #.... ####. #...# #...# #...# ####. #.... #...."}, // þ
+};
+
+// The other Latin-1 letters, U+00C0 .. U+00FF: a base letter and a mark (an
+// index into accents, '.' where font_latin1 has the glyph).
+static const char latin1_base[2][33] = {"AAAAAA.CEEEEIIII.NOOOOO..UUUUY..",
+                                        "aaaaaa.ceeeeiiii.nooooo..uuuuy.y"};
+static const char latin1_mark[2][33] = {"012345.601240124.301234..01241..",
+                                        "012345.601240124.301234..01241.4"};
+static const char *const accents[] = {
+    ".#... ..#..", // grave
+    "...#. ..#..", // acute
+    "..#.. .#.#.", // circumflex
+    ".##.# #.##.", // tilde
+    "..... .#.#.", // diaeresis
+    "..#.. .#.#.", // ring
+    "..#.. .##..", // cedilla (below the baseline)
+};
+
+// A few characters token labels show often, outside Latin-1.
+static const struct { uint32_t cp; const char *g; } font_extra[] = {
+    {0x2026, "..... ..... ..... ..... ..... ..... #.#.# ..... ....."}, // … (a cut label)
+    {0x21B5, "....# ....# ..#.# .#..# ##### .#... ..#.. ..... ....."}, // ↵
+    {0x2581, "..... ..... ..... ..... ..... ..... ..... ##### ....."}, // ▁
+    {0x2014, "..... ..... ..... ##### ..... ..... ..... ..... ....."}, // —
+    {0x2192, "..... ..#.. ...#. ##### ...#. ..#.. ..... ..... ....."}, // →
+};
+
+typedef struct {
+    uint16_t row[BOX_H]; // bit (w-1-x) = ink at column x
+    int w;               // ink columns; the advance is w + 1
+} glyph;
+
+// n rows of "....." words into g->row[r0 ..]
+static void glyph_rows(glyph *g, int r0, const char *s, int n) {
+    for (int r = 0; r < n && *s; r++) {
+        uint16_t bits = 0;
+        for (int x = 0; x < GLYPH_W; x++, s++) bits = (uint16_t)(bits << 1 | (*s == '#'));
+        g->row[r0 + r] |= bits;
+        if (*s == ' ') s++;
+    }
+}
+
+// The glyph of code point cp; 0 if the font lacks it.
+static int glyph_of(uint32_t cp, glyph *g) {
+    memset(g, 0, sizeof *g);
+    g->w = GLYPH_W;
+    if (cp >= 0x20 && cp < 0x7F) { glyph_rows(g, CAP_ROW, font_ascii[cp - 0x20], 9); return 1; }
+    for (size_t i = 0; i < sizeof font_latin1 / sizeof *font_latin1; i++)
+        if (font_latin1[i].cp == cp) { glyph_rows(g, CAP_ROW, font_latin1[i].g, 9); return 1; }
+    for (size_t i = 0; i < sizeof font_extra / sizeof *font_extra; i++)
+        if (font_extra[i].cp == cp) { glyph_rows(g, CAP_ROW, font_extra[i].g, 9); return 1; }
+    if (cp >= 0xC0 && cp <= 0xFF) {
+        int lower = cp >= 0xE0, i = (int)(cp - 0xC0) & 31;
+        char base = latin1_base[lower][i], mark = latin1_mark[lower][i];
+        if (base == '.' || mark == '.') return 0;
+        glyph_rows(g, CAP_ROW, font_ascii[base - 0x20], 9);
+        const char *acc = accents[mark - '0'];
+        if (mark == '6') glyph_rows(g, CAP_ROW + 7, acc, 2);
+        else if (!lower) glyph_rows(g, 0, acc, 2);
+        else {
+            g->row[CAP_ROW] = g->row[CAP_ROW + 1] = 0; // the dot of i, j
+            glyph_rows(g, CAP_ROW, acc, 2);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+// A character the font lacks: an empty box the height of a capital.
+static void glyph_missing(glyph *g) {
+    memset(g, 0, sizeof *g);
+    g->w = GLYPH_W;
+    g->row[CAP_ROW] = g->row[CAP_ROW + 6] = 0x1F;
+    for (int r = 1; r < 6; r++) g->row[CAP_ROW + r] = 0x11;
+}
+
+// Next code point of UTF-8 text (advancing *s); a byte that starts no valid
+// sequence is returned as U+FFFD and skipped alone.
+static uint32_t utf8_next(const char **s) {
+    const uint8_t *p = (const uint8_t *)*s;
+    uint32_t c = p[0];
+    int n = c < 0x80 ? 0 : c >= 0xC2 && c < 0xE0 ? 1 : c >= 0xE0 && c < 0xF0 ? 2
+          : c >= 0xF0 && c < 0xF5 ? 3 : -1;
+    if (n < 0) { *s += 1; return 0xFFFD; }
+    c &= n ? 0x3F >> n : 0x7F;
+    for (int i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80) { *s += 1; return 0xFFFD; }
+        c = c << 6 | (p[i] & 0x3F);
+    }
+    if ((n == 2 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) || (n == 3 && (c < 0x10000 || c > 0x10FFFF))) {
+        *s += 1;
+        return 0xFFFD;
+    }
+    *s += n + 1;
+    return c;
+}
+
+static void glyph_any(uint32_t cp, glyph *g) {
+    if (!glyph_of(cp, g)) glyph_missing(g);
+}
+
+int attn_text_width(const char *s, int scale) {
+    int w = 0;
+    glyph g;
+    while (*s) {
+        glyph_any(utf8_next(&s), &g);
+        w += (g.w + 1) * scale;
+    }
+    return w;
+}
+
+// ---------------------------------------------------------------- raster
+static const uint8_t C_INK[3] = {0, 0, 0},
+                     C_NOTE[3] = {70, 70, 70}, C_FRAME[3] = {120, 120, 120},
+                     C_MASK[3] = {214, 214, 214}, C_HATCH[3] = {150, 150, 150};
+
+static void put(attn_image *im, int x, int y, const uint8_t c[3]) {
+    if (x < 0 || y < 0 || x >= im->w || y >= im->h) return;
+    memcpy(im->rgb + 3 * ((size_t)y * im->w + x), c, 3);
+}
+
+static void fill(attn_image *im, int x, int y, int w, int h, const uint8_t c[3]) {
+    for (int j = y; j < y + h; j++)
+        for (int i = x; i < x + w; i++) put(im, i, j, c);
+}
+
+static void frame(attn_image *im, int x, int y, int w, int h, const uint8_t c[3]) {
+    fill(im, x, y, w, 1, c);
+    fill(im, x, y + h - 1, w, 1, c);
+    fill(im, x, y, 1, h, c);
+    fill(im, x + w - 1, y, 1, h, c);
+}
+
+// Masked cells: light grey with diagonal hatching that runs across cells
+// (drawn in image coordinates), never a colour of either colormap.
+static void hatch(attn_image *im, int x, int y, int w, int h) {
+    for (int j = y; j < y + h; j++)
+        for (int i = x; i < x + w; i++) put(im, i, j, (i + j) % 6 == 0 ? C_HATCH : C_MASK);
+}
+
+int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rgb[3], int scale,
+                   int rot90) {
+    int pen = 0;
+    glyph g;
+    while (*s) {
+        glyph_any(utf8_next(&s), &g);
+        for (int r = 0; r < BOX_H; r++)
+            for (int c = 0; c < g.w; c++) {
+                if (!(g.row[r] >> (g.w - 1 - c) & 1)) continue;
+                int gx = pen + c * scale, gy = r * scale;
+                for (int j = 0; j < scale; j++)
+                    for (int i = 0; i < scale; i++) {
+                        if (rot90) put(im, x + gy + j, y - 1 - (gx + i), rgb);
+                        else put(im, x + gx + i, y + gy + j, rgb);
+                    }
+            }
+        pen += (g.w + 1) * scale;
+    }
+    return pen;
+}
+
+void attn_image_free(attn_image *im) {
+    free(im->rgb);
+    im->rgb = NULL;
+}
+
+// ---------------------------------------------------------------- layout
+#define MAX_PX 4000 // every picture stays under 4096 pixels a side
+#define MARGIN 16
+#define BAR_W 16
+#define MAX_NOTES 12
+#define BIG_PX 1400 // panels larger than this get their surrounding text at 2x
+
+// Where everything of a figure goes; computed once, drawn by every renderer.
+typedef struct {
+    int ts;                       // zoom of the text around the panels (1, or 2 on big pictures)
+    int n, tpc, cell, panel, gap; // cells a side, tokens per cell, pixels
+    int stride, lab_chars;        // label every stride-th token, cut to lab_chars
+    int x0, y0, dx, dy, mat_w, mat_h, w, h;
+    int note_y, colhead_y, rowhead_r, ylab_r, xlab_y, xtitle_y;
+    int bar_x, bar_y, bar_w, bar_h, dbar_x, legend_y;
+    int has_seq, has_div;
+    float dmax;
+    char notes[MAX_NOTES][160];
+    int n_notes;
+} layout;
+
+static void add_note(layout *L, const char *fmt, ...) {
+    if (L->n_notes >= MAX_NOTES) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L->notes[L->n_notes++], sizeof L->notes[0], fmt, ap);
+    va_end(ap);
+}
+
+// Label i cut to at most max code points ("…" marks a cut); positions when
+// the figure has no labels.
+static void label_text(const attn_figure *f, int i, int max, char *out, size_t n) {
+    if (!f->labels || !f->labels[i]) { snprintf(out, n, "%d", f->label0 + i); return; }
+    const char *s = f->labels[i], *cut = s;
+    for (int k = 0; *s && k < max; k++) {
+        if (k == max - 1) cut = s;
+        utf8_next(&s);
+    }
+    size_t len = (size_t)((*s ? cut : s) - f->labels[i]);
+    if (len > n - 4) len = n - 4;
+    memcpy(out, f->labels[i], len);
+    strcpy(out + len, *s ? "\xE2\x80\xA6" : "");
+}
+
+// 1, 2, 5, 10, 20, 50 ... the first at least s
+static int nice_stride(double s) {
+    for (int m = 1;; m *= 10) {
+        if (s <= m) return m;
+        if (s <= 2 * m) return 2 * m;
+        if (s <= 5 * m) return 5 * m;
+    }
+}
+
+static const char *const scale_names[] = {
+    "colour scale: fixed 0..1, the same on every picture",
+    "colour scale: row - each row divided by its largest value",
+    "colour scale: log10 of attention, values below 1e-4 drawn as 1e-4",
+};
+
+// Tick positions (0 = bottom, 1 = top) and texts of a colorbar.
+static void bar_ticks(const attn_figure *f, int div, float dmax, float t[5], char txt[5][16]) {
+    static const char *const lg[5] = {"<=1e-4", "0.001", "0.01", "0.1", "1"};
+    for (int i = 0; i < 5; i++) {
+        t[i] = i / 4.0f;
+        if (div && i != 2) snprintf(txt[i], 16, "%+.2g", (i - 2) / 2.0f * dmax);
+        else if (div) snprintf(txt[i], 16, "0");
+        else if (f->scale == ATTN_SCALE_LOG) snprintf(txt[i], 16, "%s", lg[i]);
+        else snprintf(txt[i], 16, "%g", t[i]);
+    }
+}
+
+static const char *bar_title(const attn_figure *f, int div) {
+    if (div) return "difference";
+    return f->scale == ATTN_SCALE_ROW ? "/ row max" : f->scale == ATTN_SCALE_LOG ? "log10" : "attention";
+}
+#define LEGEND_TEXT "masked (future)"
+
+static int layout_pass(const attn_figure *f, layout *L, int ts) {
+    memset(L, 0, sizeof *L);
+    if (f->T < 1 || f->rows < 1 || f->cols < 1 || !f->panels || f->T > (1 << 20) ||
+        f->rows > 256 || f->cols > 256 || (unsigned)f->scale > ATTN_SCALE_LOG)
+        return attn_err(ATTN_EINPUT, "render: bad figure (T=%d, %d x %d panels)", f->T, f->rows,
+                        f->cols);
+    int T = f->T, single = f->rows * f->cols == 1, line = LINE_H * ts;
+    float dmax = 0;
+    for (int i = 0; i < f->rows * f->cols; i++) {
+        const attn_panel *p = &f->panels[i];
+        if (!p->p) continue;
+        if (!p->diverging) { L->has_seq = 1; continue; }
+        L->has_div = 1;
+        for (size_t k = 0; k < (size_t)T * T; k++)
+            if (fabsf(p->p[k]) > dmax) dmax = fabsf(p->p[k]);
+    }
+    L->ts = ts;
+    L->dmax = f->dmax > 0 ? f->dmax : dmax > 0 ? dmax : 1e-6f;
+
+    // the text around the panels
+    for (const char *s = f->note; s && *s;) {
+        const char *e = strchr(s, '\n');
+        int len = e ? (int)(e - s) : (int)strlen(s);
+        add_note(L, "%.*s", len, s);
+        s += len + (e != NULL);
+    }
+    if (L->has_seq) add_note(L, "%s", scale_names[f->scale]);
+    if (L->has_div)
+        add_note(L, "difference: diverging colours, symmetric scale -%.3g..+%.3g", L->dmax, L->dmax);
+    if (f->drop_first) add_note(L, "--drop-first: first key column removed, rows renormalised");
+    L->lab_chars = single ? 16 : 10;
+    int lab_w = 0, rowhead_w = 0, tick_w = 0;
+    for (int i = 0; i < T; i++) {
+        char s[128];
+        label_text(f, i, L->lab_chars, s, sizeof s);
+        int w = attn_text_width(s, 1);
+        if (w > lab_w) lab_w = w;
+    }
+    for (int r = 0; f->row_names && r < f->rows; r++) {
+        int w = attn_text_width(f->row_names[r] ? f->row_names[r] : "", ts) + 8 * ts;
+        if (w > rowhead_w) rowhead_w = w;
+    }
+    for (int d = 0; d < 2; d++) {
+        float t[5];
+        char txt[5][16];
+        bar_ticks(f, d, L->dmax, t, txt);
+        for (int i = 0; i < 5; i++)
+            if (attn_text_width(txt[i], ts) > tick_w) tick_w = attn_text_width(txt[i], ts);
+    }
+    L->bar_w = BAR_W * ts;
+    int bar_col = L->bar_w + 10 + tick_w + 16, bar_t = attn_text_width("difference", ts) + 10;
+    if (bar_col < bar_t) bar_col = bar_t;
+    int right = 24 + (L->has_seq + L->has_div) * bar_col;
+    int legend_w = 24 + 18 * ts + attn_text_width(LEGEND_TEXT, ts);
+    if (f->causal && right < legend_w) right = legend_w;
+    right += MARGIN;
+    int left = MARGIN + line + 8 + rowhead_w + lab_w + 6;
+    int bottom = 6 + lab_w + 8 + line + MARGIN;
+    int title_h = BOX_H * (ts + 1) + 8;
+    int heads_h = f->col_names ? line + 4 : 0;
+    if (heads_h < line + line / 2 + 6) heads_h = line + line / 2 + 6; // room for the colorbar titles
+    L->gap = single ? 0 : f->col_names || f->row_names ? 12 : 8;
+
+    // Cell size: a comfortable panel, every label of a short single map, and
+    // never more than the picture allows (then several tokens per cell). Two
+    // notes may follow from it, so their room is kept.
+    int top = MARGIN + title_h + (L->n_notes + 2) * line + 8 + heads_h;
+    int fit_w = (MAX_PX - left - right - (f->cols - 1) * L->gap) / f->cols;
+    int fit_h = (MAX_PX - top - bottom - (f->rows - 1) * L->gap) / f->rows;
+    int fit = fit_w < fit_h ? fit_w : fit_h;
+    if (fit < 8)
+        return attn_err(ATTN_EINPUT, "render: %d x %d panels do not fit in %d pixels", f->rows,
+                        f->cols, MAX_PX);
+    int target = single ? 720 : 1800 / (f->rows > f->cols ? f->rows : f->cols);
+    if (target < 64) target = 64;
+    int cell = target / T;
+    if (cell > 48) cell = 48;
+    if (single && T <= 96 && cell < LINE_H) cell = LINE_H;
+    if (cell < 1) cell = 1;
+    L->tpc = 1;
+    if (cell * T > fit) {
+        cell = fit / T;
+        if (cell < 1) cell = 1, L->tpc = (T + fit - 1) / fit;
+    }
+    L->cell = cell;
+    L->n = (T + L->tpc - 1) / L->tpc;
+    L->panel = L->n * cell;
+    L->stride = nice_stride(LINE_H * (double)L->tpc / cell);
+    if (L->stride > 1) add_note(L, "labels: every %d%s token", L->stride, L->stride == 2 ? "nd" : "th");
+    if (L->tpc > 1)
+        add_note(L, "%d x %d tokens per cell, drawn with the block's largest value", L->tpc, L->tpc);
+    top = MARGIN + title_h + L->n_notes * line + 8 + heads_h;
+
+    L->dx = L->dy = L->panel + L->gap;
+    L->mat_w = f->cols * L->panel + (f->cols - 1) * L->gap;
+    L->mat_h = f->rows * L->panel + (f->rows - 1) * L->gap;
+    L->note_y = MARGIN + title_h;
+    L->x0 = left;
+    L->y0 = top;
+    L->colhead_y = top - line - 2;
+    L->ylab_r = left - 6;
+    L->rowhead_r = left - 6 - lab_w - 8;
+    L->xlab_y = top + L->mat_h + 6;
+    L->xtitle_y = L->xlab_y + lab_w + 8;
+    L->bar_x = left + L->mat_w + 24;
+    L->bar_y = top;
+    L->bar_h = L->mat_h < 120 ? 120 : L->mat_h > 400 * ts ? 400 * ts : L->mat_h;
+    L->dbar_x = L->has_div ? L->bar_x + (L->has_seq ? bar_col : 0) : -1;
+    L->legend_y = L->bar_y + L->bar_h + 16 * ts;
+    L->w = left + L->mat_w + right;
+    int tw = MARGIN * 2 + attn_text_width(f->title ? f->title : "", ts + 1);
+    if (L->w < tw) L->w = tw;
+    for (int i = 0; i < L->n_notes; i++)
+        if (L->w < MARGIN * 2 + attn_text_width(L->notes[i], ts))
+            L->w = MARGIN * 2 + attn_text_width(L->notes[i], ts);
+    L->h = L->xtitle_y + line + MARGIN;
+    int bar_end = L->legend_y + (f->causal ? line + 8 : 0) + MARGIN;
+    if (L->h < bar_end) L->h = bar_end;
+    if (L->w > 4095) L->w = 4095; // a very long title or note is cut, the picture stays small
+    if (L->h > 4095) return attn_err(ATTN_EINPUT, "render: the picture would be %d pixels tall", L->h);
+    return 0;
+}
+
+static int layout_figure(const attn_figure *f, layout *L) {
+    int rc = layout_pass(f, L, 1);
+    if (!rc && (L->mat_w > BIG_PX || L->mat_h > BIG_PX)) rc = layout_pass(f, L, 2);
+    return rc;
+}
+
+// Colours of a panel's n x n cells (tpc x tpc tokens each: the largest value
+// of the block, or for a difference the value of largest |v|); mask[i] = 1
+// where every token of the block is above the diagonal of a causal figure.
+static void panel_cells(const attn_figure *f, const attn_panel *pn, float dmax, int tpc, int n,
+                        uint8_t *rgb, uint8_t *mask) {
+    int T = f->T;
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) {
+            int q1 = (a + 1) * tpc < T ? (a + 1) * tpc : T, k1 = (b + 1) * tpc < T ? (b + 1) * tpc : T;
+            float best = 0, bestabs = -1;
+            int any = 0;
+            for (int q = a * tpc; q < q1; q++) {
+                const float *row = pn->p + (size_t)q * T;
+                float rmax = 0;
+                if (f->scale == ATTN_SCALE_ROW && !pn->diverging)
+                    for (int k = 0; k < T; k++) rmax = row[k] > rmax ? row[k] : rmax;
+                for (int k = b * tpc; k < k1; k++) {
+                    if (f->causal && k > q) continue;
+                    float v = pn->diverging ? row[k] / dmax : attn_scale_t(f->scale, row[k], rmax);
+                    float av = pn->diverging ? fabsf(v) : v;
+                    if (!any || av > bestabs) best = v, bestabs = av;
+                    any = 1;
+                }
+            }
+            size_t i = (size_t)a * n + b;
+            mask[i] = !any;
+            if (!any) memcpy(rgb + 3 * i, C_MASK, 3);
+            else if (pn->diverging) attn_colormap_div(best, rgb + 3 * i);
+            else attn_colormap(best, rgb + 3 * i);
+        }
+}
+
+// ---------------------------------------------------------------- drawing
+// One walk over the figure draws it on either canvas: the RGB raster (with
+// our font) or SVG (real text). Text is placed by the top of its box (a
+// rotated text: by the left), and by its start, middle or end along the line.
+typedef struct { uint8_t *p; size_t n, cap; int oom; } membuf;
+typedef struct {
+    attn_image *im; // the raster, or NULL for SVG into sb
+    membuf *sb;
+} canvas;
+enum { A_START, A_MIDDLE, A_END };
+
+static void membuf_add(membuf *b, const void *data, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n + 1) cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) { b->oom = 1; return; }
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void sb_printf(membuf *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) { membuf_add(b, tmp, (size_t)n); return; }
+    char *big = malloc((size_t)n + 1);
+    if (!big) { b->oom = 1; return; }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    membuf_add(b, big, (size_t)n);
+    free(big);
+}
+
+// Text as XML character data: & < > " escaped, characters XML cannot carry
+// (controls, invalid UTF-8) as U+FFFD.
+static void sb_xml(membuf *b, const char *s) {
+    while (*s) {
+        const char *start = s;
+        uint32_t c = utf8_next(&s);
+        if (c == '&') membuf_add(b, "&amp;", 5);
+        else if (c == '<') membuf_add(b, "&lt;", 4);
+        else if (c == '>') membuf_add(b, "&gt;", 4);
+        else if (c == '"') membuf_add(b, "&quot;", 6);
+        else if (c == 0xFFFD || (c < 0x20 && c != '\t') || (c >= 0x7F && c < 0xA0) || c == 0xFFFE ||
+                 c == 0xFFFF)
+            membuf_add(b, "\xEF\xBF\xBD", 3);
+        else membuf_add(b, start, (size_t)(s - start));
+    }
+}
+
+static void png_sink(void *ctx, void *data, int n) { membuf_add(ctx, data, (size_t)n); }
+
+int attn_png_encode(const attn_image *im, uint8_t **png, size_t *len) {
+    membuf b = {0};
+    if (!stbi_write_png_to_func(png_sink, &b, im->w, im->h, 3, im->rgb, im->w * 3) || b.oom) {
+        free(b.p);
+        return attn_err(ATTN_EFAIL, "png: cannot encode a %d x %d picture", im->w, im->h);
+    }
+    *png = b.p, *len = b.n;
+    return 0;
+}
+
+int attn_write_png(const char *path, const attn_image *im) {
+    uint8_t *png;
+    size_t n;
+    int rc = attn_png_encode(im, &png, &n);
+    if (rc) return rc;
+    rc = attn_write_file(path, png, n);
+    free(png);
+    return rc;
+}
+
+// A w x h RGB raster as an SVG <image> stretched over (x, y, dw, dh), pixels kept sharp.
+static void sb_image(membuf *b, int x, int y, int dw, int dh, const uint8_t *rgb, int w, int h) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    attn_image im = {.w = w, .h = h, .rgb = (uint8_t *)rgb};
+    uint8_t *png;
+    size_t n;
+    if (attn_png_encode(&im, &png, &n)) { b->oom = 1; return; }
+    sb_printf(b, "<image x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" preserveAspectRatio=\"none\" "
+                 "style=\"image-rendering:pixelated;image-rendering:crisp-edges\" "
+                 "href=\"data:image/png;base64,", x, y, dw, dh);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)png[i] << 16 | (i + 1 < n ? png[i + 1] << 8 : 0) | (i + 2 < n ? png[i + 2] : 0);
+        char q[4] = {b64[v >> 18], b64[v >> 12 & 63], i + 1 < n ? b64[v >> 6 & 63] : '=',
+                     i + 2 < n ? b64[v & 63] : '='};
+        membuf_add(b, q, 4);
+    }
+    sb_printf(b, "\"/>\n");
+    free(png);
+}
+
+static void cv_text(canvas *cv, int x, int y, int anchor, int scale, int rot90, const uint8_t c[3],
+                    const char *s) {
+    if (cv->im) {
+        int w = attn_text_width(s, scale), off = anchor == A_START ? 0 : anchor == A_MIDDLE ? w / 2 : w;
+        if (rot90) attn_draw_text(cv->im, x, y + off, s, c, scale, 1);
+        else attn_draw_text(cv->im, x - off, y, s, c, scale, 0);
+        return;
+    }
+    static const char *const anchors[] = {"start", "middle", "end"};
+    int bx = rot90 ? x + 9 * scale : x, by = rot90 ? y : y + 9 * scale; // the baseline
+    sb_printf(cv->sb, "<text x=\"%d\" y=\"%d\" text-anchor=\"%s\" fill=\"#%02x%02x%02x\"", bx, by,
+              anchors[anchor], c[0], c[1], c[2]);
+    if (scale != 1) sb_printf(cv->sb, " font-size=\"%d\"", 10 * scale);
+    if (rot90) sb_printf(cv->sb, " transform=\"rotate(-90 %d %d)\"", bx, by);
+    sb_printf(cv->sb, ">");
+    sb_xml(cv->sb, s);
+    sb_printf(cv->sb, "</text>\n");
+}
+
+static void cv_rect(canvas *cv, int x, int y, int w, int h, const uint8_t c[3]) {
+    if (cv->im) fill(cv->im, x, y, w, h, c);
+    else sb_printf(cv->sb, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\"/>\n",
+                   x, y, w, h, c[0], c[1], c[2]);
+}
+
+// A grey outline just outside the box (x, y, w, h).
+static void cv_frame(canvas *cv, int x, int y, int w, int h) {
+    if (cv->im) frame(cv->im, x - 1, y - 1, w + 2, h + 2, C_FRAME);
+    else sb_printf(cv->sb, "<rect x=\"%d.5\" y=\"%d.5\" width=\"%d\" height=\"%d\" fill=\"none\" "
+                           "stroke=\"#787878\"/>\n", x - 1, y - 1, w + 1, h + 1);
+}
+
+static void cv_swatch(canvas *cv, int x, int y, int w, int h) {
+    if (cv->im) hatch(cv->im, x, y, w, h);
+    else sb_printf(cv->sb, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"url(#hatch)\"/>\n",
+                   x, y, w, h);
+}
+
+// A panel's n x n cells at (x, y); masked cells hatched.
+static void cv_cells(canvas *cv, int x, int y, const layout *L, const uint8_t *rgb, const uint8_t *mask) {
+    int n = L->n, s = L->cell;
+    if (cv->im) {
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++) {
+                size_t i = (size_t)a * n + b;
+                if (mask[i]) hatch(cv->im, x + b * s, y + a * s, s, s);
+                else fill(cv->im, x + b * s, y + a * s, s, s, rgb + 3 * i);
+            }
+        return;
+    }
+    sb_image(cv->sb, x, y, L->panel, L->panel, rgb, n, n);
+    if (n > 1 && mask[1]) { // causal: hatch the staircase above the diagonal
+        sb_printf(cv->sb, "<path fill=\"url(#hatch)\" d=\"M%d %dH%dV%d", x + s, y, x + n * s, y + (n - 1) * s);
+        for (int j = n - 1; j >= 1; j--) sb_printf(cv->sb, "H%dV%d", x + j * s, y + (j - 1) * s);
+        sb_printf(cv->sb, "Z\"/>\n");
+    }
+}
+
+// A colorbar, largest value at the top.
+static void cv_bar(canvas *cv, int x, int y, int w, int h, int div) {
+    int n = cv->im ? h : 256;
+    uint8_t *rgb = malloc((size_t)n * 3);
+    if (!rgb) return;
+    for (int i = 0; i < n; i++) {
+        float u = 1 - i / (float)(n - 1);
+        if (div) attn_colormap_div(2 * u - 1, rgb + 3 * i); else attn_colormap(u, rgb + 3 * i);
+    }
+    if (cv->im) for (int i = 0; i < h; i++) fill(cv->im, x, y + i, w, 1, rgb + 3 * i);
+    else sb_image(cv->sb, x, y, w, h, rgb, 1, n);
+    free(rgb);
+}
+
+static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8_t *cells, uint8_t *mask) {
+    int ts = L->ts, line = LINE_H * ts;
+    double ppt = L->cell / (double)L->tpc; // pixels per token
+    if (f->title) cv_text(cv, MARGIN, MARGIN, A_START, ts + 1, 0, C_INK, f->title);
+    for (int i = 0; i < L->n_notes; i++)
+        cv_text(cv, MARGIN, L->note_y + i * line, A_START, ts, 0, C_NOTE, L->notes[i]);
+    for (int r = 0; r < f->rows; r++)
+        for (int c = 0; c < f->cols; c++) {
+            const attn_panel *pn = &f->panels[r * f->cols + c];
+            int px = L->x0 + c * L->dx, py = L->y0 + r * L->dy;
+            if (r == 0 && f->col_names && f->col_names[c])
+                cv_text(cv, px + L->panel / 2, L->colhead_y, A_MIDDLE, ts, 0, C_INK, f->col_names[c]);
+            if (c == 0 && f->row_names && f->row_names[r])
+                cv_text(cv, L->rowhead_r, py + (L->panel - line) / 2, A_END, ts, 0, C_INK, f->row_names[r]);
+            cv_frame(cv, px, py, L->panel, L->panel);
+            if (!pn->p) continue;
+            panel_cells(f, pn, L->dmax, L->tpc, L->n, cells, mask);
+            cv_cells(cv, px, py, L, cells, mask);
+            for (int k = 0; k < f->T; k += L->stride) {
+                char s[128];
+                label_text(f, k, L->lab_chars, s, sizeof s);
+                int mid = (int)((k + 0.5) * ppt);
+                if (c == 0) cv_text(cv, L->ylab_r, py + mid - 6, A_END, 1, 0, C_INK, s);
+                if (r == f->rows - 1) cv_text(cv, px + mid - 6, L->xlab_y, A_END, 1, 1, C_INK, s);
+            }
+        }
+    cv_text(cv, L->x0 + L->mat_w / 2, L->xtitle_y, A_MIDDLE, ts, 0, C_INK, "attended to");
+    cv_text(cv, MARGIN, L->y0 + L->mat_h / 2, A_MIDDLE, ts, 1, C_INK, "from position");
+    for (int div = 0; div < 2; div++) {
+        if (!(div ? L->has_div : L->has_seq)) continue;
+        int x = div ? L->dbar_x : L->bar_x;
+        float t[5];
+        char txt[5][16];
+        cv_bar(cv, x, L->bar_y, L->bar_w, L->bar_h, div);
+        cv_frame(cv, x, L->bar_y, L->bar_w, L->bar_h);
+        bar_ticks(f, div, L->dmax, t, txt);
+        for (int i = 0; i < 5; i++) {
+            int y = L->bar_y + (int)lrintf((1 - t[i]) * (L->bar_h - 1));
+            cv_rect(cv, x + L->bar_w, y, 4, 1, C_INK);
+            cv_text(cv, x + L->bar_w + 7, y - line / 2, A_START, ts, 0, C_INK, txt[i]);
+        }
+        cv_text(cv, x, L->bar_y - line - line / 2 - 2, A_START, ts, 0, C_INK, bar_title(f, div));
+    }
+    if (f->causal) {
+        cv_swatch(cv, L->bar_x, L->legend_y, 12 * ts, 12 * ts);
+        cv_frame(cv, L->bar_x, L->legend_y, 12 * ts, 12 * ts);
+        cv_text(cv, L->bar_x + 18 * ts, L->legend_y, A_START, ts, 0, C_INK, LEGEND_TEXT);
+    }
+}
+
+int attn_render_image(const attn_figure *f, attn_image *out) {
+    layout L;
+    memset(out, 0, sizeof *out);
+    int rc = layout_figure(f, &L);
+    if (rc) return rc;
+    attn_image im = {.w = L.w, .h = L.h};
+    size_t nn = (size_t)L.n * L.n;
+    im.rgb = malloc((size_t)L.w * L.h * 3);
+    uint8_t *cells = malloc(nn * 3), *mask = malloc(nn);
+    if (!im.rgb || !cells || !mask) {
+        free(im.rgb), free(cells), free(mask);
+        return attn_err(ATTN_EFAIL, "render: out of memory for a %d x %d picture", L.w, L.h);
+    }
+    memset(im.rgb, 255, (size_t)L.w * L.h * 3);
+    canvas cv = {.im = &im};
+    draw_figure(&cv, f, &L, cells, mask);
+    free(cells), free(mask);
+    im.x0 = L.x0, im.y0 = L.y0, im.dx = L.dx, im.dy = L.dy, im.cell = L.cell, im.tpc = L.tpc;
+    im.label_stride = L.stride;
+    im.bar_x = L.has_seq ? L.bar_x : -1, im.bar_y = L.bar_y, im.bar_w = L.bar_w, im.bar_h = L.bar_h;
+    im.dbar_x = L.dbar_x;
+    *out = im;
+    return 0;
+}
+
+int attn_render_svg(const attn_figure *f, char **svg, size_t *len) {
+    layout L;
+    int rc = layout_figure(f, &L);
+    if (rc) return rc;
+    size_t nn = (size_t)L.n * L.n;
+    uint8_t *cells = malloc(nn * 3), *mask = malloc(nn);
+    membuf b = {0};
+    if (!cells || !mask) b.oom = 1;
+    sb_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+                  "font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\" font-size=\"10\">\n"
+                  "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
+                  "patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#d6d6d6\"/>"
+                  "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#969696\" stroke-width=\"1.5\"/>"
+                  "</pattern></defs>\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+              L.w, L.h, L.w, L.h);
+    if (!b.oom) {
+        canvas cv = {.sb = &b};
+        draw_figure(&cv, f, &L, cells, mask);
+    }
+    sb_printf(&b, "</svg>\n");
+    free(cells), free(mask);
+    if (b.oom) {
+        free(b.p);
+        return attn_err(ATTN_EFAIL, "svg: out of memory");
+    }
+    *svg = (char *)b.p, *len = b.n;
+    return 0;
+}
+
+// ---------------------------------------------------------------- terminal
+// Each cell is two spaces on a 24-bit background colour (one when the prompt
+// is long), masked cells a grey shade character; labels are written down the
+// columns above the map when cells are two wide.
+#define TERM_MAX_CELLS 160
+
+int attn_render_term(const attn_figure *f, char **text, size_t *len) {
+    layout L;
+    int rc = layout_figure(f, &L); // for dmax and the notes
+    if (rc) return rc;
+    int tpc = (f->T + TERM_MAX_CELLS - 1) / TERM_MAX_CELLS, n = (f->T + tpc - 1) / tpc;
+    int cw = n <= 64 ? 2 : 1;
+    uint8_t *cells = malloc((size_t)n * n * 3), *mask = malloc((size_t)n * n);
+    membuf b = {0};
+    if (!cells || !mask) b.oom = 1;
+    if (f->title) sb_printf(&b, "\x1b[1m%s\x1b[0m\n", f->title);
+    for (int i = 0; i < L.n_notes; i++)
+        if (!strstr(L.notes[i], "labels: every") && !strstr(L.notes[i], "tokens per cell"))
+            sb_printf(&b, "%s\n", L.notes[i]);
+    if (tpc > 1) sb_printf(&b, "%d x %d tokens per cell, drawn with the block's largest value\n", tpc, tpc);
+    for (int pi = 0; pi < f->rows * f->cols && !b.oom; pi++) {
+        const attn_panel *pn = &f->panels[pi];
+        int r = pi / f->cols, c = pi % f->cols;
+        if (!pn->p) continue;
+        const char *rn = f->row_names ? f->row_names[r] : NULL, *cn = f->col_names ? f->col_names[c] : NULL;
+        if (rn || cn) sb_printf(&b, "\n\x1b[1m%s%s%s\x1b[0m\n", rn ? rn : "", rn && cn ? "  " : "", cn ? cn : "");
+        panel_cells(f, pn, L.dmax, tpc, n, cells, mask);
+        char lab[128];
+        if (cw == 2 && tpc == 1) { // labels down the columns, one character per cell
+            for (int line = 0; line < 8; line++) {
+                int any = 0;
+                membuf row = {0};
+                sb_printf(&row, "%12s ", "");
+                for (int k = 0; k < n; k++) {
+                    label_text(f, k, 8, lab, sizeof lab);
+                    const char *s = lab;
+                    for (int j = 0; j < line && *s; j++) utf8_next(&s);
+                    if (*s) {
+                        const char *st = s;
+                        uint32_t cp = utf8_next(&s);
+                        membuf_add(&row, st, (size_t)(s - st));
+                        if (cp < 0x1100) membuf_add(&row, " ", 1); // wide characters fill the cell
+                        any = 1;
+                    } else membuf_add(&row, "  ", 2);
+                }
+                if (any) sb_printf(&b, "%s\n", row.p);
+                free(row.p);
+                if (!any) break;
+            }
+        }
+        for (int a = 0; a < n; a++) {
+            label_text(f, a * tpc, 12, lab, sizeof lab);
+            int pad = 12;
+            for (const char *s = lab; *s; utf8_next(&s)) pad--;
+            sb_printf(&b, "%*s%s ", pad > 0 ? pad : 0, "", lab);
+            for (int k = 0; k < n; k++) {
+                size_t i = (size_t)a * n + k;
+                if (mask[i]) sb_printf(&b, "\x1b[0;38;2;150;150;150m%s", cw == 2 ? "\xE2\x96\x91\xE2\x96\x91" : "\xE2\x96\x91");
+                else sb_printf(&b, "\x1b[48;2;%d;%d;%dm%s", cells[3 * i], cells[3 * i + 1], cells[3 * i + 2], cw == 2 ? "  " : " ");
+            }
+            sb_printf(&b, "\x1b[0m\n");
+        }
+    }
+    for (int div = 0; div < 2; div++) { // the colorbars, left to right
+        if (!(div ? L.has_div : L.has_seq)) continue;
+        float t[5];
+        char txt[5][16];
+        bar_ticks(f, div, L.dmax, t, txt);
+        sb_printf(&b, "%12s %s ", bar_title(f, div), txt[0]);
+        for (int i = 0; i < 32; i++) {
+            uint8_t col[3];
+            if (div) attn_colormap_div(i / 15.5f - 1, col); else attn_colormap(i / 31.0f, col);
+            sb_printf(&b, "\x1b[48;2;%d;%d;%dm ", col[0], col[1], col[2]);
+        }
+        sb_printf(&b, "\x1b[0m %s\n", txt[4]);
+    }
+    if (f->causal) sb_printf(&b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", LEGEND_TEXT);
+    free(cells), free(mask);
+    if (b.oom) {
+        free(b.p);
+        return attn_err(ATTN_EFAIL, "term: out of memory");
+    }
+    *text = (char *)b.p, *len = b.n;
+    return 0;
+}
+
+// ---------------------------------------------------------------- transforms
+void attn_drop_first(const float *p, int T, float *out) {
+    int n = T - 1;
+    for (int q = 1; q < T; q++) {
+        const float *row = p + (size_t)q * T;
+        double s = 0;
+        for (int k = 1; k < T; k++) s += row[k];
+        for (int k = 1; k < T; k++) out[(size_t)(q - 1) * n + (k - 1)] = s > 0 ? (float)(row[k] / s) : 0;
+    }
+}
+
+double attn_jsd_bits(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) {
+        double x = a[i], y = b[i], m = 0.5 * (x + y);
+        if (x > 0) d += 0.5 * x * log2(x / m);
+        if (y > 0) d += 0.5 * y * log2(y / m);
+    }
+    return d < 0 ? 0 : d;
+}
