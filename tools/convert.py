@@ -1090,6 +1090,11 @@ class Model:
         self.used.add(src.name)
 
 
+def same_tensor(a, b):
+    """One storage, or equal values (as llama2.c's export.py decides tying)."""
+    return a.ident == b.ident or (a.shape == b.shape and a.dtype == b.dtype and a._read() == b._read())
+
+
 def check_shape(src, shape):
     if tuple(src.shape) != tuple(shape):
         fail(src.name, "shape %s does not match the config (expected %s)" % (list(src.shape), list(shape)))
@@ -1187,7 +1192,7 @@ def map_nanogpt(sd, margs, path, rope):
     head = sd.get("lm_head.weight")
     if head is not None:
         check_shape(head, (V, D))
-        if head.ident != wte.ident:
+        if not same_tensor(head, wte):
             m.add("output.weight", head)
         else:
             m.used.add(head.name)
@@ -1246,7 +1251,7 @@ def _llama_head(m, sd, name, emb, tied):
     if head is None:
         return
     check_shape(head, emb.shape)
-    if head.ident == emb.ident or tied:
+    if tied or same_tensor(head, emb):
         m.used.add(head.name)
     else:
         m.add("output.weight", head)
@@ -1381,7 +1386,7 @@ def map_hf(folder):
         head = sd.get("lm_head.weight")
         if head is not None:
             check_shape(head, (V, D))
-            if cfg.get("tie_word_embeddings", True) or head.ident == wte.ident:
+            if cfg.get("tie_word_embeddings", True) or same_tensor(head, wte):
                 m.used.add(head.name)
             else:
                 m.add("output.weight", head)
@@ -1447,6 +1452,8 @@ def load_checkpoint(path, args):
         fail(path, "needs config.json beside it (pass the Hugging Face folder)")
     with open(path, "rb") as f:
         head = f.read(8)
+    if base.endswith((".pt", ".pth", ".ckpt")) and head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+        fail(path, "not a torch.save checkpoint (neither a zip nor a pickle)")
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
         obj = load_torch(path)
         if not isinstance(obj, dict):
