@@ -465,6 +465,16 @@ int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rg
                    int rot90);
 int attn_text_width(const char *s, int scale);
 
+// ---------------------------------------------------------------- analysis pictures
+// The logit lens as a heatmap (attn_analysis.c): one row per lens row (the
+// embeddings at the bottom, the last layer at the top), one column per
+// position; colour = final_prob on the sequential colormap, fixed 0..1; each
+// cell shows its top token when wide enough; input tokens (tok labels ids)
+// below the columns, the finally chosen tokens above. Write it with
+// attn_write_png, free it with attn_image_free.
+int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t *ids, const char *title,
+                    attn_image *out);
+
 // ---------------------------------------------------------------- writers
 // Every output file is written to a temporary name in the same directory
 // and renamed into place by attn_out_close, so a reader never sees a partial
