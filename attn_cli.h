@@ -66,4 +66,18 @@ int cli_format(const cli_opts *o, const char *allowed, const char **fmt);
 // ATTN_PROGRESS=1, and only after the first second.
 void cli_progress(const char *what, long done, long total);
 
+// ---- picture commands (attn_cmd_maps.c; used by maps, compare, trace)
+// "all" or a list like 0,3,5-7 into mask[0..n); -1 (message printed) if bad.
+int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
+// --scale fixed|row|log; -1 (message printed) if bad.
+int cli_scale(const char *val, attn_scale *out);
+// Attention of the chosen layers and heads from one forward pass of ids:
+// p is (n_sel, T, T), panel k is layer sel[k] / n_head, head sel[k] % n_head.
+typedef struct { int T, n_head, n_sel; int *sel; float *p; } cli_attn;
+int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
+                     const uint8_t *heads, cli_attn *out);
+void cli_attn_free(cli_attn *a);
+// DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
+int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);
+
 #endif

@@ -1,0 +1,413 @@
+// attn_cmd_maps.c - `attn maps`: one heatmap per chosen layer/head and a
+// layer x head grid (PNG, SVG, or ANSI colour in the terminal), from a prompt
+// or from attention recorded earlier (`run --export`, `trace --attn`).
+// Also the helpers the picture commands share (declared in attn_cli.h):
+// layer/head lists, --scale, capture of chosen heads, writing a figure.
+#include "attn.h"
+#include "attn_cli.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------- shared helpers
+
+int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
+    memset(mask, 0, (size_t)n);
+    if (!strcmp(val, "all")) { memset(mask, 1, (size_t)n); return 0; }
+    const char *p = val;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p || errno) break;
+        p = end;
+        if (*p == '-') {
+            b = strtol(++p, &end, 10);
+            if (end == p) break;
+            p = end;
+        }
+        if (a < 0 || b < a || b >= n) {
+            fprintf(stderr, "attn: %s: %ld%s out of range: the model has %d (0..%d)\n", opt, b < a ? a : b,
+                    b < a ? " (a range must go up)" : "", n, n - 1);
+            return -1;
+        }
+        for (long i = a; i <= b; i++) mask[i] = 1;
+        if (*p == ',') p++;
+        else if (*p) break;
+    }
+    if (*p || p == val) {
+        fprintf(stderr, "attn: %s: '%s' is not 'all' or a list like 0,3,5-7\n", opt, val);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_scale(const char *val, attn_scale *out) {
+    static const char *const names[] = {"fixed", "row", "log"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(val, names[i])) { *out = (attn_scale)i; return 0; }
+    fprintf(stderr, "attn: --scale: '%s' is not fixed, row or log\n", val);
+    return -1;
+}
+
+static void capture_rows(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    cli_attn *a = ctx;
+    int id = layer * a->n_head + head, k = 0;
+    while (k < a->n_sel && a->sel[k] != id) k++;
+    if (k == a->n_sel) return;
+    float *dst = a->p + (size_t)k * a->T * a->T;
+    for (int i = 0; i < nq; i++) {
+        memcpy(dst + (size_t)(q0 + i) * a->T, p + (size_t)i * nk, (size_t)nk * sizeof(float));
+        memset(dst + (size_t)(q0 + i) * a->T + nk, 0, (size_t)(a->T - nk) * sizeof(float));
+    }
+}
+
+int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
+                     const uint8_t *heads, cli_attn *out) {
+    const attn_config *c = &m->cfg;
+    memset(out, 0, sizeof *out);
+    out->T = T, out->n_head = c->n_head;
+    out->sel = malloc((size_t)c->n_layer * c->n_head * sizeof(int));
+    if (!out->sel) return attn_err(ATTN_EFAIL, "out of memory");
+    for (int l = 0; l < c->n_layer; l++)
+        for (int h = 0; h < c->n_head; h++)
+            if (layers[l] && heads[h]) out->sel[out->n_sel++] = l * c->n_head + h;
+    double bytes = (double)out->n_sel * T * T * sizeof(float);
+    if (bytes > 4e9) {
+        cli_attn_free(out);
+        return attn_err(ATTN_EINPUT, "%d heads of %d x %d attention need %.1f GB: choose fewer with --layers/--heads",
+                        out->n_sel, T, T, bytes / 1e9);
+    }
+    out->p = malloc((size_t)bytes + 1);
+    if (!out->p) {
+        cli_attn_free(out);
+        return attn_err(ATTN_EFAIL, "out of memory for %.0f MB of attention", bytes / 1e6);
+    }
+    attn_session *s;
+    int rc = attn_session_new(&s, m, T, pool);
+    if (rc) { cli_attn_free(out); return rc; }
+    attn_capture cap = {.on_attn = capture_rows, .ctx = out, .layers = layers, .heads = heads};
+    rc = attn_session_feed(s, ids, T, NULL, 0, &cap);
+    attn_session_free(s);
+    if (rc) cli_attn_free(out);
+    return rc;
+}
+
+void cli_attn_free(cli_attn *a) {
+    free(a->sel);
+    free(a->p);
+    a->sel = NULL, a->p = NULL;
+}
+
+int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg) {
+    char path[1200];
+    int rc = 0;
+    if (png) {
+        attn_image im;
+        if ((rc = attn_render_image(f, &im))) return rc;
+        snprintf(path, sizeof path, "%s/%s.png", dir, stem);
+        rc = attn_write_png(path, &im);
+        attn_image_free(&im);
+    }
+    if (!rc && svg) {
+        char *text;
+        size_t n;
+        if ((rc = attn_render_svg(f, &text, &n))) return rc;
+        snprintf(path, sizeof path, "%s/%s.svg", dir, stem);
+        rc = attn_write_file(path, text, n);
+        free(text);
+    }
+    return rc;
+}
+
+// ---------------------------------------------------------------- recorded attention
+// `--from DIR`: DIR/attention.npy (float32 [L,H,T,T]) and DIR/tokens.json
+// ("labels": [...]), as `attn run --export npy,json` and `attn trace --attn` write them.
+
+// A float32 little-endian C-order .npy of 4 dimensions, whole into memory.
+static int read_npy4(const char *path, int64_t dims[4], float **data) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    uint8_t pre[10];
+    char hdr[4096];
+    int rc = 0;
+    if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) || pre[6] != 1) {
+        fclose(fp);
+        return attn_err(ATTN_EINPUT, "%s: not a version 1 .npy file", path);
+    }
+    size_t hl = pre[8] | pre[9] << 8;
+    if (hl >= sizeof hdr || fread(hdr, 1, hl, fp) != hl) rc = attn_err(ATTN_EINPUT, "%s: bad .npy header", path);
+    hdr[rc ? 0 : hl] = 0;
+    const char *shape = strstr(hdr, "'shape': (");
+    long long d[4];
+    if (!rc && (!strstr(hdr, "'descr': '<f4'") || strstr(hdr, "'fortran_order': True") || !shape ||
+                sscanf(shape, "'shape': (%lld, %lld, %lld, %lld)", &d[0], &d[1], &d[2], &d[3]) != 4))
+        rc = attn_err(ATTN_EINPUT, "%s: expected float32 [L,H,T,T] in C order", path);
+    if (!rc && (d[0] < 1 || d[1] < 1 || d[2] < 1 || d[2] != d[3] || d[0] * d[1] > 65536 || d[2] > 65536))
+        rc = attn_err(ATTN_EINPUT, "%s: shape [%lld,%lld,%lld,%lld] is not [L,H,T,T]", path, d[0], d[1], d[2], d[3]);
+    size_t n = rc ? 0 : (size_t)(d[0] * d[1] * d[2] * d[3]);
+    float *p = rc ? NULL : malloc(n * sizeof(float) + 1);
+    if (!rc && !p) rc = attn_err(ATTN_EFAIL, "%s: out of memory", path);
+    if (!rc && fread(p, sizeof(float), n, fp) != n) rc = attn_err(ATTN_EINPUT, "%s: file is shorter than its shape", path);
+    fclose(fp);
+    if (rc) { free(p); return rc; }
+    for (int i = 0; i < 4; i++) dims[i] = d[i];
+    *data = p;
+    return 0;
+}
+
+// Append code point c as UTF-8.
+static char *put_utf8(char *o, uint32_t c) {
+    if (c < 0x80) *o++ = (char)c;
+    else if (c < 0x800) *o++ = (char)(0xC0 | c >> 6), *o++ = (char)(0x80 | (c & 63));
+    else if (c < 0x10000)
+        *o++ = (char)(0xE0 | c >> 12), *o++ = (char)(0x80 | (c >> 6 & 63)), *o++ = (char)(0x80 | (c & 63));
+    else
+        *o++ = (char)(0xF0 | c >> 18), *o++ = (char)(0x80 | (c >> 12 & 63)), *o++ = (char)(0x80 | (c >> 6 & 63)),
+        *o++ = (char)(0x80 | (c & 63));
+    return o;
+}
+
+// The JSON string literal at *s (advanced past it) into a malloc'ed string.
+static char *json_string(const char **s) {
+    const char *p = *s + 1;
+    char *out = malloc(strlen(p) + 1), *o = out; // escapes never grow
+    if (!out) return NULL;
+    while (*p && *p != '"') {
+        if (*p != '\\') { *o++ = *p++; continue; }
+        char e = *++p;
+        p++;
+        if (e == 'u') {
+            unsigned c = 0, c2 = 0;
+            if (sscanf(p, "%4x", &c) != 1) break;
+            p += 4;
+            if (c >= 0xD800 && c < 0xDC00 && p[0] == '\\' && p[1] == 'u' && sscanf(p + 2, "%4x", &c2) == 1 &&
+                c2 >= 0xDC00 && c2 < 0xE000)
+                c = 0x10000 + ((c - 0xD800) << 10) + (c2 - 0xDC00), p += 6;
+            o = put_utf8(o, c >= 0xD800 && c < 0xE000 ? 0xFFFD : c);
+        } else *o++ = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
+    }
+    *o = 0;
+    *s = *p ? p + 1 : p;
+    return out;
+}
+
+// "labels": [...] of a tokens.json (exactly T of them) and its "model".
+static int read_tokens_json(const char *path, int T, char ***out, char *model, size_t model_n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    int rc = !buf || fread(buf, 1, (size_t)n, fp) != (size_t)n ? attn_err(ATTN_EINPUT, "%s: cannot read", path) : 0;
+    fclose(fp);
+    if (rc) { free(buf); return rc; }
+    buf[n] = 0;
+    const char *p = strstr(buf, "\"model\": \"");
+    char *name = p ? (p += 9, json_string(&p)) : NULL;
+    if (name) snprintf(model, model_n, "%s", name);
+    free(name);
+    p = strstr(buf, "\"labels\"");
+    char **labels = calloc((size_t)T, sizeof *labels);
+    int k = 0;
+    if (p && labels && (p = strchr(p, '['))) {
+        for (p++; k < T;) {
+            while (*p == ' ' || *p == '\n' || *p == ',') p++;
+            if (*p != '"') break;
+            if (!(labels[k++] = json_string(&p))) break;
+        }
+    }
+    free(buf);
+    if (!labels || k != T) {
+        if (labels) attn_labels_free(labels, k);
+        return attn_err(ATTN_EINPUT, "%s: expected \"labels\" with %d strings (one per position)", path, T);
+    }
+    *out = labels;
+    return 0;
+}
+
+// ---------------------------------------------------------------- maps
+
+static const char *MAPS_HELP =
+    "usage: attn maps [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3 | --from DIR) -o DIR\n"
+    "                 [--layers 0,3,5|all] [--heads 0,3,7|all] [--format png,svg]\n"
+    "                 [--scale fixed|row|log] [--drop-first] [--no-grid] [--term]\n\n"
+    "Heatmaps of attention: row = the query position (\"from position\"), column =\n"
+    "the key position it attends to (\"attended to\"), token labels on both axes.\n"
+    "Writes DIR/L<layer>_H<head>.png for each chosen head and DIR/grid.png, all\n"
+    "chosen layers x heads on one shared colour scale. Cells above the diagonal\n"
+    "(future positions, masked) are hatched grey, never a colour of the scale.\n"
+    "  --layers, --heads  'all' (default) or a list: 0,3,5-7\n"
+    "  --format LIST      png (default), svg or png,svg; SVG keeps labels as text,\n"
+    "                     so any script (Korean, CJK, emoji) reads correctly there\n"
+    "  --scale fixed      0..1 on every picture (default), so colours compare\n"
+    "  --scale row        each row divided by its largest value\n"
+    "  --scale log        log10 of attention, from 1e-4 (and below) to 1\n"
+    "  --drop-first       remove key column 0 (the first token often takes most of\n"
+    "                     the attention) and renormalise every row; said on the picture\n"
+    "  --no-grid          only the per-head maps\n"
+    "  --term             draw the maps in the terminal (ANSI 24-bit colour); -o\n"
+    "                     is then optional\n"
+    "  --from DIR         draw DIR/attention.npy [L,H,T,T] with the labels of\n"
+    "                     DIR/tokens.json, as written by `attn run --export npy,json`\n"
+    "                     or `attn trace --attn DIR` (no model needed)\n"
+    "Long prompts: cells shrink (under 4096 pixels a side), labels thin out to\n"
+    "every n-th token, stated on the picture.\n";
+
+int cmd_maps(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_init(&o);
+    const char *layers_s = "all", *heads_s = "all", *from = NULL;
+    attn_scale scale = ATTN_SCALE_FIXED;
+    int drop_first = 0, grid = 1, term = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--from")) { if (!(from = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--scale")) {
+            const char *v = cli_val(argc, argv, &i);
+            if (!v || cli_scale(v, &scale)) return 2;
+        } else if (!strcmp(a, "--drop-first")) drop_first = 1;
+        else if (!strcmp(a, "--no-grid")) grid = 0;
+        else if (!strcmp(a, "--term")) term = 1;
+        else return cli_bad_opt("maps", a);
+    }
+    if (o.help) { fputs(MAPS_HELP, stdout); return 0; }
+    int png = 0, svg = 0;
+    for (const char *p = o.format ? o.format : "png"; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == 3 && !strncmp(p, "png", 3)) png = 1;
+        else if (l == 3 && !strncmp(p, "svg", 3)) svg = 1;
+        else {
+            fprintf(stderr, "attn: maps: --format '%s': expected png, svg or png,svg\n", o.format);
+            return 2;
+        }
+        p += l + (p[l] == ',');
+    }
+    if (!o.out_dir && !term) {
+        fprintf(stderr, "attn: maps: no output directory: give -o DIR (or --term)\n");
+        return 2;
+    }
+
+    attn_model *m = NULL;
+    attn_pool *pool = NULL;
+    int32_t *ids = NULL;
+    char **labels = NULL, dir[1024] = "", name[160] = "";
+    float *all = NULL, *dropped = NULL;
+    uint8_t *lmask = NULL, *hmask = NULL;
+    cli_attn cap = {0};
+    attn_panel *panels = NULL;
+    char (*rnames)[24] = NULL, (*cnames)[24] = NULL;
+    int T = 0, L, H, rc = 0, n_files = 0;
+    if (from) { // recorded attention, no model
+        int64_t d[4];
+        char path[1100];
+        snprintf(path, sizeof path, "%s/attention.npy", from);
+        if ((rc = read_npy4(path, d, &all))) goto done;
+        L = (int)d[0], H = (int)d[1], T = (int)d[2];
+        snprintf(path, sizeof path, "%s/tokens.json", from);
+        snprintf(name, sizeof name, "%s", from);
+        if ((rc = read_tokens_json(path, T, &labels, name, sizeof name))) goto done;
+    } else {
+        if ((rc = cli_load_model(&o, 0, &m)) || (rc = cli_prompt_ids(&o, m, &ids, &T)) ||
+            (rc = attn_token_labels(m->tok, ids, T, &labels)) || (rc = cli_pool(&o, &pool)))
+            goto done;
+        L = m->cfg.n_layer, H = m->cfg.n_head;
+        snprintf(name, sizeof name, "%s", m->name);
+    }
+    lmask = malloc((size_t)L), hmask = malloc((size_t)H);
+    if (!lmask || !hmask) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
+        rc = -1;
+        goto done;
+    }
+    if (drop_first && T < 2) { rc = attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens"); goto done; }
+    if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
+    if (from) { // the chosen heads of the recorded array, in the layout cli_attn_capture gives
+        cap.T = T, cap.n_head = H;
+        cap.sel = malloc((size_t)L * H * sizeof(int));
+        if (!cap.sel) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        for (int l = 0; l < L; l++)
+            for (int h = 0; h < H; h++)
+                if (lmask[l] && hmask[h]) cap.sel[cap.n_sel++] = l * H + h;
+        size_t tt = (size_t)T * T;
+        for (int k = 0; k < cap.n_sel; k++) memmove(all + k * tt, all + (size_t)cap.sel[k] * tt, tt * sizeof(float));
+        cap.p = all, all = NULL;
+    } else if ((rc = cli_attn_capture(m, pool, ids, T, lmask, hmask, &cap))) goto done;
+
+    // panels: optionally without key 0, then one figure per head and the grid
+    int n = cap.n_sel, PT = drop_first ? T - 1 : T;
+    size_t tt = (size_t)PT * PT;
+    const float *src = cap.p;
+    if (drop_first) {
+        dropped = malloc((size_t)n * tt * sizeof(float) + 1);
+        if (!dropped) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        for (int k = 0; k < n; k++) attn_drop_first(cap.p + (size_t)k * T * T, T, dropped + k * tt);
+        src = dropped;
+    }
+    int nl = 0, nh = 0;
+    for (int l = 0; l < L; l++) nl += lmask[l];
+    for (int h = 0; h < H; h++) nh += hmask[h];
+    panels = calloc((size_t)n, sizeof *panels);
+    rnames = calloc((size_t)nl, sizeof *rnames), cnames = calloc((size_t)nh, sizeof *cnames);
+    const char **rn = calloc((size_t)nl, sizeof *rn), **cn = calloc((size_t)nh, sizeof *cn);
+    if (!panels || !rnames || !cnames || !rn || !cn) {
+        free(rn), free(cn);
+        rc = attn_err(ATTN_EFAIL, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < n; k++) panels[k].p = src + k * tt;
+    for (int l = 0, i = 0; l < L; l++)
+        if (lmask[l]) snprintf(rnames[i], 24, "layer %d", l), rn[i] = rnames[i], i++;
+    for (int h = 0, i = 0; h < H; h++)
+        if (hmask[h]) snprintf(cnames[i], 24, "head %d", h), cn[i] = cnames[i], i++;
+    char note[200];
+    snprintf(note, sizeof note, "%d tokens", T);
+    attn_figure f = {.T = PT, .labels = (const char *const *)labels + drop_first, .label0 = drop_first,
+                     .note = note, .scale = scale, .causal = 1, .drop_first = drop_first, .rows = 1, .cols = 1};
+    char title[320], stem[64];
+    cli_progress("maps", 0, n + grid);
+    for (int k = 0; dir[0] && k < n && !rc; k++) {
+        int l = cap.sel[k] / H, h = cap.sel[k] % H;
+        snprintf(title, sizeof title, "%s - layer %d, head %d", name, l, h);
+        snprintf(stem, sizeof stem, "L%02d_H%02d", l, h);
+        f.title = title, f.panels = &panels[k];
+        rc = cli_write_figure(&f, dir, stem, png, svg);
+        n_files++;
+        cli_progress("maps", k + 1, n + grid);
+    }
+    f.panels = panels, f.rows = nl, f.cols = nh, f.row_names = rn, f.col_names = cn;
+    snprintf(note, sizeof note, "%d tokens; one colour scale for every panel", T);
+    snprintf(title, sizeof title, "%s - %d layer%s x %d head%s", name, nl, nl > 1 ? "s" : "", nh, nh > 1 ? "s" : "");
+    f.title = title;
+    if (!rc && dir[0] && grid && n > 1) {
+        rc = cli_write_figure(&f, dir, "grid", png, svg);
+        n_files++;
+        cli_progress("maps", n + 1, n + 1);
+    }
+    if (!rc && term) {
+        char *text;
+        size_t len;
+        if (!(rc = attn_render_term(&f, &text, &len))) {
+            fwrite(text, 1, len, stdout);
+            free(text);
+        }
+    }
+    free(rn), free(cn);
+    if (!rc && dir[0])
+        fprintf(stderr, "attn: maps: wrote %d %s%s%s picture%s to %s\n", n_files, png ? "PNG" : "",
+                png && svg ? " + " : "", svg ? "SVG" : "", n_files == 1 ? "" : "s", dir);
+done:
+    free(panels), free(rnames), free(cnames), free(dropped), free(all), free(lmask), free(hmask);
+    cli_attn_free(&cap);
+    if (labels) attn_labels_free(labels, T);
+    free(ids);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return rc < 0 ? 2 : rc ? cli_fail_rc(rc) : 0;
+}
