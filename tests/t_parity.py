@@ -96,9 +96,30 @@ def read_npy(path):
     return shape, list(struct.unpack("<%df" % n, body[:4 * n]))
 
 
-def attn_export(gguf, ids, out):
-    run([ATTN, "run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--export", "npy,json", "-o", out, "-t", "2"])
+def attn_export(gguf, ids, out, simd=None, threads=2):
+    """attn run --export -> ((shape, attention), (shape, logits)); simd sets ATTN_SIMD."""
+    env = dict(os.environ)
+    env.pop("ATTN_SIMD", None)
+    if simd:
+        env["ATTN_SIMD"] = simd
+    cmd = [ATTN, "run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--export", "npy,json", "-o", out,
+           "-t", str(threads)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError("attn run: exit %d: %s" % (r.returncode, r.stderr.strip()[-300:]))
     return read_npy(os.path.join(out, "attention.npy")), read_npy(os.path.join(out, "logits.npy"))
+
+
+def simd_paths():
+    """The SIMD paths this CPU and build have (ATTN_SIMD=name is refused otherwise)."""
+    paths = []
+    for p in ("scalar", "avx2", "avx512", "neon"):
+        env = dict(os.environ, ATTN_SIMD=p)
+        r = subprocess.run([ATTN, "info", "-m", os.path.join(GOLDENS, "index.json")], capture_output=True,
+                           text=True, env=env)
+        if "ATTN_SIMD" not in r.stderr:
+            paths.append(p)
+    return paths
 
 
 def compare(got, want_shape, want, what):
@@ -124,27 +145,34 @@ def entropy_ratio(shape, att):
     return tot / n if n else 0.0
 
 
-def check(name, got_att, got_log, att_shape, att, log_shape, logits, bounds=(ATT_BOUND, LOGIT_BOUND), nonzero=False):
+def check(name, runs, att_shape, att, log_shape, logits, bounds=(ATT_BOUND, LOGIT_BOUND), nonzero=False):
+    """runs: [(label, (shape, attention), (shape, logits))]; one line with the worst errors of all runs."""
     errs = []
-    ea, e = compare(got_att, att_shape, att, "attention")
-    if e:
-        errs.append(e)
-    el, e = compare(got_log, log_shape, logits, "logits")
-    if e:
-        errs.append(e)
-    if errs:
-        return result(name, errs)
+    worst_a = worst_l = 0.0
     scale = max(abs(x) for x in logits)
-    el /= scale
-    if ea > bounds[0]:
-        errs.append("attention max abs error %.3g > %.3g" % (ea, bounds[0]))
-    if el > bounds[1]:
-        errs.append("logits max rel error %.3g > %.3g" % (el, bounds[1]))
-    if nonzero and ea == 0 and el == 0:
+    for label, got_att, got_log in runs:
+        ea, e1 = compare(got_att, att_shape, att, "attention")
+        el, e2 = compare(got_log, log_shape, logits, "logits")
+        if e1 or e2:
+            errs.append("%s: %s" % (label, e1 or e2))
+            continue
+        el /= scale
+        if ea > bounds[0]:
+            errs.append("%s: attention max abs error %.3g > %.3g" % (label, ea, bounds[0]))
+        if el > bounds[1]:
+            errs.append("%s: logits max rel error %.3g > %.3g" % (label, el, bounds[1]))
+        worst_a, worst_l = max(worst_a, ea), max(worst_l, el)
+    if nonzero and worst_a == 0 and worst_l == 0:
         errs.append("no difference at all from f32: dtype not applied")
-    result(name, errs, "attention %.2g, logits %.2g (bounds %.2g, %.2g; entropy %.2f of uniform)"
-           % (ea, el, bounds[0], bounds[1], entropy_ratio(att_shape, att)))
-    return ea, el
+    paths = sorted(set(r[0].split(" ")[0] for r in runs if r[0]))
+    result(name, errs, "attention %.2g, logits %.2g (bounds %.2g, %.2g; entropy %.2f of uniform%s)"
+           % (worst_a, worst_l, bounds[0], bounds[1], entropy_ratio(att_shape, att),
+              "; worst of %s x -t 1,2" % "/".join(paths) if paths else ""))
+
+
+def attn_runs(gguf, ids, out, paths):
+    """attn run --export on every SIMD path in paths, with 1 and 2 threads."""
+    return [("%s -t%d" % (p, t),) + attn_export(gguf, ids, out, p, t) for p in paths for t in (1, 2)]
 
 
 # ---------------------------------------------------------------- goldens (standard library)
@@ -164,8 +192,8 @@ def golden_cases(tmp):
             run([PY, CONVERT, os.path.join(GOLDENS, c["file"]), "-o", out] + c.get("args", []))
             with open(os.path.join(GOLDENS, c["expect"])) as f:
                 exp = json.load(f)
-            ga, gl = attn_export(out, exp["ids"], os.path.join(tmp, c["name"]))
-            check(name, ga, gl, exp["attention_shape"], exp["attention"], exp["logits_shape"], exp["logits"])
+            runs = attn_runs(out, exp["ids"], os.path.join(tmp, c["name"]), simd_paths())
+            check(name, runs, exp["attention_shape"], exp["attention"], exp["logits_shape"], exp["logits"])
         except (RuntimeError, OSError, ValueError, KeyError) as e:
             result(name, [str(e)])
 
@@ -245,6 +273,7 @@ def live_cases(tmp):
                                                   vocab_size=150, tied=False), save_hf_llama(3), [], (10,)),
     ]
     rng = random.Random(1234)
+    paths = simd_paths()
     for name, build, save, args, lengths in cases:
         try:
             m = build()
@@ -255,8 +284,8 @@ def live_cases(tmp):
             for T in lengths:
                 ids = [rng.randrange(V) for _ in range(T)]
                 att, logits = R.reference_forward(m, ids)
-                ga, gl = attn_export(out, ids, os.path.join(tmp, "out"))
-                check("parity %s T=%d" % (name, T), ga, gl, att.shape, att.ravel().tolist(), logits.shape,
+                runs = attn_runs(out, ids, os.path.join(tmp, "out"), paths)
+                check("parity %s T=%d" % (name, T), runs, att.shape, att.ravel().tolist(), logits.shape,
                       logits.ravel().tolist())
         except (RuntimeError, OSError, ValueError) as e:
             result("parity %s" % name, [str(e)])
@@ -277,11 +306,11 @@ def live_cases(tmp):
                 if dtype == "f32":
                     ref = (ga, gl)
                     att, logits = R.reference_forward(m, ids)
-                    check("parity %s f32 (lowp baseline) T=16" % name, ga, gl, att.shape, att.ravel().tolist(),
-                          logits.shape, logits.ravel().tolist())
+                    check("parity %s f32 (lowp baseline) T=16" % name, [("", ga, gl)], att.shape,
+                          att.ravel().tolist(), logits.shape, logits.ravel().tolist())
                     continue
-                check("parity %s --dtype %s vs f32 T=16" % (name, dtype), ga, gl, ref[0][0], ref[0][1], ref[1][0],
-                      ref[1][1], bounds=LOWP_BOUNDS[dtype], nonzero=True)
+                check("parity %s --dtype %s vs f32 T=16" % (name, dtype), [("", ga, gl)], ref[0][0], ref[0][1],
+                      ref[1][0], ref[1][1], bounds=LOWP_BOUNDS[dtype], nonzero=True)
         except (RuntimeError, OSError, ValueError) as e:
             result("parity %s low precision" % name, [str(e)])
 
