@@ -5,9 +5,12 @@ headless Chromium (npm puppeteer-core under tests/, /usr/bin/chromium): no
 console errors, no network request, hovering a token changes the lines.
 Also: bad input (no -o) exits 2 and leaves no file. SKIP when torch,
 chromium, node or puppeteer-core is missing."""
+import base64
 import contextlib
 import importlib.util
 import io
+import json
+import math
 import os
 import random
 import shutil
@@ -78,6 +81,36 @@ if size > 0:
     low = html.lower().replace("http://www.w3.org/2000/svg", "")  # the SVG namespace name, not a request
     external = [s for s in ("http://", "https://", "src=", "href=", "@import", "url(") if s in low]
     check(not external, "report_self_contained", "references outside the page: %s" % external)
+
+    # the embedded attention (8-bit triangles) against PyTorch's, recomputed from the modules
+    m0, m1 = html.index('id="meta">') + 10, html.index("</script>", html.index('id="meta">'))
+    meta = json.loads(html[m0:m1])
+    d0 = html.index('id="attn-data">') + len('id="attn-data">')
+    data = base64.b64decode("".join(html[d0:html.index("</script>", d0)].split()))
+    id_list = [int(x) for x in ids.split(",")]
+    with torch.no_grad():
+        tr = model.transformer
+        x = tr.wte(torch.tensor([id_list])) + tr.wpe(torch.arange(P))
+        ref = []
+        for blk in tr.h:
+            q, k, _ = blk.attn.c_attn(blk.ln_1(x)).split(D, dim=2)
+            q = q.view(1, P, H, D // H).transpose(1, 2)
+            k = k.view(1, P, H, D // H).transpose(1, 2)
+            a = (q @ k.transpose(-2, -1)) / math.sqrt(D // H)
+            a = a.masked_fill(torch.tril(torch.ones(P, P)) == 0, float("-inf"))
+            ref.append(torch.softmax(a.double(), dim=-1)[0])
+            x = blk(x)
+    tri = P * (P + 1) // 2
+    worst = 0.0
+    for l in range(L):
+        for h in range(H):
+            base = (l * H + h) * tri
+            for i in range(P):
+                row = data[base + i * (i + 1) // 2: base + i * (i + 1) // 2 + i + 1]
+                worst = max(worst, float((torch.tensor(list(row), dtype=torch.float64) / 255 - ref[l][h][i][:i + 1])
+                                         .abs().max()))
+    check(len(data) == L * H * tri and worst <= 0.5 / 255 + 1e-5 and meta["ids"] == id_list and meta["T"] == P,
+          "report_attention_vs_torch", "%d bytes, worst |q/255 - p| = %.6f" % (len(data), worst))
 
 r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", "1,2,3"], capture_output=True, text=True)
 check(r.returncode == 2 and r.stderr.startswith("attn: "), "report_needs_out", "exit %d" % r.returncode)

@@ -7,17 +7,18 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define T 10
+#define NT 10
 
-static float P[T][T];
+static float P[NT][NT];
 static attn_head_scores H;
 
 static void clear(void) { memset(P, 0, sizeof P); }
 // every row i puts all its mass on key f(i)
 static void one_hot(int (*f)(int i)) {
     clear();
-    for (int i = 0; i < T; i++) P[i][f(i)] = 1;
+    for (int i = 0; i < NT; i++) P[i][f(i)] = 1;
 }
 static int f_prev(int i) { return i ? i - 1 : 0; }
 static int f_first(int i) { (void)i; return 0; }
@@ -27,10 +28,10 @@ static int f_off3(int i) { return i >= 3 ? i - 3 : 0; }
 static int eq(double a, double b) { return a == b; }
 static int near(double a, double b, double tol) { return fabs(a - b) <= tol; }
 
-static const int32_t distinct[T] = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-static const int32_t repeated[T] = {5, 6, 7, 8, 9, 5, 6, 7, 8, 9}; // period 5
+static const int32_t distinct[NT] = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+static const int32_t repeated[NT] = {5, 6, 7, 8, 9, 5, 6, 7, 8, 9}; // period 5
 
-static void scores(const int32_t *ids) { attn_head_scores_of(&P[0][0], ids, T, &H); }
+static void scores(const int32_t *ids) { attn_head_scores_of(&P[0][0], ids, NT, &H); }
 
 int main(void) {
     (void)skip;
@@ -38,7 +39,7 @@ int main(void) {
     one_hot(f_prev);
     scores(distinct);
     check(eq(H.s[ATTN_S_PREVIOUS], 1), "previous_head", "previous = %g", H.s[ATTN_S_PREVIOUS]);
-    check(eq(H.s[ATTN_S_FIRST], 1.0 / (T - 1)) && eq(H.s[ATTN_S_SELF], 0),
+    check(eq(H.s[ATTN_S_FIRST], 1.0 / (NT - 1)) && eq(H.s[ATTN_S_SELF], 0),
           "previous_head_others", "first %g (want 1/9: only row 1), self %g", H.s[ATTN_S_FIRST], H.s[ATTN_S_SELF]);
     check(eq(H.s[ATTN_S_ENTROPY], 0), "previous_head_entropy", "entropy %g", H.s[ATTN_S_ENTROPY]);
     check(isnan(H.s[ATTN_S_INDUCTION]) && isnan(H.s[ATTN_S_DUPLICATE]), "no_repeat_induction_null",
@@ -47,10 +48,10 @@ int main(void) {
     // first-token head
     one_hot(f_first);
     scores(distinct);
-    check(eq(H.s[ATTN_S_FIRST], 1) && eq(H.s[ATTN_S_PREVIOUS], 1.0 / (T - 1)) && eq(H.s[ATTN_S_SELF], 0),
+    check(eq(H.s[ATTN_S_FIRST], 1) && eq(H.s[ATTN_S_PREVIOUS], 1.0 / (NT - 1)) && eq(H.s[ATTN_S_SELF], 0),
           "first_head", "first %g previous %g self %g", H.s[ATTN_S_FIRST], H.s[ATTN_S_PREVIOUS], H.s[ATTN_S_SELF]);
 
-    // self head: row 0 (trivially on key 0) is excluded, so first is 0, not 1/T
+    // self head: row 0 (trivially on key 0) is excluded, so first is 0, not 1/NT
     one_hot(f_self);
     scores(distinct);
     check(eq(H.s[ATTN_S_SELF], 1) && eq(H.s[ATTN_S_FIRST], 0) && eq(H.s[ATTN_S_PREVIOUS], 0), "self_head",
@@ -68,13 +69,13 @@ int main(void) {
     // induction head on a sequence repeated twice: row i >= 5 looks at the
     // token after the earlier occurrence (key i-4); rows < 5 (undefined) on key 0
     clear();
-    for (int i = 0; i < T; i++) P[i][i >= 5 ? i - 4 : 0] = 1;
+    for (int i = 0; i < NT; i++) P[i][i >= 5 ? i - 4 : 0] = 1;
     scores(repeated);
     check(eq(H.s[ATTN_S_INDUCTION], 1) && eq(H.s[ATTN_S_DUPLICATE], 0), "induction_head",
           "induction %g duplicate %g", H.s[ATTN_S_INDUCTION], H.s[ATTN_S_DUPLICATE]);
     // a duplicate-token head on the same sequence: key i-5
     clear();
-    for (int i = 0; i < T; i++) P[i][i >= 5 ? i - 5 : 0] = 1;
+    for (int i = 0; i < NT; i++) P[i][i >= 5 ? i - 5 : 0] = 1;
     scores(repeated);
     check(eq(H.s[ATTN_S_DUPLICATE], 1) && eq(H.s[ATTN_S_INDUCTION], 0) && H.offset_k == 5 &&
               eq(H.s[ATTN_S_OFFSET], 1),
@@ -83,18 +84,18 @@ int main(void) {
 
     // uniform causal attention against closed forms (and the exact baseline)
     clear();
-    for (int i = 0; i < T; i++)
+    for (int i = 0; i < NT; i++)
         for (int j = 0; j <= i; j++) P[i][j] = 1.0f / (i + 1);
     scores(repeated);
     attn_head_scores U;
-    attn_head_scores_uniform(repeated, T, &U);
+    attn_head_scores_uniform(repeated, NT, &U);
     double prev = 0, ent = 0, ind = 0, dup = 0;
-    for (int i = 1; i < T; i++) prev += 1.0 / (i + 1);
-    prev /= T - 1;
-    for (int i = 0; i < T; i++) ent += log2(i + 1.0);
-    ent /= T;
+    for (int i = 1; i < NT; i++) prev += 1.0 / (i + 1);
+    prev /= NT - 1;
+    for (int i = 0; i < NT; i++) ent += log2(i + 1.0);
+    ent /= NT;
     // rows 5..9 each have one earlier occurrence (j = i-5) and one induction target (i-4 < i)
-    for (int i = 5; i < T; i++) dup += 1.0 / (i + 1), ind += 1.0 / (i + 1);
+    for (int i = 5; i < NT; i++) dup += 1.0 / (i + 1), ind += 1.0 / (i + 1);
     dup /= 5, ind /= 5;
     int ok = 1;
     for (int s = 0; s < ATTN_S_N; s++) ok &= near(H.s[s], U.s[s], 1e-6);
@@ -114,7 +115,7 @@ int main(void) {
     // rows fed one at a time (trace) equal the whole matrix; row_min skips a prompt
     clear();
     srand(7);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < NT; i++) {
         float z = 0;
         for (int j = 0; j <= i; j++) z += P[i][j] = (float)(rand() % 100 + 1);
         for (int j = 0; j <= i; j++) P[i][j] /= z;
@@ -123,10 +124,10 @@ int main(void) {
     attn_heads_acc *acc;
     if (attn_heads_acc_new(&acc, 1, 2)) return 1;
     acc->ids = repeated;
-    attn_heads_acc_on_attn(acc, 0, 1, 0, T, T, &P[0][0]); // reset must forget this
+    attn_heads_acc_on_attn(acc, 0, 1, 0, NT, NT, &P[0][0]); // reset must forget this
     attn_heads_acc_reset(acc);
     // head 1 gets the rows one by one as a decode gives them; head 0 gets none
-    for (int i = 0; i < T; i++) attn_heads_acc_on_attn(acc, 0, 1, i, 1, i + 1, P[i]);
+    for (int i = 0; i < NT; i++) attn_heads_acc_on_attn(acc, 0, 1, i, 1, i + 1, P[i]);
     attn_head_scores hs[2];
     attn_heads_acc_get(acc, hs);
     ok = isnan(hs[0].s[ATTN_S_PREVIOUS]);
@@ -135,10 +136,10 @@ int main(void) {
     // row_min = 6: only rows 6..9, fed as one block of all rows
     attn_heads_acc_reset(acc);
     acc->row_min = 6;
-    attn_heads_acc_on_attn(acc, 0, 0, 0, T, T, &P[0][0]);
+    attn_heads_acc_on_attn(acc, 0, 0, 0, NT, NT, &P[0][0]);
     attn_heads_acc_get(acc, hs);
     double want = 0;
-    for (int i = 6; i < T; i++) want += P[i][i - 1];
+    for (int i = 6; i < NT; i++) want += P[i][i - 1];
     want /= 4;
     check(near(hs[0].s[ATTN_S_PREVIOUS], want, 1e-15) && near(hs[0].s[ATTN_S_INDUCTION],
           (P[6][2] + P[7][3] + P[8][4] + P[9][5]) / 4.0, 1e-7),
@@ -187,6 +188,47 @@ int main(void) {
     int32_t ids3[3] = {0, 1, 0};
     double l = attn_mean_nll(&logits[0][0], 2, ids3, 1, 3); // -log(1/2), -log(3/4)
     check(near(l, (log(2.0) + log(4.0 / 3)) / 2, 1e-7), "mean_nll", "loss %.9g", l);
+
+    // top-k: descending, ties keep the smaller index first
+    float xs[6] = {0.1f, 0.5f, 0.2f, 0.5f, 0.05f, 0.9f};
+    int32_t tid[3];
+    float tv[3];
+    attn_top_k(xs, 6, 3, tid, tv);
+    check(tid[0] == 5 && tid[1] == 1 && tid[2] == 3 && tv[0] == 0.9f && tv[2] == 0.5f, "top_k",
+          "got %d %d %d", tid[0], tid[1], tid[2]);
+
+    // the report: no text of the data can close its <script> blocks
+    static attn_model fake;
+    fake.cfg.n_layer = 1;
+    fake.cfg.n_head = 1;
+    snprintf(fake.name, sizeof fake.name, "</script><b>m&");
+    char *labs[2] = {"</script><script>alert(1)</script>", "b"};
+    uint8_t tri[3] = {255, 128, 127};
+    attn_head_scores hsc[1];
+    attn_head_scores_uniform(repeated, 2, &hsc[0]);
+    int32_t rid[2] = {5, 6}, top[2] = {1, 2};
+    float topp[2] = {0.5f, 0.25f};
+    attn_report rep = {.m = &fake, .T = 2, .ids = rid, .labels = labs, .attn = tri, .scores = hsc,
+                       .uniform = &hsc[0], .k = 1, .top_id = top, .top_prob = topp, .top_labels = labs};
+    char path[] = "/tmp/test_analysis_report_XXXXXX";
+    int fd = mkstemp(path);
+    int n_close = -1, title_ok = 0;
+    if (fd >= 0 && !attn_report_write(path, &rep)) {
+        FILE *fp = fopen(path, "rb");
+        static char page[1 << 16];
+        size_t len = fp ? fread(page, 1, sizeof page - 1, fp) : 0;
+        if (fp) fclose(fp);
+        page[len] = 0;
+        n_close = 0;
+        for (char *q = page; (q = strstr(q, "</script>")); q++) n_close++;
+        title_ok = strstr(page, "<title>attn report: &lt;/script>&lt;b>m&amp;</title>") != NULL;
+    }
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    check(n_close == 3 && title_ok, "report_script_safe", "%d </script> in the page (want our 3), title escaped %d",
+          n_close, title_ok);
 
     check(attn_score_index("induction") == ATTN_S_INDUCTION && attn_score_index("entropy_bits") == ATTN_S_ENTROPY &&
               attn_score_index("nope") == -1,
