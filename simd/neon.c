@@ -1,18 +1,410 @@
-// simd/neon.c - the neon kernel path (stub: scalar kernels until written).
+// simd/neon.c - the AArch64 NEON path: 4-lane vectors, 32 registers, fp16
+// conversion (baseline AArch64).
+//
+// Same order of operations as the x86 paths, so results do not depend on
+// sizes or threads: every matmul output is one chain of fused multiply-adds
+// over k = 0..K-1 from +0, then + bias.
+// - GEMM (M > GEMV_MAX_M): 12 weight rows are converted and transposed into a
+//   per-thread panel [k][12] in cache; a register tile of 8 rows x 12 columns
+//   runs over k with A broadcast in place.
+// - GEMV (M <= GEMV_MAX_M): 8 weight rows x 4 k are loaded, converted and
+//   transposed in registers, then chained with broadcast A.
+#include <arm_neon.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include "attn.h"
 #include "simd/kernels.h"
 
+#define INLINE static inline __attribute__((always_inline))
+// Loops over registers must be unrolled for the accumulators to stay in registers.
+#define UNROLL _Pragma("GCC unroll 32")
+#define GEMV_MAX_M 4
+#define MR 8  // GEMM tile rows
+#define NR 12 // GEMM tile columns (three vectors)
+
+// ---------------------------------------------------------------- weights
+
+// 4 consecutive weights k..k+3 of a row as f32 (k % 4 == 0 for Q8_0).
+INLINE float32x4_t load4(const uint8_t *row, uint32_t wtype, int k) {
+    switch (wtype) {
+    case ATTN_F16: {
+        uint16x4_t h = vld1_u16((const uint16_t *)(row + 2 * (size_t)k));
+        return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    }
+    case ATTN_BF16:
+        return vreinterpretq_f32_u32(vshlq_n_u32(vmovl_u16(vld1_u16((const uint16_t *)(row + 2 * (size_t)k))), 16));
+    case ATTN_Q8_0: {
+        const uint8_t *blk = row + (size_t)(k / 32) * 34;
+        uint16_t d;
+        uint32_t q4;
+        memcpy(&d, blk, 2);
+        memcpy(&q4, blk + 2 + k % 32, 4);
+        int16x8_t q16 = vmovl_s8(vreinterpret_s8_u32(vdup_n_u32(q4)));
+        float32x4_t q = vcvtq_f32_s32(vmovl_s16(vget_low_s16(q16)));
+        return vmulq_n_f32(q, attn_f16_to_f32(d));
+    }
+    default: return vld1q_f32((const float *)row + k);
+    }
+}
+
+// The first n (< 4) weights from k, zeros after (F32/F16/BF16: Q8_0 rows are whole blocks).
+INLINE float32x4_t load4_part(const uint8_t *row, uint32_t wtype, int k, int n) {
+    uint8_t buf[16] = { 0 };
+    size_t es = wtype == ATTN_F32 ? 4 : 2;
+    memcpy(buf, row + es * (size_t)k, (size_t)n * es);
+    return load4(buf, wtype, 0);
+}
+
+INLINE float32x4_t load4_any(const uint8_t *row, uint32_t wtype, int k, int n) {
+    return n >= 4 ? load4(row, wtype, k) : load4_part(row, wtype, k, n);
+}
+
+INLINE float32x4_t loadf4(const float *p, int n) {
+    if (n >= 4) return vld1q_f32(p);
+    float tmp[4] = { 0 };
+    memcpy(tmp, p, sizeof(float) * (n > 0 ? n : 0));
+    return vld1q_f32(tmp);
+}
+INLINE void store4(float *p, float32x4_t v, int n) {
+    if (n >= 4) { vst1q_f32(p, v); return; }
+    float tmp[4];
+    vst1q_f32(tmp, v);
+    memcpy(p, tmp, sizeof(float) * (n > 0 ? n : 0));
+}
+
+static void neon_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
+    for (int k = 0; k < n; k += 4) store4(out + k, load4_any(W, wtype, k, n - k), n - k);
+}
+
+// r[i] lane j -> r[j] lane i
+INLINE void transpose4(float32x4_t r[4]) {
+    float32x4_t t0 = vtrn1q_f32(r[0], r[1]), t1 = vtrn2q_f32(r[0], r[1]);
+    float32x4_t t2 = vtrn1q_f32(r[2], r[3]), t3 = vtrn2q_f32(r[2], r[3]);
+    r[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+    r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+}
+
+// Columns k0..k0+kn-1 of nr (<= 4) weight rows as col[c] (zeros beyond).
+INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int kn, int nr, float32x4_t col[4]) {
+    if (nr == 4 && kn == 4) {
+        UNROLL
+        for (int r = 0; r < 4; r++) col[r] = load4(W + (size_t)r * ldw, wtype, k0);
+    } else {
+        for (int r = 0; r < 4; r++) col[r] = r < nr ? load4_any(W + (size_t)r * ldw, wtype, k0, kn) : vdupq_n_f32(0);
+    }
+    transpose4(col);
+}
+
+// ---------------------------------------------------------------- GEMV
+
+// C[m][n0..n0+nr) for nr <= 8: two groups of 4 rows.
+INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int nr) {
+    float32x4_t acc[GEMV_MAX_M][2];
+    UNROLL
+    for (int m = 0; m < GEMV_MAX_M; m++) acc[m][0] = acc[m][1] = vdupq_n_f32(0);
+    int nr0 = nr < 4 ? nr : 4, nr1 = nr - 4 < 0 ? 0 : nr - 4;
+    for (int k0 = 0; k0 < K; k0 += 4) {
+        int kn = K - k0 < 4 ? K - k0 : 4;
+        float32x4_t c0[4], c1[4];
+        load_block(W, ldw, wtype, k0, kn, nr0, c0);
+        if (nr1) load_block(W + 4 * ldw, ldw, wtype, k0, kn, nr1, c1);
+        else c1[0] = c1[1] = c1[2] = c1[3] = vdupq_n_f32(0);
+        for (int c = 0; c < kn; c++)
+            UNROLL
+            for (int m = 0; m < GEMV_MAX_M; m++)
+                if (m < M) {
+                    float a = A[(size_t)m * lda + k0 + c];
+                    acc[m][0] = vfmaq_n_f32(acc[m][0], c0[c], a);
+                    acc[m][1] = vfmaq_n_f32(acc[m][1], c1[c], a);
+                }
+    }
+    float32x4_t b0 = bias ? loadf4(bias, nr0) : vdupq_n_f32(0), b1 = bias && nr1 ? loadf4(bias + 4, nr1) : vdupq_n_f32(0);
+    UNROLL
+    for (int m = 0; m < M; m++) {
+        store4(C + (size_t)m * ldc, vaddq_f32(acc[m][0], b0), nr0);
+        if (nr1) store4(C + (size_t)m * ldc + 4, vaddq_f32(acc[m][1], b1), nr1);
+    }
+}
+
+static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                 float *C, int ldc, int M, int K, int n0, int n1) {
+    for (int n = n0; n < n1; n += 8) {
+        int nr = n1 - n < 8 ? n1 - n : 8;
+        const uint8_t *w = W + (size_t)n * ldw;
+        const float *b = bias ? bias + n : NULL;
+        switch (M) {
+        case 1: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 1, K, nr); break;
+        case 2: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 2, K, nr); break;
+        case 3: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 3, K, nr); break;
+        default: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 4, K, nr); break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- GEMM
+
+static _Thread_local float *panel_buf;
+static _Thread_local size_t panel_cap;
+
+static float *panel_alloc(int K) {
+    size_t need = (size_t)K * NR;
+    if (need > panel_cap) {
+        free(panel_buf);
+        panel_buf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
+        panel_cap = panel_buf ? need : 0;
+    }
+    return panel_buf;
+}
+
+// P[k][c] = weight (n0 + c, k) for c < nc (<= 12), 0 for c >= nc.
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+    float32x4_t col[4];
+    for (int g = 0; g < NR / 4; g++) {
+        int nr = nc - 4 * g;
+        nr = nr < 0 ? 0 : nr > 4 ? 4 : nr;
+        for (int k0 = 0; k0 < K; k0 += 4) {
+            int kn = K - k0 < 4 ? K - k0 : 4;
+            if (nr) load_block(W + (size_t)(4 * g) * ldw, ldw, wtype, k0, kn, nr, col);
+            else col[0] = col[1] = col[2] = col[3] = vdupq_n_f32(0);
+            for (int c = 0; c < kn; c++) vst1q_f32(P + (size_t)(k0 + c) * NR + 4 * g, col[c]);
+        }
+    }
+}
+
+INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
+                      int nc) {
+    float32x4_t acc[MR][3];
+    UNROLL
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = acc[r][2] = vdupq_n_f32(0);
+    for (int k = 0; k < K; k++) {
+        const float *p = P + (size_t)k * NR;
+        float32x4_t w0 = vld1q_f32(p), w1 = vld1q_f32(p + 4), w2 = vld1q_f32(p + 8);
+        UNROLL
+        for (int r = 0; r < R; r++) {
+            float32x4_t a = vld1q_dup_f32(A + (size_t)r * lda + k);
+            acc[r][0] = vfmaq_f32(acc[r][0], a, w0);
+            acc[r][1] = vfmaq_f32(acc[r][1], a, w1);
+            acc[r][2] = vfmaq_f32(acc[r][2], a, w2);
+        }
+    }
+    float32x4_t b[3];
+    UNROLL
+    for (int q = 0; q < 3; q++) b[q] = bias ? loadf4(bias + 4 * q, nc - 4 * q) : vdupq_n_f32(0);
+    UNROLL
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int q = 0; q < 3; q++)
+            if (nc > 4 * q) store4(C + (size_t)r * ldc + 4 * q, vaddq_f32(acc[r][q], b[q]), nc - 4 * q);
+}
+
+typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
+#define TILE(R) \
+    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
+        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8)
+static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8 };
+
+// General matmul on rows of ldw bytes; row_lo >= 0: causal scores (row m
+// needs columns n <= row_lo + m only; tiles wholly above are skipped).
+static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
+    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (!P) {
+        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
+        int m = 0;
+        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR;
+        for (; m < M; m += MR) {
+            int R = M - m < MR ? M - m : MR;
+            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
+        }
+    }
+}
+
+static void neon_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                        int M, int K, int n0, int n1) {
+    if (M <= 0 || n1 <= n0) return;
+    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+}
+
+// ---------------------------------------------------------------- math
+
+INLINE float hsum(float32x4_t v) { // fixed tree: (v0 + v2) + (v1 + v3)
+    float32x2_t h = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(h, 0) + vget_lane_f32(h, 1);
+}
+
+// e^x within 2 ulp on [-87.3, 88.3]; 0 below.
+INLINE float32x4_t vexp(float32x4_t x) {
+    uint32x4_t zero = vcltq_f32(x, vdupq_n_f32(-87.33f));
+    x = vmaxq_f32(x, vdupq_n_f32(-87.33f));
+    x = vminq_f32(x, vdupq_n_f32(88.37f));
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), zero));
+}
+
+// Lanes >= n set to zero.
+INLINE float32x4_t keep(float32x4_t v, int n) {
+    if (n >= 4) return v;
+    static const int32_t idx[4] = { 0, 1, 2, 3 };
+    uint32x4_t m = vcltq_s32(vld1q_s32(idx), vdupq_n_s32(n));
+    return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), m));
+}
+
+static void softmax_scaled(float *x, int n, float scale) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t v = vmulq_n_f32(loadf4(x + i, n - i), scale);
+        store4(x + i, v, n - i);
+        for (int l = 0; l < 4 && i + l < n; l++) mx = x[i + l] > mx ? x[i + l] : mx;
+    }
+    float32x4_t vm = vdupq_n_f32(mx), sum = vdupq_n_f32(0);
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t e = keep(vexp(vsubq_f32(loadf4(x + i, n - i), vm)), n - i);
+        store4(x + i, e, n - i);
+        sum = vaddq_f32(sum, e);
+    }
+    float inv = 1.0f / hsum(sum);
+    for (int i = 0; i < n; i += 4) store4(x + i, vmulq_n_f32(loadf4(x + i, n - i), inv), n - i);
+}
+
+static void neon_softmax(float *x, int n) {
+    if (n > 0) softmax_scaled(x, n, 1.0f);
+}
+
+// ---------------------------------------------------------------- attention
+
+// out rows = probs rows @ V, chained over keys j < nj, 16 columns at a time.
+#define PV_R 6
+INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int nj, int hd, float *out, int os) {
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        int nd = hd - d0 < 16 ? hd - d0 : 16;
+        float32x4_t acc[PV_R][4];
+        UNROLL
+        for (int r = 0; r < R; r++)
+            UNROLL
+            for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0);
+        for (int j = 0; j < nj; j++) {
+            float32x4_t vv[4];
+            UNROLL
+            for (int q = 0; q < 4; q++) vv[q] = loadf4(v + (size_t)j * vs + d0 + 4 * q, nd - 4 * q);
+            UNROLL
+            for (int r = 0; r < R; r++) {
+                float pr = p[(size_t)r * ps + j];
+                UNROLL
+                for (int q = 0; q < 4; q++) acc[r][q] = vfmaq_n_f32(acc[r][q], vv[q], pr);
+            }
+        }
+        UNROLL
+        for (int r = 0; r < R; r++)
+            UNROLL
+            for (int q = 0; q < 4; q++) store4(out + (size_t)r * os + d0 + 4 * q, acc[r][q], nd - 4 * q);
+    }
+}
+
+static void neon_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
+                           int hd, float scale, float *probs, float *out, int os) {
+    int nk = q0 + nq;
+    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
+    for (int i = 0; i < nq; i++) {
+        float *p = probs + (size_t)i * nk;
+        int nvis = q0 + i + 1;
+        softmax_scaled(p, nvis, scale);
+        if (nvis < nk) memset(p + nvis, 0, (size_t)(nk - nvis) * 4);
+    }
+    for (int i = 0; i < nq; i += PV_R) {
+        int R = nq - i < PV_R ? nq - i : PV_R, nj = q0 + i + R;
+        const float *p = probs + (size_t)i * nk;
+        float *o = out + (size_t)i * os;
+        switch (R) {
+        case 1: pv_tile(1, p, nk, v, vs, nj, hd, o, os); break;
+        case 2: pv_tile(2, p, nk, v, vs, nj, hd, o, os); break;
+        case 3: pv_tile(3, p, nk, v, vs, nj, hd, o, os); break;
+        case 4: pv_tile(4, p, nk, v, vs, nj, hd, o, os); break;
+        case 5: pv_tile(5, p, nk, v, vs, nj, hd, o, os); break;
+        default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- row ops
+
+static void neon_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    float32x4_t ss = vdupq_n_f32(0);
+    for (int i = 0; i < n; i += 4) { float32x4_t v = loadf4(x + i, n - i); ss = vfmaq_f32(ss, v, v); }
+    float r = 1.0f / sqrtf(hsum(ss) / (float)n + eps);
+    for (int i = 0; i < n; i += 4) store4(out + i, vmulq_f32(vmulq_n_f32(loadf4(x + i, n - i), r), loadf4(w + i, n - i)), n - i);
+}
+
+static void neon_layernorm(float *out, const float *x, const float *w, const float *b, int n, float eps) {
+    float32x4_t s = vdupq_n_f32(0);
+    for (int i = 0; i < n; i += 4) s = vaddq_f32(s, loadf4(x + i, n - i));
+    float mean = hsum(s) / (float)n;
+    float32x4_t vm = vdupq_n_f32(mean), var = vdupq_n_f32(0);
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t d = keep(vsubq_f32(loadf4(x + i, n - i), vm), n - i);
+        var = vfmaq_f32(var, d, d);
+    }
+    float r = 1.0f / sqrtf(hsum(var) / (float)n + eps);
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t y = vmulq_f32(vmulq_n_f32(vsubq_f32(loadf4(x + i, n - i), vm), r), loadf4(w + i, n - i));
+        if (b) y = vaddq_f32(y, loadf4(b + i, n - i));
+        store4(out + i, y, n - i);
+    }
+}
+
+static void neon_gelu_tanh(float *x, int n) {
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t v = loadf4(x + i, n - i);
+        float32x4_t u = vmulq_n_f32(vfmaq_f32(v, vmulq_n_f32(v, 0.044715f), vmulq_f32(v, v)), 0.7978845608028654f);
+        float32x4_t e = vexp(vmulq_n_f32(u, -2.0f));
+        store4(x + i, vdivq_f32(v, vaddq_f32(vdupq_n_f32(1.0f), e)), n - i);
+    }
+}
+
+static void neon_swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t g = loadf4(gate + i, n - i);
+        float32x4_t s = vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), vexp(vnegq_f32(g))));
+        store4(gate + i, vmulq_f32(s, loadf4(up + i, n - i)), n - i);
+    }
+}
+
+static void neon_add(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i += 4) store4(y + i, vaddq_f32(loadf4(y + i, n - i), loadf4(x + i, n - i)), n - i);
+}
+
 const attn_kernels attn_kernels_neon = {
     .name = "neon",
-    .matmul = attn_scalar_matmul,
-    .attention = attn_scalar_attention,
-    .rmsnorm = attn_scalar_rmsnorm,
-    .layernorm = attn_scalar_layernorm,
-    .gelu_tanh = attn_scalar_gelu_tanh,
+    .matmul = neon_matmul,
+    .attention = neon_attention,
+    .rmsnorm = neon_rmsnorm,
+    .layernorm = neon_layernorm,
+    .gelu_tanh = neon_gelu_tanh,
     .gelu_erf = attn_scalar_gelu_erf,
-    .swiglu = attn_scalar_swiglu,
-    .add = attn_scalar_add,
-    .softmax = attn_scalar_softmax,
+    .swiglu = neon_swiglu,
+    .add = neon_add,
+    .softmax = neon_softmax,
     .rope = attn_scalar_rope,
-    .dequant_row = attn_scalar_dequant_row,
+    .dequant_row = neon_dequant_row,
 };
