@@ -1,0 +1,352 @@
+// attn_cmd_trace.c - `attn trace`: generate N tokens with the KV cache and
+// show, at every step, the top-k candidates with probability and raw logit,
+// the entropy, the top-1/top-2 margin and a confidence tag; optionally record
+// each step's attention row of every head (--attn DIR, .npy).
+#include "attn.h"
+#include "attn_cli.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Confidence tags, by the probability of the most likely token.
+#define TAG_COLLAPSED 0.99 // top-1 >= this
+#define TAG_CONFIDENT 0.7  // top-1 > this
+#define TAG_LOST 0.1       // top-1 < this
+
+static const char *TRACE_HELP =
+    "usage: attn trace [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -n STEPS [-k 5]\n"
+    "                  [--temp T --seed S] [--top-p P] [--format table|tsv|json]\n"
+    "                  [--attn DIR] [-t N]\n\n"
+    "Generates STEPS tokens, one forward step each with the KV cache, and shows\n"
+    "for every step: the prefix so far, the top-k candidates (display labels,\n"
+    "quoted) with probability and raw logit, the entropy of the distribution in\n"
+    "bits, the margin = probability of the top-1 minus the top-2 candidate, the\n"
+    "chosen token, and a tag:\n"
+    "  collapsed   top-1 probability >= 0.99\n"
+    "  confident   top-1 probability >  0.7\n"
+    "  lost        top-1 probability <  0.1\n"
+    "  uncertain   anything else\n"
+    "  -n STEPS     tokens to generate (prompt + STEPS - 1 must fit the context);\n"
+    "               generation stops early after the end-of-text token\n"
+    "  -k N         candidates shown per step (default 5)\n"
+    "  --temp T     sample from softmax(logit / T) (default: greedy, the top-1);\n"
+    "               probabilities, entropy and margin are those of softmax(logit / T),\n"
+    "               of softmax(logit) when greedy\n"
+    "  --seed S     seed of the sampler (default 1); same seed, same tokens\n"
+    "  --top-p P    sample only among the most likely tokens whose probabilities\n"
+    "               add up to P (nucleus sampling; the table still shows the\n"
+    "               full distribution)\n"
+    "  --attn DIR   DIR/step_NNN.npy: float32 [L,H,K], the attention row of every\n"
+    "               layer and head for the position that predicted step NNN (K =\n"
+    "               keys so far); DIR/attention.npy [L,H,N,N] and DIR/tokens.json\n"
+    "               for every position fed, drawable with `attn maps --from DIR`\n"
+    "Formats: table (default), tsv (one line per candidate; the last column is\n"
+    "the id chosen at that step), json:\n"
+    "  {\"model\": ..., \"prompt_ids\": [...], \"steps\": [{\"step\": 0, \"chosen\": 11,\n"
+    "   \"entropy_bits\": 2.1, \"margin\": 0.47, \"tag\": \"confident\",\n"
+    "   \"top\": [{\"id\": 11, \"text\": \",\", \"prob\": 0.62, \"logit\": 7.3}, ...]}]}\n"
+    "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
+
+// Every layer's and head's attention, dense (L, H, N, N), filled as positions are fed.
+typedef struct { float *p; int H, N; } trace_attn;
+
+static void trace_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    trace_attn *a = ctx;
+    float *dst = a->p + ((size_t)layer * a->H + head) * a->N * a->N;
+    for (int i = 0; i < nq; i++) memcpy(dst + (size_t)(q0 + i) * a->N, p + (size_t)i * nk, (size_t)nk * sizeof(float));
+}
+
+// probs = softmax(logits / temp), in double; returns the entropy in bits.
+static double softmax_bits(const float *logits, int V, double temp, double *probs) {
+    double mx = logits[0], sum = 0, h = 0;
+    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 0; i < V; i++) sum += probs[i] = exp((logits[i] - mx) / temp);
+    for (int i = 0; i < V; i++) {
+        probs[i] /= sum;
+        if (probs[i] > 0) h -= probs[i] * log2(probs[i]);
+    }
+    return h;
+}
+
+// The k most probable ids, best first; ties go to the lower id.
+static void top_ids(const double *probs, int V, int k, int32_t *idx) {
+    int n = 0;
+    for (int i = 0; i < V; i++) {
+        if (n == k && probs[i] <= probs[idx[k - 1]]) continue;
+        int j = n < k ? n++ : k - 1;
+        while (j > 0 && probs[i] > probs[idx[j - 1]]) idx[j] = idx[j - 1], j--;
+        idx[j] = i;
+    }
+}
+
+static uint64_t rng_next(uint64_t *s) { // splitmix64
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static const double *sort_probs;
+static int by_prob_desc(const void *a, const void *b) {
+    double x = sort_probs[*(const int32_t *)a], y = sort_probs[*(const int32_t *)b];
+    return x < y ? 1 : x > y ? -1 : (*(const int32_t *)a > *(const int32_t *)b) - (*(const int32_t *)a < *(const int32_t *)b);
+}
+
+// Sample an id from probs, restricted to the nucleus of mass top_p.
+static int32_t sample(const double *probs, int V, double top_p, uint64_t *rng, int32_t *order) {
+    double u = (rng_next(rng) >> 11) * 0x1.0p-53, mass = 1;
+    int n = V;
+    if (top_p < 1) {
+        for (int i = 0; i < V; i++) order[i] = i;
+        sort_probs = probs;
+        qsort(order, (size_t)V, sizeof *order, by_prob_desc);
+        mass = 0;
+        for (n = 0; n < V && (n == 0 || mass < top_p);) mass += probs[order[n++]];
+    }
+    u *= mass;
+    double c = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t id = top_p < 1 ? order[i] : i;
+        c += probs[id];
+        if (u < c) return id;
+    }
+    return top_p < 1 ? order[n - 1] : V - 1;
+}
+
+static const char *tag_of(double p1) {
+    return p1 >= TAG_COLLAPSED ? "collapsed" : p1 > TAG_CONFIDENT ? "confident" : p1 < TAG_LOST ? "lost" : "uncertain";
+}
+
+// The text of ids as one readable line: controls escaped, only the last
+// `keep` characters (a cut shown as "…").
+static void prefix_text(const attn_model *m, const int32_t *ids, int n, char *out, size_t cap, int keep) {
+    char *text = NULL;
+    size_t len = 0;
+    out[0] = 0;
+    if (attn_detokenize(m->tok, ids, n, &text, &len)) { // ids-only model
+        size_t o = 0;
+        for (int i = n > 12 ? n - 12 : 0; i < n && o + 16 < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%d", o ? " " : "", ids[i]);
+        return;
+    }
+    size_t start = len, chars = 0;
+    while (start > 0 && chars < (size_t)keep) {
+        start--;
+        if (((uint8_t)text[start] & 0xC0) != 0x80) chars++;
+    }
+    size_t o = 0;
+    if (start > 0) o += (size_t)snprintf(out, cap, "\xE2\x80\xA6");
+    for (size_t i = start; i < len && o + 8 < cap; i++) {
+        uint8_t c = (uint8_t)text[i];
+        if (c == '\n') o += (size_t)snprintf(out + o, cap - o, "\\n");
+        else if (c == '\t') o += (size_t)snprintf(out + o, cap - o, "\\t");
+        else if (c < 0x20 || c == 0x7F) o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        else out[o++] = (char)c, out[o] = 0;
+    }
+    free(text);
+}
+
+static int write_trace_attn(const char *dir, const attn_model *m, const trace_attn *a, const int32_t *ids, int P,
+                            int steps, int fed) {
+    const attn_config *c = &m->cfg;
+    char path[1200];
+    int L = c->n_layer, H = c->n_head, N = a->N, rc = 0;
+    size_t lh = (size_t)L * H;
+    // step s: the row of position P-1+s, keys 0..P-1+s
+    for (int s = 0; s < steps && !rc; s++) {
+        int q = P - 1 + s, K = q + 1;
+        float *row = malloc(lh * K * sizeof(float));
+        if (!row) return attn_err(ATTN_EFAIL, "out of memory");
+        for (size_t i = 0; i < lh; i++) memcpy(row + i * K, a->p + (i * N + q) * N, (size_t)K * sizeof(float));
+        int64_t dims[3] = {L, H, K};
+        snprintf(path, sizeof path, "%s/step_%03d.npy", dir, s);
+        rc = attn_write_npy_f32(path, row, dims, 3);
+        free(row);
+    }
+    if (rc) return rc;
+    // every position fed, as [L, H, fed, fed]
+    attn_outfile o;
+    int64_t dims[4] = {L, H, fed, fed};
+    snprintf(path, sizeof path, "%s/attention.npy", dir);
+    if ((rc = attn_npy_open(&o, path, dims, 4))) return rc;
+    for (size_t i = 0; i < lh; i++)
+        for (int q = 0; q < fed; q++) fwrite(a->p + (i * N + q) * N, sizeof(float), (size_t)fed, o.fp);
+    if ((rc = attn_out_close(&o))) return rc;
+    char **labels;
+    if ((rc = attn_token_labels(m->tok, ids, fed, &labels))) return rc;
+    snprintf(path, sizeof path, "%s/tokens.json", dir);
+    if (!(rc = attn_out_open(&o, path))) {
+        fprintf(o.fp, "{\"model\": ");
+        attn_json_str(o.fp, m->name);
+        fprintf(o.fp, ", \"prompt_length\": %d, \"ids\": [", P);
+        for (int i = 0; i < fed; i++) fprintf(o.fp, "%s%d", i ? ", " : "", ids[i]);
+        fprintf(o.fp, "], \"labels\": [");
+        for (int i = 0; i < fed; i++) {
+            fprintf(o.fp, i ? ", " : "");
+            attn_json_str(o.fp, labels[i]);
+        }
+        fprintf(o.fp, "], \"n_layer\": %d, \"n_head\": %d}\n", L, H);
+        rc = attn_out_close(&o);
+    }
+    attn_labels_free(labels, fed);
+    return rc;
+}
+
+int cmd_trace(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_init(&o);
+    long n_steps = -1, k = 5, seed = 1;
+    double temp = 0, top_p = 1;
+    const char *attn_dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v;
+        char *end;
+        if (!strcmp(a, "-n") || !strcmp(a, "--steps")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &n_steps)) return 2;
+        } else if (!strcmp(a, "-k")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1000, &k)) return 2;
+        } else if (!strcmp(a, "--seed")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return 2;
+        } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
+            if (!(v = cli_val(argc, argv, &i))) return 2;
+            double x = strtod(v, &end);
+            int top = !strcmp(a, "--top-p");
+            if (end == v || *end || !(x >= 0) || x > (top ? 1 : 100) || (top && x <= 0)) {
+                fprintf(stderr, "attn: %s: '%s' is not a number in %s\n", a, v, top ? "(0, 1]" : "[0, 100]");
+                return 2;
+            }
+            *(top ? &top_p : &temp) = x;
+        } else if (!strcmp(a, "--attn")) {
+            if (!(attn_dir = cli_val(argc, argv, &i))) return 2;
+        } else return cli_bad_opt("trace", a);
+    }
+    if (o.help) { fputs(TRACE_HELP, stdout); return 0; }
+    const char *fmt;
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (n_steps < 0) {
+        fprintf(stderr, "attn: trace: give the number of tokens to generate with -n STEPS\n");
+        return 2;
+    }
+    attn_model *m = NULL;
+    attn_pool *pool = NULL;
+    attn_session *s = NULL;
+    int32_t *ids = NULL, *top = NULL, *order = NULL;
+    float *logits = NULL;
+    double *probs = NULL;
+    trace_attn ta = {0};
+    int P = 0, rc = cli_load_model(&o, 0, &m);
+    if (!rc) rc = cli_prompt_ids(&o, m, &ids, &P);
+    if (!rc) rc = cli_pool(&o, &pool);
+    if (rc) goto done;
+    const attn_config *c = &m->cfg;
+    int V = c->n_vocab, N = P + (int)n_steps - 1; // positions fed: the last chosen token is not
+    if (N > c->n_ctx) {
+        rc = attn_err(ATTN_EINPUT, "the prompt (%d tokens) + %ld steps need %d positions, more than the context of %d",
+                      P, n_steps, N, c->n_ctx);
+        goto done;
+    }
+    if (k > V) k = V;
+    int32_t *grown = realloc(ids, (size_t)(N + 1) * sizeof *ids);
+    if (!grown) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    ids = grown;
+    logits = malloc((size_t)V * sizeof *logits);
+    probs = malloc((size_t)V * sizeof *probs);
+    top = malloc((size_t)k * sizeof *top);
+    order = top_p < 1 ? malloc((size_t)V * sizeof *order) : NULL;
+    if (!logits || !probs || !top || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    attn_capture cap = {.on_attn = trace_on_attn, .ctx = &ta}, *capp = NULL;
+    char dir[1024];
+    if (attn_dir) {
+        cli_opts od = o;
+        od.out_dir = attn_dir;
+        double bytes = (double)c->n_layer * c->n_head * N * N * sizeof(float);
+        if (bytes > 4e9) {
+            rc = attn_err(ATTN_EINPUT, "--attn: %d positions of %d x %d heads need %.1f GB", N, c->n_layer, c->n_head, bytes / 1e9);
+            goto done;
+        }
+        if ((rc = cli_out_dir(&od, NULL, dir, sizeof dir))) goto done;
+        ta.H = c->n_head, ta.N = N;
+        if (!(ta.p = calloc((size_t)bytes / sizeof(float) + 1, sizeof(float)))) {
+            rc = attn_err(ATTN_EFAIL, "out of memory for the attention of %d positions", N);
+            goto done;
+        }
+        capp = &cap;
+    }
+    if ((rc = attn_session_new(&s, m, N, pool))) goto done;
+    rc = attn_session_feed(s, ids, P, logits, 1, capp);
+
+    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv"), eos = attn_tokenizer_eos(m->tok);
+    uint64_t rng = (uint64_t)seed;
+    if (json) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, m->name);
+        printf(", \"prompt_ids\": [");
+        for (int i = 0; i < P; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("], \"steps\": [");
+    } else if (tsv) printf("step\trank\tid\ttext\tprob\tlogit\tentropy_bits\tmargin\ttag\tchosen\n");
+    else
+        printf("model %s, %d prompt tokens, %s; tags: collapsed p1 >= 0.99, confident p1 > 0.7,\n"
+               "lost p1 < 0.1, uncertain otherwise (p1 = top-1 probability; margin = p1 - p2)\n",
+               m->name, P, temp > 0 ? "sampling" : "greedy");
+    if (!json && !tsv && temp > 0) printf("temperature %g, top-p %g, seed %ld\n", temp, top_p, seed);
+    int steps = 0;
+    cli_progress("trace", 0, n_steps);
+    for (int st = 0; !rc && st < n_steps; st++) {
+        int pos = P + st; // ids[0 .. pos) are the prefix
+        double h = softmax_bits(logits, V, temp > 0 ? temp : 1, probs);
+        top_ids(probs, V, (int)k, top);
+        double p1 = probs[top[0]], margin = k > 1 ? p1 - probs[top[1]] : p1;
+        int32_t chosen = temp > 0 ? sample(probs, V, top_p, &rng, order) : top[0];
+        const char *tag = tag_of(p1);
+        char **cand, **ch;
+        if ((rc = attn_token_labels(m->tok, top, (int)k, &cand))) break;
+        if ((rc = attn_token_labels(m->tok, &chosen, 1, &ch))) { attn_labels_free(cand, (int)k); break; }
+        if (json) {
+            printf("%s{\"step\": %d, \"chosen\": %d, \"entropy_bits\": %.6g, \"margin\": %.6g, \"tag\": \"%s\", \"top\": [",
+                   st ? ", " : "", st, chosen, h, margin, tag);
+            for (int j = 0; j < k; j++) {
+                printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", top[j]);
+                attn_json_str(stdout, cand[j]);
+                printf(", \"prob\": %.6g, \"logit\": %.6g}", probs[top[j]], logits[top[j]]);
+            }
+            printf("]}");
+        } else if (tsv) {
+            for (int j = 0; j < k; j++)
+                printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\n", st, j + 1, top[j], cand[j], probs[top[j]],
+                       logits[top[j]], h, margin, tag, chosen);
+        } else {
+            char prefix[512];
+            prefix_text(m, ids, pos, prefix, sizeof prefix, 60);
+            printf("\nstep %d  \"%s\" -> \"%s\" (id %d)\n  entropy %.3f bits  margin %.4f  %s\n", st, prefix, ch[0],
+                   chosen, h, margin, tag);
+            printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
+            for (int j = 0; j < k; j++) {
+                char q[96];
+                snprintf(q, sizeof q, "\"%s\"", cand[j]);
+                printf("  %4d  %6d  %-20s  %8.4f  %9.4f%s\n", j + 1, top[j], q, probs[top[j]], logits[top[j]],
+                       top[j] == chosen ? "  <- chosen" : "");
+            }
+        }
+        fflush(stdout);
+        attn_labels_free(cand, (int)k);
+        attn_labels_free(ch, 1);
+        ids[pos] = chosen;
+        steps++;
+        cli_progress("trace", steps, n_steps);
+        if (chosen == eos && eos >= 0) break;
+        if (st + 1 < n_steps) rc = attn_session_feed(s, &ids[pos], 1, logits, 1, capp);
+    }
+    if (json) printf("]}\n");
+    if (!rc && attn_dir) {
+        rc = write_trace_attn(dir, m, &ta, ids, P, steps, P + steps - 1);
+        if (!rc) fprintf(stderr, "attn: trace: wrote %d step_NNN.npy, attention.npy, tokens.json to %s\n", steps, dir);
+    }
+done:
+    attn_session_free(s);
+    free(ta.p), free(logits), free(probs), free(top), free(order), free(ids);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return rc ? cli_fail_rc(rc) : 0;
+}

@@ -1,0 +1,242 @@
+"""attn trace against the reference models: small random models built with
+../shared/ref (nanoGPT model.py, llama2.c model.py + export.py), saved the way
+those projects save them, converted with tools/convert.py (ids only). Greedy
+tokens must equal the reference's own argmax chain; every step's top-k
+probabilities, raw logits, entropy (bits), margin and tag must equal the
+values computed from the reference's float64 logits of the same prefix
+(1e-4; logits relative to the largest |logit|). Also: the JSON shape of
+DESIGN.md, sampling reproducible by seed, --top-p tiny = greedy, --attn files.
+Needs torch + numpy (/usr/bin/python3); prints SKIP without them.
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = os.environ.get("PY") or sys.executable
+ATTN = os.environ.get("ATTN") or os.path.join(ROOT, "attn")
+if not os.path.isabs(ATTN):
+    ATTN = os.path.join(ROOT, ATTN)
+CONVERT = os.path.join(ROOT, "tools", "convert.py")
+TOL = 1e-4
+failures = 0
+
+
+def result(name, errs, detail=""):
+    global failures
+    if errs:
+        failures += 1
+        print("FAIL %s: %s" % (name, "; ".join(str(e) for e in errs[:4])))
+    else:
+        print("PASS %s%s" % (name, ": " + detail if detail else ""))
+
+
+def run(args):
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(args[:2]), r.returncode, r.stderr.strip()[-300:]))
+    return r.stdout
+
+
+def trace(gguf, ids, n, *extra):
+    out = run([ATTN, "trace", "-m", gguf, "--ids", ",".join(map(str, ids)), "-n", str(n), "-t", "2",
+               "--format", "json"] + list(extra))
+    return json.loads(out)
+
+
+def tag_of(p1):
+    return "collapsed" if p1 >= 0.99 else "confident" if p1 > 0.7 else "lost" if p1 < 0.1 else "uncertain"
+
+
+def check_steps(R, model, prompt, got, k):
+    """got: trace JSON. Each step against softmax of the reference logits of the same prefix."""
+    errs, seq = [], list(prompt)
+    for st in got["steps"]:
+        _, logits = R.reference_forward(model, seq)
+        lg = logits[-1]
+        mx = lg.max()
+        p = [math.exp(x - mx) for x in lg]
+        s = sum(p)
+        p = [x / s for x in p]
+        order = sorted(range(len(p)), key=lambda i: (-p[i], i))
+        ent = -sum(x * math.log2(x) for x in p if x > 0)
+        scale = max(1.0, float(abs(lg).max()))
+        want_chosen = order[0]
+        if st["chosen"] != want_chosen:
+            errs.append("step %d: chose %d, reference argmax %d" % (st["step"], st["chosen"], want_chosen))
+            break
+        if abs(st["entropy_bits"] - ent) > TOL:
+            errs.append("step %d: entropy %.6g bits, reference %.6g" % (st["step"], st["entropy_bits"], ent))
+        if abs(st["margin"] - (p[order[0]] - p[order[1]])) > TOL:
+            errs.append("step %d: margin %.6g, reference %.6g" % (st["step"], st["margin"], p[order[0]] - p[order[1]]))
+        p1 = p[order[0]]
+        if min(abs(p1 - t) for t in (0.99, 0.7, 0.1)) > TOL and st["tag"] != tag_of(p1):
+            errs.append("step %d: tag %s, top-1 %.4f is %s" % (st["step"], st["tag"], p1, tag_of(p1)))
+        if len(st["top"]) != k:
+            errs.append("step %d: %d candidates, not %d" % (st["step"], len(st["top"]), k))
+        for j, c in enumerate(st["top"]):
+            want = order[j]
+            if c["id"] != want and abs(p[c["id"]] - p[want]) > TOL:
+                errs.append("step %d rank %d: id %d, reference %d" % (st["step"], j + 1, c["id"], want))
+            if abs(c["prob"] - p[c["id"]]) > TOL:
+                errs.append("step %d id %d: prob %.6g, reference %.6g" % (st["step"], c["id"], c["prob"], p[c["id"]]))
+            if abs(c["logit"] - lg[c["id"]]) > TOL * scale:
+                errs.append("step %d id %d: logit %.6g, reference %.6g" % (st["step"], c["id"], c["logit"], lg[c["id"]]))
+        seq.append(st["chosen"])
+    return errs
+
+
+def json_shape(got, prompt, n, k):
+    errs = []
+    if set(got) != {"model", "prompt_ids", "steps"}:
+        errs.append("top-level keys %s" % sorted(got))
+    if got.get("prompt_ids") != prompt:
+        errs.append("prompt_ids %s" % got.get("prompt_ids"))
+    steps = got.get("steps", [])
+    if len(steps) != n:
+        errs.append("%d steps, not %d" % (len(steps), n))
+    for i, st in enumerate(steps):
+        if set(st) != {"step", "chosen", "entropy_bits", "margin", "tag", "top"} or st["step"] != i:
+            errs.append("step %d keys %s" % (i, sorted(st)))
+        for c in st.get("top", []):
+            if set(c) != {"id", "text", "prob", "logit"} or not isinstance(c["text"], str):
+                errs.append("candidate keys %s" % sorted(c))
+                break
+    return errs
+
+
+def read_npy(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    hl = struct.unpack("<H", data[8:10])[0]
+    hdr = data[10:10 + hl].decode()
+    shape = tuple(int(x) for x in hdr.split("(")[1].split(")")[0].split(",") if x.strip())
+    n = 1
+    for d in shape:
+        n *= d
+    return shape, struct.unpack("<%df" % n, data[10 + hl:10 + hl + 4 * n])
+
+
+def main():
+    try:
+        import numpy  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        print("SKIP trace_reference: %s (needs torch + numpy)" % e)
+        return 0
+    sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+    import refmodels as R
+    miss = R.refs_missing()
+    if miss:
+        print("SKIP trace_reference: %s" % miss)
+        return 0
+    if not os.path.exists(ATTN):
+        print("SKIP trace_reference: %s not built" % ATTN)
+        return 0
+    tmp = tempfile.mkdtemp(prefix="attn_trace_")
+    try:
+        cases = []
+        # flat distributions (lost/uncertain) and, with the final norm scaled up,
+        # peaked ones (confident/collapsed)
+        for sharp in (1.0, 8.0):
+            ng = R.make_nanogpt(seed=11 + int(sharp), n_layer=2, n_head=4, n_embd=64, block_size=24, vocab_size=97)
+            ll = R.make_llama(seed=21 + int(sharp), dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=97,
+                              max_seq_len=24)
+            import torch
+            with torch.no_grad():
+                ng.transformer.ln_f.weight.mul_(sharp)
+                ll.norm.weight.mul_(sharp)
+            p = os.path.join(tmp, "ng%d.pt" % sharp)
+            R.save_nanogpt(ng, p)
+            cases.append(("nanogpt_x%g" % sharp, ng, p))
+            p = os.path.join(tmp, "ll%d.bin" % sharp)
+            R.save_llama_bin(ll, p, 0)
+            cases.append(("llama2c_x%g" % sharp, ll, p))
+        prompt, n, k = [3, 14, 15, 92, 65], 12, 5
+        tags = set()
+        for name, model, src in cases:
+            gguf = os.path.join(tmp, name + ".gguf")
+            try:
+                subprocess.run([PY, CONVERT, src, "-o", gguf], check=True, capture_output=True)
+                got = trace(gguf, prompt, n, "-k", str(k))
+            except (RuntimeError, subprocess.CalledProcessError) as e:
+                result("trace_" + name, [str(e)[-300:]])
+                continue
+            errs = json_shape(got, prompt, n, k) + check_steps(R, model, prompt, got, k)
+            tags.update(st["tag"] for st in got["steps"])
+            result("trace_" + name, errs, "%d greedy steps" % len(got["steps"]))
+        result("trace_tags_seen", [] if {"lost", "confident"} <= tags or {"collapsed"} <= tags else
+               ["tags seen: %s" % sorted(tags)], ", ".join(sorted(tags)))
+
+        gguf = os.path.join(tmp, "nanogpt_x1.gguf")
+        # sampling: reproducible by seed; a nucleus of ~0 mass is the greedy chain
+        try:
+            a = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
+            b = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
+            c = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "8")
+            g = trace(gguf, prompt, 8)
+            t = trace(gguf, prompt, 8, "--temp", "1", "--top-p", "1e-9", "--seed", "3")
+            ch = lambda r: [s["chosen"] for s in r["steps"]]  # noqa: E731
+            errs = []
+            if ch(a) != ch(b):
+                errs.append("same seed, different tokens: %s vs %s" % (ch(a), ch(b)))
+            if ch(a) == ch(c) == ch(g):
+                errs.append("seeds 7 and 8 and greedy all gave %s" % ch(a))
+            if ch(t) != ch(g):
+                errs.append("--top-p 1e-9 gave %s, greedy %s" % (ch(t), ch(g)))
+            result("trace_sampling", errs)
+        except RuntimeError as e:
+            result("trace_sampling", [e])
+
+        # --attn: per-step rows and the whole attention, consistent with each other
+        errs = []
+        adir = os.path.join(tmp, "att")
+        try:
+            run([ATTN, "trace", "-m", gguf, "--ids", ",".join(map(str, prompt)), "-n", "4", "--attn", adir,
+                 "--format", "tsv"])
+            shape, full = read_npy(os.path.join(adir, "attention.npy"))
+            L, H, N = 2, 4, len(prompt) + 3
+            if shape != (L, H, N, N):
+                errs.append("attention.npy shape %s" % (shape,))
+            for s in range(4):
+                sh, row = read_npy(os.path.join(adir, "step_%03d.npy" % s))
+                K = len(prompt) + s
+                if sh != (L, H, K):
+                    errs.append("step %d shape %s" % (s, sh))
+                    continue
+                for lh in range(L * H):
+                    r = row[lh * K:(lh + 1) * K]
+                    q = K - 1
+                    f = full[(lh * N + q) * N:(lh * N + q) * N + K]
+                    if abs(sum(r) - 1) > 1e-5 or any(abs(x - y) > 0 for x, y in zip(r, f)):
+                        errs.append("step %d head %d: row sums to %g or differs from attention.npy" % (s, lh, sum(r)))
+                        break
+            with open(os.path.join(adir, "tokens.json")) as f:
+                tj = json.load(f)
+            if len(tj["labels"]) != N or tj["ids"][:len(prompt)] != prompt:
+                errs.append("tokens.json: %d labels, ids %s" % (len(tj["labels"]), tj["ids"]))
+            mdir = os.path.join(tmp, "maps")
+            run([ATTN, "maps", "--from", adir, "-o", mdir, "--layers", "1", "--heads", "0"])
+            if not os.path.exists(os.path.join(mdir, "L01_H00.png")):
+                errs.append("maps --from did not draw L01_H00.png")
+        except (RuntimeError, OSError, ValueError, KeyError) as e:
+            errs.append(str(e))
+        result("trace_attn_files", errs)
+
+        # bad input: steps past the context, missing -n
+        r1 = subprocess.run([ATTN, "trace", "-m", gguf, "--ids", "1,2,3", "-n", "30"], capture_output=True, text=True)
+        r2 = subprocess.run([ATTN, "trace", "-m", gguf, "--ids", "1,2,3"], capture_output=True, text=True)
+        result("trace_bad_input", [] if r1.returncode == 2 and r2.returncode == 2 and "attn:" in r1.stderr else
+               ["exit %d / %d: %s" % (r1.returncode, r2.returncode, r1.stderr.strip())])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
