@@ -215,7 +215,35 @@ def main():
             expect_kv(kv, {"llama.attention.head_count": 4, "llama.attention.head_count_kv": kvh,
                            "llama.rope.freq_base": 10000.0, "llama.context_length": 8,
                            "llama.attention.layer_norm_rms_epsilon": 1e-5, "attn.positions": None}, errs)
-        report("convert HF LLaMA (rotate-half q/k un-permuted incl. GQA 4/2, 4/1; sharded; tied/untied)", errs)
+        for dt, conv in (("F16", lambda w: w.half().float()), ("BF16", lambda w: w.bfloat16().float())):
+            d = T("hfl_" + dt)
+            R.save_hf_llama(m, d, 1, dt)
+            convert(d, "-o", T("hfl.gguf"))
+            want = {n: (conv(w) if w.dim() == 2 else w) for n, w in llama_expect(m).items()}
+            expect_tensors(load(T("hfl.gguf"))[1], want, errs)
+        report("convert HF LLaMA (rotate-half q/k un-permuted incl. GQA 4/2, 4/1; sharded; tied/untied; "
+               "F16/BF16 safetensors)", errs)
+
+    @case
+    def hf_tokenizer_pickup():
+        """An HF folder's own tokenizer is attached; one that does not fit is left out with a warning."""
+        errs = []
+        spm = os.path.join(ROOT, "..", "shared", "models", "tokenizer.model")
+        if not os.path.exists(spm):
+            print("SKIP convert HF tokenizer pick-up: ../shared/models/tokenizer.model not found")
+            return
+        for V, attached in ((32000, True), (1000, False)):
+            m = R.make_llama(seed=10, dim=16, n_heads=2, n_layers=1, max_seq_len=8, vocab_size=V, hidden_dim=32)
+            d = T("hft%d" % V)
+            R.save_hf_llama(m, d)
+            shutil.copy(spm, d)
+            r = convert(d, "-o", T("hft.gguf"))
+            kv, _ = load(T("hft.gguf"))
+            got = kv.get("tokenizer.ggml.model") == "llama" and len(kv.get("tokenizer.ggml.tokens", [])) == 32000
+            if got != attached or (not attached and "warning" not in r.stderr):
+                errs.append("V=%d: tokenizer.model %s attached; stderr %r" % (V, "not" if attached else "",
+                                                                            r.stderr.strip()))
+        report("convert HF folder picks up its tokenizer.model (and leaves out one larger than the model)", errs)
 
     @case
     def llama2c():

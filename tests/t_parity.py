@@ -203,7 +203,6 @@ def golden_cases(tmp):
 
 def live_cases(tmp):
     try:
-        import numpy as np
         import torch
         import refmodels as R
     except ImportError as e:

@@ -223,9 +223,6 @@ class KV:
     def arr(self, key, t, vs):
         self.items[key] = (G_ARR, (t, list(vs)))
 
-    def get(self, key, default=None):
-        return self.items[key][1] if key in self.items else default
-
     def encode(self):
         out = []
         for key, (t, v) in self.items.items():
@@ -1077,8 +1074,8 @@ class Model:
     """What a mapper produces: architecture, hyper-parameters, extension keys,
     and the GGUF tensors with their sources."""
 
-    def __init__(self, arch, source, name):
-        self.arch, self.source, self.name = arch, source, name
+    def __init__(self, arch, source, name, path):
+        self.arch, self.source, self.name, self.path = arch, source, name, path
         self.hp = {}
         self.ext = collections.OrderedDict()  # attn.* keys
         self.tensors = []  # (gguf name, Src, transform, note)
@@ -1167,7 +1164,7 @@ def map_nanogpt(sd, margs, path, rope):
              % (margs.get("n_layer"), margs.get("n_embd"), L, D))
     fc = sd.get("transformer.h.0.mlp.c_fc.weight")
     F = fc.shape[0] if fc is not None else 4 * D
-    m = Model("gpt2", "nanoGPT " + os.path.basename(path), os.path.splitext(os.path.basename(path))[0])
+    m = Model("gpt2", "nanoGPT " + os.path.basename(path), os.path.splitext(os.path.basename(path))[0], path)
     ctx = margs.get("block_size")
     m.add("token_embd.weight", wte)
     wpe = sd.get("transformer.wpe.weight")
@@ -1209,11 +1206,11 @@ def map_nanogpt(sd, margs, path, rope):
 
 def map_llama(m, sd, names, L, D, H, Hkv, hd, F, V, prefix, permute_heads):
     """LLaMA tensors with one naming scheme (names: dict of role -> source name pattern)."""
-    def get(role, i=None, required=True):
+    def get(role, i=None):
         n = names[role] % i if i is not None else names[role]
         s = sd.get(prefix + n)
-        if s is None and required:
-            fail(m.source, "missing tensor '%s'" % (prefix + n))
+        if s is None:
+            fail(m.path, "missing tensor '%s'" % (prefix + n))
         return s
 
     emb = get("emb")
@@ -1276,7 +1273,7 @@ def _llama_hp(m, ctx, D, L, F, H, Hkv, eps, theta, V, hd):
 def map_llama2c(hp, sd, path, source):
     D, L, H, Hkv, V = hp["dim"], hp["n_layers"], hp["n_heads"], hp["n_kv_heads"], hp["vocab"]
     F = hp["hidden"]
-    m = Model("llama", source, os.path.splitext(os.path.basename(path))[0])
+    m = Model("llama", source, os.path.splitext(os.path.basename(path))[0], path)
     emb = map_llama(m, sd, LLAMA2C_NAMES, L, D, H, Hkv, D // H, F, V, "", False)
     _llama_head(m, sd, "output.weight", emb, False)
     _llama_hp(m, hp["seq"], D, L, F, H, Hkv, hp.get("norm_eps", 1e-5), 10000.0, V, D // H)
@@ -1353,7 +1350,7 @@ def map_hf(folder):
         fail(os.path.join(folder, "config.json"), "missing %s" % keys[0])
 
     if mt == "gpt2":
-        m = Model("gpt2", "Hugging Face GPT-2 (%s)" % fname, name)
+        m = Model("gpt2", "Hugging Face GPT-2 (%s)" % fname, name, folder)
         D, L, H = need("n_embd", "hidden_size"), need("n_layer", "num_hidden_layers"), need("n_head", "num_attention_heads")
         ctx = need("n_positions", "n_ctx", "max_position_embeddings")
         F = cfg.get("n_inner") or 4 * D
@@ -1398,7 +1395,7 @@ def map_hf(folder):
                 m.ignored.append(k)
         return m, find_tokenizer(folder), cfg, list(sd)
     if mt in ("llama", "mistral"):
-        m = Model("llama", "Hugging Face LLaMA (%s)" % fname, name)
+        m = Model("llama", "Hugging Face LLaMA (%s)" % fname, name, folder)
         D, L, H = need("hidden_size"), need("num_hidden_layers"), need("num_attention_heads")
         Hkv = cfg.get("num_key_value_heads") or H
         F, ctx = need("intermediate_size"), need("max_position_embeddings")

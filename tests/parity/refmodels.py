@@ -209,13 +209,15 @@ def save_llama_ckpt(m, path):
 # ---------------------------------------------------------------- Hugging Face folders
 
 
-def write_safetensors(path, tensors):
-    """{name: numpy array} -> safetensors (8-byte header length, JSON header, data)."""
+def write_safetensors(path, tensors, dtype="F32"):
+    """{name: float32 numpy array} -> safetensors (8-byte header length, JSON header,
+    data), weights stored as dtype F32, F16 or BF16 (rounded by torch)."""
     header, blobs, off = {}, [], 0
     for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
-        dt = {np.dtype("float32"): "F32", np.dtype("float16"): "F16"}[a.dtype]
-        b = a.tobytes()
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        dt = dtype if name.endswith(".weight") and a.ndim == 2 else "F32"
+        t = t.to({"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[dt])
+        b = t.view(torch.int16 if dt != "F32" else torch.int32).numpy().tobytes()
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
@@ -302,21 +304,22 @@ def hf_llama_tensors(m):
     return out, cfg
 
 
-def save_hf_llama(m, folder, shards=1):
-    """model.safetensors, or `shards` files with model.safetensors.index.json."""
+def save_hf_llama(m, folder, shards=1, dtype="F32"):
+    """model.safetensors, or `shards` files with model.safetensors.index.json;
+    2-D weights stored as dtype (F32, F16, BF16)."""
     os.makedirs(folder, exist_ok=True)
     tensors, cfg = hf_llama_tensors(m)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(cfg, f)
     if shards == 1:
-        write_safetensors(os.path.join(folder, "model.safetensors"), tensors)
+        write_safetensors(os.path.join(folder, "model.safetensors"), tensors, dtype)
         return
     names = list(tensors)
     wm = {}
     for s in range(shards):
         fn = "model-%05d-of-%05d.safetensors" % (s + 1, shards)
         part = {n: tensors[n] for n in names[s::shards]}
-        write_safetensors(os.path.join(folder, fn), part)
+        write_safetensors(os.path.join(folder, fn), part, dtype)
         wm.update({n: fn for n in part})
     with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": 0}, "weight_map": wm}, f)
