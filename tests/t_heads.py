@@ -9,9 +9,6 @@ induction is null on a prompt with no repeated token; --top/--by; corpus mode
 equals the mean of single-prompt runs and keeps its resident memory flat from
 100 to 1000 lines; the induction test's shape. SKIP when torch or the
 reference model is missing."""
-import contextlib
-import importlib.util
-import io
 import json
 import math
 import os
@@ -21,41 +18,12 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ATTN = os.path.abspath(os.environ.get("ATTN", os.path.join(ROOT, "attn")))
-PY = os.environ.get("PY", sys.executable)
-REF = os.path.join(ROOT, "..", "shared", "ref", "nanoGPT", "model.py")
-NAME = "heads"
-failures = 0
+from ref_nanogpt import ATTN, check, finish, gpt, reference, run, save_convert
 
-
-def check(ok, name, why=""):
-    global failures
-    if ok:
-        print("PASS %s" % name)
-    else:
-        failures += 1
-        print("FAIL %s: %s" % (name, why))
-
-
-def skip(why):
-    print("SKIP %s: %s" % (NAME, why))
-    sys.exit(0)
-
-
-try:
-    import torch
-except ImportError:
-    skip("torch is not installed")
-if not os.path.exists(REF):
-    skip("reference %s not found" % REF)
+torch, ng = reference("heads")
 if not os.access(ATTN, os.X_OK):
-    print("FAIL %s: no binary at %s" % (NAME, ATTN))
+    print("FAIL heads: no binary at %s" % ATTN)
     sys.exit(1)
-
-spec = importlib.util.spec_from_file_location("nanogpt_model", REF)
-ng = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ng)
 
 P, HD, H, D, V = 16, 16, 4, 64, 32   # block size, head dim, heads, width, vocab
 BETA = 5.0
@@ -70,9 +38,7 @@ def build_model():
     q_i ~ e_{i-1} (previous), e_0 (first), e_i (self), e_{i-3} (offset 3).
     Outputs (c_proj) and the MLP are zero."""
     torch.manual_seed(0)
-    cfg = ng.GPTConfig(block_size=P, vocab_size=V, n_layer=1, n_head=H, n_embd=D, dropout=0.0, bias=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # model.py prints its parameter count
-        m = ng.GPT(cfg)
+    m = gpt(ng, block_size=P, vocab_size=V, n_layer=1, n_head=H, n_embd=D, bias=True)
     with torch.no_grad():
         for p in m.parameters():
             p.zero_()
@@ -101,8 +67,7 @@ def build_model():
                     W[q0 + r, r] = BETA
                 elif kind == "offset3" and r + 3 < P:
                     W[q0 + r, r + 3] = BETA
-    m.eval()
-    return m, cfg
+    return m
 
 
 def torch_attention(m, ids):
@@ -157,10 +122,6 @@ def uniform(T):
     return [[1.0 / (i + 1) if j <= i else 0.0 for j in range(T)] for i in range(T)]
 
 
-def run(args, **kw):
-    return subprocess.run([ATTN] + args, capture_output=True, text=True, **kw)
-
-
 def close(a, b, tol):
     if a is None or b is None:
         return a is None and b is None
@@ -173,19 +134,11 @@ def compare(got, want, tol):
 
 
 tmp = tempfile.mkdtemp(prefix="t_heads_")
-model, cfg = build_model()
-torch.save({"model": model.state_dict(), "model_args": dict(n_layer=1, n_head=H, n_embd=D, block_size=P, bias=True,
-                                                            vocab_size=V, dropout=0.0),
-            "iter_num": 0, "best_val_loss": 0.0, "config": {}}, os.path.join(tmp, "ckpt.pt"))
+model = build_model()
 with open(os.path.join(tmp, "meta.pkl"), "wb") as f:
     pickle.dump({"vocab_size": V, "itos": {i: c for i, c in enumerate(CHARS)},
                  "stoi": {c: i for i, c in enumerate(CHARS)}}, f)
-gguf = os.path.join(tmp, "hand.gguf")
-cv = subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), os.path.join(tmp, "ckpt.pt"), "-o", gguf],
-                    capture_output=True, text=True)
-if cv.returncode != 0:
-    print("FAIL heads_convert: %s" % cv.stderr.strip()[-300:])
-    sys.exit(1)
+gguf = save_convert(torch, model, tmp, "hand")
 
 rng = random.Random(5)
 # a prompt with no repeated token (induction and duplicate undefined), one with repeats
@@ -281,8 +234,7 @@ else:
         s = run(["heads", "-m", gguf, "-p", ln, "--format", "json"])
         if s.returncode != 0:
             singles = None
-            print("FAIL heads_corpus_single: %s" % s.stderr.strip())
-            failures += 1
+            check(False, "heads_corpus_single", s.stderr.strip())
             break
         singles.append(json.loads(s.stdout)["heads"])
     if singles is not None:
@@ -344,4 +296,4 @@ else:
     check(rc1 == 0 and rc2 == 0 and rss100 > 0 and rss1000 - rss100 < 512, "heads_corpus_rss_flat",
           "max RSS %d KB for 100 lines, %d KB for 1000 lines (exit %d, %d)" % (rss100, rss1000, rc1, rc2))
     print("   corpus max RSS: %d KB (100 lines), %d KB (1000 lines)" % (rss100, rss1000))
-sys.exit(1 if failures else 0)
+finish()

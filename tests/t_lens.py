@@ -4,57 +4,23 @@ tools/convert.py); for the embeddings and after every block, lm_head(ln_f(x))
 computed from the module itself. Checks the top-3 ids and probabilities and
 the probability of the finally chosen token at every layer and position.
 SKIP when torch or the reference model is missing."""
-import contextlib
-import importlib.util
-import io
 import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ATTN = os.path.abspath(os.environ.get("ATTN", os.path.join(ROOT, "attn")))
-PY = os.environ.get("PY", sys.executable)
-REF = os.path.join(ROOT, "..", "shared", "ref", "nanoGPT", "model.py")
+from ref_nanogpt import check, finish, gpt, reference, run, save_convert
+
 L, H, D, P, V, T = 3, 4, 32, 32, 96, 12
-
-
-def skip(why):
-    print("SKIP lens: %s" % why)
-    sys.exit(0)
-
-
-try:
-    import torch
-except ImportError:
-    skip("torch is not installed")
-if not os.path.exists(REF):
-    skip("reference %s not found" % REF)
-
-spec = importlib.util.spec_from_file_location("nanogpt_model", REF)
-ng = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ng)
+torch, ng = reference("lens")
 torch.manual_seed(7)
-with contextlib.redirect_stdout(io.StringIO()):
-    model = ng.GPT(ng.GPTConfig(block_size=P, vocab_size=V, n_layer=L, n_head=H, n_embd=D, dropout=0.0, bias=True))
+model = gpt(ng, block_size=P, vocab_size=V, n_layer=L, n_head=H, n_embd=D, bias=True)
 with torch.no_grad():  # a fresh init predicts nearly uniformly: make the lens rows distinct
     model.transformer.wte.weight.mul_(40)
     for blk in model.transformer.h:
         blk.mlp.c_proj.weight.mul_(20)
-model.eval()
 tmp = tempfile.mkdtemp(prefix="t_lens_")
-torch.save({"model": model.state_dict(), "model_args": dict(n_layer=L, n_head=H, n_embd=D, block_size=P, bias=True,
-                                                            vocab_size=V, dropout=0.0)},
-           os.path.join(tmp, "ckpt.pt"))
-gguf = os.path.join(tmp, "m.gguf")
-cv = subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), os.path.join(tmp, "ckpt.pt"), "-o", gguf],
-                    capture_output=True, text=True)
-if cv.returncode != 0:
-    print("FAIL lens_convert: %s" % cv.stderr.strip()[-300:])
-    sys.exit(1)
+gguf = save_convert(torch, model, tmp, "m")
 g = random.Random(4)
 ids = [g.randrange(V) for _ in range(T)]
 
@@ -68,11 +34,10 @@ with torch.no_grad():
         rows.append(x)
     probs = [torch.softmax(model.lm_head(tr.ln_f(r)).double(), dim=-1)[0] for r in rows]  # (L+1) x (T, V)
 
-r = subprocess.run([ATTN, "run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--lens", "--format", "json"],
-                   capture_output=True, text=True)
+r = run(["run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--lens", "--format", "json"])
 if r.returncode != 0:
-    print("FAIL lens_run: exit %d: %s" % (r.returncode, r.stderr.strip()))
-    sys.exit(1)
+    check(False, "lens_run", "exit %d: %s" % (r.returncode, r.stderr.strip()))
+    finish()
 lens = json.loads(r.stdout)["lens"]
 bad = []
 for pos in lens:
@@ -96,6 +61,6 @@ for pos in lens:
             bad.append("position %d layer %d: top %s, torch %s" % (t, row["layer"], got, want))
 n_rows = sum(len(pos["layers"]) for pos in lens)
 ok = not bad and len(lens) == T and n_rows == T * (L + 1)
-print("PASS lens_matches_torch" if ok else "FAIL lens_matches_torch: %s" % ("; ".join(bad[:4]) or "%d rows" % n_rows))
+check(ok, "lens_matches_torch", "; ".join(bad[:4]) or "%d rows" % n_rows)
 shutil.rmtree(tmp, ignore_errors=True)
-sys.exit(0 if ok else 1)
+finish()

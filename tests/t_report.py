@@ -6,9 +6,6 @@ console errors, no network request, hovering a token changes the lines.
 Also: bad input (no -o) exits 2 and leaves no file. SKIP when torch,
 chromium, node or puppeteer-core is missing."""
 import base64
-import contextlib
-import importlib.util
-import io
 import json
 import math
 import os
@@ -18,60 +15,24 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ATTN = os.path.abspath(os.environ.get("ATTN", os.path.join(ROOT, "attn")))
-PY = os.environ.get("PY", sys.executable)
-REF = os.path.join(ROOT, "..", "shared", "ref", "nanoGPT", "model.py")
+from ref_nanogpt import ROOT, check, finish, gpt, reference, run, save_convert
+import ref_nanogpt
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 L, H, D, P, V = 6, 8, 64, 128, 256
-failures = 0
-
-
-def check(ok, name, why=""):
-    global failures
-    if ok:
-        print("PASS %s" % name)
-    else:
-        failures += 1
-        print("FAIL %s: %s" % (name, why))
-
-
-def skip(why):
-    print("SKIP report: %s" % why)
-    sys.exit(0)
-
-
-try:
-    import torch
-except ImportError:
-    skip("torch is not installed")
-if not os.path.exists(REF):
-    skip("reference %s not found" % REF)
-
+torch, ng = reference("report")
 tmp = tempfile.mkdtemp(prefix="t_report_")
-spec = importlib.util.spec_from_file_location("nanogpt_model", REF)
-ng = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ng)
 torch.manual_seed(1)
-with contextlib.redirect_stdout(io.StringIO()):
-    model = ng.GPT(ng.GPTConfig(block_size=P, vocab_size=V, n_layer=L, n_head=H, n_embd=D, dropout=0.0, bias=True))
+model = gpt(ng, block_size=P, vocab_size=V, n_layer=L, n_head=H, n_embd=D, bias=True)
 with torch.no_grad():  # sharper than a fresh init, so layers and heads differ after 8-bit rounding
     for blk in model.transformer.h:
         blk.attn.c_attn.weight.mul_(15)
-torch.save({"model": model.state_dict(), "model_args": dict(n_layer=L, n_head=H, n_embd=D, block_size=P, bias=True,
-                                                            vocab_size=V, dropout=0.0)},
-           os.path.join(tmp, "ckpt.pt"))
-gguf = os.path.join(tmp, "m.gguf")
-cv = subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), os.path.join(tmp, "ckpt.pt"), "-o", gguf],
-                    capture_output=True, text=True)
-if cv.returncode != 0:
-    print("FAIL report_convert: %s" % cv.stderr.strip()[-300:])
-    sys.exit(1)
+gguf = save_convert(torch, model, tmp, "m")
 
 g = random.Random(3)
 ids = ",".join(str(g.randrange(V)) for _ in range(P))
 page = os.path.join(tmp, "out", "report.html")
-r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", ids, "-o", page], capture_output=True, text=True)
+r = run(["report", "-m", gguf, "--ids", ids, "-o", page])
 size = os.path.getsize(page) if os.path.exists(page) else -1
 check(r.returncode == 0 and 0 < size < 5 * 1024 * 1024, "report_size_6x8_T128",
       "exit %d, %d bytes: %s" % (r.returncode, size, r.stderr.strip()))
@@ -112,10 +73,10 @@ if size > 0:
     check(len(data) == L * H * tri and worst <= 0.5 / 255 + 1e-5 and meta["ids"] == id_list and meta["T"] == P,
           "report_attention_vs_torch", "%d bytes, worst |q/255 - p| = %.6f" % (len(data), worst))
 
-r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", "1,2,3"], capture_output=True, text=True)
+r = run(["report", "-m", gguf, "--ids", "1,2,3"])
 check(r.returncode == 2 and r.stderr.startswith("attn: "), "report_needs_out", "exit %d" % r.returncode)
 bad = os.path.join(tmp, "bad.html")
-r = subprocess.run([ATTN, "report", "-m", gguf, "--ids", "1,2,%d" % V, "-o", bad], capture_output=True, text=True)
+r = run(["report", "-m", gguf, "--ids", "1,2,%d" % V, "-o", bad])
 check(r.returncode == 2 and not os.path.exists(bad) and not [f for f in os.listdir(tmp) if f.startswith("bad")],
       "report_bad_id_no_file", "exit %d, files %s" % (r.returncode, os.listdir(tmp)))
 
@@ -132,6 +93,6 @@ elif size > 0:
     sys.stdout.write(b.stdout)
     if b.returncode != 0 and "FAIL" not in b.stdout:
         check(False, "report_browser", "node exit %d: %s" % (b.returncode, b.stderr.strip()[-300:]))
-    failures += b.stdout.count("FAIL ")
+    ref_nanogpt.failures += b.stdout.count("FAIL ")
 shutil.rmtree(tmp, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish()

@@ -1,0 +1,80 @@
+"""tests/ref_nanogpt.py - shared by t_heads.py, t_lens.py and t_report.py (not
+a test itself): the PASS/FAIL/SKIP protocol, the reference nanoGPT model
+(../shared/ref/nanoGPT/model.py, imported from there, never copied), and
+saving a model as nanoGPT's train.py does, then converting it with
+tools/convert.py."""
+import contextlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATTN = os.path.abspath(os.environ.get("ATTN", os.path.join(ROOT, "attn")))
+PY = os.environ.get("PY", sys.executable)
+REF = os.path.join(ROOT, "..", "shared", "ref", "nanoGPT", "model.py")
+failures = 0
+
+
+def check(ok, name, why=""):
+    global failures
+    if ok:
+        print("PASS %s" % name)
+    else:
+        failures += 1
+        print("FAIL %s: %s" % (name, why))
+
+
+def skip(name, why):
+    print("SKIP %s: %s" % (name, why))
+    sys.exit(0)
+
+
+def finish():
+    sys.exit(1 if failures else 0)
+
+
+def reference(name):
+    """(torch, the nanoGPT model module), or SKIP the test `name`."""
+    try:
+        import torch
+    except ImportError:
+        skip(name, "torch is not installed")
+    if not os.path.exists(REF):
+        skip(name, "reference %s not found" % REF)
+    spec = importlib.util.spec_from_file_location("nanogpt_model", REF)
+    ng = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ng)
+    return torch, ng
+
+
+def gpt(ng, **cfg):
+    """A nanoGPT GPT(GPTConfig(**cfg)), dropout 0, without model.py's print."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        m = ng.GPT(ng.GPTConfig(dropout=0.0, **cfg))
+    m.eval()
+    return m
+
+
+def save_convert(torch, model, tmp, name):
+    """ckpt.pt as nanoGPT's train.py writes it (a meta.pkl already in tmp is
+    attached by the converter), converted to tmp/NAME.gguf; FAIL and exit if
+    the converter fails."""
+    c = model.config
+    args = dict(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.block_size, bias=c.bias,
+                vocab_size=c.vocab_size, dropout=0.0)
+    ckpt = os.path.join(tmp, "ckpt.pt")
+    torch.save({"model": model.state_dict(), "model_args": args, "iter_num": 0, "best_val_loss": 0.0,
+                "config": {}}, ckpt)
+    gguf = os.path.join(tmp, name + ".gguf")
+    r = subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ckpt, "-o", gguf],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("FAIL convert_%s: %s" % (name, r.stderr.strip()[-300:]))
+        sys.exit(1)
+    return gguf
+
+
+def run(args, **kw):
+    return subprocess.run([ATTN] + args, capture_output=True, text=True, **kw)
