@@ -53,7 +53,14 @@ static const char *HEADS_HELP =
     "  --len N           ids per repeat for --induction-test (default 50, or as\n"
     "                    many as fit the context)\n"
     "  --no-bos          do not add the BOS token the model would add\n"
-    "  --format table|tsv|json   (JSON shape: see the README / DESIGN.md)\n"
+    "  --format table|tsv|json\n"
+    "JSON: {\"model\", \"tokens\", \"ids\", \"baseline_seed\", \"heads\": [{\"layer\", \"head\",\n"
+    "  \"scores\", \"baseline\" (random init), \"uniform\"}]}, each scores object\n"
+    "  {\"previous\", \"first\", \"self\", \"induction\", \"duplicate\", \"offset\",\n"
+    "  \"offset_k\", \"entropy_bits\"}. --each-line: \"n_prompts\", \"n_tokens\",\n"
+    "  \"n_empty_lines\" instead of tokens/ids, and per head \"sd\" and \"n\" (prompts\n"
+    "  where defined). --induction-test adds \"induction_len\", \"loss\" and\n"
+    "  \"baseline_loss\": {\"first_repeat\", \"second_repeat\"} in nats per token.\n"
     "  -t N              threads\n";
 
 // A model with its forward session, regrown when a longer prompt arrives.
