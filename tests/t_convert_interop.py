@@ -131,6 +131,14 @@ def test_llama2c(tmp):
             if tensor_at(d, out, gname, len(want)) != want:
                 errs.append("%s: values at the reported offset differ from %s" % (gname, sname))
         report("interop llama2.c v1 --dtype %s" % dtype, errs)
+    errs = []
+    out = os.path.join(tmp, "l_set.gguf")
+    convert([src, "-o", out, "--set", "attn.training.steps=1500", "--set", "attn.training.heldout_loss=1.375",
+             "--set", "attn.training.corpus=TinyStories (\ud55c)", "--set", "general.name=mini"])
+    check_kv(npm_dump(out), {"attn.training.steps": (G_U32, 1500), "attn.training.heldout_loss": (G_F32, 1.375),
+                             "attn.training.corpus": (G_STR, "TinyStories (\ud55c)"), "general.name": (G_STR, "mini"),
+                             "attn.source": (G_STR, "llama2.c l.bin (v1)")}, errs)
+    report("interop --set attn.training.* keys", errs)
 
 
 # ---------------------------------------------------------------- tokenizers

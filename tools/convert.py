@@ -561,7 +561,7 @@ def _load_torch_zip(path):
     except ConvertError:
         raise
     except PICKLE_ERRORS + (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        fail(path, "cannot read the checkpoint's pickle (%s)" % (e or type(e).__name__))
+        fail(path, "cannot read the checkpoint's pickle (%s)" % (str(e) or type(e).__name__))
 
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -597,7 +597,7 @@ def _load_torch_legacy(path):
     except ConvertError:
         raise
     except PICKLE_ERRORS as e:
-        fail(path, "cannot read the checkpoint's pickle (%s)" % (e or type(e).__name__))
+        fail(path, "cannot read the checkpoint's pickle (%s)" % (str(e) or type(e).__name__))
     if not isinstance(keys, list):
         fail(path, "malformed storage key list")
     for key in keys:
@@ -607,7 +607,6 @@ def _load_torch_legacy(path):
         if st is None or numel != st.numel:
             fail(path, "storage %s does not match the pickle" % key)
         es = DTYPES[st.dtype][0]
-        fr.read(pos + 8, 0, "storage %s" % key)
         if pos + 8 + numel * es > fr.size:
             fail(path, "storage %s lies past the end of the file" % key)
         st.read = (lambda base: lambda off, n: fr.read(base + off, n, "storage"))(pos + 8)
@@ -721,8 +720,7 @@ def _dequant_llama2c(b, n, group):
     a = array("f", bytes(4 * n))
     for g in range(n // group):
         d = s[g]
-        for i in range(g * group, (g + 1) * group):
-            a[i] = q[i] * d
+        a[g * group:(g + 1) * group] = array("f", [x * d for x in q[g * group:(g + 1) * group]])
     return f32_to_le(a)
 
 
@@ -1600,6 +1598,8 @@ def convert(args):
         warn(msg + "; not attached")
         vocab = None
     kv = model_kv(m, OUT_DTYPES[args.dtype][1])
+    for key, t, v in args.set:
+        kv.set(key, t, v)
     if vocab is not None:
         if len(vocab.tokens) < V:
             print("tokenizer padded from %d to %d tokens" % (len(vocab.tokens), V))
@@ -1621,6 +1621,21 @@ def convert(args):
     n_params = sum(prod(t.shape) for t in tensors)
     print("wrote %s: %d tensors, %.2fM parameters, %s, %.2f MB" % (out, len(tensors), n_params / 1e6, args.dtype,
                                                                    size / 1e6))
+
+
+SET_TYPES = {"attn.training.steps": (G_U32, int), "attn.training.heldout_loss": (G_F32, float)}
+
+
+def set_arg(text):
+    """--set KEY=VALUE -> (key, GGUF type, value)."""
+    key, eq, value = text.partition("=")
+    if not eq or not re.match(r"^(attn|general)\.[A-Za-z0-9_.]+$", key):
+        raise argparse.ArgumentTypeError("%r is not attn.KEY=VALUE or general.KEY=VALUE" % text)
+    t, conv = SET_TYPES.get(key, (G_STR, str))
+    try:
+        return key, t, conv(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%s needs a number, not %r" % (key, value))
 
 
 HELP_EPILOG = """\
@@ -1660,6 +1675,10 @@ def main(argv=None):
                     help="RoPE layout of a nanoGPT checkpoint without position embeddings (see below)")
     ap.add_argument("--rope-theta", type=float, default=None, metavar="THETA",
                     help="RoPE base for such a checkpoint (default: model_args rope_theta, else 10000)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=set_arg,
+                    help="add an attn.* or general.* key, e.g. attn.training.corpus=TinyStories; "
+                         "attn.training.steps is written as u32, attn.training.heldout_loss as f32, others as "
+                         "strings (repeatable)")
 
     def usage_error(msg):
         print("convert.py: usage: %s" % msg, file=sys.stderr)
