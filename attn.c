@@ -456,7 +456,8 @@ static const char *RUN_HELP =
     "                 embeddings), the top-3 tokens of the residual stream after\n"
     "                 that layer through the final norm and unembedding, and\n"
     "                 P(final) = the probability there of the token the model\n"
-    "                 finally ranks first (0..1)\n"
+    "                 finally ranks first (0..1); with -o DIR also DIR/lens.png,\n"
+    "                 a heatmap of P(final), layers x positions, fixed 0..1\n"
     "  --no-bos       do not add the BOS token the model would add\n"
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
@@ -464,7 +465,7 @@ static int cmd_run(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
     long k = 10;
-    int per_token = 0, exp_npy = 0, exp_json = 0, lens = 0;
+    int per_token = 0, exp_npy = 0, exp_json = 0, lens = 0, exp_lens_png = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -491,6 +492,7 @@ static int cmd_run(int argc, char **argv) {
     if (o.help) { fputs(RUN_HELP, stdout); return 0; }
     const char *fmt;
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (lens && o.out_dir) exp_lens_png = 1;
     if ((exp_npy || exp_json) && !o.out_dir) {
         fprintf(stderr, "attn: run: --export needs -o DIR\n");
         return 2;
@@ -507,7 +509,7 @@ static int cmd_run(int argc, char **argv) {
     if (!rc) rc = cli_pool(&o, &pool);
     if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
     char dir[1024] = "", path[1100];
-    if (!rc && (exp_npy || exp_json)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
+    if (!rc && (exp_npy || exp_json || exp_lens_png)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
     if (rc) goto done;
     const attn_config *c = &m->cfg;
     int V = c->n_vocab;
@@ -552,6 +554,16 @@ static int cmd_run(int argc, char **argv) {
     if (exp_json) {
         snprintf(path, sizeof path, "%s/tokens.json", dir);
         if ((rc = write_tokens_json(path, m, ids, labels, T))) goto done;
+    }
+    if (exp_lens_png) {
+        attn_image im;
+        char title[200];
+        snprintf(title, sizeof title, "%.120s - logit lens: P(final token) after each layer", m->name);
+        snprintf(path, sizeof path, "%s/lens.png", dir);
+        if ((rc = attn_lens_image(rc_.lens, m->tok, ids, title, &im))) goto done;
+        rc = attn_write_png(path, &im);
+        attn_image_free(&im);
+        if (rc) goto done;
     }
     // the table(s)
     int *idx = malloc((size_t)k * sizeof *idx);
@@ -622,8 +634,9 @@ static int cmd_run(int argc, char **argv) {
     if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
     if (json) printf("}\n");
     free(idx);
-    if (exp_npy || exp_json) fprintf(stderr, "attn: wrote %s%s%s\n", exp_npy ? "attention.npy, logits.npy" : "", exp_npy && exp_json ? ", " : "", exp_json ? "tokens.json" : "");
-    (void)path;
+    if (exp_npy || exp_json || exp_lens_png)
+        fprintf(stderr, "attn: wrote to %s:%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
+                exp_json ? " tokens.json" : "", exp_lens_png ? " lens.png" : "");
 done:
     if (rc_.export_attn) attn_out_abort(&rc_.npy);
     free(rc_.top3);
