@@ -83,7 +83,16 @@ def test_llama2c(tmp):
     legacy = struct.pack("<7i", 16, 32, 2, 3, 1, 20, 8)  # 3 heads do not divide 16
     bad(tmp, [write(os.path.join(tmp, "t.bin"), legacy + data[256:])], errs, "heads do not divide dim")
     bad(tmp, [os.path.join(tmp, "missing.bin")], errs, "missing file", "missing.bin")
-    report("bad llama2.c .bin: %d truncations, absurd header, wrong size, missing file" % len(cuts(len(data))), errs)
+    r = subprocess.run([PY, CONVERT, good, "-o", good], capture_output=True, text=True)
+    if r.returncode != 2 or open(good, "rb").read() != data:
+        errs.append("-o SRC: exit %d, input %s" % (r.returncode, "kept" if open(good, "rb").read() == data else
+                                                   "overwritten"))
+    r = subprocess.run([PY, CONVERT, good, "-o", os.path.join(tmp, "no", "such", "x.gguf")], capture_output=True,
+                       text=True)
+    if r.returncode != 2 or len(r.stderr.strip().split("\n")) != 1:
+        errs.append("-o into a missing folder: exit %d %r" % (r.returncode, r.stderr))
+    report("bad llama2.c .bin: %d truncations, absurd header, wrong size, missing file; -o SRC, -o missing folder"
+           % len(cuts(len(data))), errs)
 
 
 def safetensors_bytes(header, payload):

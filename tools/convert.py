@@ -1562,6 +1562,8 @@ def default_out(src):
 
 def convert(args):
     out = args.output or default_out(args.src)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        fail(out, "its folder does not exist")
     if os.path.exists(args.src) and os.path.exists(out) and os.path.samefile(args.src, out):
         fail(out, "output would overwrite the input")
     if args.vocab_only:
