@@ -1,0 +1,312 @@
+// attn_cmd_compare.c - `attn compare`: the attention of two models (or a
+// model and its own random init) on the same tokens: panels on one shared
+// scale plus a difference map per chosen head, and a per-head table of
+// Jensen-Shannon divergence and head types. With three or more models
+// (checkpoints of one run), the table is a timeline of head-type scores.
+#include "attn.h"
+#include "attn_cli.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COMPARE_SEED 1234 // default seed of --init random
+
+static const char *COMPARE_HELP =
+    "usage: attn compare -m A -m B [-m C ...] (-p TEXT | -f FILE | --ids 1,2,3)\n"
+    "       attn compare [-m A] --init random [--seed S] (-p TEXT | ...)\n"
+    "                    [--layers 0,3|all] [--heads 1,2|all] [-o DIR] [--svg]\n"
+    "                    [--scale fixed|row|log] [--format table|tsv|json]\n\n"
+    "Runs every model on the same tokens (the first model's tokenizer) and\n"
+    "compares their attention head by head. The models must have the same\n"
+    "number of layers and heads.\n"
+    "  --init random   B is a random init of A's architecture (GPT-2 init), so a\n"
+    "                  pattern can be told apart from what untrained weights give\n"
+    "  --seed S        seed of that random init (default 1234)\n"
+    "Table (stdout), one row per head:\n"
+    "  jsd      Jensen-Shannon divergence between the attention rows of two\n"
+    "           models, in bits (0 = identical, 1 = disjoint), mean over the query\n"
+    "           positions 1..T-1; with 3+ models, between consecutive ones\n"
+    "  A, B ..  each model's strongest head type and its score: the mean\n"
+    "           attention mass on the previous token (prev), the first (first),\n"
+    "           itself (self), the token after an earlier copy of the current\n"
+    "           one (induct), earlier copies (dup), or key i-k, k = 2..8 (off<k>)\n"
+    "  json: {\"models\": [...], \"tokens\": [...], \"heads\": [{\"layer\", \"head\",\n"
+    "        \"jsd_bits\": [one per consecutive pair], \"scores\": [one per model:\n"
+    "        {\"previous\", \"first\", \"self\", \"induction\", \"duplicate\",\n"
+    "        \"offset\", \"offset_k\", \"entropy_bits\"}]}]}\n"
+    "Pictures (-o DIR), for each chosen head: DIR/compare_L<l>_H<h>.png, every\n"
+    "model's map on one colour scale and, for two models, A - B on a diverging\n"
+    "scale symmetric about 0 and shared by all these pictures;\n"
+    "DIR/compare_grid.png: A - B for all chosen heads (two models). --svg also\n"
+    "writes SVG. --layers/--heads choose the pictures (default all); the table\n"
+    "always covers every head.\n";
+
+typedef struct {
+    attn_model *m;
+    cli_attn a;            // every head, (L*H, T, T)
+    attn_head_scores *sc;  // [L*H]
+    char label[160];
+} cmp_model;
+
+static double head_jsd(const float *a, const float *b, int T) {
+    double s = 0;
+    for (int q = 1; q < T; q++) s += attn_jsd_bits(a + (size_t)q * T, b + (size_t)q * T, q + 1);
+    return T > 1 ? s / (T - 1) : 0;
+}
+
+// The strongest head type of a head ("prev 0.91"); "-" when none is defined.
+static void dominant(const attn_head_scores *h, char *out, size_t n) {
+    static const char *const shortn[ATTN_S_N] = {"prev", "first", "self", "induct", "dup", "off", "ent"};
+    int best = -1;
+    for (int i = ATTN_S_PREVIOUS; i <= ATTN_S_OFFSET; i++)
+        if (!isnan(h->s[i]) && (best < 0 || h->s[i] > h->s[best])) best = i;
+    if (best < 0) snprintf(out, n, "-");
+    else if (best == ATTN_S_OFFSET) snprintf(out, n, "off%d %.2f", h->offset_k, h->s[best]);
+    else snprintf(out, n, "%s %.2f", shortn[best], h->s[best]);
+}
+
+static void json_num(double x) {
+    if (isnan(x)) printf("null");
+    else printf("%.6g", x);
+}
+
+static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd, char **labels, int T) {
+    const attn_config *c = &ms[0].m->cfg;
+    int L = c->n_layer, H = c->n_head, np = n - 1;
+    char cell[32];
+    if (!strcmp(fmt, "json")) {
+        printf("{\"models\": [");
+        for (int i = 0; i < n; i++) {
+            printf(i ? ", " : "");
+            attn_json_str(stdout, ms[i].label);
+        }
+        printf("], \"tokens\": [");
+        for (int t = 0; t < T; t++) {
+            printf(t ? ", " : "");
+            attn_json_str(stdout, labels[t]);
+        }
+        printf("], \"heads\": [");
+        for (int k = 0; k < L * H; k++) {
+            printf("%s{\"layer\": %d, \"head\": %d, \"jsd_bits\": [", k ? ", " : "", k / H, k % H);
+            for (int i = 0; i < np; i++) printf("%s%.6g", i ? ", " : "", jsd[(size_t)k * np + i]);
+            printf("], \"scores\": [");
+            for (int i = 0; i < n; i++) {
+                const attn_head_scores *h = &ms[i].sc[k];
+                printf("%s{", i ? ", " : "");
+                for (int s = 0; s < ATTN_S_N; s++) {
+                    printf("%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
+                    json_num(h->s[s]);
+                }
+                printf(", \"offset_k\": %d}", h->offset_k);
+            }
+            printf("]}");
+        }
+        printf("]}\n");
+        return;
+    }
+    int tsv = !strcmp(fmt, "tsv");
+    if (tsv) {
+        printf("layer\thead");
+        for (int i = 0; i < np; i++) printf("\tjsd_bits_%c%c", 'A' + i, 'A' + i + 1);
+        for (int i = 0; i < n; i++) printf("\ttype_%c", 'A' + i);
+        printf("\n");
+    } else {
+        for (int i = 0; i < n; i++) printf("%c = %s\n", 'A' + i, ms[i].label);
+        printf("%d tokens. jsd: Jensen-Shannon divergence of the attention rows, bits (0 = same,\n"
+               "1 = disjoint), mean over query positions 1..%d. Types: strongest head-type score\n"
+               "(mean attention mass): prev, first, self, induct, dup, off<k> = key i-k.\n\n", T, T - 1);
+        printf("layer  head");
+        for (int i = 0; i < np; i++) printf("  jsd %c-%c", 'A' + i, 'A' + i + 1);
+        for (int i = 0; i < n; i++) printf("  %-11c", 'A' + i);
+        printf("\n");
+    }
+    for (int k = 0; k < L * H; k++) {
+        printf(tsv ? "%d\t%d" : "%5d  %4d", k / H, k % H);
+        for (int i = 0; i < np; i++) printf(tsv ? "\t%.6g" : "  %7.4f", jsd[(size_t)k * np + i]);
+        for (int i = 0; i < n; i++) {
+            dominant(&ms[i].sc[k], cell, sizeof cell);
+            printf(tsv ? "\t%s" : "  %-11s", cell);
+        }
+        printf("\n");
+    }
+    if (tsv) return;
+    int order[5], no = 0; // the most different heads (first pair)
+    for (int k = 0; k < L * H; k++) {
+        double v = jsd[(size_t)k * np];
+        if (no == 5 && v <= jsd[(size_t)order[4] * np]) continue;
+        int j = no < 5 ? no++ : 4;
+        while (j > 0 && v > jsd[(size_t)order[j - 1] * np]) order[j] = order[j - 1], j--;
+        order[j] = k;
+    }
+    printf("\nmost different (A-B):");
+    for (int j = 0; j < no; j++) printf("  L%d H%d %.3f", order[j] / H, order[j] % H, jsd[(size_t)order[j] * np]);
+    printf("\n");
+}
+
+int cmd_compare(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_init(&o);
+    const char *layers_s = "all", *heads_s = "all", *init = NULL;
+    long seed = COMPARE_SEED;
+    int svg = 0;
+    attn_scale scale = ATTN_SCALE_FIXED;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--init")) { if (!(init = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--seed")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return 2;
+        } else if (!strcmp(a, "--scale")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_scale(v, &scale)) return 2;
+        } else if (!strcmp(a, "--svg")) svg = 1;
+        else return cli_bad_opt("compare", a);
+    }
+    if (o.help) { fputs(COMPARE_HELP, stdout); return 0; }
+    const char *fmt;
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (init && strcmp(init, "random")) {
+        fprintf(stderr, "attn: compare: --init '%s': only 'random' is known\n", init);
+        return 2;
+    }
+    int n = init ? 2 : o.n_models;
+    if (init ? o.n_models > 1 : o.n_models < 2) {
+        fprintf(stderr, "attn: compare: give two or more models (-m A -m B), or one and --init random\n");
+        return 2;
+    }
+    cmp_model *ms = calloc((size_t)n, sizeof *ms);
+    attn_pool *pool = NULL;
+    int32_t *ids = NULL;
+    char **labels = NULL, dir[1024] = "";
+    uint8_t *all = NULL, *lmask = NULL, *hmask = NULL;
+    double *jsd = NULL;
+    float *diff = NULL;
+    attn_panel *panels = NULL;
+    int T = 0, rc = ms ? 0 : attn_err(ATTN_EFAIL, "out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        if (init && i == 1) {
+            rc = attn_model_random(&ms[1].m, ms[0].m, (uint64_t)seed);
+            snprintf(ms[1].label, sizeof ms[1].label, "random init of %s (seed %ld)", ms[0].m->name, seed);
+        } else {
+            rc = cli_load_model(&o, i, &ms[i].m);
+            if (!rc) snprintf(ms[i].label, sizeof ms[i].label, "%s", ms[i].m->name);
+        }
+    }
+    if (!rc) rc = cli_prompt_ids(&o, ms[0].m, &ids, &T);
+    if (!rc) rc = attn_token_labels(ms[0].m->tok, ids, T, &labels);
+    if (!rc) rc = cli_pool(&o, &pool);
+    if (rc) goto done;
+    const attn_config *c = &ms[0].m->cfg;
+    int L = c->n_layer, H = c->n_head, np = n - 1;
+    for (int i = 1; i < n && !rc; i++) {
+        const attn_config *ci = &ms[i].m->cfg;
+        if (ci->n_layer != L || ci->n_head != H)
+            rc = attn_err(ATTN_EINPUT, "compare: %s has %d layers x %d heads, %s has %d x %d", ms[0].label, L, H,
+                          ms[i].label, ci->n_layer, ci->n_head);
+        else if (T > ci->n_ctx)
+            rc = attn_err(ATTN_EINPUT, "compare: the prompt is %d tokens, longer than %s's context of %d", T,
+                          ms[i].label, ci->n_ctx);
+        for (int t = 0; !rc && t < T; t++)
+            if (ids[t] >= ci->n_vocab)
+                rc = attn_err(ATTN_EINPUT, "compare: token id %d is outside %s's vocabulary of %d", ids[t],
+                              ms[i].label, ci->n_vocab);
+    }
+    if (rc) goto done;
+    all = malloc((size_t)(L > H ? L : H)), lmask = malloc((size_t)L), hmask = malloc((size_t)H);
+    jsd = malloc((size_t)L * H * (np > 0 ? np : 1) * sizeof *jsd);
+    if (!all || !lmask || !hmask || !jsd) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    memset(all, 1, (size_t)(L > H ? L : H));
+    if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
+        rc = -1;
+        goto done;
+    }
+    if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
+
+    // every head of every model, its scores, and the divergence between neighbours
+    size_t tt = (size_t)T * T;
+    for (int i = 0; i < n && !rc; i++) {
+        cli_progress("compare", i, n);
+        if ((rc = cli_attn_capture(ms[i].m, pool, ids, T, all, all, &ms[i].a))) break;
+        if (!(ms[i].sc = malloc((size_t)L * H * sizeof *ms[i].sc))) { rc = attn_err(ATTN_EFAIL, "out of memory"); break; }
+        for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.p + k * tt, ids, T, &ms[i].sc[k]);
+        if (i > 0)
+            for (int k = 0; k < L * H; k++)
+                jsd[(size_t)k * np + i - 1] = head_jsd(ms[i - 1].a.p + k * tt, ms[i].a.p + k * tt, T);
+    }
+    cli_progress("compare", n, n);
+    if (rc) goto done;
+    print_table(fmt, ms, n, jsd, labels, T);
+
+    if (dir[0]) { // pictures of the chosen heads
+        int ncol = n + (n == 2), nl = 0, nh = 0, n_files = 0;
+        float dmax = 0;
+        panels = calloc((size_t)L * H * 3, sizeof *panels);
+        diff = n == 2 ? malloc((size_t)L * H * tt * sizeof *diff + 1) : NULL;
+        if (!panels || (n == 2 && !diff)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        for (int k = 0; n == 2 && k < L * H; k++)
+            for (size_t j = 0; j < tt; j++) {
+                float d = ms[0].a.p[k * tt + j] - ms[1].a.p[k * tt + j];
+                diff[k * tt + j] = d;
+                if (lmask[k / H] && hmask[k % H] && fabsf(d) > dmax) dmax = fabsf(d);
+            }
+        char names[8][200], title[300], note[300], stem[64];
+        const char *cn[8];
+        for (int i = 0; i < ncol && i < 8; i++) {
+            if (i < n) snprintf(names[i], sizeof names[i], "%c: %.180s", 'A' + i, ms[i].label);
+            else snprintf(names[i], sizeof names[i], "A - B");
+            cn[i] = names[i];
+        }
+        attn_figure f = {.T = T, .labels = (const char *const *)labels, .rows = 1, .cols = ncol < 8 ? ncol : 8,
+                         .col_names = cn, .scale = scale, .dmax = dmax, .causal = 1, .title = title, .note = note};
+        for (int k = 0; k < L * H && !rc; k++) {
+            if (!lmask[k / H] || !hmask[k % H]) continue;
+            for (int i = 0; i < n && i < 8; i++) panels[i].p = ms[i].a.p + k * tt, panels[i].diverging = 0;
+            if (n == 2) panels[2].p = diff + k * tt, panels[2].diverging = 1;
+            f.panels = panels;
+            snprintf(title, sizeof title, "layer %d, head %d: %s", k / H, k % H,
+                     n == 2 ? "A vs B" : "checkpoints");
+            int o2 = 0;
+            o2 += snprintf(note + o2, sizeof note - o2, "%d tokens; Jensen-Shannon divergence", T);
+            for (int i = 0; i < np && o2 < (int)sizeof note - 40; i++)
+                o2 += snprintf(note + o2, sizeof note - o2, " %c-%c %.3f", 'A' + i, 'A' + i + 1, jsd[(size_t)k * np + i]);
+            snprintf(note + o2, sizeof note - o2, " bits");
+            snprintf(stem, sizeof stem, "compare_L%02d_H%02d", k / H, k % H);
+            rc = cli_write_figure(&f, dir, stem, 1, svg);
+            n_files++;
+        }
+        for (int l = 0; l < L; l++) nl += lmask[l];
+        for (int h = 0; h < H; h++) nh += hmask[h];
+        if (!rc && n == 2 && nl * nh > 1) { // A - B of every chosen head
+            char rnames[64][24], cnames[64][24];
+            const char *rn[64], *cn2[64];
+            int r = 0, q = 0;
+            for (int l = 0; l < L && r < 64; l++)
+                if (lmask[l]) snprintf(rnames[r], 24, "layer %d", l), rn[r] = rnames[r], r++;
+            for (int h = 0; h < H && q < 64; h++)
+                if (hmask[h]) snprintf(cnames[q], 24, "head %d", h), cn2[q] = cnames[q], q++;
+            int i = 0;
+            for (int l = 0; l < L; l++)
+                for (int h = 0; h < H; h++)
+                    if (lmask[l] && hmask[h] && i < L * H * 3) panels[i].p = diff + ((size_t)l * H + h) * tt, panels[i++].diverging = 1;
+            snprintf(title, sizeof title, "A - B, every chosen head");
+            snprintf(note, sizeof note, "A = %.120s\nB = %.120s", ms[0].label, ms[1].label);
+            f.rows = r, f.cols = q, f.row_names = rn, f.col_names = cn2;
+            rc = cli_write_figure(&f, dir, "compare_grid", 1, svg);
+            n_files++;
+        }
+        if (!rc) fprintf(stderr, "attn: compare: wrote %d picture%s to %s\n", n_files, n_files == 1 ? "" : "s", dir);
+    }
+done:
+    for (int i = 0; ms && i < n; i++) {
+        cli_attn_free(&ms[i].a);
+        free(ms[i].sc);
+        attn_model_free(ms[i].m);
+    }
+    free(ms), free(all), free(lmask), free(hmask), free(jsd), free(diff), free(panels), free(ids);
+    if (labels) attn_labels_free(labels, T);
+    attn_pool_free(pool);
+    return rc < 0 ? 2 : rc ? cli_fail_rc(rc) : 0;
+}
