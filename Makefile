@@ -73,3 +73,37 @@ clean:
 # Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch).
 parity:
 	/usr/bin/python3 tests/parity/make_goldens.py
+
+# ---- sanitizers and fuzzing (tests/fuzz/FINDINGS.md)
+#   make check-sanitize   everything built with ASan+UBSan in build-san/, the whole
+#                         suite run with that binary; fails on any sanitizer report
+#   make fuzz SECONDS=N   each libFuzzer harness in tests/fuzz/ for N seconds
+SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:max_allocation_size_mb=4096:log_path=$(CURDIR)/build-san/log/asan \
+             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build-san/log/ubsan
+SECONDS   ?= 60
+FUZZERS   := gguf tok cli
+
+check-sanitize:
+	@rm -rf build-san/log && mkdir -p build-san/log
+	CFLAGS='-O1 -g $(SAN)' $(MAKE) --no-print-directory CC=clang B=build-san ATTN=build-san/attn build-san/attn
+	@CFLAGS='-O1 -g $(SAN)' $(SAN_ENV) ATTN_SANITIZE=1 $(MAKE) --no-print-directory CC=clang B=build-san \
+	    ATTN=build-san/attn test; rc=$$?; \
+	if ls build-san/log/* >/dev/null 2>&1; then echo "sanitizer reports:"; cat build-san/log/*; exit 1; fi; exit $$rc
+
+fuzz:
+	CFLAGS='-O1 -g $(SAN) -fsanitize=fuzzer-no-link' $(MAKE) --no-print-directory CC=clang B=build-fuzz \
+	    $(patsubst %,build-fuzz/fuzz/fuzz_%,$(FUZZERS))
+	nice -n 19 sh tests/fuzz/run.sh build-fuzz $(SECONDS) $(FUZZERS)
+
+# The harnesses (built in build-fuzz/ by `make fuzz`); fuzz_cli calls the CLI's
+# main, compiled as attn_main.
+$(B)/fuzz/attn_main.o: attn.c attn.h attn_cli.h simd/kernels.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Dmain=attn_main -c $< -o $@
+$(B)/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(B)/fuzz/attn_main.o $(filter-out $(B)/attn.o,$(CLI_OBJ)) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ) attn.h simd/kernels.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+$(B)/tests/test_fuzz_replay: $(wildcard tests/fuzz/fuzz_*.c)

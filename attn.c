@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,19 +31,35 @@
 
 void cli_opts_init(cli_opts *o) { memset(o, 0, sizeof *o); }
 
+void cli_error(const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fputs("attn: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '\n') fputs("\\n", stderr);
+        else if (*p == '\t') fputs("\\t", stderr);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(stderr, "\\x%02x", *p);
+        else fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+}
+
 int cli_fail_rc(int rc) {
-    fprintf(stderr, "attn: %s\n", attn_errmsg());
+    cli_error("%s", attn_errmsg());
     return rc == ATTN_EFAIL ? 1 : 2;
 }
 
 int cli_bad_opt(const char *cmd, const char *opt) {
-    fprintf(stderr, "attn: %s: unknown option '%s' (see attn %s --help)\n", cmd, opt, cmd);
+    cli_error("%s: unknown option '%s' (see attn %s --help)", cmd, opt, cmd);
     return 2;
 }
 
 const char *cli_val(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
-        fprintf(stderr, "attn: option '%s' needs a value\n", argv[*i]);
+        cli_error("option '%s' needs a value", argv[*i]);
         return NULL;
     }
     return argv[++*i];
@@ -53,7 +70,7 @@ int cli_int(const char *opt, const char *val, long lo, long hi, long *out) {
     errno = 0;
     long v = strtol(val, &end, 10);
     if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "attn: %s: '%s' is not an integer in [%ld, %ld]\n", opt, val, lo, hi);
+        cli_error("%s: '%s' is not an integer in [%ld, %ld]", opt, val, lo, hi);
         return -1;
     }
     *out = v;
@@ -482,7 +499,7 @@ static int cmd_run(int argc, char **argv) {
                 if (l == 3 && !strncmp(p, "npy", 3)) exp_npy = 1;
                 else if (l == 4 && !strncmp(p, "json", 4)) exp_json = 1;
                 else {
-                    fprintf(stderr, "attn: --export: unknown kind '%.*s' (npy, json)\n", (int)l, p);
+                    cli_error("--export: unknown kind '%.*s' (npy, json)", (int)l, p);
                     return 2;
                 }
                 p += l + (p[l] == ',');
@@ -689,7 +706,7 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
-int main(int argc, char **argv) {
+static int cli_main(int argc, char **argv) {
     command cmds[] = {
         { "info", cmd_info, "model: arch, dims, parameter count, tensor types, tokenizer, SIMD path" },
         { "tokenize", cmd_tokenize, "ids and readable pieces of a text" },
@@ -707,6 +724,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++)
             if (cmds[i].fn) printf("  %-9s %s\n", cmds[i].name, cmds[i].what);
         fputs(COMMON, stdout);
+        if (argc < 2) cli_error("no command given (see attn --help)");
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
@@ -718,6 +736,16 @@ int main(int argc, char **argv) {
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
         if (!strcmp(argv[1], cmds[i].name) && cmds[i].fn) return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "attn: unknown command '%s' (see attn --help)\n", argv[1]);
+    cli_error("unknown command '%s' (see attn --help)", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    int rc = cli_main(argc, argv);
+    // a table that could not be written (a full disk, /dev/full) is an error, not success
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (!rc) cli_error("standard output: write failed: %s", strerror(errno ? errno : EIO));
+        return rc ? rc : 1;
+    }
+    return rc;
 }

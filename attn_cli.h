@@ -42,6 +42,14 @@ void cli_opts_init(cli_opts *o);
 int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
 // Print "attn: <command>: unknown option '<opt>' (see attn <command> --help)", return 2.
 int cli_bad_opt(const char *cmd, const char *opt);
+// Print "attn: <message>" on stderr as one line: control characters in the
+// message (a newline in a file name or option the user typed) are escaped.
+// Use it for every error line that holds user input.
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 // Print "attn: <attn_errmsg()>" and return the exit code for rc (1 or 2).
 int cli_fail_rc(int rc);
 #define cli_fail() cli_fail_rc(ATTN_EINPUT)

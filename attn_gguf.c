@@ -326,8 +326,9 @@ static int num_at(uint32_t t, const uint8_t *p, int64_t *iv, double *dv) {
     case GGUF_I32: *iv = v.i32; *dv = v.i32; break;
     case GGUF_U64: *iv = v.u64 > INT64_MAX ? INT64_MAX : (int64_t)v.u64; *dv = (double)v.u64; break;
     case GGUF_I64: *iv = v.i64; *dv = (double)v.i64; break;
-    case GGUF_F32: *iv = (int64_t)v.f32; *dv = v.f32; break;
-    case GGUF_F64: *iv = (int64_t)v.f64; *dv = v.f64; break;
+    // floats: only *dv is meaningful (a cast of a large float to int64 is undefined)
+    case GGUF_F32: *iv = 0; *dv = v.f32; break;
+    case GGUF_F64: *iv = 0; *dv = v.f64; break;
     }
     return 0;
 }

@@ -204,6 +204,9 @@ static int load_from_file(attn_model *m) {
         return ATTN_EINPUT;
     c->tied_head = m->output.data == NULL;
     if (c->tied_head) m->output = m->tok_embd;
+    if ((uint64_t)c->n_layer > m->file.n_tensors) // each layer has several tensors: checked before allocating
+        return attn_err(ATTN_EINPUT, "%s: block_count %d is more than the file's %llu tensors", m->file.path,
+                        c->n_layer, (unsigned long long)m->file.n_tensors);
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return attn_err(ATTN_EFAIL, "out of memory");
     for (int l = 0; l < c->n_layer; l++)

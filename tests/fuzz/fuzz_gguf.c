@@ -1,0 +1,150 @@
+// tests/fuzz/fuzz_gguf.c - libFuzzer harness: the GGUF reader, the model
+// loader and the tokenizer loader on arbitrary bytes, then what a forward pass
+// does with what loaded (a prompt, then one more token through the KV cache,
+// with capture), the typed getters on every key, and the random init.
+//
+// Besides "no crash, no sanitizer report" it checks what the output promises:
+// attention rows are probabilities with exact zeros above the diagonal.
+// Built by `make fuzz`; tests/test_fuzz_replay.c includes this file to replay
+// the corpus and tests/fuzz/regressions/gguf/ without libFuzzer.
+#include "attn.h"
+#include "simd/kernels.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FUZZ_GGUF_ENTRY
+#define FUZZ_GGUF_ENTRY LLVMFuzzerTestOneInput
+#endif
+
+// Largest array the getters are exercised on (the loader itself sees all).
+#define FG_MAX_ARR 4096
+
+static void fg_assert(int ok) {
+    if (!ok) __builtin_trap();
+}
+
+static void fg_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    (void)ctx, (void)layer, (void)head;
+    fg_assert(nk == q0 + nq);
+    for (int i = 0; i < nq; i++)
+        for (int j = 0; j < nk; j++) {
+            float v = p[(size_t)i * nk + j];
+            if (j > q0 + i) fg_assert(v == 0);
+            else fg_assert(isnan(v) || (v >= 0 && v <= 1));
+        }
+}
+
+static void fg_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
+    const attn_model *m = ctx;
+    float s = 0;
+    fg_assert(layer >= -1 && layer < m->cfg.n_layer && q0 >= 0 && nq > 0);
+    for (size_t i = 0; i < (size_t)nq * m->cfg.n_embd; i++) s += x[i]; // every value readable
+    fg_assert(s == s || s != s);
+}
+
+// Every key through the typed getters and, for arrays, the element readers.
+static void fg_getters(const gguf_file *f) {
+    for (uint64_t i = 0; i < f->n_kv; i++) {
+        const gguf_kv *kv = &f->kv[i];
+        char key[256];
+        if (kv->key.len >= sizeof key || memchr(kv->key.s, 0, kv->key.len)) continue;
+        memcpy(key, kv->key.s, kv->key.len);
+        key[kv->key.len] = 0;
+        int64_t iv;
+        float fv;
+        int bv;
+        gguf_str sv;
+        gguf_get_i64(f, key, &iv);
+        gguf_get_f32(f, key, &fv);
+        gguf_get_bool(f, key, &bv);
+        if (gguf_get_str(f, key, &sv) == 0) fg_assert(sv.s + sv.len <= (const char *)f->base + f->size);
+        if (kv->type != GGUF_ARRAY || kv->n > FG_MAX_ARR) continue;
+        size_t n = kv->n ? kv->n : 1;
+        gguf_str *strs = malloc(n * sizeof *strs);
+        float *fs = malloc(n * sizeof *fs);
+        int32_t *is = malloc(n * sizeof *is);
+        if (strs && gguf_arr_strs(kv, strs) == 0)
+            for (uint64_t k = 0; k < kv->n; k++)
+                fg_assert(strs[k].s >= (const char *)f->base && strs[k].s + strs[k].len <= (const char *)f->base + f->size);
+        if (fs) gguf_arr_f32(kv, fs);
+        if (is) gguf_arr_i32(kv, is);
+        free(strs), free(fs), free(is);
+    }
+}
+
+static void fg_tokenizer(const attn_model *m, const uint8_t *data, size_t size) {
+    const attn_tokenizer *t = m->tok;
+    int V = m->cfg.n_vocab;
+    fg_assert(attn_tokenizer_bos(t) < V && attn_tokenizer_eos(t) < V);
+    static const char text[] = "Hello world, the 日本 é\n\t  <s></s><|endoftext|>";
+    for (int pass = 0; pass < 2; pass++) {
+        const char *s = pass ? (const char *)data + (size > 48 ? size - 48 : 0) : text;
+        size_t len = pass ? (size > 48 ? 48 : size) : sizeof text - 1;
+        int32_t *ids = NULL;
+        int n = 0;
+        if (attn_tokenize(t, s, len, pass, &ids, &n) == 0) {
+            for (int i = 0; i < n; i++) fg_assert(ids[i] >= 0 && ids[i] < V);
+            char **labels;
+            if (n && attn_token_labels(t, ids, n, &labels) == 0) attn_labels_free(labels, n);
+            char *back;
+            size_t blen;
+            if (attn_detokenize(t, ids, n, &back, &blen) == 0) free(back);
+        }
+        free(ids);
+    }
+    int32_t all[4] = { 0, V - 1, V / 2, 1 % V };
+    for (int i = 0; i < 4; i++) (void)attn_token_piece(t, all[i]);
+    char **labels;
+    if (attn_token_labels(t, all, 4, &labels) == 0) attn_labels_free(labels, 4);
+}
+
+static void fg_forward(const attn_model *m) {
+    const attn_config *c = &m->cfg;
+    int V = c->n_vocab, T = c->n_ctx < 3 ? c->n_ctx : 3;
+    int32_t ids[3] = { V - 1, 0, V / 2 };
+    float *logits = malloc((size_t)2 * V * sizeof(float));
+    attn_session *s;
+    if (!logits || attn_session_new(&s, m, T, NULL)) { free(logits); return; }
+    attn_capture cap = { .on_attn = fg_on_attn, .on_resid = fg_on_resid, .ctx = (void *)m };
+    int n0 = T > 1 ? 2 : 1;
+    if (attn_session_feed(s, ids, n0, logits, 0, &cap) == 0 && T > n0) {
+        fg_assert(attn_session_feed(s, ids + n0, 1, logits, 1, &cap) == 0 && attn_session_pos(s) == 3);
+        float *x = calloc((size_t)c->n_embd, sizeof *x);
+        if (x) attn_unembed(s, x, logits);
+        free(x);
+    }
+    // one id past the vocabulary is refused, never read
+    attn_session_reset(s);
+    int32_t bad = V;
+    fg_assert(attn_session_feed(s, &bad, 1, NULL, 0, NULL) == ATTN_EINPUT);
+    attn_session_free(s);
+    free(logits);
+}
+
+int FUZZ_GGUF_ENTRY(const uint8_t *data, size_t size) {
+    gguf_file f;
+    if (gguf_open_mem(&f, data, size, "fuzz") == 0) {
+        fg_getters(&f);
+        gguf_close(&f);
+    }
+    attn_model *m;
+    if (attn_model_load_mem(&m, data, size, "fuzz") != 0) return 0;
+    fg_assert(m->cfg.n_vocab > 0 && m->cfg.n_ctx > 0 && m->cfg.n_head % m->cfg.n_head_kv == 0);
+    // the SIMD path is picked by the last byte (after the load, which picks
+    // the best one), so every path sees every shape
+    const attn_kernels **paths = attn_kernels_available();
+    int n_paths = 0;
+    while (paths[n_paths]) n_paths++;
+    attn_kernels_select(paths[data[size - 1] % n_paths]->name);
+    fg_tokenizer(m, data, size);
+    fg_forward(m);
+    attn_model *r;
+    if (attn_model_random(&r, m, 1) == 0) {
+        fg_forward(r);
+        attn_model_free(r);
+    }
+    attn_model_free(m);
+    return 0;
+}

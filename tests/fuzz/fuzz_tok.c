@@ -1,0 +1,126 @@
+// tests/fuzz/fuzz_tok.c - libFuzzer harness: the tokenizers on arbitrary
+// bytes. The first input byte picks a tokenizer slot and whether BOS is
+// added; the rest is the text. Slots (a missing one makes the input a no-op):
+//   0 tiny GPT-2 BPE, 1 tiny SentencePiece, 2 tiny char   tests/fuzz/corpus_gguf/
+//   3 GPT-2 (50257), 4 Llama 2 SentencePiece (32000)       $ATTN_FUZZ_TOK_DIR/{gpt2,llama}.gguf
+// (tests/fuzz/run.sh converts ../shared/models with tools/convert.py --vocab-only).
+//
+// Checks what the tokenizer promises (attn_tok.c): ids in range; labels are
+// valid UTF-8 without raw control characters; GPT-2 gives back any bytes
+// exactly, SentencePiece and char give back valid UTF-8 exactly (SentencePiece:
+// unless the text holds a "▁", which comes back as a space).
+// tests/test_fuzz_replay.c includes this file to replay the corpus and
+// tests/fuzz/regressions/tok/ without libFuzzer.
+#include "attn.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FUZZ_TOK_ENTRY
+#define FUZZ_TOK_ENTRY LLVMFuzzerTestOneInput
+#endif
+
+#define FT_SLOTS 5
+
+typedef struct {
+    gguf_file f;
+    attn_tokenizer *t;
+    int loaded;
+} ft_slot;
+static ft_slot ft_slots[FT_SLOTS];
+
+static void ft_assert(int ok) {
+    if (!ok) __builtin_trap();
+}
+
+// A vocabulary-only or model GGUF: its tokenizer, sized by its token list.
+static void ft_load(int slot, const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ft_slot *s = &ft_slots[slot];
+    if (gguf_open(&s->f, path)) return;
+    const gguf_kv *kv = gguf_find(&s->f, "tokenizer.ggml.tokens");
+    if (!kv || attn_tokenizer_load(&s->t, &s->f, (int)kv->n)) {
+        fprintf(stderr, "fuzz_tok: %s: %s\n", path, attn_errmsg());
+        gguf_close(&s->f);
+        return;
+    }
+    s->loaded = 1;
+}
+
+static void ft_init(void) {
+    const char *seeds = getenv("ATTN_FUZZ_SEEDS"), *toks = getenv("ATTN_FUZZ_TOK_DIR");
+    if (!seeds) seeds = "tests/fuzz/corpus_gguf";
+    ft_load(0, seeds, "gpt2_bpe.gguf");
+    ft_load(1, seeds, "llama_spm_gqa.gguf");
+    ft_load(2, seeds, "nanogpt_rope_char.gguf");
+    if (toks) {
+        ft_load(3, toks, "gpt2.gguf");
+        ft_load(4, toks, "llama.gguf");
+    }
+}
+
+// Valid UTF-8 (no overlongs, surrogates, > U+10FFFF); ctl: also refuse C0 controls and DEL.
+static int ft_utf8_ok(const unsigned char *s, size_t n, int ctl) {
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (ctl && (c < 0x20 || c == 0x7f)) return 0;
+            i++;
+            continue;
+        }
+        int k = c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+        if (!k || i + k > n) return 0;
+        for (int j = 1; j < k; j++)
+            if ((s[i + j] & 0xc0) != 0x80) return 0;
+        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0) || (c == 0xf0 && s[i + 1] < 0x90) ||
+            (c == 0xf4 && s[i + 1] >= 0x90))
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
+    static int init;
+    if (!init) {
+        ft_init();
+        init = 1;
+    }
+    if (size < 1) return 0;
+    const ft_slot *s = &ft_slots[(data[0] & 0x7f) % FT_SLOTS];
+    if (!s->loaded) return 0;
+    const attn_tokenizer *t = s->t;
+    int add_bos = data[0] >> 7, V = attn_tokenizer_n_vocab(t);
+    const char *text = (const char *)data + 1;
+    size_t len = size - 1;
+    attn_tok_kind kind = attn_tokenizer_kind(t);
+    int32_t *ids = NULL;
+    int n = 0;
+    int rc = attn_tokenize(t, text, len, add_bos, &ids, &n);
+    int valid = ft_utf8_ok((const unsigned char *)text, len, 0);
+    // only the char tokenizer may refuse text (a character it lacks, invalid UTF-8)
+    ft_assert(rc == 0 || (kind == ATTN_TOK_CHAR && rc == ATTN_EINPUT));
+    if (rc) return 0;
+    ft_assert(n >= 0 && (n > 0 || len == 0 || kind == ATTN_TOK_NONE) && (ids || !n));
+    for (int i = 0; i < n; i++) ft_assert(ids[i] >= 0 && ids[i] < V);
+    int bos = add_bos && attn_tokenizer_adds_bos(t);
+    if (bos) ft_assert(n > 0 && ids[0] == attn_tokenizer_bos(t));
+    char **labels;
+    if (n) {
+        ft_assert(attn_token_labels(t, ids, n, &labels) == 0);
+        for (int i = 0; i < n; i++) ft_assert(labels[i] && ft_utf8_ok((const unsigned char *)labels[i], strlen(labels[i]), 1));
+        attn_labels_free(labels, n);
+    }
+    char *back;
+    size_t blen;
+    ft_assert(attn_detokenize(t, ids + bos, n - bos, &back, &blen) == 0);
+    // SentencePiece decodes a "▁" (U+2581) in the text as a space, as sentencepiece does
+    int has_mark = 0;
+    for (size_t i = 0; i + 3 <= len && !has_mark; i++) has_mark = !memcmp(text + i, "\xE2\x96\x81", 3);
+    if (kind == ATTN_TOK_GPT2 || (valid && !(kind == ATTN_TOK_SPM && has_mark)))
+        ft_assert(blen == len && !memcmp(back, text, len));
+    free(back);
+    free(ids);
+    return 0;
+}

@@ -1,0 +1,284 @@
+"""Seed corpora of the fuzz harnesses, and models for the limit/output tests.
+
+    make_seeds.py                writes tests/fuzz/corpus_gguf/ (small valid
+                                 models, a few KB each), corpus_tok/ (texts)
+                                 and corpus_cli/ (command lines)
+    make_seeds.py --big FILE     one larger ids-only gpt2 model (context 1024,
+                                 about 4 MB) whose forward takes a moment, for
+                                 the Ctrl-C test in tests/t_output.sh
+
+Written with the standard library from the GGUF v3 spec and llama.cpp's key
+and tensor names; weights come from a fixed PRNG so the files are the same
+on every run. The models cover both architectures, fused and separate Q/K/V,
+GQA, RoPE pairs/halves, the three tokenizer kinds, ids-only, and the tensor
+types F32, F16, BF16, Q8_0.
+"""
+import os, struct, sys
+
+U32, I32, F32, BOOL, STR, ARR = 4, 5, 6, 7, 8, 9
+T_F32, T_F16, T_Q8_0, T_BF16 = 0, 1, 8, 30
+
+
+def gstr(s):
+    b = s if isinstance(s, bytes) else s.encode("utf-8")
+    return struct.pack("<Q", len(b)) + b
+
+
+def kv(key, t, v):
+    out = gstr(key) + struct.pack("<I", t)
+    if t == STR:
+        return out + gstr(v)
+    if t == ARR:
+        et, vs = v
+        out += struct.pack("<IQ", et, len(vs))
+        if et == STR:
+            return out + b"".join(gstr(x) for x in vs)
+        return out + struct.pack("<%d%s" % (len(vs), {I32: "i", F32: "f", U32: "I"}[et]), *vs)
+    return out + struct.pack({U32: "<I", I32: "<i", F32: "<f", BOOL: "<?"}[t], v)
+
+
+class Rng:
+    """xorshift64*: uniform floats in [-1, 1)."""
+
+    def __init__(self, seed):
+        self.s = seed or 1
+
+    def f(self):
+        x = self.s
+        x ^= (x >> 12)
+        x ^= (x << 25) & 0xFFFFFFFFFFFFFFFF
+        x ^= (x >> 27)
+        self.s = x
+        return ((x * 0x2545F4914F6CDD1D) & 0xFFFFFFFFFFFFFFFF) / 2.0 ** 63 - 1.0
+
+
+def f16(x):
+    return struct.pack("<e", x)
+
+
+def encode(gtype, vals):
+    if gtype == T_F32:
+        return struct.pack("<%df" % len(vals), *vals)
+    if gtype == T_F16:
+        return b"".join(f16(v) for v in vals)
+    if gtype == T_BF16:
+        return b"".join(struct.pack("<I", struct.unpack("<I", struct.pack("<f", v))[0] >> 16)[:2] for v in vals)
+    if gtype == T_Q8_0:
+        out = b""
+        for i in range(0, len(vals), 32):
+            blk = vals[i:i + 32]
+            d = max(abs(v) for v in blk) / 127 or 1.0
+            out += f16(d) + bytes((round(v / d) & 0xFF) for v in blk)
+        return out
+    raise ValueError(gtype)
+
+
+def gguf(kvs, tensors, align=32):
+    """tensors: (name, shape with ne[0] first, type, values)."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs)
+    off, blobs = 0, []
+    for name, shape, t, vals in tensors:
+        head += gstr(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
+        head += struct.pack("<IQ", t, off)
+        b = encode(t, vals)
+        b += b"\0" * (-len(b) % align)
+        blobs.append(b)
+        off += len(b)
+    head += b"\0" * (-len(head) % align)
+    return head + b"".join(blobs)
+
+
+def model(arch, D, H, L, F, V, ctx, seed, kv_heads=None, fused=False, biases=False, wtype=T_F32, vtype=T_F32,
+          extra_kvs=(), untied=False, rope_dims=None):
+    """(key/values, tensors) of a random model; 2-D weights of wtype, vectors of vtype."""
+    r = Rng(seed)
+    KV = kv_heads or H
+    hd = D // H
+    kvs = [kv("general.architecture", STR, arch), kv("general.name", STR, "seed-" + arch),
+           kv(arch + ".block_count", U32, L), kv(arch + ".embedding_length", U32, D),
+           kv(arch + ".attention.head_count", U32, H), kv(arch + ".attention.head_count_kv", U32, KV),
+           kv(arch + ".feed_forward_length", U32, F), kv(arch + ".context_length", U32, ctx)]
+    if rope_dims:
+        kvs.append(kv(arch + ".rope.dimension_count", U32, rope_dims))
+    kvs += list(extra_kvs)
+    ts = []
+
+    def mat(name, rows, cols, scale=0.5):
+        ts.append((name, [cols, rows], wtype, [scale * r.f() for _ in range(rows * cols)]))
+
+    def vec(name, n, base):
+        ts.append((name, [n], vtype, [base + 0.1 * r.f() for _ in range(n)]))
+
+    mat("token_embd.weight", V, D)
+    vec("output_norm.weight", D, 1.0)
+    if arch == "gpt2":
+        vec("output_norm.bias", D, 0.0)
+    if untied:
+        mat("output.weight", V, D)
+    if arch == "gpt2" and not any(b"attn.positions" in k for k in extra_kvs):
+        mat("position_embd.weight", ctx, D)
+    for l in range(L):
+        p = "blk.%d." % l
+        vec(p + "attn_norm.weight", D, 1.0)
+        vec(p + "ffn_norm.weight", D, 1.0)
+        if fused:
+            mat(p + "attn_qkv.weight", D + 2 * KV * hd, D)
+        else:
+            mat(p + "attn_q.weight", D, D)
+            mat(p + "attn_k.weight", KV * hd, D)
+            mat(p + "attn_v.weight", KV * hd, D)
+        mat(p + "attn_output.weight", D, D)
+        mat(p + "ffn_up.weight", F, D)
+        mat(p + "ffn_down.weight", D, F)
+        if arch == "llama":
+            mat(p + "ffn_gate.weight", F, D)
+        if biases:
+            vec(p + "attn_norm.bias", D, 0.0)
+            vec(p + "ffn_norm.bias", D, 0.0)
+            vec(p + ("attn_qkv.bias" if fused else "attn_q.bias"), D + 2 * KV * hd if fused else D, 0.0)
+            vec(p + "attn_output.bias", D, 0.0)
+            vec(p + "ffn_up.bias", F, 0.0)
+            vec(p + "ffn_down.bias", D, 0.0)
+    return kvs, ts
+
+
+def byte_unicode():
+    """GPT-2's byte -> printable character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def gpt2_vocab():
+    """256 byte symbols, a few merges, <|endoftext|> last."""
+    bu = byte_unicode()
+    tokens = [bu[b] for b in range(256)]
+    merges = []
+    for a, b in [("t", "h"), ("th", "e"), ("Ġ", "t"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a"), ("e", "r"),
+                 ("o", "n"), ("Ġ", "the"), ("a", "n"), ("Ġa", "n"), ("in", "g"), ("Ġ", "ĊĊ"[0])]:
+        merges.append(a + " " + b)
+        tokens.append(a + b)
+    tokens.append("<|endoftext|>")
+    types = [1] * (len(tokens) - 1) + [3]
+    eos = len(tokens) - 1
+    return tokens, [kv("tokenizer.ggml.model", STR, "gpt2"), kv("tokenizer.ggml.pre", STR, "gpt-2"),
+                    kv("tokenizer.ggml.tokens", ARR, (STR, tokens)), kv("tokenizer.ggml.token_type", ARR, (I32, types)),
+                    kv("tokenizer.ggml.merges", ARR, (STR, merges)), kv("tokenizer.ggml.bos_token_id", U32, eos),
+                    kv("tokenizer.ggml.eos_token_id", U32, eos), kv("tokenizer.ggml.add_bos_token", BOOL, False)]
+
+
+def spm_vocab():
+    """<unk> <s> </s>, the 256 byte-fallback tokens, then scored pieces."""
+    tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    pieces = ["▁", "e", "t", "a", "o", "h", "▁t", "he", "▁the", "▁a", "in", "▁H", "ll", "o,", "▁w", "or", "ld",
+              "é", "日", "本", "▁日本"]
+    tokens += pieces
+    types += [1] * len(pieces)
+    scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
+    return tokens, [kv("tokenizer.ggml.model", STR, "llama"), kv("tokenizer.ggml.tokens", ARR, (STR, tokens)),
+                    kv("tokenizer.ggml.scores", ARR, (F32, scores)), kv("tokenizer.ggml.token_type", ARR, (I32, types)),
+                    kv("tokenizer.ggml.unknown_token_id", U32, 0), kv("tokenizer.ggml.bos_token_id", U32, 1),
+                    kv("tokenizer.ggml.eos_token_id", U32, 2), kv("tokenizer.ggml.add_bos_token", BOOL, True),
+                    kv("tokenizer.ggml.add_space_prefix", BOOL, True)]
+
+
+def char_vocab():
+    tokens = list("\n !,.?abcdefghijklmnopqrstuvwxyzé")
+    return tokens, [kv("tokenizer.ggml.model", STR, "char"), kv("tokenizer.ggml.tokens", ARR, (STR, tokens)),
+                    kv("tokenizer.ggml.token_type", ARR, (I32, [1] * len(tokens))),
+                    kv("tokenizer.ggml.add_bos_token", BOOL, False)]
+
+
+def seeds():
+    out = {}
+    toks, tkv = gpt2_vocab()
+    k, t = model("gpt2", 8, 2, 1, 16, len(toks), 16, 1, fused=True, biases=True, extra_kvs=tkv)
+    out["gpt2_bpe.gguf"] = gguf(k, t)
+    toks, tkv = spm_vocab()
+    k, t = model("llama", 8, 4, 1, 16, len(toks), 16, 2, kv_heads=2, extra_kvs=tkv)
+    out["llama_spm_gqa.gguf"] = gguf(k, t)
+    toks, tkv = char_vocab()
+    k, t = model("gpt2", 8, 2, 2, 16, len(toks), 32, 3, fused=True, biases=True, untied=True,
+                 extra_kvs=tkv + [kv("attn.positions", STR, "rope_halves"), kv("attn.mlp", STR, "gelu_erf")])
+    out["nanogpt_rope_char.gguf"] = gguf(k, t)
+    k, t = model("llama", 32, 2, 1, 32, 12, 8, 4, kv_heads=1, wtype=T_Q8_0, vtype=T_F16, untied=True, rope_dims=8)
+    out["llama_q8_0_ids.gguf"] = gguf(k, t)
+    k, t = model("llama", 8, 2, 1, 8, 10, 8, 5, wtype=T_BF16, vtype=T_BF16,
+                 extra_kvs=[kv("attn.positions", STR, "rope_halves"), kv("general.alignment", U32, 64)])
+    out["llama_bf16_align64.gguf"] = gguf(k, t, align=64)
+    k, t = model("gpt2", 8, 1, 1, 8, 6, 4, 6, wtype=T_F16, vtype=T_F16,
+                 extra_kvs=[kv("attn.norm", STR, "rmsnorm"), kv("attn.positions", STR, "none")])
+    out["gpt2_f16_nopos.gguf"] = gguf(k, t)
+    toks, tkv = spm_vocab()
+    out["vocab_only_spm.gguf"] = gguf([kv("general.architecture", STR, "llama")] + tkv, [])
+    return out
+
+
+def big():
+    k, t = model("gpt2", 128, 4, 4, 512, 64, 1024, 7, fused=True, wtype=T_F16)
+    return gguf(k, t)
+
+
+# fuzz_tok: first byte = tokenizer slot (0 tiny GPT-2, 1 tiny SentencePiece,
+# 2 tiny char, 3 GPT-2, 4 Llama 2; +128: add BOS), then the text.
+TEXTS = ["Hello world, the cat sat on the mat.", "  leading spaces and\ttabs\n\nnew lines  ",
+         "日本語のテキスト é ü ß ñ 😀 👍🏽", "it's we'll they're I'M 123 4567 3.14 $$$ --- ...",
+         "<|endoftext|><s></s><unk> [PAD] \u2581x", "\x00\x01\x7f\x80\xff", "hello, world. a b c?"]
+
+
+def tok_seeds():
+    out = {}
+    for slot in range(5):
+        for i, t in enumerate(TEXTS):
+            b = t.encode("utf-8", "surrogateescape") if i != 5 else bytes([0, 1, 0x7F, 0x80, 0xFF, 0xC3, 0x28, 0xE2, 0x82])
+            out["s%d_%d" % (slot, i)] = bytes([slot + (128 if i % 2 else 0)]) + b
+    return out
+
+
+# fuzz_cli: arguments separated by NUL; models m.gguf (GPT-2 BPE), l.gguf
+# (Llama SentencePiece), c.gguf (char) in the working directory.
+CLI = [["info", "-m", "m.gguf"], ["info", "-m", "l.gguf", "--format", "json"], ["--help"], ["run", "--help"],
+       ["run", "-m", "m.gguf", "-p", "the cat", "-k", "3"],
+       ["run", "-m", "l.gguf", "-p", "Hello world", "--per-token", "--format", "json"],
+       ["run", "-m", "c.gguf", "-p", "hello", "--export", "npy,json", "-o", "out", "-t", "2"],
+       ["run", "-m", "m.gguf", "--ids", "1,2,3", "--format", "tsv", "--per-token"],
+       ["run", "-m", "l.gguf", "-f", "m.gguf", "--no-bos"],
+       ["tokenize", "-m", "m.gguf", "-p", "the theater"], ["tokenize", "-m", "l.gguf", "-p", "a\nb", "--ids-only"],
+       ["maps", "-m", "m.gguf", "-p", "the cat sat", "-o", "maps", "--layers", "0", "--heads", "0,1"],
+       ["trace", "-m", "l.gguf", "-p", "Hello", "-n", "4", "--temp", "0.8", "--seed", "3"],
+       ["heads", "-m", "m.gguf", "-p", "the cat the cat", "--by", "previous", "--top", "2"],
+       ["heads", "-m", "c.gguf", "--induction-test", "--len", "5", "--format", "json"],
+       ["compare", "-m", "m.gguf", "-m", "m.gguf", "-p", "the cat"], ["compare", "-m", "l.gguf", "--random", "-p", "a"],
+       ["report", "-m", "c.gguf", "-p", "hello world", "-o", "r.html", "-k", "2"]]
+
+
+def cli_seeds():
+    return {"%02d_%s" % (i, a[0].strip("-")): "\0".join(a).encode() for i, a in enumerate(CLI)}
+
+
+def write(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--big":
+        write(sys.argv[2], big())
+    elif len(sys.argv) == 1:
+        here = os.path.dirname(os.path.abspath(__file__))
+        for kind, files in (("gguf", seeds()), ("tok", tok_seeds()), ("cli", cli_seeds())):
+            d = os.path.join(here, "corpus_" + kind)
+            os.makedirs(d, exist_ok=True)
+            for name, data in files.items():
+                write(os.path.join(d, name), data)
+    else:
+        sys.exit("usage: make_seeds.py [--big FILE]")

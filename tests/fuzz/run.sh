@@ -1,0 +1,51 @@
+#!/bin/sh
+# tests/fuzz/run.sh BUILD SECONDS NAME... - runs each libFuzzer harness
+# BUILD/fuzz/fuzz_NAME for SECONDS seconds (called by `make fuzz`). Seeds are
+# tests/fuzz/corpus_NAME/ (read only); what the fuzzer adds goes to
+# BUILD/fuzz/work/corpus_NAME/, crashes to BUILD/fuzz/work/crash-NAME-*.
+# Each run appends a line to BUILD/fuzz/work/log.tsv (date, harness, seconds,
+# runs, result). Exit status 1 if any harness found something.
+cd "$(dirname "$0")/../.." || exit 1
+B=$1 S=$2
+shift 2
+W=$PWD/$B/fuzz/work
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+mkdir -p "$W"
+# real vocabularies for fuzz_tok (GPT-2 and Llama 2), when ../shared has them
+T=$B/fuzz/tok
+mkdir -p "$T"
+if [ -f ../shared/models/tokenizer.model ] && [ ! -f "$T/llama.gguf" ]; then
+    $PY tools/convert.py --vocab-only ../shared/models/tokenizer.model -o "$T/llama.gguf" >/dev/null || exit 1
+fi
+if [ -d ../shared/models/gpt2-tokenizer ] && [ ! -f "$T/gpt2.gguf" ]; then
+    $PY tools/convert.py --vocab-only ../shared/models/gpt2-tokenizer -o "$T/gpt2.gguf" >/dev/null || exit 1
+fi
+export ATTN_FUZZ_TOK_DIR="$PWD/$T" ATTN_FUZZ_SEEDS="$PWD/tests/fuzz/corpus_gguf"
+export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048 UBSAN_OPTIONS=print_stacktrace=1
+found=0
+for f in "$@"; do
+    mkdir -p "$W/corpus_$f"
+    dict=
+    [ -f "tests/fuzz/$f.dict" ] && dict="-dict=$PWD/tests/fuzz/$f.dict"
+    max_len=4096
+    [ "$f" = gguf ] && max_len=65536
+    log=$W/$f.log
+    start=$(date +%s)
+    "$B/fuzz/fuzz_$f" -max_total_time="$S" -timeout=20 -rss_limit_mb=2048 -max_len=$max_len $dict \
+        -print_final_stats=1 -artifact_prefix="$W/crash-$f-" "$W/corpus_$f" "$PWD/tests/fuzz/corpus_$f" >"$log" 2>&1
+    rc=$?
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    secs=$(( $(date +%s) - start ))
+    if [ $rc -eq 0 ]; then
+        result=ok
+        echo "fuzz_$f: ${runs:-?} runs in ${secs}s, nothing found"
+    else
+        result=FOUND
+        found=1
+        echo "fuzz_$f: FOUND something after ${runs:-?} runs (exit $rc); log $log:"
+        grep -E "ERROR|runtime error|SUMMARY|Test unit written|deadly signal|timeout" "$log" | head -20
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$f" "$secs" "${runs:-?}" "$result" >>"$W/log.tsv"
+done
+exit $found
