@@ -452,6 +452,7 @@ typedef struct {
     int ts;                       // zoom of the text around the panels (1, or 2 on big pictures)
     int n, tpc, cell, panel, gap; // cells a side, tokens per cell, pixels
     int stride, lab_chars;        // label every stride-th token, cut to lab_chars
+    int pos_labels;               // labels start with their position (when thinned out)
     int x0, y0, dx, dy, mat_w, mat_h, w, h;
     int note_y, colhead_y, rowhead_r, ylab_r, xlab_y, xtitle_y;
     int bar_x, bar_y, bar_w, bar_h, dbar_x, legend_y;
@@ -469,10 +470,13 @@ static void add_note(layout *L, const char *fmt, ...) {
     va_end(ap);
 }
 
-// Label i cut to at most max code points ("…" marks a cut); positions when
-// the figure has no labels.
-static void label_text(const attn_figure *f, int i, int max, char *out, size_t n) {
+// Label i cut to at most max code points ("…" marks a cut), after its
+// position when pos is set (labels thinned out); positions when the figure
+// has no labels.
+static void label_text(const attn_figure *f, int i, int max, int pos, char *out, size_t n) {
     if (!f->labels || !f->labels[i]) { snprintf(out, n, "%d", f->label0 + i); return; }
+    int o = pos ? snprintf(out, n, "%d ", f->label0 + i) : 0;
+    out += o, n -= (size_t)o;
     const char *s = f->labels[i], *cut = s;
     for (int k = 0; *s && k < max; k++) {
         if (k == max - 1) cut = s;
@@ -517,8 +521,9 @@ static const char *bar_title(const attn_figure *f, int div) {
 }
 #define LEGEND_TEXT "masked (future)"
 
-static int layout_pass(const attn_figure *f, layout *L, int ts) {
+static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
     memset(L, 0, sizeof *L);
+    L->pos_labels = pos_labels;
     if (f->T < 1 || f->rows < 1 || f->cols < 1 || !f->panels || f->T > (1 << 20) ||
         f->rows > 256 || f->cols > 256 || (unsigned)f->scale > ATTN_SCALE_LOG)
         return attn_err(ATTN_EINPUT, "render: bad figure (T=%d, %d x %d panels)", f->T, f->rows,
@@ -551,7 +556,7 @@ static int layout_pass(const attn_figure *f, layout *L, int ts) {
     int lab_w = 0, rowhead_w = 0, tick_w = 0;
     for (int i = 0; i < T; i++) {
         char s[128];
-        label_text(f, i, L->lab_chars, s, sizeof s);
+        label_text(f, i, L->lab_chars, pos_labels, s, sizeof s);
         int w = attn_text_width(s, 1);
         if (w > lab_w) lab_w = w;
     }
@@ -641,8 +646,9 @@ static int layout_pass(const attn_figure *f, layout *L, int ts) {
 }
 
 static int layout_figure(const attn_figure *f, layout *L) {
-    int rc = layout_pass(f, L, 1);
-    if (!rc && (L->mat_w > BIG_PX || L->mat_h > BIG_PX)) rc = layout_pass(f, L, 2);
+    int rc = layout_pass(f, L, 1, 0);
+    if (!rc && (L->mat_w > BIG_PX || L->mat_h > BIG_PX)) rc = layout_pass(f, L, 2, 0);
+    if (!rc && L->stride > 1 && f->labels) rc = layout_pass(f, L, L->ts, 1);
     return rc;
 }
 
@@ -871,7 +877,7 @@ static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8
             cv_cells(cv, px, py, L, cells, mask);
             for (int k = 0; k < f->T; k += L->stride) {
                 char s[128];
-                label_text(f, k, L->lab_chars, s, sizeof s);
+                label_text(f, k, L->lab_chars, L->pos_labels, s, sizeof s);
                 int mid = (int)((k + 0.5) * ppt);
                 if (c == 0) cv_text(cv, L->ylab_r, py + mid - 6, A_END, 1, 0, C_INK, s);
                 if (r == f->rows - 1) cv_text(cv, px + mid - 6, L->xlab_y, A_END, 1, 1, C_INK, s);
@@ -990,7 +996,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
                 membuf row = {0};
                 sb_printf(&row, "%12s ", "");
                 for (int k = 0; k < n; k++) {
-                    label_text(f, k, 8, lab, sizeof lab);
+                    label_text(f, k, 8, 0, lab, sizeof lab);
                     const char *s = lab;
                     for (int j = 0; j < line && *s; j++) utf8_next(&s);
                     if (*s) {
@@ -1007,7 +1013,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
             }
         }
         for (int a = 0; a < n; a++) {
-            label_text(f, a * tpc, 12, lab, sizeof lab);
+            label_text(f, a * tpc, 12, tpc > 1, lab, sizeof lab);
             int pad = 12;
             for (const char *s = lab; *s; utf8_next(&s)) pad--;
             sb_printf(&b, "%*s%s ", pad > 0 ? pad : 0, "", lab);
