@@ -146,6 +146,9 @@ static int read_npy4(const char *path, int64_t dims[4], float **data) {
     if (!rc && (d[0] < 1 || d[1] < 1 || d[2] < 1 || d[2] != d[3] || d[0] * d[1] > 65536 || d[2] > 65536))
         rc = attn_err(ATTN_EINPUT, "%s: shape [%lld,%lld,%lld,%lld] is not [L,H,T,T]", path, d[0], d[1], d[2], d[3]);
     size_t n = rc ? 0 : (size_t)(d[0] * d[1] * d[2] * d[3]);
+    long here = ftell(fp);
+    if (!rc && (fseek(fp, 0, SEEK_END) || (size_t)(ftell(fp) - here) < n * sizeof(float) || fseek(fp, here, SEEK_SET)))
+        rc = attn_err(ATTN_EINPUT, "%s: file is shorter than its shape", path);
     float *p = rc ? NULL : malloc(n * sizeof(float) + 1);
     if (!rc && !p) rc = attn_err(ATTN_EFAIL, "%s: out of memory", path);
     if (!rc && fread(p, sizeof(float), n, fp) != n) rc = attn_err(ATTN_EINPUT, "%s: file is shorter than its shape", path);
