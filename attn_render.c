@@ -125,9 +125,11 @@ float attn_scale_t(attn_scale s, float v, float row_max) {
 // Our own bitmap font, drawn by hand for attn. Each glyph is 5 pixels wide,
 // written as 9 rows ('#' = ink) from the cap line down: rows 0-6 down to the
 // baseline, rows 7-8 the descenders. In the 11-row text box two more rows sit
-// above, for the accents of capitals. Advance 6 pixels, line 12.
+// above, for the accents of capitals. Advance 6 pixels, line 12. Covered:
+// printable ASCII, Latin-1, a few label marks (… ↵ ▁ — →), Hangul syllables
+// and compatibility jamo (composed, 11 x 11, advance 12); anything else is
+// drawn as an empty box, never dropped.
 #define GLYPH_W 5
-#define ADV 6
 #define BOX_H 11
 #define LINE_H 12
 #define CAP_ROW 2 // first row of a glyph's 9 rows inside the text box
@@ -306,39 +308,140 @@ typedef struct {
     int w;               // ink columns; the advance is w + 1
 } glyph;
 
-// n rows of "....." words into g->row[r0 ..]
-static void glyph_rows(glyph *g, int r0, const char *s, int n) {
+static void ink_px(glyph *g, int x, int y) {
+    if (x >= 0 && x < g->w && y >= 0 && y < BOX_H) g->row[y] |= (uint16_t)(1u << (g->w - 1 - x));
+}
+
+// n rows of "....." words (any width) into g at column x, row y
+static void glyph_rows(glyph *g, int x, int y, const char *s, int n) {
     for (int r = 0; r < n && *s; r++) {
-        uint16_t bits = 0;
-        for (int x = 0; x < GLYPH_W; x++, s++) bits = (uint16_t)(bits << 1 | (*s == '#'));
-        g->row[r0 + r] |= bits;
+        for (int c = 0; *s == '.' || *s == '#'; c++, s++)
+            if (*s == '#') ink_px(g, x + c, y + r);
         if (*s == ' ') s++;
     }
+}
+
+// ---- Hangul syllables (U+AC00..U+D7A3), composed from jamo in an 11 x 11
+// box: the initial consonant, the vowel (a vertical part right of it, a
+// horizontal part below it, or both), the final consonant(s) at the bottom.
+// Consonants: 19 initials (ㄱ ㄲ ㄴ ㄷ ㄸ ㄹ ㅁ ㅂ ㅃ ㅅ ㅆ ㅇ ㅈ ㅉ ㅊ ㅋ ㅌ ㅍ ㅎ),
+// 5 x 5 when there is room, 5 x 4 above a final.
+static const char *const jamo_tall[19] = {
+    "##### ....# ....# ....# ....#", "##.## .#..# .#..# .#..# .#..#", "#.... #.... #.... #.... #####",
+    "##### #.... #.... #.... #####", "##.## #..#. #..#. #..#. ##.##", "##### ....# ##### #.... #####",
+    "##### #...# #...# #...# #####", "#...# #...# ##### #...# #####", "#.#.# #.#.# ##### #.#.# #####",
+    "..#.. .#.#. .#.#. #...# #...#", ".#.#. .#.#. ##.## #.#.# #.#.#", ".###. #...# #...# #...# .###.",
+    "##### ..#.. .#.#. #...# #...#", "##### .#.#. .#.#. ##.## #.#.#", "..#.. ##### ..#.. .#.#. #...#",
+    "##### ....# ##### ....# ....#", "##### #.... ##### #.... #####", "##### .#.#. .#.#. .#.#. #####",
+    "..#.. ##### .###. #...# .###.",
+};
+static const char *const jamo_short[19] = {
+    "##### ....# ....# ....#", "##.## .#..# .#..# .#..#", "#.... #.... #.... #####", "##### #.... #.... #####",
+    "##.## #..#. #..#. ##.##", "##### ...## ##... #####", "##### #...# #...# #####", "#...# ##### #...# #####",
+    "#.#.# ##### #.#.# #####", "..#.. ..#.. .#.#. #...#", ".#.#. .#.#. ##.## #.#.#", ".###. #...# #...# .###.",
+    "##### ..#.. .#.#. #...#", "##### .#.#. ##.## #.#.#", "..#.. ##### .#.#. #...#", "##### ....# ##### ....#",
+    "##### ####. #.... #####", "##### .#.#. .#.#. #####", "##### .###. #...# .###.",
+};
+// The 27 finals as one or two initials ('a' = ㄱ ... 's' = ㅎ), by final index 1..27.
+static const char final_1[] = "abacccdffffffffghhjklmopqrs", final_2[] = "..j.ms..aghjqrs..j.........";
+// The 21 vowels: horizontal part (0 none, 1 ㅗ, 2 ㅛ, 3 ㅜ, 4 ㅠ, 5 ㅡ) and vertical part
+// (0 none, 1 ㅏ, 2 ㅑ, 3 ㅓ, 4 ㅕ, 5 ㅣ, 6 ㅐ, 7 ㅒ, 8 ㅔ, 9 ㅖ).
+static const char vowel_h[] = "000000001111233334550", vowel_v[] = "162738490165003850055";
+
+// A vertical vowel part between rows y0 and y1: strokes and their ticks.
+static void vowel_vertical(glyph *g, int kind, int y0, int y1) {
+    int ticks = kind == 2 || kind == 4 || kind == 7 || kind == 9 ? 2 : 1, mid = (y0 + y1) / 2;
+    int right = kind == 1 || kind == 2 || kind == 6 || kind == 7, left = kind == 3 || kind == 4 || kind == 8 || kind == 9;
+    int second = kind >= 6, x = kind == 5 ? 8 : right ? 7 : second ? 8 : 9; // the main stroke
+    for (int y = y0; y <= y1; y++) {
+        ink_px(g, x, y);
+        if (second) ink_px(g, 10, y);
+    }
+    for (int t = 0; t < ticks; t++) {
+        int y = ticks == 1 ? mid : mid - 1 + 2 * t;
+        if (right) ink_px(g, x + 1, y), ink_px(g, x + 2, y);
+        if (left) ink_px(g, x - 1, y), ink_px(g, x - 2, y);
+    }
+}
+
+// A horizontal vowel part: a bar on row y from x0 to x1 with ticks above or below.
+static void vowel_horizontal(glyph *g, int kind, int x0, int x1, int y) {
+    int xc = (x0 + x1) / 2, dy = kind <= 2 ? -1 : 1;
+    for (int x = x0; x <= x1; x++) ink_px(g, x, y);
+    if (kind == 1 || kind == 3) ink_px(g, xc, y + dy);
+    if (kind == 2 || kind == 4) ink_px(g, xc - 2, y + dy), ink_px(g, xc + 2, y + dy);
+}
+
+// Compatibility jamo U+3131..U+314E (consonants, some clusters) as initials.
+static const char compat_1[] = "abacccdeffffffffghihjklmnopqrs", compat_2[] = "..j.ms...aghjqrs...j..........";
+
+// One or two consonants (initial indexes a, b; b < 0: none) on rows y..y+3,
+// or a single tall one on rows y..y+4.
+static void consonants(glyph *g, int a, int b, int y) {
+    if (b < 0) glyph_rows(g, 3, y, jamo_tall[a], 5);
+    else glyph_rows(g, 0, y, jamo_short[a], 4), glyph_rows(g, 6, y, jamo_short[b], 4);
+}
+
+static void hangul_glyph(uint32_t cp, glyph *g) {
+    int s = (int)(cp - 0xAC00), L = s / 588, V = s % 588 / 28, T = s % 28;
+    int h = vowel_h[V] - '0', v = vowel_v[V] - '0';
+    g->w = 11;
+    if (h && !v) { // initial above the vowel
+        glyph_rows(g, 3, T ? 0 : 1, T ? jamo_short[L] : jamo_tall[L], T ? 4 : 5);
+        vowel_horizontal(g, h, 0, 10, T ? 5 : 8);
+    } else if (!h) { // initial left of the vowel
+        glyph_rows(g, 0, T ? 0 : 3, jamo_tall[L], 5);
+        vowel_vertical(g, v, 0, T ? 5 : 10);
+    } else { // both parts
+        glyph_rows(g, 0, 0, T ? jamo_short[L] : jamo_tall[L], T ? 4 : 5);
+        vowel_horizontal(g, h, 0, 6, T ? 5 : 7);
+        vowel_vertical(g, v, 0, T ? 6 : 10);
+    }
+    if (T) { // final consonant(s) on rows 7..10
+        int a = final_1[T - 1] - 'a', b = final_2[T - 1] == '.' ? -1 : final_2[T - 1] - 'a';
+        glyph_rows(g, b < 0 ? 3 : 0, 7, jamo_short[a], 4);
+        if (b >= 0) glyph_rows(g, 6, 7, jamo_short[b], 4);
+    }
+}
+
+// Compatibility jamo alone: U+3131..U+314E consonants, U+314F..U+3163 vowels.
+static void jamo_glyph(uint32_t cp, glyph *g) {
+    g->w = 11;
+    if (cp <= 0x314E) {
+        int i = (int)(cp - 0x3131);
+        consonants(g, compat_1[i] - 'a', compat_2[i] == '.' ? -1 : compat_2[i] - 'a', 3);
+        return;
+    }
+    int V = (int)(cp - 0x314F), h = vowel_h[V] - '0', v = vowel_v[V] - '0';
+    if (h) vowel_horizontal(g, h, 0, v ? 6 : 10, 7);
+    if (v) vowel_vertical(g, v, 0, 10);
 }
 
 // The glyph of code point cp; 0 if the font lacks it.
 static int glyph_of(uint32_t cp, glyph *g) {
     memset(g, 0, sizeof *g);
     g->w = GLYPH_W;
-    if (cp >= 0x20 && cp < 0x7F) { glyph_rows(g, CAP_ROW, font_ascii[cp - 0x20], 9); return 1; }
+    if (cp >= 0x20 && cp < 0x7F) { glyph_rows(g, 0, CAP_ROW, font_ascii[cp - 0x20], 9); return 1; }
     for (size_t i = 0; i < sizeof font_latin1 / sizeof *font_latin1; i++)
-        if (font_latin1[i].cp == cp) { glyph_rows(g, CAP_ROW, font_latin1[i].g, 9); return 1; }
+        if (font_latin1[i].cp == cp) { glyph_rows(g, 0, CAP_ROW, font_latin1[i].g, 9); return 1; }
     for (size_t i = 0; i < sizeof font_extra / sizeof *font_extra; i++)
-        if (font_extra[i].cp == cp) { glyph_rows(g, CAP_ROW, font_extra[i].g, 9); return 1; }
+        if (font_extra[i].cp == cp) { glyph_rows(g, 0, CAP_ROW, font_extra[i].g, 9); return 1; }
     if (cp >= 0xC0 && cp <= 0xFF) {
         int lower = cp >= 0xE0, i = (int)(cp - 0xC0) & 31;
         char base = latin1_base[lower][i], mark = latin1_mark[lower][i];
         if (base == '.' || mark == '.') return 0;
-        glyph_rows(g, CAP_ROW, font_ascii[base - 0x20], 9);
+        glyph_rows(g, 0, CAP_ROW, font_ascii[base - 0x20], 9);
         const char *acc = accents[mark - '0'];
-        if (mark == '6') glyph_rows(g, CAP_ROW + 7, acc, 2);
-        else if (!lower) glyph_rows(g, 0, acc, 2);
+        if (mark == '6') glyph_rows(g, 0, CAP_ROW + 7, acc, 2);
+        else if (!lower) glyph_rows(g, 0, 0, acc, 2);
         else {
             g->row[CAP_ROW] = g->row[CAP_ROW + 1] = 0; // the dot of i, j
-            glyph_rows(g, CAP_ROW, acc, 2);
+            glyph_rows(g, 0, CAP_ROW, acc, 2);
         }
         return 1;
     }
+    if (cp >= 0xAC00 && cp <= 0xD7A3) { hangul_glyph(cp, g); return 1; }
+    if (cp >= 0x3131 && cp <= 0x3163) { jamo_glyph(cp, g); return 1; }
     return 0;
 }
 

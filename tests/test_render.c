@@ -138,6 +138,19 @@ static void test_font(void) {
     memset(im.rgb, 255, 64 * 16 * 3);
     attn_draw_text(&im, 0, 0, "\xC3\xA9", black, 1, 0);
     check(ink(&im, 0, 0, 64, 16) > e, "render_font_accent", "é has no more ink than e");
+    // Hangul syllables composed from jamo: every one drawn, two cells wide, and
+    // syllables that differ in one jamo differ in ink
+    int hangul = 1, differ = 1;
+    uint8_t prev[64 * 16 * 3];
+    for (uint32_t cp = 0xAC00; cp <= 0xD7A3; cp++) {
+        char u[4] = {(char)(0xE0 | cp >> 12), (char)(0x80 | (cp >> 6 & 63)), (char)(0x80 | (cp & 63)), 0};
+        memset(im.rgb, 255, 64 * 16 * 3);
+        int hw = attn_draw_text(&im, 0, 0, u, black, 1, 0);
+        if (hw != 2 * attn_text_width("a", 1) || ink(&im, 0, 0, 64, 16) < 8) hangul = 0;
+        if (cp > 0xAC00 && !memcmp(prev, im.rgb, sizeof prev)) differ = 0, printf("U+%04X looks like U+%04X\n", cp, cp - 1);
+        memcpy(prev, im.rgb, sizeof prev);
+    }
+    check(hangul && differ, "render_font_hangul", "a Hangul syllable is missing, narrow or the same as its neighbour");
     check(attn_text_width("ab\xC3\xA9\xFF", 1) == 4 * attn_text_width("a", 1), "render_font_width",
           "width of 4 characters (one an invalid byte) is %d", attn_text_width("ab\xC3\xA9\xFF", 1));
     free(im.rgb);
