@@ -83,7 +83,10 @@ static void lch_to_srgb8(double L, double C, double hdeg, uint8_t out[3]) {
 static uint8_t lut_seq[SEQ_N][3], lut_div[DIV_N][3];
 static pthread_once_t lut_once = PTHREAD_ONCE_INIT;
 
+// First use of the section: the colormap tables, and PNG rows stored unfiltered
+// (stb's per-row filter search halves the encoding speed for ~10% smaller files).
 static void lut_init(void) {
+    stbi_write_force_png_filter = 0;
     for (int i = 0; i < SEQ_N; i++) {
         double t = i / (double)(SEQ_N - 1);
         lch_to_srgb8(0.27 + 0.66 * t, 0.12 - 0.04 * sin(M_PI * t) + 0.08 * t * t, 310 - 205 * t,
@@ -850,6 +853,7 @@ static void png_sink(void *ctx, void *data, int n) { membuf_add(ctx, data, (size
 
 int attn_png_encode(const attn_image *im, uint8_t **png, size_t *len) {
     membuf b = {0};
+    pthread_once(&lut_once, lut_init);
     if (!stbi_write_png_to_func(png_sink, &b, im->w, im->h, 3, im->rgb, im->w * 3) || b.oom) {
         free(b.p);
         return attn_err(ATTN_EFAIL, "png: cannot encode a %d x %d picture", im->w, im->h);
