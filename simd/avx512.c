@@ -157,17 +157,23 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
     for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(C + (size_t)m * ldc, mask, _mm512_add_ps(acc[m], b));
 }
 
+// Any M, in groups of up to GEMV_MAX_M rows (more than that only when there
+// is no memory for a GEMM panel).
 static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                  float *C, int ldc, int M, int K, int n0, int n1) {
-    for (int n = n0; n < n1; n += 16) {
-        int nr = n1 - n < 16 ? n1 - n : 16;
-        const uint8_t *w = W + (size_t)n * ldw;
-        const float *b = bias ? bias + n : NULL;
-        switch (M) { // constant M lets the compiler keep the accumulators in registers
-        case 1: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 1, K, nr); break;
-        case 2: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 2, K, nr); break;
-        case 3: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 3, K, nr); break;
-        default: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 4, K, nr); break;
+    for (int m = 0; m < M; m += GEMV_MAX_M) {
+        const float *a = A + (size_t)m * lda;
+        float *c = C + (size_t)m * ldc;
+        for (int n = n0; n < n1; n += 16) {
+            int nr = n1 - n < 16 ? n1 - n : 16;
+            const uint8_t *w = W + (size_t)n * ldw;
+            const float *b = bias ? bias + n : NULL;
+            switch (M - m) { // constant M lets the compiler keep the accumulators in registers
+            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr); break;
+            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr); break;
+            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr); break;
+            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr); break;
+            }
         }
     }
 }
@@ -214,11 +220,16 @@ INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, con
     __m512 acc[MR][2];
     UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k++) {
+    // rows as two bases and scaled offsets, so the addresses need few registers
+    ptrdiff_t L = lda, L3 = 3 * L, L5 = 5 * L;
+    const float *a0 = A, *a7 = A + 7 * L;
+    for (int k = 0; k < K; k++, a0++, a7++) {
         __m512 w0 = _mm512_load_ps(P + (size_t)k * NR), w1 = _mm512_load_ps(P + (size_t)k * NR + 16);
         UNROLL
         for (int r = 0; r < R; r++) {
-            __m512 a = _mm512_set1_ps(A[(size_t)r * lda + k]);
+            const float *b = r < 7 ? a0 : a7;
+            int i = r % 7;
+            __m512 a = _mm512_set1_ps(b[i == 0 ? 0 : i == 1 ? L : i == 2 ? 2 * L : i == 3 ? L3 : i == 4 ? 4 * L : i == 5 ? L5 : 2 * L3]);
             acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, w1, acc[r][1]);
         }

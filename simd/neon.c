@@ -130,17 +130,23 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
     }
 }
 
+// Any M, in groups of up to GEMV_MAX_M rows (more than that only when there
+// is no memory for a GEMM panel).
 static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                  float *C, int ldc, int M, int K, int n0, int n1) {
-    for (int n = n0; n < n1; n += 8) {
-        int nr = n1 - n < 8 ? n1 - n : 8;
-        const uint8_t *w = W + (size_t)n * ldw;
-        const float *b = bias ? bias + n : NULL;
-        switch (M) {
-        case 1: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 1, K, nr); break;
-        case 2: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 2, K, nr); break;
-        case 3: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 3, K, nr); break;
-        default: gemv_rows(A, lda, w, ldw, wtype, b, C + n, ldc, 4, K, nr); break;
+    for (int m = 0; m < M; m += GEMV_MAX_M) {
+        const float *a = A + (size_t)m * lda;
+        float *c = C + (size_t)m * ldc;
+        for (int n = n0; n < n1; n += 8) {
+            int nr = n1 - n < 8 ? n1 - n : 8;
+            const uint8_t *w = W + (size_t)n * ldw;
+            const float *b = bias ? bias + n : NULL;
+            switch (M - m) {
+            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr); break;
+            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr); break;
+            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr); break;
+            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr); break;
+            }
         }
     }
 }
