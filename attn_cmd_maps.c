@@ -36,7 +36,7 @@ int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
         else if (*p) break;
     }
     if (*p || p == val) {
-        fprintf(stderr, "attn: %s: '%s' is not 'all' or a list like 0,3,5-7\n", opt, val);
+        cli_error("%s: '%s' is not 'all' or a list like 0,3,5-7", opt, val);
         return -1;
     }
     return 0;
@@ -46,7 +46,7 @@ int cli_scale(const char *val, attn_scale *out) {
     static const char *const names[] = {"fixed", "row", "log"};
     for (int i = 0; i < 3; i++)
         if (!strcmp(val, names[i])) { *out = (attn_scale)i; return 0; }
-    fprintf(stderr, "attn: --scale: '%s' is not fixed, row or log\n", val);
+    cli_error("--scale: '%s' is not fixed, row or log", val);
     return -1;
 }
 
@@ -287,7 +287,7 @@ int cmd_maps(int argc, char **argv) {
         if (l == 3 && !strncmp(p, "png", 3)) png = 1;
         else if (l == 3 && !strncmp(p, "svg", 3)) svg = 1;
         else {
-            fprintf(stderr, "attn: maps: --format '%s': expected png, svg or png,svg\n", o.format);
+            cli_error("maps: --format '%s': expected png, svg or png,svg", o.format);
             return 2;
         }
         p += l + (p[l] == ',');
@@ -386,7 +386,8 @@ int cmd_maps(int argc, char **argv) {
     }
     f.panels = panels, f.rows = nl, f.cols = nh, f.row_names = rn, f.col_names = cn;
     snprintf(note, sizeof note, "%d tokens; one colour scale for every panel", T);
-    snprintf(title, sizeof title, "%s - %d layer%s x %d head%s", name, nl, nl > 1 ? "s" : "", nh, nh > 1 ? "s" : "");
+    if (n == 1) snprintf(title, sizeof title, "%s - layer %d, head %d", name, cap.sel[0] / H, cap.sel[0] % H);
+    else snprintf(title, sizeof title, "%s - %d layer%s x %d head%s", name, nl, nl > 1 ? "s" : "", nh, nh > 1 ? "s" : "");
     f.title = title;
     if (!rc && dir[0] && grid && n > 1) {
         rc = cli_write_figure(&f, dir, "grid", png, svg);
