@@ -122,18 +122,32 @@ int attn_tokenizer_eos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_adds_bos(const attn_tokenizer *t);
 // Encode len bytes of text. add_bos: 1 to prepend BOS when the model adds it
 // (tokenizer.ggml.add_bos_token), 0 never. *ids is malloc'ed, owned by caller.
-// Invalid UTF-8 is documented in the README and never crashes.
+// Special-token text such as "<|endoftext|>" or "<s>" is encoded as plain text
+// (as the references do). Invalid UTF-8 never crashes; each byte that does not
+// start a well-formed sequence is: GPT-2: one "other" character, kept as its
+// byte (so decode gives the input back exactly); SentencePiece: U+FFFD, as
+// sentencepiece does; char: ATTN_EINPUT naming the byte. ids-only: ATTN_EINPUT.
 int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos,
                   int32_t **ids, int *n_ids);
 // The raw vocabulary piece of an id (as stored, e.g. "Ġthe", "▁the", "<0x0A>").
 gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
-// Readable labels for a sequence of ids: text, not Ġ/▁ (a leading space is
-// shown as "·"... see README), byte tokens that together form UTF-8 shown as the
-// character, control characters escaped. labels[i] is malloc'ed; free with
-// attn_labels_free.
+// Readable labels for a sequence of ids: the text each token stands for, not
+// Ġ/▁. Every space (U+0020) is shown as "·" (U+00B7); \n \t \r are escaped
+// as such, other C0 controls and DEL as \xNN, C1 controls and U+2028/U+2029 as
+// \uNNNN, a byte that is not part of well-formed UTF-8 as \xNN. A character
+// whose bytes are spread over several tokens (GPT-2 byte tokens, SentencePiece
+// <0xNN> fallback) is shown on the token holding its first byte; a token made
+// only of the rest of such a character is "…" (U+2026). Control/unknown tokens
+// (<s>, </s>, <unk>, <|endoftext|> when typed control) show their piece; an id
+// with no piece (ids-only models, padded vocabularies) is "[id]". Labels are
+// valid UTF-8 without raw control characters. labels[i] is malloc'ed; free
+// with attn_labels_free.
 int attn_token_labels(const attn_tokenizer *t, const int32_t *ids, int n, char ***labels);
 void attn_labels_free(char **labels, int n);
 // Decode ids back to text (malloc'ed, NUL-terminated, *len set if non-NULL).
+// GPT-2 and char: the tokens' bytes as they are. SentencePiece: as
+// sentencepiece's decode (the first piece's "▁" dropped, control tokens empty,
+// <unk> as " ⁇ ", <0xNN> bytes that are not well-formed UTF-8 as U+FFFD).
 int attn_detokenize(const attn_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
 
 // ---------------------------------------------------------------- model
