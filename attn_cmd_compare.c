@@ -169,7 +169,7 @@ int cmd_compare(int argc, char **argv) {
     const char *fmt;
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
     if (init && strcmp(init, "random")) {
-        fprintf(stderr, "attn: compare: --init '%s': only 'random' is known\n", init);
+        cli_error("compare: --init '%s': only 'random' is known", init);
         return 2;
     }
     int n = init ? 2 : o.n_models;

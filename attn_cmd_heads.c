@@ -455,8 +455,8 @@ int cmd_heads(int argc, char **argv) {
         } else if (!strcmp(a, "--by")) {
             if (!(v = cli_val(argc, argv, &i))) return 2;
             if ((by = attn_score_index(v)) < 0) {
-                fprintf(stderr, "attn: heads: --by %s: expected previous, first, self, induction, duplicate, "
-                                "offset or entropy_bits\n", v);
+                cli_error("heads: --by %s: expected previous, first, self, induction, duplicate, "
+                          "offset or entropy_bits", v);
                 return 2;
             }
         } else return cli_bad_opt("heads", a);

@@ -214,7 +214,7 @@ int cmd_trace(int argc, char **argv) {
             double x = strtod(v, &end);
             int top = !strcmp(a, "--top-p");
             if (end == v || *end || !(x >= 0) || x > (top ? 1 : 100) || (top && x <= 0)) {
-                fprintf(stderr, "attn: %s: '%s' is not a number in %s\n", a, v, top ? "(0, 1]" : "[0, 100]");
+                cli_error("%s: '%s' is not a number in %s", a, v, top ? "(0, 1]" : "[0, 100]");
                 return 2;
             }
             *(top ? &top_p : &temp) = x;

@@ -189,6 +189,8 @@ static int count_params(attn_model *m) {
 static int load_from_file(attn_model *m) {
     loader L = { m, &m->file, NULL };
     if (attn_kernels_init()) return ATTN_EINPUT;
+    if (!m->file.n_tensors)
+        return attn_err(ATTN_EINPUT, "%s: no tensors (a vocabulary-only file has no model)", m->file.path);
     if (read_config(&L)) return ATTN_EINPUT;
     attn_config *c = &m->cfg;
     const gguf_tensor *emb = gguf_find_tensor(&m->file, "token_embd.weight");
@@ -219,7 +221,13 @@ static int load_from_file(attn_model *m) {
         const char *b = strrchr(m->path, '/');
         snprintf(m->name, sizeof m->name, "%.127s", b ? b + 1 : m->path);
     }
-    return attn_tokenizer_load(&m->tok, &m->file, c->n_vocab);
+    int rc = attn_tokenizer_load(&m->tok, &m->file, c->n_vocab);
+    if (rc) { // the tokenizer's message, with the file it is about
+        char why[1024];
+        snprintf(why, sizeof why, "%s", attn_errmsg());
+        return attn_err(rc, "%s: %s", m->file.path, why);
+    }
+    return 0;
 }
 
 static int finish_load(attn_model *m, int rc, attn_model **out) {

@@ -7,6 +7,7 @@
 #include "attn.h"
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,33 +15,40 @@
 #include <unistd.h>
 
 // Temporary files still open, for attn_out_cleanup (from a signal handler).
+// Atomic slots: files may be opened and closed from several threads.
 #define MAX_OPEN_TMP 64
-static char *volatile open_tmp[MAX_OPEN_TMP];
+static _Atomic(char *) open_tmp[MAX_OPEN_TMP];
 
 static void track(char *tmp, int on) {
     for (int i = 0; i < MAX_OPEN_TMP; i++) {
-        if (on && !open_tmp[i]) { open_tmp[i] = tmp; return; }
-        if (!on && open_tmp[i] == tmp) { open_tmp[i] = NULL; return; }
+        char *expect = on ? NULL : tmp;
+        if (atomic_compare_exchange_strong(&open_tmp[i], &expect, on ? tmp : NULL)) return;
     }
 }
 
 void attn_out_cleanup(void) {
-    for (int i = 0; i < MAX_OPEN_TMP; i++)
-        if (open_tmp[i]) unlink(open_tmp[i]);
+    for (int i = 0; i < MAX_OPEN_TMP; i++) {
+        char *t = atomic_load(&open_tmp[i]);
+        if (t) unlink(t);
+    }
 }
 
 int attn_out_open(attn_outfile *o, const char *path) {
-    static int counter;
+    static atomic_int counter;
     memset(o, 0, sizeof *o);
     if (strlen(path) >= sizeof o->path) return attn_err(ATTN_EINPUT, "%s: path too long", path);
     snprintf(o->path, sizeof o->path, "%s", path);
     const char *slash = strrchr(path, '/');
     int dir_len = slash ? (int)(slash - path + 1) : 0;
     snprintf(o->tmp, sizeof o->tmp, "%.*s.%s.tmp.%ld.%d", dir_len, path, slash ? slash + 1 : path,
-             (long)getpid(), counter++);
+             (long)getpid(), atomic_fetch_add(&counter, 1));
+    track(o->tmp, 1); // before the file exists, so a signal never leaves it behind
     o->fp = fopen(o->tmp, "wb");
-    if (!o->fp) return attn_err(ATTN_EFAIL, "%s: cannot write: %s", path, strerror(errno));
-    track(o->tmp, 1);
+    if (!o->fp) {
+        int err = errno;
+        track(o->tmp, 0);
+        return attn_err(ATTN_EFAIL, "%s: cannot write: %s", path, strerror(err));
+    }
     return 0;
 }
 

@@ -81,7 +81,10 @@ def run_case(name, data, expect_rc=2, args=("info",)):
         f.write(data)
 
     def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        # (under `make check-sanitize` ASan needs a huge address space; its
+        # max_allocation_size_mb catches huge allocations there instead)
+        if not os.environ.get("ATTN_SANITIZE"):
+            resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
     p = subprocess.run([ATTN, *args, "-m", path] + (["--ids", "1,2,3"] if args[0] == "run" else []),
                        capture_output=True, text=True, preexec_fn=limit, timeout=60)
@@ -126,6 +129,48 @@ run_case("heads_disagree", gguf(model_kvs(**{"gpt2.attention.head_count": 3})[:3
 run_case("overflow_shape", gguf(model_kvs(), model_tensors(override=("blk.0.ffn_up.weight", [1 << 40, 1 << 40, 1 << 40], 0, b""))))
 run_case("bad_alignment", gguf(model_kvs() + [kv_u32("general.alignment", 3)], model_tensors()))
 run_case("huge_context", gguf(model_kvs()[:5] + [kv_u32("gpt2.context_length", 0xFFFFFFFF)], model_tensors()))
+# limits (issue 9): byte sizes that overflow 64 bits, metadata larger than the file,
+# dimensions that disagree, counts beyond what the file can hold
+run_case("bytes_overflow_64bit", gguf(model_kvs(), model_tensors(override=("blk.0.ffn_up.weight", [1 << 32, 1 << 31], 0, b""))))
+run_case("five_dims", gguf(model_kvs(), model_tensors(override=("blk.0.ffn_up.weight", [D, F, 1, 1, 1], 0, f32(D * F)))))
+bad = bytearray(good)
+i = bad.find(b"blk.0.ffn_down.weight") + len("blk.0.ffn_down.weight") + 4 + 16 + 4
+struct.pack_into("<Q", bad, i, (1 << 64) - 32)
+run_case("offset_near_2_64", bytes(bad))
+k = model_kvs()
+k[0] = struct.pack("<Q", 1 << 60) + b"general.architecture" + struct.pack("<I", 8) + s("gpt2")
+run_case("key_name_past_end", gguf(k, model_tensors()))
+arr = s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + s("a") + struct.pack("<Q", 1 << 40) + b"b"
+run_case("array_string_element_past_end", gguf(model_kvs() + [arr], model_tensors()))
+arr = s("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 10, (1 << 61) + 1) + b"\0" * 16
+run_case("array_count_times_size_overflows", gguf(model_kvs() + [arr], model_tensors()))
+arr = s("x.nested") + struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 4, 1) + b"\0" * 4
+run_case("array_of_arrays", gguf(model_kvs() + [arr], model_tensors()))
+run_case("unknown_value_type", gguf(model_kvs() + [s("x.y") + struct.pack("<II", 13, 0)], model_tensors()))
+bad = bytearray(gguf(model_kvs(), model_tensors()))
+i = bad.find(b"blk.0.ffn_down.weight") - 8
+struct.pack_into("<Q", bad, i, 1 << 62)
+run_case("tensor_name_past_end", bytes(bad))
+t = model_tensors()
+t.append(("blk.0.ffn_up.weight", [D, F], 0, f32(D * F)))
+run_case("duplicate_tensor", gguf(model_kvs(), t))
+run_case("huge_alignment", gguf(model_kvs() + [kv_u32("general.alignment", 1 << 31)], model_tensors()))
+run_case("block_count_huge", gguf(model_kvs()[:1] + [kv_u32("gpt2.block_count", 1 << 24)] + model_kvs()[2:], model_tensors()))
+run_case("kv_heads_not_dividing", gguf(model_kvs(**{"gpt2.attention.head_count_kv": 3}), model_tensors()))
+run_case("kv_heads_more_than_heads", gguf(model_kvs(**{"gpt2.attention.head_count_kv": 4}), model_tensors()))
+run_case("rope_dims_odd", gguf(model_kvs(**{"gpt2.rope.dimension_count": 3}), model_tensors()))
+run_case("rope_dims_past_head", gguf(model_kvs(**{"gpt2.rope.dimension_count": 6}), model_tensors()))
+run_case("context_disagrees_with_positions", gguf(model_kvs()[:5] + [kv_u32("gpt2.context_length", CTX + 1)], model_tensors()))
+run_case("embedding_disagrees", gguf(model_kvs(), model_tensors(override=("token_embd.weight", [D + 1, V], 0, f32((D + 1) * V)))))
+run_case("q8_0_row_not_multiple_of_32", gguf(model_kvs(), model_tensors(override=("blk.0.ffn_up.weight", [D, F], 8, b"\0" * 1024))))
+eps = s("gpt2.attention.layer_norm_epsilon") + struct.pack("<If", 6, -1.0)
+run_case("negative_norm_eps", gguf(model_kvs() + [eps], model_tensors()))
+arr = s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, V + 1) + b"".join(s("t%d" % j) for j in range(V + 1))
+run_case("more_tokens_than_embeddings", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "char"), arr], model_tensors()))
+run_case("unknown_tokenizer_model", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "bert")], model_tensors()))
+run_case("unknown_switch_value", gguf(model_kvs() + [kv_str("attn.positions", "alibi")], model_tensors()))
+run_case("no_tensors", gguf(model_kvs(), []))
+
 # truncated anywhere: every cut of the header region and a spread of cuts in the data
 cuts = sorted(set(list(range(0, 700, 7)) + list(range(700, len(good), 97))))
 bad_cuts = []

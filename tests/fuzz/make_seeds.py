@@ -255,7 +255,7 @@ CLI = [["info", "-m", "m.gguf"], ["info", "-m", "l.gguf", "--format", "json"], [
        ["trace", "-m", "l.gguf", "-p", "Hello", "-n", "4", "--temp", "0.8", "--seed", "3"],
        ["heads", "-m", "m.gguf", "-p", "the cat the cat", "--by", "previous", "--top", "2"],
        ["heads", "-m", "c.gguf", "--induction-test", "--len", "5", "--format", "json"],
-       ["compare", "-m", "m.gguf", "-m", "m.gguf", "-p", "the cat"], ["compare", "-m", "l.gguf", "--random", "-p", "a"],
+       ["compare", "-m", "m.gguf", "-m", "m.gguf", "-p", "the cat"], ["compare", "-m", "l.gguf", "--init", "random", "-p", "a"],
        ["report", "-m", "c.gguf", "-p", "hello world", "-o", "r.html", "-k", "2"]]
 
 

@@ -1,0 +1,154 @@
+#!/bin/sh
+# Output is never half-written, and the same command writes the same bytes.
+# - every file goes to a temporary name and is renamed: none is left behind
+# - Ctrl-C (SIGINT) in the middle of `run --export` and of `maps` leaves the
+#   files completed before it (complete) and no partial or temporary file
+# - a full disk (writes failing with EFBIG under `ulimit -f`, and stdout on
+#   /dev/full) and a directory that cannot be made or written: one line
+#   "attn: ..." and exit status 1, no partial file
+# - determinism: byte-identical outputs across runs and -t 1/2/3
+cd "$(dirname "$0")/.." || exit 1
+ATTN=${ATTN:-./attn}
+PY=${PY:-/usr/bin/python3}
+S=tests/fuzz/corpus_gguf
+G=$S/gpt2_bpe.gguf
+L=$S/llama_spm_gqa.gguf
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+pass() { echo "PASS output $1"; }
+fail() { echo "FAIL output $1: $2"; }
+# no_tmp DIR: no temporary file of ours left under DIR
+no_tmp() { [ -z "$(find "$1" -name '.*.tmp.*' 2>/dev/null | head -1)" ]; }
+# npy_ok FILE BYTES: exists with exactly the size a complete file has
+size_is() { [ -f "$1" ] && [ "$(wc -c <"$1")" -eq "$2" ]; }
+# png_ok FILE: ends with the IEND chunk
+png_ok() { [ "$(tail -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "49454e44ae426082" ]; }
+
+# ---- atomic files: a normal export leaves only the final names
+$ATTN run -m $G -p "the cat sat" --export npy,json -o $tmp/a >/dev/null 2>&1
+if [ -f $tmp/a/attention.npy ] && [ -f $tmp/a/logits.npy ] && [ -f $tmp/a/tokens.json ] && no_tmp $tmp/a &&
+    [ "$(ls -A $tmp/a | wc -l)" -eq 3 ]; then pass "run --export writes exactly its three files"
+else fail "run --export writes exactly its three files" "$(ls -A $tmp/a)"; fi
+
+# ---- a model slow enough to interrupt: context 1024, 4 layers x 4 heads
+if ! $PY tests/fuzz/make_seeds.py --big $tmp/big.gguf; then
+    fail "big model" "tests/fuzz/make_seeds.py --big failed"
+    exit 1
+fi
+ids512=$(seq -s, 0 511 | awk -F, '{for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? "," : ""), $i % 64}')
+att_bytes=$((128 + 4 * 4 * 512 * 512 * 4))
+
+# wait_for PATTERN PID: until a file matching the glob exists (up to 20 s) while PID runs
+wait_for() {
+    i=0
+    while [ $i -lt 2000 ]; do
+        for f in $1; do [ -e "$f" ] && return 0; done
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# run --export: a complete export, then an interrupted one into the same folder
+$ATTN run -m $tmp/big.gguf --ids $ids512 --export npy,json -o $tmp/r >/dev/null 2>&1
+cp $tmp/r/attention.npy $tmp/att.before
+ATTN_SIMD=scalar $ATTN run -m $tmp/big.gguf --ids $ids512 -t 1 --export npy,json -o $tmp/r >/dev/null 2>$tmp/err &
+pid=$!
+if wait_for "$tmp/r/.attention.npy.tmp.*" $pid; then
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    if [ $rc -ne 0 ] && no_tmp $tmp/r && cmp -s $tmp/r/attention.npy $tmp/att.before && size_is $tmp/r/attention.npy $att_bytes; then
+        pass "Ctrl-C in run --export: earlier files intact, no partial or temporary file"
+    else
+        fail "Ctrl-C in run --export" "rc $rc, files: $(ls -A $tmp/r | tr '\n' ' ')"
+    fi
+else
+    wait $pid
+    fail "Ctrl-C in run --export" "the temporary attention.npy never appeared (finished too fast?)"
+fi
+
+# maps: interrupted after a few pictures; those are complete, the one being written is gone
+$ATTN maps -m $tmp/big.gguf --ids $ids512 -t 1 -o $tmp/m >/dev/null 2>&1 &
+pid=$!
+if wait_for "$tmp/m/L00_H02.png" $pid; then
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    n=0 bad=
+    for f in $tmp/m/*.png; do
+        n=$((n + 1))
+        png_ok "$f" || bad="$bad $f"
+    done
+    if [ $rc -ne 0 ] && no_tmp $tmp/m && [ $n -ge 3 ] && [ -z "$bad" ]; then
+        pass "Ctrl-C in maps: $n complete pictures, no partial or temporary file"
+    else
+        fail "Ctrl-C in maps" "rc $rc, $n pictures, incomplete:$bad, left: $(ls -A $tmp/m | grep tmp | head -3)"
+    fi
+else
+    wait $pid
+    fail "Ctrl-C in maps" "no picture appeared"
+fi
+
+# ---- full disk and unwritable places: one line, exit 1, nothing left
+# err1 NAME CMD...: exit 1, one "attn: " line, no files under $tmp/full
+err1() {
+    name=$1
+    shift
+    "$@" >/dev/null 2>$tmp/err
+    rc=$?
+    files=$(find $tmp/full -type f 2>/dev/null | head -3)
+    if [ $rc -eq 1 ] && [ "$(wc -l <$tmp/err)" -eq 1 ] && grep -q "^attn: " $tmp/err && [ -z "$files" ]; then pass "$name"
+    else fail "$name" "rc $rc, stderr: $(head -c 300 $tmp/err), files: $files"; fi
+}
+rm -rf $tmp/full
+# a file size limit makes writes fail like a full disk (EFBIG; SIGXFSZ ignored)
+err1 "disk full during run --export" sh -c "trap '' XFSZ; ulimit -f 4; exec $ATTN run -m $G --ids $(seq -s, 1 16) --export npy,json -o $tmp/full"
+err1 "disk full during maps" sh -c "trap '' XFSZ; ulimit -f 4; exec $ATTN maps -m $G -p 'the cat sat on the mat' -o $tmp/full"
+$ATTN run -m $G -p "the cat" >/dev/full 2>$tmp/err
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <$tmp/err)" -eq 1 ] && grep -q "^attn: standard output" $tmp/err; then pass "table to /dev/full"
+else fail "table to /dev/full" "rc $rc: $(cat $tmp/err)"; fi
+$ATTN tokenize -m $G -p "the cat" >/dev/full 2>$tmp/err
+rc=$?
+if [ $rc -eq 1 ] && grep -q "^attn: " $tmp/err; then pass "tokenize to /dev/full"
+else fail "tokenize to /dev/full" "rc $rc: $(cat $tmp/err)"; fi
+: >$tmp/file
+err1 "-o below a regular file (cannot make the directory)" $ATTN run -m $G --ids 1,2 --export npy -o $tmp/file/sub
+err1 "-o in /proc (cannot write there)" $ATTN run -m $G --ids 1,2 --export npy -o /proc/self
+err1 "maps -o below a regular file" $ATTN maps -m $G --ids 1,2 -o $tmp/file/sub
+$ATTN run -m $G --ids 1,2 --export npy -o $tmp/file >/dev/null 2>$tmp/err
+rc=$?
+if [ $rc -eq 2 ] && grep -q "not a directory" $tmp/err; then pass "-o naming a regular file is bad input"
+else fail "-o naming a regular file is bad input" "rc $rc: $(cat $tmp/err)"; fi
+
+# ---- determinism: the same bytes across runs and thread counts
+d_ok=1 why=
+for t in 1 2 3; do
+    $ATTN run -m $L -p "the cat the hello world" --per-token --format json -t $t --export npy,json -o $tmp/d$t >$tmp/d$t.out 2>/dev/null || d_ok=0
+    $ATTN run -m $L -p "the cat the hello world" --per-token --format json -t $t --export npy,json -o $tmp/e$t >$tmp/e$t.out 2>/dev/null || d_ok=0
+    for f in attention.npy logits.npy tokens.json; do
+        cmp -s $tmp/d1/$f $tmp/d$t/$f || { d_ok=0; why="$why $f(-t $t)"; }
+        cmp -s $tmp/d1/$f $tmp/e$t/$f || { d_ok=0; why="$why $f(rerun -t $t)"; }
+    done
+    cmp -s $tmp/d1.out $tmp/d$t.out && cmp -s $tmp/d1.out $tmp/e$t.out || { d_ok=0; why="$why stdout(-t $t)"; }
+done
+[ $d_ok -eq 1 ] && pass "run --export and table byte-identical across runs and -t 1/2/3" ||
+    fail "run byte-identical across runs and -t 1/2/3" "differs:$why"
+d_ok=1 why=
+for t in 1 2 3; do
+    $ATTN maps -m $L -p "the cat the hello world" -t $t --format png,svg -o $tmp/mp$t >/dev/null 2>&1 || d_ok=0
+    for f in $tmp/mp1/*; do cmp -s "$f" $tmp/mp$t/$(basename "$f") || { d_ok=0; why="$why $(basename "$f")(-t $t)"; }; done
+    $ATTN trace -m $L -p "the cat" -n 6 --temp 0.9 --seed 7 -t $t --format json >$tmp/tr$t.out 2>/dev/null || d_ok=0
+    cmp -s $tmp/tr1.out $tmp/tr$t.out || { d_ok=0; why="$why trace(-t $t)"; }
+    $ATTN heads -m $L -p "the cat the cat" -t $t --format json >$tmp/h$t.out 2>/dev/null || d_ok=0
+    cmp -s $tmp/h1.out $tmp/h$t.out || { d_ok=0; why="$why heads(-t $t)"; }
+done
+[ $d_ok -eq 1 ] && pass "maps, trace --seed, heads byte-identical across -t 1/2/3" ||
+    fail "maps, trace, heads byte-identical across -t 1/2/3" "differs:$why"
+$ATTN trace -m $L -p "the cat" -n 6 --temp 0.9 --seed 8 --format json >$tmp/tr8.out 2>/dev/null
+$ATTN trace -m $L -p "the cat" -n 3 --temp 0.9 --seed 7 >$tmp/trs.out 2>&1
+if ! cmp -s $tmp/tr1.out $tmp/tr8.out && grep -q "seed 7" $tmp/trs.out; then pass "trace: the seed is printed and changes the sample"
+else fail "trace: the seed is printed and changes the sample" "$(head -3 $tmp/trs.out)"; fi
