@@ -172,6 +172,20 @@ static size_t random_text(char *buf, size_t cap) {
     return n;
 }
 
+// 3000 random byte strings: tokenized, labelled, and given back exactly if `exact`
+static int random_texts_ok(const attn_tokenizer *t, int bos, int exact) {
+    char buf[256];
+    for (int i = 0; i < 3000; i++) {
+        size_t n = random_text(buf, sizeof buf);
+        int32_t *ids;
+        int k;
+        int ok = !attn_tokenize(t, buf, n, bos, &ids, &k) && labels_and_back(t, ids, k, exact ? buf : NULL, n);
+        free(ids);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 // ---------------------------------------------------------------- tiny GPT-2
 
 static void byte_piece(int b, char *out) { // GPT-2's bytes_to_unicode of byte b, as UTF-8
@@ -266,17 +280,7 @@ static void test_gpt2_tiny(void) {
     gguf_str p = attn_token_piece(t, T_GA);
     check(p.len == 3 && !memcmp(p.s, "\xC4\xA0" "a", 3), "tok_piece", "piece of %d is '%.*s'", T_GA, (int)p.len, p.s);
 
-    // any bytes: tokenized, labelled, given back exactly
-    int ok = 1;
-    char buf[256];
-    for (int i = 0; i < 3000 && ok; i++) {
-        size_t n = random_text(buf, sizeof buf);
-        int32_t *ids;
-        int k;
-        ok = !attn_tokenize(t, buf, n, 0, &ids, &k) && labels_and_back(t, ids, k, buf, n);
-        free(ids);
-    }
-    check(ok, "tok_gpt2_any_bytes_round_trip", "a random byte string failed: %s", attn_errmsg());
+    check(random_texts_ok(t, 0, 1), "tok_gpt2_any_bytes_round_trip", "a random byte string failed: %s", attn_errmsg());
     vocab_close(&v);
 
     int32_t *ids = NULL;
@@ -342,16 +346,7 @@ static void test_spm_tiny(void) {
     EXPECT_IDS(t, "tok_spm_empty", "", 1, "1");
     int32_t l1[] = {1, SAB, 3 + 0xC3, 3 + 0xA9, 3 + 0x0A, 0, FFFD};
     expect_labels(t, "tok_spm_labels", l1, 7, "<s> | \xC2\xB7" "ab | \xC3\xA9 | \xE2\x80\xA6 | \\n | <unk> | \xEF\xBF\xBD");
-    int ok = 1;
-    char buf[256];
-    for (int i = 0; i < 3000 && ok; i++) {
-        size_t n = random_text(buf, sizeof buf);
-        int32_t *ids;
-        int k;
-        ok = !attn_tokenize(t, buf, n, 1, &ids, &k) && labels_and_back(t, ids, k, NULL, 0);
-        free(ids);
-    }
-    check(ok, "tok_spm_any_bytes", "a random byte string failed: %s", attn_errmsg());
+    check(random_texts_ok(t, 1, 0), "tok_spm_any_bytes", "a random byte string failed: %s", attn_errmsg());
     vocab_close(&v);
 
     // a piece with "▁" inside: words can not be merged apart
