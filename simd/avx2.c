@@ -420,6 +420,27 @@ static void avx2_gelu_tanh(float *x, int n) {
     }
 }
 
+// 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), erfc as in kernels.h.
+static void avx2_gelu_erf(float *x, int n) {
+    static const float P[] = ATTN_ERFC_P;
+    for (int i = 0; i < n; i += 8) {
+        __m256 v = loadf8(x + i, n - i);
+        __m256 z = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_set1_ps(0.7071067811865476f));
+        __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+        __m256 p = _mm256_set1_ps(P[0]);
+        for (int j = 1; j <= ATTN_ERFC_DEG; j++) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(P[j]));
+        // z^2 = zh^2 (exact: zh has 6 fraction bits) + (z - zh)(z + zh)
+        __m256 zh = _mm256_mul_ps(_mm256_round_ps(_mm256_mul_ps(z, _mm256_set1_ps(64.0f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                  _mm256_set1_ps(1.0f / 64));
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(z, zh), _mm256_add_ps(z, zh));
+        __m256 e = _mm256_mul_ps(_mm256_mul_ps(t, vexp(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(zh, zh)))),
+                                 vexp(_mm256_sub_ps(p, d)));
+        __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ);
+        e = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e), pos); // 1 + erf(x / sqrt 2)
+        store8(x + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), e), n - i);
+    }
+}
+
 static void avx2_swiglu(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i += 8) {
         __m256 g = loadf8(gate + i, n - i);
@@ -440,7 +461,7 @@ const attn_kernels attn_kernels_avx2 = {
     .rmsnorm = avx2_rmsnorm,
     .layernorm = avx2_layernorm,
     .gelu_tanh = avx2_gelu_tanh,
-    .gelu_erf = attn_scalar_gelu_erf,
+    .gelu_erf = avx2_gelu_erf,
     .swiglu = avx2_swiglu,
     .add = avx2_add,
     .softmax = avx2_softmax,

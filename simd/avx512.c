@@ -457,6 +457,27 @@ static void avx512_gelu_tanh(float *x, int n) {
     }
 }
 
+// 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), erfc as in kernels.h.
+static void avx512_gelu_erf(float *x, int n) {
+    static const float P[] = ATTN_ERFC_P;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 z = _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps(0.7071067811865476f));
+        __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
+        __m512 p = _mm512_set1_ps(P[0]);
+        for (int j = 1; j <= ATTN_ERFC_DEG; j++) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(P[j]));
+        // z^2 = zh^2 (exact: zh has 6 fraction bits) + (z - zh)(z + zh)
+        __m512 zh = _mm512_roundscale_ps(z, (6 << 4) | _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 d = _mm512_mul_ps(_mm512_sub_ps(z, zh), _mm512_add_ps(z, zh));
+        __m512 e = _mm512_mul_ps(_mm512_mul_ps(t, vexp(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(zh, zh)))),
+                                 vexp(_mm512_sub_ps(p, d)));
+        __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
+        e = _mm512_mask_sub_ps(e, pos, _mm512_set1_ps(2.0f), e); // 1 + erf(x / sqrt 2)
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), e));
+    }
+}
+
 static void avx512_swiglu(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
@@ -481,7 +502,7 @@ const attn_kernels attn_kernels_avx512 = {
     .rmsnorm = avx512_rmsnorm,
     .layernorm = avx512_layernorm,
     .gelu_tanh = avx512_gelu_tanh,
-    .gelu_erf = attn_scalar_gelu_erf,
+    .gelu_erf = avx512_gelu_erf,
     .swiglu = avx512_swiglu,
     .add = avx512_add,
     .softmax = avx512_softmax,

@@ -80,6 +80,14 @@ void attn_scalar_softmax(float *x, int n);
 void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
 void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
 
+// For gelu_erf on the fast paths: erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2),
+// z >= 0, P's coefficients highest power first (our least-squares fit to erfc
+// on [0, 10]; with z^2 split so that its rounding does not reach the
+// exponent, erfc is within about 1.2e-6 relative in f32 for z < 4).
+#define ATTN_ERFC_DEG 10
+#define ATTN_ERFC_P { -0.1322232038f, 0.9186638594f, -2.660632610f, 4.066195965f, -3.408038855f, \
+                      1.589802146f, -0.6849140525f, 0.2197799981f, 0.3553099036f, 1.001627684f, -1.265570641f }
+
 // f16 / bf16 helpers shared by the kernels (exact conversions).
 static inline float attn_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;

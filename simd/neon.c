@@ -388,6 +388,25 @@ static void neon_gelu_tanh(float *x, int n) {
     }
 }
 
+// 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), erfc as in kernels.h.
+static void neon_gelu_erf(float *x, int n) {
+    static const float P[] = ATTN_ERFC_P;
+    for (int i = 0; i < n; i += 4) {
+        float32x4_t v = loadf4(x + i, n - i);
+        float32x4_t z = vmulq_n_f32(vabsq_f32(v), 0.7071067811865476f);
+        float32x4_t t = vdivq_f32(vdupq_n_f32(1.0f), vfmaq_n_f32(vdupq_n_f32(1.0f), z, 0.5f));
+        float32x4_t p = vdupq_n_f32(P[0]);
+        for (int j = 1; j <= ATTN_ERFC_DEG; j++) p = vfmaq_f32(vdupq_n_f32(P[j]), p, t);
+        // z^2 = zh^2 (exact: zh has 6 fraction bits) + (z - zh)(z + zh)
+        float32x4_t zh = vmulq_n_f32(vrndnq_f32(vmulq_n_f32(z, 64.0f)), 1.0f / 64);
+        float32x4_t d = vmulq_f32(vsubq_f32(z, zh), vaddq_f32(z, zh));
+        float32x4_t e = vmulq_f32(vmulq_f32(t, vexp(vnegq_f32(vmulq_f32(zh, zh)))), vexp(vsubq_f32(p, d)));
+        uint32x4_t pos = vcgeq_f32(v, vdupq_n_f32(0));
+        e = vbslq_f32(pos, vsubq_f32(vdupq_n_f32(2.0f), e), e); // 1 + erf(x / sqrt 2)
+        store4(x + i, vmulq_f32(vmulq_n_f32(v, 0.5f), e), n - i);
+    }
+}
+
 static void neon_swiglu(float *gate, const float *up, int n) {
     for (int i = 0; i < n; i += 4) {
         float32x4_t g = loadf4(gate + i, n - i);
@@ -407,7 +426,7 @@ const attn_kernels attn_kernels_neon = {
     .rmsnorm = neon_rmsnorm,
     .layernorm = neon_layernorm,
     .gelu_tanh = neon_gelu_tanh,
-    .gelu_erf = attn_scalar_gelu_erf,
+    .gelu_erf = neon_gelu_erf,
     .swiglu = neon_swiglu,
     .add = neon_add,
     .softmax = neon_softmax,

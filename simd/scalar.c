@@ -98,18 +98,19 @@ void attn_scalar_layernorm(float *out, const float *x, const float *w, const flo
     for (int i = 0; i < n; i++) out[i] = (x[i] - mean) * r * w[i] + (b ? b[i] : 0.0f);
 }
 
-// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// 0.5 x (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), computed as
+// x / (1 + e^(-2u)) (the same function; no cancellation for x << 0)
 void attn_scalar_gelu_tanh(float *x, int n) {
     const float c = 0.7978845608028654f; // sqrt(2/pi)
     for (int i = 0; i < n; i++) {
         float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+        x[i] = v / (1.0f + expf(-2.0f * c * (v + 0.044715f * v * v * v)));
     }
 }
 
-// 0.5 x (1 + erf(x / sqrt(2)))
+// 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2) (no cancellation for x << 0)
 void attn_scalar_gelu_erf(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
+    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * erfcf(-x[i] * 0.7071067811865476f);
 }
 
 // gate = silu(gate) * up, silu(g) = g / (1 + e^-g)
