@@ -122,12 +122,34 @@ void attn_scalar_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += x[i];
 }
 
+// cos and sin of pos * freqs[i], i < half, kept per thread for the last
+// position: the forward pass rotates q and then k at the same position.
+#define ROPE_CACHE 512
+static _Thread_local struct { int pos, half; float freqs[ROPE_CACHE], c[ROPE_CACHE], s[ROPE_CACHE]; } rope_cache = { -1, 0, { 0 }, { 0 }, { 0 } };
+
+static const float *rope_angles(int pos, const float *freqs, int half, const float **sin_out) {
+    if (half > ROPE_CACHE) return NULL;
+    if (rope_cache.pos != pos || rope_cache.half != half || memcmp(rope_cache.freqs, freqs, sizeof(float) * half)) {
+        for (int i = 0; i < half; i++) {
+            float ang = (float)pos * freqs[i];
+            rope_cache.c[i] = cosf(ang);
+            rope_cache.s[i] = sinf(ang);
+        }
+        memcpy(rope_cache.freqs, freqs, sizeof(float) * half);
+        rope_cache.pos = pos;
+        rope_cache.half = half;
+    }
+    *sin_out = rope_cache.s;
+    return rope_cache.c;
+}
+
 // Rotate pairs by angle pos * freqs[i]: (a, b) -> (a cos - b sin, a sin + b cos).
 void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs,
-                        int halves) {
+                      int halves) {
     int half = rot_dims / 2;
+    const float *sn, *cs = rope_angles(pos, freqs, half, &sn);
     for (int i = 0; i < half; i++) {
-        float ang = (float)pos * freqs[i], c = cosf(ang), s = sinf(ang);
+        float ang = (float)pos * freqs[i], c = cs ? cs[i] : cosf(ang), s = cs ? sn[i] : sinf(ang);
         int ia = halves ? i : 2 * i, ib = halves ? i + half : 2 * i + 1;
         for (int h = 0; h < n_heads; h++) {
             float *xh = x + (size_t)h * head_dim;
