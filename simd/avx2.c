@@ -123,14 +123,20 @@ INLINE __m256 loadf8(const float *p, int n) {
 
 // ---------------------------------------------------------------- GEMV
 
+// While one group of 8 rows is read, the next group (pre, pre_n rows) is
+// prefetched at the same place: each row is a separate stream, often a page
+// of its own, which the hardware prefetcher would only find late.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                      float *C, int ldc, int M, int K, int nr) {
+                      float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
     __m256 acc[GEMV_MAX_M];
     UNROLL
     for (int m = 0; m < GEMV_MAX_M; m++) acc[m] = _mm256_setzero_ps();
     __m256 col[8];
+    size_t row_bytes = wtype == ATTN_F32 ? (size_t)K * 4 : attn_type_row_bytes(wtype, (uint64_t)K);
     for (int k0 = 0; k0 < K; k0 += 8) {
         int kn = K - k0 < 8 ? K - k0 : 8;
+        size_t off = row_bytes * (size_t)k0 / (size_t)K;
+        for (int r = 0; r < pre_n; r++) _mm_prefetch((const char *)pre + (size_t)r * ldw + off, _MM_HINT_T1);
         load_block(W, ldw, wtype, k0, kn, nr, col);
         if (kn == 8) {
             UNROLL
@@ -159,13 +165,14 @@ static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t
         float *c = C + (size_t)m * ldc;
         for (int n = n0; n < n1; n += 8) {
             int nr = n1 - n < 8 ? n1 - n : 8;
-            const uint8_t *w = W + (size_t)n * ldw;
+            const uint8_t *w = W + (size_t)n * ldw, *pre = w + 8 * ldw;
             const float *b = bias ? bias + n : NULL;
+            int pre_n = n1 - n - 8 < 0 ? 0 : n1 - n - 8 < 8 ? n1 - n - 8 : 8;
             switch (M - m) {
-            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr); break;
-            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr); break;
-            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr); break;
-            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr); break;
+            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr, pre, pre_n); break;
+            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr, pre, pre_n); break;
+            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr, pre, pre_n); break;
+            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr, pre, pre_n); break;
             }
         }
     }

@@ -129,14 +129,20 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
 
 // C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): weight rows n0.. at W (stride
 // ldw bytes), 16 at a time, each k a broadcast FMA in order.
+// While one group of 16 rows is read, the next group (pre, pre_n rows) is
+// prefetched at the same place: each row is a separate stream, often a page
+// of its own, which the hardware prefetcher would only find late.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                      float *C, int ldc, int M, int K, int nr) {
+                      float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
     __m512 acc[GEMV_MAX_M];
     UNROLL
     for (int m = 0; m < GEMV_MAX_M; m++) acc[m] = _mm512_setzero_ps();
     __m512 col[16];
+    size_t row_bytes = wtype == ATTN_F32 ? (size_t)K * 4 : attn_type_row_bytes(wtype, (uint64_t)K);
     for (int k0 = 0; k0 < K; k0 += 16) {
         int kn = K - k0 < 16 ? K - k0 : 16;
+        size_t off = row_bytes * (size_t)k0 / (size_t)K;
+        for (int r = 0; r < pre_n; r++) _mm_prefetch((const char *)pre + (size_t)r * ldw + off, _MM_HINT_T1);
         load_block(W, ldw, wtype, k0, kn, nr, col);
         if (kn == 16) {
             UNROLL
@@ -166,13 +172,14 @@ static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t
         float *c = C + (size_t)m * ldc;
         for (int n = n0; n < n1; n += 16) {
             int nr = n1 - n < 16 ? n1 - n : 16;
-            const uint8_t *w = W + (size_t)n * ldw;
+            const uint8_t *w = W + (size_t)n * ldw, *pre = w + 16 * ldw;
             const float *b = bias ? bias + n : NULL;
+            int pre_n = n1 - n - 16 < 0 ? 0 : n1 - n - 16 < 16 ? n1 - n - 16 : 16;
             switch (M - m) { // constant M lets the compiler keep the accumulators in registers
-            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr); break;
-            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr); break;
-            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr); break;
-            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr); break;
+            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr, pre, pre_n); break;
+            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr, pre, pre_n); break;
+            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr, pre, pre_n); break;
+            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr, pre, pre_n); break;
             }
         }
     }
