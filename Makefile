@@ -70,6 +70,15 @@ install: $(ATTN)
 clean:
 	rm -rf build build-* attn attn-static
 
+# Speed against the peers (tools/bench.sh). OpenBLAS is linked into
+# $(B)/bench_gemm only, never into attn.
+bench: $(ATTN) $(B)/bench_gemm
+	@B=$(B) ATTN=./$(ATTN) sh tools/bench.sh
+
+$(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ) attn.h simd/kernels.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
+
 # Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch).
 parity:
 	/usr/bin/python3 tests/parity/make_goldens.py
@@ -82,7 +91,7 @@ SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:max_allocation_size_mb=4096:log_path=$(CURDIR)/build-san/log/asan \
              UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/build-san/log/ubsan
 SECONDS   ?= 60
-FUZZERS   := gguf tok cli
+FUZZERS   := gguf tok cli convert
 
 check-sanitize:
 	@rm -rf build-san/log && mkdir -p build-san/log
@@ -91,9 +100,9 @@ check-sanitize:
 	    ATTN=build-san/attn test; rc=$$?; \
 	if ls build-san/log/* >/dev/null 2>&1; then echo "sanitizer reports:"; cat build-san/log/*; exit 1; fi; exit $$rc
 
-fuzz:
+fuzz: $(ATTN)
 	CFLAGS='-O1 -g $(SAN) -fsanitize=fuzzer-no-link' $(MAKE) --no-print-directory CC=clang B=build-fuzz \
-	    $(patsubst %,build-fuzz/fuzz/fuzz_%,$(FUZZERS))
+	    $(patsubst %,build-fuzz/fuzz/fuzz_%,$(filter-out convert,$(FUZZERS)))
 	nice -n 19 sh tests/fuzz/run.sh build-fuzz $(SECONDS) $(FUZZERS)
 
 # The harnesses (built in build-fuzz/ by `make fuzz`); fuzz_cli calls the CLI's

@@ -1,0 +1,216 @@
+// tools/bench_gemm.c - the machine and kernel half of `make bench`: this
+// CPU's FMA peak (own microbenchmark), its read bandwidth, and GEMM GFLOP/s
+// of attn's matmul kernel against OpenBLAS sgemm on transformer shapes, each
+// figure measured in this run on the same thread count. OpenBLAS is linked
+// into this program only, never into attn.
+//
+//   bench_gemm [-t THREADS] [--quick]     prints "key value" lines (tools/bench.sh makes the table)
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "attn.h"
+#include "simd/kernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+extern char *openblas_get_corename(void);
+extern char *openblas_get_config(void);
+extern void openblas_set_num_threads(int);
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// ---------------------------------------------------------------- FMA peak
+
+// Independent FMA chains, enough to cover latency x ports; returns flops.
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static double fma_loop512(long iters) {
+    __m512 a[16], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    __m512 s = a[0];
+    for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, a[i]);
+    volatile float sink = _mm512_reduce_add_ps(s);
+    (void)sink;
+    return (double)iters * 16 * 16 * 2;
+}
+__attribute__((target("avx2,fma"))) static double fma_loop256(long iters) {
+    __m256 a[12], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    __m256 s = a[0];
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    volatile float sink = out[0];
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+static double fma_loop128(long iters) {
+    float32x4_t a[16], b = vdupq_n_f32(0.999f), c = vdupq_n_f32(1e-3f);
+    for (int i = 0; i < 16; i++) a[i] = vdupq_n_f32((float)i);
+    for (long it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) a[i] = vfmaq_f32(c, a[i], b);
+    float32x4_t s = a[0];
+    for (int i = 1; i < 16; i++) s = vaddq_f32(s, a[i]);
+    volatile float sink = vgetq_lane_f32(s, 0);
+    (void)sink;
+    return (double)iters * 16 * 4 * 2;
+}
+#endif
+
+typedef struct { const char *path; long iters; double flops; } fma_job;
+static void fma_item(void *ctx, int i) {
+    fma_job *j = ctx;
+    double f = 0;
+    (void)i;
+#if defined(__x86_64__)
+    if (strcmp(j->path, "avx512") == 0) f = fma_loop512(j->iters);
+    else f = fma_loop256(j->iters);
+#elif defined(__aarch64__)
+    f = fma_loop128(j->iters);
+#endif
+    if (i == 0) j->flops = f;
+}
+
+// GFLOP/s of all pool threads running FMA chains at once (best of 5).
+static double fma_peak(attn_pool *pool, const char *path) {
+    int nt = attn_pool_size(pool);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        fma_job j = { path, 20000000, 0 };
+        double t = now();
+        attn_pool_run(pool, nt, fma_item, &j);
+        t = now() - t;
+        double g = j.flops * nt / t / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+// ---------------------------------------------------------------- bandwidth
+
+typedef struct { const float *a; size_t n; int nt; double sum[64]; } bw_job;
+static void bw_item(void *ctx, int i) {
+    bw_job *j = ctx;
+    size_t per = j->n / j->nt, lo = per * i;
+    const float *a = j->a + lo;
+    float s[16] = { 0 };
+    for (size_t k = 0; k + 16 <= per; k += 16)
+        for (int l = 0; l < 16; l++) s[l] += a[k + l];
+    double t = 0;
+    for (int l = 0; l < 16; l++) t += s[l];
+    j->sum[i] = t;
+}
+
+// Read bandwidth in GB/s of all pool threads summing a 1 GiB array (best of 5).
+static double read_bw(attn_pool *pool) {
+    size_t n = (size_t)1 << 28;
+    float *a = aligned_alloc(64, n * 4);
+    if (!a) return 0;
+    for (size_t i = 0; i < n; i++) a[i] = 1.0f;
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        bw_job j = { a, n, attn_pool_size(pool), { 0 } };
+        double t = now();
+        attn_pool_run(pool, j.nt, bw_item, &j);
+        t = now() - t;
+        if (n * 4 / t / 1e9 > best) best = n * 4 / t / 1e9;
+    }
+    free(a);
+    return best;
+}
+
+// ---------------------------------------------------------------- GEMM
+
+typedef struct { const float *A, *W; float *C; int M, K, N, chunk; } mm_job;
+static void mm_item(void *ctx, int i) {
+    mm_job *j = ctx;
+    int n0 = i * j->chunk, n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N;
+    attn_k->matmul(j->A, j->K, j->W, ATTN_F32, NULL, j->C, j->N, j->M, j->K, n0, n1);
+}
+
+// The column split of the forward pass (attn_model.c): ~4 items a thread, in
+// multiples of 16 columns.
+static void ours(attn_pool *pool, const float *A, const float *W, float *C, int M, int K, int N) {
+    int nt = attn_pool_size(pool);
+    int chunk = (N + 4 * nt - 1) / (4 * nt);
+    chunk = (chunk + 15) / 16 * 16;
+    mm_job j = { A, W, C, M, K, N, chunk };
+    attn_pool_run(pool, (N + chunk - 1) / chunk, mm_item, &j);
+}
+
+static void blas(const float *A, const float *W, float *C, int M, int K, int N) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, W, K, 0.0f, C, N);
+}
+
+int main(int argc, char **argv) {
+    int nt = 0, quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) nt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+    }
+    if (attn_kernels_init()) { fprintf(stderr, "bench_gemm: %s\n", attn_errmsg()); return 2; }
+    attn_pool *pool;
+    if (attn_pool_new(&pool, nt)) { fprintf(stderr, "bench_gemm: %s\n", attn_errmsg()); return 1; }
+    nt = attn_pool_size(pool);
+    openblas_set_num_threads(nt);
+    printf("threads %d\npath %s\nopenblas_core %s\nopenblas_config %s\n", nt, attn_k->name, openblas_get_corename(),
+           openblas_get_config());
+    printf("fma_peak_gflops %.1f\n", fma_peak(pool, attn_k->name));
+    if (!quick) printf("read_bw_gbs %.1f\n", read_bw(pool));
+    fflush(stdout);
+
+    static const int shapes[][3] = { // T, K (in), N (out)
+        { 256, 768, 768 }, { 256, 768, 2304 }, { 256, 768, 3072 }, { 256, 3072, 768 }, { 512, 2048, 2048 },
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        float *A = aligned_alloc(64, sizeof(float) * M * K), *W = aligned_alloc(64, sizeof(float) * N * K);
+        float *C1 = aligned_alloc(64, sizeof(float) * M * N), *C2 = aligned_alloc(64, sizeof(float) * M * N);
+        srand(1);
+        for (long i = 0; i < (long)M * K; i++) A[i] = (float)rand() / RAND_MAX - 0.5f;
+        for (long i = 0; i < (long)N * K; i++) W[i] = (float)rand() / RAND_MAX - 0.5f;
+        double flop = 2.0 * M * N * K, t_ours = 1e9, t_blas = 1e9;
+        int reps = quick ? 5 : 15;
+        ours(pool, A, W, C1, M, K, N); // warm up both, and pages
+        blas(A, W, C2, M, K, N);
+        for (int r = 0; r < reps; r++) { // interleaved, best time of each
+            double t = now();
+            ours(pool, A, W, C1, M, K, N);
+            t = now() - t;
+            if (t < t_ours) t_ours = t;
+            t = now();
+            blas(A, W, C2, M, K, N);
+            t = now() - t;
+            if (t < t_blas) t_blas = t;
+        }
+        double maxd = 0, maxv = 0; // the peer's result must be right: compare with ours
+        for (long i = 0; i < (long)M * N; i++) {
+            maxd = fmax(maxd, fabs(C1[i] - C2[i]));
+            maxv = fmax(maxv, fabs(C2[i]));
+        }
+        printf("gemm %d %d %d ours_gflops %.1f blas_gflops %.1f maxdiff_rel %.2g\n", M, K, N, flop / t_ours / 1e9,
+               flop / t_blas / 1e9, maxd / maxv);
+        fflush(stdout);
+        free(A); free(W); free(C1); free(C2);
+    }
+    attn_pool_free(pool);
+    return 0;
+}
