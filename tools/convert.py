@@ -35,6 +35,11 @@ def fail(what, why):
     raise ConvertError("%s: %s" % (what, why))
 
 
+def error_line(msg):
+    """The one stderr line of an error: 'convert.py: <msg>', newlines escaped."""
+    print("convert.py: " + str(msg).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
+
+
 def warn(msg):
     print("convert.py: warning: %s" % msg, file=sys.stderr)
 
@@ -493,6 +498,16 @@ class SafeUnpickler(pickle.Unpickler):
             return StorageType(TORCH_STORAGES[name])
         return PICKLE_WHITELIST.get((module, name), Inert)
 
+    def load(self):
+        # CPython reports a huge BYTEARRAY8 that failed to allocate with a second
+        # SystemError through sys.excepthook; errors must stay one line
+        hook = sys.excepthook
+        sys.excepthook = lambda t, v, tb: None if issubclass(t, SystemError) else hook(t, v, tb)
+        try:
+            return super().load()
+        finally:
+            sys.excepthook = hook
+
     def persistent_load(self, pid):
         if self.load_storage is None or not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
             raise pickle.UnpicklingError("unexpected persistent id")
@@ -552,7 +567,11 @@ def _load_torch_zip(path):
             base = _stored_entry_offset(path, zf, info)
             read = lambda off, n: fr.read(base + off, n, "storage " + name)
         else:
-            read = lambda off, n: zf.read(name)[off:off + n]
+            def read(off, n, name=name):
+                try:
+                    return zf.read(name)[off:off + n]
+                except Exception as e:  # a corrupt member: unknown compression, bad deflate data, ...
+                    fail(path, "storage %s cannot be read (%s)" % (name, str(e) or type(e).__name__))
         return Storage(dtype, numel, read, (path, key))
 
     try:
@@ -560,7 +579,7 @@ def _load_torch_zip(path):
             return SafeUnpickler(f, load_storage).load()
     except ConvertError:
         raise
-    except PICKLE_ERRORS + (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+    except Exception as e:  # anything the corrupt zip or pickle raises (OSError: a bad offset, zlib.error, ...)
         fail(path, "cannot read the checkpoint's pickle (%s)" % (str(e) or type(e).__name__))
 
 
@@ -1011,7 +1030,7 @@ def vocab_from_meta_pkl(path):
         with open(path, "rb") as f:
             meta = SafeUnpickler(f, allow_globals=False).load()
     except PICKLE_ERRORS as e:
-        fail(path, "not a readable pickle (%s)" % e)
+        fail(path, "not a readable pickle (%s)" % (str(e) or type(e).__name__))
     itos = meta.get("itos") if isinstance(meta, dict) else None
     if not isinstance(itos, dict) or not itos:
         fail(path, "no 'itos' character table (is this a nanoGPT meta.pkl?)")
@@ -1350,6 +1369,8 @@ def map_hf(folder):
     if mt == "gpt2":
         m = Model("gpt2", "Hugging Face GPT-2 (%s)" % fname, name, folder)
         D, L, H = need("n_embd", "hidden_size"), need("n_layer", "num_hidden_layers"), need("n_head", "num_attention_heads")
+        if D % H:
+            fail(os.path.join(folder, "config.json"), "n_embd %d is not a multiple of n_head %d" % (D, H))
         ctx = need("n_positions", "n_ctx", "max_position_embeddings")
         F = cfg.get("n_inner") or 4 * D
         act = cfg.get("activation_function", "gelu_new")
@@ -1529,6 +1550,8 @@ def model_kv(m, file_type):
     for k, v in m.hp.items():
         if k == "head_count_kv" and a != "llama":
             continue
+        if isinstance(v, float) and not 0 < v < math.inf:  # norm epsilon, RoPE base: attn refuses others
+            fail(m.path, "%s = %r must be a positive number" % (k, v))
         key = "%s.%s" % (a, k.replace("head_count", "attention.head_count").replace(
             "layer_norm", "attention.layer_norm"))
         kv.set(key, G_F32 if isinstance(v, float) else G_U32, v)
@@ -1683,7 +1706,7 @@ def main(argv=None):
                          "strings (repeatable)")
 
     def usage_error(msg):
-        print("convert.py: usage: %s" % msg, file=sys.stderr)
+        error_line("usage: %s" % msg)
         sys.exit(2)
 
     ap.error = usage_error
@@ -1691,15 +1714,15 @@ def main(argv=None):
     try:
         convert(args)
     except ConvertError as e:
-        print("convert.py: %s" % e, file=sys.stderr)
+        error_line(e)
         return 2
     except (OSError, MemoryError) as e:
         where = getattr(e, "filename", None)
-        print("convert.py: %s: %s" % (where or args.src, getattr(e, "strerror", None) or e), file=sys.stderr)
+        error_line("%s: %s" % (where or args.src, getattr(e, "strerror", None) or e))
         return 2 if isinstance(e, FileNotFoundError) else 1
     except (struct.error, ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, RecursionError,
             OverflowError, zipfile.BadZipFile) as e:
-        print("convert.py: %s: malformed input (%s: %s)" % (args.src, type(e).__name__, e), file=sys.stderr)
+        error_line("%s: malformed input (%s: %s)" % (args.src, type(e).__name__, e))
         return 2
     return 0
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/fuzz/run.sh BUILD SECONDS NAME... - runs each libFuzzer harness
-# BUILD/fuzz/fuzz_NAME for SECONDS seconds (called by `make fuzz`). Seeds are
+# BUILD/fuzz/fuzz_NAME for SECONDS seconds (called by `make fuzz`), and for
+# NAME = convert the Python harness tests/fuzz/fuzz_convert.py. Seeds are
 # tests/fuzz/corpus_NAME/ (read only); what the fuzzer adds goes to
 # BUILD/fuzz/work/corpus_NAME/, crashes to BUILD/fuzz/work/crash-NAME-*.
 # Each run appends a line to BUILD/fuzz/work/log.tsv (date, harness, seconds,
@@ -32,8 +33,12 @@ for f in "$@"; do
     [ "$f" = gguf ] && max_len=65536
     log=$W/$f.log
     start=$(date +%s)
-    "$B/fuzz/fuzz_$f" -max_total_time="$S" -timeout=20 -rss_limit_mb=2048 -max_len=$max_len $dict \
-        -print_final_stats=1 -artifact_prefix="$W/crash-$f-" "$W/corpus_$f" "$PWD/tests/fuzz/corpus_$f" >"$log" 2>&1
+    if [ "$f" = convert ]; then
+        ATTN=$PWD/attn $PY tests/fuzz/fuzz_convert.py --seconds "$S" --out "$W/crash-convert" >"$log" 2>&1
+    else
+        "$B/fuzz/fuzz_$f" -max_total_time="$S" -timeout=20 -rss_limit_mb=2048 -max_len=$max_len $dict \
+            -print_final_stats=1 -artifact_prefix="$W/crash-$f-" "$W/corpus_$f" "$PWD/tests/fuzz/corpus_$f" >"$log" 2>&1
+    fi
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     secs=$(( $(date +%s) - start ))
@@ -44,7 +49,7 @@ for f in "$@"; do
         result=FOUND
         found=1
         echo "fuzz_$f: FOUND something after ${runs:-?} runs (exit $rc); log $log:"
-        grep -E "ERROR|runtime error|SUMMARY|Test unit written|deadly signal|timeout" "$log" | head -20
+        grep -E "ERROR|runtime error|SUMMARY|Test unit written|deadly signal|timeout|FOUND" "$log" | head -20
     fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$f" "$secs" "${runs:-?}" "$result" >>"$W/log.tsv"
 done
