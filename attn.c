@@ -333,34 +333,13 @@ static int cmd_info(int argc, char **argv) {
 
 // ---------------------------------------------------------------- run
 
-// Indices of the k largest of x[0..n), best first (ties: lower index first).
-static void top_k(const float *x, int n, int k, int *idx) {
-    for (int j = 0; j < k; j++) idx[j] = -1;
-    for (int i = 0; i < n; i++) {
-        int j = k;
-        while (j > 0 && (idx[j - 1] < 0 || x[i] > x[idx[j - 1]])) j--;
-        if (j >= k) continue;
-        memmove(idx + j + 1, idx + j, (size_t)(k - j - 1) * sizeof *idx);
-        idx[j] = i;
-    }
-}
-
-// softmax of logits into probs (double accumulation)
-static void softmax_row(const float *logits, int n, float *probs) {
-    float mx = logits[0];
-    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
-    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
-}
-
 // Streams the captured attention of a full forward into attention.npy and
 // keeps, for --per-token, each head's three most-attended earlier keys.
 typedef struct {
     attn_outfile npy;
     int export_attn, write_err;
     int T, H;
-    int *top3; // (L, H, T, 3) key indices, or NULL
+    int32_t *top3; // (L, H, T, 3) key indices (-1: fewer keys), or NULL
     float *top3p;
     attn_lens *lens; // --lens, or NULL
 } run_ctx;
@@ -377,8 +356,9 @@ static void run_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, 
     if (r->top3)
         for (int i = 0; i < nq; i++) {
             size_t o = (((size_t)layer * r->H + head) * r->T + i) * 3;
-            top_k(p + (size_t)i * nk, i + 1, 3, r->top3 + o);
-            for (int j = 0; j < 3; j++) r->top3p[o + j] = r->top3[o + j] >= 0 ? p[(size_t)i * nk + r->top3[o + j]] : 0;
+            int keys = i + 1 < 3 ? i + 1 : 3;
+            attn_top_k(p + (size_t)i * nk, i + 1, keys, r->top3 + o, r->top3p + o);
+            for (int j = keys; j < 3; j++) r->top3[o + j] = -1;
         }
 }
 
@@ -518,7 +498,8 @@ static int cmd_run(int argc, char **argv) {
     attn_pool *pool = NULL;
     int32_t *ids = NULL;
     char **labels = NULL;
-    float *logits = NULL, *probs = NULL;
+    float *logits = NULL, *topv = NULL;
+    double *probs = NULL;
     run_ctx rc_ = { 0 };
     int rc = cli_load_model(&o, 0, &m);
     int T = 0;
@@ -531,13 +512,14 @@ static int cmd_run(int argc, char **argv) {
     const attn_config *c = &m->cfg;
     int V = c->n_vocab;
     logits = malloc((size_t)T * V * sizeof(float));
-    probs = malloc((size_t)V * sizeof(float));
-    if (!logits || !probs) { rc = attn_err(ATTN_EFAIL, "out of memory for %d x %d logits", T, V); goto done; }
+    probs = malloc((size_t)V * sizeof *probs);
+    topv = malloc((size_t)k * sizeof *topv);
+    if (!logits || !probs || !topv) { rc = attn_err(ATTN_EFAIL, "out of memory for %d x %d logits", T, V); goto done; }
     rc_.T = T;
     rc_.H = c->n_head;
     if (per_token) {
         size_t n = (size_t)c->n_layer * c->n_head * T * 3;
-        rc_.top3 = malloc(n * sizeof(int));
+        rc_.top3 = malloc(n * sizeof(int32_t));
         rc_.top3p = malloc(n * sizeof(float));
         if (!rc_.top3 || !rc_.top3p) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     }
@@ -583,7 +565,8 @@ static int cmd_run(int argc, char **argv) {
         if (rc) goto done;
     }
     // the table(s)
-    int *idx = malloc((size_t)k * sizeof *idx);
+    if (k > V) k = V;
+    int32_t *idx = malloc((size_t)k * sizeof *idx);
     if (!idx) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv");
     if (json) {
@@ -595,8 +578,8 @@ static int cmd_run(int argc, char **argv) {
     } else if (tsv) printf("position\ttoken\trank\tid\tcandidate\tprob\tlogit\n");
     for (int t = per_token ? 0 : T - 1, first = 1; t < T; t++, first = 0) {
         const float *lg = logits + (size_t)t * V;
-        softmax_row(lg, V, probs);
-        top_k(lg, V, (int)k, idx);
+        attn_softmax_bits(lg, V, 1, probs);
+        attn_top_k(lg, V, (int)k, idx, topv);
         char **cand;
         if ((rc = attn_token_labels(m->tok, idx, (int)k, &cand))) { free(idx); goto done; }
         if (json) {
@@ -661,6 +644,7 @@ done:
     attn_lens_free(rc_.lens);
     free(logits);
     free(probs);
+    free(topv);
     if (labels) attn_labels_free(labels, T);
     free(ids);
     attn_pool_free(pool);
@@ -669,15 +653,6 @@ done:
 }
 
 // ---------------------------------------------------------------- main
-
-// Commands written in attn_cmd_*.c.
-int cmd_tokenize(int argc, char **argv) __attribute__((weak));
-int cmd_maps(int argc, char **argv) __attribute__((weak));
-int cmd_trace(int argc, char **argv) __attribute__((weak));
-int cmd_heads(int argc, char **argv) __attribute__((weak));
-int cmd_compare(int argc, char **argv) __attribute__((weak));
-int cmd_report(int argc, char **argv) __attribute__((weak));
-int cmd_bench(int argc, char **argv) __attribute__((weak));
 
 typedef struct {
     const char *name;
@@ -722,7 +697,7 @@ static int cli_main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         printf(USAGE, ATTN_VERSION);
         for (int i = 0; i < n; i++)
-            if (cmds[i].fn) printf("  %-9s %s\n", cmds[i].name, cmds[i].what);
+            printf("  %-9s %s\n", cmds[i].name, cmds[i].what);
         fputs(COMMON, stdout);
         if (argc < 2) cli_error("no command given (see attn --help)");
         return argc < 2 ? 2 : 0;
@@ -735,7 +710,7 @@ static int cli_main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
-        if (!strcmp(argv[1], cmds[i].name) && cmds[i].fn) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     cli_error("unknown command '%s' (see attn --help)", argv[1]);
     return 2;
 }

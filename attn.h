@@ -358,6 +358,9 @@ double attn_mean_nll(const float *logits, int V, const int32_t *ids, int from, i
 // The k largest of x[0..n) in descending order into id, val (ties: the
 // smaller index first). For next-token candidates after a softmax.
 void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
+// probs = softmax(logits / temp) of n logits, in double; returns the entropy
+// of probs in bits.
+double attn_softmax_bits(const float *logits, int n, double temp, double *probs);
 
 // Logit lens: the residual stream after every layer (and the embeddings),
 // through the final norm and unembedding. Capture with

@@ -303,6 +303,17 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
     }
 }
 
+double attn_softmax_bits(const float *logits, int n, double temp, double *probs) {
+    double mx = logits[0], sum = 0, h = 0;
+    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 0; i < n; i++) sum += probs[i] = exp((logits[i] - mx) / temp);
+    for (int i = 0; i < n; i++) {
+        probs[i] /= sum;
+        if (probs[i] > 0) h -= probs[i] * log2(probs[i]);
+    }
+    return h;
+}
+
 void attn_top_k(const float *x, int n, int k, int32_t *id, float *val) {
     int m = 0;
     for (int v = 0; v < n; v++) {

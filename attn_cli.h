@@ -23,6 +23,15 @@
 
 #define CLI_MAX_MODELS 16
 
+// The commands in attn_cmd_*.c (info and run are in attn.c).
+int cmd_tokenize(int argc, char **argv);
+int cmd_maps(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_heads(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
 typedef struct {
     const char *models[CLI_MAX_MODELS]; // -m FILE, repeatable; none = the built-in model
     int n_models;

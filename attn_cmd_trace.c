@@ -56,29 +56,6 @@ static void trace_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk
     for (int i = 0; i < nq; i++) memcpy(dst + (size_t)(q0 + i) * a->N, p + (size_t)i * nk, (size_t)nk * sizeof(float));
 }
 
-// probs = softmax(logits / temp), in double; returns the entropy in bits.
-static double softmax_bits(const float *logits, int V, double temp, double *probs) {
-    double mx = logits[0], sum = 0, h = 0;
-    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
-    for (int i = 0; i < V; i++) sum += probs[i] = exp((logits[i] - mx) / temp);
-    for (int i = 0; i < V; i++) {
-        probs[i] /= sum;
-        if (probs[i] > 0) h -= probs[i] * log2(probs[i]);
-    }
-    return h;
-}
-
-// The k most probable ids, best first; ties go to the lower id.
-static void top_ids(const double *probs, int V, int k, int32_t *idx) {
-    int n = 0;
-    for (int i = 0; i < V; i++) {
-        if (n == k && probs[i] <= probs[idx[k - 1]]) continue;
-        int j = n < k ? n++ : k - 1;
-        while (j > 0 && probs[i] > probs[idx[j - 1]]) idx[j] = idx[j - 1], j--;
-        idx[j] = i;
-    }
-}
-
 static uint64_t rng_next(uint64_t *s) { // splitmix64
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -233,7 +210,7 @@ int cmd_trace(int argc, char **argv) {
     attn_pool *pool = NULL;
     attn_session *s = NULL;
     int32_t *ids = NULL, *top = NULL, *order = NULL;
-    float *logits = NULL;
+    float *logits = NULL, *topv = NULL;
     double *probs = NULL;
     trace_attn ta = {0};
     int P = 0, rc = cli_load_model(&o, 0, &m);
@@ -254,8 +231,9 @@ int cmd_trace(int argc, char **argv) {
     logits = malloc((size_t)V * sizeof *logits);
     probs = malloc((size_t)V * sizeof *probs);
     top = malloc((size_t)k * sizeof *top);
+    topv = malloc((size_t)k * sizeof *topv);
     order = top_p < 1 ? malloc((size_t)V * sizeof *order) : NULL;
-    if (!logits || !probs || !top || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    if (!logits || !probs || !top || !topv || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     attn_capture cap = {.on_attn = trace_on_attn, .ctx = &ta}, *capp = NULL;
     char dir[1024];
     if (attn_dir) {
@@ -295,8 +273,8 @@ int cmd_trace(int argc, char **argv) {
     cli_progress("trace", 0, n_steps);
     for (int st = 0; !rc && st < n_steps; st++) {
         int pos = P + st; // ids[0 .. pos) are the prefix
-        double h = softmax_bits(logits, V, temp > 0 ? temp : 1, probs);
-        top_ids(probs, V, (int)k, top);
+        double h = attn_softmax_bits(logits, V, temp > 0 ? temp : 1, probs);
+        attn_top_k(logits, V, (int)k, top, topv); // softmax keeps the order of the logits
         double p1 = probs[top[0]], margin = k > 1 ? p1 - probs[top[1]] : p1;
         int32_t chosen = temp > 0 ? sample(probs, V, top_p, &rng, order) : top[0];
         const char *tag = tag_of(p1);
@@ -345,7 +323,7 @@ int cmd_trace(int argc, char **argv) {
     }
 done:
     attn_session_free(s);
-    free(ta.p), free(logits), free(probs), free(top), free(order), free(ids);
+    free(ta.p), free(logits), free(probs), free(top), free(topv), free(order), free(ids);
     attn_pool_free(pool);
     attn_model_free(m);
     return rc ? cli_fail_rc(rc) : 0;

@@ -79,7 +79,7 @@ static buf make_model(int llama) {
         size_t n = (size_t)(t[i].rows ? t[i].rows : 1) * t[i].cols;
         int is_norm = strstr(t[i].name, "norm.weight") != NULL;
         // weights large enough that attention is far from uniform
-        float scale = strstr(t[i].name, "attn_q") || strstr(t[i].name, "attn_k") ? 0.6f : 0.3f;
+        float scale = strstr(t[i].name, "attn_q") || strstr(t[i].name, "attn_k") ? 0.5f : 0.25f;
         for (size_t j = 0; j < n; j++) {
             float v = is_norm ? 1 + 0.1f * frand() : scale * frand();
             put(&b, &v, 4);
