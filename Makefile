@@ -95,9 +95,8 @@ FUZZERS   := gguf tok cli convert
 
 check-sanitize:
 	@rm -rf build-san/log && mkdir -p build-san/log
-	CFLAGS='-O1 -g $(SAN)' $(MAKE) --no-print-directory CC=clang B=build-san ATTN=build-san/attn build-san/attn
-	@CFLAGS='-O1 -g $(SAN)' $(SAN_ENV) ATTN_SANITIZE=1 $(MAKE) --no-print-directory CC=clang B=build-san \
-	    ATTN=build-san/attn test; rc=$$?; \
+	CFLAGS='-O1 -g $(SAN)' $(MAKE) --no-print-directory CC=clang B=build-san ATTN=build-san/attn all
+	@$(SAN_ENV) ATTN_SANITIZE=1 B=build-san ATTN=./build-san/attn sh tests/run.sh; rc=$$?; \
 	if ls build-san/log/* >/dev/null 2>&1; then echo "sanitizer reports:"; cat build-san/log/*; exit 1; fi; exit $$rc
 
 fuzz: $(ATTN)

@@ -4,8 +4,8 @@
 # NAME = convert the Python harness tests/fuzz/fuzz_convert.py. Seeds are
 # tests/fuzz/corpus_NAME/ (read only); what the fuzzer adds goes to
 # BUILD/fuzz/work/corpus_NAME/, crashes to BUILD/fuzz/work/crash-NAME-*.
-# Each run appends a line to BUILD/fuzz/work/log.tsv (date, harness, seconds,
-# runs, result). Exit status 1 if any harness found something.
+# Each run appends a line to BUILD/fuzz/work/log.tsv (date, harness, wall
+# seconds, CPU seconds, runs, result). Exit status 1 if any harness found something.
 cd "$(dirname "$0")/../.." || exit 1
 B=$1 S=$2
 shift 2
@@ -34,23 +34,30 @@ for f in "$@"; do
     log=$W/$f.log
     start=$(date +%s)
     if [ "$f" = convert ]; then
-        ATTN=$PWD/attn $PY tests/fuzz/fuzz_convert.py --seconds "$S" --out "$W/crash-convert" >"$log" 2>&1
+        set -- env ATTN="$PWD/attn" $PY tests/fuzz/fuzz_convert.py --seconds "$S" --out "$W/crash-convert"
     else
-        "$B/fuzz/fuzz_$f" -max_total_time="$S" -timeout=20 -rss_limit_mb=2048 -max_len=$max_len $dict \
-            -print_final_stats=1 -artifact_prefix="$W/crash-$f-" "$W/corpus_$f" "$PWD/tests/fuzz/corpus_$f" >"$log" 2>&1
+        set -- "$B/fuzz/fuzz_$f" -max_total_time="$S" -timeout=20 -rss_limit_mb=2048 -max_len=$max_len $dict \
+            -print_final_stats=1 -artifact_prefix="$W/crash-$f-" "$W/corpus_$f" "$PWD/tests/fuzz/corpus_$f"
+    fi
+    # CPU time (user + system) from /usr/bin/time when there is one
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -o "$W/$f.cpu" -f "%U %S" "$@" >"$log" 2>&1
+    else
+        "$@" >"$log" 2>&1
     fi
     rc=$?
+    cpu=$(awk '{printf "%.0f", $1 + $2}' "$W/$f.cpu" 2>/dev/null)
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then
         result=ok
-        echo "fuzz_$f: ${runs:-?} runs in ${secs}s, nothing found"
+        echo "fuzz_$f: ${runs:-?} runs in ${secs}s (${cpu:-?} CPU s), nothing found"
     else
         result=FOUND
         found=1
         echo "fuzz_$f: FOUND something after ${runs:-?} runs (exit $rc); log $log:"
         grep -E "ERROR|runtime error|SUMMARY|Test unit written|deadly signal|timeout|FOUND" "$log" | head -20
     fi
-    printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$f" "$secs" "${runs:-?}" "$result" >>"$W/log.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$f" "$secs" "${cpu:-?}" "${runs:-?}" "$result" >>"$W/log.tsv"
 done
 exit $found
