@@ -19,6 +19,7 @@
 // Loops over registers must be unrolled for the accumulators to stay in registers.
 #define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
+#define GEMV_ROWS 8 // weight rows per GEMV step
 #define MR 6  // GEMM tile rows
 #define NR 16 // GEMM tile columns (two vectors)
 
@@ -156,42 +157,7 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
     for (int m = 0; m < M; m++) store8(C + (size_t)m * ldc, _mm256_add_ps(acc[m], b), nr);
 }
 
-// Any M, in groups of up to GEMV_MAX_M rows (more than that only when there
-// is no memory for a GEMM panel).
-static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                 float *C, int ldc, int M, int K, int n0, int n1) {
-    for (int m = 0; m < M; m += GEMV_MAX_M) {
-        const float *a = A + (size_t)m * lda;
-        float *c = C + (size_t)m * ldc;
-        for (int n = n0; n < n1; n += 8) {
-            int nr = n1 - n < 8 ? n1 - n : 8;
-            const uint8_t *w = W + (size_t)n * ldw, *pre = w + 8 * ldw;
-            const float *b = bias ? bias + n : NULL;
-            int pre_n = n1 - n - 8 < 0 ? 0 : n1 - n - 8 < 8 ? n1 - n - 8 : 8;
-            switch (M - m) {
-            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr, pre, pre_n); break;
-            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr, pre, pre_n); break;
-            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr, pre, pre_n); break;
-            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr, pre, pre_n); break;
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------- GEMM
-
-static _Thread_local float *panel_buf;
-static _Thread_local size_t panel_cap;
-
-static float *panel_alloc(int K) {
-    size_t need = (size_t)K * NR;
-    if (need > panel_cap) {
-        free(panel_buf);
-        panel_buf = aligned_alloc(32, (need * 4 + 31) / 32 * 32);
-        panel_cap = panel_buf ? need : 0;
-    }
-    return panel_buf;
-}
 
 // P[k][c] = weight (n0 + c, k) for c < nc (<= 16), 0 for c >= nc.
 static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
@@ -234,41 +200,6 @@ INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, con
         store8(C + (size_t)r * ldc, _mm256_add_ps(acc[r][0], b0), nc);
         if (nc > 8) store8(C + (size_t)r * ldc + 8, _mm256_add_ps(acc[r][1], b1), nc - 8);
     }
-}
-
-typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
-#define TILE(R) \
-    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
-        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
-    }
-TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
-static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6 };
-
-// General matmul on rows of ldw bytes; row_lo >= 0: causal scores (row m
-// needs columns n <= row_lo + m only; tiles wholly above are skipped).
-static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
-    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
-    if (!P) {
-        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
-        return;
-    }
-    for (int n = n0; n < n1; n += NR) {
-        int nc = n1 - n < NR ? n1 - n : NR;
-        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
-        int m = 0;
-        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR;
-        for (; m < M; m += MR) {
-            int R = M - m < MR ? M - m : MR;
-            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
-        }
-    }
-}
-
-static void avx2_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
-                        int M, int K, int n0, int n1) {
-    if (M <= 0 || n1 <= n0) return;
-    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
 }
 
 // ---------------------------------------------------------------- math
@@ -330,10 +261,6 @@ static void softmax_scaled(float *x, int n, float scale) {
     for (i = 0; i < n; i += 8) store8(x + i, _mm256_mul_ps(loadf8(x + i, n - i), inv), n - i);
 }
 
-static void avx2_softmax(float *x, int n) {
-    if (n > 0) softmax_scaled(x, n, 1.0f);
-}
-
 // ---------------------------------------------------------------- attention
 
 // out rows (R of them) = probs rows @ V, chained over keys j < nj, 16
@@ -360,31 +287,6 @@ INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int n
         for (int r = 0; r < R; r++) {
             store8(out + (size_t)r * os + d0, acc[r][0], nd);
             if (nd > 8) store8(out + (size_t)r * os + d0 + 8, acc[r][1], nd - 8);
-        }
-    }
-}
-
-static void avx2_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
-                           int hd, float scale, float *probs, float *out, int os) {
-    int nk = q0 + nq;
-    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
-    for (int i = 0; i < nq; i++) {
-        float *p = probs + (size_t)i * nk;
-        int nvis = q0 + i + 1;
-        softmax_scaled(p, nvis, scale);
-        if (nvis < nk) memset(p + nvis, 0, (size_t)(nk - nvis) * 4);
-    }
-    for (int i = 0; i < nq; i += PV_R) {
-        int R = nq - i < PV_R ? nq - i : PV_R, nj = q0 + i + R;
-        const float *p = probs + (size_t)i * nk;
-        float *o = out + (size_t)i * os;
-        switch (R) {
-        case 1: pv_tile(1, p, nk, v, vs, nj, hd, o, os); break;
-        case 2: pv_tile(2, p, nk, v, vs, nj, hd, o, os); break;
-        case 3: pv_tile(3, p, nk, v, vs, nj, hd, o, os); break;
-        case 4: pv_tile(4, p, nk, v, vs, nj, hd, o, os); break;
-        case 5: pv_tile(5, p, nk, v, vs, nj, hd, o, os); break;
-        default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
         }
     }
 }
@@ -461,17 +363,20 @@ static void avx2_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i += 8) store8(y + i, _mm256_add_ps(loadf8(y + i, n - i), loadf8(x + i, n - i)), n - i);
 }
 
+#define ATTN_SIMD_DRIVERS
+#include "simd/kernels.h"
+
 const attn_kernels attn_kernels_avx2 = {
     .name = "avx2",
-    .matmul = avx2_matmul,
-    .attention = avx2_attention,
+    .matmul = simd_matmul,
+    .attention = simd_attention,
     .rmsnorm = avx2_rmsnorm,
     .layernorm = avx2_layernorm,
     .gelu_tanh = avx2_gelu_tanh,
     .gelu_erf = avx2_gelu_erf,
     .swiglu = avx2_swiglu,
     .add = avx2_add,
-    .softmax = avx2_softmax,
+    .softmax = simd_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = avx2_dequant_row,
 };

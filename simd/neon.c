@@ -20,6 +20,7 @@
 // Loops over registers must be unrolled for the accumulators to stay in registers.
 #define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
+#define GEMV_ROWS 8 // weight rows per GEMV step
 #define MR 8  // GEMM tile rows
 #define NR 12 // GEMM tile columns (three vectors)
 
@@ -102,13 +103,18 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
 
 // C[m][n0..n0+nr) for nr <= 8: two groups of 4 rows.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                      float *C, int ldc, int M, int K, int nr) {
+                      float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
     float32x4_t acc[GEMV_MAX_M][2];
     UNROLL
     for (int m = 0; m < GEMV_MAX_M; m++) acc[m][0] = acc[m][1] = vdupq_n_f32(0);
     int nr0 = nr < 4 ? nr : 4, nr1 = nr - 4 < 0 ? 0 : nr - 4;
+    size_t row_bytes = wtype == ATTN_F32 ? (size_t)K * 4 : attn_type_row_bytes(wtype, (uint64_t)K);
     for (int k0 = 0; k0 < K; k0 += 4) {
         int kn = K - k0 < 4 ? K - k0 : 4;
+        if (k0 % 16 == 0) { // the next group of rows, at the same place (see avx512.c)
+            size_t off = row_bytes * (size_t)k0 / (size_t)K;
+            for (int r = 0; r < pre_n; r++) __builtin_prefetch(pre + (size_t)r * ldw + off, 0, 2);
+        }
         float32x4_t c0[4], c1[4];
         load_block(W, ldw, wtype, k0, kn, nr0, c0);
         if (nr1) load_block(W + 4 * ldw, ldw, wtype, k0, kn, nr1, c1);
@@ -130,41 +136,7 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
     }
 }
 
-// Any M, in groups of up to GEMV_MAX_M rows (more than that only when there
-// is no memory for a GEMM panel).
-static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                 float *C, int ldc, int M, int K, int n0, int n1) {
-    for (int m = 0; m < M; m += GEMV_MAX_M) {
-        const float *a = A + (size_t)m * lda;
-        float *c = C + (size_t)m * ldc;
-        for (int n = n0; n < n1; n += 8) {
-            int nr = n1 - n < 8 ? n1 - n : 8;
-            const uint8_t *w = W + (size_t)n * ldw;
-            const float *b = bias ? bias + n : NULL;
-            switch (M - m) {
-            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr); break;
-            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr); break;
-            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr); break;
-            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr); break;
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------- GEMM
-
-static _Thread_local float *panel_buf;
-static _Thread_local size_t panel_cap;
-
-static float *panel_alloc(int K) {
-    size_t need = (size_t)K * NR;
-    if (need > panel_cap) {
-        free(panel_buf);
-        panel_buf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
-        panel_cap = panel_buf ? need : 0;
-    }
-    return panel_buf;
-}
 
 // P[k][c] = weight (n0 + c, k) for c < nc (<= 12), 0 for c >= nc.
 static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
@@ -205,41 +177,6 @@ INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, con
         UNROLL
         for (int q = 0; q < 3; q++)
             if (nc > 4 * q) store4(C + (size_t)r * ldc + 4 * q, vaddq_f32(acc[r][q], b[q]), nc - 4 * q);
-}
-
-typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
-#define TILE(R) \
-    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
-        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
-    }
-TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8)
-static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8 };
-
-// General matmul on rows of ldw bytes; row_lo >= 0: causal scores (row m
-// needs columns n <= row_lo + m only; tiles wholly above are skipped).
-static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
-    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
-    if (!P) {
-        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
-        return;
-    }
-    for (int n = n0; n < n1; n += NR) {
-        int nc = n1 - n < NR ? n1 - n : NR;
-        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
-        int m = 0;
-        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR;
-        for (; m < M; m += MR) {
-            int R = M - m < MR ? M - m : MR;
-            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
-        }
-    }
-}
-
-static void neon_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
-                        int M, int K, int n0, int n1) {
-    if (M <= 0 || n1 <= n0) return;
-    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
 }
 
 // ---------------------------------------------------------------- math
@@ -294,10 +231,6 @@ static void softmax_scaled(float *x, int n, float scale) {
     for (int i = 0; i < n; i += 4) store4(x + i, vmulq_n_f32(loadf4(x + i, n - i), inv), n - i);
 }
 
-static void neon_softmax(float *x, int n) {
-    if (n > 0) softmax_scaled(x, n, 1.0f);
-}
-
 // ---------------------------------------------------------------- attention
 
 // out rows = probs rows @ V, chained over keys j < nj, 16 columns at a time.
@@ -325,31 +258,6 @@ INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int n
         for (int r = 0; r < R; r++)
             UNROLL
             for (int q = 0; q < 4; q++) store4(out + (size_t)r * os + d0 + 4 * q, acc[r][q], nd - 4 * q);
-    }
-}
-
-static void neon_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
-                           int hd, float scale, float *probs, float *out, int os) {
-    int nk = q0 + nq;
-    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
-    for (int i = 0; i < nq; i++) {
-        float *p = probs + (size_t)i * nk;
-        int nvis = q0 + i + 1;
-        softmax_scaled(p, nvis, scale);
-        if (nvis < nk) memset(p + nvis, 0, (size_t)(nk - nvis) * 4);
-    }
-    for (int i = 0; i < nq; i += PV_R) {
-        int R = nq - i < PV_R ? nq - i : PV_R, nj = q0 + i + R;
-        const float *p = probs + (size_t)i * nk;
-        float *o = out + (size_t)i * os;
-        switch (R) {
-        case 1: pv_tile(1, p, nk, v, vs, nj, hd, o, os); break;
-        case 2: pv_tile(2, p, nk, v, vs, nj, hd, o, os); break;
-        case 3: pv_tile(3, p, nk, v, vs, nj, hd, o, os); break;
-        case 4: pv_tile(4, p, nk, v, vs, nj, hd, o, os); break;
-        case 5: pv_tile(5, p, nk, v, vs, nj, hd, o, os); break;
-        default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
-        }
     }
 }
 
@@ -419,17 +327,20 @@ static void neon_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i += 4) store4(y + i, vaddq_f32(loadf4(y + i, n - i), loadf4(x + i, n - i)), n - i);
 }
 
+#define ATTN_SIMD_DRIVERS
+#include "simd/kernels.h"
+
 const attn_kernels attn_kernels_neon = {
     .name = "neon",
-    .matmul = neon_matmul,
-    .attention = neon_attention,
+    .matmul = simd_matmul,
+    .attention = simd_attention,
     .rmsnorm = neon_rmsnorm,
     .layernorm = neon_layernorm,
     .gelu_tanh = neon_gelu_tanh,
     .gelu_erf = neon_gelu_erf,
     .swiglu = neon_swiglu,
     .add = neon_add,
-    .softmax = neon_softmax,
+    .softmax = simd_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = neon_dequant_row,
 };
