@@ -13,6 +13,8 @@
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
+// The drivers shared with the other fast paths (GEMV loop, panels, matmul,
+// attention) are in simd/kernels.h, included at the end.
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>

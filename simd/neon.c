@@ -9,6 +9,8 @@
 //   runs over k with A broadcast in place.
 // - GEMV (M <= GEMV_MAX_M): 8 weight rows x 4 k are loaded, converted and
 //   transposed in registers, then chained with broadcast A.
+// The drivers shared with the other fast paths (GEMV loop, panels, matmul,
+// attention) are in simd/kernels.h, included at the end.
 #include <arm_neon.h>
 #include <math.h>
 #include <stdlib.h>
