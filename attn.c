@@ -127,7 +127,10 @@ int cli_load_model(const cli_opts *o, int k, attn_model **out) {
     return attn_model_load_mem(out, data, n, "built-in");
 }
 
-// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer.
+// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer. A
+// prompt stops at PROMPT_MAX bytes: no model's context holds more (and an
+// endless input such as /dev/zero must not take all memory).
+#define PROMPT_MAX ((size_t)256 << 20)
 static int read_all(const char *path, char **buf, size_t *len) {
     FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
@@ -135,6 +138,12 @@ static int read_all(const char *path, char **buf, size_t *len) {
     char *b = malloc(cap);
     for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, fp)) > 0;) {
         n += r;
+        if (n > PROMPT_MAX) {
+            free(b);
+            if (fp != stdin) fclose(fp);
+            return attn_err(ATTN_EINPUT, "%s: a prompt of more than %zu MB is longer than any model's context",
+                            path, PROMPT_MAX >> 20);
+        }
         if (cap - n - 1 == 0) {
             char *nb = realloc(b, cap *= 2);
             if (!nb) { free(b); b = NULL; }
@@ -144,7 +153,7 @@ static int read_all(const char *path, char **buf, size_t *len) {
     int bad = ferror(fp);
     if (fp != stdin) fclose(fp);
     if (!b) return attn_err(ATTN_EFAIL, "%s: out of memory", path);
-    if (bad) { free(b); return attn_err(ATTN_EINPUT, "%s: read error", path); }
+    if (bad) { free(b); return attn_err(ATTN_EINPUT, "%s: read error: %s", path, strerror(errno)); }
     b[n] = 0;
     *buf = b;
     *len = n;

@@ -3,6 +3,7 @@
 // file (tools/convert.py --vocab-only) works as well as a model.
 #include "attn.h"
 #include "attn_cli.h"
+#include <errno.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,10 +70,13 @@ static int ids_per_file_line(const attn_tokenizer *t, FILE *fp, int bos) {
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
+    errno = 0;
     while (!rc && (n = getline(&line, &cap, fp)) >= 0) {
         if (n && line[n - 1] == '\n') n--;
         rc = ids_per_line(t, line, (size_t)n, bos);
+        errno = 0;
     }
+    if (!rc && errno == ENOMEM) rc = attn_err(ATTN_EFAIL, "tokenize: out of memory for a line of the input");
     if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "tokenize: read error");
     free(line);
     return rc;
@@ -83,6 +87,7 @@ static int read_text(FILE *fp, char **text, size_t *len) {
     char *buf = NULL, *chunk = NULL;
     size_t n = 0, cap = 0;
     ssize_t k;
+    errno = 0;
     while ((k = getdelim(&chunk, &cap, 0, fp)) > 0) {
         char *nb = realloc(buf, n + (size_t)k + 1);
         if (!nb) { free(buf); free(chunk); return attn_err(ATTN_EFAIL, "tokenize: out of memory"); }
@@ -91,6 +96,7 @@ static int read_text(FILE *fp, char **text, size_t *len) {
         n += (size_t)k;
     }
     free(chunk);
+    if (errno == ENOMEM) { free(buf); return attn_err(ATTN_EFAIL, "tokenize: out of memory for the input"); }
     if (ferror(fp)) { free(buf); return attn_err(ATTN_EINPUT, "tokenize: read error"); }
     if (n && buf[n - 1] == '\n') n--;
     *text = buf;
