@@ -130,6 +130,40 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
 
 // ---------------------------------------------------------------- GEMV
 
+// Q8_0 GEMV, 16 whole rows: transposing the bytes before converting them
+// costs a quarter of the shuffles. Lane 4L + i holds row 4i + L (Q8_LANES);
+// the accumulators are put back in row order at the end. Each weight is still
+// d * q, exactly, so the results are those of load_block's order.
+static const int32_t Q8_LANES[16] = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15 }; // its own inverse
+
+INLINE void load_block_q8(const uint8_t *W, size_t ldw, int k0, __m512 *d, __m512 col[16]) {
+    const uint8_t *blk = W + (size_t)(k0 / 32) * 34;
+    if (k0 % 32 == 0) { // the 16 rows' scales, in lane order
+        __m512i at = _mm512_mullo_epi32(_mm512_loadu_si512(Q8_LANES), _mm512_set1_epi32((int)ldw));
+        *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(at, blk, 1)));
+    }
+    const uint8_t *q = blk + 2 + k0 % 32;
+    __m512i r[4]; // 128-bit lane L of r[g]: the 16 bytes of row 4g + L
+    UNROLL
+    for (int g = 0; g < 4; g++) {
+        r[g] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(q + (size_t)(4 * g) * ldw)));
+        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(q + (size_t)(4 * g + 1) * ldw)), 1);
+        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(q + (size_t)(4 * g + 2) * ldw)), 2);
+        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(q + (size_t)(4 * g + 3) * ldw)), 3);
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+    __m512i dw[4] = { _mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+                      _mm512_unpackhi_epi64(t1, t3) }; // dword j (k0 + 4j .. 4j + 3) of every row
+    UNROLL
+    for (int j = 0; j < 4; j++) {
+        col[4 * j + 0] = _mm512_mul_ps(*d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(dw[j], 24), 24)));
+        col[4 * j + 1] = _mm512_mul_ps(*d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(dw[j], 16), 24)));
+        col[4 * j + 2] = _mm512_mul_ps(*d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(dw[j], 8), 24)));
+        col[4 * j + 3] = _mm512_mul_ps(*d, _mm512_cvtepi32_ps(_mm512_srai_epi32(dw[j], 24)));
+    }
+}
+
 // C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): weight rows n0.. at W (stride
 // ldw bytes), 16 at a time, each k a broadcast FMA in order.
 // While one group of 16 rows is read, the next group (pre, pre_n rows) is
@@ -140,13 +174,15 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
     __m512 acc[GEMV_MAX_M];
     UNROLL
     for (int m = 0; m < GEMV_MAX_M; m++) acc[m] = _mm512_setzero_ps();
-    __m512 col[16];
+    __m512 col[16], d = _mm512_setzero_ps();
     size_t row_bytes = wtype == ATTN_F32 ? (size_t)K * 4 : attn_type_row_bytes(wtype, (uint64_t)K);
+    int q8 = wtype == ATTN_Q8_0 && nr == 16 && ldw <= (1u << 27); // (gather offsets are 32-bit)
     for (int k0 = 0; k0 < K; k0 += 16) {
         int kn = K - k0 < 16 ? K - k0 : 16;
         size_t off = row_bytes * (size_t)k0 / (size_t)K;
         for (int r = 0; r < pre_n; r++) _mm_prefetch((const char *)pre + (size_t)r * ldw + off, _MM_HINT_T1);
-        load_block(W, ldw, wtype, k0, kn, nr, col);
+        if (q8) load_block_q8(W, ldw, k0, &d, col);
+        else load_block(W, ldw, wtype, k0, kn, nr, col);
         if (kn == 16) {
             UNROLL
             for (int c = 0; c < 16; c++)
@@ -159,6 +195,10 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
                 for (int m = 0; m < GEMV_MAX_M; m++)
                     if (m < M) acc[m] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)m * lda + k0 + c]), col[c], acc[m]);
         }
+    }
+    if (q8) {
+        UNROLL
+        for (int m = 0; m < M; m++) acc[m] = _mm512_permutexvar_ps(_mm512_loadu_si512(Q8_LANES), acc[m]);
     }
     __mmask16 mask = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
     __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
