@@ -23,9 +23,9 @@ typedef struct {
     // M == 1 is the matrix-vector case (decode) and must be fast too.
     // Every element is one chain of fused multiply-adds over k = 0..K-1 from
     // +0, then + bias (scalar: separate multiply and add), whatever M, n0, n1.
-    // Speed: M > 4 packs 32 (avx512; avx2 16, neon 12) weight rows at a time
+    // Speed: M > 4 packs 48 (avx512; avx2 16, neon 12) weight rows at a time
     // into a per-thread f32 panel in cache, so column ranges that are
-    // multiples of 32 waste nothing; A is read in place.
+    // multiples of 48 waste nothing on any path; A is read in place.
     void (*matmul)(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
                    float *C, int ldc, int M, int K, int n0, int n1);
 
@@ -117,6 +117,7 @@ static inline float attn_bf16_to_f32(uint16_t h) {
 
 #if defined(ATTN_SIMD_DRIVERS) && !defined(ATTN_SIMD_DRIVERS_DONE)
 #define ATTN_SIMD_DRIVERS_DONE
+#include <pthread.h>
 // ---------------------------------------------------------------- drivers
 // What every fast path does the same way, included at the end of avx2.c,
 // avx512.c and neon.c (after #define ATTN_SIMD_DRIVERS) once they define:
@@ -131,9 +132,13 @@ static inline float attn_bf16_to_f32(uint16_t h) {
 //   softmax_scaled(x, n, scale)           x *= scale, then softmax in place
 //   pv_tile(R, p, ps, v, vs, nj, hd, out, os)     R <= PV_R rows of probs @ V over nj keys
 
-// Per-thread panel buffer: NR weight columns x K, as [k][NR] f32.
+// Per-thread panel buffer: NR weight columns x K, as [k][NR] f32, freed when
+// its thread ends (pool workers come and go) through a pthread key.
 static _Thread_local float *panel_buf;
 static _Thread_local size_t panel_cap;
+static pthread_key_t panel_key;
+static pthread_once_t panel_once = PTHREAD_ONCE_INIT;
+static void panel_key_init(void) { pthread_key_create(&panel_key, free); }
 
 static float *panel_alloc(int K) {
     size_t need = (size_t)K * NR;
@@ -141,6 +146,8 @@ static float *panel_alloc(int K) {
         free(panel_buf);
         panel_buf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
         panel_cap = panel_buf ? need : 0;
+        pthread_once(&panel_once, panel_key_init);
+        pthread_setspecific(panel_key, panel_buf);
     }
     return panel_buf;
 }
