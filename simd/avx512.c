@@ -3,9 +3,9 @@
 // Order of operations (what makes results independent of sizes and threads):
 // every matmul output is one chain of fused multiply-adds over k = 0..K-1
 // starting from +0, then + bias. The two matmul kernels both keep to it:
-// - GEMM (M > GEMV_MAX_M): a panel of 32 weight rows is converted to f32 and
-//   transposed into a small per-thread buffer ([k][32], in cache), and a
-//   register tile of up to 14 rows of A x 32 columns runs over k, A read in
+// - GEMM (M > GEMV_MAX_M): a panel of 48 weight rows is converted to f32 and
+//   transposed into a small per-thread buffer ([k][48], in cache), and a
+//   register tile of up to 8 rows of A x 48 columns runs over k, A read in
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A; it
@@ -27,8 +27,8 @@
 #define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
 #define GEMV_ROWS 16 // weight rows per GEMV step
-#define MR 14 // GEMM tile rows
-#define NR 32 // GEMM tile columns (two vectors)
+#define MR 8  // GEMM tile rows
+#define NR 48 // GEMM tile columns (three vectors)
 
 // ---------------------------------------------------------------- weights
 
@@ -211,7 +211,7 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 // P[k][c] = weight (n0 + c, k) for c < nc (<= 32), 0 for c >= nc.
 static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
     __m512 col[16];
-    for (int h = 0; h < 2; h++) {
+    for (int h = 0; h < NR / 16; h++) {
         int nr = nc - 16 * h;
         nr = nr < 0 ? 0 : nr > 16 ? 16 : nr;
         const uint8_t *w = W + (size_t)(16 * h) * ldw;
@@ -229,35 +229,40 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
 }
 
 // C tile (R rows x nc columns) = A rows x panel, chained over k, + bias.
+#define NV (NR / 16)
 INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
                       int nc) {
-    __m512 acc[MR][2];
+    __m512 acc[MR][NV];
     UNROLL
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
     // rows as two bases and scaled offsets, so the addresses need few registers
     ptrdiff_t L = lda, L3 = 3 * L, L5 = 5 * L;
     const float *a0 = A, *a7 = A + 7 * L;
     for (int k = 0; k < K; k++, a0++, a7++) {
-        __m512 w0 = _mm512_load_ps(P + (size_t)k * NR), w1 = _mm512_load_ps(P + (size_t)k * NR + 16);
+        __m512 w[NV];
+        UNROLL
+        for (int v = 0; v < NV; v++) w[v] = _mm512_load_ps(P + (size_t)k * NR + 16 * v);
         UNROLL
         for (int r = 0; r < R; r++) {
             const float *b = r < 7 ? a0 : a7;
             int i = r % 7;
             __m512 a = _mm512_set1_ps(b[i == 0 ? 0 : i == 1 ? L : i == 2 ? 2 * L : i == 3 ? L3 : i == 4 ? 4 * L : i == 5 ? L5 : 2 * L3]);
-            acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(a, w1, acc[r][1]);
+            UNROLL
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, w[v], acc[r][v]);
         }
     }
-    __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xffff : (1u << nc) - 1);
-    __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xffff : nc <= 16 ? 0 : (1u << (nc - 16)) - 1);
-    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     UNROLL
-    for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_ps(C + (size_t)r * ldc, m0, _mm512_add_ps(acc[r][0], b0));
-        _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16, m1, _mm512_add_ps(acc[r][1], b1));
+    for (int v = 0; v < NV; v++) {
+        int left = nc - 16 * v;
+        __mmask16 m = (__mmask16)(left >= 16 ? 0xffff : left <= 0 ? 0 : (1u << left) - 1);
+        __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * v) : _mm512_setzero_ps();
+        UNROLL
+        for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16 * v, m, _mm512_add_ps(acc[r][v], b));
     }
 }
+#undef NV
 
 // ---------------------------------------------------------------- math
 
