@@ -73,6 +73,7 @@ typedef struct {
     uint64_t n_kv, n_tensors;
     gguf_kv *kv;
     gguf_tensor *tensors;
+    uint64_t *by_name;   // tensor indices in name order (gguf_find_tensor's binary search)
     uint64_t alignment;
     char path[512];      // for messages
 } gguf_file;

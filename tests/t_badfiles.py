@@ -170,6 +170,16 @@ run_case("more_tokens_than_embeddings", gguf(model_kvs() + [kv_str("tokenizer.gg
 run_case("unknown_tokenizer_model", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "bert")], model_tensors()))
 run_case("unknown_switch_value", gguf(model_kvs() + [kv_str("attn.positions", "alibi")], model_tensors()))
 run_case("no_tensors", gguf(model_kvs(), []))
+# 100k tensors in a 4 MB file: refused (no block_count) in well under a second, not after
+# minutes of pairwise name comparisons
+import time
+many = b"GGUF" + struct.pack("<IQQ", 3, 100000, 1) + kv_str("general.architecture", "gpt2") + b"".join(
+    s("t%d" % j) + struct.pack("<IQIQ", 1, 8, 0, 0) for j in range(100000))
+t0 = time.time()
+run_case("hundred_thousand_tensors", many + b"\0" * (32 + (-len(many)) % 32))
+if time.time() - t0 > 10:
+    failed += 1
+    print("FAIL badfile hundred_thousand_tensors is fast: %.1f s" % (time.time() - t0))
 
 # truncated anywhere: every cut of the header region and a spread of cuts in the data
 cuts = sorted(set(list(range(0, 700, 7)) + list(range(700, len(good), 97))))
