@@ -48,7 +48,7 @@ jget() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 if [ $models = 1 ]; then
     for T in 128 512; do
         say "forward + capture, GPT-2-small shape, T=$T: attn"
-        echo "attn_capture_ms_$T $(attn_json "$D/gpt2s.gguf" $T 1 | jget prefill_capture_ms)" >>"$out"
+        echo "attn_capture_ms_$T $(attn_json "$D/gpt2s.gguf" $T 1 10 | jget prefill_capture_ms)" >>"$out"
     done
     say "forward + capture: PyTorch"
     $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '{ print "torch_capture_ms_" $2, $3 }' >>"$out"
@@ -112,7 +112,7 @@ peak=$(num fma_peak_gflops)
         tgt=-; [ $q = f16 ] && tgt=">= 0.80"
         echo "| decode, TinyLlama-1.1B shape, $q | $a tok/s | bound $p tok/s (read bandwidth / bytes per token) | $(ratio "$a" "$p") | $tgt |"
         echo "| peak RSS, TinyLlama-1.1B shape, $q | $(num attn_tl_${q}_rss_mb) MB | weights $(num tl_${q}_weights_mb) MB |" \
-            "+$(awk -v a="$(num attn_tl_${q}_rss_mb)" -v w="$(num tl_${q}_weights_mb)" 'BEGIN { print a - w }') MB | <= +300 MB |"
+            "$(awk -v a="$(num attn_tl_${q}_rss_mb)" -v w="$(num tl_${q}_weights_mb)" 'BEGIN { printf "%+d", a - w }') MB | <= +300 MB |"
     done
     awk '$1 == "gemm" && ($10 > 1e-4) { print "\nwarning: OpenBLAS and attn differ by " $10 " (relative) on " $2 "x" $3 "x" $4 }' "$out"
 } | tee "$D/table.md"
