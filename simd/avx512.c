@@ -294,6 +294,13 @@ INLINE __m512 vexp(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+// 1/d within about 1 ulp: the 14-bit estimate and one Newton step, several
+// times cheaper than a division.
+INLINE __m512 vrcp(__m512 d) {
+    __m512 x = _mm512_rcp14_ps(d);
+    return _mm512_mul_ps(x, _mm512_fnmadd_ps(d, x, _mm512_set1_ps(2.0f)));
+}
+
 #define MASK(n) ((__mmask16)((1u << (n)) - 1))
 
 // x[i] = x[i] * scale, then softmax over n, in place.
@@ -406,7 +413,7 @@ static void avx512_gelu_tanh(float *x, int n) {
         __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
                                  _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), _mm512_mul_ps(v, v), v));
         __m512 e = vexp(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u));
-        _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(v, vrcp(_mm512_add_ps(_mm512_set1_ps(1.0f), e))));
     }
 }
 
@@ -417,7 +424,7 @@ static void avx512_gelu_erf(float *x, int n) {
         __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         __m512 z = _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps(0.7071067811865476f));
-        __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
+        __m512 t = vrcp(_mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
         __m512 p = _mm512_set1_ps(P[0]);
         for (int j = 1; j <= ATTN_ERFC_DEG; j++) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(P[j]));
         // z^2 = zh^2 (exact: zh has 6 fraction bits) + (z - zh)(z + zh)
@@ -436,7 +443,7 @@ static void avx512_swiglu(float *gate, const float *up, int n) {
         __mmask16 m = n - i >= 16 ? 0xffff : MASK(n - i);
         __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
         __m512 e = vexp(_mm512_sub_ps(_mm512_setzero_ps(), g));
-        __m512 s = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        __m512 s = _mm512_mul_ps(g, vrcp(_mm512_add_ps(_mm512_set1_ps(1.0f), e)));
         _mm512_mask_storeu_ps(gate + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
     }
 }
