@@ -90,6 +90,10 @@ ok "trace: prompt + n - 1 exactly the context" $ATTN trace -m $G --ids 1,2,3 -n 
 limit "trace: -n past the context" "context" $ATTN trace -m $G --ids 1,2,3 -n 15 --attn $tmp/out
 limit "trace: -n 0" "-n" $ATTN trace -m $G --ids 1,2,3 -n 0
 limit "trace: -n not a number" "-n" $ATTN trace -m $G --ids 1,2,3 -n 1e3
+limit "trace: --temp nan" "--temp" $ATTN trace -m $G --ids 1,2,3 -n 2 --temp nan
+limit "trace: --top-p 0" "--top-p" $ATTN trace -m $G --ids 1,2,3 -n 2 --top-p 0
+limit "heads: --induction-test longer than the context" "context" $ATTN heads -m $G --induction-test --len 9
+ok "heads: --induction-test exactly the context" $ATTN heads -m $G --induction-test --len 8
 
 # layer/head selections (1 layer, 2 heads)
 limit "maps: --layers past the model" "out of range" $ATTN maps -m $G --ids 1,2,3 --layers 1 -o $tmp/out
