@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +76,11 @@ static double fma_loop128(long iters) {
 }
 #endif
 
-typedef struct { const char *path; long iters; pthread_barrier_t *go; double t; } fma_job;
+typedef struct { const char *path; long iters; atomic_int *ready; int n; double t; } fma_job;
 static void *fma_thread(void *arg) {
     fma_job *j = arg;
-    pthread_barrier_wait(j->go);
+    atomic_fetch_add(j->ready, 1); // start together (macOS has no pthread barriers)
+    while (atomic_load(j->ready) < j->n) {}
     double t = now();
 #if defined(__x86_64__)
     if (strcmp(j->path, "avx512") == 0) fma_loop512(j->iters);
@@ -103,10 +105,9 @@ static double fma_peak(int nt, const char *path) {
     for (int rep = 0; rep < 20; rep++) {
         pthread_t th[64];
         fma_job j[64];
-        pthread_barrier_t go;
-        pthread_barrier_init(&go, NULL, (unsigned)nt);
+        atomic_int ready = 0;
         for (int i = 0; i < nt; i++) {
-            j[i] = (fma_job){ path, 2000000, &go, 0 };
+            j[i] = (fma_job){ path, 2000000, &ready, nt, 0 };
             pthread_create(&th[i], NULL, fma_thread, &j[i]);
         }
         double worst = 0;
@@ -114,7 +115,6 @@ static double fma_peak(int nt, const char *path) {
             pthread_join(th[i], NULL);
             worst = j[i].t > worst ? j[i].t : worst;
         }
-        pthread_barrier_destroy(&go);
         double g = per * 2000000 * nt / worst / 1e9;
         best = g > best ? g : best;
     }
