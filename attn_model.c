@@ -444,9 +444,10 @@ static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *
                    float *C, int ldc, int M) {
     int nt = s->pool ? attn_pool_size(s->pool) : 1;
     int N = W->rows;
-    // about 4 items per thread, in multiples of 16 columns
+    // about 4 items per thread, in multiples of 48 columns (a whole number of
+    // weight panels on every path, see simd/kernels.h)
     int chunk = (N + 4 * nt - 1) / (4 * nt);
-    chunk = (chunk + 15) / 16 * 16;
+    chunk = (chunk + 47) / 48 * 48;
     matmul_job j = { A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
     int items = (N + chunk - 1) / chunk;
     // small products are faster on the calling thread than handed to the pool
