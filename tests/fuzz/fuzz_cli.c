@@ -33,6 +33,7 @@ static const char *const fc_models[][2] = {
     { "gpt2_bpe.gguf", "m.gguf" }, { "llama_spm_gqa.gguf", "l.gguf" }, { "nanogpt_rope_char.gguf", "c.gguf" },
 };
 static int fc_null = -1;
+static char fc_dir[] = "/tmp/attn-fuzz-cli.XXXXXX";
 
 static void fc_assert(int ok) {
     if (!ok) __builtin_trap();
@@ -51,11 +52,19 @@ static void fc_copy(const char *from, const char *to) {
     fclose(out);
 }
 
+static int fc_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void fc_remove_dir(void) { nftw(fc_dir, fc_rm, 16, FTW_DEPTH | FTW_PHYS); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     const char *seeds = getenv("ATTN_FUZZ_SEEDS");
-    char src[4096], dir[] = "/tmp/attn-fuzz-cli.XXXXXX", cwd[2048];
+    char src[4096], *dir = fc_dir, cwd[2048];
     if (!getcwd(cwd, sizeof cwd) || !mkdtemp(dir)) exit(1);
+    atexit(fc_remove_dir);
     if (!seeds) seeds = "tests/fuzz/corpus_gguf";
     for (size_t i = 0; i < sizeof fc_models / sizeof *fc_models; i++) {
         char dst[4096];
@@ -68,11 +77,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (!freopen("/dev/null", "r", stdin)) exit(1);
     fc_null = open("/dev/null", O_WRONLY);
     return 0;
-}
-
-static int fc_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 // Remove everything in the scratch directory but the models.
