@@ -143,7 +143,8 @@ static int read_npy4(const char *path, int64_t dims[4], float **data) {
     if (!rc && (!strstr(hdr, "'descr': '<f4'") || strstr(hdr, "'fortran_order': True") || !shape ||
                 sscanf(shape, "'shape': (%lld, %lld, %lld, %lld)", &d[0], &d[1], &d[2], &d[3]) != 4))
         rc = attn_err(ATTN_EINPUT, "%s: expected float32 [L,H,T,T] in C order", path);
-    if (!rc && (d[0] < 1 || d[1] < 1 || d[2] < 1 || d[2] != d[3] || d[0] * d[1] > 65536 || d[2] > 65536))
+    if (!rc && (d[0] < 1 || d[1] < 1 || d[2] < 1 || d[2] != d[3] || d[0] > 65536 || d[1] > 65536 ||
+                d[0] * d[1] > 65536 || d[2] > 65536))
         rc = attn_err(ATTN_EINPUT, "%s: shape [%lld,%lld,%lld,%lld] is not [L,H,T,T]", path, d[0], d[1], d[2], d[3]);
     size_t n = rc ? 0 : (size_t)(d[0] * d[1] * d[2] * d[3]);
     long here = ftell(fp);
@@ -171,6 +172,19 @@ static char *put_utf8(char *o, uint32_t c) {
     return o;
 }
 
+// Exactly 4 hex digits at p into *v (sscanf's %4x would also take a sign,
+// spaces or fewer digits, and the caller skips 4 characters).
+static int hex4(const char *p, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 1;
+}
+
 // The JSON string literal at *s (advanced past it) into a malloc'ed string.
 static char *json_string(const char **s) {
     const char *p = *s + 1;
@@ -179,12 +193,13 @@ static char *json_string(const char **s) {
     while (*p && *p != '"') {
         if (*p != '\\') { *o++ = *p++; continue; }
         char e = *++p;
+        if (!e) break; // a backslash at the end of the text
         p++;
         if (e == 'u') {
             unsigned c = 0, c2 = 0;
-            if (sscanf(p, "%4x", &c) != 1) break;
+            if (!hex4(p, &c)) break;
             p += 4;
-            if (c >= 0xD800 && c < 0xDC00 && p[0] == '\\' && p[1] == 'u' && sscanf(p + 2, "%4x", &c2) == 1 &&
+            if (c >= 0xD800 && c < 0xDC00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &c2) &&
                 c2 >= 0xDC00 && c2 < 0xE000)
                 c = 0x10000 + ((c - 0xD800) << 10) + (c2 - 0xDC00), p += 6;
             o = put_utf8(o, c >= 0xD800 && c < 0xE000 ? 0xFFFD : c);

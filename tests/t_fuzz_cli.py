@@ -1,6 +1,7 @@
 """Replays the command lines of tests/fuzz/corpus_cli/ and every one the CLI
 fuzzer crashed on (tests/fuzz/regressions/cli/) through the attn binary, the
-way tests/fuzz/fuzz_cli.c runs them: arguments split on NUL, '/' -> '_',
+way tests/fuzz/fuzz_cli.c runs them: files for `maps --from rec` first when
+the input starts with 0xFF, then arguments split on NUL, '/' -> '_',
 '..' -> '_.', -t capped at 4, `bench` skipped, in a scratch directory with
 m.gguf, l.gguf, c.gguf, stdin from /dev/null. Each must exit 0, 1 or 2 (no
 signal), a failure's last stderr line must start "attn: ", and no temporary
@@ -11,6 +12,22 @@ ATTN = os.path.abspath(os.environ.get("ATTN", "./attn"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = os.path.join(HERE, "fuzz", "corpus_gguf")
 MODELS = {"m.gguf": "gpt2_bpe.gguf", "l.gguf": "llama_spm_gqa.gguf", "c.gguf": "nanogpt_rope_char.gguf"}
+
+
+def files_of(data, work):
+    """An input starting 0xFF carries rec/attention.npy and rec/tokens.json first."""
+    if not data or data[0] != 0xFF:
+        return data
+    os.makedirs(os.path.join(work, "rec"), exist_ok=True)
+    at = 1
+    for name in ("attention.npy", "tokens.json"):
+        n = data[at] | data[at + 1] << 8 if at + 2 <= len(data) else 0
+        at = min(at + 2, len(data))
+        n = min(n, len(data) - at)
+        with open(os.path.join(work, "rec", name), "wb") as f:
+            f.write(data[at:at + n])
+        at += n
+    return data[at:]
 
 
 def argv_of(data):
@@ -38,10 +55,12 @@ def main():
         bad = []
         for name in names:
             with open(os.path.join(d, name), "rb") as f:
-                args = argv_of(f.read())
-            if args and args[0] == b"bench":
-                continue
+                data = f.read()
             work = tempfile.mkdtemp(prefix="attn_fuzzcli_")
+            args = argv_of(files_of(data, work))
+            if args and args[0] == b"bench":
+                shutil.rmtree(work, ignore_errors=True)
+                continue
             try:
                 for dst, src in MODELS.items():
                     shutil.copy(os.path.join(SEEDS, src), os.path.join(work, dst))

@@ -3,7 +3,10 @@
 // through the CLI's main (attn.c compiled with -Dmain=attn_main) in a scratch
 // directory holding three small models: m.gguf (GPT-2 BPE), l.gguf (Llama
 // SentencePiece, GQA) and c.gguf (RoPE nanoGPT, characters), copied from
-// $ATTN_FUZZ_SEEDS (default tests/fuzz/corpus_gguf).
+// $ATTN_FUZZ_SEEDS (default tests/fuzz/corpus_gguf). An input that starts
+// with byte 0xFF first carries two files for `maps --from rec`:
+//   0xFF, n1 (2 bytes LE), n1 bytes of rec/attention.npy, n2 (2 bytes LE),
+//   n2 bytes of rec/tokens.json, then the arguments as above.
 //
 // To keep the fuzzer inside its scratch directory and fast, arguments are
 // rewritten: '/' becomes '_' and ".." becomes "_." (no path leaves the
@@ -91,8 +94,33 @@ static void fc_clean(void) {
     if (d) closedir(d);
 }
 
+// Write n bytes to path (creating rec/).
+static void fc_put(const char *path, const uint8_t *p, size_t n) {
+    mkdir("rec", 0777);
+    FILE *f = fopen(path, "wb");
+    if (f) fwrite(p, 1, n, f), fclose(f);
+}
+
+// The files of a 0xFF input; returns the bytes they took.
+static size_t fc_files(const uint8_t *data, size_t size) {
+    static const char *names[2] = { "rec/attention.npy", "rec/tokens.json" };
+    size_t at = 1;
+    for (int k = 0; k < 2; k++) {
+        size_t n = at + 2 <= size ? (size_t)(data[at] | data[at + 1] << 8) : 0;
+        at = at + 2 <= size ? at + 2 : size;
+        if (n > size - at) n = size - at;
+        fc_put(names[k], data + at, n);
+        at += n;
+    }
+    return at;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fc_null < 0) LLVMFuzzerInitialize(NULL, NULL);
+    if (size && data[0] == 0xFF) {
+        size_t used = fc_files(data, size);
+        data += used, size -= used;
+    }
     char *buf = malloc(size + 1), *argv[FC_MAX_ARGS + 2];
     int argc = 0;
     memcpy(buf, data, size);

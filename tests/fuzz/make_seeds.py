@@ -259,8 +259,30 @@ CLI = [["info", "-m", "m.gguf"], ["info", "-m", "l.gguf", "--format", "json"], [
        ["report", "-m", "c.gguf", "-p", "hello world", "-o", "r.html", "-k", "2"]]
 
 
+def recorded(L, H, T):
+    """attention.npy (float32 [L,H,T,T], causal rows) and tokens.json as `run --export` writes them."""
+    hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }" % (L, H, T, T)
+    hdr += " " * (-(10 + len(hdr) + 1) % 64) + "\n"
+    vals = []
+    for _ in range(L * H):
+        for i in range(T):
+            vals += [1.0 / (i + 1)] * (i + 1) + [0.0] * (T - i - 1)
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + struct.pack("<%df" % len(vals), *vals)
+    labels = ", ".join('"%s"' % x for x in ["the", "\\u00e9\\n", "\\ud83d\\ude00", "·cat"][:T])
+    tok = ('{"model": "seed", "ids": [%s], "labels": [%s], "n_layer": %d, "n_head": %d}\n'
+           % (", ".join(str(i) for i in range(T)), labels, L, H)).encode()
+    return b"\xff" + struct.pack("<H", len(npy)) + npy + struct.pack("<H", len(tok)) + tok
+
+
+FROM = [["maps", "--from", "rec", "-o", "out"], ["maps", "--from", "rec", "--term", "--scale", "log"],
+        ["maps", "--from", "rec", "--layers", "0", "--heads", "1", "--format", "svg", "--drop-first", "-o", "out"]]
+
+
 def cli_seeds():
-    return {"%02d_%s" % (i, a[0].strip("-")): "\0".join(a).encode() for i, a in enumerate(CLI)}
+    out = {"%02d_%s" % (i, a[0].strip("-")): "\0".join(a).encode() for i, a in enumerate(CLI)}
+    for i, (a, (L, H, T)) in enumerate(zip(FROM, [(1, 2, 3), (2, 1, 4), (1, 2, 2)])):
+        out["%02d_from" % (len(CLI) + i)] = recorded(L, H, T) + "\0".join(a).encode()
+    return out
 
 
 def write(path, data):
