@@ -431,26 +431,25 @@ int gguf_arr_strs(const gguf_kv *kv, gguf_str *out) {
     return 0;
 }
 
-int gguf_arr_f32(const gguf_kv *kv, float *out) {
-    if (kv->type != GGUF_ARRAY || !scalar_size(kv->arr_type) || kv->arr_type == GGUF_BOOL) return ATTN_EINPUT;
+// Elements of a numeric array as float (f) or int32 (i), whichever is non-NULL.
+static int arr_numbers(const gguf_kv *kv, float *f, int32_t *i32) {
     uint64_t es = scalar_size(kv->arr_type);
     for (uint64_t i = 0; i < kv->n; i++) {
         int64_t iv;
         double d;
         num_at(kv->arr_type, kv->data + i * es, &iv, &d);
-        out[i] = (float)d;
+        if (f) f[i] = (float)d;
+        else i32[i] = (int32_t)iv;
     }
     return 0;
 }
 
+int gguf_arr_f32(const gguf_kv *kv, float *out) {
+    if (kv->type != GGUF_ARRAY || !scalar_size(kv->arr_type) || kv->arr_type == GGUF_BOOL) return ATTN_EINPUT;
+    return arr_numbers(kv, out, NULL);
+}
+
 int gguf_arr_i32(const gguf_kv *kv, int32_t *out) {
     if (kv->type != GGUF_ARRAY || !is_int_type(kv->arr_type)) return ATTN_EINPUT;
-    uint64_t es = scalar_size(kv->arr_type);
-    for (uint64_t i = 0; i < kv->n; i++) {
-        int64_t iv;
-        double d;
-        num_at(kv->arr_type, kv->data + i * es, &iv, &d);
-        out[i] = (int32_t)iv;
-    }
-    return 0;
+    return arr_numbers(kv, NULL, out);
 }
