@@ -26,9 +26,12 @@ import random
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+# torch threads its own ops; OpenBLAS's extra spinning threads on top of them
+# make a step 2-3x slower on a shared machine (measured), so matmuls stay on the calling thread
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpe_train  # noqa: E402
@@ -211,8 +214,10 @@ def tokens_of(bpe, docs):
     return torch.tensor(ids, dtype=torch.long)
 
 
-def batch(data, B, T, repeat_frac, rng):
-    """B windows of T+1 tokens; in a fraction of them copy a span [a, a+L) to [b, b+L), b >= a+L."""
+def batch(data, B, T, repeat_frac, random_frac, V, rng):
+    """B windows of T+1 tokens; in a fraction repeat_frac of them copy a span [a, a+L) to
+    [b, b+L), b >= a+L; in a fraction random_frac of those the span is first filled with
+    uniformly random tokens (then only copying can predict its second occurrence)."""
     rows = []
     for _ in range(B):
         s = rng.randrange(len(data) - T - 1)
@@ -221,6 +226,8 @@ def batch(data, B, T, repeat_frac, rng):
             L = rng.randint(8, (T + 1) // 2)
             a = rng.randrange(0, T + 1 - 2 * L + 1)
             b = rng.randrange(a + L, T + 1 - L + 1)
+            if rng.random() < random_frac:
+                row[a:a + L] = torch.tensor([rng.randrange(V - 1) for _ in range(L)])
             row[b:b + L] = row[a:a + L].clone()
         rows.append(row)
     x = torch.stack(rows)
@@ -357,20 +364,21 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--ffn", type=int, default=704)
+    ap.add_argument("--dim", type=int, default=192)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--ffn", type=int, default=512)
     ap.add_argument("--ctx", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--repeat-frac", type=float, default=0.5)
-    ap.add_argument("--save-steps", default="0,200,1000")
+    ap.add_argument("--repeat-frac", type=float, default=0.6)
+    ap.add_argument("--random-frac", type=float, default=0.3)
+    ap.add_argument("--save-steps", default="0,200,500,1000")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--report-only", action="store_true", help="print OUT/metrics.json as Markdown tables and exit")
     args = ap.parse_args()
     if args.report_only:
@@ -451,7 +459,7 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch(train, args.batch, args.ctx, args.repeat_frac, rng)
+        x, y = batch(train, args.batch, args.ctx, args.repeat_frac, args.random_frac, V, rng)
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
