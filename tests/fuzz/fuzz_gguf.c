@@ -4,7 +4,8 @@
 // with capture), the typed getters on every key, and the random init.
 //
 // Besides "no crash, no sanitizer report" it checks what the output promises:
-// attention rows are probabilities with exact zeros above the diagonal.
+// attention rows are probabilities with exact zeros above the diagonal, and a
+// position fed through the KV cache gives the same bits as in a full forward.
 // Built by `make fuzz`; tests/test_fuzz_replay.c includes this file to replay
 // the corpus and tests/fuzz/regressions/gguf/ without libFuzzer.
 #include "attn.h"
@@ -25,19 +26,36 @@ static void fg_assert(int ok) {
     if (!ok) __builtin_trap();
 }
 
+// What a forward hands to the capture: the model, and the attention rows of
+// position `last` of every layer and head, rows (L, H, last + 1).
+typedef struct {
+    const attn_model *m;
+    int last;
+    float *rows;
+} fg_ctx;
+
+// Same bits, or both NaN (a NaN's payload may differ between code paths).
+static int fg_same(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(a + i, b + i, sizeof *a) && !(isnan(a[i]) && isnan(b[i]))) return 0;
+    return 1;
+}
+
 static void fg_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
-    (void)ctx, (void)layer, (void)head;
-    fg_assert(nk == q0 + nq);
+    const fg_ctx *f = ctx;
+    fg_assert(nk == q0 + nq && layer >= 0 && layer < f->m->cfg.n_layer && head >= 0 && head < f->m->cfg.n_head);
     for (int i = 0; i < nq; i++)
         for (int j = 0; j < nk; j++) {
             float v = p[(size_t)i * nk + j];
             if (j > q0 + i) fg_assert(v == 0);
             else fg_assert(isnan(v) || (v >= 0 && v <= 1));
         }
+    if (q0 + nq - 1 == f->last)
+        memcpy(f->rows + ((size_t)layer * f->m->cfg.n_head + head) * nk, p + (size_t)(nq - 1) * nk, (size_t)nk * 4);
 }
 
 static void fg_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
-    const attn_model *m = ctx;
+    const attn_model *m = ((const fg_ctx *)ctx)->m;
     float s = 0;
     fg_assert(layer >= -1 && layer < m->cfg.n_layer && q0 >= 0 && nq > 0);
     for (size_t i = 0; i < (size_t)nq * m->cfg.n_embd; i++) s += x[i]; // every value readable
@@ -100,27 +118,43 @@ static void fg_tokenizer(const attn_model *m, const uint8_t *data, size_t size) 
     if (attn_token_labels(t, all, 4, &labels) == 0) attn_labels_free(labels, 4);
 }
 
+// T = 3 positions at once, and again as 2 + 1 through the KV cache: the
+// last position's logits and attention rows must be the same bits (the
+// kernels compute every element by the same operations whatever the number
+// of rows, simd/kernels.h).
 static void fg_forward(const attn_model *m) {
     const attn_config *c = &m->cfg;
     int V = c->n_vocab, T = c->n_ctx < 3 ? c->n_ctx : 3;
     int32_t ids[3] = { V - 1, 0, V / 2 };
-    float *logits = malloc((size_t)2 * V * sizeof(float));
-    attn_session *s;
-    if (!logits || attn_session_new(&s, m, T, NULL)) { free(logits); return; }
-    attn_capture cap = { .on_attn = fg_on_attn, .on_resid = fg_on_resid, .ctx = (void *)m };
-    int n0 = T > 1 ? 2 : 1;
-    if (attn_session_feed(s, ids, n0, logits, 0, &cap) == 0 && T > n0) {
-        fg_assert(attn_session_feed(s, ids + n0, 1, logits, 1, &cap) == 0 && attn_session_pos(s) == 3);
+    size_t nr = (size_t)c->n_layer * c->n_head * T;
+    float *logits = malloc((size_t)T * V * sizeof(float)), *last = malloc((size_t)V * sizeof(float));
+    float *rows_a = calloc(nr, sizeof(float)), *rows_b = calloc(nr, sizeof(float));
+    attn_session *a = NULL, *b = NULL;
+    if (!logits || !last || !rows_a || !rows_b || attn_session_new(&a, m, T, NULL) || attn_session_new(&b, m, T, NULL))
+        goto done;
+    fg_ctx ca = { m, T - 1, rows_a }, cb = { m, T - 1, rows_b };
+    attn_capture cap_a = { .on_attn = fg_on_attn, .on_resid = fg_on_resid, .ctx = &ca };
+    attn_capture cap_b = { .on_attn = fg_on_attn, .on_resid = fg_on_resid, .ctx = &cb };
+    int ok_a = attn_session_feed(a, ids, T, logits, 0, &cap_a) == 0;
+    int ok_b = (T == 1 || attn_session_feed(b, ids, T - 1, NULL, 0, &cap_b) == 0) &&
+               attn_session_feed(b, ids + T - 1, 1, last, 1, &cap_b) == 0;
+    fg_assert(ok_a == ok_b);
+    if (ok_a) {
+        fg_assert(attn_session_pos(a) == T && attn_session_pos(b) == T);
+        fg_assert(fg_same(logits + (size_t)(T - 1) * V, last, (size_t)V));
+        fg_assert(fg_same(rows_a, rows_b, nr));
         float *x = calloc((size_t)c->n_embd, sizeof *x);
-        if (x) attn_unembed(s, x, logits);
+        if (x) attn_unembed(a, x, last);
         free(x);
     }
     // one id past the vocabulary is refused, never read
-    attn_session_reset(s);
+    attn_session_reset(a);
     int32_t bad = V;
-    fg_assert(attn_session_feed(s, &bad, 1, NULL, 0, NULL) == ATTN_EINPUT);
-    attn_session_free(s);
-    free(logits);
+    fg_assert(attn_session_feed(a, &bad, 1, NULL, 0, NULL) == ATTN_EINPUT);
+done:
+    attn_session_free(a);
+    attn_session_free(b);
+    free(logits), free(last), free(rows_a), free(rows_b);
 }
 
 int FUZZ_GGUF_ENTRY(const uint8_t *data, size_t size) {
