@@ -118,11 +118,13 @@ static void fg_tokenizer(const attn_model *m, const uint8_t *data, size_t size) 
     if (attn_token_labels(t, all, 4, &labels) == 0) attn_labels_free(labels, 4);
 }
 
-// T = 3 positions at once, and again as 2 + 1 through the KV cache: the
-// last position's logits and attention rows must be the same bits (the
-// kernels compute every element by the same operations whatever the number
-// of rows, simd/kernels.h).
+// T = 3 positions at once, again as 2 + 1 through the KV cache, and again at
+// once on 3 threads: the last position's logits and attention rows must be
+// the same bits (the kernels compute every element by the same operations
+// whatever the number of rows and however the work is split, simd/kernels.h).
 static void fg_forward(const attn_model *m) {
+    static attn_pool *pool;
+    if (!pool && attn_pool_new(&pool, 3)) return;
     const attn_config *c = &m->cfg;
     int V = c->n_vocab, T = c->n_ctx < 3 ? c->n_ctx : 3;
     int32_t ids[3] = { V - 1, 0, V / 2 };
@@ -130,7 +132,7 @@ static void fg_forward(const attn_model *m) {
     float *logits = malloc((size_t)T * V * sizeof(float)), *last = malloc((size_t)V * sizeof(float));
     float *rows_a = calloc(nr, sizeof(float)), *rows_b = calloc(nr, sizeof(float));
     attn_session *a = NULL, *b = NULL;
-    if (!logits || !last || !rows_a || !rows_b || attn_session_new(&a, m, T, NULL) || attn_session_new(&b, m, T, NULL))
+    if (!logits || !last || !rows_a || !rows_b || attn_session_new(&a, m, T, NULL) || attn_session_new(&b, m, T, pool))
         goto done;
     fg_ctx ca = { m, T - 1, rows_a }, cb = { m, T - 1, rows_b };
     attn_capture cap_a = { .on_attn = fg_on_attn, .on_resid = fg_on_resid, .ctx = &ca };
@@ -143,6 +145,11 @@ static void fg_forward(const attn_model *m) {
         fg_assert(attn_session_pos(a) == T && attn_session_pos(b) == T);
         fg_assert(fg_same(logits + (size_t)(T - 1) * V, last, (size_t)V));
         fg_assert(fg_same(rows_a, rows_b, nr));
+        // all at once on the pool (b has the pool: the steps above ran on it too)
+        attn_session_reset(b);
+        memset(rows_b, 0, nr * sizeof(float));
+        fg_assert(attn_session_feed(b, ids, T, last, 1, &cap_b) == 0);
+        fg_assert(fg_same(logits + (size_t)(T - 1) * V, last, (size_t)V) && fg_same(rows_a, rows_b, nr));
         float *x = calloc((size_t)c->n_embd, sizeof *x);
         if (x) attn_unembed(a, x, last);
         free(x);
