@@ -107,6 +107,13 @@ rm -rf $tmp/full
 # a file size limit makes writes fail like a full disk (EFBIG; SIGXFSZ ignored)
 err1 "disk full during run --export" sh -c "trap '' XFSZ; ulimit -f 4; exec $ATTN run -m $G --ids $(seq -s, 1 16) --export npy,json -o $tmp/full"
 err1 "disk full during maps" sh -c "trap '' XFSZ; ulimit -f 4; exec $ATTN maps -m $G -p 'the cat sat on the mat' -o $tmp/full"
+# an output name that is a symlink to /dev/full: the rename replaces the link with the complete file
+mkdir -p $tmp/ln && ln -s /dev/full $tmp/ln/logits.npy
+$ATTN run -m $G --ids 1,2,3 --export npy -o $tmp/ln >/dev/null 2>$tmp/err
+rc=$?
+if [ $rc -eq 0 ] && [ ! -L $tmp/ln/logits.npy ] && size_is $tmp/ln/logits.npy $((128 + 3 * 270 * 4)) && no_tmp $tmp/ln; then
+    pass "an output that is a symlink to /dev/full is replaced by the complete file"
+else fail "output symlink to /dev/full" "rc $rc: $(cat $tmp/err), $(ls -l $tmp/ln)"; fi
 $ATTN run -m $G -p "the cat" >/dev/full 2>$tmp/err
 rc=$?
 if [ $rc -eq 1 ] && [ "$(wc -l <$tmp/err)" -eq 1 ] && grep -q "^attn: standard output" $tmp/err; then pass "table to /dev/full"
