@@ -5,8 +5,9 @@
 //   3 GPT-2 (50257), 4 Llama 2 SentencePiece (32000)       $ATTN_FUZZ_TOK_DIR/{gpt2,llama}.gguf
 // (tests/fuzz/run.sh converts ../shared/models with tools/convert.py --vocab-only).
 //
-// Checks what the tokenizer promises (attn_tok.c): ids in range; labels are
-// valid UTF-8 without raw control characters; GPT-2 gives back any bytes
+// Checks what the tokenizer promises (attn_tok.c): ids in range; labels (of
+// the ids of the text, and of the text read as any ids) are valid UTF-8
+// without raw control characters; GPT-2 gives back any bytes
 // exactly, SentencePiece and char give back valid UTF-8 exactly (SentencePiece:
 // unless the text holds a "▁", which comes back as a space).
 // tests/test_fuzz_replay.c includes this file to replay the corpus and
@@ -115,6 +116,20 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     char *back;
     size_t blen;
     ft_assert(attn_detokenize(t, ids + bos, n - bos, &back, &blen) == 0);
+    // the text again as any ids (2 bytes each): labels and decoding of sequences
+    // no text gives, e.g. byte tokens that split a character
+    int32_t any[64];
+    int na = 0;
+    for (size_t i = 0; i + 1 < len && na < 64; i += 2) any[na++] = (int32_t)(((uint8_t)text[i] | (uint8_t)text[i + 1] << 8) % V);
+    if (na) {
+        ft_assert(attn_token_labels(t, any, na, &labels) == 0);
+        for (int i = 0; i < na; i++) ft_assert(labels[i] && ft_utf8_ok((const unsigned char *)labels[i], strlen(labels[i]), 1));
+        attn_labels_free(labels, na);
+        char *dec;
+        size_t dlen;
+        ft_assert(attn_detokenize(t, any, na, &dec, &dlen) == 0 && dec);
+        free(dec);
+    }
     // SentencePiece decodes a "▁" (U+2581) in the text as a space, as sentencepiece does
     int has_mark = 0;
     for (size_t i = 0; i + 3 <= len && !has_mark; i++) has_mark = !memcmp(text + i, "\xE2\x96\x81", 3);
