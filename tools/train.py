@@ -323,7 +323,7 @@ def save_hf(model, bpe_dir, out):
 
 def report(metrics):
     """Markdown tables for TRAINING.md: loss curve and per-checkpoint head scores."""
-    out = ["| step | train loss (mean of last steps) | held-out loss |", "|---:|---:|---:|"]
+    out = ["| step | train loss (mean of the last --log-every steps) | held-out loss |", "|---:|---:|---:|"]
     rows = {}
     for e in metrics["log"]:
         rows.setdefault(e["step"], {}).update(e)
