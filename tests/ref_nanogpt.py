@@ -1,48 +1,29 @@
 """tests/ref_nanogpt.py - shared by t_heads.py, t_lens.py and t_report.py (not
-a test itself): the PASS/FAIL/SKIP protocol, the reference nanoGPT model
-(../shared/ref/nanoGPT/model.py, imported from there, never copied), and
-saving a model as nanoGPT's train.py does, then converting it with
-tools/convert.py."""
+a test itself): the reference nanoGPT model (../shared/ref/nanoGPT/model.py,
+imported from there, never copied), and saving a model as nanoGPT's train.py
+does, then converting it with tools/convert.py. The PASS/FAIL/SKIP protocol
+and the paths are tests/testlib.py's."""
 import contextlib
 import importlib.util
 import io
 import os
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ATTN = os.path.abspath(os.environ.get("ATTN", os.path.join(ROOT, "attn")))
-PY = os.environ.get("PY", sys.executable)
-REF = os.path.join(ROOT, "..", "shared", "ref", "nanoGPT", "model.py")
-failures = 0
+from testlib import ERRORS, SHARED, check, convert, done, skip
 
-
-def check(ok, name, why=""):
-    global failures
-    if ok:
-        print("PASS %s" % name)
-    else:
-        failures += 1
-        print("FAIL %s: %s" % (name, why))
-
-
-def skip(name, why):
-    print("SKIP %s: %s" % (name, why))
-    sys.exit(0)
-
-
-def finish():
-    sys.exit(1 if failures else 0)
+REF = os.path.join(SHARED, "ref", "nanoGPT", "model.py")
 
 
 def reference(name):
-    """(torch, the nanoGPT model module), or SKIP the test `name`."""
+    """(torch, the nanoGPT model module), or SKIP the test `name` and exit."""
     try:
         import torch
     except ImportError:
         skip(name, "torch is not installed")
+        sys.exit(0)
     if not os.path.exists(REF):
         skip(name, "reference %s not found" % REF)
+        sys.exit(0)
     spec = importlib.util.spec_from_file_location("nanogpt_model", REF)
     ng = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ng)
@@ -68,13 +49,9 @@ def save_convert(torch, model, tmp, name):
     torch.save({"model": model.state_dict(), "model_args": args, "iter_num": 0, "best_val_loss": 0.0,
                 "config": {}}, ckpt)
     gguf = os.path.join(tmp, name + ".gguf")
-    r = subprocess.run([PY, os.path.join(ROOT, "tools", "convert.py"), ckpt, "-o", gguf],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        print("FAIL convert_%s: %s" % (name, r.stderr.strip()[-300:]))
-        sys.exit(1)
+    try:
+        convert(ckpt, "-o", gguf)
+    except ERRORS as e:
+        check(False, "convert_" + name, e)
+        done()
     return gguf
-
-
-def run(args, **kw):
-    return subprocess.run([ATTN] + args, capture_output=True, text=True, **kw)

@@ -10,27 +10,10 @@ import pickle
 import random
 import shutil
 import struct
-import subprocess
-import sys
-import tempfile
 import zipfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
-from llama2c_bin import write_llama2c_v1  # noqa: E402
-
-PY = os.environ.get("PY") or sys.executable
-CONVERT = os.path.join(ROOT, "tools", "convert.py")
-failures = 0
-
-
-def report(name, errs):
-    global failures
-    if errs:
-        failures += 1
-        print("FAIL %s: %s" % (name, "; ".join(errs[:4])))
-    else:
-        print("PASS %s" % name)
+from testlib import MODELS, convert, done, reference_models, result, scratch, skip
+from llama2c_bin import write_llama2c_v1  # tests/parity/, on the path testlib sets
 
 
 def bad(tmp, args, errs, label, must=None):
@@ -38,7 +21,7 @@ def bad(tmp, args, errs, label, must=None):
     outdir = os.path.join(tmp, "out")
     os.makedirs(outdir, exist_ok=True)
     out = os.path.join(outdir, "x.gguf")
-    r = subprocess.run([PY, CONVERT] + args + ["-o", out], capture_output=True, text=True)
+    r = convert(*args, "-o", out, rc=None)
     lines = r.stderr.strip().split("\n")
     if os.environ.get("SHOW"):
         print("   %-40s %s" % (label, r.stderr.strip()))
@@ -83,15 +66,14 @@ def test_llama2c(tmp):
     legacy = struct.pack("<7i", 16, 32, 2, 3, 1, 20, 8)  # 3 heads do not divide 16
     bad(tmp, [write(os.path.join(tmp, "t.bin"), legacy + data[256:])], errs, "heads do not divide dim")
     bad(tmp, [os.path.join(tmp, "missing.bin")], errs, "missing file", "missing.bin")
-    r = subprocess.run([PY, CONVERT, good, "-o", good], capture_output=True, text=True)
+    r = convert(good, "-o", good, rc=None)
     if r.returncode != 2 or open(good, "rb").read() != data:
         errs.append("-o SRC: exit %d, input %s" % (r.returncode, "kept" if open(good, "rb").read() == data else
                                                    "overwritten"))
-    r = subprocess.run([PY, CONVERT, good, "-o", os.path.join(tmp, "no", "such", "x.gguf")], capture_output=True,
-                       text=True)
+    r = convert(good, "-o", os.path.join(tmp, "no", "such", "x.gguf"), rc=None)
     if r.returncode != 2 or len(r.stderr.strip().split("\n")) != 1:
         errs.append("-o into a missing folder: exit %d %r" % (r.returncode, r.stderr))
-    report("bad llama2.c .bin: %d truncations, absurd header, wrong size, missing file; -o SRC, -o missing folder"
+    result("bad llama2.c .bin: %d truncations, absurd header, wrong size, missing file; -o SRC, -o missing folder"
            % len(cuts(len(data))), errs)
 
 
@@ -135,8 +117,7 @@ def test_safetensors(tmp):
 
     header, payload = build(shapes)
     good = safetensors_bytes(header, payload)
-    r = subprocess.run([PY, CONVERT] + folder(good) + ["-o", os.path.join(tmp, "ok.gguf")], capture_output=True,
-                       text=True)
+    r = convert(*folder(good), "-o", os.path.join(tmp, "ok.gguf"), rc=None)
     if r.returncode != 0:
         errs.append("the good folder does not convert: %s" % r.stderr.strip())
     for c in cuts(len(good)):
@@ -156,7 +137,7 @@ def test_safetensors(tmp):
     bad(tmp, folder(safetensors_bytes(*build(s4))), errs, "missing tensor", "h.0.mlp.c_fc.weight")
     bad(tmp, folder(good, dict(cfg, model_type="bert")), errs, "unsupported model_type", "bert")
     bad(tmp, folder(good, dict(cfg, n_layer=2)), errs, "config with more layers", "h.1.")
-    report("bad HF safetensors folders: truncations, header, offsets, dtype, shapes, names, config", errs)
+    result("bad HF safetensors folders: truncations, header, offsets, dtype, shapes, names, config", errs)
 
 
 class Evil:
@@ -184,12 +165,10 @@ def test_pickles(tmp):
     bad(tmp, ["--vocab-only", meta], errs, "meta.pkl with code")
     if os.path.exists(marker):
         errs.append("pickle code ran")
-    try:
-        import torch
-        import refmodels as R
-    except ImportError as e:
-        print("SKIP bad torch checkpoints: %s" % e)
-        return report("bad pickles never run code", errs)
+    R = reference_models("bad torch checkpoints")
+    if R is None:
+        return result("bad pickles never run code", errs)
+    import torch
     m = R.make_nanogpt(seed=1, n_embd=16, n_head=2, block_size=4, vocab_size=11)
     good = os.path.join(tmp, "ckpt.pt")
     R.save_nanogpt(m, good)
@@ -222,17 +201,16 @@ def test_pickles(tmp):
         bad(tmp, [write(os.path.join(tmp, "t.pt"), data[:c])], errs, "legacy format cut at %d" % c)
     if os.path.exists(marker):
         errs.append("pickle code ran")
-    report("bad torch checkpoints: truncations (zip and legacy), missing storage, corrupt pickle, extra tensor, "
+    result("bad torch checkpoints: truncations (zip and legacy), missing storage, corrupt pickle, extra tensor, "
            "bad model_args; pickles never run code", errs)
 
 
 def test_tokenizers(tmp):
     errs = []
-    shared = os.path.join(ROOT, "..", "shared", "models")
     for name, cutset in (("tokenizer.model", (1, 2, 100, 5000, 400000)), ("tokenizer.bin", (2, 6, 9, 101, 400000))):
-        src = os.path.join(shared, name)
+        src = os.path.join(MODELS, name)
         if not os.path.exists(src):
-            print("SKIP bad %s: ../shared/models/%s not found" % (name, name))
+            skip("bad " + name, "../shared/models/%s not found" % name)
             continue
         data = open(src, "rb").read()
         for c in cutset:
@@ -248,19 +226,16 @@ def test_tokenizers(tmp):
     write(os.path.join(d, "encoder.json"), b'{"a": 0, "b": 0}')
     write(os.path.join(d, "vocab.bpe"), b"#version: 0.2\na b\n")
     bad(tmp, ["--vocab-only", d], errs, "encoder.json with a repeated id", "id")
-    report("bad tokenizers: truncated tokenizer.model / tokenizer.bin, bad tokenizer.json, meta.pkl, encoder.json",
+    result("bad tokenizers: truncated tokenizer.model / tokenizer.bin, bad tokenizer.json, meta.pkl, encoder.json",
            errs)
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="t_convert_bad.")
-    try:
-        for t in (test_llama2c, test_safetensors, test_pickles, test_tokenizers):
-            t(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+    tmp = scratch("t_convert_bad.")
+    for t in (test_llama2c, test_safetensors, test_pickles, test_tokenizers):
+        t(tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    done()

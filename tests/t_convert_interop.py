@@ -13,36 +13,13 @@ import random
 import shutil
 import struct
 import subprocess
-import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
-import gguf_read  # noqa: E402
-from llama2c_bin import write_llama2c_v1  # noqa: E402
+from testlib import MODELS, ROOT, convert, done, guarded, reference_models, result, scratch, skip
+import gguf_read  # tests/parity/, on the path testlib sets
+from llama2c_bin import write_llama2c_v1
 
-PY = os.environ.get("PY") or sys.executable
-CONVERT = os.path.join(ROOT, "tools", "convert.py")
 DUMP = os.path.join(ROOT, "tests", "parity", "gguf_dump.js")
-SHARED = os.path.join(ROOT, "..", "shared", "models")
 G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR = 4, 5, 6, 7, 8, 9
-failures = 0
-
-
-def report(name, errs):
-    global failures
-    if errs:
-        failures += 1
-        print("FAIL %s: %s" % (name, "; ".join(errs[:5])))
-    else:
-        print("PASS %s" % name)
-
-
-def convert(args):
-    r = subprocess.run([PY, CONVERT] + args, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("convert.py %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
-    return r
 
 
 def npm_dump(path):
@@ -105,7 +82,7 @@ def test_llama2c(tmp):
     for dtype, ftype, gt in (("f32", 0, 0), ("f16", 1, 1), ("bf16", 32, 30), ("q8_0", 7, 8)):
         errs = []
         out = os.path.join(tmp, "l_%s.gguf" % dtype)
-        convert([src, "-o", out, "--dtype", dtype])
+        convert(src, "-o", out, "--dtype", dtype)
         d = npm_dump(out)
         check_kv(d, {"general.architecture": (G_STR, "llama"), "general.file_type": (G_U32, ftype),
                      "general.alignment": (G_U32, 32), "llama.block_count": (G_U32, L),
@@ -130,15 +107,15 @@ def test_llama2c(tmp):
             want = struct.unpack("<%df" % len(vals[sname]), struct.pack("<%df" % len(vals[sname]), *vals[sname]))
             if tensor_at(d, out, gname, len(want)) != want:
                 errs.append("%s: values at the reported offset differ from %s" % (gname, sname))
-        report("interop llama2.c v1 --dtype %s" % dtype, errs)
+        result("interop llama2.c v1 --dtype %s" % dtype, errs)
     errs = []
     out = os.path.join(tmp, "l_set.gguf")
-    convert([src, "-o", out, "--set", "attn.training.steps=1500", "--set", "attn.training.heldout_loss=1.375",
-             "--set", "attn.training.corpus=TinyStories (\ud55c)", "--set", "general.name=mini"])
+    convert(src, "-o", out, "--set", "attn.training.steps=1500", "--set", "attn.training.heldout_loss=1.375",
+            "--set", "attn.training.corpus=TinyStories (\ud55c)", "--set", "general.name=mini")
     check_kv(npm_dump(out), {"attn.training.steps": (G_U32, 1500), "attn.training.heldout_loss": (G_F32, 1.375),
                              "attn.training.corpus": (G_STR, "TinyStories (\ud55c)"), "general.name": (G_STR, "mini"),
                              "attn.source": (G_STR, "llama2.c l.bin (v1)")}, errs)
-    report("interop --set attn.training.* keys", errs)
+    result("interop --set attn.training.* keys", errs)
 
 
 # ---------------------------------------------------------------- tokenizers
@@ -148,13 +125,13 @@ def test_vocab(tmp):
     cases = (("tokenizer.model", "llama", 32000, True), ("tokenizer.bin", "llama", 32000, True),
              ("gpt2-tokenizer", "gpt2", 50257, False))
     for name, model, n, spm in cases:
-        src = os.path.join(SHARED, name)
+        src = os.path.join(MODELS, name)
         if not os.path.exists(src):
-            print("SKIP interop vocab %s: ../shared/models/%s not found" % (name, name))
+            skip("interop vocab " + name, "../shared/models/%s not found" % name)
             continue
         errs = []
         out = os.path.join(tmp, name + ".gguf")
-        convert(["--vocab-only", src, "-o", out])
+        convert("--vocab-only", src, "-o", out)
         d = npm_dump(out)
         expect = {"tokenizer.ggml.model": (G_STR, model), "tokenizer.ggml.tokens": (G_ARR, None),
                   "tokenizer.ggml.token_type": (G_ARR, None), "tokenizer.ggml.add_bos_token": (G_BOOL, spm),
@@ -187,18 +164,15 @@ def test_vocab(tmp):
                 errs.append("<|endoftext|> is not control token 50256")
         if d["tensors"]:
             errs.append("vocab-only file has tensors")
-        report("interop vocab %s" % name, errs)
+        result("interop vocab %s" % name, errs)
 
 
 # ---------------------------------------------------------------- nanoGPT and HF GPT-2 (torch)
 
 
 def test_torch_models(tmp):
-    try:
-        import refmodels as R
-    except ImportError as e:
-        print("SKIP interop nanoGPT ckpt.pt: %s" % e)
-        print("SKIP interop HF GPT-2 folder: %s" % e)
+    R = reference_models("interop nanoGPT ckpt.pt", "interop HF GPT-2 folder")
+    if R is None:
         return
     m = R.make_nanogpt(seed=3, n_layer=2, n_head=4, n_embd=64, block_size=16, vocab_size=80, bias=True)
     ck = os.path.join(tmp, "ckpt.pt")
@@ -210,7 +184,7 @@ def test_torch_models(tmp):
                                         ("HF GPT-2 folder", hf, {"attn.mlp": (G_STR, "gelu_erf")}, 1, "f16")):
         errs = []
         out = os.path.join(tmp, "g.gguf")
-        convert([src, "-o", out, "--dtype", dtype])
+        convert(src, "-o", out, "--dtype", dtype)
         d = npm_dump(out)
         exp = {"general.architecture": (G_STR, "gpt2"), "gpt2.block_count": (G_U32, 2),
                "gpt2.embedding_length": (G_U32, D), "gpt2.feed_forward_length": (G_U32, F),
@@ -234,27 +208,21 @@ def test_torch_models(tmp):
             want = struct.unpack("<%df" % len(w), struct.pack("<%df" % len(w), *w))
             if tensor_at(d, out, "blk.1.attn_qkv.weight", len(w)) != want:
                 errs.append("blk.1.attn_qkv.weight values differ from c_attn.weight")
-        report("interop %s" % name, errs)
+        result("interop %s" % name, errs)
 
 
 def main():
     if shutil.which("node") is None:
-        print("SKIP interop: node not found")
-        return 0
+        skip("interop", "node not found")
+        return
     if not os.path.exists(os.path.join(ROOT, "tests", "node_modules", "@huggingface", "gguf")):
-        print("SKIP interop: npm @huggingface/gguf not installed (cd tests && npm install)")
-        return 0
-    tmp = tempfile.mkdtemp(prefix="t_convert_interop.")
-    try:
-        for t in (test_llama2c, test_vocab, test_torch_models):
-            try:
-                t(tmp)
-            except (RuntimeError, OSError, ValueError, KeyError) as e:
-                report("interop %s" % t.__name__, [str(e)])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+        skip("interop", "npm @huggingface/gguf not installed (cd tests && npm install)")
+        return
+    tmp = scratch("t_convert_interop.")
+    for t in (test_llama2c, test_vocab, test_torch_models):
+        guarded("interop " + t.__name__, t, tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    done()

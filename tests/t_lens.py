@@ -6,10 +6,9 @@ the probability of the finally chosen token at every layer and position.
 SKIP when torch or the reference model is missing."""
 import json
 import random
-import shutil
-import tempfile
 
-from ref_nanogpt import check, finish, gpt, reference, run, save_convert
+from ref_nanogpt import gpt, reference, save_convert
+from testlib import attn, check, done, scratch
 
 L, H, D, P, V, T = 3, 4, 32, 32, 96, 12
 torch, ng = reference("lens")
@@ -19,7 +18,7 @@ with torch.no_grad():  # a fresh init predicts nearly uniformly: make the lens r
     model.transformer.wte.weight.mul_(40)
     for blk in model.transformer.h:
         blk.mlp.c_proj.weight.mul_(20)
-tmp = tempfile.mkdtemp(prefix="t_lens_")
+tmp = scratch("t_lens_")
 gguf = save_convert(torch, model, tmp, "m")
 g = random.Random(4)
 ids = [g.randrange(V) for _ in range(T)]
@@ -34,10 +33,10 @@ with torch.no_grad():
         rows.append(x)
     probs = [torch.softmax(model.lm_head(tr.ln_f(r)).double(), dim=-1)[0] for r in rows]  # (L+1) x (T, V)
 
-r = run(["run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--lens", "--format", "json"])
+r = attn("run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--lens", "--format", "json")
 if r.returncode != 0:
     check(False, "lens_run", "exit %d: %s" % (r.returncode, r.stderr.strip()))
-    finish()
+    done()
 lens = json.loads(r.stdout)["lens"]
 bad = []
 for pos in lens:
@@ -62,5 +61,4 @@ for pos in lens:
 n_rows = sum(len(pos["layers"]) for pos in lens)
 ok = not bad and len(lens) == T and n_rows == T * (L + 1)
 check(ok, "lens_matches_torch", "; ".join(bad[:4]) or "%d rows" % n_rows)
-shutil.rmtree(tmp, ignore_errors=True)
-finish()
+done()

@@ -17,19 +17,9 @@ same model; see LOWP_BOUNDS.
 import json
 import os
 import random
-import shutil
-import struct
-import subprocess
-import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
-PY = os.environ.get("PY") or sys.executable
-ATTN = os.environ.get("ATTN") or os.path.join(ROOT, "attn")
-if not os.path.isabs(ATTN):
-    ATTN = os.path.join(ROOT, ATTN)
-CONVERT = os.path.join(ROOT, "tools", "convert.py")
+from testlib import ATTN, ERRORS, ROOT, attn, convert, done, read_npy, reference_models, result, scratch, skip
+
 GOLDENS = os.path.join(ROOT, "tests", "parity", "goldens")
 ATT_BOUND, LOGIT_BOUND = 1e-5, 1e-4
 
@@ -53,48 +43,6 @@ def _lowp_bound(e):
 LOWP_BOUNDS = {"f16": _lowp_bound(2 ** -11 / 3 ** 0.5), "bf16": _lowp_bound(2 ** -8 / 3 ** 0.5),
                "q8_0": _lowp_bound(2 * 2.1 / 127 / 12 ** 0.5)}
 
-failures = 0
-
-
-def result(name, errs, detail=""):
-    global failures
-    if errs:
-        failures += 1
-        print("FAIL %s: %s" % (name, "; ".join(errs)))
-    else:
-        print("PASS %s%s" % (name, ": " + detail if detail else ""))
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (os.path.basename(cmd[0]) if cmd[0] != PY else cmd[1],
-                                                 r.returncode, (r.stderr or r.stdout).strip()[-300:]))
-    return r
-
-
-def read_npy(path):
-    """float32 .npy (version 1/2/3, C order) -> (shape, list of floats), standard library only."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:6] != b"\x93NUMPY":
-        raise RuntimeError("%s: not a .npy file" % path)
-    if data[6] == 1:
-        (hl,) = struct.unpack("<H", data[8:10])
-        start = 10
-    else:
-        (hl,) = struct.unpack("<I", data[8:12])
-        start = 12
-    header = data[start:start + hl].decode("latin1")
-    if "'<f4'" not in header or "'fortran_order': False" not in header:
-        raise RuntimeError("%s: not little-endian float32 in C order: %s" % (path, header.strip()))
-    shape = tuple(int(x) for x in header.split("'shape':")[1].split("(")[1].split(")")[0].split(",") if x.strip())
-    body = data[start + hl:]
-    n = 1
-    for s in shape:
-        n *= s
-    return shape, list(struct.unpack("<%df" % n, body[:4 * n]))
-
 
 def attn_export(gguf, ids, out, simd=None, threads=2):
     """attn run --export -> ((shape, attention), (shape, logits)); simd sets ATTN_SIMD."""
@@ -102,11 +50,8 @@ def attn_export(gguf, ids, out, simd=None, threads=2):
     env.pop("ATTN_SIMD", None)
     if simd:
         env["ATTN_SIMD"] = simd
-    cmd = [ATTN, "run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--export", "npy,json", "-o", out,
-           "-t", str(threads)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        raise RuntimeError("attn run: exit %d: %s" % (r.returncode, r.stderr.strip()[-300:]))
+    attn("run", "-m", gguf, "--ids", ",".join(map(str, ids)), "--export", "npy,json", "-o", out, "-t", str(threads),
+         rc=0, env=env)
     return read_npy(os.path.join(out, "attention.npy")), read_npy(os.path.join(out, "logits.npy"))
 
 
@@ -115,8 +60,7 @@ def simd_paths():
     paths = []
     for p in ("scalar", "avx2", "avx512", "neon"):
         env = dict(os.environ, ATTN_SIMD=p)
-        r = subprocess.run([ATTN, "info", "-m", os.path.join(GOLDENS, "index.json")], capture_output=True,
-                           text=True, env=env)
+        r = attn("info", "-m", os.path.join(GOLDENS, "index.json"), env=env)
         if "ATTN_SIMD" not in r.stderr:
             paths.append(p)
     return paths
@@ -181,7 +125,7 @@ def attn_runs(gguf, ids, out, paths):
 def golden_cases(tmp):
     index = os.path.join(GOLDENS, "index.json")
     if not os.path.exists(index):
-        print("SKIP parity goldens: tests/parity/goldens/index.json missing (make parity)")
+        skip("parity goldens", "tests/parity/goldens/index.json missing (make parity)")
         return
     with open(index) as f:
         cases = json.load(f)
@@ -189,12 +133,12 @@ def golden_cases(tmp):
         name = "parity golden %s" % c["name"]
         try:
             out = os.path.join(tmp, c["name"] + ".gguf")
-            run([PY, CONVERT, os.path.join(GOLDENS, c["file"]), "-o", out] + c.get("args", []))
+            convert(os.path.join(GOLDENS, c["file"]), "-o", out, *c.get("args", []))
             with open(os.path.join(GOLDENS, c["expect"])) as f:
                 exp = json.load(f)
             runs = attn_runs(out, exp["ids"], os.path.join(tmp, c["name"]), simd_paths())
             check(name, runs, exp["attention_shape"], exp["attention"], exp["logits_shape"], exp["logits"])
-        except (RuntimeError, OSError, ValueError, KeyError) as e:
+        except ERRORS as e:
             result(name, [str(e)])
 
 
@@ -202,17 +146,11 @@ def golden_cases(tmp):
 
 
 def live_cases(tmp):
-    try:
-        import torch
-        import refmodels as R
-    except ImportError as e:
-        print("SKIP parity live cases: %s (use /usr/bin/python3 with python3-torch)" % e)
+    R = reference_models("parity live cases")
+    if R is None:
         return
+    import torch
     torch.set_num_threads(1)
-    missing = R.refs_missing()
-    if missing:
-        print("SKIP parity live cases: %s" % missing)
-        return
 
     # Self-check of the test's RoPE (used for RoPE nanoGPT) against llama2.c's apply_rotary_emb.
     x = torch.randn(1, 3, 7, 20, dtype=torch.float64)
@@ -279,7 +217,7 @@ def live_cases(tmp):
             V = m.config.vocab_size if hasattr(m, "config") else m.params.vocab_size
             src = save(m, os.path.join(tmp, "".join(c if c.isalnum() else "_" for c in name)))
             out = os.path.join(tmp, "m.gguf")
-            run([PY, CONVERT, src, "-o", out] + args)
+            convert(src, "-o", out, *args)
             for T in lengths:
                 ids = [rng.randrange(V) for _ in range(T)]
                 att, logits = R.reference_forward(m, ids)
@@ -300,7 +238,7 @@ def live_cases(tmp):
             ref = {}
             for dtype in ("f32", "f16", "bf16", "q8_0"):
                 out = os.path.join(tmp, "%s_%s.gguf" % (name, dtype))
-                run([PY, CONVERT, src, "-o", out, "--dtype", dtype])
+                convert(src, "-o", out, "--dtype", dtype)
                 ga, gl = attn_export(out, ids, os.path.join(tmp, "out_" + dtype))
                 if dtype == "f32":
                     ref = (ga, gl)
@@ -316,20 +254,17 @@ def live_cases(tmp):
 
 def main():
     if not os.access(ATTN, os.X_OK):
-        print("SKIP parity: %s not built" % ATTN)
-        return 0
-    r = subprocess.run([ATTN, "run", "--help"], capture_output=True, text=True)
+        skip("parity", "%s not built" % ATTN)
+        return
+    r = attn("run", "--help")
     if "--export" not in r.stdout + r.stderr:
-        print("SKIP parity: %s run has no --export yet" % ATTN)
-        return 0
-    tmp = tempfile.mkdtemp(prefix="t_parity.")
-    try:
-        golden_cases(tmp)
-        live_cases(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+        skip("parity", "%s run has no --export yet" % ATTN)
+        return
+    tmp = scratch("t_parity.")
+    golden_cases(tmp)
+    live_cases(tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    done()

@@ -13,15 +13,15 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 
-from ref_nanogpt import ROOT, check, finish, gpt, reference, run, save_convert
-import ref_nanogpt
+import testlib
+from ref_nanogpt import gpt, reference, save_convert
+from testlib import ROOT, attn, check, done, scratch, skip
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 L, H, D, P, V = 6, 8, 64, 128, 256
 torch, ng = reference("report")
-tmp = tempfile.mkdtemp(prefix="t_report_")
+tmp = scratch("t_report_")
 torch.manual_seed(1)
 model = gpt(ng, block_size=P, vocab_size=V, n_layer=L, n_head=H, n_embd=D, bias=True)
 with torch.no_grad():  # sharper than a fresh init, so layers and heads differ after 8-bit rounding
@@ -32,7 +32,7 @@ gguf = save_convert(torch, model, tmp, "m")
 g = random.Random(3)
 ids = ",".join(str(g.randrange(V)) for _ in range(P))
 page = os.path.join(tmp, "out", "report.html")
-r = run(["report", "-m", gguf, "--ids", ids, "-o", page])
+r = attn("report", "-m", gguf, "--ids", ids, "-o", page)
 size = os.path.getsize(page) if os.path.exists(page) else -1
 check(r.returncode == 0 and 0 < size < 5 * 1024 * 1024, "report_size_6x8_T128",
       "exit %d, %d bytes: %s" % (r.returncode, size, r.stderr.strip()))
@@ -73,19 +73,19 @@ if size > 0:
     check(len(data) == L * H * tri and worst <= 0.5 / 255 + 1e-5 and meta["ids"] == id_list and meta["T"] == P,
           "report_attention_vs_torch", "%d bytes, worst |q/255 - p| = %.6f" % (len(data), worst))
 
-r = run(["report", "-m", gguf, "--ids", "1,2,3"])
+r = attn("report", "-m", gguf, "--ids", "1,2,3")
 check(r.returncode == 2 and r.stderr.startswith("attn: "), "report_needs_out", "exit %d" % r.returncode)
 bad = os.path.join(tmp, "bad.html")
-r = run(["report", "-m", gguf, "--ids", "1,2,%d" % V, "-o", bad])
+r = attn("report", "-m", gguf, "--ids", "1,2,%d" % V, "-o", bad)
 check(r.returncode == 2 and not os.path.exists(bad) and not [f for f in os.listdir(tmp) if f.startswith("bad")],
       "report_bad_id_no_file", "exit %d, files %s" % (r.returncode, os.listdir(tmp)))
 
 node = shutil.which("node")
 mods = os.path.join(ROOT, "tests", "node_modules", "puppeteer-core")
 if not os.access(CHROMIUM, os.X_OK):
-    print("SKIP report_browser: %s not found (apt-get install chromium)" % CHROMIUM)
+    skip("report_browser", "%s not found (apt-get install chromium)" % CHROMIUM)
 elif not node or not os.path.isdir(mods):
-    print("SKIP report_browser: node or tests/node_modules/puppeteer-core missing (cd tests && npm install)")
+    skip("report_browser", "node or tests/node_modules/puppeteer-core missing (cd tests && npm install)")
 elif size > 0:
     shot = os.environ.get("ATTN_REPORT_SHOT", "")
     b = subprocess.run([node, os.path.join(ROOT, "tests", "t_report.js"), page, str(L), str(H), str(P)] +
@@ -93,6 +93,5 @@ elif size > 0:
     sys.stdout.write(b.stdout)
     if b.returncode != 0 and "FAIL" not in b.stdout:
         check(False, "report_browser", "node exit %d: %s" % (b.returncode, b.stderr.strip()[-300:]))
-    ref_nanogpt.failures += b.stdout.count("FAIL ")
-shutil.rmtree(tmp, ignore_errors=True)
-finish()
+    testlib.failures += b.stdout.count("FAIL ")
+done()

@@ -11,41 +11,15 @@ Needs torch + numpy (/usr/bin/python3); prints SKIP without them.
 import json
 import math
 import os
-import shutil
-import struct
-import subprocess
-import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY = os.environ.get("PY") or sys.executable
-ATTN = os.environ.get("ATTN") or os.path.join(ROOT, "attn")
-if not os.path.isabs(ATTN):
-    ATTN = os.path.join(ROOT, ATTN)
-CONVERT = os.path.join(ROOT, "tools", "convert.py")
+from testlib import ATTN, ERRORS, attn, convert, done, read_npy, reference_models, result, scratch, skip
+
 TOL = 1e-4
-failures = 0
-
-
-def result(name, errs, detail=""):
-    global failures
-    if errs:
-        failures += 1
-        print("FAIL %s: %s" % (name, "; ".join(str(e) for e in errs[:4])))
-    else:
-        print("PASS %s%s" % (name, ": " + detail if detail else ""))
-
-
-def run(args):
-    r = subprocess.run(args, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (" ".join(args[:2]), r.returncode, r.stderr.strip()[-300:]))
-    return r.stdout
 
 
 def trace(gguf, ids, n, *extra):
-    out = run([ATTN, "trace", "-m", gguf, "--ids", ",".join(map(str, ids)), "-n", str(n), "-t", "2",
-               "--format", "json"] + list(extra))
+    out = attn("trace", "-m", gguf, "--ids", ",".join(map(str, ids)), "-n", str(n), "-t", "2", "--format", "json",
+               *extra, rc=0).stdout
     return json.loads(out)
 
 
@@ -110,133 +84,109 @@ def json_shape(got, prompt, n, k):
     return errs
 
 
-def read_npy(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    hl = struct.unpack("<H", data[8:10])[0]
-    hdr = data[10:10 + hl].decode()
-    shape = tuple(int(x) for x in hdr.split("(")[1].split(")")[0].split(",") if x.strip())
-    n = 1
-    for d in shape:
-        n *= d
-    return shape, struct.unpack("<%df" % n, data[10 + hl:10 + hl + 4 * n])
-
-
 def main():
-    try:
-        import numpy  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as e:
-        print("SKIP trace_reference: %s (needs torch + numpy)" % e)
-        return 0
-    sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
-    import refmodels as R
-    miss = R.refs_missing()
-    if miss:
-        print("SKIP trace_reference: %s" % miss)
-        return 0
+    R = reference_models("trace_reference")
+    if R is None:
+        return
     if not os.path.exists(ATTN):
-        print("SKIP trace_reference: %s not built" % ATTN)
-        return 0
-    tmp = tempfile.mkdtemp(prefix="attn_trace_")
-    try:
-        cases = []
-        # flat distributions (lost/uncertain) and, with the final norm scaled up,
-        # peaked ones (confident/collapsed)
-        for sharp in (1.0, 8.0):
-            ng = R.make_nanogpt(seed=11 + int(sharp), n_layer=2, n_head=4, n_embd=64, block_size=24, vocab_size=97)
-            ll = R.make_llama(seed=21 + int(sharp), dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=97,
-                              max_seq_len=24)
-            import torch
-            with torch.no_grad():
-                ng.transformer.ln_f.weight.mul_(sharp)
-                ll.norm.weight.mul_(sharp)
-            p = os.path.join(tmp, "ng%d.pt" % sharp)
-            R.save_nanogpt(ng, p)
-            cases.append(("nanogpt_x%g" % sharp, ng, p))
-            p = os.path.join(tmp, "ll%d.bin" % sharp)
-            R.save_llama_bin(ll, p, 0)
-            cases.append(("llama2c_x%g" % sharp, ll, p))
-        prompt, n, k = [3, 14, 15, 92, 65], 12, 5
-        tags = set()
-        for name, model, src in cases:
-            gguf = os.path.join(tmp, name + ".gguf")
-            try:
-                subprocess.run([PY, CONVERT, src, "-o", gguf], check=True, capture_output=True)
-                got = trace(gguf, prompt, n, "-k", str(k))
-            except (RuntimeError, subprocess.CalledProcessError) as e:
-                result("trace_" + name, [str(e)[-300:]])
-                continue
-            errs = json_shape(got, prompt, n, k) + check_steps(R, model, prompt, got, k)
-            tags.update(st["tag"] for st in got["steps"])
-            result("trace_" + name, errs, "%d greedy steps" % len(got["steps"]))
-        result("trace_tags_seen", [] if {"lost", "confident"} <= tags or {"collapsed"} <= tags else
-               ["tags seen: %s" % sorted(tags)], ", ".join(sorted(tags)))
-
-        gguf = os.path.join(tmp, "nanogpt_x1.gguf")
-        # sampling: reproducible by seed; a nucleus of ~0 mass is the greedy chain
+        skip("trace_reference", "%s not built" % ATTN)
+        return
+    tmp = scratch("attn_trace_")
+    cases = []
+    # flat distributions (lost/uncertain) and, with the final norm scaled up,
+    # peaked ones (confident/collapsed)
+    for sharp in (1.0, 8.0):
+        ng = R.make_nanogpt(seed=11 + int(sharp), n_layer=2, n_head=4, n_embd=64, block_size=24, vocab_size=97)
+        ll = R.make_llama(seed=21 + int(sharp), dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=97,
+                          max_seq_len=24)
+        import torch
+        with torch.no_grad():
+            ng.transformer.ln_f.weight.mul_(sharp)
+            ll.norm.weight.mul_(sharp)
+        p = os.path.join(tmp, "ng%d.pt" % sharp)
+        R.save_nanogpt(ng, p)
+        cases.append(("nanogpt_x%g" % sharp, ng, p))
+        p = os.path.join(tmp, "ll%d.bin" % sharp)
+        R.save_llama_bin(ll, p, 0)
+        cases.append(("llama2c_x%g" % sharp, ll, p))
+    prompt, n, k = [3, 14, 15, 92, 65], 12, 5
+    tags = set()
+    for name, model, src in cases:
+        gguf = os.path.join(tmp, name + ".gguf")
         try:
-            a = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
-            b = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
-            c = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "8")
-            g = trace(gguf, prompt, 8)
-            t = trace(gguf, prompt, 8, "--temp", "1", "--top-p", "1e-9", "--seed", "3")
-            ch = lambda r: [s["chosen"] for s in r["steps"]]  # noqa: E731
-            errs = []
-            if ch(a) != ch(b):
-                errs.append("same seed, different tokens: %s vs %s" % (ch(a), ch(b)))
-            if ch(a) == ch(c) == ch(g):
-                errs.append("seeds 7 and 8 and greedy all gave %s" % ch(a))
-            if ch(t) != ch(g):
-                errs.append("--top-p 1e-9 gave %s, greedy %s" % (ch(t), ch(g)))
-            result("trace_sampling", errs)
+            convert(src, "-o", gguf)
+            got = trace(gguf, prompt, n, "-k", str(k))
         except RuntimeError as e:
-            result("trace_sampling", [e])
+            result("trace_" + name, [str(e)[-300:]])
+            continue
+        errs = json_shape(got, prompt, n, k) + check_steps(R, model, prompt, got, k)
+        tags.update(st["tag"] for st in got["steps"])
+        result("trace_" + name, errs, "%d greedy steps" % len(got["steps"]))
+    result("trace_tags_seen", [] if {"lost", "confident"} <= tags or {"collapsed"} <= tags else
+           ["tags seen: %s" % sorted(tags)], ", ".join(sorted(tags)))
 
-        # --attn: per-step rows and the whole attention, consistent with each other
+    gguf = os.path.join(tmp, "nanogpt_x1.gguf")
+    # sampling: reproducible by seed; a nucleus of ~0 mass is the greedy chain
+    try:
+        a = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
+        b = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
+        c = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "8")
+        g = trace(gguf, prompt, 8)
+        t = trace(gguf, prompt, 8, "--temp", "1", "--top-p", "1e-9", "--seed", "3")
+        ch = lambda r: [s["chosen"] for s in r["steps"]]  # noqa: E731
         errs = []
-        adir = os.path.join(tmp, "att")
-        try:
-            run([ATTN, "trace", "-m", gguf, "--ids", ",".join(map(str, prompt)), "-n", "4", "--attn", adir,
-                 "--format", "tsv"])
-            shape, full = read_npy(os.path.join(adir, "attention.npy"))
-            L, H, N = 2, 4, len(prompt) + 3
-            if shape != (L, H, N, N):
-                errs.append("attention.npy shape %s" % (shape,))
-            for s in range(4):
-                sh, row = read_npy(os.path.join(adir, "step_%03d.npy" % s))
-                K = len(prompt) + s
-                if sh != (L, H, K):
-                    errs.append("step %d shape %s" % (s, sh))
-                    continue
-                for lh in range(L * H):
-                    r = row[lh * K:(lh + 1) * K]
-                    q = K - 1
-                    f = full[(lh * N + q) * N:(lh * N + q) * N + K]
-                    if abs(sum(r) - 1) > 1e-5 or any(abs(x - y) > 0 for x, y in zip(r, f)):
-                        errs.append("step %d head %d: row sums to %g or differs from attention.npy" % (s, lh, sum(r)))
-                        break
-            with open(os.path.join(adir, "tokens.json")) as f:
-                tj = json.load(f)
-            if len(tj["labels"]) != N or tj["ids"][:len(prompt)] != prompt:
-                errs.append("tokens.json: %d labels, ids %s" % (len(tj["labels"]), tj["ids"]))
-            mdir = os.path.join(tmp, "maps")
-            run([ATTN, "maps", "--from", adir, "-o", mdir, "--layers", "1", "--heads", "0"])
-            if not os.path.exists(os.path.join(mdir, "L01_H00.png")):
-                errs.append("maps --from did not draw L01_H00.png")
-        except (RuntimeError, OSError, ValueError, KeyError) as e:
-            errs.append(str(e))
-        result("trace_attn_files", errs)
+        if ch(a) != ch(b):
+            errs.append("same seed, different tokens: %s vs %s" % (ch(a), ch(b)))
+        if ch(a) == ch(c) == ch(g):
+            errs.append("seeds 7 and 8 and greedy all gave %s" % ch(a))
+        if ch(t) != ch(g):
+            errs.append("--top-p 1e-9 gave %s, greedy %s" % (ch(t), ch(g)))
+        result("trace_sampling", errs)
+    except RuntimeError as e:
+        result("trace_sampling", [e])
 
-        # bad input: steps past the context, missing -n
-        r1 = subprocess.run([ATTN, "trace", "-m", gguf, "--ids", "1,2,3", "-n", "30"], capture_output=True, text=True)
-        r2 = subprocess.run([ATTN, "trace", "-m", gguf, "--ids", "1,2,3"], capture_output=True, text=True)
-        result("trace_bad_input", [] if r1.returncode == 2 and r2.returncode == 2 and "attn:" in r1.stderr else
-               ["exit %d / %d: %s" % (r1.returncode, r2.returncode, r1.stderr.strip())])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failures else 0
+    # --attn: per-step rows and the whole attention, consistent with each other
+    errs = []
+    adir = os.path.join(tmp, "att")
+    try:
+        attn("trace", "-m", gguf, "--ids", ",".join(map(str, prompt)), "-n", "4", "--attn", adir, "--format", "tsv",
+             rc=0)
+        shape, full = read_npy(os.path.join(adir, "attention.npy"))
+        L, H, N = 2, 4, len(prompt) + 3
+        if shape != (L, H, N, N):
+            errs.append("attention.npy shape %s" % (shape,))
+        for s in range(4):
+            sh, row = read_npy(os.path.join(adir, "step_%03d.npy" % s))
+            K = len(prompt) + s
+            if sh != (L, H, K):
+                errs.append("step %d shape %s" % (s, sh))
+                continue
+            for lh in range(L * H):
+                r = row[lh * K:(lh + 1) * K]
+                q = K - 1
+                f = full[(lh * N + q) * N:(lh * N + q) * N + K]
+                if abs(sum(r) - 1) > 1e-5 or any(abs(x - y) > 0 for x, y in zip(r, f)):
+                    errs.append("step %d head %d: row sums to %g or differs from attention.npy" % (s, lh, sum(r)))
+                    break
+        with open(os.path.join(adir, "tokens.json")) as f:
+            tj = json.load(f)
+        if len(tj["labels"]) != N or tj["ids"][:len(prompt)] != prompt:
+            errs.append("tokens.json: %d labels, ids %s" % (len(tj["labels"]), tj["ids"]))
+        mdir = os.path.join(tmp, "maps")
+        attn("maps", "--from", adir, "-o", mdir, "--layers", "1", "--heads", "0", rc=0)
+        if not os.path.exists(os.path.join(mdir, "L01_H00.png")):
+            errs.append("maps --from did not draw L01_H00.png")
+    except ERRORS as e:
+        errs.append(str(e))
+    result("trace_attn_files", errs)
+
+    # bad input: steps past the context, missing -n
+    r1 = attn("trace", "-m", gguf, "--ids", "1,2,3", "-n", "30")
+    r2 = attn("trace", "-m", gguf, "--ids", "1,2,3")
+    result("trace_bad_input", [] if r1.returncode == 2 and r2.returncode == 2 and "attn:" in r1.stderr else
+           ["exit %d / %d: %s" % (r1.returncode, r2.returncode, r1.stderr.strip())])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    done()

@@ -41,6 +41,8 @@ def refs_missing():
     return None
 
 
+if refs_missing():  # an ImportError, so that a test prints SKIP
+    raise ImportError(refs_missing())
 nanogpt = _load("ref_nanogpt_model", os.path.join(REF, "nanoGPT", "model.py"))
 llama = _load("ref_llama2c_model", os.path.join(REF, "llama2.c", "model.py"))
 sys.modules["model"] = llama  # export.py does `from model import ModelArgs, Transformer`
