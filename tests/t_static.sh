@@ -29,7 +29,7 @@ if "$bin" info >/dev/null 2>&1; then
             else echo "FAIL static on a ${cpu%%:*} CPU uses ${cpu#*:}: got '$got'"; fi
         done
         # ATTN_SIMD naming a path the CPU lacks is a clear error (exit 2)
-        qemu-x86_64 -cpu qemu64 env ATTN_SIMD=avx2 "$bin" info >/dev/null 2>"$empty/err"
+        qemu-x86_64 -cpu qemu64 -E ATTN_SIMD=avx2 "$bin" info >/dev/null 2>"$empty/err"
         rc=$?
         if [ $rc -eq 2 ] && grep -q "^attn: " "$empty/err"; then echo "PASS ATTN_SIMD=avx2 on a CPU without AVX2 is refused"
         else echo "FAIL ATTN_SIMD=avx2 on a CPU without AVX2 is refused: rc $rc $(cat "$empty/err")"; fi
