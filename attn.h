@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ATTN_VERSION "0.1.0"
 
@@ -362,6 +363,9 @@ void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
 // probs = softmax(logits / temp) of n logits, in double; returns the entropy
 // of probs in bits.
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs);
+// JSON: a number or null (NaN); a scores object {"previous": .., "offset_k": .., "entropy_bits": ..}.
+void attn_json_num(FILE *fp, double v);
+void attn_json_scores(FILE *fp, const attn_head_scores *h);
 
 // Logit lens: the residual stream after every layer (and the embeddings),
 // through the final norm and unembedding. Capture with

@@ -4,6 +4,7 @@
 // statistics (Welford), the induction test sequence and its loss, and the
 // logit lens. Definitions are in attn.h and DESIGN.md "JSON shapes".
 #include "attn.h"
+#include <stdio.h>
 #include "simd/kernels.h"
 #include <math.h>
 #include <stdlib.h>
@@ -301,6 +302,25 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
         memcpy(l->resid + ((size_t)(layer + 1) * l->T + t) * l->D, x + (size_t)i * l->D,
                (size_t)l->D * sizeof *x);
     }
+}
+
+void attn_json_num(FILE *fp, double v) {
+    if (isnan(v)) fputs("null", fp);
+    else fprintf(fp, "%.8g", v);
+}
+
+void attn_json_scores(FILE *fp, const attn_head_scores *h) {
+    fputc('{', fp);
+    for (int s = 0; s < ATTN_S_N; s++) {
+        fprintf(fp, "%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
+        attn_json_num(fp, h->s[s]);
+        if (s == ATTN_S_OFFSET) {
+            fputs(", \"offset_k\": ", fp);
+            if (h->offset_k) fprintf(fp, "%d", h->offset_k);
+            else fputs("null", fp);
+        }
+    }
+    fputc('}', fp);
 }
 
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs) {

@@ -65,11 +65,6 @@ static void dominant(const attn_head_scores *h, char *out, size_t n) {
     else snprintf(out, n, "%s %.2f", shortn[best], h->s[best]);
 }
 
-static void json_num(double x) {
-    if (isnan(x)) printf("null");
-    else printf("%.6g", x);
-}
-
 static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd, char **labels, int T) {
     const attn_config *c = &ms[0].m->cfg;
     int L = c->n_layer, H = c->n_head, np = n - 1;
@@ -91,13 +86,8 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
             for (int i = 0; i < np; i++) printf("%s%.6g", i ? ", " : "", jsd[(size_t)k * np + i]);
             printf("], \"scores\": [");
             for (int i = 0; i < n; i++) {
-                const attn_head_scores *h = &ms[i].sc[k];
-                printf("%s{", i ? ", " : "");
-                for (int s = 0; s < ATTN_S_N; s++) {
-                    printf("%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
-                    json_num(h->s[s]);
-                }
-                printf(", \"offset_k\": %d}", h->offset_k);
+                printf(i ? ", " : "");
+                attn_json_scores(stdout, &ms[i].sc[k]);
             }
             printf("]}");
         }

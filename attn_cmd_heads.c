@@ -119,25 +119,6 @@ typedef struct {
 
 // ---------------------------------------------------------------- JSON
 
-static void json_num(double v) {
-    if (isnan(v)) printf("null");
-    else printf("%.8g", v);
-}
-
-static void json_scores(const attn_head_scores *h) {
-    printf("{");
-    for (int s = 0; s < ATTN_S_N; s++) {
-        printf("%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
-        json_num(h->s[s]);
-        if (s == ATTN_S_OFFSET) {
-            printf(", \"offset_k\": ");
-            if (h->offset_k) printf("%d", h->offset_k);
-            else printf("null");
-        }
-    }
-    printf("}");
-}
-
 static void json_counts(const long *n) {
     printf("{");
     for (int s = 0; s < ATTN_S_N; s++) printf("%s\"%s\": %ld", s ? ", " : "", attn_score_names[s], n[s]);
@@ -163,30 +144,30 @@ static void print_json(const heads_out *r, const int *order, int n_order) {
     printf(", \"baseline_seed\": %llu", (unsigned long long)r->seed);
     if (r->ind_len) {
         printf(", \"induction_len\": %d, \"loss\": {\"first_repeat\": ", r->ind_len);
-        json_num(r->loss[0]);
+        attn_json_num(stdout, r->loss[0]);
         printf(", \"second_repeat\": ");
-        json_num(r->loss[1]);
+        attn_json_num(stdout, r->loss[1]);
         printf("}, \"baseline_loss\": {\"first_repeat\": ");
-        json_num(r->loss_rnd[0]);
+        attn_json_num(stdout, r->loss_rnd[0]);
         printf(", \"second_repeat\": ");
-        json_num(r->loss_rnd[1]);
+        attn_json_num(stdout, r->loss_rnd[1]);
         printf("}");
     }
     printf(", \"heads\": [");
     for (int k = 0; k < n_order; k++) {
         int i = order[k];
         printf("%s\n  {\"layer\": %d, \"head\": %d, \"scores\": ", k ? "," : "", i / r->H, i % r->H);
-        json_scores(&r->model[i]);
+        attn_json_scores(stdout, &r->model[i]);
         if (r->sd) {
             printf(", \"sd\": ");
-            json_scores(&r->sd[i]);
+            attn_json_scores(stdout, &r->sd[i]);
             printf(", \"n\": ");
             json_counts(r->n[i]);
         }
         printf(", \"baseline\": ");
-        json_scores(&r->rnd[i]);
+        attn_json_scores(stdout, &r->rnd[i]);
         printf(", \"uniform\": ");
-        json_scores(&r->unif);
+        attn_json_scores(stdout, &r->unif);
         printf("}");
     }
     printf("\n]}\n");

@@ -39,7 +39,9 @@ static const char *TRACE_HELP =
     "  --attn DIR   DIR/step_NNN.npy: float32 [L,H,K], the attention row of every\n"
     "               layer and head for the position that predicted step NNN (K =\n"
     "               keys so far); DIR/attention.npy [L,H,N,N] and DIR/tokens.json\n"
-    "               for every position fed, drawable with `attn maps --from DIR`\n"
+    "               for every position fed, drawable with `attn maps --from DIR`;\n"
+    "               DIR/heads.json: head-type scores (as `attn heads`) over the\n"
+    "               rows of the generated tokens only (\"rows\": first, last position)\n"
     "Formats: table (default), tsv (one line per candidate; the last column is\n"
     "the id chosen at that step), json:\n"
     "  {\"model\": ..., \"prompt_ids\": [...], \"steps\": [{\"step\": 0, \"chosen\": 11,\n"
@@ -165,7 +167,25 @@ static int write_trace_attn(const char *dir, const attn_model *m, const trace_at
         rc = attn_out_close(&o);
     }
     attn_labels_free(labels, fed);
-    return rc;
+    if (rc || fed <= P) return rc;
+    // head-type scores over the rows of the generated tokens only (positions P .. fed-1)
+    snprintf(path, sizeof path, "%s/heads.json", dir);
+    if ((rc = attn_out_open(&o, path))) return rc;
+    fprintf(o.fp, "{\"model\": ");
+    attn_json_str(o.fp, m->name);
+    fprintf(o.fp, ", \"rows\": [%d, %d], \"heads\": [", P, fed - 1);
+    for (size_t i = 0; i < lh; i++) {
+        attn_score_acc acc;
+        attn_head_scores hs;
+        attn_score_acc_init(&acc);
+        for (int q = P; q < fed; q++) attn_score_acc_rows(&acc, ids, q, 1, q + 1, a->p + (i * N + q) * N);
+        attn_score_acc_get(&acc, &hs);
+        fprintf(o.fp, "%s\n  {\"layer\": %d, \"head\": %d, \"scores\": ", i ? "," : "", (int)(i / H), (int)(i % H));
+        attn_json_scores(o.fp, &hs);
+        fputc('}', o.fp);
+    }
+    fprintf(o.fp, "]}\n");
+    return attn_out_close(&o);
 }
 
 int cmd_trace(int argc, char **argv) {
@@ -319,7 +339,7 @@ int cmd_trace(int argc, char **argv) {
     if (json) printf("]}\n");
     if (!rc && attn_dir) {
         rc = write_trace_attn(dir, m, &ta, ids, P, steps, P + steps - 1);
-        if (!rc) fprintf(stderr, "attn: trace: wrote %d step_NNN.npy, attention.npy, tokens.json to %s\n", steps, dir);
+        if (!rc) fprintf(stderr, "attn: trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json to %s\n", steps, dir);
     }
 done:
     attn_session_free(s);

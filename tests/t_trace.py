@@ -172,6 +172,27 @@ def main():
             tj = json.load(f)
         if len(tj["labels"]) != N or tj["ids"][:len(prompt)] != prompt:
             errs.append("tokens.json: %d labels, ids %s" % (len(tj["labels"]), tj["ids"]))
+        # heads.json: previous / first / self / induction over the generated rows only,
+        # recomputed here from attention.npy by the DESIGN.md definitions
+        with open(os.path.join(adir, "heads.json")) as f:
+            hj = json.load(f)
+        ids, P = tj["ids"], len(prompt)
+        if hj["rows"] != [P, N - 1] or len(hj["heads"]) != L * H:
+            errs.append("heads.json rows %s, %d heads" % (hj["rows"], len(hj["heads"])))
+        for h in hj["heads"]:
+            lh = h["layer"] * H + h["head"]
+            row = lambda q: full[(lh * N + q) * N:(lh * N + q) * N + N]
+            rows = range(P, N)
+            want = {"previous": sum(row(q)[q - 1] for q in rows) / len(rows),
+                    "first": sum(row(q)[0] for q in rows) / len(rows),
+                    "self": sum(row(q)[q] for q in rows) / len(rows)}
+            ind = [sum(row(q)[j + 1] for j in range(q - 1) if ids[j] == ids[q]) for q in rows
+                   if any(ids[j] == ids[q] for j in range(q - 1))]
+            want["induction"] = sum(ind) / len(ind) if ind else None
+            for k, v in want.items():
+                got = h["scores"][k]
+                if (v is None) != (got is None) or (v is not None and abs(got - v) > 1e-5):
+                    errs.append("heads.json L%d H%d %s %s, expected %s" % (h["layer"], h["head"], k, got, v))
         mdir = os.path.join(tmp, "maps")
         attn("maps", "--from", adir, "-o", mdir, "--layers", "1", "--heads", "0", rc=0)
         if not os.path.exists(os.path.join(mdir, "L01_H00.png")):

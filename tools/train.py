@@ -214,12 +214,19 @@ def tokens_of(bpe, docs):
     return torch.tensor(ids, dtype=torch.long)
 
 
-def batch(data, B, T, repeat_frac, random_frac, V, rng):
+def batch(data, B, T, repeat_frac, random_frac, V, rng, pure_frac=0.0):
     """B windows of T+1 tokens; in a fraction repeat_frac of them copy a span [a, a+L) to
     [b, b+L), b >= a+L; in a fraction random_frac of those the span is first filled with
-    uniformly random tokens (then only copying can predict its second occurrence)."""
+    uniformly random tokens (then only copying can predict its second occurrence).
+    A fraction pure_frac of the windows is instead one random sequence of 8..40 ids
+    repeated to fill the window: the induction test's task, with no text around it."""
     rows = []
     for _ in range(B):
+        if rng.random() < pure_frac:
+            L = rng.randint(8, 40)
+            seq = [rng.randrange(V - 1) for _ in range(L)]
+            rows.append(torch.tensor((seq * ((T + 1) // L + 1))[:T + 1]))
+            continue
         s = rng.randrange(len(data) - T - 1)
         row = data[s:s + T + 1].clone()
         if rng.random() < repeat_frac:
@@ -374,6 +381,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--repeat-frac", type=float, default=0.6)
     ap.add_argument("--random-frac", type=float, default=0.3)
+    ap.add_argument("--pure-frac", type=float, default=0.0, help="windows that are one repeated random sequence")
     ap.add_argument("--save-steps", default="0,200,500,1000")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=250)
@@ -459,7 +467,7 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch(train, args.batch, args.ctx, args.repeat_frac, args.random_frac, V, rng)
+        x, y = batch(train, args.batch, args.ctx, args.repeat_frac, args.random_frac, V, rng, args.pure_frac)
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
