@@ -545,8 +545,8 @@ def _load_torch_zip(path):
     try:
         zf = zipfile.ZipFile(path)
         names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        fail(path, "not a readable zip file (%s)" % e)
+    except Exception as e:  # BadZipFile, OSError, NotImplementedError (zip version), ...
+        fail(path, "not a readable zip file (%s)" % (str(e) or type(e).__name__))
     pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
     if not pkl:
         fail(path, "zip file without data.pkl: not a torch.save checkpoint")

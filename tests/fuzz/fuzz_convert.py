@@ -194,7 +194,7 @@ def run_case(conv, src, work, vocab_only, dtype="f32"):
     if left:
         return "temporary files left", repr(left)
     if rc == 0:
-        cmd = ["tokenize", "-m", out, "-p", "hello"] if vocab_only else ["info", "-m", out]
+        cmd = ["tokenize", "-m", out, "--ids", "0"] if vocab_only else ["info", "-m", out]
         p = subprocess.run([ATTN] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60,
                            preexec_fn=no_limit)
         if p.returncode != 0:
