@@ -46,7 +46,7 @@ for f in "$@"; do
         "$@" >"$log" 2>&1
     fi
     rc=$?
-    cpu=$(awk '{printf "%.0f", $1 + $2}' "$W/$f.cpu" 2>/dev/null)
+    cpu=$(tail -n 1 "$W/$f.cpu" 2>/dev/null | awk '{printf "%.0f", $1 + $2}')
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then
