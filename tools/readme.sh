@@ -12,12 +12,12 @@ trap 'rm -rf "$T"' EXIT
 S="The cat sat on the mat. The cat sat on the mat."
 ./attn maps -p "$S" -o "$T/maps" >/dev/null 2>&1
 cp "$T/maps/grid.png" $O/grid.png
-./attn maps -p "$S" --layers 2 --heads 0 --no-grid -o "$T/one" >/dev/null 2>&1
-cp "$T/one/L02_H00.png" $O/one-head.png
-./attn compare --init random -p "$S" --layers 2 --heads 0 -o "$T/cmp" >$O/compare.txt 2>/dev/null
-cp "$T/cmp/compare_L02_H00.png" $O/before-after.png
+./attn maps -p "$S" --layers 0 --heads 1 --no-grid -o "$T/one" >/dev/null 2>&1
+cp "$T/one/L00_H01.png" $O/one-head.png
+./attn compare --init random -p "$S" --layers 1 --heads 0 -o "$T/cmp" >$O/compare.txt 2>/dev/null
+cp "$T/cmp/compare_L01_H00.png" $O/before-after.png
 ./attn compare -m tests/data/ckpt_0.gguf -m tests/data/ckpt_200.gguf -m tests/data/ckpt_1000.gguf \
-    -p "$S" --layers 2 --heads 0 >$O/timeline.txt 2>/dev/null
+    -p "$S" >$O/timeline.txt 2>/dev/null
 ./attn trace -p "The jury said it did not" -n 6 -k 3 >$O/trace.txt 2>/dev/null
 ./attn heads -p "$S" --by previous --top 6 >$O/heads.txt 2>/dev/null
 ./attn heads --induction-test --by induction --top 4 >$O/induction.txt 2>/dev/null
@@ -25,7 +25,7 @@ cp "$T/cmp/compare_L02_H00.png" $O/before-after.png
 cp "$T/lens/lens.png" $O/lens.png
 ./attn report -p "$S" -o "$T/report.html" >/dev/null 2>&1
 if [ -d tests/node_modules/puppeteer-core ] && [ -x /usr/bin/chromium ]; then
-    node tests/t_report.js "$T/report.html" 4 6 16 $O/report.png >/dev/null || true
+    node tests/t_report.js "$T/report.html" 2 4 16 $O/report.png >/dev/null || true
 fi
 ./attn bench -T 256 -n 128 >$O/bench-builtin.txt 2>/dev/null
 ls -la $O
