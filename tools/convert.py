@@ -756,6 +756,8 @@ class Vocab:
     def __init__(self, model, tokens, types, source, scores=None, merges=None, bos=None, eos=None,
                  unk=None, pad=None, add_bos=False, add_space_prefix=False, pre=None):
         self.model, self.tokens, self.types, self.source = model, list(tokens), list(types), source
+        if not self.tokens:
+            fail(source, "the vocabulary has no tokens")
         self.scores, self.merges = scores, merges
         self.bos, self.eos, self.unk, self.pad = bos, eos, unk, pad
         self.add_bos, self.add_space_prefix, self.pre = add_bos, add_space_prefix, pre
