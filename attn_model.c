@@ -188,7 +188,7 @@ static int count_params(attn_model *m) {
 
 static int load_from_file(attn_model *m) {
     loader L = { m, &m->file, NULL };
-    if (attn_kernels_init()) return ATTN_EINPUT;
+    if (!attn_k && attn_kernels_init()) return ATTN_EINPUT; // keep a path already chosen
     if (!m->file.n_tensors)
         return attn_err(ATTN_EINPUT, "%s: no tensors (a vocabulary-only file has no model)", m->file.path);
     if (read_config(&L)) return ATTN_EINPUT;
