@@ -73,7 +73,6 @@ try:
     if out("builtin clean tree builds", b.returncode == 0, b.stderr[-500:]):
         empty = os.path.join(tmp, "empty")
         os.mkdir(empty)
-        args = cmd.split()
         # the README's quoting: -p "..." -> one argument
         m = re.search(r'-p "([^"]*)"', cmd)
         args = [a for a in re.sub(r'-p "[^"]*"', "-p PROMPT", cmd).split()]
@@ -122,24 +121,25 @@ finally:
     shutil.rmtree(tmp)
 
 # 2. the model's claims: induction head and previous-token head, against a random init
-r = subprocess.run([ATTN, "heads", "--induction-test", "--format", "json"], capture_output=True, text=True)
-if out("builtin induction test runs", r.returncode == 0, r.stderr):
+def best_head(args, score, at_least, baseline_at_most):
+    """Runs `attn heads ARGS --format json`, checks the best head on `score`; returns the JSON."""
+    r = subprocess.run([ATTN, "heads"] + args + ["--format", "json"], capture_output=True, text=True)
+    if not out("builtin heads %s runs" % " ".join(args[:1]), r.returncode == 0, r.stderr):
+        return None
     j = json.loads(r.stdout)
-    best = max(j["heads"], key=lambda h: h["scores"]["induction"] or 0)
-    s, bl = best["scores"]["induction"], best["baseline"]["induction"]
-    out("builtin has an induction head >= 0.4 (random init <= 0.1)", s >= 0.4 and bl <= 0.1,
-        "best L%d H%d %.3f, baseline %.3f" % (best["layer"], best["head"], s, bl))
-    print("   best induction head L%d H%d: %.3f (random init %.3f)" % (best["layer"], best["head"], s, bl))
+    best = max(j["heads"], key=lambda h: h["scores"][score] or 0)
+    s, bl = best["scores"][score], best["baseline"][score]
+    out("builtin has a %s head >= %g (random init <= %g)" % (score, at_least, baseline_at_most),
+        s >= at_least and bl <= baseline_at_most, "best L%d H%d %.3f, baseline %.3f" % (best["layer"], best["head"], s, bl))
+    print("   best %s head L%d H%d: %.3f (random init %.3f)" % (score, best["layer"], best["head"], s, bl))
+    return j
+
+
+j = best_head(["--induction-test"], "induction", 0.4, 0.1)
+if j:
     loss = j["loss"]
     out("builtin loss on the second repeat is lower", loss["second_repeat"] < loss["first_repeat"] - 1.0,
         "first %.3f, second %.3f nats/token" % (loss["first_repeat"], loss["second_repeat"]))
 text = ("Once upon a time there was a little girl who lived in a village near the forest. "
         "Whenever she went out, the little girl wore a red riding cloak, so everyone in the village called her Little Red Riding Hood.")
-r = subprocess.run([ATTN, "heads", "-p", text, "--format", "json"], capture_output=True, text=True)
-if out("builtin head scores run", r.returncode == 0, r.stderr):
-    j = json.loads(r.stdout)
-    best = max(j["heads"], key=lambda h: h["scores"]["previous"] or 0)
-    s, bl = best["scores"]["previous"], best["baseline"]["previous"]
-    out("builtin has a previous-token head >= 0.6 (random init <= 0.2)", s >= 0.6 and bl <= 0.2,
-        "best L%d H%d %.3f, baseline %.3f" % (best["layer"], best["head"], s, bl))
-    print("   best previous-token head L%d H%d: %.3f (random init %.3f)" % (best["layer"], best["head"], s, bl))
+best_head(["-p", text], "previous", 0.6, 0.2)
