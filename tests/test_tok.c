@@ -210,7 +210,7 @@ static int open_tiny_gpt2(vocab *v, const char *pre) {
     for (int i = 256; i < N_GPT2; i++) strcpy(pieces[i], extra[i - 256]);
     for (int i = 0; i < N_GPT2; i++) tok[i] = pieces[i];
     char *merges[] = {"\xC4\xA0 a", "a b", "\xC4\xA0 b", "' s", "a 1", "\xC4\xA0 \xC3\x82", "\xC4\xA0 \xC4\xA0",
-                      "\xC4\xA0" "a b", "x x", "\xC4\xA0 \xC3\xBF"};
+                      ("\xC4\xA0" "a b"), "x x", "\xC4\xA0 \xC3\xBF"};
     int32_t types[N_GPT2];
     for (int i = 0; i < N_GPT2; i++) types[i] = i == T_EOT ? 3 : 1;
     gbuf b = {0};
