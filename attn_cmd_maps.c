@@ -78,6 +78,8 @@ int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, i
         return attn_err(ATTN_EINPUT, "%d heads of %d x %d attention need %.1f GB: choose fewer with --layers/--heads",
                         out->n_sel, T, T, bytes / 1e9);
     }
+    if (bytes > 256e6) // say what a large capture costs before allocating it
+        fprintf(stderr, "attn: capturing %d heads of %d x %d attention: %.0f MB\n", out->n_sel, T, T, bytes / 1e6);
     out->p = malloc((size_t)bytes + 1);
     if (!out->p) {
         cli_attn_free(out);
