@@ -33,4 +33,26 @@ for t in $BA/tests/test_*; do
     fi
     grep -q '^FAIL ' "$log" && rc=1
 done
+# The AArch64 attn binary through the CLI and script tests (parity with the
+# references on the NEON path, bad files, limits, outputs, tokenizers, views,
+# head scores, the built-in model's claims), run under qemu by a wrapper.
+if ! nice make -s CROSS=$CROSS $BA/attn >"$log" 2>&1; then
+    echo "FAIL aarch64 attn build: $(grep -m1 -i error "$log")"
+    exit 1
+fi
+wrap=$(mktemp)
+trap 'rm -f "$log" "$wrap"' EXIT
+printf '#!/bin/sh\nexec "%s" "%s/%s/attn" "$@"\n' "$QEMU" "$(pwd)" "$BA" >"$wrap"
+chmod +x "$wrap"
+for t in tests/t_parity.py tests/t_badfiles.py tests/t_limits.sh tests/t_output.sh tests/t_tok.sh \
+         tests/t_trace.py tests/t_views.py tests/t_heads.py tests/t_lens.py; do
+    case "$t" in *.sh) ATTN=$wrap sh "$t" >"$log" 2>&1 ;; *) ATTN=$wrap ${PY:-python3} "$t" >"$log" 2>&1 ;; esac
+    st=$?
+    sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 aarch64 /p' "$log"
+    if [ $st -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
+        echo "FAIL aarch64 $t: exit status $st under qemu"
+        rc=1
+    fi
+    grep -q '^FAIL ' "$log" && rc=1
+done
 exit $rc
