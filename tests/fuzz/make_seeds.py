@@ -15,6 +15,9 @@ types F32, F16, BF16, Q8_0.
 """
 import os, struct, sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from bpe_train import bytes_to_unicode  # noqa: E402
+
 U32, I32, F32, BOOL, STR, ARR = 4, 5, 6, 7, 8, 9
 T_F32, T_F16, T_Q8_0, T_BF16 = 0, 1, 8, 30
 
@@ -142,22 +145,9 @@ def model(arch, D, H, L, F, V, ctx, seed, kv_heads=None, fused=False, biases=Fal
     return kvs, ts
 
 
-def byte_unicode():
-    """GPT-2's byte -> printable character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
-
-
 def gpt2_vocab():
     """256 byte symbols, a few merges, <|endoftext|> last."""
-    bu = byte_unicode()
+    bu = dict(bytes_to_unicode())  # GPT-2's byte -> printable character table
     tokens = [bu[b] for b in range(256)]
     merges = []
     for a, b in [("t", "h"), ("th", "e"), ("Ġ", "t"), ("Ġt", "he"), ("i", "n"), ("Ġ", "a"), ("e", "r"),
