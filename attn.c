@@ -13,7 +13,7 @@
 //   analysis .......... attn_analysis.c  head-type scores, baselines, induction test, logit lens
 //                       attn_report.c   the offline HTML report
 //   rendering ......... attn_render.c heatmaps, grids, colormaps, font, SVG, terminal
-//   writers ........... attn_write.c  atomic files, .npy, JSON strings, mkdir -p
+//   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings, mkdir -p
 //   built-in model .... attn_builtin.c
 //   CLI ............... attn.c (this file: main, shared helpers, info, run)
 //                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench)

@@ -93,7 +93,8 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out);
 int gguf_get_bool(const gguf_file *f, const char *key, int *out);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 // Elements of an array value: strings filled into out[0..kv->n), numbers
-// converted to double/int64. Return ATTN_EINPUT on a type mismatch.
+// converted to float/int32 (out NULL: only check the element type). Return
+// ATTN_EINPUT on a type mismatch.
 int gguf_arr_strs(const gguf_kv *kv, gguf_str *out);
 int gguf_arr_f32(const gguf_kv *kv, float *out);
 int gguf_arr_i32(const gguf_kv *kv, int32_t *out);
@@ -468,6 +469,7 @@ void attn_colormap_div(float t, uint8_t rgb[3]);
 float attn_scale_t(attn_scale s, float v, float row_max);
 // (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
 // left, query 0 (nothing left) removed. Rows with no mass left stay zero.
+// out may be p (the (T-1, T-1) result then starts where p did).
 void attn_drop_first(const float *p, int T, float *out);
 // Jensen-Shannon divergence in bits between two distributions of n values.
 double attn_jsd_bits(const float *a, const float *b, int n);
@@ -514,6 +516,19 @@ int attn_out_open(attn_outfile *o, const char *path);
 int attn_out_close(attn_outfile *o);
 void attn_out_abort(attn_outfile *o);
 void attn_out_cleanup(void);
+// Scratch memory on disk: n bytes of a temporary file in dir, mapped read-write
+// (the kernel pages it to the file, so it may be larger than RAM). The file is
+// unlinked as soon as it is made, so nothing is left in dir however the
+// process ends. Free space is checked first (ATTN_EINPUT) and the blocks are
+// reserved up front, so a full disk is an error here (ATTN_EFAIL), never a
+// SIGBUS later.
+typedef struct {
+    void *p;
+    size_t n;
+    int fd;
+} attn_scratch;
+int attn_scratch_new(attn_scratch *s, const char *dir, size_t n);
+void attn_scratch_free(attn_scratch *s);
 // A whole buffer to a file, atomically.
 int attn_write_file(const char *path, const void *data, size_t n);
 // NumPy .npy (v1.0, little-endian float32, C order) of shape dims[0..nd).

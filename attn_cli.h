@@ -88,11 +88,35 @@ void cli_progress(const char *what, long done, long total);
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
 // --scale fixed|row|log; -1 (message printed) if bad.
 int cli_scale(const char *val, attn_scale *out);
+// Memory for captured attention: floats on the heap while the command's total
+// stays within max_mem bytes (--max-mem MB), beyond that in scratch files in
+// dir (the -o directory, else $TMPDIR or /tmp) that the kernel pages to disk.
+#define CLI_MAX_MEM_MB 1024
+#define CLI_MAX_MEM_HELP                                                                        \
+    "  --max-mem MB       captured attention (4 bytes a cell; MB = 10^6 bytes) up to\n"        \
+    "                     MB in all (default 1024) is kept in memory, beyond that in a\n"       \
+    "                     scratch file in the -o DIR (else $TMPDIR or /tmp), removed at exit\n"
+typedef struct {
+    const char *cmd; // for messages: "attn: <cmd>: ..."
+    const char *dir; // where scratch files go
+    double max_mem, used;
+} cli_mem;
+typedef struct {
+    float *p;
+    attn_scratch disk; // disk.p set: p lives in a scratch file
+} cli_buf;
+void cli_mem_init(cli_mem *mem, const char *cmd);
+// --max-mem MB at argv[*i]: 1 consumed, 0 not this option, -1 bad value (printed).
+int cli_mem_opt(cli_mem *mem, int argc, char **argv, int *i);
+// n floats, all 0, for `what` (said in the messages); prints where they go when large.
+int cli_buf_new(cli_mem *mem, cli_buf *b, size_t n, const char *what);
+void cli_buf_free(cli_buf *b);
+
 // Attention of the chosen layers and heads from one forward pass of ids:
-// p is (n_sel, T, T), panel k is layer sel[k] / n_head, head sel[k] % n_head.
-typedef struct { int T, n_head, n_sel; int *sel; float *p; } cli_attn;
+// buf.p is (n_sel, T, T), panel k is layer sel[k] / n_head, head sel[k] % n_head.
+typedef struct { int T, n_head, n_sel; int *sel; cli_buf buf; } cli_attn;
 int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
-                     const uint8_t *heads, cli_attn *out);
+                     const uint8_t *heads, cli_mem *mem, cli_attn *out);
 void cli_attn_free(cli_attn *a);
 // DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);

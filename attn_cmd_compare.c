@@ -15,7 +15,7 @@ static const char *COMPARE_HELP =
     "usage: attn compare -m A -m B [-m C ...] (-p TEXT | -f FILE | --ids 1,2,3)\n"
     "       attn compare [-m A] --init random [--seed S] (-p TEXT | ...)\n"
     "                    [--layers 0,3|all] [--heads 1,2|all] [-o DIR] [--svg]\n"
-    "                    [--scale fixed|row|log] [--format table|tsv|json]\n\n"
+    "                    [--scale fixed|row|log] [--format table|tsv|json] [--max-mem MB]\n\n"
     "Runs every model on the same tokens (the first model's tokenizer) and\n"
     "compares their attention head by head. The models must have the same\n"
     "number of layers and heads.\n"
@@ -39,7 +39,9 @@ static const char *COMPARE_HELP =
     "scale symmetric about 0 and shared by all these pictures;\n"
     "DIR/compare_grid.png: A - B for all chosen heads (two models). --svg also\n"
     "writes SVG. --layers/--heads choose the pictures (default all); the table\n"
-    "always covers every head.\n";
+    "always covers every head.\n"
+    "Memory: every head of every model is kept (and A - B with -o DIR):\n"
+    CLI_MAX_MEM_HELP;
 
 typedef struct {
     attn_model *m;
@@ -140,8 +142,11 @@ int cmd_compare(int argc, char **argv) {
     long seed = COMPARE_SEED;
     int svg = 0;
     attn_scale scale = ATTN_SCALE_FIXED;
+    cli_mem mem;
+    cli_mem_init(&mem, "compare");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
+        if (!r) r = cli_mem_opt(&mem, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v;
@@ -173,6 +178,7 @@ int cmd_compare(int argc, char **argv) {
     char **labels = NULL, dir[1024] = "";
     uint8_t *all = NULL, *lmask = NULL, *hmask = NULL;
     double *jsd = NULL;
+    cli_buf diffb = {0};
     float *diff = NULL;
     attn_panel *panels = NULL;
     int T = 0, rc = ms ? 0 : attn_err(ATTN_EFAIL, "out of memory");
@@ -214,17 +220,18 @@ int cmd_compare(int argc, char **argv) {
         goto done;
     }
     if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
+    if (dir[0]) mem.dir = dir;
 
     // every head of every model, its scores, and the divergence between neighbours
     size_t tt = (size_t)T * T;
     for (int i = 0; i < n && !rc; i++) {
         cli_progress("compare", i, n);
-        if ((rc = cli_attn_capture(ms[i].m, pool, ids, T, all, all, &ms[i].a))) break;
+        if ((rc = cli_attn_capture(ms[i].m, pool, ids, T, all, all, &mem, &ms[i].a))) break;
         if (!(ms[i].sc = malloc((size_t)L * H * sizeof *ms[i].sc))) { rc = attn_err(ATTN_EFAIL, "out of memory"); break; }
-        for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.p + k * tt, ids, T, &ms[i].sc[k]);
+        for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.buf.p + k * tt, ids, T, &ms[i].sc[k]);
         if (i > 0)
             for (int k = 0; k < L * H; k++)
-                jsd[(size_t)k * np + i - 1] = head_jsd(ms[i - 1].a.p + k * tt, ms[i].a.p + k * tt, T);
+                jsd[(size_t)k * np + i - 1] = head_jsd(ms[i - 1].a.buf.p + k * tt, ms[i].a.buf.p + k * tt, T);
     }
     cli_progress("compare", n, n);
     if (rc) goto done;
@@ -234,11 +241,12 @@ int cmd_compare(int argc, char **argv) {
         int ncol = n + (n == 2), nl = 0, nh = 0, n_files = 0;
         float dmax = 0;
         panels = calloc((size_t)L * H * 3, sizeof *panels);
-        diff = n == 2 ? malloc((size_t)L * H * tt * sizeof *diff + 1) : NULL;
-        if (!panels || (n == 2 && !diff)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if (!panels) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if (n == 2 && (rc = cli_buf_new(&mem, &diffb, (size_t)L * H * tt, "the difference A - B of every head"))) goto done;
+        diff = diffb.p;
         for (int k = 0; n == 2 && k < L * H; k++)
             for (size_t j = 0; j < tt; j++) {
-                float d = ms[0].a.p[k * tt + j] - ms[1].a.p[k * tt + j];
+                float d = ms[0].a.buf.p[k * tt + j] - ms[1].a.buf.p[k * tt + j];
                 diff[k * tt + j] = d;
                 if (lmask[k / H] && hmask[k % H] && fabsf(d) > dmax) dmax = fabsf(d);
             }
@@ -253,7 +261,7 @@ int cmd_compare(int argc, char **argv) {
                          .col_names = cn, .scale = scale, .dmax = dmax, .causal = 1, .title = title, .note = note};
         for (int k = 0; k < L * H && !rc; k++) {
             if (!lmask[k / H] || !hmask[k % H]) continue;
-            for (int i = 0; i < n && i < 8; i++) panels[i].p = ms[i].a.p + k * tt, panels[i].diverging = 0;
+            for (int i = 0; i < n && i < 8; i++) panels[i].p = ms[i].a.buf.p + k * tt, panels[i].diverging = 0;
             if (n == 2) panels[2].p = diff + k * tt, panels[2].diverging = 1;
             f.panels = panels;
             snprintf(title, sizeof title, "layer %d, head %d: %s", k / H, k % H,
@@ -295,7 +303,8 @@ done:
         free(ms[i].sc);
         attn_model_free(ms[i].m);
     }
-    free(ms), free(all), free(lmask), free(hmask), free(jsd), free(diff), free(panels), free(ids);
+    free(ms), free(all), free(lmask), free(hmask), free(jsd), free(panels), free(ids);
+    cli_buf_free(&diffb);
     if (labels) attn_labels_free(labels, T);
     attn_pool_free(pool);
     return rc < 0 ? 2 : rc ? cli_fail_rc(rc) : 0;

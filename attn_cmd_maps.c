@@ -50,46 +50,84 @@ int cli_scale(const char *val, attn_scale *out) {
     return -1;
 }
 
+void cli_mem_init(cli_mem *mem, const char *cmd) {
+    const char *tmp = getenv("TMPDIR");
+    *mem = (cli_mem){.cmd = cmd, .dir = tmp && *tmp ? tmp : "/tmp", .max_mem = CLI_MAX_MEM_MB * 1e6};
+}
+
+int cli_mem_opt(cli_mem *mem, int argc, char **argv, int *i) {
+    if (strcmp(argv[*i], "--max-mem")) return 0;
+    const char *v = cli_val(argc, argv, i);
+    long mb;
+    if (!v || cli_int("--max-mem", v, 0, 1L << 30, &mb)) return -1;
+    mem->max_mem = mb * 1e6;
+    return 1;
+}
+
+int cli_buf_new(cli_mem *mem, cli_buf *b, size_t n, const char *what) {
+    memset(b, 0, sizeof *b);
+    b->disk.fd = -1;
+    double bytes = (double)n * sizeof(float);
+    int on_disk = mem->used + bytes > mem->max_mem, rc = 0;
+    if (bytes > (double)SIZE_MAX / 2) rc = attn_err(ATTN_EINPUT, "more than this machine can address");
+    else if (!on_disk && !(b->p = calloc(n + 1, sizeof(float))))
+        rc = attn_err(ATTN_EFAIL, "out of memory (a lower --max-mem keeps it on disk)");
+    else if (on_disk && !(rc = attn_scratch_new(&b->disk, mem->dir, n * sizeof(float)))) b->p = b->disk.p;
+    if (rc) { // one line: what, its size, why
+        char why[600];
+        snprintf(why, sizeof why, "%s", attn_errmsg());
+        return attn_err(rc, "%s: %s: %.1f MB%s: %s", mem->cmd, what, bytes / 1e6, on_disk ? " on disk" : "", why);
+    }
+    if (on_disk)
+        fprintf(stderr, "attn: %s: %s: %.1f MB, over --max-mem %.0f MB: kept in a scratch file in %s (removed at exit)\n",
+                mem->cmd, what, bytes / 1e6, mem->max_mem / 1e6, mem->dir);
+    else if (bytes > 256e6) // a large capture is worth a word
+        fprintf(stderr, "attn: %s: %s: %.1f MB in memory (--max-mem %.0f MB)\n", mem->cmd, what, bytes / 1e6,
+                mem->max_mem / 1e6);
+    if (!on_disk) mem->used += bytes;
+    return 0;
+}
+
+void cli_buf_free(cli_buf *b) {
+    if (b->disk.p) attn_scratch_free(&b->disk);
+    else free(b->p);
+    b->p = NULL;
+}
+
 static void capture_rows(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
     cli_attn *a = ctx;
     int id = layer * a->n_head + head, k = 0;
     while (k < a->n_sel && a->sel[k] != id) k++;
     if (k == a->n_sel) return;
-    float *dst = a->p + (size_t)k * a->T * a->T;
+    float *dst = a->buf.p + (size_t)k * a->T * a->T;
     for (int i = 0; i < nq; i++) {
         memcpy(dst + (size_t)(q0 + i) * a->T, p + (size_t)i * nk, (size_t)nk * sizeof(float));
         memset(dst + (size_t)(q0 + i) * a->T + nk, 0, (size_t)(a->T - nk) * sizeof(float));
     }
 }
 
+// The chosen (layer, head) pairs into a->sel, in layer-major order.
+static int select_heads(cli_attn *a, int L, int H, const uint8_t *layers, const uint8_t *heads) {
+    a->n_head = H;
+    if (!(a->sel = malloc((size_t)L * H * sizeof(int)))) return attn_err(ATTN_EFAIL, "out of memory");
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+            if (layers[l] && heads[h]) a->sel[a->n_sel++] = l * H + h;
+    return 0;
+}
+
 int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
-                     const uint8_t *heads, cli_attn *out) {
-    const attn_config *c = &m->cfg;
+                     const uint8_t *heads, cli_mem *mem, cli_attn *out) {
     memset(out, 0, sizeof *out);
-    out->T = T, out->n_head = c->n_head;
-    out->sel = malloc((size_t)c->n_layer * c->n_head * sizeof(int));
-    if (!out->sel) return attn_err(ATTN_EFAIL, "out of memory");
-    for (int l = 0; l < c->n_layer; l++)
-        for (int h = 0; h < c->n_head; h++)
-            if (layers[l] && heads[h]) out->sel[out->n_sel++] = l * c->n_head + h;
-    double bytes = (double)out->n_sel * T * T * sizeof(float);
-    if (bytes > 4e9) {
-        cli_attn_free(out);
-        return attn_err(ATTN_EINPUT, "%d heads of %d x %d attention need %.1f GB: choose fewer with --layers/--heads",
-                        out->n_sel, T, T, bytes / 1e9);
-    }
-    if (bytes > 256e6) // say what a large capture costs before allocating it
-        fprintf(stderr, "attn: capturing %d heads of %d x %d attention: %.0f MB\n", out->n_sel, T, T, bytes / 1e6);
-    out->p = malloc((size_t)bytes + 1);
-    if (!out->p) {
-        cli_attn_free(out);
-        return attn_err(ATTN_EFAIL, "out of memory for %.0f MB of attention", bytes / 1e6);
-    }
-    attn_session *s;
-    int rc = attn_session_new(&s, m, T, pool);
-    if (rc) { cli_attn_free(out); return rc; }
+    out->T = T;
+    char what[120];
+    int rc = select_heads(out, m->cfg.n_layer, m->cfg.n_head, layers, heads);
+    snprintf(what, sizeof what, "%d heads of %d x %d attention", out->n_sel, T, T);
+    if (!rc) rc = cli_buf_new(mem, &out->buf, (size_t)out->n_sel * T * T, what);
+    attn_session *s = NULL;
+    if (!rc) rc = attn_session_new(&s, m, T, pool);
     attn_capture cap = {.on_attn = capture_rows, .ctx = out, .layers = layers, .heads = heads};
-    rc = attn_session_feed(s, ids, T, NULL, 0, &cap);
+    if (!rc) rc = attn_session_feed(s, ids, T, NULL, 0, &cap);
     attn_session_free(s);
     if (rc) cli_attn_free(out);
     return rc;
@@ -97,8 +135,8 @@ int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, i
 
 void cli_attn_free(cli_attn *a) {
     free(a->sel);
-    free(a->p);
-    a->sel = NULL, a->p = NULL;
+    cli_buf_free(&a->buf);
+    a->sel = NULL;
 }
 
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg) {
@@ -126,8 +164,9 @@ int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, in
 // `--from DIR`: DIR/attention.npy (float32 [L,H,T,T]) and DIR/tokens.json
 // ("labels": [...]), as `attn run --export npy,json` and `attn trace --attn` write them.
 
-// A float32 little-endian C-order .npy of 4 dimensions, whole into memory.
-static int read_npy4(const char *path, int64_t dims[4], float **data) {
+// The header of a float32 little-endian C-order .npy of 4 dimensions: its
+// shape, and *out positioned at the data (checked to be all there).
+static int npy4_open(const char *path, int64_t dims[4], FILE **out) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
     uint8_t pre[10];
@@ -148,17 +187,13 @@ static int read_npy4(const char *path, int64_t dims[4], float **data) {
     if (!rc && (d[0] < 1 || d[1] < 1 || d[2] < 1 || d[2] != d[3] || d[0] > 65536 || d[1] > 65536 ||
                 d[0] * d[1] > 65536 || d[2] > 65536))
         rc = attn_err(ATTN_EINPUT, "%s: shape [%lld,%lld,%lld,%lld] is not [L,H,T,T]", path, d[0], d[1], d[2], d[3]);
-    size_t n = rc ? 0 : (size_t)(d[0] * d[1] * d[2] * d[3]);
-    long here = ftell(fp);
-    if (!rc && (fseek(fp, 0, SEEK_END) || (size_t)(ftell(fp) - here) < n * sizeof(float) || fseek(fp, here, SEEK_SET)))
+    off_t here = ftello(fp);
+    if (!rc && (fseeko(fp, 0, SEEK_END) || ftello(fp) - here < (off_t)(d[0] * d[1] * d[2] * d[3] * 4) ||
+                fseeko(fp, here, SEEK_SET)))
         rc = attn_err(ATTN_EINPUT, "%s: file is shorter than its shape", path);
-    float *p = rc ? NULL : malloc(n * sizeof(float) + 1);
-    if (!rc && !p) rc = attn_err(ATTN_EFAIL, "%s: out of memory", path);
-    if (!rc && fread(p, sizeof(float), n, fp) != n) rc = attn_err(ATTN_EINPUT, "%s: file is shorter than its shape", path);
-    fclose(fp);
-    if (rc) { free(p); return rc; }
+    if (rc) { fclose(fp); return rc; }
     for (int i = 0; i < 4; i++) dims[i] = d[i];
-    *data = p;
+    *out = fp;
     return 0;
 }
 
@@ -252,7 +287,8 @@ static int read_tokens_json(const char *path, int T, char ***out, char *model, s
 static const char *MAPS_HELP =
     "usage: attn maps [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3 | --from DIR) -o DIR\n"
     "                 [--layers 0,3,5|all] [--heads 0,3,7|all] [--format png,svg]\n"
-    "                 [--scale fixed|row|log] [--drop-first] [--no-grid] [--term]\n\n"
+    "                 [--scale fixed|row|log] [--drop-first] [--no-grid] [--term]\n"
+    "                 [--max-mem MB]\n\n"
     "Heatmaps of attention: row = the query position (\"from position\"), column =\n"
     "the key position it attends to (\"attended to\"), token labels on both axes.\n"
     "Writes DIR/L<layer>_H<head>.png for each chosen head and DIR/grid.png, all\n"
@@ -272,6 +308,7 @@ static const char *MAPS_HELP =
     "  --from DIR         draw DIR/attention.npy [L,H,T,T] with the labels of\n"
     "                     DIR/tokens.json, as written by `attn run --export npy,json`\n"
     "                     or `attn trace --attn DIR` (no model needed)\n"
+    CLI_MAX_MEM_HELP
     "Long prompts: cells shrink (under 4096 pixels a side), labels thin out to\n"
     "every n-th token, stated on the picture.\n";
 
@@ -281,8 +318,11 @@ int cmd_maps(int argc, char **argv) {
     const char *layers_s = "all", *heads_s = "all", *from = NULL;
     attn_scale scale = ATTN_SCALE_FIXED;
     int drop_first = 0, grid = 1, term = 0;
+    cli_mem mem;
+    cli_mem_init(&mem, "maps");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
+        if (!r) r = cli_mem_opt(&mem, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i];
@@ -318,7 +358,7 @@ int cmd_maps(int argc, char **argv) {
     attn_pool *pool = NULL;
     int32_t *ids = NULL;
     char **labels = NULL, dir[1024] = "", name[160] = "";
-    float *all = NULL, *dropped = NULL;
+    FILE *npy = NULL;
     uint8_t *lmask = NULL, *hmask = NULL;
     cli_attn cap = {0};
     attn_panel *panels = NULL;
@@ -328,7 +368,7 @@ int cmd_maps(int argc, char **argv) {
         int64_t d[4];
         char path[1100];
         snprintf(path, sizeof path, "%s/attention.npy", from);
-        if ((rc = read_npy4(path, d, &all))) goto done;
+        if ((rc = npy4_open(path, d, &npy))) goto done;
         L = (int)d[0], H = (int)d[1], T = (int)d[2];
         snprintf(path, sizeof path, "%s/tokens.json", from);
         snprintf(name, sizeof name, "%s", from);
@@ -348,28 +388,27 @@ int cmd_maps(int argc, char **argv) {
     }
     if (drop_first && T < 2) { rc = attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens"); goto done; }
     if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
+    if (dir[0]) mem.dir = dir;
     if (from) { // the chosen heads of the recorded array, in the layout cli_attn_capture gives
-        cap.T = T, cap.n_head = H;
-        cap.sel = malloc((size_t)L * H * sizeof(int));
-        if (!cap.sel) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        for (int l = 0; l < L; l++)
-            for (int h = 0; h < H; h++)
-                if (lmask[l] && hmask[h]) cap.sel[cap.n_sel++] = l * H + h;
+        char what[160];
         size_t tt = (size_t)T * T;
-        for (int k = 0; k < cap.n_sel; k++) memmove(all + k * tt, all + (size_t)cap.sel[k] * tt, tt * sizeof(float));
-        cap.p = all, all = NULL;
-    } else if ((rc = cli_attn_capture(m, pool, ids, T, lmask, hmask, &cap))) goto done;
+        off_t data = ftello(npy);
+        cap.T = T;
+        if ((rc = select_heads(&cap, L, H, lmask, hmask))) goto done;
+        snprintf(what, sizeof what, "%d heads of %d x %d attention from %s", cap.n_sel, T, T, from);
+        if ((rc = cli_buf_new(&mem, &cap.buf, (size_t)cap.n_sel * tt, what))) goto done;
+        for (int k = 0; k < cap.n_sel && !rc; k++)
+            if (fseeko(npy, data + (off_t)(cap.sel[k] * tt * sizeof(float)), SEEK_SET) ||
+                fread(cap.buf.p + k * tt, sizeof(float), tt, npy) != tt)
+                rc = attn_err(ATTN_EINPUT, "%s/attention.npy: cannot read: %s", from, strerror(errno ? errno : EIO));
+        if (rc) goto done;
+    } else if ((rc = cli_attn_capture(m, pool, ids, T, lmask, hmask, &mem, &cap))) goto done;
 
-    // panels: optionally without key 0, then one figure per head and the grid
+    // panels: optionally without key 0 (in place: each head's block starts
+    // with its (T-1, T-1) map), then one figure per head and the grid
     int n = cap.n_sel, PT = drop_first ? T - 1 : T;
-    size_t tt = (size_t)PT * PT;
-    const float *src = cap.p;
-    if (drop_first) {
-        dropped = malloc((size_t)n * tt * sizeof(float) + 1);
-        if (!dropped) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        for (int k = 0; k < n; k++) attn_drop_first(cap.p + (size_t)k * T * T, T, dropped + k * tt);
-        src = dropped;
-    }
+    if (drop_first)
+        for (int k = 0; k < n; k++) attn_drop_first(cap.buf.p + (size_t)k * T * T, T, cap.buf.p + (size_t)k * T * T);
     int nl = 0, nh = 0;
     for (int l = 0; l < L; l++) nl += lmask[l];
     for (int h = 0; h < H; h++) nh += hmask[h];
@@ -381,7 +420,7 @@ int cmd_maps(int argc, char **argv) {
         rc = attn_err(ATTN_EFAIL, "out of memory");
         goto done;
     }
-    for (int k = 0; k < n; k++) panels[k].p = src + k * tt;
+    for (int k = 0; k < n; k++) panels[k].p = cap.buf.p + (size_t)k * T * T;
     for (int l = 0, i = 0; l < L; l++)
         if (lmask[l]) snprintf(rnames[i], 24, "layer %d", l), rn[i] = rnames[i], i++;
     for (int h = 0, i = 0; h < H; h++)
@@ -424,7 +463,8 @@ int cmd_maps(int argc, char **argv) {
         fprintf(stderr, "attn: maps: wrote %d %s%s%s picture%s to %s\n", n_files, png ? "PNG" : "",
                 png && svg ? " + " : "", svg ? "SVG" : "", n_files == 1 ? "" : "s", dir);
 done:
-    free(panels), free(rnames), free(cnames), free(dropped), free(all), free(lmask), free(hmask);
+    free(panels), free(rnames), free(cnames), free(lmask), free(hmask);
+    if (npy) fclose(npy);
     cli_attn_free(&cap);
     if (labels) attn_labels_free(labels, T);
     free(ids);

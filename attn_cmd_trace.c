@@ -16,7 +16,7 @@
 static const char *TRACE_HELP =
     "usage: attn trace [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -n STEPS [-k 5]\n"
     "                  [--temp T --seed S] [--top-p P] [--format table|tsv|json]\n"
-    "                  [--attn DIR] [-t N]\n\n"
+    "                  [--attn DIR [--max-mem MB]] [-t N]\n\n"
     "Generates STEPS tokens, one forward step each with the KV cache, and shows\n"
     "for every step: the prefix so far, the top-k candidates (display labels,\n"
     "quoted) with probability and raw logit, the entropy of the distribution in\n"
@@ -42,6 +42,9 @@ static const char *TRACE_HELP =
     "               for every position fed, drawable with `attn maps --from DIR`;\n"
     "               DIR/heads.json: head-type scores (as `attn heads`) over the\n"
     "               rows of the generated tokens only (\"rows\": first, last position)\n"
+    "  --max-mem MB with --attn: the [L,H,N,N] attention (4 bytes a cell; MB =\n"
+    "               10^6 bytes) stays in memory up to MB (default 1024), beyond that\n"
+    "               in a scratch file in DIR, removed at exit\n"
     "Formats: table (default), tsv (one line per candidate; the last column is\n"
     "the id chosen at that step), json:\n"
     "  {\"model\": ..., \"prompt_ids\": [...], \"steps\": [{\"step\": 0, \"chosen\": 11,\n"
@@ -50,7 +53,7 @@ static const char *TRACE_HELP =
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
 // Every layer's and head's attention, dense (L, H, N, N), filled as positions are fed.
-typedef struct { float *p; int H, N; } trace_attn;
+typedef struct { float *p; int H, N; } trace_attn; // p: (L, H, N, N), filled by trace_on_attn
 
 static void trace_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
     trace_attn *a = ctx;
@@ -194,8 +197,11 @@ int cmd_trace(int argc, char **argv) {
     long n_steps = -1, k = 5, seed = 1;
     double temp = 0, top_p = 1;
     const char *attn_dir = NULL;
+    cli_mem mem;
+    cli_mem_init(&mem, "trace");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
+        if (!r) r = cli_mem_opt(&mem, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v;
@@ -233,6 +239,7 @@ int cmd_trace(int argc, char **argv) {
     float *logits = NULL, *topv = NULL;
     double *probs = NULL;
     trace_attn ta = {0};
+    cli_buf tab = {0};
     int P = 0, rc = cli_load_model(&o, 0, &m);
     if (!rc) rc = cli_prompt_ids(&o, m, &ids, &P);
     if (!rc) rc = cli_pool(&o, &pool);
@@ -259,17 +266,12 @@ int cmd_trace(int argc, char **argv) {
     if (attn_dir) {
         cli_opts od = o;
         od.out_dir = attn_dir;
-        double bytes = (double)c->n_layer * c->n_head * N * N * sizeof(float);
-        if (bytes > 4e9) {
-            rc = attn_err(ATTN_EINPUT, "--attn: %d positions of %d x %d heads need %.1f GB", N, c->n_layer, c->n_head, bytes / 1e9);
-            goto done;
-        }
         if ((rc = cli_out_dir(&od, NULL, dir, sizeof dir))) goto done;
-        ta.H = c->n_head, ta.N = N;
-        if (!(ta.p = calloc((size_t)bytes / sizeof(float) + 1, sizeof(float)))) {
-            rc = attn_err(ATTN_EFAIL, "out of memory for the attention of %d positions", N);
-            goto done;
-        }
+        char what[160];
+        snprintf(what, sizeof what, "%d x %d heads of %d x %d attention", c->n_layer, c->n_head, N, N);
+        mem.dir = dir;
+        if ((rc = cli_buf_new(&mem, &tab, (size_t)c->n_layer * c->n_head * N * N, what))) goto done;
+        ta.H = c->n_head, ta.N = N, ta.p = tab.p;
         capp = &cap;
     }
     if ((rc = attn_session_new(&s, m, N, pool))) goto done;
@@ -343,7 +345,8 @@ int cmd_trace(int argc, char **argv) {
     }
 done:
     attn_session_free(s);
-    free(ta.p), free(logits), free(probs), free(top), free(topv), free(order), free(ids);
+    cli_buf_free(&tab);
+    free(logits), free(probs), free(top), free(topv), free(order), free(ids);
     attn_pool_free(pool);
     attn_model_free(m);
     return rc ? cli_fail_rc(rc) : 0;

@@ -434,12 +434,12 @@ int gguf_arr_strs(const gguf_kv *kv, gguf_str *out) {
 // Elements of a numeric array as float (f) or int32 (i), whichever is non-NULL.
 static int arr_numbers(const gguf_kv *kv, float *f, int32_t *i32) {
     uint64_t es = scalar_size(kv->arr_type);
-    for (uint64_t i = 0; i < kv->n; i++) {
+    for (uint64_t i = 0; (f || i32) && i < kv->n; i++) {
         int64_t iv;
         double d;
         num_at(kv->arr_type, kv->data + i * es, &iv, &d);
         if (f) f[i] = (float)d;
-        else i32[i] = (int32_t)iv;
+        else if (i32) i32[i] = (int32_t)iv;
     }
     return 0;
 }

@@ -275,15 +275,27 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
         t->hash[i] = id;
     }
     int spm = t->kind == ATTN_TOK_SPM;
-    const gguf_kv *sc = gguf_find(f, "tokenizer.ggml.scores");
-    if (sc && sc->n == (uint64_t)n && gguf_arr_f32(sc, t->score))
+    // scores and types, when present, must have one entry per token (a damaged
+    // vocabulary would otherwise give other ids without a word)
+    const gguf_kv *sc = gguf_find(f, "tokenizer.ggml.scores"), *ty = gguf_find(f, "tokenizer.ggml.token_type");
+    if (sc && (sc->type != GGUF_ARRAY || gguf_arr_f32(sc, NULL)))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores is not a number array");
+    if (ty && (ty->type != GGUF_ARRAY || gguf_arr_i32(ty, NULL)))
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.token_type is not an integer array");
+    if (sc && sc->n != (uint64_t)n)
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores has %llu entries for %d tokens",
+                        (unsigned long long)sc->n, n);
+    if (ty && ty->n != (uint64_t)n)
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.token_type has %llu entries for %d tokens",
+                        (unsigned long long)ty->n, n);
+    if (spm && !sc) return attn_err(ATTN_EINPUT, "tokenizer: no tokenizer.ggml.scores (SentencePiece merges by score)");
+    if (sc) gguf_arr_f32(sc, t->score);
     t->bos = special_id(t, f, "tokenizer.ggml.bos_token_id", spm ? "<s>" : "<|endoftext|>");
     t->eos = special_id(t, f, "tokenizer.ggml.eos_token_id", spm ? "</s>" : "<|endoftext|>");
     t->unk = special_id(t, f, "tokenizer.ggml.unknown_token_id", spm ? "<unk>" : NULL);
-    const gguf_kv *ty = gguf_find(f, "tokenizer.ggml.token_type");
-    int32_t *types = ty && ty->n == (uint64_t)n ? malloc((size_t)n * sizeof *types) : NULL;
-    if (types && gguf_arr_i32(ty, types)) { free(types); types = NULL; }
+    int32_t *types = ty ? malloc((size_t)n * sizeof *types) : NULL;
+    if (ty && !types) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    if (ty) gguf_arr_i32(ty, types);
     for (int id = 0; id < n; id++) {
         int v = types ? types[id] : TT_NORMAL;
         if (!types && spm) // no types stored (e.g. from llama2.c's tokenizer.bin): infer them

@@ -1,5 +1,5 @@
 // attn_write.c - section "writers" of attn (see attn.c for the table of
-// contents): atomic output files, .npy, JSON strings, mkdir -p.
+// contents): atomic output files, scratch files, .npy, JSON strings, mkdir -p.
 //
 // Atomicity: data goes to "<dir>/.<name>.tmp.<pid>.<n>" and is renamed onto
 // the final name only after every byte was written and flushed, so a reader
@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 // Temporary files still open, for attn_out_cleanup (from a signal handler).
@@ -33,15 +36,16 @@ void attn_out_cleanup(void) {
     }
 }
 
+static atomic_int tmp_counter; // makes temporary names unique within the process
+
 int attn_out_open(attn_outfile *o, const char *path) {
-    static atomic_int counter;
     memset(o, 0, sizeof *o);
     if (strlen(path) >= sizeof o->path) return attn_err(ATTN_EINPUT, "%s: path too long", path);
     snprintf(o->path, sizeof o->path, "%s", path);
     const char *slash = strrchr(path, '/');
     int dir_len = slash ? (int)(slash - path + 1) : 0;
     snprintf(o->tmp, sizeof o->tmp, "%.*s.%s.tmp.%ld.%d", dir_len, path, slash ? slash + 1 : path,
-             (long)getpid(), atomic_fetch_add(&counter, 1));
+             (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
     track(o->tmp, 1); // before the file exists, so a signal never leaves it behind
     o->fp = fopen(o->tmp, "wb");
     if (!o->fp) {
@@ -79,6 +83,44 @@ int attn_out_close(attn_outfile *o) {
     }
     track(o->tmp, 0);
     return 0;
+}
+
+int attn_scratch_new(attn_scratch *s, const char *dir, size_t n) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0 && (double)vfs.f_bavail * vfs.f_frsize < (double)n)
+        return attn_err(ATTN_EINPUT, "%s: not enough free space (%.1f MB free)", dir,
+                        (double)vfs.f_bavail * vfs.f_frsize / 1e6);
+    char tmp[1100];
+    if (snprintf(tmp, sizeof tmp, "%s/.attn-scratch.tmp.%ld.%d", dir, (long)getpid(),
+                 atomic_fetch_add(&tmp_counter, 1)) >= (int)sizeof tmp)
+        return attn_err(ATTN_EINPUT, "%s: path too long", dir);
+    track(tmp, 1); // a signal between open and unlink still removes it
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600), err = errno;
+    if (fd >= 0) unlink(tmp); // nameless from here on: freed by the kernel at exit, however it ends
+    track(tmp, 0);
+    if (fd < 0) return attn_err(ATTN_EFAIL, "%s: cannot make a scratch file: %s", dir, strerror(err));
+    // reserve the blocks now: a full disk is an error here, not a SIGBUS when the mapping is written
+#if defined(__APPLE__)
+    err = ftruncate(fd, (off_t)n) ? errno : 0; // macOS has no posix_fallocate
+#else
+    err = n ? posix_fallocate(fd, 0, (off_t)n) : 0;
+#endif
+    void *p = err ? MAP_FAILED : mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (!err && p == MAP_FAILED) err = errno;
+    if (err) {
+        close(fd);
+        return attn_err(ATTN_EFAIL, "%s: cannot reserve a scratch file: %s", dir, strerror(err));
+    }
+    s->p = p, s->n = n ? n : 1, s->fd = fd;
+    return 0;
+}
+
+void attn_scratch_free(attn_scratch *s) {
+    if (s->p) munmap(s->p, s->n);
+    if (s->fd >= 0) close(s->fd);
+    s->p = NULL, s->fd = -1;
 }
 
 int attn_write_file(const char *path, const void *data, size_t n) {

@@ -46,7 +46,8 @@ printf '#!/bin/sh\nexec "%s" "%s/%s/attn" "$@"\n' "$QEMU" "$(pwd)" "$BA" >"$wrap
 chmod +x "$wrap"
 for t in tests/t_parity.py tests/t_badfiles.py tests/t_limits.sh tests/t_output.sh tests/t_tok.sh \
          tests/t_trace.py tests/t_views.py tests/t_heads.py tests/t_lens.py; do
-    case "$t" in *.sh) ATTN=$wrap sh "$t" >"$log" 2>&1 ;; *) ATTN=$wrap ${PY:-python3} "$t" >"$log" 2>&1 ;; esac
+    case "$t" in *.sh) ATTN=$wrap ATTN_EMULATED=qemu sh "$t" >"$log" 2>&1 ;;
+        *) ATTN=$wrap ATTN_EMULATED=qemu ${PY:-python3} "$t" >"$log" 2>&1 ;; esac
     st=$?
     sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 aarch64 /p' "$log"
     if [ $st -ne 0 ] && ! grep -q '^FAIL ' "$log"; then

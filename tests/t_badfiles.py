@@ -2,10 +2,11 @@
 status 2, no crash and no huge allocation (run under a 1 GB address-space
 limit). The valid file is written here with the standard library, following
 the GGUF v3 spec; every case then breaks one thing in it."""
-import os, struct, subprocess, sys, tempfile, resource
+import atexit, os, shutil, struct, subprocess, sys, tempfile, resource
 
 ATTN = os.environ.get("ATTN", "./attn")
 tmp = tempfile.mkdtemp(prefix="attn_bad_")
+atexit.register(shutil.rmtree, tmp, True)
 
 
 def s(x):
@@ -167,6 +168,18 @@ eps = s("gpt2.attention.layer_norm_epsilon") + struct.pack("<If", 6, -1.0)
 run_case("negative_norm_eps", gguf(model_kvs() + [eps], model_tensors()))
 arr = s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, V + 1) + b"".join(s("t%d" % j) for j in range(V + 1))
 run_case("more_tokens_than_embeddings", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "char"), arr], model_tensors()))
+toks = s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, V) + b"".join(s("t%d" % j) for j in range(V))
+def num_arr(key, typ, vals):  # typ 6 = f32, 5 = i32
+    return s(key) + struct.pack("<IIQ", 9, typ, len(vals)) + b"".join(struct.pack("<f" if typ == 6 else "<i", v) for v in vals)
+run_case("scores_shorter_than_tokens", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "llama"), toks,
+                                                           num_arr("tokenizer.ggml.scores", 6, [0.0] * (V - 1))], model_tensors()))
+run_case("token_type_longer_than_tokens", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "llama"), toks,
+                                                              num_arr("tokenizer.ggml.scores", 6, [0.0] * V),
+                                                              num_arr("tokenizer.ggml.token_type", 5, [1] * (V + 1))], model_tensors()))
+run_case("scores_are_strings", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "llama"), toks,
+                                                   s("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 8, V) + b"".join(s("x") for j in range(V))],
+                                    model_tensors()))
+run_case("sentencepiece_without_scores", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "llama"), toks], model_tensors()))
 run_case("unknown_tokenizer_model", gguf(model_kvs() + [kv_str("tokenizer.ggml.model", "bert")], model_tensors()))
 run_case("unknown_switch_value", gguf(model_kvs() + [kv_str("attn.positions", "alibi")], model_tensors()))
 run_case("no_tensors", gguf(model_kvs(), []))

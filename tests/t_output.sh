@@ -70,8 +70,9 @@ else
     fail "Ctrl-C in run --export" "the temporary attention.npy never appeared (finished too fast?)"
 fi
 
-# maps: interrupted after a few pictures; those are complete, the one being written is gone
-$ATTN maps -m $tmp/big.gguf --ids $ids512 -t 1 -o $tmp/m >/dev/null 2>&1 &
+# maps: interrupted after a few pictures; those are complete, the one being written is gone,
+# and so is the scratch file holding the captured attention (--max-mem 0)
+$ATTN maps -m $tmp/big.gguf --ids $ids512 -t 1 --max-mem 0 -o $tmp/m >/dev/null 2>&1 &
 pid=$!
 if wait_for "$tmp/m/L00_H02.png" $pid; then
     kill -INT $pid
@@ -83,7 +84,7 @@ if wait_for "$tmp/m/L00_H02.png" $pid; then
         png_ok "$f" || bad="$bad $f"
     done
     if [ $rc -ne 0 ] && no_tmp $tmp/m && [ $n -ge 3 ] && [ -z "$bad" ]; then
-        pass "Ctrl-C in maps: $n complete pictures, no partial or temporary file"
+        pass "Ctrl-C in maps: $n complete pictures, no partial, temporary or scratch file"
     else
         fail "Ctrl-C in maps" "rc $rc, $n pictures, incomplete:$bad, left: $(ls -A $tmp/m | grep tmp | head -3)"
     fi
@@ -91,6 +92,57 @@ else
     wait $pid
     fail "Ctrl-C in maps" "no picture appeared"
 fi
+
+# ---- captured attention above --max-mem goes to a scratch file on disk
+# same_files A B: every file of folder A is in B with the same bytes, and B has no other
+same_files() {
+    [ "$(ls -A "$1")" = "$(ls -A "$2")" ] || return 1
+    for f in "$1"/*; do cmp -s "$f" "$2/$(basename "$f")" || return 1; done
+}
+$ATTN maps -m $tmp/big.gguf --ids $ids512 --layers 0,3 --heads 1-2 -o $tmp/sm >/dev/null 2>&1
+$ATTN maps -m $tmp/big.gguf --ids $ids512 --layers 0,3 --heads 1-2 --max-mem 0 -o $tmp/sd >/dev/null 2>$tmp/err
+rc=$?
+mb=$(awk 'BEGIN { printf "%.1f", 4 * 512 * 512 * 4 / 1e6 }') # 4 heads x 512 x 512 floats
+if [ $rc -eq 0 ] && grep -q "^attn: maps: 4 heads of 512 x 512 attention: $mb MB, over --max-mem 0 MB: kept in a scratch file in $tmp/sd" $tmp/err &&
+    same_files $tmp/sm $tmp/sd; then pass "maps --max-mem 0: estimate printed ($mb MB), scratch file on disk, the same pictures, nothing left"
+else fail "maps --max-mem 0" "rc $rc: $(head -c 300 $tmp/err); files: $(ls -A $tmp/sd | head -5 | tr '\n' ' ')"; fi
+$ATTN run -m $tmp/big.gguf --ids $ids512 --export npy,json -o $tmp/rx >/dev/null 2>&1
+$ATTN maps --from $tmp/rx --layers 0,3 --heads 1-2 --drop-first -o $tmp/fm >/dev/null 2>&1
+$ATTN maps --from $tmp/rx --layers 0,3 --heads 1-2 --drop-first --max-mem 1 -o $tmp/fd >/dev/null 2>$tmp/err
+rc=$?
+if [ $rc -eq 0 ] && grep -q "over --max-mem 1 MB: kept in a scratch file" $tmp/err && same_files $tmp/fm $tmp/fd; then
+    pass "maps --from --drop-first --max-mem 1: the same pictures from a scratch file"
+else fail "maps --from --max-mem 1" "rc $rc: $(head -c 300 $tmp/err)"; fi
+$ATTN trace -m $L -p "the cat" -n 8 --attn $tmp/tm >$tmp/tm.out 2>/dev/null
+$ATTN trace -m $L -p "the cat" -n 8 --attn $tmp/td --max-mem 0 >$tmp/td.out 2>$tmp/err
+rc=$?
+if [ $rc -eq 0 ] && grep -q "kept in a scratch file in $tmp/td" $tmp/err && cmp -s $tmp/tm.out $tmp/td.out && same_files $tmp/tm $tmp/td; then
+    pass "trace --attn --max-mem 0: the same table and files"
+else fail "trace --attn --max-mem 0" "rc $rc: $(head -c 300 $tmp/err)"; fi
+# a data-size limit of 60 MB (ulimit -d, in KB) below the 134 MB that compare captures at 1024 tokens
+ids1024=$(seq -s, 0 1023 | awk -F, '{for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? "," : ""), $i % 64}')
+if [ -n "$ATTN_SANITIZE" ] || [ -n "$ATTN_EMULATED" ]; then
+    echo "SKIP output compare under ulimit -d: ASan's shadow memory or qemu's own does not fit a data limit"
+else
+    $ATTN compare -m $tmp/big.gguf --init random --ids $ids1024 >$tmp/cm.out 2>/dev/null
+    sh -c "ulimit -d 60000; exec $ATTN compare -m $tmp/big.gguf --init random --ids $ids1024" >$tmp/cl.out 2>$tmp/err
+    rc1=$? e1=$(cat $tmp/err)
+    sh -c "ulimit -d 60000; exec $ATTN compare -m $tmp/big.gguf --init random --ids $ids1024 --max-mem 0" >$tmp/cd.out 2>$tmp/err
+    rc2=$?
+    if [ $rc1 -eq 1 ] && [ "$(echo "$e1" | wc -l)" -eq 1 ] && echo "$e1" | grep -q "^attn: compare: .*out of memory.*--max-mem" &&
+        [ $rc2 -eq 0 ] && [ "$(grep -c 'kept in a scratch file' $tmp/err)" -eq 2 ] && [ -s $tmp/cm.out ] && cmp -s $tmp/cm.out $tmp/cd.out; then
+        pass "compare under a 60 MB data limit: in memory one line and exit 1; --max-mem 0 on disk, the same table"
+    else fail "compare under ulimit -d" "in memory: rc $rc1: $e1; on disk: rc $rc2: $(head -c 300 $tmp/err)"; fi
+fi
+# a disk without room: checked before the capture (exit 2), or the reservation fails (exit 1)
+if unshare -rm sh -c "mkdir -p $tmp/small && mount -t tmpfs -o size=2m tmpfs $tmp/small" 2>/dev/null; then
+    unshare -rm sh -c "mount -t tmpfs -o size=2m tmpfs $tmp/small && exec $ATTN maps -m $tmp/big.gguf --ids $ids512 --max-mem 0 -o $tmp/small/out" >/dev/null 2>$tmp/err
+    rc=$?
+    if [ $rc -eq 2 ] && [ "$(wc -l <$tmp/err)" -eq 1 ] &&
+        grep -q "^attn: maps: 16 heads of 512 x 512 attention: 16.8 MB on disk: $tmp/small/out: not enough free space (2.1 MB free)" $tmp/err; then
+        pass "maps --max-mem 0 on a 2 MB disk: the space is checked first, exit 2"
+    else fail "maps --max-mem 0 on a 2 MB disk" "rc $rc: $(head -c 400 $tmp/err)"; fi
+else echo "SKIP output scratch file on a small disk: cannot mount a tmpfs in a user namespace here"; fi
 
 # ---- full disk and unwritable places: one line, exit 1, nothing left
 # err1 NAME CMD...: exit 1, one "attn: " line, no files under $tmp/full
@@ -107,6 +159,7 @@ rm -rf $tmp/full
 # a file size limit makes writes fail like a full disk (EFBIG; SIGXFSZ ignored)
 err1 "disk full during run --export" sh -c "trap '' XFSZ; ulimit -f 4; exec $ATTN run -m $G --ids $(seq -s, 1 16) --export npy,json -o $tmp/full"
 err1 "disk full during maps" sh -c "trap '' XFSZ; ulimit -f 4; exec $ATTN maps -m $G -p 'the cat sat on the mat' -o $tmp/full"
+err1 "disk full for the scratch file of maps --max-mem 0" sh -c "trap '' XFSZ; ulimit -f 1000; exec $ATTN maps -m $tmp/big.gguf --ids $ids512 --max-mem 0 -o $tmp/full"
 # an output name that is a symlink to /dev/full: the rename replaces the link with the complete file
 mkdir -p $tmp/ln && ln -s /dev/full $tmp/ln/logits.npy
 $ATTN run -m $G --ids 1,2,3 --export npy -o $tmp/ln >/dev/null 2>$tmp/err
