@@ -25,19 +25,21 @@ static void sink_attn(void *ctx, int layer, int head, int q0, int nq, int nk, co
 }
 
 static const char *HELP =
-    "usage: attn bench [-m FILE] [-T 256] [-n 128] [-t N] [--repeat R] [--format table|json]\n\n"
+    "usage: attn bench [-m FILE] [-T N] [-n N] [-t N] [--repeat R] [--format table|json]\n\n"
     "Speed of this model on this machine, on random token ids:\n"
     "  prefill ms          forward of T tokens, logits of the last position\n"
     "  prefill+capture ms  the same with every layer's and head's attention\n"
     "                      probabilities handed out (L*H*T*T floats)\n"
     "  decode tok/s        n tokens generated one at a time with the KV cache\n"
     "                      (after a prompt of 1 token)\n"
-    "Each figure is the best of R runs (default 3). -T is capped at the model's context.\n";
+    "Defaults: T = 256 and n = 128, or less where the model's context is shorter\n"
+    "(T <= context, n <= context - 1; larger values given are refused).\n"
+    "Each figure is the best of R runs (default 3).\n";
 
 int cmd_bench(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
-    long T = 256, n = 128, reps = 3;
+    long T = 0, n = 0, reps = 3; // 0: the default, within the context
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -60,8 +62,16 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return cli_fail_rc(rc);
     if ((rc = cli_pool(&o, &pool))) { attn_model_free(m); return cli_fail_rc(rc); }
     const attn_config *c = &m->cfg;
-    if (T > c->n_ctx) T = c->n_ctx;
-    if (n > c->n_ctx - 1) n = c->n_ctx - 1;
+    if (T > c->n_ctx || n > c->n_ctx - 1 || c->n_ctx < 2) {
+        rc = c->n_ctx < 2 ? attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx)
+           : attn_err(ATTN_EINPUT, "bench: %s %ld is more than the model's context of %d allows (%d)",
+                      T > c->n_ctx ? "-T" : "-n", T > c->n_ctx ? T : n, c->n_ctx, T > c->n_ctx ? c->n_ctx : c->n_ctx - 1);
+        attn_pool_free(pool);
+        attn_model_free(m);
+        return cli_fail_rc(rc);
+    }
+    if (!T) T = c->n_ctx < 256 ? c->n_ctx : 256;
+    if (!n) n = c->n_ctx - 1 < 128 ? c->n_ctx - 1 : 128;
     int32_t *ids = malloc((size_t)(T > n + 1 ? T : n + 1) * sizeof *ids);
     float *logits = malloc((size_t)c->n_vocab * sizeof *logits);
     attn_session *s = NULL;

@@ -92,6 +92,9 @@ limit "trace: -n 0" "-n" $ATTN trace -m $G --ids 1,2,3 -n 0
 limit "trace: -n not a number" "-n" $ATTN trace -m $G --ids 1,2,3 -n 1e3
 limit "trace: --temp nan" "--temp" $ATTN trace -m $G --ids 1,2,3 -n 2 --temp nan
 limit "trace: --top-p 0" "--top-p" $ATTN trace -m $G --ids 1,2,3 -n 2 --top-p 0
+limit "bench: -T past the context" "-T 17 is more than the model's context of 16" $ATTN bench -m $G -T 17 --repeat 1
+limit "bench: -n past the context" "-n 16 is more than the model's context of 16" $ATTN bench -m $G -n 16 --repeat 1
+ok "bench: -T and -n exactly the context" $ATTN bench -m $G -T 16 -n 15 --repeat 1
 limit "heads: --induction-test longer than the context" "context" $ATTN heads -m $G --induction-test --len 9
 ok "heads: --induction-test exactly the context" $ATTN heads -m $G --induction-test --len 8
 
