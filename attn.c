@@ -99,6 +99,12 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "--no-bos")) { o->no_bos = 1; return 1; }
     if (!strcmp(a, "-o") || !strcmp(a, "--out")) { VAL(); o->out_dir = v; return 1; }
     if (!strcmp(a, "--format")) { VAL(); o->format = v; return 1; }
+    if (!strcmp(a, "--max-mem") && o->mem.cmd) {
+        VAL();
+        if (cli_int(a, v, 0, 1L << 30, &n)) return -1;
+        o->mem.max_mem = n * 1e6;
+        return 1;
+    }
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         VAL();
         if (cli_int(a, v, 1, 1024, &n)) return -1;

@@ -32,6 +32,19 @@ int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+// Memory for captured attention: floats on the heap while the command's total
+// stays within max_mem bytes (--max-mem MB), beyond that in scratch files in
+// dir (the -o directory, else $TMPDIR or /tmp) that the kernel pages to disk.
+#define CLI_MAX_MEM_MB 1024
+#define CLI_MAX_MEM_HELP                                                                        \
+    "  --max-mem MB       captured attention (4 bytes a cell; MB = 10^6 bytes) up to\n"        \
+    "                     MB in all (default 1024) is kept in memory, beyond that in a\n"       \
+    "                     scratch file in the -o DIR (else $TMPDIR or /tmp), removed at exit\n"
+typedef struct {
+    const char *cmd; // for messages: "attn: <cmd>: ..."
+    const char *dir; // where scratch files go
+    double max_mem, used;
+} cli_mem;
 typedef struct {
     const char *models[CLI_MAX_MODELS]; // -m FILE, repeatable; none = the built-in model
     int n_models;
@@ -43,6 +56,7 @@ typedef struct {
     const char *out_dir;     // -o DIR
     const char *format;      // --format table|tsv|json (NULL = table)
     int help;                // -h/--help seen
+    cli_mem mem;             // --max-mem MB: taken only after cli_mem_init(&o.mem, "<command>")
 } cli_opts;
 
 void cli_opts_init(cli_opts *o);
@@ -88,26 +102,12 @@ void cli_progress(const char *what, long done, long total);
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
 // --scale fixed|row|log; -1 (message printed) if bad.
 int cli_scale(const char *val, attn_scale *out);
-// Memory for captured attention: floats on the heap while the command's total
-// stays within max_mem bytes (--max-mem MB), beyond that in scratch files in
-// dir (the -o directory, else $TMPDIR or /tmp) that the kernel pages to disk.
-#define CLI_MAX_MEM_MB 1024
-#define CLI_MAX_MEM_HELP                                                                        \
-    "  --max-mem MB       captured attention (4 bytes a cell; MB = 10^6 bytes) up to\n"        \
-    "                     MB in all (default 1024) is kept in memory, beyond that in a\n"       \
-    "                     scratch file in the -o DIR (else $TMPDIR or /tmp), removed at exit\n"
-typedef struct {
-    const char *cmd; // for messages: "attn: <cmd>: ..."
-    const char *dir; // where scratch files go
-    double max_mem, used;
-} cli_mem;
 typedef struct {
     float *p;
     attn_scratch disk; // disk.p set: p lives in a scratch file
 } cli_buf;
+// The default budget, for a command that takes --max-mem (see cli_opts.mem).
 void cli_mem_init(cli_mem *mem, const char *cmd);
-// --max-mem MB at argv[*i]: 1 consumed, 0 not this option, -1 bad value (printed).
-int cli_mem_opt(cli_mem *mem, int argc, char **argv, int *i);
 // n floats, all 0, for `what` (said in the messages); prints where they go when large.
 int cli_buf_new(cli_mem *mem, cli_buf *b, size_t n, const char *what);
 void cli_buf_free(cli_buf *b);

@@ -142,11 +142,9 @@ int cmd_compare(int argc, char **argv) {
     long seed = COMPARE_SEED;
     int svg = 0;
     attn_scale scale = ATTN_SCALE_FIXED;
-    cli_mem mem;
-    cli_mem_init(&mem, "compare");
+    cli_mem_init(&o.mem, "compare");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (!r) r = cli_mem_opt(&mem, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v;
@@ -220,13 +218,13 @@ int cmd_compare(int argc, char **argv) {
         goto done;
     }
     if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
-    if (dir[0]) mem.dir = dir;
+    if (dir[0]) o.mem.dir = dir;
 
     // every head of every model, its scores, and the divergence between neighbours
     size_t tt = (size_t)T * T;
     for (int i = 0; i < n && !rc; i++) {
         cli_progress("compare", i, n);
-        if ((rc = cli_attn_capture(ms[i].m, pool, ids, T, all, all, &mem, &ms[i].a))) break;
+        if ((rc = cli_attn_capture(ms[i].m, pool, ids, T, all, all, &o.mem, &ms[i].a))) break;
         if (!(ms[i].sc = malloc((size_t)L * H * sizeof *ms[i].sc))) { rc = attn_err(ATTN_EFAIL, "out of memory"); break; }
         for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.buf.p + k * tt, ids, T, &ms[i].sc[k]);
         if (i > 0)
@@ -242,7 +240,7 @@ int cmd_compare(int argc, char **argv) {
         float dmax = 0;
         panels = calloc((size_t)L * H * 3, sizeof *panels);
         if (!panels) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        if (n == 2 && (rc = cli_buf_new(&mem, &diffb, (size_t)L * H * tt, "the difference A - B of every head"))) goto done;
+        if (n == 2 && (rc = cli_buf_new(&o.mem, &diffb, (size_t)L * H * tt, "the difference A - B of every head"))) goto done;
         diff = diffb.p;
         for (int k = 0; n == 2 && k < L * H; k++)
             for (size_t j = 0; j < tt; j++) {

@@ -55,15 +55,6 @@ void cli_mem_init(cli_mem *mem, const char *cmd) {
     *mem = (cli_mem){.cmd = cmd, .dir = tmp && *tmp ? tmp : "/tmp", .max_mem = CLI_MAX_MEM_MB * 1e6};
 }
 
-int cli_mem_opt(cli_mem *mem, int argc, char **argv, int *i) {
-    if (strcmp(argv[*i], "--max-mem")) return 0;
-    const char *v = cli_val(argc, argv, i);
-    long mb;
-    if (!v || cli_int("--max-mem", v, 0, 1L << 30, &mb)) return -1;
-    mem->max_mem = mb * 1e6;
-    return 1;
-}
-
 int cli_buf_new(cli_mem *mem, cli_buf *b, size_t n, const char *what) {
     memset(b, 0, sizeof *b);
     b->disk.fd = -1;
@@ -318,11 +309,9 @@ int cmd_maps(int argc, char **argv) {
     const char *layers_s = "all", *heads_s = "all", *from = NULL;
     attn_scale scale = ATTN_SCALE_FIXED;
     int drop_first = 0, grid = 1, term = 0;
-    cli_mem mem;
-    cli_mem_init(&mem, "maps");
+    cli_mem_init(&o.mem, "maps");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (!r) r = cli_mem_opt(&mem, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i];
@@ -388,7 +377,7 @@ int cmd_maps(int argc, char **argv) {
     }
     if (drop_first && T < 2) { rc = attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens"); goto done; }
     if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
-    if (dir[0]) mem.dir = dir;
+    if (dir[0]) o.mem.dir = dir;
     if (from) { // the chosen heads of the recorded array, in the layout cli_attn_capture gives
         char what[160];
         size_t tt = (size_t)T * T;
@@ -396,13 +385,13 @@ int cmd_maps(int argc, char **argv) {
         cap.T = T;
         if ((rc = select_heads(&cap, L, H, lmask, hmask))) goto done;
         snprintf(what, sizeof what, "%d heads of %d x %d attention from %s", cap.n_sel, T, T, from);
-        if ((rc = cli_buf_new(&mem, &cap.buf, (size_t)cap.n_sel * tt, what))) goto done;
+        if ((rc = cli_buf_new(&o.mem, &cap.buf, (size_t)cap.n_sel * tt, what))) goto done;
         for (int k = 0; k < cap.n_sel && !rc; k++)
             if (fseeko(npy, data + (off_t)(cap.sel[k] * tt * sizeof(float)), SEEK_SET) ||
                 fread(cap.buf.p + k * tt, sizeof(float), tt, npy) != tt)
                 rc = attn_err(ATTN_EINPUT, "%s/attention.npy: cannot read: %s", from, strerror(errno ? errno : EIO));
         if (rc) goto done;
-    } else if ((rc = cli_attn_capture(m, pool, ids, T, lmask, hmask, &mem, &cap))) goto done;
+    } else if ((rc = cli_attn_capture(m, pool, ids, T, lmask, hmask, &o.mem, &cap))) goto done;
 
     // panels: optionally without key 0 (in place: each head's block starts
     // with its (T-1, T-1) map), then one figure per head and the grid

@@ -197,11 +197,9 @@ int cmd_trace(int argc, char **argv) {
     long n_steps = -1, k = 5, seed = 1;
     double temp = 0, top_p = 1;
     const char *attn_dir = NULL;
-    cli_mem mem;
-    cli_mem_init(&mem, "trace");
+    cli_mem_init(&o.mem, "trace");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (!r) r = cli_mem_opt(&mem, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i], *v;
@@ -269,8 +267,8 @@ int cmd_trace(int argc, char **argv) {
         if ((rc = cli_out_dir(&od, NULL, dir, sizeof dir))) goto done;
         char what[160];
         snprintf(what, sizeof what, "%d x %d heads of %d x %d attention", c->n_layer, c->n_head, N, N);
-        mem.dir = dir;
-        if ((rc = cli_buf_new(&mem, &tab, (size_t)c->n_layer * c->n_head * N * N, what))) goto done;
+        o.mem.dir = dir;
+        if ((rc = cli_buf_new(&o.mem, &tab, (size_t)c->n_layer * c->n_head * N * N, what))) goto done;
         ta.H = c->n_head, ta.N = N, ta.p = tab.p;
         capp = &cap;
     }

@@ -42,15 +42,18 @@ ids() { # ids N: "1,2,...,N"
 }
 
 # prompt longer than the context (16 positions)
-for cmd in run maps trace heads report compare; do
-    extra=
-    case $cmd in
-        run) extra="--export npy,json -o $tmp/out" ;;
-        maps) extra="-o $tmp/out" ;;
-        trace) extra="-n 1 --attn $tmp/out" ;;
-        report) extra="-o $tmp/out/r.html" ;;
-        compare) extra="--init random -o $tmp/out" ;;
+# out_args CMD: the arguments that make CMD write its files into $tmp/out
+out_args() {
+    case $1 in
+        run) echo "--export npy,json -o $tmp/out" ;;
+        maps) echo "-o $tmp/out" ;;
+        trace) echo "-n 1 --attn $tmp/out" ;;
+        report) echo "-o $tmp/out/r.html" ;;
+        compare) echo "--init random -o $tmp/out" ;;
     esac
+}
+for cmd in run maps trace heads report compare; do
+    extra=$(out_args $cmd)
     limit "$cmd: --ids longer than the context" "17 tokens, longer than the model's context of 16" \
         $ATTN $cmd -m $G --ids "$(ids 17)" $extra
 done
@@ -67,15 +70,8 @@ limit "run: llama prompt + BOS past the context" "17 tokens, longer than the mod
 ok "run: llama prompt --no-bos exactly the context" $ATTN run -m $L -p "$the15 the" --no-bos
 
 # ids out of range (270 ids: 0..269)
-for cmd in run maps trace heads report tokenize; do
-    extra=
-    case $cmd in
-        run) extra="--export npy,json -o $tmp/out" ;;
-        maps) extra="-o $tmp/out" ;;
-        trace) extra="-n 1 --attn $tmp/out" ;;
-        report) extra="-o $tmp/out/r.html" ;;
-    esac
-    [ $cmd = tokenize ] && continue
+for cmd in run maps trace heads report; do
+    extra=$(out_args $cmd)
     limit "$cmd: id past the vocabulary" "token id 270 is out of range" $ATTN $cmd -m $G --ids 1,270,3 $extra
 done
 ok "run: the last id of the vocabulary" $ATTN run -m $G --ids 0,269

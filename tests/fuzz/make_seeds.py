@@ -246,7 +246,10 @@ CLI = [["info", "-m", "m.gguf"], ["info", "-m", "l.gguf", "--format", "json"], [
        ["heads", "-m", "m.gguf", "-p", "the cat the cat", "--by", "previous", "--top", "2"],
        ["heads", "-m", "c.gguf", "--induction-test", "--len", "5", "--format", "json"],
        ["compare", "-m", "m.gguf", "-m", "m.gguf", "-p", "the cat"], ["compare", "-m", "l.gguf", "--init", "random", "-p", "a"],
-       ["report", "-m", "c.gguf", "-p", "hello world", "-o", "r.html", "-k", "2"]]
+       ["report", "-m", "c.gguf", "-p", "hello world", "-o", "r.html", "-k", "2"],
+       ["maps", "-m", "l.gguf", "-p", "a b a b", "--max-mem", "0", "--drop-first", "-o", "maps"],
+       ["compare", "-m", "m.gguf", "--init", "random", "-p", "the cat", "--max-mem", "0", "-o", "cmp"],
+       ["trace", "-m", "c.gguf", "-p", "hel", "-n", "3", "--attn", "tr", "--max-mem", "0"]]
 
 
 def recorded(L, H, T):
@@ -265,7 +268,8 @@ def recorded(L, H, T):
 
 
 FROM = [["maps", "--from", "rec", "-o", "out"], ["maps", "--from", "rec", "--term", "--scale", "log"],
-        ["maps", "--from", "rec", "--layers", "0", "--heads", "1", "--format", "svg", "--drop-first", "-o", "out"]]
+        ["maps", "--from", "rec", "--layers", "0", "--heads", "1", "--format", "svg", "--drop-first", "-o", "out",
+         "--max-mem", "0"]]
 
 
 def cli_seeds():
