@@ -27,5 +27,4 @@ cp "$T/lens/lens.png" $O/lens.png
 if [ -d tests/node_modules/puppeteer-core ] && [ -x /usr/bin/chromium ]; then
     node tests/t_report.js "$T/report.html" 2 4 16 $O/report.png >/dev/null || true
 fi
-./attn bench >$O/bench-builtin.txt 2>/dev/null
 ls -la $O
