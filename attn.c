@@ -453,7 +453,8 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
 }
 
 static const char *RUN_HELP =
-    "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N] [--per-token] [--lens]\n"
+    "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N]\n"
+    "                [--per-token] [--lens]\n"
     "                [--export npy,json -o DIR] [--format table|tsv|json] [-t N]\n\n"
     "One forward pass. Prints the top-k next-token table for the last position:\n"
     "rank, id, token (display label, quoted), probability (softmax of the logits,\n"
@@ -685,7 +686,7 @@ static const char *USAGE =
 static const char *COMMON =
     "\ncommon options\n"
     "  -m, --model FILE     a GGUF model (default: the model built into the binary)\n"
-    "  -p, --prompt TEXT    or  -f FILE  or  --ids 1,2,3 (raw token ids, no BOS added)\n"
+    "  -p, --prompt TEXT    or  -f FILE  or  --ids 1,2,3 (raw ids, no BOS added)\n"
     "  -t, --threads N      default: all online cores\n"
     "  -o, --out DIR        where files go (created if missing)\n"
     "  --format table|tsv|json\n"
@@ -700,9 +701,9 @@ static void on_signal(int sig) {
 
 static int cli_main(int argc, char **argv) {
     command cmds[] = {
-        { "info", cmd_info, "model: arch, dims, parameter count, tensor types, tokenizer, SIMD path" },
+        { "info", cmd_info, "model: arch, dims, parameters, tensor types, tokenizer, SIMD path" },
         { "tokenize", cmd_tokenize, "ids and readable pieces of a text" },
-        { "run", cmd_run, "one forward pass: top-k table (--per-token: every position), --export" },
+        { "run", cmd_run, "one forward pass: top-k table (--per-token: each position), --export" },
         { "maps", cmd_maps, "heatmap images of chosen layers/heads, and a layer x head grid" },
         { "trace", cmd_trace, "generate N tokens, top-k table per step" },
         { "heads", cmd_heads, "head-type scores for every head, against a random-init baseline" },

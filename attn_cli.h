@@ -37,9 +37,10 @@ int cmd_bench(int argc, char **argv);
 // dir (the -o directory, else $TMPDIR or /tmp) that the kernel pages to disk.
 #define CLI_MAX_MEM_MB 1024
 #define CLI_MAX_MEM_HELP                                                                        \
-    "  --max-mem MB       captured attention (4 bytes a cell; MB = 10^6 bytes) up to\n"        \
-    "                     MB in all (default 1024) is kept in memory, beyond that in a\n"       \
-    "                     scratch file in the -o DIR (else $TMPDIR or /tmp), removed at exit\n"
+    "  --max-mem MB       keep captured attention (4 bytes a cell) in memory up to MB\n"       \
+    "                     megabytes (10^6 bytes) in all, default 1024; beyond that in\n"       \
+    "                     a scratch file on disk in DIR (no -o: $TMPDIR or /tmp),\n"           \
+    "                     deleted as soon as it is made\n"
 typedef struct {
     const char *cmd; // for messages: "attn: <cmd>: ..."
     const char *dir; // where scratch files go

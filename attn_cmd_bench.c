@@ -25,7 +25,8 @@ static void sink_attn(void *ctx, int layer, int head, int q0, int nq, int nk, co
 }
 
 static const char *HELP =
-    "usage: attn bench [-m FILE] [-T N] [-n N] [-t N] [--repeat R] [--format table|json]\n\n"
+    "usage: attn bench [-m FILE] [-T N] [-n N] [-t N] [--repeat R]\n"
+    "                  [--format table|json]\n\n"
     "Speed of this model on this machine, on random token ids:\n"
     "  prefill ms          forward of T tokens, logits of the last position\n"
     "  prefill+capture ms  the same with every layer's and head's attention\n"

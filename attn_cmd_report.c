@@ -10,7 +10,8 @@
 #define REPORT_SEED 1234 // default seed of the random-init baseline (as `attn heads`)
 
 static const char *REPORT_HELP =
-    "usage: attn report [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -o REPORT.html [options]\n\n"
+    "usage: attn report [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -o REPORT.html\n"
+    "                   [options]\n\n"
     "Writes one self-contained HTML page (no network, no external script or font;\n"
     "opens offline in any current browser) to explore the prompt's attention:\n"
     "  - token view: hover a token to see where each head of a layer looks (line\n"
