@@ -122,3 +122,13 @@ limit "run: -m /dev/null" "not a regular file" $ATTN run -m /dev/null --ids 1
 : >"$tmp/empty.gguf"
 limit "run: -m an empty file" "empty file" $ATTN run -m "$tmp/empty.gguf" --ids 1
 limit "run: vocabulary-only file" "no tensors" $ATTN run -m $S/vocab_only_spm.gguf --ids 1
+
+# --help: exit 0, on stdout, every line within 80 columns (characters)
+PY=${PY:-/usr/bin/python3}
+for cmd in "" info tokenize run maps trace heads compare report bench; do
+    $ATTN $cmd --help >"$tmp/help" 2>"$tmp/err"
+    rc=$?
+    long=$($PY -c 'import sys; print(max(len(l.rstrip("\n")) for l in open(sys.argv[1], encoding="utf-8")))' "$tmp/help" 2>/dev/null)
+    if [ $rc -eq 0 ] && [ ! -s "$tmp/err" ] && [ -n "$long" ] && [ "$long" -le 80 ]; then echo "PASS limit attn ${cmd:+$cmd }--help fits 80 columns"
+    else echo "FAIL limit attn ${cmd:+$cmd }--help: rc $rc, longest line ${long:-?}, stderr: $(head -c 200 "$tmp/err")"; fi
+done
