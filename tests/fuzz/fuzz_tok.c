@@ -82,6 +82,14 @@ static int ft_utf8_ok(const unsigned char *s, size_t n, int ctl) {
     return 1;
 }
 
+// Labels of any n > 0 ids: made, each valid UTF-8 without raw control bytes.
+static void ft_labels_ok(const attn_tokenizer *t, const int32_t *ids, int n) {
+    char **labels;
+    ft_assert(attn_token_labels(t, ids, n, &labels) == 0);
+    for (int i = 0; i < n; i++) ft_assert(labels[i] && ft_utf8_ok((const unsigned char *)labels[i], strlen(labels[i]), 1));
+    attn_labels_free(labels, n);
+}
+
 int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     static int init;
     if (!init) {
@@ -107,12 +115,7 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     for (int i = 0; i < n; i++) ft_assert(ids[i] >= 0 && ids[i] < V);
     int bos = add_bos && attn_tokenizer_adds_bos(t);
     if (bos) ft_assert(n > 0 && ids[0] == attn_tokenizer_bos(t));
-    char **labels;
-    if (n) {
-        ft_assert(attn_token_labels(t, ids, n, &labels) == 0);
-        for (int i = 0; i < n; i++) ft_assert(labels[i] && ft_utf8_ok((const unsigned char *)labels[i], strlen(labels[i]), 1));
-        attn_labels_free(labels, n);
-    }
+    if (n) ft_labels_ok(t, ids, n);
     char *back;
     size_t blen;
     ft_assert(attn_detokenize(t, ids + bos, n - bos, &back, &blen) == 0);
@@ -122,9 +125,7 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     int na = 0;
     for (size_t i = 0; i + 1 < len && na < 64; i += 2) any[na++] = (int32_t)(((uint8_t)text[i] | (uint8_t)text[i + 1] << 8) % V);
     if (na) {
-        ft_assert(attn_token_labels(t, any, na, &labels) == 0);
-        for (int i = 0; i < na; i++) ft_assert(labels[i] && ft_utf8_ok((const unsigned char *)labels[i], strlen(labels[i]), 1));
-        attn_labels_free(labels, na);
+        ft_labels_ok(t, any, na);
         char *dec;
         size_t dlen;
         ft_assert(attn_detokenize(t, any, na, &dec, &dlen) == 0 && dec);
