@@ -63,10 +63,13 @@ int cmd_bench(int argc, char **argv) {
     if (rc) return cli_fail_rc(rc);
     if ((rc = cli_pool(&o, &pool))) { attn_model_free(m); return cli_fail_rc(rc); }
     const attn_config *c = &m->cfg;
-    if (T > c->n_ctx || n > c->n_ctx - 1 || c->n_ctx < 2) {
-        rc = c->n_ctx < 2 ? attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx)
-           : attn_err(ATTN_EINPUT, "bench: %s %ld is more than the model's context of %d allows (%d)",
-                      T > c->n_ctx ? "-T" : "-n", T > c->n_ctx ? T : n, c->n_ctx, T > c->n_ctx ? c->n_ctx : c->n_ctx - 1);
+    if (c->n_ctx < 2) rc = attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx);
+    else if (T > c->n_ctx)
+        rc = attn_err(ATTN_EINPUT, "bench: -T %ld is more than the model's context of %d allows (%d)", T, c->n_ctx, c->n_ctx);
+    else if (n > c->n_ctx - 1)
+        rc = attn_err(ATTN_EINPUT, "bench: -n %ld is more than the model's context of %d allows (%d)", n, c->n_ctx,
+                      c->n_ctx - 1);
+    if (rc) {
         attn_pool_free(pool);
         attn_model_free(m);
         return cli_fail_rc(rc);

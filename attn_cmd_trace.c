@@ -53,7 +53,7 @@ static const char *TRACE_HELP =
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
 // Every layer's and head's attention, dense (L, H, N, N), filled as positions are fed.
-typedef struct { float *p; int H, N; } trace_attn; // p: (L, H, N, N), filled by trace_on_attn
+typedef struct { float *p; int H, N; } trace_attn;
 
 static void trace_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
     trace_attn *a = ctx;

@@ -278,9 +278,9 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     // scores and types, when present, must have one entry per token (a damaged
     // vocabulary would otherwise give other ids without a word)
     const gguf_kv *sc = gguf_find(f, "tokenizer.ggml.scores"), *ty = gguf_find(f, "tokenizer.ggml.token_type");
-    if (sc && (sc->type != GGUF_ARRAY || gguf_arr_f32(sc, NULL)))
+    if (sc && gguf_arr_f32(sc, NULL))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores is not a number array");
-    if (ty && (ty->type != GGUF_ARRAY || gguf_arr_i32(ty, NULL)))
+    if (ty && gguf_arr_i32(ty, NULL))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.token_type is not an integer array");
     if (sc && sc->n != (uint64_t)n)
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores has %llu entries for %d tokens",
