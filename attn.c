@@ -135,26 +135,24 @@ int cli_load_model(const cli_opts *o, int k, attn_model **out) {
     return attn_model_load_mem(out, data, n, "built-in");
 }
 
-// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer. A
-// prompt stops at PROMPT_MAX bytes: no model's context holds more (and an
-// endless input such as /dev/zero must not take all memory).
-#define PROMPT_MAX ((size_t)256 << 20)
-static int read_all(const char *path, char **buf, size_t *len) {
+// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer, at
+// most max bytes: an endless input (/dev/zero, a FIFO that never ends) stops
+// there with an error, in bounded memory.
+int cli_read_input(const char *path, size_t max, char **buf, size_t *len) {
     FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, fp)) > 0;) {
         n += r;
-        if (n > PROMPT_MAX) {
+        if (n > max) {
             free(b);
             if (fp != stdin) fclose(fp);
-            return attn_err(ATTN_EINPUT, "%s: a prompt of more than %zu MB is longer than any model's context",
-                            path, PROMPT_MAX >> 20);
+            return attn_err(ATTN_EINPUT, "%s: more than %zu MB (the limit of this input)", path, max >> 20);
         }
         if (cap - n - 1 == 0) {
             char *nb = realloc(b, cap *= 2);
-            if (!nb) { free(b); b = NULL; }
+            if (!nb) free(b);
             b = nb;
         }
     }
@@ -166,6 +164,23 @@ static int read_all(const char *path, char **buf, size_t *len) {
     *buf = b;
     *len = n;
     return 0;
+}
+
+ssize_t cli_getline(char **line, size_t *cap, FILE *fp, size_t max) {
+    size_t n = 0;
+    int ch = 0;
+    while (ch != '\n' && (ch = getc_unlocked(fp)) != EOF) {
+        if (n + 2 > *cap || !*line) {
+            size_t nc = *line && *cap ? *cap * 2 : 4096;
+            char *nl = realloc(*line, nc);
+            if (!nl) return attn_err(ATTN_EFAIL, "out of memory for a line"), -2;
+            *line = nl, *cap = nc;
+        }
+        (*line)[n++] = (char)ch;
+        if (n > max) return attn_err(ATTN_EINPUT, "a line of more than %zu MB (the limit)", max >> 20), -2;
+    }
+    if (*line) (*line)[n] = 0;
+    return n ? (ssize_t)n : -1;
 }
 
 static int parse_ids(const char *s, int32_t **ids, int *n) {
@@ -206,7 +221,7 @@ int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n
         char *text = (char *)o->prompt;
         size_t len = text ? strlen(text) : 0;
         if (o->prompt_file) {
-            if ((rc = read_all(o->prompt_file, &text, &len))) return rc;
+            if ((rc = cli_read_input(o->prompt_file, CLI_TEXT_MAX, &text, &len))) return rc;
             if (len && text[len - 1] == '\n') len--; // a file's final newline is not part of the prompt
         }
         rc = attn_tokenize(m->tok, text, len, !o->no_bos, ids, n);
@@ -429,11 +444,15 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
             if (r == 0) snprintf(lname, sizeof lname, "emb");
             else snprintf(lname, sizeof lname, "L%d", r - 1);
             if (json) {
-                printf("%s{\"layer\": %d, \"final_prob\": %.6g, \"top\": [", r ? ", " : "", r - 1, pf);
+                printf("%s{\"layer\": %d, \"final_prob\": ", r ? ", " : "", r - 1);
+                attn_json_numf(stdout, "%.6g", pf);
+                printf(", \"top\": [");
                 for (int j = 0; j < k; j++) {
                     printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", l->top_id[b + j]);
                     attn_json_str(stdout, cand[j]);
-                    printf(", \"prob\": %.6g}", l->top_prob[b + j]);
+                    printf(", \"prob\": ");
+                    attn_json_numf(stdout, "%.6g", l->top_prob[b + j]);
+                    printf("}");
                 }
                 printf("]}");
             } else if (tsv) {
@@ -607,7 +626,11 @@ static int cmd_run(int argc, char **argv) {
             for (int j = 0; j < k; j++) {
                 printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", idx[j]);
                 attn_json_str(stdout, cand[j]);
-                printf(", \"prob\": %.6g, \"logit\": %.6g}", probs[idx[j]], lg[idx[j]]);
+                printf(", \"prob\": ");
+                attn_json_numf(stdout, "%.6g", probs[idx[j]]);
+                printf(", \"logit\": ");
+                attn_json_numf(stdout, "%.6g", lg[idx[j]]);
+                printf("}");
             }
             printf("]");
             if (per_token) {
@@ -616,8 +639,11 @@ static int cmd_run(int argc, char **argv) {
                     for (int h = 0; h < c->n_head; h++) {
                         size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
                         printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", l + h ? ", " : "", l, h);
-                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++)
-                            printf("%s{\"position\": %d, \"prob\": %.6g}", j ? ", " : "", rc_.top3[b + j], rc_.top3p[b + j]);
+                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
+                            printf("%s{\"position\": %d, \"prob\": ", j ? ", " : "", rc_.top3[b + j]);
+                            attn_json_numf(stdout, "%.6g", rc_.top3p[b + j]);
+                            printf("}");
+                        }
                         printf("]}");
                     }
                 printf("]");
@@ -724,8 +750,12 @@ static int cli_main(int argc, char **argv) {
         printf("attn %s\n", ATTN_VERSION);
         return 0;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    // every signal that ends the process by default removes our temporary
+    // files first; one the caller ignores (trap '' XFSZ: writes then fail
+    // with EFBIG) stays ignored
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGXFSZ, SIGALRM, SIGUSR1, SIGUSR2, SIGPIPE };
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (signal(sigs[i], on_signal) == SIG_IGN) signal(sigs[i], SIG_IGN);
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
@@ -735,6 +765,10 @@ static int cli_main(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     int rc = cli_main(argc, argv);
+    const char *nf = attn_nonfinite();
+    if (nf)
+        cli_error("warning: non-finite activations (NaN/inf) first in %s (weights that hold NaN/inf, or "
+                  "overflow); what they reach shows as nan in tables, null in JSON, magenta in pictures", nf);
     // a table that could not be written (a full disk, /dev/full) is an error, not success
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (!rc) cli_error("standard output: write failed: %s", strerror(errno ? errno : EIO));

@@ -209,6 +209,8 @@ typedef struct attn_model {
     int64_t n_params;
 } attn_model;
 
+// Loading a model also chooses the SIMD kernels (attn_simd_init) unless a
+// path was chosen already, so a program needs no init call of its own.
 int attn_model_load(attn_model **out, const char *path);
 int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const char *name);
 // A random init of the same architecture (GPT-2 init: N(0, 0.02), residual
@@ -217,6 +219,17 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed);
 void attn_model_free(attn_model *m);
 // The model compiled into the binary (NULL if the build has none).
 const void *attn_builtin_data(size_t *size);
+
+// ---------------------------------------------------------------- SIMD kernels
+// The kernel path: the best this CPU runs (avx512, avx2, neon, else scalar)
+// or the one $ATTN_SIMD names. attn_simd_init chooses it once (loading a
+// model calls it; a path chosen before is kept): 0, or ATTN_EINPUT when
+// $ATTN_SIMD names an unknown path or one this CPU lacks. attn_simd_select
+// forces a path by name; attn_simd_name is the path in use. Choose before
+// starting threads that run the forward.
+int attn_simd_init(void);
+int attn_simd_select(const char *name);
+const char *attn_simd_name(void);
 
 // ---------------------------------------------------------------- threads
 typedef struct attn_pool attn_pool;
@@ -256,6 +269,13 @@ int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits,
                       const attn_capture *cap);
 // Final norm + unembedding of a residual row x (D) into logits (V).
 void attn_unembed(const attn_session *s, const float *x, float *logits);
+
+// Non-finite activations (NaN/inf, from weights that hold them or overflow):
+// every feed checks the residual stream after the embeddings and each layer,
+// and the logits. Returns where they first appeared in this process ("the
+// output of layer 3, position 5"; "the embeddings, ..."; "the logits, ..."),
+// or NULL when every value so far was finite.
+const char *attn_nonfinite(void);
 
 // Convenience: one full forward of T ids from position 0. attn (may be NULL)
 // receives every layer's and head's probabilities as [L][H][T][T].
@@ -364,8 +384,10 @@ void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
 // probs = softmax(logits / temp) of n logits, in double; returns the entropy
 // of probs in bits.
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs);
-// JSON: a number or null (NaN); a scores object {"previous": .., "offset_k": .., "entropy_bits": ..}.
+// JSON: a number (printf format fmt, or %.8g) or null when it is NaN or
+// +-inf (JSON has neither); a scores object {"previous": .., "offset_k": ..}.
 void attn_json_num(FILE *fp, double v);
+void attn_json_numf(FILE *fp, const char *fmt, double v);
 void attn_json_scores(FILE *fp, const attn_head_scores *h);
 
 // Logit lens: the residual stream after every layer (and the embeddings),
@@ -501,14 +523,19 @@ int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t
 
 // ---------------------------------------------------------------- writers
 // Every output file is written to a temporary name in the same directory
-// and renamed into place by attn_out_close, so a reader never sees a partial
-// file. attn_out_cleanup() (async-signal-safe) removes every temporary file
+// (created O_EXCL, so a planted file or symbolic link is never followed) and
+// renamed into place by attn_out_close, so a reader never sees a partial
+// file. An existing output that is a character device or FIFO (/dev/stdout)
+// is written through; a directory, socket or block device is refused
+// (ATTN_EINPUT), never replaced; a symbolic link to a regular file replaces
+// the file it names. attn_out_cleanup() (async-signal-safe) removes every temporary file
 // still open: the CLI calls it from its SIGINT/SIGTERM handler.
 #include <stdio.h>
 typedef struct {
     FILE *fp;
     char path[1024];
-    char tmp[1040];
+    char tmp[1080];
+    int direct; // 1: a character device or FIFO, written through (no rename)
 } attn_outfile;
 int attn_out_open(attn_outfile *o, const char *path);
 // Flush, check for write errors (disk full), rename. On error the temporary

@@ -20,6 +20,7 @@
 
 #include "attn.h"
 #include <stdio.h>
+#include <sys/types.h>
 
 #define CLI_MAX_MODELS 16
 
@@ -87,6 +88,19 @@ int cli_load_model(const cli_opts *o, int k, attn_model **out);
 // The prompt's ids from -p / -f / --ids: BOS added as the model does unless
 // --no-bos or --ids; checks ids < n_vocab and length <= n_ctx (ATTN_EINPUT).
 int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n);
+// Inputs are read with a size limit, so an endless one (/dev/zero, a FIFO
+// that never ends) stops with an error in bounded memory: a prompt file or a
+// tokens.json at most CLI_TEXT_MAX bytes, a line of a corpus at most
+// CLI_LINE_MAX. No model's context holds a prompt anywhere near either.
+#define CLI_TEXT_MAX ((size_t)64 << 20)
+#define CLI_LINE_MAX ((size_t)16 << 20)
+// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer; more
+// than max bytes is ATTN_EINPUT.
+int cli_read_input(const char *path, size_t max, char **buf, size_t *len);
+// One line of fp (its newline kept) into *line (grown as getline does):
+// returns its length, -1 at the end, -2 (message set) for a line longer than
+// max bytes or out of memory.
+ssize_t cli_getline(char **line, size_t *cap, FILE *fp, size_t max);
 // A thread pool sized by -t.
 int cli_pool(const cli_opts *o, attn_pool **out);
 // Create o->out_dir (and parents) if missing; error if no -o was given and required.

@@ -86,7 +86,10 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
         printf("], \"heads\": [");
         for (int k = 0; k < L * H; k++) {
             printf("%s{\"layer\": %d, \"head\": %d, \"jsd_bits\": [", k ? ", " : "", k / H, k % H);
-            for (int i = 0; i < np; i++) printf("%s%.6g", i ? ", " : "", jsd[(size_t)k * np + i]);
+            for (int i = 0; i < np; i++) {
+                printf(i ? ", " : "");
+                attn_json_numf(stdout, "%.6g", jsd[(size_t)k * np + i]);
+            }
             printf("], \"scores\": [");
             for (int i = 0; i < n; i++) {
                 printf(i ? ", " : "");

@@ -331,7 +331,7 @@ static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
-    while ((len = getline(&line, &cap, fp)) != -1) {
+    while ((len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) {
@@ -365,6 +365,11 @@ static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
         r->n_tokens += T;
         free(ids);
         if (total) cli_progress("heads: lines", lineno, total);
+    }
+    if (!rc && len == -2) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", attn_errmsg());
+        rc = attn_err(ATTN_EINPUT, "%s line %ld: %s", path, lineno + 1, msg);
     }
     if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "%s: read error", path);
     if (!rc && !r->n_prompts) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", path);

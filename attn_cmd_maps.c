@@ -240,16 +240,10 @@ static char *json_string(const char **s) {
 
 // "labels": [...] of a tokens.json (exactly T of them) and its "model".
 static int read_tokens_json(const char *path, int T, char ***out, char *model, size_t model_n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    int rc = !buf || fread(buf, 1, (size_t)n, fp) != (size_t)n ? attn_err(ATTN_EINPUT, "%s: cannot read", path) : 0;
-    fclose(fp);
-    if (rc) { free(buf); return rc; }
-    buf[n] = 0;
+    char *buf;
+    size_t n;
+    int rc = cli_read_input(path, CLI_TEXT_MAX, &buf, &n);
+    if (rc) return rc;
     const char *p = strstr(buf, "\"model\": \"");
     char *name = p ? (p += 9, json_string(&p)) : NULL;
     if (name) snprintf(model, model_n, "%s", name);

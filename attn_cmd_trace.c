@@ -302,12 +302,19 @@ int cmd_trace(int argc, char **argv) {
         if ((rc = attn_token_labels(m->tok, top, (int)k, &cand))) break;
         if ((rc = attn_token_labels(m->tok, &chosen, 1, &ch))) { attn_labels_free(cand, (int)k); break; }
         if (json) {
-            printf("%s{\"step\": %d, \"chosen\": %d, \"entropy_bits\": %.6g, \"margin\": %.6g, \"tag\": \"%s\", \"top\": [",
-                   st ? ", " : "", st, chosen, h, margin, tag);
+            printf("%s{\"step\": %d, \"chosen\": %d, \"entropy_bits\": ", st ? ", " : "", st, chosen);
+            attn_json_numf(stdout, "%.6g", h);
+            printf(", \"margin\": ");
+            attn_json_numf(stdout, "%.6g", margin);
+            printf(", \"tag\": \"%s\", \"top\": [", tag);
             for (int j = 0; j < k; j++) {
                 printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", top[j]);
                 attn_json_str(stdout, cand[j]);
-                printf(", \"prob\": %.6g, \"logit\": %.6g}", probs[top[j]], logits[top[j]]);
+                printf(", \"prob\": ");
+                attn_json_numf(stdout, "%.6g", probs[top[j]]);
+                printf(", \"logit\": ");
+                attn_json_numf(stdout, "%.6g", logits[top[j]]);
+                printf("}");
             }
             printf("]}");
         } else if (tsv) {

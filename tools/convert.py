@@ -17,6 +17,8 @@ import math
 import os
 import pickle
 import re
+import signal
+import stat
 import struct
 import sys
 import zipfile
@@ -260,6 +262,100 @@ def pad_to(n, align=ALIGN):
     return (align - n % align) % align
 
 
+# Largest finite value of each 2-D weight type (Q8_0 keeps its scale in f16:
+# max|x| / 127 must fit).
+TYPE_MAX = {GGML_F32: 3.4028234663852886e38, GGML_F16: 65504.0, GGML_BF16: 3.3895313892515355e38,
+            GGML_Q8_0: 65504.0 * 127}
+
+
+def check_values(t, a):
+    """Warns (naming the tensor) about NaN/Inf values; refuses finite values
+    that would become inf in the target type."""
+    if not a:
+        return
+    if not math.isfinite(sum(a)):  # a NaN or +-inf anywhere makes the sum non-finite
+        bad = sum(1 for x in a if not math.isfinite(x))
+        warn("tensor '%s' has %d non-finite values (NaN/Inf); attn reports where they reach the activations"
+             % (t.name, bad))
+        a = [x for x in a if math.isfinite(x)] or [0.0]
+    if t.gtype == GGML_F32:  # finite float32 values stay as they are
+        return
+    big = max(max(a), -min(a))
+    if big > TYPE_MAX[t.gtype]:
+        fail(t.name, "value %g becomes inf in %s (largest %g)" % (big, GGML_NAMES[t.gtype], TYPE_MAX[t.gtype]))
+
+
+class output_file:
+    """The output GGUF: a new file made O_CREAT|O_EXCL (never following a
+    planted name) beside the target and renamed onto it when complete; an
+    existing character device or FIFO is written through; a directory, socket
+    or block device is refused, never replaced."""
+
+    def __init__(self, path):
+        self.path, self.tmp, self.f = path, None, None
+
+    def __enter__(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            fail(self.path, e.strerror)
+        if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            self.f = open(self.path, "wb")
+            return self.f
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            fail(self.path, "is %s, not replaced (give a file name)" % (
+                "a directory" if stat.S_ISDIR(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a block device" if stat.S_ISBLK(st.st_mode) else "not a regular file"))
+        if os.path.islink(self.path):  # a link to a regular file: replace the file it names
+            self.path = os.path.realpath(self.path)
+        d, base = os.path.split(os.path.abspath(self.path))
+        for _ in range(100):
+            tmp = os.path.join(d, ".%s.tmp.%d.%s" % (base, os.getpid(), os.urandom(8).hex()))
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) |
+                             getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            self.tmp = tmp
+            _TEMPS.add(tmp)
+            self.f = os.fdopen(fd, "wb")
+            return self.f
+        fail(self.path, "cannot make a temporary file beside it")
+
+    def __exit__(self, kind, value, tb):
+        try:
+            self.f.close()
+            if self.tmp and kind is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if self.tmp:
+                if os.path.lexists(self.tmp):
+                    os.unlink(self.tmp)
+                _TEMPS.discard(self.tmp)
+        return False
+
+
+_TEMPS = set()  # temporary files open now, removed when a signal ends the process
+
+
+def _on_signal(sig, frame):
+    for t in list(_TEMPS):
+        try:
+            os.unlink(t)
+        except OSError:
+            pass
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+
+
+def catch_signals():
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGXFSZ", "SIGALRM", "SIGUSR1", "SIGUSR2"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_signal)
+
+
 def write_gguf(path, kv, tensors):
     """Writes to a temporary name in the same folder, then renames."""
     kv.set("general.alignment", G_U32, ALIGN)
@@ -270,21 +366,16 @@ def write_gguf(path, kv, tensors):
         head.append(_gstr(t.name) + struct.pack("<I%dQIQ" % len(ne), len(ne), *ne, t.gtype, offset))
         offset += t.nbytes() + pad_to(t.nbytes())
     head = b"".join(head)
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head + b"\0" * pad_to(len(head)))
-            for t in tensors:
-                a = t.produce()
-                if len(a) != prod(t.shape):
-                    fail(t.name, "produced %d values for shape %s" % (len(a), t.shape))
-                data = encode(t.gtype, a)
-                f.write(data + b"\0" * pad_to(len(data)))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return os.path.getsize(path)
+    with output_file(path) as f:
+        f.write(head + b"\0" * pad_to(len(head)))
+        for t in tensors:
+            a = t.produce()
+            if len(a) != prod(t.shape):
+                fail(t.name, "produced %d values for shape %s" % (len(a), t.shape))
+            check_values(t, a)
+            data = encode(t.gtype, a)
+            f.write(data + b"\0" * pad_to(len(data)))
+    return os.path.getsize(path) if os.path.isfile(path) else offset + len(head)
 
 
 # ---------------------------------------------------------------- source files
@@ -388,6 +479,10 @@ class TorchTensor:
     def src(self, name):
         st, es = self.storage, DTYPES[self.storage.dtype][0]
         n = prod(self.size)
+        if min(self.size + (0,)) < 0 or len(self.stride) != len(self.size):
+            fail(name, "tensor has a negative size or a stride per dimension missing")
+        if n > st.numel:  # e.g. stride 0 over one element: more values than the storage holds
+            fail(name, "shape %s claims %d values, its storage holds %d" % (list(self.size), n, st.numel))
         if n == 0:
             return Src(name, self.size, st.dtype, lambda: b"", (st.ident, self.offset))
         extent = 1 + sum((d - 1) * s for d, s in zip(self.size, self.stride))
@@ -1543,6 +1638,14 @@ def print_plan(tensors):
         print("  %-28s <- %-44s %-14s %s" % (gname, sname, "x".join(map(str, shape)), GGML_NAMES[gtype]))
 
 
+def _f32(v):
+    """v as the float32 the file stores (inf when too large, 0 when too small)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", v))[0]
+    except OverflowError:
+        return math.inf
+
+
 def model_kv(m, file_type):
     kv = KV()
     kv.set("general.architecture", G_STR, m.arch)
@@ -1552,8 +1655,8 @@ def model_kv(m, file_type):
     for k, v in m.hp.items():
         if k == "head_count_kv" and a != "llama":
             continue
-        if isinstance(v, float) and not 0 < v < math.inf:  # norm epsilon, RoPE base: attn refuses others
-            fail(m.path, "%s = %r must be a positive number" % (k, v))
+        if isinstance(v, float) and not 0 < _f32(v) < math.inf:  # norm epsilon, RoPE base: attn refuses others
+            fail(m.path, "%s = %r must be a positive number that float32 holds (not 0 or inf there)" % (k, v))
         key = "%s.%s" % (a, k.replace("head_count", "attention.head_count").replace(
             "layer_norm", "attention.layer_norm"))
         kv.set(key, G_F32 if isinstance(v, float) else G_U32, v)
@@ -1713,6 +1816,7 @@ def main(argv=None):
 
     ap.error = usage_error
     args = ap.parse_args(argv)
+    catch_signals()
     try:
         convert(args)
     except ConvertError as e:
