@@ -751,11 +751,12 @@ static int cli_main(int argc, char **argv) {
         return 0;
     }
     // every signal that ends the process by default removes our temporary
-    // files first; one the caller ignores (trap '' XFSZ: writes then fail
-    // with EFBIG) stays ignored
-    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGXFSZ, SIGALRM, SIGUSR1, SIGUSR2, SIGPIPE };
+    // files first; SIGXFSZ and SIGPIPE stay ignored when the caller ignores
+    // them (trap '' XFSZ), as writes then fail with an error we report
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGXFSZ, SIGPIPE };
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-        if (signal(sigs[i], on_signal) == SIG_IGN) signal(sigs[i], SIG_IGN);
+        if (signal(sigs[i], on_signal) == SIG_IGN && (sigs[i] == SIGXFSZ || sigs[i] == SIGPIPE))
+            signal(sigs[i], SIG_IGN);
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
