@@ -339,7 +339,11 @@ static int cmd_info(int argc, char **argv) {
                mlp_name(c->mlp), c->tied_head ? "true" : "false", c->fused_qkv ? "true" : "false",
                (long long)m->n_params, types, tok_name(attn_tokenizer_kind(m->tok)), attn_k->name, threads);
     } else {
-        printf("model        %s (%s)\n", m->name, m->path);
+        char path[1024], corp[512], note[1024];
+        attn_escape(path, sizeof path, m->path, strlen(m->path));
+        attn_escape(corp, sizeof corp, corpus.s, corpus.len);
+        attn_escape(note, sizeof note, descr.s, descr.len);
+        printf("model        %s (%s)\n", m->name, path);
         printf("architecture %s: %d layers, d_model %d, %d heads of %d dims, %d KV heads%s, MLP %d\n",
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->head_dim, c->n_head_kv,
                c->n_head_kv < c->n_head ? " (grouped-query)" : "", c->n_ff);
@@ -352,10 +356,10 @@ static int cmd_info(int argc, char **argv) {
         printf("parameters   %lld (%.2f M)\n", (long long)m->n_params, m->n_params / 1e6);
         printf("tensors      %llu: %s\n", (unsigned long long)m->file.n_tensors, types);
         printf("tokenizer    %s, %d ids\n", tok_name(attn_tokenizer_kind(m->tok)), c->n_vocab);
-        if (corpus.len) printf("trained on   %.*s\n", (int)corpus.len, corpus.s);
+        if (corpus.len) printf("trained on   %s\n", corp);
         if (steps >= 0) printf("train steps  %lld\n", (long long)steps);
         if (heldout == heldout) printf("held-out     %.3f nats/token\n", heldout);
-        if (descr.len) printf("notes        %.*s\n", (int)descr.len, descr.s);
+        if (descr.len) printf("notes        %s\n", note);
         printf("simd         %s\n", attn_k->name);
         printf("threads      %d\n", threads);
     }

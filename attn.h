@@ -565,6 +565,11 @@ int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims,
 int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd);
 // A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD).
 void attn_json_str(FILE *fp, const char *s);
+// A string from a file made safe for a terminal or a table: \n \t \r
+// escaped as such, other C0 controls, DEL and bytes that are not well-formed
+// UTF-8 as \xNN, C1 controls as \uNNNN. Reads at most len bytes (stops at a
+// NUL); out is NUL-terminated, cut at a whole character to fit cap.
+void attn_escape(char *out, size_t cap, const char *s, size_t len);
 // Make a directory and its parents (like mkdir -p).
 int attn_mkdirs(const char *dir);
 

@@ -280,12 +280,14 @@ int cmd_compare(int argc, char **argv) {
         for (int l = 0; l < L; l++) nl += lmask[l];
         for (int h = 0; h < H; h++) nh += hmask[h];
         if (!rc && n == 2 && nl * nh > 1) { // A - B of every chosen head
-            char rnames[64][24], cnames[64][24];
-            const char *rn[64], *cn2[64];
+            // one label per chosen layer and head, however many (no fixed cap)
+            char (*rnames)[24] = calloc((size_t)L, 24), (*cnames)[24] = calloc((size_t)H, 24);
+            const char **rn = calloc((size_t)L, sizeof *rn), **cn2 = calloc((size_t)H, sizeof *cn2);
             int r = 0, q = 0;
-            for (int l = 0; l < L && r < 64; l++)
+            if (!rnames || !cnames || !rn || !cn2) rc = attn_err(ATTN_EFAIL, "out of memory");
+            for (int l = 0; !rc && l < L; l++)
                 if (lmask[l]) snprintf(rnames[r], 24, "layer %d", l), rn[r] = rnames[r], r++;
-            for (int h = 0; h < H && q < 64; h++)
+            for (int h = 0; !rc && h < H; h++)
                 if (hmask[h]) snprintf(cnames[q], 24, "head %d", h), cn2[q] = cnames[q], q++;
             int i = 0;
             for (int l = 0; l < L; l++)
@@ -294,8 +296,9 @@ int cmd_compare(int argc, char **argv) {
             snprintf(title, sizeof title, "A - B, every chosen head");
             snprintf(note, sizeof note, "A = %.120s\nB = %.120s", ms[0].label, ms[1].label);
             f.rows = r, f.cols = q, f.row_names = rn, f.col_names = cn2;
-            rc = cli_write_figure(&f, dir, "compare_grid", 1, svg);
+            if (!rc) rc = cli_write_figure(&f, dir, "compare_grid", 1, svg);
             n_files++;
+            free(rnames), free(cnames), free(rn), free(cn2);
         }
         if (!rc) fprintf(stderr, "attn: compare: wrote %d picture%s to %s\n", n_files, n_files == 1 ? "" : "s", dir);
     }

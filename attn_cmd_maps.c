@@ -246,7 +246,7 @@ static int read_tokens_json(const char *path, int T, char ***out, char *model, s
     if (rc) return rc;
     const char *p = strstr(buf, "\"model\": \"");
     char *name = p ? (p += 9, json_string(&p)) : NULL;
-    if (name) snprintf(model, model_n, "%s", name);
+    if (name) attn_escape(model, model_n, name, strlen(name)); // labels and name from a file: no controls
     free(name);
     p = strstr(buf, "\"labels\"");
     char **labels = calloc((size_t)T, sizeof *labels);
@@ -255,7 +255,13 @@ static int read_tokens_json(const char *path, int T, char ***out, char *model, s
         for (p++; k < T;) {
             while (*p == ' ' || *p == '\n' || *p == ',') p++;
             if (*p != '"') break;
-            if (!(labels[k++] = json_string(&p))) break;
+            char *raw = json_string(&p);
+            if (!raw) break;
+            size_t cap = 4 * strlen(raw) + 1; // an escape is at most 6 bytes for a 2-byte character
+            cap += cap / 2;
+            if ((labels[k] = malloc(cap))) attn_escape(labels[k], cap, raw, strlen(raw));
+            free(raw);
+            if (!labels[k++]) break;
         }
     }
     free(buf);

@@ -234,11 +234,12 @@ static int load_from_file(attn_model *m) {
         if (get_layer(&L, l)) return ATTN_EINPUT;
     count_params(m);
     gguf_str s;
+    // the name is shown in tables, titles and terminals: no control characters
     if (gguf_get_str(&m->file, "general.name", &s) == 0 && s.len)
-        snprintf(m->name, sizeof m->name, "%.*s", (int)(s.len > 120 ? 120 : s.len), s.s);
+        attn_escape(m->name, 121, s.s, s.len);
     else {
         const char *b = strrchr(m->path, '/');
-        snprintf(m->name, sizeof m->name, "%.127s", b ? b + 1 : m->path);
+        attn_escape(m->name, sizeof m->name, b ? b + 1 : m->path, strlen(b ? b + 1 : m->path));
     }
     int rc = attn_tokenizer_load(&m->tok, &m->file, c->n_vocab);
     if (rc) { // the tokenizer's message, with the file it is about

@@ -282,6 +282,32 @@ void attn_json_str(FILE *fp, const char *str) {
     fputc('"', fp);
 }
 
+void attn_escape(char *out, size_t cap, const char *str, size_t len) {
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    size_t o = 0;
+    while (s < end && *s && cap) {
+        char tmp[8];
+        int n = s + 4 <= end ? utf8_len(s) : 0, take = n ? n : 1;
+        if (!n && s + 4 > end) { // near the end: the sequence must lie inside len
+            unsigned char q[4] = { 0, 0, 0, 0 };
+            memcpy(q, s, (size_t)(end - s));
+            n = utf8_len(q), take = n ? n : 1;
+        }
+        if (*s == '\n') snprintf(tmp, sizeof tmp, "\\n");
+        else if (*s == '\t') snprintf(tmp, sizeof tmp, "\\t");
+        else if (*s == '\r') snprintf(tmp, sizeof tmp, "\\r");
+        else if (*s < 0x20 || *s == 0x7f || !n) snprintf(tmp, sizeof tmp, "\\x%02x", *s);
+        else if (n == 2 && s[0] == 0xc2 && s[1] < 0xa0) snprintf(tmp, sizeof tmp, "\\u%04x", s[1]); // C1 controls
+        else memcpy(tmp, s, (size_t)n), tmp[n] = 0;
+        size_t l = strlen(tmp);
+        if (o + l + 1 > cap) break;
+        memcpy(out + o, tmp, l);
+        o += l;
+        s += take;
+    }
+    if (cap) out[o] = 0;
+}
+
 int attn_mkdirs(const char *dir) {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return attn_err(ATTN_EINPUT, "%s: path too long", dir);
