@@ -351,9 +351,12 @@ def _on_signal(sig, frame):
 
 
 def catch_signals():
-    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGXFSZ", "SIGALRM", "SIGUSR1", "SIGUSR2"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _on_signal)
+    """Signals that end the process remove the temporary file first (SIGINT:
+    KeyboardInterrupt does). A handler already installed (a caller's) is kept."""
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGXFSZ", "SIGALRM", "SIGUSR1", "SIGUSR2"):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) == signal.SIG_DFL:
+            signal.signal(s, _on_signal)
 
 
 def write_gguf(path, kv, tensors):
