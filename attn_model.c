@@ -123,9 +123,12 @@ static int read_config(loader *L) {
     c->norm_eps = key_float(L, c->norm == ATTN_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5f);
     c->rope_theta = key_float(L, "rope.freq_base", 10000.0f);
     int rope = c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES;
-    // without RoPE the key is unused: an odd head size is fine (no pairs to rotate)
-    if (key_int(L, "rope.dimension_count", 0, c->head_dim, &c->rope_dims)) return ATTN_EINPUT;
-    if (rope && (c->rope_dims > c->head_dim || c->rope_dims % 2))
+    // absent and without RoPE: unused, so an odd head size is fine (no pairs
+    // to rotate); a key that is present is checked either way
+    if (key_int(L, "rope.dimension_count", 0, 0, &c->rope_dims)) return ATTN_EINPUT;
+    int given = c->rope_dims > 0;
+    if (!given) c->rope_dims = c->head_dim;
+    if ((rope || given) && (c->rope_dims > c->head_dim || c->rope_dims % 2))
         return attn_err(ATTN_EINPUT, "%s: rope.dimension_count %d must be even and <= head size %d",
                         L->f->path, c->rope_dims, c->head_dim);
     return check_floats(L);
