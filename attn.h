@@ -483,7 +483,9 @@ typedef struct {
 
 // Colour of t in [0, 1] on the sequential map (dark violet -> yellow,
 // lightness rising linearly), or of t in [-1, 1] on the diverging map (blue ->
-// white -> red). Both computed in OKLab at first use, 256 steps.
+// white -> red). Both computed in OKLab at first use, 256 steps. NaN is
+// magenta (#ff00ff, in neither map): pictures draw non-finite values so and
+// name the colour in their legend.
 void attn_colormap(float t, uint8_t rgb[3]);
 void attn_colormap_div(float t, uint8_t rgb[3]);
 // The colour position (t in [0, 1]) of attention v under a scale; row_max is

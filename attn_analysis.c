@@ -452,8 +452,12 @@ int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t
         }
     lab_h += 4;
     const char *note = "row: residual stream after that layer (emb = embeddings) -> final norm -> unembedding;";
-    const char *note2 = "colour: probability of the token the model finally ranks first (above the columns), "
-                        "fixed 0..1; cell text: top token there";
+    int bad = 0; // non-finite probabilities: magenta cells, said in the note
+    for (int i = 0; i < R * T; i++) bad |= !isfinite(l->final_prob[i]);
+    const char *note2 = bad ? "colour: probability of the token the model finally ranks first (above the columns), "
+                              "fixed 0..1, magenta = non-finite (NaN/inf); cell text: top token there"
+                            : "colour: probability of the token the model finally ranks first (above the columns), "
+                              "fixed 0..1; cell text: top token there";
     int x0 = LENS_M + name_w + 6, y0 = LENS_M + 2 * LENS_TXT + 6 + 2 * (LENS_TXT + 2) + 6 + lab_h;
     int gw = T * cw, gh = R * ch;
     int w = x0 + gw + 12 + LENS_BAR + 6 + attn_text_width("0.75", 1) + LENS_M;

@@ -100,13 +100,15 @@ static void lut_init(void) {
 
 void attn_colormap(float t, uint8_t rgb[3]) {
     pthread_once(&lut_once, lut_init);
-    if (!(t > 0)) t = 0; // NaN too
+    if (isnan(t)) { rgb[0] = 255, rgb[1] = 0, rgb[2] = 255; return; } // as C_NAN
+    if (!(t > 0)) t = 0;
     if (t > 1) t = 1;
     memcpy(rgb, lut_seq[lrintf(t * (SEQ_N - 1))], 3);
 }
 
 void attn_colormap_div(float t, uint8_t rgb[3]) {
     pthread_once(&lut_once, lut_init);
+    if (isnan(t)) { rgb[0] = 255, rgb[1] = 0, rgb[2] = 255; return; } // as C_NAN
     if (!(t > -1)) t = -1;
     if (t > 1) t = 1;
     memcpy(rgb, lut_div[lrintf((t + 1) * 0.5f * (DIV_N - 1))], 3);

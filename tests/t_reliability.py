@@ -134,20 +134,17 @@ def test_output_targets():
     if open(victim).read() != "precious\n" or r.returncode != 0:
         errs.append("planted symlink at the temporary name: victim now %r, exit %d" % (open(victim).read()[:20],
                                                                                         r.returncode))
-    sh = ('cd "%s" && ln -s victim o.gguf.tmp$$ && exec "%s" "%s" --vocab-only "%s" -o o.gguf'
-          % (d, PY, CONVERT, os.path.join(ROOT, "..", "shared", "models", "tokenizer.model")))
-    if os.path.exists(os.path.join(ROOT, "..", "shared", "models", "tokenizer.model")):
-        r = run(["sh", "-c", sh], timeout=120)
-        if open(victim).read() != "precious\n" or r is None or r.returncode != 0:
-            errs.append("convert.py with a planted symlink at its temporary name: victim %r, %s" % (
-                open(victim).read()[:20], r and r.stderr[-200:]))
+    hf = hf_folder("tiny_hf")  # a tiny checkpoint: convert.py runs in a moment
+    sh = 'cd "%s" && ln -s victim o.gguf.tmp$$ && exec "%s" "%s" "%s" -o o.gguf' % (d, PY, CONVERT, hf)
+    r = run(["sh", "-c", sh], timeout=120)
+    if open(victim).read() != "precious\n" or r is None or r.returncode != 0:
+        errs.append("convert.py with a planted symlink at its temporary name: victim %r, %s" % (
+            open(victim).read()[:20], r and r.stderr[-200:]))
     # strace: every file created is created with O_EXCL
     if shutil.which("strace"):
         for label, cmd in (("attn", [ATTN, "run", "-m", G, "-p", "the cat", "--export", "npy,json", "-o",
                                      os.path.join(d, "st")]),
-                           ("convert.py", [PY, CONVERT, "--vocab-only", os.path.join(ROOT, "..", "shared", "models",
-                                                                                     "gpt2-tokenizer"),
-                                           "-o", os.path.join(d, "st.gguf")])):
+                           ("convert.py", [PY, CONVERT, hf, "-o", os.path.join(d, "st.gguf")])):
             log = os.path.join(d, "strace.log")
             r = run(["strace", "-f", "-qq", "-e", "trace=openat,open,creat", "-o", log] + cmd, timeout=300)
             creat = [ln for ln in open(log) if "O_CREAT" in ln or "creat(" in ln]
@@ -158,9 +155,8 @@ def test_output_targets():
     else:
         skip("output O_EXCL under strace", "strace is not installed")
     # convert.py: a directory as the output refused, a FIFO written through
-    tokdir = os.path.join(ROOT, "..", "shared", "models", "gpt2-tokenizer")
     os.makedirs(os.path.join(d, "dir.gguf"))
-    why = one_line(run([PY, CONVERT, "--vocab-only", tokdir, "-o", os.path.join(d, "dir.gguf")], timeout=120))
+    why = one_line(run([PY, CONVERT, hf, "-o", os.path.join(d, "dir.gguf")], timeout=120))
     if why:
         errs.append("convert.py -o DIR: " + why)
     result("output: FIFO and device written through, directory and socket refused, planted links not followed, "
@@ -247,6 +243,10 @@ def test_nonfinite():
         raw, w = png_pixels(path("nanmaps", pngs[0]))
         if b"\xff\x00\xff" * 4 not in raw:
             errs.append("maps PNG has no magenta cells")
+    r = run([ATTN, "run", "-m", p, "--ids", "1,2,3", "--lens", "-o", path("nanlens")])
+    lens = path("nanlens", "lens.png")
+    if r.returncode != 0 or not os.path.exists(lens) or b"\xff\x00\xff" * 4 not in png_pixels(lens)[0]:
+        errs.append("run --lens picture has no magenta cells (exit %d)" % r.returncode)
     # convert.py names a tensor with NaN values
     d = hf_folder("nanhf", values={"h.0.mlp.c_fc.weight": float("nan")})
     r = run([PY, CONVERT, d, "-o", path("nanhf.gguf")], timeout=120)
