@@ -6,8 +6,11 @@
 #include "attn.h"
 #include "attn_cli.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 // ---------------------------------------------------------------- shared helpers
 
@@ -158,8 +161,16 @@ int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, in
 // The header of a float32 little-endian C-order .npy of 4 dimensions: its
 // shape, and *out positioned at the data (checked to be all there).
 static int npy4_open(const char *path, int64_t dims[4], FILE **out) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    // non-blocking open, regular files only: a FIFO never hangs the command
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return attn_err(ATTN_EINPUT, "%s: not a regular file", path);
+    }
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) { close(fd); return attn_err(ATTN_EFAIL, "%s: %s", path, strerror(errno)); }
     uint8_t pre[10];
     char hdr[4096];
     int rc = 0;
@@ -215,8 +226,9 @@ static int hex4(const char *p, unsigned *v) {
 
 // The JSON string literal at *s (advanced past it) into a malloc'ed string.
 static char *json_string(const char **s) {
-    const char *p = *s + 1;
-    char *out = malloc(strlen(p) + 1), *o = out; // escapes never grow
+    const char *p = *s + 1, *e = p;
+    while (*e && *e != '"') e += *e == '\\' && e[1] ? 2 : 1; // this string only: parsing stays linear
+    char *out = malloc((size_t)(e - p) + 1), *o = out; // escapes never grow
     if (!out) return NULL;
     while (*p && *p != '"') {
         if (*p != '\\') { *o++ = *p++; continue; }
