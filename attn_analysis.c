@@ -59,7 +59,8 @@ static void acc_row(attn_score_acc *a, const int32_t *ids, int i, const float *p
     double h = 0;
     if (p) {
         for (int j = 0; j <= i; j++)
-            if (p[j] > 0) h -= p[j] * log2((double)p[j]);
+            if (!isfinite(p[j])) h = NAN; // a non-finite row has no entropy (not 0)
+            else if (p[j] > 0) h -= p[j] * log2((double)p[j]);
     } else {
         h = log2((double)(i + 1));
     }
