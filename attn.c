@@ -729,6 +729,22 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
+// Every signal that ends the process by default removes our temporary files
+// first. A handler someone else installed (a program calling this main, e.g.
+// libFuzzer's SIGALRM timer) is kept; an ignored SIGXFSZ or SIGPIPE (trap ''
+// XFSZ) stays ignored, as writes then fail with an error we report; SIGINT
+// and SIGTERM are caught even when ignored (a background job of sh).
+static void catch_signals(void) {
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGXFSZ, SIGPIPE };
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) != 0) continue;
+        int dfl = !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL;
+        int ign = !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN;
+        if (dfl || (ign && (sigs[i] == SIGINT || sigs[i] == SIGTERM))) signal(sigs[i], on_signal);
+    }
+}
+
 static int cli_main(int argc, char **argv) {
     command cmds[] = {
         { "info", cmd_info, "model: arch, dims, parameters, tensor types, tokenizer, SIMD path" },
@@ -754,13 +770,7 @@ static int cli_main(int argc, char **argv) {
         printf("attn %s\n", ATTN_VERSION);
         return 0;
     }
-    // every signal that ends the process by default removes our temporary
-    // files first; SIGXFSZ and SIGPIPE stay ignored when the caller ignores
-    // them (trap '' XFSZ), as writes then fail with an error we report
-    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGXFSZ, SIGPIPE };
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-        if (signal(sigs[i], on_signal) == SIG_IGN && (sigs[i] == SIGXFSZ || sigs[i] == SIGPIPE))
-            signal(sigs[i], SIG_IGN);
+    catch_signals();
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
