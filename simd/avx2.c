@@ -40,7 +40,12 @@ INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
         __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + k % 32))));
         return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), q);
     }
-    default: return _mm256_loadu_ps((const float *)row + k);
+    case ATTN_F32: return _mm256_loadu_ps((const float *)row + k);
+    default: { // the other quantized types (simd/quant.h)
+        float t[8];
+        attn_dq(row, wtype, k, 8, t);
+        return _mm256_loadu_ps(t);
+    }
     }
 }
 
@@ -101,7 +106,8 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        default: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {
         for (int r = 0; r < 8; r++)

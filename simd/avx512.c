@@ -46,7 +46,12 @@ INLINE __m512 load16(const uint8_t *row, uint32_t wtype, int k) {
         __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + k % 32))));
         return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)), q);
     }
-    default: return _mm512_loadu_ps((const float *)row + k);
+    case ATTN_F32: return _mm512_loadu_ps((const float *)row + k);
+    default: { // the other quantized types (simd/quant.h)
+        float t[16];
+        attn_dq(row, wtype, k, 16, t);
+        return _mm512_loadu_ps(t);
+    }
     }
 }
 
@@ -119,7 +124,8 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        default: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {
         for (int r = 0; r < 16; r++)
