@@ -37,7 +37,11 @@ enum {
     ATTN_Q8_0 = 8, ATTN_Q2_K = 10, ATTN_Q3_K = 11, ATTN_Q4_K = 12, ATTN_Q5_K = 13, ATTN_Q6_K = 14,
     ATTN_IQ4_NL = 20, ATTN_IQ4_XS = 23, ATTN_BF16 = 30,
 };
-#define ATTN_Q8_0_BLOCK 32 // Q8_0: blocks of 32 weights = f16 scale + 32 x int8 (34 bytes)
+#define ATTN_Q8_0_BLOCK 32
+// X(type) for each quantized type: kernels keep one loop per type, so that the
+// type is a constant in each and its decoding inlines.
+#define ATTN_QTYPES(X) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_Q2_K) X(ATTN_Q3_K) \
+    X(ATTN_Q4_K) X(ATTN_Q5_K) X(ATTN_Q6_K) X(ATTN_IQ4_NL) X(ATTN_IQ4_XS) // Q8_0: blocks of 32 weights = f16 scale + 32 x int8 (34 bytes)
 
 // One row of the weight-type table: weights per block and bytes per block
 // (F32/F16/BF16: blocks of one weight).
@@ -47,7 +51,9 @@ const attn_wtype_info *attn_wtype(uint32_t type);
 // 1 for the block-quantized types (rows are whole blocks of 32 or 256).
 static inline int attn_is_quant(uint32_t t) { return t != ATTN_F32 && t != ATTN_F16 && t != ATTN_BF16; }
 
-static inline float attn_h2f(const uint8_t *p) { // f16 at p (unaligned), exact
+#define ATTN_QINLINE static inline __attribute__((always_inline))
+
+ATTN_QINLINE float attn_h2f(const uint8_t *p) { // f16 at p (unaligned), exact
     uint16_t h;
     memcpy(&h, p, 2);
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
@@ -66,105 +72,109 @@ static inline float attn_h2f(const uint8_t *p) { // f16 at p (unaligned), exact
 
 static const int8_t attn_iq4_kvalues[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
 
-// Nibble i (0..31) of a 32-weight block's qs[16]: low nibbles first.
-static inline int attn_nib32(const uint8_t *qs, int i) { return i < 16 ? qs[i] & 15 : qs[i - 16] >> 4; }
-
 // Q4_K/Q5_K 6-bit scale and min of sub-block j (0..7) from sc[12].
-static inline void attn_k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
+ATTN_QINLINE void attn_k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
     if (j < 4) { *s = sc[j] & 63; *m = sc[j + 4] & 63; }
     else { *s = (sc[j + 4] & 15) | ((sc[j - 4] >> 2) & 0x30); *m = (sc[j + 4] >> 4) | ((sc[j] >> 2) & 0x30); }
 }
 
-// 2-bit value of weight i (0..255) in Q2_K/Q3_K qs[64]: 32-byte halves, shifts 0,2,4,6.
-static inline int attn_q2_at(const uint8_t *qs, int i) { return (qs[(i >> 7) * 32 + (i & 31)] >> (((i >> 5) & 3) * 2)) & 3; }
+// A run of n (4, 8 or 16) weights of one block, j % n == 0, as the kernels
+// decode it: for i < n, a byte
+//   q = (lo[i] >> lo_sh) & lo_mask                    (unsigned bytes)
+//     | ((hi[i] >> hi_sh) & hi_mask) << hi_pos          (if hi)
+//     | (bit i of hbits) << 4                         (Q5_0, Q5_1)
+//   q = q - bias  (wrapping), as int8;  lut: q = attn_iq4_kvalues[q]
+// then the weight  d * q  (ATTN_DQ_MUL),  d * q + m  (ADD)  or  d * q - m  (SUB).
+// Every field's shifts keep within a byte, so SIMD code may shift 16-bit lanes.
+enum { ATTN_DQ_MUL, ATTN_DQ_ADD, ATTN_DQ_SUB };
+typedef struct {
+    const uint8_t *lo, *hi;
+    uint32_t hbits;
+    uint8_t lo_sh, lo_mask, hi_sh, hi_mask, hi_pos, bias, lut, mode;
+    float d, m;
+} attn_dq_run;
 
-// Weights j..j+n-1 of one block b of type t (j % n == 0, n in 4, 8, 16).
-static inline void attn_dq_block(const uint8_t *b, uint32_t t, int j, int n, float *out) {
+// The run at weight j of block b of quantized type t.
+ATTN_QINLINE attn_dq_run attn_dq_at(const uint8_t *b, uint32_t t, int j) {
+    attn_dq_run r = { 0 };
+    r.lo_mask = 15;
     switch (t) {
-    case ATTN_Q4_0: {
-        float d = attn_h2f(b);
-        for (int i = 0; i < n; i++) out[i] = d * (float)(attn_nib32(b + 2, j + i) - 8);
-        break;
-    }
-    case ATTN_Q4_1: {
-        float d = attn_h2f(b), m = attn_h2f(b + 2);
-        for (int i = 0; i < n; i++) out[i] = d * (float)attn_nib32(b + 4, j + i) + m;
+    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q4_1: { // nibbles: qs[j] low, qs[j-16] high
+        int o = t == ATTN_Q4_1 ? 4 : 2;
+        r.lo = b + o + (j & 15), r.lo_sh = j < 16 ? 0 : 4;
+        r.d = attn_h2f(b);
+        if (t == ATTN_Q4_1) r.m = attn_h2f(b + 2), r.mode = ATTN_DQ_ADD;
+        else if (t == ATTN_Q4_0) r.bias = 8;
+        else r.lut = 1;
         break;
     }
     case ATTN_Q5_0: case ATTN_Q5_1: {
         int o = t == ATTN_Q5_1 ? 2 : 0;
-        float d = attn_h2f(b), m = o ? attn_h2f(b + 2) : 0.0f;
         uint32_t qh;
         memcpy(&qh, b + 2 + o, 4);
-        for (int i = 0; i < n; i++) {
-            int q = attn_nib32(b + 6 + o, j + i) | (int)((qh >> (j + i)) & 1) << 4;
-            out[i] = o ? d * (float)q + m : d * (float)(q - 16);
+        r.lo = b + 6 + o + (j & 15), r.lo_sh = j < 16 ? 0 : 4, r.hbits = qh >> j;
+        r.d = attn_h2f(b);
+        if (o) r.m = attn_h2f(b + 2), r.mode = ATTN_DQ_ADD;
+        else r.bias = 16;
+        break;
+    }
+    case ATTN_Q8_0:
+        r.lo = b + 2 + j, r.lo_mask = 255, r.d = attn_h2f(b);
+        break;
+    case ATTN_Q2_K: case ATTN_Q3_K: { // 2 bits: qs[32 h + l] >> 2 s for j = 128 h + 32 s + l
+        const uint8_t *qs = b + (t == ATTN_Q2_K ? 16 : 32);
+        r.lo = qs + (j >> 7) * 32 + (j & 31), r.lo_sh = (uint8_t)(((j >> 5) & 3) * 2), r.lo_mask = 3;
+        int s = j >> 4;
+        if (t == ATTN_Q2_K) {
+            r.d = attn_h2f(b + 80) * (float)(b[s] & 15), r.m = attn_h2f(b + 82) * (float)(b[s] >> 4);
+            r.mode = ATTN_DQ_SUB;
+        } else { // q2 - 4 where the hmask bit is 0: (q2 | hbit << 2) - 4
+            const uint8_t *sc = b + 96;
+            int lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4, hi = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3;
+            r.d = attn_h2f(b + 108) * (float)((int8_t)(lo | hi << 4) - 32);
+            r.hi = b + (j & 31), r.hi_sh = (uint8_t)(j >> 5), r.hi_mask = 1, r.hi_pos = 2, r.bias = 4;
         }
         break;
     }
-    case ATTN_Q8_0: {
-        float d = attn_h2f(b);
-        for (int i = 0; i < n; i++) out[i] = (float)(int8_t)b[2 + j + i] * d;
+    case ATTN_Q4_K: case ATTN_Q5_K: { // nibbles qs[32 c + l] (>> 4 in odd sub-blocks), j = 64 c + 32 h + l
+        int sc, mn, q5 = t == ATTN_Q5_K;
+        attn_k_scale_min(b + 4, j >> 5, &sc, &mn);
+        r.d = attn_h2f(b) * (float)sc, r.m = attn_h2f(b + 2) * (float)mn, r.mode = ATTN_DQ_SUB;
+        r.lo = b + (q5 ? 48 : 16) + (j >> 6) * 32 + (j & 31), r.lo_sh = (uint8_t)(((j >> 5) & 1) * 4);
+        if (q5) r.hi = b + 16 + (j & 31), r.hi_sh = (uint8_t)(j >> 5), r.hi_mask = 1, r.hi_pos = 4;
         break;
     }
-    case ATTN_IQ4_NL: {
-        float d = attn_h2f(b);
-        for (int i = 0; i < n; i++) out[i] = d * (float)attn_iq4_kvalues[attn_nib32(b + 2, j + i)];
+    case ATTN_Q6_K: { // j = 128 h + 32 c + l: ql[64 h + 32 (c & 1) + l] >> 4 (c >> 1), qh[128 + 32 h + l] >> 2 c
+        int h = j >> 7, c = (j >> 5) & 3, l = j & 31;
+        r.d = attn_h2f(b + 208) * (float)(int8_t)b[192 + (j >> 4)];
+        r.lo = b + h * 64 + (c & 1) * 32 + l, r.lo_sh = (uint8_t)((c >> 1) * 4);
+        r.hi = b + 128 + h * 32 + l, r.hi_sh = (uint8_t)(2 * c), r.hi_mask = 3, r.hi_pos = 4, r.bias = 32;
         break;
     }
-    case ATTN_Q2_K: {
-        int sc = b[j >> 4];
-        float dl = attn_h2f(b + 80) * (float)(sc & 15), ml = attn_h2f(b + 82) * (float)(sc >> 4);
-        for (int i = 0; i < n; i++) out[i] = dl * (float)attn_q2_at(b + 16, j + i) - ml;
-        break;
-    }
-    case ATTN_Q3_K: {
-        const uint8_t *sc = b + 96;
-        int s = j >> 4, lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4, hi = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3;
-        float dl = attn_h2f(b + 108) * (float)((int8_t)(lo | hi << 4) - 32);
-        for (int i = 0; i < n; i++) {
-            int k = j + i, hb = (b[k & 31] >> (k >> 5)) & 1;
-            out[i] = dl * (float)(attn_q2_at(b + 32, k) - (hb ? 0 : 4));
-        }
-        break;
-    }
-    case ATTN_Q4_K: case ATTN_Q5_K: {
-        int s, m, q5 = t == ATTN_Q5_K;
-        attn_k_scale_min(b + 4, j >> 5, &s, &m);
-        float d = attn_h2f(b) * (float)s, dm = attn_h2f(b + 2) * (float)m;
-        const uint8_t *qs = b + (q5 ? 48 : 16), *qh = b + 16;
-        for (int i = 0; i < n; i++) {
-            int k = j + i, q = (qs[(k >> 6) * 32 + (k & 31)] >> (((k >> 5) & 1) * 4)) & 15;
-            if (q5) q |= ((qh[k & 31] >> (k >> 5)) & 1) << 4;
-            out[i] = d * (float)q - dm;
-        }
-        break;
-    }
-    case ATTN_Q6_K: {
-        float d = attn_h2f(b + 208) * (float)(int8_t)b[192 + (j >> 4)];
-        for (int i = 0; i < n; i++) {
-            int k = j + i, h = k >> 7, c = (k >> 5) & 3, l = k & 31;
-            int ql = (b[h * 64 + (c & 1) * 32 + l] >> ((c >> 1) * 4)) & 15;
-            int qh = (b[128 + h * 32 + l] >> (2 * c)) & 3;
-            out[i] = d * (float)((int8_t)(ql | qh << 4) - 32);
-        }
-        break;
-    }
-    case ATTN_IQ4_XS: {
+    case ATTN_IQ4_XS: { // sub-block s of 32: nibbles of qs[16 s ..], low then high
         int s = j >> 5, lo = (b[4 + (s >> 1)] >> (4 * (s & 1))) & 15;
         uint16_t sh;
         memcpy(&sh, b + 2, 2);
-        int hi = (sh >> (2 * s)) & 3;
-        float dl = attn_h2f(b) * (float)((int8_t)(lo | hi << 4) - 32);
-        const uint8_t *qs = b + 8 + s * 16;
-        for (int i = 0; i < n; i++) {
-            int l = (j + i) & 31;
-            out[i] = dl * (float)attn_iq4_kvalues[l < 16 ? qs[l] & 15 : qs[l - 16] >> 4];
-        }
+        r.d = attn_h2f(b) * (float)((int8_t)(lo | ((sh >> (2 * s)) & 3) << 4) - 32);
+        r.lo = b + 8 + s * 16 + (j & 15), r.lo_sh = (j & 31) < 16 ? 0 : 4, r.lut = 1;
         break;
     }
-    default:
-        for (int i = 0; i < n; i++) out[i] = 0.0f;
+    default: r.lo = b, r.lo_mask = 0; // (not reached: types are checked at open)
+    }
+    return r;
+}
+
+// Weights j..j+n-1 of one block b of type t (j % n == 0, n in 4, 8, 16).
+static inline void attn_dq_block(const uint8_t *b, uint32_t t, int j, int n, float *out) {
+    attn_dq_run r = attn_dq_at(b, t, j);
+    for (int i = 0; i < n; i++) {
+        int q = (r.lo[i] >> r.lo_sh) & r.lo_mask;
+        if (r.hi) q |= ((r.hi[i] >> r.hi_sh) & r.hi_mask) << r.hi_pos;
+        q |= (int)((r.hbits >> i) & 1) << 4;
+        q = (int8_t)(uint8_t)(q - r.bias);
+        if (r.lut) q = attn_iq4_kvalues[q];
+        float w = r.d * (float)q;
+        out[i] = r.mode == ATTN_DQ_ADD ? w + r.m : r.mode == ATTN_DQ_SUB ? w - r.m : w;
     }
 }
 
