@@ -79,9 +79,13 @@ $(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ) attn.h simd/kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
 
-# Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch).
+# Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch),
+# and, when llama.cpp is built (LCPP=/work/lcpp), tests/parity/quant/ and
+# tests/data/quant_blocks.gguf, then checks the larger quantized models live.
 parity:
 	/usr/bin/python3 tests/parity/make_goldens.py
+	/usr/bin/python3 tests/parity/make_quant_models.py
+	/usr/bin/python3 tests/parity/make_quant_models.py --live
 
 # ---- sanitizers and fuzzing (tests/fuzz/FINDINGS.md)
 #   make check-sanitize   everything built with ASan+UBSan in build-san/, the whole
