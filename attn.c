@@ -286,6 +286,34 @@ static const char *tok_name(attn_tok_kind k) {
     return n[k];
 }
 
+// "Q4_K x154 71%, Q6_K x25 18%, ...": tensor count and share of the tensor
+// bytes of each type, largest share first (shares rounded to whole percent;
+// "<1%" when under half a percent).
+static void type_shares(const gguf_file *f, char *out, size_t len) {
+    uint64_t count[64] = { 0 }, bytes[64] = { 0 }, total = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        uint32_t t = f->tensors[i].type < 64 ? f->tensors[i].type : 63; // (types attn reads are < 64)
+        count[t]++;
+        bytes[t] += f->tensors[i].nbytes;
+        total += f->tensors[i].nbytes;
+    }
+    out[0] = 0;
+    for (;;) {
+        int best = -1;
+        for (int t = 0; t < 64; t++)
+            if (count[t] && (best < 0 || bytes[t] > bytes[best])) best = t;
+        if (best < 0) break;
+        double pct = total ? 100.0 * (double)bytes[best] / (double)total : 0;
+        size_t l = strlen(out);
+        char share[16];
+        if (pct < 0.5) snprintf(share, sizeof share, "<1%%");
+        else snprintf(share, sizeof share, "%.0f%%", pct);
+        snprintf(out + l, len - l, "%s%s x%llu %s", l ? ", " : "", attn_type_name((uint32_t)best),
+                 (unsigned long long)count[best], share);
+        count[best] = 0;
+    }
+}
+
 static int cmd_info(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
@@ -298,8 +326,9 @@ static int cmd_info(int argc, char **argv) {
         puts("usage: attn info [-m FILE.gguf] [--format table|json]\n\n"
              "Describes a model: architecture and the switches derived from its GGUF\n"
              "keys (norm, positions, MLP, heads, KV heads, tied head), parameter count,\n"
-             "tensor types, tokenizer, training notes of the built-in model, and the\n"
-             "SIMD path and thread count this machine uses.\n"
+             "tensor types (TYPE xCOUNT SHARE: tensors of that type and their share\n"
+             "of the tensor bytes, largest first), tokenizer, training notes of the\n"
+             "built-in model, and the SIMD path and thread count this machine uses.\n"
              "Without -m: the model built into the binary.");
         return 0;
     }
@@ -307,15 +336,8 @@ static int cmd_info(int argc, char **argv) {
     attn_model *m;
     if (cli_format(&o, "table,json", &fmt) || cli_load_model(&o, 0, &m)) return cli_fail();
     const attn_config *c = &m->cfg;
-    // tensor types by count
-    uint64_t by_type[31] = { 0 };
-    for (uint64_t i = 0; i < m->file.n_tensors; i++) by_type[m->file.tensors[i].type]++;
-    char types[128] = "";
-    for (int t = 0; t < 31; t++)
-        if (by_type[t]) {
-            size_t l = strlen(types);
-            snprintf(types + l, sizeof types - l, "%s%s x%llu", l ? ", " : "", attn_type_name(t), (unsigned long long)by_type[t]);
-        }
+    char types[512];
+    type_shares(&m->file, types, sizeof types);
     gguf_str corpus = { "", 0 }, descr = { "", 0 };
     int64_t steps = -1;
     float heldout = NAN;

@@ -42,9 +42,9 @@ enum {
     GGUF_I32 = 5, GGUF_F32 = 6, GGUF_BOOL = 7, GGUF_STRING = 8,
     GGUF_ARRAY = 9, GGUF_U64 = 10, GGUF_I64 = 11, GGUF_F64 = 12,
 };
-// Tensor types (ggml numbering) that attn reads.
-enum { ATTN_F32 = 0, ATTN_F16 = 1, ATTN_Q8_0 = 8, ATTN_BF16 = 30 };
-#define ATTN_Q8_0_BLOCK 32 // Q8_0: blocks of 32 weights = f16 scale + 32 x int8 (34 bytes)
+// Tensor types (ggml numbering) that attn reads, their block layouts and
+// decoding: simd/quant.h.
+#include "simd/quant.h"
 
 typedef struct { const char *s; uint64_t len; } gguf_str; // not NUL-terminated
 
@@ -60,7 +60,7 @@ typedef struct {
     gguf_str name;
     uint32_t n_dims;
     uint64_t ne[4];     // ne[0] is the fastest-varying (columns), unused dims are 1
-    uint32_t type;      // ATTN_F32 / F16 / BF16 / Q8_0 (others rejected at open)
+    uint32_t type;      // ATTN_* of simd/quant.h (others rejected at open)
     uint64_t offset;    // relative to the data section
     uint64_t nbytes;
     const uint8_t *data;
@@ -178,7 +178,7 @@ typedef struct {
 } attn_config;
 
 // A weight matrix (rows = outputs, cols = inputs, as GGUF ne = [cols, rows])
-// or a vector (rows = 1). data of type ATTN_F32/F16/BF16/Q8_0.
+// or a vector (rows = 1). data of any type of simd/quant.h.
 typedef struct {
     const void *data;
     uint32_t type;

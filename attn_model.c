@@ -156,7 +156,8 @@ static int get_tensor(loader *L, const char *name, int rows, int cols, int requi
     if (!rows && g->type != ATTN_F32) { // vectors are used as float*
         float *v = own(L->m, (size_t)cols * sizeof(float));
         if (!v) return attn_err(ATTN_EFAIL, "out of memory");
-        if (g->type == ATTN_Q8_0) return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be Q8_0", L->f->path, name);
+        if (attn_is_quant(g->type))
+            return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be %s", L->f->path, name, attn_type_name(g->type));
         attn_k->dequant_row(g->data, g->type, v, cols);
         t->data = v;
         t->type = ATTN_F32;
