@@ -153,6 +153,17 @@ void attn_labels_free(char **labels, int n);
 // <unk> as " ⁇ ", <0xNN> bytes that are not well-formed UTF-8 as U+FFFD).
 int attn_detokenize(const attn_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
 
+// The tokenizer's regex engine (attn_regex.c) for pre-tokenizer Split
+// patterns: Oniguruma semantics on a subset (see attn_regex.c); a construct
+// outside it is refused naming it (ATTN_EINPUT).
+typedef struct attn_regex attn_regex;
+int attn_regex_compile(attn_regex **out, const char *pat, size_t len);
+void attn_regex_free(attn_regex *r);
+// The first non-empty match in text[0..n) starting at or after byte pos:
+// [*start, *end), or *start = *end = n when there is none. Returns 0, or
+// ATTN_EINPUT (the pattern backtracks too much on this text) / ATTN_EFAIL.
+int attn_regex_find(const attn_regex *r, const char *text, size_t n, size_t pos, size_t *start, size_t *end);
+
 // ---------------------------------------------------------------- model
 typedef enum { ATTN_ARCH_GPT2 = 0, ATTN_ARCH_LLAMA = 1 } attn_arch;
 typedef enum { ATTN_NORM_LAYER = 0, ATTN_NORM_RMS = 1 } attn_norm;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Generate attn_unicode.c: the Unicode character classes the GPT-2
+"""Generate attn_unicode.c: the general category of every code point (for
+the tokenizer's regex engine, attn_regex.c) and the Unicode character classes the GPT-2
 pre-tokenizer needs (letter = \\p{L}, number = \\p{N}, whitespace = JavaScript
 \\s, the definition gpt-3-encoder's regex uses), from Python's unicodedata.
 
@@ -66,6 +67,48 @@ def main():
     return run_class[lo];
 }
 """)
+    write_categories(out)
+
+
+# General categories, in the order of attn_regex.c's UC_* bits.
+CATS = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
+        "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"]
+
+
+def write_categories(out):
+    """attn_unicode_cat(cp): index into CATS of cp's general category."""
+    cats = [CATS.index(unicodedata.category(chr(cp))) for cp in range(0x110000)]
+    runs = []
+    for cp in range(0x800, 0x110000):
+        if not runs or cats[cp] != runs[-1][1]:
+            runs.append((cp, cats[cp]))
+    out.write("\n// General category of each code point for the tokenizer's regex engine:\n")
+    out.write("// index into {%s}.\n" % ", ".join(CATS))
+    out.write("int attn_unicode_cat(uint32_t cp);\n\n")
+    out.write("static const uint8_t cat_low[0x800] = {\n")
+    for i in range(0, 0x800, 32):
+        out.write("    " + ",".join(str(c) for c in cats[i:i + 32]) + ",\n")
+    out.write("};\n\n")
+    out.write("// Run k covers code points cat_start[k] .. cat_start[k+1]-1 (%d runs from U+0800).\n" % len(runs))
+    out.write("static const uint32_t cat_start[%d] = {\n" % len(runs))
+    for i in range(0, len(runs), 10):
+        out.write("    " + ",".join("0x%X" % r[0] for r in runs[i:i + 10]) + ",\n")
+    out.write("};\n")
+    out.write("static const uint8_t cat_run[%d] = {\n" % len(runs))
+    for i in range(0, len(runs), 32):
+        out.write("    " + ",".join(str(r[1]) for r in runs[i:i + 32]) + ",\n")
+    out.write("};\n\n")
+    out.write("""int attn_unicode_cat(uint32_t cp) {
+    if (cp < 0x800) return cat_low[cp];
+    if (cp > 0x10FFFF) return %d; // Cn
+    int lo = 0, hi = (int)(sizeof cat_start / sizeof cat_start[0]) - 1; // last run with start <= cp
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (cat_start[mid] <= cp) lo = mid; else hi = mid - 1;
+    }
+    return cat_run[lo];
+}
+""" % CATS.index("Cn"))
 
 
 if __name__ == "__main__":
