@@ -123,15 +123,22 @@ int attn_tokenizer_n_vocab(const attn_tokenizer *t);
 int attn_tokenizer_bos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_eos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_adds_bos(const attn_tokenizer *t);
+// 1 (the default): special-token text in the input becomes the token; 0: plain text.
+void attn_tokenizer_parse_special(attn_tokenizer *t, int on);
 // Encode len bytes of text. add_bos: 1 to prepend BOS when the model adds it
 // (tokenizer.ggml.add_bos_token), 0 never. *ids is malloc'ed, owned by caller.
-// Special-token text such as "<|endoftext|>" or "<s>" is encoded as plain text
-// (as the references do). Invalid UTF-8 never crashes; each byte that does not
+// The text of a control or unknown token ("<|endoftext|>", "<s>", <|im_start|>)
+// becomes that token unless attn_tokenizer_parse_special(t, 0) was called (as
+// llama.cpp's parse_special and Hugging Face do); user-defined tokens always
+// do; the longest one wins. Invalid UTF-8 never crashes; each byte that does not
 // start a well-formed sequence is: GPT-2: one "other" character, kept as its
 // byte (so decode gives the input back exactly); SentencePiece: U+FFFD, as
 // sentencepiece does; char: ATTN_EINPUT naming the byte. ids-only: ATTN_EINPUT.
 int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos,
                   int32_t **ids, int *n_ids);
+// 1 if id is a control, user-defined or unknown token (what special-token
+// parsing can produce; BOS/EOS are control tokens), else 0.
+int attn_token_is_special(const attn_tokenizer *t, int32_t id);
 // The raw vocabulary piece of an id (as stored, e.g. "Ġthe", "▁the", "<0x0A>").
 gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
 // Readable labels for a sequence of ids: the text each token stands for, not

@@ -52,6 +52,12 @@ struct attn_tokenizer {
     int split_at_space;     // SentencePiece: no piece has "▁" after another char, so
                             // each word ("▁..." run) can be merged on its own
     char bad_pre[64];       // GPT-2 pre-tokenizer we do not implement ("" = gpt-2)
+    attn_regex *pre_re[4];  // GPT-2: Split patterns applied in turn (none: GPT-2's own)
+    int n_pre_re;
+    int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
+    int parse_special;      // control token text in the input becomes the token
+    int32_t *spec;          // control/user/unknown tokens, by first two bytes, longest first
+    int32_t *spec_first;    // [65537] spec[spec_first[k] .. spec_first[k+1]) start with bytes k
 };
 
 // ---------------------------------------------------------------- UTF-8
@@ -247,6 +253,114 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
     return 0;
 }
 
+
+// ---------------------------------------------------------------- pre-tokenizers by name
+
+// The Split patterns (each applied to the pieces of the one before, matches
+// and the text between them both kept) of each tokenizer.ggml.pre value, as
+// the models' tokenizer.json files give them (llama.cpp's llama-vocab.cpp
+// lists the same, some rewritten without (?i:...)).
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define RE_LLAMA3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_QWEN2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_TEKKEN "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+static const struct {
+    const char *names; // space-separated tokenizer.ggml.pre values
+    int ignore_merges;
+    const char *re[4];
+} pre_kinds[] = {
+    {" llama3 llama-v3 llama-bpe falcon3 ", 1, {RE_LLAMA3}},
+    {" dbrx smaug-bpe chatglm-bpe ", 0, {RE_LLAMA3}},
+    {" qwen2 deepseek-r1-qwen megrez stablelm2 ", 0, {RE_QWEN2}},
+    {" smollm starcoder refact command-r codeshell exaone minerva-7b ", 0, {"\\p{N}", RE_GPT2}},
+    {" olmo mpt jais phi-2 roberta-bpe gigachat jina-es jina-de jina-v1-en jina-v2-es jina-v2-de jina-v2-code ", 0,
+     {RE_GPT2}},
+    {" falcon ", 0, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}},
+    {" tekken ", 1, {RE_TEKKEN}},
+    {" poro-chat bloom gpt3-finnish ", 0, {" ?[^(\\s|.,!?\xE2\x80\xA6\xE3\x80\x82\xEF\xBC\x8C\xE3\x80\x81\xE0\xA5\xA4\xDB\x94\xD8\x8C)]+"}},
+    {" viking ", 0, {" ?[^(\\s|.,!?\xE2\x80\xA6\xE3\x80\x82\xEF\xBC\x8C\xE3\x80\x81\xE0\xA5\xA4\xDB\x94\xD8\x8C)]+", "\\p{N}"}},
+    {" deepseek-coder ", 0, {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+                             "[\xE4\xB8\x80-\xE9\xBE\xA5\xE0\xA0\x80-\xE4\xB8\x80\xEA\xB0\x80-\xED\x9F\xBF]+"}},
+    {" deepseek-v3 ", 0, {"\\p{N}{1,3}", "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+",
+                          "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+};
+
+// Compile the Split patterns of tokenizer.ggml.pre value pre; unknown: bad_pre.
+static int pre_setup(attn_tokenizer *t, gguf_str pre) {
+    char key[72];
+    snprintf(key, sizeof key, " %.*s ", (int)(pre.len < 64 ? pre.len : 64), pre.s);
+    if (!strcmp(key, " gpt-2 ") || !strcmp(key, " default ")) return 0; // gpt2_pretoken
+    for (size_t k = 0; k < sizeof pre_kinds / sizeof pre_kinds[0]; k++) {
+        if (pre.len > 64 || memchr(pre.s, ' ', pre.len) || !strstr(pre_kinds[k].names, key)) continue;
+        t->ignore_merges = pre_kinds[k].ignore_merges;
+        for (int i = 0; i < 4 && pre_kinds[k].re[i]; i++) {
+            if (attn_regex_compile(&t->pre_re[i], pre_kinds[k].re[i], strlen(pre_kinds[k].re[i]))) return ATTN_EFAIL;
+            t->n_pre_re = i + 1;
+        }
+        return 0;
+    }
+    snprintf(t->bad_pre, sizeof t->bad_pre, "%.*s", (int)(pre.len < 40 ? pre.len : 40), pre.s);
+    return 0;
+}
+
+// ---------------------------------------------------------------- special tokens
+
+static int spec_kind(const attn_tokenizer *t, int id) {
+    int ty = t->type[id];
+    return t->piece[id].len > 0 && (ty == TT_CONTROL || ty == TT_USER || ty == TT_UNKNOWN);
+}
+
+static unsigned spec_key(const attn_tokenizer *t, int id) {
+    gguf_str p = t->piece[id];
+    return (unsigned)(uint8_t)p.s[0] << 8 | (p.len > 1 ? (uint8_t)p.s[1] : 0);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+// Index the tokens that are matched in the text before pre-tokenizing.
+static int spec_setup(attn_tokenizer *t) {
+    int n = 0;
+    for (int id = 0; id < t->n_tok; id++) n += spec_kind(t, id);
+    t->spec = malloc(((size_t)n + 1) * sizeof *t->spec);
+    t->spec_first = calloc(65537, sizeof *t->spec_first);
+    if (!t->spec || !t->spec_first) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    uint64_t *order = malloc(((size_t)n + 1) * sizeof *order); // key, then longer first, then id
+    if (!order) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    n = 0;
+    for (int id = 0; id < t->n_tok; id++) {
+        if (!spec_kind(t, id) || piece_find(t, t->piece[id].s, t->piece[id].len) != id) continue;
+        uint64_t len = t->piece[id].len < 0xFFFFFF ? t->piece[id].len : 0xFFFFFF;
+        order[n++] = (uint64_t)spec_key(t, id) << 48 | (0xFFFFFF - len) << 24 | (uint64_t)id;
+    }
+    qsort(order, (size_t)n, sizeof *order, cmp_u64);
+    for (int i = 0; i < n; i++) t->spec[i] = (int32_t)(order[i] & 0xFFFFFF);
+    free(order);
+    for (int i = 0; i < n; i++) t->spec_first[spec_key(t, t->spec[i]) + 1]++;
+    for (int k = 0; k < 65536; k++) t->spec_first[k + 1] += t->spec_first[k];
+    return 0;
+}
+
+// The longest special token at s[pos..len) that the input may name (user
+// tokens always, control/unknown ones when parse_special), or -1.
+static int special_at(const attn_tokenizer *t, const char *s, size_t len, size_t pos) {
+    if (!t->spec_first) return -1;
+    for (int two = 1; two >= 0; two--) {
+        if (two && pos + 1 >= len) continue;
+        unsigned k = (unsigned)(uint8_t)s[pos] << 8 | (two ? (uint8_t)s[pos + 1] : 0);
+        for (int i = t->spec_first[k]; i < t->spec_first[k + 1]; i++) {
+            int id = t->spec[i];
+            gguf_str p = t->piece[id];
+            if ((size_t)p.len > len - pos || memcmp(p.s, s + pos, p.len) || (!two && p.len != 1)) continue;
+            if (t->parse_special || t->type[id] == TT_USER) return id;
+        }
+    }
+    return -1;
+}
+
 static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     const gguf_kv *kv = gguf_find(f, "tokenizer.ggml.tokens");
     if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n == 0)
@@ -311,9 +425,7 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == ATTN_TOK_GPT2) {
         gguf_str pre;
-        if (!gguf_get_str(f, "tokenizer.ggml.pre", &pre) && !(pre.len == 5 && !memcmp(pre.s, "gpt-2", 5)) &&
-            !(pre.len == 7 && !memcmp(pre.s, "default", 7)))
-            snprintf(t->bad_pre, sizeof t->bad_pre, "%.*s", (int)(pre.len < 40 ? pre.len : 40), pre.s);
+        if (!gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EFAIL;
         for (int b = 0; b < 256; b++) {
             char u[4];
             t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
@@ -341,7 +453,8 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     }
     t->text_off[n] = (uint32_t)b.n;
     t->text = b.p ? b.p : calloc(1, 1);
-    return t->text ? 0 : attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    if (!t->text) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    return t->kind == ATTN_TOK_CHAR ? 0 : spec_setup(t);
 }
 
 int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
@@ -350,6 +463,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
     if (!t) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     t->n_vocab = n_vocab > 0 ? n_vocab : 0;
     t->bos = t->eos = t->unk = -1;
+    t->parse_special = 1;
     gguf_str model;
     if (gguf_get_str(f, "tokenizer.ggml.model", &model)) { // ids only
         t->kind = ATTN_TOK_NONE;
@@ -382,6 +496,9 @@ void attn_tokenizer_free(attn_tokenizer *t) {
     free(t->text_off);
     free(t->hash);
     free(t->merge);
+    for (int i = 0; i < t->n_pre_re; i++) attn_regex_free(t->pre_re[i]);
+    free(t->spec);
+    free(t->spec_first);
     free(t);
 }
 
@@ -390,6 +507,10 @@ int attn_tokenizer_n_vocab(const attn_tokenizer *t) { return t->n_vocab; }
 int attn_tokenizer_bos(const attn_tokenizer *t) { return t->bos; }
 int attn_tokenizer_eos(const attn_tokenizer *t) { return t->eos; }
 int attn_tokenizer_adds_bos(const attn_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+void attn_tokenizer_parse_special(attn_tokenizer *t, int on) { t->parse_special = on != 0; }
+int attn_token_is_special(const attn_tokenizer *t, int32_t id) {
+    return t->kind != ATTN_TOK_CHAR && id >= 0 && id < t->n_tok && spec_kind(t, id);
+}
 
 gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id) {
     if (id < 0 || id >= t->n_tok) return (gguf_str){"", 0};
@@ -533,22 +654,83 @@ static size_t gpt2_pretoken(const uint8_t *s, size_t n, size_t pos) {
     return last > pos ? last : p;
 }
 
+// BPE the bytes text[pos..end) of one pre-token and emit its ids.
+static int gpt2_word(const attn_tokenizer *t, tok_work *w, const char *text, size_t pos, size_t end) {
+    const uint8_t *s = (const uint8_t *)text;
+    for (size_t i = pos; i < end; i++)
+        if (t->byte_tok[s[i]] < 0)
+            return attn_err(ATTN_EINPUT, "tokenize: the vocabulary has no token for byte 0x%02X", s[i]);
+    if (t->ignore_merges) { // the whole pre-token, when it is a piece
+        w->word.n = 0;
+        for (size_t i = pos; i < end; i++)
+            if (sb_add(&w->word, t->piece[t->byte_tok[s[i]]].s, t->piece[t->byte_tok[s[i]]].len)) return ATTN_EFAIL;
+        int id = piece_find(t, w->word.p, w->word.n);
+        w->word.n = 0;
+        if (id >= 0 && mergeable(t->type[id])) return emit(w, id);
+    }
+    int n = 0;
+    for (size_t i = pos; i < end; i++)
+        if (add_sym(w, n++, t->byte_tok[s[i]], i, 1)) return ATTN_EFAIL;
+    if (bpe_run(t, w, text, n)) return ATTN_EFAIL;
+    for (int i = 0; i >= 0; i = w->sym[i].next)
+        if (emit(w, w->sym[i].id)) return ATTN_EFAIL;
+    return 0;
+}
+
+// Pre-tokens by the Split patterns t->pre_re in turn (each splits every
+// piece of the one before into its matches and the text between them):
+// the piece starts, then len, in *cut[0 .. *n_cut).
+static int regex_pieces(const attn_tokenizer *t, const char *text, size_t len, size_t **cut, size_t *n_cut) {
+    size_t *a = malloc(2 * sizeof *a), *b = NULL, na = 2, cap_a = 2, cap_b = 0, nb;
+    int rc = a ? 0 : attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    if (a) a[0] = 0, a[1] = len;
+    for (int k = 0; !rc && k < t->n_pre_re; k++) {
+        nb = 0;
+        for (size_t i = 0; !rc && i + 1 < na; i++) {
+            size_t lo = a[i], hi = a[i + 1], pos = lo, ms, me;
+            rc = grow((void **)&b, &cap_b, nb + 1, sizeof *b);
+            if (!rc) b[nb++] = lo;
+            while (!rc && pos < hi) {
+                rc = attn_regex_find(t->pre_re[k], text + lo, hi - lo, pos - lo, &ms, &me);
+                if (!rc) rc = grow((void **)&b, &cap_b, nb + 2, sizeof *b);
+                if (rc) break;
+                ms += lo, me += lo;
+                if (ms > b[nb - 1] && ms < hi) b[nb++] = ms;
+                if (me > b[nb - 1] && me < hi) b[nb++] = me;
+                pos = me;
+            }
+        }
+        if (!rc) rc = grow((void **)&b, &cap_b, nb + 1, sizeof *b);
+        if (rc) break;
+        b[nb++] = len;
+        size_t *x = a, cx = cap_a;
+        a = b, na = nb, cap_a = cap_b;
+        b = x, cap_b = cx;
+    }
+    free(b);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    *cut = a, *n_cut = na;
+    return 0;
+}
+
 static int gpt2_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
     if (t->bad_pre[0])
-        return attn_err(ATTN_EINPUT, "tokenize: pre-tokenizer '%s' is not supported (only gpt-2); pass --ids",
-                        t->bad_pre);
-    const uint8_t *s = (const uint8_t *)text;
+        return attn_err(ATTN_EINPUT, "tokenize: pre-tokenizer '%s' is not supported; pass --ids", t->bad_pre);
+    if (t->n_pre_re) {
+        size_t *cut, n_cut;
+        int rc = regex_pieces(t, text, len, &cut, &n_cut);
+        if (rc) return rc;
+        for (size_t i = 0; !rc && i + 1 < n_cut; i++) rc = gpt2_word(t, w, text, cut[i], cut[i + 1]);
+        free(cut);
+        return rc;
+    }
     for (size_t pos = 0; pos < len;) {
-        size_t end = gpt2_pretoken(s, len, pos);
-        int n = 0;
-        for (size_t i = pos; i < end; i++) {
-            if (t->byte_tok[s[i]] < 0)
-                return attn_err(ATTN_EINPUT, "tokenize: the vocabulary has no token for byte 0x%02X", s[i]);
-            if (add_sym(w, n++, t->byte_tok[s[i]], i, 1)) return ATTN_EFAIL;
-        }
-        if (bpe_run(t, w, text, n)) return ATTN_EFAIL;
-        for (int i = 0; i >= 0; i = w->sym[i].next)
-            if (emit(w, w->sym[i].id)) return ATTN_EFAIL;
+        size_t end = gpt2_pretoken((const uint8_t *)text, len, pos);
+        int rc = gpt2_word(t, w, text, pos, end);
+        if (rc) return rc;
         pos = end;
     }
     return 0;
@@ -739,6 +921,35 @@ int attn_token_labels(const attn_tokenizer *t, const int32_t *ids, int n, char *
 
 // ---------------------------------------------------------------- encode, decode
 
+static int char_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    for (size_t pos = 0; pos < len;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)text + pos, len - pos, &cp);
+        int id = k < 0 ? -1 : piece_find(t, text + pos, (size_t)k);
+        if (k < 0)
+            return attn_err(ATTN_EINPUT, "tokenize: invalid UTF-8 byte 0x%02X at byte %zu", (uint8_t)text[pos], pos);
+        if (id < 0) {
+            sbuf b = {0};
+            label_char(&b, text + pos, k, (long)cp);
+            int rc = attn_err(ATTN_EINPUT, "tokenize: character '%s' (U+%04X) at byte %zu is not in the vocabulary",
+                              b.p ? b.p : "?", (unsigned)cp, pos);
+            free(b.p);
+            return rc;
+        }
+        if (emit(w, id)) return ATTN_EFAIL;
+        pos += (size_t)k;
+    }
+    return 0;
+}
+
+// Text between special tokens (SentencePiece: each such segment gets its
+// own "▁" prefix, as llama.cpp does).
+static int encode_segment(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    if (t->kind == ATTN_TOK_GPT2) return gpt2_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_SPM) return spm_encode(t, w, text, len);
+    return char_encode(t, w, text, len);
+}
+
 int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids, int *n_ids) {
     *ids = NULL;
     *n_ids = 0;
@@ -748,24 +959,17 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
         return attn_err(ATTN_EINPUT, "tokenize: text of %zu bytes is too long", len);
     tok_work w = {0};
     int rc = add_bos && attn_tokenizer_adds_bos(t) ? emit(&w, t->bos) : 0;
-    if (!rc && t->kind == ATTN_TOK_GPT2) rc = gpt2_encode(t, &w, text, len);
-    if (!rc && t->kind == ATTN_TOK_SPM) rc = spm_encode(t, &w, text, len);
-    for (size_t pos = 0; !rc && t->kind == ATTN_TOK_CHAR && pos < len;) {
-        uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + pos, len - pos, &cp);
-        int id = k < 0 ? -1 : piece_find(t, text + pos, (size_t)k);
-        if (k < 0) {
-            rc = attn_err(ATTN_EINPUT, "tokenize: invalid UTF-8 byte 0x%02X at byte %zu", (uint8_t)text[pos], pos);
-        } else if (id < 0) {
-            sbuf b = {0};
-            label_char(&b, text + pos, k, (long)cp);
-            rc = attn_err(ATTN_EINPUT, "tokenize: character '%s' (U+%04X) at byte %zu is not in the vocabulary",
-                          b.p ? b.p : "?", (unsigned)cp, pos);
-            free(b.p);
-        } else {
-            rc = emit(&w, id);
+    for (size_t pos = 0, seg = 0; !rc && pos <= len;) { // special tokens cut the text into segments
+        int id = pos < len ? special_at(t, text, len, pos) : -1;
+        if (id < 0 && pos < len) {
+            pos++;
+            continue;
         }
-        pos += k < 0 ? 1 : (size_t)k;
+        if (pos > seg) rc = encode_segment(t, &w, text + seg, pos - seg);
+        if (rc || pos == len) break;
+        rc = emit(&w, id);
+        pos += t->piece[id].len;
+        seg = pos;
     }
     free(w.sym);
     free(w.heap);

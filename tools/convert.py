@@ -1018,12 +1018,58 @@ def vocab_from_tokenizer_json(path, config=None):
         return Vocab("llama", tokens, types, name, scores=scores, bos=special_id("bos"), eos=special_id("eos"),
                      unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
                      add_bos=tc.get("add_bos_token", True), add_space_prefix=prepend, pre="default")
-    pre = tj.get("pre_tokenizer") or {}
-    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
-        fail(path, "pre-tokenizer %s is not GPT-2's byte-level one" % pre.get("type"))
-    return Vocab("gpt2", tokens, types, name, merges=merges, bos=special_id("bos", "<|endoftext|>"),
-                 eos=special_id("eos", "<|endoftext|>"),
-                 unk=special_id("unk"), pad=special_id("pad"), add_bos=tc.get("add_bos_token", False), pre="gpt-2")
+    pre = _byte_level_pre(tj.get("pre_tokenizer") or {}, path)
+    if tj.get("normalizer") not in (None, {"type": "NFC"}):
+        fail(path, "normalizer %s is not supported with a byte-level BPE" % tj["normalizer"].get("type"))
+    if tj.get("normalizer"):
+        warn("%s: the NFC normalizer is not applied by attn (text already in NFC tokenizes the same)" % path)
+    bos = special_id("bos", "<|endoftext|>")
+    add_bos = tc.get("add_bos_token", _template_adds(tj, bos))
+    return Vocab("gpt2", tokens, types, name, merges=merges, bos=bos, eos=special_id("eos", "<|endoftext|>"),
+                 unk=special_id("unk"), pad=special_id("pad"), add_bos=add_bos, pre=pre)
+
+
+# tokenizer.ggml.pre names of the byte-level pre-tokenizers attn runs, by the
+# Split regex of tokenizer.json's Sequence [Split(regex), ByteLevel(no regex)].
+_SPLIT_PRE = {
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",
+}
+
+
+def _byte_level_pre(pre, path):
+    """tokenizer.ggml.pre for a byte-level BPE's pre_tokenizer, or fail."""
+    t = pre.get("type")
+    if t == "ByteLevel" and pre.get("use_regex", True):
+        return "gpt-2"
+    steps = pre.get("pretokenizers") if t == "Sequence" else None
+    if isinstance(steps, list) and len(steps) == 2 and isinstance(steps[0], dict) and isinstance(steps[1], dict):
+        a, b = steps
+        if a.get("type") == "Split" and b.get("type") == "ByteLevel" and not b.get("use_regex", True) \
+                and a.get("behavior") == "Isolated" and not a.get("invert"):
+            name = _SPLIT_PRE.get((a.get("pattern") or {}).get("Regex"))
+            if name:
+                return name
+            fail(path, "Split pattern %r is not one attn knows" % (a.get("pattern") or {}).get("Regex"))
+        if a.get("type") == "Digits" and a.get("individual_digits") and b.get("type") == "ByteLevel" \
+                and b.get("use_regex", True):
+            return "smollm"
+    fail(path, "pre-tokenizer %s is not one attn runs with a byte-level BPE" % json.dumps(pre)[:200])
+
+
+def _template_adds(tj, bos):
+    """Whether tokenizer.json's post-processor puts token id bos first."""
+    pp = tj.get("post_processor") or {}
+    procs = pp.get("processors", []) if pp.get("type") == "Sequence" else [pp]
+    for p in procs:
+        single = p.get("single") if isinstance(p, dict) and p.get("type") == "TemplateProcessing" else None
+        if single and isinstance(single[0], dict) and "SpecialToken" in single[0]:
+            sid = single[0]["SpecialToken"].get("id")
+            ids = ((p.get("special_tokens") or {}).get(sid) or {}).get("ids") or []
+            return bos is not None and ids[:1] == [bos]
+    return False
 
 
 def vocab_from_meta_pkl(path):
