@@ -58,6 +58,7 @@ struct attn_tokenizer {
     int parse_special;      // control token text in the input becomes the token
     int32_t *spec;          // control/user/unknown tokens, by first two bytes, longest first
     int32_t *spec_first;    // [65537] spec[spec_first[k] .. spec_first[k+1]) start with bytes k
+    int norm;               // NORM_*: attn.tokenizer.normalizer (from tokenizer.json)
 };
 
 // ---------------------------------------------------------------- UTF-8
@@ -130,6 +131,120 @@ static int sb_add(sbuf *b, const void *s, size_t n) {
 }
 
 static int sb_str(sbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
+
+// ---------------------------------------------------------------- Unicode normalization
+// NFD, NFKD, NFC, NFKC as Hugging Face's normalizers (tables from
+// attn_unicode.c; Hangul syllables by the Unicode algorithm). A byte that is
+// not well-formed UTF-8 is kept as it is and blocks reordering/composition.
+
+int attn_unicode_ccc(uint32_t cp);
+int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);
+uint32_t attn_unicode_compose(uint32_t a, uint32_t b);
+
+enum { NORM_NONE, NORM_NFD, NORM_NFKD, NORM_NFC, NORM_NFKC };
+enum { H_S = 0xAC00, H_L = 0x1100, H_V = 0x1161, H_T = 0x11A7, H_NV = 21, H_NT = 28, H_N = 588, H_NS = 11172 };
+#define RAW_BYTE 0x110000u // + b: an invalid byte b, kept
+
+typedef struct { uint32_t *p; size_t n, cap; } cpbuf;
+
+static int cp_add(cpbuf *b, uint32_t cp) {
+    if (grow((void **)&b->p, &b->cap, b->n + 1, sizeof *b->p)) return ATTN_EFAIL;
+    b->p[b->n++] = cp;
+    return 0;
+}
+
+static int ccc_of(uint32_t cp) { return cp < 0x300 || cp >= RAW_BYTE ? 0 : attn_unicode_ccc(cp); }
+
+static int decompose(cpbuf *b, uint32_t cp, int compat) {
+    if (cp >= H_S && cp < H_S + H_NS) {
+        uint32_t s = cp - H_S;
+        if (cp_add(b, H_L + s / H_N) || cp_add(b, H_V + s % H_N / H_NT)) return ATTN_EFAIL;
+        return s % H_NT ? cp_add(b, H_T + s % H_NT) : 0;
+    }
+    const uint32_t *d;
+    int k = attn_unicode_decomp(cp, compat, &d);
+    if (!k) return cp_add(b, cp);
+    for (int i = 0; i < k; i++)
+        if (cp_add(b, d[i])) return ATTN_EFAIL;
+    return 0;
+}
+
+// Stable sort of each run of nonzero combining classes by class (insertion
+// sort for short runs, counting sort for long ones: linear either way).
+static int reorder(cpbuf *b) {
+    for (size_t i = 0; i < b->n;) {
+        if (!ccc_of(b->p[i])) { i++; continue; }
+        size_t j = i;
+        while (j < b->n && ccc_of(b->p[j])) j++;
+        if (j - i <= 32) {
+            for (size_t x = i + 1; x < j; x++) {
+                uint32_t c = b->p[x];
+                size_t y = x;
+                for (int k = ccc_of(c); y > i && ccc_of(b->p[y - 1]) > k; y--) b->p[y] = b->p[y - 1];
+                b->p[y] = c;
+            }
+        } else {
+            uint32_t *tmp = malloc((j - i) * sizeof *tmp);
+            size_t start[257] = {0};
+            if (!tmp) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+            for (size_t y = i; y < j; y++) start[ccc_of(b->p[y]) + 1]++;
+            for (int k = 0; k < 256; k++) start[k + 1] += start[k];
+            for (size_t y = i; y < j; y++) tmp[start[ccc_of(b->p[y])]++] = b->p[y];
+            memcpy(b->p + i, tmp, (j - i) * sizeof *tmp);
+            free(tmp);
+        }
+        i = j;
+    }
+    return 0;
+}
+
+static uint32_t compose_pair(uint32_t a, uint32_t b) {
+    if (a >= H_L && a < H_L + 19 && b >= H_V && b < H_V + H_NV) return H_S + ((a - H_L) * H_NV + (b - H_V)) * H_NT;
+    if (a >= H_S && a < H_S + H_NS && (a - H_S) % H_NT == 0 && b > H_T && b < H_T + H_NT) return a + (b - H_T);
+    return a >= RAW_BYTE || b >= RAW_BYTE ? 0 : attn_unicode_compose(a, b);
+}
+
+// Canonical composition in place (UAX #15).
+static void compose(cpbuf *b) {
+    if (!b->n) return;
+    size_t starter = 0, out = 1;
+    int last = ccc_of(b->p[0]) ? 256 : 0;
+    for (size_t i = 1; i < b->n; i++) {
+        uint32_t c = b->p[i];
+        int k = ccc_of(c);
+        uint32_t comp = last < 256 ? compose_pair(b->p[starter], c) : 0;
+        if (comp && (last < k || last == 0)) {
+            b->p[starter] = comp;
+            continue;
+        }
+        if (!k) starter = out;
+        last = k;
+        b->p[out++] = c;
+    }
+    b->n = out;
+}
+
+static int normalize(int form, const char *text, size_t n, sbuf *out) {
+    cpbuf b = {0};
+    int rc = 0, compat = form == NORM_NFKD || form == NORM_NFKC;
+    for (size_t i = 0; i < n && !rc;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)text + i, n - i, &cp);
+        rc = k < 0 ? cp_add(&b, RAW_BYTE + (uint8_t)text[i]) : decompose(&b, cp, compat);
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    if (!rc) rc = reorder(&b);
+    if (!rc && (form == NORM_NFC || form == NORM_NFKC)) compose(&b);
+    out->n = 0;
+    for (size_t i = 0; i < b.n && !rc; i++) {
+        char u[4];
+        u[0] = (char)(b.p[i] - RAW_BYTE);
+        rc = sb_add(out, u, b.p[i] >= RAW_BYTE ? 1 : (size_t)utf8_put(u, b.p[i]));
+    }
+    if (!rc && !out->p) rc = sb_add(out, "", 0);
+    free(b.p);
+    return rc;
+}
 
 // ---------------------------------------------------------------- hash tables
 
@@ -422,6 +537,15 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     t->add_bos = gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &v) ? spm : v;
     t->add_space_prefix = gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
 
+    gguf_str nf;
+    if (!gguf_get_str(f, "attn.tokenizer.normalizer", &nf)) {
+        static const char *const forms[] = {"", "NFD", "NFKD", "NFC", "NFKC"};
+        for (int i = 1; i < 5; i++)
+            if (nf.len == strlen(forms[i]) && !memcmp(nf.s, forms[i], nf.len)) t->norm = i;
+        if (!t->norm)
+            return attn_err(ATTN_EINPUT, "tokenizer: attn.tokenizer.normalizer '%.*s' is not NFD, NFKD, NFC or NFKC",
+                            (int)(nf.len < 40 ? nf.len : 40), nf.s);
+    }
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == ATTN_TOK_GPT2) {
         gguf_str pre;
@@ -534,6 +658,7 @@ typedef struct {
     int32_t *ids; // output
     size_t n_ids, cap_ids;
     sbuf word;    // SentencePiece: normalized text of the current word
+    sbuf norm;    // the segment after the tokenizer.json normalizer
 } tok_work;
 
 static int pair_less(const bpe_pair *a, const bpe_pair *b) {
@@ -945,6 +1070,10 @@ static int char_encode(const attn_tokenizer *t, tok_work *w, const char *text, s
 // Text between special tokens (SentencePiece: each such segment gets its
 // own "▁" prefix, as llama.cpp does).
 static int encode_segment(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    if (t->norm) {
+        if (normalize(t->norm, text, len, &w->norm)) return ATTN_EFAIL;
+        text = w->norm.p, len = w->norm.n;
+    }
     if (t->kind == ATTN_TOK_GPT2) return gpt2_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_SPM) return spm_encode(t, w, text, len);
     return char_encode(t, w, text, len);
@@ -974,6 +1103,7 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
     free(w.sym);
     free(w.heap);
     free(w.word.p);
+    free(w.norm.p);
     if (rc) {
         free(w.ids);
         return rc;

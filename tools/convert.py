@@ -761,6 +761,7 @@ class Vocab:
         self.scores, self.merges = scores, merges
         self.bos, self.eos, self.unk, self.pad = bos, eos, unk, pad
         self.add_bos, self.add_space_prefix, self.pre = add_bos, add_space_prefix, pre
+        self.normalizer = None  # "NFC" etc.: attn.tokenizer.normalizer (tokenizer.json's)
 
     def pad_to(self, n):
         """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
@@ -785,6 +786,8 @@ class Vocab:
                 kv.set("tokenizer.ggml.%s_token_id" % key, G_U32, v)
         kv.set("tokenizer.ggml.add_bos_token", G_BOOL, bool(self.add_bos))
         kv.set("tokenizer.ggml.add_space_prefix", G_BOOL, bool(self.add_space_prefix))
+        if self.normalizer:
+            kv.set("attn.tokenizer.normalizer", G_STR, self.normalizer)
 
     def describe(self):
         return "%s, %d tokens%s, from %s" % (self.model, len(self.tokens),
@@ -1019,14 +1022,15 @@ def vocab_from_tokenizer_json(path, config=None):
                      unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
                      add_bos=tc.get("add_bos_token", True), add_space_prefix=prepend, pre="default")
     pre = _byte_level_pre(tj.get("pre_tokenizer") or {}, path)
-    if tj.get("normalizer") not in (None, {"type": "NFC"}):
-        fail(path, "normalizer %s is not supported with a byte-level BPE" % tj["normalizer"].get("type"))
-    if tj.get("normalizer"):
-        warn("%s: the NFC normalizer is not applied by attn (text already in NFC tokenizes the same)" % path)
+    norm = tj.get("normalizer")
+    if norm is not None and (not isinstance(norm, dict) or norm.get("type") not in ("NFC", "NFD", "NFKC", "NFKD")):
+        fail(path, "normalizer %s is not supported with a byte-level BPE" % json.dumps(norm)[:100])
     bos = special_id("bos", "<|endoftext|>")
     add_bos = tc.get("add_bos_token", _template_adds(tj, bos))
-    return Vocab("gpt2", tokens, types, name, merges=merges, bos=bos, eos=special_id("eos", "<|endoftext|>"),
-                 unk=special_id("unk"), pad=special_id("pad"), add_bos=add_bos, pre=pre)
+    v = Vocab("gpt2", tokens, types, name, merges=merges, bos=bos, eos=special_id("eos", "<|endoftext|>"),
+              unk=special_id("unk"), pad=special_id("pad"), add_bos=add_bos, pre=pre)
+    v.normalizer = norm and norm["type"]
+    return v
 
 
 # tokenizer.ggml.pre names of the byte-level pre-tokenizers attn runs, by the

@@ -68,6 +68,7 @@ def main():
 }
 """)
     write_categories(out)
+    write_normalization(out)
 
 
 # General categories, in the order of attn_regex.c's UC_* bits.
@@ -109,6 +110,114 @@ def write_categories(out):
     return cat_run[lo];
 }
 """ % CATS.index("Cn"))
+
+
+def _c_array(out, ctype, name, vals, per_line, fmt="%d"):
+    out.write("static const %s %s[%d] = {\n" % (ctype, name, len(vals)))
+    for i in range(0, len(vals), per_line):
+        out.write("    " + ",".join(fmt % v for v in vals[i:i + per_line]) + ",\n")
+    out.write("};\n")
+
+
+def write_normalization(out):
+    """Tables for NFD/NFKD/NFC/NFKC (Hangul syllables are left to the code):
+    full decompositions of single code points, canonical combining classes,
+    and the primary composites (pairs that NFC recombines)."""
+    dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool = [], [], [], [], [], []
+    for cp in range(0x110000):
+        if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        d, k = unicodedata.normalize("NFD", c), unicodedata.normalize("NFKD", c)
+        if d == c and k == c:
+            continue
+        dec_cp.append(cp)
+        for s, off, ln in ((d, dec_off, dec_len), (k, kdec_off, kdec_len)):
+            if s == c:
+                off.append(0)
+                ln.append(0)
+            else:
+                off.append(len(pool))
+                ln.append(len(s))
+                pool.extend(ord(x) for x in s)
+    ccc = []  # (first, last, class) runs of one nonzero class
+    for cp in range(0x110000):
+        k = unicodedata.combining(chr(cp))
+        if k and ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == k:
+            ccc[-1][1] = cp
+        elif k:
+            ccc.append([cp, cp, k])
+    pairs = []
+    for cp in range(0x110000):
+        if 0xAC00 <= cp <= 0xD7A3:
+            continue
+        m = unicodedata.decomposition(chr(cp))
+        if not m or m.startswith("<"):
+            continue
+        parts = [int(x, 16) for x in m.split()]
+        if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
+            pairs.append((parts[0] << 21 | parts[1], cp))
+    pairs.sort()
+    out.write("\n// Unicode normalization data: %d code points that decompose (full NFD and\n" % len(dec_cp))
+    out.write("// NFKD of each, into a pool of %d code points; length 0 = unchanged), %d runs\n" % (len(pool), len(ccc)))
+    out.write("// of one nonzero canonical combining class, %d primary composites.\n" % len(pairs))
+    out.write("int attn_unicode_ccc(uint32_t cp);\n")
+    out.write("int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);\n")
+    out.write("uint32_t attn_unicode_compose(uint32_t a, uint32_t b);\n\n")
+    _c_array(out, "uint32_t", "dec_cp", dec_cp, 12, "0x%X")
+    _c_array(out, "uint16_t", "dec_off", dec_off, 16)
+    _c_array(out, "uint8_t", "dec_len", dec_len, 32)
+    _c_array(out, "uint16_t", "kdec_off", kdec_off, 16)
+    _c_array(out, "uint8_t", "kdec_len", kdec_len, 32)
+    _c_array(out, "uint32_t", "dec_pool", pool, 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_first", [r[0] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_last", [r[1] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint8_t", "ccc_class", [r[2] for r in ccc], 32)
+    _c_array(out, "uint64_t", "comp_key", [p[0] for p in pairs], 8, "0x%XULL")
+    _c_array(out, "uint32_t", "comp_cp", [p[1] for p in pairs], 12, "0x%X")
+    assert len(pool) < 65536
+    out.write("""
+#define N_OF(a) ((int)(sizeof a / sizeof a[0]))
+
+int attn_unicode_ccc(uint32_t cp) {
+    if (cp < 0x300) return 0;
+    int lo = 0, hi = N_OF(ccc_first) - 1; // last run with first <= cp
+    if (cp < ccc_first[0]) return 0;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (ccc_first[mid] <= cp) lo = mid; else hi = mid - 1;
+    }
+    return cp <= ccc_last[lo] ? ccc_class[lo] : 0;
+}
+
+// Full canonical (compat = 0) or compatibility decomposition of cp in *out;
+// returns its length, 0 when cp stays itself (Hangul syllables: 0, see caller).
+int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out) {
+    if (cp < 0xA0) return 0;
+    int lo = 0, hi = N_OF(dec_cp) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (dec_cp[mid] == cp) {
+            *out = dec_pool + (compat ? kdec_off[mid] : dec_off[mid]);
+            return compat ? kdec_len[mid] : dec_len[mid];
+        }
+        if (dec_cp[mid] < cp) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
+}
+
+// The primary composite of a + b, or 0 (Hangul: see caller).
+uint32_t attn_unicode_compose(uint32_t a, uint32_t b) {
+    uint64_t key = (uint64_t)a << 21 | b;
+    int lo = 0, hi = N_OF(comp_key) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (comp_key[mid] == key) return comp_cp[mid];
+        if (comp_key[mid] < key) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
+}
+""")
 
 
 if __name__ == "__main__":
