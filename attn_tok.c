@@ -648,7 +648,7 @@ gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id) {
 // A popped pair whose symbols changed since it was pushed is stale and skipped.
 
 typedef struct { int32_t id, off, len, prev, next; } bpe_sym;           // len 0: merged away
-typedef struct { double pri; int32_t left, right, size, id; } bpe_pair; // id: the merged token
+typedef struct { uint64_t key; int32_t right, size, id; } bpe_pair; // key: priority << 32 | left; id: the merged token
 
 typedef struct {
     bpe_sym *sym;
@@ -662,7 +662,7 @@ typedef struct {
 } tok_work;
 
 static int pair_less(const bpe_pair *a, const bpe_pair *b) {
-    return a->pri < b->pri || (a->pri == b->pri && a->left < b->left);
+    return a->key < b->key;
 }
 
 static int heap_push(tok_work *w, bpe_pair p) {
@@ -695,17 +695,21 @@ static bpe_pair heap_pop(tok_work *w) {
 static int try_pair(const attn_tokenizer *t, tok_work *w, const char *text, int l, int r) {
     if (l < 0 || r < 0) return 0;
     const bpe_sym *a = &w->sym[l], *b = &w->sym[r];
-    bpe_pair p = {0, l, r, a->len + b->len, -1};
+    bpe_pair p = {0, r, a->len + b->len, -1};
+    uint32_t pri;
     if (t->kind == ATTN_TOK_GPT2) {
         const merge_slot *m = a->id >= 0 && b->id >= 0 ? merge_find(t, a->id, b->id) : NULL;
         if (!m) return 0;
-        p.pri = m->rank;
+        pri = (uint32_t)m->rank;
         p.id = m->result;
     } else {
         p.id = piece_find(t, text + a->off, (size_t)p.size);
         if (p.id < 0 || !mergeable(t->type[p.id])) return 0;
-        p.pri = -(double)t->score[p.id];
+        float neg = -t->score[p.id] + 0.0f; // -0 as +0; then an unsigned key in the float's order
+        memcpy(&pri, &neg, 4);
+        pri = pri >> 31 ? ~pri : pri | 0x80000000u;
     }
+    p.key = (uint64_t)pri << 32 | (uint32_t)l;
     return heap_push(w, p);
 }
 
@@ -716,14 +720,15 @@ static int bpe_run(const attn_tokenizer *t, tok_work *w, const char *text, int n
         if (try_pair(t, w, text, i, i + 1)) return ATTN_EFAIL;
     while (w->n_heap) {
         bpe_pair p = heap_pop(w);
-        bpe_sym *a = &w->sym[p.left], *b = &w->sym[p.right];
+        int32_t left = (int32_t)(uint32_t)p.key;
+        bpe_sym *a = &w->sym[left], *b = &w->sym[p.right];
         if (!a->len || !b->len || a->next != p.right || a->len + b->len != p.size) continue;
         a->len += b->len;
         a->id = p.id;
         a->next = b->next;
-        if (b->next >= 0) w->sym[b->next].prev = p.left;
+        if (b->next >= 0) w->sym[b->next].prev = left;
         b->len = 0;
-        if (try_pair(t, w, text, a->prev, p.left) || try_pair(t, w, text, p.left, a->next)) return ATTN_EFAIL;
+        if (try_pair(t, w, text, a->prev, left) || try_pair(t, w, text, left, a->next)) return ATTN_EFAIL;
     }
     return 0;
 }
