@@ -109,6 +109,8 @@ typedef enum {
     ATTN_TOK_GPT2,     // byte-level BPE, rank-ordered merges ("gpt2")
     ATTN_TOK_SPM,      // SentencePiece BPE, score-ordered, byte fallback ("llama")
     ATTN_TOK_CHAR,     // one token per character ("char", an attn extension)
+    ATTN_TOK_BPE,      // BPE on characters, rank-ordered merges, unk/byte fallback
+                       // (Hugging Face tokenizers without ByteLevel: "bpe", attn)
 } attn_tok_kind;
 
 typedef struct attn_tokenizer attn_tokenizer;

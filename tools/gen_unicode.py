@@ -69,6 +69,7 @@ def main():
 """)
     write_categories(out)
     write_normalization(out)
+    write_lowercase(out)
 
 
 # General categories, in the order of attn_regex.c's UC_* bits.
@@ -214,6 +215,43 @@ uint32_t attn_unicode_compose(uint32_t a, uint32_t b) {
         int mid = (lo + hi) / 2;
         if (comp_key[mid] == key) return comp_cp[mid];
         if (comp_key[mid] < key) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
+}
+""")
+
+
+def write_lowercase(out):
+    """attn_unicode_lower: the full lowercase mapping of one code point (as
+    Python's str.lower() and Rust's char::to_lowercase; final sigma is not
+    contextual here)."""
+    cps, off, ln, pool = [], [], [], []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        lo = chr(cp).lower()
+        if lo != chr(cp):
+            cps.append(cp)
+            off.append(len(pool))
+            ln.append(len(lo))
+            pool.extend(ord(x) for x in lo)
+    out.write("\n// Lowercase: %d code points that change, into a pool of %d.\n" % (len(cps), len(pool)))
+    out.write("int attn_unicode_lower(uint32_t cp, const uint32_t **out);\n\n")
+    _c_array(out, "uint32_t", "low_cp", cps, 12, "0x%X")
+    _c_array(out, "uint16_t", "low_off", off, 16)
+    _c_array(out, "uint8_t", "low_len", ln, 32)
+    _c_array(out, "uint32_t", "low_pool", pool, 12, "0x%X")
+    out.write("""
+// The lowercase of cp in *out (length returned), 0 when cp is unchanged.
+int attn_unicode_lower(uint32_t cp, const uint32_t **out) {
+    int lo = 0, hi = N_OF(low_cp) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (low_cp[mid] == cp) {
+            *out = low_pool + low_off[mid];
+            return low_len[mid];
+        }
+        if (low_cp[mid] < cp) lo = mid + 1; else hi = mid - 1;
     }
     return 0;
 }
