@@ -97,6 +97,7 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "-f") || !strcmp(a, "--file")) { VAL(); o->prompt_file = v; return 1; }
     if (!strcmp(a, "--ids")) { VAL(); o->ids = v; return 1; }
     if (!strcmp(a, "--no-bos")) { o->no_bos = 1; return 1; }
+    if (!strcmp(a, "--no-special")) { o->no_special = 1; return 1; }
     if (!strcmp(a, "-o") || !strcmp(a, "--out")) { VAL(); o->out_dir = v; return 1; }
     if (!strcmp(a, "--format")) { VAL(); o->format = v; return 1; }
     if (!strcmp(a, "--max-mem") && o->mem.cmd) {
@@ -224,6 +225,7 @@ int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n
             if ((rc = cli_read_input(o->prompt_file, CLI_TEXT_MAX, &text, &len))) return rc;
             if (len && text[len - 1] == '\n') len--; // a file's final newline is not part of the prompt
         }
+        attn_tokenizer_parse_special(m->tok, !o->no_special);
         rc = attn_tokenize(m->tok, text, len, !o->no_bos, ids, n);
         if (o->prompt_file) free(text);
     }
@@ -519,6 +521,7 @@ static const char *RUN_HELP =
     "                 finally ranks first (0..1); with -o DIR also DIR/lens.png,\n"
     "                 a heatmap of P(final), layers x positions, fixed 0..1\n"
     "  --no-bos       do not add the BOS token the model would add\n"
+    "  --no-special   text such as <|endoftext|> stays text (default: the token)\n"
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
 static int cmd_run(int argc, char **argv) {

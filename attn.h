@@ -109,6 +109,8 @@ typedef enum {
     ATTN_TOK_GPT2,     // byte-level BPE, rank-ordered merges ("gpt2")
     ATTN_TOK_SPM,      // SentencePiece BPE, score-ordered, byte fallback ("llama")
     ATTN_TOK_CHAR,     // one token per character ("char", an attn extension)
+    ATTN_TOK_BPE,      // BPE on characters, rank-ordered merges, unk/byte fallback
+                       // (Hugging Face tokenizers without ByteLevel: "bpe", attn)
 } attn_tok_kind;
 
 typedef struct attn_tokenizer attn_tokenizer;
@@ -123,15 +125,22 @@ int attn_tokenizer_n_vocab(const attn_tokenizer *t);
 int attn_tokenizer_bos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_eos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_adds_bos(const attn_tokenizer *t);
+// 1 (the default): special-token text in the input becomes the token; 0: plain text.
+void attn_tokenizer_parse_special(attn_tokenizer *t, int on);
 // Encode len bytes of text. add_bos: 1 to prepend BOS when the model adds it
 // (tokenizer.ggml.add_bos_token), 0 never. *ids is malloc'ed, owned by caller.
-// Special-token text such as "<|endoftext|>" or "<s>" is encoded as plain text
-// (as the references do). Invalid UTF-8 never crashes; each byte that does not
+// The text of a control or unknown token ("<|endoftext|>", "<s>", <|im_start|>)
+// becomes that token unless attn_tokenizer_parse_special(t, 0) was called (as
+// llama.cpp's parse_special and Hugging Face do); user-defined tokens always
+// do; the longest one wins. Invalid UTF-8 never crashes; each byte that does not
 // start a well-formed sequence is: GPT-2: one "other" character, kept as its
 // byte (so decode gives the input back exactly); SentencePiece: U+FFFD, as
 // sentencepiece does; char: ATTN_EINPUT naming the byte. ids-only: ATTN_EINPUT.
 int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos,
                   int32_t **ids, int *n_ids);
+// 1 if id is a control, user-defined or unknown token (what special-token
+// parsing can produce; BOS/EOS are control tokens), else 0.
+int attn_token_is_special(const attn_tokenizer *t, int32_t id);
 // The raw vocabulary piece of an id (as stored, e.g. "Ġthe", "▁the", "<0x0A>").
 gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
 // Readable labels for a sequence of ids: the text each token stands for, not
@@ -152,6 +161,17 @@ void attn_labels_free(char **labels, int n);
 // sentencepiece's decode (the first piece's "▁" dropped, control tokens empty,
 // <unk> as " ⁇ ", <0xNN> bytes that are not well-formed UTF-8 as U+FFFD).
 int attn_detokenize(const attn_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
+
+// The tokenizer's regex engine (attn_regex.c) for pre-tokenizer Split
+// patterns: Oniguruma semantics on a subset (see attn_regex.c); a construct
+// outside it is refused naming it (ATTN_EINPUT).
+typedef struct attn_regex attn_regex;
+int attn_regex_compile(attn_regex **out, const char *pat, size_t len);
+void attn_regex_free(attn_regex *r);
+// The first non-empty match in text[0..n) starting at or after byte pos:
+// [*start, *end), or *start = *end = n when there is none. Returns 0, or
+// ATTN_EINPUT (the pattern backtracks too much on this text) / ATTN_EFAIL.
+int attn_regex_find(const attn_regex *r, const char *text, size_t n, size_t pos, size_t *start, size_t *end);
 
 // ---------------------------------------------------------------- model
 typedef enum { ATTN_ARCH_GPT2 = 0, ATTN_ARCH_LLAMA = 1 } attn_arch;

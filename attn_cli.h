@@ -54,6 +54,7 @@ typedef struct {
     const char *prompt_file; // -f FILE ("-" = stdin)
     const char *ids;         // --ids 1,2,3 (raw ids, no BOS added)
     int no_bos;              // --no-bos
+    int no_special;          // --no-special: special-token text stays plain text
     int threads;             // -t N (0 = online cores)
     const char *out_dir;     // -o DIR
     const char *format;      // --format table|tsv|json (NULL = table)

@@ -54,6 +54,7 @@ static const char *HEADS_HELP =
     "  --len N           ids per repeat for --induction-test (default 50, or as\n"
     "                    many as fit the context)\n"
     "  --no-bos          do not add the BOS token the model would add\n"
+    "  --no-special      text such as <|endoftext|> stays text (default: the token)\n"
     "  --format table|tsv|json\n"
     "JSON: {\"model\", \"tokens\", \"ids\", \"baseline_seed\", \"heads\": [{\"layer\", \"head\",\n"
     "  \"scores\", \"baseline\" (random init), \"uniform\"}]}, each scores object\n"

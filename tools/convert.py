@@ -859,6 +859,10 @@ class Vocab:
         self.scores, self.merges = scores, merges
         self.bos, self.eos, self.unk, self.pad = bos, eos, unk, pad
         self.add_bos, self.add_space_prefix, self.pre = add_bos, add_space_prefix, pre
+        self.normalizer = None  # ["NFC", ...]: attn.tokenizer.normalizer steps (tokenizer.json's)
+        self.pre_steps = None  # attn.tokenizer.pre steps
+        self.ignore_merges = False
+        self.decode_space = None  # attn.tokenizer.decode_space
 
     def pad_to(self, n):
         """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
@@ -883,6 +887,14 @@ class Vocab:
                 kv.set("tokenizer.ggml.%s_token_id" % key, G_U32, v)
         kv.set("tokenizer.ggml.add_bos_token", G_BOOL, bool(self.add_bos))
         kv.set("tokenizer.ggml.add_space_prefix", G_BOOL, bool(self.add_space_prefix))
+        if self.normalizer:
+            kv.arr("attn.tokenizer.normalizer", G_STR, self.normalizer)
+        if self.pre_steps is not None:
+            kv.arr("attn.tokenizer.pre", G_STR, self.pre_steps)
+        if self.ignore_merges:
+            kv.set("attn.tokenizer.ignore_merges", G_BOOL, True)
+        if self.decode_space:
+            kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
 
     def describe(self):
         return "%s, %d tokens%s, from %s" % (self.model, len(self.tokens),
@@ -1091,7 +1103,11 @@ def vocab_from_tokenizer_json(path, config=None):
         return tokens.index(t) if isinstance(t, str) and t in tokens else None
 
     blob = json.dumps([tj.get("pre_tokenizer"), tj.get("decoder"), tj.get("normalizer")])
-    spm = bool(model.get("byte_fallback")) or "\u2581" in blob or "\\u2581" in blob
+    byte_level = '"ByteLevel"' in json.dumps([tj.get("pre_tokenizer"), tj.get("decoder")])
+    # byte_fallback: converted from SentencePiece (Llama, Gemma): its BPE by scores
+    spm = not byte_level and bool(model.get("byte_fallback"))
+    if not byte_level and not spm:
+        return _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc)
     types = []
     unk = model.get("unk_token")
     for i, t in enumerate(tokens):
@@ -1116,12 +1132,174 @@ def vocab_from_tokenizer_json(path, config=None):
         return Vocab("llama", tokens, types, name, scores=scores, bos=special_id("bos"), eos=special_id("eos"),
                      unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
                      add_bos=tc.get("add_bos_token", True), add_space_prefix=prepend, pre="default")
-    pre = tj.get("pre_tokenizer") or {}
-    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
-        fail(path, "pre-tokenizer %s is not GPT-2's byte-level one" % pre.get("type"))
-    return Vocab("gpt2", tokens, types, name, merges=merges, bos=special_id("bos", "<|endoftext|>"),
-                 eos=special_id("eos", "<|endoftext|>"),
-                 unk=special_id("unk"), pad=special_id("pad"), add_bos=tc.get("add_bos_token", False), pre="gpt-2")
+    pre = _byte_level_pre(tj.get("pre_tokenizer") or {}, path)
+    bos = special_id("bos", "<|endoftext|>")
+    add_bos = tc.get("add_bos_token", _template_adds(tj, bos))
+    v = Vocab("gpt2", tokens, types, name, merges=merges, bos=bos, eos=special_id("eos", "<|endoftext|>"),
+              unk=special_id("unk"), pad=special_id("pad"), add_bos=add_bos, pre=pre or "attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    if not pre:
+        v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    if model.get("ignore_merges") and pre != "llama-bpe":
+        v.ignore_merges = True
+    return v
+
+
+def _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc):
+    """A BPE on characters (no ByteLevel), as users train with Hugging Face
+    tokenizers: tokenizer.ggml.model "bpe" and the pipeline in attn.tokenizer.*."""
+    for k in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(k):
+            fail(path, "BPE %s %r is not supported" % (k, model[k]))
+    unk = model.get("unk_token")
+    types = []
+    for i, t in enumerate(tokens):
+        types.append(T_CONTROL if added.get(i) else T_USER if i in added else
+                     T_BYTE if model.get("byte_fallback") and BYTE_TOKEN.match(t) else
+                     T_UNKNOWN if t == unk else T_NORMAL)
+    bos = special_id("bos")
+    v = Vocab("bpe", tokens, types, "tokenizer.json", merges=merges, bos=bos, eos=special_id("eos"),
+              unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
+              add_bos=tc.get("add_bos_token", _template_adds(tj, bos)), pre="attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    v.ignore_merges = bool(model.get("ignore_merges"))
+    v.decode_space = _decode_space(tj.get("decoder"))
+    return v
+
+
+_SPLIT_BEHAVIOR = {"Removed": "removed", "Isolated": "isolated", "MergedWithPrevious": "merged_with_previous",
+                   "MergedWithNext": "merged_with_next", "Contiguous": "contiguous"}
+_GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+_PUNCT_RE = r"[\p{P}!-/:-@\[-`{-~]"  # Rust: char::is_ascii_punctuation || Unicode P*
+
+
+def _re_escape(s):
+    return "".join("\\" + c if c in "\\.^$|?*+()[]{}-/" else c for c in s)
+
+
+def _pattern(p, path):
+    p = p if isinstance(p, dict) else {}
+    if isinstance(p.get("Regex"), str):
+        return p["Regex"]
+    if isinstance(p.get("String"), str) and p["String"]:
+        return _re_escape(p["String"])
+    fail(path, "Split/Replace pattern %s is not supported" % json.dumps(p)[:80])
+
+
+def _flat(x, key):
+    if isinstance(x, dict) and x.get("type") == "Sequence":
+        return [y for s in x.get(key) or [] for y in _flat(s, key)]
+    return [] if x is None else [x]
+
+
+def _norm_steps(norm, path):
+    """tokenizer.json normalizer -> attn.tokenizer.normalizer steps."""
+    out = []
+    for n in _flat(norm, "normalizers"):
+        t = n.get("type") if isinstance(n, dict) else None
+        if t in ("NFC", "NFD", "NFKC", "NFKD"):
+            out.append(t)
+        elif t == "Lowercase":
+            out.append("lowercase")
+        elif t == "Strip":
+            out.append("strip\t%d\t%d" % (bool(n.get("left", True)), bool(n.get("right", True))))
+        elif t == "Replace":
+            out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), n.get("content", "")))
+        elif t == "Prepend":
+            out.append("prepend\t%s" % n.get("prepend", ""))
+        else:
+            fail(path, "normalizer %s is not supported" % t)
+    return out
+
+
+def _pre_steps(pre, path):
+    """tokenizer.json pre_tokenizer -> attn.tokenizer.pre steps (Rust tokenizers' semantics)."""
+    out = []
+    for p in _flat(pre, "pretokenizers"):
+        t = p.get("type") if isinstance(p, dict) else None
+        if t == "Split":
+            b = _SPLIT_BEHAVIOR.get(p.get("behavior"))
+            if not b:
+                fail(path, "Split behavior %s is not supported" % p.get("behavior"))
+            out.append("split\t%s\t%d\t%s" % (b, bool(p.get("invert")), _pattern(p.get("pattern"), path)))
+        elif t == "Whitespace":
+            out.append("split\tremoved\t1\t\\w+|[^\\w\\s]+")
+        elif t == "WhitespaceSplit":
+            out.append("split\tremoved\t0\t\\s+")
+        elif t == "BertPreTokenizer":
+            out += ["split\tremoved\t0\t\\s+", "split\tisolated\t0\t" + _PUNCT_RE]
+        elif t == "Punctuation":
+            out.append("split\t%s\t0\t%s" % (_SPLIT_BEHAVIOR.get(p.get("behavior"), "isolated"), _PUNCT_RE))
+        elif t == "Digits":
+            out.append("split\tisolated\t0\t" + ("\\p{N}" if p.get("individual_digits") else "\\p{N}+"))
+        elif t == "Metaspace":
+            scheme = p.get("prepend_scheme") or ("always" if p.get("add_prefix_space", True) else "never")
+            out.append("metaspace\t%s\t%s\t%d" % (p.get("replacement", "\u2581"), scheme, bool(p.get("split", True))))
+        elif t == "ByteLevel":
+            if p.get("add_prefix_space"):
+                out.append("prepend\t ")
+            if p.get("use_regex", True):
+                out.append("split\tisolated\t0\t" + _GPT2_RE)
+        else:
+            fail(path, "pre-tokenizer %s is not supported" % t)
+    return out
+
+
+def _decode_space(dec):
+    """(replacement, strip_first) of a Metaspace decoder or Replace(repl -> " "), else None."""
+    for d in _flat(dec, "decoders"):
+        if isinstance(d, dict) and d.get("type") == "Metaspace":
+            scheme = d.get("prepend_scheme") or ("always" if d.get("add_prefix_space", True) else "never")
+            return d.get("replacement", "\u2581") + ("\tstrip_first" if scheme != "never" else "")
+        if isinstance(d, dict) and d.get("type") == "Replace" and d.get("content") == " ":
+            s = (d.get("pattern") or {}).get("String")
+            if s:
+                return s
+    return None
+
+
+# tokenizer.ggml.pre names of the byte-level pre-tokenizers attn runs, by the
+# Split regex of tokenizer.json's Sequence [Split(regex), ByteLevel(no regex)].
+_SPLIT_PRE = {
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",
+}
+
+
+def _byte_level_pre(pre, path):
+    """tokenizer.ggml.pre for a byte-level BPE's pre_tokenizer, or None."""
+    t = pre.get("type")
+    if t == "ByteLevel" and pre.get("use_regex", True):
+        return "gpt-2"
+    steps = pre.get("pretokenizers") if t == "Sequence" else None
+    if isinstance(steps, list) and len(steps) == 2 and isinstance(steps[0], dict) and isinstance(steps[1], dict):
+        a, b = steps
+        if a.get("type") == "Split" and b.get("type") == "ByteLevel" and not b.get("use_regex", True) \
+                and a.get("behavior") == "Isolated" and not a.get("invert"):
+            name = _SPLIT_PRE.get((a.get("pattern") or {}).get("Regex"))
+            if name:
+                return name
+            return None
+        if a.get("type") == "Digits" and a.get("individual_digits") and b.get("type") == "ByteLevel" \
+                and b.get("use_regex", True):
+            return "smollm"
+    return None  # not one llama.cpp names: attn.tokenizer.pre steps
+
+
+def _template_adds(tj, bos):
+    """Whether tokenizer.json's post-processor puts token id bos first."""
+    pp = tj.get("post_processor") or {}
+    procs = pp.get("processors", []) if pp.get("type") == "Sequence" else [pp]
+    for p in procs:
+        single = p.get("single") if isinstance(p, dict) and p.get("type") == "TemplateProcessing" else None
+        if single and isinstance(single[0], dict) and "SpecialToken" in single[0]:
+            sid = single[0]["SpecialToken"].get("id")
+            ids = ((p.get("special_tokens") or {}).get(sid) or {}).get("ids") or []
+            return bos is not None and ids[:1] == [bos]
+    return False
 
 
 def vocab_from_meta_pkl(path):
