@@ -20,6 +20,7 @@
 #include "attn.h"
 #include "attn_cli.h"
 #include "simd/kernels.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -187,7 +188,15 @@ static int parse_ids(const char *s, int32_t **ids, int *n) {
         }
         v[k++] = (int32_t)x;
         p = end;
-        while (*p == ',' || *p == ' ') p++;
+        while (*p == ' ') p++;
+        if (*p == ',') { // one comma between ids: "1,,2" and "1," are refused
+            p++;
+            while (*p == ' ') p++;
+            if (!*p || *p == ',') { free(v); return attn_err(ATTN_EINPUT, "--ids: '%s' has an empty item (two commas, or one at the end)", s); }
+        } else if (*p) {
+            free(v);
+            return attn_err(ATTN_EINPUT, "--ids: '%s' is not a comma-separated list of token ids", s);
+        }
     }
     *ids = v;
     *n = k;
@@ -693,6 +702,61 @@ static const char *COMMON =
     "\nExit status: 0 success, 2 bad input, 1 anything else. Convert checkpoints\n"
     "with tools/convert.py (nanoGPT, Hugging Face, llama2.c -> GGUF).\n";
 
+// Options that take a value (their next argument is never an option name) and
+// the one option that may be given more than once (-m: compare, heads --init).
+static const char *const VALUED[] = { "-p", "--prompt", "-f", "--file", "--ids", "-o", "--out", "-m", "--model",
+                                      "--format", "-t", "--threads", NULL };
+static const char *const ALIASES[][2] = { { "-p", "--prompt" }, { "-f", "--file" }, { "-o", "--out" },
+                                          { "-t", "--threads" }, { "-h", "--help" } };
+
+static int in_list(const char *const *l, const char *a) {
+    for (; *l; l++)
+        if (!strcmp(*l, a)) return 1;
+    return 0;
+}
+
+static const char *canonical_opt(const char *a) {
+    for (size_t k = 0; k < sizeof ALIASES / sizeof ALIASES[0]; k++)
+        if (!strcmp(a, ALIASES[k][0])) return ALIASES[k][1];
+    return a;
+}
+
+// An option name: -x or --word (not a negative number, not a lone "-").
+static int is_opt(const char *a) {
+    return a[0] == '-' && (isalpha((unsigned char)a[1]) || (a[1] == '-' && isalpha((unsigned char)a[2])));
+}
+
+// One home for the syntax every command shares: "--opt=value" becomes
+// "--opt" "value", and an option given twice is refused (only -m repeats).
+// argv[0] (the command) is kept; *out is malloc'ed; returns the new argc or -1.
+int cli_split_args(int argc, char **argv, char ***out) {
+    char **a = malloc(((size_t)argc * 2 + 1) * sizeof *a);
+    if (!a) { cli_error("out of memory"); return -1; }
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        char *eq = argv[i][0] == '-' && argv[i][1] == '-' && i > 0 && !in_list(VALUED, argv[i - 1])
+                   ? strchr(argv[i], '=') : NULL;
+        if (eq && eq > argv[i] + 2) {
+            *eq = 0; // argv strings are ours to modify
+            a[n++] = argv[i];
+            a[n++] = eq + 1;
+        } else a[n++] = argv[i];
+    }
+    a[n] = NULL;
+    for (int i = 1; i < n; i++) {
+        if (!is_opt(a[i]) || (i > 1 && in_list(VALUED, a[i - 1]) && is_opt(a[i - 1]))) continue;
+        if (!strcmp(a[i], "-m") || !strcmp(a[i], "--model")) continue;
+        for (int j = 1; j < i; j++)
+            if (is_opt(a[j]) && !(j > 1 && in_list(VALUED, a[j - 1])) && !strcmp(canonical_opt(a[j]), canonical_opt(a[i]))) {
+                cli_error("%s: option '%s' given twice (give it once)", argv[0], a[i]);
+                free(a);
+                return -1;
+            }
+    }
+    *out = a;
+    return n;
+}
+
 static void on_signal(int sig) {
     attn_out_cleanup();
     signal(sig, SIG_DFL);
@@ -728,7 +792,14 @@ static int cli_main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) {
+            char **args = NULL;
+            int na = cli_split_args(argc - 1, argv + 1, &args);
+            if (na < 0) return 2;
+            int rc = cmds[i].fn(na, args);
+            free(args);
+            return rc;
+        }
     cli_error("unknown command '%s' (see attn --help)", argv[1]);
     return 2;
 }

@@ -5,11 +5,21 @@
 // layer/head lists, --scale, capture of chosen heads, writing a figure.
 #include "attn.h"
 #include "attn_cli.h"
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 // ---------------------------------------------------------------- shared helpers
+
+// One index at p: a number or "last" (n - 1); *end == p when neither.
+long cli_index(const char *p, int n, char **end) {
+    if (!strncmp(p, "last", 4)) { *end = (char *)p + 4; return n - 1; }
+    errno = 0;
+    long v = strtol(p, end, 10);
+    if (errno || !isdigit((unsigned char)*p)) *end = (char *)p;
+    return v;
+}
 
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
     memset(mask, 0, (size_t)n);
@@ -17,18 +27,20 @@ int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
     const char *p = val;
     while (*p) {
         char *end;
-        errno = 0;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p || errno) break;
+        long a = cli_index(p, n, &end), b = a;
+        if (end == p) break;
         p = end;
         if (*p == '-') {
-            b = strtol(++p, &end, 10);
+            b = cli_index(++p, n, &end);
             if (end == p) break;
             p = end;
         }
-        if (a < 0 || b < a || b >= n) {
-            fprintf(stderr, "attn: %s: %ld%s out of range: the model has %d (0..%d)\n", opt, b < a ? a : b,
-                    b < a ? " (a range must go up)" : "", n, n - 1);
+        if (b < a) {
+            cli_error("%s: '%s': the range %ld-%ld goes down; write %ld-%ld", opt, val, a, b, b, a);
+            return -1;
+        }
+        if (a < 0 || b >= n) {
+            cli_error("%s: %ld out of range: the model has %d (0..%d, or last)", opt, b >= n ? b : a, n, n - 1);
             return -1;
         }
         for (long i = a; i <= b; i++) mask[i] = 1;

@@ -26,6 +26,10 @@ static const char *TRACE_HELP =
     "  confident   top-1 probability >  0.7\n"
     "  lost        top-1 probability <  0.1\n"
     "  uncertain   anything else\n"
+    "and, as a failure marker, repeat when the chosen token completes a run of\n"
+    "3 tokens (a 3-gram) that already occurred in the prompt or the output.\n"
+    "A sampled token outside the top-k is shown on its own line with its rank\n"
+    "(1 = most likely) and probability.\n"
     "  -n STEPS     tokens to generate (prompt + STEPS - 1 must fit the context);\n"
     "               generation stops early after the end-of-text token\n"
     "  -k N         candidates shown per step (default 5)\n"
@@ -45,10 +49,11 @@ static const char *TRACE_HELP =
     "  --max-mem MB with --attn: the [L,H,N,N] attention (4 bytes a cell; MB =\n"
     "               10^6 bytes) stays in memory up to MB (default 1024), beyond that\n"
     "               in a scratch file in DIR, removed at exit\n"
-    "Formats: table (default), tsv (one line per candidate; the last column is\n"
-    "the id chosen at that step), json:\n"
+    "Formats: table (default), tsv (one line per candidate; then the id chosen\n"
+    "at that step, its probability, its rank, repeat 1/0), json:\n"
     "  {\"model\": ..., \"prompt_ids\": [...], \"steps\": [{\"step\": 0, \"chosen\": 11,\n"
-    "   \"entropy_bits\": 2.1, \"margin\": 0.47, \"tag\": \"confident\",\n"
+    "   \"chosen_prob\": 0.62, \"chosen_rank\": 1, \"entropy_bits\": 2.1,\n"
+    "   \"margin\": 0.47, \"tag\": \"confident\", \"repeat\": false,\n"
     "   \"top\": [{\"id\": 11, \"text\": \",\", \"prob\": 0.62, \"logit\": 7.3}, ...]}]}\n"
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
@@ -93,6 +98,24 @@ static int32_t sample(const double *probs, int V, double top_p, uint64_t *rng, i
         if (u < c) return id;
     }
     return top_p < 1 ? order[n - 1] : V - 1;
+}
+
+// A step is also tagged repeat when its chosen token completes an n-gram of
+// REPEAT_N tokens that already occurred in the text (prompt + generated).
+#define REPEAT_N 3
+static int repeats_ngram(const int32_t *seq, int n) {
+    if (n < REPEAT_N + 1) return 0;
+    const int32_t *last = seq + n - REPEAT_N;
+    for (int s = 0; s + REPEAT_N < n; s++)
+        if (!memcmp(seq + s, last, REPEAT_N * sizeof *seq)) return 1;
+    return 0;
+}
+
+// 1-based rank of id in probs (higher first; ties: lower id first, as sorting does).
+static int rank_of(const double *probs, int V, int32_t id) {
+    int r = 1;
+    for (int j = 0; j < V; j++) r += probs[j] > probs[id] || (probs[j] == probs[id] && j < id);
+    return r;
 }
 
 static const char *tag_of(double p1) {
@@ -255,8 +278,9 @@ int cmd_trace(int argc, char **argv) {
     ids = grown;
     logits = malloc((size_t)V * sizeof *logits);
     probs = malloc((size_t)V * sizeof *probs);
-    top = malloc((size_t)k * sizeof *top);
-    topv = malloc((size_t)k * sizeof *topv);
+    int kk = k < 2 && V >= 2 ? 2 : (int)k; // the margin needs the top-2 even with -k 1
+    top = malloc((size_t)kk * sizeof *top);
+    topv = malloc((size_t)kk * sizeof *topv);
     order = top_p < 1 ? malloc((size_t)V * sizeof *order) : NULL;
     if (!logits || !probs || !top || !topv || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     attn_capture cap = {.on_attn = trace_on_attn, .ctx = &ta}, *capp = NULL;
@@ -283,7 +307,8 @@ int cmd_trace(int argc, char **argv) {
         printf(", \"prompt_ids\": [");
         for (int i = 0; i < P; i++) printf("%s%d", i ? ", " : "", ids[i]);
         printf("], \"steps\": [");
-    } else if (tsv) printf("step\trank\tid\ttext\tprob\tlogit\tentropy_bits\tmargin\ttag\tchosen\n");
+    } else if (tsv) printf("step\trank\tid\ttext\tprob\tlogit\tentropy_bits\tmargin\ttag\tchosen\t"
+                           "chosen_prob\tchosen_rank\trepeat\n");
     else
         printf("model %s, %d prompt tokens, %s; tags: collapsed p1 >= 0.99, confident p1 > 0.7,\n"
                "lost p1 < 0.1, uncertain otherwise (p1 = top-1 probability; margin = p1 - p2)\n",
@@ -294,16 +319,20 @@ int cmd_trace(int argc, char **argv) {
     for (int st = 0; !rc && st < n_steps; st++) {
         int pos = P + st; // ids[0 .. pos) are the prefix
         double h = attn_softmax_bits(logits, V, temp > 0 ? temp : 1, probs);
-        attn_top_k(logits, V, (int)k, top, topv); // softmax keeps the order of the logits
-        double p1 = probs[top[0]], margin = k > 1 ? p1 - probs[top[1]] : p1;
+        attn_top_k(logits, V, kk, top, topv); // softmax keeps the order of the logits
+        double p1 = probs[top[0]], margin = kk > 1 ? p1 - probs[top[1]] : p1;
         int32_t chosen = temp > 0 ? sample(probs, V, top_p, &rng, order) : top[0];
         const char *tag = tag_of(p1);
+        int crank = rank_of(probs, V, chosen);
+        ids[pos] = chosen;
+        int rep = repeats_ngram(ids, pos + 1);
         char **cand, **ch;
         if ((rc = attn_token_labels(m->tok, top, (int)k, &cand))) break;
         if ((rc = attn_token_labels(m->tok, &chosen, 1, &ch))) { attn_labels_free(cand, (int)k); break; }
         if (json) {
-            printf("%s{\"step\": %d, \"chosen\": %d, \"entropy_bits\": %.6g, \"margin\": %.6g, \"tag\": \"%s\", \"top\": [",
-                   st ? ", " : "", st, chosen, h, margin, tag);
+            printf("%s{\"step\": %d, \"chosen\": %d, \"chosen_prob\": %.6g, \"chosen_rank\": %d, \"entropy_bits\": %.6g, "
+                   "\"margin\": %.6g, \"tag\": \"%s\", \"repeat\": %s, \"top\": [",
+                   st ? ", " : "", st, chosen, probs[chosen], crank, h, margin, tag, rep ? "true" : "false");
             for (int j = 0; j < k; j++) {
                 printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", top[j]);
                 attn_json_str(stdout, cand[j]);
@@ -312,13 +341,13 @@ int cmd_trace(int argc, char **argv) {
             printf("]}");
         } else if (tsv) {
             for (int j = 0; j < k; j++)
-                printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\n", st, j + 1, top[j], cand[j], probs[top[j]],
-                       logits[top[j]], h, margin, tag, chosen);
+                printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\t%.6g\t%d\t%d\n", st, j + 1, top[j], cand[j],
+                       probs[top[j]], logits[top[j]], h, margin, tag, chosen, probs[chosen], crank, rep);
         } else {
             char prefix[512];
             prefix_text(m, ids, pos, prefix, sizeof prefix, 60);
-            printf("\nstep %d  \"%s\" -> \"%s\" (id %d)\n  entropy %.3f bits  margin %.4f  %s\n", st, prefix, ch[0],
-                   chosen, h, margin, tag);
+            printf("\nstep %d  \"%s\" -> \"%s\" (id %d)\n  entropy %.3f bits  margin %.4f  %s%s\n", st, prefix, ch[0],
+                   chosen, h, margin, tag, rep ? "  repeat" : "");
             printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
             for (int j = 0; j < k; j++) {
                 char q[96];
@@ -326,11 +355,15 @@ int cmd_trace(int argc, char **argv) {
                 printf("  %4d  %6d  %-20s  %8.4f  %9.4f%s\n", j + 1, top[j], q, probs[top[j]], logits[top[j]],
                        top[j] == chosen ? "  <- chosen" : "");
             }
+            if (crank > k) { // sampled outside the top-k: its own line, with its rank
+                char q[96];
+                snprintf(q, sizeof q, "\"%s\"", ch[0]);
+                printf("  %4d  %6d  %-20s  %8.4f  %9.4f  <- chosen\n", crank, chosen, q, probs[chosen], logits[chosen]);
+            }
         }
         fflush(stdout);
         attn_labels_free(cand, (int)k);
         attn_labels_free(ch, 1);
-        ids[pos] = chosen;
         steps++;
         cli_progress("trace", steps, n_steps);
         if (chosen == eos && eos >= 0) break;
