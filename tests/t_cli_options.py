@@ -61,7 +61,29 @@ def empty_ids():
     return errs
 
 
-for n, f in (("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
+def heads_filters():
+    errs = []
+    rows = lambda out: [dict(zip(out[0].split("\t"), l.split("\t"))) for l in out[1:]]  # noqa: E731
+    tsv = lambda *a: rows(attn("heads", "-p", "the cat sat on the mat the cat", "--format", "tsv", *a,  # noqa: E731
+                                rc=0).stdout.splitlines())
+    allr = tsv()
+    got = tsv("--layers", "last", "--heads", "0,2")
+    if [(r["layer"], r["head"]) for r in got] != [("1", "0"), ("1", "2")]:
+        errs.append("--layers last --heads 0,2 gave %s" % [(r["layer"], r["head"]) for r in got])
+    asc = tsv("--by", "entropy_bits", "--asc")
+    ent = sorted(float(r["entropy_bits"]) for r in allr)
+    if [float(r["entropy_bits"]) for r in asc] != ent:
+        errs.append("--by entropy_bits --asc not ascending")
+    table = attn("heads", "-p", "the cat sat on the mat the cat", rc=0).stdout.splitlines()
+    if max(len(l) for l in table) > 100:
+        errs.append("default table is %d columns wide" % max(len(l) for l in table))
+    wide = attn("heads", "-p", "the cat sat on the mat the cat", "--wide", rc=0).stdout
+    if "unif" not in wide.splitlines()[-9]:
+        errs.append("--wide has no unif column")
+    return errs
+
+
+for n, f in (("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
              ("range goes down", down_range), ("--ids empty item", empty_ids)):
     case(n, f)
 done()
