@@ -1,4 +1,6 @@
-"""Option syntax every command shares (attn.c cli_split_args, cli_index_list,
+"""The chapter's exercises on the built-in model (issue 14): heads filters and
+sorting, compare's type labels against uniform attention, and the option
+syntax every command shares (attn.c cli_split_args, cli_index_list,
 --ids parsing): --opt=value equals --opt value, `last` as a layer, an option
 given twice is refused, a range that goes down gets a clear message, an empty
 --ids item is refused. Uses the built-in model (2 layers, 4 heads)."""
@@ -83,7 +85,29 @@ def heads_filters():
     return errs
 
 
-for n, f in (("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
+def compare_labels():
+    """Untrained heads get no type; a named type's score is >= 2 x and >= 0.2
+    above uniform causal attention's (from `heads`' own unif columns)."""
+    p = "the cat sat on the mat. the cat sat on the mat."
+    out = attn("compare", "--init", "random", "-p", p, "--format", "tsv", rc=0).stdout.splitlines()
+    rows = [dict(zip(out[0].split("\t"), l.split("\t"))) for l in out[1:]]
+    hs = attn("heads", "-p", p, "--format", "tsv", rc=0).stdout.splitlines()
+    hrows = [dict(zip(hs[0].split("\t"), l.split("\t"))) for l in hs[1:]]
+    names = {"prev": "previous", "first": "first", "self": "self", "induct": "induction", "dup": "duplicate"}
+    errs, named = [], 0
+    for r, h in zip(rows, hrows):
+        if r["type_B"] != "\u2014":
+            errs.append("random init L%s H%s labelled %r" % (r["layer"], r["head"], r["type_B"]))
+        t = r["type_A"].split()
+        if t[0] in names:
+            named += 1
+            v, u = float(h[names[t[0]]]), float(h[names[t[0]] + "_uniform"])
+            if not (v >= 2 * u and v - u >= 0.2):
+                errs.append("L%s H%s %s %.3f vs uniform %.3f" % (r["layer"], r["head"], t[0], v, u))
+    return errs + ([] if named else ["no head of the trained model named"])
+
+
+for n, f in (("compare type labels", compare_labels), ("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
              ("range goes down", down_range), ("--ids empty item", empty_ids)):
     case(n, f)
 done()
