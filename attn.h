@@ -239,6 +239,12 @@ typedef struct {
     // Residual stream after layer `layer` (layer = -1: the embeddings),
     // x is (nq, D) for query positions q0 .. q0+nq-1. For the logit lens.
     void (*on_resid)(void *ctx, int layer, int q0, int nq, const float *x);
+    // Queries and keys as attention uses them (after RoPE): q is (nq, q_stride),
+    // head h at q + h*head_dim, for positions q0 .. q0+nq-1; k is (nk, k_stride),
+    // KV head g at k + g*head_dim, for keys 0 .. nk-1 (nk = q0 + nq). For
+    // `attn explain` and the pre-softmax scores of `run --export scores`.
+    void (*on_qk)(void *ctx, int layer, int q0, int nq, int nk, const float *q, int q_stride, const float *k,
+                  int k_stride);
     void *ctx;
     const uint8_t *layers; // [n_layer] 1 = capture this layer; NULL = all
     const uint8_t *heads;  // [n_head] 1 = capture this head; NULL = all

@@ -69,6 +69,13 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
 int cli_split_args(int argc, char **argv, char ***out);
 // Print "attn: <command>: unknown option '<opt>' (see attn <command> --help)", return 2.
 int cli_bad_opt(const char *cmd, const char *opt);
+// Terminal columns a UTF-8 string takes (wide CJK/Hangul 2, combining 0).
+int cli_display_width(const char *s);
+// Print s left-aligned in w terminal columns (display width, not bytes).
+void cli_print_padded(const char *s, int w);
+// A display label in double quotes, a '"' inside escaped as \" (truncated to n).
+void cli_quote(char *out, size_t n, const char *label);
+int cmd_explain(int argc, char **argv);
 // Print "attn: <message>" on stderr as one line: control characters in the
 // message (a newline in a file name or option the user typed) are escaped.
 // Use it for every error line that holds user input.

@@ -346,19 +346,20 @@ int cmd_trace(int argc, char **argv) {
         } else {
             char prefix[512];
             prefix_text(m, ids, pos, prefix, sizeof prefix, 60);
-            printf("\nstep %d  \"%s\" -> \"%s\" (id %d)\n  entropy %.3f bits  margin %.4f  %s%s\n", st, prefix, ch[0],
+            char qp[600], qc[200];
+            cli_quote(qp, sizeof qp, prefix);
+            cli_quote(qc, sizeof qc, ch[0]);
+            printf("\nstep %d  %s -> %s (id %d)\n  entropy %.3f bits  margin %.4f  %s%s\n", st, qp, qc,
                    chosen, h, margin, tag, rep ? "  repeat" : "");
             printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
-            for (int j = 0; j < k; j++) {
-                char q[96];
-                snprintf(q, sizeof q, "\"%s\"", cand[j]);
-                printf("  %4d  %6d  %-20s  %8.4f  %9.4f%s\n", j + 1, top[j], q, probs[top[j]], logits[top[j]],
-                       top[j] == chosen ? "  <- chosen" : "");
-            }
-            if (crank > k) { // sampled outside the top-k: its own line, with its rank
-                char q[96];
-                snprintf(q, sizeof q, "\"%s\"", ch[0]);
-                printf("  %4d  %6d  %-20s  %8.4f  %9.4f  <- chosen\n", crank, chosen, q, probs[chosen], logits[chosen]);
+            for (int j = 0; j <= k; j++) { // j = k: a token sampled outside the top-k, with its rank
+                if (j == k && crank <= k) break;
+                int32_t id = j < k ? top[j] : chosen;
+                char q[200];
+                cli_quote(q, sizeof q, j < k ? cand[j] : ch[0]);
+                printf("  %4d  %6d  ", j < k ? j + 1 : crank, id);
+                cli_print_padded(q, 20);
+                printf("  %8.4f  %9.4f%s\n", probs[id], logits[id], id == chosen ? "  <- chosen" : "");
             }
         }
         fflush(stdout);

@@ -8,7 +8,9 @@ RoPE halves and pairs, GELU and SwiGLU MLPs, LayerNorm with and without bias,
 RMSNorm, tied and untied heads), and attn's attention must equal the
 chapter's get_attention() run here in float64 within 1e-5, its logits
 within 1e-4 of the largest. Also: --keymap, the refusal that lists names it
-cannot place, --rope override, the step and name, tokenizer.json beside it.
+cannot place, --rope override, the step and name, tokenizer.json beside it;
+`attn explain` (q, k, dot, score, softmax of one row) and `run --export
+scores` (pre-softmax, masked = -1e30) against the same reference, 1e-5.
 Needs torch + numpy (/usr/bin/python3); SKIP without them.
 """
 import dataclasses
@@ -126,6 +128,7 @@ def define(torch):
         cos, sin = model.cos.double(), model.sin.double()
         h = model.tok_emb(x)
         maps = []
+        model.qks = []  # per layer (q, k, scores) of batch 0, for explain and --export scores
         for block in model.blocks:
             attn = block.attn
             B, T, D = h.shape
@@ -139,6 +142,7 @@ def define(torch):
             scores = (q @ k.transpose(-2, -1)) / (attn.head_dim ** 0.5)
             mask = torch.triu(torch.ones(T, T), 1).bool()
             scores = scores.masked_fill(mask, float('-inf'))
+            model.qks.append((q[0], k[0], scores[0]))
             att = F.softmax(scores, dim=-1)
             maps.append(att[0])
             out = att @ v
@@ -191,7 +195,7 @@ def compare(torch, model, get_attention, gguf, out, errs):
     import numpy as np
     model = model.double()
     want_a, want_l = get_attention(model, torch.tensor([IDS]))
-    attn("run", "-m", gguf, "--ids", ",".join(map(str, IDS)), "--no-bos", "--export", "npy", "-o", out, rc=0)
+    attn("run", "-m", gguf, "--ids", ",".join(map(str, IDS)), "--no-bos", "--export", "npy,scores", "-o", out, rc=0)
     sa, a = read_npy(os.path.join(out, "attention.npy"))
     sl, lg = read_npy(os.path.join(out, "logits.npy"))
     a, lg = np.array(a).reshape(sa), np.array(lg).reshape(sl)
@@ -204,7 +208,41 @@ def compare(torch, model, get_attention, gguf, out, errs):
         errs.append("attention differs by %.3g" % da)
     if not dl <= 1e-4:
         errs.append("logits differ by %.3g of the largest" % dl)
-    return da, dl
+    ss, sc = read_npy(os.path.join(out, "scores.npy"))
+    sc = np.array(sc).reshape(ss)
+    ref = torch.stack([t[2] for t in model.qks]).numpy()
+    masked = np.isinf(ref)
+    if not ((sc[masked] == np.float32(-1e30)).all() and np.isfinite(sc).all()):
+        errs.append("scores.npy: masked entries are not -1e30")
+    ds = float(np.abs(sc[~masked] - ref[~masked]).max() / max(1.0, np.abs(ref[~masked]).max()))
+    if not ds <= 1e-5:
+        errs.append("scores.npy differs by %.3g" % ds)
+    return max(da, ds), dl
+
+
+def check_explain(model, gguf, errs):
+    """attn explain --format json: q, every k, dot, score and softmax of one row
+    against the reference's own (get_attention's q, k, scores, softmax)."""
+    import numpy as np
+    L, H, I = len(model.qks) - 1, 2, 7
+    got = json.loads(attn("explain", "-m", gguf, "--ids", ",".join(map(str, IDS)), "--no-bos", "--layer", "last",
+                          "--head", str(H), "--query", str(I), "--format", "json", rc=0).stdout)
+    q, k, sc = (t.numpy() for t in model.qks[L])
+    p = np.exp(sc[H, I, :I + 1] - sc[H, I, :I + 1].max())
+    p /= p.sum()
+    d = [float(np.abs(np.array(got["q"]) - q[H, I]).max())]
+    for j, key in enumerate(got["keys"]):
+        if j > I:
+            if not key.get("masked"):
+                errs.append("explain: key %d after the query is not masked" % j)
+            continue
+        d += [float(np.abs(np.array(key["k"]) - k[H, j]).max()), abs(key["score"] - sc[H, I, j]),
+              abs(key["dot"] - sc[H, I, j] * np.sqrt(q.shape[-1])) / np.sqrt(q.shape[-1]), abs(key["softmax"] - p[j])]
+    if got["top"][0]["pos"] != int(np.argmax(p)):
+        errs.append("explain: top key %d, reference %d" % (got["top"][0]["pos"], int(np.argmax(p))))
+    if not max(d) <= 1e-5:
+        errs.append("explain differs from the reference by %.3g" % max(d))
+    return max(d)
 
 
 def tokenizer_json(tmp, folder):
@@ -245,7 +283,8 @@ def main():
         try:
             r = convert(path, "-o", gguf, *opts)
             da, dl = compare(torch, model, get_attention, gguf, os.path.join(tmp, "o%d" % n), errs)
-            worst = [max(worst[0], da), max(worst[1], dl)]
+            de = check_explain(model, gguf, errs)
+            worst = [max(worst[0], da, de), max(worst[1], dl)]
             want_note = "RoPE %s (%s" % (c["rope"], "--rope" if opts else
                                          "cos/sin tables repeat in " + c["rope"] if c["buffers"] else "no cos/sin")
             if want_note not in r.stdout:
@@ -266,7 +305,7 @@ def main():
         except (RuntimeError, OSError, ValueError, KeyError) as e:
             errs.append(str(e))
         result("%s %s %s" % (NAME, fname, " ".join("%s=%s" % kv for kv in sorted(ch.items()))), errs)
-    print("  worst attention difference %.3g, logits %.3g of the largest" % tuple(worst))
+    print("  worst difference of attention, scores, explain %.3g; logits %.3g of the largest" % tuple(worst))
     check_keymap(torch, GPTMini, get_attention, tmp)
     check_tokenizer(torch, GPTMini, tmp)
 

@@ -4,9 +4,10 @@ syntax every command shares (attn.c cli_split_args, cli_index_list,
 --ids parsing): --opt=value equals --opt value, `last` as a layer, an option
 given twice is refused, a range that goes down gets a clear message, an empty
 --ids item is refused. Uses the built-in model (2 layers, 4 heads)."""
+import json
 import os
 
-from testlib import ERRORS, attn, done, result, scratch
+from testlib import ERRORS, attn, done, read_npy, result, scratch
 
 
 def case(name, fn):
@@ -14,7 +15,7 @@ def case(name, fn):
         errs = fn()
     except ERRORS as e:
         errs = [e]
-    result("options " + name, errs)
+    result("tutorial " + name, errs)
 
 
 def eq_form():
@@ -107,7 +108,58 @@ def compare_labels():
     return errs + ([] if named else ["no head of the trained model named"])
 
 
-for n, f in (("compare type labels", compare_labels), ("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
+def per_token():
+    """run --per-token honours --layers/--heads in every format; the TSV keeps the
+    attention columns (L<l>H<h> = "pos:prob ..."), equal to attention.npy's top 3."""
+    tmp = scratch("t_opts_")
+    args = ("run", "-p", "the cat sat on the mat", "--per-token", "--layers", "last", "--heads", "0,2", "-k", "2")
+    tsv = attn(*args, "--format", "tsv", rc=0).stdout.splitlines()
+    table = attn(*args, rc=0).stdout
+    js = json.loads(attn(*args, "--format", "json", rc=0).stdout)
+    attn("run", "-p", "the cat sat on the mat", "--export", "npy", "-o", tmp, rc=0)
+    shape, a = read_npy(os.path.join(tmp, "attention.npy"))
+    L, H, T, _ = shape
+    errs = []
+    head = tsv[0].split("\t")
+    if head[7:] != ["L1H0", "L1H2"]:
+        errs.append("TSV attention columns %s" % head[7:])
+    for line in tsv[1:]:
+        row = dict(zip(head, line.split("\t")))
+        t = int(row["position"])
+        for col, h in (("L1H0", 0), ("L1H2", 2)):
+            base = ((1 * H + h) * T + t) * T
+            want = sorted(range(t + 1), key=lambda j: -a[base + j])[:3]
+            got = [int(x.split(":")[0]) for x in row[col].split()]
+            if got != want[:len(got)] or not got:
+                errs.append("pos %d %s: %s, attention.npy's top keys %s" % (t, col, got, want))
+    if "L0 H" in table or "L1 H1" in table or "L1 H0" not in table:
+        errs.append("table shows other heads")
+    if any({(x["layer"], x["head"]) for x in p["attends"]} != {(1, 0), (1, 2)} for p in js["positions"]):
+        errs.append("JSON attends other heads")
+    return errs
+
+
+def labels_in_tables():
+    """A '"' inside a label is escaped; the columns after a label with '\u00b7' line
+    up (display width, not bytes) in run's and trace's tables."""
+    errs = []
+    out = attn("run", "-p", 'he said "no" to', "-k", "12", rc=0).stdout.splitlines()
+    rows = [l for l in out if l.strip()[:1].isdigit()]
+    if not any('"\u00b7\\""' in l for l in rows):
+        errs.append("no escaped quote label in %s" % rows)
+    cols = {len(l.rsplit("  ", 2)[0].rstrip()) for l in rows}  # code points up to the prob column
+    ends = {len(l) for l in rows}
+    if len(ends) != 1:
+        errs.append("run table rows end at %s (code points)" % sorted(ends))
+    out = attn("trace", "-p", 'he said "', "-n", "2", "-k", "8", rc=0).stdout.splitlines()
+    rows = [l for l in out if l.strip()[:1].isdigit() and "." in l]
+    starts = {l.index(".", l.index('"', 14) + 1 if '"' in l else 0) for l in rows}
+    if len({len(l.replace("  <- chosen", "")) for l in rows}) != 1:
+        errs.append("trace table rows end at %s" % sorted({len(l.replace("  <- chosen", "")) for l in rows}))
+    return errs + ([] if cols else ["no rows"]) + ([] if starts else ["no trace rows"])
+
+
+for n, f in (("run --per-token --layers/--heads", per_token), ("labels in tables", labels_in_tables), ("compare type labels", compare_labels), ("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
              ("range goes down", down_range), ("--ids empty item", empty_ids)):
     case(n, f)
 done()
