@@ -450,6 +450,8 @@ typedef struct {
     float dmax;                  // diverging panels' range; <= 0: their largest |value|
     int causal;                  // cells above the diagonal are masked (drawn hatched grey)
     int drop_first;              // the panels went through attn_drop_first (said on the picture)
+    int annot;                   // 1: each cell's value written in it (two decimals) where it fits
+    const uint8_t *rows_shown;   // [T] 1 = draw this query row, 0 = hatched like masked cells; NULL = all
 } attn_figure;
 
 // An RGB raster, 3 bytes a pixel, row-major, and where the figure went in it.

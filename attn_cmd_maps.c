@@ -291,7 +291,7 @@ static const char *MAPS_HELP =
     "usage: attn maps [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3 | --from DIR) -o DIR\n"
     "                 [--layers 0,3,5|all] [--heads 0,3,7|all] [--format png,svg]\n"
     "                 [--scale fixed|row|log] [--drop-first] [--no-grid] [--term]\n"
-    "                 [--max-mem MB]\n\n"
+    "                 [--annot | --no-annot] [--max-mem MB]\n\n"
     "Heatmaps of attention: row = the query position (\"from position\"), column =\n"
     "the key position it attends to (\"attended to\"), token labels on both axes.\n"
     "Writes DIR/L<layer>_H<head>.png for each chosen head and DIR/grid.png, all\n"
@@ -307,6 +307,11 @@ static const char *MAPS_HELP =
     "                     the attention) and renormalise every row; said on the\n"
     "                     picture\n"
     "  --no-grid          only the per-head maps\n"
+    "  --annot            write each cell's attention probability in it, two\n"
+    "                     decimals (0.52), on pictures whose cells are large\n"
+    "                     enough for that (single maps up to about 30 tokens); on\n"
+    "                     by default for prompts of at most 16 tokens (--no-annot:\n"
+    "                     off)\n"
     "  --term             draw the maps in the terminal (ANSI 24-bit colour); -o\n"
     "                     is then optional\n"
     "  --from DIR         draw DIR/attention.npy [L,H,T,T] with the labels of\n"
@@ -321,7 +326,7 @@ int cmd_maps(int argc, char **argv) {
     cli_opts_init(&o);
     const char *layers_s = "all", *heads_s = "all", *from = NULL;
     attn_scale scale = ATTN_SCALE_FIXED;
-    int drop_first = 0, grid = 1, term = 0;
+    int drop_first = 0, grid = 1, term = 0, annot = -1; // annot -1: automatic, T <= 16
     cli_mem_init(&o.mem, "maps");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
@@ -337,6 +342,7 @@ int cmd_maps(int argc, char **argv) {
         } else if (!strcmp(a, "--drop-first")) drop_first = 1;
         else if (!strcmp(a, "--no-grid")) grid = 0;
         else if (!strcmp(a, "--term")) term = 1;
+        else if (!strcmp(a, "--annot") || !strcmp(a, "--no-annot")) annot = a[2] == 'a';
         else return cli_bad_opt("maps", a);
     }
     if (o.help) { fputs(MAPS_HELP, stdout); return 0; }
@@ -430,7 +436,8 @@ int cmd_maps(int argc, char **argv) {
     char note[200];
     snprintf(note, sizeof note, "%d tokens", T);
     attn_figure f = {.T = PT, .labels = (const char *const *)labels + drop_first, .label0 = drop_first,
-                     .note = note, .scale = scale, .causal = 1, .drop_first = drop_first, .rows = 1, .cols = 1};
+                     .note = note, .scale = scale, .causal = 1, .drop_first = drop_first, .rows = 1, .cols = 1,
+                     .annot = annot < 0 ? PT <= 16 : annot};
     char title[320], stem[64];
     cli_progress("maps", 0, n + grid);
     for (int k = 0; dir[0] && k < n && !rc; k++) {

@@ -45,7 +45,10 @@ static const char *TRACE_HELP =
     "               keys so far); DIR/attention.npy [L,H,N,N] and DIR/tokens.json\n"
     "               for every position fed, drawable with `attn maps --from DIR`;\n"
     "               DIR/heads.json: head-type scores (as `attn heads`) over the\n"
-    "               rows of the generated tokens only (\"rows\": first, last position)\n"
+    "               rows of the generated tokens only (\"rows\": first, last position);\n"
+    "               DIR/tagged.png: every layer x head, only the attention rows\n"
+    "               of the positions that predicted a step tagged lost, collapsed\n"
+    "               or repeat (other rows hatched); not written if none is\n"
     "  --max-mem MB with --attn: the [L,H,N,N] attention (4 bytes a cell; MB =\n"
     "               10^6 bytes) stays in memory up to MB (default 1024), beyond that\n"
     "               in a scratch file in DIR, removed at exit\n"
@@ -148,6 +151,52 @@ static void prefix_text(const attn_model *m, const int32_t *ids, int n, char *ou
         else out[o++] = (char)c, out[o] = 0;
     }
     free(text);
+}
+
+// Step tags kept for the picture of the tagged steps.
+#define TAGGED_LOST 1
+#define TAGGED_COLLAPSED 2
+#define TAGGED_REPEAT 4
+
+// DIR/tagged.png: every layer x head, only the attention rows of the positions
+// that predicted a tagged step (lost, collapsed or repeat); other rows hatched.
+static int write_tagged_png(const char *dir, const attn_model *m, const trace_attn *a, const int32_t *ids, int P,
+                            int steps, int fed, const uint8_t *tags, int *n_out) {
+    int L = m->cfg.n_layer, H = m->cfg.n_head, N = a->N, n_tagged = 0, rc = 0;
+    uint8_t *shown = calloc((size_t)fed, 1);
+    float *p = fed == N ? a->p : malloc((size_t)L * H * fed * fed * sizeof(float));
+    attn_panel *panels = calloc((size_t)L * H, sizeof *panels);
+    char **labels = NULL, note[400], title[200], (*names)[24] = malloc((size_t)(L + H) * sizeof *names);
+    const char **nm = malloc((size_t)(L + H) * sizeof *nm);
+    if (!shown || !p || !panels || !names || !nm) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    size_t o = (size_t)snprintf(note, sizeof note, "rows shown: the positions that predicted tagged steps:");
+    for (int s = 0; s < steps; s++) {
+        if (!tags[s] || P - 1 + s >= fed) continue;
+        shown[P - 1 + s] = 1, n_tagged++;
+        if (o + 40 < sizeof note)
+            o += (size_t)snprintf(note + o, sizeof note - o, " %d%s%s%s", s, tags[s] & TAGGED_LOST ? " lost" : "",
+                                  tags[s] & TAGGED_COLLAPSED ? " collapsed" : "", tags[s] & TAGGED_REPEAT ? " repeat" : "");
+    }
+    if (!n_tagged) goto done;
+    if (p != a->p)
+        for (size_t i = 0; i < (size_t)L * H; i++)
+            for (int q = 0; q < fed; q++)
+                memcpy(p + (i * fed + q) * fed, a->p + (i * N + q) * N, (size_t)fed * sizeof(float));
+    for (int i = 0; i < L * H; i++) panels[i].p = p + (size_t)i * fed * fed;
+    for (int i = 0; i < L + H; i++)
+        snprintf(names[i], sizeof names[i], i < L ? "layer %d" : "head %d", i < L ? i : i - L), nm[i] = names[i];
+    if ((rc = attn_token_labels(m->tok, ids, fed, &labels))) goto done;
+    snprintf(title, sizeof title, "%.120s - attention rows of the tagged steps", m->name);
+    attn_figure f = {.T = fed, .labels = (const char *const *)labels, .title = title, .note = note,
+                     .panels = panels, .rows = L, .cols = H, .scale = ATTN_SCALE_FIXED, .causal = 1,
+                     .rows_shown = shown, .row_names = nm, .col_names = nm + L};
+    rc = cli_write_figure(&f, dir, "tagged", 1, 0);
+done:
+    if (labels) attn_labels_free(labels, fed);
+    if (p != a->p) free(p);
+    free(shown), free(panels), free(names), free(nm);
+    *n_out = n_tagged;
+    return rc;
 }
 
 static int write_trace_attn(const char *dir, const attn_model *m, const trace_attn *a, const int32_t *ids, int P,
@@ -257,6 +306,7 @@ int cmd_trace(int argc, char **argv) {
     attn_pool *pool = NULL;
     attn_session *s = NULL;
     int32_t *ids = NULL, *top = NULL, *order = NULL;
+    uint8_t *tags = NULL; // [steps] TAGGED_* of each step
     float *logits = NULL, *topv = NULL;
     double *probs = NULL;
     trace_attn ta = {0};
@@ -282,7 +332,8 @@ int cmd_trace(int argc, char **argv) {
     top = malloc((size_t)kk * sizeof *top);
     topv = malloc((size_t)kk * sizeof *topv);
     order = top_p < 1 ? malloc((size_t)V * sizeof *order) : NULL;
-    if (!logits || !probs || !top || !topv || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    tags = calloc((size_t)n_steps, 1);
+    if (!logits || !probs || !top || !topv || !tags || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     attn_capture cap = {.on_attn = trace_on_attn, .ctx = &ta}, *capp = NULL;
     char dir[1024];
     if (attn_dir) {
@@ -326,6 +377,8 @@ int cmd_trace(int argc, char **argv) {
         int crank = rank_of(probs, V, chosen);
         ids[pos] = chosen;
         int rep = repeats_ngram(ids, pos + 1);
+        tags[st] = (uint8_t)((p1 < TAG_LOST ? TAGGED_LOST : 0) | (p1 >= TAG_COLLAPSED ? TAGGED_COLLAPSED : 0) |
+                             (rep ? TAGGED_REPEAT : 0));
         char **cand, **ch;
         if ((rc = attn_token_labels(m->tok, top, (int)k, &cand))) break;
         if ((rc = attn_token_labels(m->tok, &chosen, 1, &ch))) { attn_labels_free(cand, (int)k); break; }
@@ -372,13 +425,17 @@ int cmd_trace(int argc, char **argv) {
     }
     if (json) printf("]}\n");
     if (!rc && attn_dir) {
+        int n_tagged = 0;
         rc = write_trace_attn(dir, m, &ta, ids, P, steps, P + steps - 1);
-        if (!rc) fprintf(stderr, "attn: trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json to %s\n", steps, dir);
+        if (!rc) rc = write_tagged_png(dir, m, &ta, ids, P, steps, P + steps - 1, tags, &n_tagged);
+        if (!rc)
+            fprintf(stderr, "attn: trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s\n", steps,
+                    n_tagged ? ", tagged.png" : "", dir);
     }
 done:
     attn_session_free(s);
     cli_buf_free(&tab);
-    free(logits), free(probs), free(top), free(topv), free(order), free(ids);
+    free(logits), free(probs), free(top), free(topv), free(order), free(ids), free(tags);
     attn_pool_free(pool);
     attn_model_free(m);
     return rc ? cli_fail_rc(rc) : 0;

@@ -101,11 +101,18 @@ def check_k1(R, model, gguf, prompt):
     except ERRORS as e:
         errs.append(str(e))
     result("trace_margin_k1", errs)
-    # the built-in model's loop: "bone of the bone of the" is tagged repeat
+    # the built-in model's loop: "bone of the bone of the" is tagged repeat, and
+    # --attn DIR draws the attention rows of the tagged steps (tagged.png)
     try:
-        got = json.loads(attn("trace", "-p", "the bone of the", "-n", "6", "--format", "json", rc=0).stdout)
+        adir = scratch("attn_trace_tag_")
+        got = json.loads(attn("trace", "-p", "the bone of the", "-n", "6", "--format", "json", "--attn", adir,
+                              rc=0).stdout)
         reps = [st["repeat"] for st in got["steps"]]
-        result("trace_repeat_builtin", [] if any(reps) else ["no repeat tag in %s" % reps])
+        errs = [] if any(reps) else ["no repeat tag in %s" % reps]
+        with open(os.path.join(adir, "tagged.png"), "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                errs.append("tagged.png is not a PNG")
+        result("trace_repeat_builtin", errs)
     except ERRORS as e:
         result("trace_repeat_builtin", [e])
 
