@@ -848,11 +848,13 @@ static const char *COMMON =
     "  -t, --threads N      default: all online cores\n"
     "  -o, --out DIR        where files go (created if missing)\n"
     "  --format table|tsv|json\n"
+    "Any option also as --opt=value; an option given twice is refused (-m may\n"
+    "repeat); layer and head lists: all, 0,3,5-7, last.\n"
     "\nExit status: 0 success, 2 bad input, 1 anything else. Convert checkpoints\n"
     "with tools/convert.py (nanoGPT, Hugging Face, llama2.c -> GGUF).\n";
 
-// Options that take a value (their next argument is never an option name) and
-// the one option that may be given more than once (-m: compare, heads --init).
+// Options that take a value (their next argument is never an option name);
+// -m is the one option that may be given more than once (compare).
 static const char *const VALUED[] = { "-p", "--prompt", "-f", "--file", "--ids", "-o", "--out", "-m", "--model",
                                       "--format", "-t", "--threads", NULL };
 static const char *const ALIASES[][2] = { { "-p", "--prompt" }, { "-f", "--file" }, { "-o", "--out" },

@@ -159,7 +159,27 @@ def labels_in_tables():
     return errs + ([] if cols else ["no rows"]) + ([] if starts else ["no trace rows"])
 
 
-for n, f in (("run --per-token --layers/--heads", per_token), ("labels in tables", labels_in_tables), ("compare type labels", compare_labels), ("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
+def maps_annot():
+    """--annot writes the numbers (the picture differs from --no-annot); on by default
+    for T <= 16, off above; text colour follows the cell (checked by eye: tools/readme)."""
+    def png(*args):
+        d = scratch("t_annot_")
+        attn("maps", *args, "--layers", "0", "--heads", "1", "--no-grid", "-o", d, rc=0)
+        with open(os.path.join(d, "L00_H01.png"), "rb") as f:
+            return f.read()
+    short, long_ = "The cat sat on the mat.", "The cat sat on the mat. The cat sat on the mat. The dog ran."
+    errs = []
+    a, n, d = png("-p", short, "--annot"), png("-p", short, "--no-annot"), png("-p", short)
+    if a == n:
+        errs.append("--annot draws nothing")
+    if d != a:
+        errs.append("a short prompt is not annotated by default")
+    if png("-p", long_) != png("-p", long_, "--no-annot"):
+        errs.append("a prompt of more than 16 tokens is annotated by default")
+    return errs
+
+
+for n, f in (("maps --annot", maps_annot), ("run --per-token --layers/--heads", per_token), ("labels in tables", labels_in_tables), ("compare type labels", compare_labels), ("heads --layers/--heads/--asc/--wide", heads_filters), ("--opt=value", eq_form), ("last layer", last_layer), ("given twice", twice),
              ("range goes down", down_range), ("--ids empty item", empty_ids)):
     case(n, f)
 done()
