@@ -20,6 +20,7 @@
 #include "attn.h"
 #include "attn_cli.h"
 #include "simd/kernels.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -52,6 +53,49 @@ void cli_error(const char *fmt, ...) {
 int cli_fail_rc(int rc) {
     cli_error("%s", attn_errmsg());
     return rc == ATTN_EFAIL ? 1 : 2;
+}
+
+// Terminal columns of one code point: 0 for combining marks, 2 for East Asian
+// wide ranges (Hangul, CJK, fullwidth forms, common emoji), else 1.
+static int cp_width(uint32_t c) {
+    if ((c >= 0x300 && c <= 0x36F) || (c >= 0x200B && c <= 0x200F) || (c >= 0xFE00 && c <= 0xFE0F)) return 0;
+    if ((c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0xA4CF && c != 0x303F) || (c >= 0xAC00 && c <= 0xD7A3) ||
+        (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF60) ||
+        (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) || (c >= 0x1F900 && c <= 0x1F9FF) ||
+        (c >= 0x20000 && c <= 0x3FFFD))
+        return 2;
+    return 1;
+}
+
+int cli_display_width(const char *s) {
+    int w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t c = *p;
+        int n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (n > 1) c &= 0x3F >> (n - 1);
+        int k = 1;
+        for (; k < n && (p[k] & 0xC0) == 0x80; k++) c = (c << 6) | (p[k] & 0x3F);
+        w += k == n ? cp_width(c) : 1; // a broken sequence: one column per byte
+        p += k;
+    }
+    return w;
+}
+
+void cli_print_padded(const char *s, int w) {
+    int d = cli_display_width(s);
+    printf("%s%*s", s, d < w ? w - d : 0, "");
+}
+
+void cli_quote(char *out, size_t n, const char *label) {
+    size_t o = 0;
+    if (n < 3) { if (n) *out = 0; return; }
+    out[o++] = '"';
+    for (const char *p = label; *p && o + 3 < n; p++) {
+        if (*p == '"') out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '"';
+    out[o] = 0;
 }
 
 int cli_bad_opt(const char *cmd, const char *opt) {
@@ -203,7 +247,15 @@ static int parse_ids(const char *s, int32_t **ids, int *n) {
         }
         v[k++] = (int32_t)x;
         p = end;
-        while (*p == ',' || *p == ' ') p++;
+        while (*p == ' ') p++;
+        if (*p == ',') { // one comma between ids: "1,,2" and "1," are refused
+            p++;
+            while (*p == ' ') p++;
+            if (!*p || *p == ',') { free(v); return attn_err(ATTN_EINPUT, "--ids: '%s' has an empty item (two commas, or one at the end)", s); }
+        } else if (*p) {
+            free(v);
+            return attn_err(ATTN_EINPUT, "--ids: '%s' is not a comma-separated list of token ids", s);
+        }
     }
     *ids = v;
     *n = k;
@@ -402,7 +454,34 @@ typedef struct {
     int32_t *top3; // (L, H, T, 3) key indices (-1: fewer keys), or NULL
     float *top3p;
     attn_lens *lens; // --lens, or NULL
+    attn_outfile snpy; // --export scores: scores.npy, streamed layer by layer
+    int export_scores, H_kv, hd;
+    uint8_t *lmask, *hmask; // --layers/--heads of --per-token
 } run_ctx;
+
+// Pre-softmax scores q.k/sqrt(head_dim) of every head of one layer, rows
+// streamed into scores.npy; keys after the query are -1e30 (no -inf, no NaN).
+#define RUN_MASKED (-1e30f)
+static void run_on_qk(void *ctx, int layer, int q0, int nq, int nk, const float *q, int qs, const float *k, int ks) {
+    run_ctx *r = ctx;
+    (void)layer;
+    float *row = malloc((size_t)nk * sizeof *row);
+    if (!row) { r->write_err = ENOMEM; return; }
+    double scale = 1.0 / sqrt((double)r->hd);
+    for (int h = 0; h < r->H && !r->write_err; h++) {
+        const float *kh = k + (size_t)(h / (r->H / r->H_kv)) * r->hd;
+        for (int i = 0; i < nq; i++) {
+            const float *qi = q + (size_t)i * qs + (size_t)h * r->hd;
+            for (int j = 0; j < nk; j++) {
+                double d = 0;
+                for (int e = 0; j <= q0 + i && e < r->hd; e++) d += (double)qi[e] * kh[(size_t)j * ks + e];
+                row[j] = j <= q0 + i ? (float)(d * scale) : RUN_MASKED;
+            }
+            if (fwrite(row, sizeof(float), (size_t)nk, r->snpy.fp) != (size_t)nk) r->write_err = errno ? errno : EIO;
+        }
+    }
+    free(row);
+}
 
 static void run_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
     attn_lens_on_resid(((run_ctx *)ctx)->lens, layer, q0, nq, x);
@@ -461,7 +540,10 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
         else if (!tsv) {
             char **fin;
             if (attn_token_labels(m->tok, &l->final_id[t], 1, &fin)) return ATTN_EFAIL;
-            printf("\nposition %d \"%s\" -> final \"%s\"\n  %-6s %8s  top tokens (probability)\n", t, labels[t], fin[0], "layer", "P(final)");
+            char qa[200], qb[200];
+            cli_quote(qa, sizeof qa, labels[t]);
+            cli_quote(qb, sizeof qb, fin[0]);
+            printf("\nposition %d %s -> final %s\n  %-6s %8s  top tokens (probability)\n", t, qa, qb, "layer", "P(final)");
             attn_labels_free(fin, 1);
         }
         for (int r = 0; r <= l->n_layer; r++) {
@@ -488,7 +570,11 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
                     printf("%d\t%s\t%d\t%.6g\t%d\t%d\t%s\t%.6g\n", t, labels[t], r - 1, pf, j + 1, l->top_id[b + j], cand[j], l->top_prob[b + j]);
             } else {
                 printf("  %-6s %8.4f ", lname, pf);
-                for (int j = 0; j < k; j++) printf(" \"%s\" (%.3f)", cand[j], l->top_prob[b + j]);
+                for (int j = 0; j < k; j++) {
+                    char q[200];
+                    cli_quote(q, sizeof q, cand[j]);
+                    printf(" %s (%.3f)", q, l->top_prob[b + j]);
+                }
                 printf("\n");
             }
             attn_labels_free(cand, k);
@@ -502,18 +588,26 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
 static const char *RUN_HELP =
     "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N]\n"
     "                [--per-token] [--lens]\n"
-    "                [--export npy,json -o DIR] [--format table|tsv|json] [-t N]\n\n"
+    "                [--layers LIST] [--heads LIST]\n"
+    "                [--export npy,json,scores -o DIR] [--format table|tsv|json]\n"
+    "                [-t N]\n\n"
     "One forward pass. Prints the top-k next-token table for the last position:\n"
     "rank, id, token (display label, quoted), probability (softmax of the logits,\n"
     "0..1) and raw logit.\n"
     "  -k N           candidates per position (default 10)\n"
     "  --per-token    the table for every position, and for each layer and head\n"
     "                 the three earlier tokens it attends to most (attention\n"
-    "                 probability in parentheses, 0..1)\n"
+    "                 probability in parentheses, 0..1); TSV: one column per\n"
+    "                 layer and head, L<l>H<h> = \"pos:prob pos:prob pos:prob\"\n"
     "  --export LIST  npy: DIR/attention.npy (float32 [L,H,T,T], row = query\n"
     "                 position, column = key position, rows sum to 1, zero above\n"
     "                 the diagonal) and DIR/logits.npy (float32 [T,V]);\n"
-    "                 json: DIR/tokens.json (ids, display labels, raw pieces)\n"
+    "                 json: DIR/tokens.json (ids, display labels, raw pieces);\n"
+    "                 scores: DIR/scores.npy (float32 [L,H,T,T]), the scores\n"
+    "                 before the softmax, q.k/sqrt(head_dim); keys after the\n"
+    "                 query (masked) hold -1e30, never -inf or NaN\n"
+    "  --layers LIST  with --per-token: only these layers (all, 0,3,5-7, last)\n"
+    "  --heads LIST   with --per-token: only these heads\n"
     "  --lens         logit lens: for every position and layer (emb = the\n"
     "                 embeddings), the top-3 tokens of the residual stream after\n"
     "                 that layer through the final norm and unembedding, and\n"
@@ -528,7 +622,8 @@ static int cmd_run(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
     long k = 10;
-    int per_token = 0, exp_npy = 0, exp_json = 0, lens = 0, exp_lens_png = 0;
+    int per_token = 0, exp_npy = 0, exp_json = 0, exp_scores = 0, lens = 0, exp_lens_png = 0;
+    const char *layers_s = NULL, *heads_s = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -538,14 +633,20 @@ static int cmd_run(int argc, char **argv) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &k)) return 2;
         } else if (!strcmp(argv[i], "--per-token")) per_token = 1;
         else if (!strcmp(argv[i], "--lens")) lens = 1;
+        else if (!strcmp(argv[i], "--layers")) {
+            if (!(layers_s = cli_val(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--heads")) {
+            if (!(heads_s = cli_val(argc, argv, &i))) return 2;
+        }
         else if (!strcmp(argv[i], "--export")) {
             if (!(v = cli_val(argc, argv, &i))) return 2;
             for (const char *p = v; *p;) {
                 size_t l = strcspn(p, ",");
                 if (l == 3 && !strncmp(p, "npy", 3)) exp_npy = 1;
                 else if (l == 4 && !strncmp(p, "json", 4)) exp_json = 1;
+                else if (l == 6 && !strncmp(p, "scores", 6)) exp_scores = 1;
                 else {
-                    cli_error("--export: unknown kind '%.*s' (npy, json)", (int)l, p);
+                    cli_error("--export: unknown kind '%.*s' (npy, json, scores)", (int)l, p);
                     return 2;
                 }
                 p += l + (p[l] == ',');
@@ -556,7 +657,11 @@ static int cmd_run(int argc, char **argv) {
     const char *fmt;
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
     if (lens && o.out_dir) exp_lens_png = 1;
-    if ((exp_npy || exp_json) && !o.out_dir) {
+    if ((layers_s || heads_s) && !per_token) {
+        fprintf(stderr, "attn: run: --layers/--heads choose what --per-token shows\n");
+        return 2;
+    }
+    if ((exp_npy || exp_json || exp_scores) && !o.out_dir) {
         fprintf(stderr, "attn: run: --export needs -o DIR\n");
         return 2;
     }
@@ -573,7 +678,7 @@ static int cmd_run(int argc, char **argv) {
     if (!rc) rc = cli_pool(&o, &pool);
     if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
     char dir[1024] = "", path[1100];
-    if (!rc && (exp_npy || exp_json || exp_lens_png)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
+    if (!rc && (exp_npy || exp_json || exp_scores || exp_lens_png)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
     if (rc) goto done;
     const attn_config *c = &m->cfg;
     int V = c->n_vocab;
@@ -595,15 +700,40 @@ static int cmd_run(int argc, char **argv) {
         if ((rc = attn_npy_open(&rc_.npy, path, dims, 4))) goto done;
         rc_.export_attn = 1;
     }
+    if (exp_scores) {
+        int64_t dims[4] = { c->n_layer, c->n_head, T, T };
+        snprintf(path, sizeof path, "%s/scores.npy", dir);
+        if ((rc = attn_npy_open(&rc_.snpy, path, dims, 4))) goto done;
+        rc_.export_scores = 1;
+        rc_.H_kv = c->n_head_kv;
+        rc_.hd = c->head_dim;
+    }
+    if (per_token) {
+        rc_.lmask = malloc((size_t)c->n_layer);
+        rc_.hmask = malloc((size_t)c->n_head);
+        if (!rc_.lmask || !rc_.hmask) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if (cli_index_list("--layers", layers_s ? layers_s : "all", c->n_layer, rc_.lmask) ||
+            cli_index_list("--heads", heads_s ? heads_s : "all", c->n_head, rc_.hmask)) { rc = -1; goto done; }
+    }
     if (lens && (rc = attn_lens_new(&rc_.lens, m, T, 3))) goto done;
     attn_session *s;
     if ((rc = attn_session_new(&s, m, T, pool))) goto done;
     attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL,
-                         .on_resid = lens ? run_on_resid : NULL, .ctx = &rc_ };
+                         .on_resid = lens ? run_on_resid : NULL, .on_qk = exp_scores ? run_on_qk : NULL,
+                         .ctx = &rc_ };
     rc = attn_session_feed(s, ids, T, logits, 0, &cap);
     if (!rc && lens) rc = attn_lens_compute(rc_.lens, s, pool);
     attn_session_free(s);
     if (rc) goto done;
+    if (exp_scores) {
+        snprintf(path, sizeof path, "%s/scores.npy", dir);
+        if (rc_.write_err) {
+            rc = attn_err(ATTN_EFAIL, "%s: write failed: %s", path, strerror(rc_.write_err));
+            goto done;
+        }
+        rc_.export_scores = 0;
+        if ((rc = attn_out_close(&rc_.snpy))) goto done;
+    }
     if (exp_npy) {
         if (rc_.write_err) {
             attn_out_abort(&rc_.npy);
@@ -641,7 +771,13 @@ static int cmd_run(int argc, char **argv) {
         printf(", \"ids\": [");
         for (int i = 0; i < T; i++) printf("%s%d", i ? ", " : "", ids[i]);
         printf("], \"positions\": [");
-    } else if (tsv) printf("position\ttoken\trank\tid\tcandidate\tprob\tlogit\n");
+    } else if (tsv) {
+        printf("position\ttoken\trank\tid\tcandidate\tprob\tlogit");
+        for (int l = 0; per_token && l < c->n_layer; l++)
+            for (int h = 0; h < c->n_head; h++)
+                if (rc_.lmask[l] && rc_.hmask[h]) printf("\tL%dH%d", l, h);
+        printf("\n");
+    }
     for (int t = per_token ? 0 : T - 1, first = 1; t < T; t++, first = 0) {
         const float *lg = logits + (size_t)t * V;
         attn_softmax_bits(lg, V, 1, probs);
@@ -664,10 +800,12 @@ static int cmd_run(int argc, char **argv) {
             printf("]");
             if (per_token) {
                 printf(", \"attends\": [");
+                int nsel = 0;
                 for (int l = 0; l < c->n_layer; l++)
                     for (int h = 0; h < c->n_head; h++) {
+                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
                         size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
-                        printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", l + h ? ", " : "", l, h);
+                        printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", nsel++ ? ", " : "", l, h);
                         for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
                             printf("%s{\"position\": %d, \"prob\": ", j ? ", " : "", rc_.top3[b + j]);
                             attn_json_numf(stdout, "%.6g", rc_.top3p[b + j]);
@@ -679,24 +817,41 @@ static int cmd_run(int argc, char **argv) {
             }
             printf("}");
         } else if (tsv) {
-            for (int j = 0; j < k; j++)
-                printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g\n", t, labels[t], j + 1, idx[j], cand[j], probs[idx[j]], lg[idx[j]]);
+            for (int j = 0; j < k; j++) {
+                printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g", t, labels[t], j + 1, idx[j], cand[j], probs[idx[j]], lg[idx[j]]);
+                for (int l = 0; per_token && l < c->n_layer; l++)
+                    for (int h = 0; h < c->n_head; h++) {
+                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
+                        size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
+                        printf("\t");
+                        for (int e = 0; e < 3 && rc_.top3[b + e] >= 0; e++)
+                            printf("%s%d:%.4g", e ? " " : "", rc_.top3[b + e], rc_.top3p[b + e]);
+                    }
+                printf("\n");
+            }
         } else {
-            printf("%sposition %d \"%s\" -> next token\n", first ? "" : "\n", t, labels[t]);
+            char qt[200];
+            cli_quote(qt, sizeof qt, labels[t]);
+            printf("%sposition %d %s -> next token\n", first ? "" : "\n", t, qt);
             printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
             for (int j = 0; j < k; j++) {
-                char q[96];
-                snprintf(q, sizeof q, "\"%s\"", cand[j]);
-                printf("  %4d  %6d  %-20s  %8.4f  %9.4f\n", j + 1, idx[j], q, probs[idx[j]], lg[idx[j]]);
+                char q[200];
+                cli_quote(q, sizeof q, cand[j]);
+                printf("  %4d  %6d  ", j + 1, idx[j]);
+                cli_print_padded(q, 20);
+                printf("  %8.4f  %9.4f\n", probs[idx[j]], lg[idx[j]]);
             }
             if (per_token) {
                 printf("  most-attended earlier tokens (attention probability):\n");
                 for (int l = 0; l < c->n_layer; l++)
                     for (int h = 0; h < c->n_head; h++) {
+                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
                         size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
                         printf("    L%d H%-3d", l, h);
-                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++)
-                            printf("  %d \"%s\" (%.2f)", rc_.top3[b + j], labels[rc_.top3[b + j]], rc_.top3p[b + j]);
+                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
+                            cli_quote(qt, sizeof qt, labels[rc_.top3[b + j]]);
+                            printf("  %d %s (%.2f)", rc_.top3[b + j], qt, rc_.top3p[b + j]);
+                        }
                         printf("\n");
                     }
             }
@@ -707,11 +862,14 @@ static int cmd_run(int argc, char **argv) {
     if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
     if (json) printf("}\n");
     free(idx);
-    if (exp_npy || exp_json || exp_lens_png)
-        fprintf(stderr, "attn: wrote to %s:%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
-                exp_json ? " tokens.json" : "", exp_lens_png ? " lens.png" : "");
+    if (exp_npy || exp_json || exp_scores || exp_lens_png)
+        fprintf(stderr, "attn: wrote to %s:%s%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
+                exp_json ? " tokens.json" : "", exp_scores ? " scores.npy" : "", exp_lens_png ? " lens.png" : "");
 done:
     if (rc_.export_attn) attn_out_abort(&rc_.npy);
+    if (rc_.export_scores) attn_out_abort(&rc_.snpy);
+    free(rc_.lmask);
+    free(rc_.hmask);
     free(rc_.top3);
     free(rc_.top3p);
     attn_lens_free(rc_.lens);
@@ -745,8 +903,65 @@ static const char *COMMON =
     "  -t, --threads N      default: all online cores\n"
     "  -o, --out DIR        where files go (created if missing)\n"
     "  --format table|tsv|json\n"
+    "Any option also as --opt=value; an option given twice is refused (-m may\n"
+    "repeat); layer and head lists: all, 0,3,5-7, last.\n"
     "\nExit status: 0 success, 2 bad input, 1 anything else. Convert checkpoints\n"
     "with tools/convert.py (nanoGPT, Hugging Face, llama2.c -> GGUF).\n";
+
+// Options that take a value (their next argument is never an option name);
+// -m is the one option that may be given more than once (compare).
+static const char *const VALUED[] = { "-p", "--prompt", "-f", "--file", "--ids", "-o", "--out", "-m", "--model",
+                                      "--format", "-t", "--threads", NULL };
+static const char *const ALIASES[][2] = { { "-p", "--prompt" }, { "-f", "--file" }, { "-o", "--out" },
+                                          { "-t", "--threads" }, { "-h", "--help" } };
+
+static int in_list(const char *const *l, const char *a) {
+    for (; *l; l++)
+        if (!strcmp(*l, a)) return 1;
+    return 0;
+}
+
+static const char *canonical_opt(const char *a) {
+    for (size_t k = 0; k < sizeof ALIASES / sizeof ALIASES[0]; k++)
+        if (!strcmp(a, ALIASES[k][0])) return ALIASES[k][1];
+    return a;
+}
+
+// An option name: -x or --word (not a negative number, not a lone "-").
+static int is_opt(const char *a) {
+    return a[0] == '-' && (isalpha((unsigned char)a[1]) || (a[1] == '-' && isalpha((unsigned char)a[2])));
+}
+
+// One home for the syntax every command shares: "--opt=value" becomes
+// "--opt" "value", and an option given twice is refused (only -m repeats).
+// argv[0] (the command) is kept; *out is malloc'ed; returns the new argc or -1.
+int cli_split_args(int argc, char **argv, char ***out) {
+    char **a = malloc(((size_t)argc * 2 + 1) * sizeof *a);
+    if (!a) { cli_error("out of memory"); return -1; }
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        char *eq = argv[i][0] == '-' && argv[i][1] == '-' && i > 0 && !in_list(VALUED, argv[i - 1])
+                   ? strchr(argv[i], '=') : NULL;
+        if (eq && eq > argv[i] + 2) {
+            *eq = 0; // argv strings are ours to modify
+            a[n++] = argv[i];
+            a[n++] = eq + 1;
+        } else a[n++] = argv[i];
+    }
+    a[n] = NULL;
+    for (int i = 1; i < n; i++) {
+        if (!is_opt(a[i]) || (i > 1 && in_list(VALUED, a[i - 1]) && is_opt(a[i - 1]))) continue;
+        if (!strcmp(a[i], "-m") || !strcmp(a[i], "--model")) continue;
+        for (int j = 1; j < i; j++)
+            if (is_opt(a[j]) && !(j > 1 && in_list(VALUED, a[j - 1])) && !strcmp(canonical_opt(a[j]), canonical_opt(a[i]))) {
+                cli_error("%s: option '%s' given twice (give it once)", argv[0], a[i]);
+                free(a);
+                return -1;
+            }
+    }
+    *out = a;
+    return n;
+}
 
 static void on_signal(int sig) {
     attn_out_cleanup();
@@ -763,6 +978,7 @@ static int cli_main(int argc, char **argv) {
         { "trace", cmd_trace, "generate N tokens, top-k table per step" },
         { "heads", cmd_heads, "head-type scores for every head, against a random-init baseline" },
         { "compare", cmd_compare, "two models, or a model against its own random init" },
+        { "explain", cmd_explain, "one attention row worked out: q, q.k, scaled score, mask, softmax" },
         { "report", cmd_report, "one self-contained offline HTML page of a prompt's attention" },
         { "bench", cmd_bench, "speed of this model on this machine" },
     };
@@ -788,7 +1004,14 @@ static int cli_main(int argc, char **argv) {
             signal(sigs[i], SIG_IGN);
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) {
+            char **args = NULL;
+            int na = cli_split_args(argc - 1, argv + 1, &args);
+            if (na < 0) return 2;
+            int rc = cmds[i].fn(na, args);
+            free(args);
+            return rc;
+        }
     cli_error("unknown command '%s' (see attn --help)", argv[1]);
     return 2;
 }

@@ -272,6 +272,12 @@ typedef struct {
     // Residual stream after layer `layer` (layer = -1: the embeddings),
     // x is (nq, D) for query positions q0 .. q0+nq-1. For the logit lens.
     void (*on_resid)(void *ctx, int layer, int q0, int nq, const float *x);
+    // Queries and keys as attention uses them (after RoPE): q is (nq, q_stride),
+    // head h at q + h*head_dim, for positions q0 .. q0+nq-1; k is (nk, k_stride),
+    // KV head g at k + g*head_dim, for keys 0 .. nk-1 (nk = q0 + nq). For
+    // `attn explain` and the pre-softmax scores of `run --export scores`.
+    void (*on_qk)(void *ctx, int layer, int q0, int nq, int nk, const float *q, int q_stride, const float *k,
+                  int k_stride);
     void *ctx;
     const uint8_t *layers; // [n_layer] 1 = capture this layer; NULL = all
     const uint8_t *heads;  // [n_head] 1 = capture this head; NULL = all
@@ -486,6 +492,8 @@ typedef struct {
     float dmax;                  // diverging panels' range; <= 0: their largest |value|
     int causal;                  // cells above the diagonal are masked (drawn hatched grey)
     int drop_first;              // the panels went through attn_drop_first (said on the picture)
+    int annot;                   // 1: each cell's value written in it (two decimals) where it fits
+    const uint8_t *rows_shown;   // [T] 1 = draw this query row, 0 = hatched like masked cells; NULL = all
 } attn_figure;
 
 // An RGB raster, 3 bytes a pixel, row-major, and where the figure went in it.

@@ -66,8 +66,18 @@ void cli_opts_init(cli_opts *o);
 // Consume a common option at argv[*i] (advancing *i past its value).
 // Returns 1 if consumed, 0 if not a common option, -1 on error (printed).
 int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+// "--opt=value" -> "--opt" "value"; an option given twice (other than -m) is
+// refused with a message. Done once for every command, before its own parsing.
+int cli_split_args(int argc, char **argv, char ***out);
 // Print "attn: <command>: unknown option '<opt>' (see attn <command> --help)", return 2.
 int cli_bad_opt(const char *cmd, const char *opt);
+// Terminal columns a UTF-8 string takes (wide CJK/Hangul 2, combining 0).
+int cli_display_width(const char *s);
+// Print s left-aligned in w terminal columns (display width, not bytes).
+void cli_print_padded(const char *s, int w);
+// A display label in double quotes, a '"' inside escaped as \" (truncated to n).
+void cli_quote(char *out, size_t n, const char *label);
+int cmd_explain(int argc, char **argv);
 // Print "attn: <message>" on stderr as one line: control characters in the
 // message (a newline in a file name or option the user typed) are escaped.
 // Use it for every error line that holds user input.
@@ -114,8 +124,10 @@ int cli_format(const cli_opts *o, const char *allowed, const char **fmt);
 void cli_progress(const char *what, long done, long total);
 
 // ---- picture commands (attn_cmd_maps.c; used by maps, compare, trace)
-// "all" or a list like 0,3,5-7 into mask[0..n); -1 (message printed) if bad.
+// "all" or a list like 0,3,5-7,last into mask[0..n); -1 (message printed) if bad.
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
+// One layer/head index: a number or "last" (n - 1); *end == p when neither.
+long cli_index(const char *p, int n, char **end);
 // --scale fixed|row|log; -1 (message printed) if bad.
 int cli_scale(const char *val, attn_scale *out);
 typedef struct {

@@ -551,6 +551,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
         memcpy(kc + (size_t)(s->pos + i) * kvd, k, (size_t)kvd * 4);
         memcpy(vc + (size_t)(s->pos + i) * kvd, k + kvd, (size_t)kvd * 4);
     }
+    if (cap && cap->on_qk && (!cap->layers || cap->layers[l])) cap->on_qk(cap->ctx, l, s->pos, n, s->pos + n, s->qkv, qkv_w, kc, kvd);
     attn_job aj = { s, l, n, qkv_w };
     if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
     else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
