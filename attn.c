@@ -359,10 +359,17 @@ typedef struct {
     int32_t *top3; // (L, H, T, 3) key indices (-1: fewer keys), or NULL
     float *top3p;
     attn_lens *lens; // --lens, or NULL
+    cli_acts *acts;  // --export resid,z,mlp, or NULL
 } run_ctx;
 
 static void run_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
-    attn_lens_on_resid(((run_ctx *)ctx)->lens, layer, q0, nq, x);
+    run_ctx *r = ctx;
+    if (r->lens) attn_lens_on_resid(r->lens, layer, q0, nq, x);
+    if (r->acts) cli_acts_on_resid(r->acts, layer, q0, nq, x);
+}
+
+static void run_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    cli_acts_on_act(((run_ctx *)ctx)->acts, kind, layer, q0, nq, x);
 }
 
 static void run_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
@@ -455,7 +462,9 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
 static const char *RUN_HELP =
     "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N]\n"
     "                [--per-token] [--lens]\n"
-    "                [--export npy,json -o DIR] [--format table|tsv|json] [-t N]\n\n"
+    "                [--export npy,json,resid,z,mlp -o DIR [--layers L]\n"
+    "                [--heads H]] [--format table|tsv|json] [-t N]\n"
+    "       attn run [-m FILE] (-p TEXT | -f FILE [--each-line] | --ids ..) --loss\n\n"
     "One forward pass. Prints the top-k next-token table for the last position:\n"
     "rank, id, token (display label, quoted), probability (softmax of the logits,\n"
     "0..1) and raw logit.\n"
@@ -466,7 +475,23 @@ static const char *RUN_HELP =
     "  --export LIST  npy: DIR/attention.npy (float32 [L,H,T,T], row = query\n"
     "                 position, column = key position, rows sum to 1, zero above\n"
     "                 the diagonal) and DIR/logits.npy (float32 [T,V]);\n"
-    "                 json: DIR/tokens.json (ids, display labels, raw pieces)\n"
+    "                 json: DIR/tokens.json (ids, display labels, raw pieces);\n"
+    "                 resid, z, mlp: activations as float32 .npy named after\n"
+    "                 TransformerLens's hooks: DIR/resid_pre.npy [L+1,T,D] (the\n"
+    "                 residual entering each layer, last row the final residual\n"
+    "                 before the final norm), DIR/z.npy [L,T,H,head_dim] (each\n"
+    "                 head's attention-weighted sum of values, value bias\n"
+    "                 included, before the output projection), DIR/mlp_out.npy\n"
+    "                 [L,T,D] (MLP output, its bias included)\n"
+    "  --layers LIST  with resid/z/mlp: only these layers (0,2,5-7; the final\n"
+    "                 residual stays the last row of resid_pre)\n"
+    "  --heads LIST   with z: only these heads\n"
+    "  --loss         instead of the table: each token's next-token loss\n"
+    "                 -log p(token | tokens before it) in nats, their mean (nats\n"
+    "                 per token) and the perplexity exp(mean)\n"
+    "  --each-line    with --loss -f FILE: every non-empty line is a prompt; the\n"
+    "                 mean loss over all the file's predicted tokens and its\n"
+    "                 perplexity\n"
     "  --lens         logit lens: for every position and layer (emb = the\n"
     "                 embeddings), the top-3 tokens of the residual stream after\n"
     "                 that layer through the final norm and unembedding, and\n"
@@ -481,6 +506,8 @@ static int cmd_run(int argc, char **argv) {
     cli_opts_init(&o);
     long k = 10;
     int per_token = 0, exp_npy = 0, exp_json = 0, lens = 0, exp_lens_png = 0;
+    int exp_resid = 0, exp_z = 0, exp_mlp = 0, loss = 0, each_line = 0;
+    const char *layers_s = NULL, *heads_s = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -490,14 +517,21 @@ static int cmd_run(int argc, char **argv) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &k)) return 2;
         } else if (!strcmp(argv[i], "--per-token")) per_token = 1;
         else if (!strcmp(argv[i], "--lens")) lens = 1;
+        else if (!strcmp(argv[i], "--loss")) loss = 1;
+        else if (!strcmp(argv[i], "--each-line")) each_line = 1;
+        else if (!strcmp(argv[i], "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(argv[i], "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
         else if (!strcmp(argv[i], "--export")) {
             if (!(v = cli_val(argc, argv, &i))) return 2;
             for (const char *p = v; *p;) {
                 size_t l = strcspn(p, ",");
                 if (l == 3 && !strncmp(p, "npy", 3)) exp_npy = 1;
                 else if (l == 4 && !strncmp(p, "json", 4)) exp_json = 1;
+                else if (l == 5 && !strncmp(p, "resid", 5)) exp_resid = 1;
+                else if (l == 1 && !strncmp(p, "z", 1)) exp_z = 1;
+                else if (l == 3 && !strncmp(p, "mlp", 3)) exp_mlp = 1;
                 else {
-                    cli_error("--export: unknown kind '%.*s' (npy, json)", (int)l, p);
+                    cli_error("--export: unknown kind '%.*s' (npy, json, resid, z, mlp)", (int)l, p);
                     return 2;
                 }
                 p += l + (p[l] == ',');
@@ -505,10 +539,13 @@ static int cmd_run(int argc, char **argv) {
         } else return cli_bad_opt("run", argv[i]);
     }
     if (o.help) { fputs(RUN_HELP, stdout); return 0; }
+    if (loss) return cli_run_loss(&o, each_line);
+    if (each_line) { cli_error("run: --each-line goes with --loss"); return 2; }
+    int exp_act = exp_resid || exp_z || exp_mlp;
     const char *fmt;
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
     if (lens && o.out_dir) exp_lens_png = 1;
-    if ((exp_npy || exp_json) && !o.out_dir) {
+    if ((exp_npy || exp_json || exp_act) && !o.out_dir) {
         fprintf(stderr, "attn: run: --export needs -o DIR\n");
         return 2;
     }
@@ -525,9 +562,22 @@ static int cmd_run(int argc, char **argv) {
     if (!rc) rc = cli_pool(&o, &pool);
     if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
     char dir[1024] = "", path[1100];
-    if (!rc && (exp_npy || exp_json || exp_lens_png)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
+    if (!rc && (exp_npy || exp_json || exp_lens_png || exp_act)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
     if (rc) goto done;
     const attn_config *c = &m->cfg;
+    if (exp_act) {
+        uint8_t *lm = calloc((size_t)c->n_layer + c->n_head, 1);
+        if (!lm) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if ((layers_s && cli_index_list("--layers", layers_s, c->n_layer, lm) < 0) ||
+            (heads_s && cli_index_list("--heads", heads_s, c->n_head, lm + c->n_layer) < 0)) {
+            free(lm);
+            rc = ATTN_EINPUT;
+            goto done_quiet;
+        }
+        rc = cli_acts_new(&rc_.acts, m, T, layers_s ? lm : NULL, heads_s ? lm + c->n_layer : NULL, exp_resid, exp_z, exp_mlp);
+        free(lm);
+        if (rc) goto done;
+    }
     int V = c->n_vocab;
     logits = malloc((size_t)T * V * sizeof(float));
     probs = malloc((size_t)V * sizeof *probs);
@@ -551,7 +601,8 @@ static int cmd_run(int argc, char **argv) {
     attn_session *s;
     if ((rc = attn_session_new(&s, m, T, pool))) goto done;
     attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL,
-                         .on_resid = lens ? run_on_resid : NULL, .ctx = &rc_ };
+                         .on_resid = lens || exp_act ? run_on_resid : NULL, .on_act = exp_act ? run_on_act : NULL,
+                         .ctx = &rc_ };
     rc = attn_session_feed(s, ids, T, logits, 0, &cap);
     if (!rc && lens) rc = attn_lens_compute(rc_.lens, s, pool);
     attn_session_free(s);
@@ -568,6 +619,8 @@ static int cmd_run(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/logits.npy", dir);
         if ((rc = attn_write_npy_f32(path, logits, dims, 2))) goto done;
     }
+    char act_names[64] = "";
+    if (exp_act && (rc = cli_acts_write(rc_.acts, dir, act_names, sizeof act_names))) goto done;
     if (exp_json) {
         snprintf(path, sizeof path, "%s/tokens.json", dir);
         if ((rc = write_tokens_json(path, m, ids, labels, T))) goto done;
@@ -652,14 +705,15 @@ static int cmd_run(int argc, char **argv) {
     if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
     if (json) printf("}\n");
     free(idx);
-    if (exp_npy || exp_json || exp_lens_png)
-        fprintf(stderr, "attn: wrote to %s:%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
-                exp_json ? " tokens.json" : "", exp_lens_png ? " lens.png" : "");
+    if (exp_npy || exp_json || exp_lens_png || exp_act)
+        fprintf(stderr, "attn: wrote to %s:%s%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
+                exp_json ? " tokens.json" : "", exp_lens_png ? " lens.png" : "", act_names);
 done:
     if (rc_.export_attn) attn_out_abort(&rc_.npy);
     free(rc_.top3);
     free(rc_.top3p);
     attn_lens_free(rc_.lens);
+    cli_acts_free(rc_.acts);
     free(logits);
     free(probs);
     free(topv);
@@ -668,6 +722,12 @@ done:
     attn_pool_free(pool);
     attn_model_free(m);
     return rc ? cli_fail_rc(rc) : 0;
+done_quiet: // the message is printed
+    free(ids);
+    if (labels) attn_labels_free(labels, T);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return 2;
 }
 
 // ---------------------------------------------------------------- main
@@ -710,6 +770,9 @@ static int cli_main(int argc, char **argv) {
         { "compare", cmd_compare, "two models, or a model against its own random init" },
         { "report", cmd_report, "one self-contained offline HTML page of a prompt's attention" },
         { "bench", cmd_bench, "speed of this model on this machine" },
+        { "ablate", cmd_ablate, "loss with heads removed: which heads the model needs" },
+        { "patch", cmd_patch, "copy activations of a clean run into a corrupt one" },
+        { "attribute", cmd_attribute, "a logit split into the parts that wrote it" },
     };
     int n = (int)(sizeof cmds / sizeof cmds[0]);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
