@@ -194,7 +194,7 @@ static int widest(char *const *s, int n) {
 }
 
 int attn_grid_image(const attn_grid *g, attn_image *out) {
-    const int M = 12, TXT = 12, BAR = 16, cw = g->cols > 60 ? 12 : 24, ch = 18;
+    const int M = 12, TXT = 12, BAR = 16, cw = g->cols > 60 ? 12 : g->cols > 16 ? 24 : 44, ch = g->rows > 24 ? 18 : 28;
     float dmax = g->dmax;
     for (size_t i = 0; i < (size_t)g->rows * g->cols; i++)
         if (fabsf(g->v[i]) > dmax) dmax = fabsf(g->v[i]);
@@ -202,7 +202,11 @@ int attn_grid_image(const attn_grid *g, attn_image *out) {
     int name_w = widest(g->row_names, g->rows), lab_h = widest(g->col_names, g->cols) + 6;
     int x0 = M + name_w + 6, y0 = M + 2 * TXT + 8 + 2 * (TXT + 2) + 4;
     int gw = g->cols * cw, gh = g->rows * ch;
-    int w = x0 + gw + 16 + BAR + 8 + attn_text_width("-0.000e+00", 1) + M;
+    char mark_lab[64];
+    snprintf(mark_lab, sizeof mark_lab, "%g %s", g->mark, g->mark_name ? g->mark_name : "");
+    int lab_w = attn_text_width("-0.000e+00", 1);
+    if (g->mark == g->mark && attn_text_width(mark_lab, 1) > lab_w) lab_w = attn_text_width(mark_lab, 1);
+    int w = x0 + gw + 16 + BAR + 8 + lab_w + M;
     int tw = attn_text_width(g->title, 2) + 2 * M, nw = attn_text_width(g->note ? g->note : "", 1) + 2 * M;
     if (w < tw) w = tw;
     if (w < nw) w = nw;
@@ -213,7 +217,8 @@ int attn_grid_image(const attn_grid *g, attn_image *out) {
     im.h = h;
     if (!(im.rgb = malloc((size_t)w * h * 3))) return attn_err(ATTN_EFAIL, "picture: out of memory");
     memset(im.rgb, 255, (size_t)w * h * 3);
-    static const uint8_t black[3] = {0, 0, 0}, grey[3] = {90, 90, 90}, nan_c[3] = {200, 200, 200};
+    static const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255}, grey[3] = {90, 90, 90},
+                         nan_c[3] = {200, 200, 200};
     attn_draw_text(&im, M, M, g->title, black, 2, 0);
     if (g->note) attn_draw_text(&im, M, M + 2 * TXT + 8, g->note, grey, 1, 0);
     for (int r = 0; r < g->rows; r++) {
@@ -224,6 +229,12 @@ int attn_grid_image(const attn_grid *g, attn_image *out) {
             uint8_t col[3];
             if (v == v) attn_colormap_div(v / dmax, col);
             fill(&im, x0 + c * cw, y, cw - 1, ch - 1, v == v ? col : nan_c);
+            if (cw >= 44 && v == v) { // the value, when the cell has room
+                char b[16];
+                snprintf(b, sizeof b, "%.2f", fabsf(v) < 0.005f ? 0.0f : v); // no "-0.00"
+                const uint8_t *tc = fabsf(v) > 0.6f * dmax ? white : black;
+                attn_draw_text(&im, x0 + c * cw + (cw - attn_text_width(b, 1)) / 2, y + (ch - TXT) / 2, b, tc, 1, 0);
+            }
         }
     }
     for (int c = 0; c < g->cols; c++) // column labels below, reading upwards
@@ -239,8 +250,8 @@ int attn_grid_image(const attn_grid *g, attn_image *out) {
     float ticks[4] = { dmax, 0, -dmax, g->mark };
     for (int k = 0; k < (g->mark == g->mark && fabsf(g->mark) <= dmax ? 4 : 3); k++) {
         int y = by + (int)lroundf((1 - ticks[k] / dmax) / 2 * (bh - 1));
-        char b[48];
-        if (k == 3) snprintf(b, sizeof b, "%g %s", ticks[k], g->mark_name ? g->mark_name : "");
+        char b[64];
+        if (k == 3) snprintf(b, sizeof b, "%s", mark_lab);
         else snprintf(b, sizeof b, "%.3g", ticks[k]);
         fill(&im, bx - 3, y, BAR + 6, k == 3 ? 2 : 1, black);
         attn_draw_text(&im, bx + BAR + 6, y - TXT / 2, b, black, 1, 0);

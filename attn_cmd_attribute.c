@@ -51,7 +51,7 @@ static int by_abs(const void *x, const void *y) {
     return i - j;
 }
 
-static int attr_picture(const attn_model *m, const double *comp, const char *dir, int target) {
+static int attr_picture(const attn_model *m, const double *comp, const char *dir, int target, int against) {
     int L = m->cfg.n_layer, H = m->cfg.n_head, rc = 0;
     float *v = malloc((size_t)L * H * 4);
     char **rn = calloc(L, sizeof *rn), **cn = calloc(H, sizeof *cn), path[1100], note[160];
@@ -61,7 +61,9 @@ static int attr_picture(const attn_model *m, const double *comp, const char *dir
         for (int h = 0; h < H; h++) v[l * H + h] = (float)comp[2 + l * (H + 2) + h];
     }
     for (int h = 0; !rc && h < H; h++) if ((cn[h] = malloc(16))) snprintf(cn[h], 16, "H%d", h);
-    snprintf(note, sizeof note, "direct logit attribution of each head (logits) to token %d", target);
+    if (against >= 0)
+        snprintf(note, sizeof note, "each head's direct effect on logit(#%d) - logit(#%d), in logits", target, against);
+    else snprintf(note, sizeof note, "each head's direct effect on logit(#%d), in logits", target);
     attn_grid g = { v, L, H, rn, cn, "attribution: layer x head", note, 0, NAN, NULL };
     attn_image im;
     snprintf(path, sizeof path, "%s/attribute.png", dir);
@@ -141,7 +143,7 @@ int cmd_attribute(int argc, char **argv) {
     if (pos < 0) pos = T - 1;
     if (!rc) rc = attn_attribute(m, pool, ids, T, (int)pos, target, against, comp, &logit);
     if (!rc) attr_print(m, fmt, comp, attn_attr_n(m), logit, target, against, (int)pos);
-    if (!rc && o.out_dir && !(rc = attr_picture(m, comp, dir, target)))
+    if (!rc && o.out_dir && !(rc = attr_picture(m, comp, dir, target, against)))
         fprintf(stderr, "attn: wrote to %s: attribute.png\n", dir);
     free(comp);
     free(ids);

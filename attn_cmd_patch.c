@@ -93,6 +93,18 @@ static int patch_run(patcher *p, const int32_t *clean, const int32_t *corr, floa
     return rc;
 }
 
+// A label in w columns: cut or padded by characters (UTF-8 code points), not bytes.
+static void pad_label(const char *s, int w) {
+    int n = 0;
+    const char *p = s;
+    for (; *p; p++) {
+        if (((unsigned char)*p & 0xC0) == 0x80) continue;
+        if (n == w) break;
+        n++;
+    }
+    printf("%.*s%*s", (int)(p - s), s, w - n, "");
+}
+
 static void print_num(double v, const char *fmt_num, const char *nan) {
     if (v == v) printf(fmt_num, v);
     else printf("%s", nan);
@@ -132,7 +144,8 @@ static void patch_print(const patcher *p, const char *fmt, const float *heads, c
         printf("\n\nrestored fraction, residual patching (the residual entering layer L at one\nposition)\n  pos  %-12s", "token");
         for (int l = 0; l < L; l++) printf("  %7s%-2d", "L", l);
         for (int i = 0; i < T; i++) {
-            printf("\n  %3d  %-12.12s", i, labels[i]);
+            printf("\n  %3d  ", i);
+            pad_label(labels[i], 12);
             for (int l = 0; l < L; l++) print_num(resid[(size_t)l * T + i], "  %9.3f", "          -");
         }
         printf("\n");
