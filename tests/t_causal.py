@@ -319,7 +319,46 @@ def trace_case(ref, gguf, ids, heads, n):
     return errs, n
 
 
+def corpus_case(tmp):
+    """ablate / run --loss -f FILE --each-line on the built-in model: the corpus
+    loss is the token-weighted mean of the lines' own losses (zero mode, where
+    the lines do not share a mean)."""
+    lines = ["The cat sat on the mat.", "", "The jury said it did not.", "He went to the house and sat down."]
+    path = os.path.join(tmp, "corpus.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    errs, tot, n = [], {}, 0
+    for ln in lines:
+        if not ln:
+            continue
+        one = json.loads(attn("ablate", "-p", ln, "--heads", "1.0,0.2", "--format", "json", rc=0).stdout)
+        k = one["tokens"] - 1
+        tot["clean"] = tot.get("clean", 0) + one["loss"] * k
+        tot["abl"] = tot.get("abl", 0) + one["heads"][0]["loss"] * k
+        n += k
+    got = json.loads(attn("ablate", "-f", path, "--each-line", "--heads", "1.0,0.2", "--format", "json", rc=0).stdout)
+    if not rel_ok(got["loss"], tot["clean"] / n, 1e-7) or not rel_ok(got["heads"][0]["loss"], tot["abl"] / n, 1e-7):
+        errs.append("corpus losses %g %g, lines' weighted mean %g %g" % (got["loss"], got["heads"][0]["loss"],
+                                                                         tot["clean"] / n, tot["abl"] / n))
+    rl = json.loads(attn("run", "-f", path, "--each-line", "--loss", "--format", "json", rc=0).stdout)
+    if rl["lines"] != 3 or rl["predicted"] != n or not rel_ok(rl["loss"], tot["clean"] / n, 1e-7) or \
+            not rel_ok(rl["perplexity"], math.exp(tot["clean"] / n), 1e-7):
+        errs.append("run --loss --each-line %s, expected loss %g over %d tokens" % (rl, tot["clean"] / n, n))
+    got = attn("ablate", "-f", path, "--each-line", "--mode", "mean", "--format", "json", rc=0)
+    if len(json.loads(got.stdout)["heads"]) != 8:
+        errs.append("mean mode over the corpus: %s" % got.stdout[:200])
+    return errs, n
+
+
 def main():
+    if os.path.exists(ATTN) and attn("info").returncode != 0:
+        skip("causal_corpus", "this build has no built-in model")
+    elif os.path.exists(ATTN):
+        try:
+            errs, n = corpus_case(scratch("attn_corpus_"))
+        except ERRORS as e:
+            errs, n = [e], 0
+        result("causal_corpus", errs, "%d predicted tokens" % n)
     R = reference_models(*NAMES)
     if R is None:
         return
