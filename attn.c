@@ -10,13 +10,16 @@
 //   threads ........... attn_pool.c   the pthread pool
 //   kernels ........... simd/         scalar reference, AVX2, AVX-512, NEON, chosen at start-up
 //   capture ........... attn_model.c  attn_capture callbacks (attention rows, residual rows)
+//   interventions ..... attn_causal.c attn_edits (replace z / residual / MLP output), direct
+//                                     logit attribution, per-position loss, diverging grid pictures
 //   analysis .......... attn_analysis.c  head-type scores, baselines, induction test, logit lens
 //                       attn_report.c   the offline HTML report
 //   rendering ......... attn_render.c heatmaps, grids, colormaps, font, SVG, terminal
 //   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings, mkdir -p
 //   built-in model .... attn_builtin.c
 //   CLI ............... attn.c (this file: main, shared helpers, info, run)
-//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench)
+//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench,
+//                       ablate, patch, attribute; run_causal: run --export resid,z,mlp, --loss)
 #include "attn.h"
 #include "attn_cli.h"
 #include "simd/kernels.h"
@@ -457,6 +460,7 @@ typedef struct {
     attn_outfile snpy; // --export scores: scores.npy, streamed layer by layer
     int export_scores, H_kv, hd;
     uint8_t *lmask, *hmask; // --layers/--heads of --per-token
+    cli_acts *acts;  // --export resid,z,mlp, or NULL
 } run_ctx;
 
 // Pre-softmax scores q.k/sqrt(head_dim) of every head of one layer, rows
@@ -484,7 +488,13 @@ static void run_on_qk(void *ctx, int layer, int q0, int nq, int nk, const float 
 }
 
 static void run_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
-    attn_lens_on_resid(((run_ctx *)ctx)->lens, layer, q0, nq, x);
+    run_ctx *r = ctx;
+    if (r->lens) attn_lens_on_resid(r->lens, layer, q0, nq, x);
+    if (r->acts) cli_acts_on_resid(r->acts, layer, q0, nq, x);
+}
+
+static void run_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    cli_acts_on_act(((run_ctx *)ctx)->acts, kind, layer, q0, nq, x);
 }
 
 static void run_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
@@ -588,9 +598,10 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
 static const char *RUN_HELP =
     "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N]\n"
     "                [--per-token] [--lens]\n"
-    "                [--layers LIST] [--heads LIST]\n"
-    "                [--export npy,json,scores -o DIR] [--format table|tsv|json]\n"
-    "                [-t N]\n\n"
+    "                [--export npy,json,scores,resid,z,mlp -o DIR]\n"
+    "                [--layers LIST] [--heads LIST] [--format table|tsv|json]\n"
+    "                [-t N]\n"
+    "       attn run [-m FILE] (-p TEXT | -f FILE [--each-line] | --ids ..) --loss\n\n"
     "One forward pass. Prints the top-k next-token table for the last position:\n"
     "rank, id, token (display label, quoted), probability (softmax of the logits,\n"
     "0..1) and raw logit.\n"
@@ -606,8 +617,23 @@ static const char *RUN_HELP =
     "                 scores: DIR/scores.npy (float32 [L,H,T,T]), the scores\n"
     "                 before the softmax, q.k/sqrt(head_dim); keys after the\n"
     "                 query (masked) hold -1e30, never -inf or NaN\n"
-    "  --layers LIST  with --per-token: only these layers (all, 0,3,5-7, last)\n"
-    "  --heads LIST   with --per-token: only these heads\n"
+    "                 resid, z, mlp: activations as float32 .npy named after\n"
+    "                 TransformerLens's hooks: DIR/resid_pre.npy [L+1,T,D] (the\n"
+    "                 residual entering each layer, last row the final residual\n"
+    "                 before the final norm), DIR/z.npy [L,T,H,head_dim] (each\n"
+    "                 head's attention-weighted sum of values, value bias\n"
+    "                 included, before the output projection), DIR/mlp_out.npy\n"
+    "                 [L,T,D] (MLP output, its bias included)\n"
+    "  --layers LIST  with --per-token or resid/z/mlp: only these layers (all,\n"
+    "                 0,3,5-7, last; the final residual stays the last row of\n"
+    "                 resid_pre)\n"
+    "  --heads LIST   with --per-token or z: only these heads\n"
+    "  --loss         instead of the table: each token's next-token loss\n"
+    "                 -log p(token | tokens before it) in nats, their mean (nats\n"
+    "                 per token) and the perplexity exp(mean)\n"
+    "  --each-line    with --loss -f FILE: every non-empty line is a prompt; the\n"
+    "                 mean loss over all the file's predicted tokens and its\n"
+    "                 perplexity\n"
     "  --lens         logit lens: for every position and layer (emb = the\n"
     "                 embeddings), the top-3 tokens of the residual stream after\n"
     "                 that layer through the final norm and unembedding, and\n"
@@ -623,6 +649,7 @@ static int cmd_run(int argc, char **argv) {
     cli_opts_init(&o);
     long k = 10;
     int per_token = 0, exp_npy = 0, exp_json = 0, exp_scores = 0, lens = 0, exp_lens_png = 0;
+    int exp_resid = 0, exp_z = 0, exp_mlp = 0, loss = 0, each_line = 0;
     const char *layers_s = NULL, *heads_s = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
@@ -633,11 +660,10 @@ static int cmd_run(int argc, char **argv) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &k)) return 2;
         } else if (!strcmp(argv[i], "--per-token")) per_token = 1;
         else if (!strcmp(argv[i], "--lens")) lens = 1;
-        else if (!strcmp(argv[i], "--layers")) {
-            if (!(layers_s = cli_val(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--heads")) {
-            if (!(heads_s = cli_val(argc, argv, &i))) return 2;
-        }
+        else if (!strcmp(argv[i], "--loss")) loss = 1;
+        else if (!strcmp(argv[i], "--each-line")) each_line = 1;
+        else if (!strcmp(argv[i], "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(argv[i], "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
         else if (!strcmp(argv[i], "--export")) {
             if (!(v = cli_val(argc, argv, &i))) return 2;
             for (const char *p = v; *p;) {
@@ -645,8 +671,11 @@ static int cmd_run(int argc, char **argv) {
                 if (l == 3 && !strncmp(p, "npy", 3)) exp_npy = 1;
                 else if (l == 4 && !strncmp(p, "json", 4)) exp_json = 1;
                 else if (l == 6 && !strncmp(p, "scores", 6)) exp_scores = 1;
+                else if (l == 5 && !strncmp(p, "resid", 5)) exp_resid = 1;
+                else if (l == 1 && !strncmp(p, "z", 1)) exp_z = 1;
+                else if (l == 3 && !strncmp(p, "mlp", 3)) exp_mlp = 1;
                 else {
-                    cli_error("--export: unknown kind '%.*s' (npy, json, scores)", (int)l, p);
+                    cli_error("--export: unknown kind '%.*s' (npy, json, scores, resid, z, mlp)", (int)l, p);
                     return 2;
                 }
                 p += l + (p[l] == ',');
@@ -654,14 +683,17 @@ static int cmd_run(int argc, char **argv) {
         } else return cli_bad_opt("run", argv[i]);
     }
     if (o.help) { fputs(RUN_HELP, stdout); return 0; }
+    if (loss) return cli_run_loss(&o, each_line);
+    if (each_line) { cli_error("run: --each-line goes with --loss"); return 2; }
+    int exp_act = exp_resid || exp_z || exp_mlp;
     const char *fmt;
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
     if (lens && o.out_dir) exp_lens_png = 1;
-    if ((layers_s || heads_s) && !per_token) {
-        fprintf(stderr, "attn: run: --layers/--heads choose what --per-token shows\n");
+    if ((layers_s || heads_s) && !per_token && !exp_act) {
+        fprintf(stderr, "attn: run: --layers/--heads choose what --per-token or --export resid,z,mlp shows\n");
         return 2;
     }
-    if ((exp_npy || exp_json || exp_scores) && !o.out_dir) {
+    if ((exp_npy || exp_json || exp_scores || exp_act) && !o.out_dir) {
         fprintf(stderr, "attn: run: --export needs -o DIR\n");
         return 2;
     }
@@ -678,9 +710,22 @@ static int cmd_run(int argc, char **argv) {
     if (!rc) rc = cli_pool(&o, &pool);
     if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
     char dir[1024] = "", path[1100];
-    if (!rc && (exp_npy || exp_json || exp_scores || exp_lens_png)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
+    if (!rc && (exp_npy || exp_json || exp_scores || exp_lens_png || exp_act)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
     if (rc) goto done;
     const attn_config *c = &m->cfg;
+    if (exp_act) {
+        uint8_t *lm = calloc((size_t)c->n_layer + c->n_head, 1);
+        if (!lm) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if ((layers_s && cli_index_list("--layers", layers_s, c->n_layer, lm) < 0) ||
+            (heads_s && cli_index_list("--heads", heads_s, c->n_head, lm + c->n_layer) < 0)) {
+            free(lm);
+            rc = ATTN_EINPUT;
+            goto done_quiet;
+        }
+        rc = cli_acts_new(&rc_.acts, m, T, layers_s ? lm : NULL, heads_s ? lm + c->n_layer : NULL, exp_resid, exp_z, exp_mlp);
+        free(lm);
+        if (rc) goto done;
+    }
     int V = c->n_vocab;
     logits = malloc((size_t)T * V * sizeof(float));
     probs = malloc((size_t)V * sizeof *probs);
@@ -719,7 +764,8 @@ static int cmd_run(int argc, char **argv) {
     attn_session *s;
     if ((rc = attn_session_new(&s, m, T, pool))) goto done;
     attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL,
-                         .on_resid = lens ? run_on_resid : NULL, .on_qk = exp_scores ? run_on_qk : NULL,
+                         .on_resid = lens || exp_act ? run_on_resid : NULL, .on_act = exp_act ? run_on_act : NULL,
+                         .on_qk = exp_scores ? run_on_qk : NULL,
                          .ctx = &rc_ };
     rc = attn_session_feed(s, ids, T, logits, 0, &cap);
     if (!rc && lens) rc = attn_lens_compute(rc_.lens, s, pool);
@@ -746,6 +792,8 @@ static int cmd_run(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/logits.npy", dir);
         if ((rc = attn_write_npy_f32(path, logits, dims, 2))) goto done;
     }
+    char act_names[64] = "";
+    if (exp_act && (rc = cli_acts_write(rc_.acts, dir, act_names, sizeof act_names))) goto done;
     if (exp_json) {
         snprintf(path, sizeof path, "%s/tokens.json", dir);
         if ((rc = write_tokens_json(path, m, ids, labels, T))) goto done;
@@ -862,9 +910,9 @@ static int cmd_run(int argc, char **argv) {
     if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
     if (json) printf("}\n");
     free(idx);
-    if (exp_npy || exp_json || exp_scores || exp_lens_png)
-        fprintf(stderr, "attn: wrote to %s:%s%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
-                exp_json ? " tokens.json" : "", exp_scores ? " scores.npy" : "", exp_lens_png ? " lens.png" : "");
+    if (exp_npy || exp_json || exp_scores || exp_lens_png || exp_act)
+        fprintf(stderr, "attn: wrote to %s:%s%s%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
+                exp_json ? " tokens.json" : "", exp_scores ? " scores.npy" : "", exp_lens_png ? " lens.png" : "", act_names);
 done:
     if (rc_.export_attn) attn_out_abort(&rc_.npy);
     if (rc_.export_scores) attn_out_abort(&rc_.snpy);
@@ -873,6 +921,7 @@ done:
     free(rc_.top3);
     free(rc_.top3p);
     attn_lens_free(rc_.lens);
+    cli_acts_free(rc_.acts);
     free(logits);
     free(probs);
     free(topv);
@@ -881,6 +930,12 @@ done:
     attn_pool_free(pool);
     attn_model_free(m);
     return rc ? cli_fail_rc(rc) : 0;
+done_quiet: // the message is printed
+    free(ids);
+    if (labels) attn_labels_free(labels, T);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return 2;
 }
 
 // ---------------------------------------------------------------- main
@@ -981,6 +1036,9 @@ static int cli_main(int argc, char **argv) {
         { "explain", cmd_explain, "one attention row worked out: q, q.k, scaled score, mask, softmax" },
         { "report", cmd_report, "one self-contained offline HTML page of a prompt's attention" },
         { "bench", cmd_bench, "speed of this model on this machine" },
+        { "ablate", cmd_ablate, "loss with heads removed: which heads the model needs" },
+        { "patch", cmd_patch, "copy activations of a clean run into a corrupt one" },
+        { "attribute", cmd_attribute, "a logit split into the parts that wrote it" },
     };
     int n = (int)(sizeof cmds / sizeof cmds[0]);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {

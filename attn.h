@@ -278,10 +278,26 @@ typedef struct {
     // `attn explain` and the pre-softmax scores of `run --export scores`.
     void (*on_qk)(void *ctx, int layer, int q0, int nq, int nk, const float *q, int q_stride, const float *k,
                   int k_stride);
+    // Activations, to read or to change (interventions): x holds the rows of
+    // query positions q0 .. q0+nq-1 of one stage (ATTN_ACT_*) of `layer`; the
+    // callback may overwrite them and the forward goes on from what it leaves.
+    // Not filtered by `layers`/`heads`.
+    void (*on_act)(void *ctx, int kind, int layer, int q0, int nq, float *x);
     void *ctx;
     const uint8_t *layers; // [n_layer] 1 = capture this layer; NULL = all
     const uint8_t *heads;  // [n_head] 1 = capture this head; NULL = all
 } attn_capture;
+// Stages of on_act (TransformerLens hook names in brackets):
+enum {
+    ATTN_ACT_RESID_PRE = 0, // residual entering the layer (nq, D) [hook_resid_pre]
+    ATTN_ACT_Z = 1,         // every head's attention-weighted sum of values, value
+                            // bias included, before the output projection
+                            // (nq, n_head * head_dim), head h in columns
+                            // h*head_dim .. (h+1)*head_dim-1 [attn.hook_z]
+    ATTN_ACT_MLP_OUT = 2,   // the MLP's output, its output bias included, before
+                            // it is added to the residual (nq, D) [hook_mlp_out]
+    ATTN_ACT_N
+};
 
 // A forward session: activations and KV cache sized for at most max_t positions.
 typedef struct attn_session attn_session;
@@ -295,6 +311,53 @@ int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits,
                       const attn_capture *cap);
 // Final norm + unembedding of a residual row x (D) into logits (V).
 void attn_unembed(const attn_session *s, const float *x, float *logits);
+// Run the last n positions fed (n <= attn_session_pos) again from layer
+// `from` on, with x (n, D) as the residual entering that layer; the KV cache
+// of the layers before `from` is kept. Given the residual the full forward
+// had there, the results are bit-identical to it; callbacks see layers >= from.
+int attn_session_refeed(attn_session *s, int from, const float *x, int n, float *logits, int last_only,
+                        const attn_capture *cap);
+
+// ---------------------------------------------------------------- interventions
+// A list of replacements applied by attn_edits_on_act (cap.on_act =
+// attn_edits_on_act, cap.ctx = the attn_edits): at stage `kind` of `layer`,
+// the columns col0 .. col0+ncol-1 of the row of position `pos` (-1: every
+// position) become zero (v NULL) or the ncol floats at v + pos * v_stride
+// (v_stride 0: the same vector at every position; a run recorded as (T, width)
+// rows: v = rec + col0, v_stride = width). Head h's z: kind ATTN_ACT_Z,
+// col0 = h * head_dim, ncol = head_dim.
+typedef struct {
+    int kind, layer, pos;
+    int col0, ncol;
+    const float *v;
+    size_t v_stride;
+} attn_edit;
+typedef struct {
+    const attn_edit *e;
+    int n;
+    int width[ATTN_ACT_N]; // row length of each stage: D, n_head * head_dim, D
+} attn_edits;
+void attn_edits_init(attn_edits *ed, const attn_model *m, const attn_edit *e, int n);
+void attn_edits_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x);
+
+// Direct logit attribution at one position (attn_causal.c). The final
+// residual x is a sum of components; each is sent through the final norm
+// with its scale frozen at the value x gives (LayerNorm: centred, divided by
+// x's sigma, times gamma; RMSNorm: divided by x's rms, times gamma) and onto
+// the unembedding row of `target` minus the row of `against` (-1: none).
+// Components: [0] embeddings (token + learned position), [1] the norm's bias
+// (0 without one), then per layer l: n_head heads (W_o's columns of head h
+// times z), the attention output bias, the MLP output (its bias included):
+// index 2 + l * (n_head + 2) + h, ... + n_head, ... + n_head + 1. Their sum
+// is the model's logit (difference) to float rounding; *logit is the model's.
+// comp holds attn_attr_n(m) values.
+int attn_attr_n(const attn_model *m);
+int attn_attribute(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, int pos, int target,
+                   int against, double *comp, double *logit);
+// Next-token loss (nats) of every position t in [1, T): nll[t-1] =
+// -log softmax(logits[t-1])[ids[t]]; logits (T, V) are overwritten (by the
+// probabilities). Positions spread over pool (may be NULL). Returns the mean.
+double attn_nll_rows(float *logits, int V, const int32_t *ids, int T, attn_pool *pool, double *nll);
 
 // Non-finite activations (NaN/inf, from weights that hold them or overflow):
 // every feed checks the residual stream after the embeddings and each layer,
@@ -548,6 +611,21 @@ int attn_text_width(const char *s, int scale);
 // attn_write_png, free it with attn_image_free.
 int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t *ids, const char *title,
                     attn_image *out);
+
+// A rows x cols grid of values on the diverging colormap, symmetric around 0
+// (-dmax .. dmax, dmax at least the largest |value| and the given dmax), a
+// colorbar with the value `mark` marked and named (NaN: none); NaN cells
+// grey. For patching (1 = fully restored) and attribution pictures.
+typedef struct {
+    const float *v;              // (rows, cols) row-major
+    int rows, cols;
+    char *const *row_names;      // [rows] left of the rows
+    char *const *col_names;      // [cols] below the columns
+    const char *title, *note;    // note may be NULL
+    float dmax, mark;
+    const char *mark_name;       // e.g. "= fully restored"
+} attn_grid;
+int attn_grid_image(const attn_grid *g, attn_image *out);
 
 // ---------------------------------------------------------------- writers
 // Every output file is written to a temporary name in the same directory

@@ -32,6 +32,10 @@ int cmd_heads(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
+int cmd_attribute(int argc, char **argv);
+
 
 // Memory for captured attention: floats on the heap while the command's total
 // stays within max_mem bytes (--max-mem MB), beyond that in scratch files in
@@ -148,5 +152,26 @@ int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, i
 void cli_attn_free(cli_attn *a);
 // DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);
+
+// ---- causal commands (attn_cmd_ablate.c)
+// "L.H,L.H,..." into out[k] = layer * n_head + head (malloc'ed, *n of them).
+int cli_head_pairs(const char *opt, const char *val, const attn_model *m, int **out, int *n);
+// A token: "#ID", or text that is exactly one token (no BOS).
+int cli_token(const attn_model *m, const char *opt, const char *val, int32_t *id);
+
+// ---- run --export resid,z,mlp and run --loss (attn_cmd_run_causal.c)
+// Activations of one forward of T positions for the selected layers/heads
+// (NULL: all): feed with on_act = cli_acts_on_act, on_resid =
+// cli_acts_on_resid, then cli_acts_write(DIR) writes resid_pre.npy, z.npy,
+// mlp_out.npy of those wanted (their names appended to names).
+typedef struct cli_acts cli_acts;
+int cli_acts_new(cli_acts **out, const attn_model *m, int T, const uint8_t *layers, const uint8_t *heads, int resid,
+                 int z, int mlp);
+void cli_acts_free(cli_acts *a);
+void cli_acts_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x);
+void cli_acts_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
+int cli_acts_write(const cli_acts *a, const char *dir, char *names, size_t n);
+// `attn run --loss` (each_line: -f FILE --each-line); returns the exit status.
+int cli_run_loss(const cli_opts *o, int each_line);
 
 #endif

@@ -16,7 +16,7 @@
 static const char *TRACE_HELP =
     "usage: attn trace [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -n STEPS [-k 5]\n"
     "                  [--temp T --seed S] [--top-p P] [--format table|tsv|json]\n"
-    "                  [--attn DIR [--max-mem MB]] [-t N]\n\n"
+    "                  [--attn DIR [--max-mem MB]] [--ablate L.H,...] [-t N]\n\n"
     "Generates STEPS tokens, one forward step each with the KV cache, and shows\n"
     "for every step: the prefix so far, the top-k candidates (display labels,\n"
     "quoted) with probability and raw logit, the entropy of the distribution in\n"
@@ -52,6 +52,8 @@ static const char *TRACE_HELP =
     "  --max-mem MB with --attn: the [L,H,N,N] attention (4 bytes a cell; MB =\n"
     "               10^6 bytes) stays in memory up to MB (default 1024), beyond that\n"
     "               in a scratch file in DIR, removed at exit\n"
+    "  --ablate L.H,...  generate with these heads (layer.head) zero-ablated: their\n"
+    "               output z (before the output projection) is 0 at every position\n"
     "Formats: table (default), tsv (one line per candidate; then the id chosen\n"
     "at that step, its probability, its rank, repeat 1/0), json:\n"
     "  {\"model\": ..., \"prompt_ids\": [...], \"steps\": [{\"step\": 0, \"chosen\": 11,\n"
@@ -61,7 +63,12 @@ static const char *TRACE_HELP =
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
 // Every layer's and head's attention, dense (L, H, N, N), filled as positions are fed.
-typedef struct { float *p; int H, N; } trace_attn;
+// --ablate: the heads' z zeroed (ed).
+typedef struct { float *p; int H, N; attn_edits *ed; } trace_attn;
+
+static void trace_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    attn_edits_on_act(((trace_attn *)ctx)->ed, kind, layer, q0, nq, x);
+}
 
 static void trace_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
     trace_attn *a = ctx;
@@ -268,7 +275,7 @@ int cmd_trace(int argc, char **argv) {
     cli_opts_init(&o);
     long n_steps = -1, k = 5, seed = 1;
     double temp = 0, top_p = 1;
-    const char *attn_dir = NULL;
+    const char *attn_dir = NULL, *ablate = NULL;
     cli_mem_init(&o.mem, "trace");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
@@ -293,6 +300,8 @@ int cmd_trace(int argc, char **argv) {
             *(top ? &top_p : &temp) = x;
         } else if (!strcmp(a, "--attn")) {
             if (!(attn_dir = cli_val(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--ablate")) {
+            if (!(ablate = cli_val(argc, argv, &i))) return 2;
         } else return cli_bad_opt("trace", a);
     }
     if (o.help) { fputs(TRACE_HELP, stdout); return 0; }
@@ -310,12 +319,23 @@ int cmd_trace(int argc, char **argv) {
     float *logits = NULL, *topv = NULL;
     double *probs = NULL;
     trace_attn ta = {0};
+    int *abl = NULL, n_abl = 0;
+    attn_edit *edits = NULL;
+    attn_edits ed;
     cli_buf tab = {0};
     int P = 0, rc = cli_load_model(&o, 0, &m);
     if (!rc) rc = cli_prompt_ids(&o, m, &ids, &P);
     if (!rc) rc = cli_pool(&o, &pool);
+    if (!rc && ablate) rc = cli_head_pairs("--ablate", ablate, m, &abl, &n_abl);
     if (rc) goto done;
     const attn_config *c = &m->cfg;
+    if (ablate) { // zero-ablated heads: z = 0 at every position
+        if (!(edits = calloc((size_t)n_abl, sizeof *edits))) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        for (int j = 0; j < n_abl; j++)
+            edits[j] = (attn_edit){ ATTN_ACT_Z, abl[j] / c->n_head, -1, abl[j] % c->n_head * c->head_dim, c->head_dim, NULL, 0 };
+        attn_edits_init(&ed, m, edits, n_abl);
+        ta.ed = &ed;
+    }
     int V = c->n_vocab, N = P + (int)n_steps - 1; // positions fed: the last chosen token is not
     if (N > c->n_ctx) {
         rc = attn_err(ATTN_EINPUT, "the prompt (%d tokens) + %ld steps need %d positions, more than the context of %d",
@@ -334,7 +354,8 @@ int cmd_trace(int argc, char **argv) {
     order = top_p < 1 ? malloc((size_t)V * sizeof *order) : NULL;
     tags = calloc((size_t)n_steps, 1);
     if (!logits || !probs || !top || !topv || !tags || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    attn_capture cap = {.on_attn = trace_on_attn, .ctx = &ta}, *capp = NULL;
+    attn_capture cap = {.on_attn = attn_dir ? trace_on_attn : NULL, .on_act = ablate ? trace_on_act : NULL, .ctx = &ta};
+    attn_capture *capp = attn_dir || ablate ? &cap : NULL;
     char dir[1024];
     if (attn_dir) {
         cli_opts od = o;
@@ -345,7 +366,6 @@ int cmd_trace(int argc, char **argv) {
         o.mem.dir = dir;
         if ((rc = cli_buf_new(&o.mem, &tab, (size_t)c->n_layer * c->n_head * N * N, what))) goto done;
         ta.H = c->n_head, ta.N = N, ta.p = tab.p;
-        capp = &cap;
     }
     if ((rc = attn_session_new(&s, m, N, pool))) goto done;
     rc = attn_session_feed(s, ids, P, logits, 1, capp);
@@ -443,6 +463,7 @@ int cmd_trace(int argc, char **argv) {
 done:
     attn_session_free(s);
     cli_buf_free(&tab);
+    free(abl), free(edits);
     free(logits), free(probs), free(top), free(topv), free(order), free(ids), free(tags);
     attn_pool_free(pool);
     attn_model_free(m);
