@@ -32,6 +32,10 @@ int cmd_heads(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
+int cmd_attribute(int argc, char **argv);
+
 
 // Memory for captured attention: floats on the heap while the command's total
 // stays within max_mem bytes (--max-mem MB), beyond that in scratch files in
@@ -54,6 +58,7 @@ typedef struct {
     const char *prompt_file; // -f FILE ("-" = stdin)
     const char *ids;         // --ids 1,2,3 (raw ids, no BOS added)
     int no_bos;              // --no-bos
+    int no_special;          // --no-special: special-token text stays plain text
     int threads;             // -t N (0 = online cores)
     const char *out_dir;     // -o DIR
     const char *format;      // --format table|tsv|json (NULL = table)
@@ -65,8 +70,18 @@ void cli_opts_init(cli_opts *o);
 // Consume a common option at argv[*i] (advancing *i past its value).
 // Returns 1 if consumed, 0 if not a common option, -1 on error (printed).
 int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+// "--opt=value" -> "--opt" "value"; an option given twice (other than -m) is
+// refused with a message. Done once for every command, before its own parsing.
+int cli_split_args(int argc, char **argv, char ***out);
 // Print "attn: <command>: unknown option '<opt>' (see attn <command> --help)", return 2.
 int cli_bad_opt(const char *cmd, const char *opt);
+// Terminal columns a UTF-8 string takes (wide CJK/Hangul 2, combining 0).
+int cli_display_width(const char *s);
+// Print s left-aligned in w terminal columns (display width, not bytes).
+void cli_print_padded(const char *s, int w);
+// A display label in double quotes, a '"' inside escaped as \" (truncated to n).
+void cli_quote(char *out, size_t n, const char *label);
+int cmd_explain(int argc, char **argv);
 // Print "attn: <message>" on stderr as one line: control characters in the
 // message (a newline in a file name or option the user typed) are escaped.
 // Use it for every error line that holds user input.
@@ -113,8 +128,10 @@ int cli_format(const cli_opts *o, const char *allowed, const char **fmt);
 void cli_progress(const char *what, long done, long total);
 
 // ---- picture commands (attn_cmd_maps.c; used by maps, compare, trace)
-// "all" or a list like 0,3,5-7 into mask[0..n); -1 (message printed) if bad.
+// "all" or a list like 0,3,5-7,last into mask[0..n); -1 (message printed) if bad.
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
+// One layer/head index: a number or "last" (n - 1); *end == p when neither.
+long cli_index(const char *p, int n, char **end);
 // --scale fixed|row|log; -1 (message printed) if bad.
 int cli_scale(const char *val, attn_scale *out);
 typedef struct {
@@ -135,5 +152,26 @@ int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, i
 void cli_attn_free(cli_attn *a);
 // DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);
+
+// ---- causal commands (attn_cmd_ablate.c)
+// "L.H,L.H,..." into out[k] = layer * n_head + head (malloc'ed, *n of them).
+int cli_head_pairs(const char *opt, const char *val, const attn_model *m, int **out, int *n);
+// A token: "#ID", or text that is exactly one token (no BOS).
+int cli_token(const attn_model *m, const char *opt, const char *val, int32_t *id);
+
+// ---- run --export resid,z,mlp and run --loss (attn_cmd_run_causal.c)
+// Activations of one forward of T positions for the selected layers/heads
+// (NULL: all): feed with on_act = cli_acts_on_act, on_resid =
+// cli_acts_on_resid, then cli_acts_write(DIR) writes resid_pre.npy, z.npy,
+// mlp_out.npy of those wanted (their names appended to names).
+typedef struct cli_acts cli_acts;
+int cli_acts_new(cli_acts **out, const attn_model *m, int T, const uint8_t *layers, const uint8_t *heads, int resid,
+                 int z, int mlp);
+void cli_acts_free(cli_acts *a);
+void cli_acts_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x);
+void cli_acts_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
+int cli_acts_write(const cli_acts *a, const char *dir, char *names, size_t n);
+// `attn run --loss` (each_line: -f FILE --each-line); returns the exit status.
+int cli_run_loss(const cli_opts *o, int each_line);
 
 #endif

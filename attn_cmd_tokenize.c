@@ -16,7 +16,11 @@ static const char *HELP =
     "               exactly what the model is fed (BOS included where the model\n"
     "               adds it)\n"
     "  --no-bos     leave BOS out\n"
+    "  --no-special special-token text (<|endoftext|>, <s>) stays plain text;\n"
+    "               by default it becomes the token\n"
     "  --format table|tsv|json   (default table: position, id, piece, label)\n"
+    "Special tokens (control, user-defined, unknown) are marked: * after the id in\n"
+    "the table, special 1 in tsv, \"special\": true in json.\n"
     "  -f -         read the text from stdin\n\n"
     "Labels show a space as \"\xC2\xB7\", controls escaped (\\n, \\t, \\x1b), a character\n"
     "split over byte tokens on its first token, the others as \"\xE2\x80\xA6\".\n";
@@ -171,16 +175,18 @@ static int print_table(const attn_tokenizer *t, const char *name, const int32_t 
             attn_json_str(stdout, raw);
             printf(", \"label\": ");
             attn_json_str(stdout, labels[i]);
-            printf("}");
+            printf(", \"special\": %s}", attn_token_is_special(t, ids[i]) ? "true" : "false");
         }
         printf("\n]}\n");
     } else if (!strcmp(fmt, "tsv")) {
-        printf("pos\tid\tpiece\tlabel\n");
-        for (int i = 0; i < n; i++) printf("%d\t%d\t%s\t%s\n", i, (int)ids[i], pieces[i], labels[i]);
+        printf("pos\tid\tpiece\tlabel\tspecial\n");
+        for (int i = 0; i < n; i++)
+            printf("%d\t%d\t%s\t%s\t%d\n", i, (int)ids[i], pieces[i], labels[i], attn_token_is_special(t, ids[i]));
     } else {
         printf("%5s  %7s  %-*s  %s\n", "pos", "id", wp, "piece", "label");
         for (int i = 0; i < n; i++)
-            printf("%5d  %7d  %s%*s  %s\n", i, (int)ids[i], pieces[i], wp - utf8_width(pieces[i]), "", labels[i]);
+            printf("%5d  %7d%s %s%*s  %s\n", i, (int)ids[i], attn_token_is_special(t, ids[i]) ? "*" : " ", pieces[i],
+                   wp - utf8_width(pieces[i]), "", labels[i]);
     }
     free(pieces);
     attn_labels_free(labels, n);
@@ -217,6 +223,7 @@ int cmd_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     int n = 0, bos = !o.no_bos;
     int rc = open_tokenizer(&o, &s);
+    if (!rc) attn_tokenizer_parse_special(s.tok, !o.no_special);
     if (!rc && o.prompt_file) {
         fp = strcmp(o.prompt_file, "-") ? fopen(o.prompt_file, "rb") : stdin;
         if (!fp) rc = attn_err(ATTN_EINPUT, "%s: cannot open", o.prompt_file);

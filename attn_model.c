@@ -156,7 +156,8 @@ static int get_tensor(loader *L, const char *name, int rows, int cols, int requi
     if (!rows && g->type != ATTN_F32) { // vectors are used as float*
         float *v = own(L->m, (size_t)cols * sizeof(float));
         if (!v) return attn_err(ATTN_EFAIL, "out of memory");
-        if (g->type == ATTN_Q8_0) return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be Q8_0", L->f->path, name);
+        if (attn_is_quant(g->type))
+            return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be %s", L->f->path, name, attn_type_name(g->type));
         attn_k->dequant_row(g->data, g->type, v, cols);
         t->data = v;
         t->type = ATTN_F32;
@@ -530,6 +531,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     const attn_layer *ly = &m->layers[l];
     int D = c->n_embd, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_head_kv * hd, F = c->n_ff;
     int qkv_w = qd + 2 * kvd;
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_RESID_PRE, l, s->pos, n, s->x);
 
     // attention block: xn = norm(x); q,k,v = xn W^T (+b)   (n, qd | kvd | kvd)
     norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n);
@@ -550,6 +552,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
         memcpy(kc + (size_t)(s->pos + i) * kvd, k, (size_t)kvd * 4);
         memcpy(vc + (size_t)(s->pos + i) * kvd, k + kvd, (size_t)kvd * 4);
     }
+    if (cap && cap->on_qk && (!cap->layers || cap->layers[l])) cap->on_qk(cap->ctx, l, s->pos, n, s->pos + n, s->qkv, qkv_w, kc, kvd);
     attn_job aj = { s, l, n, qkv_w };
     if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
     else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
@@ -559,6 +562,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
             if (!cap->heads || cap->heads[h])
                 cap->on_attn(cap->ctx, l, h, s->pos, n, nk, s->probs + (size_t)h * n * nk);
     }
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_Z, l, s->pos, n, s->att);
     // x += att W_o^T (+b)
     matmul(s, s->att, qd, &ly->wo, &ly->bo, s->xn, D, n);
     for (int i = 0; i < n; i++) attn_k->add(s->x + (size_t)i * D, s->xn + (size_t)i * D, D);
@@ -575,6 +579,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
             (c->mlp == ATTN_MLP_GELU_ERF ? attn_k->gelu_erf : attn_k->gelu_tanh)(s->ff1 + (size_t)i * F, F);
     }
     matmul(s, s->ff1, F, &ly->w_down, &ly->b_down, s->ff2, D, n);
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_MLP_OUT, l, s->pos, n, s->ff2);
     for (int i = 0; i < n; i++) attn_k->add(s->x + (size_t)i * D, s->ff2 + (size_t)i * D, D);
 }
 
@@ -602,6 +607,25 @@ static void check_finite(const float *x, int n, int d, int layer, int n_layer, i
 
 const char *attn_nonfinite(void) { return atomic_load(&nf_ready) ? nf_where : NULL; }
 
+// Layers from..L-1 on the n rows in s->x (positions pos..pos+n-1), logits, pos += n.
+static void run_layers(attn_session *s, int from, int n, float *logits, int last_only, const attn_capture *cap) {
+    const attn_model *m = s->m;
+    const attn_config *c = &m->cfg;
+    int D = c->n_embd;
+    for (int l = from; l < c->n_layer; l++) {
+        layer_forward(s, l, n, cap);
+        check_finite(s->x, n, D, l, c->n_layer, s->pos);
+        if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
+    }
+    if (logits) {
+        int first = last_only ? n - 1 : 0, rows = n - first;
+        norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
+        matmul(s, s->xn, D, &m->output, NULL, logits, c->n_vocab, rows);
+        check_finite(logits, rows, c->n_vocab, c->n_layer, c->n_layer, s->pos + first);
+    }
+    s->pos += n;
+}
+
 int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
                       const attn_capture *cap) {
     const attn_model *m = s->m;
@@ -614,22 +638,21 @@ int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits,
         if (ids[i] < 0 || ids[i] >= c->n_vocab)
             return attn_err(ATTN_EINPUT, "token id %d is out of range (vocabulary of %d)", ids[i], c->n_vocab);
     if (ensure_rows(s, n)) return ATTN_EFAIL;
-    int D = c->n_embd;
     embed(s, ids, n);
-    check_finite(s->x, n, D, -1, c->n_layer, s->pos);
+    check_finite(s->x, n, c->n_embd, -1, c->n_layer, s->pos);
     if (cap && cap->on_resid) cap->on_resid(cap->ctx, -1, s->pos, n, s->x);
-    for (int l = 0; l < c->n_layer; l++) {
-        layer_forward(s, l, n, cap);
-        check_finite(s->x, n, D, l, c->n_layer, s->pos);
-        if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
-    }
-    if (logits) {
-        int first = last_only ? n - 1 : 0, rows = n - first;
-        norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
-        matmul(s, s->xn, D, &m->output, NULL, logits, c->n_vocab, rows);
-        check_finite(logits, rows, c->n_vocab, c->n_layer, c->n_layer, s->pos + first);
-    }
-    s->pos += n;
+    run_layers(s, 0, n, logits, last_only, cap);
+    return 0;
+}
+
+int attn_session_refeed(attn_session *s, int from, const float *x, int n, float *logits, int last_only,
+                        const attn_capture *cap) {
+    const attn_config *c = &s->m->cfg;
+    if (n < 1 || n > s->pos || n > s->cap_rows || from < 0 || from > c->n_layer)
+        return attn_err(ATTN_EINPUT, "refeed of %d positions from layer %d: the session fed %d", n, from, s->pos);
+    s->pos -= n;
+    memcpy(s->x, x, (size_t)n * c->n_embd * sizeof(float));
+    run_layers(s, from, n, logits, last_only, cap);
     return 0;
 }
 

@@ -775,6 +775,7 @@ static void panel_cells(const attn_figure *f, const attn_panel *pn, float dmax, 
             float best = 0, bestabs = -1;
             int any = 0, bad = 0;
             for (int q = a * tpc; q < q1; q++) {
+                if (f->rows_shown && !f->rows_shown[q]) continue;
                 const float *row = pn->p + (size_t)q * T;
                 float rmax = 0;
                 if (f->scale == ATTN_SCALE_ROW && !pn->diverging)
@@ -971,6 +972,26 @@ static void cv_bar(canvas *cv, int x, int y, int w, int h, int div) {
     free(rgb);
 }
 
+// Each cell's value in it, two decimals ("0.52"), dark on light cells and
+// white on dark ones; only when "0.00" fits a cell with 3 pixels on each side
+// (then in every cell) and each cell holds one token.
+static void cv_annot(canvas *cv, const attn_figure *f, const attn_panel *pn, int x, int y, const layout *L,
+                     const uint8_t *rgb, const uint8_t *mask) {
+    static const uint8_t white[3] = {255, 255, 255};
+    int s = L->cell;
+    if (L->tpc != 1 || s < LINE_H + 2 || attn_text_width("0.00", 1) > s - 6) return;
+    for (int a = 0; a < L->n; a++)
+        for (int b = 0; b < L->n; b++) {
+            size_t i = (size_t)a * L->n + b;
+            if (mask[i]) continue;
+            char t[16];
+            snprintf(t, sizeof t, "%.2f", pn->p[(size_t)a * f->T + b]);
+            const uint8_t *c = rgb + 3 * i;
+            int light = 299 * c[0] + 587 * c[1] + 114 * c[2] > 128000;
+            cv_text(cv, x + b * s + s / 2, y + a * s + (s - LINE_H) / 2 + 1, A_MIDDLE, 1, 0, light ? C_INK : white, t);
+        }
+}
+
 static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8_t *cells, uint8_t *mask) {
     int ts = L->ts, line = LINE_H * ts;
     double ppt = L->cell / (double)L->tpc; // pixels per token
@@ -989,6 +1010,7 @@ static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8
             if (!pn->p) continue;
             panel_cells(f, pn, L->dmax, L->tpc, L->n, cells, mask);
             cv_cells(cv, px, py, L, cells, mask);
+            if (f->annot) cv_annot(cv, f, pn, px, py, L, cells, mask);
             for (int k = 0; k < f->T; k += L->stride) {
                 char s[128];
                 label_text(f, k, L->lab_chars, L->pos_labels, s, sizeof s);
