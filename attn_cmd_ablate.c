@@ -227,7 +227,7 @@ static int abl_lines(const cli_opts *o, abl *a, int (*fn)(abl *, const int32_t *
     ssize_t len;
     long lineno = 0;
     int rc = 0;
-    while (!rc && (len = getline(&line, &cap, fp)) != -1) {
+    while (!rc && (len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (!len) continue;
@@ -249,6 +249,7 @@ static int abl_lines(const cli_opts *o, abl *a, int (*fn)(abl *, const int32_t *
         free(ids);
     }
     if (!rc && !*n_lines) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", o->prompt_file);
+    if (!rc && len == -2) rc = ATTN_EINPUT; // a line past CLI_LINE_MAX (message set)
     free(line);
     if (fp != stdin) fclose(fp);
     return rc;
@@ -303,12 +304,18 @@ static void abl_print(const abl *a, const char *fmt, const char *mode, long n_to
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
         attn_json_str(stdout, a->m->name);
-        printf(", \"tokens\": %ld, \"mode\": \"%s\", \"loss\": %.9g, \"heads\": [", n_tok, mode, clean);
+        printf(", \"tokens\": %ld, \"mode\": \"%s\", \"loss\": ", n_tok, mode);
+        attn_json_numf(stdout, "%.9g", clean);
+        printf(", \"heads\": [");
         for (int r = 0; r < n; r++) {
             int k = order[r], lh = a->set_of[k * a->max_set];
             if (set) { printf("%s{\"heads\": [", r ? ", " : ""); print_set_json(a, k); printf("]"); }
             else printf("%s{\"layer\": %d, \"head\": %d", r ? ", " : "", lh / H, lh % H);
-            printf(", \"loss\": %.9g, \"delta_loss\": %.9g}", loss[k], delta[k]);
+            printf(", \"loss\": ");
+            attn_json_numf(stdout, "%.9g", loss[k]);
+            printf(", \"delta_loss\": ");
+            attn_json_numf(stdout, "%.9g", delta[k]);
+            printf("}");
         }
         printf("]");
         if (a->rep_len && set)

@@ -84,10 +84,14 @@ static void attr_print(const attn_model *m, const char *fmt, const double *comp,
         printf("{\"target\": %d, \"against\": ", target);
         if (against >= 0) printf("%d", against);
         else printf("null");
-        printf(", \"pos\": %d, \"logit\": %.9g, \"components\": [", pos, logit);
+        printf(", \"pos\": %d, \"logit\": ", pos);
+        attn_json_numf(stdout, "%.9g", logit);
+        printf(", \"components\": [");
         for (int k = 0; k < n; k++) {
             comp_name(m, k, b, sizeof b);
-            printf("%s{\"name\": \"%s\", \"value\": %.9g}", k ? ", " : "", b, comp[k]);
+            printf("%s{\"name\": \"%s\", \"value\": ", k ? ", " : "", b);
+            attn_json_numf(stdout, "%.9g", comp[k]);
+            printf("}");
         }
         printf("]}\n");
         return;

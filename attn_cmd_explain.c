@@ -66,7 +66,10 @@ static void explain_row(const explain_cap *c, double *dot, double *score, double
 
 static void json_floats(const float *v, int n) {
     printf("[");
-    for (int i = 0; i < n; i++) printf("%s%.9g", i ? ", " : "", v[i]);
+    for (int i = 0; i < n; i++) {
+        printf(i ? ", " : "");
+        attn_json_numf(stdout, "%.9g", v[i]);
+    }
     printf("]");
 }
 
@@ -87,13 +90,21 @@ static void print_explain(const attn_model *m, const explain_cap *c, char **labe
             if (j > I) { printf(", \"masked\": true}"); continue; }
             printf(", \"k\": ");
             json_floats(c->k + (size_t)j * hd, hd);
-            printf(", \"dot\": %.9g, \"score\": %.9g, \"softmax\": %.9g}", dot[j], score[j], prob[j]);
+            printf(", \"dot\": ");
+            attn_json_numf(stdout, "%.9g", dot[j]);
+            printf(", \"score\": ");
+            attn_json_numf(stdout, "%.9g", score[j]);
+            printf(", \"softmax\": ");
+            attn_json_numf(stdout, "%.9g", prob[j]);
+            printf("}");
         }
         printf("], \"top\": [");
         for (int t = 0; t < ntop; t++) {
             printf("%s{\"pos\": %d, \"token\": ", t ? ", " : "", top[t]);
             attn_json_str(stdout, labels[top[t]]);
-            printf(", \"softmax\": %.9g}", prob[top[t]]);
+            printf(", \"softmax\": ");
+            attn_json_numf(stdout, "%.9g", prob[top[t]]);
+            printf("}");
         }
         printf("]}\n");
         return;

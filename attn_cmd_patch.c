@@ -114,7 +114,11 @@ static void patch_print(const patcher *p, const char *fmt, const float *heads, c
     const attn_config *c = &p->m->cfg;
     int L = c->n_layer, H = c->n_head, T = p->T;
     if (!strcmp(fmt, "json")) {
-        printf("{\"clean\": %.9g, \"corrupt\": %.9g, \"heads\": [", p->m_clean, p->m_corr);
+        printf("{\"clean\": ");
+        attn_json_numf(stdout, "%.9g", p->m_clean);
+        printf(", \"corrupt\": ");
+        attn_json_numf(stdout, "%.9g", p->m_corr);
+        printf(", \"heads\": [");
         for (int l = 0; l < L; l++) {
             printf("%s[", l ? ", " : "");
             for (int h = 0; h < H; h++) { printf("%s", h ? ", " : ""); attn_json_num(stdout, heads[l * H + h]); }

@@ -139,14 +139,20 @@ static int loss_one(const cli_opts *o, loss_run *r, const char *fmt) {
     if (json) {
         printf("{\"model\": ");
         attn_json_str(stdout, r->m->name);
-        printf(", \"tokens\": %d, \"loss\": %.9g, \"perplexity\": %.9g, \"per_token\": [", T, mean, exp(mean));
+        printf(", \"tokens\": %d, \"loss\": ", T);
+        attn_json_numf(stdout, "%.9g", mean);
+        printf(", \"perplexity\": ");
+        attn_json_numf(stdout, "%.9g", exp(mean));
+        printf(", \"per_token\": [");
     } else if (tsv) printf("position\ttoken\tnll\n");
     else printf("%s: %d tokens; loss of each token given the ones before it (nats)\n  pos  %-16s %8s\n", r->m->name, T, "token", "nll");
     for (int t = 1; t < T; t++) {
         if (json) {
             printf("%s{\"position\": %d, \"id\": %d, \"token\": ", t > 1 ? ", " : "", t, ids[t]);
             attn_json_str(stdout, lab[t]);
-            printf(", \"nll\": %.9g}", r->nll[t - 1]);
+            printf(", \"nll\": ");
+            attn_json_numf(stdout, "%.9g", r->nll[t - 1]);
+            printf("}");
         } else if (tsv) printf("%d\t%s\t%.9g\n", t, lab[t], r->nll[t - 1]);
         else {
             char q[96];
@@ -170,7 +176,7 @@ static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
     long lineno = 0, n_lines = 0, n_pred = 0;
     double sum = 0;
     int rc = 0;
-    while (!rc && (len = getline(&line, &cap, fp)) != -1) {
+    while (!rc && (len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (!len) continue;
@@ -193,6 +199,7 @@ static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
         n_lines++;
         free(ids);
     }
+    if (!rc && len == -2) rc = ATTN_EINPUT; // a line past CLI_LINE_MAX (message set)
     free(line);
     if (fp != stdin) fclose(fp);
     if (!rc && !n_pred) rc = attn_err(ATTN_EINPUT, "%s: no line of two or more tokens", o->prompt_file);
@@ -201,7 +208,11 @@ static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
         attn_json_str(stdout, r->m->name);
-        printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": %.9g, \"perplexity\": %.9g}\n", n_lines, n_pred, mean, exp(mean));
+        printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": ", n_lines, n_pred);
+        attn_json_numf(stdout, "%.9g", mean);
+        printf(", \"perplexity\": ");
+        attn_json_numf(stdout, "%.9g", exp(mean));
+        printf("}\n");
     } else if (!strcmp(fmt, "tsv")) printf("lines\tpredicted\tloss\tperplexity\n%ld\t%ld\t%.9g\t%.9g\n", n_lines, n_pred, mean, exp(mean));
     else printf("%s: %ld lines, %ld predicted tokens\nmean loss %.4f nats/token, perplexity %.3f\n", r->m->name, n_lines,
                 n_pred, mean, exp(mean));
