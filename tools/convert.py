@@ -269,8 +269,9 @@ TYPE_MAX = {GGML_F32: 3.4028234663852886e38, GGML_F16: 65504.0, GGML_BF16: 3.389
 
 
 def check_values(t, a):
-    """Warns (naming the tensor) about NaN/Inf values; refuses finite values
-    that would become inf in the target type."""
+    """Warns (naming the tensor) about NaN/Inf values and about finite values
+    that become inf in the target type (as torch's .half() makes them; attn
+    then reports where they reach the activations)."""
     if not a:
         return
     if not math.isfinite(sum(a)):  # a NaN or +-inf anywhere makes the sum non-finite
@@ -282,7 +283,8 @@ def check_values(t, a):
         return
     big = max(max(a), -min(a))
     if big > TYPE_MAX[t.gtype]:
-        fail(t.name, "value %g becomes inf in %s (largest %g)" % (big, GGML_NAMES[t.gtype], TYPE_MAX[t.gtype]))
+        warn("tensor '%s': value %g becomes inf in %s (largest %g)" % (t.name, big, GGML_NAMES[t.gtype],
+                                                                       TYPE_MAX[t.gtype]))
 
 
 class output_file:
