@@ -16,7 +16,6 @@ Needs torch + numpy (/usr/bin/python3); SKIP without them.
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 
 from testlib import ROOT, attn, convert, done, read_npy, result, scratch, skip

@@ -1525,6 +1525,32 @@ def gptmini_norm(roles, cfg, mlp):
         ", config norm = %s" % said if said else "")
 
 
+def gptmini_positions(m, roles, cfg, rope, args, ctx, D):
+    """Learned position embeddings, or RoPE: layout from --rope, else the cos/sin
+    buffers, else halves (each said in m.notes); theta from --rope-theta, the
+    config, the buffers, else 10000."""
+    pos = roles.get((None, "pos", "weight"))
+    if pos is not None:
+        check_shape(pos, (ctx, D))
+        m.add("position_embd.weight", pos)
+        m.ext["attn.positions"] = "learned"
+        return
+    layout, theta = args.rope, args.rope_theta or config_get(cfg, "theta", (int, float))
+    if layout:
+        m.notes.append("RoPE %s (--rope)" % layout)
+    elif rope is not None:
+        layout = rope[0]
+        m.notes.append("RoPE %s (%s)" % (layout, rope[4]))
+    else:
+        layout = "halves"
+        m.notes.append("RoPE halves (no cos/sin buffers saved: rotate-half assumed; --rope pairs if not)")
+    if theta is None and rope is not None and rope[2]:
+        theta = rope[2]
+    m.ext["attn.positions"] = "rope_" + layout
+    m.hp["rope.freq_base"] = float(theta or 10000.0)
+    m.hp["rope.dimension_count"] = D // m.n_head
+
+
 def map_gptmini(sd, cfg, path, args):
     """A GPTMini-style state dict (tok_emb, blocks.N.norm1/attn.qkv/attn.proj/norm2/ffn, norm_f, head)
     -> Model (arch gpt2 with attn.norm / attn.mlp / attn.positions)."""
@@ -1534,30 +1560,11 @@ def map_gptmini(sd, cfg, path, args):
              % (len(unplaced), "s" if len(unplaced) > 1 else "", ", ".join(unplaced[:12]) +
                 (", ..." if len(unplaced) > 12 else "")))
     V, D, L, H, ctx, rope = gptmini_dims(roles, buffers, cfg, path, args)
-    hd = D // H
     m = Model("gpt2", "GPTMini-style " + os.path.basename(path), checkpoint_name(path), path)
-    m.notes = []
+    m.notes, m.n_head = [], H
     g = lambda i, r, p="weight": roles.get((i, r, p))
     m.add("token_embd.weight", roles[(None, "emb", "weight")])
-    if g(None, "pos") is not None:
-        check_shape(g(None, "pos"), (ctx, D))
-        m.add("position_embd.weight", g(None, "pos"))
-        m.ext["attn.positions"] = "learned"
-    else:
-        layout, theta = args.rope, args.rope_theta or config_get(cfg, "theta", (int, float))
-        if layout:
-            m.notes.append("RoPE %s (--rope)" % layout)
-        elif rope is not None:
-            layout = rope[0]
-            m.notes.append("RoPE %s (%s)" % (layout, rope[4]))
-        else:
-            layout = "halves"
-            m.notes.append("RoPE halves (no cos/sin buffers saved: rotate-half assumed; --rope pairs if not)")
-        if theta is None and rope is not None and rope[2]:
-            theta = rope[2]
-        m.ext["attn.positions"] = "rope_" + layout
-        m.hp["rope.freq_base"] = float(theta or 10000.0)
-        m.hp["rope.dimension_count"] = hd
+    gptmini_positions(m, roles, cfg, rope, args, ctx, D)
     mlp = None
     F = g(0, gptmini_ffn(roles, 0, D, path)[1]["ffn_up"][0]).shape[0]
     for i in range(L):
