@@ -1809,9 +1809,7 @@ def load_checkpoint(path, args):
         else:
             m = map_gptmini(srcs, checkpoint_config(obj), path, args)
         m.steps = checkpoint_step(obj, path)
-        cfg = obj.get("config")
-        tok = os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer.json")
-        return m, nanogpt_meta(path, cfg) or (tok if os.path.isfile(tok) else None), {}, list(srcs)
+        return m, tokenizer_beside(path, checkpoint_config(obj)), {}, list(srcs)
     hp, srcs = load_llama2c_bin(path)
     m = map_llama2c(hp, srcs, path, "llama2.c %s (v%d)" % (base, hp["version"]))
     return m, None, {}, list(srcs)
@@ -1830,17 +1828,28 @@ def strip_prefixes(sd):
     return out
 
 
-def nanogpt_meta(path, config):
-    """nanoGPT's character vocabulary: meta.pkl beside the checkpoint, or where
-    sample.py looks (data/<dataset>/meta.pkl of the nanoGPT folder above out-*/)."""
+def tokenizer_beside(path, config):
+    """The tokenizer of a .pt checkpoint: meta.pkl or tokenizer.json beside it,
+    else data/<dataset>/meta.pkl (dataset from the checkpoint's config, as
+    nanoGPT's sample.py looks; without one, the only data/*/meta.pkl) in the
+    checkpoint's folder or the two above it (out-x/ckpt.pt, runs/exp1/final.pt)."""
     d = os.path.dirname(os.path.abspath(path))
-    cands = [os.path.join(d, "meta.pkl")]
+    for name in ("meta.pkl", "tokenizer.json"):
+        if os.path.isfile(os.path.join(d, name)):
+            return os.path.join(d, name)
     ds = config.get("dataset") if isinstance(config, dict) else None
-    if isinstance(ds, str) and re.match(r"^[\w.-]+$", ds) and ds not in (".", ".."):
-        cands.append(os.path.join(os.path.dirname(d), "data", ds, "meta.pkl"))
-    for p in cands:
-        if os.path.isfile(p):
-            return p
+    ok = isinstance(ds, str) and re.match(r"^[\w.-]+$", ds) and ds not in (".", "..")
+    for up in (d, os.path.dirname(d), os.path.dirname(os.path.dirname(d))):
+        data = os.path.join(up, "data")
+        if ok:
+            p = os.path.join(data, ds, "meta.pkl")
+            if os.path.isfile(p):
+                return p
+        elif os.path.isdir(data):
+            found = [os.path.join(data, n, "meta.pkl") for n in sorted(os.listdir(data))
+                     if os.path.isfile(os.path.join(data, n, "meta.pkl"))]
+            if len(found) == 1:
+                return found[0]
     return None
 
 
@@ -2019,8 +2028,9 @@ SRC kinds:
                           attached automatically.
   nanoGPT ckpt.pt         {'model': state_dict, 'model_args': ...}, '_orig_mod.' prefix allowed, biases
                           optional, any vocab size; attn.mlp = gelu_erf (nn.GELU), LayerNorm eps 1e-5.
-                          meta.pkl beside it (or data/<dataset>/meta.pkl, where nanoGPT's sample.py
-                          looks) is attached automatically. A RoPE variant (no
+                          meta.pkl beside it (or data/<dataset>/meta.pkl in its folder or the two
+                          above, where nanoGPT's sample.py looks; without a dataset in the config, the
+                          only data/*/meta.pkl there) is attached automatically. A RoPE variant (no
                           transformer.wpe.weight) gets attn.positions from --rope.
   GPTMini-style .pt       {'model': state_dict, ...} with tok_emb, blocks.N.norm1, blocks.N.attn.qkv (or
                           attn.q/k/v), blocks.N.attn.proj, blocks.N.norm2, blocks.N.ffn.*, a final
