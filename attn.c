@@ -9,14 +9,14 @@
 //   model, forward .... attn_model.c  config switches, tensor views, random init, sessions/KV cache
 //   threads ........... attn_pool.c   the pthread pool
 //   kernels ........... simd/         scalar reference, AVX2, AVX-512, NEON, chosen at start-up
-//   capture ........... attn_model.c  attn_capture callbacks (attention rows, residual rows)
+//   capture ........... attn_model.c  attn_capture callbacks (attention rows, residual rows, q/k)
 //   analysis .......... attn_analysis.c  head-type scores, baselines, induction test, logit lens
 //                       attn_report.c   the offline HTML report
 //   rendering ......... attn_render.c heatmaps, grids, colormaps, font, SVG, terminal
 //   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings, mkdir -p
 //   built-in model .... attn_builtin.c
-//   CLI ............... attn.c (this file: main, shared helpers, info, run)
-//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench)
+//   CLI ............... attn.c (this file: main, shared helpers and option syntax, info, run)
+//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, explain, report, bench)
 #include "attn.h"
 #include "attn_cli.h"
 #include "simd/kernels.h"
