@@ -108,8 +108,10 @@ static int read_config(loader *L) {
     c->mlp = (attn_mlp)v;
     c->norm_eps = key_float(L, c->norm == ATTN_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5f);
     c->rope_theta = key_float(L, "rope.freq_base", 10000.0f);
-    if (key_int(L, "rope.dimension_count", 0, c->head_dim, &c->rope_dims)) return ATTN_EINPUT;
-    if ((c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES) && (c->rope_dims > c->head_dim || c->rope_dims % 2))
+    // default: the whole head (without RoPE rounded down to even, so an odd head loads)
+    int rope = c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES;
+    if (key_int(L, "rope.dimension_count", 0, rope ? c->head_dim : c->head_dim & ~1, &c->rope_dims)) return ATTN_EINPUT;
+    if (c->rope_dims > c->head_dim || c->rope_dims % 2)
         return attn_err(ATTN_EINPUT, "%s: rope.dimension_count %d must be even and <= head size %d",
                         L->f->path, c->rope_dims, c->head_dim);
     if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
