@@ -115,7 +115,7 @@ limit "run: unknown --format" "--format" $ATTN run -m $G --ids 1 --format xml
 # files that cannot be read
 limit "run: -f missing file" "No such file" $ATTN run -m $G -f "$tmp/none.txt"
 limit "run: -f a directory" "$tmp" $ATTN run -m $G -f "$tmp"
-limit "run: -f an endless file" "longer than any model's context" $ATTN run -m $G -f /dev/zero
+limit "run: -f an endless file" "more than 64 MB" $ATTN run -m $G -f /dev/zero
 limit "run: -m missing file" "No such file" $ATTN run -m "$tmp/none.gguf" --ids 1
 limit "run: -m a directory" "not a regular file" $ATTN run -m "$tmp" --ids 1
 limit "run: -m /dev/null" "not a regular file" $ATTN run -m /dev/null --ids 1

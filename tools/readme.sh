@@ -20,6 +20,7 @@ cp "$T/cmp/compare_L01_H00.png" $O/before-after.png
     -p "$S" >$O/timeline.txt 2>/dev/null
 ./attn trace -p "The jury said it did not" -n 6 -k 3 >$O/trace.txt 2>/dev/null
 ./attn heads -p "$S" --by previous --top 6 >$O/heads.txt 2>/dev/null
+./attn explain -p "$S" --layer 1 --head 0 --query 13 >$O/explain.txt 2>/dev/null
 ./attn heads --induction-test --by induction --top 4 >$O/induction.txt 2>/dev/null
 ./attn run -p "$S" --lens -o "$T/lens" >/dev/null 2>&1
 cp "$T/lens/lens.png" $O/lens.png
