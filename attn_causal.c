@@ -39,14 +39,19 @@ typedef struct { float *logits; int V; const int32_t *ids; double *nll; } nll_jo
 
 static void nll_item(void *ctx, int i) {
     const nll_job *j = ctx;
-    float *l = j->logits + (size_t)i * j->V;
+    float *l = j->logits + (size_t)i * j->V, *keep = malloc((size_t)j->V * sizeof *keep);
     int32_t y = j->ids[i + 1];
+    if (keep) memcpy(keep, l, (size_t)j->V * sizeof *keep);
     attn_k->softmax(l, j->V);
     double p = l[y];
-    if (p > 1e-30) { j->nll[i] = -log(p); return; }
-    // far in the tail: the probabilities lost it; the logits are gone, so
-    // report the float floor (rare: a loss above 69 nats)
-    j->nll[i] = -log(1e-30);
+    if (p > 1e-30 || !keep) j->nll[i] = -log(p);
+    else { // far in the tail, where float probabilities lose it: log-sum-exp in double
+        double mx = keep[0], z = 0;
+        for (int v = 1; v < j->V; v++) mx = keep[v] > mx ? keep[v] : mx;
+        for (int v = 0; v < j->V; v++) z += exp((double)keep[v] - mx);
+        j->nll[i] = mx + log(z) - keep[y];
+    }
+    free(keep);
 }
 
 double attn_nll_rows(float *logits, int V, const int32_t *ids, int T, attn_pool *pool, double *nll) {

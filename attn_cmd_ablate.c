@@ -196,6 +196,7 @@ static int abl_prompt(abl *a, const int32_t *ids, int T) {
     memcpy(a->last, a->logits + (size_t)(T - 1) * V, (size_t)V * 4);
     a->clean_sum += attn_nll_rows(a->logits, V, ids, T, a->pool, a->nll) * (T - 1);
     if (a->rep_len) abl_repeats(a, T, a->rep[0]);
+    cli_progress("ablate: heads", 0, a->n_sets);
     for (int k = 0; k < a->n_sets; k++) {
         int from = c->n_layer;
         for (int j = 0; j < a->set_n[k]; j++) {
@@ -389,6 +390,19 @@ static void abl_free(abl *a) {
     free(a->set_of); free(a->set_n); free(a->sum); free(a->edits);
 }
 
+// The induction-test prompt: [BOS] + len random ids + the same ids again.
+static int abl_induction(const cli_opts *o, abl *a, long len, long seed, int32_t **ids, int *T) {
+    const attn_model *m = a->m;
+    int bos = (!o->no_bos && attn_tokenizer_adds_bos(m->tok)) ? attn_tokenizer_bos(m->tok) : -1;
+    a->rep_b = bos >= 0;
+    if (len > (m->cfg.n_ctx - a->rep_b) / 2) len = (m->cfg.n_ctx - a->rep_b) / 2;
+    a->rep_len = (int)len;
+    *T = a->rep_b + 2 * (int)len;
+    if (!(*ids = malloc((size_t)*T * sizeof **ids))) return attn_err(ATTN_EFAIL, "out of memory");
+    attn_induction_ids(*ids, m->cfg.n_vocab, (int)len, (uint64_t)seed, bos, attn_tokenizer_eos(m->tok));
+    return 0;
+}
+
 int cmd_ablate(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
@@ -450,15 +464,7 @@ int cmd_ablate(int argc, char **argv) {
         }
         rc = abl_lines(&o, &a, abl_prompt, &n_lines, &n_tok);
     } else {
-        if (induction) {
-            int bos = (!o.no_bos && attn_tokenizer_adds_bos(m->tok)) ? attn_tokenizer_bos(m->tok) : -1;
-            a.rep_b = bos >= 0;
-            if (len > (c->n_ctx - a.rep_b) / 2) len = (c->n_ctx - a.rep_b) / 2;
-            a.rep_len = (int)len;
-            T = a.rep_b + 2 * (int)len;
-            if (!(ids = malloc((size_t)T * sizeof *ids))) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-            attn_induction_ids(ids, c->n_vocab, (int)len, (uint64_t)seed, bos, attn_tokenizer_eos(m->tok));
-        } else if ((rc = cli_prompt_ids(&o, m, &ids, &T))) goto done;
+        if ((rc = induction ? abl_induction(&o, &a, len, seed, &ids, &T) : cli_prompt_ids(&o, m, &ids, &T))) goto done;
         if (T < 2) { rc = attn_err(ATTN_EINPUT, "the prompt is one token: nothing to predict"); goto done; }
         rc = abl_prompt(&a, ids, T);
         n_tok = T;

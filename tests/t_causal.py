@@ -384,6 +384,26 @@ def main():
                 result(nm + "_" + name, [e])
             continue
         cases.append((name, Ref(R, model), gguf))
+    # far tail: the final norm scaled so some targets have probability < 1e-30
+    import torch
+    sharp = R.make_nanogpt(seed=6, n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=97)
+    with torch.no_grad():
+        sharp.transformer.ln_f.weight.mul_(300.0)
+    src, gguf = os.path.join(tmp, "sharp.pt"), os.path.join(tmp, "sharp.gguf")
+    R.save_nanogpt(sharp, src)
+    try:
+        convert(src, "-o", gguf)
+        WORST[0] = 0.0
+        r9 = random.Random(9)
+        ids = [r9.randrange(97) for _ in range(12)]
+        errs, n = loss_case(Ref(R, sharp), gguf, ids, tmp)
+        lg = Ref(R, sharp).run(ids)
+        top = max(float(lg[i].max() - lg[i, ids[i + 1]]) for i in range(len(ids) - 1))
+        if top < 70:
+            errs.append("a weak case: the largest loss is about %g nats" % top)
+        result("causal_loss_tail", errs, "%d losses up to ~%.0f nats, largest error %.2g" % (n, top, WORST[0]))
+    except ERRORS as e:
+        result("causal_loss_tail", [e])
     for name, ref, gguf in cases:
         ids = [rnd.randrange(97) for _ in range(10)]
         corr = list(ids)

@@ -125,7 +125,7 @@ limit "run: vocabulary-only file" "no tensors" $ATTN run -m $S/vocab_only_spm.gg
 
 # --help: exit 0, on stdout, every line within 80 columns (characters)
 PY=${PY:-/usr/bin/python3}
-for cmd in "" info tokenize run maps trace heads compare report bench ablate patch attribute; do
+for cmd in "" info tokenize run maps trace heads compare report bench explain ablate patch attribute; do
     $ATTN $cmd --help >"$tmp/help" 2>"$tmp/err"
     rc=$?
     long=$($PY -c 'import sys; print(max(len(l.rstrip("\n")) for l in open(sys.argv[1], encoding="utf-8")))' "$tmp/help" 2>/dev/null)
