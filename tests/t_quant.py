@@ -88,6 +88,35 @@ def info_types():
           repr(line))
 
 
+def compare_kl():
+    """attn compare's next-token KL (nats) and top-1 agreement between the Q8_0
+    and Q2_K files, against the same quantities computed here from llama.cpp's
+    logits of the two files (which attn's equal within 1e-6, checked above)."""
+    import json
+    import math
+    a, b = (os.path.join(QUANT, "llama256-%s" % t) for t in ("q8_0", "q2_k"))
+    if not os.path.exists(a + ".gguf") or not os.path.exists(b + ".gguf"):
+        return
+    ids = [1, 5, 9, 3, 17, 30, 2, 11]
+    r = attn("compare", "-m", a + ".gguf", "-m", b + ".gguf", "--ids", ",".join(map(str, ids)), "--format", "json",
+             rc=0)
+    got = json.loads(r.stdout)["next_token"][0]
+    (_, V), la = read_npy(a + ".logits.npy")
+    _, lb = read_npy(b + ".logits.npy")
+    errs = []
+    for t in range(len(ids)):
+        x, y = la[t * V:(t + 1) * V], lb[t * V:(t + 1) * V]
+        mx, my = max(x), max(y)
+        zx = math.log(sum(math.exp(v - mx) for v in x))
+        zy = math.log(sum(math.exp(v - my) for v in y))
+        kl = sum(math.exp(u - mx - zx) * ((u - mx - zx) - (v - my - zy)) for u, v in zip(x, y))
+        same = x.index(mx) == y.index(my)
+        if abs(got["kl_nats"][t] - kl) > 1e-4 + 1e-3 * kl or got["top1_same"][t] != same:
+            errs.append("position %d: KL %.6g top-1 %s, llama.cpp's logits give %.6g %s"
+                        % (t, got["kl_nats"][t], got["top1_same"][t], kl, same))
+    check(not errs, "compare: next-token KL and top-1 agreement Q8_0 vs Q2_K", "; ".join(errs[:3]))
+
+
 def main():
     index = os.path.join(QUANT, "index.txt")
     if not os.path.exists(index):
@@ -102,6 +131,7 @@ def main():
                       os.path.join(QUANT, base + ".logits.npy"), os.path.join(QUANT, base + ".attention.npy"),
                       [int(x) for x in ids.split(",")], float(bl), float(ba)))
     info_types()
+    compare_kl()
     return check_cases(cases)
 
 
