@@ -31,9 +31,7 @@
 // Weights k..k+3 of a row of a quantized type (k % 4 == 0): the bytes of the
 // run (simd/quant.h) worked on 4 at a time, then converted and scaled; the
 // same operations, so the same bits, as attn_dq_block.
-INLINE float32x4_t dq4(const uint8_t *row, uint32_t t, int k) {
-    int blk = attn_qblk(t);
-    attn_dq_run r = attn_dq_at(row + (size_t)(k / blk) * (size_t)attn_qbytes(t), t, k % blk);
+INLINE float32x4_t dq4_run(attn_dq_run r) {
     uint32_t lo4, hi4;
     memcpy(&lo4, r.lo, 4);
     uint8x8_t v = vshl_u8(vreinterpret_u8_u32(vdup_n_u32(lo4)), vdup_n_s8((int8_t)-r.lo_sh));
@@ -54,6 +52,18 @@ INLINE float32x4_t dq4(const uint8_t *row, uint32_t t, int k) {
     if (r.mode == ATTN_DQ_ADD) w = vaddq_f32(w, vdupq_n_f32(r.m));
     else if (r.mode == ATTN_DQ_SUB) w = vsubq_f32(w, vdupq_n_f32(r.m));
     return w;
+}
+
+// One copy per type of the run's decoding (the type a constant in each), out
+// of line: inlined into every unrolled row it made the code too large.
+static __attribute__((noinline)) float32x4_t dq4(const uint8_t *row, uint32_t t, int k) {
+    switch (t) {
+#define DQ_CASE(T) \
+    case T: return dq4_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
+        ATTN_QTYPES(DQ_CASE)
+#undef DQ_CASE
+    default: return vdupq_n_f32(0);
+    }
 }
 
 // 4 consecutive weights k..k+3 of a row as f32 (k % 4 == 0 for Q8_0).
@@ -77,7 +87,6 @@ INLINE float32x4_t load4(const uint8_t *row, uint32_t wtype, int k) {
     }
     case ATTN_F32: return vld1q_f32((const float *)row + k);
     default: return dq4(row, wtype, k); // the other quantized types
-
     }
 }
 
