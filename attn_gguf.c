@@ -306,7 +306,8 @@ int gguf_open_mem(gguf_file *f, const void *buf, size_t size, const char *name) 
 int gguf_open(gguf_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
+    // O_NONBLOCK: opening a FIFO with no writer must not hang (refused below)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
