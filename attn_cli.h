@@ -149,6 +149,9 @@ void cli_buf_free(cli_buf *b);
 typedef struct { int T, n_head, n_sel; int *sel; cli_buf buf; } cli_attn;
 int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
                      const uint8_t *heads, cli_mem *mem, cli_attn *out);
+// The same, and logits (T, V) of every position when not NULL.
+int cli_attn_capture_logits(const attn_model *m, attn_pool *pool, const int32_t *ids, int T,
+                            const uint8_t *layers, const uint8_t *heads, cli_mem *mem, cli_attn *out, float *logits);
 void cli_attn_free(cli_attn *a);
 // DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);

@@ -38,6 +38,14 @@ static const char *COMPARE_HELP =
     "        \"jsd_bits\": [one per consecutive pair], \"scores\": [one per model:\n"
     "        {\"previous\", \"first\", \"self\", \"induction\", \"duplicate\",\n"
     "        \"offset\", \"offset_k\", \"entropy_bits\"}]}]}\n"
+    "Next token (table and json, models with one vocabulary size), per query\n"
+    "position and consecutive pair: KL(A||B) of the next-token distributions\n"
+    "softmax(logits), in nats (* = the top-1 tokens differ), with the mean and\n"
+    "the top-1 agreement (positions with the same argmax, count and %); json:\n"
+    "  \"next_token\": [{\"kl_nats\", \"top1_same\", \"mean_kl_nats\",\n"
+    "  \"top1_agreement\" (fraction)}]. For a quantized file against its F16\n"
+    "source this is the quantization's effect on the output; jsd above, on\n"
+    "each head's pattern.\n"
     "Pictures (-o DIR), for each chosen head: DIR/compare_L<l>_H<h>.png, every\n"
     "model's map on one colour scale and, for two models, A - B on a diverging\n"
     "scale symmetric about 0 and shared by all these pictures;\n"
@@ -50,6 +58,7 @@ static const char *COMPARE_HELP =
 typedef struct {
     attn_model *m;
     cli_attn a;            // every head, (L*H, T, T)
+    cli_buf lg;            // logits (T, V) when the models share a vocabulary size
     attn_head_scores *sc;  // [L*H]
     char label[160];
 } cmp_model;
@@ -58,6 +67,61 @@ static double head_jsd(const float *a, const float *b, int T) {
     double s = 0;
     for (int q = 1; q < T; q++) s += attn_jsd_bits(a + (size_t)q * T, b + (size_t)q * T, q + 1);
     return T > 1 ? s / (T - 1) : 0;
+}
+
+// KL(P || Q) in nats of the next-token distributions softmax(a), softmax(b)
+// over V logits (double), and whether their argmax is the same (*same).
+static double next_kl(const float *a, const float *b, int V, int *same) {
+    double ma = a[0], mb = b[0], za = 0, zb = 0, kl = 0;
+    int ia = 0, ib = 0;
+    for (int v = 1; v < V; v++) {
+        if (a[v] > ma) ma = a[v], ia = v;
+        if (b[v] > mb) mb = b[v], ib = v;
+    }
+    for (int v = 0; v < V; v++) za += exp(a[v] - ma), zb += exp(b[v] - mb);
+    double la = log(za), lb = log(zb);
+    for (int v = 0; v < V; v++) {
+        double pa = a[v] - ma - la, pb = b[v] - mb - lb; // log-probabilities
+        kl += exp(pa) * (pa - pb);
+    }
+    *same = ia == ib;
+    return kl > 0 ? kl : 0;
+}
+
+// Per position t, for consecutive models: KL of the next-token distributions
+// (nats) and top-1 agreement. Table: one line per pair; json: "next_token".
+static void print_next_token(const char *fmt, cmp_model *ms, int n, int T) {
+    int V = ms[0].m->cfg.n_vocab;
+    if (!ms[0].lg.p) {
+        if (strcmp(fmt, "json")) printf("\nnext-token KL: not computed (the vocabulary sizes differ)\n");
+        return;
+    }
+    int json = !strcmp(fmt, "json");
+    printf(json ? ", \"next_token\": [" : "\nnext token, per position: KL(A||B) in nats, * = top-1 differs\n");
+    for (int i = 1; i < n; i++) {
+        const float *la = ms[i - 1].lg.p, *lb = ms[i].lg.p;
+        double sum = 0;
+        int agree = 0, same;
+        if (json) printf("%s{\"kl_nats\": [", i > 1 ? ", " : "");
+        else printf("%c-%c:", 'A' + i - 1, 'A' + i);
+        for (int t = 0; t < T; t++) {
+            double kl = next_kl(la + (size_t)t * V, lb + (size_t)t * V, V, &same);
+            sum += kl;
+            agree += same;
+            if (json) printf("%s%.6g", t ? ", " : "", kl);
+            else printf(" %.4f%s", kl, same ? "" : "*");
+        }
+        if (json) {
+            printf("], \"top1_same\": [");
+            for (int t = 0; t < T; t++) {
+                next_kl(la + (size_t)t * V, lb + (size_t)t * V, V, &same);
+                printf("%s%s", t ? ", " : "", same ? "true" : "false");
+            }
+            printf("], \"mean_kl_nats\": %.6g, \"top1_agreement\": %.6g}", sum / T, (double)agree / T);
+        } else
+            printf("\n     mean KL %.4f nats, top-1 agreement %d/%d (%.1f%%)\n", sum / T, agree, T, 100.0 * agree / T);
+    }
+    if (json) printf("]");
 }
 
 // A type is named only when its score clearly exceeds what attention without
@@ -111,7 +175,7 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
             }
             printf("]}");
         }
-        printf("]}\n");
+        printf("]");
         return;
     }
     int tsv = !strcmp(fmt, "tsv");
@@ -246,9 +310,12 @@ int cmd_compare(int argc, char **argv) {
 
     // every head of every model, its scores, and the divergence between neighbours
     size_t tt = (size_t)T * T;
+    int same_vocab = 1;
+    for (int i = 1; i < n; i++) same_vocab &= ms[i].m->cfg.n_vocab == c->n_vocab;
     for (int i = 0; i < n && !rc; i++) {
         cli_progress("compare", i, n);
-        if ((rc = cli_attn_capture(ms[i].m, pool, ids, T, all, all, &o.mem, &ms[i].a))) break;
+        if (same_vocab && (rc = cli_buf_new(&o.mem, &ms[i].lg, (size_t)T * c->n_vocab, "the logits"))) break;
+        if ((rc = cli_attn_capture_logits(ms[i].m, pool, ids, T, all, all, &o.mem, &ms[i].a, ms[i].lg.p))) break;
         if (!(ms[i].sc = malloc((size_t)L * H * sizeof *ms[i].sc))) { rc = attn_err(ATTN_EFAIL, "out of memory"); break; }
         for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.buf.p + k * tt, ids, T, &ms[i].sc[k]);
         if (i > 0)
@@ -260,6 +327,8 @@ int cmd_compare(int argc, char **argv) {
     attn_head_scores unif;
     attn_head_scores_uniform(ids, T, &unif);
     print_table(fmt, ms, n, jsd, labels, T, &unif);
+    if (strcmp(fmt, "tsv")) print_next_token(fmt, ms, n, T);
+    if (!strcmp(fmt, "json")) printf("}\n");
 
     if (dir[0]) { // pictures of the chosen heads
         int ncol = n + (n == 2), nl = 0, nh = 0, n_files = 0;
@@ -327,6 +396,7 @@ int cmd_compare(int argc, char **argv) {
 done:
     for (int i = 0; ms && i < n; i++) {
         cli_attn_free(&ms[i].a);
+        cli_buf_free(&ms[i].lg);
         free(ms[i].sc);
         attn_model_free(ms[i].m);
     }

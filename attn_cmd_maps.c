@@ -122,8 +122,8 @@ static int select_heads(cli_attn *a, int L, int H, const uint8_t *layers, const 
     return 0;
 }
 
-int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
-                     const uint8_t *heads, cli_mem *mem, cli_attn *out) {
+int cli_attn_capture_logits(const attn_model *m, attn_pool *pool, const int32_t *ids, int T,
+                            const uint8_t *layers, const uint8_t *heads, cli_mem *mem, cli_attn *out, float *logits) {
     memset(out, 0, sizeof *out);
     out->T = T;
     char what[120];
@@ -133,10 +133,15 @@ int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, i
     attn_session *s = NULL;
     if (!rc) rc = attn_session_new(&s, m, T, pool);
     attn_capture cap = {.on_attn = capture_rows, .ctx = out, .layers = layers, .heads = heads};
-    if (!rc) rc = attn_session_feed(s, ids, T, NULL, 0, &cap);
+    if (!rc) rc = attn_session_feed(s, ids, T, logits, 0, &cap);
     attn_session_free(s);
     if (rc) cli_attn_free(out);
     return rc;
+}
+
+int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, const uint8_t *layers,
+                     const uint8_t *heads, cli_mem *mem, cli_attn *out) {
+    return cli_attn_capture_logits(m, pool, ids, T, layers, heads, mem, out, NULL);
 }
 
 void cli_attn_free(cli_attn *a) {

@@ -30,9 +30,7 @@
 // Weights k..k+7 of a row of a quantized type (k % 8 == 0): the bytes of the
 // run (simd/quant.h) worked on 8 at a time, then converted and scaled; the
 // same operations, so the same bits, as attn_dq_block.
-INLINE __m256 dq8(const uint8_t *row, uint32_t t, int k) {
-    int blk = attn_qblk(t);
-    attn_dq_run r = attn_dq_at(row + (size_t)(k / blk) * (size_t)attn_qbytes(t), t, k % blk);
+INLINE __m256 dq8_run(attn_dq_run r) {
     __m128i v = _mm_srl_epi16(_mm_loadl_epi64((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
     v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
     if (r.hi) {
@@ -53,6 +51,18 @@ INLINE __m256 dq8(const uint8_t *row, uint32_t t, int k) {
     return w;
 }
 
+// One copy per type of the run's decoding (the type a constant in each), out
+// of line: inlined into every unrolled row it made the code too large.
+static __attribute__((noinline)) __m256 dq8(const uint8_t *row, uint32_t t, int k) {
+    switch (t) {
+#define DQ_CASE(T) \
+    case T: return dq8_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
+        ATTN_QTYPES(DQ_CASE)
+#undef DQ_CASE
+    default: return _mm256_setzero_ps();
+    }
+}
+
 // 8 consecutive weights k..k+7 of a row as f32 (k % 8 == 0 for Q8_0).
 INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
     switch (wtype) {
@@ -68,7 +78,6 @@ INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
     }
     case ATTN_F32: return _mm256_loadu_ps((const float *)row + k);
     default: return dq8(row, wtype, k); // the other quantized types
-
     }
 }
 
@@ -130,9 +139,6 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
         case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
-#define ROWS_OF(T) case T: load_rows(W, ldw, T, k0, col); break;
-        ATTN_QTYPES(ROWS_OF)
-#undef ROWS_OF
         default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {

@@ -35,9 +35,7 @@
 // Weights k..k+15 of a row of a quantized type (k % 16 == 0): the bytes of
 // the run (simd/quant.h) worked on 16 at a time, then converted and scaled;
 // the same operations, so the same bits, as attn_dq_block.
-INLINE __m512 dq16(const uint8_t *row, uint32_t t, int k) {
-    int blk = attn_qblk(t);
-    attn_dq_run r = attn_dq_at(row + (size_t)(k / blk) * (size_t)attn_qbytes(t), t, k % blk);
+INLINE __m512 dq16_run(attn_dq_run r) {
     __m128i v = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
     v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
     if (r.hi) {
@@ -52,6 +50,18 @@ INLINE __m512 dq16(const uint8_t *row, uint32_t t, int k) {
     if (r.mode == ATTN_DQ_ADD) w = _mm512_add_ps(w, _mm512_set1_ps(r.m));
     else if (r.mode == ATTN_DQ_SUB) w = _mm512_sub_ps(w, _mm512_set1_ps(r.m));
     return w;
+}
+
+// One copy per type of the run's decoding (the type a constant in each), out
+// of line: inlined into every unrolled row it made the code too large.
+static __attribute__((noinline)) __m512 dq16(const uint8_t *row, uint32_t t, int k) {
+    switch (t) {
+#define DQ_CASE(T) \
+    case T: return dq16_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
+        ATTN_QTYPES(DQ_CASE)
+#undef DQ_CASE
+    default: return _mm512_setzero_ps();
+    }
 }
 
 // 16 consecutive weights k..k+15 of a row as f32 (k % 16 == 0 for Q8_0).
@@ -70,7 +80,6 @@ INLINE __m512 load16(const uint8_t *row, uint32_t wtype, int k) {
     }
     case ATTN_F32: return _mm512_loadu_ps((const float *)row + k);
     default: return dq16(row, wtype, k); // the other quantized types
-
     }
 }
 
@@ -144,9 +153,6 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
         case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
-#define ROWS_OF(T) case T: load_rows(W, ldw, T, k0, col); break;
-        ATTN_QTYPES(ROWS_OF)
-#undef ROWS_OF
         default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {

@@ -28,6 +28,44 @@
 
 // ---------------------------------------------------------------- weights
 
+// Weights k..k+3 of a row of a quantized type (k % 4 == 0): the bytes of the
+// run (simd/quant.h) worked on 4 at a time, then converted and scaled; the
+// same operations, so the same bits, as attn_dq_block.
+INLINE float32x4_t dq4_run(attn_dq_run r) {
+    uint32_t lo4, hi4;
+    memcpy(&lo4, r.lo, 4);
+    uint8x8_t v = vshl_u8(vreinterpret_u8_u32(vdup_n_u32(lo4)), vdup_n_s8((int8_t)-r.lo_sh));
+    v = vand_u8(v, vdup_n_u8(r.lo_mask));
+    if (r.hi) {
+        memcpy(&hi4, r.hi, 4);
+        uint8x8_t h = vshl_u8(vreinterpret_u8_u32(vdup_n_u32(hi4)), vdup_n_s8((int8_t)-r.hi_sh));
+        v = vorr_u8(v, vshl_u8(vand_u8(h, vdup_n_u8(r.hi_mask)), vdup_n_s8((int8_t)r.hi_pos)));
+    }
+    if (r.hbits) { // bit i -> 0x10 in byte i
+        const uint8x8_t bit = { 1, 2, 4, 8, 16, 32, 64, 128 };
+        v = vorr_u8(v, vand_u8(vceq_u8(vand_u8(vdup_n_u8((uint8_t)(r.hbits & 255)), bit), bit), vdup_n_u8(0x10)));
+    }
+    v = vsub_u8(v, vdup_n_u8(r.bias));
+    if (r.lut) v = vqtbl1_u8(vreinterpretq_u8_s8(vld1q_s8(attn_iq4_kvalues)), v);
+    int32x4_t q = vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(v))));
+    float32x4_t w = vmulq_f32(vdupq_n_f32(r.d), vcvtq_f32_s32(q));
+    if (r.mode == ATTN_DQ_ADD) w = vaddq_f32(w, vdupq_n_f32(r.m));
+    else if (r.mode == ATTN_DQ_SUB) w = vsubq_f32(w, vdupq_n_f32(r.m));
+    return w;
+}
+
+// One copy per type of the run's decoding (the type a constant in each), out
+// of line: inlined into every unrolled row it made the code too large.
+static __attribute__((noinline)) float32x4_t dq4(const uint8_t *row, uint32_t t, int k) {
+    switch (t) {
+#define DQ_CASE(T) \
+    case T: return dq4_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
+        ATTN_QTYPES(DQ_CASE)
+#undef DQ_CASE
+    default: return vdupq_n_f32(0);
+    }
+}
+
 // 4 consecutive weights k..k+3 of a row as f32 (k % 4 == 0 for Q8_0).
 INLINE float32x4_t load4(const uint8_t *row, uint32_t wtype, int k) {
     switch (wtype) {
@@ -48,11 +86,7 @@ INLINE float32x4_t load4(const uint8_t *row, uint32_t wtype, int k) {
         return vmulq_n_f32(q, attn_f16_to_f32(d));
     }
     case ATTN_F32: return vld1q_f32((const float *)row + k);
-    default: { // the other quantized types (simd/quant.h)
-        float t[4];
-        attn_dq(row, wtype, k, 4, t);
-        return vld1q_f32(t);
-    }
+    default: return dq4(row, wtype, k); // the other quantized types
     }
 }
 
@@ -61,7 +95,7 @@ INLINE float32x4_t load4_part(const uint8_t *row, uint32_t wtype, int k, int n) 
     uint8_t buf[16] = { 0 };
     size_t es = wtype == ATTN_F32 ? 4 : 2;
     memcpy(buf, row + es * (size_t)k, (size_t)n * es);
-    return load4(buf, wtype, 0);
+    return wtype == ATTN_F32 ? load4(buf, ATTN_F32, 0) : wtype == ATTN_BF16 ? load4(buf, ATTN_BF16, 0) : load4(buf, ATTN_F16, 0);
 }
 
 INLINE float32x4_t load4_any(const uint8_t *row, uint32_t wtype, int k, int n) {

@@ -193,7 +193,8 @@ def test_torch_models(tmp):
         exp.update(extra)
         check_kv(d, exp, errs)
         expect = {"token_embd.weight": ([D, V], gt), "position_embd.weight": ([D, ctx], gt),
-                  "output_norm.weight": ([D], 0), "output_norm.bias": ([D], 0)}
+                  "output_norm.weight": ([D], 0), "output_norm.bias": ([D], 0),
+                  "output.weight": ([D, V], gt)}  # the tied head again, as llama.cpp's converter writes it
         for i in range(2):
             p = "blk.%d." % i
             expect.update({p + "attn_norm.weight": ([D], 0), p + "attn_norm.bias": ([D], 0),

@@ -37,8 +37,8 @@ def nanogpt_expect(m):
     want = {"token_embd.weight": m.transformer.wte.weight, "output_norm.weight": m.transformer.ln_f.weight}
     if hasattr(m.transformer.wpe, "weight"):
         want["position_embd.weight"] = m.transformer.wpe.weight
-    if m.lm_head.weight is not m.transformer.wte.weight:
-        want["output.weight"] = m.lm_head.weight
+    # a tied head is written again as output.weight, as llama.cpp's converter does (llama.cpp needs it)
+    want["output.weight"] = m.lm_head.weight
     if m.transformer.ln_f.bias is not None:
         want["output_norm.bias"] = m.transformer.ln_f.bias
     for i, b in enumerate(m.transformer.h):

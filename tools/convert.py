@@ -2068,9 +2068,12 @@ def load_checkpoint(path, args):
         fail(path, "needs config.json beside it (pass the Hugging Face folder)")
     with open(path, "rb") as f:
         head = f.read(8)
-    if base.endswith((".pt", ".pth", ".ckpt")) and head[:4] != b"PK\x03\x04" and head[:1] != b"\x80":
+    # a pickle: PROTO 2..5 then an opcode (never 0); a llama2.c header whose dim
+    # is 0x..80 (384, 640, 896) starts with 0x80 too, but its third byte is 0
+    pickle = len(head) > 2 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] != 0
+    if base.endswith((".pt", ".pth", ".ckpt")) and head[:4] != b"PK\x03\x04" and not pickle:
         fail(path, "not a torch.save checkpoint (neither a zip nor a pickle)")
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+    if head[:4] == b"PK\x03\x04" or pickle:
         obj = load_torch(path)
         if not isinstance(obj, dict):
             fail(path, "checkpoint is not a dict")
@@ -2149,6 +2152,9 @@ def tensor_plan(m, dtype):
         else:
             produce = src.f32
         out.append(OutTensor(gname, shape, t, produce, "%s%s" % (src.name, " (%s)" % note if note else "")))
+        if gname == "token_embd.weight" and m.arch == "gpt2" and not any(x[0] == "output.weight" for x in m.tensors):
+            # llama.cpp's gpt2 needs output.weight; its own converter writes the tied head again
+            out.append(OutTensor("output.weight", shape, t, produce, "%s (tied head, again)" % src.name))
     if fallbacks:
         warn("%d matrices have a column count that is not a multiple of 32, written as F16 instead of Q8_0 (%s)"
              % (len(fallbacks), ", ".join(fallbacks[:4]) + (", ..." if len(fallbacks) > 4 else "")))

@@ -11,7 +11,8 @@ Written with the standard library from the GGUF v3 spec and llama.cpp's key
 and tensor names; weights come from a fixed PRNG so the files are the same
 on every run. The models cover both architectures, fused and separate Q/K/V,
 GQA, RoPE pairs/halves, the three tokenizer kinds, ids-only, and the tensor
-types F32, F16, BF16, Q8_0.
+types F32, F16, BF16, Q8_0 and every quantized type llama-quantize writes
+(Q4_0 .. Q6_K, IQ4_NL, IQ4_XS; blocks made from the PRNG, scales 2^-6).
 """
 import os, struct, sys
 
@@ -20,6 +21,10 @@ from bpe_train import bytes_to_unicode  # noqa: E402
 
 U32, I32, F32, BOOL, STR, ARR = 4, 5, 6, 7, 8, 9
 T_F32, T_F16, T_Q8_0, T_BF16 = 0, 1, 8, 30
+# the other quantized types: ggml type -> (weights per block, bytes per block, offsets of f16 scales)
+QUANT = {2: (32, 18, [0]), 3: (32, 20, [0, 2]), 6: (32, 22, [0]), 7: (32, 24, [0, 2]), 10: (256, 84, [80, 82]),
+         11: (256, 110, [108]), 12: (256, 144, [0, 2]), 13: (256, 176, [0, 2]), 14: (256, 210, [208]),
+         20: (32, 18, [0]), 23: (256, 136, [0])}
 
 
 def gstr(s):
@@ -73,6 +78,15 @@ def encode(gtype, vals):
             d = max(abs(v) for v in blk) / 127 or 1.0
             out += f16(d) + bytes((round(v / d) & 0xFF) for v in blk)
         return out
+    if gtype in QUANT:  # blocks of bytes made from the values, scales 2^-6
+        blk, nb, scales = QUANT[gtype]
+        out = bytearray()
+        for i in range(0, len(vals), blk):
+            b = bytearray(int((v + 1) * 127.5) & 255 for v in vals[i:i + nb])
+            for o in scales:
+                b[o:o + 2] = f16(2.0 ** -6)
+            out += b
+        return bytes(out)
     raise ValueError(gtype)
 
 
@@ -106,8 +120,9 @@ def model(arch, D, H, L, F, V, ctx, seed, kv_heads=None, fused=False, biases=Fal
     kvs += list(extra_kvs)
     ts = []
 
-    def mat(name, rows, cols, scale=0.5):
-        ts.append((name, [cols, rows], wtype, [scale * r.f() for _ in range(rows * cols)]))
+    def mat(name, rows, cols, scale=0.5):  # wtype: a type, or a function of the name
+        t = wtype(name) if callable(wtype) else wtype
+        ts.append((name, [cols, rows], t, [scale * r.f() for _ in range(rows * cols)]))
 
     def vec(name, n, base):
         ts.append((name, [n], vtype, [base + 0.1 * r.f() for _ in range(n)]))
@@ -206,6 +221,17 @@ def seeds():
     k, t = model("gpt2", 8, 1, 1, 8, 6, 4, 6, wtype=T_F16, vtype=T_F16,
                  extra_kvs=[kv("attn.norm", STR, "rmsnorm"), kv("attn.positions", STR, "none")])
     out["gpt2_f16_nopos.gguf"] = gguf(k, t)
+    # every quantized type llama-quantize writes, mixed as in its files (K-quants need rows of 256)
+    kmix = {"token_embd": 14, "output": 12, "attn_q": 10, "attn_k": 11, "attn_v": 23, "attn_output": 10,
+            "ffn_up": 13, "ffn_gate": 12, "ffn_down": 2}
+    k, t = model("llama", 256, 4, 1, 32, 6, 4, 7, kv_heads=1, untied=True, rope_dims=64,
+                 wtype=lambda n: kmix[n.split(".")[-2]])
+    out["llama_kquant_mix.gguf"] = gguf(k, t)
+    lmix = {"token_embd": 3, "output": 6, "attn_q": 7, "attn_k": 20, "attn_v": 2, "attn_output": 3,
+            "ffn_up": 6, "ffn_gate": 7, "ffn_down": 20}
+    k, t = model("llama", 32, 2, 1, 32, 12, 8, 8, kv_heads=1, untied=True, rope_dims=8,
+                 wtype=lambda n: lmix[n.split(".")[-2]])
+    out["llama_legacy_quant_mix.gguf"] = gguf(k, t)
     toks, tkv = spm_vocab()
     out["vocab_only_spm.gguf"] = gguf([kv("general.architecture", STR, "llama")] + tkv, [])
     # non-finite numbers (issue 13): a NaN and an inf weight (the forward runs;

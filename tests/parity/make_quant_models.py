@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -77,13 +78,42 @@ def add_vocab(src, dst, n_vocab):
 def make_f16(name, kind, dims, tmp):
     import refmodels as R
     ckpt = os.path.join(tmp, name + ".bin")
-    m = R.make_llama(seed=hash(name) % 1000, max_seq_len=16, tied=False, **dims)
+    m = R.make_llama(seed=zlib.crc32(name.encode()) % 1000, max_seq_len=16, tied=False, **dims)
     R.save_llama_bin(m, ckpt, 0)
     raw = os.path.join(tmp, name + "-raw.gguf")
     run(sys.executable, os.path.join(ROOT, "tools", "convert.py"), ckpt, "--dtype", "f16", "-o", raw)
     f16 = os.path.join(tmp, name + "-f16.gguf")
     add_vocab(raw, f16, dims["vocab_size"])
     return f16
+
+
+# Our converter's F32 files in llama.cpp: nanoGPT (tied and untied head; gpt2)
+# and llama2.c (GQA) checkpoints; bounds (logits relative, attention absolute):
+# LLaMA 1e-5; GPT-2 5e-3 (llama.cpp's GELU is an F16 table).
+INTEROP = [
+    ("nanogpt-tied", "nanogpt", dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=32, tied=True), 5e-3),
+    ("nanogpt-untied", "nanogpt", dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=32, tied=False), 5e-3),
+    ("llama2c", "llama", dict(dim=32, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=32, hidden_dim=64,
+                              tied=False), 1e-5),
+]
+
+
+def interop_case(name, kind, dims, tmp):
+    """Our F32 file of a reference checkpoint (+ vocabulary) and lcpp_dump's outputs on it."""
+    import refmodels as R
+    if kind == "nanogpt":
+        ckpt = os.path.join(tmp, name + ".pt")
+        R.save_nanogpt(R.make_nanogpt(seed=7, **dims), ckpt)
+    else:
+        ckpt = os.path.join(tmp, name + ".bin")
+        R.save_llama_bin(R.make_llama(seed=8, max_seq_len=16, **dims), ckpt, 0)
+    raw = os.path.join(tmp, name + "-raw.gguf")
+    run(sys.executable, os.path.join(ROOT, "tools", "convert.py"), ckpt, "-o", raw)
+    f32 = os.path.join(tmp, name + "-f32.gguf")
+    add_vocab(raw, f32, dims["vocab_size"])
+    lg, at = f32 + ".logits.npy", f32 + ".attention.npy"
+    run(os.path.join(LCPP, "bin", "lcpp_dump"), f32, ",".join(map(str, IDS)), lg, at, "f32")
+    return f32, lg, at
 
 
 def lcpp_reference(qfile, tmp):
@@ -112,24 +142,28 @@ def main(argv):
                 q = os.path.join(tmp, "%s-%s.gguf" % (name, ft.lower()))
                 run(os.path.join(LCPP, "bin", "llama-quantize"), f16, q, ft)
                 lg, at = lcpp_reference(q, tmp)
-                cases.append((name, ft, q, lg, at))
+                cases.append((name, ft, q, lg, at, 1e-4, 1e-5))
                 print("made %s %s (%d bytes)" % (name, ft, os.path.getsize(q)))
+        for name, kind, dims, bound in INTEROP:
+            f32, lg, at = interop_case(name, kind, dims, tmp)
+            cases.append((name, "F32", f32, lg, at, bound, 1e-5 if kind == "llama" else bound))
+            print("made %s (%d bytes)" % (name, os.path.getsize(f32)))
         if live:
             sys.path.insert(0, os.path.join(ROOT, "tests"))
             import t_quant
-            return t_quant.check_cases([(n + " " + ft, q, lg, at, IDS) for n, ft, q, lg, at in cases])
+            return t_quant.check_cases([(n + " " + ft, q, lg, at, IDS, bl, ba) for n, ft, q, lg, at, bl, ba in cases])
         os.makedirs(OUT, exist_ok=True)
         index = []
-        for name, ft, q, lg, at in cases:
+        for name, ft, q, lg, at, bl, ba in cases:
             base = "%s-%s" % (name, ft.lower())
             for src, ext in ((q, ".gguf"), (lg, ".logits.npy"), (at, ".attention.npy")):
                 shutil.copyfile(src, os.path.join(OUT, base + ext))
-            index.append("%s %s %s" % (base, ft, ",".join(map(str, IDS))))
+            index.append("%s %s %s %g %g" % (base, ft, ",".join(map(str, IDS)), bl, ba))
         with open(os.path.join(OUT, "index.txt"), "w") as f:
-            f.write("# file-base file-type ids (tests/parity/make_quant_models.py)\n" + "\n".join(index) + "\n")
+            f.write("# file-base file-type ids logits-bound attention-bound (tests/parity/make_quant_models.py)\n" + "\n".join(index) + "\n")
         print("wrote tests/parity/quant/ (%d cases)" % len(index))
         # blocks of every type from these files for test_kernels (quant_blocks.gguf)
-        run(sys.executable, os.path.join(HERE, "make_quant.py"), *[c[2] for c in cases])
+        run(sys.executable, os.path.join(HERE, "make_quant.py"), *[c[2] for c in cases if c[1] != "F32"])
     finally:
         shutil.rmtree(tmp, True)
     return 0
