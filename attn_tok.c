@@ -1081,7 +1081,7 @@ static int metaspace(const pre_step *st, const char *s, size_t n, int first, pie
     size_t rl = strlen(st->str);
     tmp->n = 0;
     int pre = (st->scheme == SCHEME_ALWAYS || (st->scheme == SCHEME_FIRST && first)) &&
-              !(n >= rl && !memcmp(s, st->str, rl));
+              !(n && s[0] == ' ') && !(n >= rl && !memcmp(s, st->str, rl)); // as it starts after replacing
     if (pre && sb_add(tmp, st->str, rl)) return ATTN_EFAIL;
     for (size_t i = 0; i < n; i++)
         if (s[i] == ' ' ? sb_add(tmp, st->str, rl) : sb_add(tmp, s + i, 1)) return ATTN_EFAIL;

@@ -1080,12 +1080,20 @@ def _re_escape(s):
     return "".join("\\" + c if c in "\\.^$|?*+()[]{}-/" else c for c in s)
 
 
+def _field(s, path, what):
+    """A tab-separated step field: a tab or newline in a regex is written as an escape."""
+    s = s.replace("\t", "\\t").replace("\n", "\\n") if what == "regex" else s
+    if "\t" in s or "\n" in s:
+        fail(path, "%s %r holds a tab or newline, which attn's step keys cannot carry" % (what, s))
+    return s
+
+
 def _pattern(p, path):
     p = p if isinstance(p, dict) else {}
     if isinstance(p.get("Regex"), str):
-        return p["Regex"]
+        return _field(p["Regex"], path, "regex")
     if isinstance(p.get("String"), str) and p["String"]:
-        return _re_escape(p["String"])
+        return _field(_re_escape(p["String"]), path, "regex")
     fail(path, "Split/Replace pattern %s is not supported" % json.dumps(p)[:80])
 
 
@@ -1107,9 +1115,9 @@ def _norm_steps(norm, path):
         elif t == "Strip":
             out.append("strip\t%d\t%d" % (bool(n.get("left", True)), bool(n.get("right", True))))
         elif t == "Replace":
-            out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), n.get("content", "")))
+            out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), _field(n.get("content", ""), path, "content")))
         elif t == "Prepend":
-            out.append("prepend\t%s" % n.get("prepend", ""))
+            out.append("prepend\t%s" % _field(n.get("prepend", ""), path, "prepend"))
         else:
             fail(path, "normalizer %s is not supported" % t)
     return out
@@ -1174,7 +1182,7 @@ _SPLIT_PRE = {
 def _byte_level_pre(pre, path):
     """tokenizer.ggml.pre for a byte-level BPE's pre_tokenizer, or None."""
     t = pre.get("type")
-    if t == "ByteLevel" and pre.get("use_regex", True):
+    if t == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
         return "gpt-2"
     steps = pre.get("pretokenizers") if t == "Sequence" else None
     if isinstance(steps, list) and len(steps) == 2 and isinstance(steps[0], dict) and isinstance(steps[1], dict):
