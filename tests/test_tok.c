@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ---------------------------------------------------------------- GGUF in memory
 
@@ -547,6 +548,56 @@ static void parity(const char *name, const char *gguf, const char *dir, const li
     gguf_close(&f);
 }
 
+// CPU seconds to tokenize n bytes of text (-1 on error).
+static double cpu_tokenize(attn_tokenizer *t, const char *text, size_t n) {
+    int32_t *ids;
+    int k;
+    clock_t c0 = clock();
+    int rc = attn_tokenize(t, text, n, 0, &ids, &k);
+    double s = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    if (rc) return -1;
+    free(ids);
+    return s;
+}
+
+// No quadratic blow-up: 1 MB of one repeated character in under 1 CPU
+// second; Llama 3: 1 MB of English (the corpus's ASCII lines) under 0.5.
+static void hf_speed(const char *name, attn_tokenizer *t, const lines *corpus) {
+    enum { MB = 1000000 };
+    static const char *const reps[] = {"a", " ", "\n", "1", "<", "'", "!", "\xEA\xB0\x80", "\xCC\x81"};
+    char *buf = malloc(MB), tname[128];
+    if (!buf) return;
+    attn_tokenizer_parse_special(t, 1);
+    double worst = 0;
+    const char *worst_rep = "";
+    for (size_t r = 0; r < sizeof reps / sizeof reps[0]; r++) {
+        size_t k = strlen(reps[r]), n = MB / k * k;
+        for (size_t i = 0; i < n; i += k) memcpy(buf + i, reps[r], k);
+        double s = cpu_tokenize(t, buf, n);
+        if (s < 0 || s > worst) worst = s < 0 ? 99 : s, worst_rep = reps[r];
+    }
+    snprintf(tname, sizeof tname, "tok_%s_repeated_1mb", name);
+    check(worst < 1.0, tname, "1 MB of one repeated character took %.2f CPU s (> 1)", worst);
+    printf("# %s: 1 MB of one repeated character: at most %.3f CPU s ('%s')\n", name, worst,
+           worst_rep[0] == '\n' ? "\\n" : worst_rep);
+    if (!strcmp(name, "llama3")) {
+        size_t n = 0;
+        for (int i = 0; n < MB; i = (i + 1) % corpus->n) {
+            int ascii = corpus->len[i] > 20;
+            for (size_t j = 0; j < corpus->len[i]; j++) ascii &= (unsigned char)corpus->line[i][j] < 0x80;
+            if (!ascii) continue;
+            size_t k = corpus->len[i] + 1 < MB - n ? corpus->len[i] + 1 : MB - n;
+            memcpy(buf + n, corpus->line[i], k - 1 < corpus->len[i] ? k : corpus->len[i]);
+            if (k > corpus->len[i]) buf[n + corpus->len[i]] = '\n';
+            n += k;
+        }
+        double s = cpu_tokenize(t, buf, n);
+        check(s >= 0 && s < 0.5, "tok_llama3_speed_1mb_english", "1 MB of English took %.2f CPU s (> 0.5)", s);
+        printf("# llama3: 1 MB of English in %.3f CPU s\n", s);
+    }
+    free(buf);
+}
+
 // A tokenizer converted from a real tokenizer.json against the ids of
 // @huggingface/transformers (ids_path, special tokens parsed as it does), and
 // round trips with special-token text kept plain: detokenize(tokenize(line))
@@ -598,6 +649,7 @@ static void hf_parity(const char *name, const char *gguf, const char *ids_path, 
     check(labels == corpus->n, tname, "%d lines with a bad label", corpus->n - labels);
     free_lines(&gold);
     free_lines(&back);
+    if (!getenv("ATTN_SANITIZE")) hf_speed(name, t, corpus);
     attn_tokenizer_free(t);
     gguf_close(&f);
 }
