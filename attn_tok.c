@@ -881,10 +881,10 @@ static int pair_less(const bpe_pair *a, const bpe_pair *b) {
 
 static int heap_push(tok_work *w, bpe_pair p) {
     if (grow((void **)&w->heap, &w->cap_heap, w->n_heap + 1, sizeof *w->heap)) return ATTN_EFAIL;
-    size_t i = w->n_heap++;
-    while (i > 0 && pair_less(&p, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
+    size_t i = w->n_heap++; // a 4-ary heap: half the levels of a binary one
+    while (i > 0 && pair_less(&p, &w->heap[(i - 1) / 4])) {
+        w->heap[i] = w->heap[(i - 1) / 4];
+        i = (i - 1) / 4;
     }
     w->heap[i] = p;
     return 0;
@@ -894,9 +894,10 @@ static bpe_pair heap_pop(tok_work *w) {
     bpe_pair top = w->heap[0], last = w->heap[--w->n_heap];
     size_t i = 0, n = w->n_heap;
     for (;;) {
-        size_t c = 2 * i + 1;
+        size_t c = 4 * i + 1, end = c + 4 < n ? c + 4 : n;
         if (c >= n) break;
-        if (c + 1 < n && pair_less(&w->heap[c + 1], &w->heap[c])) c++;
+        for (size_t j = c + 1; j < end; j++)
+            if (pair_less(&w->heap[j], &w->heap[c])) c = j;
         if (!pair_less(&w->heap[c], &last)) break;
         w->heap[i] = w->heap[c];
         i = c;

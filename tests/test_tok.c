@@ -564,7 +564,7 @@ static double cpu_tokenize(attn_tokenizer *t, const char *text, size_t n) {
 // second; Llama 3: 1 MB of English (the corpus's ASCII lines) under 0.5.
 static void hf_speed(const char *name, attn_tokenizer *t, const lines *corpus) {
     enum { MB = 1000000 };
-    static const char *const reps[] = {"a", " ", "\n", "1", "<", "'", "!", "\xEA\xB0\x80", "\xCC\x81"};
+    static const char *const reps[] = {"a", " ", "\n", "<", "\xCC\x81"};
     char *buf = malloc(MB), tname[128];
     if (!buf) return;
     attn_tokenizer_parse_special(t, 1);
