@@ -363,6 +363,48 @@ static void test_spm_tiny(void) {
 
 // ---------------------------------------------------------------- char, ids-only, errors
 
+// ---------------------------------------------------------------- Split behaviors (Rust's)
+// The five SplitDelimiterBehavior of Hugging Face tokenizers on
+// "The-final--countdown" split on "-", as its own tests (normalizer.rs)
+// state them; transformers.js runs only Removed and Isolated. A "bpe"
+// vocabulary holding each expected piece whole, with ignore_merges, shows
+// the pieces as ids.
+static void test_split_behaviors(void) {
+    static const struct { const char *behavior, *invert, *want; } cases[] = {
+        {"removed", "0", "The final countdown"},
+        {"isolated", "0", "The - final - - countdown"},
+        {"merged_with_previous", "0", "The- final- - countdown"},
+        {"merged_with_next", "0", "The -final - -countdown"},
+        {"contiguous", "0", "The - final -- countdown"},
+        {"removed", "1", "- - -"}, // invert: the text between the "-" is the delimiter
+    };
+    char *tok[] = {"T", "h", "e", "-", "f", "i", "n", "a", "l", "c", "o", "u", "t", "d", "w", "The", "final",
+                   "countdown", "The-", "final-", "-final", "-countdown", "--"};
+    enum { N = sizeof tok / sizeof tok[0] };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char step[128], *steps[1] = {step}, got[256] = "", name[96];
+        snprintf(step, sizeof step, "split\t%s\t%s\t-", cases[c].behavior, cases[c].invert);
+        gbuf b = {0};
+        kv_str(&b, "tokenizer.ggml.model", "bpe");
+        kv_strs(&b, "tokenizer.ggml.tokens", tok, N);
+        kv_strs(&b, "tokenizer.ggml.merges", tok, 0);
+        kv_strs(&b, "attn.tokenizer.pre", steps, 1);
+        kv_bool(&b, "attn.tokenizer.ignore_merges", 1);
+        vocab v;
+        int32_t *ids = NULL;
+        int n = 0, rc = vocab_open(&v, &b, 0) || attn_tokenize(v.t, "The-final--countdown", 20, 0, &ids, &n);
+        for (int i = 0; !rc && i < n; i++) {
+            gguf_str p = attn_token_piece(v.t, ids[i]);
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", i ? " " : "", (int)p.len, p.s);
+        }
+        snprintf(name, sizeof name, "tok_split_%s%s", cases[c].behavior, cases[c].invert[0] == '1' ? "_invert" : "");
+        check(!rc && !strcmp(got, cases[c].want), name, "pieces '%s', want '%s' (%s)", got, cases[c].want,
+              rc ? attn_errmsg() : "");
+        free(ids);
+        vocab_close(&v);
+    }
+}
+
 static void test_char_and_none(void) {
     char *tok[] = {"\n", " ", "a", "b", "\xED\x95\x9C"};
     gbuf g = {0};
@@ -659,6 +701,7 @@ int main(int argc, char **argv) {
         test_gpt2_tiny();
         test_spm_tiny();
         test_char_and_none();
+        test_split_behaviors();
         CHECK_EXIT();
     }
     const char *dir = argv[1];
