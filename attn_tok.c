@@ -47,7 +47,7 @@ typedef struct {
 } pre_step;
 
 // A normalizer step: NORM_* forms, lowercase, strip, replace, prepend.
-enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND };
+enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND, NS_STRIP_ACCENTS };
 typedef struct {
     uint8_t kind, form, left, right;
     attn_regex *re;
@@ -79,6 +79,8 @@ struct attn_tokenizer {
     int n_norm;
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
+    char wp_prefix[16];     // WordPiece: continuing-subword prefix ("##")
+    int wp_max_chars;       // WordPiece: longer words are unk
     int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
     int parse_special;      // control token text in the input becomes the token
     int32_t *spec;          // control/user/unknown tokens, by first two bytes, longest first
@@ -162,6 +164,7 @@ static int sb_str(sbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
 // not well-formed UTF-8 is kept as it is and blocks reordering/composition.
 
 int attn_unicode_ccc(uint32_t cp);
+int attn_unicode_cat(uint32_t cp);
 int attn_unicode_lower(uint32_t cp, const uint32_t **out);
 int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);
 uint32_t attn_unicode_compose(uint32_t a, uint32_t b);
@@ -303,6 +306,13 @@ static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out
         }
         return rc;
     }
+    for (size_t i = 0; i < n && !rc && st->kind == NS_STRIP_ACCENTS;) { // drop marks (Mn, Mc, Me: 5-7)
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)text + i, n - i, &cp), cat = k < 0 ? 0 : attn_unicode_cat(cp);
+        if (cat < 5 || cat > 7) rc = sb_add(out, text + i, k < 0 ? 1 : (size_t)k);
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    if (st->kind == NS_STRIP_ACCENTS) return rc;
     for (size_t i = 0; i < n && !rc;) { // lowercase
         uint32_t cp;
         const uint32_t *lo;
@@ -445,6 +455,11 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         }
         return 0;
     }
+    if (t->kind == ATTN_TOK_WORDPIECE && mergeable(type)) { // "##x" continues a word; "x" starts one after a space
+        size_t pl = strlen(t->wp_prefix);
+        if (pl && p.len >= pl && !memcmp(p.s, t->wp_prefix, pl)) return sb_add(b, p.s + pl, p.len - pl);
+        return sb_add(b, " ", 1) || sb_add(b, p.s, p.len);
+    }
     if (t->kind == ATTN_TOK_BPE && type == TT_BYTE && parse_byte_piece(p) >= 0) {
         char c = (char)parse_byte_piece(p);
         return sb_add(b, &c, 1);
@@ -579,12 +594,13 @@ static int special_at(const attn_tokenizer *t, const char *s, size_t len, size_t
 // ---------------------------------------------------------------- pipeline keys
 // Steps of a tokenizer.json pipeline that the tokenizer.ggml.* keys cannot
 // say, as tools/convert.py writes them (tab-separated fields):
-//   attn.tokenizer.normalizer  NFC|NFD|NFKC|NFKD | lowercase | strip L R |
+//   attn.tokenizer.normalizer  NFC|NFD|NFKC|NFKD | lowercase | strip_accents | strip L R |
 //                              replace REGEX CONTENT | prepend STR
 //   attn.tokenizer.pre         split BEHAVIOR INVERT REGEX | metaspace REPL
 //                              always|first|never SPLIT | prepend STR
 //   attn.tokenizer.decode_space REPL [strip_first]  (BPE: REPL decodes to " ")
 //   attn.tokenizer.ignore_merges (bool)
+//   attn.tokenizer.wordpiece_prefix ("##"), .wordpiece_max_chars (100)
 
 // Field i (0-based) of a tab-separated step, NUL-terminated into buf.
 static const char *field(gguf_str s, int i, char *buf, size_t cap) {
@@ -613,6 +629,7 @@ static int norm_step_load(norm_step *st, gguf_str s) {
     for (int i = 1; i < 5; i++)
         if (!strcmp(f0, forms[i])) { st->kind = NS_FORM, st->form = (uint8_t)i; return 0; }
     if (!strcmp(f0, "lowercase")) { st->kind = NS_LOWER; return 0; }
+    if (!strcmp(f0, "strip_accents")) { st->kind = NS_STRIP_ACCENTS; return 0; }
     if (!strcmp(f0, "strip") && field(s, 1, f1, sizeof f1) && field(s, 2, f2, sizeof f2)) {
         st->kind = NS_STRIP, st->left = f1[0] == '1', st->right = f2[0] == '1';
         return 0;
@@ -683,6 +700,13 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
     }
     int v;
     if (!gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
+    gguf_str wp;
+    strcpy(t->wp_prefix, "##");
+    if (!gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &wp) && wp.len < sizeof t->wp_prefix)
+        snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)wp.len, wp.s);
+    int64_t mc;
+    t->wp_max_chars = !gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
+    if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
     return rc;
 }
 
@@ -807,6 +831,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
     else if (model.len == 5 && !memcmp(model.s, "llama", 5)) t->kind = ATTN_TOK_SPM;
     else if (model.len == 4 && !memcmp(model.s, "char", 4)) t->kind = ATTN_TOK_CHAR;
     else if (model.len == 3 && !memcmp(model.s, "bpe", 3)) t->kind = ATTN_TOK_BPE;
+    else if (model.len == 9 && !memcmp(model.s, "wordpiece", 9)) t->kind = ATTN_TOK_WORDPIECE;
     else {
         free(t);
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, char)",
@@ -1192,6 +1217,53 @@ static int bpe_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
     return rc;
 }
 
+// ---------------------------------------------------------------- WordPiece
+
+// One pre-token: the longest piece at each position ("##" + piece after the
+// first), as Hugging Face's WordPiece; a word with a position no piece
+// starts, or of more than wp_max_chars characters, is one unk.
+static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
+    if (!len) return 0;
+    size_t pl = strlen(t->wp_prefix), chars = 0, start_ids = w->n_ids;
+    for (size_t i = 0; i < len; chars++) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    if (chars <= (size_t)t->wp_max_chars) {
+        w->word.n = 0;
+        for (size_t start = 0; start < len;) {
+            int id = -1;
+            size_t end = len;
+            for (; end > start; end--) {
+                if (end < len && ((uint8_t)s[end] & 0xC0) == 0x80) continue; // not a character boundary
+                w->word.n = 0;
+                if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start))
+                    return ATTN_EFAIL;
+                id = piece_find(t, w->word.p, w->word.n);
+                if (id >= 0 && mergeable(t->type[id])) break;
+                id = -1;
+            }
+            if (id < 0) break;
+            if (emit(w, id)) return ATTN_EFAIL;
+            start = end;
+            if (start == len) return 0;
+        }
+    }
+    w->n_ids = start_ids; // no match somewhere: the whole word is unk
+    if (t->unk < 0) return attn_err(ATTN_EINPUT, "tokenize: a word is not in the vocabulary, which has no unk token");
+    return emit(w, t->unk);
+}
+
+static int wordpiece_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++)
+        rc = wordpiece_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
+}
+
 // ---------------------------------------------------------------- SentencePiece
 
 // BPE one normalized word (w->word), then its ids: a symbol that is no piece
@@ -1408,6 +1480,7 @@ static int encode_segment(const attn_tokenizer *t, tok_work *w, const char *text
     }
     if (t->kind == ATTN_TOK_GPT2) return gpt2_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_BPE) return bpe_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_WORDPIECE) return wordpiece_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_SPM) return spm_encode(t, w, text, len);
     return char_encode(t, w, text, len);
 }

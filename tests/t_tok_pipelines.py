@@ -114,6 +114,26 @@ def tokenizer_json(words, normalizer, pre, decoder=None, byte_level=False, n_mer
                       "merges": [a + " " + b for a, b in merges]}}
 
 
+def wordpiece_json(words, normalizer, pre):
+    """A WordPiece tokenizer.json: [UNK] [CLS] [SEP] [PAD], each character
+    alone and as "##" continuation, and the BPE merges' results both ways."""
+    merges = train_bpe([w.lower() for w in words], 200)
+    vocab = {}
+    for t in ["[UNK]", "[CLS]", "[SEP]", "[PAD]"]:
+        vocab[t] = len(vocab)
+    pieces = sorted({c for w in words for c in w.lower()}) + [a + b for a, b in merges]
+    for p in pieces:
+        vocab.setdefault(p, len(vocab))
+        vocab.setdefault("##" + p, len(vocab))
+    added = [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for t in ["[UNK]", "[CLS]", "[SEP]", "[PAD]"]]
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+            "normalizer": normalizer, "pre_tokenizer": pre, "post_processor": None,
+            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": False},
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": 100, "vocab": vocab}}
+
+
 def seq(kind, items):
     key = "normalizers" if kind == "n" else "pretokenizers"
     return {"type": "Sequence", key: items}
@@ -155,6 +175,8 @@ PIPELINES = {
                              None, False, "Digits (JS: ASCII digits only)"),
     "bytelevel_nfkd": ({"type": "NFKD"}, {"type": "ByteLevel", "add_prefix_space": True, "use_regex": True}, None,
                        {"type": "ByteLevel"}, True, ""),
+    "wordpiece_bert": (seq("n", [{"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}]),
+                       {"type": "BertPreTokenizer"}, None, None, "wordpiece", ""),
 }
 
 # characters where JavaScript's \s and Oniguruma's (Rust's) differ: not in the lines compared
@@ -189,8 +211,10 @@ def main():
         for who, p in (("attn", pre), ("ref", ref_pre or pre)):
             d = os.path.join(tmp, "%s_%s" % (name, who))
             os.makedirs(d)
+            tj = wordpiece_json(words, norm, p) if byte_level == "wordpiece" else \
+                tokenizer_json(words, norm, p, dec, byte_level)
             with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
-                json.dump(tokenizer_json(words, norm, p, dec, byte_level), f, ensure_ascii=False)
+                json.dump(tj, f, ensure_ascii=False)
             with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
                 json.dump({"tokenizer_class": "PreTrainedTokenizerFast"}, f)
         refs += [os.path.join(tmp, name + "_ref"), os.path.join(tmp, name + ".ref")]

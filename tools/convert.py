@@ -765,6 +765,7 @@ class Vocab:
         self.pre_steps = None  # attn.tokenizer.pre steps
         self.ignore_merges = False
         self.decode_space = None  # attn.tokenizer.decode_space
+        self.wordpiece = None  # (prefix, max chars): attn.tokenizer.wordpiece_*
 
     def pad_to(self, n):
         """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
@@ -797,6 +798,9 @@ class Vocab:
             kv.set("attn.tokenizer.ignore_merges", G_BOOL, True)
         if self.decode_space:
             kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
+        if self.wordpiece:
+            kv.set("attn.tokenizer.wordpiece_prefix", G_STR, self.wordpiece[0])
+            kv.set("attn.tokenizer.wordpiece_max_chars", G_U32, int(self.wordpiece[1]))
 
     def describe(self):
         return "%s, %d tokens%s, from %s" % (self.model, len(self.tokens),
@@ -976,8 +980,10 @@ def vocab_from_tokenizer_json(path, config=None):
     (byte_fallback / Metaspace; scores = -rank of the merge that makes each token)."""
     tj = read_json(path)
     model = tj.get("model") if isinstance(tj, dict) else None
+    if isinstance(model, dict) and model.get("type") == "WordPiece":
+        return _vocab_wordpiece(path, tj, model, config)
     if not isinstance(model, dict) or model.get("type") != "BPE":
-        fail(path, "tokenizer model %s is not supported (only BPE)" % (model or {}).get("type"))
+        fail(path, "tokenizer model %s is not supported (BPE, WordPiece)" % (model or {}).get("type"))
     tokens = _vocab_order(model.get("vocab"), path)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
     added = {}
@@ -1047,6 +1053,28 @@ def vocab_from_tokenizer_json(path, config=None):
     return v
 
 
+def _vocab_wordpiece(path, tj, model, config):
+    """WordPiece (BERT-style): tokenizer.ggml.model "wordpiece" and the pipeline in attn.tokenizer.*."""
+    tokens = _vocab_order(model.get("vocab"), path)
+    added = {}
+    for a in tj.get("added_tokens") or []:
+        if isinstance(a.get("id"), int) and isinstance(a.get("content"), str):
+            while len(tokens) <= a["id"]:
+                tokens.append("[PAD%d]" % len(tokens))
+            tokens[a["id"]] = a["content"]
+            added[a["id"]] = a.get("special", False)
+    unk = model.get("unk_token", "[UNK]")
+    types = [T_CONTROL if added.get(i) else T_USER if i in added else T_UNKNOWN if t == unk else T_NORMAL
+             for i, t in enumerate(tokens)]
+    ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
+    v = Vocab("wordpiece", tokens, types, "tokenizer.json", unk=ids.get(unk), bos=ids.get("[CLS]"),
+              eos=ids.get("[SEP]"), pad=ids.get("[PAD]"), add_bos=False, pre="attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    v.wordpiece = (model.get("continuing_subword_prefix", "##"), model.get("max_input_chars_per_word", 100))
+    return v
+
+
 def _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc):
     """A BPE on characters (no ByteLevel), as users train with Hugging Face
     tokenizers: tokenizer.ggml.model "bpe" and the pipeline in attn.tokenizer.*."""
@@ -1112,6 +1140,8 @@ def _norm_steps(norm, path):
             out.append(t)
         elif t == "Lowercase":
             out.append("lowercase")
+        elif t == "StripAccents":
+            out.append("strip_accents")
         elif t == "Strip":
             out.append("strip\t%d\t%d" % (bool(n.get("left", True)), bool(n.get("right", True))))
         elif t == "Replace":
