@@ -79,6 +79,8 @@ struct attn_tokenizer {
     int n_norm;
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
+    float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
+    int uni_maxlen;         // Unigram: longest piece in bytes
     char wp_prefix[16];     // WordPiece: continuing-subword prefix ("##")
     int wp_max_chars;       // WordPiece: longer words are unk
     int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
@@ -446,7 +448,7 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         }
         return 0;
     }
-    if (t->kind == ATTN_TOK_BPE && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
+    if ((t->kind == ATTN_TOK_BPE || t->kind == ATTN_TOK_UNIGRAM) && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
         size_t rl = strlen(t->dec_space);
         for (size_t i = 0; i < p.len;) {
             int mark = i + rl <= p.len && !memcmp(p.s + i, t->dec_space, rl);
@@ -460,7 +462,7 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         if (pl && p.len >= pl && !memcmp(p.s, t->wp_prefix, pl)) return sb_add(b, p.s + pl, p.len - pl);
         return sb_add(b, " ", 1) || sb_add(b, p.s, p.len);
     }
-    if (t->kind == ATTN_TOK_BPE && type == TT_BYTE && parse_byte_piece(p) >= 0) {
+    if ((t->kind == ATTN_TOK_BPE || t->kind == ATTN_TOK_UNIGRAM) && type == TT_BYTE && parse_byte_piece(p) >= 0) {
         char c = (char)parse_byte_piece(p);
         return sb_add(b, &c, 1);
     }
@@ -773,6 +775,16 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
 
     if (pipeline_load(t, f)) return ATTN_EINPUT;
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
+    if (t->kind == ATTN_TOK_UNIGRAM) {
+        if (!sc) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
+        t->uni_min = 0, t->uni_maxlen = 1;
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+            if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
+            if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
+        }
+    }
     if (t->kind == ATTN_TOK_BPE) {
         for (int id = 0; id < n; id++) {
             int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
@@ -832,6 +844,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
     else if (model.len == 4 && !memcmp(model.s, "char", 4)) t->kind = ATTN_TOK_CHAR;
     else if (model.len == 3 && !memcmp(model.s, "bpe", 3)) t->kind = ATTN_TOK_BPE;
     else if (model.len == 9 && !memcmp(model.s, "wordpiece", 9)) t->kind = ATTN_TOK_WORDPIECE;
+    else if (model.len == 7 && !memcmp(model.s, "unigram", 7)) t->kind = ATTN_TOK_UNIGRAM;
     else {
         free(t);
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, char)",
@@ -1264,6 +1277,67 @@ static int wordpiece_encode(const attn_tokenizer *t, tok_work *w, const char *te
     return rc;
 }
 
+// ---------------------------------------------------------------- Unigram
+
+typedef struct { double score; int32_t id, from; } uni_node; // best path ending here: last piece id, its start
+
+// One pre-token by Viterbi as Hugging Face's Unigram: at each character
+// boundary the best-scoring path; a character no piece starts is <unk>
+// (score: lowest - 10), runs of <unk> fused, then byte tokens when the
+// vocabulary has them. Ties keep the path found first.
+static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
+    if (!len) return 0;
+    uni_node *best = malloc((len + 1) * sizeof *best);
+    int32_t *path = malloc((len + 1) * sizeof *path);
+    if (!best || !path) { free(best); free(path); return attn_err(ATTN_EFAIL, "tokenizer: out of memory"); }
+    for (size_t i = 0; i <= len; i++) best[i] = (uni_node){0, -2, -1}; // -2: not reached
+    best[0].id = -1;
+    int rc = 0;
+    for (size_t b = 0; b < len; b++) {
+        if (best[b].id == -2 || ((uint8_t)s[b] & 0xC0) == 0x80) continue;
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)s + b, len - b, &cp), single = 0;
+        k = k < 0 ? 1 : k;
+        for (size_t e = b + 1; e <= len && e - b <= (size_t)t->uni_maxlen; e++) {
+            if (e < len && ((uint8_t)s[e] & 0xC0) == 0x80) continue;
+            int id = piece_find(t, s + b, e - b);
+            if (id < 0 || !mergeable(t->type[id])) continue;
+            single |= e - b == (size_t)k;
+            double sc = best[b].score + t->score[id];
+            if (best[e].id == -2 || sc > best[e].score) best[e] = (uni_node){sc, id, (int32_t)b};
+        }
+        double sc = best[b].score + t->uni_min - 10.0;
+        if (!single && (best[b + k].id == -2 || sc > best[b + k].score)) best[b + k] = (uni_node){sc, t->unk, (int32_t)b};
+    }
+    int n = 0;
+    for (int32_t e = (int32_t)len; e > 0; e = best[e].from) path[n++] = e; // piece ends, last first
+    for (int i = n - 1; i >= 0 && !rc; i--) {
+        int32_t e = path[i], b = best[e].from, id = best[e].id;
+        if (id != t->unk || t->unk < 0) {
+            rc = id < 0 ? attn_err(ATTN_EINPUT, "tokenize: a character is not in the vocabulary, which has no unk token")
+                        : emit(w, id);
+            continue;
+        }
+        while (i > 0 && best[path[i - 1]].id == t->unk) e = path[--i]; // fuse a run of <unk>
+        int bytes = 1;
+        for (int32_t j = b; j < e; j++) bytes &= t->byte_tok[(uint8_t)s[j]] >= 0;
+        for (int32_t j = b; j < e && bytes && !rc; j++) rc = emit(w, t->byte_tok[(uint8_t)s[j]]);
+        if (!bytes) rc = emit(w, t->unk);
+    }
+    free(best);
+    free(path);
+    return rc;
+}
+
+static int unigram_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++)
+        rc = unigram_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
+}
+
 // ---------------------------------------------------------------- SentencePiece
 
 // BPE one normalized word (w->word), then its ids: a symbol that is no piece
@@ -1481,6 +1555,7 @@ static int encode_segment(const attn_tokenizer *t, tok_work *w, const char *text
     if (t->kind == ATTN_TOK_GPT2) return gpt2_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_BPE) return bpe_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_WORDPIECE) return wordpiece_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_UNIGRAM) return unigram_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_SPM) return spm_encode(t, w, text, len);
     return char_encode(t, w, text, len);
 }

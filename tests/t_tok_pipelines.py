@@ -134,6 +134,25 @@ def wordpiece_json(words, normalizer, pre):
                       "max_input_chars_per_word": 100, "vocab": vocab}}
 
 
+def unigram_json(words, normalizer, pre, decoder):
+    """A Unigram tokenizer.json: <unk>, every character and the BPE merges'
+    results (with and without a leading ▁), scored by -log of their counts."""
+    import math
+    merges = train_bpe(["\u2581" + w for w in words], 200)
+    count = collections.Counter()
+    text = " ".join(words)
+    cands = {c for w in words for c in w} | {a + b for a, b in merges} | {"\u2581"}
+    for p in cands:
+        count[p] = text.replace(" ", "\u2581").count(p) + 1
+    total = sum(count.values())
+    vocab = [["<unk>", 0.0]] + [[p, -math.log(count[p] / total)] for p in sorted(cands)]
+    added = [{"id": 0, "content": "<unk>", "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True}]
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+            "normalizer": normalizer, "pre_tokenizer": pre, "post_processor": None, "decoder": decoder,
+            "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": False}}
+
+
 def seq(kind, items):
     key = "normalizers" if kind == "n" else "pretokenizers"
     return {"type": "Sequence", key: items}
@@ -175,6 +194,10 @@ PIPELINES = {
                              None, False, "Digits (JS: ASCII digits only)"),
     "bytelevel_nfkd": ({"type": "NFKD"}, {"type": "ByteLevel", "add_prefix_space": True, "use_regex": True}, None,
                        {"type": "ByteLevel"}, True, ""),
+    "unigram_metaspace": ({"type": "NFKC"}, metaspace("always", True),
+                          seq("p", [metaspace("always", False), split("\u2581[^\u2581]*|[^\u2581]+", "Removed", True)]),
+                          {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+                          "unigram", "Metaspace split (JS never splits)"),
     "wordpiece_bert": (seq("n", [{"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}]),
                        {"type": "BertPreTokenizer"}, None, None, "wordpiece", ""),
 }
@@ -212,6 +235,7 @@ def main():
             d = os.path.join(tmp, "%s_%s" % (name, who))
             os.makedirs(d)
             tj = wordpiece_json(words, norm, p) if byte_level == "wordpiece" else \
+                unigram_json(words, norm, p, dec) if byte_level == "unigram" else \
                 tokenizer_json(words, norm, p, dec, byte_level)
             with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
                 json.dump(tj, f, ensure_ascii=False)

@@ -982,6 +982,8 @@ def vocab_from_tokenizer_json(path, config=None):
     model = tj.get("model") if isinstance(tj, dict) else None
     if isinstance(model, dict) and model.get("type") == "WordPiece":
         return _vocab_wordpiece(path, tj, model, config)
+    if isinstance(model, dict) and model.get("type") == "Unigram":
+        return _vocab_unigram(path, tj, model)
     if not isinstance(model, dict) or model.get("type") != "BPE":
         fail(path, "tokenizer model %s is not supported (BPE, WordPiece)" % (model or {}).get("type"))
     tokens = _vocab_order(model.get("vocab"), path)
@@ -1072,6 +1074,27 @@ def _vocab_wordpiece(path, tj, model, config):
     v.normalizer = _norm_steps(tj.get("normalizer"), path)
     v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
     v.wordpiece = (model.get("continuing_subword_prefix", "##"), model.get("max_input_chars_per_word", 100))
+    return v
+
+
+def _vocab_unigram(path, tj, model):
+    """Unigram (SentencePiece unigram as Hugging Face runs it): tokenizer.ggml.model
+    "unigram" with the pieces' scores, the pipeline in attn.tokenizer.*."""
+    vocab = model.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(v, list) and len(v) == 2 for v in vocab):
+        fail(path, "Unigram vocab is not a list of [piece, score]")
+    tokens, scores = [v[0] for v in vocab], [float(v[1]) for v in vocab]
+    added = {a["id"]: a.get("special", False) for a in tj.get("added_tokens") or []
+             if isinstance(a.get("id"), int) and a["id"] < len(tokens)}
+    unk = model.get("unk_id")
+    types = [T_CONTROL if added.get(i) else T_USER if i in added else T_UNKNOWN if i == unk else
+             T_BYTE if model.get("byte_fallback") and BYTE_TOKEN.match(t) else T_NORMAL for i, t in enumerate(tokens)]
+    ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
+    v = Vocab("unigram", tokens, types, "tokenizer.json", scores=scores, unk=unk, bos=ids.get("<s>"),
+              eos=ids.get("</s>"), add_bos=False, pre="attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    v.decode_space = _decode_space(tj.get("decoder"))
     return v
 
 
