@@ -81,6 +81,7 @@ struct attn_tokenizer {
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
     float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
     int uni_maxlen;         // Unigram: longest piece in bytes
+    uint8_t *strip;         // [n_tok] or NULL: added token takes the whitespace to its left (1) / right (2)
     char wp_prefix[16];     // WordPiece: continuing-subword prefix ("##")
     int wp_max_chars;       // WordPiece: longer words are unk
     int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
@@ -709,6 +710,15 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
     int64_t mc;
     t->wp_max_chars = !gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
     if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
+    if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &l, &n); // "ID\tl", "ID\tr", "ID\tlr"
+    if (!rc && n && !(t->strip = calloc((size_t)t->n_tok, 1))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        char f0[16], f1[8];
+        long id = field(l[i], 0, f0, sizeof f0) ? strtol(f0, NULL, 10) : -1;
+        if (id < 0 || id >= t->n_tok || !field(l[i], 1, f1, sizeof f1)) rc = bad_step("attn.tokenizer.added_strip", l[i]);
+        else t->strip[id] = (uint8_t)((strchr(f1, 'l') ? 1 : 0) | (strchr(f1, 'r') ? 2 : 0));
+    }
+    free(l);
     return rc;
 }
 
@@ -872,6 +882,7 @@ void attn_tokenizer_free(attn_tokenizer *t) {
     for (int i = 0; i < t->n_norm; i++) attn_regex_free(t->norm_steps[i].re);
     free(t->pre);
     free(t->norm_steps);
+    free(t->strip);
     free(t->spec);
     free(t->spec_first);
     free(t);
@@ -1523,6 +1534,26 @@ int attn_token_labels(const attn_tokenizer *t, const int32_t *ids, int n, char *
 
 // ---------------------------------------------------------------- encode, decode
 
+// Start of the whitespace that ends at text[end] (not before lo); end of the
+// whitespace from pos.
+static size_t ws_before(const char *text, size_t lo, size_t end) {
+    while (end > lo) {
+        size_t q = end - 1;
+        while (q > lo && ((uint8_t)text[q] & 0xC0) == 0x80 && end - q < 4) q--;
+        uint32_t cp;
+        if (utf8_next((const uint8_t *)text + q, end - q, &cp) != (int)(end - q) || !is_ws(cp)) break;
+        end = q;
+    }
+    return end;
+}
+
+static size_t ws_after(const char *text, size_t len, size_t pos) {
+    uint32_t cp;
+    int k;
+    while (pos < len && (k = utf8_next((const uint8_t *)text + pos, len - pos, &cp)) > 0 && is_ws(cp)) pos += (size_t)k;
+    return pos;
+}
+
 static int char_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
     for (size_t pos = 0; pos < len;) {
         uint32_t cp;
@@ -1575,11 +1606,14 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
             pos++;
             continue;
         }
+        size_t end = pos; // lstrip: the token takes the whitespace before it
+        if (id >= 0 && t->strip && t->strip[id] & 1) end = ws_before(text, seg, pos);
         w.first = seg == 0;
-        if (pos > seg) rc = encode_segment(t, &w, text + seg, pos - seg);
+        if (end > seg) rc = encode_segment(t, &w, text + seg, end - seg);
         if (rc || pos == len) break;
         rc = emit(&w, id);
         pos += t->piece[id].len;
+        if (t->strip && t->strip[id] & 2) pos = ws_after(text, len, pos);
         seg = pos;
     }
     free(w.sym);

@@ -87,8 +87,9 @@ def _train_bpe(words, n_merges):
     return merges
 
 
-ADDED = [("[UNK]", True), ("<s>", True), ("</s>", True), ("<|im_start|>", True), ("<|im_end|>", True),
-         ("<user>", False)]
+# (content, special, lstrip, rstrip)
+ADDED = [("[UNK]", True, False, False), ("<s>", True, False, False), ("</s>", True, False, False),
+         ("<|im_start|>", True, False, True), ("<|im_end|>", True, True, False), ("<user>", False, True, True)]
 
 
 def tokenizer_json(words, normalizer, pre, decoder=None, byte_level=False, n_merges=120):
@@ -103,9 +104,9 @@ def tokenizer_json(words, normalizer, pre, decoder=None, byte_level=False, n_mer
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))
     added = []
-    for content, special in ADDED:
-        added.append({"id": len(vocab) + len(added), "content": content, "single_word": False, "lstrip": False,
-                      "rstrip": False, "normalized": False, "special": special})
+    for content, special, lstrip, rstrip in ADDED:
+        added.append({"id": len(vocab) + len(added), "content": content, "single_word": False, "lstrip": lstrip,
+                      "rstrip": rstrip, "normalized": False, "special": special})
     return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
             "normalizer": normalizer, "pre_tokenizer": pre, "post_processor": None, "decoder": decoder,
             "model": {"type": "BPE", "dropout": None, "unk_token": None if byte_level else "[UNK]",

@@ -775,6 +775,15 @@ class Vocab:
             if self.scores is not None:
                 self.scores.append(-1000.0)
 
+    def added_flags(self, tj):
+        """lstrip/rstrip of tokenizer.json's added tokens -> attn.tokenizer.added_strip."""
+        self.added_strip = ["%d\t%s%s" % (a["id"], "l" if a.get("lstrip") else "", "r" if a.get("rstrip") else "")
+                            for a in tj.get("added_tokens") or []
+                            if isinstance(a.get("id"), int) and (a.get("lstrip") or a.get("rstrip"))]
+        if any(a.get("single_word") for a in tj.get("added_tokens") or []):
+            warn("%s: added tokens' single_word is not applied by attn" % self.source)
+        return self
+
     def write(self, kv):
         kv.set("tokenizer.ggml.model", G_STR, self.model)
         if self.pre:
@@ -798,6 +807,8 @@ class Vocab:
             kv.set("attn.tokenizer.ignore_merges", G_BOOL, True)
         if self.decode_space:
             kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
+        if getattr(self, "added_strip", None):
+            kv.arr("attn.tokenizer.added_strip", G_STR, self.added_strip)
         if self.wordpiece:
             kv.set("attn.tokenizer.wordpiece_prefix", G_STR, self.wordpiece[0])
             kv.set("attn.tokenizer.wordpiece_max_chars", G_U32, int(self.wordpiece[1]))
@@ -975,7 +986,7 @@ def vocab_from_gpt2_files(enc_path, merges_path):
                  merges=merges, bos=eot, eos=eot, add_bos=False, pre="gpt-2")
 
 
-def vocab_from_tokenizer_json(path, config=None):
+def _vocab_from_tokenizer_json(path, config=None):
     """HF tokenizer.json with a BPE model: byte-level (GPT-2) or SentencePiece-style
     (byte_fallback / Metaspace; scores = -rank of the merge that makes each token)."""
     tj = read_json(path)
@@ -1054,6 +1065,11 @@ def vocab_from_tokenizer_json(path, config=None):
         v.ignore_merges = True
     return v
 
+
+
+def vocab_from_tokenizer_json(path, config=None):
+    """Any supported tokenizer.json -> Vocab, with its added tokens' lstrip/rstrip."""
+    return _vocab_from_tokenizer_json(path, config).added_flags(read_json(path))
 
 def _vocab_wordpiece(path, tj, model, config):
     """WordPiece (BERT-style): tokenizer.ggml.model "wordpiece" and the pipeline in attn.tokenizer.*."""
