@@ -1243,37 +1243,53 @@ static int bpe_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
 
 // ---------------------------------------------------------------- WordPiece
 
+// at[i] = 1 where a character starts in s[0..len) as utf8_next reads it (an
+// invalid byte is one character), and at[len] = 1.
+static uint8_t *char_starts(const char *s, size_t len) {
+    uint8_t *at = calloc(len + 1, 1);
+    if (!at) return NULL;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
+        at[i] = 1;
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    at[len] = 1;
+    return at;
+}
+
 // One pre-token: the longest piece at each position ("##" + piece after the
 // first), as Hugging Face's WordPiece; a word with a position no piece
 // starts, or of more than wp_max_chars characters, is one unk.
 static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
     if (!len) return 0;
     size_t pl = strlen(t->wp_prefix), chars = 0, start_ids = w->n_ids;
-    for (size_t i = 0; i < len; chars++) {
-        uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
-        i += k < 0 ? 1 : (size_t)k;
-    }
+    uint8_t *at = char_starts(s, len);
+    if (!at) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (size_t i = 0; i < len; i++) chars += at[i];
     if (chars <= (size_t)t->wp_max_chars) {
         w->word.n = 0;
         for (size_t start = 0; start < len;) {
             int id = -1;
             size_t end = len;
             for (; end > start; end--) {
-                if (end < len && ((uint8_t)s[end] & 0xC0) == 0x80) continue; // not a character boundary
+                if (!at[end]) continue; // not a character boundary
                 w->word.n = 0;
-                if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start))
+                if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start)) {
+                    free(at);
                     return ATTN_EFAIL;
+                }
                 id = piece_find(t, w->word.p, w->word.n);
                 if (id >= 0 && mergeable(t->type[id])) break;
                 id = -1;
             }
             if (id < 0) break;
-            if (emit(w, id)) return ATTN_EFAIL;
+            if (emit(w, id)) { free(at); return ATTN_EFAIL; }
             start = end;
-            if (start == len) return 0;
+            if (start == len) { free(at); return 0; }
         }
     }
+    free(at);
     w->n_ids = start_ids; // no match somewhere: the whole word is unk
     if (t->unk < 0) return attn_err(ATTN_EINPUT, "tokenize: a word is not in the vocabulary, which has no unk token");
     return emit(w, t->unk);
@@ -1300,17 +1316,21 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
     if (!len) return 0;
     uni_node *best = malloc((len + 1) * sizeof *best);
     int32_t *path = malloc((len + 1) * sizeof *path);
-    if (!best || !path) { free(best); free(path); return attn_err(ATTN_EFAIL, "tokenizer: out of memory"); }
+    uint8_t *at = char_starts(s, len);
+    if (!best || !path || !at) {
+        free(best), free(path), free(at);
+        return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    }
     for (size_t i = 0; i <= len; i++) best[i] = (uni_node){0, -2, -1}; // -2: not reached
     best[0].id = -1;
     int rc = 0;
     for (size_t b = 0; b < len; b++) {
-        if (best[b].id == -2 || ((uint8_t)s[b] & 0xC0) == 0x80) continue;
+        if (best[b].id == -2 || !at[b]) continue;
         uint32_t cp;
         int k = utf8_next((const uint8_t *)s + b, len - b, &cp), single = 0;
         k = k < 0 ? 1 : k;
         for (size_t e = b + 1; e <= len && e - b <= (size_t)t->uni_maxlen; e++) {
-            if (e < len && ((uint8_t)s[e] & 0xC0) == 0x80) continue;
+            if (!at[e]) continue;
             int id = piece_find(t, s + b, e - b);
             if (id < 0 || !mergeable(t->type[id])) continue;
             single |= e - b == (size_t)k;
@@ -1335,8 +1355,7 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
         for (int32_t j = b; j < e && bytes && !rc; j++) rc = emit(w, t->byte_tok[(uint8_t)s[j]]);
         if (!bytes) rc = emit(w, t->unk);
     }
-    free(best);
-    free(path);
+    free(best), free(path), free(at);
     return rc;
 }
 
