@@ -722,6 +722,51 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
     return rc;
 }
 
+// What each kind needs beyond the pieces: byte tokens, merges, GPT-2's
+// pre-tokenizer, Unigram's score range, SentencePiece's word splitting.
+static int kind_setup(attn_tokenizer *t, const gguf_file *f, int has_scores) {
+    int n = t->n_tok, spm = t->kind == ATTN_TOK_SPM;
+    for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
+    if (t->kind == ATTN_TOK_UNIGRAM) {
+        if (!has_scores) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
+        t->uni_min = 0, t->uni_maxlen = 1;
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+            if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
+            if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
+        }
+    }
+    if (t->kind == ATTN_TOK_BPE) {
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+        }
+        if (load_merges(t, f)) return ATTN_EINPUT;
+    }
+    if (t->kind == ATTN_TOK_GPT2) {
+        gguf_str pre;
+        if (!t->n_pre && !gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EINPUT;
+        for (int b = 0; b < 256; b++) {
+            char u[4];
+            t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
+        }
+        if (load_merges(t, f)) return ATTN_EINPUT;
+    }
+    if (spm) {
+        t->split_at_space = 1;
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+            gguf_str p = t->piece[id];
+            if (!mergeable(t->type[id])) continue;
+            for (size_t i = 1; i + 3 <= p.len; i++) // a "▁" that follows a non-"▁" character
+                if (!memcmp(p.s + i, SPACE_MARK, 3) && (i < 3 || memcmp(p.s + i - 3, SPACE_MARK, 3))) t->split_at_space = 0;
+        }
+    }
+    return 0;
+}
+
 static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     const gguf_kv *kv = gguf_find(f, "tokenizer.ggml.tokens");
     if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n == 0)
@@ -784,44 +829,7 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     t->add_space_prefix = gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
 
     if (pipeline_load(t, f)) return ATTN_EINPUT;
-    for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
-    if (t->kind == ATTN_TOK_UNIGRAM) {
-        if (!sc) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
-        t->uni_min = 0, t->uni_maxlen = 1;
-        for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
-            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-            if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
-            if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
-        }
-    }
-    if (t->kind == ATTN_TOK_BPE) {
-        for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
-            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-        }
-        if (load_merges(t, f)) return ATTN_EINPUT;
-    }
-    if (t->kind == ATTN_TOK_GPT2) {
-        gguf_str pre;
-        if (!t->n_pre && !gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EFAIL;
-        for (int b = 0; b < 256; b++) {
-            char u[4];
-            t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
-        }
-        if (load_merges(t, f)) return ATTN_EINPUT;
-    }
-    if (spm) {
-        t->split_at_space = 1;
-        for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
-            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-            gguf_str p = t->piece[id];
-            if (!mergeable(t->type[id])) continue;
-            for (size_t i = 1; i + 3 <= p.len; i++) // a "▁" that follows a non-"▁" character
-                if (!memcmp(p.s + i, SPACE_MARK, 3) && (i < 3 || memcmp(p.s + i - 3, SPACE_MARK, 3))) t->split_at_space = 0;
-        }
-    }
+    if (kind_setup(t, f, sc != NULL)) return ATTN_EINPUT;
     int16_t byte_of_cp[324]; // GPT-2: inverse of gpt2_byte_cp
     for (int c = 0; c < 324; c++) byte_of_cp[c] = -1;
     for (int c = 0; c < 256; c++) byte_of_cp[gpt2_byte_cp(c)] = (int16_t)c;
