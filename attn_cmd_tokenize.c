@@ -76,11 +76,12 @@ static int ids_per_file_line(const attn_tokenizer *t, FILE *fp, int bos) {
     ssize_t n;
     int rc = 0;
     errno = 0;
-    while (!rc && (n = getline(&line, &cap, fp)) >= 0) {
+    while (!rc && (n = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
         if (n && line[n - 1] == '\n') n--;
         rc = ids_per_line(t, line, (size_t)n, bos);
         errno = 0;
     }
+    if (!rc && n == -2) rc = ATTN_EINPUT; // message set by cli_getline
     if (!rc && errno == ENOMEM) rc = attn_err(ATTN_EFAIL, "tokenize: out of memory for a line of the input");
     if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "tokenize: read error");
     free(line);
@@ -89,21 +90,23 @@ static int ids_per_file_line(const attn_tokenizer *t, FILE *fp, int bos) {
 
 // The whole of fp, its final newline dropped (as for every command's -f).
 static int read_text(FILE *fp, char **text, size_t *len) {
-    char *buf = NULL, *chunk = NULL;
-    size_t n = 0, cap = 0;
-    ssize_t k;
-    errno = 0;
-    while ((k = getdelim(&chunk, &cap, 0, fp)) > 0) {
-        char *nb = realloc(buf, n + (size_t)k + 1);
-        if (!nb) { free(buf); free(chunk); return attn_err(ATTN_EFAIL, "tokenize: out of memory"); }
-        buf = nb;
-        memcpy(buf + n, chunk, (size_t)k);
-        n += (size_t)k;
-    }
-    free(chunk);
-    if (errno == ENOMEM) { free(buf); return attn_err(ATTN_EFAIL, "tokenize: out of memory for the input"); }
+    char *buf = NULL;
+    size_t n = 0, cap = 0, k;
+    do {
+        if (cap - n < 2) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 1 << 16);
+            if (!nb) { free(buf); return attn_err(ATTN_EFAIL, "tokenize: out of memory for the input"); }
+            buf = nb;
+        }
+        n += k = fread(buf + n, 1, cap - n - 1, fp);
+        if (n > CLI_TEXT_MAX) {
+            free(buf);
+            return attn_err(ATTN_EINPUT, "tokenize: the input is more than %zu MB (the limit)", CLI_TEXT_MAX >> 20);
+        }
+    } while (k > 0);
     if (ferror(fp)) { free(buf); return attn_err(ATTN_EINPUT, "tokenize: read error"); }
     if (n && buf[n - 1] == '\n') n--;
+    buf[n] = 0;
     *text = buf;
     *len = n;
     return 0;
