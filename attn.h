@@ -111,6 +111,8 @@ typedef enum {
     ATTN_TOK_CHAR,     // one token per character ("char", an attn extension)
     ATTN_TOK_BPE,      // BPE on characters, rank-ordered merges, unk/byte fallback
                        // (Hugging Face tokenizers without ByteLevel: "bpe", attn)
+    ATTN_TOK_WORDPIECE, // greedy longest match, "##" continuations ("wordpiece", attn)
+    ATTN_TOK_UNIGRAM,  // Unigram (Viterbi over piece scores, "unigram", attn)
 } attn_tok_kind;
 
 typedef struct attn_tokenizer attn_tokenizer;

@@ -37,6 +37,7 @@ static const char *ABLATE_HELP =
     "  --len N, --seed S  ids per repeat (default 50) and their seed (1234)\n"
     "  -k N               candidates in the --heads table (default 5)\n"
     "  --no-bos           do not add the BOS token the model would add\n"
+    "  --no-special       text such as <|endoftext|> stays text (default: the token)\n"
     "  --format table|tsv|json\n"
     "JSON: {\"model\", \"tokens\" (positions), \"mode\", \"loss\" (clean), \"heads\":\n"
     "  [{\"layer\", \"head\", \"loss\", \"delta_loss\"}]}; with --heads one entry with\n"

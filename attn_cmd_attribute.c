@@ -32,6 +32,7 @@ static const char *ATTRIBUTE_HELP =
     "  [{\"name\", \"value\"}]} in model order (embed, bias, then per layer its\n"
     "  heads, attn_bias, mlp)\n"
     "  --no-bos  do not add the BOS token the model would add\n"
+    "  --no-special  text such as <|endoftext|> stays text (default: the token)\n"
     "  -t N      threads\n";
 
 static void comp_name(const attn_model *m, int k, char *b, size_t n) {

@@ -30,6 +30,7 @@ static const char *PATCH_HELP =
     "JSON: {\"clean\": m_clean, \"corrupt\": m_corrupt, \"heads\": [[restored per\n"
     "  head] per layer], \"resid\": [[restored per position] per layer]}\n"
     "  --no-bos  do not add the BOS token the model would add\n"
+    "  --no-special  text such as <|endoftext|> stays text (default: the token)\n"
     "  -t N      threads\n";
 
 typedef struct {

@@ -12,10 +12,11 @@
 // inline flags other than (?i:...)) is refused naming the construct.
 //
 // Semantics are Oniguruma's (what Hugging Face tokenizers runs): \s is
-// U+0009-000D, U+0085 and the Z categories; \w is L, M, Nd, Pc; \d is Nd;
-// ^/$ also match at line breaks; (?i:...) folds ASCII letters, with s ~ ſ
-// (U+017F) and k ~ K (U+212A). A byte that is not well-formed UTF-8 is one
-// character U+FFFD.
+// U+0009-000D, U+0085 and the Z categories; \w is is_word's; \d is Nd;
+// ^/$ also match at line breaks; (?i:...) folds ASCII letters only. (Where
+// Oniguruma's tables are not at hand, transformers.js's measured rewrite of
+// them is followed: \w below, ASCII-only case folding.) A byte that is not
+// well-formed UTF-8 is one character U+FFFD.
 //
 // Matching is backtracking over a small program with an explicit stack; a
 // repeated class is one instruction that backs off one character at a time,
@@ -42,7 +43,7 @@ enum { C_LU, C_LL, C_LT, C_LM, C_LO, C_MN, C_MC, C_ME, C_ND, C_NL, C_NO, C_PC, C
 #define CATS_C (CAT(C_CC) | CAT(C_CF) | CAT(C_CS) | CAT(C_CO) | CAT(C_CN))
 #define CATS_W (CATS_L | CATS_M | CAT(C_ND) | CAT(C_PC))
 
-enum { IT_RANGE, IT_CATS, IT_SPACE };                  // class item kinds
+enum { IT_RANGE, IT_CATS, IT_SPACE, IT_WORD };         // class item kinds (IT_WORD: lo = 1 outside [...])
 enum { OP_CLS, OP_SPLIT, OP_JMP, OP_LOOK, OP_BOL, OP_EOL, OP_MATCH };
 enum { Q_GREEDY, Q_LAZY, Q_POSSESSIVE };
 enum { N_CLS, N_ALT, N_CAT, N_LOOK, N_BOL, N_EOL };      // parse tree nodes
@@ -68,7 +69,7 @@ struct attn_regex {
 typedef struct {
     attn_regex *r;
     const char *p, *end, *start;
-    int icase, depth;
+    int icase, depth, in_class;
 } parser;
 
 static int grow(void **p, int *cap, int need, size_t elem) {
@@ -118,6 +119,18 @@ static size_t char_before(const uint8_t *s, size_t n, size_t lo, size_t p) {
 
 static int is_space(uint32_t cp, int cat) { return (cp >= 9 && cp <= 13) || cp == 0x85 || (CATS_Z >> cat & 1); }
 
+// \w: Alphabetic (L, Nl, and the Other_Alphabetic symbols: circled and
+// squared letters), M, Nd, Pc; outside a class also the superscript digits
+// and vulgar fractions of Latin-1 (as Oniguruma in Hugging Face tokenizers,
+// measured by transformers.js).
+static int is_word(uint32_t cp, int cat, int outside) {
+    if (CATS_W >> cat & 1 || cat == C_NL) return 1;
+    if ((cp >= 0x24B6 && cp <= 0x24E9) || (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169) ||
+        (cp >= 0x1F170 && cp <= 0x1F189))
+        return 1;
+    return outside && (cp == 0xB2 || cp == 0xB3 || cp == 0xB9 || (cp >= 0xBC && cp <= 0xBE));
+}
+
 static int items_have(const attn_regex *r, const re_class *c, uint32_t cp) {
     int cat = -1;
     for (int i = c->first; i < c->first + c->n; i++) {
@@ -126,7 +139,8 @@ static int items_have(const attn_regex *r, const re_class *c, uint32_t cp) {
         if (it->kind == IT_RANGE) hit = cp >= it->lo && cp <= it->hi;
         else {
             if (cat < 0) cat = attn_unicode_cat(cp);
-            hit = it->kind == IT_SPACE ? is_space(cp, cat) : (int)(it->cats >> cat & 1);
+            hit = it->kind == IT_SPACE ? is_space(cp, cat) : it->kind == IT_WORD ? is_word(cp, cat, it->lo == 1)
+                                                                               : (int)(it->cats >> cat & 1);
         }
         if (hit != it->neg) return 1;
     }
@@ -136,12 +150,9 @@ static int items_have(const attn_regex *r, const re_class *c, uint32_t cp) {
 // Whether cp is in the class, folding case as (?i:...) does.
 static int class_has(const attn_regex *r, const re_class *c, uint32_t cp) {
     int hit = items_have(r, c, cp);
-    if (!hit && c->icase) {
+    if (!hit && c->icase) { // ASCII letters only (as transformers.js measured Hugging Face tokenizers)
         uint32_t a = cp >= 'a' && cp <= 'z' ? cp - 32 : cp >= 'A' && cp <= 'Z' ? cp + 32 : 0;
-        uint32_t b = cp == 's' || cp == 'S' ? 0x17F : cp == 'k' || cp == 'K' ? 0x212A : 0;
-        if (cp == 0x17F) a = 's', b = 'S';
-        if (cp == 0x212A) a = 'k', b = 'K';
-        hit = (a && items_have(r, c, a)) || (b && items_have(r, c, b));
+        hit = a && items_have(r, c, a);
     }
     return hit != c->neg;
 }
@@ -224,7 +235,7 @@ static int parse_escape(parser *ps, cls_item *it, int *is_item, uint32_t *cp) {
     switch (e) {
     case 's': case 'S': *it = (cls_item){IT_SPACE, e == 'S', 0, 0, 0}; return 0;
     case 'd': case 'D': *it = (cls_item){IT_CATS, e == 'D', 0, 0, CAT(C_ND)}; return 0;
-    case 'w': case 'W': *it = (cls_item){IT_CATS, e == 'W', 0, 0, CATS_W}; return 0;
+    case 'w': case 'W': *it = (cls_item){IT_WORD, e == 'W', (uint32_t)!ps->in_class, 0, 0}; return 0;
     case 'p': case 'P': {
         const char *name = ps->p;
         size_t len = 1;
@@ -290,6 +301,7 @@ static int literal_cp(parser *ps, uint32_t *cp) {
 // [...] after the '['.
 static int parse_class(parser *ps, int ci) {
     if (ps->p < ps->end && *ps->p == '^') ps->r->cls[ci].neg = 1, ps->p++;
+    ps->in_class = 1;
     int first = 1;
     while (ps->p < ps->end && (*ps->p != ']' || first)) {
         first = 0;
@@ -322,6 +334,7 @@ static int parse_class(parser *ps, int ci) {
         }
         if (add_item(ps, (cls_item){IT_RANGE, 0, lo, hi, 0})) return ATTN_EFAIL;
     }
+    ps->in_class = 0;
     if (ps->p >= ps->end) return perr(ps, "an unterminated [");
     ps->p++;
     return 0;
@@ -577,7 +590,7 @@ int attn_regex_compile(attn_regex **out, const char *pat, size_t len) {
     *out = NULL;
     attn_regex *r = calloc(1, sizeof *r);
     if (!r) return attn_err(ATTN_EFAIL, "regex: out of memory");
-    parser ps = {r, pat, pat + len, pat, 0, 0};
+    parser ps = {r, pat, pat + len, pat, 0, 0, 0};
     int root = parse_alt(&ps), rc = root < 0 ? ATTN_EINPUT : 0;
     if (!rc && ps.p < ps.end) rc = perr(&ps, "an unmatched )");
     if (!rc && (emit(r, root) || op(r, OP_MATCH, 0, 0) < 0)) rc = ATTN_EINPUT;

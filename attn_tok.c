@@ -47,7 +47,7 @@ typedef struct {
 } pre_step;
 
 // A normalizer step: NORM_* forms, lowercase, strip, replace, prepend.
-enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND };
+enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND, NS_STRIP_ACCENTS };
 typedef struct {
     uint8_t kind, form, left, right;
     attn_regex *re;
@@ -79,6 +79,11 @@ struct attn_tokenizer {
     int n_norm;
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
+    float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
+    int uni_maxlen;         // Unigram: longest piece in bytes
+    uint8_t *strip;         // [n_tok] or NULL: added token takes the whitespace to its left (1) / right (2)
+    char wp_prefix[16];     // WordPiece: continuing-subword prefix ("##")
+    int wp_max_chars;       // WordPiece: longer words are unk
     int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
     int parse_special;      // control token text in the input becomes the token
     int32_t *spec;          // control/user/unknown tokens, by first two bytes, longest first
@@ -162,6 +167,7 @@ static int sb_str(sbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
 // not well-formed UTF-8 is kept as it is and blocks reordering/composition.
 
 int attn_unicode_ccc(uint32_t cp);
+int attn_unicode_cat(uint32_t cp);
 int attn_unicode_lower(uint32_t cp, const uint32_t **out);
 int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);
 uint32_t attn_unicode_compose(uint32_t a, uint32_t b);
@@ -303,6 +309,13 @@ static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out
         }
         return rc;
     }
+    for (size_t i = 0; i < n && !rc && st->kind == NS_STRIP_ACCENTS;) { // drop marks (Mn, Mc, Me: 5-7)
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)text + i, n - i, &cp), cat = k < 0 ? 0 : attn_unicode_cat(cp);
+        if (cat < 5 || cat > 7) rc = sb_add(out, text + i, k < 0 ? 1 : (size_t)k);
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    if (st->kind == NS_STRIP_ACCENTS) return rc;
     for (size_t i = 0; i < n && !rc;) { // lowercase
         uint32_t cp;
         const uint32_t *lo;
@@ -436,7 +449,7 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         }
         return 0;
     }
-    if (t->kind == ATTN_TOK_BPE && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
+    if ((t->kind == ATTN_TOK_BPE || t->kind == ATTN_TOK_UNIGRAM) && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
         size_t rl = strlen(t->dec_space);
         for (size_t i = 0; i < p.len;) {
             int mark = i + rl <= p.len && !memcmp(p.s + i, t->dec_space, rl);
@@ -445,7 +458,12 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         }
         return 0;
     }
-    if (t->kind == ATTN_TOK_BPE && type == TT_BYTE && parse_byte_piece(p) >= 0) {
+    if (t->kind == ATTN_TOK_WORDPIECE && mergeable(type)) { // "##x" continues a word; "x" starts one after a space
+        size_t pl = strlen(t->wp_prefix);
+        if (pl && p.len >= pl && !memcmp(p.s, t->wp_prefix, pl)) return sb_add(b, p.s + pl, p.len - pl);
+        return sb_add(b, " ", 1) || sb_add(b, p.s, p.len);
+    }
+    if ((t->kind == ATTN_TOK_BPE || t->kind == ATTN_TOK_UNIGRAM) && type == TT_BYTE && parse_byte_piece(p) >= 0) {
         char c = (char)parse_byte_piece(p);
         return sb_add(b, &c, 1);
     }
@@ -579,12 +597,13 @@ static int special_at(const attn_tokenizer *t, const char *s, size_t len, size_t
 // ---------------------------------------------------------------- pipeline keys
 // Steps of a tokenizer.json pipeline that the tokenizer.ggml.* keys cannot
 // say, as tools/convert.py writes them (tab-separated fields):
-//   attn.tokenizer.normalizer  NFC|NFD|NFKC|NFKD | lowercase | strip L R |
+//   attn.tokenizer.normalizer  NFC|NFD|NFKC|NFKD | lowercase | strip_accents | strip L R |
 //                              replace REGEX CONTENT | prepend STR
 //   attn.tokenizer.pre         split BEHAVIOR INVERT REGEX | metaspace REPL
 //                              always|first|never SPLIT | prepend STR
 //   attn.tokenizer.decode_space REPL [strip_first]  (BPE: REPL decodes to " ")
 //   attn.tokenizer.ignore_merges (bool)
+//   attn.tokenizer.wordpiece_prefix ("##"), .wordpiece_max_chars (100)
 
 // Field i (0-based) of a tab-separated step, NUL-terminated into buf.
 static const char *field(gguf_str s, int i, char *buf, size_t cap) {
@@ -613,6 +632,7 @@ static int norm_step_load(norm_step *st, gguf_str s) {
     for (int i = 1; i < 5; i++)
         if (!strcmp(f0, forms[i])) { st->kind = NS_FORM, st->form = (uint8_t)i; return 0; }
     if (!strcmp(f0, "lowercase")) { st->kind = NS_LOWER; return 0; }
+    if (!strcmp(f0, "strip_accents")) { st->kind = NS_STRIP_ACCENTS; return 0; }
     if (!strcmp(f0, "strip") && field(s, 1, f1, sizeof f1) && field(s, 2, f2, sizeof f2)) {
         st->kind = NS_STRIP, st->left = f1[0] == '1', st->right = f2[0] == '1';
         return 0;
@@ -683,7 +703,68 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
     }
     int v;
     if (!gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
+    gguf_str wp;
+    strcpy(t->wp_prefix, "##");
+    if (!gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &wp) && wp.len < sizeof t->wp_prefix)
+        snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)wp.len, wp.s);
+    int64_t mc;
+    t->wp_max_chars = !gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
+    if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
+    if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &l, &n); // "ID\tl", "ID\tr", "ID\tlr"
+    if (!rc && n && !(t->strip = calloc((size_t)t->n_tok, 1))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        char f0[16], f1[8];
+        long id = field(l[i], 0, f0, sizeof f0) ? strtol(f0, NULL, 10) : -1;
+        if (id < 0 || id >= t->n_tok || !field(l[i], 1, f1, sizeof f1)) rc = bad_step("attn.tokenizer.added_strip", l[i]);
+        else t->strip[id] = (uint8_t)((strchr(f1, 'l') ? 1 : 0) | (strchr(f1, 'r') ? 2 : 0));
+    }
+    free(l);
     return rc;
+}
+
+// What each kind needs beyond the pieces: byte tokens, merges, GPT-2's
+// pre-tokenizer, Unigram's score range, SentencePiece's word splitting.
+static int kind_setup(attn_tokenizer *t, const gguf_file *f, int has_scores) {
+    int n = t->n_tok, spm = t->kind == ATTN_TOK_SPM;
+    for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
+    if (t->kind == ATTN_TOK_UNIGRAM) {
+        if (!has_scores) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
+        t->uni_min = 0, t->uni_maxlen = 1;
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+            if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
+            if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
+        }
+    }
+    if (t->kind == ATTN_TOK_BPE) {
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+        }
+        if (load_merges(t, f)) return ATTN_EINPUT;
+    }
+    if (t->kind == ATTN_TOK_GPT2) {
+        gguf_str pre;
+        if (!t->n_pre && !gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EINPUT;
+        for (int b = 0; b < 256; b++) {
+            char u[4];
+            t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
+        }
+        if (load_merges(t, f)) return ATTN_EINPUT;
+    }
+    if (spm) {
+        t->split_at_space = 1;
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+            gguf_str p = t->piece[id];
+            if (!mergeable(t->type[id])) continue;
+            for (size_t i = 1; i + 3 <= p.len; i++) // a "▁" that follows a non-"▁" character
+                if (!memcmp(p.s + i, SPACE_MARK, 3) && (i < 3 || memcmp(p.s + i - 3, SPACE_MARK, 3))) t->split_at_space = 0;
+        }
+    }
+    return 0;
 }
 
 static int tok_build(attn_tokenizer *t, const gguf_file *f) {
@@ -748,34 +829,7 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     t->add_space_prefix = gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
 
     if (pipeline_load(t, f)) return ATTN_EINPUT;
-    for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
-    if (t->kind == ATTN_TOK_BPE) {
-        for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
-            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-        }
-        if (load_merges(t, f)) return ATTN_EINPUT;
-    }
-    if (t->kind == ATTN_TOK_GPT2) {
-        gguf_str pre;
-        if (!t->n_pre && !gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EFAIL;
-        for (int b = 0; b < 256; b++) {
-            char u[4];
-            t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
-        }
-        if (load_merges(t, f)) return ATTN_EINPUT;
-    }
-    if (spm) {
-        t->split_at_space = 1;
-        for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
-            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-            gguf_str p = t->piece[id];
-            if (!mergeable(t->type[id])) continue;
-            for (size_t i = 1; i + 3 <= p.len; i++) // a "▁" that follows a non-"▁" character
-                if (!memcmp(p.s + i, SPACE_MARK, 3) && (i < 3 || memcmp(p.s + i - 3, SPACE_MARK, 3))) t->split_at_space = 0;
-        }
-    }
+    if (kind_setup(t, f, sc != NULL)) return ATTN_EINPUT;
     int16_t byte_of_cp[324]; // GPT-2: inverse of gpt2_byte_cp
     for (int c = 0; c < 324; c++) byte_of_cp[c] = -1;
     for (int c = 0; c < 256; c++) byte_of_cp[gpt2_byte_cp(c)] = (int16_t)c;
@@ -807,6 +861,8 @@ int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
     else if (model.len == 5 && !memcmp(model.s, "llama", 5)) t->kind = ATTN_TOK_SPM;
     else if (model.len == 4 && !memcmp(model.s, "char", 4)) t->kind = ATTN_TOK_CHAR;
     else if (model.len == 3 && !memcmp(model.s, "bpe", 3)) t->kind = ATTN_TOK_BPE;
+    else if (model.len == 9 && !memcmp(model.s, "wordpiece", 9)) t->kind = ATTN_TOK_WORDPIECE;
+    else if (model.len == 7 && !memcmp(model.s, "unigram", 7)) t->kind = ATTN_TOK_UNIGRAM;
     else {
         free(t);
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, char)",
@@ -834,6 +890,7 @@ void attn_tokenizer_free(attn_tokenizer *t) {
     for (int i = 0; i < t->n_norm; i++) attn_regex_free(t->norm_steps[i].re);
     free(t->pre);
     free(t->norm_steps);
+    free(t->strip);
     free(t->spec);
     free(t->spec_first);
     free(t);
@@ -881,10 +938,10 @@ static int pair_less(const bpe_pair *a, const bpe_pair *b) {
 
 static int heap_push(tok_work *w, bpe_pair p) {
     if (grow((void **)&w->heap, &w->cap_heap, w->n_heap + 1, sizeof *w->heap)) return ATTN_EFAIL;
-    size_t i = w->n_heap++;
-    while (i > 0 && pair_less(&p, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
+    size_t i = w->n_heap++; // a 4-ary heap: half the levels of a binary one
+    while (i > 0 && pair_less(&p, &w->heap[(i - 1) / 4])) {
+        w->heap[i] = w->heap[(i - 1) / 4];
+        i = (i - 1) / 4;
     }
     w->heap[i] = p;
     return 0;
@@ -894,9 +951,10 @@ static bpe_pair heap_pop(tok_work *w) {
     bpe_pair top = w->heap[0], last = w->heap[--w->n_heap];
     size_t i = 0, n = w->n_heap;
     for (;;) {
-        size_t c = 2 * i + 1;
+        size_t c = 4 * i + 1, end = c + 4 < n ? c + 4 : n;
         if (c >= n) break;
-        if (c + 1 < n && pair_less(&w->heap[c + 1], &w->heap[c])) c++;
+        for (size_t j = c + 1; j < end; j++)
+            if (pair_less(&w->heap[j], &w->heap[c])) c = j;
         if (!pair_less(&w->heap[c], &last)) break;
         w->heap[i] = w->heap[c];
         i = c;
@@ -1081,7 +1139,7 @@ static int metaspace(const pre_step *st, const char *s, size_t n, int first, pie
     size_t rl = strlen(st->str);
     tmp->n = 0;
     int pre = (st->scheme == SCHEME_ALWAYS || (st->scheme == SCHEME_FIRST && first)) &&
-              !(n >= rl && !memcmp(s, st->str, rl));
+              !(n && s[0] == ' ') && !(n >= rl && !memcmp(s, st->str, rl)); // as it starts after replacing
     if (pre && sb_add(tmp, st->str, rl)) return ATTN_EFAIL;
     for (size_t i = 0; i < n; i++)
         if (s[i] == ' ' ? sb_add(tmp, st->str, rl) : sb_add(tmp, s + i, 1)) return ATTN_EFAIL;
@@ -1187,6 +1245,133 @@ static int bpe_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
     int rc = pre_pieces(t, text, len, w->first, &p);
     for (size_t i = 0; !rc && i < p.n; i++)
         rc = bpe_char_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
+}
+
+// ---------------------------------------------------------------- WordPiece
+
+// at[i] = 1 where a character starts in s[0..len) as utf8_next reads it (an
+// invalid byte is one character), and at[len] = 1.
+static uint8_t *char_starts(const char *s, size_t len) {
+    uint8_t *at = calloc(len + 1, 1);
+    if (!at) return NULL;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
+        at[i] = 1;
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    at[len] = 1;
+    return at;
+}
+
+// One pre-token: the longest piece at each position ("##" + piece after the
+// first), as Hugging Face's WordPiece; a word with a position no piece
+// starts, or of more than wp_max_chars characters, is one unk.
+static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
+    if (!len) return 0;
+    size_t pl = strlen(t->wp_prefix), chars = 0, start_ids = w->n_ids;
+    uint8_t *at = char_starts(s, len);
+    if (!at) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (size_t i = 0; i < len; i++) chars += at[i];
+    if (chars <= (size_t)t->wp_max_chars) {
+        w->word.n = 0;
+        for (size_t start = 0; start < len;) {
+            int id = -1;
+            size_t end = len;
+            for (; end > start; end--) {
+                if (!at[end]) continue; // not a character boundary
+                w->word.n = 0;
+                if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start)) {
+                    free(at);
+                    return ATTN_EFAIL;
+                }
+                id = piece_find(t, w->word.p, w->word.n);
+                if (id >= 0 && mergeable(t->type[id])) break;
+                id = -1;
+            }
+            if (id < 0) break;
+            if (emit(w, id)) { free(at); return ATTN_EFAIL; }
+            start = end;
+            if (start == len) { free(at); return 0; }
+        }
+    }
+    free(at);
+    w->n_ids = start_ids; // no match somewhere: the whole word is unk
+    if (t->unk < 0) return attn_err(ATTN_EINPUT, "tokenize: a word is not in the vocabulary, which has no unk token");
+    return emit(w, t->unk);
+}
+
+static int wordpiece_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++)
+        rc = wordpiece_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
+}
+
+// ---------------------------------------------------------------- Unigram
+
+typedef struct { double score; int32_t id, from; } uni_node; // best path ending here: last piece id, its start
+
+// One pre-token by Viterbi as Hugging Face's Unigram: at each character
+// boundary the best-scoring path; a character no piece starts is <unk>
+// (score: lowest - 10), runs of <unk> fused, then byte tokens when the
+// vocabulary has them. Ties keep the path found first.
+static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
+    if (!len) return 0;
+    uni_node *best = malloc((len + 1) * sizeof *best);
+    int32_t *path = malloc((len + 1) * sizeof *path);
+    uint8_t *at = char_starts(s, len);
+    if (!best || !path || !at) {
+        free(best), free(path), free(at);
+        return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    }
+    for (size_t i = 0; i <= len; i++) best[i] = (uni_node){0, -2, -1}; // -2: not reached
+    best[0].id = -1;
+    int rc = 0;
+    for (size_t b = 0; b < len; b++) {
+        if (best[b].id == -2 || !at[b]) continue;
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)s + b, len - b, &cp), single = 0;
+        k = k < 0 ? 1 : k;
+        for (size_t e = b + 1; e <= len && e - b <= (size_t)t->uni_maxlen; e++) {
+            if (!at[e]) continue;
+            int id = piece_find(t, s + b, e - b);
+            if (id < 0 || !mergeable(t->type[id])) continue;
+            single |= e - b == (size_t)k;
+            double sc = best[b].score + t->score[id];
+            if (best[e].id == -2 || sc > best[e].score) best[e] = (uni_node){sc, id, (int32_t)b};
+        }
+        double sc = best[b].score + t->uni_min - 10.0;
+        if (!single && (best[b + k].id == -2 || sc > best[b + k].score)) best[b + k] = (uni_node){sc, t->unk, (int32_t)b};
+    }
+    int n = 0;
+    for (int32_t e = (int32_t)len; e > 0; e = best[e].from) path[n++] = e; // piece ends, last first
+    for (int i = n - 1; i >= 0 && !rc; i--) {
+        int32_t e = path[i], b = best[e].from, id = best[e].id;
+        if (id != t->unk || t->unk < 0) {
+            rc = id < 0 ? attn_err(ATTN_EINPUT, "tokenize: a character is not in the vocabulary, which has no unk token")
+                        : emit(w, id);
+            continue;
+        }
+        while (i > 0 && best[path[i - 1]].id == t->unk) e = path[--i]; // fuse a run of <unk>
+        int bytes = 1;
+        for (int32_t j = b; j < e; j++) bytes &= t->byte_tok[(uint8_t)s[j]] >= 0;
+        for (int32_t j = b; j < e && bytes && !rc; j++) rc = emit(w, t->byte_tok[(uint8_t)s[j]]);
+        if (!bytes) rc = emit(w, t->unk);
+    }
+    free(best), free(path), free(at);
+    return rc;
+}
+
+static int unigram_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++)
+        rc = unigram_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
     free(p.text.p), free(p.span);
     return rc;
 }
@@ -1376,6 +1561,26 @@ int attn_token_labels(const attn_tokenizer *t, const int32_t *ids, int n, char *
 
 // ---------------------------------------------------------------- encode, decode
 
+// Start of the whitespace that ends at text[end] (not before lo); end of the
+// whitespace from pos.
+static size_t ws_before(const char *text, size_t lo, size_t end) {
+    while (end > lo) {
+        size_t q = end - 1;
+        while (q > lo && ((uint8_t)text[q] & 0xC0) == 0x80 && end - q < 4) q--;
+        uint32_t cp;
+        if (utf8_next((const uint8_t *)text + q, end - q, &cp) != (int)(end - q) || !is_ws(cp)) break;
+        end = q;
+    }
+    return end;
+}
+
+static size_t ws_after(const char *text, size_t len, size_t pos) {
+    uint32_t cp;
+    int k;
+    while (pos < len && (k = utf8_next((const uint8_t *)text + pos, len - pos, &cp)) > 0 && is_ws(cp)) pos += (size_t)k;
+    return pos;
+}
+
 static int char_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
     for (size_t pos = 0; pos < len;) {
         uint32_t cp;
@@ -1407,6 +1612,8 @@ static int encode_segment(const attn_tokenizer *t, tok_work *w, const char *text
     }
     if (t->kind == ATTN_TOK_GPT2) return gpt2_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_BPE) return bpe_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_WORDPIECE) return wordpiece_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_UNIGRAM) return unigram_encode(t, w, text, len);
     if (t->kind == ATTN_TOK_SPM) return spm_encode(t, w, text, len);
     return char_encode(t, w, text, len);
 }
@@ -1426,11 +1633,14 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
             pos++;
             continue;
         }
+        size_t end = pos; // lstrip: the token takes the whitespace before it
+        if (id >= 0 && t->strip && t->strip[id] & 1) end = ws_before(text, seg, pos);
         w.first = seg == 0;
-        if (pos > seg) rc = encode_segment(t, &w, text + seg, pos - seg);
+        if (end > seg) rc = encode_segment(t, &w, text + seg, end - seg);
         if (rc || pos == len) break;
         rc = emit(&w, id);
         pos += t->piece[id].len;
+        if (t->strip && t->strip[id] & 2) pos = ws_after(text, len, pos);
         seg = pos;
     }
     free(w.sym);

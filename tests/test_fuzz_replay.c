@@ -82,6 +82,12 @@ static void real_vocabs(void) {
                  today[i], dir, today[i], py ? py : "/usr/bin/python3", dir, today[i]);
         if (system(cmd) != 0) check(0, "fuzz replay real vocabularies", "tools/convert.py --vocab-only failed");
     }
+    snprintf(cmd, sizeof cmd, // the pipelines of tests/t_tok_pipelines.py, when it has run (slots 9..)
+             "for j in %s/tok-pipelines/*_attn/tokenizer.json; do [ -f \"$j\" ] || continue; "
+             "m=$(basename \"$(dirname \"$j\")\" _attn); [ -f %s/pipe_$m.gguf ] || "
+             "%s tools/convert.py --vocab-only \"$j\" -o %s/pipe_$m.gguf >/dev/null || exit 1; done",
+             b ? b : "build", dir, py ? py : "/usr/bin/python3", dir);
+    if (system(cmd) != 0) check(0, "fuzz replay real vocabularies", "tools/convert.py --vocab-only failed");
     setenv("ATTN_FUZZ_TOK_DIR", dir, 1);
 }
 

