@@ -311,6 +311,8 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
 void attn_session_free(attn_session *s);
 int attn_session_pos(const attn_session *s); // positions already in the cache
 void attn_session_reset(attn_session *s);
+// The sliding window of layer l (keys j > i - window seen; 0: all earlier keys).
+int attn_layer_window(const attn_config *c, int l);
 // Feed n ids at positions pos..pos+n-1. logits: (n, V) or NULL; last_only=1
 // writes just the last position's V logits. Ids out of range are ATTN_EINPUT.
 int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
@@ -489,6 +491,7 @@ typedef enum {
 typedef struct {
     const float *p; // (T, T) row-major, or NULL for an empty slot
     int diverging;  // 1: a difference map (diverging colormap, symmetric -dmax..dmax)
+    int window;     // sliding-window layer: keys k <= q - window are masked too (0: none)
 } attn_panel;
 
 typedef struct {

@@ -552,8 +552,7 @@ typedef struct {
     int window;    // keys j > i - window only (0: all earlier keys)
 } attn_job;
 
-// The sliding window of layer l (0: a global layer).
-static int layer_window(const attn_config *c, int l) {
+int attn_layer_window(const attn_config *c, int l) {
     return c->swa_window > 0 && (c->swa_every == 1 || l % c->swa_every == 0) ? c->swa_window : 0;
 }
 
@@ -690,7 +689,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     const float *in = s->x;
     if (c->pre_norm) norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n), in = s->xn;
     qkv_forward(s, l, in, n);
-    attn_job aj = { s, l, n, qd + 2 * c->n_head_kv * c->head_dim, layer_window(c, l) };
+    attn_job aj = { s, l, n, qd + 2 * c->n_head_kv * c->head_dim, attn_layer_window(c, l) };
     if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
     else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
     if (cap && cap->on_attn && (!cap->layers || cap->layers[l])) {
