@@ -79,9 +79,13 @@ $(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ) attn.h simd/kernels.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
 
-# Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch).
-parity:
+# Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch),
+# and tests/parity/families/ from llama.cpp (its converter and lcpp_dump, built in
+# LCPP; needs numpy, torch, sentencepiece, tqdm).
+LCPP ?= /work/lcpp
+parity: $(ATTN)
 	/usr/bin/python3 tests/parity/make_goldens.py
+	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_family_goldens.py
 
 # ---- sanitizers and fuzzing (tests/fuzz/FINDINGS.md)
 #   make check-sanitize   everything built with ASan+UBSan in build-san/, the whole
