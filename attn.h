@@ -212,7 +212,7 @@ typedef struct {
     attn_parallel parallel;
     int qkv;                // 0: fused or separate, 1: fused only, 2: separate only
     int embd_scale;         // 1: token embeddings times sqrt(n_embd)
-    int swa_every;          // see attn_config (used when a window is set)
+    int swa_every;          // see attn_config; 0: the architecture has no sliding window
     uint32_t req, opt;      // bit i: attn_layer_tensors[i] required / optional
 } attn_arch_info;
 

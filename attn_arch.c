@@ -53,24 +53,24 @@ const int attn_n_layer_tensors = (int)(sizeof attn_layer_tensors / sizeof *attn_
 static const attn_arch_info archs[ATTN_ARCH_N] = {
     // id, gguf, models, norm, positions, mlp, parallel, qkv, embd_scale, swa_every, required, optional
     { ATTN_ARCH_GPT2, "gpt2", "GPT-2, nanoGPT", ATTN_NORM_LAYER, ATTN_POS_LEARNED, ATTN_MLP_GELU_TANH,
-      ATTN_PAR_NONE, 0, 0, 1, PRE_LN | OUT_W, PRE_LN_B | QKV_ANY | B_(13) | MLP_B | B_(19) },
+      ATTN_PAR_NONE, 0, 0, 0, PRE_LN | OUT_W, PRE_LN_B | QKV_ANY | B_(13) | MLP_B | B_(19) },
     { ATTN_ARCH_LLAMA, "llama", "LLaMA, Llama 3, SmolLM2, TinyLlama, llama2.c", ATTN_NORM_RMS,
-      ATTN_POS_ROPE_PAIRS, ATTN_MLP_SWIGLU, ATTN_PAR_NONE, 0, 0, 1, PRE_LN | OUT_W,
+      ATTN_POS_ROPE_PAIRS, ATTN_MLP_SWIGLU, ATTN_PAR_NONE, 0, 0, 0, PRE_LN | OUT_W,
       PRE_LN_B | QKV_ANY | B_(13) | MLP_B | B_(19) },
     { ATTN_ARCH_GPTNEOX, "gptneox", "Pythia, GPT-NeoX", ATTN_NORM_LAYER, ATTN_POS_ROPE_HALVES,
-      ATTN_MLP_GELU_TANH, ATTN_PAR_TWO, 1, 0, 1, PRE_LN | OUT_W | B_(2), PRE_LN_B | B_(3) | B_(13) | MLP_B },
+      ATTN_MLP_GELU_TANH, ATTN_PAR_TWO, 1, 0, 0, PRE_LN | OUT_W | B_(2), PRE_LN_B | B_(3) | B_(13) | MLP_B },
     { ATTN_ARCH_QWEN2, "qwen2", "Qwen2, Qwen2.5", ATTN_NORM_RMS, ATTN_POS_ROPE_HALVES, ATTN_MLP_SWIGLU,
-      ATTN_PAR_NONE, 2, 0, 1, PRE_LN | OUT_W | QKV_SEP | B_(19), QKV_SEP_B },
+      ATTN_PAR_NONE, 2, 0, 0, PRE_LN | OUT_W | QKV_SEP | B_(19), QKV_SEP_B },
     { ATTN_ARCH_GEMMA, "gemma", "Gemma", ATTN_NORM_RMS, ATTN_POS_ROPE_HALVES, ATTN_MLP_GEGLU,
-      ATTN_PAR_NONE, 2, 1, 1, PRE_LN | OUT_W | QKV_SEP | B_(19), 0 },
+      ATTN_PAR_NONE, 2, 1, 0, PRE_LN | OUT_W | QKV_SEP | B_(19), 0 },
     { ATTN_ARCH_GEMMA2, "gemma2", "Gemma 2", ATTN_NORM_RMS, ATTN_POS_ROPE_HALVES, ATTN_MLP_GEGLU,
       ATTN_PAR_NONE, 2, 1, 2, PRE_LN | OUT_W | QKV_SEP | B_(19) | POST, 0 },
     { ATTN_ARCH_PHI2, "phi2", "Phi-2", ATTN_NORM_LAYER, ATTN_POS_ROPE_HALVES, ATTN_MLP_GELU_TANH,
-      ATTN_PAR_SHARED, 0, 0, 1, B_(0) | OUT_W, B_(1) | QKV_ANY | B_(13) | MLP_B },
+      ATTN_PAR_SHARED, 0, 0, 0, B_(0) | OUT_W, B_(1) | QKV_ANY | B_(13) | MLP_B },
     { ATTN_ARCH_PHI3, "phi3", "Phi-3", ATTN_NORM_RMS, ATTN_POS_ROPE_HALVES, ATTN_MLP_SWIGLU_FUSED,
       ATTN_PAR_NONE, 0, 0, 1, PRE_LN | OUT_W, B_(2) | QKV_SEP },
     { ATTN_ARCH_OLMO2, "olmo2", "OLMo-2", ATTN_NORM_RMS, ATTN_POS_ROPE_HALVES, ATTN_MLP_SWIGLU,
-      ATTN_PAR_NONE, 2, 0, 1, OUT_W | QKV_SEP | B_(19) | B_(10) | B_(11) | POST, 0 },
+      ATTN_PAR_NONE, 2, 0, 0, OUT_W | QKV_SEP | B_(19) | B_(10) | B_(11) | POST, 0 },
 };
 #undef B_
 

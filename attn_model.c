@@ -145,11 +145,18 @@ static int read_switches(loader *L) {
     if (c->parallel == ATTN_PAR_TWO && key_bool(L, "use_parallel_residual", 1) == 0) c->parallel = ATTN_PAR_NONE;
     c->norm_eps = key_float(L, c->norm == ATTN_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5f);
     c->embd_scale = a->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
-    int gemma2 = c->arch == ATTN_ARCH_GEMMA2; // llama.cpp's defaults when the keys are absent
-    c->attn_softcap = key_float(L, "attn_logit_softcapping", gemma2 ? 50.0f : 0.0f);
-    c->logit_softcap = key_float(L, "final_logit_softcapping", gemma2 ? 30.0f : 0.0f);
-    if (key_int(L, "attention.sliding_window", 0, gemma2 ? 4096 : 0, &c->swa_window)) return ATTN_EINPUT;
+    // read only where llama.cpp's graph has them, with its defaults when absent
+    int gemma2 = c->arch == ATTN_ARCH_GEMMA2;
+    c->attn_softcap = gemma2 ? key_float(L, "attn_logit_softcapping", 50.0f) : 0.0f;
+    c->logit_softcap = gemma2 ? key_float(L, "final_logit_softcapping", 30.0f) : 0.0f;
     c->swa_every = a->swa_every;
+    c->swa_window = gemma2 ? 4096 : 0;
+    int64_t w; // 0 is allowed: Phi-4 (a phi3 file) has no window
+    snprintf(L->key, sizeof L->key, "%s.attention.sliding_window", L->arch);
+    if (a->swa_every && gguf_get_i64(L->f, L->key, &w) == 0) {
+        if (w < 0 || w > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: key '%s' = %lld is out of range", L->f->path, L->key, (long long)w);
+        c->swa_window = (int)w;
+    }
     if (!(c->norm_eps > 0) || !(c->attn_softcap >= 0) || !(c->logit_softcap >= 0))
         return attn_err(ATTN_EINPUT, "%s: norm epsilon must be positive and soft-caps not negative", L->f->path);
     return read_rope(L);
