@@ -192,7 +192,10 @@ def make_folder(name, out):
     """The HF folder of case name in out (created); returns (gguf arch, config)."""
     arch, seed, storage, cfg = CASES[name]
     os.makedirs(out, exist_ok=True)
-    cfg = dict(cfg, torch_dtype="bfloat16" if storage == "bf16" else "float32", _name_or_path=name)
+    # not the case name: llama.cpp's vocabulary loader wants Phi-3's special
+    # tokens in any model whose name says phi3
+    cfg = dict(cfg, torch_dtype="bfloat16" if storage == "bf16" else "float32",
+               _name_or_path="random-model-%d" % seed)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
     shutil.copy(TOKENIZER, os.path.join(out, "tokenizer.model"))

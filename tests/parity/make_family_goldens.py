@@ -51,7 +51,9 @@ def main():
     index = {}
     try:
         for name, (arch, seed, storage, cfg) in F.CASES.items():
-            hf = os.path.join(tmp, name)
+            # not the case name: llama.cpp's vocabulary loader looks for Phi-3's
+            # <|endoftext|> in any model whose general.name (the folder's) says phi3
+            hf = os.path.join(tmp, "model%d" % seed)
             F.make_folder(name, hf)
             theirs, ours = os.path.join(tmp, name + ".lcpp.gguf"), os.path.join(tmp, name + ".attn.gguf")
             run(["/usr/bin/python3", os.path.join(TOOLS, "convert_hf.py"), hf, theirs, "--outtype", "f32"])
