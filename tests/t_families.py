@@ -66,6 +66,16 @@ def case(name, c, tmp, F):
            "logits %.2g rel, attention %.2g, %d runs (SIMD paths x 1,2 threads)" % (el, ea, runs))
 
 
+def pythia_steps(tmp, F):
+    """A Pythia revision folder named stepN converts with attn.training.steps = N."""
+    hf = os.path.join(tmp, "step1000")
+    F.make_folder("pythia", hf)
+    gguf = os.path.join(tmp, "step1000.gguf")
+    convert(hf, "-o", gguf)
+    out = attn("info", "-m", gguf, rc=0).stdout
+    result("family pythia stepN folder gives attn.training.steps", [] if "train steps  1000" in out else [out[-300:]])
+
+
 def main():
     idx = os.path.join(DATA, "index.json")
     if not os.path.exists(idx):
@@ -79,6 +89,10 @@ def main():
         return
     index = json.load(open(idx))
     tmp = scratch("families")
+    try:
+        pythia_steps(tmp, F)
+    except ERRORS as e:
+        result("family pythia stepN folder gives attn.training.steps", [e])
     for name, c in index.items():
         try:
             case(name, c, tmp, F)

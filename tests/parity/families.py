@@ -47,6 +47,12 @@ CASES = {
         "num_attention_heads": 3, "num_key_value_heads": 1, "num_hidden_layers": 2, "intermediate_size": 128,
         "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "hidden_act": "silu",
         "vocab_size": V, "tie_word_embeddings": True}),
+    "llama_linear": ("llama", 20, "f32", {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "intermediate_size": 128,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "rope_scaling": {"type": "linear", "factor": 4.0}, "hidden_act": "silu", "vocab_size": V,
+        "tie_word_embeddings": False}),
     "gemma": ("gemma", 15, "f32", {
         "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_size": 32,
         "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 2,
