@@ -412,8 +412,10 @@ int cmd_maps(int argc, char **argv) {
         rc = attn_err(ATTN_EFAIL, "out of memory");
         goto done;
     }
-    for (int k = 0; k < n; k++)
-        panels[k].p = cap.buf.p + (size_t)k * T * T, panels[k].window = attn_layer_window(&m->cfg, cap.sel[k] / H);
+    for (int k = 0; k < n; k++) { // --from has no model, so no window to draw
+        panels[k].p = cap.buf.p + (size_t)k * T * T;
+        panels[k].window = m ? attn_layer_window(&m->cfg, cap.sel[k] / H) : 0;
+    }
     for (int l = 0, i = 0; l < L; l++)
         if (lmask[l]) snprintf(rnames[i], 24, "layer %d", l), rn[i] = rnames[i], i++;
     for (int h = 0, i = 0; h < H; h++)
