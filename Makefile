@@ -12,7 +12,7 @@ CC      := $(CROSS)gcc
 endif
 PREFIX  ?= /usr/local
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -I. -I/usr/include/stb
+CFLAGS  += -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -I. -I/usr/include/stb
 LDLIBS  := -lm -lpthread
 ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
 B       := build$(if $(CROSS),-$(ARCH))
@@ -38,7 +38,7 @@ $(B)/simd/avx512.o: XFLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 
 .PHONY: all test static install clean bench parity fuzz check-sanitize
 all: $(ATTN) $(TEST_BIN)
 
-$(B)/%.o: %.c attn.h attn_cli.h simd/kernels.h
+$(B)/%.o: %.c attn.h attn_cli.h simd/kernels.h simd/quant.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(XFLAGS) -c $< -o $@
 
@@ -52,7 +52,7 @@ endif
 $(ATTN): $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(LIB_OBJ) attn.h simd/kernels.h
+$(B)/tests/%: tests/%.c $(LIB_OBJ) attn.h simd/kernels.h simd/quant.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
@@ -80,12 +80,15 @@ $(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ) attn.h simd/kernels.h
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
 
 # Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch),
-# and tests/parity/families/ from llama.cpp (its converter and lcpp_dump, built in
-# LCPP; needs numpy, torch, sentencepiece, tqdm).
+# tests/parity/families/ from llama.cpp (its converter and lcpp_dump), and, when
+# llama.cpp is built (LCPP=/work/lcpp), tests/parity/quant/ and
+# tests/data/quant_blocks.gguf, then checks the larger quantized models live.
 LCPP ?= /work/lcpp
 parity: $(ATTN)
 	/usr/bin/python3 tests/parity/make_goldens.py
 	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_family_goldens.py
+	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_quant_models.py
+	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_quant_models.py --live
 
 # ---- sanitizers and fuzzing (tests/fuzz/FINDINGS.md)
 #   make check-sanitize   everything built with ASan+UBSan in build-san/, the whole

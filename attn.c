@@ -10,16 +10,20 @@
 //   threads ........... attn_pool.c   the pthread pool
 //   kernels ........... simd/         scalar reference, AVX2, AVX-512, NEON, chosen at start-up
 //   capture ........... attn_model.c  attn_capture callbacks (attention rows, residual rows)
+//   interventions ..... attn_causal.c attn_edits (replace z / residual / MLP output), direct
+//                                     logit attribution, per-position loss, diverging grid pictures
 //   analysis .......... attn_analysis.c  head-type scores, baselines, induction test, logit lens
 //                       attn_report.c   the offline HTML report
 //   rendering ......... attn_render.c heatmaps, grids, colormaps, font, SVG, terminal
 //   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings, mkdir -p
 //   built-in model .... attn_builtin.c
 //   CLI ............... attn.c (this file: main, shared helpers, info, run)
-//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench)
+//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench,
+//                       ablate, patch, attribute; run_causal: run --export resid,z,mlp, --loss)
 #include "attn.h"
 #include "attn_cli.h"
 #include "simd/kernels.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -52,6 +56,49 @@ void cli_error(const char *fmt, ...) {
 int cli_fail_rc(int rc) {
     cli_error("%s", attn_errmsg());
     return rc == ATTN_EFAIL ? 1 : 2;
+}
+
+// Terminal columns of one code point: 0 for combining marks, 2 for East Asian
+// wide ranges (Hangul, CJK, fullwidth forms, common emoji), else 1.
+static int cp_width(uint32_t c) {
+    if ((c >= 0x300 && c <= 0x36F) || (c >= 0x200B && c <= 0x200F) || (c >= 0xFE00 && c <= 0xFE0F)) return 0;
+    if ((c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0xA4CF && c != 0x303F) || (c >= 0xAC00 && c <= 0xD7A3) ||
+        (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF60) ||
+        (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) || (c >= 0x1F900 && c <= 0x1F9FF) ||
+        (c >= 0x20000 && c <= 0x3FFFD))
+        return 2;
+    return 1;
+}
+
+int cli_display_width(const char *s) {
+    int w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        uint32_t c = *p;
+        int n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (n > 1) c &= 0x3F >> (n - 1);
+        int k = 1;
+        for (; k < n && (p[k] & 0xC0) == 0x80; k++) c = (c << 6) | (p[k] & 0x3F);
+        w += k == n ? cp_width(c) : 1; // a broken sequence: one column per byte
+        p += k;
+    }
+    return w;
+}
+
+void cli_print_padded(const char *s, int w) {
+    int d = cli_display_width(s);
+    printf("%s%*s", s, d < w ? w - d : 0, "");
+}
+
+void cli_quote(char *out, size_t n, const char *label) {
+    size_t o = 0;
+    if (n < 3) { if (n) *out = 0; return; }
+    out[o++] = '"';
+    for (const char *p = label; *p && o + 3 < n; p++) {
+        if (*p == '"') out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o++] = '"';
+    out[o] = 0;
 }
 
 int cli_bad_opt(const char *cmd, const char *opt) {
@@ -97,6 +144,7 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "-f") || !strcmp(a, "--file")) { VAL(); o->prompt_file = v; return 1; }
     if (!strcmp(a, "--ids")) { VAL(); o->ids = v; return 1; }
     if (!strcmp(a, "--no-bos")) { o->no_bos = 1; return 1; }
+    if (!strcmp(a, "--no-special")) { o->no_special = 1; return 1; }
     if (!strcmp(a, "-o") || !strcmp(a, "--out")) { VAL(); o->out_dir = v; return 1; }
     if (!strcmp(a, "--format")) { VAL(); o->format = v; return 1; }
     if (!strcmp(a, "--max-mem") && o->mem.cmd) {
@@ -135,26 +183,24 @@ int cli_load_model(const cli_opts *o, int k, attn_model **out) {
     return attn_model_load_mem(out, data, n, "built-in");
 }
 
-// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer. A
-// prompt stops at PROMPT_MAX bytes: no model's context holds more (and an
-// endless input such as /dev/zero must not take all memory).
-#define PROMPT_MAX ((size_t)256 << 20)
-static int read_all(const char *path, char **buf, size_t *len) {
+// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer, at
+// most max bytes: an endless input (/dev/zero, a FIFO that never ends) stops
+// there with an error, in bounded memory.
+int cli_read_input(const char *path, size_t max, char **buf, size_t *len) {
     FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap);
     for (size_t r; b && (r = fread(b + n, 1, cap - n - 1, fp)) > 0;) {
         n += r;
-        if (n > PROMPT_MAX) {
+        if (n > max) {
             free(b);
             if (fp != stdin) fclose(fp);
-            return attn_err(ATTN_EINPUT, "%s: a prompt of more than %zu MB is longer than any model's context",
-                            path, PROMPT_MAX >> 20);
+            return attn_err(ATTN_EINPUT, "%s: more than %zu MB (the limit of this input)", path, max >> 20);
         }
         if (cap - n - 1 == 0) {
             char *nb = realloc(b, cap *= 2);
-            if (!nb) { free(b); b = NULL; }
+            if (!nb) free(b);
             b = nb;
         }
     }
@@ -166,6 +212,23 @@ static int read_all(const char *path, char **buf, size_t *len) {
     *buf = b;
     *len = n;
     return 0;
+}
+
+ssize_t cli_getline(char **line, size_t *cap, FILE *fp, size_t max) {
+    size_t n = 0;
+    int ch = 0;
+    while (ch != '\n' && (ch = getc_unlocked(fp)) != EOF) {
+        if (n + 2 > *cap || !*line) {
+            size_t nc = *line && *cap ? *cap * 2 : 4096;
+            char *nl = realloc(*line, nc);
+            if (!nl) return attn_err(ATTN_EFAIL, "out of memory for a line"), -2;
+            *line = nl, *cap = nc;
+        }
+        (*line)[n++] = (char)ch;
+        if (n > max) return attn_err(ATTN_EINPUT, "a line of more than %zu MB (the limit)", max >> 20), -2;
+    }
+    if (*line) (*line)[n] = 0;
+    return n ? (ssize_t)n : -1;
 }
 
 static int parse_ids(const char *s, int32_t **ids, int *n) {
@@ -187,7 +250,15 @@ static int parse_ids(const char *s, int32_t **ids, int *n) {
         }
         v[k++] = (int32_t)x;
         p = end;
-        while (*p == ',' || *p == ' ') p++;
+        while (*p == ' ') p++;
+        if (*p == ',') { // one comma between ids: "1,,2" and "1," are refused
+            p++;
+            while (*p == ' ') p++;
+            if (!*p || *p == ',') { free(v); return attn_err(ATTN_EINPUT, "--ids: '%s' has an empty item (two commas, or one at the end)", s); }
+        } else if (*p) {
+            free(v);
+            return attn_err(ATTN_EINPUT, "--ids: '%s' is not a comma-separated list of token ids", s);
+        }
     }
     *ids = v;
     *n = k;
@@ -206,9 +277,10 @@ int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n
         char *text = (char *)o->prompt;
         size_t len = text ? strlen(text) : 0;
         if (o->prompt_file) {
-            if ((rc = read_all(o->prompt_file, &text, &len))) return rc;
+            if ((rc = cli_read_input(o->prompt_file, CLI_TEXT_MAX, &text, &len))) return rc;
             if (len && text[len - 1] == '\n') len--; // a file's final newline is not part of the prompt
         }
+        attn_tokenizer_parse_special(m->tok, !o->no_special);
         rc = attn_tokenize(m->tok, text, len, !o->no_bos, ids, n);
         if (o->prompt_file) free(text);
     }
@@ -299,6 +371,34 @@ static void extra_switches(const attn_model *m, char *buf, size_t n) {
     if (k >= n) buf[n - 1] = 0;
 }
 
+// "Q4_K x154 71%, Q6_K x25 18%, ...": tensor count and share of the tensor
+// bytes of each type, largest share first (shares rounded to whole percent;
+// "<1%" when under half a percent).
+static void type_shares(const gguf_file *f, char *out, size_t len) {
+    uint64_t count[64] = { 0 }, bytes[64] = { 0 }, total = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        uint32_t t = f->tensors[i].type < 64 ? f->tensors[i].type : 63; // (types attn reads are < 64)
+        count[t]++;
+        bytes[t] += f->tensors[i].nbytes;
+        total += f->tensors[i].nbytes;
+    }
+    out[0] = 0;
+    for (;;) {
+        int best = -1;
+        for (int t = 0; t < 64; t++)
+            if (count[t] && (best < 0 || bytes[t] > bytes[best])) best = t;
+        if (best < 0) break;
+        double pct = total ? 100.0 * (double)bytes[best] / (double)total : 0;
+        size_t l = strlen(out);
+        char share[16];
+        if (pct < 0.5) snprintf(share, sizeof share, "<1%%");
+        else snprintf(share, sizeof share, "%.0f%%", pct);
+        snprintf(out + l, len - l, "%s%s x%llu %s", l ? ", " : "", attn_type_name((uint32_t)best),
+                 (unsigned long long)count[best], share);
+        count[best] = 0;
+    }
+}
+
 static int cmd_info(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
@@ -309,10 +409,13 @@ static int cmd_info(int argc, char **argv) {
     }
     if (o.help) {
         puts("usage: attn info [-m FILE.gguf] [--format table|json]\n\n"
-             "Describes a model: architecture and the switches derived from its GGUF\n"
-             "keys (norm, positions, MLP, heads, KV heads, tied head), parameter count,\n"
-             "tensor types, tokenizer, training notes of the built-in model, and the\n"
-             "SIMD path and thread count this machine uses.\n"
+             "Describes a model: architecture, the family it is, and the switches\n"
+             "derived from its GGUF keys and tensors (norm, positions, MLP, heads, KV\n"
+             "heads, tied head; then any of parallel blocks, post-norms, QK-norm,\n"
+             "soft-caps, sliding window, rope scaling...), parameter count,\n"
+             "tensor types (TYPE xCOUNT SHARE: tensors of that type and their share\n"
+             "of the tensor bytes, largest first), tokenizer, training notes of the\n"
+             "built-in model, and the SIMD path and thread count this machine uses.\n"
              "Without -m: the model built into the binary.");
         return 0;
     }
@@ -320,15 +423,8 @@ static int cmd_info(int argc, char **argv) {
     attn_model *m;
     if (cli_format(&o, "table,json", &fmt) || cli_load_model(&o, 0, &m)) return cli_fail();
     const attn_config *c = &m->cfg;
-    // tensor types by count
-    uint64_t by_type[31] = { 0 };
-    for (uint64_t i = 0; i < m->file.n_tensors; i++) by_type[m->file.tensors[i].type]++;
-    char types[128] = "";
-    for (int t = 0; t < 31; t++)
-        if (by_type[t]) {
-            size_t l = strlen(types);
-            snprintf(types + l, sizeof types - l, "%s%s x%llu", l ? ", " : "", attn_type_name(t), (unsigned long long)by_type[t]);
-        }
+    char types[512];
+    type_shares(&m->file, types, sizeof types);
     gguf_str corpus = { "", 0 }, descr = { "", 0 };
     int64_t steps = -1;
     float heldout = NAN;
@@ -352,9 +448,14 @@ static int cmd_info(int argc, char **argv) {
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
                c->n_ctx, norm_name(c->norm), c->norm_eps, pos_name(c->pos), c->rope_theta, c->rope_dims,
                mlp_name(c->mlp), c->tied_head ? "true" : "false", c->fused_qkv ? "true" : "false",
-               attn_arch_get(c->arch)->models, extra, (long long)m->n_params, types, tok_name(attn_tokenizer_kind(m->tok)), attn_k->name, threads);
+               attn_arch_get(c->arch)->models, extra, (long long)m->n_params, types,
+               tok_name(attn_tokenizer_kind(m->tok)), attn_k->name, threads);
     } else {
-        printf("model        %s (%s)\n", m->name, m->path);
+        char path[1024], corp[512], note[1024];
+        attn_escape(path, sizeof path, m->path, strlen(m->path));
+        attn_escape(corp, sizeof corp, corpus.s, corpus.len);
+        attn_escape(note, sizeof note, descr.s, descr.len);
+        printf("model        %s (%s)\n", m->name, path);
         printf("architecture %s: %d layers, d_model %d, %d heads of %d dims, %d KV heads%s, MLP %d\n",
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->head_dim, c->n_head_kv,
                c->n_head_kv < c->n_head ? " (grouped-query)" : "", c->n_ff);
@@ -369,10 +470,10 @@ static int cmd_info(int argc, char **argv) {
         printf("parameters   %lld (%.2f M)\n", (long long)m->n_params, m->n_params / 1e6);
         printf("tensors      %llu: %s\n", (unsigned long long)m->file.n_tensors, types);
         printf("tokenizer    %s, %d ids\n", tok_name(attn_tokenizer_kind(m->tok)), c->n_vocab);
-        if (corpus.len) printf("trained on   %.*s\n", (int)corpus.len, corpus.s);
+        if (corpus.len) printf("trained on   %s\n", corp);
         if (steps >= 0) printf("train steps  %lld\n", (long long)steps);
         if (heldout == heldout) printf("held-out     %.3f nats/token\n", heldout);
-        if (descr.len) printf("notes        %.*s\n", (int)descr.len, descr.s);
+        if (descr.len) printf("notes        %s\n", note);
         printf("simd         %s\n", attn_k->name);
         printf("threads      %d\n", threads);
     }
@@ -391,10 +492,44 @@ typedef struct {
     int32_t *top3; // (L, H, T, 3) key indices (-1: fewer keys), or NULL
     float *top3p;
     attn_lens *lens; // --lens, or NULL
+    attn_outfile snpy; // --export scores: scores.npy, streamed layer by layer
+    int export_scores, H_kv, hd;
+    uint8_t *lmask, *hmask; // --layers/--heads of --per-token
+    cli_acts *acts;  // --export resid,z,mlp, or NULL
 } run_ctx;
 
+// Pre-softmax scores q.k/sqrt(head_dim) of every head of one layer, rows
+// streamed into scores.npy; keys after the query are -1e30 (no -inf, no NaN).
+#define RUN_MASKED (-1e30f)
+static void run_on_qk(void *ctx, int layer, int q0, int nq, int nk, const float *q, int qs, const float *k, int ks) {
+    run_ctx *r = ctx;
+    (void)layer;
+    float *row = malloc((size_t)nk * sizeof *row);
+    if (!row) { r->write_err = ENOMEM; return; }
+    double scale = 1.0 / sqrt((double)r->hd);
+    for (int h = 0; h < r->H && !r->write_err; h++) {
+        const float *kh = k + (size_t)(h / (r->H / r->H_kv)) * r->hd;
+        for (int i = 0; i < nq; i++) {
+            const float *qi = q + (size_t)i * qs + (size_t)h * r->hd;
+            for (int j = 0; j < nk; j++) {
+                double d = 0;
+                for (int e = 0; j <= q0 + i && e < r->hd; e++) d += (double)qi[e] * kh[(size_t)j * ks + e];
+                row[j] = j <= q0 + i ? (float)(d * scale) : RUN_MASKED;
+            }
+            if (fwrite(row, sizeof(float), (size_t)nk, r->snpy.fp) != (size_t)nk) r->write_err = errno ? errno : EIO;
+        }
+    }
+    free(row);
+}
+
 static void run_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
-    attn_lens_on_resid(((run_ctx *)ctx)->lens, layer, q0, nq, x);
+    run_ctx *r = ctx;
+    if (r->lens) attn_lens_on_resid(r->lens, layer, q0, nq, x);
+    if (r->acts) cli_acts_on_resid(r->acts, layer, q0, nq, x);
+}
+
+static void run_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    cli_acts_on_act(((run_ctx *)ctx)->acts, kind, layer, q0, nq, x);
 }
 
 static void run_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
@@ -450,7 +585,10 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
         else if (!tsv) {
             char **fin;
             if (attn_token_labels(m->tok, &l->final_id[t], 1, &fin)) return ATTN_EFAIL;
-            printf("\nposition %d \"%s\" -> final \"%s\"\n  %-6s %8s  top tokens (probability)\n", t, labels[t], fin[0], "layer", "P(final)");
+            char qa[200], qb[200];
+            cli_quote(qa, sizeof qa, labels[t]);
+            cli_quote(qb, sizeof qb, fin[0]);
+            printf("\nposition %d %s -> final %s\n  %-6s %8s  top tokens (probability)\n", t, qa, qb, "layer", "P(final)");
             attn_labels_free(fin, 1);
         }
         for (int r = 0; r <= l->n_layer; r++) {
@@ -461,11 +599,15 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
             if (r == 0) snprintf(lname, sizeof lname, "emb");
             else snprintf(lname, sizeof lname, "L%d", r - 1);
             if (json) {
-                printf("%s{\"layer\": %d, \"final_prob\": %.6g, \"top\": [", r ? ", " : "", r - 1, pf);
+                printf("%s{\"layer\": %d, \"final_prob\": ", r ? ", " : "", r - 1);
+                attn_json_numf(stdout, "%.6g", pf);
+                printf(", \"top\": [");
                 for (int j = 0; j < k; j++) {
                     printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", l->top_id[b + j]);
                     attn_json_str(stdout, cand[j]);
-                    printf(", \"prob\": %.6g}", l->top_prob[b + j]);
+                    printf(", \"prob\": ");
+                    attn_json_numf(stdout, "%.6g", l->top_prob[b + j]);
+                    printf("}");
                 }
                 printf("]}");
             } else if (tsv) {
@@ -473,7 +615,11 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
                     printf("%d\t%s\t%d\t%.6g\t%d\t%d\t%s\t%.6g\n", t, labels[t], r - 1, pf, j + 1, l->top_id[b + j], cand[j], l->top_prob[b + j]);
             } else {
                 printf("  %-6s %8.4f ", lname, pf);
-                for (int j = 0; j < k; j++) printf(" \"%s\" (%.3f)", cand[j], l->top_prob[b + j]);
+                for (int j = 0; j < k; j++) {
+                    char q[200];
+                    cli_quote(q, sizeof q, cand[j]);
+                    printf(" %s (%.3f)", q, l->top_prob[b + j]);
+                }
                 printf("\n");
             }
             attn_labels_free(cand, k);
@@ -487,18 +633,42 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
 static const char *RUN_HELP =
     "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N]\n"
     "                [--per-token] [--lens]\n"
-    "                [--export npy,json -o DIR] [--format table|tsv|json] [-t N]\n\n"
+    "                [--export npy,json,scores,resid,z,mlp -o DIR]\n"
+    "                [--layers LIST] [--heads LIST] [--format table|tsv|json]\n"
+    "                [-t N]\n"
+    "       attn run [-m FILE] (-p TEXT | -f FILE [--each-line] | --ids ..) --loss\n\n"
     "One forward pass. Prints the top-k next-token table for the last position:\n"
     "rank, id, token (display label, quoted), probability (softmax of the logits,\n"
     "0..1) and raw logit.\n"
     "  -k N           candidates per position (default 10)\n"
     "  --per-token    the table for every position, and for each layer and head\n"
     "                 the three earlier tokens it attends to most (attention\n"
-    "                 probability in parentheses, 0..1)\n"
+    "                 probability in parentheses, 0..1); TSV: one column per\n"
+    "                 layer and head, L<l>H<h> = \"pos:prob pos:prob pos:prob\"\n"
     "  --export LIST  npy: DIR/attention.npy (float32 [L,H,T,T], row = query\n"
     "                 position, column = key position, rows sum to 1, zero above\n"
     "                 the diagonal) and DIR/logits.npy (float32 [T,V]);\n"
-    "                 json: DIR/tokens.json (ids, display labels, raw pieces)\n"
+    "                 json: DIR/tokens.json (ids, display labels, raw pieces);\n"
+    "                 scores: DIR/scores.npy (float32 [L,H,T,T]), the scores\n"
+    "                 before the softmax, q.k/sqrt(head_dim); keys after the\n"
+    "                 query (masked) hold -1e30, never -inf or NaN\n"
+    "                 resid, z, mlp: activations as float32 .npy named after\n"
+    "                 TransformerLens's hooks: DIR/resid_pre.npy [L+1,T,D] (the\n"
+    "                 residual entering each layer, last row the final residual\n"
+    "                 before the final norm), DIR/z.npy [L,T,H,head_dim] (each\n"
+    "                 head's attention-weighted sum of values, value bias\n"
+    "                 included, before the output projection), DIR/mlp_out.npy\n"
+    "                 [L,T,D] (MLP output, its bias included)\n"
+    "  --layers LIST  with --per-token or resid/z/mlp: only these layers (all,\n"
+    "                 0,3,5-7, last; the final residual stays the last row of\n"
+    "                 resid_pre)\n"
+    "  --heads LIST   with --per-token or z: only these heads\n"
+    "  --loss         instead of the table: each token's next-token loss\n"
+    "                 -log p(token | tokens before it) in nats, their mean (nats\n"
+    "                 per token) and the perplexity exp(mean)\n"
+    "  --each-line    with --loss -f FILE: every non-empty line is a prompt; the\n"
+    "                 mean loss over all the file's predicted tokens and its\n"
+    "                 perplexity\n"
     "  --lens         logit lens: for every position and layer (emb = the\n"
     "                 embeddings), the top-3 tokens of the residual stream after\n"
     "                 that layer through the final norm and unembedding, and\n"
@@ -506,13 +676,16 @@ static const char *RUN_HELP =
     "                 finally ranks first (0..1); with -o DIR also DIR/lens.png,\n"
     "                 a heatmap of P(final), layers x positions, fixed 0..1\n"
     "  --no-bos       do not add the BOS token the model would add\n"
+    "  --no-special   text such as <|endoftext|> stays text (default: the token)\n"
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
 static int cmd_run(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
     long k = 10;
-    int per_token = 0, exp_npy = 0, exp_json = 0, lens = 0, exp_lens_png = 0;
+    int per_token = 0, exp_npy = 0, exp_json = 0, exp_scores = 0, lens = 0, exp_lens_png = 0;
+    int exp_resid = 0, exp_z = 0, exp_mlp = 0, loss = 0, each_line = 0;
+    const char *layers_s = NULL, *heads_s = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -522,14 +695,22 @@ static int cmd_run(int argc, char **argv) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &k)) return 2;
         } else if (!strcmp(argv[i], "--per-token")) per_token = 1;
         else if (!strcmp(argv[i], "--lens")) lens = 1;
+        else if (!strcmp(argv[i], "--loss")) loss = 1;
+        else if (!strcmp(argv[i], "--each-line")) each_line = 1;
+        else if (!strcmp(argv[i], "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(argv[i], "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
         else if (!strcmp(argv[i], "--export")) {
             if (!(v = cli_val(argc, argv, &i))) return 2;
             for (const char *p = v; *p;) {
                 size_t l = strcspn(p, ",");
                 if (l == 3 && !strncmp(p, "npy", 3)) exp_npy = 1;
                 else if (l == 4 && !strncmp(p, "json", 4)) exp_json = 1;
+                else if (l == 6 && !strncmp(p, "scores", 6)) exp_scores = 1;
+                else if (l == 5 && !strncmp(p, "resid", 5)) exp_resid = 1;
+                else if (l == 1 && !strncmp(p, "z", 1)) exp_z = 1;
+                else if (l == 3 && !strncmp(p, "mlp", 3)) exp_mlp = 1;
                 else {
-                    cli_error("--export: unknown kind '%.*s' (npy, json)", (int)l, p);
+                    cli_error("--export: unknown kind '%.*s' (npy, json, scores, resid, z, mlp)", (int)l, p);
                     return 2;
                 }
                 p += l + (p[l] == ',');
@@ -537,10 +718,17 @@ static int cmd_run(int argc, char **argv) {
         } else return cli_bad_opt("run", argv[i]);
     }
     if (o.help) { fputs(RUN_HELP, stdout); return 0; }
+    if (loss) return cli_run_loss(&o, each_line);
+    if (each_line) { cli_error("run: --each-line goes with --loss"); return 2; }
+    int exp_act = exp_resid || exp_z || exp_mlp;
     const char *fmt;
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
     if (lens && o.out_dir) exp_lens_png = 1;
-    if ((exp_npy || exp_json) && !o.out_dir) {
+    if ((layers_s || heads_s) && !per_token && !exp_act) {
+        fprintf(stderr, "attn: run: --layers/--heads choose what --per-token or --export resid,z,mlp shows\n");
+        return 2;
+    }
+    if ((exp_npy || exp_json || exp_scores || exp_act) && !o.out_dir) {
         fprintf(stderr, "attn: run: --export needs -o DIR\n");
         return 2;
     }
@@ -557,9 +745,22 @@ static int cmd_run(int argc, char **argv) {
     if (!rc) rc = cli_pool(&o, &pool);
     if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
     char dir[1024] = "", path[1100];
-    if (!rc && (exp_npy || exp_json || exp_lens_png)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
+    if (!rc && (exp_npy || exp_json || exp_scores || exp_lens_png || exp_act)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
     if (rc) goto done;
     const attn_config *c = &m->cfg;
+    if (exp_act) {
+        uint8_t *lm = calloc((size_t)c->n_layer + c->n_head, 1);
+        if (!lm) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if ((layers_s && cli_index_list("--layers", layers_s, c->n_layer, lm) < 0) ||
+            (heads_s && cli_index_list("--heads", heads_s, c->n_head, lm + c->n_layer) < 0)) {
+            free(lm);
+            rc = ATTN_EINPUT;
+            goto done_quiet;
+        }
+        rc = cli_acts_new(&rc_.acts, m, T, layers_s ? lm : NULL, heads_s ? lm + c->n_layer : NULL, exp_resid, exp_z, exp_mlp);
+        free(lm);
+        if (rc) goto done;
+    }
     int V = c->n_vocab;
     logits = malloc((size_t)T * V * sizeof(float));
     probs = malloc((size_t)V * sizeof *probs);
@@ -579,15 +780,46 @@ static int cmd_run(int argc, char **argv) {
         if ((rc = attn_npy_open(&rc_.npy, path, dims, 4))) goto done;
         rc_.export_attn = 1;
     }
+    if (exp_scores && (c->attn_softcap > 0 || c->swa_window > 0)) { // (scores are q.k / sqrt(hd) here)
+        rc = attn_err(ATTN_EINPUT, "--export scores: not yet for a model with attention soft-caps or sliding "
+                                   "windows (%s)", attn_arch_get(c->arch)->gguf);
+        goto done;
+    }
+    if (exp_scores) {
+        int64_t dims[4] = { c->n_layer, c->n_head, T, T };
+        snprintf(path, sizeof path, "%s/scores.npy", dir);
+        if ((rc = attn_npy_open(&rc_.snpy, path, dims, 4))) goto done;
+        rc_.export_scores = 1;
+        rc_.H_kv = c->n_head_kv;
+        rc_.hd = c->head_dim;
+    }
+    if (per_token) {
+        rc_.lmask = malloc((size_t)c->n_layer);
+        rc_.hmask = malloc((size_t)c->n_head);
+        if (!rc_.lmask || !rc_.hmask) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        if (cli_index_list("--layers", layers_s ? layers_s : "all", c->n_layer, rc_.lmask) ||
+            cli_index_list("--heads", heads_s ? heads_s : "all", c->n_head, rc_.hmask)) { rc = -1; goto done; }
+    }
     if (lens && (rc = attn_lens_new(&rc_.lens, m, T, 3))) goto done;
     attn_session *s;
     if ((rc = attn_session_new(&s, m, T, pool))) goto done;
     attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL,
-                         .on_resid = lens ? run_on_resid : NULL, .ctx = &rc_ };
+                         .on_resid = lens || exp_act ? run_on_resid : NULL, .on_act = exp_act ? run_on_act : NULL,
+                         .on_qk = exp_scores ? run_on_qk : NULL,
+                         .ctx = &rc_ };
     rc = attn_session_feed(s, ids, T, logits, 0, &cap);
     if (!rc && lens) rc = attn_lens_compute(rc_.lens, s, pool);
     attn_session_free(s);
     if (rc) goto done;
+    if (exp_scores) {
+        snprintf(path, sizeof path, "%s/scores.npy", dir);
+        if (rc_.write_err) {
+            rc = attn_err(ATTN_EFAIL, "%s: write failed: %s", path, strerror(rc_.write_err));
+            goto done;
+        }
+        rc_.export_scores = 0;
+        if ((rc = attn_out_close(&rc_.snpy))) goto done;
+    }
     if (exp_npy) {
         if (rc_.write_err) {
             attn_out_abort(&rc_.npy);
@@ -600,6 +832,8 @@ static int cmd_run(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/logits.npy", dir);
         if ((rc = attn_write_npy_f32(path, logits, dims, 2))) goto done;
     }
+    char act_names[64] = "";
+    if (exp_act && (rc = cli_acts_write(rc_.acts, dir, act_names, sizeof act_names))) goto done;
     if (exp_json) {
         snprintf(path, sizeof path, "%s/tokens.json", dir);
         if ((rc = write_tokens_json(path, m, ids, labels, T))) goto done;
@@ -625,7 +859,13 @@ static int cmd_run(int argc, char **argv) {
         printf(", \"ids\": [");
         for (int i = 0; i < T; i++) printf("%s%d", i ? ", " : "", ids[i]);
         printf("], \"positions\": [");
-    } else if (tsv) printf("position\ttoken\trank\tid\tcandidate\tprob\tlogit\n");
+    } else if (tsv) {
+        printf("position\ttoken\trank\tid\tcandidate\tprob\tlogit");
+        for (int l = 0; per_token && l < c->n_layer; l++)
+            for (int h = 0; h < c->n_head; h++)
+                if (rc_.lmask[l] && rc_.hmask[h]) printf("\tL%dH%d", l, h);
+        printf("\n");
+    }
     for (int t = per_token ? 0 : T - 1, first = 1; t < T; t++, first = 0) {
         const float *lg = logits + (size_t)t * V;
         attn_softmax_bits(lg, V, 1, probs);
@@ -639,41 +879,67 @@ static int cmd_run(int argc, char **argv) {
             for (int j = 0; j < k; j++) {
                 printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", idx[j]);
                 attn_json_str(stdout, cand[j]);
-                printf(", \"prob\": %.6g, \"logit\": %.6g}", probs[idx[j]], lg[idx[j]]);
+                printf(", \"prob\": ");
+                attn_json_numf(stdout, "%.6g", probs[idx[j]]);
+                printf(", \"logit\": ");
+                attn_json_numf(stdout, "%.6g", lg[idx[j]]);
+                printf("}");
             }
             printf("]");
             if (per_token) {
                 printf(", \"attends\": [");
+                int nsel = 0;
                 for (int l = 0; l < c->n_layer; l++)
                     for (int h = 0; h < c->n_head; h++) {
+                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
                         size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
-                        printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", l + h ? ", " : "", l, h);
-                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++)
-                            printf("%s{\"position\": %d, \"prob\": %.6g}", j ? ", " : "", rc_.top3[b + j], rc_.top3p[b + j]);
+                        printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", nsel++ ? ", " : "", l, h);
+                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
+                            printf("%s{\"position\": %d, \"prob\": ", j ? ", " : "", rc_.top3[b + j]);
+                            attn_json_numf(stdout, "%.6g", rc_.top3p[b + j]);
+                            printf("}");
+                        }
                         printf("]}");
                     }
                 printf("]");
             }
             printf("}");
         } else if (tsv) {
-            for (int j = 0; j < k; j++)
-                printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g\n", t, labels[t], j + 1, idx[j], cand[j], probs[idx[j]], lg[idx[j]]);
+            for (int j = 0; j < k; j++) {
+                printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g", t, labels[t], j + 1, idx[j], cand[j], probs[idx[j]], lg[idx[j]]);
+                for (int l = 0; per_token && l < c->n_layer; l++)
+                    for (int h = 0; h < c->n_head; h++) {
+                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
+                        size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
+                        printf("\t");
+                        for (int e = 0; e < 3 && rc_.top3[b + e] >= 0; e++)
+                            printf("%s%d:%.4g", e ? " " : "", rc_.top3[b + e], rc_.top3p[b + e]);
+                    }
+                printf("\n");
+            }
         } else {
-            printf("%sposition %d \"%s\" -> next token\n", first ? "" : "\n", t, labels[t]);
+            char qt[200];
+            cli_quote(qt, sizeof qt, labels[t]);
+            printf("%sposition %d %s -> next token\n", first ? "" : "\n", t, qt);
             printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
             for (int j = 0; j < k; j++) {
-                char q[96];
-                snprintf(q, sizeof q, "\"%s\"", cand[j]);
-                printf("  %4d  %6d  %-20s  %8.4f  %9.4f\n", j + 1, idx[j], q, probs[idx[j]], lg[idx[j]]);
+                char q[200];
+                cli_quote(q, sizeof q, cand[j]);
+                printf("  %4d  %6d  ", j + 1, idx[j]);
+                cli_print_padded(q, 20);
+                printf("  %8.4f  %9.4f\n", probs[idx[j]], lg[idx[j]]);
             }
             if (per_token) {
                 printf("  most-attended earlier tokens (attention probability):\n");
                 for (int l = 0; l < c->n_layer; l++)
                     for (int h = 0; h < c->n_head; h++) {
+                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
                         size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
                         printf("    L%d H%-3d", l, h);
-                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++)
-                            printf("  %d \"%s\" (%.2f)", rc_.top3[b + j], labels[rc_.top3[b + j]], rc_.top3p[b + j]);
+                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
+                            cli_quote(qt, sizeof qt, labels[rc_.top3[b + j]]);
+                            printf("  %d %s (%.2f)", rc_.top3[b + j], qt, rc_.top3p[b + j]);
+                        }
                         printf("\n");
                     }
             }
@@ -684,14 +950,18 @@ static int cmd_run(int argc, char **argv) {
     if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
     if (json) printf("}\n");
     free(idx);
-    if (exp_npy || exp_json || exp_lens_png)
-        fprintf(stderr, "attn: wrote to %s:%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
-                exp_json ? " tokens.json" : "", exp_lens_png ? " lens.png" : "");
+    if (exp_npy || exp_json || exp_scores || exp_lens_png || exp_act)
+        fprintf(stderr, "attn: wrote to %s:%s%s%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
+                exp_json ? " tokens.json" : "", exp_scores ? " scores.npy" : "", exp_lens_png ? " lens.png" : "", act_names);
 done:
     if (rc_.export_attn) attn_out_abort(&rc_.npy);
+    if (rc_.export_scores) attn_out_abort(&rc_.snpy);
+    free(rc_.lmask);
+    free(rc_.hmask);
     free(rc_.top3);
     free(rc_.top3p);
     attn_lens_free(rc_.lens);
+    cli_acts_free(rc_.acts);
     free(logits);
     free(probs);
     free(topv);
@@ -700,6 +970,12 @@ done:
     attn_pool_free(pool);
     attn_model_free(m);
     return rc ? cli_fail_rc(rc) : 0;
+done_quiet: // the message is printed
+    free(ids);
+    if (labels) attn_labels_free(labels, T);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return 2;
 }
 
 // ---------------------------------------------------------------- main
@@ -722,8 +998,65 @@ static const char *COMMON =
     "  -t, --threads N      default: all online cores\n"
     "  -o, --out DIR        where files go (created if missing)\n"
     "  --format table|tsv|json\n"
+    "Any option also as --opt=value; an option given twice is refused (-m may\n"
+    "repeat); layer and head lists: all, 0,3,5-7, last.\n"
     "\nExit status: 0 success, 2 bad input, 1 anything else. Convert checkpoints\n"
     "with tools/convert.py (nanoGPT, Hugging Face, llama2.c -> GGUF).\n";
+
+// Options that take a value (their next argument is never an option name);
+// -m is the one option that may be given more than once (compare).
+static const char *const VALUED[] = { "-p", "--prompt", "-f", "--file", "--ids", "-o", "--out", "-m", "--model",
+                                      "--format", "-t", "--threads", NULL };
+static const char *const ALIASES[][2] = { { "-p", "--prompt" }, { "-f", "--file" }, { "-o", "--out" },
+                                          { "-t", "--threads" }, { "-h", "--help" } };
+
+static int in_list(const char *const *l, const char *a) {
+    for (; *l; l++)
+        if (!strcmp(*l, a)) return 1;
+    return 0;
+}
+
+static const char *canonical_opt(const char *a) {
+    for (size_t k = 0; k < sizeof ALIASES / sizeof ALIASES[0]; k++)
+        if (!strcmp(a, ALIASES[k][0])) return ALIASES[k][1];
+    return a;
+}
+
+// An option name: -x or --word (not a negative number, not a lone "-").
+static int is_opt(const char *a) {
+    return a[0] == '-' && (isalpha((unsigned char)a[1]) || (a[1] == '-' && isalpha((unsigned char)a[2])));
+}
+
+// One home for the syntax every command shares: "--opt=value" becomes
+// "--opt" "value", and an option given twice is refused (only -m repeats).
+// argv[0] (the command) is kept; *out is malloc'ed; returns the new argc or -1.
+int cli_split_args(int argc, char **argv, char ***out) {
+    char **a = malloc(((size_t)argc * 2 + 1) * sizeof *a);
+    if (!a) { cli_error("out of memory"); return -1; }
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        char *eq = argv[i][0] == '-' && argv[i][1] == '-' && i > 0 && !in_list(VALUED, argv[i - 1])
+                   ? strchr(argv[i], '=') : NULL;
+        if (eq && eq > argv[i] + 2) {
+            *eq = 0; // argv strings are ours to modify
+            a[n++] = argv[i];
+            a[n++] = eq + 1;
+        } else a[n++] = argv[i];
+    }
+    a[n] = NULL;
+    for (int i = 1; i < n; i++) {
+        if (!is_opt(a[i]) || (i > 1 && in_list(VALUED, a[i - 1]) && is_opt(a[i - 1]))) continue;
+        if (!strcmp(a[i], "-m") || !strcmp(a[i], "--model")) continue;
+        for (int j = 1; j < i; j++)
+            if (is_opt(a[j]) && !(j > 1 && in_list(VALUED, a[j - 1])) && !strcmp(canonical_opt(a[j]), canonical_opt(a[i]))) {
+                cli_error("%s: option '%s' given twice (give it once)", argv[0], a[i]);
+                free(a);
+                return -1;
+            }
+    }
+    *out = a;
+    return n;
+}
 
 static void on_signal(int sig) {
     attn_out_cleanup();
@@ -740,8 +1073,12 @@ static int cli_main(int argc, char **argv) {
         { "trace", cmd_trace, "generate N tokens, top-k table per step" },
         { "heads", cmd_heads, "head-type scores for every head, against a random-init baseline" },
         { "compare", cmd_compare, "two models, or a model against its own random init" },
+        { "explain", cmd_explain, "one attention row worked out: q, q.k, scaled score, mask, softmax" },
         { "report", cmd_report, "one self-contained offline HTML page of a prompt's attention" },
         { "bench", cmd_bench, "speed of this model on this machine" },
+        { "ablate", cmd_ablate, "loss with heads removed: which heads the model needs" },
+        { "patch", cmd_patch, "copy activations of a clean run into a corrupt one" },
+        { "attribute", cmd_attribute, "a logit split into the parts that wrote it" },
     };
     int n = (int)(sizeof cmds / sizeof cmds[0]);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -756,17 +1093,33 @@ static int cli_main(int argc, char **argv) {
         printf("attn %s\n", ATTN_VERSION);
         return 0;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    // every signal that ends the process by default removes our temporary
+    // files first; SIGXFSZ and SIGPIPE stay ignored when the caller ignores
+    // them (trap '' XFSZ), as writes then fail with an error we report
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGXFSZ, SIGPIPE };
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (signal(sigs[i], on_signal) == SIG_IGN && (sigs[i] == SIGXFSZ || sigs[i] == SIGPIPE))
+            signal(sigs[i], SIG_IGN);
     if (attn_kernels_init()) return cli_fail();
     for (int i = 0; i < n; i++)
-        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds[i].name)) {
+            char **args = NULL;
+            int na = cli_split_args(argc - 1, argv + 1, &args);
+            if (na < 0) return 2;
+            int rc = cmds[i].fn(na, args);
+            free(args);
+            return rc;
+        }
     cli_error("unknown command '%s' (see attn --help)", argv[1]);
     return 2;
 }
 
 int main(int argc, char **argv) {
     int rc = cli_main(argc, argv);
+    const char *nf = attn_nonfinite();
+    if (nf)
+        cli_error("warning: non-finite activations (NaN/inf) first in %s (weights that hold NaN/inf, or "
+                  "overflow); what they reach shows as nan in tables, null in JSON, magenta in pictures", nf);
     // a table that could not be written (a full disk, /dev/full) is an error, not success
     if (fflush(stdout) != 0 || ferror(stdout)) {
         if (!rc) cli_error("standard output: write failed: %s", strerror(errno ? errno : EIO));

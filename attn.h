@@ -42,9 +42,9 @@ enum {
     GGUF_I32 = 5, GGUF_F32 = 6, GGUF_BOOL = 7, GGUF_STRING = 8,
     GGUF_ARRAY = 9, GGUF_U64 = 10, GGUF_I64 = 11, GGUF_F64 = 12,
 };
-// Tensor types (ggml numbering) that attn reads.
-enum { ATTN_F32 = 0, ATTN_F16 = 1, ATTN_Q8_0 = 8, ATTN_BF16 = 30 };
-#define ATTN_Q8_0_BLOCK 32 // Q8_0: blocks of 32 weights = f16 scale + 32 x int8 (34 bytes)
+// Tensor types (ggml numbering) that attn reads, their block layouts and
+// decoding: simd/quant.h.
+#include "simd/quant.h"
 
 typedef struct { const char *s; uint64_t len; } gguf_str; // not NUL-terminated
 
@@ -60,7 +60,7 @@ typedef struct {
     gguf_str name;
     uint32_t n_dims;
     uint64_t ne[4];     // ne[0] is the fastest-varying (columns), unused dims are 1
-    uint32_t type;      // ATTN_F32 / F16 / BF16 / Q8_0 (others rejected at open)
+    uint32_t type;      // ATTN_* of simd/quant.h (others rejected at open)
     uint64_t offset;    // relative to the data section
     uint64_t nbytes;
     const uint8_t *data;
@@ -109,6 +109,8 @@ typedef enum {
     ATTN_TOK_GPT2,     // byte-level BPE, rank-ordered merges ("gpt2")
     ATTN_TOK_SPM,      // SentencePiece BPE, score-ordered, byte fallback ("llama")
     ATTN_TOK_CHAR,     // one token per character ("char", an attn extension)
+    ATTN_TOK_BPE,      // BPE on characters, rank-ordered merges, unk/byte fallback
+                       // (Hugging Face tokenizers without ByteLevel: "bpe", attn)
 } attn_tok_kind;
 
 typedef struct attn_tokenizer attn_tokenizer;
@@ -123,15 +125,22 @@ int attn_tokenizer_n_vocab(const attn_tokenizer *t);
 int attn_tokenizer_bos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_eos(const attn_tokenizer *t); // -1 if none
 int attn_tokenizer_adds_bos(const attn_tokenizer *t);
+// 1 (the default): special-token text in the input becomes the token; 0: plain text.
+void attn_tokenizer_parse_special(attn_tokenizer *t, int on);
 // Encode len bytes of text. add_bos: 1 to prepend BOS when the model adds it
 // (tokenizer.ggml.add_bos_token), 0 never. *ids is malloc'ed, owned by caller.
-// Special-token text such as "<|endoftext|>" or "<s>" is encoded as plain text
-// (as the references do). Invalid UTF-8 never crashes; each byte that does not
+// The text of a control or unknown token ("<|endoftext|>", "<s>", <|im_start|>)
+// becomes that token unless attn_tokenizer_parse_special(t, 0) was called (as
+// llama.cpp's parse_special and Hugging Face do); user-defined tokens always
+// do; the longest one wins. Invalid UTF-8 never crashes; each byte that does not
 // start a well-formed sequence is: GPT-2: one "other" character, kept as its
 // byte (so decode gives the input back exactly); SentencePiece: U+FFFD, as
 // sentencepiece does; char: ATTN_EINPUT naming the byte. ids-only: ATTN_EINPUT.
 int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos,
                   int32_t **ids, int *n_ids);
+// 1 if id is a control, user-defined or unknown token (what special-token
+// parsing can produce; BOS/EOS are control tokens), else 0.
+int attn_token_is_special(const attn_tokenizer *t, int32_t id);
 // The raw vocabulary piece of an id (as stored, e.g. "Ġthe", "▁the", "<0x0A>").
 gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
 // Readable labels for a sequence of ids: the text each token stands for, not
@@ -152,6 +161,17 @@ void attn_labels_free(char **labels, int n);
 // sentencepiece's decode (the first piece's "▁" dropped, control tokens empty,
 // <unk> as " ⁇ ", <0xNN> bytes that are not well-formed UTF-8 as U+FFFD).
 int attn_detokenize(const attn_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
+
+// The tokenizer's regex engine (attn_regex.c) for pre-tokenizer Split
+// patterns: Oniguruma semantics on a subset (see attn_regex.c); a construct
+// outside it is refused naming it (ATTN_EINPUT).
+typedef struct attn_regex attn_regex;
+int attn_regex_compile(attn_regex **out, const char *pat, size_t len);
+void attn_regex_free(attn_regex *r);
+// The first non-empty match in text[0..n) starting at or after byte pos:
+// [*start, *end), or *start = *end = n when there is none. Returns 0, or
+// ATTN_EINPUT (the pattern backtracks too much on this text) / ATTN_EFAIL.
+int attn_regex_find(const attn_regex *r, const char *text, size_t n, size_t pos, size_t *start, size_t *end);
 
 // ---------------------------------------------------------------- model
 // Architectures: one row each in the table of attn_arch.c (attn_arch_info).
@@ -235,7 +255,7 @@ const attn_arch_info *attn_arch_find(const char *gguf, size_t len);
 int attn_dim(const attn_config *c, int code);
 
 // A weight matrix (rows = outputs, cols = inputs, as GGUF ne = [cols, rows])
-// or a vector (rows = 1). data of type ATTN_F32/F16/BF16/Q8_0.
+// or a vector (rows = 1). data of any type of simd/quant.h.
 typedef struct {
     const void *data;
     uint32_t type;
@@ -270,6 +290,8 @@ typedef struct attn_model {
     int64_t n_params;
 } attn_model;
 
+// Loading a model also chooses the SIMD kernels (attn_simd_init) unless a
+// path was chosen already, so a program needs no init call of its own.
 int attn_model_load(attn_model **out, const char *path);
 int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const char *name);
 // A random init of the same architecture (GPT-2 init: N(0, 0.02), residual
@@ -278,6 +300,17 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed);
 void attn_model_free(attn_model *m);
 // The model compiled into the binary (NULL if the build has none).
 const void *attn_builtin_data(size_t *size);
+
+// ---------------------------------------------------------------- SIMD kernels
+// The kernel path: the best this CPU runs (avx512, avx2, neon, else scalar)
+// or the one $ATTN_SIMD names. attn_simd_init chooses it once (loading a
+// model calls it; a path chosen before is kept): 0, or ATTN_EINPUT when
+// $ATTN_SIMD names an unknown path or one this CPU lacks. attn_simd_select
+// forces a path by name; attn_simd_name is the path in use. Choose before
+// starting threads that run the forward.
+int attn_simd_init(void);
+int attn_simd_select(const char *name);
+const char *attn_simd_name(void);
 
 // ---------------------------------------------------------------- threads
 typedef struct attn_pool attn_pool;
@@ -300,10 +333,32 @@ typedef struct {
     // Residual stream after layer `layer` (layer = -1: the embeddings),
     // x is (nq, D) for query positions q0 .. q0+nq-1. For the logit lens.
     void (*on_resid)(void *ctx, int layer, int q0, int nq, const float *x);
+    // Queries and keys as attention uses them (after RoPE): q is (nq, q_stride),
+    // head h at q + h*head_dim, for positions q0 .. q0+nq-1; k is (nk, k_stride),
+    // KV head g at k + g*head_dim, for keys 0 .. nk-1 (nk = q0 + nq). For
+    // `attn explain` and the pre-softmax scores of `run --export scores`.
+    void (*on_qk)(void *ctx, int layer, int q0, int nq, int nk, const float *q, int q_stride, const float *k,
+                  int k_stride);
+    // Activations, to read or to change (interventions): x holds the rows of
+    // query positions q0 .. q0+nq-1 of one stage (ATTN_ACT_*) of `layer`; the
+    // callback may overwrite them and the forward goes on from what it leaves.
+    // Not filtered by `layers`/`heads`.
+    void (*on_act)(void *ctx, int kind, int layer, int q0, int nq, float *x);
     void *ctx;
     const uint8_t *layers; // [n_layer] 1 = capture this layer; NULL = all
     const uint8_t *heads;  // [n_head] 1 = capture this head; NULL = all
 } attn_capture;
+// Stages of on_act (TransformerLens hook names in brackets):
+enum {
+    ATTN_ACT_RESID_PRE = 0, // residual entering the layer (nq, D) [hook_resid_pre]
+    ATTN_ACT_Z = 1,         // every head's attention-weighted sum of values, value
+                            // bias included, before the output projection
+                            // (nq, n_head * head_dim), head h in columns
+                            // h*head_dim .. (h+1)*head_dim-1 [attn.hook_z]
+    ATTN_ACT_MLP_OUT = 2,   // the MLP's output, its output bias included, before
+                            // it is added to the residual (nq, D) [hook_mlp_out]
+    ATTN_ACT_N
+};
 
 // A forward session: activations and KV cache sized for at most max_t positions.
 typedef struct attn_session attn_session;
@@ -319,6 +374,60 @@ int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits,
                       const attn_capture *cap);
 // Final norm + unembedding of a residual row x (D) into logits (V).
 void attn_unembed(const attn_session *s, const float *x, float *logits);
+// Run the last n positions fed (n <= attn_session_pos) again from layer
+// `from` on, with x (n, D) as the residual entering that layer; the KV cache
+// of the layers before `from` is kept. Given the residual the full forward
+// had there, the results are bit-identical to it; callbacks see layers >= from.
+int attn_session_refeed(attn_session *s, int from, const float *x, int n, float *logits, int last_only,
+                        const attn_capture *cap);
+
+// ---------------------------------------------------------------- interventions
+// A list of replacements applied by attn_edits_on_act (cap.on_act =
+// attn_edits_on_act, cap.ctx = the attn_edits): at stage `kind` of `layer`,
+// the columns col0 .. col0+ncol-1 of the row of position `pos` (-1: every
+// position) become zero (v NULL) or the ncol floats at v + pos * v_stride
+// (v_stride 0: the same vector at every position; a run recorded as (T, width)
+// rows: v = rec + col0, v_stride = width). Head h's z: kind ATTN_ACT_Z,
+// col0 = h * head_dim, ncol = head_dim.
+typedef struct {
+    int kind, layer, pos;
+    int col0, ncol;
+    const float *v;
+    size_t v_stride;
+} attn_edit;
+typedef struct {
+    const attn_edit *e;
+    int n;
+    int width[ATTN_ACT_N]; // row length of each stage: D, n_head * head_dim, D
+} attn_edits;
+void attn_edits_init(attn_edits *ed, const attn_model *m, const attn_edit *e, int n);
+void attn_edits_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x);
+
+// Direct logit attribution at one position (attn_causal.c). The final
+// residual x is a sum of components; each is sent through the final norm
+// with its scale frozen at the value x gives (LayerNorm: centred, divided by
+// x's sigma, times gamma; RMSNorm: divided by x's rms, times gamma) and onto
+// the unembedding row of `target` minus the row of `against` (-1: none).
+// Components: [0] embeddings (token + learned position), [1] the norm's bias
+// (0 without one), then per layer l: n_head heads (W_o's columns of head h
+// times z), the attention output bias, the MLP output (its bias included):
+// index 2 + l * (n_head + 2) + h, ... + n_head, ... + n_head + 1. Their sum
+// is the model's logit (difference) to float rounding; *logit is the model's.
+// comp holds attn_attr_n(m) values.
+int attn_attr_n(const attn_model *m);
+int attn_attribute(const attn_model *m, attn_pool *pool, const int32_t *ids, int T, int pos, int target,
+                   int against, double *comp, double *logit);
+// Next-token loss (nats) of every position t in [1, T): nll[t-1] =
+// -log softmax(logits[t-1])[ids[t]]; logits (T, V) are overwritten (by the
+// probabilities). Positions spread over pool (may be NULL). Returns the mean.
+double attn_nll_rows(float *logits, int V, const int32_t *ids, int T, attn_pool *pool, double *nll);
+
+// Non-finite activations (NaN/inf, from weights that hold them or overflow):
+// every feed checks the residual stream after the embeddings and each layer,
+// and the logits. Returns where they first appeared in this process ("the
+// output of layer 3, position 5"; "the embeddings, ..."; "the logits, ..."),
+// or NULL when every value so far was finite.
+const char *attn_nonfinite(void);
 
 // Convenience: one full forward of T ids from position 0. attn (may be NULL)
 // receives every layer's and head's probabilities as [L][H][T][T].
@@ -427,8 +536,10 @@ void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
 // probs = softmax(logits / temp) of n logits, in double; returns the entropy
 // of probs in bits.
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs);
-// JSON: a number or null (NaN); a scores object {"previous": .., "offset_k": .., "entropy_bits": ..}.
+// JSON: a number (printf format fmt, or %.8g) or null when it is NaN or
+// +-inf (JSON has neither); a scores object {"previous": .., "offset_k": ..}.
 void attn_json_num(FILE *fp, double v);
+void attn_json_numf(FILE *fp, const char *fmt, double v);
 void attn_json_scores(FILE *fp, const attn_head_scores *h);
 
 // Logit lens: the residual stream after every layer (and the embeddings),
@@ -508,6 +619,8 @@ typedef struct {
     float dmax;                  // diverging panels' range; <= 0: their largest |value|
     int causal;                  // cells above the diagonal are masked (drawn hatched grey)
     int drop_first;              // the panels went through attn_drop_first (said on the picture)
+    int annot;                   // 1: each cell's value written in it (two decimals) where it fits
+    const uint8_t *rows_shown;   // [T] 1 = draw this query row, 0 = hatched like masked cells; NULL = all
 } attn_figure;
 
 // An RGB raster, 3 bytes a pixel, row-major, and where the figure went in it.
@@ -563,16 +676,36 @@ int attn_text_width(const char *s, int scale);
 int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t *ids, const char *title,
                     attn_image *out);
 
+// A rows x cols grid of values on the diverging colormap, symmetric around 0
+// (-dmax .. dmax, dmax at least the largest |value| and the given dmax), a
+// colorbar with the value `mark` marked and named (NaN: none); NaN cells
+// grey. For patching (1 = fully restored) and attribution pictures.
+typedef struct {
+    const float *v;              // (rows, cols) row-major
+    int rows, cols;
+    char *const *row_names;      // [rows] left of the rows
+    char *const *col_names;      // [cols] below the columns
+    const char *title, *note;    // note may be NULL
+    float dmax, mark;
+    const char *mark_name;       // e.g. "= fully restored"
+} attn_grid;
+int attn_grid_image(const attn_grid *g, attn_image *out);
+
 // ---------------------------------------------------------------- writers
 // Every output file is written to a temporary name in the same directory
-// and renamed into place by attn_out_close, so a reader never sees a partial
-// file. attn_out_cleanup() (async-signal-safe) removes every temporary file
+// (created O_EXCL, so a planted file or symbolic link is never followed) and
+// renamed into place by attn_out_close, so a reader never sees a partial
+// file. An existing output that is a character device or FIFO (/dev/stdout)
+// is written through; a directory, socket or block device is refused
+// (ATTN_EINPUT), never replaced; a symbolic link to a regular file replaces
+// the file it names. attn_out_cleanup() (async-signal-safe) removes every temporary file
 // still open: the CLI calls it from its SIGINT/SIGTERM handler.
 #include <stdio.h>
 typedef struct {
     FILE *fp;
     char path[1024];
-    char tmp[1040];
+    char tmp[1080];
+    int direct; // 1: a character device or FIFO, written through (no rename)
 } attn_outfile;
 int attn_out_open(attn_outfile *o, const char *path);
 // Flush, check for write errors (disk full), rename. On error the temporary
@@ -602,6 +735,11 @@ int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims,
 int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd);
 // A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD).
 void attn_json_str(FILE *fp, const char *s);
+// A string from a file made safe for a terminal or a table: \n \t \r
+// escaped as such, other C0 controls, DEL and bytes that are not well-formed
+// UTF-8 as \xNN, C1 controls as \uNNNN. Reads at most len bytes (stops at a
+// NUL); out is NUL-terminated, cut at a whole character to fit cap.
+void attn_escape(char *out, size_t cap, const char *s, size_t len);
 // Make a directory and its parents (like mkdir -p).
 int attn_mkdirs(const char *dir);
 

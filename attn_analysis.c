@@ -304,10 +304,12 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
     }
 }
 
-void attn_json_num(FILE *fp, double v) {
-    if (isnan(v)) fputs("null", fp);
-    else fprintf(fp, "%.8g", v);
+void attn_json_numf(FILE *fp, const char *fmt, double v) {
+    if (!isfinite(v)) fputs("null", fp); // JSON has no NaN or Infinity
+    else fprintf(fp, fmt, v);
 }
+
+void attn_json_num(FILE *fp, double v) { attn_json_numf(fp, "%.8g", v); }
 
 void attn_json_scores(FILE *fp, const attn_head_scores *h) {
     fputc('{', fp);

@@ -20,6 +20,7 @@
 
 #include "attn.h"
 #include <stdio.h>
+#include <sys/types.h>
 
 #define CLI_MAX_MODELS 16
 
@@ -31,6 +32,10 @@ int cmd_heads(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
+int cmd_patch(int argc, char **argv);
+int cmd_attribute(int argc, char **argv);
+
 
 // Memory for captured attention: floats on the heap while the command's total
 // stays within max_mem bytes (--max-mem MB), beyond that in scratch files in
@@ -53,6 +58,7 @@ typedef struct {
     const char *prompt_file; // -f FILE ("-" = stdin)
     const char *ids;         // --ids 1,2,3 (raw ids, no BOS added)
     int no_bos;              // --no-bos
+    int no_special;          // --no-special: special-token text stays plain text
     int threads;             // -t N (0 = online cores)
     const char *out_dir;     // -o DIR
     const char *format;      // --format table|tsv|json (NULL = table)
@@ -64,8 +70,18 @@ void cli_opts_init(cli_opts *o);
 // Consume a common option at argv[*i] (advancing *i past its value).
 // Returns 1 if consumed, 0 if not a common option, -1 on error (printed).
 int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+// "--opt=value" -> "--opt" "value"; an option given twice (other than -m) is
+// refused with a message. Done once for every command, before its own parsing.
+int cli_split_args(int argc, char **argv, char ***out);
 // Print "attn: <command>: unknown option '<opt>' (see attn <command> --help)", return 2.
 int cli_bad_opt(const char *cmd, const char *opt);
+// Terminal columns a UTF-8 string takes (wide CJK/Hangul 2, combining 0).
+int cli_display_width(const char *s);
+// Print s left-aligned in w terminal columns (display width, not bytes).
+void cli_print_padded(const char *s, int w);
+// A display label in double quotes, a '"' inside escaped as \" (truncated to n).
+void cli_quote(char *out, size_t n, const char *label);
+int cmd_explain(int argc, char **argv);
 // Print "attn: <message>" on stderr as one line: control characters in the
 // message (a newline in a file name or option the user typed) are escaped.
 // Use it for every error line that holds user input.
@@ -87,6 +103,19 @@ int cli_load_model(const cli_opts *o, int k, attn_model **out);
 // The prompt's ids from -p / -f / --ids: BOS added as the model does unless
 // --no-bos or --ids; checks ids < n_vocab and length <= n_ctx (ATTN_EINPUT).
 int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n);
+// Inputs are read with a size limit, so an endless one (/dev/zero, a FIFO
+// that never ends) stops with an error in bounded memory: a prompt file or a
+// tokens.json at most CLI_TEXT_MAX bytes, a line of a corpus at most
+// CLI_LINE_MAX. No model's context holds a prompt anywhere near either.
+#define CLI_TEXT_MAX ((size_t)64 << 20)
+#define CLI_LINE_MAX ((size_t)16 << 20)
+// Whole file (or stdin for "-") into a malloc'ed NUL-terminated buffer; more
+// than max bytes is ATTN_EINPUT.
+int cli_read_input(const char *path, size_t max, char **buf, size_t *len);
+// One line of fp (its newline kept) into *line (grown as getline does):
+// returns its length, -1 at the end, -2 (message set) for a line longer than
+// max bytes or out of memory.
+ssize_t cli_getline(char **line, size_t *cap, FILE *fp, size_t max);
 // A thread pool sized by -t.
 int cli_pool(const cli_opts *o, attn_pool **out);
 // Create o->out_dir (and parents) if missing; error if no -o was given and required.
@@ -99,8 +128,10 @@ int cli_format(const cli_opts *o, const char *allowed, const char **fmt);
 void cli_progress(const char *what, long done, long total);
 
 // ---- picture commands (attn_cmd_maps.c; used by maps, compare, trace)
-// "all" or a list like 0,3,5-7 into mask[0..n); -1 (message printed) if bad.
+// "all" or a list like 0,3,5-7,last into mask[0..n); -1 (message printed) if bad.
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
+// One layer/head index: a number or "last" (n - 1); *end == p when neither.
+long cli_index(const char *p, int n, char **end);
 // --scale fixed|row|log; -1 (message printed) if bad.
 int cli_scale(const char *val, attn_scale *out);
 typedef struct {
@@ -121,5 +152,26 @@ int cli_attn_capture(const attn_model *m, attn_pool *pool, const int32_t *ids, i
 void cli_attn_free(cli_attn *a);
 // DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);
+
+// ---- causal commands (attn_cmd_ablate.c)
+// "L.H,L.H,..." into out[k] = layer * n_head + head (malloc'ed, *n of them).
+int cli_head_pairs(const char *opt, const char *val, const attn_model *m, int **out, int *n);
+// A token: "#ID", or text that is exactly one token (no BOS).
+int cli_token(const attn_model *m, const char *opt, const char *val, int32_t *id);
+
+// ---- run --export resid,z,mlp and run --loss (attn_cmd_run_causal.c)
+// Activations of one forward of T positions for the selected layers/heads
+// (NULL: all): feed with on_act = cli_acts_on_act, on_resid =
+// cli_acts_on_resid, then cli_acts_write(DIR) writes resid_pre.npy, z.npy,
+// mlp_out.npy of those wanted (their names appended to names).
+typedef struct cli_acts cli_acts;
+int cli_acts_new(cli_acts **out, const attn_model *m, int T, const uint8_t *layers, const uint8_t *heads, int resid,
+                 int z, int mlp);
+void cli_acts_free(cli_acts *a);
+void cli_acts_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x);
+void cli_acts_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
+int cli_acts_write(const cli_acts *a, const char *dir, char *names, size_t n);
+// `attn run --loss` (each_line: -f FILE --each-line); returns the exit status.
+int cli_run_loss(const cli_opts *o, int each_line);
 
 #endif

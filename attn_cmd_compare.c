@@ -31,6 +31,9 @@ static const char *COMPARE_HELP =
     "           attention mass on the previous token (prev), the first (first),\n"
     "           itself (self), the token after an earlier copy of the current\n"
     "           one (induct), earlier copies (dup), or key i-k, k = 2..8 (off<k>)\n"
+    "           -- named only when the score is at least twice, and 0.2 above,\n"
+    "           that of uniform causal attention on the same tokens (what a\n"
+    "           random init gives); otherwise \u2014\n"
     "  json: {\"models\": [...], \"tokens\": [...], \"heads\": [{\"layer\", \"head\",\n"
     "        \"jsd_bits\": [one per consecutive pair], \"scores\": [one per model:\n"
     "        {\"previous\", \"first\", \"self\", \"induction\", \"duplicate\",\n"
@@ -57,18 +60,29 @@ static double head_jsd(const float *a, const float *b, int T) {
     return T > 1 ? s / (T - 1) : 0;
 }
 
-// The strongest head type of a head ("prev 0.91"); "-" when none is defined.
-static void dominant(const attn_head_scores *h, char *out, size_t n) {
+// A type is named only when its score clearly exceeds what attention without
+// a pattern gives on these tokens (uniform causal attention, which a random
+// init is close to): score >= 2 x uniform and score - uniform >= 0.2.
+#define TYPE_RATIO 2.0
+#define TYPE_MARGIN 0.2
+static int clearly_above(double v, double unif) {
+    return !isnan(v) && (isnan(unif) || (v >= TYPE_RATIO * unif && v - unif >= TYPE_MARGIN));
+}
+
+// The strongest head type of a head ("prev 0.91") among those clearly above
+// the uniform baseline; "—" when none is.
+static void dominant(const attn_head_scores *h, const attn_head_scores *unif, char *out, size_t n) {
     static const char *const shortn[ATTN_S_N] = {"prev", "first", "self", "induct", "dup", "off", "ent"};
     int best = -1;
     for (int i = ATTN_S_PREVIOUS; i <= ATTN_S_OFFSET; i++)
-        if (!isnan(h->s[i]) && (best < 0 || h->s[i] > h->s[best])) best = i;
-    if (best < 0) snprintf(out, n, "-");
-    else if (best == ATTN_S_OFFSET) snprintf(out, n, "off%d %.2f", h->offset_k, h->s[best]);
+        if (clearly_above(h->s[i], unif->s[i]) && (best < 0 || h->s[i] > h->s[best])) best = i;
+    if (best < 0) { snprintf(out, n, "\u2014"); return; }
+    if (best == ATTN_S_OFFSET) snprintf(out, n, "off%d %.2f", h->offset_k, h->s[best]);
     else snprintf(out, n, "%s %.2f", shortn[best], h->s[best]);
 }
 
-static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd, char **labels, int T) {
+static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd, char **labels, int T,
+                        const attn_head_scores *unif) {
     const attn_config *c = &ms[0].m->cfg;
     int L = c->n_layer, H = c->n_head, np = n - 1;
     char cell[32];
@@ -86,7 +100,10 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
         printf("], \"heads\": [");
         for (int k = 0; k < L * H; k++) {
             printf("%s{\"layer\": %d, \"head\": %d, \"jsd_bits\": [", k ? ", " : "", k / H, k % H);
-            for (int i = 0; i < np; i++) printf("%s%.6g", i ? ", " : "", jsd[(size_t)k * np + i]);
+            for (int i = 0; i < np; i++) {
+                printf(i ? ", " : "");
+                attn_json_numf(stdout, "%.6g", jsd[(size_t)k * np + i]);
+            }
             printf("], \"scores\": [");
             for (int i = 0; i < n; i++) {
                 printf(i ? ", " : "");
@@ -107,7 +124,8 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
         for (int i = 0; i < n; i++) printf("%c = %s\n", 'A' + i, ms[i].label);
         printf("%d tokens. jsd: Jensen-Shannon divergence of the attention rows, bits (0 = same,\n"
                "1 = disjoint), mean over query positions 1..%d. Types: strongest head-type score\n"
-               "(mean attention mass): prev, first, self, induct, dup, off<k> = key i-k.\n\n", T, T - 1);
+               "(mean attention mass): prev, first, self, induct, dup, off<k> = key i-k; named only\n"
+               "when >= 2 x and >= 0.2 above uniform attention's score, else \u2014.\n\n", T, T - 1);
         printf("layer  head");
         for (int i = 0; i < np; i++) printf("  jsd %c-%c", 'A' + i, 'A' + i + 1);
         for (int i = 0; i < n; i++) printf("  %-11c", 'A' + i);
@@ -117,8 +135,13 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
         printf(tsv ? "%d\t%d" : "%5d  %4d", k / H, k % H);
         for (int i = 0; i < np; i++) printf(tsv ? "\t%.6g" : "  %7.4f", jsd[(size_t)k * np + i]);
         for (int i = 0; i < n; i++) {
-            dominant(&ms[i].sc[k], cell, sizeof cell);
-            printf(tsv ? "\t%s" : "  %-11s", cell);
+            dominant(&ms[i].sc[k], unif, cell, sizeof cell);
+            if (tsv) printf("\t%s", cell);
+            else { // pad by display columns: "—" is 3 bytes, 1 column
+                int cols = 0;
+                for (const char *p = cell; *p; p++) cols += ((unsigned char)*p & 0xC0) != 0x80;
+                printf("  %s%*s", cell, cols < 11 ? 11 - cols : 0, "");
+            }
         }
         printf("\n");
     }
@@ -234,7 +257,9 @@ int cmd_compare(int argc, char **argv) {
     }
     cli_progress("compare", n, n);
     if (rc) goto done;
-    print_table(fmt, ms, n, jsd, labels, T);
+    attn_head_scores unif;
+    attn_head_scores_uniform(ids, T, &unif);
+    print_table(fmt, ms, n, jsd, labels, T, &unif);
 
     if (dir[0]) { // pictures of the chosen heads
         int ncol = n + (n == 2), nl = 0, nh = 0, n_files = 0;
@@ -279,12 +304,14 @@ int cmd_compare(int argc, char **argv) {
         for (int l = 0; l < L; l++) nl += lmask[l];
         for (int h = 0; h < H; h++) nh += hmask[h];
         if (!rc && n == 2 && nl * nh > 1) { // A - B of every chosen head
-            char rnames[64][24], cnames[64][24];
-            const char *rn[64], *cn2[64];
+            // one label per chosen layer and head, however many (no fixed cap)
+            char (*rnames)[24] = calloc((size_t)L, 24), (*cnames)[24] = calloc((size_t)H, 24);
+            const char **rn = calloc((size_t)L, sizeof *rn), **cn2 = calloc((size_t)H, sizeof *cn2);
             int r = 0, q = 0;
-            for (int l = 0; l < L && r < 64; l++)
+            if (!rnames || !cnames || !rn || !cn2) rc = attn_err(ATTN_EFAIL, "out of memory");
+            for (int l = 0; !rc && l < L; l++)
                 if (lmask[l]) snprintf(rnames[r], 24, "layer %d", l), rn[r] = rnames[r], r++;
-            for (int h = 0; h < H && q < 64; h++)
+            for (int h = 0; !rc && h < H; h++)
                 if (hmask[h]) snprintf(cnames[q], 24, "head %d", h), cn2[q] = cnames[q], q++;
             int i = 0;
             for (int l = 0; l < L; l++)
@@ -293,8 +320,9 @@ int cmd_compare(int argc, char **argv) {
             snprintf(title, sizeof title, "A - B, every chosen head");
             snprintf(note, sizeof note, "A = %.120s\nB = %.120s", ms[0].label, ms[1].label);
             f.rows = r, f.cols = q, f.row_names = rn, f.col_names = cn2;
-            rc = cli_write_figure(&f, dir, "compare_grid", 1, svg);
+            if (!rc) rc = cli_write_figure(&f, dir, "compare_grid", 1, svg);
             n_files++;
+            free(rnames), free(cnames), free(rn), free(cn2);
         }
         if (!rc) fprintf(stderr, "attn: compare: wrote %d picture%s to %s\n", n_files, n_files == 1 ? "" : "s", dir);
     }

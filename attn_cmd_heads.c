@@ -39,7 +39,13 @@ static const char *HEADS_HELP =
     "  --by SCORE        sort heads by the model's SCORE, highest first\n"
     "                    (previous|first|self|induction|duplicate|offset|\n"
     "                    entropy_bits)\n"
+    "  --asc             with --by: lowest first (--by entropy_bits --asc: the\n"
+    "                    sparsest heads, attention on fewest keys, first)\n"
     "  --top N           keep the first N heads after sorting (needs --by)\n"
+    "  --layers LIST     only these layers: all (default) or e.g. 0,3,5-7,last\n"
+    "  --heads LIST      only these heads, same form\n"
+    "  --wide            the full table: model, rand and unif for every score\n"
+    "                    (the default table shows model/rand, within 100 columns)\n"
     "  --each-line       with -f FILE (\"-\" = stdin): every non-empty line is its\n"
     "                    own prompt; prints for each score the mean over the\n"
     "                    prompts where it is defined, its sample standard\n"
@@ -54,6 +60,7 @@ static const char *HEADS_HELP =
     "  --len N           ids per repeat for --induction-test (default 50, or as\n"
     "                    many as fit the context)\n"
     "  --no-bos          do not add the BOS token the model would add\n"
+    "  --no-special      text such as <|endoftext|> stays text (default: the token)\n"
     "  --format table|tsv|json\n"
     "JSON: {\"model\", \"tokens\", \"ids\", \"baseline_seed\", \"heads\": [{\"layer\", \"head\",\n"
     "  \"scores\", \"baseline\" (random init), \"uniform\"}]}, each scores object\n"
@@ -232,7 +239,7 @@ static void pad(const char *s, int w) {
     printf("%*s%s", w > cols ? w - cols : 0, "", s);
 }
 
-static void print_table(const heads_out *r, const int *order, int n_order) {
+static void print_preamble(const heads_out *r) {
     const attn_config *c = &r->m->cfg;
     printf("model \"%s\": %d layers x %d heads", r->m->name, c->n_layer, c->n_head);
     if (r->labels) printf(", %d tokens\n", r->T);
@@ -249,6 +256,31 @@ static void print_table(const heads_out *r, const int *order, int n_order) {
            "offset as mass@k (key i-k, best k in 2..8); entropy in bits; - = no row where defined");
     if (r->sd) printf(";\nmodel = mean ± sample sd over the prompts where defined; rand, unif = means");
     printf("\n\n");
+}
+
+// The default table (fits 100 columns): each cell model/rand, the random
+// init's score with two decimals; --wide shows print_table.
+static void print_compact(const heads_out *r, const int *order, int n_order) {
+    print_preamble(r);
+    printf("cells: model/rand (--wide: also unif%s)\n\nlayer head", r->sd ? " and the sd" : "");
+    for (int s = 0; s < ATTN_S_N; s++) pad(s == ATTN_S_ENTROPY ? "entropy" : attn_score_names[s], s == ATTN_S_OFFSET ? 14 : 12);
+    printf("\n");
+    char b[64], cell[160];
+    for (int k = 0; k < n_order; k++) {
+        int i = order[k];
+        printf("%5d %4d", i / r->H, i % r->H);
+        for (int s = 0; s < ATTN_S_N; s++) {
+            fmt_score(b, sizeof b, &r->model[i], s, 1);
+            double x = r->rnd[i].s[s];
+            snprintf(cell, sizeof cell, isnan(x) ? "%s/-" : "%s/%.2f", b, x);
+            pad(cell, s == ATTN_S_OFFSET ? 14 : 12);
+        }
+        printf("\n");
+    }
+}
+
+static void print_table(const heads_out *r, const int *order, int n_order) {
+    print_preamble(r);
     int wm = r->sd ? 14 : 8, w = 8; // column widths: model, baselines
     printf("%10s", "");
     for (int s = 0; s < ATTN_S_N; s++) {
@@ -291,14 +323,14 @@ static void print_table(const heads_out *r, const int *order, int n_order) {
 // ---------------------------------------------------------------- sorting
 
 static const attn_head_scores *sort_scores;
-static int sort_by;
+static int sort_by, sort_asc;
 
 // Highest first, undefined last, ties in layer/head order.
 static int by_score(const void *a, const void *b) {
     int i = *(const int *)a, j = *(const int *)b;
     double x = sort_scores[i].s[sort_by], y = sort_scores[j].s[sort_by];
     if (isnan(x) != isnan(y)) return isnan(x) ? 1 : -1;
-    if (!isnan(x) && x != y) return x > y ? -1 : 1;
+    if (!isnan(x) && x != y) return (x > y ? -1 : 1) * (sort_asc ? -1 : 1);
     return i - j;
 }
 
@@ -331,7 +363,7 @@ static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
     size_t cap = 0;
     ssize_t len;
     long lineno = 0;
-    while ((len = getline(&line, &cap, fp)) != -1) {
+    while ((len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) {
@@ -365,6 +397,11 @@ static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
         r->n_tokens += T;
         free(ids);
         if (total) cli_progress("heads: lines", lineno, total);
+    }
+    if (!rc && len == -2) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", attn_errmsg());
+        rc = attn_err(ATTN_EINPUT, "%s line %ld: %s", path, lineno + 1, msg);
     }
     if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "%s: read error", path);
     if (!rc && !r->n_prompts) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", path);
@@ -420,7 +457,8 @@ int cmd_heads(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
     long seed = HEADS_SEED, top = 0, len = 0;
-    int each_line = 0, induction = 0, by = -1;
+    int each_line = 0, induction = 0, by = -1, asc = 0, wide = 0;
+    const char *layers_s = "all", *heads_s = "all";
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -428,6 +466,13 @@ int cmd_heads(int argc, char **argv) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--each-line")) each_line = 1;
         else if (!strcmp(a, "--induction-test")) induction = 1;
+        else if (!strcmp(a, "--asc")) asc = 1;
+        else if (!strcmp(a, "--wide")) wide = 1;
+        else if (!strcmp(a, "--layers")) {
+            if (!(layers_s = cli_val(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--heads")) {
+            if (!(heads_s = cli_val(argc, argv, &i))) return 2;
+        }
         else if (!strcmp(a, "--seed")) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return 2;
         } else if (!strcmp(a, "--top")) {
@@ -451,6 +496,7 @@ int cmd_heads(int argc, char **argv) {
     if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
     const char *bad = NULL;
     if (top && by < 0) bad = "--top needs --by SCORE";
+    else if (asc && by < 0) bad = "--asc needs --by SCORE";
     else if (each_line && !o.prompt_file) bad = "--each-line needs -f FILE";
     else if (each_line && (o.prompt || o.ids)) bad = "--each-line takes its prompts from -f FILE only";
     else if (induction && (o.prompt || o.prompt_file || o.ids)) bad = "--induction-test makes its own prompt: drop -p/-f/--ids";
@@ -503,17 +549,26 @@ int cmd_heads(int argc, char **argv) {
         }
     }
     if (rc) goto done;
-    int n_order = LH;
-    for (int i = 0; i < LH; i++) order[i] = i;
+    uint8_t lmask[4096], hmask[4096];
+    if (r.L > 4096 || r.H > 4096) { rc = attn_err(ATTN_EINPUT, "more than 4096 layers or heads"); goto done; }
+    if (cli_index_list("--layers", layers_s, r.L, lmask) || cli_index_list("--heads", heads_s, r.H, hmask)) {
+        rc = -1;
+        goto done;
+    }
+    int n_order = 0;
+    for (int i = 0; i < LH; i++)
+        if (lmask[i / r.H] && hmask[i % r.H]) order[n_order++] = i;
     if (by >= 0) {
         sort_scores = r.model;
         sort_by = by;
-        qsort(order, LH, sizeof *order, by_score);
+        sort_asc = asc;
+        qsort(order, n_order, sizeof *order, by_score);
         if (top && top < n_order) n_order = (int)top;
     }
     if (!strcmp(fmt, "json")) print_json(&r, order, n_order);
     else if (!strcmp(fmt, "tsv")) print_tsv(&r, order, n_order);
-    else print_table(&r, order, n_order);
+    else if (wide) print_table(&r, order, n_order);
+    else print_compact(&r, order, n_order);
     if (fflush(stdout) || ferror(stdout)) rc = attn_err(ATTN_EFAIL, "stdout: write failed");
 done:
     if (r.labels) attn_labels_free(r.labels, r.T);
@@ -526,5 +581,5 @@ done:
     attn_model_free(rnd);
     attn_model_free(m);
     attn_pool_free(pool);
-    return rc ? cli_fail_rc(rc) : 0;
+    return rc == -1 ? 2 : rc ? cli_fail_rc(rc) : 0; // -1: message already printed
 }

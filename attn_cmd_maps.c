@@ -5,11 +5,21 @@
 // layer/head lists, --scale, capture of chosen heads, writing a figure.
 #include "attn.h"
 #include "attn_cli.h"
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 // ---------------------------------------------------------------- shared helpers
+
+// One index at p: a number or "last" (n - 1); *end == p when neither.
+long cli_index(const char *p, int n, char **end) {
+    if (!strncmp(p, "last", 4)) { *end = (char *)p + 4; return n - 1; }
+    errno = 0;
+    long v = strtol(p, end, 10);
+    if (errno || !isdigit((unsigned char)*p)) *end = (char *)p;
+    return v;
+}
 
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
     memset(mask, 0, (size_t)n);
@@ -17,18 +27,20 @@ int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
     const char *p = val;
     while (*p) {
         char *end;
-        errno = 0;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p || errno) break;
+        long a = cli_index(p, n, &end), b = a;
+        if (end == p) break;
         p = end;
         if (*p == '-') {
-            b = strtol(++p, &end, 10);
+            b = cli_index(++p, n, &end);
             if (end == p) break;
             p = end;
         }
-        if (a < 0 || b < a || b >= n) {
-            fprintf(stderr, "attn: %s: %ld%s out of range: the model has %d (0..%d)\n", opt, b < a ? a : b,
-                    b < a ? " (a range must go up)" : "", n, n - 1);
+        if (b < a) {
+            cli_error("%s: '%s': the range %ld-%ld goes down; write %ld-%ld", opt, val, a, b, b, a);
+            return -1;
+        }
+        if (a < 0 || b >= n) {
+            cli_error("%s: %ld out of range: the model has %d (0..%d, or last)", opt, b >= n ? b : a, n, n - 1);
             return -1;
         }
         for (long i = a; i <= b; i++) mask[i] = 1;
@@ -240,19 +252,13 @@ static char *json_string(const char **s) {
 
 // "labels": [...] of a tokens.json (exactly T of them) and its "model".
 static int read_tokens_json(const char *path, int T, char ***out, char *model, size_t model_n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    int rc = !buf || fread(buf, 1, (size_t)n, fp) != (size_t)n ? attn_err(ATTN_EINPUT, "%s: cannot read", path) : 0;
-    fclose(fp);
-    if (rc) { free(buf); return rc; }
-    buf[n] = 0;
+    char *buf;
+    size_t n;
+    int rc = cli_read_input(path, CLI_TEXT_MAX, &buf, &n);
+    if (rc) return rc;
     const char *p = strstr(buf, "\"model\": \"");
     char *name = p ? (p += 9, json_string(&p)) : NULL;
-    if (name) snprintf(model, model_n, "%s", name);
+    if (name) attn_escape(model, model_n, name, strlen(name)); // labels and name from a file: no controls
     free(name);
     p = strstr(buf, "\"labels\"");
     char **labels = calloc((size_t)T, sizeof *labels);
@@ -261,7 +267,13 @@ static int read_tokens_json(const char *path, int T, char ***out, char *model, s
         for (p++; k < T;) {
             while (*p == ' ' || *p == '\n' || *p == ',') p++;
             if (*p != '"') break;
-            if (!(labels[k++] = json_string(&p))) break;
+            char *raw = json_string(&p);
+            if (!raw) break;
+            size_t cap = 4 * strlen(raw) + 1; // an escape is at most 6 bytes for a 2-byte character
+            cap += cap / 2;
+            if ((labels[k] = malloc(cap))) attn_escape(labels[k], cap, raw, strlen(raw));
+            free(raw);
+            if (!labels[k++]) break;
         }
     }
     free(buf);
@@ -279,7 +291,7 @@ static const char *MAPS_HELP =
     "usage: attn maps [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3 | --from DIR) -o DIR\n"
     "                 [--layers 0,3,5|all] [--heads 0,3,7|all] [--format png,svg]\n"
     "                 [--scale fixed|row|log] [--drop-first] [--no-grid] [--term]\n"
-    "                 [--max-mem MB]\n\n"
+    "                 [--annot | --no-annot] [--max-mem MB]\n\n"
     "Heatmaps of attention: row = the query position (\"from position\"), column =\n"
     "the key position it attends to (\"attended to\"), token labels on both axes.\n"
     "Writes DIR/L<layer>_H<head>.png for each chosen head and DIR/grid.png, all\n"
@@ -297,6 +309,11 @@ static const char *MAPS_HELP =
     "                     the attention) and renormalise every row; said on the\n"
     "                     picture\n"
     "  --no-grid          only the per-head maps\n"
+    "  --annot            write each cell's attention probability in it, two\n"
+    "                     decimals (0.52), on pictures whose cells are large\n"
+    "                     enough for that (single maps up to about 30 tokens); on\n"
+    "                     by default for prompts of at most 16 tokens (--no-annot:\n"
+    "                     off)\n"
     "  --term             draw the maps in the terminal (ANSI 24-bit colour); -o\n"
     "                     is then optional\n"
     "  --from DIR         draw DIR/attention.npy [L,H,T,T] with the labels of\n"
@@ -311,7 +328,7 @@ int cmd_maps(int argc, char **argv) {
     cli_opts_init(&o);
     const char *layers_s = "all", *heads_s = "all", *from = NULL;
     attn_scale scale = ATTN_SCALE_FIXED;
-    int drop_first = 0, grid = 1, term = 0;
+    int drop_first = 0, grid = 1, term = 0, annot = -1; // annot -1: automatic, T <= 16
     cli_mem_init(&o.mem, "maps");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
@@ -327,6 +344,7 @@ int cmd_maps(int argc, char **argv) {
         } else if (!strcmp(a, "--drop-first")) drop_first = 1;
         else if (!strcmp(a, "--no-grid")) grid = 0;
         else if (!strcmp(a, "--term")) term = 1;
+        else if (!strcmp(a, "--annot") || !strcmp(a, "--no-annot")) annot = a[2] == 'a';
         else return cli_bad_opt("maps", a);
     }
     if (o.help) { fputs(MAPS_HELP, stdout); return 0; }
@@ -423,7 +441,8 @@ int cmd_maps(int argc, char **argv) {
     char note[200];
     snprintf(note, sizeof note, "%d tokens", T);
     attn_figure f = {.T = PT, .labels = (const char *const *)labels + drop_first, .label0 = drop_first,
-                     .note = note, .scale = scale, .causal = 1, .drop_first = drop_first, .rows = 1, .cols = 1};
+                     .note = note, .scale = scale, .causal = 1, .drop_first = drop_first, .rows = 1, .cols = 1,
+                     .annot = annot < 0 ? PT <= 16 : annot};
     char title[320], stem[64];
     cli_progress("maps", 0, n + grid);
     for (int k = 0; dir[0] && k < n && !rc; k++) {

@@ -28,6 +28,7 @@ static const char *REPORT_HELP =
     "  -k N          next-token candidates per position (default 5)\n"
     "  --seed S      seed of the random-init baseline (default 1234)\n"
     "  --no-bos      do not add the BOS token the model would add\n"
+    "  --no-special  text such as <|endoftext|> stays text (default: the token)\n"
     "  -t N          threads\n";
 
 // Capture: quantise every head's rows into the triangles, and score them.

@@ -16,7 +16,11 @@ static const char *HELP =
     "               exactly what the model is fed (BOS included where the model\n"
     "               adds it)\n"
     "  --no-bos     leave BOS out\n"
+    "  --no-special special-token text (<|endoftext|>, <s>) stays plain text;\n"
+    "               by default it becomes the token\n"
     "  --format table|tsv|json   (default table: position, id, piece, label)\n"
+    "Special tokens (control, user-defined, unknown) are marked: * after the id in\n"
+    "the table, special 1 in tsv, \"special\": true in json.\n"
     "  -f -         read the text from stdin\n\n"
     "Labels show a space as \"\xC2\xB7\", controls escaped (\\n, \\t, \\x1b), a character\n"
     "split over byte tokens on its first token, the others as \"\xE2\x80\xA6\".\n";
@@ -72,11 +76,12 @@ static int ids_per_file_line(const attn_tokenizer *t, FILE *fp, int bos) {
     ssize_t n;
     int rc = 0;
     errno = 0;
-    while (!rc && (n = getline(&line, &cap, fp)) >= 0) {
+    while (!rc && (n = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
         if (n && line[n - 1] == '\n') n--;
         rc = ids_per_line(t, line, (size_t)n, bos);
         errno = 0;
     }
+    if (!rc && n == -2) rc = ATTN_EINPUT; // message set by cli_getline
     if (!rc && errno == ENOMEM) rc = attn_err(ATTN_EFAIL, "tokenize: out of memory for a line of the input");
     if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "tokenize: read error");
     free(line);
@@ -85,21 +90,23 @@ static int ids_per_file_line(const attn_tokenizer *t, FILE *fp, int bos) {
 
 // The whole of fp, its final newline dropped (as for every command's -f).
 static int read_text(FILE *fp, char **text, size_t *len) {
-    char *buf = NULL, *chunk = NULL;
-    size_t n = 0, cap = 0;
-    ssize_t k;
-    errno = 0;
-    while ((k = getdelim(&chunk, &cap, 0, fp)) > 0) {
-        char *nb = realloc(buf, n + (size_t)k + 1);
-        if (!nb) { free(buf); free(chunk); return attn_err(ATTN_EFAIL, "tokenize: out of memory"); }
-        buf = nb;
-        memcpy(buf + n, chunk, (size_t)k);
-        n += (size_t)k;
-    }
-    free(chunk);
-    if (errno == ENOMEM) { free(buf); return attn_err(ATTN_EFAIL, "tokenize: out of memory for the input"); }
+    char *buf = NULL;
+    size_t n = 0, cap = 0, k;
+    do {
+        if (cap - n < 2) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 1 << 16);
+            if (!nb) { free(buf); return attn_err(ATTN_EFAIL, "tokenize: out of memory for the input"); }
+            buf = nb;
+        }
+        n += k = fread(buf + n, 1, cap - n - 1, fp);
+        if (n > CLI_TEXT_MAX) {
+            free(buf);
+            return attn_err(ATTN_EINPUT, "tokenize: the input is more than %zu MB (the limit)", CLI_TEXT_MAX >> 20);
+        }
+    } while (k > 0);
     if (ferror(fp)) { free(buf); return attn_err(ATTN_EINPUT, "tokenize: read error"); }
     if (n && buf[n - 1] == '\n') n--;
+    buf[n] = 0;
     *text = buf;
     *len = n;
     return 0;
@@ -168,16 +175,18 @@ static int print_table(const attn_tokenizer *t, const char *name, const int32_t 
             attn_json_str(stdout, raw);
             printf(", \"label\": ");
             attn_json_str(stdout, labels[i]);
-            printf("}");
+            printf(", \"special\": %s}", attn_token_is_special(t, ids[i]) ? "true" : "false");
         }
         printf("\n]}\n");
     } else if (!strcmp(fmt, "tsv")) {
-        printf("pos\tid\tpiece\tlabel\n");
-        for (int i = 0; i < n; i++) printf("%d\t%d\t%s\t%s\n", i, (int)ids[i], pieces[i], labels[i]);
+        printf("pos\tid\tpiece\tlabel\tspecial\n");
+        for (int i = 0; i < n; i++)
+            printf("%d\t%d\t%s\t%s\t%d\n", i, (int)ids[i], pieces[i], labels[i], attn_token_is_special(t, ids[i]));
     } else {
         printf("%5s  %7s  %-*s  %s\n", "pos", "id", wp, "piece", "label");
         for (int i = 0; i < n; i++)
-            printf("%5d  %7d  %s%*s  %s\n", i, (int)ids[i], pieces[i], wp - utf8_width(pieces[i]), "", labels[i]);
+            printf("%5d  %7d%s %s%*s  %s\n", i, (int)ids[i], attn_token_is_special(t, ids[i]) ? "*" : " ", pieces[i],
+                   wp - utf8_width(pieces[i]), "", labels[i]);
     }
     free(pieces);
     attn_labels_free(labels, n);
@@ -214,6 +223,7 @@ int cmd_tokenize(int argc, char **argv) {
     int32_t *ids = NULL;
     int n = 0, bos = !o.no_bos;
     int rc = open_tokenizer(&o, &s);
+    if (!rc) attn_tokenizer_parse_special(s.tok, !o.no_special);
     if (!rc && o.prompt_file) {
         fp = strcmp(o.prompt_file, "-") ? fopen(o.prompt_file, "rb") : stdin;
         if (!fp) rc = attn_err(ATTN_EINPUT, "%s: cannot open", o.prompt_file);

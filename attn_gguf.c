@@ -33,29 +33,36 @@ int attn_err(int code, const char *fmt, ...) {
 
 // ---------------------------------------------------------------- types
 
+// The weight types attn reads: weights and bytes per block (simd/quant.h).
+static const attn_wtype_info wtypes[] = {
+    { ATTN_F32, "F32", 1, 4 },        { ATTN_F16, "F16", 1, 2 },         { ATTN_BF16, "BF16", 1, 2 },
+    { ATTN_Q4_0, "Q4_0", 32, 18 },    { ATTN_Q4_1, "Q4_1", 32, 20 },     { ATTN_Q5_0, "Q5_0", 32, 22 },
+    { ATTN_Q5_1, "Q5_1", 32, 24 },    { ATTN_Q8_0, "Q8_0", 32, 34 },     { ATTN_IQ4_NL, "IQ4_NL", 32, 18 },
+    { ATTN_Q2_K, "Q2_K", 256, 84 },   { ATTN_Q3_K, "Q3_K", 256, 110 },   { ATTN_Q4_K, "Q4_K", 256, 144 },
+    { ATTN_Q5_K, "Q5_K", 256, 176 },  { ATTN_Q6_K, "Q6_K", 256, 210 },   { ATTN_IQ4_XS, "IQ4_XS", 256, 136 },
+};
+
+const attn_wtype_info *attn_wtype(uint32_t type) {
+    for (size_t i = 0; i < sizeof wtypes / sizeof *wtypes; i++)
+        if (wtypes[i].type == type) return &wtypes[i];
+    return NULL;
+}
+
 uint64_t attn_type_row_bytes(uint32_t type, uint64_t n) {
-    switch (type) {
-    case ATTN_F32: return n * 4;
-    case ATTN_F16: case ATTN_BF16: return n * 2;
-    case ATTN_Q8_0: return n % ATTN_Q8_0_BLOCK ? 0 : n / ATTN_Q8_0_BLOCK * 34;
-    default: return 0;
-    }
+    const attn_wtype_info *w = attn_wtype(type);
+    if (!w || n % (uint64_t)w->blk) return 0;
+    return n / (uint64_t)w->blk * (uint64_t)w->bytes;
 }
 
 const char *attn_type_name(uint32_t type) {
-    switch (type) {
-    case ATTN_F32: return "F32";
-    case ATTN_F16: return "F16";
-    case ATTN_BF16: return "BF16";
-    case ATTN_Q8_0: return "Q8_0";
-    }
+    const attn_wtype_info *w = attn_wtype(type);
+    if (w) return w->name;
     // ggml's other types, named so the error says what the file holds
     static const char *ggml[] = {
-        [2] = "Q4_0", [3] = "Q4_1", [6] = "Q5_0", [7] = "Q5_1", [9] = "Q8_1",
-        [10] = "Q2_K", [11] = "Q3_K", [12] = "Q4_K", [13] = "Q5_K", [14] = "Q6_K",
-        [15] = "Q8_K", [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS",
-        [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S", [23] = "IQ4_XS",
+        [9] = "Q8_1", [15] = "Q8_K", [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS",
+        [19] = "IQ1_S", [21] = "IQ3_S", [22] = "IQ2_S",
         [24] = "I8", [25] = "I16", [26] = "I32", [27] = "I64", [28] = "F64", [29] = "IQ1_M",
+        [34] = "TQ1_0", [35] = "TQ2_0",
     };
     if (type < sizeof ggml / sizeof ggml[0] && ggml[type]) return ggml[type];
     return "unknown";
@@ -253,10 +260,12 @@ static int parse(gguf_file *f) {
         if (rd_u32(&c, &t->type, key) || rd_u64(&c, &t->offset, key)) return ATTN_EINPUT;
         uint64_t rb = attn_type_row_bytes(t->type, t->ne[0]);
         if (!rb) {
-            if (t->type == ATTN_Q8_0)
-                return attn_err(ATTN_EINPUT, "%s: tensor '%s': Q8_0 row length %llu is not a multiple of 32",
-                                f->path, key, (unsigned long long)t->ne[0]);
-            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has type %s (%u); attn reads F32, F16, BF16 and Q8_0",
+            const attn_wtype_info *w = attn_wtype(t->type);
+            if (w)
+                return attn_err(ATTN_EINPUT, "%s: tensor '%s': %s row length %llu is not a multiple of %d",
+                                f->path, key, w->name, (unsigned long long)t->ne[0], w->blk);
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has type %s (%u); attn reads F32, F16, BF16, "
+                            "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL and IQ4_XS",
                             f->path, key, attn_type_name(t->type), t->type);
         }
         uint64_t rows = count / t->ne[0];
@@ -297,7 +306,8 @@ int gguf_open_mem(gguf_file *f, const void *buf, size_t size, const char *name) 
 int gguf_open(gguf_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
+    // O_NONBLOCK: opening a FIFO with no writer must not hang (refused below)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

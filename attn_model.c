@@ -11,6 +11,7 @@
 #include "attn.h"
 #include "simd/kernels.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,19 @@ static int key_switch(loader *L, const char *key, const char *const *names, int 
     return attn_err(ATTN_EINPUT, "%s: key '%s' has unknown value '%.*s'", L->f->path, key, (int)(s.len > 64 ? 64 : s.len), s.s);
 }
 
+// Float hyper-parameters must be finite and positive as the forward uses
+// them (float32): NaN, inf, 0 and values that round to 0 or inf (an F64
+// epsilon of 1e-300) are refused, whatever the file's type.
+static int check_floats(loader *L) {
+    const attn_config *c = &L->m->cfg;
+    struct { const char *what; float v; } k[] = { { "norm epsilon", c->norm_eps }, { "rope.freq_base", c->rope_theta } };
+    for (int i = 0; i < 2; i++)
+        if (!(isfinite(k[i].v) && k[i].v > 0))
+            return attn_err(ATTN_EINPUT, "%s: %s is %g as float32: it must be finite and positive", L->f->path,
+                            k[i].what, (double)k[i].v);
+    return 0;
+}
+
 static int read_arch(loader *L) {
     attn_config *c = &L->m->cfg;
     gguf_str a;
@@ -118,7 +132,8 @@ static int read_sizes(loader *L) {
     if (vlen != c->head_dim)
         return attn_err(ATTN_EINPUT, "%s: key length %d and value length %d differ (attn needs one head size)",
                         L->f->path, c->head_dim, vlen);
-    if (c->n_head * c->head_dim != c->n_embd && !gguf_find(L->f, (snprintf(L->key, sizeof L->key, "%s.attention.key_length", L->arch), L->key)))
+    snprintf(L->key, sizeof L->key, "%s.attention.key_length", L->arch);
+    if (c->n_head * c->head_dim != c->n_embd && !gguf_find(L->f, L->key))
         return attn_err(ATTN_EINPUT, "%s: embedding length %d is not a multiple of the head count %d",
                         L->f->path, c->n_embd, c->n_head);
     if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv)
@@ -157,8 +172,8 @@ static int read_switches(loader *L) {
         if (w < 0 || w > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: key '%s' = %lld is out of range", L->f->path, L->key, (long long)w);
         c->swa_window = (int)w;
     }
-    if (!(c->norm_eps > 0) || !(c->attn_softcap >= 0) || !(c->logit_softcap >= 0))
-        return attn_err(ATTN_EINPUT, "%s: norm epsilon must be positive and soft-caps not negative", L->f->path);
+    if (!(isfinite(c->attn_softcap) && c->attn_softcap >= 0) || !(isfinite(c->logit_softcap) && c->logit_softcap >= 0))
+        return attn_err(ATTN_EINPUT, "%s: soft-caps must be finite and not negative", L->f->path);
     return read_rope(L);
 }
 
@@ -166,11 +181,15 @@ static int read_switches(loader *L) {
 static int read_rope(loader *L) {
     attn_config *c = &L->m->cfg;
     c->rope_theta = key_float(L, "rope.freq_base", 10000.0f);
-    if (key_int(L, "rope.dimension_count", 0, c->head_dim, &c->rope_dims)) return ATTN_EINPUT;
-    if (c->rope_dims > c->head_dim || c->rope_dims % 2)
+    int rope = c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES;
+    // absent and without RoPE: unused, so an odd head size is fine (no pairs
+    // to rotate); a key that is present is checked either way
+    if (key_int(L, "rope.dimension_count", 0, 0, &c->rope_dims)) return ATTN_EINPUT;
+    int given = c->rope_dims > 0;
+    if (!given) c->rope_dims = c->head_dim;
+    if ((rope || given) && (c->rope_dims > c->head_dim || c->rope_dims % 2))
         return attn_err(ATTN_EINPUT, "%s: rope.dimension_count %d must be even and <= head size %d",
                         L->f->path, c->rope_dims, c->head_dim);
-    if (!(c->rope_theta > 0)) return attn_err(ATTN_EINPUT, "%s: rope.freq_base must be positive", L->f->path);
     gguf_str t = { "linear", 6 };
     snprintf(L->key, sizeof L->key, "%s.rope.scaling.type", L->arch);
     gguf_get_str(L->f, L->key, &t);
@@ -179,11 +198,11 @@ static int read_rope(loader *L) {
                         L->f->path, (int)(t.len > 64 ? 64 : t.len), t.s);
     }
     float f = key_float(L, "rope.scaling.factor", key_float(L, "rope.scale_linear", 0.0f));
-    if (!(f >= 0)) return attn_err(ATTN_EINPUT, "%s: rope scaling factor must be positive", L->f->path);
+    if (!(isfinite(f) && f >= 0)) return attn_err(ATTN_EINPUT, "%s: rope scaling factor must be finite and positive", L->f->path);
     c->rope_scale = f == 0 || (t.len == 4) ? 1.0f : 1.0f / f;
     if (gguf_find_tensor(L->f, "rope_factors_long.weight") || gguf_find_tensor(L->f, "rope_factors_short.weight"))
         return attn_err(ATTN_EINPUT, "%s: LongRoPE factors (rope_factors_long/short) are not supported", L->f->path);
-    return 0;
+    return check_floats(L);
 }
 
 static int read_config(loader *L) {
@@ -212,7 +231,8 @@ static int get_tensor(loader *L, const char *name, int rows, int cols, int requi
     if (!rows && g->type != ATTN_F32) { // vectors are used as float*
         float *v = own(L->m, (size_t)cols * sizeof(float));
         if (!v) return attn_err(ATTN_EFAIL, "out of memory");
-        if (g->type == ATTN_Q8_0) return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be Q8_0", L->f->path, name);
+        if (attn_is_quant(g->type))
+            return attn_err(ATTN_EINPUT, "%s: vector tensor '%s' may not be %s", L->f->path, name, attn_type_name(g->type));
         attn_k->dequant_row(g->data, g->type, v, cols);
         t->data = v;
         t->type = ATTN_F32;
@@ -276,7 +296,7 @@ static int count_params(attn_model *m) {
 
 static int load_from_file(attn_model *m) {
     loader L = { .m = m, .f = &m->file };
-    if (!attn_k && attn_kernels_init()) return ATTN_EINPUT; // keep a path already chosen
+    if (attn_simd_init()) return ATTN_EINPUT; // keeps a path already chosen
     if (!m->file.n_tensors)
         return attn_err(ATTN_EINPUT, "%s: no tensors (a vocabulary-only file has no model)", m->file.path);
     if (read_config(&L)) return ATTN_EINPUT;
@@ -297,20 +317,26 @@ static int load_from_file(attn_model *m) {
     c->rope_freqs = m->rope_freqs.data != NULL;
     c->tied_head = m->output.data == NULL;
     if (c->tied_head) m->output = m->tok_embd;
-    if ((uint64_t)c->n_layer > m->file.n_tensors) // each layer has several tensors: checked before allocating
-        return attn_err(ATTN_EINPUT, "%s: block_count %d is more than the file's %llu tensors", m->file.path,
-                        c->n_layer, (unsigned long long)m->file.n_tensors);
+    // each layer has several tensors: a block count the file cannot hold is
+    // refused naming the first missing layer's tensor, before allocating
+    for (uint64_t l = 0; (uint64_t)c->n_layer > m->file.n_tensors && l <= m->file.n_tensors; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "blk.%llu.attn_norm.weight", (unsigned long long)l);
+        if (!gguf_find_tensor(&m->file, n))
+            return attn_err(ATTN_EINPUT, "%s: missing tensor '%s' (block_count is %d)", m->file.path, n, c->n_layer);
+    }
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) return attn_err(ATTN_EFAIL, "out of memory");
     for (int l = 0; l < c->n_layer; l++)
         if (get_layer(&L, l)) return ATTN_EINPUT;
     count_params(m);
     gguf_str s;
+    // the name is shown in tables, titles and terminals: no control characters
     if (gguf_get_str(&m->file, "general.name", &s) == 0 && s.len)
-        snprintf(m->name, sizeof m->name, "%.*s", (int)(s.len > 120 ? 120 : s.len), s.s);
+        attn_escape(m->name, 121, s.s, s.len);
     else {
         const char *b = strrchr(m->path, '/');
-        snprintf(m->name, sizeof m->name, "%.127s", b ? b + 1 : m->path);
+        attn_escape(m->name, sizeof m->name, b ? b + 1 : m->path, strlen(b ? b + 1 : m->path));
     }
     int rc = attn_tokenizer_load(&m->tok, &m->file, c->n_vocab);
     if (rc) { // the tokenizer's message, with the file it is about
@@ -690,13 +716,16 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     const attn_config *c = &m->cfg;
     const attn_layer *ly = &m->layers[l];
     static const attn_tensor none;
-    int D = c->n_embd, qd = c->n_head * c->head_dim;
+    int D = c->n_embd, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_RESID_PRE, l, s->pos, n, s->x);
 
     // attention block: ao = attn(norm(x)) W_o^T (+b), normed again with post-norms
     const float *in = s->x;
     if (c->pre_norm) norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n), in = s->xn;
     qkv_forward(s, l, in, n);
-    attn_job aj = { s, l, n, qd + 2 * c->n_head_kv * c->head_dim, attn_layer_window(c, l) };
+    if (cap && cap->on_qk && (!cap->layers || cap->layers[l]))
+        cap->on_qk(cap->ctx, l, s->pos, n, s->pos + n, s->qkv, qd + 2 * kvd, s->k_cache + (size_t)l * s->max_t * kvd, kvd);
+    attn_job aj = { s, l, n, qd + 2 * kvd, attn_layer_window(c, l) };
     if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
     else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
     if (cap && cap->on_attn && (!cap->layers || cap->layers[l])) {
@@ -705,6 +734,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
             if (!cap->heads || cap->heads[h])
                 cap->on_attn(cap->ctx, l, h, s->pos, n, nk, s->probs + (size_t)h * n * nk);
     }
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_Z, l, s->pos, n, s->att);
     matmul(s, s->att, qd, &ly->wo, &ly->bo, s->ao, D, n);
     if (c->post_norm) norm_rows(s, s->ao, s->ao, &ly->post_attn_norm, &none, n);
     if (c->parallel == ATTN_PAR_NONE) add_rows(s->x, s->ao, n, D);
@@ -715,6 +745,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     else in = s->x;
     mlp_forward(s, ly, in, n);
     if (c->post_norm) norm_rows(s, s->ff2, s->ff2, &ly->post_ffn_norm, &none, n);
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_MLP_OUT, l, s->pos, n, s->ff2);
     if (c->parallel == ATTN_PAR_SHARED) add_rows(s->ao, s->ff2, n, D), add_rows(s->x, s->ao, n, D);
     else {
         add_rows(s->x, s->ff2, n, D);
@@ -735,6 +766,49 @@ static void head_rows(const attn_session *s, const float *xn, float *logits, int
         for (size_t i = 0; i < (size_t)rows * V; i++) logits[i] = tanhf(logits[i] * (1.0f / cap)) * cap;
 }
 
+// ---- non-finite activations: where they first appeared in this process
+static atomic_int nf_seen, nf_ready;
+static char nf_where[96];
+
+// Record the first row of x (n rows of d) holding a NaN or inf: after the
+// embeddings (layer -1), a layer, or in the logits (layer n_layer).
+static void check_finite(const float *x, int n, int d, int layer, int n_layer, int pos0) {
+    if (atomic_load_explicit(&nf_seen, memory_order_relaxed)) return;
+    for (int i = 0; i < n; i++) {
+        float acc = 0; // x - x is 0 for finite x, NaN for NaN and inf
+        for (int j = 0; j < d; j++) acc += x[(size_t)i * d + j] - x[(size_t)i * d + j];
+        if (acc == 0) continue;
+        int expect = 0;
+        if (!atomic_compare_exchange_strong(&nf_seen, &expect, 1)) return;
+        if (layer < 0) snprintf(nf_where, sizeof nf_where, "the embeddings, position %d", pos0 + i);
+        else if (layer < n_layer) snprintf(nf_where, sizeof nf_where, "the output of layer %d, position %d", layer, pos0 + i);
+        else snprintf(nf_where, sizeof nf_where, "the logits, position %d", pos0 + i);
+        atomic_store(&nf_ready, 1);
+        return;
+    }
+}
+
+const char *attn_nonfinite(void) { return atomic_load(&nf_ready) ? nf_where : NULL; }
+
+// Layers from..L-1 on the n rows in s->x (positions pos..pos+n-1), logits, pos += n.
+static void run_layers(attn_session *s, int from, int n, float *logits, int last_only, const attn_capture *cap) {
+    const attn_model *m = s->m;
+    const attn_config *c = &m->cfg;
+    int D = c->n_embd;
+    for (int l = from; l < c->n_layer; l++) {
+        layer_forward(s, l, n, cap);
+        check_finite(s->x, n, D, l, c->n_layer, s->pos);
+        if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
+    }
+    if (logits) {
+        int first = last_only ? n - 1 : 0, rows = n - first;
+        norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
+        head_rows(s, s->xn, logits, rows, 1);
+        check_finite(logits, rows, c->n_vocab, c->n_layer, c->n_layer, s->pos + first);
+    }
+    s->pos += n;
+}
+
 int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
                       const attn_capture *cap) {
     const attn_model *m = s->m;
@@ -747,19 +821,21 @@ int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits,
         if (ids[i] < 0 || ids[i] >= c->n_vocab)
             return attn_err(ATTN_EINPUT, "token id %d is out of range (vocabulary of %d)", ids[i], c->n_vocab);
     if (ensure_rows(s, n)) return ATTN_EFAIL;
-    int D = c->n_embd;
     embed(s, ids, n);
+    check_finite(s->x, n, c->n_embd, -1, c->n_layer, s->pos);
     if (cap && cap->on_resid) cap->on_resid(cap->ctx, -1, s->pos, n, s->x);
-    for (int l = 0; l < c->n_layer; l++) {
-        layer_forward(s, l, n, cap);
-        if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
-    }
-    if (logits) {
-        int first = last_only ? n - 1 : 0, rows = n - first;
-        norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
-        head_rows(s, s->xn, logits, rows, 1);
-    }
-    s->pos += n;
+    run_layers(s, 0, n, logits, last_only, cap);
+    return 0;
+}
+
+int attn_session_refeed(attn_session *s, int from, const float *x, int n, float *logits, int last_only,
+                        const attn_capture *cap) {
+    const attn_config *c = &s->m->cfg;
+    if (n < 1 || n > s->pos || n > s->cap_rows || from < 0 || from > c->n_layer)
+        return attn_err(ATTN_EINPUT, "refeed of %d positions from layer %d: the session fed %d", n, from, s->pos);
+    s->pos -= n;
+    memcpy(s->x, x, (size_t)n * c->n_embd * sizeof(float));
+    run_layers(s, from, n, logits, last_only, cap);
     return 0;
 }
 

@@ -494,7 +494,8 @@ int attn_text_width(const char *s, int scale) {
 // ---------------------------------------------------------------- raster
 static const uint8_t C_INK[3] = {0, 0, 0},
                      C_NOTE[3] = {70, 70, 70}, C_FRAME[3] = {120, 120, 120},
-                     C_MASK[3] = {214, 214, 214}, C_HATCH[3] = {150, 150, 150};
+                     C_MASK[3] = {214, 214, 214}, C_HATCH[3] = {150, 150, 150},
+                     C_NAN[3] = {255, 0, 255}; // non-finite cells: magenta, in neither colormap
 
 static void put(attn_image *im, int x, int y, const uint8_t c[3]) {
     if (x < 0 || y < 0 || x >= im->w || y >= im->h) return;
@@ -562,7 +563,7 @@ typedef struct {
     int x0, y0, dx, dy, mat_w, mat_h, w, h;
     int note_y, colhead_y, rowhead_r, ylab_r, xlab_y, xtitle_y;
     int bar_x, bar_y, bar_w, bar_h, dbar_x, legend_y;
-    int has_seq, has_div;
+    int has_seq, has_div, has_nan; // has_nan: some cell is NaN or inf (drawn C_NAN, in the legend)
     float dmax;
     char notes[MAX_NOTES][160];
     int n_notes;
@@ -631,6 +632,7 @@ static const char *legend_text(const attn_figure *f) {
         if (f->panels[i].window) return "masked (future, outside the window)";
     return "masked (future)";
 }
+#define NAN_TEXT "non-finite (NaN/inf)"
 
 static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
     memset(L, 0, sizeof *L);
@@ -644,10 +646,11 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     for (int i = 0; i < f->rows * f->cols; i++) {
         const attn_panel *p = &f->panels[i];
         if (!p->p) continue;
+        for (size_t k = 0; k < (size_t)T * T && !L->has_nan; k++) L->has_nan = !isfinite(p->p[k]);
         if (!p->diverging) { L->has_seq = 1; continue; }
         L->has_div = 1;
         for (size_t k = 0; k < (size_t)T * T; k++)
-            if (fabsf(p->p[k]) > dmax) dmax = fabsf(p->p[k]);
+            if (fabsf(p->p[k]) > dmax && isfinite(p->p[k])) dmax = fabsf(p->p[k]);
     }
     L->ts = ts;
     L->dmax = f->dmax > 0 ? f->dmax : dmax > 0 ? dmax : 1e-6f;
@@ -686,8 +689,10 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     int bar_col = L->bar_w + 10 + tick_w + 16, bar_t = attn_text_width("difference", ts) + 10;
     if (bar_col < bar_t) bar_col = bar_t;
     int right = 24 + (L->has_seq + L->has_div) * bar_col;
-    int legend_w = 24 + 18 * ts + attn_text_width(legend_text(f), ts);
-    if (f->causal && right < legend_w) right = legend_w;
+    int legend_w = 24 + 18 * ts + attn_text_width(NAN_TEXT, ts);
+    if (f->causal && legend_w < 24 + 18 * ts + attn_text_width(legend_text(f), ts))
+        legend_w = 24 + 18 * ts + attn_text_width(legend_text(f), ts);
+    if ((f->causal || L->has_nan) && right < legend_w) right = legend_w;
     right += MARGIN;
     int left = MARGIN + line + 8 + rowhead_w + lab_w + 6;
     int bottom = 6 + lab_w + 8 + line + MARGIN;
@@ -749,7 +754,7 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
         if (L->w < MARGIN * 2 + attn_text_width(L->notes[i], ts))
             L->w = MARGIN * 2 + attn_text_width(L->notes[i], ts);
     L->h = L->xtitle_y + line + MARGIN;
-    int bar_end = L->legend_y + (f->causal ? line + 8 : 0) + MARGIN;
+    int bar_end = L->legend_y + (f->causal ? line + 8 : 0) + (L->has_nan ? line + 8 : 0) + MARGIN;
     if (L->h < bar_end) L->h = bar_end;
     if (L->w > 4095) L->w = 4095; // a very long title or note is cut, the picture stays small
     if (L->h > 4095) return attn_err(ATTN_EINPUT, "render: the picture would be %d pixels tall", L->h);
@@ -774,14 +779,16 @@ static void panel_cells(const attn_figure *f, const attn_panel *pn, float dmax, 
         for (int b = 0; b < n; b++) {
             int q1 = (a + 1) * tpc < T ? (a + 1) * tpc : T, k1 = (b + 1) * tpc < T ? (b + 1) * tpc : T;
             float best = 0, bestabs = -1;
-            int any = 0;
+            int any = 0, bad = 0;
             for (int q = a * tpc; q < q1; q++) {
+                if (f->rows_shown && !f->rows_shown[q]) continue;
                 const float *row = pn->p + (size_t)q * T;
                 float rmax = 0;
                 if (f->scale == ATTN_SCALE_ROW && !pn->diverging)
-                    for (int k = 0; k < T; k++) rmax = row[k] > rmax ? row[k] : rmax;
+                    for (int k = 0; k < T; k++) rmax = row[k] > rmax && isfinite(row[k]) ? row[k] : rmax;
                 for (int k = b * tpc; k < k1; k++) {
                     if (f->causal && (k > q || (pn->window && k <= q - pn->window))) continue;
+                    if (!isfinite(row[k])) bad = any = 1;
                     float v = pn->diverging ? row[k] / dmax : attn_scale_t(f->scale, row[k], rmax);
                     float av = pn->diverging ? fabsf(v) : v;
                     if (!any || av > bestabs) best = v, bestabs = av;
@@ -791,6 +798,7 @@ static void panel_cells(const attn_figure *f, const attn_panel *pn, float dmax, 
             size_t i = (size_t)a * n + b;
             mask[i] = !any;
             if (!any) memcpy(rgb + 3 * i, C_MASK, 3);
+            else if (bad) memcpy(rgb + 3 * i, C_NAN, 3);
             else if (pn->diverging) attn_colormap_div(best, rgb + 3 * i);
             else attn_colormap(best, rgb + 3 * i);
         }
@@ -976,6 +984,26 @@ static void cv_bar(canvas *cv, int x, int y, int w, int h, int div) {
     free(rgb);
 }
 
+// Each cell's value in it, two decimals ("0.52"), dark on light cells and
+// white on dark ones; only when "0.00" fits a cell with 3 pixels on each side
+// (then in every cell) and each cell holds one token.
+static void cv_annot(canvas *cv, const attn_figure *f, const attn_panel *pn, int x, int y, const layout *L,
+                     const uint8_t *rgb, const uint8_t *mask) {
+    static const uint8_t white[3] = {255, 255, 255};
+    int s = L->cell;
+    if (L->tpc != 1 || s < LINE_H + 2 || attn_text_width("0.00", 1) > s - 6) return;
+    for (int a = 0; a < L->n; a++)
+        for (int b = 0; b < L->n; b++) {
+            size_t i = (size_t)a * L->n + b;
+            if (mask[i]) continue;
+            char t[16];
+            snprintf(t, sizeof t, "%.2f", pn->p[(size_t)a * f->T + b]);
+            const uint8_t *c = rgb + 3 * i;
+            int light = 299 * c[0] + 587 * c[1] + 114 * c[2] > 128000;
+            cv_text(cv, x + b * s + s / 2, y + a * s + (s - LINE_H) / 2 + 1, A_MIDDLE, 1, 0, light ? C_INK : white, t);
+        }
+}
+
 static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8_t *cells, uint8_t *mask) {
     int ts = L->ts, line = LINE_H * ts;
     double ppt = L->cell / (double)L->tpc; // pixels per token
@@ -994,6 +1022,7 @@ static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8
             if (!pn->p) continue;
             panel_cells(f, pn, L->dmax, L->tpc, L->n, cells, mask);
             cv_cells(cv, px, py, L, cells, mask);
+            if (f->annot) cv_annot(cv, f, pn, px, py, L, cells, mask);
             for (int k = 0; k < f->T; k += L->stride) {
                 char s[128];
                 label_text(f, k, L->lab_chars, L->pos_labels, s, sizeof s);
@@ -1023,6 +1052,12 @@ static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8
         cv_swatch(cv, L->bar_x, L->legend_y, 12 * ts, 12 * ts);
         cv_frame(cv, L->bar_x, L->legend_y, 12 * ts, 12 * ts);
         cv_text(cv, L->bar_x + 18 * ts, L->legend_y, A_START, ts, 0, C_INK, legend_text(f));
+    }
+    if (L->has_nan) {
+        int y = L->legend_y + (f->causal ? line + 8 : 0);
+        cv_rect(cv, L->bar_x, y, 12 * ts, 12 * ts, C_NAN);
+        cv_frame(cv, L->bar_x, y, 12 * ts, 12 * ts);
+        cv_text(cv, L->bar_x + 18 * ts, y, A_START, ts, 0, C_INK, NAN_TEXT);
     }
 }
 
@@ -1158,6 +1193,8 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
         sb_printf(&b, "\x1b[0m %s\n", txt[4]);
     }
     if (f->causal) sb_printf(&b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", legend_text(f));
+    if (L.has_nan)
+        sb_printf(&b, "%12s \x1b[48;2;%d;%d;%dm  \x1b[0m %s\n", "", C_NAN[0], C_NAN[1], C_NAN[2], NAN_TEXT);
     free(cells), free(mask);
     if (b.oom) {
         free(b.p);

@@ -168,16 +168,11 @@ static const char JS[] =
 
 // ---------------------------------------------------------------- data blocks
 
-static void json_num(FILE *fp, double v, const char *f) {
-    if (isnan(v)) fputs("null", fp);
-    else fprintf(fp, f, v);
-}
-
 static void json_score_row(FILE *fp, const attn_head_scores *s) {
     fputc('[', fp);
     for (int k = 0; k < ATTN_S_N; k++) {
         if (k) fputc(',', fp);
-        json_num(fp, s->s[k], "%.4g");
+        attn_json_numf(fp, "%.4g", s->s[k]);
     }
     fputc(']', fp);
 }
@@ -228,7 +223,9 @@ static int write_meta(FILE *out, const attn_report *r) {
             size_t x = (size_t)i * r->k + j;
             fprintf(fp, "%s[%d,", j ? "," : "", r->top_id[x]);
             attn_json_str(fp, r->top_labels[x]);
-            fprintf(fp, ",%.4g]", r->top_prob[x]);
+            fputc(',', fp);
+            attn_json_numf(fp, "%.4g", r->top_prob[x]);
+            fputc(']', fp);
         }
         fputc(']', fp);
     }

@@ -33,6 +33,27 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5
 
 typedef struct { int32_t left, right, rank, result; } merge_slot; // left = -1: empty
 
+// A pre-tokenizer step (Hugging Face's): split every piece by a regex, the
+// matches (or with invert the rest) being the delimiters, which behavior
+// removes, isolates or merges; Metaspace (spaces to the replacement, a
+// prepended one, split before each); prepend a string to each piece.
+enum { PS_SPLIT, PS_METASPACE, PS_PREPEND };
+enum { B_REMOVED, B_ISOLATED, B_MERGED_PREV, B_MERGED_NEXT, B_CONTIGUOUS };
+enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER };
+typedef struct {
+    uint8_t kind, behavior, invert, scheme, split;
+    attn_regex *re;
+    char str[64]; // Metaspace replacement, prepended string
+} pre_step;
+
+// A normalizer step: NORM_* forms, lowercase, strip, replace, prepend.
+enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND };
+typedef struct {
+    uint8_t kind, form, left, right;
+    attn_regex *re;
+    char str[64]; // replacement content, prepended string
+} norm_step;
+
 struct attn_tokenizer {
     attn_tok_kind kind;
     int n_tok;              // pieces in the vocabulary
@@ -52,6 +73,16 @@ struct attn_tokenizer {
     int split_at_space;     // SentencePiece: no piece has "▁" after another char, so
                             // each word ("▁..." run) can be merged on its own
     char bad_pre[64];       // GPT-2 pre-tokenizer we do not implement ("" = gpt-2)
+    pre_step *pre;          // pre-tokenizer steps in turn (GPT-2 kind and none: GPT-2's own)
+    int n_pre;
+    norm_step *norm_steps;  // normalizer steps in turn (attn.tokenizer.normalizer)
+    int n_norm;
+    char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
+    int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
+    int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
+    int parse_special;      // control token text in the input becomes the token
+    int32_t *spec;          // control/user/unknown tokens, by first two bytes, longest first
+    int32_t *spec_first;    // [65537] spec[spec_first[k] .. spec_first[k+1]) start with bytes k
 };
 
 // ---------------------------------------------------------------- UTF-8
@@ -124,6 +155,180 @@ static int sb_add(sbuf *b, const void *s, size_t n) {
 }
 
 static int sb_str(sbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
+
+// ---------------------------------------------------------------- Unicode normalization
+// NFD, NFKD, NFC, NFKC as Hugging Face's normalizers (tables from
+// attn_unicode.c; Hangul syllables by the Unicode algorithm). A byte that is
+// not well-formed UTF-8 is kept as it is and blocks reordering/composition.
+
+int attn_unicode_ccc(uint32_t cp);
+int attn_unicode_lower(uint32_t cp, const uint32_t **out);
+int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);
+uint32_t attn_unicode_compose(uint32_t a, uint32_t b);
+
+enum { NORM_NONE, NORM_NFD, NORM_NFKD, NORM_NFC, NORM_NFKC };
+enum { H_S = 0xAC00, H_L = 0x1100, H_V = 0x1161, H_T = 0x11A7, H_NV = 21, H_NT = 28, H_N = 588, H_NS = 11172 };
+#define RAW_BYTE 0x110000u // + b: an invalid byte b, kept
+
+typedef struct { uint32_t *p; size_t n, cap; } cpbuf;
+
+static int cp_add(cpbuf *b, uint32_t cp) {
+    if (grow((void **)&b->p, &b->cap, b->n + 1, sizeof *b->p)) return ATTN_EFAIL;
+    b->p[b->n++] = cp;
+    return 0;
+}
+
+static int ccc_of(uint32_t cp) { return cp < 0x300 || cp >= RAW_BYTE ? 0 : attn_unicode_ccc(cp); }
+
+static int decompose(cpbuf *b, uint32_t cp, int compat) {
+    if (cp >= H_S && cp < H_S + H_NS) {
+        uint32_t s = cp - H_S;
+        if (cp_add(b, H_L + s / H_N) || cp_add(b, H_V + s % H_N / H_NT)) return ATTN_EFAIL;
+        return s % H_NT ? cp_add(b, H_T + s % H_NT) : 0;
+    }
+    const uint32_t *d;
+    int k = attn_unicode_decomp(cp, compat, &d);
+    if (!k) return cp_add(b, cp);
+    for (int i = 0; i < k; i++)
+        if (cp_add(b, d[i])) return ATTN_EFAIL;
+    return 0;
+}
+
+// Stable sort of each run of nonzero combining classes by class (insertion
+// sort for short runs, counting sort for long ones: linear either way).
+static int reorder(cpbuf *b) {
+    for (size_t i = 0; i < b->n;) {
+        if (!ccc_of(b->p[i])) { i++; continue; }
+        size_t j = i;
+        while (j < b->n && ccc_of(b->p[j])) j++;
+        if (j - i <= 32) {
+            for (size_t x = i + 1; x < j; x++) {
+                uint32_t c = b->p[x];
+                size_t y = x;
+                for (int k = ccc_of(c); y > i && ccc_of(b->p[y - 1]) > k; y--) b->p[y] = b->p[y - 1];
+                b->p[y] = c;
+            }
+        } else {
+            uint32_t *tmp = malloc((j - i) * sizeof *tmp);
+            size_t start[257] = {0};
+            if (!tmp) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+            for (size_t y = i; y < j; y++) start[ccc_of(b->p[y]) + 1]++;
+            for (int k = 0; k < 256; k++) start[k + 1] += start[k];
+            for (size_t y = i; y < j; y++) tmp[start[ccc_of(b->p[y])]++] = b->p[y];
+            memcpy(b->p + i, tmp, (j - i) * sizeof *tmp);
+            free(tmp);
+        }
+        i = j;
+    }
+    return 0;
+}
+
+static uint32_t compose_pair(uint32_t a, uint32_t b) {
+    if (a >= H_L && a < H_L + 19 && b >= H_V && b < H_V + H_NV) return H_S + ((a - H_L) * H_NV + (b - H_V)) * H_NT;
+    if (a >= H_S && a < H_S + H_NS && (a - H_S) % H_NT == 0 && b > H_T && b < H_T + H_NT) return a + (b - H_T);
+    return a >= RAW_BYTE || b >= RAW_BYTE ? 0 : attn_unicode_compose(a, b);
+}
+
+// Canonical composition in place (UAX #15).
+static void compose(cpbuf *b) {
+    if (!b->n) return;
+    size_t starter = 0, out = 1;
+    int last = ccc_of(b->p[0]) ? 256 : 0;
+    for (size_t i = 1; i < b->n; i++) {
+        uint32_t c = b->p[i];
+        int k = ccc_of(c);
+        uint32_t comp = last < 256 ? compose_pair(b->p[starter], c) : 0;
+        if (comp && (last < k || last == 0)) {
+            b->p[starter] = comp;
+            continue;
+        }
+        if (!k) starter = out;
+        last = k;
+        b->p[out++] = c;
+    }
+    b->n = out;
+}
+
+static int normalize_form(int form, const char *text, size_t n, sbuf *out) {
+    cpbuf b = {0};
+    int rc = 0, compat = form == NORM_NFKD || form == NORM_NFKC;
+    for (size_t i = 0; i < n && !rc;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)text + i, n - i, &cp);
+        rc = k < 0 ? cp_add(&b, RAW_BYTE + (uint8_t)text[i]) : decompose(&b, cp, compat);
+        i += k < 0 ? 1 : (size_t)k;
+    }
+    if (!rc) rc = reorder(&b);
+    if (!rc && (form == NORM_NFC || form == NORM_NFKC)) compose(&b);
+    out->n = 0;
+    for (size_t i = 0; i < b.n && !rc; i++) {
+        char u[4];
+        u[0] = (char)(b.p[i] - RAW_BYTE);
+        rc = sb_add(out, u, b.p[i] >= RAW_BYTE ? 1 : (size_t)utf8_put(u, b.p[i]));
+    }
+    if (!rc && !out->p) rc = sb_add(out, "", 0);
+    free(b.p);
+    return rc;
+}
+
+static int is_ws(uint32_t cp) { return (cp >= 9 && cp <= 13) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+                                         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+                                         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000; }
+
+// One normalizer step that is not a Unicode form, text -> out.
+static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out) {
+    out->n = 0;
+    int rc = sb_add(out, "", 0);
+    if (st->kind == NS_PREPEND) return n ? sb_str(out, st->str) || sb_add(out, text, n) : rc;
+    if (st->kind == NS_STRIP) { // Rust char::is_whitespace at either end
+        size_t a = 0, b = n;
+        uint32_t cp;
+        int k;
+        while (st->left && a < b && (k = utf8_next((const uint8_t *)text + a, b - a, &cp)) > 0 && is_ws(cp)) a += (size_t)k;
+        while (st->right && b > a) {
+            size_t q = b - 1;
+            while (q > a && ((uint8_t)text[q] & 0xC0) == 0x80 && b - q < 4) q--;
+            if ((k = utf8_next((const uint8_t *)text + q, b - q, &cp)) != (int)(b - q) || !is_ws(cp)) break;
+            b = q;
+        }
+        return sb_add(out, text + a, b - a);
+    }
+    if (st->kind == NS_REPLACE) {
+        for (size_t pos = 0; pos < n && !rc;) {
+            size_t ms, me;
+            if ((rc = attn_regex_find(st->re, text, n, pos, &ms, &me))) break;
+            rc = sb_add(out, text + pos, ms - pos);
+            if (!rc && me > ms) rc = sb_str(out, st->str);
+            pos = me;
+        }
+        return rc;
+    }
+    for (size_t i = 0; i < n && !rc;) { // lowercase
+        uint32_t cp;
+        const uint32_t *lo;
+        int k = utf8_next((const uint8_t *)text + i, n - i, &cp), m = k > 0 ? attn_unicode_lower(cp, &lo) : 0;
+        if (!m) rc = sb_add(out, text + i, k > 0 ? (size_t)k : 1);
+        for (int j = 0; j < m && !rc; j++) {
+            char u[4];
+            rc = sb_add(out, u, (size_t)utf8_put(u, lo[j]));
+        }
+        i += k > 0 ? (size_t)k : 1;
+    }
+    return rc;
+}
+
+// The normalizer steps in turn; the result in a (b is scratch).
+static int normalize(const attn_tokenizer *t, const char *text, size_t n, sbuf *a, sbuf *b) {
+    a->n = 0;
+    int rc = sb_add(a, text, n);
+    for (int i = 0; i < t->n_norm && !rc; i++) {
+        const norm_step *st = &t->norm_steps[i];
+        rc = st->kind == NS_FORM ? normalize_form(st->form, a->p, a->n, b) : norm_other(st, a->p, a->n, b);
+        sbuf x = *a;
+        *a = *b, *b = x;
+    }
+    return rc;
+}
 
 // ---------------------------------------------------------------- hash tables
 
@@ -231,6 +436,19 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         }
         return 0;
     }
+    if (t->kind == ATTN_TOK_BPE && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
+        size_t rl = strlen(t->dec_space);
+        for (size_t i = 0; i < p.len;) {
+            int mark = i + rl <= p.len && !memcmp(p.s + i, t->dec_space, rl);
+            if (sb_add(b, mark ? " " : p.s + i, 1)) return ATTN_EFAIL;
+            i += mark ? rl : 1;
+        }
+        return 0;
+    }
+    if (t->kind == ATTN_TOK_BPE && type == TT_BYTE && parse_byte_piece(p) >= 0) {
+        char c = (char)parse_byte_piece(p);
+        return sb_add(b, &c, 1);
+    }
     if (t->kind != ATTN_TOK_SPM) return sb_add(b, p.s, p.len);
     if (type == TT_CONTROL) return 0;
     if (type == TT_UNKNOWN) return sb_str(b, UNK_SURFACE);
@@ -245,6 +463,227 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         i += mark ? 3 : 1;
     }
     return 0;
+}
+
+
+// ---------------------------------------------------------------- pre-tokenizers by name
+
+// The Split patterns (each applied to the pieces of the one before, matches
+// and the text between them both kept) of each tokenizer.ggml.pre value, as
+// the models' tokenizer.json files give them (llama.cpp's llama-vocab.cpp
+// lists the same, some rewritten without (?i:...)).
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define RE_LLAMA3 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_QWEN2 "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_TEKKEN "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+static const struct {
+    const char *names; // space-separated tokenizer.ggml.pre values
+    int ignore_merges;
+    const char *re[4];
+} pre_kinds[] = {
+    {" llama3 llama-v3 llama-bpe falcon3 ", 1, {RE_LLAMA3}},
+    {" dbrx smaug-bpe chatglm-bpe ", 0, {RE_LLAMA3}},
+    {" qwen2 deepseek-r1-qwen megrez stablelm2 ", 0, {RE_QWEN2}},
+    {" smollm starcoder refact command-r codeshell exaone minerva-7b ", 0, {"\\p{N}", RE_GPT2}},
+    {" olmo mpt jais phi-2 roberta-bpe gigachat jina-es jina-de jina-v1-en jina-v2-es jina-v2-de jina-v2-code ", 0,
+     {RE_GPT2}},
+    {" falcon ", 0, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}},
+    {" tekken ", 1, {RE_TEKKEN}},
+    {" poro-chat bloom gpt3-finnish ", 0, {" ?[^(\\s|.,!?\xE2\x80\xA6\xE3\x80\x82\xEF\xBC\x8C\xE3\x80\x81\xE0\xA5\xA4\xDB\x94\xD8\x8C)]+"}},
+    {" viking ", 0, {" ?[^(\\s|.,!?\xE2\x80\xA6\xE3\x80\x82\xEF\xBC\x8C\xE3\x80\x81\xE0\xA5\xA4\xDB\x94\xD8\x8C)]+", "\\p{N}"}},
+    {" deepseek-coder ", 0, {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+                             "[\xE4\xB8\x80-\xE9\xBE\xA5\xE0\xA0\x80-\xE4\xB8\x80\xEA\xB0\x80-\xED\x9F\xBF]+"}},
+    {" deepseek-v3 ", 0, {"\\p{N}{1,3}", "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+",
+                          "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}},
+};
+
+// Compile the Split patterns of tokenizer.ggml.pre value pre; unknown: bad_pre.
+static int pre_setup(attn_tokenizer *t, gguf_str pre) {
+    char key[72];
+    snprintf(key, sizeof key, " %.*s ", (int)(pre.len < 64 ? pre.len : 64), pre.s);
+    if (!strcmp(key, " gpt-2 ") || !strcmp(key, " default ")) return 0; // gpt2_pretoken
+    for (size_t k = 0; k < sizeof pre_kinds / sizeof pre_kinds[0]; k++) {
+        if (pre.len > 64 || memchr(pre.s, ' ', pre.len) || !strstr(pre_kinds[k].names, key)) continue;
+        t->ignore_merges = pre_kinds[k].ignore_merges;
+        t->pre = calloc(4, sizeof *t->pre);
+        if (!t->pre) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+        for (int i = 0; i < 4 && pre_kinds[k].re[i]; i++) {
+            t->pre[i].behavior = B_ISOLATED;
+            if (attn_regex_compile(&t->pre[i].re, pre_kinds[k].re[i], strlen(pre_kinds[k].re[i]))) return ATTN_EFAIL;
+            t->n_pre = i + 1;
+        }
+        return 0;
+    }
+    snprintf(t->bad_pre, sizeof t->bad_pre, "%.*s", (int)(pre.len < 40 ? pre.len : 40), pre.s);
+    return 0;
+}
+
+// ---------------------------------------------------------------- special tokens
+
+static int spec_kind(const attn_tokenizer *t, int id) {
+    int ty = t->type[id];
+    return t->piece[id].len > 0 && (ty == TT_CONTROL || ty == TT_USER || ty == TT_UNKNOWN);
+}
+
+static unsigned spec_key(const attn_tokenizer *t, int id) {
+    gguf_str p = t->piece[id];
+    return (unsigned)(uint8_t)p.s[0] << 8 | (p.len > 1 ? (uint8_t)p.s[1] : 0);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+// Index the tokens that are matched in the text before pre-tokenizing.
+static int spec_setup(attn_tokenizer *t) {
+    int n = 0;
+    for (int id = 0; id < t->n_tok; id++) n += spec_kind(t, id);
+    t->spec = malloc(((size_t)n + 1) * sizeof *t->spec);
+    t->spec_first = calloc(65537, sizeof *t->spec_first);
+    if (!t->spec || !t->spec_first) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    uint64_t *order = malloc(((size_t)n + 1) * sizeof *order); // key, then longer first, then id
+    if (!order) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    n = 0;
+    for (int id = 0; id < t->n_tok; id++) {
+        if (!spec_kind(t, id) || piece_find(t, t->piece[id].s, t->piece[id].len) != id) continue;
+        uint64_t len = t->piece[id].len < 0xFFFFFF ? t->piece[id].len : 0xFFFFFF;
+        order[n++] = (uint64_t)spec_key(t, id) << 48 | (0xFFFFFF - len) << 24 | (uint64_t)id;
+    }
+    qsort(order, (size_t)n, sizeof *order, cmp_u64);
+    for (int i = 0; i < n; i++) t->spec[i] = (int32_t)(order[i] & 0xFFFFFF);
+    free(order);
+    for (int i = 0; i < n; i++) t->spec_first[spec_key(t, t->spec[i]) + 1]++;
+    for (int k = 0; k < 65536; k++) t->spec_first[k + 1] += t->spec_first[k];
+    return 0;
+}
+
+// The longest special token at s[pos..len) that the input may name (user
+// tokens always, control/unknown ones when parse_special), or -1.
+static int special_at(const attn_tokenizer *t, const char *s, size_t len, size_t pos) {
+    if (!t->spec_first) return -1;
+    for (int two = 1; two >= 0; two--) {
+        if (two && pos + 1 >= len) continue;
+        unsigned k = (unsigned)(uint8_t)s[pos] << 8 | (two ? (uint8_t)s[pos + 1] : 0);
+        for (int i = t->spec_first[k]; i < t->spec_first[k + 1]; i++) {
+            int id = t->spec[i];
+            gguf_str p = t->piece[id];
+            if ((size_t)p.len > len - pos || memcmp(p.s, s + pos, p.len) || (!two && p.len != 1)) continue;
+            if (t->parse_special || t->type[id] == TT_USER) return id;
+        }
+    }
+    return -1;
+}
+
+// ---------------------------------------------------------------- pipeline keys
+// Steps of a tokenizer.json pipeline that the tokenizer.ggml.* keys cannot
+// say, as tools/convert.py writes them (tab-separated fields):
+//   attn.tokenizer.normalizer  NFC|NFD|NFKC|NFKD | lowercase | strip L R |
+//                              replace REGEX CONTENT | prepend STR
+//   attn.tokenizer.pre         split BEHAVIOR INVERT REGEX | metaspace REPL
+//                              always|first|never SPLIT | prepend STR
+//   attn.tokenizer.decode_space REPL [strip_first]  (BPE: REPL decodes to " ")
+//   attn.tokenizer.ignore_merges (bool)
+
+// Field i (0-based) of a tab-separated step, NUL-terminated into buf.
+static const char *field(gguf_str s, int i, char *buf, size_t cap) {
+    size_t a = 0;
+    for (int k = 0; k < i; k++) {
+        const char *tab = memchr(s.s + a, '\t', s.len - a);
+        if (!tab) return NULL;
+        a = (size_t)(tab - s.s) + 1;
+    }
+    const char *tab = memchr(s.s + a, '\t', s.len - a);
+    size_t e = tab ? (size_t)(tab - s.s) : s.len;
+    if (e - a >= cap) return NULL;
+    memcpy(buf, s.s + a, e - a);
+    buf[e - a] = 0;
+    return buf;
+}
+
+static int bad_step(const char *key, gguf_str s) {
+    return attn_err(ATTN_EINPUT, "tokenizer: %s step '%.*s' is not supported", key, (int)(s.len < 60 ? s.len : 60), s.s);
+}
+
+static int norm_step_load(norm_step *st, gguf_str s) {
+    static const char *const forms[] = {"", "NFD", "NFKD", "NFC", "NFKC"};
+    char f0[16], f1[4096], f2[64];
+    if (!field(s, 0, f0, sizeof f0)) return bad_step("attn.tokenizer.normalizer", s);
+    for (int i = 1; i < 5; i++)
+        if (!strcmp(f0, forms[i])) { st->kind = NS_FORM, st->form = (uint8_t)i; return 0; }
+    if (!strcmp(f0, "lowercase")) { st->kind = NS_LOWER; return 0; }
+    if (!strcmp(f0, "strip") && field(s, 1, f1, sizeof f1) && field(s, 2, f2, sizeof f2)) {
+        st->kind = NS_STRIP, st->left = f1[0] == '1', st->right = f2[0] == '1';
+        return 0;
+    }
+    if (!strcmp(f0, "prepend") && field(s, 1, st->str, sizeof st->str)) { st->kind = NS_PREPEND; return 0; }
+    if (!strcmp(f0, "replace") && field(s, 1, f1, sizeof f1) && field(s, 2, st->str, sizeof st->str)) {
+        st->kind = NS_REPLACE;
+        return attn_regex_compile(&st->re, f1, strlen(f1));
+    }
+    return bad_step("attn.tokenizer.normalizer", s);
+}
+
+static int pre_step_load(pre_step *st, gguf_str s) {
+    static const char *const behaviors[] = {"removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"};
+    static const char *const schemes[] = {"always", "first", "never"};
+    char f0[16], f1[64], f2[32], f3[4096];
+    if (!field(s, 0, f0, sizeof f0)) return bad_step("attn.tokenizer.pre", s);
+    if (!strcmp(f0, "prepend") && field(s, 1, st->str, sizeof st->str)) { st->kind = PS_PREPEND; return 0; }
+    if (!strcmp(f0, "metaspace") && field(s, 1, st->str, sizeof st->str) && field(s, 2, f2, sizeof f2) &&
+        field(s, 3, f3, sizeof f3) && st->str[0]) {
+        st->kind = PS_METASPACE, st->split = f3[0] == '1', st->scheme = 255;
+        for (int i = 0; i < 3; i++) if (!strcmp(f2, schemes[i])) st->scheme = (uint8_t)i;
+        return st->scheme == 255 ? bad_step("attn.tokenizer.pre", s) : 0;
+    }
+    if (!strcmp(f0, "split") && field(s, 1, f1, sizeof f1) && field(s, 2, f2, sizeof f2) && field(s, 3, f3, sizeof f3)) {
+        st->kind = PS_SPLIT, st->invert = f2[0] == '1', st->behavior = 255;
+        for (int i = 0; i < 5; i++) if (!strcmp(f1, behaviors[i])) st->behavior = (uint8_t)i;
+        if (st->behavior == 255) return bad_step("attn.tokenizer.pre", s);
+        return attn_regex_compile(&st->re, f3, strlen(f3));
+    }
+    return bad_step("attn.tokenizer.pre", s);
+}
+
+// A string or string-array key as a list of strings (*n = 0 if absent).
+static int str_list(const gguf_file *f, const char *key, gguf_str **out, int *n) {
+    const gguf_kv *kv = gguf_find(f, key);
+    *out = NULL, *n = 0;
+    if (!kv) return 0;
+    if (kv->type == GGUF_STRING) {
+        if (!(*out = malloc(sizeof **out))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+        gguf_get_str(f, key, *out);
+        *n = 1;
+        return 0;
+    }
+    if (kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n > 64)
+        return attn_err(ATTN_EINPUT, "tokenizer: %s is not a string or a short string array", key);
+    if (!(*out = malloc((kv->n + 1) * sizeof **out))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    gguf_arr_strs(kv, *out);
+    *n = (int)kv->n;
+    return 0;
+}
+
+static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
+    gguf_str *l;
+    int n, rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
+    if (!rc && n && !(t->norm_steps = calloc((size_t)n, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i]);
+    free(l);
+    if (!rc) rc = str_list(f, "attn.tokenizer.pre", &l, &n);
+    if (!rc && n && !(t->pre = calloc((size_t)n, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < n; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], l[i]);
+    free(l);
+    gguf_str ds;
+    char f1[16];
+    if (!rc && !gguf_get_str(f, "attn.tokenizer.decode_space", &ds)) {
+        if (!field(ds, 0, t->dec_space, sizeof t->dec_space)) rc = bad_step("attn.tokenizer.decode_space", ds);
+        t->dec_strip_first = field(ds, 1, f1, sizeof f1) && !strcmp(f1, "strip_first");
+    }
+    int v;
+    if (!gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
+    return rc;
 }
 
 static int tok_build(attn_tokenizer *t, const gguf_file *f) {
@@ -308,12 +747,18 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     t->add_bos = gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &v) ? spm : v;
     t->add_space_prefix = gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
 
+    if (pipeline_load(t, f)) return ATTN_EINPUT;
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
+    if (t->kind == ATTN_TOK_BPE) {
+        for (int id = 0; id < n; id++) {
+            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
+        }
+        if (load_merges(t, f)) return ATTN_EINPUT;
+    }
     if (t->kind == ATTN_TOK_GPT2) {
         gguf_str pre;
-        if (!gguf_get_str(f, "tokenizer.ggml.pre", &pre) && !(pre.len == 5 && !memcmp(pre.s, "gpt-2", 5)) &&
-            !(pre.len == 7 && !memcmp(pre.s, "default", 7)))
-            snprintf(t->bad_pre, sizeof t->bad_pre, "%.*s", (int)(pre.len < 40 ? pre.len : 40), pre.s);
+        if (!t->n_pre && !gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EFAIL;
         for (int b = 0; b < 256; b++) {
             char u[4];
             t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
@@ -341,7 +786,8 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     }
     t->text_off[n] = (uint32_t)b.n;
     t->text = b.p ? b.p : calloc(1, 1);
-    return t->text ? 0 : attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    if (!t->text) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    return t->kind == ATTN_TOK_CHAR ? 0 : spec_setup(t);
 }
 
 int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
@@ -350,6 +796,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
     if (!t) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     t->n_vocab = n_vocab > 0 ? n_vocab : 0;
     t->bos = t->eos = t->unk = -1;
+    t->parse_special = 1;
     gguf_str model;
     if (gguf_get_str(f, "tokenizer.ggml.model", &model)) { // ids only
         t->kind = ATTN_TOK_NONE;
@@ -359,6 +806,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
     if (model.len == 4 && !memcmp(model.s, "gpt2", 4)) t->kind = ATTN_TOK_GPT2;
     else if (model.len == 5 && !memcmp(model.s, "llama", 5)) t->kind = ATTN_TOK_SPM;
     else if (model.len == 4 && !memcmp(model.s, "char", 4)) t->kind = ATTN_TOK_CHAR;
+    else if (model.len == 3 && !memcmp(model.s, "bpe", 3)) t->kind = ATTN_TOK_BPE;
     else {
         free(t);
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, char)",
@@ -382,6 +830,12 @@ void attn_tokenizer_free(attn_tokenizer *t) {
     free(t->text_off);
     free(t->hash);
     free(t->merge);
+    for (int i = 0; i < t->n_pre; i++) attn_regex_free(t->pre[i].re);
+    for (int i = 0; i < t->n_norm; i++) attn_regex_free(t->norm_steps[i].re);
+    free(t->pre);
+    free(t->norm_steps);
+    free(t->spec);
+    free(t->spec_first);
     free(t);
 }
 
@@ -390,6 +844,10 @@ int attn_tokenizer_n_vocab(const attn_tokenizer *t) { return t->n_vocab; }
 int attn_tokenizer_bos(const attn_tokenizer *t) { return t->bos; }
 int attn_tokenizer_eos(const attn_tokenizer *t) { return t->eos; }
 int attn_tokenizer_adds_bos(const attn_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+void attn_tokenizer_parse_special(attn_tokenizer *t, int on) { t->parse_special = on != 0; }
+int attn_token_is_special(const attn_tokenizer *t, int32_t id) {
+    return t->kind != ATTN_TOK_CHAR && id >= 0 && id < t->n_tok && spec_kind(t, id);
+}
 
 gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id) {
     if (id < 0 || id >= t->n_tok) return (gguf_str){"", 0};
@@ -403,7 +861,7 @@ gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id) {
 // A popped pair whose symbols changed since it was pushed is stale and skipped.
 
 typedef struct { int32_t id, off, len, prev, next; } bpe_sym;           // len 0: merged away
-typedef struct { double pri; int32_t left, right, size, id; } bpe_pair; // id: the merged token
+typedef struct { uint64_t key; int32_t right, size, id; } bpe_pair; // key: priority << 32 | left; id: the merged token
 
 typedef struct {
     bpe_sym *sym;
@@ -413,10 +871,12 @@ typedef struct {
     int32_t *ids; // output
     size_t n_ids, cap_ids;
     sbuf word;    // SentencePiece: normalized text of the current word
+    sbuf norm, norm2; // the segment after the tokenizer.json normalizer; scratch
+    int first;    // the segment starts the text (Metaspace prepend_scheme first)
 } tok_work;
 
 static int pair_less(const bpe_pair *a, const bpe_pair *b) {
-    return a->pri < b->pri || (a->pri == b->pri && a->left < b->left);
+    return a->key < b->key;
 }
 
 static int heap_push(tok_work *w, bpe_pair p) {
@@ -449,17 +909,21 @@ static bpe_pair heap_pop(tok_work *w) {
 static int try_pair(const attn_tokenizer *t, tok_work *w, const char *text, int l, int r) {
     if (l < 0 || r < 0) return 0;
     const bpe_sym *a = &w->sym[l], *b = &w->sym[r];
-    bpe_pair p = {0, l, r, a->len + b->len, -1};
-    if (t->kind == ATTN_TOK_GPT2) {
+    bpe_pair p = {0, r, a->len + b->len, -1};
+    uint32_t pri;
+    if (t->merge) {
         const merge_slot *m = a->id >= 0 && b->id >= 0 ? merge_find(t, a->id, b->id) : NULL;
         if (!m) return 0;
-        p.pri = m->rank;
+        pri = (uint32_t)m->rank;
         p.id = m->result;
     } else {
         p.id = piece_find(t, text + a->off, (size_t)p.size);
         if (p.id < 0 || !mergeable(t->type[p.id])) return 0;
-        p.pri = -(double)t->score[p.id];
+        float neg = -t->score[p.id] + 0.0f; // -0 as +0; then an unsigned key in the float's order
+        memcpy(&pri, &neg, 4);
+        pri = pri >> 31 ? ~pri : pri | 0x80000000u;
     }
+    p.key = (uint64_t)pri << 32 | (uint32_t)l;
     return heap_push(w, p);
 }
 
@@ -470,14 +934,15 @@ static int bpe_run(const attn_tokenizer *t, tok_work *w, const char *text, int n
         if (try_pair(t, w, text, i, i + 1)) return ATTN_EFAIL;
     while (w->n_heap) {
         bpe_pair p = heap_pop(w);
-        bpe_sym *a = &w->sym[p.left], *b = &w->sym[p.right];
+        int32_t left = (int32_t)(uint32_t)p.key;
+        bpe_sym *a = &w->sym[left], *b = &w->sym[p.right];
         if (!a->len || !b->len || a->next != p.right || a->len + b->len != p.size) continue;
         a->len += b->len;
         a->id = p.id;
         a->next = b->next;
-        if (b->next >= 0) w->sym[b->next].prev = p.left;
+        if (b->next >= 0) w->sym[b->next].prev = left;
         b->len = 0;
-        if (try_pair(t, w, text, a->prev, p.left) || try_pair(t, w, text, p.left, a->next)) return ATTN_EFAIL;
+        if (try_pair(t, w, text, a->prev, left) || try_pair(t, w, text, left, a->next)) return ATTN_EFAIL;
     }
     return 0;
 }
@@ -533,25 +998,197 @@ static size_t gpt2_pretoken(const uint8_t *s, size_t n, size_t pos) {
     return last > pos ? last : p;
 }
 
+// BPE the bytes text[pos..end) of one pre-token and emit its ids.
+static int gpt2_word(const attn_tokenizer *t, tok_work *w, const char *text, size_t pos, size_t end) {
+    const uint8_t *s = (const uint8_t *)text;
+    for (size_t i = pos; i < end; i++)
+        if (t->byte_tok[s[i]] < 0)
+            return attn_err(ATTN_EINPUT, "tokenize: the vocabulary has no token for byte 0x%02X", s[i]);
+    if (t->ignore_merges) { // the whole pre-token, when it is a piece
+        w->word.n = 0;
+        for (size_t i = pos; i < end; i++)
+            if (sb_add(&w->word, t->piece[t->byte_tok[s[i]]].s, t->piece[t->byte_tok[s[i]]].len)) return ATTN_EFAIL;
+        int id = piece_find(t, w->word.p, w->word.n);
+        w->word.n = 0;
+        if (id >= 0 && mergeable(t->type[id])) return emit(w, id);
+    }
+    int n = 0;
+    for (size_t i = pos; i < end; i++)
+        if (add_sym(w, n++, t->byte_tok[s[i]], i, 1)) return ATTN_EFAIL;
+    if (bpe_run(t, w, text, n)) return ATTN_EFAIL;
+    for (int i = 0; i >= 0; i = w->sym[i].next)
+        if (emit(w, w->sym[i].id)) return ATTN_EFAIL;
+    return 0;
+}
+
+// ---------------------------------------------------------------- pre-tokenizer steps
+// Pieces are spans of a buffer: piece i = text[span[2i] .. span[2i+1]).
+
+typedef struct { sbuf text; size_t *span; size_t n, cap; } pieces;
+
+static int piece_add(pieces *p, const char *s, size_t n) {
+    if (grow((void **)&p->span, &p->cap, 2 * p->n + 2, sizeof *p->span)) return ATTN_EFAIL;
+    p->span[2 * p->n] = p->text.n;
+    if (sb_add(&p->text, s, n)) return ATTN_EFAIL;
+    p->span[2 * p->n + 1] = p->text.n;
+    p->n++;
+    return 0;
+}
+
+// Behavior on the spans [off[k], off[k+1]) of s, delim[k] = 1 for a delimiter.
+static int apply_behavior(int behavior, const char *s, const size_t *off, const uint8_t *delim, size_t n, pieces *out) {
+    size_t lo = 0, hi = 0; // the piece being built
+    int have = 0, prev = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t a = off[k], b = off[k + 1];
+        int d = delim[k];
+        if (behavior == B_REMOVED) { if (!d && piece_add(out, s + a, b - a)) return ATTN_EFAIL; continue; }
+        if (behavior == B_ISOLATED) { if (piece_add(out, s + a, b - a)) return ATTN_EFAIL; continue; }
+        int join = behavior == B_MERGED_PREV ? d && !prev && have
+                 : behavior == B_MERGED_NEXT ? have && prev && !d // the delimiter before takes this span
+                 : have && d == prev;                               // contiguous
+        if (join) hi = b;
+        else {
+            if (have && piece_add(out, s + lo, hi - lo)) return ATTN_EFAIL;
+            lo = a, hi = b, have = 1;
+        }
+        prev = behavior == B_MERGED_NEXT ? d && !join : d;
+    }
+    return have && behavior != B_REMOVED && behavior != B_ISOLATED ? piece_add(out, s + lo, hi - lo) : 0;
+}
+
+// Spans of s[0..n): delimiters are the regex matches (or, invert, the rest).
+static int regex_spans(const pre_step *st, const char *s, size_t n, size_t **off, uint8_t **delim, size_t *k,
+                       size_t *cap_o, size_t *cap_d) {
+    size_t pos = 0, ms, me;
+    *k = 0;
+    while (pos < n) {
+        int rc = attn_regex_find(st->re, s, n, pos, &ms, &me);
+        if (rc || grow((void **)off, cap_o, *k + 3, sizeof **off) || grow((void **)delim, cap_d, *k + 2, 1))
+            return rc ? rc : ATTN_EFAIL;
+        if (ms > pos) (*off)[*k] = pos, (*delim)[(*k)++] = (uint8_t)st->invert;
+        if (me > ms) (*off)[*k] = ms, (*delim)[(*k)++] = (uint8_t)!st->invert;
+        pos = me;
+    }
+    if (grow((void **)off, cap_o, *k + 1, sizeof **off)) return ATTN_EFAIL;
+    (*off)[*k] = n;
+    return 0;
+}
+
+// Metaspace on one piece: spaces to the replacement, one prepended (always, or
+// first: on the text's first piece), then split before each replacement.
+static int metaspace(const pre_step *st, const char *s, size_t n, int first, pieces *out, sbuf *tmp) {
+    size_t rl = strlen(st->str);
+    tmp->n = 0;
+    int pre = (st->scheme == SCHEME_ALWAYS || (st->scheme == SCHEME_FIRST && first)) &&
+              !(n >= rl && !memcmp(s, st->str, rl));
+    if (pre && sb_add(tmp, st->str, rl)) return ATTN_EFAIL;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ' ' ? sb_add(tmp, st->str, rl) : sb_add(tmp, s + i, 1)) return ATTN_EFAIL;
+    if (!st->split) return tmp->n ? piece_add(out, tmp->p, tmp->n) : 0;
+    size_t start = 0;
+    for (size_t i = rl; i + rl <= tmp->n; i++) // MergedWithNext: a piece starts at each replacement
+        if (!memcmp(tmp->p + i, st->str, rl)) {
+            if (piece_add(out, tmp->p + start, i - start)) return ATTN_EFAIL;
+            start = i;
+            i += rl - 1;
+        }
+    return tmp->n > start ? piece_add(out, tmp->p + start, tmp->n - start) : 0;
+}
+
+// The pre-tokenizer steps on text[0..len) (first: the segment starts the text).
+static int pre_pieces(const attn_tokenizer *t, const char *text, size_t len, int first, pieces *out) {
+    pieces a = {0}, b = {0};
+    size_t *off = NULL, k, cap_o = 0, cap_d = 0;
+    uint8_t *delim = NULL;
+    sbuf tmp = {0};
+    int rc = piece_add(&a, text, len);
+    for (int i = 0; !rc && i < t->n_pre; i++) {
+        const pre_step *st = &t->pre[i];
+        b.n = 0, b.text.n = 0;
+        for (size_t j = 0; !rc && j < a.n; j++) {
+            const char *s = a.text.p + a.span[2 * j];
+            size_t n = a.span[2 * j + 1] - a.span[2 * j];
+            if (st->kind == PS_METASPACE) rc = metaspace(st, s, n, first && j == 0, &b, &tmp);
+            else if (st->kind == PS_PREPEND) {
+                size_t pl = strlen(st->str);
+                tmp.n = 0;
+                if (!(n >= pl && !memcmp(s, st->str, pl))) rc = sb_add(&tmp, st->str, pl);
+                if (!rc) rc = sb_add(&tmp, s, n);
+                if (!rc) rc = piece_add(&b, tmp.p, tmp.n);
+            } else if (!(rc = regex_spans(st, s, n, &off, &delim, &k, &cap_o, &cap_d))) {
+                rc = apply_behavior(st->behavior, s, off, delim, k, &b);
+            }
+        }
+        pieces x = a;
+        a = b, b = x;
+    }
+    free(off), free(delim), free(tmp.p), free(b.text.p), free(b.span);
+    if (rc) {
+        free(a.text.p), free(a.span);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
 static int gpt2_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
     if (t->bad_pre[0])
-        return attn_err(ATTN_EINPUT, "tokenize: pre-tokenizer '%s' is not supported (only gpt-2); pass --ids",
-                        t->bad_pre);
-    const uint8_t *s = (const uint8_t *)text;
+        return attn_err(ATTN_EINPUT, "tokenize: pre-tokenizer '%s' is not supported; pass --ids", t->bad_pre);
+    if (t->n_pre) {
+        pieces p = {0};
+        int rc = pre_pieces(t, text, len, w->first, &p);
+        for (size_t i = 0; !rc && i < p.n; i++) rc = gpt2_word(t, w, p.text.p, p.span[2 * i], p.span[2 * i + 1]);
+        free(p.text.p), free(p.span);
+        return rc;
+    }
     for (size_t pos = 0; pos < len;) {
-        size_t end = gpt2_pretoken(s, len, pos);
-        int n = 0;
-        for (size_t i = pos; i < end; i++) {
-            if (t->byte_tok[s[i]] < 0)
-                return attn_err(ATTN_EINPUT, "tokenize: the vocabulary has no token for byte 0x%02X", s[i]);
-            if (add_sym(w, n++, t->byte_tok[s[i]], i, 1)) return ATTN_EFAIL;
-        }
-        if (bpe_run(t, w, text, n)) return ATTN_EFAIL;
-        for (int i = 0; i >= 0; i = w->sym[i].next)
-            if (emit(w, w->sym[i].id)) return ATTN_EFAIL;
+        size_t end = gpt2_pretoken((const uint8_t *)text, len, pos);
+        int rc = gpt2_word(t, w, text, pos, end);
+        if (rc) return rc;
         pos = end;
     }
     return 0;
+}
+
+// ---------------------------------------------------------------- BPE on characters
+
+// One pre-token: its characters (a character that is no piece: its byte
+// tokens <0xNN> when the vocabulary has them all, else <unk>), merged by rank.
+static int bpe_char_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
+    if (t->ignore_merges) {
+        int id = piece_find(t, s, len);
+        if (id >= 0 && mergeable(t->type[id])) return emit(w, id);
+    }
+    int n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
+        k = k < 0 ? 1 : k;
+        int id = piece_find(t, s + i, (size_t)k), bytes = id < 0;
+        for (int j = 0; j < k && bytes; j++) bytes = t->byte_tok[(uint8_t)s[i + j]] >= 0;
+        if (id < 0 && !bytes && t->unk < 0)
+            return attn_err(ATTN_EINPUT, "tokenize: a character is not in the vocabulary, which has no unk token");
+        for (int j = 0; j < (bytes ? k : 1); j++)
+            if (add_sym(w, n++, bytes ? t->byte_tok[(uint8_t)s[i + j]] : id >= 0 ? id : t->unk, i + (size_t)j,
+                        bytes ? 1 : (size_t)k))
+                return ATTN_EFAIL;
+        i += (size_t)k;
+    }
+    if (!n) return 0;
+    if (bpe_run(t, w, s, n)) return ATTN_EFAIL;
+    for (int i = 0; i >= 0; i = w->sym[i].next)
+        if (emit(w, w->sym[i].id)) return ATTN_EFAIL;
+    return 0;
+}
+
+static int bpe_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++)
+        rc = bpe_char_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
 }
 
 // ---------------------------------------------------------------- SentencePiece
@@ -739,6 +1376,41 @@ int attn_token_labels(const attn_tokenizer *t, const int32_t *ids, int n, char *
 
 // ---------------------------------------------------------------- encode, decode
 
+static int char_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    for (size_t pos = 0; pos < len;) {
+        uint32_t cp;
+        int k = utf8_next((const uint8_t *)text + pos, len - pos, &cp);
+        int id = k < 0 ? -1 : piece_find(t, text + pos, (size_t)k);
+        if (k < 0)
+            return attn_err(ATTN_EINPUT, "tokenize: invalid UTF-8 byte 0x%02X at byte %zu", (uint8_t)text[pos], pos);
+        if (id < 0) {
+            sbuf b = {0};
+            label_char(&b, text + pos, k, (long)cp);
+            int rc = attn_err(ATTN_EINPUT, "tokenize: character '%s' (U+%04X) at byte %zu is not in the vocabulary",
+                              b.p ? b.p : "?", (unsigned)cp, pos);
+            free(b.p);
+            return rc;
+        }
+        if (emit(w, id)) return ATTN_EFAIL;
+        pos += (size_t)k;
+    }
+    return 0;
+}
+
+// Text between special tokens (SentencePiece: each such segment gets its
+// own "▁" prefix, as llama.cpp does).
+static int encode_segment(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    if (t->n_norm) {
+        int rc = normalize(t, text, len, &w->norm, &w->norm2);
+        if (rc) return rc;
+        text = w->norm.p, len = w->norm.n;
+    }
+    if (t->kind == ATTN_TOK_GPT2) return gpt2_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_BPE) return bpe_encode(t, w, text, len);
+    if (t->kind == ATTN_TOK_SPM) return spm_encode(t, w, text, len);
+    return char_encode(t, w, text, len);
+}
+
 int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids, int *n_ids) {
     *ids = NULL;
     *n_ids = 0;
@@ -748,28 +1420,24 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
         return attn_err(ATTN_EINPUT, "tokenize: text of %zu bytes is too long", len);
     tok_work w = {0};
     int rc = add_bos && attn_tokenizer_adds_bos(t) ? emit(&w, t->bos) : 0;
-    if (!rc && t->kind == ATTN_TOK_GPT2) rc = gpt2_encode(t, &w, text, len);
-    if (!rc && t->kind == ATTN_TOK_SPM) rc = spm_encode(t, &w, text, len);
-    for (size_t pos = 0; !rc && t->kind == ATTN_TOK_CHAR && pos < len;) {
-        uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + pos, len - pos, &cp);
-        int id = k < 0 ? -1 : piece_find(t, text + pos, (size_t)k);
-        if (k < 0) {
-            rc = attn_err(ATTN_EINPUT, "tokenize: invalid UTF-8 byte 0x%02X at byte %zu", (uint8_t)text[pos], pos);
-        } else if (id < 0) {
-            sbuf b = {0};
-            label_char(&b, text + pos, k, (long)cp);
-            rc = attn_err(ATTN_EINPUT, "tokenize: character '%s' (U+%04X) at byte %zu is not in the vocabulary",
-                          b.p ? b.p : "?", (unsigned)cp, pos);
-            free(b.p);
-        } else {
-            rc = emit(&w, id);
+    for (size_t pos = 0, seg = 0; !rc && pos <= len;) { // special tokens cut the text into segments
+        int id = pos < len ? special_at(t, text, len, pos) : -1;
+        if (id < 0 && pos < len) {
+            pos++;
+            continue;
         }
-        pos += k < 0 ? 1 : (size_t)k;
+        w.first = seg == 0;
+        if (pos > seg) rc = encode_segment(t, &w, text + seg, pos - seg);
+        if (rc || pos == len) break;
+        rc = emit(&w, id);
+        pos += t->piece[id].len;
+        seg = pos;
     }
     free(w.sym);
     free(w.heap);
     free(w.word.p);
+    free(w.norm.p);
+    free(w.norm2.p);
     if (rc) {
         free(w.ids);
         return rc;
@@ -828,9 +1496,13 @@ int attn_detokenize(const attn_tokenizer *t, const int32_t *ids, int n, char **t
     sbuf out = {0};
     int rc = sb_add(&out, "", 0);
     if (!rc && t->kind == ATTN_TOK_SPM) rc = spm_decode(t, ids, n, &out);
-    for (int i = 0; !rc && t->kind != ATTN_TOK_SPM && i < n; i++)
-        if (ids[i] < t->n_tok)
-            rc = sb_add(&out, t->text + t->text_off[ids[i]], t->text_off[ids[i] + 1] - t->text_off[ids[i]]);
+    for (int i = 0; !rc && t->kind != ATTN_TOK_SPM && i < n; i++) {
+        if (ids[i] >= t->n_tok) continue;
+        const char *s = t->text + t->text_off[ids[i]];
+        size_t k = t->text_off[ids[i] + 1] - t->text_off[ids[i]];
+        if (i == 0 && t->dec_strip_first && k && s[0] == ' ') s++, k--; // Metaspace decoder, prepend scheme
+        rc = sb_add(&out, s, k);
+    }
     if (rc) {
         free(out.p);
         return rc;

@@ -1,9 +1,12 @@
 // attn_write.c - section "writers" of attn (see attn.c for the table of
 // contents): atomic output files, scratch files, .npy, JSON strings, mkdir -p.
 //
-// Atomicity: data goes to "<dir>/.<name>.tmp.<pid>.<n>" and is renamed onto
-// the final name only after every byte was written and flushed, so a reader
-// (or a user after Ctrl-C) never finds a partial file under the final name.
+// Atomicity: data goes to "<dir>/.<name>.tmp.<pid>.<random>", made with
+// O_EXCL (never opening or following what is there), and is renamed onto the
+// final name only after every byte was written and flushed, so a reader (or
+// a user after Ctrl-C) never finds a partial file under the final name. An
+// output that is a character device or FIFO is written through; any other
+// non-regular file (directory, socket, block device) is refused, never replaced.
 #include "attn.h"
 #include <errno.h>
 #include <signal.h>
@@ -12,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -38,19 +44,91 @@ void attn_out_cleanup(void) {
 
 static atomic_int tmp_counter; // makes temporary names unique within the process
 
+// A hard-to-guess 64-bit suffix for temporary names (splitmix64 of the time,
+// pid, a counter and an address). O_EXCL is what keeps them safe; this only
+// makes a planted name unlikely to be hit at all.
+static unsigned long long tmp_suffix(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t z = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 17) ^
+                 (uint64_t)(uintptr_t)&ts ^ ((uint64_t)atomic_fetch_add(&tmp_counter, 1) * 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (unsigned long long)(z ^ (z >> 31));
+}
+
+// Create a new file: O_CREAT|O_EXCL never opens or follows what is already
+// there (a planted file or symbolic link). Signals are blocked from the
+// open to the tracking, so a handler removes only files we made.
+static int create_tmp(char *tmp, size_t cap, const char *dir_part, int dir_len, const char *base, int flags,
+                      mode_t mode) {
+    for (int tries = 0; tries < 100; tries++) {
+        if (snprintf(tmp, cap, "%.*s.%s.tmp.%ld.%016llx", dir_len, dir_part, base, (long)getpid(), tmp_suffix()) >=
+            (int)cap) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int fd = open(tmp, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode), err = errno;
+        if (fd >= 0) track(tmp, 1);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (fd >= 0 || err != EEXIST) {
+            errno = err;
+            return fd;
+        }
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+// What to do with an output path: 0 = a new or regular file, replaced
+// atomically; 1 = a character device or FIFO (/dev/stdout, a pipe), written
+// through; otherwise an error (a directory, socket, block device is never
+// replaced). A symbolic link is followed: *real is the file it names.
+static int out_target(const char *path, char *real, size_t cap) {
+    struct stat st;
+    snprintf(real, cap, "%s", path);
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
+    if (S_ISLNK(st.st_mode)) {
+        if (stat(path, &st) != 0)
+            return -attn_err(ATTN_EINPUT, "%s: a symbolic link to a missing file (not written)", path);
+        char buf[PATH_MAX];
+        if (S_ISREG(st.st_mode)) {
+            if (!realpath(path, buf) || strlen(buf) >= cap)
+                return -attn_err(ATTN_EINPUT, "%s: cannot resolve the symbolic link", path);
+            snprintf(real, cap, "%s", buf);
+        }
+    }
+    if (S_ISREG(st.st_mode)) return 0;
+    if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) return 1;
+    const char *what = S_ISDIR(st.st_mode) ? "a directory" : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISBLK(st.st_mode) ? "a block device" : "not a regular file";
+    return -attn_err(ATTN_EINPUT, "%s: is %s, not replaced (give a file name)", path, what);
+}
+
 int attn_out_open(attn_outfile *o, const char *path) {
     memset(o, 0, sizeof *o);
     if (strlen(path) >= sizeof o->path) return attn_err(ATTN_EINPUT, "%s: path too long", path);
-    snprintf(o->path, sizeof o->path, "%s", path);
-    const char *slash = strrchr(path, '/');
-    int dir_len = slash ? (int)(slash - path + 1) : 0;
-    snprintf(o->tmp, sizeof o->tmp, "%.*s.%s.tmp.%ld.%d", dir_len, path, slash ? slash + 1 : path,
-             (long)getpid(), atomic_fetch_add(&tmp_counter, 1));
-    track(o->tmp, 1); // before the file exists, so a signal never leaves it behind
-    o->fp = fopen(o->tmp, "wb");
-    if (!o->fp) {
+    int kind = out_target(path, o->path, sizeof o->path);
+    if (kind < 0) return ATTN_EINPUT;
+    if (kind == 1) { // write through: nothing to rename, nothing to remove
+        int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 || !(o->fp = fdopen(fd, "wb"))) {
+            int err = errno;
+            if (fd >= 0) close(fd);
+            return attn_err(ATTN_EFAIL, "%s: cannot write: %s", path, strerror(err));
+        }
+        o->direct = 1;
+        return 0;
+    }
+    const char *slash = strrchr(o->path, '/');
+    int dir_len = slash ? (int)(slash - o->path + 1) : 0;
+    int fd = create_tmp(o->tmp, sizeof o->tmp, o->path, dir_len, slash ? slash + 1 : o->path, O_WRONLY, 0666);
+    if (fd < 0 || !(o->fp = fdopen(fd, "wb"))) {
         int err = errno;
-        track(o->tmp, 0);
+        if (fd >= 0) close(fd), unlink(o->tmp), track(o->tmp, 0);
         return attn_err(ATTN_EFAIL, "%s: cannot write: %s", path, strerror(err));
     }
     return 0;
@@ -59,6 +137,7 @@ int attn_out_open(attn_outfile *o, const char *path) {
 void attn_out_abort(attn_outfile *o) {
     if (o->fp) fclose(o->fp);
     o->fp = NULL;
+    if (o->direct) return;
     unlink(o->tmp);
     track(o->tmp, 0);
 }
@@ -70,6 +149,7 @@ int attn_out_close(attn_outfile *o) {
     if (fflush(o->fp) != 0) bad = 1, err = errno;
     if (fclose(o->fp) != 0) bad = 1, err = errno;
     o->fp = NULL;
+    if (o->direct) return bad ? attn_err(ATTN_EFAIL, "%s: write failed: %s", o->path, strerror(err ? err : EIO)) : 0;
     if (bad) {
         unlink(o->tmp);
         track(o->tmp, 0);
@@ -92,14 +172,11 @@ int attn_scratch_new(attn_scratch *s, const char *dir, size_t n) {
     if (statvfs(dir, &vfs) == 0 && (double)vfs.f_bavail * vfs.f_frsize < (double)n)
         return attn_err(ATTN_EINPUT, "%s: not enough free space (%.1f MB free)", dir,
                         (double)vfs.f_bavail * vfs.f_frsize / 1e6);
-    char tmp[1100];
-    if (snprintf(tmp, sizeof tmp, "%s/.attn-scratch.tmp.%ld.%d", dir, (long)getpid(),
-                 atomic_fetch_add(&tmp_counter, 1)) >= (int)sizeof tmp)
-        return attn_err(ATTN_EINPUT, "%s: path too long", dir);
-    track(tmp, 1); // a signal between open and unlink still removes it
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600), err = errno;
+    char tmp[1100], d[1030];
+    if (snprintf(d, sizeof d, "%s/", dir) >= (int)sizeof d) return attn_err(ATTN_EINPUT, "%s: path too long", dir);
+    int fd = create_tmp(tmp, sizeof tmp, d, (int)strlen(d), "attn-scratch", O_RDWR, 0600), err = errno;
     if (fd >= 0) unlink(tmp); // nameless from here on: freed by the kernel at exit, however it ends
-    track(tmp, 0);
+    if (fd >= 0) track(tmp, 0);
     if (fd < 0) return attn_err(ATTN_EFAIL, "%s: cannot make a scratch file: %s", dir, strerror(err));
     // reserve the blocks now: a full disk is an error here, not a SIGBUS when the mapping is written
 #if defined(__APPLE__)
@@ -203,6 +280,32 @@ void attn_json_str(FILE *fp, const char *str) {
         s += n;
     }
     fputc('"', fp);
+}
+
+void attn_escape(char *out, size_t cap, const char *str, size_t len) {
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    size_t o = 0;
+    while (s < end && *s && cap) {
+        char tmp[8];
+        int n = s + 4 <= end ? utf8_len(s) : 0, take = n ? n : 1;
+        if (!n && s + 4 > end) { // near the end: the sequence must lie inside len
+            unsigned char q[4] = { 0, 0, 0, 0 };
+            memcpy(q, s, (size_t)(end - s));
+            n = utf8_len(q), take = n ? n : 1;
+        }
+        if (*s == '\n') snprintf(tmp, sizeof tmp, "\\n");
+        else if (*s == '\t') snprintf(tmp, sizeof tmp, "\\t");
+        else if (*s == '\r') snprintf(tmp, sizeof tmp, "\\r");
+        else if (*s < 0x20 || *s == 0x7f || !n) snprintf(tmp, sizeof tmp, "\\x%02x", *s);
+        else if (n == 2 && s[0] == 0xc2 && s[1] < 0xa0) snprintf(tmp, sizeof tmp, "\\u%04x", s[1]); // C1 controls
+        else memcpy(tmp, s, (size_t)n), tmp[n] = 0;
+        size_t l = strlen(tmp);
+        if (o + l + 1 > cap) break;
+        memcpy(out + o, tmp, l);
+        o += l;
+        s += take;
+    }
+    if (cap) out[o] = 0;
 }
 
 int attn_mkdirs(const char *dir) {

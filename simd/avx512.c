@@ -32,6 +32,28 @@
 
 // ---------------------------------------------------------------- weights
 
+// Weights k..k+15 of a row of a quantized type (k % 16 == 0): the bytes of
+// the run (simd/quant.h) worked on 16 at a time, then converted and scaled;
+// the same operations, so the same bits, as attn_dq_block.
+INLINE __m512 dq16(const uint8_t *row, uint32_t t, int k) {
+    int blk = attn_qblk(t);
+    attn_dq_run r = attn_dq_at(row + (size_t)(k / blk) * (size_t)attn_qbytes(t), t, k % blk);
+    __m128i v = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
+    v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
+    if (r.hi) {
+        __m128i h = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.hi), _mm_cvtsi32_si128(r.hi_sh));
+        h = _mm_and_si128(h, _mm_set1_epi8((char)r.hi_mask));
+        v = _mm_or_si128(v, _mm_sll_epi16(h, _mm_cvtsi32_si128(r.hi_pos)));
+    }
+    v = _mm_or_si128(v, _mm_maskz_set1_epi8((__mmask16)r.hbits, 0x10));
+    v = _mm_sub_epi8(v, _mm_set1_epi8((char)r.bias));
+    if (r.lut) v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), v);
+    __m512 w = _mm512_mul_ps(_mm512_set1_ps(r.d), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)));
+    if (r.mode == ATTN_DQ_ADD) w = _mm512_add_ps(w, _mm512_set1_ps(r.m));
+    else if (r.mode == ATTN_DQ_SUB) w = _mm512_sub_ps(w, _mm512_set1_ps(r.m));
+    return w;
+}
+
 // 16 consecutive weights k..k+15 of a row as f32 (k % 16 == 0 for Q8_0).
 INLINE __m512 load16(const uint8_t *row, uint32_t wtype, int k) {
     switch (wtype) {
@@ -46,7 +68,9 @@ INLINE __m512 load16(const uint8_t *row, uint32_t wtype, int k) {
         __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + k % 32))));
         return _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)), q);
     }
-    default: return _mm512_loadu_ps((const float *)row + k);
+    case ATTN_F32: return _mm512_loadu_ps((const float *)row + k);
+    default: return dq16(row, wtype, k); // the other quantized types
+
     }
 }
 
@@ -119,7 +143,11 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        default: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+        case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
+#define ROWS_OF(T) case T: load_rows(W, ldw, T, k0, col); break;
+        ATTN_QTYPES(ROWS_OF)
+#undef ROWS_OF
+        default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {
         for (int r = 0; r < 16; r++)

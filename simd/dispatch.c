@@ -2,6 +2,7 @@
 // path the CPU (and the OS, for the AVX/AVX-512 register state) supports, or
 // the one named by ATTN_SIMD.
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attn.h"
@@ -16,6 +17,7 @@
 #endif
 
 const attn_kernels *attn_k = &attn_kernels_scalar;
+static atomic_int chosen; // 1 once a path was chosen (attn_kernels_init or _select)
 
 #if defined(__APPLE__)
 // 1 if the sysctl flag is set (hw.optional.*). macOS enables the AVX-512
@@ -84,7 +86,7 @@ const attn_kernels **attn_kernels_available(void) {
 int attn_kernels_select(const char *name) {
     const attn_kernels **p = attn_kernels_available();
     for (int i = 0; p[i]; i++)
-        if (strcmp(p[i]->name, name) == 0) { attn_k = p[i]; return 0; }
+        if (strcmp(p[i]->name, name) == 0) { attn_k = p[i]; atomic_store(&chosen, 1); return 0; }
     static const char *known[] = { "scalar", "avx2", "avx512", "neon" };
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (strcmp(known[i], name) == 0)
@@ -99,5 +101,12 @@ int attn_kernels_init(void) {
     int n = 0;
     while (p[n]) n++;
     attn_k = p[n - 1];
+    atomic_store(&chosen, 1);
     return 0;
 }
+
+// The public names (attn.h): model load calls attn_simd_init, so a program
+// embedding the library gets the fast path without an init call of its own.
+int attn_simd_init(void) { return atomic_load(&chosen) ? 0 : attn_kernels_init(); }
+int attn_simd_select(const char *name) { return attn_kernels_select(name); }
+const char *attn_simd_name(void) { return attn_k->name; }

@@ -18,7 +18,8 @@ typedef struct {
 
     // C[m][n] = sum_k A[m][k] * W[n][k] (+ bias[n] if bias), for m in [0,M),
     // n in [n0,n1). A is f32 with row stride lda (floats); W has K columns of
-    // weight type wtype (ATTN_F32/F16/BF16/Q8_0; for Q8_0 K % 32 == 0), rows
+    // weight type wtype (ATTN_F32/F16/BF16 or a quantized type of simd/quant.h,
+    // then K a multiple of its block), rows
     // of attn_type_row_bytes(wtype, K) bytes; C has row stride ldc (floats).
     // M == 1 is the matrix-vector case (decode) and must be fast too.
     // Every element is one chain of fused multiply-adds over k = 0..K-1 from

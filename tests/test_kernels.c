@@ -459,6 +459,85 @@ static void test_pool(void) {
     check(hits[4] >= 1, "pool NULL runs on the caller", "item 4 not run");
 }
 
+// ---------------------------------------------------------------- quantized types
+
+// tests/data/quant_blocks.gguf (tests/parity/make_quant.py): blocks of every
+// quantized type, random and from llama-quantize's output, each beside
+// llama.cpp's reference decoding (gguf-py). dequant_row must give its bits
+// (NaN where it has NaN); matmul on the blocks must give the bits that the
+// same path gives on the reference's F32 rows (decoding is exact, so the
+// chains of multiply-adds are the same), for GEMV and GEMM sizes.
+#define QUANT_FILE "tests/data/quant_blocks.gguf"
+
+static int same_bits(const float *a, const float *b, size_t n, size_t *at) {
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) && isnan(b[i])) continue;
+        if (memcmp(&a[i], &b[i], 4)) { *at = i; return 0; }
+    }
+    return 1;
+}
+
+// N rows cycling through the tensor's rows (rows of row_bytes bytes).
+static uint8_t *cycle_rows(const gguf_tensor *t, size_t row_bytes, int N) {
+    uint8_t *w = malloc(row_bytes * (size_t)N);
+    for (int n = 0; n < N; n++) memcpy(w + row_bytes * n, t->data + row_bytes * (size_t)(n % t->ne[1]), row_bytes);
+    return w;
+}
+
+static void quant_matmul(const attn_kernels *kp, const gguf_tensor *q, const gguf_tensor *f, const char *name) {
+    int K = (int)q->ne[0], N = 37;
+    size_t qb = attn_type_row_bytes(q->type, (uint64_t)K), fb = (size_t)K * 4;
+    uint8_t *wq = cycle_rows(q, qb, N), *wf = cycle_rows(f, fb, N);
+    float *A = rand_floats((size_t)21 * K, -1, 1), *bias = rand_floats((size_t)N, -1, 1);
+    float *cq = malloc(sizeof(float) * 21 * N), *cf = malloc(sizeof(float) * 21 * N);
+    static const int Ms[] = { 1, 3, 21 };
+    char label[160];
+    for (int i = 0; i < 3; i++) {
+        int M = Ms[i];
+        kp->matmul(A, K, wq, q->type, bias, cq, N, M, K, 0, N);
+        kp->matmul(A, K, wf, ATTN_F32, bias, cf, N, M, K, 0, N);
+        size_t at = 0;
+        snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding", kp->name, name, M);
+        check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
+    }
+    free(wq); free(wf); free(A); free(bias); free(cq); free(cf);
+}
+
+static void test_quant(const attn_kernels *kp) {
+    gguf_file f;
+    if (gguf_open(&f, QUANT_FILE)) { skip("quantized types", attn_errmsg()); return; }
+    int n_types = 0;
+    for (uint64_t i = 0; i < f.n_tensors; i++) {
+        const gguf_tensor *q = &f.tensors[i];
+        if (q->type == ATTN_F32) continue;
+        char name[64], fname[72], label[128];
+        snprintf(name, sizeof name, "%.*s", (int)q->name.len, q->name.s);
+        snprintf(fname, sizeof fname, "%s.f32", name);
+        const gguf_tensor *ft = gguf_find_tensor(&f, fname);
+        if (!ft || ft->ne[0] != q->ne[0] || ft->ne[1] != q->ne[1]) {
+            check(0, "quant_blocks.gguf pairs", "no %s beside %s", fname, name);
+            continue;
+        }
+        int K = (int)q->ne[0];
+        size_t qb = attn_type_row_bytes(q->type, (uint64_t)K), at = 0;
+        float *row = malloc(sizeof(float) * K);
+        int ok = qb != 0;
+        for (uint64_t r = 0; ok && r < q->ne[1]; r++) {
+            kp->dequant_row(q->data + qb * r, q->type, row, K);
+            ok = same_bits(row, (const float *)ft->data + (size_t)K * r, (size_t)K, &at);
+            if (!ok) at += (size_t)K * r;
+        }
+        snprintf(label, sizeof label, "%s dequant %s bit-identical to gguf.quants.dequantize", kp->name, name);
+        check(ok, label, "weight %zu: got %.9g, reference %.9g", at, qb ? row[at % K] : 0.0f,
+              ((const float *)ft->data)[at]);
+        free(row);
+        if (!strstr(name, ".special")) quant_matmul(kp, q, ft, name);
+        n_types += !!strstr(name, ".rand");
+    }
+    check(n_types == 12, "quant_blocks.gguf has all 12 quantized types", "%d", n_types);
+    gguf_close(&f);
+}
+
 // ---------------------------------------------------------------- dispatch
 
 static void test_dispatch(void) {
@@ -487,6 +566,7 @@ int main(void) {
         test_matmul_determinism(av[i]);
         test_attention(av[i]);
         test_rowops(av[i]);
+        test_quant(av[i]);
     }
     test_pool();
     test_dispatch();

@@ -285,9 +285,9 @@ static void test_gpt2_tiny(void) {
 
     int32_t *ids = NULL;
     int n = 0;
-    check(!open_tiny_gpt2(&v, "llama-bpe") && attn_tokenize(v.t, "a", 1, 0, &ids, &n) == ATTN_EINPUT &&
-              strstr(attn_errmsg(), "llama-bpe"),
-          "tok_gpt2_unknown_pre", "pre-tokenizer llama-bpe was not refused (%s)", attn_errmsg());
+    check(!open_tiny_gpt2(&v, "deepseek-llm") && attn_tokenize(v.t, "a", 1, 0, &ids, &n) == ATTN_EINPUT &&
+              strstr(attn_errmsg(), "deepseek-llm"),
+          "tok_gpt2_unknown_pre", "pre-tokenizer deepseek-llm was not refused (%s)", attn_errmsg());
     vocab_close(&v);
 }
 
@@ -476,6 +476,7 @@ static void parity(const char *name, const char *gguf, const char *dir, const li
         check(0, tname, "%s: %s", gguf, attn_errmsg());
         return;
     }
+    attn_tokenizer_parse_special(t, 0); // the references encode "<s>" etc. as plain text
     lines gold;
     snprintf(path, sizeof path, "%s/tok_%s.golden", dir, is_llama ? "llama" : name);
     if (read_lines(path, &gold) || gold.n != corpus->n) {
@@ -546,6 +547,61 @@ static void parity(const char *name, const char *gguf, const char *dir, const li
     gguf_close(&f);
 }
 
+// A tokenizer converted from a real tokenizer.json against the ids of
+// @huggingface/transformers (ids_path, special tokens parsed as it does), and
+// round trips with special-token text kept plain: detokenize(tokenize(line))
+// must be back_path's line (the corpus line through the tokenizer's Unicode
+// normalizer, by Python's unicodedata).
+static void hf_parity(const char *name, const char *gguf, const char *ids_path, const char *back_path,
+                      const lines *corpus) {
+    char tname[128];
+    gguf_file f;
+    attn_tokenizer *t;
+    lines gold, back;
+    snprintf(tname, sizeof tname, "tok_%s_load", name);
+    if (gguf_open(&f, gguf) || attn_tokenizer_load(&t, &f, 0)) {
+        check(0, tname, "%s: %s", gguf, attn_errmsg());
+        return;
+    }
+    if (read_lines(ids_path, &gold) || gold.n != corpus->n || read_lines(back_path, &back) || back.n != corpus->n) {
+        check(0, tname, "%s or %s: missing or not one line per corpus line", ids_path, back_path);
+        return;
+    }
+    int same = 0, trips = 0, labels = 0, shown = 0;
+    for (int i = 0; i < corpus->n; i++) {
+        int32_t *ids;
+        int n;
+        attn_tokenizer_parse_special(t, 1);
+        if (attn_tokenize(t, corpus->line[i], corpus->len[i], 0, &ids, &n)) {
+            if (shown++ < 3) printf("  %s line %d: %s\n", name, i + 1, attn_errmsg());
+            continue;
+        }
+        const char *got = ids_str(ids, n);
+        if (!strcmp(got, gold.line[i])) same++;
+        else if (shown++ < 3) printf("  %s line %d: ids [%.200s]\n    want [%.200s]\n", name, i + 1, got, gold.line[i]);
+        labels += labels_and_back(t, ids, n, NULL, 0);
+        free(ids);
+        attn_tokenizer_parse_special(t, 0);
+        if (attn_tokenize(t, corpus->line[i], corpus->len[i], 0, &ids, &n)) continue;
+        int ok = labels_and_back(t, ids, n, back.line[i], back.len[i]);
+        trips += ok;
+        if (!ok && shown++ < 3) printf("  %s line %d: not given back\n", name, i + 1);
+        free(ids);
+    }
+    printf("# %s: ids equal to @huggingface/transformers on %d/%d corpus lines (%.2f%%), %d round trips exact\n",
+           name, same, corpus->n, 100.0 * same / corpus->n, trips);
+    snprintf(tname, sizeof tname, "tok_%s_parity", name);
+    check(same == corpus->n, tname, "%d of %d lines differ", corpus->n - same, corpus->n);
+    snprintf(tname, sizeof tname, "tok_%s_round_trip", name);
+    check(trips == corpus->n, tname, "%d of %d lines not given back", corpus->n - trips, corpus->n);
+    snprintf(tname, sizeof tname, "tok_%s_labels", name);
+    check(labels == corpus->n, tname, "%d lines with a bad label", corpus->n - labels);
+    free_lines(&gold);
+    free_lines(&back);
+    attn_tokenizer_free(t);
+    gguf_close(&f);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         test_gpt2_tiny();
@@ -565,6 +621,13 @@ int main(int argc, char **argv) {
         char *eq = strchr(argv[i], '=');
         if (!eq) continue;
         *eq = 0;
+        if (!strncmp(argv[i], "hf:", 3)) { // hf:NAME=GGUF,IDS,BACK
+            char *c1 = strchr(eq + 1, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+            if (!c2) continue;
+            *c1 = *c2 = 0;
+            hf_parity(argv[i] + 3, eq + 1, c1 + 1, c2 + 1, &corpus);
+            continue;
+        }
         parity(argv[i], eq + 1, dir, &corpus, 1, strncmp(argv[i], "llama", 5) == 0);
     }
     free_lines(&corpus);

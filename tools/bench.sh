@@ -5,6 +5,7 @@
 #   - FMA peak (own microbenchmark) and read bandwidth            (bench_gemm)
 #   - GEMM GFLOP/s vs OpenBLAS sgemm on transformer shapes        (bench_gemm)
 #   - forward + full attention capture vs PyTorch, GPT-2-small shape, T=128, 512
+#   - `attn ablate` of every head vs the same loop in PyTorch, GPT-2-small, T=128
 #   - decode tok/s vs llama2.c run.c, stories15M shape, same file converted
 #   - decode tok/s of TinyLlama-1.1B-shaped F16 / Q8_0 models vs the bound
 #     bandwidth / bytes read per token, and peak RSS against the weights
@@ -52,6 +53,13 @@ if [ $models = 1 ]; then
     done
     say "forward + capture: PyTorch"
     $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '{ print "torch_capture_ms_" $2, $3 }' >>"$out"
+
+    say "ablate every head (one at a time), GPT-2-small shape, T=128: attn, and PyTorch (one forward per head)"
+    ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(50257)) for _ in range(128)))')
+    t0=$(date +%s.%N)
+    "$ATTN" ablate -m "$D/gpt2s.gguf" --ids "$ids" -t "$NT" --format tsv >"$D/ablate.tsv" &&
+        echo "attn_ablate_ms_128 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" >>"$out"
+    $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '{ print "torch_ablate_ms_" $2, $3 }' >>"$out"
 
     say "decode, stories15M shape: attn, and run.c (-O3 -march=native -fopenmp)"
     echo "attn_stories_toks $(attn_json "$D/stories.gguf" 16 255 | jget decode_tok_s)" >>"$out"
@@ -104,6 +112,8 @@ peak=$(num fma_peak_gflops)
         a=$(num attn_capture_ms_$T); p=$(num torch_capture_ms_$T)
         [ -n "$a" ] && echo "| forward + capture, GPT-2-small shape, T=$T | $a ms | PyTorch $p ms | $(ratio "$p" "$a") | >= 3 |"
     done
+    a=$(num attn_ablate_ms_128); p=$(num torch_ablate_ms_128)
+    [ -n "$a" ] && echo "| ablate every head (144 forwards + losses), GPT-2-small shape, T=128 | $a ms | PyTorch $p ms | $(ratio "$p" "$a") | >= 3 |"
     a=$(num attn_stories_toks); p=$(num runc_stories_toks)
     [ -n "$a" ] && echo "| decode, stories15M shape | $a tok/s | llama2.c run.c $p tok/s | $(ratio "$a" "$p") | >= 2 |"
     for q in f16 q8_0; do

@@ -17,6 +17,8 @@ import math
 import os
 import pickle
 import re
+import signal
+import stat
 import struct
 import sys
 import zipfile
@@ -260,6 +262,103 @@ def pad_to(n, align=ALIGN):
     return (align - n % align) % align
 
 
+# Largest finite value of each 2-D weight type (Q8_0 keeps its scale in f16:
+# max|x| / 127 must fit).
+TYPE_MAX = {GGML_F32: 3.4028234663852886e38, GGML_F16: 65504.0, GGML_BF16: 3.3895313892515355e38,
+            GGML_Q8_0: 65504.0 * 127}
+
+
+def check_values(t, a):
+    """Warns (naming the tensor) about NaN/Inf values; refuses finite values
+    that would become inf in the target type."""
+    if not a:
+        return
+    if not math.isfinite(sum(a)):  # a NaN or +-inf anywhere makes the sum non-finite
+        bad = sum(1 for x in a if not math.isfinite(x))
+        warn("tensor '%s' has %d non-finite values (NaN/Inf); attn reports where they reach the activations"
+             % (t.name, bad))
+        a = [x for x in a if math.isfinite(x)] or [0.0]
+    if t.gtype == GGML_F32:  # finite float32 values stay as they are
+        return
+    big = max(max(a), -min(a))
+    if big > TYPE_MAX[t.gtype]:
+        fail(t.name, "value %g becomes inf in %s (largest %g)" % (big, GGML_NAMES[t.gtype], TYPE_MAX[t.gtype]))
+
+
+class output_file:
+    """The output GGUF: a new file made O_CREAT|O_EXCL (never following a
+    planted name) beside the target and renamed onto it when complete; an
+    existing character device or FIFO is written through; a directory, socket
+    or block device is refused, never replaced."""
+
+    def __init__(self, path):
+        self.path, self.tmp, self.f = path, None, None
+
+    def __enter__(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            fail(self.path, e.strerror)
+        if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            self.f = open(self.path, "wb")
+            return self.f
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            fail(self.path, "is %s, not replaced (give a file name)" % (
+                "a directory" if stat.S_ISDIR(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a block device" if stat.S_ISBLK(st.st_mode) else "not a regular file"))
+        if os.path.islink(self.path):  # a link to a regular file: replace the file it names
+            self.path = os.path.realpath(self.path)
+        d, base = os.path.split(os.path.abspath(self.path))
+        for _ in range(100):
+            tmp = os.path.join(d, ".%s.tmp.%d.%s" % (base, os.getpid(), os.urandom(8).hex()))
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) |
+                             getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            self.tmp = tmp
+            _TEMPS.add(tmp)
+            self.f = os.fdopen(fd, "wb")
+            return self.f
+        fail(self.path, "cannot make a temporary file beside it")
+
+    def __exit__(self, kind, value, tb):
+        try:
+            self.f.close()
+            if self.tmp and kind is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if self.tmp:
+                if os.path.lexists(self.tmp):
+                    os.unlink(self.tmp)
+                _TEMPS.discard(self.tmp)
+        return False
+
+
+_TEMPS = set()  # temporary files open now, removed when a signal ends the process
+
+
+def _on_signal(sig, frame):
+    for t in list(_TEMPS):
+        try:
+            os.unlink(t)
+        except OSError:
+            pass
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+
+
+def catch_signals():
+    """Signals that end the process remove the temporary file first (SIGINT:
+    KeyboardInterrupt does). A handler already installed (a caller's) is kept."""
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGXFSZ", "SIGALRM", "SIGUSR1", "SIGUSR2"):
+        s = getattr(signal, name, None)
+        if s is not None and signal.getsignal(s) == signal.SIG_DFL:
+            signal.signal(s, _on_signal)
+
+
 def write_gguf(path, kv, tensors):
     """Writes to a temporary name in the same folder, then renames."""
     kv.set("general.alignment", G_U32, ALIGN)
@@ -270,21 +369,16 @@ def write_gguf(path, kv, tensors):
         head.append(_gstr(t.name) + struct.pack("<I%dQIQ" % len(ne), len(ne), *ne, t.gtype, offset))
         offset += t.nbytes() + pad_to(t.nbytes())
     head = b"".join(head)
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head + b"\0" * pad_to(len(head)))
-            for t in tensors:
-                a = t.produce()
-                if len(a) != prod(t.shape):
-                    fail(t.name, "produced %d values for shape %s" % (len(a), t.shape))
-                data = encode(t.gtype, a)
-                f.write(data + b"\0" * pad_to(len(data)))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return os.path.getsize(path)
+    with output_file(path) as f:
+        f.write(head + b"\0" * pad_to(len(head)))
+        for t in tensors:
+            a = t.produce()
+            if len(a) != prod(t.shape):
+                fail(t.name, "produced %d values for shape %s" % (len(a), t.shape))
+            check_values(t, a)
+            data = encode(t.gtype, a)
+            f.write(data + b"\0" * pad_to(len(data)))
+    return os.path.getsize(path) if os.path.isfile(path) else offset + len(head)
 
 
 # ---------------------------------------------------------------- source files
@@ -388,6 +482,10 @@ class TorchTensor:
     def src(self, name):
         st, es = self.storage, DTYPES[self.storage.dtype][0]
         n = prod(self.size)
+        if min(self.size + (0,)) < 0 or len(self.stride) != len(self.size):
+            fail(name, "tensor has a negative size or a stride per dimension missing")
+        if n > st.numel:  # e.g. stride 0 over one element: more values than the storage holds
+            fail(name, "shape %s claims %d values, its storage holds %d" % (list(self.size), n, st.numel))
         if n == 0:
             return Src(name, self.size, st.dtype, lambda: b"", (st.ident, self.offset))
         extent = 1 + sum((d - 1) * s for d, s in zip(self.size, self.stride))
@@ -447,6 +545,8 @@ class Inert:
     """Stands in for any class or function not on the whitelist: accepts any
     arguments and state and does nothing, so no code from the file runs."""
 
+    state = None  # what BUILD gave it: a pickled dataclass's fields (a config)
+
     def __init__(self, *a, **k):
         pass
 
@@ -454,7 +554,8 @@ class Inert:
         return Inert()
 
     def __setstate__(self, state):
-        pass
+        if isinstance(state, dict):
+            self.state = state
 
     def __setitem__(self, k, v):
         pass
@@ -761,6 +862,10 @@ class Vocab:
         self.scores, self.merges = scores, merges
         self.bos, self.eos, self.unk, self.pad = bos, eos, unk, pad
         self.add_bos, self.add_space_prefix, self.pre = add_bos, add_space_prefix, pre
+        self.normalizer = None  # ["NFC", ...]: attn.tokenizer.normalizer steps (tokenizer.json's)
+        self.pre_steps = None  # attn.tokenizer.pre steps
+        self.ignore_merges = False
+        self.decode_space = None  # attn.tokenizer.decode_space
 
     def pad_to(self, n):
         """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
@@ -785,6 +890,14 @@ class Vocab:
                 kv.set("tokenizer.ggml.%s_token_id" % key, G_U32, v)
         kv.set("tokenizer.ggml.add_bos_token", G_BOOL, bool(self.add_bos))
         kv.set("tokenizer.ggml.add_space_prefix", G_BOOL, bool(self.add_space_prefix))
+        if self.normalizer:
+            kv.arr("attn.tokenizer.normalizer", G_STR, self.normalizer)
+        if self.pre_steps is not None:
+            kv.arr("attn.tokenizer.pre", G_STR, self.pre_steps)
+        if self.ignore_merges:
+            kv.set("attn.tokenizer.ignore_merges", G_BOOL, True)
+        if self.decode_space:
+            kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
 
     def describe(self):
         return "%s, %d tokens%s, from %s" % (self.model, len(self.tokens),
@@ -993,7 +1106,11 @@ def vocab_from_tokenizer_json(path, config=None):
         return tokens.index(t) if isinstance(t, str) and t in tokens else None
 
     blob = json.dumps([tj.get("pre_tokenizer"), tj.get("decoder"), tj.get("normalizer")])
-    spm = bool(model.get("byte_fallback")) or "\u2581" in blob or "\\u2581" in blob
+    byte_level = '"ByteLevel"' in json.dumps([tj.get("pre_tokenizer"), tj.get("decoder")])
+    # byte_fallback: converted from SentencePiece (Llama, Gemma): its BPE by scores
+    spm = not byte_level and bool(model.get("byte_fallback"))
+    if not byte_level and not spm:
+        return _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc)
     types = []
     unk = model.get("unk_token")
     for i, t in enumerate(tokens):
@@ -1018,12 +1135,174 @@ def vocab_from_tokenizer_json(path, config=None):
         return Vocab("llama", tokens, types, name, scores=scores, bos=special_id("bos"), eos=special_id("eos"),
                      unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
                      add_bos=tc.get("add_bos_token", True), add_space_prefix=prepend, pre="default")
-    pre = tj.get("pre_tokenizer") or {}
-    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
-        fail(path, "pre-tokenizer %s is not GPT-2's byte-level one" % pre.get("type"))
-    return Vocab("gpt2", tokens, types, name, merges=merges, bos=special_id("bos", "<|endoftext|>"),
-                 eos=special_id("eos", "<|endoftext|>"),
-                 unk=special_id("unk"), pad=special_id("pad"), add_bos=tc.get("add_bos_token", False), pre="gpt-2")
+    pre = _byte_level_pre(tj.get("pre_tokenizer") or {}, path)
+    bos = special_id("bos", "<|endoftext|>")
+    add_bos = tc.get("add_bos_token", _template_adds(tj, bos))
+    v = Vocab("gpt2", tokens, types, name, merges=merges, bos=bos, eos=special_id("eos", "<|endoftext|>"),
+              unk=special_id("unk"), pad=special_id("pad"), add_bos=add_bos, pre=pre or "attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    if not pre:
+        v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    if model.get("ignore_merges") and pre != "llama-bpe":
+        v.ignore_merges = True
+    return v
+
+
+def _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc):
+    """A BPE on characters (no ByteLevel), as users train with Hugging Face
+    tokenizers: tokenizer.ggml.model "bpe" and the pipeline in attn.tokenizer.*."""
+    for k in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(k):
+            fail(path, "BPE %s %r is not supported" % (k, model[k]))
+    unk = model.get("unk_token")
+    types = []
+    for i, t in enumerate(tokens):
+        types.append(T_CONTROL if added.get(i) else T_USER if i in added else
+                     T_BYTE if model.get("byte_fallback") and BYTE_TOKEN.match(t) else
+                     T_UNKNOWN if t == unk else T_NORMAL)
+    bos = special_id("bos")
+    v = Vocab("bpe", tokens, types, "tokenizer.json", merges=merges, bos=bos, eos=special_id("eos"),
+              unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
+              add_bos=tc.get("add_bos_token", _template_adds(tj, bos)), pre="attn-pipeline")
+    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
+    v.ignore_merges = bool(model.get("ignore_merges"))
+    v.decode_space = _decode_space(tj.get("decoder"))
+    return v
+
+
+_SPLIT_BEHAVIOR = {"Removed": "removed", "Isolated": "isolated", "MergedWithPrevious": "merged_with_previous",
+                   "MergedWithNext": "merged_with_next", "Contiguous": "contiguous"}
+_GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+_PUNCT_RE = r"[\p{P}!-/:-@\[-`{-~]"  # Rust: char::is_ascii_punctuation || Unicode P*
+
+
+def _re_escape(s):
+    return "".join("\\" + c if c in "\\.^$|?*+()[]{}-/" else c for c in s)
+
+
+def _pattern(p, path):
+    p = p if isinstance(p, dict) else {}
+    if isinstance(p.get("Regex"), str):
+        return p["Regex"]
+    if isinstance(p.get("String"), str) and p["String"]:
+        return _re_escape(p["String"])
+    fail(path, "Split/Replace pattern %s is not supported" % json.dumps(p)[:80])
+
+
+def _flat(x, key):
+    if isinstance(x, dict) and x.get("type") == "Sequence":
+        return [y for s in x.get(key) or [] for y in _flat(s, key)]
+    return [] if x is None else [x]
+
+
+def _norm_steps(norm, path):
+    """tokenizer.json normalizer -> attn.tokenizer.normalizer steps."""
+    out = []
+    for n in _flat(norm, "normalizers"):
+        t = n.get("type") if isinstance(n, dict) else None
+        if t in ("NFC", "NFD", "NFKC", "NFKD"):
+            out.append(t)
+        elif t == "Lowercase":
+            out.append("lowercase")
+        elif t == "Strip":
+            out.append("strip\t%d\t%d" % (bool(n.get("left", True)), bool(n.get("right", True))))
+        elif t == "Replace":
+            out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), n.get("content", "")))
+        elif t == "Prepend":
+            out.append("prepend\t%s" % n.get("prepend", ""))
+        else:
+            fail(path, "normalizer %s is not supported" % t)
+    return out
+
+
+def _pre_steps(pre, path):
+    """tokenizer.json pre_tokenizer -> attn.tokenizer.pre steps (Rust tokenizers' semantics)."""
+    out = []
+    for p in _flat(pre, "pretokenizers"):
+        t = p.get("type") if isinstance(p, dict) else None
+        if t == "Split":
+            b = _SPLIT_BEHAVIOR.get(p.get("behavior"))
+            if not b:
+                fail(path, "Split behavior %s is not supported" % p.get("behavior"))
+            out.append("split\t%s\t%d\t%s" % (b, bool(p.get("invert")), _pattern(p.get("pattern"), path)))
+        elif t == "Whitespace":
+            out.append("split\tremoved\t1\t\\w+|[^\\w\\s]+")
+        elif t == "WhitespaceSplit":
+            out.append("split\tremoved\t0\t\\s+")
+        elif t == "BertPreTokenizer":
+            out += ["split\tremoved\t0\t\\s+", "split\tisolated\t0\t" + _PUNCT_RE]
+        elif t == "Punctuation":
+            out.append("split\t%s\t0\t%s" % (_SPLIT_BEHAVIOR.get(p.get("behavior"), "isolated"), _PUNCT_RE))
+        elif t == "Digits":
+            out.append("split\tisolated\t0\t" + ("\\p{N}" if p.get("individual_digits") else "\\p{N}+"))
+        elif t == "Metaspace":
+            scheme = p.get("prepend_scheme") or ("always" if p.get("add_prefix_space", True) else "never")
+            out.append("metaspace\t%s\t%s\t%d" % (p.get("replacement", "\u2581"), scheme, bool(p.get("split", True))))
+        elif t == "ByteLevel":
+            if p.get("add_prefix_space"):
+                out.append("prepend\t ")
+            if p.get("use_regex", True):
+                out.append("split\tisolated\t0\t" + _GPT2_RE)
+        else:
+            fail(path, "pre-tokenizer %s is not supported" % t)
+    return out
+
+
+def _decode_space(dec):
+    """(replacement, strip_first) of a Metaspace decoder or Replace(repl -> " "), else None."""
+    for d in _flat(dec, "decoders"):
+        if isinstance(d, dict) and d.get("type") == "Metaspace":
+            scheme = d.get("prepend_scheme") or ("always" if d.get("add_prefix_space", True) else "never")
+            return d.get("replacement", "\u2581") + ("\tstrip_first" if scheme != "never" else "")
+        if isinstance(d, dict) and d.get("type") == "Replace" and d.get("content") == " ":
+            s = (d.get("pattern") or {}).get("String")
+            if s:
+                return s
+    return None
+
+
+# tokenizer.ggml.pre names of the byte-level pre-tokenizers attn runs, by the
+# Split regex of tokenizer.json's Sequence [Split(regex), ByteLevel(no regex)].
+_SPLIT_PRE = {
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",
+}
+
+
+def _byte_level_pre(pre, path):
+    """tokenizer.ggml.pre for a byte-level BPE's pre_tokenizer, or None."""
+    t = pre.get("type")
+    if t == "ByteLevel" and pre.get("use_regex", True):
+        return "gpt-2"
+    steps = pre.get("pretokenizers") if t == "Sequence" else None
+    if isinstance(steps, list) and len(steps) == 2 and isinstance(steps[0], dict) and isinstance(steps[1], dict):
+        a, b = steps
+        if a.get("type") == "Split" and b.get("type") == "ByteLevel" and not b.get("use_regex", True) \
+                and a.get("behavior") == "Isolated" and not a.get("invert"):
+            name = _SPLIT_PRE.get((a.get("pattern") or {}).get("Regex"))
+            if name:
+                return name
+            return None
+        if a.get("type") == "Digits" and a.get("individual_digits") and b.get("type") == "ByteLevel" \
+                and b.get("use_regex", True):
+            return "smollm"
+    return None  # not one llama.cpp names: attn.tokenizer.pre steps
+
+
+def _template_adds(tj, bos):
+    """Whether tokenizer.json's post-processor puts token id bos first."""
+    pp = tj.get("post_processor") or {}
+    procs = pp.get("processors", []) if pp.get("type") == "Sequence" else [pp]
+    for p in procs:
+        single = p.get("single") if isinstance(p, dict) and p.get("type") == "TemplateProcessing" else None
+        if single and isinstance(single[0], dict) and "SpecialToken" in single[0]:
+            sid = single[0]["SpecialToken"].get("id")
+            ids = ((p.get("special_tokens") or {}).get(sid) or {}).get("ids") or []
+            return bos is not None and ids[:1] == [bos]
+    return False
 
 
 def vocab_from_meta_pkl(path):
@@ -1183,7 +1462,7 @@ def map_nanogpt(sd, margs, path, rope):
              % (margs.get("n_layer"), margs.get("n_embd"), L, D))
     fc = sd.get("transformer.h.0.mlp.c_fc.weight")
     F = fc.shape[0] if fc is not None else 4 * D
-    m = Model("gpt2", "nanoGPT " + os.path.basename(path), os.path.splitext(os.path.basename(path))[0], path)
+    m = Model("gpt2", "nanoGPT " + os.path.basename(path), checkpoint_name(path), path)
     ctx = margs.get("block_size")
     m.add("token_embd.weight", wte)
     wpe = sd.get("transformer.wpe.weight")
@@ -1317,6 +1596,316 @@ def map_llama2c_ckpt(sd, margs, path):
             m.used.add(k)
             m.ignored.append(k)
     return m
+
+
+# ---- GPTMini-style checkpoints (the book chapter's model and its forks)
+
+# A source name (without .weight/.bias) -> role; {N} is the layer number.
+# Forks name the same module differently; every spelling here is one role.
+BLOCK = r"(?:blocks|layers|h|transformer\.h|transformer\.blocks)\.(\d+)\."
+GPTMINI_TOP = (
+    (r"(?:tok_emb|token_emb|tok_embedding|token_embedding|wte|embed|embedding|embed_tokens|transformer\.wte)", "emb"),
+    (r"(?:pos_emb|pos_embedding|wpe|transformer\.wpe)", "pos"),
+    (r"(?:norm_f|ln_f|norm|final_norm|ln_out|transformer\.ln_f)", "norm_f"),
+    (r"(?:head|lm_head|out_head|output)", "head"),
+)
+GPTMINI_BLOCK = (
+    (r"(?:norm1|norm_1|ln1|ln_1|attn_norm|ln_attn)", "attn_norm"),
+    (r"(?:norm2|norm_2|ln2|ln_2|ffn_norm|mlp_norm|ln_mlp)", "ffn_norm"),
+    (r"(?:attn|attention|sa)\.(?:qkv|c_attn|in_proj|wqkv|qkv_proj)", "qkv"),
+    (r"(?:attn|attention|sa)\.(?:q|q_proj|wq|query)", "q"),
+    (r"(?:attn|attention|sa)\.(?:k|k_proj|wk|key)", "k"),
+    (r"(?:attn|attention|sa)\.(?:v|v_proj|wv|value)", "v"),
+    (r"(?:attn|attention|sa)\.(?:proj|out_proj|c_proj|o_proj|wo|o|out)", "o"),
+    (r"(?:ffn|mlp|ff|feed_forward)\.(?:net\.)?(?:w1|gate|gate_proj)", "w1"),
+    (r"(?:ffn|mlp|ff|feed_forward)\.(?:net\.)?(?:w3|up_proj)", "w3"),
+    (r"(?:ffn|mlp|ff|feed_forward)\.(?:net\.)?(?:w2|down_proj)", "w2"),
+    (r"(?:ffn|mlp|ff|feed_forward)\.(?:net\.)?(?:0|fc1|c_fc|up|fc|lin1|linear1|fc_in)", "up"),
+    (r"(?:ffn|mlp|ff|feed_forward)\.(?:net\.)?(?:2|fc2|c_proj|down|proj|lin2|linear2|fc_out)", "down"),
+)
+# RoPE tables and causal masks: buffers, not weights.
+GPTMINI_BUFFER = re.compile(r"^(?:(?:rope|rotary|rotary_emb|pos)\.)?(?:cos|sin|freqs_cos|freqs_sin|cos_cached|sin_cached|"
+                            r"rope_cos|rope_sin|inv_freq|freqs_cis)$|(?:^|\.)(?:mask|causal_mask|attn\.bias|tril)$")
+CONFIG_KEYS = {
+    "n_layer": ("n_layer", "n_layers", "num_layers", "layers"),
+    "n_head": ("n_head", "n_heads", "num_heads", "heads"),
+    "n_embd": ("n_embd", "d_model", "dim", "n_embed", "hidden_size", "emb_dim"),
+    "ctx": ("block_size", "max_seq_len", "context_length", "ctx_len", "seq_len", "max_len", "n_ctx", "max_position_embeddings"),
+    "theta": ("rope_theta", "rope_base", "theta", "base"),
+    "eps": ("norm_eps", "eps", "layer_norm_eps", "rms_norm_eps", "ln_eps"),
+    "norm": ("norm", "norm_type", "norm_kind"),
+}
+
+
+def checkpoint_config(obj):
+    """The config dict a checkpoint holds (dict, or a pickled dataclass's
+    fields), keys lower-case; {} when none."""
+    for key in ("config", "model_args", "cfg", "model_config", "hparams", "args", "hyper_parameters"):
+        c = obj.get(key)
+        if isinstance(c, Inert):
+            c = c.state
+        if isinstance(c, dict):
+            return {str(k).lower(): v for k, v in c.items()}
+    return {}
+
+
+def config_get(cfg, what, kind):
+    for k in CONFIG_KEYS[what]:
+        v = cfg.get(k)
+        if isinstance(v, kind) and not isinstance(v, bool) and (kind is str or v > 0):
+            return v
+    return None
+
+
+def read_keymap(path):
+    """--keymap FILE: lines 'THEIR_NAME OUR_NAME' (see HELP_EPILOG) -> [(regex, template)]."""
+    rules = []
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) != 2 or parts[0].count("{N}") != parts[1].count("{N}") or parts[0].count("{N}") > 1:
+                fail(path, "line %d: expected 'THEIR_NAME OUR_NAME' (with {N} in both or neither)" % no)
+            pat = re.escape(parts[0]).replace(re.escape("{N}"), r"(\d+)")
+            rules.append((re.compile("^" + pat + r"(\..*)?$"), parts[1]))
+    if not rules:
+        fail(path, "no mapping lines")
+    return rules
+
+
+def apply_keymap(sd, rules):
+    """Rename the state dict's keys by the first rule each matches."""
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        for rx, to in rules:
+            mt = rx.match(k)
+            if mt:
+                groups = mt.groups()
+                n = to.replace("{N}", groups[0]) if "{N}" in to else to
+                k = n + (groups[-1] or "")
+                break
+        out[k] = v
+    return out
+
+
+def gptmini_roles(sd):
+    """name -> Src  =>  ({(layer or None, role, 'weight'|'bias'): Src}, buffers, unplaced names)."""
+    top = [(re.compile("^%s\\.(weight|bias|scale|g|b)$" % rx), role) for rx, role in GPTMINI_TOP]
+    blk = [(re.compile("^%s%s\\.(weight|bias|scale|g|b)$" % (BLOCK, rx)), role) for rx, role in GPTMINI_BLOCK]
+    roles, buffers, unplaced = {}, {}, []
+    for k, s in sd.items():
+        if GPTMINI_BUFFER.search(k):
+            buffers[k.rsplit(".", 1)[-1]] = s
+            continue
+        for rx, role in top + blk:
+            mt = rx.match(k)
+            if mt:
+                layer = int(mt.group(1)) if mt.lastindex == 2 else None
+                param = {"scale": "weight", "g": "weight", "b": "bias"}.get(mt.group(mt.lastindex), mt.group(mt.lastindex))
+                if (layer, role, param) in roles:
+                    fail(k, "is the same %s as '%s'" % (role, roles[(layer, role, param)].name))
+                roles[(layer, role, param)] = s
+                break
+        else:
+            unplaced.append(k)
+    return roles, buffers, unplaced
+
+
+def rope_from_buffers(buffers):
+    """RoPE layout, theta, head dim and table length from saved cos/sin tables,
+    or None. Full-width tables (hd columns) repeat each angle: in halves
+    (rotate_half, columns i and i + hd/2) or in pairs (columns 2i and 2i+1).
+    Half-width tables cannot tell: halves is assumed, with a note."""
+    cos, sin = buffers.get("cos") or buffers.get("freqs_cos") or buffers.get("cos_cached") or buffers.get("rope_cos"), \
+        buffers.get("sin") or buffers.get("freqs_sin") or buffers.get("sin_cached") or buffers.get("rope_sin")
+    if cos is None or sin is None or cos.shape != sin.shape or len(cos.shape) < 2:
+        return None
+    w = cos.shape[-1]
+    rows = prod(cos.shape[:-1])
+    if rows < 2 or w < 1:
+        return None
+    c, s = cos.f32(), sin.f32()
+    ang = [math.atan2(s[w + j], c[w + j]) for j in range(w)]  # position 1: the frequencies
+    close = lambda a, b: abs(a - b) <= 1e-4 * max(1.0, abs(a))
+    if w >= 2 and w % 2 == 0 and all(close(ang[j], ang[j + w // 2]) for j in range(w // 2)):
+        layout, hd, freqs, note = "halves", w, ang[:w // 2], "cos/sin tables repeat in halves"
+    elif w >= 2 and w % 2 == 0 and all(close(ang[2 * j], ang[2 * j + 1]) for j in range(w // 2)):
+        layout, hd, freqs, note = "pairs", w, ang[0::2], "cos/sin tables repeat in pairs"
+    else:
+        layout, hd, freqs, note = "halves", 2 * w, ang, "half-width cos/sin tables do not show the layout; halves assumed"
+    theta = None
+    if len(freqs) >= 2 and 0 < freqs[1] < freqs[0] and close(freqs[0], 1.0):
+        theta = (1.0 / freqs[1]) ** (hd / 2.0)  # freqs[i] = theta^(-2i/hd)
+        theta = float(round(theta)) if abs(theta - round(theta)) < 1e-3 * theta else theta
+    return layout, hd, theta, rows, note
+
+
+def gptmini_ffn(roles, i, D, path):
+    """Layer i's MLP: 'swiglu' (gate w1/gate_proj, up w3/up_proj, down w2/down_proj)
+    or 'gelu' (up then down) -> (kind, {gguf role: (Src, bias Src)})."""
+    g = lambda r, p="weight": roles.get((i, r, p))
+    if g("w1") is not None and g("w3") is not None and g("w2") is not None:
+        if g("w1", "bias") is not None:
+            fail(path, "layer %d: a bias on the SwiGLU gate is not supported" % i)
+        return "swiglu", {"ffn_gate": ("w1",), "ffn_up": ("w3",), "ffn_down": ("w2",)}
+    up = "up" if g("up") is not None else "w1" if g("w1") is not None else None
+    down = "down" if g("down") is not None else "w2" if g("w2") is not None else None
+    if up is None or down is None:
+        fail(path, "layer %d: no MLP found (ffn.0/ffn.2, ffn.fc1/ffn.fc2, ffn.w1/w2/w3, ...); "
+             "name yours with --keymap" % i)
+    return "gelu", {"ffn_up": (up,), "ffn_down": (down,)}
+
+
+def gptmini_dims(roles, buffers, cfg, path, args):
+    """(V, D, L, H, hd, ctx, rope info or None) from the tensors, the config dict and the RoPE tables."""
+    emb = roles.get((None, "emb", "weight"))
+    if emb is None or len(emb.shape) != 2:
+        fail(path, "no token embedding (tok_emb.weight)")
+    V, D = emb.shape
+    L = 1 + max([k[0] for k in roles if k[0] is not None] or [-1])
+    if L == 0:
+        fail(path, "no transformer blocks (blocks.N....)")
+    for what, have in (("n_layer", L), ("n_embd", D)):
+        want = config_get(cfg, what, int)
+        if want is not None and want != have:
+            fail(path, "config %s = %d disagrees with the tensors (%d)" % (what, want, have))
+    rope = None if (None, "pos", "weight") in roles else rope_from_buffers(buffers)
+    H = args.n_head or config_get(cfg, "n_head", int)
+    if H is None and rope is not None and D % rope[1] == 0:
+        H = D // rope[1]
+    if H is None:
+        fail(path, "cannot tell the head count: no config dict with n_head and no cos/sin buffers; pass --n-head N")
+    if D % H:
+        fail(path, "width %d is not a multiple of the head count %d" % (D, H))
+    if rope is not None and rope[1] != D // H:
+        fail(path, "cos/sin tables are for head size %d, but %d heads of width %d make %d" % (rope[1], H, D, D // H))
+    pos = roles.get((None, "pos", "weight"))
+    ctx = config_get(cfg, "ctx", int) or (pos.shape[0] if pos is not None else None) or (rope[3] if rope else None)
+    if ctx is None:
+        fail(path, "cannot tell the context length: no config dict with block_size and no cos/sin buffers")
+    return V, D, L, H, ctx, rope
+
+
+def gptmini_norm(roles, cfg, mlp):
+    """Norm kind from the tensors: a bias means LayerNorm; weight only is RMSNorm
+    when the config says so or the MLP is SwiGLU (LLaMA-style), else LayerNorm
+    without bias -> (kind, note)."""
+    if any(k[1] in ("attn_norm", "ffn_norm", "norm_f") and k[2] == "bias" for k in roles):
+        return "layernorm", "LayerNorm (norm biases present)"
+    said = (config_get(cfg, "norm", str) or "").lower().replace("_", "")
+    if "rms" in said or (not said and mlp == "swiglu"):
+        return "rmsnorm", "RMSNorm (no norm biases, %s)" % ("config norm = %s" % said if said else "SwiGLU MLP")
+    return "layernorm", "LayerNorm without bias (no norm biases%s; --norm rmsnorm if it is RMSNorm)" % (
+        ", config norm = %s" % said if said else "")
+
+
+def map_gptmini(sd, cfg, path, args):
+    """A GPTMini-style state dict (tok_emb, blocks.N.norm1/attn.qkv/attn.proj/norm2/ffn, norm_f, head)
+    -> Model (arch gpt2 with attn.norm / attn.mlp / attn.positions)."""
+    roles, buffers, unplaced = gptmini_roles(sd)
+    if unplaced:
+        fail(path, "cannot place %d tensor name%s: %s; map them with --keymap FILE (see --help)"
+             % (len(unplaced), "s" if len(unplaced) > 1 else "", ", ".join(unplaced[:12]) +
+                (", ..." if len(unplaced) > 12 else "")))
+    V, D, L, H, ctx, rope = gptmini_dims(roles, buffers, cfg, path, args)
+    hd = D // H
+    m = Model("gpt2", "GPTMini-style " + os.path.basename(path), checkpoint_name(path), path)
+    m.notes = []
+    g = lambda i, r, p="weight": roles.get((i, r, p))
+    m.add("token_embd.weight", roles[(None, "emb", "weight")])
+    if g(None, "pos") is not None:
+        check_shape(g(None, "pos"), (ctx, D))
+        m.add("position_embd.weight", g(None, "pos"))
+        m.ext["attn.positions"] = "learned"
+    else:
+        layout, theta = args.rope, args.rope_theta or config_get(cfg, "theta", (int, float))
+        if layout:
+            m.notes.append("RoPE %s (--rope)" % layout)
+        elif rope is not None:
+            layout = rope[0]
+            m.notes.append("RoPE %s (%s)" % (layout, rope[4]))
+        else:
+            layout = "halves"
+            m.notes.append("RoPE halves (no cos/sin buffers saved: rotate-half assumed; --rope pairs if not)")
+        if theta is None and rope is not None and rope[2]:
+            theta = rope[2]
+        m.ext["attn.positions"] = "rope_" + layout
+        m.hp["rope.freq_base"] = float(theta or 10000.0)
+        m.hp["rope.dimension_count"] = hd
+    mlp = None
+    F = g(0, gptmini_ffn(roles, 0, D, path)[1]["ffn_up"][0]).shape[0]
+    for i in range(L):
+        kind, ffn = gptmini_ffn(roles, i, D, path)
+        if mlp not in (None, kind):
+            fail(path, "layer %d has a %s MLP, layer 0 a %s one" % (i, kind, mlp))
+        mlp = kind
+        if g(i, "qkv") is not None:
+            attn = (("attn_qkv", "qkv", (3 * D, D)),)
+        else:
+            attn = tuple(("attn_" + r, r, (D, D)) for r in "qkv")
+        for gname, role, shape in attn + (("attn_output", "o", (D, D)), ("attn_norm", "attn_norm", (D,)),
+                                          ("ffn_norm", "ffn_norm", (D,))) + tuple(
+                (gn, r[0], (D, F) if gn == "ffn_down" else (F, D)) for gn, r in ffn.items()):
+            w = g(i, role)
+            if w is None:
+                fail(path, "layer %d: missing %s weight" % (i, role))
+            check_shape(w, shape)
+            m.add("blk.%d.%s.weight" % (i, gname), w)
+            b = g(i, role, "bias")
+            if b is not None:
+                check_shape(b, shape[:1])
+                m.add("blk.%d.%s.bias" % (i, gname), b)
+    norm, note = (args.norm, "%s (--norm)" % args.norm) if args.norm else gptmini_norm(roles, cfg, mlp)
+    m.notes.append(note)
+    for p in ("weight", "bias"):
+        s = g(None, "norm_f", p)
+        if s is None and p == "weight":
+            fail(path, "no final norm (norm_f / ln_f / norm)")
+        if s is not None:
+            check_shape(s, (D,))
+            m.add("output_norm." + p, s)
+    head, emb = g(None, "head"), roles[(None, "emb", "weight")]
+    if head is not None:
+        check_shape(head, (V, D))
+        if same_tensor(head, emb):
+            m.used.add(head.name)
+        else:
+            m.add("output.weight", head)
+    if g(None, "head", "bias") is not None:
+        fail(path, "a bias on the output head is not supported")
+    m.ext["attn.norm"] = norm
+    m.ext["attn.mlp"] = "swiglu" if mlp == "swiglu" else "gelu_erf"  # nn.GELU() default: exact erf
+    m.hp.update(context_length=ctx, embedding_length=D, block_count=L, feed_forward_length=F,
+                head_count=H, vocab_size=V)
+    eps = float(config_get(cfg, "eps", (int, float)) or 1e-5)
+    m.hp["layer_norm_rms_epsilon" if norm == "rmsnorm" else "layer_norm_epsilon"] = eps
+    for k, s in sd.items():
+        if GPTMINI_BUFFER.search(k):
+            m.used.add(s.name)
+            m.ignored.append(k)
+    return m
+
+
+def checkpoint_step(obj, path):
+    """Training step: iter_num / step / global_step in the checkpoint, else stepN / ckptN / iterN in its name."""
+    for k in ("iter_num", "step", "global_step", "iteration", "steps"):
+        v = obj.get(k) if isinstance(obj, dict) else None
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            return v
+    mt = re.search(r"(?:step|ckpt|iter|checkpoint)[-_]?(\d+)", os.path.basename(path), re.I)
+    return int(mt.group(1)) if mt else None
+
+
+GENERIC_NAMES = ("ckpt", "final", "model", "checkpoint", "last", "best", "latest", "pytorch_model", "state")
+
+
+def checkpoint_name(path):
+    """Model name from the file name; a generic one (ckpt, final, ...) gets its folder: exp1/final."""
+    base = os.path.splitext(os.path.basename(path))[0]
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return "%s/%s" % (folder, base) if base.lower() in GENERIC_NAMES and folder else base
 
 
 def load_hf_weights(folder):
@@ -1705,15 +2294,34 @@ def load_checkpoint(path, args):
         margs = obj.get("model_args") if isinstance(obj.get("model_args"), dict) else {}
         if not isinstance(sd, dict):
             fail(path, "checkpoint['model'] is not a state dict")
-        prefix = "_orig_mod."
-        sd = collections.OrderedDict((k[len(prefix):] if isinstance(k, str) and k.startswith(prefix) else k, v)
-                                     for k, v in sd.items())
+        sd = strip_prefixes(sd)
+        if args.keymap:
+            sd = apply_keymap(sd, read_keymap(args.keymap))
         srcs = state_dict_srcs(sd, path)
-        m = map_nanogpt(srcs, margs, path, (args.rope, args.rope_theta))
-        return m, nanogpt_meta(path, obj.get("config")), {}, list(srcs)
+        if "transformer.wte.weight" in srcs or "tok_embeddings.weight" in srcs:
+            m = map_nanogpt(srcs, margs, path, (args.rope or "halves", args.rope_theta))
+        else:
+            m = map_gptmini(srcs, checkpoint_config(obj), path, args)
+        m.steps = checkpoint_step(obj, path)
+        cfg = obj.get("config")
+        tok = os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer.json")
+        return m, nanogpt_meta(path, cfg) or (tok if os.path.isfile(tok) else None), {}, list(srcs)
     hp, srcs = load_llama2c_bin(path)
     m = map_llama2c(hp, srcs, path, "llama2.c %s (v%d)" % (base, hp["version"]))
     return m, None, {}, list(srcs)
+
+
+def strip_prefixes(sd):
+    """torch.compile's '_orig_mod.' and DDP's 'module.' on each key; 'model.' when every key has it."""
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        for p in ("_orig_mod.", "module."):
+            if isinstance(k, str) and k.startswith(p):
+                k = k[len(p):]
+        out[k] = v
+    if out and all(isinstance(k, str) and k.startswith("model.") for k in out):
+        out = collections.OrderedDict((k[len("model."):], v) for k, v in out.items())
+    return out
 
 
 def nanogpt_meta(path, config):
@@ -1770,6 +2378,14 @@ def print_plan(tensors):
         print("  %-28s <- %-44s %-14s %s" % (gname, sname, "x".join(map(str, shape)), GGML_NAMES[gtype]))
 
 
+def _f32(v):
+    """v as the float32 the file stores (inf when too large, 0 when too small)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", v))[0]
+    except OverflowError:
+        return math.inf
+
+
 def model_kv(m, file_type):
     kv = KV()
     kv.set("general.architecture", G_STR, m.arch)
@@ -1782,8 +2398,8 @@ def model_kv(m, file_type):
         if isinstance(v, (bool, str)):
             kv.set("%s.%s" % (a, k), G_BOOL if isinstance(v, bool) else G_STR, v)
             continue
-        if isinstance(v, float) and not 0 < v < math.inf:  # norm epsilon, RoPE base: attn refuses others
-            fail(m.path, "%s = %r must be a positive number" % (k, v))
+        if isinstance(v, float) and not 0 < _f32(v) < math.inf:  # norm epsilon, RoPE base: attn refuses others
+            fail(m.path, "%s = %r must be a positive number that float32 holds (not 0 or inf there)" % (k, v))
         key = "%s.%s" % (a, k.replace("head_count", "attention.head_count").replace(
             "layer_norm", "attention.layer_norm"))
         kv.set(key, G_F32 if isinstance(v, float) else G_U32, v)
@@ -1845,8 +2461,9 @@ def convert(args):
     m, beside, cfg, names = load_checkpoint(args.src, args)
     unmapped = [k for k in names if k not in m.used]
     if unmapped:
-        fail(args.src, "cannot map tensor '%s'%s" % (unmapped[0], " (and %d more)" % (len(unmapped) - 1)
-                                                     if len(unmapped) > 1 else ""))
+        fail(args.src, "cannot map tensor%s %s; map them with --keymap FILE (see --help)"
+             % ("s" if len(unmapped) > 1 else "", ", ".join("'%s'" % k for k in unmapped[:12]) +
+                (" (and %d more)" % (len(unmapped) - 12) if len(unmapped) > 12 else "")))
     V = m.hp["vocab_size"]
     vocab = None
     if args.tokenizer:
@@ -1863,6 +2480,8 @@ def convert(args):
         warn(msg + "; not attached")
         vocab = None
     kv = model_kv(m, OUT_DTYPES[args.dtype][1])
+    if getattr(m, "steps", None) is not None:
+        kv.set("attn.training.steps", G_U32, m.steps)
     step = re.match(r"^step(\d+)$", os.path.basename(os.path.normpath(args.src)))
     if step and m.arch == "gptneox" and not any(k == "attn.training.steps" for k, _, _ in args.set):
         print("attn.training.steps = %s (from the folder name)" % step.group(1))
@@ -1881,6 +2500,10 @@ def convert(args):
     tensors = tensor_plan(m, args.dtype)
     print("source: %s" % m.source)
     print(describe(m))
+    for note in getattr(m, "notes", []):
+        print("  %s" % note)
+    if getattr(m, "steps", None) is not None:
+        print("  training step %d (attn.training.steps)" % m.steps)
     print_plan(tensors)
     for k in m.ignored[:3]:
         print("  (skipped buffer %s%s)" % (k, ", ..." if len(m.ignored) > 3 and k == m.ignored[2] else ""))
@@ -1921,12 +2544,34 @@ SRC kinds:
                           meta.pkl beside it (or data/<dataset>/meta.pkl, where nanoGPT's sample.py
                           looks) is attached automatically. A RoPE variant (no
                           transformer.wpe.weight) gets attn.positions from --rope.
+  GPTMini-style .pt       {'model': state_dict, ...} with tok_emb, blocks.N.norm1, blocks.N.attn.qkv (or
+                          attn.q/k/v), blocks.N.attn.proj, blocks.N.norm2, blocks.N.ffn.*, a final
+                          norm (norm_f, ln_f, norm) and a head (head, lm_head; tied or not). Read
+                          from the tensors: MLP (ffn.0/ffn.2, fc1/fc2: GELU, exact erf; w1/w2/w3:
+                          SwiGLU), norm (biases: LayerNorm; none: RMSNorm with SwiGLU or a config
+                          norm naming rms, else LayerNorm without bias; --norm overrides), RoPE
+                          layout and theta from saved cos/sin buffers (full-width tables repeat
+                          in halves or pairs; none or half-width: halves, printed; --rope
+                          overrides). Head count, context, eps, theta from a config dict in the
+                          checkpoint (config, model_args, cfg, ...: n_head, block_size, norm_eps,
+                          rope_theta) when there is one, else from the buffers.
+                          tokenizer.json beside the checkpoint is attached automatically.
+  any .pt                 the step (iter_num, step, global_step, or stepN / ckptN / iterN in the
+                          file name) is written as attn.training.steps; the model name is the
+                          file name (a generic one, ckpt/final/model/..., with its folder: exp1/final).
   llama2.c ckpt.pt        train.py checkpoints (tok_embeddings.weight, layers.N.attention.wq.weight, ...).
   llama2.c model.bin      v0 (legacy_export), v1 and v2 ("ak42" header; v2 int8 groups are dequantized).
   --vocab-only            SRC is a tokenizer: tokenizer.json, tokenizer.model (SentencePiece BPE),
                           llama2.c tokenizer.bin, vocab.json+merges.txt or encoder.json+vocab.bpe
                           (file or folder), nanoGPT meta.pkl (character vocabulary, model "char").
---rope (nanoGPT checkpoints without position embeddings only):
+--keymap FILE: one rename a line, 'THEIR_NAME OUR_NAME', '#' starts a comment; {N} stands for
+  the layer number (in both or neither); a rule renames the name and everything below it
+  (THEIR.weight, THEIR.bias). Our names are the GPTMini ones above, e.g.
+    embed.tokens            tok_emb
+    trunk.{N}.pre_norm      blocks.{N}.norm1
+    trunk.{N}.mix.wqkv      blocks.{N}.attn.qkv
+  A checkpoint with names none of these place is refused, listing them.
+--rope (checkpoints without position embeddings):
   halves  rotate_half: dims i and i+hd/2 form a pair (GPT-NeoX / Hugging Face style, the usual
           way nanoGPT forks add RoPE) -> attn.positions = rope_halves (default)
   pairs   dims 2i and 2i+1 form a pair (Meta / llama2.c style) -> attn.positions = rope_pairs
@@ -1943,8 +2588,14 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=sorted(OUT_DTYPES), default="f32",
                     help="type of 2-D weights (1-D tensors are always f32); default f32")
     ap.add_argument("--vocab-only", action="store_true", help="write only the tokenizer of SRC")
-    ap.add_argument("--rope", choices=("halves", "pairs"), default="halves",
-                    help="RoPE layout of a nanoGPT checkpoint without position embeddings (see below)")
+    ap.add_argument("--rope", choices=("halves", "pairs"), default=None,
+                    help="RoPE layout of a checkpoint without position embeddings (see below)")
+    ap.add_argument("--n-head", type=int, default=None, metavar="N",
+                    help="head count of a GPTMini-style checkpoint without a config dict or cos/sin buffers")
+    ap.add_argument("--norm", choices=("layernorm", "rmsnorm"), default=None,
+                    help="norm kind of a GPTMini-style checkpoint whose norms have no bias (default: inferred)")
+    ap.add_argument("--keymap", metavar="FILE", default=None,
+                    help="rename a checkpoint's tensors before mapping (format below)")
     ap.add_argument("--rope-theta", type=float, default=None, metavar="THETA",
                     help="RoPE base for such a checkpoint (default: model_args rope_theta, else 10000)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=set_arg,
@@ -1958,6 +2609,7 @@ def main(argv=None):
 
     ap.error = usage_error
     args = ap.parse_args(argv)
+    catch_signals()
     try:
         convert(args)
     except ConvertError as e:

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Generate attn_unicode.c: the Unicode character classes the GPT-2
+"""Generate attn_unicode.c: the general category of every code point (for
+the tokenizer's regex engine, attn_regex.c) and the Unicode character classes the GPT-2
 pre-tokenizer needs (letter = \\p{L}, number = \\p{N}, whitespace = JavaScript
 \\s, the definition gpt-3-encoder's regex uses), from Python's unicodedata.
 
@@ -64,6 +65,195 @@ def main():
         if (run_start[mid] <= cp) lo = mid; else hi = mid - 1;
     }
     return run_class[lo];
+}
+""")
+    write_categories(out)
+    write_normalization(out)
+    write_lowercase(out)
+
+
+# General categories, in the order of attn_regex.c's UC_* bits.
+CATS = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
+        "Pf", "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"]
+
+
+def write_categories(out):
+    """attn_unicode_cat(cp): index into CATS of cp's general category."""
+    cats = [CATS.index(unicodedata.category(chr(cp))) for cp in range(0x110000)]
+    runs = []
+    for cp in range(0x800, 0x110000):
+        if not runs or cats[cp] != runs[-1][1]:
+            runs.append((cp, cats[cp]))
+    out.write("\n// General category of each code point for the tokenizer's regex engine:\n")
+    out.write("// index into {%s}.\n" % ", ".join(CATS))
+    out.write("int attn_unicode_cat(uint32_t cp);\n\n")
+    out.write("static const uint8_t cat_low[0x800] = {\n")
+    for i in range(0, 0x800, 32):
+        out.write("    " + ",".join(str(c) for c in cats[i:i + 32]) + ",\n")
+    out.write("};\n\n")
+    out.write("// Run k covers code points cat_start[k] .. cat_start[k+1]-1 (%d runs from U+0800).\n" % len(runs))
+    out.write("static const uint32_t cat_start[%d] = {\n" % len(runs))
+    for i in range(0, len(runs), 10):
+        out.write("    " + ",".join("0x%X" % r[0] for r in runs[i:i + 10]) + ",\n")
+    out.write("};\n")
+    out.write("static const uint8_t cat_run[%d] = {\n" % len(runs))
+    for i in range(0, len(runs), 32):
+        out.write("    " + ",".join(str(r[1]) for r in runs[i:i + 32]) + ",\n")
+    out.write("};\n\n")
+    out.write("""int attn_unicode_cat(uint32_t cp) {
+    if (cp < 0x800) return cat_low[cp];
+    if (cp > 0x10FFFF) return %d; // Cn
+    int lo = 0, hi = (int)(sizeof cat_start / sizeof cat_start[0]) - 1; // last run with start <= cp
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (cat_start[mid] <= cp) lo = mid; else hi = mid - 1;
+    }
+    return cat_run[lo];
+}
+""" % CATS.index("Cn"))
+
+
+def _c_array(out, ctype, name, vals, per_line, fmt="%d"):
+    out.write("static const %s %s[%d] = {\n" % (ctype, name, len(vals)))
+    for i in range(0, len(vals), per_line):
+        out.write("    " + ",".join(fmt % v for v in vals[i:i + per_line]) + ",\n")
+    out.write("};\n")
+
+
+def write_normalization(out):
+    """Tables for NFD/NFKD/NFC/NFKC (Hangul syllables are left to the code):
+    full decompositions of single code points, canonical combining classes,
+    and the primary composites (pairs that NFC recombines)."""
+    dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool = [], [], [], [], [], []
+    for cp in range(0x110000):
+        if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        d, k = unicodedata.normalize("NFD", c), unicodedata.normalize("NFKD", c)
+        if d == c and k == c:
+            continue
+        dec_cp.append(cp)
+        for s, off, ln in ((d, dec_off, dec_len), (k, kdec_off, kdec_len)):
+            if s == c:
+                off.append(0)
+                ln.append(0)
+            else:
+                off.append(len(pool))
+                ln.append(len(s))
+                pool.extend(ord(x) for x in s)
+    ccc = []  # (first, last, class) runs of one nonzero class
+    for cp in range(0x110000):
+        k = unicodedata.combining(chr(cp))
+        if k and ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == k:
+            ccc[-1][1] = cp
+        elif k:
+            ccc.append([cp, cp, k])
+    pairs = []
+    for cp in range(0x110000):
+        if 0xAC00 <= cp <= 0xD7A3:
+            continue
+        m = unicodedata.decomposition(chr(cp))
+        if not m or m.startswith("<"):
+            continue
+        parts = [int(x, 16) for x in m.split()]
+        if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
+            pairs.append((parts[0] << 21 | parts[1], cp))
+    pairs.sort()
+    out.write("\n// Unicode normalization data: %d code points that decompose (full NFD and\n" % len(dec_cp))
+    out.write("// NFKD of each, into a pool of %d code points; length 0 = unchanged), %d runs\n" % (len(pool), len(ccc)))
+    out.write("// of one nonzero canonical combining class, %d primary composites.\n" % len(pairs))
+    out.write("int attn_unicode_ccc(uint32_t cp);\n")
+    out.write("int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);\n")
+    out.write("uint32_t attn_unicode_compose(uint32_t a, uint32_t b);\n\n")
+    _c_array(out, "uint32_t", "dec_cp", dec_cp, 12, "0x%X")
+    _c_array(out, "uint16_t", "dec_off", dec_off, 16)
+    _c_array(out, "uint8_t", "dec_len", dec_len, 32)
+    _c_array(out, "uint16_t", "kdec_off", kdec_off, 16)
+    _c_array(out, "uint8_t", "kdec_len", kdec_len, 32)
+    _c_array(out, "uint32_t", "dec_pool", pool, 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_first", [r[0] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_last", [r[1] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint8_t", "ccc_class", [r[2] for r in ccc], 32)
+    _c_array(out, "uint64_t", "comp_key", [p[0] for p in pairs], 8, "0x%XULL")
+    _c_array(out, "uint32_t", "comp_cp", [p[1] for p in pairs], 12, "0x%X")
+    assert len(pool) < 65536
+    out.write("""
+#define N_OF(a) ((int)(sizeof a / sizeof a[0]))
+
+int attn_unicode_ccc(uint32_t cp) {
+    if (cp < 0x300) return 0;
+    int lo = 0, hi = N_OF(ccc_first) - 1; // last run with first <= cp
+    if (cp < ccc_first[0]) return 0;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (ccc_first[mid] <= cp) lo = mid; else hi = mid - 1;
+    }
+    return cp <= ccc_last[lo] ? ccc_class[lo] : 0;
+}
+
+// Full canonical (compat = 0) or compatibility decomposition of cp in *out;
+// returns its length, 0 when cp stays itself (Hangul syllables: 0, see caller).
+int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out) {
+    if (cp < 0xA0) return 0;
+    int lo = 0, hi = N_OF(dec_cp) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (dec_cp[mid] == cp) {
+            *out = dec_pool + (compat ? kdec_off[mid] : dec_off[mid]);
+            return compat ? kdec_len[mid] : dec_len[mid];
+        }
+        if (dec_cp[mid] < cp) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
+}
+
+// The primary composite of a + b, or 0 (Hangul: see caller).
+uint32_t attn_unicode_compose(uint32_t a, uint32_t b) {
+    uint64_t key = (uint64_t)a << 21 | b;
+    int lo = 0, hi = N_OF(comp_key) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (comp_key[mid] == key) return comp_cp[mid];
+        if (comp_key[mid] < key) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
+}
+""")
+
+
+def write_lowercase(out):
+    """attn_unicode_lower: the full lowercase mapping of one code point (as
+    Python's str.lower() and Rust's char::to_lowercase; final sigma is not
+    contextual here)."""
+    cps, off, ln, pool = [], [], [], []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        lo = chr(cp).lower()
+        if lo != chr(cp):
+            cps.append(cp)
+            off.append(len(pool))
+            ln.append(len(lo))
+            pool.extend(ord(x) for x in lo)
+    out.write("\n// Lowercase: %d code points that change, into a pool of %d.\n" % (len(cps), len(pool)))
+    out.write("int attn_unicode_lower(uint32_t cp, const uint32_t **out);\n\n")
+    _c_array(out, "uint32_t", "low_cp", cps, 12, "0x%X")
+    _c_array(out, "uint16_t", "low_off", off, 16)
+    _c_array(out, "uint8_t", "low_len", ln, 32)
+    _c_array(out, "uint32_t", "low_pool", pool, 12, "0x%X")
+    out.write("""
+// The lowercase of cp in *out (length returned), 0 when cp is unchanged.
+int attn_unicode_lower(uint32_t cp, const uint32_t **out) {
+    int lo = 0, hi = N_OF(low_cp) - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (low_cp[mid] == cp) {
+            *out = low_pool + low_off[mid];
+            return low_len[mid];
+        }
+        if (low_cp[mid] < cp) lo = mid + 1; else hi = mid - 1;
+    }
+    return 0;
 }
 """)
 

@@ -6,7 +6,10 @@
 // $ATTN_FUZZ_SEEDS (default tests/fuzz/corpus_gguf). An input that starts
 // with byte 0xFF first carries two files for `maps --from rec`:
 //   0xFF, n1 (2 bytes LE), n1 bytes of rec/attention.npy, n2 (2 bytes LE),
-//   n2 bytes of rec/tokens.json, then the arguments as above.
+//   n2 bytes of rec/tokens.json, then the arguments as above. An input that
+// starts with byte 0xFE first carries a prompt file for `-f p.txt`:
+//   0xFE, n (2 bytes LE), n bytes of p.txt, then the arguments
+// (seeds hold prompt files and tokens.json of many sizes, 0 to ~4 KB).
 //
 // To keep the fuzzer inside its scratch directory and fast, arguments are
 // rewritten: '/' becomes '_' and ".." becomes "_." (no path leaves the
@@ -115,10 +118,22 @@ static size_t fc_files(const uint8_t *data, size_t size) {
     return at;
 }
 
+// The prompt file of a 0xFE input; returns the bytes it took.
+static size_t fc_prompt(const uint8_t *data, size_t size) {
+    size_t n = size >= 3 ? (size_t)(data[1] | data[2] << 8) : 0, at = size >= 3 ? 3 : size;
+    if (n > size - at) n = size - at;
+    FILE *f = fopen("p.txt", "wb");
+    if (f) fwrite(data + at, 1, n, f), fclose(f);
+    return at + n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fc_null < 0) LLVMFuzzerInitialize(NULL, NULL);
     if (size && data[0] == 0xFF) {
         size_t used = fc_files(data, size);
+        data += used, size -= used;
+    } else if (size && data[0] == 0xFE) {
+        size_t used = fc_prompt(data, size);
         data += used, size -= used;
     }
     char *buf = malloc(size + 1), *argv[FC_MAX_ARGS + 2];

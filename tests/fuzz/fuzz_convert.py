@@ -27,9 +27,14 @@ VOCAB_ONLY = ("meta.pkl", "tokenizer.bin")  # seeds that are tokenizers (--vocab
 TIMEOUT = 20
 
 INTS = [0, 1, 2, 3, 7, 8, 16, 31, 32, 63, 64, 127, 128, 255, 256, 1023, 4096, 65535, 65536, 1 << 20, 1 << 24,
-        (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
-JSON_VALUES = [0, -1, 1, 2, 3, 1 << 31, 1 << 63, 10 ** 30, 1.5, -0.0, float("nan") if False else 1e308, "x", "", None,
-               True, [], {}, [0], [1 << 62, 1 << 62], [-1, 2], "F16", "BF16", "F64", "I64", "U8", "BOOL"]
+        (1 << 31) - 1, 1 << 31, (1 << 32) - 1, 1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63, (1 << 64) - 1,
+        # float bit patterns (issue 13): f32 NaN, +-inf, 1e-45; f16 NaN, inf; f64 NaN, inf, 1e-300
+        0x7FC00000, 0x7F800000, 0xFF800000, 1, 0x7E00, 0x7C00, 0x7FF8000000000000, 0x7FF0000000000000,
+        0x017E37E43C88759C]
+JSON_VALUES = [0, -1, 1, 2, 3, 1 << 31, 1 << 63, 10 ** 30, 1.5, -0.0, 1e308, "x", "", None,
+               True, [], {}, [0], [1 << 62, 1 << 62], [-1, 2], "F16", "BF16", "F64", "I64", "U8", "BOOL",
+               # issue 13: values that are 0 or inf as float32, non-finite, shapes with huge products
+               1e-300, 1e39, float("nan"), float("inf"), 1 << 40, [1 << 20, 1 << 20], [1 << 40]]
 
 
 class Hang(Exception):
@@ -79,6 +84,29 @@ def mutate_bytes(rng, b):
     return bytes(b)
 
 
+def mutate_pickle_ints(rng, data):
+    """Lying strides, offsets and shapes (issue 13): one integer argument of the
+    pickle (BININT1/BININT2/BININT: tensor sizes, strides, storage offsets and
+    element counts) replaced by an interesting value, re-encoded at its width."""
+    import pickletools
+    try:
+        ops = [(op, pos) for op, arg, pos in pickletools.genops(data) if op.name in ("BININT1", "BININT2", "BININT")]
+    except Exception:
+        return mutate_bytes(rng, data)
+    if not ops:
+        return mutate_bytes(rng, data)
+    op, pos = rng.choice(ops)
+    v = rng.choice([0, 0, 1, 2, 255, 65535, 1 << 20, (1 << 31) - 1, -1, -(1 << 31)])
+    if -(1 << 31) <= v < 1 << 31 and (v < 0 or v > 65535 or rng.random() < 0.5):
+        new = b"J" + struct.pack("<i", v)
+    elif 0 <= v < 256:
+        new = b"K" + bytes([v])
+    else:
+        new = b"M" + struct.pack("<H", v & 0xFFFF)
+    width = {"BININT1": 2, "BININT2": 3, "BININT": 5}[op.name]
+    return data[:pos] + new + data[pos + width:]
+
+
 def mutate_zip(rng, path):
     """Rewrite the zip with one member mutated (valid CRCs, so the pickle is reached)."""
     with zipfile.ZipFile(path) as z:
@@ -86,7 +114,8 @@ def mutate_zip(rng, path):
     k = [j for j, (i, _) in enumerate(items) if i.filename.endswith("data.pkl")]
     j = k[0] if k and rng.random() < 0.7 else rng.randrange(len(items))
     info, data = items[j]
-    items[j] = (info, mutate_bytes(rng, data))
+    pkl = info.filename.endswith("data.pkl")
+    items[j] = (info, mutate_pickle_ints(rng, data) if pkl and rng.random() < 0.5 else mutate_bytes(rng, data))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
         for i, d in items:
             z.writestr(i, d)

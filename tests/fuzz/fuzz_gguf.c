@@ -144,6 +144,9 @@ static void fg_forward(const attn_model *m) {
     if (ok_a) {
         fg_assert(attn_session_pos(a) == T && attn_session_pos(b) == T);
         fg_assert(fg_same(logits + (size_t)(T - 1) * V, last, (size_t)V));
+        // a non-finite logit was seen by the detector (attn_nonfinite, issue 13)
+        for (size_t i = 0; i < (size_t)T * V; i++)
+            if (!isfinite(logits[i])) fg_assert(attn_nonfinite() != NULL);
         fg_assert(fg_same(rows_a, rows_b, nr));
         // all at once on the pool (b has the pool: the steps above ran on it too)
         attn_session_reset(b);
@@ -173,6 +176,8 @@ int FUZZ_GGUF_ENTRY(const uint8_t *data, size_t size) {
     attn_model *m;
     if (attn_model_load_mem(&m, data, size, "fuzz") != 0) return 0;
     fg_assert(m->cfg.n_vocab > 0 && m->cfg.n_ctx > 0 && m->cfg.n_head % m->cfg.n_head_kv == 0);
+    // float hyper-parameters that load are finite and positive (issue 13)
+    fg_assert(isfinite(m->cfg.norm_eps) && m->cfg.norm_eps > 0 && isfinite(m->cfg.rope_theta) && m->cfg.rope_theta > 0);
     // the SIMD path is picked by the last byte (after the load, which picks
     // the best one), so every path sees every shape
     const attn_kernels **paths = attn_kernels_available();

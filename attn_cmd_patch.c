@@ -1,0 +1,256 @@
+// attn_cmd_patch.c - CLI command `attn patch`: activation patching. The
+// corrupt prompt is run with one head's z (every position), or the residual
+// entering one layer at one position, copied from the clean run; how much of
+// the clean metric comes back is the restored fraction.
+#include "attn.h"
+#include "attn_cli.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *PATCH_HELP =
+    "usage: attn patch [-m FILE] (--clean TEXT --corrupt TEXT |\n"
+    "                  --clean-ids 1,2,.. --corrupt-ids 1,2,..) --target TOKEN\n"
+    "                  [--against TOKEN] [-o DIR] [--format table|tsv|json]\n\n"
+    "Activation patching. Both prompts must be the same number of tokens. The\n"
+    "metric m is logit(target) - logit(against) at the last position (raw\n"
+    "logits; just logit(target) without --against). TOKEN is text that is\n"
+    "exactly one token, or #ID.\n"
+    "  heads   for each layer and head: the corrupt prompt with that head's z\n"
+    "          (its attention-weighted sum of values, before the output\n"
+    "          projection) at every position taken from the clean run\n"
+    "  resid   for each layer l and position i: the corrupt prompt with the\n"
+    "          residual stream entering layer l at position i from the clean run\n"
+    "Each prints restored = (m_patched - m_corrupt) / (m_clean - m_corrupt):\n"
+    "1 = the clean metric fully restored, 0 = no change, negative = further\n"
+    "away (null/\"-\" when m_clean = m_corrupt).\n"
+    "  -o DIR   also DIR/heads.png (layer x head) and DIR/resid.png (layer x\n"
+    "           position): restored on a diverging scale symmetric around 0\n"
+    "           (red > 0, blue < 0), 1 marked on the colorbar\n"
+    "JSON: {\"clean\": m_clean, \"corrupt\": m_corrupt, \"heads\": [[restored per\n"
+    "  head] per layer], \"resid\": [[restored per position] per layer]}\n"
+    "  --no-bos  do not add the BOS token the model would add\n"
+    "  -t N      threads\n";
+
+typedef struct {
+    int T, D, qd;
+    float *resid, *z; // (L, T, D), (L, T, qd) or NULL
+} patch_rec;
+
+static void patch_record(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    patch_rec *r = ctx;
+    if (kind == ATTN_ACT_RESID_PRE && r->resid)
+        memcpy(r->resid + ((size_t)layer * r->T + q0) * r->D, x, (size_t)nq * r->D * 4);
+    if (kind == ATTN_ACT_Z && r->z) memcpy(r->z + ((size_t)layer * r->T + q0) * r->qd, x, (size_t)nq * r->qd * 4);
+}
+
+typedef struct {
+    const attn_model *m;
+    attn_session *s;
+    int T, target, against;
+    float *lg;             // (V) last position's logits
+    patch_rec clean, corr;
+    double m_clean, m_corr;
+} patcher;
+
+static double metric(const patcher *p) {
+    return (double)p->lg[p->target] - (p->against >= 0 ? (double)p->lg[p->against] : 0.0);
+}
+
+// The corrupt run again from layer l with one edit; the restored fraction.
+static int patch_one(patcher *p, int l, const attn_edit *e, float *out) {
+    attn_edits ed;
+    attn_edits_init(&ed, p->m, e, 1);
+    attn_capture cap = { .on_act = attn_edits_on_act, .ctx = &ed };
+    int rc = attn_session_refeed(p->s, l, p->corr.resid + (size_t)l * p->T * p->corr.D, p->T, p->lg, 1, &cap);
+    double d = p->m_clean - p->m_corr;
+    *out = d != 0 ? (float)((metric(p) - p->m_corr) / d) + 0.0f : NAN; // no -0
+    return rc;
+}
+
+static int patch_run(patcher *p, const int32_t *clean, const int32_t *corr, float *heads, float *resid) {
+    const attn_config *c = &p->m->cfg;
+    int L = c->n_layer, H = c->n_head, hd = c->head_dim, T = p->T;
+    attn_capture cap = { .on_act = patch_record, .ctx = &p->clean };
+    int rc = attn_session_feed(p->s, clean, T, p->lg, 1, &cap);
+    p->m_clean = metric(p);
+    attn_session_reset(p->s);
+    cap.ctx = &p->corr;
+    if (!rc) rc = attn_session_feed(p->s, corr, T, p->lg, 1, &cap);
+    p->m_corr = metric(p);
+    for (int l = 0; !rc && l < L; l++)
+        for (int h = 0; !rc && h < H; h++) {
+            attn_edit e = { ATTN_ACT_Z, l, -1, h * hd, hd, p->clean.z + (size_t)l * T * p->clean.qd + h * hd,
+                            (size_t)p->clean.qd };
+            rc = patch_one(p, l, &e, &heads[l * H + h]);
+        }
+    for (int l = 0; !rc && l < L; l++)
+        for (int i = 0; !rc && i < T; i++) {
+            attn_edit e = { ATTN_ACT_RESID_PRE, l, i, 0, c->n_embd, p->clean.resid + (size_t)l * T * c->n_embd,
+                            (size_t)c->n_embd };
+            rc = patch_one(p, l, &e, &resid[(size_t)l * T + i]);
+        }
+    return rc;
+}
+
+// A label in w columns: cut or padded by characters (UTF-8 code points), not bytes.
+static void pad_label(const char *s, int w) {
+    int n = 0;
+    const char *p = s;
+    for (; *p; p++) {
+        if (((unsigned char)*p & 0xC0) == 0x80) continue;
+        if (n == w) break;
+        n++;
+    }
+    printf("%.*s%*s", (int)(p - s), s, w - n, "");
+}
+
+static void print_num(double v, const char *fmt_num, const char *nan) {
+    if (v == v) printf(fmt_num, v);
+    else printf("%s", nan);
+}
+
+static void patch_print(const patcher *p, const char *fmt, const float *heads, const float *resid, char **labels) {
+    const attn_config *c = &p->m->cfg;
+    int L = c->n_layer, H = c->n_head, T = p->T;
+    if (!strcmp(fmt, "json")) {
+        printf("{\"clean\": %.9g, \"corrupt\": %.9g, \"heads\": [", p->m_clean, p->m_corr);
+        for (int l = 0; l < L; l++) {
+            printf("%s[", l ? ", " : "");
+            for (int h = 0; h < H; h++) { printf("%s", h ? ", " : ""); attn_json_num(stdout, heads[l * H + h]); }
+            printf("]");
+        }
+        printf("], \"resid\": [");
+        for (int l = 0; l < L; l++) {
+            printf("%s[", l ? ", " : "");
+            for (int i = 0; i < T; i++) { printf("%s", i ? ", " : ""); attn_json_num(stdout, resid[(size_t)l * T + i]); }
+            printf("]");
+        }
+        printf("]}\n");
+    } else if (!strcmp(fmt, "tsv")) {
+        printf("kind\tlayer\tindex\trestored\n");
+        for (int l = 0; l < L; l++)
+            for (int h = 0; h < H; h++) { printf("head\t%d\t%d\t", l, h); print_num(heads[l * H + h], "%.9g", ""); printf("\n"); }
+        for (int l = 0; l < L; l++)
+            for (int i = 0; i < T; i++) { printf("resid\t%d\t%d\t", l, i); print_num(resid[(size_t)l * T + i], "%.9g", ""); printf("\n"); }
+    } else {
+        printf("metric at the last position (raw logits): clean %.4f, corrupt %.4f\n", p->m_clean, p->m_corr);
+        printf("\nrestored fraction, head patching (1 = clean metric restored)\n  layer");
+        for (int h = 0; h < H; h++) printf("  %6s%-2d", "H", h);
+        for (int l = 0; l < L; l++) {
+            printf("\n  L%-4d", l);
+            for (int h = 0; h < H; h++) print_num(heads[l * H + h], "  %8.3f", "         -");
+        }
+        printf("\n\nrestored fraction, residual patching (the residual entering layer L at one\nposition)\n  pos  %-12s", "token");
+        for (int l = 0; l < L; l++) printf("  %7s%-2d", "L", l);
+        for (int i = 0; i < T; i++) {
+            printf("\n  %3d  ", i);
+            pad_label(labels[i], 12);
+            for (int l = 0; l < L; l++) print_num(resid[(size_t)l * T + i], "  %9.3f", "          -");
+        }
+        printf("\n");
+    }
+}
+
+static int patch_pictures(const patcher *p, const char *dir, const float *heads, const float *resid, char **labels) {
+    const attn_config *c = &p->m->cfg;
+    int L = c->n_layer, H = c->n_head, T = p->T, n = (H > T ? H : T), rc = 0;
+    char **rn = calloc(L, sizeof *rn), **cn = calloc(n, sizeof *cn), path[1100];
+    for (int l = 0; rn && l < L; l++) if ((rn[l] = malloc(16))) snprintf(rn[l], 16, "L%d", l);
+    for (int i = 0; cn && i < n; i++) if ((cn[i] = malloc(16))) snprintf(cn[i], 16, "H%d", i);
+    if (!rn || !cn) rc = attn_err(ATTN_EFAIL, "out of memory");
+    char note[200];
+    snprintf(note, sizeof note, "restored fraction (m_patched - m_corrupt) / (m_clean - m_corrupt); m_clean %.3f, "
+             "m_corrupt %.3f", p->m_clean, p->m_corr);
+    attn_grid g = { heads, L, H, rn, cn, "head patching: layer x head", note, 1, 1, "= fully restored" };
+    for (int k = 0; !rc && k < 2; k++) {
+        attn_image im;
+        if (k) g = (attn_grid){ resid, L, T, rn, labels, "residual patching: layer x position", note, 1, 1,
+                                "= fully restored" };
+        snprintf(path, sizeof path, "%s/%s.png", dir, k ? "resid" : "heads");
+        if (!(rc = attn_grid_image(&g, &im))) {
+            rc = attn_write_png(path, &im);
+            attn_image_free(&im);
+        }
+    }
+    for (int l = 0; rn && l < L; l++) free(rn[l]);
+    for (int i = 0; cn && i < n; i++) free(cn[i]);
+    free(rn);
+    free(cn);
+    return rc;
+}
+
+static int patch_ids(const cli_opts *o, const attn_model *m, const char *text, const char *ids_s, int32_t **ids, int *T) {
+    cli_opts lo = *o;
+    lo.prompt = text;
+    lo.ids = ids_s;
+    lo.prompt_file = NULL;
+    return cli_prompt_ids(&lo, m, ids, T);
+}
+
+int cmd_patch(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_init(&o);
+    const char *clean_s = NULL, *corr_s = NULL, *clean_ids = NULL, *corr_ids = NULL, *tgt = NULL, *ag = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], **dst = !strcmp(a, "--clean") ? &clean_s : !strcmp(a, "--corrupt") ? &corr_s :
+            !strcmp(a, "--clean-ids") ? &clean_ids : !strcmp(a, "--corrupt-ids") ? &corr_ids :
+            !strcmp(a, "--target") ? &tgt : !strcmp(a, "--against") ? &ag : NULL;
+        if (!dst) return cli_bad_opt("patch", a);
+        if (!(*dst = cli_val(argc, argv, &i))) return 2;
+    }
+    if (o.help) { fputs(PATCH_HELP, stdout); return 0; }
+    const char *fmt;
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (!((clean_s && corr_s && !clean_ids && !corr_ids) || (clean_ids && corr_ids && !clean_s && !corr_s)) ||
+        o.prompt || o.prompt_file || o.ids) {
+        cli_error("patch: give --clean TEXT --corrupt TEXT, or --clean-ids and --corrupt-ids");
+        return 2;
+    }
+    if (!tgt) { cli_error("patch: --target TOKEN is required"); return 2; }
+    patcher p = { 0 };
+    attn_model *m = NULL;
+    attn_pool *pool = NULL;
+    int32_t *ci = NULL, *xi = NULL, target, against = -1;
+    int Tc = 0, Tx = 0;
+    float *heads = NULL, *resid = NULL;
+    char **labels = NULL, dir[1024];
+    int rc = cli_load_model(&o, 0, &m);
+    if (!rc) rc = cli_pool(&o, &pool);
+    if (!rc) rc = patch_ids(&o, m, clean_s, clean_ids, &ci, &Tc);
+    if (!rc) rc = patch_ids(&o, m, corr_s, corr_ids, &xi, &Tx);
+    if (!rc && Tc != Tx)
+        rc = attn_err(ATTN_EINPUT, "patch: the clean prompt is %d tokens, the corrupt one %d: they must be the same length", Tc, Tx);
+    if (!rc) rc = cli_token(m, "--target", tgt, &target);
+    if (!rc && ag) rc = cli_token(m, "--against", ag, &against);
+    if (!rc) rc = attn_token_labels(m->tok, xi, Tx, &labels);
+    if (!rc && o.out_dir) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
+    if (rc) goto done;
+    const attn_config *c = &m->cfg;
+    int L = c->n_layer, T = Tc, D = c->n_embd, qd = c->n_head * c->head_dim;
+    p = (patcher){ m, NULL, T, target, against, malloc((size_t)c->n_vocab * 4),
+                   { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) },
+                   { T, D, qd, malloc((size_t)L * T * D * 4), NULL }, 0, 0 };
+    heads = malloc((size_t)L * c->n_head * 4);
+    resid = malloc((size_t)L * T * 4);
+    if (!p.lg || !p.clean.resid || !p.clean.z || !p.corr.resid || !heads || !resid) {
+        rc = attn_err(ATTN_EFAIL, "out of memory");
+        goto done;
+    }
+    if (!(rc = attn_session_new(&p.s, m, T, pool))) rc = patch_run(&p, ci, xi, heads, resid);
+    if (!rc) patch_print(&p, fmt, heads, resid, labels);
+    if (!rc && o.out_dir && !(rc = patch_pictures(&p, dir, heads, resid, labels)))
+        fprintf(stderr, "attn: wrote to %s: heads.png resid.png\n", dir);
+done:
+    attn_session_free(p.s);
+    free(p.lg); free(p.clean.resid); free(p.clean.z); free(p.corr.resid);
+    free(heads); free(resid);
+    if (labels) attn_labels_free(labels, Tx);
+    free(ci); free(xi);
+    attn_pool_free(pool);
+    attn_model_free(m);
+    return rc ? cli_fail_rc(rc) : 0;
+}

@@ -1,0 +1,229 @@
+// attn_cmd_run_causal.c - the causal parts of `attn run`: --export
+// resid,z,mlp (activations as .npy under TransformerLens's hook names) and
+// --loss (per-token next-token loss and perplexity, one prompt or a corpus).
+#include "attn.h"
+#include "attn_cli.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------- activations
+
+struct cli_acts {
+    int T, D, hd, H, L;
+    int n_l, n_h, *lsel, *hsel; // selected layers and heads, in order
+    int *lrow;                  // [L] row of layer l in the arrays, -1 if not selected
+    float *resid, *z, *mlp;     // [n_l + 1, T, D], [n_l, T, n_h, hd], [n_l, T, D] (NULL: not wanted)
+};
+
+static int *sel_list(const uint8_t *mask, int n, int *k) {
+    int *v = malloc((size_t)n * sizeof *v);
+    *k = 0;
+    for (int i = 0; v && i < n; i++)
+        if (!mask || mask[i]) v[(*k)++] = i;
+    return v;
+}
+
+int cli_acts_new(cli_acts **out, const attn_model *m, int T, const uint8_t *layers, const uint8_t *heads, int resid,
+                 int z, int mlp) {
+    const attn_config *c = &m->cfg;
+    cli_acts *a = calloc(1, sizeof *a);
+    if (!a) return attn_err(ATTN_EFAIL, "out of memory");
+    *out = a;
+    a->T = T, a->D = c->n_embd, a->hd = c->head_dim, a->H = c->n_head, a->L = c->n_layer;
+    a->lsel = sel_list(layers, a->L, &a->n_l);
+    a->hsel = sel_list(heads, a->H, &a->n_h);
+    a->lrow = malloc((size_t)a->L * sizeof *a->lrow);
+    if (!a->lsel || !a->hsel || !a->lrow) return attn_err(ATTN_EFAIL, "out of memory");
+    for (int l = 0; l < a->L; l++) a->lrow[l] = -1;
+    for (int k = 0; k < a->n_l; k++) a->lrow[a->lsel[k]] = k;
+    size_t td = (size_t)T * a->D;
+    if (resid && !(a->resid = malloc((a->n_l + 1) * td * 4))) return attn_err(ATTN_EFAIL, "out of memory for resid_pre");
+    if (z && !(a->z = malloc((size_t)a->n_l * T * a->n_h * a->hd * 4))) return attn_err(ATTN_EFAIL, "out of memory for z");
+    if (mlp && !(a->mlp = malloc(a->n_l * td * 4))) return attn_err(ATTN_EFAIL, "out of memory for mlp_out");
+    return 0;
+}
+
+void cli_acts_free(cli_acts *a) {
+    if (!a) return;
+    free(a->lsel); free(a->hsel); free(a->lrow); free(a->resid); free(a->z); free(a->mlp);
+    free(a);
+}
+
+void cli_acts_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    cli_acts *a = ctx;
+    int r = a->lrow[layer], D = a->D, qd = a->H * a->hd;
+    if (r < 0) return;
+    if (kind == ATTN_ACT_RESID_PRE && a->resid)
+        memcpy(a->resid + ((size_t)r * a->T + q0) * D, x, (size_t)nq * D * 4);
+    if (kind == ATTN_ACT_MLP_OUT && a->mlp) memcpy(a->mlp + ((size_t)r * a->T + q0) * D, x, (size_t)nq * D * 4);
+    if (kind == ATTN_ACT_Z && a->z)
+        for (int i = 0; i < nq; i++)
+            for (int k = 0; k < a->n_h; k++)
+                memcpy(a->z + (((size_t)r * a->T + q0 + i) * a->n_h + k) * a->hd,
+                       x + (size_t)i * qd + (size_t)a->hsel[k] * a->hd, (size_t)a->hd * 4);
+}
+
+void cli_acts_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
+    cli_acts *a = ctx;
+    if (layer == a->L - 1 && a->resid) // the final residual, before the final norm
+        memcpy(a->resid + ((size_t)a->n_l * a->T + q0) * a->D, x, (size_t)nq * a->D * 4);
+}
+
+int cli_acts_write(const cli_acts *a, const char *dir, char *names, size_t n) {
+    char path[1100];
+    int rc = 0;
+    if (a->resid) {
+        int64_t d[3] = { a->n_l + 1, a->T, a->D };
+        snprintf(path, sizeof path, "%s/resid_pre.npy", dir);
+        rc = attn_write_npy_f32(path, a->resid, d, 3);
+        if (!rc) strncat(names, " resid_pre.npy", n - strlen(names) - 1);
+    }
+    if (!rc && a->z) {
+        int64_t d[4] = { a->n_l, a->T, a->n_h, a->hd };
+        snprintf(path, sizeof path, "%s/z.npy", dir);
+        rc = attn_write_npy_f32(path, a->z, d, 4);
+        if (!rc) strncat(names, " z.npy", n - strlen(names) - 1);
+    }
+    if (!rc && a->mlp) {
+        int64_t d[3] = { a->n_l, a->T, a->D };
+        snprintf(path, sizeof path, "%s/mlp_out.npy", dir);
+        rc = attn_write_npy_f32(path, a->mlp, d, 3);
+        if (!rc) strncat(names, " mlp_out.npy", n - strlen(names) - 1);
+    }
+    return rc;
+}
+
+// ---------------------------------------------------------------- loss
+
+typedef struct {
+    const attn_model *m;
+    attn_pool *pool;
+    attn_session *s;
+    int max_t;
+    float *logits;
+    double *nll;
+} loss_run;
+
+// nll[0..T-2] of one prompt.
+static int loss_prompt(loss_run *r, const int32_t *ids, int T, double *mean) {
+    if (T < 2) return attn_err(ATTN_EINPUT, "the prompt is one token: nothing to predict");
+    if (T > r->max_t) {
+        attn_session_free(r->s);
+        r->s = NULL;
+        free(r->logits); free(r->nll);
+        r->logits = malloc((size_t)T * r->m->cfg.n_vocab * 4);
+        r->nll = malloc((size_t)T * sizeof *r->nll);
+        r->max_t = T;
+        if (!r->logits || !r->nll) return attn_err(ATTN_EFAIL, "out of memory for %d positions", T);
+        int rc = attn_session_new(&r->s, r->m, T, r->pool);
+        if (rc) return rc;
+    }
+    attn_session_reset(r->s);
+    int rc = attn_session_feed(r->s, ids, T, r->logits, 0, NULL);
+    if (!rc) *mean = attn_nll_rows(r->logits, r->m->cfg.n_vocab, ids, T, r->pool, r->nll);
+    return rc;
+}
+
+static int loss_one(const cli_opts *o, loss_run *r, const char *fmt) {
+    int32_t *ids = NULL;
+    int T = 0;
+    double mean = 0;
+    char **lab = NULL;
+    int rc = cli_prompt_ids(o, r->m, &ids, &T);
+    if (!rc) rc = loss_prompt(r, ids, T, &mean);
+    if (!rc) rc = attn_token_labels(r->m->tok, ids, T, &lab);
+    if (rc) { free(ids); return rc; }
+    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv");
+    if (json) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, r->m->name);
+        printf(", \"tokens\": %d, \"loss\": %.9g, \"perplexity\": %.9g, \"per_token\": [", T, mean, exp(mean));
+    } else if (tsv) printf("position\ttoken\tnll\n");
+    else printf("%s: %d tokens; loss of each token given the ones before it (nats)\n  pos  %-16s %8s\n", r->m->name, T, "token", "nll");
+    for (int t = 1; t < T; t++) {
+        if (json) {
+            printf("%s{\"position\": %d, \"id\": %d, \"token\": ", t > 1 ? ", " : "", t, ids[t]);
+            attn_json_str(stdout, lab[t]);
+            printf(", \"nll\": %.9g}", r->nll[t - 1]);
+        } else if (tsv) printf("%d\t%s\t%.9g\n", t, lab[t], r->nll[t - 1]);
+        else {
+            char q[96];
+            snprintf(q, sizeof q, "\"%s\"", lab[t]);
+            printf("  %3d  %-16s %8.4f\n", t, q, r->nll[t - 1]);
+        }
+    }
+    if (json) printf("]}\n");
+    else if (!tsv) printf("mean loss %.4f nats/token over %d predicted tokens, perplexity %.3f\n", mean, T - 1, exp(mean));
+    attn_labels_free(lab, T);
+    free(ids);
+    return 0;
+}
+
+static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
+    FILE *fp = strcmp(o->prompt_file, "-") ? fopen(o->prompt_file, "rb") : stdin;
+    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", o->prompt_file, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0, n_lines = 0, n_pred = 0;
+    double sum = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &cap, fp)) != -1) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        cli_opts lo = *o;
+        lo.prompt_file = NULL;
+        lo.prompt = line;
+        int32_t *ids = NULL;
+        int T = 0;
+        double mean;
+        rc = cli_prompt_ids(&lo, r->m, &ids, &T);
+        if (!rc && T >= 2) {
+            rc = loss_prompt(r, ids, T, &mean);
+            sum += mean * (T - 1), n_pred += T - 1;
+        }
+        if (rc) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", attn_errmsg());
+            attn_err(rc, "%s line %ld: %s", o->prompt_file, lineno, msg);
+        }
+        n_lines++;
+        free(ids);
+    }
+    free(line);
+    if (fp != stdin) fclose(fp);
+    if (!rc && !n_pred) rc = attn_err(ATTN_EINPUT, "%s: no line of two or more tokens", o->prompt_file);
+    if (rc) return rc;
+    double mean = sum / n_pred;
+    if (!strcmp(fmt, "json")) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, r->m->name);
+        printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": %.9g, \"perplexity\": %.9g}\n", n_lines, n_pred, mean, exp(mean));
+    } else if (!strcmp(fmt, "tsv")) printf("lines\tpredicted\tloss\tperplexity\n%ld\t%ld\t%.9g\t%.9g\n", n_lines, n_pred, mean, exp(mean));
+    else printf("%s: %ld lines, %ld predicted tokens\nmean loss %.4f nats/token, perplexity %.3f\n", r->m->name, n_lines,
+                n_pred, mean, exp(mean));
+    return 0;
+}
+
+int cli_run_loss(const cli_opts *o, int each_line) {
+    const char *fmt;
+    if (cli_format(o, "table,tsv,json", &fmt)) return cli_fail();
+    if (each_line && (!o->prompt_file || o->prompt || o->ids)) {
+        cli_error("run: --each-line takes its prompts from -f FILE only");
+        return 2;
+    }
+    loss_run r = { 0 };
+    attn_model *m = NULL;
+    int rc = cli_load_model(o, 0, &m);
+    if (!rc) rc = cli_pool(o, &r.pool);
+    r.m = m;
+    if (!rc) rc = each_line ? loss_corpus(o, &r, fmt) : loss_one(o, &r, fmt);
+    attn_session_free(r.s);
+    free(r.logits); free(r.nll);
+    attn_pool_free(r.pool);
+    attn_model_free(m);
+    return rc ? cli_fail_rc(rc) : 0;
+}

@@ -1,0 +1,139 @@
+"""Quantized-model goldens from llama.cpp (`make parity`; needs torch, numpy and
+the llama.cpp reference built: LCPP=/work/lcpp or ../shared/ref/llama.cpp-tools/build.sh).
+
+For each random model (refmodels: LLaMA with GQA; dims that are multiples of
+256 and dims that are not, so llama-quantize's fallbacks occur):
+  reference checkpoint -> tools/convert.py --dtype f16 -> (+ a small SentencePiece
+  vocabulary, so llama.cpp loads the file) -> llama-quantize to each file type ->
+  dequant_gguf.py (gguf.quants.dequantize, F32 copy) -> lcpp_dump: logits [T,V]
+  and attention [L,H,T,T] from llama.cpp's own graph on the F32 copy.
+
+  python3 tests/parity/make_quant_models.py [--live] [--keep DIR]
+
+Without --live: writes tests/parity/quant/ (the committed cases: the small
+model in every file type, its quantized files and lcpp_dump's outputs, which
+tests/t_quant.py checks attn against with the standard library alone).
+With --live: also the larger models (dim 576, GQA 9/3), run attn on each file
+and print PASS/FAIL lines with the measured errors (nothing is written to the tree).
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "..", "shared", "ref", "llama.cpp", "gguf-py"))
+TOOLS = os.path.join(ROOT, "..", "shared", "ref", "llama.cpp-tools")
+LCPP = os.environ.get("LCPP", "/work/lcpp")
+OUT = os.path.join(HERE, "quant")
+FTYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"]
+IDS = [1, 5, 9, 3, 17, 30, 2, 11]
+
+# name, kind, dims; "small" is committed
+MODELS = [
+    ("llama256", "llama", dict(dim=256, n_layers=1, n_heads=4, n_kv_heads=2, vocab_size=32, hidden_dim=256)),
+    ("llama576", "llama", dict(dim=576, n_layers=2, n_heads=9, n_kv_heads=3, vocab_size=96, hidden_dim=1536)),
+    ("llama896", "llama", dict(dim=896, n_layers=1, n_heads=14, n_kv_heads=2, vocab_size=64, hidden_dim=512)),
+]
+COMMITTED = ("llama256",)
+
+
+def run(*cmd):
+    r = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       errors="replace")
+    if r.returncode:
+        raise RuntimeError("%s: exit %d\n%s" % (" ".join(map(str, cmd)), r.returncode, r.stdout[-3000:]))
+    return r.stdout
+
+
+def add_vocab(src, dst, n_vocab):
+    """src with a SentencePiece ('llama') vocabulary of n_vocab made-up pieces: llama.cpp
+    refuses a file without one (attn's converter writes ids-only files for llama2.c)."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import decode_field
+    r = gguf.GGUFReader(src)
+    w = gguf.GGUFWriter(dst, decode_field(r.get_field("general.architecture")))
+    for f in r.fields.values():
+        if f.name == "general.architecture" or f.name.startswith("GGUF.") or f.name.startswith("tokenizer."):
+            continue
+        w.add_key_value(f.name, decode_field(f), f.types[0])
+    toks = ["<unk>", "<s>", "</s>"] + ["\u2581t%d" % i for i in range(3, n_vocab)]
+    w.add_tokenizer_model("llama")
+    w.add_token_list(toks)
+    w.add_token_scores([-float(i) for i in range(n_vocab)])
+    w.add_token_types([2, 3, 3] + [1] * (n_vocab - 3))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_add_bos_token(False)
+    for t in r.tensors:
+        w.add_tensor(t.name, t.data, raw_shape=list(reversed([int(x) for x in t.shape])), raw_dtype=t.tensor_type)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+
+def make_f16(name, kind, dims, tmp):
+    import refmodels as R
+    ckpt = os.path.join(tmp, name + ".bin")
+    m = R.make_llama(seed=hash(name) % 1000, max_seq_len=16, tied=False, **dims)
+    R.save_llama_bin(m, ckpt, 0)
+    raw = os.path.join(tmp, name + "-raw.gguf")
+    run(sys.executable, os.path.join(ROOT, "tools", "convert.py"), ckpt, "--dtype", "f16", "-o", raw)
+    f16 = os.path.join(tmp, name + "-f16.gguf")
+    add_vocab(raw, f16, dims["vocab_size"])
+    return f16
+
+
+def lcpp_reference(qfile, tmp):
+    """llama.cpp's logits and attention on the F32 copy of qfile (dequant_gguf.py)."""
+    f32 = qfile + ".f32.gguf"
+    run(sys.executable, os.path.join(TOOLS, "dequant_gguf.py"), qfile, f32)
+    lg, at = qfile + ".logits.npy", qfile + ".attention.npy"
+    run(os.path.join(LCPP, "bin", "lcpp_dump"), f32, ",".join(map(str, IDS)), lg, at, "f32")
+    os.unlink(f32)
+    return lg, at
+
+
+def main(argv):
+    live = "--live" in argv
+    if not os.path.exists(os.path.join(LCPP, "bin", "llama-quantize")):
+        print("SKIP quantized goldens: %s/bin/llama-quantize not built (../shared/ref/llama.cpp-tools/build.sh)" % LCPP)
+        return 0
+    tmp = tempfile.mkdtemp(prefix="attn-quant-")
+    try:
+        cases = []
+        for name, kind, dims in MODELS:
+            if not live and name not in COMMITTED:
+                continue
+            f16 = make_f16(name, kind, dims, tmp)
+            for ft in FTYPES:
+                q = os.path.join(tmp, "%s-%s.gguf" % (name, ft.lower()))
+                run(os.path.join(LCPP, "bin", "llama-quantize"), f16, q, ft)
+                lg, at = lcpp_reference(q, tmp)
+                cases.append((name, ft, q, lg, at))
+                print("made %s %s (%d bytes)" % (name, ft, os.path.getsize(q)))
+        if live:
+            sys.path.insert(0, os.path.join(ROOT, "tests"))
+            import t_quant
+            return t_quant.check_cases([(n + " " + ft, q, lg, at, IDS) for n, ft, q, lg, at in cases])
+        os.makedirs(OUT, exist_ok=True)
+        index = []
+        for name, ft, q, lg, at in cases:
+            base = "%s-%s" % (name, ft.lower())
+            for src, ext in ((q, ".gguf"), (lg, ".logits.npy"), (at, ".attention.npy")):
+                shutil.copyfile(src, os.path.join(OUT, base + ext))
+            index.append("%s %s %s" % (base, ft, ",".join(map(str, IDS))))
+        with open(os.path.join(OUT, "index.txt"), "w") as f:
+            f.write("# file-base file-type ids (tests/parity/make_quant_models.py)\n" + "\n".join(index) + "\n")
+        print("wrote tests/parity/quant/ (%d cases)" % len(index))
+        # blocks of every type from these files for test_kernels (quant_blocks.gguf)
+        run(sys.executable, os.path.join(HERE, "make_quant.py"), *[c[2] for c in cases])
+    finally:
+        shutil.rmtree(tmp, True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
