@@ -80,12 +80,15 @@ $(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ) attn.h simd/kernels.h
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
 
 # Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch),
-# and, when llama.cpp is built (LCPP=/work/lcpp), tests/parity/quant/ and
+# tests/parity/families/ from llama.cpp (its converter and lcpp_dump), and, when
+# llama.cpp is built (LCPP=/work/lcpp), tests/parity/quant/ and
 # tests/data/quant_blocks.gguf, then checks the larger quantized models live.
-parity:
+LCPP ?= /work/lcpp
+parity: $(ATTN)
 	/usr/bin/python3 tests/parity/make_goldens.py
-	/usr/bin/python3 tests/parity/make_quant_models.py
-	/usr/bin/python3 tests/parity/make_quant_models.py --live
+	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_family_goldens.py
+	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_quant_models.py
+	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_quant_models.py --live
 
 # ---- sanitizers and fuzzing (tests/fuzz/FINDINGS.md)
 #   make check-sanitize   everything built with ASan+UBSan in build-san/, the whole

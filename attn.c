@@ -329,19 +329,47 @@ void cli_progress(const char *what, long done, long total) {
 
 // ---------------------------------------------------------------- info
 
-static const char *arch_name(attn_arch a) { return a == ATTN_ARCH_LLAMA ? "llama" : "gpt2"; }
+static const char *arch_name(attn_arch a) { return attn_arch_get(a)->gguf; }
 static const char *norm_name(attn_norm n) { return n == ATTN_NORM_RMS ? "RMSNorm" : "LayerNorm"; }
 static const char *pos_name(attn_pos p) {
     static const char *n[] = { "learned", "RoPE (interleaved pairs)", "RoPE (split halves)", "none" };
     return n[p];
 }
 static const char *mlp_name(attn_mlp m) {
-    static const char *n[] = { "GELU (tanh)", "GELU (erf)", "SwiGLU" };
+    static const char *n[] = { "GELU (tanh)", "GELU (erf)", "SwiGLU", "GeGLU (tanh)", "SwiGLU (fused up)" };
     return n[m];
 }
 static const char *tok_name(attn_tok_kind k) {
     static const char *n[] = { "none (ids only)", "GPT-2 byte-level BPE", "SentencePiece BPE", "characters" };
     return n[k];
+}
+
+// The switches beyond norm/positions/MLP that are in force, comma-separated
+// ("" when none): what the architecture row and the keys turned on.
+static void extra_switches(const attn_model *m, char *buf, size_t n) {
+    const attn_config *c = &m->cfg;
+    const attn_layer *l0 = &m->layers[0];
+    size_t k = 0;
+    buf[0] = 0;
+#define ADD(...) (k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s", k ? ", " : ""), \
+                  k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, __VA_ARGS__))
+    static const char *par[] = { "", "parallel attention+MLP (two norms)", "parallel attention+MLP (one norm)" };
+    if (c->parallel) ADD("%s", par[c->parallel]);
+    if (!c->pre_norm) ADD("no pre-norms");
+    if (c->post_norm) ADD("post-norms");
+    if (c->qk_norm) ADD("QK-norm");
+    if ((l0->bq.data || l0->bqkv.data) && !l0->bo.data) ADD("QKV bias only");
+    if (c->head_dim * c->n_head != c->n_embd) ADD("head size %d (not d_model/heads)", c->head_dim);
+    if (c->embd_scale != 1.0f) ADD("embeddings x %g", c->embd_scale);
+    if (c->attn_softcap > 0) ADD("attention soft-cap %g", c->attn_softcap);
+    if (c->logit_softcap > 0) ADD("logit soft-cap %g", c->logit_softcap);
+    if (c->swa_window > 0)
+        ADD("sliding window %d keys (%s)", c->swa_window, c->swa_every == 1 ? "every layer" : "layers 0, 2, 4..");
+    if (c->rope_scale != 1.0f) ADD("rope positions x %g", c->rope_scale);
+    if (c->rope_freqs) ADD("rope_freqs.weight");
+    if (m->output_b.data) ADD("output bias");
+#undef ADD
+    if (k >= n) buf[n - 1] = 0;
 }
 
 // "Q4_K x154 71%, Q6_K x25 18%, ...": tensor count and share of the tensor
@@ -382,8 +410,10 @@ static int cmd_info(int argc, char **argv) {
     }
     if (o.help) {
         puts("usage: attn info [-m FILE.gguf] [--format table|json]\n\n"
-             "Describes a model: architecture and the switches derived from its GGUF\n"
-             "keys (norm, positions, MLP, heads, KV heads, tied head), parameter count,\n"
+             "Describes a model: architecture, the family it is, and the switches\n"
+             "derived from its GGUF keys and tensors (norm, positions, MLP, heads, KV\n"
+             "heads, tied head; then any of parallel blocks, post-norms, QK-norm,\n"
+             "soft-caps, sliding window, rope scaling...), parameter count,\n"
              "tensor types (TYPE xCOUNT SHARE: tensors of that type and their share\n"
              "of the tensor bytes, largest first), tokenizer, training notes of the\n"
              "built-in model, and the SIMD path and thread count this machine uses.\n"
@@ -404,6 +434,8 @@ static int cmd_info(int argc, char **argv) {
     gguf_get_i64(&m->file, "attn.training.steps", &steps);
     gguf_get_f32(&m->file, "attn.training.heldout_loss", &heldout);
     int threads = o.threads ? o.threads : attn_online_cores();
+    char extra[512];
+    extra_switches(m, extra, sizeof extra);
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
         attn_json_str(stdout, m->name);
@@ -412,12 +444,13 @@ static int cmd_info(int argc, char **argv) {
         printf(", \"arch\": \"%s\", \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_head_kv\": %d, "
                "\"head_dim\": %d, \"n_ff\": %d, \"n_vocab\": %d, \"n_ctx\": %d, \"norm\": \"%s\", \"norm_eps\": %g, "
                "\"positions\": \"%s\", \"rope_theta\": %g, \"rope_dims\": %d, \"mlp\": \"%s\", \"tied_head\": %s, "
-               "\"fused_qkv\": %s, \"n_params\": %lld, \"tensor_types\": \"%s\", \"tokenizer\": \"%s\", "
-               "\"simd\": \"%s\", \"threads\": %d}\n",
+               "\"fused_qkv\": %s, \"family\": \"%s\", \"switches\": \"%s\", \"n_params\": %lld, "
+               "\"tensor_types\": \"%s\", \"tokenizer\": \"%s\", \"simd\": \"%s\", \"threads\": %d}\n",
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
                c->n_ctx, norm_name(c->norm), c->norm_eps, pos_name(c->pos), c->rope_theta, c->rope_dims,
                mlp_name(c->mlp), c->tied_head ? "true" : "false", c->fused_qkv ? "true" : "false",
-               (long long)m->n_params, types, tok_name(attn_tokenizer_kind(m->tok)), attn_k->name, threads);
+               attn_arch_get(c->arch)->models, extra, (long long)m->n_params, types,
+               tok_name(attn_tokenizer_kind(m->tok)), attn_k->name, threads);
     } else {
         char path[1024], corp[512], note[1024];
         attn_escape(path, sizeof path, m->path, strlen(m->path));
@@ -432,6 +465,8 @@ static int cmd_info(int argc, char **argv) {
             printf(" (theta %g, %d of %d dims)", c->rope_theta, c->rope_dims, c->head_dim);
         printf(", %s, %s Q/K/V, %s output head\n", mlp_name(c->mlp), c->fused_qkv ? "fused" : "separate",
                c->tied_head ? "tied" : "separate");
+        if (extra[0]) printf("             %s\n", extra);
+        printf("family       %s\n", attn_arch_get(c->arch)->models);
         printf("context      %d positions\n", c->n_ctx);
         printf("parameters   %lld (%.2f M)\n", (long long)m->n_params, m->n_params / 1e6);
         printf("tensors      %llu: %s\n", (unsigned long long)m->file.n_tensors, types);
@@ -745,6 +780,11 @@ static int cmd_run(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/attention.npy", dir);
         if ((rc = attn_npy_open(&rc_.npy, path, dims, 4))) goto done;
         rc_.export_attn = 1;
+    }
+    if (exp_scores && (c->attn_softcap > 0 || c->swa_window > 0)) { // (scores are q.k / sqrt(hd) here)
+        rc = attn_err(ATTN_EINPUT, "--export scores: not yet for a model with attention soft-caps or sliding "
+                                   "windows (%s)", attn_arch_get(c->arch)->gguf);
+        goto done;
     }
     if (exp_scores) {
         int64_t dims[4] = { c->n_layer, c->n_head, T, T };

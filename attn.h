@@ -176,7 +176,11 @@ void attn_regex_free(attn_regex *r);
 int attn_regex_find(const attn_regex *r, const char *text, size_t n, size_t pos, size_t *start, size_t *end);
 
 // ---------------------------------------------------------------- model
-typedef enum { ATTN_ARCH_GPT2 = 0, ATTN_ARCH_LLAMA = 1 } attn_arch;
+// Architectures: one row each in the table of attn_arch.c (attn_arch_info).
+typedef enum {
+    ATTN_ARCH_GPT2 = 0, ATTN_ARCH_LLAMA = 1, ATTN_ARCH_GPTNEOX, ATTN_ARCH_QWEN2, ATTN_ARCH_GEMMA,
+    ATTN_ARCH_GEMMA2, ATTN_ARCH_PHI2, ATTN_ARCH_PHI3, ATTN_ARCH_OLMO2, ATTN_ARCH_N
+} attn_arch;
 typedef enum { ATTN_NORM_LAYER = 0, ATTN_NORM_RMS = 1 } attn_norm;
 typedef enum {
     ATTN_POS_LEARNED = 0,   // position_embd table added to the token embedding
@@ -184,7 +188,16 @@ typedef enum {
     ATTN_POS_ROPE_HALVES = 2, // RoPE on split halves (x_i, x_{i+d/2}) (GPT-NeoX, HF rotate_half)
     ATTN_POS_NONE = 3,
 } attn_pos;
-typedef enum { ATTN_MLP_GELU_TANH = 0, ATTN_MLP_GELU_ERF = 1, ATTN_MLP_SWIGLU = 2 } attn_mlp;
+typedef enum {
+    ATTN_MLP_GELU_TANH = 0, ATTN_MLP_GELU_ERF = 1, ATTN_MLP_SWIGLU = 2,
+    ATTN_MLP_GEGLU = 3,       // gelu_tanh(gate) * up (Gemma)
+    ATTN_MLP_SWIGLU_FUSED = 4, // ffn_up holds [gate; up] (2F rows), silu(gate) * up (Phi-3)
+} attn_mlp;
+typedef enum {
+    ATTN_PAR_NONE = 0,   // x += attn(norm1(x)); x += mlp(norm2(x))
+    ATTN_PAR_TWO = 1,    // x += attn(norm1(x)) + mlp(norm2(x)) (GPT-NeoX)
+    ATTN_PAR_SHARED = 2, // x += attn(norm1(x)) + mlp(norm1(x)) (Phi-2)
+} attn_parallel;
 
 typedef struct {
     attn_arch arch;
@@ -194,10 +207,54 @@ typedef struct {
     attn_pos pos;
     float rope_theta;
     int rope_dims;      // rotated dims per head (<= head_dim)
+    float rope_scale;   // positions multiplied by this (1/rope.scaling.factor, linear)
     attn_mlp mlp;
     int tied_head;      // 1 if the output head is the token embedding
     int fused_qkv;      // 1 if Q,K,V are one attn_qkv tensor
+    attn_parallel parallel;
+    int qk_norm;        // 1: RMSNorm over all of q (q_dim) and of k (kv_dim) before RoPE
+    int post_norm;      // 1: each sub-block's output is normed before the residual add
+    int pre_norm;       // 1: each sub-block's input is normed (0: OLMo-2)
+    float embd_scale;   // token embeddings multiplied by this (1, or sqrt(n_embd) for Gemma)
+    float attn_softcap; // scores become c tanh(s / c) before the softmax (0: off)
+    float logit_softcap;// logits become c tanh(l / c) (0: off)
+    int swa_window;     // sliding window: query i sees keys j > i - window (0: off)
+    int swa_every;      // 1: every layer slides; 2: layers 0, 2, 4.. slide, the rest are global
+    int rope_freqs;     // 1: rope_freqs.weight divides each frequency (Llama 3)
 } attn_config;
+
+// One row of the architecture table.
+typedef struct {
+    attn_arch id;
+    const char *gguf;       // general.architecture as llama.cpp writes it
+    const char *models;     // the public models of this family (for info and README)
+    attn_norm norm;         // switch defaults (attn.* keys override norm, positions, mlp)
+    attn_pos pos;
+    attn_mlp mlp;
+    attn_parallel parallel;
+    int qkv;                // 0: fused or separate, 1: fused only, 2: separate only
+    int embd_scale;         // 1: token embeddings times sqrt(n_embd)
+    int swa_every;          // see attn_config; 0: the architecture has no sliding window
+    uint32_t req, opt;      // bit i: attn_layer_tensors[i] required / optional
+} attn_arch_info;
+
+// Per-layer tensors "blk.N.<suffix>": shape codes for rows and cols.
+enum { ATTN_DIM_1, ATTN_DIM_D, ATTN_DIM_Q, ATTN_DIM_KV, ATTN_DIM_QKV, ATTN_DIM_F, ATTN_DIM_UP };
+// How a random init fills a tensor: N(0, 0.02), N(0, 0.02/sqrt(2L)), 1, 0.
+enum { ATTN_INIT_NORMAL, ATTN_INIT_RESID, ATTN_INIT_ONE, ATTN_INIT_ZERO };
+typedef struct {
+    const char *suffix;     // "attn_norm.weight"
+    int rows, cols;         // ATTN_DIM_*; rows ATTN_DIM_1: a vector of cols
+    int init;               // ATTN_INIT_*
+    size_t off;             // offsetof(attn_layer, the field)
+} attn_tensor_spec;
+extern const attn_tensor_spec attn_layer_tensors[];
+extern const int attn_n_layer_tensors;
+// The row of an architecture; attn_arch_find: by general.architecture (NULL if unknown).
+const attn_arch_info *attn_arch_get(attn_arch a);
+const attn_arch_info *attn_arch_find(const char *gguf, size_t len);
+// The size a shape code stands for in a config.
+int attn_dim(const attn_config *c, int code);
 
 // A weight matrix (rows = outputs, cols = inputs, as GGUF ne = [cols, rows])
 // or a vector (rows = 1). data of any type of simd/quant.h.
@@ -213,7 +270,9 @@ typedef struct {
     attn_tensor wq, wk, wv, bq, bk, bv;          // separate: (q_dim, D), (kv_dim, D) x2
     attn_tensor wo, bo;                          // (D, q_dim)
     attn_tensor ffn_norm, ffn_norm_b;            // (D)
-    attn_tensor w_up, b_up, w_gate, w_down, b_down; // (F, D), (F, D), (D, F)
+    attn_tensor w_up, b_up, w_gate, w_down, b_down; // (F or 2F, D), (F, D), (D, F)
+    attn_tensor q_norm, k_norm;                  // (q_dim), (kv_dim) QK-norm
+    attn_tensor post_attn_norm, post_ffn_norm;   // (D) post-sub-block norms
 } attn_layer;
 
 typedef struct attn_model {
@@ -225,6 +284,8 @@ typedef struct attn_model {
     attn_tensor pos_embd;  // (n_ctx, D) when learned positions
     attn_tensor out_norm, out_norm_b; // (D)
     attn_tensor output;    // (V, D); equals tok_embd when tied
+    attn_tensor output_b;  // (V) output bias (Phi-2) or absent
+    attn_tensor rope_freqs; // (rope_dims / 2) frequency divisors (Llama 3) or absent
     attn_layer *layers;    // [n_layer]
     attn_tokenizer *tok;
     void *owned;           // memory owned by the model (converted or random weights)
@@ -307,6 +368,8 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
 void attn_session_free(attn_session *s);
 int attn_session_pos(const attn_session *s); // positions already in the cache
 void attn_session_reset(attn_session *s);
+// The sliding window of layer l (keys j > i - window seen; 0: all earlier keys).
+int attn_layer_window(const attn_config *c, int l);
 // Feed n ids at positions pos..pos+n-1. logits: (n, V) or NULL; last_only=1
 // writes just the last position's V logits. Ids out of range are ATTN_EINPUT.
 int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
@@ -541,6 +604,7 @@ typedef enum {
 typedef struct {
     const float *p; // (T, T) row-major, or NULL for an empty slot
     int diverging;  // 1: a difference map (diverging colormap, symmetric -dmax..dmax)
+    int window;     // sliding-window layer: keys k <= q - window are masked too (0: none)
 } attn_panel;
 
 typedef struct {

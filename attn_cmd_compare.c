@@ -354,7 +354,9 @@ int cmd_compare(int argc, char **argv) {
                          .col_names = cn, .scale = scale, .dmax = dmax, .causal = 1, .title = title, .note = note};
         for (int k = 0; k < L * H && !rc; k++) {
             if (!lmask[k / H] || !hmask[k % H]) continue;
-            for (int i = 0; i < n && i < 8; i++) panels[i].p = ms[i].a.buf.p + k * tt, panels[i].diverging = 0;
+            for (int i = 0; i < n && i < 8; i++)
+                panels[i].p = ms[i].a.buf.p + k * tt, panels[i].diverging = 0,
+                panels[i].window = attn_layer_window(&ms[i].m->cfg, k / H);
             if (n == 2) panels[2].p = diff + k * tt, panels[2].diverging = 1;
             f.panels = panels;
             snprintf(title, sizeof title, "layer %d, head %d: %s", k / H, k % H,

@@ -195,6 +195,11 @@ int cmd_explain(int argc, char **argv) {
         rc = -1;
         goto done;
     }
+    if (cf->attn_softcap > 0 || attn_layer_window(cf, c.layer)) { // explain_row is q.k / sqrt(hd), causal
+        rc = attn_err(ATTN_EINPUT, "explain: layer %d has an attention soft-cap or a sliding window, which explain "
+                                   "does not show yet", c.layer);
+        goto done;
+    }
     c.hd = cf->head_dim;
     c.kv_head = c.head / (cf->n_head / cf->n_head_kv);
     c.q = malloc((size_t)c.hd * sizeof(float));

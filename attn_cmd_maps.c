@@ -313,7 +313,9 @@ static const char *MAPS_HELP =
     "the key position it attends to (\"attended to\"), token labels on both axes.\n"
     "Writes DIR/L<layer>_H<head>.png for each chosen head and DIR/grid.png, all\n"
     "chosen layers x heads on one shared colour scale. Cells above the diagonal\n"
-    "(future positions, masked) are hatched grey, never a colour of the scale.\n"
+    "(future positions, masked) are hatched grey, never a colour of the scale;\n"
+    "so are, in a sliding-window layer (Gemma 2, Phi-3), the keys left of its\n"
+    "window (not with --from, which has no model).\n"
     "  --layers, --heads  'all' (default) or a list: 0,3,5-7\n"
     "  --format LIST      png (default), svg or png,svg; SVG keeps labels as text,\n"
     "                     so any script (Korean, CJK, emoji) reads correctly there\n"
@@ -445,7 +447,10 @@ int cmd_maps(int argc, char **argv) {
         rc = attn_err(ATTN_EFAIL, "out of memory");
         goto done;
     }
-    for (int k = 0; k < n; k++) panels[k].p = cap.buf.p + (size_t)k * T * T;
+    for (int k = 0; k < n; k++) { // --from has no model, so no window to draw
+        panels[k].p = cap.buf.p + (size_t)k * T * T;
+        panels[k].window = m ? attn_layer_window(&m->cfg, cap.sel[k] / H) : 0;
+    }
     for (int l = 0, i = 0; l < L; l++)
         if (lmask[l]) snprintf(rnames[i], 24, "layer %d", l), rn[i] = rnames[i], i++;
     for (int h = 0, i = 0; h < H; h++)

@@ -36,8 +36,12 @@ static void *own(attn_model *m, size_t n) {
 typedef struct {
     attn_model *m;
     const gguf_file *f;
-    const char *arch;
+    const char *arch;           // general.architecture, the prefix of its keys
+    const attn_arch_info *info;
+    char key[160];
 } loader;
+
+static int read_rope(loader *L);
 
 static int key_int(loader *L, const char *suffix, int required, int dflt, int *out) {
     char key[128];
@@ -58,6 +62,13 @@ static float key_float(loader *L, const char *suffix, float dflt) {
     snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
     float v;
     return gguf_get_f32(L->f, key, &v) == 0 ? v : dflt;
+}
+
+// A boolean key of the architecture, dflt if absent.
+static int key_bool(loader *L, const char *suffix, int dflt) {
+    snprintf(L->key, sizeof L->key, "%s.%s", L->arch, suffix);
+    int v;
+    return gguf_get_bool(L->f, L->key, &v) == 0 ? v : dflt;
 }
 
 // An attn.* string switch: index of the value in names[], dflt if absent.
@@ -86,41 +97,89 @@ static int check_floats(loader *L) {
     return 0;
 }
 
-static int read_config(loader *L) {
+static int read_arch(loader *L) {
     attn_config *c = &L->m->cfg;
     gguf_str a;
     if (gguf_get_str(L->f, "general.architecture", &a) != 0)
         return attn_err(ATTN_EINPUT, "%s: missing key 'general.architecture'", L->f->path);
-    if (a.len == 4 && !memcmp(a.s, "gpt2", 4)) c->arch = ATTN_ARCH_GPT2, L->arch = "gpt2";
-    else if (a.len == 5 && !memcmp(a.s, "llama", 5)) c->arch = ATTN_ARCH_LLAMA, L->arch = "llama";
-    else
-        return attn_err(ATTN_EINPUT, "%s: architecture '%.*s' is not supported (attn reads gpt2 and llama)",
-                        L->f->path, (int)(a.len > 64 ? 64 : a.len), a.s);
-    int llama = c->arch == ATTN_ARCH_LLAMA;
+    L->info = attn_arch_find(a.s, a.len);
+    if (!L->info) {
+        char known[256] = "";
+        for (int i = 0; i < ATTN_ARCH_N; i++) {
+            size_t n = strlen(known);
+            snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "", attn_arch_get(i)->gguf);
+        }
+        return attn_err(ATTN_EINPUT, "%s: architecture '%.*s' is not supported (attn reads %s)", L->f->path,
+                        (int)(a.len > 64 ? 64 : a.len), a.s, known);
+    }
+    c->arch = L->info->id;
+    L->arch = L->info->gguf;
+    return 0;
+}
+
+// Sizes, heads and head size (attention.key_length when it differs from n_embd / n_head).
+static int read_sizes(loader *L) {
+    attn_config *c = &L->m->cfg;
     if (key_int(L, "block_count", 1, 0, &c->n_layer) || key_int(L, "embedding_length", 1, 0, &c->n_embd) ||
         key_int(L, "attention.head_count", 1, 0, &c->n_head) ||
         key_int(L, "attention.head_count_kv", 0, c->n_head, &c->n_head_kv) ||
         key_int(L, "feed_forward_length", 0, 4 * c->n_embd, &c->n_ff) ||
-        key_int(L, "context_length", 1, 0, &c->n_ctx))
+        key_int(L, "context_length", 1, 0, &c->n_ctx) ||
+        key_int(L, "attention.key_length", 0, c->n_embd / c->n_head, &c->head_dim))
         return ATTN_EINPUT;
-    if (c->n_embd % c->n_head)
+    int vlen;
+    if (key_int(L, "attention.value_length", 0, c->head_dim, &vlen)) return ATTN_EINPUT;
+    if (vlen != c->head_dim)
+        return attn_err(ATTN_EINPUT, "%s: key length %d and value length %d differ (attn needs one head size)",
+                        L->f->path, c->head_dim, vlen);
+    snprintf(L->key, sizeof L->key, "%s.attention.key_length", L->arch);
+    if (c->n_head * c->head_dim != c->n_embd && !gguf_find(L->f, L->key))
         return attn_err(ATTN_EINPUT, "%s: embedding length %d is not a multiple of the head count %d",
                         L->f->path, c->n_embd, c->n_head);
-    c->head_dim = c->n_embd / c->n_head;
     if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv)
         return attn_err(ATTN_EINPUT, "%s: head count %d is not a multiple of the KV head count %d",
                         L->f->path, c->n_head, c->n_head_kv);
+    return 0;
+}
+
+// The switches: the architecture's defaults, then the attn.* and llama.cpp keys.
+static int read_switches(loader *L) {
+    attn_config *c = &L->m->cfg;
+    const attn_arch_info *a = L->info;
     static const char *norms[] = { "layernorm", "rmsnorm" };
     static const char *poss[] = { "learned", "rope_pairs", "rope_halves", "none" };
-    static const char *mlps[] = { "gelu_tanh", "gelu_erf", "swiglu" };
+    static const char *mlps[] = { "gelu_tanh", "gelu_erf", "swiglu", "geglu", "swiglu_fused" };
     int v;
-    if (key_switch(L, "attn.norm", norms, 2, llama ? ATTN_NORM_RMS : ATTN_NORM_LAYER, &v)) return ATTN_EINPUT;
+    if (key_switch(L, "attn.norm", norms, 2, a->norm, &v)) return ATTN_EINPUT;
     c->norm = (attn_norm)v;
-    if (key_switch(L, "attn.positions", poss, 4, llama ? ATTN_POS_ROPE_PAIRS : ATTN_POS_LEARNED, &v)) return ATTN_EINPUT;
+    if (key_switch(L, "attn.positions", poss, 4, a->pos, &v)) return ATTN_EINPUT;
     c->pos = (attn_pos)v;
-    if (key_switch(L, "attn.mlp", mlps, 3, llama ? ATTN_MLP_SWIGLU : ATTN_MLP_GELU_TANH, &v)) return ATTN_EINPUT;
+    if (key_switch(L, "attn.mlp", mlps, 5, a->mlp, &v)) return ATTN_EINPUT;
     c->mlp = (attn_mlp)v;
+    c->parallel = a->parallel;
+    if (c->parallel == ATTN_PAR_TWO && key_bool(L, "use_parallel_residual", 1) == 0) c->parallel = ATTN_PAR_NONE;
     c->norm_eps = key_float(L, c->norm == ATTN_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon", 1e-5f);
+    c->embd_scale = a->embd_scale ? sqrtf((float)c->n_embd) : 1.0f;
+    // read only where llama.cpp's graph has them, with its defaults when absent
+    int gemma2 = c->arch == ATTN_ARCH_GEMMA2;
+    c->attn_softcap = gemma2 ? key_float(L, "attn_logit_softcapping", 50.0f) : 0.0f;
+    c->logit_softcap = gemma2 ? key_float(L, "final_logit_softcapping", 30.0f) : 0.0f;
+    c->swa_every = a->swa_every;
+    c->swa_window = gemma2 ? 4096 : 0;
+    int64_t w; // 0 is allowed: Phi-4 (a phi3 file) has no window
+    snprintf(L->key, sizeof L->key, "%s.attention.sliding_window", L->arch);
+    if (a->swa_every && gguf_get_i64(L->f, L->key, &w) == 0) {
+        if (w < 0 || w > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: key '%s' = %lld is out of range", L->f->path, L->key, (long long)w);
+        c->swa_window = (int)w;
+    }
+    if (!(isfinite(c->attn_softcap) && c->attn_softcap >= 0) || !(isfinite(c->logit_softcap) && c->logit_softcap >= 0))
+        return attn_err(ATTN_EINPUT, "%s: soft-caps must be finite and not negative", L->f->path);
+    return read_rope(L);
+}
+
+// RoPE: base, rotated dims, linear scaling; other scalings are refused.
+static int read_rope(loader *L) {
+    attn_config *c = &L->m->cfg;
     c->rope_theta = key_float(L, "rope.freq_base", 10000.0f);
     int rope = c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES;
     // absent and without RoPE: unused, so an odd head size is fine (no pairs
@@ -131,7 +190,23 @@ static int read_config(loader *L) {
     if ((rope || given) && (c->rope_dims > c->head_dim || c->rope_dims % 2))
         return attn_err(ATTN_EINPUT, "%s: rope.dimension_count %d must be even and <= head size %d",
                         L->f->path, c->rope_dims, c->head_dim);
+    gguf_str t = { "linear", 6 };
+    snprintf(L->key, sizeof L->key, "%s.rope.scaling.type", L->arch);
+    gguf_get_str(L->f, L->key, &t);
+    if (!(t.len == 6 && !memcmp(t.s, "linear", 6)) && !(t.len == 4 && !memcmp(t.s, "none", 4))) {
+        return attn_err(ATTN_EINPUT, "%s: rope scaling '%.*s' is not supported (attn reads none and linear)",
+                        L->f->path, (int)(t.len > 64 ? 64 : t.len), t.s);
+    }
+    float f = key_float(L, "rope.scaling.factor", key_float(L, "rope.scale_linear", 0.0f));
+    if (!(isfinite(f) && f >= 0)) return attn_err(ATTN_EINPUT, "%s: rope scaling factor must be finite and positive", L->f->path);
+    c->rope_scale = f == 0 || (t.len == 4) ? 1.0f : 1.0f / f;
+    if (gguf_find_tensor(L->f, "rope_factors_long.weight") || gguf_find_tensor(L->f, "rope_factors_short.weight"))
+        return attn_err(ATTN_EINPUT, "%s: LongRoPE factors (rope_factors_long/short) are not supported", L->f->path);
     return check_floats(L);
+}
+
+static int read_config(loader *L) {
+    return read_arch(L) || read_sizes(L) || read_switches(L) ? ATTN_EINPUT : 0;
 }
 
 // ---------------------------------------------------------------- tensors
@@ -165,32 +240,47 @@ static int get_tensor(loader *L, const char *name, int rows, int cols, int requi
     return 0;
 }
 
+// Fused or separate Q/K/V in layer l, as the architecture allows: the
+// presence of attn_qkv.weight decides, and must be the same in every layer.
+static int layer_qkv(loader *L, int l, uint32_t *req, uint32_t *opt) {
+    char n[96];
+    snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l);
+    int fused = gguf_find_tensor(L->f, n) != NULL, allow = L->info->qkv;
+    if (allow == 1) fused = 1;
+    if (allow == 2) fused = 0;
+    if (l == 0) L->m->cfg.fused_qkv = fused;
+    else if (fused != L->m->cfg.fused_qkv)
+        return attn_err(ATTN_EINPUT, "%s: layer %d mixes fused and separate Q/K/V tensors", L->f->path, l);
+    uint32_t fus = 1u << 2 | 1u << 3, sep = 0x3f0; // attn_qkv.*; attn_q/k/v.* (table rows 4..9)
+    *opt &= ~(fused ? sep : fus);
+    *req &= ~(fused ? sep : fus);
+    *req |= fused ? 1u << 2 : 0x70; // the weights of the chosen set
+    return 0;
+}
+
+// Every tensor of layer l that the architecture has, from attn_layer_tensors.
 static int get_layer(loader *L, int l) {
     const attn_config *c = &L->m->cfg;
     attn_layer *ly = &L->m->layers[l];
-    int D = c->n_embd, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim, F = c->n_ff;
+    uint32_t req = L->info->req, opt = L->info->opt;
+    if (layer_qkv(L, l, &req, &opt)) return ATTN_EINPUT;
+    if (c->mlp == ATTN_MLP_SWIGLU || c->mlp == ATTN_MLP_GEGLU) req |= 1u << 19; // ffn_gate
     char n[96];
-#define T_(suffix, r, cols, req, dst) (snprintf(n, sizeof n, "blk.%d." suffix, l), get_tensor(L, n, r, cols, req, dst))
-    int fused = gguf_find_tensor(L->f, (snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l), n)) != NULL;
-    if (l == 0) L->m->cfg.fused_qkv = fused;
-    else if (fused != c->fused_qkv)
-        return attn_err(ATTN_EINPUT, "%s: layer %d mixes fused and separate Q/K/V tensors", L->f->path, l);
-    int swiglu = c->mlp == ATTN_MLP_SWIGLU;
-    if (T_("attn_norm.weight", 0, D, 1, &ly->attn_norm) || T_("attn_norm.bias", 0, D, 0, &ly->attn_norm_b) ||
-        T_("attn_output.weight", D, qd, 1, &ly->wo) || T_("attn_output.bias", 0, D, 0, &ly->bo) ||
-        T_("ffn_norm.weight", 0, D, 1, &ly->ffn_norm) || T_("ffn_norm.bias", 0, D, 0, &ly->ffn_norm_b) ||
-        T_("ffn_up.weight", F, D, 1, &ly->w_up) || T_("ffn_up.bias", 0, F, 0, &ly->b_up) ||
-        T_("ffn_gate.weight", F, D, swiglu, &ly->w_gate) ||
-        T_("ffn_down.weight", D, F, 1, &ly->w_down) || T_("ffn_down.bias", 0, D, 0, &ly->b_down))
-        return ATTN_EINPUT;
-    if (fused) {
-        if (T_("attn_qkv.weight", qd + 2 * kvd, D, 1, &ly->wqkv) || T_("attn_qkv.bias", 0, qd + 2 * kvd, 0, &ly->bqkv))
+    for (int i = 0; i < attn_n_layer_tensors; i++) {
+        const attn_tensor_spec *t = &attn_layer_tensors[i];
+        if (!((req | opt) >> i & 1)) continue;
+        snprintf(n, sizeof n, "blk.%d.%s", l, t->suffix);
+        int rows = t->rows == ATTN_DIM_1 ? 0 : attn_dim(c, t->rows);
+        if (get_tensor(L, n, rows, attn_dim(c, t->cols), req >> i & 1, (attn_tensor *)((char *)ly + t->off)))
             return ATTN_EINPUT;
-    } else if (T_("attn_q.weight", qd, D, 1, &ly->wq) || T_("attn_k.weight", kvd, D, 1, &ly->wk) ||
-               T_("attn_v.weight", kvd, D, 1, &ly->wv) || T_("attn_q.bias", 0, qd, 0, &ly->bq) ||
-               T_("attn_k.bias", 0, kvd, 0, &ly->bk) || T_("attn_v.bias", 0, kvd, 0, &ly->bv))
-        return ATTN_EINPUT;
-#undef T_
+    }
+    if (l == 0) { // switches that follow from the tensors present
+        L->m->cfg.pre_norm = ly->attn_norm.data != NULL;
+        L->m->cfg.post_norm = ly->post_attn_norm.data != NULL;
+        L->m->cfg.qk_norm = ly->q_norm.data != NULL;
+    } else if ((ly->attn_norm.data != NULL) != c->pre_norm || (ly->post_attn_norm.data != NULL) != c->post_norm ||
+               (ly->q_norm.data != NULL) != c->qk_norm)
+        return attn_err(ATTN_EINPUT, "%s: layer %d has other norm tensors than layer 0", L->f->path, l);
     return 0;
 }
 
@@ -205,7 +295,7 @@ static int count_params(attn_model *m) {
 }
 
 static int load_from_file(attn_model *m) {
-    loader L = { m, &m->file, NULL };
+    loader L = { .m = m, .f = &m->file };
     if (attn_simd_init()) return ATTN_EINPUT; // keeps a path already chosen
     if (!m->file.n_tensors)
         return attn_err(ATTN_EINPUT, "%s: no tensors (a vocabulary-only file has no model)", m->file.path);
@@ -220,8 +310,11 @@ static int load_from_file(attn_model *m) {
         get_tensor(&L, "output_norm.weight", 0, D, 1, &m->out_norm) ||
         get_tensor(&L, "output_norm.bias", 0, D, 0, &m->out_norm_b) ||
         get_tensor(&L, "output.weight", c->n_vocab, D, 0, &m->output) ||
+        get_tensor(&L, "output.bias", 0, c->n_vocab, 0, &m->output_b) ||
+        get_tensor(&L, "rope_freqs.weight", 0, c->rope_dims / 2, 0, &m->rope_freqs) ||
         get_tensor(&L, "position_embd.weight", c->n_ctx, D, c->pos == ATTN_POS_LEARNED, &m->pos_embd))
         return ATTN_EINPUT;
+    c->rope_freqs = m->rope_freqs.data != NULL;
     c->tied_head = m->output.data == NULL;
     if (c->tied_head) m->output = m->tok_embd;
     // each layer has several tensors: a block count the file cannot hold is
@@ -348,20 +441,15 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
     else if (!rc) rc = rand_tensor(m, &r, &like->output, s, 0, &m->output);
     m->layers = calloc((size_t)like->cfg.n_layer, sizeof *m->layers);
     if (!m->layers) rc = attn_err(ATTN_EFAIL, "out of memory");
-    for (int l = 0; !rc && l < like->cfg.n_layer; l++) {
-        const attn_layer *a = &like->layers[l];
-        attn_layer *b = &m->layers[l];
-        rc = rand_tensor(m, &r, &a->attn_norm, 0, 1, &b->attn_norm) || rand_tensor(m, &r, &a->attn_norm_b, 0, 0, &b->attn_norm_b) ||
-             rand_tensor(m, &r, &a->wqkv, s, 0, &b->wqkv) || rand_tensor(m, &r, &a->bqkv, 0, 0, &b->bqkv) ||
-             rand_tensor(m, &r, &a->wq, s, 0, &b->wq) || rand_tensor(m, &r, &a->wk, s, 0, &b->wk) ||
-             rand_tensor(m, &r, &a->wv, s, 0, &b->wv) || rand_tensor(m, &r, &a->bq, 0, 0, &b->bq) ||
-             rand_tensor(m, &r, &a->bk, 0, 0, &b->bk) || rand_tensor(m, &r, &a->bv, 0, 0, &b->bv) ||
-             rand_tensor(m, &r, &a->wo, sp, 0, &b->wo) || rand_tensor(m, &r, &a->bo, 0, 0, &b->bo) ||
-             rand_tensor(m, &r, &a->ffn_norm, 0, 1, &b->ffn_norm) || rand_tensor(m, &r, &a->ffn_norm_b, 0, 0, &b->ffn_norm_b) ||
-             rand_tensor(m, &r, &a->w_up, s, 0, &b->w_up) || rand_tensor(m, &r, &a->b_up, 0, 0, &b->b_up) ||
-             rand_tensor(m, &r, &a->w_gate, s, 0, &b->w_gate) ||
-             rand_tensor(m, &r, &a->w_down, sp, 0, &b->w_down) || rand_tensor(m, &r, &a->b_down, 0, 0, &b->b_down);
-    }
+    for (int l = 0; !rc && l < like->cfg.n_layer; l++)
+        for (int i = 0; !rc && i < attn_n_layer_tensors; i++) {
+            const attn_tensor_spec *t = &attn_layer_tensors[i];
+            const double std[] = { [ATTN_INIT_NORMAL] = s, [ATTN_INIT_RESID] = sp, [ATTN_INIT_ONE] = 0, [ATTN_INIT_ZERO] = 0 };
+            rc = rand_tensor(m, &r, (const attn_tensor *)((const char *)&like->layers[l] + t->off), std[t->init],
+                             t->init == ATTN_INIT_ONE, (attn_tensor *)((char *)&m->layers[l] + t->off));
+        }
+    if (!rc) rc = rand_tensor(m, &r, &like->output_b, 0, 0, &m->output_b);
+    m->rope_freqs = like->rope_freqs; // a property of the positions, not a learned weight
     return finish_load(m, rc ? ATTN_EFAIL : 0, out);
 }
 
@@ -373,10 +461,10 @@ struct attn_session {
     int max_t, pos;
     int cap_rows;         // rows the scratch below holds
     float *k_cache, *v_cache; // (L, max_t, kv_dim)
-    float *x, *xn;        // (rows, D) residual and normed
+    float *x, *xn, *ao;   // (rows, D) residual, normed, attention block output
     float *qkv;           // (rows, q_dim + 2 kv_dim)
     float *att;           // (rows, q_dim) attention output
-    float *ff1, *ff2;     // (rows, F)
+    float *ff1, *ff2;     // (rows, F or 2F), (rows, max(F, D))
     float *probs;         // (H, rows, max_t) attention probabilities of the new rows
     float *freqs;         // (rope_dims / 2)
 };
@@ -399,15 +487,16 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
         attn_session_free(s);
         return attn_err(ATTN_EFAIL, "out of memory for the KV cache (%zu MB)", 2 * kv * 4 >> 20);
     }
+    const float *ff = m->rope_freqs.data; // Llama 3: per-frequency divisors
     for (int i = 0; i < c->rope_dims / 2; i++)
-        s->freqs[i] = (float)pow(c->rope_theta, -2.0 * i / c->rope_dims);
+        s->freqs[i] = (float)(pow(c->rope_theta, -2.0 * i / c->rope_dims) * c->rope_scale / (ff ? ff[i] : 1.0f));
     *out = s;
     return 0;
 }
 
 static void free_scratch(attn_session *s) {
-    free(s->x); free(s->xn); free(s->qkv); free(s->att); free(s->ff1); free(s->ff2); free(s->probs);
-    s->x = s->xn = s->qkv = s->att = s->ff1 = s->ff2 = s->probs = NULL;
+    free(s->x); free(s->xn); free(s->ao); free(s->qkv); free(s->att); free(s->ff1); free(s->ff2); free(s->probs);
+    s->x = s->xn = s->ao = s->qkv = s->att = s->ff1 = s->ff2 = s->probs = NULL;
     s->cap_rows = 0;
 }
 
@@ -432,12 +521,13 @@ static int ensure_rows(attn_session *s, int n) {
     size_t F = c->n_ff;
     s->x = malloc(n * D * 4);
     s->xn = malloc(n * D * 4);
+    s->ao = malloc(n * D * 4);
     s->qkv = malloc(n * (qd + 2 * kvd) * 4);
     s->att = malloc(n * qd * 4);
-    s->ff1 = malloc(n * F * 4);
+    s->ff1 = malloc(n * (size_t)attn_dim(c, ATTN_DIM_UP) * 4);
     s->ff2 = malloc(n * (F > D ? F : D) * 4);
     s->probs = malloc((size_t)c->n_head * n * s->max_t * 4);
-    if (!s->x || !s->xn || !s->qkv || !s->att || !s->ff1 || !s->ff2 || !s->probs) {
+    if (!s->x || !s->xn || !s->ao || !s->qkv || !s->att || !s->ff1 || !s->ff2 || !s->probs) {
         free_scratch(s);
         return attn_err(ATTN_EFAIL, "out of memory for activations of %d positions", n);
     }
@@ -492,7 +582,39 @@ static void norm_rows(const attn_session *s, float *out, const float *x, const a
 typedef struct {
     attn_session *s;
     int l, n, qkv_w;
+    int window;    // keys j > i - window only (0: all earlier keys)
 } attn_job;
+
+int attn_layer_window(const attn_config *c, int l) {
+    return c->swa_window > 0 && (c->swa_every == 1 || l % c->swa_every == 0) ? c->swa_window : 0;
+}
+
+// Causal attention of one head with a sliding window and/or a soft-cap on
+// the scores (cap tanh(s / cap), cap 0: none); arguments as the attention
+// kernel's. Keys outside the window get probability 0.
+static void attention_capped(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq,
+                             int q0, int hd, float scale, float cap, int window, float *probs, float *out, int os) {
+    int nk = q0 + nq;
+    for (int i = 0; i < nq; i++) {
+        const float *qi = q + (size_t)i * qs;
+        float *p = probs + (size_t)i * nk, *o = out + (size_t)i * os;
+        int last = q0 + i, first = window && last - window + 1 > 0 ? last - window + 1 : 0;
+        for (int j = 0; j < nk; j++) p[j] = 0.0f;
+        for (int j = first; j <= last; j++) {
+            const float *kj = k + (size_t)j * ks;
+            float sc = 0.0f;
+            for (int d = 0; d < hd; d++) sc += qi[d] * kj[d];
+            sc *= scale;
+            p[j] = cap > 0 ? tanhf(sc * (1.0f / cap)) * cap : sc;
+        }
+        attn_k->softmax(p + first, last - first + 1);
+        for (int d = 0; d < hd; d++) o[d] = 0.0f;
+        for (int j = first; j <= last; j++) {
+            const float *vj = v + (size_t)j * vs;
+            for (int d = 0; d < hd; d++) o[d] += p[j] * vj[d];
+        }
+    }
+}
 
 // One head's attention for the n new rows: probs (n, pos+n) and output columns.
 static void attention_item(void *ctx, int h) {
@@ -502,11 +624,13 @@ static void attention_item(void *ctx, int h) {
     int hd = c->head_dim, kvd = c->n_head_kv * hd, kvh = h / (c->n_head / c->n_head_kv);
     size_t layer_off = (size_t)j->l * s->max_t * kvd;
     int nk = s->pos + j->n;
-    attn_k->attention(s->qkv + (size_t)h * hd, j->qkv_w,
-                      s->k_cache + layer_off + (size_t)kvh * hd, kvd,
-                      s->v_cache + layer_off + (size_t)kvh * hd, kvd,
-                      j->n, s->pos, hd, 1.0f / sqrtf((float)hd),
-                      s->probs + (size_t)h * j->n * nk, s->att + (size_t)h * hd, c->n_head * hd);
+    const float *q = s->qkv + (size_t)h * hd, *k = s->k_cache + layer_off + (size_t)kvh * hd;
+    const float *v = s->v_cache + layer_off + (size_t)kvh * hd;
+    float *p = s->probs + (size_t)h * j->n * nk, *o = s->att + (size_t)h * hd, scale = 1.0f / sqrtf((float)hd);
+    if (c->attn_softcap > 0 || (j->window && j->window < nk))
+        attention_capped(q, j->qkv_w, k, kvd, v, kvd, j->n, s->pos, hd, scale, c->attn_softcap, j->window, p, o,
+                         c->n_head * hd);
+    else attn_k->attention(q, j->qkv_w, k, kvd, v, kvd, j->n, s->pos, hd, scale, p, o, c->n_head * hd);
 }
 
 static void embed(attn_session *s, const int32_t *ids, int n) {
@@ -516,6 +640,8 @@ static void embed(attn_session *s, const int32_t *ids, int n) {
     for (int i = 0; i < n; i++) {
         float *x = s->x + (size_t)i * D;
         attn_k->dequant_row((const uint8_t *)m->tok_embd.data + erow * ids[i], m->tok_embd.type, x, D);
+        if (m->cfg.embd_scale != 1.0f)
+            for (int d = 0; d < D; d++) x[d] *= m->cfg.embd_scale;
         if (m->cfg.pos == ATTN_POS_LEARNED) {
             float *p = s->xn; // scratch row
             size_t prow = attn_type_row_bytes(m->pos_embd.type, D);
@@ -525,25 +651,25 @@ static void embed(attn_session *s, const int32_t *ids, int n) {
     }
 }
 
-static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap) {
-    const attn_model *m = s->m;
-    const attn_config *c = &m->cfg;
-    const attn_layer *ly = &m->layers[l];
-    int D = c->n_embd, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_head_kv * hd, F = c->n_ff;
-    int qkv_w = qd + 2 * kvd;
-    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_RESID_PRE, l, s->pos, n, s->x);
-
-    // attention block: xn = norm(x); q,k,v = xn W^T (+b)   (n, qd | kvd | kvd)
-    norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n);
-    if (c->fused_qkv) matmul(s, s->xn, D, &ly->wqkv, &ly->bqkv, s->qkv, qkv_w, n);
+// q, k = xn W^T (+b) into s->qkv (n, qd | kvd | kvd); QK-norm; RoPE; K, V
+// appended to the cache of layer l.
+static void qkv_forward(attn_session *s, int l, const float *in, int n) {
+    const attn_config *c = &s->m->cfg;
+    const attn_layer *ly = &s->m->layers[l];
+    int D = c->n_embd, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_head_kv * hd, qkv_w = qd + 2 * kvd;
+    if (c->fused_qkv) matmul(s, in, D, &ly->wqkv, &ly->bqkv, s->qkv, qkv_w, n);
     else {
-        matmul(s, s->xn, D, &ly->wq, &ly->bq, s->qkv, qkv_w, n);
-        matmul(s, s->xn, D, &ly->wk, &ly->bk, s->qkv + qd, qkv_w, n);
-        matmul(s, s->xn, D, &ly->wv, &ly->bv, s->qkv + qd + kvd, qkv_w, n);
+        matmul(s, in, D, &ly->wq, &ly->bq, s->qkv, qkv_w, n);
+        matmul(s, in, D, &ly->wk, &ly->bk, s->qkv + qd, qkv_w, n);
+        matmul(s, in, D, &ly->wv, &ly->bv, s->qkv + qd + kvd, qkv_w, n);
     }
     float *kc = s->k_cache + (size_t)l * s->max_t * kvd, *vc = s->v_cache + (size_t)l * s->max_t * kvd;
     for (int i = 0; i < n; i++) {
         float *q = s->qkv + (size_t)i * qkv_w, *k = q + qd;
+        if (c->qk_norm) { // OLMo-2: over all heads at once
+            attn_k->rmsnorm(q, q, ly->q_norm.data, qd, c->norm_eps);
+            attn_k->rmsnorm(k, k, ly->k_norm.data, kvd, c->norm_eps);
+        }
         if (c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES) {
             int halves = c->pos == ATTN_POS_ROPE_HALVES;
             attn_k->rope(q, c->n_head, hd, c->rope_dims, s->pos + i, s->freqs, halves);
@@ -552,8 +678,54 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
         memcpy(kc + (size_t)(s->pos + i) * kvd, k, (size_t)kvd * 4);
         memcpy(vc + (size_t)(s->pos + i) * kvd, k + kvd, (size_t)kvd * 4);
     }
-    if (cap && cap->on_qk && (!cap->layers || cap->layers[l])) cap->on_qk(cap->ctx, l, s->pos, n, s->pos + n, s->qkv, qkv_w, kc, kvd);
-    attn_job aj = { s, l, n, qkv_w };
+}
+
+// s->ff2 (n, D) = down(act(up(in))) for the layer's MLP kind.
+static void mlp_forward(attn_session *s, const attn_layer *ly, const float *in, int n) {
+    const attn_config *c = &s->m->cfg;
+    int D = c->n_embd, F = c->n_ff, lda = F;
+    if (c->mlp == ATTN_MLP_SWIGLU || c->mlp == ATTN_MLP_GEGLU) {
+        matmul(s, in, D, &ly->w_gate, NULL, s->ff1, F, n);
+        matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff2, F, n);
+        for (int i = 0; i < n; i++) {
+            float *g = s->ff1 + (size_t)i * F, *u = s->ff2 + (size_t)i * F;
+            if (c->mlp == ATTN_MLP_SWIGLU) attn_k->swiglu(g, u, F);
+            else {
+                attn_k->gelu_tanh(g, F);
+                for (int k = 0; k < F; k++) g[k] *= u[k];
+            }
+        }
+    } else if (c->mlp == ATTN_MLP_SWIGLU_FUSED) { // rows [gate | up], the product left in the gate half
+        lda = 2 * F;
+        matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff1, lda, n);
+        for (int i = 0; i < n; i++) attn_k->swiglu(s->ff1 + (size_t)i * lda, s->ff1 + (size_t)i * lda + F, F);
+    } else {
+        matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff1, F, n);
+        for (int i = 0; i < n; i++)
+            (c->mlp == ATTN_MLP_GELU_ERF ? attn_k->gelu_erf : attn_k->gelu_tanh)(s->ff1 + (size_t)i * F, F);
+    }
+    matmul(s, s->ff1, lda, &ly->w_down, &ly->b_down, s->ff2, D, n);
+}
+
+static void add_rows(float *x, const float *y, int n, int D) {
+    for (int i = 0; i < n; i++) attn_k->add(x + (size_t)i * D, y + (size_t)i * D, D);
+}
+
+static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap) {
+    const attn_model *m = s->m;
+    const attn_config *c = &m->cfg;
+    const attn_layer *ly = &m->layers[l];
+    static const attn_tensor none;
+    int D = c->n_embd, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_RESID_PRE, l, s->pos, n, s->x);
+
+    // attention block: ao = attn(norm(x)) W_o^T (+b), normed again with post-norms
+    const float *in = s->x;
+    if (c->pre_norm) norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n), in = s->xn;
+    qkv_forward(s, l, in, n);
+    if (cap && cap->on_qk && (!cap->layers || cap->layers[l]))
+        cap->on_qk(cap->ctx, l, s->pos, n, s->pos + n, s->qkv, qd + 2 * kvd, s->k_cache + (size_t)l * s->max_t * kvd, kvd);
+    attn_job aj = { s, l, n, qd + 2 * kvd, attn_layer_window(c, l) };
     if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
     else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
     if (cap && cap->on_attn && (!cap->layers || cap->layers[l])) {
@@ -563,24 +735,35 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
                 cap->on_attn(cap->ctx, l, h, s->pos, n, nk, s->probs + (size_t)h * n * nk);
     }
     if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_Z, l, s->pos, n, s->att);
-    // x += att W_o^T (+b)
-    matmul(s, s->att, qd, &ly->wo, &ly->bo, s->xn, D, n);
-    for (int i = 0; i < n; i++) attn_k->add(s->x + (size_t)i * D, s->xn + (size_t)i * D, D);
+    matmul(s, s->att, qd, &ly->wo, &ly->bo, s->ao, D, n);
+    if (c->post_norm) norm_rows(s, s->ao, s->ao, &ly->post_attn_norm, &none, n);
+    if (c->parallel == ATTN_PAR_NONE) add_rows(s->x, s->ao, n, D);
 
-    // MLP block: x += down(act(up(norm(x))))
-    norm_rows(s, s->xn, s->x, &ly->ffn_norm, &ly->ffn_norm_b, n);
-    if (c->mlp == ATTN_MLP_SWIGLU) {
-        matmul(s, s->xn, D, &ly->w_gate, NULL, s->ff1, F, n);
-        matmul(s, s->xn, D, &ly->w_up, &ly->b_up, s->ff2, F, n);
-        for (int i = 0; i < n; i++) attn_k->swiglu(s->ff1 + (size_t)i * F, s->ff2 + (size_t)i * F, F);
-    } else {
-        matmul(s, s->xn, D, &ly->w_up, &ly->b_up, s->ff1, F, n);
-        for (int i = 0; i < n; i++)
-            (c->mlp == ATTN_MLP_GELU_ERF ? attn_k->gelu_erf : attn_k->gelu_tanh)(s->ff1 + (size_t)i * F, F);
-    }
-    matmul(s, s->ff1, F, &ly->w_down, &ly->b_down, s->ff2, D, n);
+    // MLP block: x += mlp(norm(x)) (parallel: of the layer's input, plus ao)
+    if (c->parallel == ATTN_PAR_SHARED) in = s->xn; // the attention's normed input
+    else if (c->pre_norm) norm_rows(s, s->xn, s->x, &ly->ffn_norm, &ly->ffn_norm_b, n), in = s->xn;
+    else in = s->x;
+    mlp_forward(s, ly, in, n);
+    if (c->post_norm) norm_rows(s, s->ff2, s->ff2, &ly->post_ffn_norm, &none, n);
     if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_MLP_OUT, l, s->pos, n, s->ff2);
-    for (int i = 0; i < n; i++) attn_k->add(s->x + (size_t)i * D, s->ff2 + (size_t)i * D, D);
+    if (c->parallel == ATTN_PAR_SHARED) add_rows(s->ao, s->ff2, n, D), add_rows(s->x, s->ao, n, D);
+    else {
+        add_rows(s->x, s->ff2, n, D);
+        if (c->parallel == ATTN_PAR_TWO) add_rows(s->x, s->ao, n, D);
+    }
+}
+
+// logits (rows, V) of normed rows xn: the output head (+ bias), soft-capped.
+// pooled = 0 from attn_unembed, which may itself run on the pool's threads.
+static void head_rows(const attn_session *s, const float *xn, float *logits, int rows, int pooled) {
+    const attn_model *m = s->m;
+    int V = m->cfg.n_vocab;
+    const float *b = m->output_b.data;
+    if (pooled) matmul((attn_session *)s, xn, m->cfg.n_embd, &m->output, &m->output_b, logits, V, rows);
+    else attn_k->matmul(xn, m->cfg.n_embd, m->output.data, m->output.type, b, logits, V, 1, m->cfg.n_embd, 0, V);
+    float cap = m->cfg.logit_softcap;
+    if (cap > 0)
+        for (size_t i = 0; i < (size_t)rows * V; i++) logits[i] = tanhf(logits[i] * (1.0f / cap)) * cap;
 }
 
 // ---- non-finite activations: where they first appeared in this process
@@ -620,7 +803,7 @@ static void run_layers(attn_session *s, int from, int n, float *logits, int last
     if (logits) {
         int first = last_only ? n - 1 : 0, rows = n - first;
         norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
-        matmul(s, s->xn, D, &m->output, NULL, logits, c->n_vocab, rows);
+        head_rows(s, s->xn, logits, rows, 1);
         check_finite(logits, rows, c->n_vocab, c->n_layer, c->n_layer, s->pos + first);
     }
     s->pos += n;
@@ -662,7 +845,7 @@ void attn_unembed(const attn_session *s, const float *x, float *logits) {
     float *xn = malloc((size_t)D * 4);
     if (!xn) return;
     norm_rows(s, xn, x, &m->out_norm, &m->out_norm_b, 1);
-    attn_k->matmul(xn, D, m->output.data, m->output.type, NULL, logits, m->cfg.n_vocab, 1, D, 0, m->cfg.n_vocab);
+    head_rows(s, xn, logits, 1, 0);
     free(xn);
 }
 

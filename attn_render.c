@@ -628,7 +628,12 @@ static const char *bar_title(const attn_figure *f, int div) {
     if (div) return "difference";
     return f->scale == ATTN_SCALE_ROW ? "/ row max" : f->scale == ATTN_SCALE_LOG ? "log10" : "attention";
 }
-#define LEGEND_TEXT "masked (future)"
+// The legend of masked cells: the future, and outside a sliding window when a panel has one.
+static const char *legend_text(const attn_figure *f) {
+    for (int i = 0; i < f->rows * f->cols; i++)
+        if (f->panels[i].window) return "masked (future, outside the window)";
+    return "masked (future)";
+}
 #define NAN_TEXT "non-finite (NaN/inf)"
 
 static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
@@ -687,6 +692,8 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (bar_col < bar_t) bar_col = bar_t;
     int right = 24 + (L->has_seq + L->has_div) * bar_col;
     int legend_w = 24 + 18 * ts + attn_text_width(NAN_TEXT, ts);
+    if (f->causal && legend_w < 24 + 18 * ts + attn_text_width(legend_text(f), ts))
+        legend_w = 24 + 18 * ts + attn_text_width(legend_text(f), ts);
     if ((f->causal || L->has_nan) && right < legend_w) right = legend_w;
     right += MARGIN;
     int left = MARGIN + line + 8 + rowhead_w + lab_w + 6;
@@ -765,7 +772,8 @@ static int layout_figure(const attn_figure *f, layout *L) {
 
 // Colours of a panel's n x n cells (tpc x tpc tokens each: the largest value
 // of the block, or for a difference the value of largest |v|); mask[i] = 1
-// where every token of the block is above the diagonal of a causal figure.
+// where every token of the block is above the diagonal of a causal figure
+// (or, in a sliding-window panel, left of the window).
 static void panel_cells(const attn_figure *f, const attn_panel *pn, float dmax, int tpc, int n,
                         uint8_t *rgb, uint8_t *mask) {
     int T = f->T;
@@ -781,7 +789,7 @@ static void panel_cells(const attn_figure *f, const attn_panel *pn, float dmax, 
                 if (f->scale == ATTN_SCALE_ROW && !pn->diverging)
                     for (int k = 0; k < T; k++) rmax = row[k] > rmax && isfinite(row[k]) ? row[k] : rmax;
                 for (int k = b * tpc; k < k1; k++) {
-                    if (f->causal && k > q) continue;
+                    if (f->causal && (k > q || (pn->window && k <= q - pn->window))) continue;
                     if (!isfinite(row[k])) bad = any = 1;
                     float v = pn->diverging ? row[k] / dmax : attn_scale_t(f->scale, row[k], rmax);
                     float av = pn->diverging ? fabsf(v) : v;
@@ -956,6 +964,12 @@ static void cv_cells(canvas *cv, int x, int y, const layout *L, const uint8_t *r
         for (int j = n - 1; j >= 1; j--) sb_printf(cv->sb, "H%dV%d", x + j * s, y + (j - 1) * s);
         sb_printf(cv->sb, "Z\"/>\n");
     }
+    for (int a = 1; a < n; a++) { // sliding window: the masked cells left of each row's window
+        int m = 0;
+        while (m < a && mask[(size_t)a * n + m]) m++;
+        if (m) sb_printf(cv->sb, "<rect fill=\"url(#hatch)\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>\n",
+                         x, y + a * s, m * s, s);
+    }
 }
 
 // A colorbar, largest value at the top.
@@ -1039,7 +1053,7 @@ static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8
     if (f->causal) {
         cv_swatch(cv, L->bar_x, L->legend_y, 12 * ts, 12 * ts);
         cv_frame(cv, L->bar_x, L->legend_y, 12 * ts, 12 * ts);
-        cv_text(cv, L->bar_x + 18 * ts, L->legend_y, A_START, ts, 0, C_INK, LEGEND_TEXT);
+        cv_text(cv, L->bar_x + 18 * ts, L->legend_y, A_START, ts, 0, C_INK, legend_text(f));
     }
     if (L->has_nan) {
         int y = L->legend_y + (f->causal ? line + 8 : 0);
@@ -1180,7 +1194,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
         }
         sb_printf(&b, "\x1b[0m %s\n", txt[4]);
     }
-    if (f->causal) sb_printf(&b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", LEGEND_TEXT);
+    if (f->causal) sb_printf(&b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", legend_text(f));
     if (L.has_nan)
         sb_printf(&b, "%12s \x1b[48;2;%d;%d;%dm  \x1b[0m %s\n", "", C_NAN[0], C_NAN[1], C_NAN[2], NAN_TEXT);
     free(cells), free(mask);

@@ -197,7 +197,7 @@ static int write_meta(FILE *out, const attn_report *r) {
     fputs("{\"model\":", fp);
     attn_json_str(fp, r->m->name);
     fprintf(fp, ",\"arch\":\"%s\",\"n_layer\":%d,\"n_head\":%d,\"T\":%d,\"seed\":%llu,\"k\":%d,\"tokens\":[",
-            c->arch == ATTN_ARCH_LLAMA ? "llama" : "gpt2", c->n_layer, c->n_head, r->T,
+            attn_arch_get(c->arch)->gguf, c->n_layer, c->n_head, r->T,
             (unsigned long long)r->seed, r->k);
     for (int i = 0; i < r->T; i++) {
         if (i) fputc(',', fp);

@@ -125,6 +125,18 @@ run_case("shape_disagrees", gguf(model_kvs(), model_tensors(override=("blk.0.att
 run_case("unsupported_type", gguf(model_kvs(), model_tensors(override=("blk.0.ffn_up.weight", [D, F], 12, b"\0" * 4096))))
 run_case("missing_tensor", gguf(model_kvs(), model_tensors(skip="blk.0.ffn_down.weight")))
 run_case("wrong_arch", gguf([kv_str("general.architecture", "mamba")] + model_kvs()[1:], model_tensors()))
+# the refusal names the architecture and the ones attn reads (the architecture table)
+r = subprocess.run([ATTN, "info", "-m", os.path.join(tmp, "wrong_arch.gguf")], capture_output=True, text=True)
+if "'mamba' is not supported (attn reads gpt2, llama, gptneox, qwen2, gemma, gemma2, phi2, phi3, olmo2)" in r.stderr:
+    print("PASS badfile wrong_arch names the architectures")
+else:
+    failed += 1
+    print("FAIL badfile wrong_arch names the architectures: %r" % r.stderr[:300])
+run_case("rope_scaling_yarn", gguf(model_kvs() + [kv_str("gpt2.rope.scaling.type", "yarn")], model_tensors()))
+run_case("longrope_factors", gguf(model_kvs(), model_tensors() + [("rope_factors_long.weight", [D // H // 2], 0,
+                                                                   f32(D // H // 2))]))
+run_case("key_value_length_differ", gguf(model_kvs(**{"gpt2.attention.key_length": 4,
+                                                      "gpt2.attention.value_length": 8}), model_tensors()))
 run_case("heads_disagree", gguf(model_kvs(**{"gpt2.attention.head_count": 3})[:3] + model_kvs()[4:] +
                                [kv_u32("gpt2.attention.head_count", 3)], model_tensors()))
 run_case("overflow_shape", gguf(model_kvs(), model_tensors(override=("blk.0.ffn_up.weight", [1 << 40, 1 << 40, 1 << 40], 0, b""))))

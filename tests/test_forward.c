@@ -300,8 +300,26 @@ static void test_two_models(void) {
     free(l1); free(l1b); free(b1.b); free(b2.b);
 }
 
+// The architecture table: every row found by its llama.cpp name, its tensor
+// sets disjoint and inside attn_layer_tensors, and a row per attn_arch.
+static void test_arch_table(void) {
+    int ok = 1;
+    uint32_t all = attn_n_layer_tensors >= 32 ? ~0u : (1u << attn_n_layer_tensors) - 1;
+    for (int a = 0; a < ATTN_ARCH_N; a++) {
+        const attn_arch_info *r = attn_arch_get((attn_arch)a);
+        if (!r || r->id != (attn_arch)a || attn_arch_find(r->gguf, strlen(r->gguf)) != r || (r->req & r->opt) ||
+            ((r->req | r->opt) & ~all) || !(r->req >> 12 & 1)) {
+            ok = 0;
+            printf("  row %d (%s) is inconsistent\n", a, r ? r->gguf : "?");
+        }
+    }
+    check(ok && !attn_arch_find("mamba", 5) && !attn_arch_get(ATTN_ARCH_N), "architecture table consistent",
+          "see above");
+}
+
 int main(void) {
     if (attn_kernels_init()) { printf("FAIL kernels: %s\n", attn_errmsg()); return 1; }
+    test_arch_table();
     test_model(0);
     test_model(1);
     test_two_models();

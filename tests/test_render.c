@@ -164,7 +164,7 @@ static void test_heatmaps(void) {
     for (int kind = IDENTITY; kind <= FIRST; kind++)
         for (int scale = ATTN_SCALE_FIXED; scale <= ATTN_SCALE_LOG; scale++) {
             float *p = synth(T, kind);
-            attn_panel pn = {p, 0};
+            attn_panel pn = {p, 0, 0};
             attn_figure f = {.T = T, .labels = labels, .title = "test - layer 0, head 0", .panels = &pn,
                              .rows = 1, .cols = 1, .causal = 1, .scale = scale};
             attn_image im;
@@ -240,7 +240,7 @@ static void test_drop_first_and_jsd(void) {
     // a difference map: panels on one scale, a diverging panel, symmetric range
     float *prev = synth(T, PREVIOUS), *diff = malloc(sizeof(float) * T * T);
     for (int i = 0; i < T * T; i++) diff[i] = u[i] - prev[i];
-    attn_panel pn[3] = {{u, 0}, {prev, 0}, {diff, 1}};
+    attn_panel pn[3] = {{u, 0, 0}, {prev, 0, 0}, {diff, 1, 0}};
     attn_figure f = {.T = T, .title = "A vs B", .panels = pn, .rows = 1, .cols = 3, .causal = 1};
     attn_image im;
     char why[256] = "";
@@ -271,7 +271,7 @@ static void test_sizes(void) {
     for (int i = 0; i < 3; i++) {
         int T = Ts[i];
         float *p = synth(T, PREVIOUS);
-        attn_panel pn = {p, 0};
+        attn_panel pn = {p, 0, 0};
         attn_figure f = {.T = T, .title = "long", .panels = &pn, .rows = 1, .cols = 1, .causal = 1};
         attn_image im;
         char name[64];
@@ -311,7 +311,7 @@ static void test_svg_term(void) {
     const int T = 4;
     const char *labels[4] = {"<s>", "a&b", "\xED\x95\x9C\xEA\xB5\xAD", "\xF0\x9F\x99\x82\xFF"};
     float *p = synth(T, IDENTITY);
-    attn_panel pn = {p, 0};
+    attn_panel pn = {p, 0, 0};
     attn_figure f = {.T = T, .labels = labels, .title = "t <1>", .panels = &pn, .rows = 1, .cols = 1, .causal = 1};
     char *svg;
     size_t n;

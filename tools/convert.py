@@ -2028,6 +2028,227 @@ def load_torch_sd(path):
     return state_dict_srcs(obj, path)
 
 
+# ---------------------------------------------------------------- HF families llama.cpp names
+
+
+def f32_round(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def llama3_rope_factors(cfg, rs, hd):
+    """rope_freqs.weight as llama.cpp's converter computes it (float32 steps)."""
+    base = float(cfg.get("rope_theta", 10000.0))
+    factor, lo, hi = float(rs.get("factor", 8.0)), float(rs.get("low_freq_factor", 1.0)), \
+        float(rs.get("high_freq_factor", 4.0))
+    old = float(rs.get("original_max_position_embeddings", 8192))
+    lo_wl, hi_wl = old / lo, old / hi
+    if lo_wl == hi_wl:
+        fail("rope_scaling", "low_freq_factor and high_freq_factor must differ")
+    out = array("f")
+    for i in range(0, hd, 2):
+        freq = f32_round(1.0 / f32_round(base ** f32_round(i / hd)))
+        wl = f32_round(f32_round(2 * math.pi) / freq)
+        if wl < hi_wl:
+            out.append(1.0)
+        elif wl > lo_wl:
+            out.append(factor)
+        else:
+            sm = f32_round(f32_round(f32_round(old / wl) - lo) / f32_round(hi - lo))
+            out.append(1 / f32_round(f32_round(f32_round(1 - sm) / factor) + sm))
+    return out
+
+
+def synthetic(name, values):
+    """A Src holding computed float32 values."""
+    b = f32_to_le(values)
+    return Src(name, (len(values),), "F32", lambda: b, ("synthetic", name))
+
+
+def neox_qkv(H):
+    """GPT-NeoX query_key_value rows per head [q; k; v] -> [all q; all k; all v], as llama.cpp's converter."""
+    def fn(a):
+        n = len(a) // (3 * H)  # hd * cols (or hd for the bias)
+        out = array("f")
+        for part in range(3):
+            for h in range(H):
+                out.extend(a[(h * 3 + part) * n:(h * 3 + part + 1) * n])
+        return out
+    return fn
+
+
+def add_one(a):
+    """Gemma's RMSNorm scales by (1 + w); llama.cpp's converter stores 1 + w."""
+    return array("f", (f32_round(x + 1.0) for x in a))
+
+
+# Per family: HF layer tensor (after 'PREFIX.N.') -> GGUF suffix; top-level names; model prefix
+FAMILY_LAYER = {
+    "llama-like": {"input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",
+                   "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
+                   "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+                   "self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.weight": "attn_output.weight",
+                   "self_attn.qkv_proj.weight": "attn_qkv.weight", "self_attn.q_norm.weight": "attn_q_norm.weight",
+                   "self_attn.k_norm.weight": "attn_k_norm.weight",
+                   "post_attention_layernorm.weight": "ffn_norm.weight",
+                   "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+                   "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+                   "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+                   "mlp.gate_up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"},
+    "phi": {"input_layernorm.weight": "attn_norm.weight", "input_layernorm.bias": "attn_norm.bias",
+            "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+            "self_attn.v_proj.weight": "attn_v.weight", "self_attn.q_proj.bias": "attn_q.bias",
+            "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
+            "self_attn.dense.weight": "attn_output.weight", "self_attn.dense.bias": "attn_output.bias",
+            "mlp.fc1.weight": "ffn_up.weight", "mlp.fc1.bias": "ffn_up.bias",
+            "mlp.fc2.weight": "ffn_down.weight", "mlp.fc2.bias": "ffn_down.bias"},
+    "gpt_neox": {"input_layernorm.weight": "attn_norm.weight", "input_layernorm.bias": "attn_norm.bias",
+                 "post_attention_layernorm.weight": "ffn_norm.weight",
+                 "post_attention_layernorm.bias": "ffn_norm.bias",
+                 "attention.query_key_value.weight": "attn_qkv.weight",
+                 "attention.query_key_value.bias": "attn_qkv.bias", "attention.dense.weight": "attn_output.weight",
+                 "attention.dense.bias": "attn_output.bias", "mlp.dense_h_to_4h.weight": "ffn_up.weight",
+                 "mlp.dense_h_to_4h.bias": "ffn_up.bias", "mlp.dense_4h_to_h.weight": "ffn_down.weight",
+                 "mlp.dense_4h_to_h.bias": "ffn_down.bias"},
+}
+FAMILY_TOP = {
+    "llama-like": {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                   "lm_head.weight": "output.weight"},
+    "phi": {"model.embed_tokens.weight": "token_embd.weight", "model.final_layernorm.weight": "output_norm.weight",
+            "model.final_layernorm.bias": "output_norm.bias", "lm_head.weight": "output.weight",
+            "lm_head.bias": "output.bias"},
+    "gpt_neox": {"gpt_neox.embed_in.weight": "token_embd.weight",
+                 "gpt_neox.final_layer_norm.weight": "output_norm.weight",
+                 "gpt_neox.final_layer_norm.bias": "output_norm.bias", "embed_out.weight": "output.weight"},
+}
+# model_type -> (llama.cpp architecture, naming scheme)
+FAMILIES = {"gpt_neox": ("gptneox", "gpt_neox"), "qwen2": ("qwen2", "llama-like"), "gemma": ("gemma", "llama-like"),
+            "gemma2": ("gemma2", "llama-like"), "phi": ("phi2", "phi"), "phi3": ("phi3", "llama-like"),
+            "olmo2": ("olmo2", "llama-like")}
+
+
+def family_hp(arch, cfg, need, D, H, Hkv, hd, F, L, V):
+    """The GGUF hyper-parameter keys llama.cpp's converter writes for arch."""
+    hp = {"context_length": need("max_position_embeddings", "n_positions"), "embedding_length": D,
+          "block_count": L, "feed_forward_length": F, "head_count": H, "head_count_kv": Hkv, "vocab_size": V}
+    if "head_dim" in cfg or arch in ("gemma", "gemma2"):
+        hp["attention.key_length"] = hp["attention.value_length"] = hd
+    if arch in ("gptneox", "phi2"):
+        hp["layer_norm_epsilon"] = float(cfg.get("layer_norm_eps", cfg.get("layer_norm_epsilon", 1e-5)))
+        pct = cfg.get("rotary_pct", cfg.get("partial_rotary_factor", 1.0))
+        hp["rope.dimension_count"] = int(pct * hd) if arch == "gptneox" else int(pct * D) // H
+        hp["rope.freq_base"] = float(cfg.get("rotary_emb_base", cfg.get("rope_theta", 10000.0)))
+    else:
+        hp["layer_norm_rms_epsilon"] = float(cfg.get("rms_norm_eps", 1e-6))
+        hp["rope.freq_base"] = float(cfg.get("rope_theta", 10000.0))
+    if arch == "gptneox":
+        hp["use_parallel_residual"] = bool(cfg.get("use_parallel_residual", True))
+    if arch == "gemma2":
+        hp["attn_logit_softcapping"] = float(cfg.get("attn_logit_softcapping") or 50.0)
+        hp["final_logit_softcapping"] = float(cfg.get("final_logit_softcapping") or 30.0)
+        hp["attention.sliding_window"] = int(cfg.get("sliding_window") or 4096)
+        if cfg.get("query_pre_attn_scalar", hd) != hd:
+            fail("config.json", "query_pre_attn_scalar %r != head_dim %d is not supported"
+                 % (cfg["query_pre_attn_scalar"], hd))
+    if arch == "phi3":
+        if cfg.get("rope_scaling"):
+            fail("config.json", "rope_scaling %s (LongRoPE) is not supported" % json.dumps(cfg["rope_scaling"]))
+        hp["attention.sliding_window"] = int(cfg.get("sliding_window") or 0)
+        hp["rope.dimension_count"] = D // H
+    return hp
+
+
+def family_act(arch, cfg, folder):
+    act = cfg.get("hidden_activation") or cfg.get("hidden_act") or "gelu_new"
+    ok = {"gptneox": ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh"), "phi2": ("gelu_new", "gelu", "gelu_fast"),
+          "gemma": ("gelu_pytorch_tanh", "gelu"), "gemma2": ("gelu_pytorch_tanh", "gelu")}.get(arch, ("silu",))
+    if act not in ok:
+        fail(os.path.join(folder, "config.json"), "hidden_act %s is not supported for %s" % (act, arch))
+    # llama.cpp's graphs use the tanh GELU for every GELU variant; attn follows them
+
+
+def map_family(folder, cfg, sd, fname, mt, name, need):
+    """An HF folder of one of FAMILIES -> Model, with llama.cpp's tensor names and layouts."""
+    arch, scheme = FAMILIES[mt]
+    m = Model(arch, "Hugging Face %s (%s)" % (mt, fname), name, folder)
+    D, L, H = need("hidden_size"), need("num_hidden_layers"), need("num_attention_heads")
+    Hkv = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or D // H
+    F = need("intermediate_size")
+    if H % Hkv:
+        fail(folder, "num_attention_heads %d is not a multiple of num_key_value_heads %d" % (H, Hkv))
+    family_act(arch, cfg, folder)
+    top, lay = FAMILY_TOP[scheme], FAMILY_LAYER[scheme]
+    pfx = "gpt_neox.layers." if scheme == "gpt_neox" else "model.layers."
+    emb = sd.get([k for k, v in top.items() if v == "token_embd.weight"][0])
+    if emb is None:
+        fail(folder, "missing the token embedding (%s)" % " or ".join(k for k, v in top.items() if v == "token_embd.weight"))
+    V = emb.shape[0]
+    tied = arch in ("gemma", "gemma2") or cfg.get("tie_word_embeddings", False)
+    for k, src in sd.items():
+        mm = re.match(re.escape(pfx) + r"(\d+)\.(.+)$", k)
+        if mm and int(mm.group(1)) < L:
+            g = lay.get(mm.group(2))
+            if arch in ("gemma2", "olmo2") and mm.group(2) == "post_attention_layernorm.weight":
+                g = "post_attention_norm.weight"
+            if g is None:
+                if scheme == "gpt_neox" and re.match(r"attention\.(bias|masked_bias|rotary_emb\.inv_freq)$",
+                                                     mm.group(2)):
+                    m.used.add(k)
+                    m.ignored.append(k)
+                continue
+            gname = "blk.%s.%s" % (mm.group(1), g)
+            if g.startswith("attn_qkv") and scheme == "gpt_neox":
+                m.add(gname, src, ("F", neox_qkv(H)), "per-head q,k,v -> q,k,v")
+            elif arch in ("gemma", "gemma2") and k.endswith("norm.weight"):
+                m.add(gname, src, ("F", add_one), "1 + w")
+            else:
+                m.add(gname, src)
+        elif k in top:
+            if top[k] == "output.weight" and (tied or same_tensor(src, emb)):
+                m.used.add(k)
+                continue
+            if arch in ("gemma", "gemma2") and k.endswith("norm.weight"):
+                m.add(top[k], src, ("F", add_one), "1 + w")
+            else:
+                m.add(top[k], src)
+        elif k.endswith("rotary_emb.inv_freq"):
+            m.used.add(k)
+            m.ignored.append(k)
+    m.hp.update(family_hp(arch, cfg, need, D, H, Hkv, hd, F, L, V))
+    check_family_shapes(m, sd, arch, D, Q=H * hd, KV=Hkv * hd, F=F, V=V)
+    return m
+
+
+def check_family_shapes(m, sd, arch, D, Q, KV, F, V):
+    """Every mapped tensor has the shape attn (and llama.cpp) expect from the config."""
+    want = {"attn_q": (Q, D), "attn_k": (KV, D), "attn_v": (KV, D), "attn_qkv": (Q + 2 * KV, D),
+            "attn_output": (D, Q), "ffn_gate": (F, D), "ffn_up": (2 * F if arch == "phi3" else F, D),
+            "ffn_down": (D, F), "token_embd": (V, D), "output": (V, D), "attn_q_norm": (Q,), "attn_k_norm": (KV,)}
+    for gname, src, tr, note in m.tensors:
+        base, kind = gname.split(".")[-2], gname.split(".")[-1]
+        shape = want.get(base, (D,))
+        if kind == "bias":
+            shape = shape[:1] if base in want else (D,)
+            if base == "output":
+                shape = (V,)
+        check_shape(src, shape)
+
+
+def llama_rope_scaling(m, cfg, folder, hd):
+    """Llama 3 (rope_freqs.weight) and linear rope scaling, as llama.cpp writes them."""
+    rs = cfg.get("rope_scaling")
+    if not rs:
+        return
+    kind = str(rs.get("rope_type") or rs.get("type") or "").lower()
+    if kind == "llama3":
+        m.add("rope_freqs.weight", synthetic("rope_scaling (llama3)", llama3_rope_factors(cfg, rs, hd)))
+    elif kind == "linear" and isinstance(rs.get("factor"), (int, float)) and rs["factor"] > 0:
+        m.hp["rope.scaling.type"] = "linear"
+        m.hp["rope.scaling.factor"] = float(rs["factor"])
+    else:
+        fail(folder, "rope_scaling %s is not supported (llama3, linear)" % json.dumps(rs))
+
+
 def map_hf(folder):
     """HF folder -> (Model, tokenizer path, config, every source tensor name)."""
     cfg = read_json(os.path.join(folder, "config.json"))
@@ -2096,8 +2317,6 @@ def map_hf(folder):
         Hkv = cfg.get("num_key_value_heads") or H
         F, ctx = need("intermediate_size"), need("max_position_embeddings")
         hd = cfg.get("head_dim") or D // H
-        if cfg.get("rope_scaling"):
-            fail(folder, "rope_scaling %s is not supported" % json.dumps(cfg["rope_scaling"]))
         if cfg.get("hidden_act", "silu") != "silu":
             fail(folder, "hidden_act %s is not supported (only silu)" % cfg.get("hidden_act"))
         if H % Hkv or hd % 2:
@@ -2117,12 +2336,18 @@ def map_hf(folder):
         if mt == "mistral" and cfg.get("sliding_window") and cfg["sliding_window"] < ctx:
             warn("sliding_window %d ignored: attention is full-context" % cfg["sliding_window"])
         _llama_hp(m, ctx, D, L, F, H, Hkv, float(cfg.get("rms_norm_eps", 1e-6)), cfg.get("rope_theta", 10000.0), V, hd)
+        if "head_dim" in cfg:
+            m.hp["attention.key_length"] = m.hp["attention.value_length"] = hd
+        llama_rope_scaling(m, cfg, folder, hd)
         for k in sd:
             if k.endswith("rotary_emb.inv_freq"):
                 m.used.add(k)
                 m.ignored.append(k)
         return m, find_tokenizer(folder), cfg, list(sd)
-    fail(os.path.join(folder, "config.json"), "model_type %r is not supported (gpt2, llama, mistral)" % mt)
+    if mt in FAMILIES:
+        return map_family(folder, cfg, sd, fname, mt, name, need), find_tokenizer(folder), cfg, list(sd)
+    fail(os.path.join(folder, "config.json"), "model_type %r is not supported (gpt2, llama, mistral, %s)"
+         % (mt, ", ".join(sorted(FAMILIES))))
 
 
 # ---------------------------------------------------------------- main
@@ -2226,6 +2451,8 @@ def tensor_plan(m, dtype):
             produce = (lambda s: lambda: transpose(s))(src)
         elif tr and tr[0] == "P":
             produce = (lambda s, n: lambda: unpermute_rows(s.f32(), s.shape, n))(src, tr[1])
+        elif tr and tr[0] == "F":  # a function of the float32 values
+            produce = (lambda s, fn: lambda: fn(s.f32()))(src, tr[1])
         else:
             produce = src.f32
         out.append(OutTensor(gname, shape, t, produce, "%s%s" % (src.name, " (%s)" % note if note else "")))
@@ -2267,7 +2494,10 @@ def model_kv(m, file_type):
     kv.set("general.file_type", G_U32, file_type)
     a = m.arch
     for k, v in m.hp.items():
-        if k == "head_count_kv" and a != "llama":
+        if k == "head_count_kv" and a == "gpt2":
+            continue
+        if isinstance(v, (bool, str)):
+            kv.set("%s.%s" % (a, k), G_BOOL if isinstance(v, bool) else G_STR, v)
             continue
         if isinstance(v, float) and not 0 < _f32(v) < math.inf:  # norm epsilon, RoPE base: attn refuses others
             fail(m.path, "%s = %r must be a positive number that float32 holds (not 0 or inf there)" % (k, v))
@@ -2280,12 +2510,20 @@ def model_kv(m, file_type):
     return kv
 
 
+# attn's defaults per architecture (attn_arch.c), for the summary line
+FAMILY_DEFAULTS = {"gpt2": ("learned", "gelu_tanh"), "llama": ("rope_pairs", "swiglu"),
+                   "gptneox": ("rope_halves", "gelu_tanh"), "gemma": ("rope_halves", "geglu"),
+                   "gemma2": ("rope_halves", "geglu"), "phi2": ("rope_halves", "gelu_tanh"),
+                   "phi3": ("rope_halves", "swiglu_fused")}
+
+
 def describe(m):
     hp = m.hp
     D, H = hp["embedding_length"], hp["head_count"]
-    pos = m.ext.get("attn.positions", "learned" if m.arch == "gpt2" else "rope_pairs")
-    mlp = m.ext.get("attn.mlp", "gelu_tanh" if m.arch == "gpt2" else "swiglu")
-    hd = hp.get("rope.dimension_count", D // H)
+    dpos, dmlp = FAMILY_DEFAULTS.get(m.arch, ("rope_halves", "swiglu"))
+    pos = m.ext.get("attn.positions", dpos)
+    mlp = m.ext.get("attn.mlp", dmlp)
+    hd = hp.get("attention.key_length", D // H)
     tied = not any(t[0] == "output.weight" for t in m.tensors)
     biases = any(t[0].endswith(".bias") and t[0].startswith("blk.") for t in m.tensors)
     return ("arch %s: %d layers, width %d, %d heads (kv %d, head dim %d), ffn %d, vocab %d, context %d; "
@@ -2345,6 +2583,10 @@ def convert(args):
     kv = model_kv(m, OUT_DTYPES[args.dtype][1])
     if getattr(m, "steps", None) is not None:
         kv.set("attn.training.steps", G_U32, m.steps)
+    step = re.match(r"^step(\d+)$", os.path.basename(os.path.normpath(args.src)))
+    if step and m.arch == "gptneox" and not any(k == "attn.training.steps" for k, _, _ in args.set):
+        print("attn.training.steps = %s (from the folder name)" % step.group(1))
+        args.set.append(("attn.training.steps", G_U32, int(step.group(1))))
     for key, t, v in args.set:
         kv.set(key, t, v)
     if vocab is not None:
@@ -2392,9 +2634,12 @@ def set_arg(text):
 HELP_EPILOG = """\
 SRC kinds:
   Hugging Face folder     config.json + model.safetensors | model.safetensors.index.json + shards |
-                          pytorch_model.bin; model_type gpt2 or llama (mistral without sliding window);
-                          its tokenizer (tokenizer.model, tokenizer.json, vocab.json+merges.txt) is
-                          attached automatically.
+                          pytorch_model.bin (F32, F16, BF16); model_type gpt2, llama (also Llama 3
+                          rope_scaling; mistral without sliding window), gpt_neox (Pythia), qwen2,
+                          gemma, gemma2, phi (Phi-2), phi3, olmo2: the same tensors and layouts as
+                          llama.cpp's convert_hf_to_gguf.py writes. Its tokenizer (tokenizer.model,
+                          tokenizer.json, vocab.json+merges.txt) is attached automatically. A
+                          gpt_neox folder named stepN (a Pythia revision) gets attn.training.steps=N.
   nanoGPT ckpt.pt         {'model': state_dict, 'model_args': ...}, '_orig_mod.' prefix allowed, biases
                           optional, any vocab size; attn.mlp = gelu_erf (nn.GELU), LayerNorm eps 1e-5.
                           meta.pkl beside it (or data/<dataset>/meta.pkl in its folder or the two
