@@ -118,6 +118,10 @@ static void attr_direction(const attn_model *m, const float *x, int target, int 
     for (int d = 0; d < D; d++) var += (x[d] - mu) * (x[d] - mu);
     double sigma = sqrt(var / D + c->norm_eps);
     *bias = 0;
+    if (m->output_b.data) { // Phi-2's output bias belongs to the bias component
+        const float *ob = m->output_b.data;
+        *bias = ob[target] - (against >= 0 ? ob[against] : 0.0);
+    }
     if (b)
         for (int d = 0; d < D; d++) *bias += b[d] * w[d];
     double mean_e = 0;
@@ -152,6 +156,11 @@ int attn_attribute(const attn_model *m, attn_pool *pool, const int32_t *ids, int
     const attn_config *c = &m->cfg;
     int D = c->n_embd, L = c->n_layer, H = c->n_head, qd = H * c->head_dim;
     if (pos < 0 || pos >= T) return attn_err(ATTN_EINPUT, "position %d: the prompt has %d tokens (0..%d)", pos, T, T - 1);
+    // The split is exact only where every component reaches the final residual
+    // linearly: a norm after a sub-block or a soft-cap on the logits breaks it.
+    if (c->post_norm || c->logit_softcap > 0)
+        return attn_err(ATTN_EINPUT, "attribute: this model has %s, so the logit is not a sum of its parts",
+                        c->post_norm ? "norms after its sub-blocks" : "a soft-cap on its logits");
     if (target < 0 || target >= c->n_vocab || against >= c->n_vocab)
         return attn_err(ATTN_EINPUT, "token id out of range (vocabulary of %d)", c->n_vocab);
     int W = qd > D ? qd : D;

@@ -64,6 +64,28 @@ def case(name, c, tmp, F):
         errs.append("attention differs by %.3g (bound %g)" % (ea, c["attn_bound"]))
     result("family %s (%s) vs llama.cpp" % (name, c["arch"]), errs,
            "logits %.2g rel, attention %.2g, %d runs (SIMD paths x 1,2 threads)" % (el, ea, runs))
+    attribute_sum(name, c, gguf)
+
+
+def attribute_sum(name, c, gguf):
+    """attribute's components add up to the model's own logit difference where
+    the split is exact, and the command refuses models where it is not (norms
+    after the sub-blocks: gemma2, olmo2; a logit soft-cap: gemma2)."""
+    ids = ",".join(map(str, c["ids"]))
+    r = attn("attribute", "-m", gguf, "--ids", ids, "--target", "#3", "--against", "#5", "--format", "json")
+    inexact = c["arch"] in ("gemma2", "olmo2")
+    errs = []
+    if inexact:
+        if r.returncode != 2 or "not a sum of its parts" not in r.stderr:
+            errs.append("expected a refusal (exit 2), got %d: %s" % (r.returncode, r.stderr.strip()[:200]))
+    elif r.returncode != 0:
+        errs.append("exit %d: %s" % (r.returncode, r.stderr.strip()[:200]))
+    else:
+        j = json.loads(r.stdout)
+        total = sum(x["value"] for x in j["components"])
+        if abs(total - j["logit"]) > 1e-4 * max(1.0, abs(j["logit"])):
+            errs.append("components sum to %.7g, logit difference %.7g" % (total, j["logit"]))
+    result("family %s (%s) attribute: %s" % (name, c["arch"], "refused" if inexact else "sum = logit"), errs)
 
 
 def pythia_steps(tmp, F):
