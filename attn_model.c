@@ -315,7 +315,11 @@ static int load_from_file(attn_model *m) {
         get_tensor(&L, "position_embd.weight", c->n_ctx, D, c->pos == ATTN_POS_LEARNED, &m->pos_embd))
         return ATTN_EINPUT;
     c->rope_freqs = m->rope_freqs.data != NULL;
-    c->tied_head = m->output.data == NULL;
+    // tied: no output.weight, or one equal to token_embd byte for byte (what
+    // llama.cpp's gpt2 converter and ours write for a tied head)
+    c->tied_head = m->output.data == NULL ||
+                   (m->output.type == m->tok_embd.type && m->output.data != m->tok_embd.data &&
+                    !memcmp(m->output.data, m->tok_embd.data, attn_type_row_bytes(m->tok_embd.type, D) * (size_t)c->n_vocab));
     if (c->tied_head) m->output = m->tok_embd;
     // each layer has several tensors: a block count the file cannot hold is
     // refused naming the first missing layer's tensor, before allocating

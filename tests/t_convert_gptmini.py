@@ -292,11 +292,8 @@ def main():
             norm = "RMSNorm" if c["norm"] == "rms" else "LayerNorm"
             mlp = "SwiGLU" if c["ffn"] == "swiglu" else "GELU (erf)"
             pos = "RoPE (split halves)" if c["rope"] == "halves" else "RoPE (interleaved pairs)"
-            # a gpt2-architecture file carries the tied head again as output.weight,
-            # as llama.cpp's converter writes it, so attn reads it as separate
-            tied = c["tied"] and info["arch"] != "gpt2"
             if (info["norm"], info["mlp"], info["positions"], info["tied_head"]) != \
-                    (norm, mlp, pos, tied) or abs(info["rope_theta"] - c["theta"]) > 1e-3:
+                    (norm, mlp, pos, c["tied"]) or abs(info["rope_theta"] - c["theta"]) > 1e-3:
                 errs.append("info says %s" % {k: info[k] for k in ("norm", "mlp", "positions", "tied_head", "rope_theta")})
             step = {"step5000.pt": 5000, "ckpt.pt": 12000}.get(fname)
             if step is not None and "training step %d" % step not in r.stdout:
