@@ -9,7 +9,7 @@
 //   model, forward .... attn_model.c  config switches, tensor views, random init, sessions/KV cache
 //   threads ........... attn_pool.c   the pthread pool
 //   kernels ........... simd/         scalar reference, AVX2, AVX-512, NEON, chosen at start-up
-//   capture ........... attn_model.c  attn_capture callbacks (attention rows, residual rows)
+//   capture ........... attn_model.c  attn_capture callbacks (attention rows, residual rows, q/k)
 //   interventions ..... attn_causal.c attn_edits (replace z / residual / MLP output), direct
 //                                     logit attribution, per-position loss, diverging grid pictures
 //   analysis .......... attn_analysis.c  head-type scores, baselines, induction test, logit lens
@@ -17,9 +17,10 @@
 //   rendering ......... attn_render.c heatmaps, grids, colormaps, font, SVG, terminal
 //   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings, mkdir -p
 //   built-in model .... attn_builtin.c
-//   CLI ............... attn.c (this file: main, shared helpers, info, run)
-//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, report, bench,
-//                       ablate, patch, attribute; run_causal: run --export resid,z,mlp, --loss)
+//   CLI ............... attn.c (this file: main, shared helpers and option syntax, info, run)
+//                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, explain, report,
+//                       bench, ablate, patch, attribute; run_causal: run --export resid,z,mlp,
+//                       --loss)
 #include "attn.h"
 #include "attn_cli.h"
 #include "simd/kernels.h"

@@ -16,7 +16,6 @@ Needs torch + numpy (/usr/bin/python3); SKIP without them.
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 
 from testlib import ROOT, attn, convert, done, read_npy, result, scratch, skip
@@ -308,6 +307,7 @@ def main():
     print("  worst difference of attention, scores, explain %.3g; logits %.3g of the largest" % tuple(worst))
     check_keymap(torch, GPTMini, get_attention, tmp)
     check_tokenizer(torch, GPTMini, tmp)
+    check_meta_pkl(torch, GPTMini, tmp)
 
 
 def check_keymap(torch, GPTMini, get_attention, tmp):
@@ -339,6 +339,34 @@ def check_keymap(torch, GPTMini, get_attention, tmp):
     except (RuntimeError, OSError, ValueError) as e:
         errs.append(str(e))
     result(NAME + " --keymap", errs)
+
+
+def check_meta_pkl(torch, GPTMini, tmp):
+    """A character vocabulary in data/<dataset>/meta.pkl of the project root
+    (root/runs/exp1/final.pt), found with the config's dataset and, without one,
+    as the only data/*/meta.pkl."""
+    import pickle
+    errs = []
+    for n, extra in enumerate(({"config": {"dataset": "tiny_char", "n_head": 8}}, {})):
+        root = os.path.join(tmp, "meta%d" % n)
+        os.makedirs(os.path.join(root, "data", "tiny_char"))
+        chars = [chr(32 + i) for i in range(BASE["V"])]
+        with open(os.path.join(root, "data", "tiny_char", "meta.pkl"), "wb") as f:
+            pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)),
+                         "stoi": {c: i for i, c in enumerate(chars)}}, f)
+        path = os.path.join(root, "runs", "exp1", "final.pt")
+        save(torch, GPTMini(dict(BASE)).eval(), dict(BASE), path, {})
+        obj = torch.load(path)
+        obj.update(extra)
+        torch.save(obj, path)
+        try:
+            r = convert(path)
+            line = [x for x in r.stdout.splitlines() if x.startswith("tokenizer:")]
+            if not line or "meta.pkl" not in line[0]:
+                errs.append("%s: meta.pkl not attached: %s" % ("dataset" if extra else "no dataset", line))
+        except (RuntimeError, OSError, ValueError) as e:
+            errs.append(str(e))
+    result(NAME + " data/<dataset>/meta.pkl above runs/exp1", errs)
 
 
 def check_tokenizer(torch, GPTMini, tmp):

@@ -1801,6 +1801,32 @@ def gptmini_norm(roles, cfg, mlp):
         ", config norm = %s" % said if said else "")
 
 
+def gptmini_positions(m, roles, cfg, rope, args, ctx, D):
+    """Learned position embeddings, or RoPE: layout from --rope, else the cos/sin
+    buffers, else halves (each said in m.notes); theta from --rope-theta, the
+    config, the buffers, else 10000."""
+    pos = roles.get((None, "pos", "weight"))
+    if pos is not None:
+        check_shape(pos, (ctx, D))
+        m.add("position_embd.weight", pos)
+        m.ext["attn.positions"] = "learned"
+        return
+    layout, theta = args.rope, args.rope_theta or config_get(cfg, "theta", (int, float))
+    if layout:
+        m.notes.append("RoPE %s (--rope)" % layout)
+    elif rope is not None:
+        layout = rope[0]
+        m.notes.append("RoPE %s (%s)" % (layout, rope[4]))
+    else:
+        layout = "halves"
+        m.notes.append("RoPE halves (no cos/sin buffers saved: rotate-half assumed; --rope pairs if not)")
+    if theta is None and rope is not None and rope[2]:
+        theta = rope[2]
+    m.ext["attn.positions"] = "rope_" + layout
+    m.hp["rope.freq_base"] = float(theta or 10000.0)
+    m.hp["rope.dimension_count"] = D // m.n_head
+
+
 def map_gptmini(sd, cfg, path, args):
     """A GPTMini-style state dict (tok_emb, blocks.N.norm1/attn.qkv/attn.proj/norm2/ffn, norm_f, head)
     -> Model (arch gpt2 with attn.norm / attn.mlp / attn.positions)."""
@@ -1810,30 +1836,11 @@ def map_gptmini(sd, cfg, path, args):
              % (len(unplaced), "s" if len(unplaced) > 1 else "", ", ".join(unplaced[:12]) +
                 (", ..." if len(unplaced) > 12 else "")))
     V, D, L, H, ctx, rope = gptmini_dims(roles, buffers, cfg, path, args)
-    hd = D // H
     m = Model("gpt2", "GPTMini-style " + os.path.basename(path), checkpoint_name(path), path)
-    m.notes = []
+    m.notes, m.n_head = [], H
     g = lambda i, r, p="weight": roles.get((i, r, p))
     m.add("token_embd.weight", roles[(None, "emb", "weight")])
-    if g(None, "pos") is not None:
-        check_shape(g(None, "pos"), (ctx, D))
-        m.add("position_embd.weight", g(None, "pos"))
-        m.ext["attn.positions"] = "learned"
-    else:
-        layout, theta = args.rope, args.rope_theta or config_get(cfg, "theta", (int, float))
-        if layout:
-            m.notes.append("RoPE %s (--rope)" % layout)
-        elif rope is not None:
-            layout = rope[0]
-            m.notes.append("RoPE %s (%s)" % (layout, rope[4]))
-        else:
-            layout = "halves"
-            m.notes.append("RoPE halves (no cos/sin buffers saved: rotate-half assumed; --rope pairs if not)")
-        if theta is None and rope is not None and rope[2]:
-            theta = rope[2]
-        m.ext["attn.positions"] = "rope_" + layout
-        m.hp["rope.freq_base"] = float(theta or 10000.0)
-        m.hp["rope.dimension_count"] = hd
+    gptmini_positions(m, roles, cfg, rope, args, ctx, D)
     mlp = None
     F = g(0, gptmini_ffn(roles, 0, D, path)[1]["ffn_up"][0]).shape[0]
     for i in range(L):
@@ -2303,9 +2310,7 @@ def load_checkpoint(path, args):
         else:
             m = map_gptmini(srcs, checkpoint_config(obj), path, args)
         m.steps = checkpoint_step(obj, path)
-        cfg = obj.get("config")
-        tok = os.path.join(os.path.dirname(os.path.abspath(path)), "tokenizer.json")
-        return m, nanogpt_meta(path, cfg) or (tok if os.path.isfile(tok) else None), {}, list(srcs)
+        return m, tokenizer_beside(path, checkpoint_config(obj)), {}, list(srcs)
     hp, srcs = load_llama2c_bin(path)
     m = map_llama2c(hp, srcs, path, "llama2.c %s (v%d)" % (base, hp["version"]))
     return m, None, {}, list(srcs)
@@ -2324,17 +2329,28 @@ def strip_prefixes(sd):
     return out
 
 
-def nanogpt_meta(path, config):
-    """nanoGPT's character vocabulary: meta.pkl beside the checkpoint, or where
-    sample.py looks (data/<dataset>/meta.pkl of the nanoGPT folder above out-*/)."""
+def tokenizer_beside(path, config):
+    """The tokenizer of a .pt checkpoint: meta.pkl or tokenizer.json beside it,
+    else data/<dataset>/meta.pkl (dataset from the checkpoint's config, as
+    nanoGPT's sample.py looks; without one, the only data/*/meta.pkl) in the
+    checkpoint's folder or the two above it (out-x/ckpt.pt, runs/exp1/final.pt)."""
     d = os.path.dirname(os.path.abspath(path))
-    cands = [os.path.join(d, "meta.pkl")]
+    for name in ("meta.pkl", "tokenizer.json"):
+        if os.path.isfile(os.path.join(d, name)):
+            return os.path.join(d, name)
     ds = config.get("dataset") if isinstance(config, dict) else None
-    if isinstance(ds, str) and re.match(r"^[\w.-]+$", ds) and ds not in (".", ".."):
-        cands.append(os.path.join(os.path.dirname(d), "data", ds, "meta.pkl"))
-    for p in cands:
-        if os.path.isfile(p):
-            return p
+    ok = isinstance(ds, str) and re.match(r"^[\w.-]+$", ds) and ds not in (".", "..")
+    for up in (d, os.path.dirname(d), os.path.dirname(os.path.dirname(d))):
+        data = os.path.join(up, "data")
+        if ok:
+            p = os.path.join(data, ds, "meta.pkl")
+            if os.path.isfile(p):
+                return p
+        elif os.path.isdir(data):
+            found = [os.path.join(data, n, "meta.pkl") for n in sorted(os.listdir(data))
+                     if os.path.isfile(os.path.join(data, n, "meta.pkl"))]
+            if len(found) == 1:
+                return found[0]
     return None
 
 
@@ -2541,8 +2557,9 @@ SRC kinds:
                           gpt_neox folder named stepN (a Pythia revision) gets attn.training.steps=N.
   nanoGPT ckpt.pt         {'model': state_dict, 'model_args': ...}, '_orig_mod.' prefix allowed, biases
                           optional, any vocab size; attn.mlp = gelu_erf (nn.GELU), LayerNorm eps 1e-5.
-                          meta.pkl beside it (or data/<dataset>/meta.pkl, where nanoGPT's sample.py
-                          looks) is attached automatically. A RoPE variant (no
+                          meta.pkl beside it (or data/<dataset>/meta.pkl in its folder or the two
+                          above, where nanoGPT's sample.py looks; without a dataset in the config, the
+                          only data/*/meta.pkl there) is attached automatically. A RoPE variant (no
                           transformer.wpe.weight) gets attn.positions from --rope.
   GPTMini-style .pt       {'model': state_dict, ...} with tok_emb, blocks.N.norm1, blocks.N.attn.qkv (or
                           attn.q/k/v), blocks.N.attn.proj, blocks.N.norm2, blocks.N.ffn.*, a final
