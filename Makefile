@@ -1,19 +1,22 @@
 # attn - build, test, benchmark.
 #   make            ./attn
 #   make test       every test; last line "N passed, N failed, N skipped"
+#   make test-aarch64  the AArch64 build's tests under qemu (tests/t_aarch64.sh)
 #   make bench      speed table against peers (see tools/bench.sh)
 #   make static     ./attn-static, statically linked
 #   make install PREFIX=/usr/local
 #   make CROSS=aarch64-linux-gnu-   cross-build (build-aarch64/attn)
 CROSS   ?=
 CC      := $(CROSS)gcc
-ifeq ($(origin CC),default)
-CC      := $(CROSS)gcc
-endif
 PREFIX  ?= /usr/local
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -I. -I/usr/include/stb
 LDLIBS  := -lm -lpthread
+# Header dependencies from the compiler: each .o gets a .d beside it; a program
+# compiled and linked in one step gets $(B)/deps/<name>.d (not beside it, so
+# tests/run.sh's build/tests/test_* stays programs only).
+DEPFLAGS = -MMD -MP
+LINKDEP  = -MMD -MP -MT $@ -MF $(B)/deps/$(@F).d
 ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
 B       := build$(if $(CROSS),-$(ARCH))
 
@@ -35,12 +38,12 @@ ATTN      := $(if $(CROSS),$(B)/attn,attn)
 $(B)/simd/avx2.o:   XFLAGS := -mavx2 -mfma -mf16c
 $(B)/simd/avx512.o: XFLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
 
-.PHONY: all test static install clean bench parity fuzz check-sanitize
+.PHONY: all test test-aarch64 static install clean bench parity fuzz check-sanitize
 all: $(ATTN) $(TEST_BIN)
 
-$(B)/%.o: %.c attn.h attn_cli.h simd/kernels.h simd/quant.h
+$(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(XFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(XFLAGS) -c $< -o $@
 
 # The built-in model, when present, is assembled into the binary (no Python needed).
 BUILTIN   := tools/model/attn-brown.gguf
@@ -52,12 +55,17 @@ endif
 $(ATTN): $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(LIB_OBJ) attn.h simd/kernels.h simd/quant.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+$(B)/tests/%: tests/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@) $(B)/deps
+	$(CC) $(CFLAGS) $(LINKDEP) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
+# tests/run.sh skips tests/t_aarch64.sh (cross-build + qemu, minutes) unless
+# it is named, as test-aarch64 does.
 test: $(ATTN) $(TEST_BIN)
 	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh
+
+test-aarch64: $(ATTN) $(TEST_BIN)
+	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh tests/t_aarch64.sh
 
 static: attn-static
 attn-static: $(CLI_OBJ) $(LIB_OBJ)
@@ -75,9 +83,9 @@ clean:
 bench: $(ATTN) $(B)/bench_gemm
 	@B=$(B) ATTN=./$(ATTN) sh tools/bench.sh
 
-$(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ) attn.h simd/kernels.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
+$(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ)
+	@mkdir -p $(dir $@) $(B)/deps
+	$(CC) $(CFLAGS) $(LINKDEP) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
 
 # Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch),
 # tests/parity/families/ from llama.cpp (its converter and lcpp_dump), and, when
@@ -91,8 +99,9 @@ parity: $(ATTN)
 	LCPP=$(LCPP) /usr/bin/python3 tests/parity/make_quant_models.py --live
 
 # ---- sanitizers and fuzzing (tests/fuzz/FINDINGS.md)
-#   make check-sanitize   everything built with ASan+UBSan in build-san/, the whole
-#                         suite run with that binary; fails on any sanitizer report
+#   make check-sanitize   everything built with ASan+UBSan in build-san/, the suite
+#                         of make test run with that binary (not the AArch64 one);
+#                         fails on any sanitizer report
 #   make fuzz SECONDS=N   each libFuzzer harness in tests/fuzz/ for N seconds
 SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:max_allocation_size_mb=4096:log_path=$(CURDIR)/build-san/log/asan \
@@ -113,12 +122,13 @@ fuzz: $(ATTN)
 
 # The harnesses (built in build-fuzz/ by `make fuzz`); fuzz_cli calls the CLI's
 # main, compiled as attn_main.
-$(B)/fuzz/attn_main.o: attn.c attn.h attn_cli.h simd/kernels.h
+$(B)/fuzz/attn_main.o: attn.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Dmain=attn_main -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Dmain=attn_main -c $< -o $@
 $(B)/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c $(B)/fuzz/attn_main.o $(filter-out $(B)/attn.o,$(CLI_OBJ)) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ) attn.h simd/kernels.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
-$(B)/tests/test_fuzz_replay: $(wildcard tests/fuzz/fuzz_*.c)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@) $(B)/deps
+	$(CC) $(CFLAGS) $(LINKDEP) -fsanitize=fuzzer -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
+-include $(wildcard $(B)/*.d $(B)/simd/*.d $(B)/fuzz/*.d $(B)/deps/*.d)

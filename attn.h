@@ -437,7 +437,7 @@ int attn_forward(const attn_model *m, attn_pool *pool, const int32_t *ids, int T
                  float *logits, float *attn);
 
 // ---------------------------------------------------------------- analysis
-// Head-type scores (DESIGN.md "JSON shapes"). Each score is the mean, over
+// Head-type scores (README "What the numbers mean"). Each score is the mean, over
 // the query rows i where it is defined, of the attention mass row i puts on
 // its target keys:
 //   previous  key i-1                               rows i >= 1

@@ -2,7 +2,8 @@
 // (previous, first, self, induction, duplicate, fixed offset, entropy), the
 // uniform causal baseline, the per-model capture accumulator, corpus
 // statistics (Welford), the induction test sequence and its loss, and the
-// logit lens. Definitions are in attn.h and DESIGN.md "JSON shapes".
+// logit lens. Definitions are in attn.h and the README ("What the numbers
+// mean"; the stages: "How it fits together").
 #include "attn.h"
 #include <stdio.h>
 #include "simd/kernels.h"

@@ -1,4 +1,4 @@
-// attn_gguf.c - sections "errors" and "GGUF reader" of attn (see attn.c for
+// attn_gguf.c - section "GGUF reader" of attn (see attn.c for
 // the table of contents).
 //
 // The GGUF v3 reader maps the file and validates everything before anything
@@ -9,27 +9,12 @@
 #include "attn.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-// ---------------------------------------------------------------- errors
-
-static _Thread_local char err_buf[1024];
-
-const char *attn_errmsg(void) { return err_buf[0] ? err_buf : "unknown error"; }
-
-int attn_err(int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 // ---------------------------------------------------------------- types
 

@@ -4,6 +4,10 @@
 # prints lines "PASS <name>", "FAIL <name>: <why>" or "SKIP <name>: <why>";
 # anything else it prints is shown as it is. A test that exits non-zero
 # without a FAIL line counts as one failure.
+#
+# sh tests/run.sh TEST...  runs only the tests named. tests/t_aarch64.sh
+# (cross-build, then the tests under qemu: minutes) runs only when named, as
+# `make test-aarch64` does; otherwise it is reported as SKIP.
 cd "$(dirname "$0")/.." || exit 1
 B=${B:-build}
 ATTN=${ATTN:-./attn}
@@ -13,8 +17,15 @@ PY=/usr/bin/python3
 export PY
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for t in "$B"/tests/test_* tests/t_*.sh tests/t_*.py; do
-    [ -e "$t" ] || continue
+if [ $# -gt 0 ]; then named=1; else named=; set -- "$B"/tests/test_* tests/t_*.sh tests/t_*.py; fi
+for t in "$@"; do
+    [ -e "$t" ] || { [ -n "$named" ] && echo "FAIL $t: no such test" && echo 1 >>"$log.f"; continue; }
+    if [ "$t" = tests/t_aarch64.sh ] && [ -z "$named" ]; then
+        echo "== $t"
+        echo "   SKIP aarch64: its own target, make test-aarch64"
+        echo 1 >>"$log.s"
+        continue
+    fi
     case "$t" in
         *.sh) cmd="sh $t" ;;
         *.py) cmd="$PY $t" ;;

@@ -91,7 +91,8 @@ def mean(xs):
 
 
 def py_scores(p, ids):
-    """The DESIGN.md definitions, written independently of attn_analysis.c."""
+    """The definitions of attn.h (README "What the numbers mean"),
+    written independently of attn_analysis.c."""
     T = len(ids)
     rows = range(1, T)
     s = {"previous": mean([p[i][i - 1] for i in rows]),

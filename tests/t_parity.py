@@ -10,7 +10,7 @@ weights in a forward hook; logits come from passing targets.
 Golden cases (need only the standard library): tests/parity/goldens/, made by
 `make parity` from the same references.
 
-F32 bounds (DESIGN.md): attention <= 1e-5 absolute, logits <= 1e-4 relative to
+F32 bounds (README "Tested models"): attention <= 1e-5 absolute, logits <= 1e-4 relative to
 max |logit|. Lower-precision files are compared against the F32 run of the
 same model; see LOWP_BOUNDS.
 """

@@ -5,7 +5,7 @@ tokens must equal the reference's own argmax chain; every step's top-k
 probabilities, raw logits, entropy (bits), margin and tag must equal the
 values computed from the reference's float64 logits of the same prefix
 (1e-4; logits relative to the largest |logit|). Also: the JSON shape of
-DESIGN.md, sampling reproducible by seed, --top-p tiny = greedy, --attn files.
+`trace --format json`, sampling reproducible by seed, --top-p tiny = greedy, --attn files.
 Needs torch + numpy (/usr/bin/python3); prints SKIP without them.
 """
 import json
@@ -255,7 +255,7 @@ def main():
         if len(tj["labels"]) != N or tj["ids"][:len(prompt)] != prompt:
             errs.append("tokens.json: %d labels, ids %s" % (len(tj["labels"]), tj["ids"]))
         # heads.json: previous / first / self / induction over the generated rows only,
-        # recomputed here from attention.npy by the DESIGN.md definitions
+        # recomputed here from attention.npy by the definitions in attn.h
         with open(os.path.join(adir, "heads.json")) as f:
             hj = json.load(f)
         ids, P = tj["ids"], len(prompt)

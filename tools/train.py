@@ -258,7 +258,7 @@ def heldout_loss(model, val, T):
 
 
 def head_scores(att, ids):
-    """att: (L, H, T, T) one sequence; ids: (T,). Scores as in DESIGN.md (mean over defined rows)."""
+    """att: (L, H, T, T) one sequence; ids: (T,). Scores as in attn.h / README (mean over defined rows)."""
     L, H, T, _ = att.shape
     r = torch.arange(1, T)
     prev = att[:, :, r, r - 1].mean(-1)                 # (L, H)
