@@ -690,11 +690,11 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
     int n, rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
     if (!rc && n && !(t->norm_steps = calloc((size_t)n, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i]);
-    free(l);
+    free(l), l = NULL; // a failed step skips the next str_list, which would set l
     if (!rc) rc = str_list(f, "attn.tokenizer.pre", &l, &n);
     if (!rc && n && !(t->pre = calloc((size_t)n, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (int i = 0; !rc && i < n; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], l[i]);
-    free(l);
+    free(l), l = NULL;
     gguf_str ds;
     char f1[16];
     if (!rc && !gguf_get_str(f, "attn.tokenizer.decode_space", &ds)) {
