@@ -965,6 +965,11 @@ def _pb_fields(b, what):
     return out
 
 
+def is_count(v):
+    """A positive int; true and false are ints to Python but not counts."""
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
 def _int32(v):
     return v - (1 << 64) if v >= 1 << 63 else v
 
@@ -1534,7 +1539,7 @@ def map_nanogpt(sd, margs, path, rope):
     V, D = wte.shape
     L = 1 + max([int(k.split(".")[2]) for k in sd if k.startswith("transformer.h.")] or [-1])
     H = margs.get("n_head")
-    if not isinstance(H, int) or H <= 0 or D % H:
+    if not is_count(H) or D % H:
         fail(path, "model_args has no usable n_head (%r) for n_embd %d" % (H, D))
     if margs.get("n_layer", L) != L or margs.get("n_embd", D) != D:
         fail(path, "model_args (n_layer %s, n_embd %s) disagree with the tensors (%d layers, width %d)"
@@ -1553,7 +1558,7 @@ def map_nanogpt(sd, margs, path, rope):
         m.ext["attn.positions"] = "rope_" + rope[0]
         m.hp["rope.freq_base"] = float(rope[1] or margs.get("rope_theta") or margs.get("rope_base") or 10000.0)
         m.hp["rope.dimension_count"] = D // H
-    if not isinstance(ctx, int) or ctx <= 0:
+    if not is_count(ctx):
         fail(path, "model_args has no block_size")
     map_gpt2_blocks(m, sd, "transformer.", path, L, D, F, conv1d=False)
     for n in ("weight", "bias"):
@@ -1663,7 +1668,7 @@ def map_llama2c_ckpt(sd, margs, path):
     V, D = emb.shape
     L = 1 + max([int(k.split(".")[1]) for k in sd if k.startswith("layers.")] or [-1])
     H = margs.get("n_heads")
-    if not isinstance(H, int) or H <= 0 or D % H:
+    if not is_count(H) or D % H:
         fail(path, "model_args has no usable n_heads (%r)" % H)
     Hkv = margs.get("n_kv_heads") or H
     w1 = sd.get("layers.0.feed_forward.w1.weight")
@@ -2260,7 +2265,7 @@ def map_hf(folder):
 
     def need(*keys):
         for k in keys:
-            if isinstance(cfg.get(k), int) and cfg[k] > 0:
+            if is_count(cfg.get(k)):
                 return cfg[k]
         fail(os.path.join(folder, "config.json"), "missing %s" % keys[0])
 
