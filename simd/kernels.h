@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include "simd/quant.h"
 
 typedef struct {
     const char *name; // "scalar", "avx2", "avx512", "neon"
@@ -95,19 +97,10 @@ void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
                       1.589802146f, -0.6849140525f, 0.2197799981f, 0.3553099036f, 1.001627684f, -1.265570641f }
 
 // f16 / bf16 helpers shared by the kernels (exact conversions).
-static inline float attn_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) bits = sign;
-        else { // subnormal: normalise
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-    else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    union { uint32_t u; float f; } v = { bits };
-    return v.f;
+static inline float attn_f16_to_f32(uint16_t h) { // one home: attn_h2f in simd/quant.h
+    uint8_t b[2];
+    memcpy(b, &h, 2);
+    return attn_h2f(b);
 }
 static inline float attn_bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v = { (uint32_t)h << 16 };
