@@ -46,25 +46,25 @@ enum {
 // decoding: simd/quant.h.
 #include "simd/quant.h"
 
-typedef struct { const char *s; uint64_t len; } gguf_str; // not NUL-terminated
+typedef struct { const char *s; uint64_t len; } attn_gguf_str; // not NUL-terminated
 
 typedef struct {
-    gguf_str key;
+    attn_gguf_str key;
     uint32_t type;     // GGUF_*
     uint32_t arr_type; // element type when type == GGUF_ARRAY
     uint64_t n;        // number of elements when an array, else 1
     const uint8_t *data; // value (or first array element) inside the file
-} gguf_kv;
+} attn_gguf_kv;
 
 typedef struct {
-    gguf_str name;
+    attn_gguf_str name;
     uint32_t n_dims;
     uint64_t ne[4];     // ne[0] is the fastest-varying (columns), unused dims are 1
     uint32_t type;      // ATTN_* of simd/quant.h (others rejected at open)
     uint64_t offset;    // relative to the data section
     uint64_t nbytes;
     const uint8_t *data;
-} gguf_tensor;
+} attn_gguf_tensor;
 
 typedef struct {
     const uint8_t *base; // whole file (mmapped or caller's memory)
@@ -72,32 +72,32 @@ typedef struct {
     int mapped;          // 1 if base must be munmapped at close
     uint32_t version;
     uint64_t n_kv, n_tensors;
-    gguf_kv *kv;
-    gguf_tensor *tensors;
-    uint64_t *by_name;   // tensor indices in name order (gguf_find_tensor's binary search)
+    attn_gguf_kv *kv;
+    attn_gguf_tensor *tensors;
+    uint64_t *by_name;   // tensor indices in name order (attn_gguf_find_tensor's binary search)
     uint64_t alignment;
     char path[512];      // for messages
-} gguf_file;
+} attn_gguf_file;
 
 // Open and validate: header, every key/value, tensor directory, offsets,
 // alignment, types and sizes (no read past the end, no 64-bit overflow).
-int gguf_open(gguf_file *f, const char *path);
-int gguf_open_mem(gguf_file *f, const void *buf, size_t size, const char *name);
-void gguf_close(gguf_file *f);
-const gguf_kv *gguf_find(const gguf_file *f, const char *key);
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+int attn_gguf_open(attn_gguf_file *f, const char *path);
+int attn_gguf_open_mem(attn_gguf_file *f, const void *buf, size_t size, const char *name);
+void attn_gguf_close(attn_gguf_file *f);
+const attn_gguf_kv *attn_gguf_find(const attn_gguf_file *f, const char *key);
+const attn_gguf_tensor *attn_gguf_find_tensor(const attn_gguf_file *f, const char *name);
 // Typed getters: 0 and *out set if the key exists with a compatible type
 // (any integer type for u32/i64, f32 or f64 for f32), ATTN_EINPUT otherwise.
-int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out);
-int gguf_get_f32(const gguf_file *f, const char *key, float *out);
-int gguf_get_bool(const gguf_file *f, const char *key, int *out);
-int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
+int attn_gguf_get_i64(const attn_gguf_file *f, const char *key, int64_t *out);
+int attn_gguf_get_f32(const attn_gguf_file *f, const char *key, float *out);
+int attn_gguf_get_bool(const attn_gguf_file *f, const char *key, int *out);
+int attn_gguf_get_str(const attn_gguf_file *f, const char *key, attn_gguf_str *out);
 // Elements of an array value: strings filled into out[0..kv->n), numbers
 // converted to float/int32 (out NULL: only check the element type). Return
 // ATTN_EINPUT on a type mismatch.
-int gguf_arr_strs(const gguf_kv *kv, gguf_str *out);
-int gguf_arr_f32(const gguf_kv *kv, float *out);
-int gguf_arr_i32(const gguf_kv *kv, int32_t *out);
+int attn_gguf_arr_strs(const attn_gguf_kv *kv, attn_gguf_str *out);
+int attn_gguf_arr_f32(const attn_gguf_kv *kv, float *out);
+int attn_gguf_arr_i32(const attn_gguf_kv *kv, int32_t *out);
 // Size in bytes of a row of n elements of a tensor type (0 if unsupported or n
 // not a multiple of the block size).
 uint64_t attn_type_row_bytes(uint32_t type, uint64_t n);
@@ -120,7 +120,7 @@ typedef struct attn_tokenizer attn_tokenizer;
 // Build from the tokenizer.ggml.* keys of a GGUF file (pieces point into it).
 // A file without tokenizer.ggml.model gives an ATTN_TOK_NONE tokenizer of
 // n_vocab ids.
-int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab);
+int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_vocab);
 void attn_tokenizer_free(attn_tokenizer *t);
 attn_tok_kind attn_tokenizer_kind(const attn_tokenizer *t);
 int attn_tokenizer_n_vocab(const attn_tokenizer *t);
@@ -144,7 +144,7 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
 // parsing can produce; BOS/EOS are control tokens), else 0.
 int attn_token_is_special(const attn_tokenizer *t, int32_t id);
 // The raw vocabulary piece of an id (as stored, e.g. "Ġthe", "▁the", "<0x0A>").
-gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
+attn_gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id);
 // Readable labels for a sequence of ids: the text each token stands for, not
 // Ġ/▁. Every space (U+0020) is shown as "·" (U+00B7); \n \t \r are escaped
 // as such, other C0 controls and DEL as \xNN, C1 controls and U+2028/U+2029 as
@@ -279,7 +279,7 @@ typedef struct attn_model {
     attn_config cfg;
     char name[128];        // general.name or the file name
     char path[512];
-    gguf_file file;
+    attn_gguf_file file;
     attn_tensor tok_embd;  // (V, D)
     attn_tensor pos_embd;  // (n_ctx, D) when learned positions
     attn_tensor out_norm, out_norm_b; // (D)

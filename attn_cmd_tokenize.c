@@ -26,7 +26,7 @@ static const char *HELP =
     "split over byte tokens on its first token, the others as \"\xE2\x80\xA6\".\n";
 
 typedef struct {
-    gguf_file file;
+    attn_gguf_file file;
     attn_tokenizer *tok;
     int open;
 } tok_src;
@@ -35,16 +35,16 @@ typedef struct {
 static int open_tokenizer(const cli_opts *o, tok_src *s) {
     int rc;
     if (o->n_models > 1) return attn_err(ATTN_EINPUT, "tokenize: give one model (-m FILE), not %d", o->n_models);
-    if (o->n_models) rc = gguf_open(&s->file, o->models[0]);
+    if (o->n_models) rc = attn_gguf_open(&s->file, o->models[0]);
     else {
         size_t n;
         const void *data = attn_builtin_data(&n);
         if (!data) return attn_err(ATTN_EINPUT, "no model: this build has no built-in model; give one with -m FILE.gguf");
-        rc = gguf_open_mem(&s->file, data, n, "built-in");
+        rc = attn_gguf_open_mem(&s->file, data, n, "built-in");
     }
     if (rc) return rc;
     s->open = 1;
-    const gguf_tensor *emb = gguf_find_tensor(&s->file, "token_embd.weight");
+    const attn_gguf_tensor *emb = attn_gguf_find_tensor(&s->file, "token_embd.weight");
     int n_vocab = emb && emb->n_dims == 2 && emb->ne[1] < (1 << 24) ? (int)emb->ne[1] : 0;
     return attn_tokenizer_load(&s->tok, &s->file, n_vocab);
 }
@@ -132,7 +132,7 @@ static int parse_id_list(const char *s, int32_t **ids, int *n) {
 }
 
 // A vocabulary piece for display: controls escaped, the rest as stored.
-static void piece_text(gguf_str p, char *out, size_t cap) {
+static void piece_text(attn_gguf_str p, char *out, size_t cap) {
     size_t o = 0;
     for (size_t i = 0; i < p.len && o + 8 < cap; i++) {
         unsigned char c = (unsigned char)p.s[i];
@@ -168,7 +168,7 @@ static int print_table(const attn_tokenizer *t, const char *name, const int32_t 
         attn_json_str(stdout, name);
         printf(", \"n_tokens\": %d, \"tokens\": [", n);
         for (int i = 0; i < n; i++) {
-            gguf_str p = attn_token_piece(t, ids[i]);
+            attn_gguf_str p = attn_token_piece(t, ids[i]);
             char raw[256];
             snprintf(raw, sizeof raw, "%.*s", (int)(p.len < 255 ? p.len : 255), p.s);
             printf("%s\n  {\"pos\": %d, \"id\": %d, \"piece\": ", i ? "," : "", i, (int)ids[i]);
@@ -249,7 +249,7 @@ done:
     free(text);
     free(ids);
     attn_tokenizer_free(s.tok);
-    if (s.open) gguf_close(&s.file);
+    if (s.open) attn_gguf_close(&s.file);
     if (rc) return cli_fail_rc(rc);
     return 0; // main() reports a failed write to stdout (exit 1)
 }

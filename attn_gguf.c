@@ -58,7 +58,7 @@ const char *attn_type_name(uint32_t type) {
 // A cursor over the mapped bytes; every read is bounds-checked.
 typedef struct {
     const uint8_t *p, *end;
-    const gguf_file *f;
+    const attn_gguf_file *f;
 } cursor;
 
 static int need(cursor *c, uint64_t n, const char *what) {
@@ -82,7 +82,7 @@ static int rd_u64(cursor *c, uint64_t *v, const char *what) {
     return 0;
 }
 
-static int rd_str(cursor *c, gguf_str *s, const char *what) {
+static int rd_str(cursor *c, attn_gguf_str *s, const char *what) {
     uint64_t n;
     if (rd_u64(c, &n, what) || need(c, n, what)) return ATTN_EINPUT;
     s->s = (const char *)c->p;
@@ -102,17 +102,17 @@ static uint64_t scalar_size(uint32_t t) {
     }
 }
 
-static int gstreq(gguf_str a, const char *b) {
+static int gstreq(attn_gguf_str a, const char *b) {
     size_t n = strlen(b);
     return a.len == n && memcmp(a.s, b, n) == 0;
 }
 
 // Parse one value of type t at the cursor into kv (data, n, arr_type).
-static int rd_value(cursor *c, gguf_kv *kv, const char *key) {
+static int rd_value(cursor *c, attn_gguf_kv *kv, const char *key) {
     kv->data = c->p;
     kv->n = 1;
     if (kv->type == GGUF_STRING) {
-        gguf_str s;
+        attn_gguf_str s;
         return rd_str(c, &s, key);
     }
     if (kv->type == GGUF_ARRAY) {
@@ -128,7 +128,7 @@ static int rd_value(cursor *c, gguf_kv *kv, const char *key) {
                 return attn_err(ATTN_EINPUT, "%s: key '%s': array of %llu strings is larger than the file",
                                 c->f->path, key, (unsigned long long)n);
             for (uint64_t i = 0; i < n; i++) {
-                gguf_str s;
+                attn_gguf_str s;
                 if (rd_str(c, &s, key)) return ATTN_EINPUT;
             }
             return 0;
@@ -150,19 +150,19 @@ static int rd_value(cursor *c, gguf_kv *kv, const char *key) {
     return 0;
 }
 
-static void key_cstr(gguf_str s, char *buf, size_t n) {
+static void key_cstr(attn_gguf_str s, char *buf, size_t n) {
     size_t m = s.len < n - 1 ? (size_t)s.len : n - 1;
     for (size_t i = 0; i < m; i++) buf[i] = (s.s[i] >= 32 && s.s[i] < 127) ? s.s[i] : '?';
     buf[m] = 0;
 }
 
 // Names in byte order (shorter first on a common prefix).
-static int name_cmp(gguf_str a, gguf_str b) {
+static int name_cmp(attn_gguf_str a, attn_gguf_str b) {
     int c = memcmp(a.s, b.s, a.len < b.len ? (size_t)a.len : (size_t)b.len);
     return c ? c : (a.len > b.len) - (a.len < b.len);
 }
 
-typedef struct { gguf_str name; uint64_t i; } named;
+typedef struct { attn_gguf_str name; uint64_t i; } named;
 static int named_cmp(const void *a, const void *b) {
     const named *x = a, *y = b;
     int c = name_cmp(x->name, y->name);
@@ -170,9 +170,9 @@ static int named_cmp(const void *a, const void *b) {
 }
 
 // f->by_name: the tensors sorted by name, so that a duplicate name is found
-// and gguf_find_tensor answers in O(log n) (a file of 100k tensors took half
+// and attn_gguf_find_tensor answers in O(log n) (a file of 100k tensors took half
 // a minute with pairwise checks).
-static int sort_names(gguf_file *f) {
+static int sort_names(attn_gguf_file *f) {
     uint64_t n = f->n_tensors;
     named *v = malloc((n ? n : 1) * sizeof *v);
     f->by_name = malloc((n ? n : 1) * sizeof *f->by_name);
@@ -192,7 +192,7 @@ static int sort_names(gguf_file *f) {
     return 0;
 }
 
-static int parse(gguf_file *f) {
+static int parse(attn_gguf_file *f) {
     cursor c = { f->base, f->base + f->size, f };
     if (f->size < 4 || memcmp(f->base, "GGUF", 4) != 0)
         return attn_err(ATTN_EINPUT, "%s: not a GGUF file (bad magic)", f->path);
@@ -216,7 +216,7 @@ static int parse(gguf_file *f) {
     char key[128];
     f->alignment = 32;
     for (uint64_t i = 0; i < f->n_kv; i++) {
-        gguf_kv *kv = &f->kv[i];
+        attn_gguf_kv *kv = &f->kv[i];
         if (rd_str(&c, &kv->key, "key name") || rd_u32(&c, &kv->type, "key type")) return ATTN_EINPUT;
         key_cstr(kv->key, key, sizeof key);
         if (rd_value(&c, kv, key)) return ATTN_EINPUT;
@@ -229,7 +229,7 @@ static int parse(gguf_file *f) {
         }
     }
     for (uint64_t i = 0; i < f->n_tensors; i++) {
-        gguf_tensor *t = &f->tensors[i];
+        attn_gguf_tensor *t = &f->tensors[i];
         if (rd_str(&c, &t->name, "tensor name") || rd_u32(&c, &t->n_dims, "tensor dims")) return ATTN_EINPUT;
         key_cstr(t->name, key, sizeof key);
         if (t->n_dims < 1 || t->n_dims > 4)
@@ -265,7 +265,7 @@ static int parse(gguf_file *f) {
         return attn_err(ATTN_EINPUT, "%s: truncated file: no tensor data section", f->path);
     uint64_t data_size = off <= f->size ? f->size - off : 0;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
-        gguf_tensor *t = &f->tensors[i];
+        attn_gguf_tensor *t = &f->tensors[i];
         key_cstr(t->name, key, sizeof key);
         if (t->offset % f->alignment)
             return attn_err(ATTN_EINPUT, "%s: tensor '%s': data offset %llu is not aligned to %llu",
@@ -278,17 +278,17 @@ static int parse(gguf_file *f) {
     return sort_names(f);
 }
 
-int gguf_open_mem(gguf_file *f, const void *buf, size_t size, const char *name) {
+int attn_gguf_open_mem(attn_gguf_file *f, const void *buf, size_t size, const char *name) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", name);
     f->base = buf;
     f->size = size;
     int rc = parse(f);
-    if (rc) gguf_close(f);
+    if (rc) attn_gguf_close(f);
     return rc;
 }
 
-int gguf_open(gguf_file *f, const char *path) {
+int attn_gguf_open(attn_gguf_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
     // O_NONBLOCK: opening a FIFO with no writer must not hang (refused below)
@@ -310,11 +310,11 @@ int gguf_open(gguf_file *f, const char *path) {
     f->size = (size_t)st.st_size;
     f->mapped = 1;
     int rc = parse(f);
-    if (rc) gguf_close(f);
+    if (rc) attn_gguf_close(f);
     return rc;
 }
 
-void gguf_close(gguf_file *f) {
+void attn_gguf_close(attn_gguf_file *f) {
     if (f->mapped && f->base) munmap((void *)f->base, f->size);
     free(f->kv);
     free(f->tensors);
@@ -328,18 +328,18 @@ void gguf_close(gguf_file *f) {
 
 // ---------------------------------------------------------------- lookups
 
-const gguf_kv *gguf_find(const gguf_file *f, const char *key) {
+const attn_gguf_kv *attn_gguf_find(const attn_gguf_file *f, const char *key) {
     for (uint64_t i = 0; i < f->n_kv; i++)
         if (gstreq(f->kv[i].key, key)) return &f->kv[i];
     return NULL;
 }
 
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
-    gguf_str want = { name, strlen(name) };
+const attn_gguf_tensor *attn_gguf_find_tensor(const attn_gguf_file *f, const char *name) {
+    attn_gguf_str want = { name, strlen(name) };
     if (!f->by_name) return NULL;
     for (uint64_t lo = 0, hi = f->n_tensors; lo < hi;) { // binary search of the sorted names
         uint64_t mid = lo + (hi - lo) / 2;
-        const gguf_tensor *t = &f->tensors[f->by_name[mid]];
+        const attn_gguf_tensor *t = &f->tensors[f->by_name[mid]];
         int c = name_cmp(t->name, want);
         if (!c) return t;
         if (c < 0) lo = mid + 1;
@@ -376,15 +376,15 @@ static int is_int_type(uint32_t t) {
            t == GGUF_I32 || t == GGUF_U64 || t == GGUF_I64;
 }
 
-int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out) {
-    const gguf_kv *kv = gguf_find(f, key);
+int attn_gguf_get_i64(const attn_gguf_file *f, const char *key, int64_t *out) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, key);
     double d;
     if (!kv || !is_int_type(kv->type)) return ATTN_EINPUT;
     return num_at(kv->type, kv->data, out, &d);
 }
 
-int gguf_get_f32(const gguf_file *f, const char *key, float *out) {
-    const gguf_kv *kv = gguf_find(f, key);
+int attn_gguf_get_f32(const attn_gguf_file *f, const char *key, float *out) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, key);
     int64_t i;
     double d;
     if (!kv || (kv->type != GGUF_F32 && kv->type != GGUF_F64)) return ATTN_EINPUT;
@@ -393,8 +393,8 @@ int gguf_get_f32(const gguf_file *f, const char *key, float *out) {
     return 0;
 }
 
-int gguf_get_bool(const gguf_file *f, const char *key, int *out) {
-    const gguf_kv *kv = gguf_find(f, key);
+int attn_gguf_get_bool(const attn_gguf_file *f, const char *key, int *out) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, key);
     if (!kv || (kv->type != GGUF_BOOL && !is_int_type(kv->type))) return ATTN_EINPUT;
     int64_t i;
     double d;
@@ -403,8 +403,8 @@ int gguf_get_bool(const gguf_file *f, const char *key, int *out) {
     return 0;
 }
 
-int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out) {
-    const gguf_kv *kv = gguf_find(f, key);
+int attn_gguf_get_str(const attn_gguf_file *f, const char *key, attn_gguf_str *out) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, key);
     if (!kv || kv->type != GGUF_STRING) return ATTN_EINPUT;
     uint64_t n;
     memcpy(&n, kv->data, 8);
@@ -413,7 +413,7 @@ int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out) {
     return 0;
 }
 
-int gguf_arr_strs(const gguf_kv *kv, gguf_str *out) {
+int attn_gguf_arr_strs(const attn_gguf_kv *kv, attn_gguf_str *out) {
     if (kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING) return ATTN_EINPUT;
     const uint8_t *p = kv->data; // validated at open
     for (uint64_t i = 0; i < kv->n; i++) {
@@ -427,7 +427,7 @@ int gguf_arr_strs(const gguf_kv *kv, gguf_str *out) {
 }
 
 // Elements of a numeric array as float (f) or int32 (i), whichever is non-NULL.
-static int arr_numbers(const gguf_kv *kv, float *f, int32_t *i32) {
+static int arr_numbers(const attn_gguf_kv *kv, float *f, int32_t *i32) {
     uint64_t es = scalar_size(kv->arr_type);
     for (uint64_t i = 0; (f || i32) && i < kv->n; i++) {
         int64_t iv;
@@ -439,12 +439,12 @@ static int arr_numbers(const gguf_kv *kv, float *f, int32_t *i32) {
     return 0;
 }
 
-int gguf_arr_f32(const gguf_kv *kv, float *out) {
+int attn_gguf_arr_f32(const attn_gguf_kv *kv, float *out) {
     if (kv->type != GGUF_ARRAY || !scalar_size(kv->arr_type) || kv->arr_type == GGUF_BOOL) return ATTN_EINPUT;
     return arr_numbers(kv, out, NULL);
 }
 
-int gguf_arr_i32(const gguf_kv *kv, int32_t *out) {
+int attn_gguf_arr_i32(const attn_gguf_kv *kv, int32_t *out) {
     if (kv->type != GGUF_ARRAY || !is_int_type(kv->arr_type)) return ATTN_EINPUT;
     return arr_numbers(kv, NULL, out);
 }

@@ -35,7 +35,7 @@ static void *own(attn_model *m, size_t n) {
 
 typedef struct {
     attn_model *m;
-    const gguf_file *f;
+    const attn_gguf_file *f;
     const char *arch;           // general.architecture, the prefix of its keys
     const attn_arch_info *info;
     char key[160];
@@ -47,7 +47,7 @@ static int key_int(loader *L, const char *suffix, int required, int dflt, int *o
     char key[128];
     snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
     int64_t v;
-    if (gguf_get_i64(L->f, key, &v) != 0) {
+    if (attn_gguf_get_i64(L->f, key, &v) != 0) {
         if (required) return attn_err(ATTN_EINPUT, "%s: missing key '%s'", L->f->path, key);
         *out = dflt;
         return 0;
@@ -61,21 +61,21 @@ static float key_float(loader *L, const char *suffix, float dflt) {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", L->arch, suffix);
     float v;
-    return gguf_get_f32(L->f, key, &v) == 0 ? v : dflt;
+    return attn_gguf_get_f32(L->f, key, &v) == 0 ? v : dflt;
 }
 
 // A boolean key of the architecture, dflt if absent.
 static int key_bool(loader *L, const char *suffix, int dflt) {
     snprintf(L->key, sizeof L->key, "%s.%s", L->arch, suffix);
     int v;
-    return gguf_get_bool(L->f, L->key, &v) == 0 ? v : dflt;
+    return attn_gguf_get_bool(L->f, L->key, &v) == 0 ? v : dflt;
 }
 
 // An attn.* string switch: index of the value in names[], dflt if absent.
 static int key_switch(loader *L, const char *key, const char *const *names, int n, int dflt, int *out) {
-    gguf_str s;
+    attn_gguf_str s;
     *out = dflt;
-    if (gguf_get_str(L->f, key, &s) != 0) return 0;
+    if (attn_gguf_get_str(L->f, key, &s) != 0) return 0;
     for (int i = 0; i < n; i++)
         if (s.len == strlen(names[i]) && !memcmp(s.s, names[i], s.len)) {
             *out = i;
@@ -99,8 +99,8 @@ static int check_floats(loader *L) {
 
 static int read_arch(loader *L) {
     attn_config *c = &L->m->cfg;
-    gguf_str a;
-    if (gguf_get_str(L->f, "general.architecture", &a) != 0)
+    attn_gguf_str a;
+    if (attn_gguf_get_str(L->f, "general.architecture", &a) != 0)
         return attn_err(ATTN_EINPUT, "%s: missing key 'general.architecture'", L->f->path);
     L->info = attn_arch_find(a.s, a.len);
     if (!L->info) {
@@ -133,7 +133,7 @@ static int read_sizes(loader *L) {
         return attn_err(ATTN_EINPUT, "%s: key length %d and value length %d differ (attn needs one head size)",
                         L->f->path, c->head_dim, vlen);
     snprintf(L->key, sizeof L->key, "%s.attention.key_length", L->arch);
-    if (c->n_head * c->head_dim != c->n_embd && !gguf_find(L->f, L->key))
+    if (c->n_head * c->head_dim != c->n_embd && !attn_gguf_find(L->f, L->key))
         return attn_err(ATTN_EINPUT, "%s: embedding length %d is not a multiple of the head count %d",
                         L->f->path, c->n_embd, c->n_head);
     if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv)
@@ -168,7 +168,7 @@ static int read_switches(loader *L) {
     c->swa_window = gemma2 ? 4096 : 0;
     int64_t w; // 0 is allowed: Phi-4 (a phi3 file) has no window
     snprintf(L->key, sizeof L->key, "%s.attention.sliding_window", L->arch);
-    if (a->swa_every && gguf_get_i64(L->f, L->key, &w) == 0) {
+    if (a->swa_every && attn_gguf_get_i64(L->f, L->key, &w) == 0) {
         if (w < 0 || w > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: key '%s' = %lld is out of range", L->f->path, L->key, (long long)w);
         c->swa_window = (int)w;
     }
@@ -190,9 +190,9 @@ static int read_rope(loader *L) {
     if ((rope || given) && (c->rope_dims > c->head_dim || c->rope_dims % 2))
         return attn_err(ATTN_EINPUT, "%s: rope.dimension_count %d must be even and <= head size %d",
                         L->f->path, c->rope_dims, c->head_dim);
-    gguf_str t = { "linear", 6 };
+    attn_gguf_str t = { "linear", 6 };
     snprintf(L->key, sizeof L->key, "%s.rope.scaling.type", L->arch);
-    gguf_get_str(L->f, L->key, &t);
+    attn_gguf_get_str(L->f, L->key, &t);
     if (!(t.len == 6 && !memcmp(t.s, "linear", 6)) && !(t.len == 4 && !memcmp(t.s, "none", 4))) {
         return attn_err(ATTN_EINPUT, "%s: rope scaling '%.*s' is not supported (attn reads none and linear)",
                         L->f->path, (int)(t.len > 64 ? 64 : t.len), t.s);
@@ -200,7 +200,7 @@ static int read_rope(loader *L) {
     float f = key_float(L, "rope.scaling.factor", key_float(L, "rope.scale_linear", 0.0f));
     if (!(isfinite(f) && f >= 0)) return attn_err(ATTN_EINPUT, "%s: rope scaling factor must be finite and positive", L->f->path);
     c->rope_scale = f == 0 || (t.len == 4) ? 1.0f : 1.0f / f;
-    if (gguf_find_tensor(L->f, "rope_factors_long.weight") || gguf_find_tensor(L->f, "rope_factors_short.weight"))
+    if (attn_gguf_find_tensor(L->f, "rope_factors_long.weight") || attn_gguf_find_tensor(L->f, "rope_factors_short.weight"))
         return attn_err(ATTN_EINPUT, "%s: LongRoPE factors (rope_factors_long/short) are not supported", L->f->path);
     return check_floats(L);
 }
@@ -216,7 +216,7 @@ static int read_config(loader *L) {
 // otherwise). Missing and optional: t zeroed, 0 returned.
 static int get_tensor(loader *L, const char *name, int rows, int cols, int required, attn_tensor *t) {
     memset(t, 0, sizeof *t);
-    const gguf_tensor *g = gguf_find_tensor(L->f, name);
+    const attn_gguf_tensor *g = attn_gguf_find_tensor(L->f, name);
     if (!g) return required ? attn_err(ATTN_EINPUT, "%s: missing tensor '%s'", L->f->path, name) : 0;
     int want_dims = rows ? 2 : 1;
     int ok = g->ne[0] == (uint64_t)cols && g->ne[2] == 1 && g->ne[3] == 1 &&
@@ -245,7 +245,7 @@ static int get_tensor(loader *L, const char *name, int rows, int cols, int requi
 static int layer_qkv(loader *L, int l, uint32_t *req, uint32_t *opt) {
     char n[96];
     snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l);
-    int fused = gguf_find_tensor(L->f, n) != NULL, allow = L->info->qkv;
+    int fused = attn_gguf_find_tensor(L->f, n) != NULL, allow = L->info->qkv;
     if (allow == 1) fused = 1;
     if (allow == 2) fused = 0;
     if (l == 0) L->m->cfg.fused_qkv = fused;
@@ -285,10 +285,10 @@ static int get_layer(loader *L, int l) {
 }
 
 static int count_params(attn_model *m) {
-    const gguf_file *f = &m->file;
+    const attn_gguf_file *f = &m->file;
     m->n_params = 0;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
-        const gguf_tensor *t = &f->tensors[i];
+        const attn_gguf_tensor *t = &f->tensors[i];
         m->n_params += (int64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
     }
     return 0;
@@ -301,7 +301,7 @@ static int load_from_file(attn_model *m) {
         return attn_err(ATTN_EINPUT, "%s: no tensors (a vocabulary-only file has no model)", m->file.path);
     if (read_config(&L)) return ATTN_EINPUT;
     attn_config *c = &m->cfg;
-    const gguf_tensor *emb = gguf_find_tensor(&m->file, "token_embd.weight");
+    const attn_gguf_tensor *emb = attn_gguf_find_tensor(&m->file, "token_embd.weight");
     if (!emb) return attn_err(ATTN_EINPUT, "%s: missing tensor 'token_embd.weight' (a vocabulary-only file has no model)", m->file.path);
     if (emb->ne[1] > (1 << 24)) return attn_err(ATTN_EINPUT, "%s: vocabulary of %llu tokens is too large", m->file.path, (unsigned long long)emb->ne[1]);
     c->n_vocab = (int)emb->ne[1];
@@ -326,7 +326,7 @@ static int load_from_file(attn_model *m) {
     for (uint64_t l = 0; (uint64_t)c->n_layer > m->file.n_tensors && l <= m->file.n_tensors; l++) {
         char n[64];
         snprintf(n, sizeof n, "blk.%llu.attn_norm.weight", (unsigned long long)l);
-        if (!gguf_find_tensor(&m->file, n))
+        if (!attn_gguf_find_tensor(&m->file, n))
             return attn_err(ATTN_EINPUT, "%s: missing tensor '%s' (block_count is %d)", m->file.path, n, c->n_layer);
     }
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
@@ -334,9 +334,9 @@ static int load_from_file(attn_model *m) {
     for (int l = 0; l < c->n_layer; l++)
         if (get_layer(&L, l)) return ATTN_EINPUT;
     count_params(m);
-    gguf_str s;
+    attn_gguf_str s;
     // the name is shown in tables, titles and terminals: no control characters
-    if (gguf_get_str(&m->file, "general.name", &s) == 0 && s.len)
+    if (attn_gguf_get_str(&m->file, "general.name", &s) == 0 && s.len)
         attn_escape(m->name, 121, s.s, s.len);
     else {
         const char *b = strrchr(m->path, '/');
@@ -365,7 +365,7 @@ int attn_model_load(attn_model **out, const char *path) {
     attn_model *m = calloc(1, sizeof *m);
     if (!m) return attn_err(ATTN_EFAIL, "out of memory");
     snprintf(m->path, sizeof m->path, "%s", path);
-    int rc = gguf_open(&m->file, path);
+    int rc = attn_gguf_open(&m->file, path);
     if (!rc) rc = load_from_file(m);
     return finish_load(m, rc, out);
 }
@@ -374,7 +374,7 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
     attn_model *m = calloc(1, sizeof *m);
     if (!m) return attn_err(ATTN_EFAIL, "out of memory");
     snprintf(m->path, sizeof m->path, "%s", name);
-    int rc = gguf_open_mem(&m->file, buf, size, name);
+    int rc = attn_gguf_open_mem(&m->file, buf, size, name);
     if (!rc) rc = load_from_file(m);
     return finish_load(m, rc, out);
 }
@@ -384,7 +384,7 @@ void attn_model_free(attn_model *m) {
     // a random model borrows its tokenizer and file from the model it imitates
     if (m->file.base) {
         attn_tokenizer_free(m->tok);
-        gguf_close(&m->file);
+        attn_gguf_close(&m->file);
     }
     free(m->layers);
     for (owned_block *b = m->owned; b;) {

@@ -58,7 +58,7 @@ struct attn_tokenizer {
     attn_tok_kind kind;
     int n_tok;              // pieces in the vocabulary
     int n_vocab;            // ids the model has (>= n_tok)
-    gguf_str *piece;        // [n_tok] pointing into the GGUF file
+    attn_gguf_str *piece;        // [n_tok] pointing into the GGUF file
     float *score;           // [n_tok] SentencePiece merge scores
     uint8_t *type;          // [n_tok] TT_*
     char *text;             // bytes each token adds to decoded text, concatenated
@@ -375,7 +375,7 @@ static const merge_slot *merge_find(const attn_tokenizer *t, int32_t a, int32_t 
 
 // ---------------------------------------------------------------- load
 
-static int parse_byte_piece(gguf_str p) { // "<0xNN>" -> NN, else -1
+static int parse_byte_piece(attn_gguf_str p) { // "<0xNN>" -> NN, else -1
     static const char hex[] = "0123456789ABCDEF";
     if (p.len != 6 || memcmp(p.s, "<0x", 3) || p.s[5] != '>') return -1;
     const char *h = strchr(hex, p.s[3]), *l = strchr(hex, p.s[4]);
@@ -386,21 +386,21 @@ static int parse_byte_piece(gguf_str p) { // "<0xNN>" -> NN, else -1
 static int mergeable(int type) { return type == TT_NORMAL || type == TT_USER || type == TT_UNUSED; }
 
 // Optional special id key; absent: the id of piece dflt (or -1).
-static int special_id(const attn_tokenizer *t, const gguf_file *f, const char *key, const char *dflt) {
+static int special_id(const attn_tokenizer *t, const attn_gguf_file *f, const char *key, const char *dflt) {
     int64_t v;
-    if (!gguf_get_i64(f, key, &v)) return v >= 0 && v < t->n_tok ? (int)v : -1;
+    if (!attn_gguf_get_i64(f, key, &v)) return v >= 0 && v < t->n_tok ? (int)v : -1;
     return dflt ? piece_find(t, dflt, strlen(dflt)) : -1;
 }
 
-static int load_merges(attn_tokenizer *t, const gguf_file *f) {
-    const gguf_kv *kv = gguf_find(f, "tokenizer.ggml.merges");
+static int load_merges(attn_tokenizer *t, const attn_gguf_file *f) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, "tokenizer.ggml.merges");
     if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING)
         return attn_err(ATTN_EINPUT, "tokenizer: gpt2 vocabulary without tokenizer.ggml.merges");
     uint64_t n = kv->n;
     if (n > (1u << 28)) return attn_err(ATTN_EINPUT, "tokenizer: %llu merges is too many", (unsigned long long)n);
-    gguf_str *m = malloc((n ? n : 1) * sizeof *m);
+    attn_gguf_str *m = malloc((n ? n : 1) * sizeof *m);
     if (!m) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    gguf_arr_strs(kv, m);
+    attn_gguf_arr_strs(kv, m);
     t->merge_bits = 4;
     while ((1ull << t->merge_bits) < 2 * n) t->merge_bits++;
     size_t cap = (size_t)1 << t->merge_bits, maxlen = 0;
@@ -434,7 +434,7 @@ static int load_merges(attn_tokenizer *t, const gguf_file *f) {
 
 // The bytes token id adds to decoded text (see struct attn_tokenizer.text).
 static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp, sbuf *b) {
-    gguf_str p = t->piece[id];
+    attn_gguf_str p = t->piece[id];
     int type = t->type[id];
     if (t->kind == ATTN_TOK_GPT2 && type != TT_CONTROL && type != TT_USER) {
         for (size_t i = 0; i < p.len;) {
@@ -517,7 +517,7 @@ static const struct {
 };
 
 // Compile the Split patterns of tokenizer.ggml.pre value pre; unknown: bad_pre.
-static int pre_setup(attn_tokenizer *t, gguf_str pre) {
+static int pre_setup(attn_tokenizer *t, attn_gguf_str pre) {
     char key[72];
     snprintf(key, sizeof key, " %.*s ", (int)(pre.len < 64 ? pre.len : 64), pre.s);
     if (!strcmp(key, " gpt-2 ") || !strcmp(key, " default ")) return 0; // gpt2_pretoken
@@ -545,7 +545,7 @@ static int spec_kind(const attn_tokenizer *t, int id) {
 }
 
 static unsigned spec_key(const attn_tokenizer *t, int id) {
-    gguf_str p = t->piece[id];
+    attn_gguf_str p = t->piece[id];
     return (unsigned)(uint8_t)p.s[0] << 8 | (p.len > 1 ? (uint8_t)p.s[1] : 0);
 }
 
@@ -586,7 +586,7 @@ static int special_at(const attn_tokenizer *t, const char *s, size_t len, size_t
         unsigned k = (unsigned)(uint8_t)s[pos] << 8 | (two ? (uint8_t)s[pos + 1] : 0);
         for (int i = t->spec_first[k]; i < t->spec_first[k + 1]; i++) {
             int id = t->spec[i];
-            gguf_str p = t->piece[id];
+            attn_gguf_str p = t->piece[id];
             if ((size_t)p.len > len - pos || memcmp(p.s, s + pos, p.len) || (!two && p.len != 1)) continue;
             if (t->parse_special || t->type[id] == TT_USER) return id;
         }
@@ -606,7 +606,7 @@ static int special_at(const attn_tokenizer *t, const char *s, size_t len, size_t
 //   attn.tokenizer.wordpiece_prefix ("##"), .wordpiece_max_chars (100)
 
 // Field i (0-based) of a tab-separated step, NUL-terminated into buf.
-static const char *field(gguf_str s, int i, char *buf, size_t cap) {
+static const char *field(attn_gguf_str s, int i, char *buf, size_t cap) {
     size_t a = 0;
     for (int k = 0; k < i; k++) {
         const char *tab = memchr(s.s + a, '\t', s.len - a);
@@ -621,11 +621,11 @@ static const char *field(gguf_str s, int i, char *buf, size_t cap) {
     return buf;
 }
 
-static int bad_step(const char *key, gguf_str s) {
+static int bad_step(const char *key, attn_gguf_str s) {
     return attn_err(ATTN_EINPUT, "tokenizer: %s step '%.*s' is not supported", key, (int)(s.len < 60 ? s.len : 60), s.s);
 }
 
-static int norm_step_load(norm_step *st, gguf_str s) {
+static int norm_step_load(norm_step *st, attn_gguf_str s) {
     static const char *const forms[] = {"", "NFD", "NFKD", "NFC", "NFKC"};
     char f0[16], f1[4096], f2[64];
     if (!field(s, 0, f0, sizeof f0)) return bad_step("attn.tokenizer.normalizer", s);
@@ -645,7 +645,7 @@ static int norm_step_load(norm_step *st, gguf_str s) {
     return bad_step("attn.tokenizer.normalizer", s);
 }
 
-static int pre_step_load(pre_step *st, gguf_str s) {
+static int pre_step_load(pre_step *st, attn_gguf_str s) {
     static const char *const behaviors[] = {"removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"};
     static const char *const schemes[] = {"always", "first", "never"};
     char f0[16], f1[64], f2[32], f3[4096];
@@ -667,26 +667,26 @@ static int pre_step_load(pre_step *st, gguf_str s) {
 }
 
 // A string or string-array key as a list of strings (*n = 0 if absent).
-static int str_list(const gguf_file *f, const char *key, gguf_str **out, int *n) {
-    const gguf_kv *kv = gguf_find(f, key);
+static int str_list(const attn_gguf_file *f, const char *key, attn_gguf_str **out, int *n) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, key);
     *out = NULL, *n = 0;
     if (!kv) return 0;
     if (kv->type == GGUF_STRING) {
         if (!(*out = malloc(sizeof **out))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-        gguf_get_str(f, key, *out);
+        attn_gguf_get_str(f, key, *out);
         *n = 1;
         return 0;
     }
     if (kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n > 64)
         return attn_err(ATTN_EINPUT, "tokenizer: %s is not a string or a short string array", key);
     if (!(*out = malloc((kv->n + 1) * sizeof **out))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    gguf_arr_strs(kv, *out);
+    attn_gguf_arr_strs(kv, *out);
     *n = (int)kv->n;
     return 0;
 }
 
-static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
-    gguf_str *l;
+static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
+    attn_gguf_str *l;
     int n, rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
     if (!rc && n && !(t->norm_steps = calloc((size_t)n, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i]);
@@ -695,20 +695,20 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
     if (!rc && n && !(t->pre = calloc((size_t)n, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (int i = 0; !rc && i < n; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], l[i]);
     free(l), l = NULL;
-    gguf_str ds;
+    attn_gguf_str ds;
     char f1[16];
-    if (!rc && !gguf_get_str(f, "attn.tokenizer.decode_space", &ds)) {
+    if (!rc && !attn_gguf_get_str(f, "attn.tokenizer.decode_space", &ds)) {
         if (!field(ds, 0, t->dec_space, sizeof t->dec_space)) rc = bad_step("attn.tokenizer.decode_space", ds);
         t->dec_strip_first = field(ds, 1, f1, sizeof f1) && !strcmp(f1, "strip_first");
     }
     int v;
-    if (!gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
-    gguf_str wp;
+    if (!attn_gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
+    attn_gguf_str wp;
     strcpy(t->wp_prefix, "##");
-    if (!gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &wp) && wp.len < sizeof t->wp_prefix)
+    if (!attn_gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &wp) && wp.len < sizeof t->wp_prefix)
         snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)wp.len, wp.s);
     int64_t mc;
-    t->wp_max_chars = !gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
+    t->wp_max_chars = !attn_gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
     if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
     if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &l, &n); // "ID\tl", "ID\tr", "ID\tlr"
     if (!rc && n && !(t->strip = calloc((size_t)t->n_tok, 1))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
@@ -724,7 +724,7 @@ static int pipeline_load(attn_tokenizer *t, const gguf_file *f) {
 
 // What each kind needs beyond the pieces: byte tokens, merges, GPT-2's
 // pre-tokenizer, Unigram's score range, SentencePiece's word splitting.
-static int kind_setup(attn_tokenizer *t, const gguf_file *f, int has_scores) {
+static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores) {
     int n = t->n_tok, spm = t->kind == ATTN_TOK_SPM;
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == ATTN_TOK_UNIGRAM) {
@@ -745,8 +745,8 @@ static int kind_setup(attn_tokenizer *t, const gguf_file *f, int has_scores) {
         if (load_merges(t, f)) return ATTN_EINPUT;
     }
     if (t->kind == ATTN_TOK_GPT2) {
-        gguf_str pre;
-        if (!t->n_pre && !gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EINPUT;
+        attn_gguf_str pre;
+        if (!t->n_pre && !attn_gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EINPUT;
         for (int b = 0; b < 256; b++) {
             char u[4];
             t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
@@ -758,7 +758,7 @@ static int kind_setup(attn_tokenizer *t, const gguf_file *f, int has_scores) {
         for (int id = 0; id < n; id++) {
             int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
             if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-            gguf_str p = t->piece[id];
+            attn_gguf_str p = t->piece[id];
             if (!mergeable(t->type[id])) continue;
             for (size_t i = 1; i + 3 <= p.len; i++) // a "▁" that follows a non-"▁" character
                 if (!memcmp(p.s + i, SPACE_MARK, 3) && (i < 3 || memcmp(p.s + i - 3, SPACE_MARK, 3))) t->split_at_space = 0;
@@ -767,8 +767,8 @@ static int kind_setup(attn_tokenizer *t, const gguf_file *f, int has_scores) {
     return 0;
 }
 
-static int tok_build(attn_tokenizer *t, const gguf_file *f) {
-    const gguf_kv *kv = gguf_find(f, "tokenizer.ggml.tokens");
+static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, "tokenizer.ggml.tokens");
     if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n == 0)
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.tokens missing or not a string array");
     if (kv->n > (1u << 24)) return attn_err(ATTN_EINPUT, "tokenizer: %llu tokens is too many", (unsigned long long)kv->n);
@@ -786,7 +786,7 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     t->hash_mask = cap - 1;
     if (!t->piece || !t->score || !t->type || !t->text_off || !t->hash)
         return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    gguf_arr_strs(kv, t->piece);
+    attn_gguf_arr_strs(kv, t->piece);
     memset(t->hash, 0xFF, cap * sizeof *t->hash);
     for (int id = 0; id < n; id++) { // the first of equal pieces wins
         if (piece_find(t, t->piece[id].s, t->piece[id].len) >= 0) continue;
@@ -797,10 +797,10 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     int spm = t->kind == ATTN_TOK_SPM;
     // scores and types, when present, must have one entry per token (a damaged
     // vocabulary would otherwise give other ids without a word)
-    const gguf_kv *sc = gguf_find(f, "tokenizer.ggml.scores"), *ty = gguf_find(f, "tokenizer.ggml.token_type");
-    if (sc && gguf_arr_f32(sc, NULL))
+    const attn_gguf_kv *sc = attn_gguf_find(f, "tokenizer.ggml.scores"), *ty = attn_gguf_find(f, "tokenizer.ggml.token_type");
+    if (sc && attn_gguf_arr_f32(sc, NULL))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores is not a number array");
-    if (ty && gguf_arr_i32(ty, NULL))
+    if (ty && attn_gguf_arr_i32(ty, NULL))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.token_type is not an integer array");
     if (sc && sc->n != (uint64_t)n)
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores has %llu entries for %d tokens",
@@ -809,13 +809,13 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.token_type has %llu entries for %d tokens",
                         (unsigned long long)ty->n, n);
     if (spm && !sc) return attn_err(ATTN_EINPUT, "tokenizer: no tokenizer.ggml.scores (SentencePiece merges by score)");
-    if (sc) gguf_arr_f32(sc, t->score);
+    if (sc) attn_gguf_arr_f32(sc, t->score);
     t->bos = special_id(t, f, "tokenizer.ggml.bos_token_id", spm ? "<s>" : "<|endoftext|>");
     t->eos = special_id(t, f, "tokenizer.ggml.eos_token_id", spm ? "</s>" : "<|endoftext|>");
     t->unk = special_id(t, f, "tokenizer.ggml.unknown_token_id", spm ? "<unk>" : NULL);
     int32_t *types = ty ? malloc((size_t)n * sizeof *types) : NULL;
     if (ty && !types) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    if (ty) gguf_arr_i32(ty, types);
+    if (ty) attn_gguf_arr_i32(ty, types);
     for (int id = 0; id < n; id++) {
         int v = types ? types[id] : TT_NORMAL;
         if (!types && spm) // no types stored (e.g. from llama2.c's tokenizer.bin): infer them
@@ -825,8 +825,8 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     }
     free(types);
     int v;
-    t->add_bos = gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &v) ? spm : v;
-    t->add_space_prefix = gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
+    t->add_bos = attn_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &v) ? spm : v;
+    t->add_space_prefix = attn_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
 
     if (pipeline_load(t, f)) return ATTN_EINPUT;
     if (kind_setup(t, f, sc != NULL)) return ATTN_EINPUT;
@@ -844,15 +844,15 @@ static int tok_build(attn_tokenizer *t, const gguf_file *f) {
     return t->kind == ATTN_TOK_CHAR ? 0 : spec_setup(t);
 }
 
-int attn_tokenizer_load(attn_tokenizer **out, const gguf_file *f, int n_vocab) {
+int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_vocab) {
     *out = NULL;
     attn_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     t->n_vocab = n_vocab > 0 ? n_vocab : 0;
     t->bos = t->eos = t->unk = -1;
     t->parse_special = 1;
-    gguf_str model;
-    if (gguf_get_str(f, "tokenizer.ggml.model", &model)) { // ids only
+    attn_gguf_str model;
+    if (attn_gguf_get_str(f, "tokenizer.ggml.model", &model)) { // ids only
         t->kind = ATTN_TOK_NONE;
         *out = t;
         return 0;
@@ -906,8 +906,8 @@ int attn_token_is_special(const attn_tokenizer *t, int32_t id) {
     return t->kind != ATTN_TOK_CHAR && id >= 0 && id < t->n_tok && spec_kind(t, id);
 }
 
-gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id) {
-    if (id < 0 || id >= t->n_tok) return (gguf_str){"", 0};
+attn_gguf_str attn_token_piece(const attn_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->n_tok) return (attn_gguf_str){"", 0};
     return t->piece[id];
 }
 

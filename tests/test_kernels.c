@@ -478,13 +478,13 @@ static int same_bits(const float *a, const float *b, size_t n, size_t *at) {
 }
 
 // N rows cycling through the tensor's rows (rows of row_bytes bytes).
-static uint8_t *cycle_rows(const gguf_tensor *t, size_t row_bytes, int N) {
+static uint8_t *cycle_rows(const attn_gguf_tensor *t, size_t row_bytes, int N) {
     uint8_t *w = malloc(row_bytes * (size_t)N);
     for (int n = 0; n < N; n++) memcpy(w + row_bytes * n, t->data + row_bytes * (size_t)(n % t->ne[1]), row_bytes);
     return w;
 }
 
-static void quant_matmul(const attn_kernels *kp, const gguf_tensor *q, const gguf_tensor *f, const char *name) {
+static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, const attn_gguf_tensor *f, const char *name) {
     int K = (int)q->ne[0], N = 37;
     size_t qb = attn_type_row_bytes(q->type, (uint64_t)K), fb = (size_t)K * 4;
     uint8_t *wq = cycle_rows(q, qb, N), *wf = cycle_rows(f, fb, N);
@@ -504,16 +504,16 @@ static void quant_matmul(const attn_kernels *kp, const gguf_tensor *q, const ggu
 }
 
 static void test_quant(const attn_kernels *kp) {
-    gguf_file f;
-    if (gguf_open(&f, QUANT_FILE)) { skip("quantized types", attn_errmsg()); return; }
+    attn_gguf_file f;
+    if (attn_gguf_open(&f, QUANT_FILE)) { skip("quantized types", attn_errmsg()); return; }
     int n_types = 0;
     for (uint64_t i = 0; i < f.n_tensors; i++) {
-        const gguf_tensor *q = &f.tensors[i];
+        const attn_gguf_tensor *q = &f.tensors[i];
         if (q->type == ATTN_F32) continue;
         char name[64], fname[72], label[128];
         snprintf(name, sizeof name, "%.*s", (int)q->name.len, q->name.s);
         snprintf(fname, sizeof fname, "%s.f32", name);
-        const gguf_tensor *ft = gguf_find_tensor(&f, fname);
+        const attn_gguf_tensor *ft = attn_gguf_find_tensor(&f, fname);
         if (!ft || ft->ne[0] != q->ne[0] || ft->ne[1] != q->ne[1]) {
             check(0, "quant_blocks.gguf pairs", "no %s beside %s", fname, name);
             continue;
@@ -535,7 +535,7 @@ static void test_quant(const attn_kernels *kp) {
         n_types += !!strstr(name, ".rand");
     }
     check(n_types == 12, "quant_blocks.gguf has all 12 quantized types", "%d", n_types);
-    gguf_close(&f);
+    attn_gguf_close(&f);
 }
 
 // ---------------------------------------------------------------- dispatch

@@ -48,7 +48,7 @@ static void kv_nums(gbuf *b, const char *k, uint32_t type, const void *v, int n)
 }
 
 // The file: header, then the key/values written into body.
-static uint8_t *gguf_bytes(gbuf *body, size_t *size) {
+static uint8_t *attn_gguf_bytes(gbuf *body, size_t *size) {
     gbuf h = {0};
     put(&h, "GGUF", 4);
     put_u32(&h, 3);
@@ -62,21 +62,21 @@ static uint8_t *gguf_bytes(gbuf *body, size_t *size) {
 
 typedef struct {
     uint8_t *mem;
-    gguf_file f;
+    attn_gguf_file f;
     attn_tokenizer *t;
 } vocab;
 
 static int vocab_open(vocab *v, gbuf *body, int n_vocab) {
     size_t size;
-    v->mem = gguf_bytes(body, &size);
+    v->mem = attn_gguf_bytes(body, &size);
     v->t = NULL;
-    if (gguf_open_mem(&v->f, v->mem, size, "test")) return -1;
+    if (attn_gguf_open_mem(&v->f, v->mem, size, "test")) return -1;
     return attn_tokenizer_load(&v->t, &v->f, n_vocab);
 }
 
 static void vocab_close(vocab *v) {
     attn_tokenizer_free(v->t);
-    gguf_close(&v->f);
+    attn_gguf_close(&v->f);
     free(v->mem);
 }
 
@@ -278,7 +278,7 @@ static void test_gpt2_tiny(void) {
     check(!rc && len == 18 && !memcmp(text, " ab<|endoftext|>\xC3\xA9", 18), "tok_gpt2_detokenize", "got '%s'",
           rc ? attn_errmsg() : text);
     free(text);
-    gguf_str p = attn_token_piece(t, T_GA);
+    attn_gguf_str p = attn_token_piece(t, T_GA);
     check(p.len == 3 && !memcmp(p.s, "\xC4\xA0" "a", 3), "tok_piece", "piece of %d is '%.*s'", T_GA, (int)p.len, p.s);
 
     check(random_texts_ok(t, 0, 1), "tok_gpt2_any_bytes_round_trip", "a random byte string failed: %s", attn_errmsg());
@@ -394,7 +394,7 @@ static void test_split_behaviors(void) {
         int32_t *ids = NULL;
         int n = 0, rc = vocab_open(&v, &b, 0) || attn_tokenize(v.t, "The-final--countdown", 20, 0, &ids, &n);
         for (int i = 0; !rc && i < n; i++) {
-            gguf_str p = attn_token_piece(v.t, ids[i]);
+            attn_gguf_str p = attn_token_piece(v.t, ids[i]);
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", i ? " " : "", (int)p.len, p.s);
         }
         snprintf(name, sizeof name, "tok_split_%s%s", cases[c].behavior, cases[c].invert[0] == '1' ? "_invert" : "");
@@ -512,10 +512,10 @@ static int parse_ids(const char *s, int32_t *ids, int cap) {
 static void parity(const char *name, const char *gguf, const char *dir, const lines *corpus, int decode_is_text,
                    int is_llama) {
     char path[1024], tname[128];
-    gguf_file f;
+    attn_gguf_file f;
     attn_tokenizer *t;
     snprintf(tname, sizeof tname, "tok_%s_load", name);
-    if (gguf_open(&f, gguf) || attn_tokenizer_load(&t, &f, 0)) {
+    if (attn_gguf_open(&f, gguf) || attn_tokenizer_load(&t, &f, 0)) {
         check(0, tname, "%s: %s", gguf, attn_errmsg());
         return;
     }
@@ -587,7 +587,7 @@ static void parity(const char *name, const char *gguf, const char *dir, const li
         free_lines(&g);
     }
     attn_tokenizer_free(t);
-    gguf_close(&f);
+    attn_gguf_close(&f);
 }
 
 // CPU seconds to tokenize n bytes of text (-1 on error).
@@ -648,11 +648,11 @@ static void hf_speed(const char *name, attn_tokenizer *t, const lines *corpus) {
 static void hf_parity(const char *name, const char *gguf, const char *ids_path, const char *back_path,
                       const lines *corpus) {
     char tname[128];
-    gguf_file f;
+    attn_gguf_file f;
     attn_tokenizer *t;
     lines gold, back;
     snprintf(tname, sizeof tname, "tok_%s_load", name);
-    if (gguf_open(&f, gguf) || attn_tokenizer_load(&t, &f, 0)) {
+    if (attn_gguf_open(&f, gguf) || attn_tokenizer_load(&t, &f, 0)) {
         check(0, tname, "%s: %s", gguf, attn_errmsg());
         return;
     }
@@ -693,7 +693,7 @@ static void hf_parity(const char *name, const char *gguf, const char *ids_path, 
     free_lines(&back);
     if (!getenv("ATTN_SANITIZE")) hf_speed(name, t, corpus);
     attn_tokenizer_free(t);
-    gguf_close(&f);
+    attn_gguf_close(&f);
 }
 
 int main(int argc, char **argv) {

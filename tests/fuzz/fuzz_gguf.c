@@ -63,9 +63,9 @@ static void fg_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
 }
 
 // Every key through the typed getters and, for arrays, the element readers.
-static void fg_getters(const gguf_file *f) {
+static void fg_getters(const attn_gguf_file *f) {
     for (uint64_t i = 0; i < f->n_kv; i++) {
-        const gguf_kv *kv = &f->kv[i];
+        const attn_gguf_kv *kv = &f->kv[i];
         char key[256];
         if (kv->key.len >= sizeof key || memchr(kv->key.s, 0, kv->key.len)) continue;
         memcpy(key, kv->key.s, kv->key.len);
@@ -73,21 +73,21 @@ static void fg_getters(const gguf_file *f) {
         int64_t iv;
         float fv;
         int bv;
-        gguf_str sv;
-        gguf_get_i64(f, key, &iv);
-        gguf_get_f32(f, key, &fv);
-        gguf_get_bool(f, key, &bv);
-        if (gguf_get_str(f, key, &sv) == 0) fg_assert(sv.s + sv.len <= (const char *)f->base + f->size);
+        attn_gguf_str sv;
+        attn_gguf_get_i64(f, key, &iv);
+        attn_gguf_get_f32(f, key, &fv);
+        attn_gguf_get_bool(f, key, &bv);
+        if (attn_gguf_get_str(f, key, &sv) == 0) fg_assert(sv.s + sv.len <= (const char *)f->base + f->size);
         if (kv->type != GGUF_ARRAY || kv->n > FG_MAX_ARR) continue;
         size_t n = kv->n ? kv->n : 1;
-        gguf_str *strs = malloc(n * sizeof *strs);
+        attn_gguf_str *strs = malloc(n * sizeof *strs);
         float *fs = malloc(n * sizeof *fs);
         int32_t *is = malloc(n * sizeof *is);
-        if (strs && gguf_arr_strs(kv, strs) == 0)
+        if (strs && attn_gguf_arr_strs(kv, strs) == 0)
             for (uint64_t k = 0; k < kv->n; k++)
                 fg_assert(strs[k].s >= (const char *)f->base && strs[k].s + strs[k].len <= (const char *)f->base + f->size);
-        if (fs) gguf_arr_f32(kv, fs);
-        if (is) gguf_arr_i32(kv, is);
+        if (fs) attn_gguf_arr_f32(kv, fs);
+        if (is) attn_gguf_arr_i32(kv, is);
         free(strs), free(fs), free(is);
     }
 }
@@ -168,10 +168,10 @@ done:
 }
 
 int FUZZ_GGUF_ENTRY(const uint8_t *data, size_t size) {
-    gguf_file f;
-    if (gguf_open_mem(&f, data, size, "fuzz") == 0) {
+    attn_gguf_file f;
+    if (attn_gguf_open_mem(&f, data, size, "fuzz") == 0) {
         fg_getters(&f);
-        gguf_close(&f);
+        attn_gguf_close(&f);
     }
     attn_model *m;
     if (attn_model_load_mem(&m, data, size, "fuzz") != 0) return 0;

@@ -38,7 +38,7 @@ static const char *const ft_pipes[] = {"whitespace_nfkc", "whitespacesplit_lower
 #define FT_SLOTS (FT_PIPE0 + (int)(sizeof ft_pipes / sizeof ft_pipes[0]))
 
 typedef struct {
-    gguf_file f;
+    attn_gguf_file f;
     attn_tokenizer *t;
     int loaded;
 } ft_slot;
@@ -53,11 +53,11 @@ static void ft_load(int slot, const char *dir, const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     ft_slot *s = &ft_slots[slot];
-    if (gguf_open(&s->f, path)) return;
-    const gguf_kv *kv = gguf_find(&s->f, "tokenizer.ggml.tokens");
+    if (attn_gguf_open(&s->f, path)) return;
+    const attn_gguf_kv *kv = attn_gguf_find(&s->f, "tokenizer.ggml.tokens");
     if (!kv || attn_tokenizer_load(&s->t, &s->f, (int)kv->n)) {
         fprintf(stderr, "fuzz_tok: %s: %s\n", path, attn_errmsg());
-        gguf_close(&s->f);
+        attn_gguf_close(&s->f);
         return;
     }
     s->loaded = 1;
