@@ -9,7 +9,7 @@
 // - GEMV (M <= GEMV_MAX_M): 8 weight rows x 8 k are loaded, converted and
 //   transposed in registers, then chained with broadcast A.
 // The drivers shared with the other fast paths (GEMV loop, panels, matmul,
-// attention) are in simd/kernels.h, included at the end.
+// attention) are in simd/drivers.h, included at the end.
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -410,8 +410,7 @@ static void avx2_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i += 8) store8(y + i, _mm256_add_ps(loadf8(y + i, n - i), loadf8(x + i, n - i)), n - i);
 }
 
-#define ATTN_SIMD_DRIVERS
-#include "simd/kernels.h"
+#include "simd/drivers.h"
 
 const attn_kernels attn_kernels_avx2 = {
     .name = "avx2",

@@ -14,7 +14,7 @@
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
 // The drivers shared with the other fast paths (GEMV loop, panels, matmul,
-// attention) are in simd/kernels.h, included at the end.
+// attention) are in simd/drivers.h, included at the end.
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -489,8 +489,7 @@ static void avx512_add(float *y, const float *x, int n) {
     }
 }
 
-#define ATTN_SIMD_DRIVERS
-#include "simd/kernels.h"
+#include "simd/drivers.h"
 
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",

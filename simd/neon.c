@@ -10,7 +10,7 @@
 // - GEMV (M <= GEMV_MAX_M): 8 weight rows x 4 k are loaded, converted and
 //   transposed in registers, then chained with broadcast A.
 // The drivers shared with the other fast paths (GEMV loop, panels, matmul,
-// attention) are in simd/kernels.h, included at the end.
+// attention) are in simd/drivers.h, included at the end.
 #include <arm_neon.h>
 #include <math.h>
 #include <stdlib.h>
@@ -368,8 +368,7 @@ static void neon_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i += 4) store4(y + i, vaddq_f32(loadf4(y + i, n - i), loadf4(x + i, n - i)), n - i);
 }
 
-#define ATTN_SIMD_DRIVERS
-#include "simd/kernels.h"
+#include "simd/drivers.h"
 
 const attn_kernels attn_kernels_neon = {
     .name = "neon",

@@ -1,0 +1,142 @@
+// simd/drivers.h - what every fast path does the same way: the GEMV and GEMM
+// drivers, the weight-panel buffer and attention built from the kernels.
+// A code template, not a header: included once, at the end of avx2.c,
+// avx512.c and neon.c, after each has defined:
+//   GEMV_ROWS, GEMV_MAX_M  weight rows per gemv_rows call; most rows of A for GEMV
+//   MR (6, 8 or 14), NR    GEMM register tile: rows of A, weight columns
+//   PV_R (6)               rows of a probs @ V tile
+//   gemv_rows(A, lda, W, ldw, wtype, bias, C, ldc, M, K, nr, pre, pre_n)
+//       C[m][0..nr) for m < M (a constant), nr <= GEMV_ROWS weight rows at W,
+//       prefetching the pre_n rows at pre
+//   pack_panel(P, W, ldw, wtype, K, nc)   P[k][c] = weight (c, k), c < nc <= NR, 0 beyond
+//   gemm_tile(R, A, lda, P, K, bias, C, ldc, nc)   C tile, R <= MR rows, nc <= NR columns
+//   softmax_scaled(x, n, scale)           x *= scale, then softmax in place
+//   pv_tile(R, p, ps, v, vs, nj, hd, out, os)     R <= PV_R rows of probs @ V over nj keys
+#ifndef ATTN_SIMD_DRIVERS_H
+#define ATTN_SIMD_DRIVERS_H
+#include <pthread.h>
+
+// Per-thread panel buffer: NR weight columns x K, as [k][NR] f32, freed when
+// its thread ends (pool workers come and go) through a pthread key.
+static _Thread_local float *panel_buf;
+static _Thread_local size_t panel_cap;
+static pthread_key_t panel_key;
+static pthread_once_t panel_once = PTHREAD_ONCE_INIT;
+static void panel_key_init(void) { pthread_key_create(&panel_key, free); }
+
+static float *panel_alloc(int K) {
+    size_t need = (size_t)K * NR;
+    if (need > panel_cap) {
+        free(panel_buf);
+        panel_buf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
+        panel_cap = panel_buf ? need : 0;
+        pthread_once(&panel_once, panel_key_init);
+        pthread_setspecific(panel_key, panel_buf);
+    }
+    return panel_buf;
+}
+
+// Any M, in groups of up to GEMV_MAX_M rows (more than that only when there
+// is no memory for a GEMM panel).
+static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                 float *C, int ldc, int M, int K, int n0, int n1) {
+    for (int m = 0; m < M; m += GEMV_MAX_M) {
+        const float *a = A + (size_t)m * lda;
+        float *c = C + (size_t)m * ldc;
+        for (int n = n0; n < n1; n += GEMV_ROWS) {
+            int nr = n1 - n < GEMV_ROWS ? n1 - n : GEMV_ROWS, left = n1 - n - GEMV_ROWS;
+            const uint8_t *w = W + (size_t)n * ldw, *pre = w + GEMV_ROWS * ldw;
+            const float *b = bias ? bias + n : NULL;
+            int pre_n = left < 0 ? 0 : left < GEMV_ROWS ? left : GEMV_ROWS;
+            switch (M - m) { // constant M lets the compiler keep the accumulators in registers
+            case 1: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 1, K, nr, pre, pre_n); break;
+            case 2: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 2, K, nr, pre, pre_n); break;
+            case 3: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 3, K, nr, pre, pre_n); break;
+            default: gemv_rows(a, lda, w, ldw, wtype, b, c + n, ldc, 4, K, nr, pre, pre_n); break;
+            }
+        }
+    }
+}
+
+// One function per tile height, so each keeps its accumulators in registers.
+typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
+#define TILE(R) \
+    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
+        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+#if MR > 6
+TILE(7) TILE(8)
+#endif
+#if MR > 8
+TILE(9) TILE(10) TILE(11) TILE(12) TILE(13) TILE(14)
+#endif
+#undef TILE
+static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6,
+#if MR > 6
+                                       tile_7, tile_8,
+#endif
+#if MR > 8
+                                       tile_9, tile_10, tile_11, tile_12, tile_13, tile_14,
+#endif
+};
+
+// General matmul on weight rows of ldw bytes. row_lo >= 0: causal scores,
+// where row m needs columns n <= row_lo + m only (tiles wholly above are
+// skipped; what the others write above the diagonal is overwritten).
+static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
+    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (!P) { // small M, or no memory for a panel: the GEMV kernel gives the same bits
+        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
+        int m = 0;
+        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR; // rows before m see none of these columns
+        for (; m < M; m += MR) {
+            int R = M - m < MR ? M - m : MR;
+            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
+        }
+    }
+}
+
+static void simd_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                        int M, int K, int n0, int n1) {
+    if (M <= 0 || n1 <= n0) return;
+    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+}
+
+static void simd_softmax(float *x, int n) {
+    if (n > 0) softmax_scaled(x, n, 1.0f);
+}
+
+// Scores with the matmul kernels (keys as f32 weight rows), softmax per row,
+// then probs @ V: a row's bits do not depend on the rows computed with it.
+static void simd_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
+                           int hd, float scale, float *probs, float *out, int os) {
+    int nk = q0 + nq;
+    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
+    for (int i = 0; i < nq; i++) {
+        float *p = probs + (size_t)i * nk;
+        int nvis = q0 + i + 1;
+        softmax_scaled(p, nvis, scale);
+        if (nvis < nk) memset(p + nvis, 0, (size_t)(nk - nvis) * 4);
+    }
+    for (int i = 0; i < nq; i += PV_R) {
+        int R = nq - i < PV_R ? nq - i : PV_R, nj = q0 + i + R;
+        const float *p = probs + (size_t)i * nk;
+        float *o = out + (size_t)i * os;
+        switch (R) {
+        case 1: pv_tile(1, p, nk, v, vs, nj, hd, o, os); break;
+        case 2: pv_tile(2, p, nk, v, vs, nj, hd, o, os); break;
+        case 3: pv_tile(3, p, nk, v, vs, nj, hd, o, os); break;
+        case 4: pv_tile(4, p, nk, v, vs, nj, hd, o, os); break;
+        case 5: pv_tile(5, p, nk, v, vs, nj, hd, o, os); break;
+        default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
+        }
+    }
+}
+#endif
