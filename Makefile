@@ -20,7 +20,7 @@ LINKDEP  = -MMD -MP -MT $@ -MF $(B)/deps/$(@F).d
 ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
 B       := build$(if $(CROSS),-$(ARCH))
 
-CLI_SRC   := attn.c $(sort $(wildcard attn_cmd_*.c))
+CLI_SRC   := attn.c attn_cli.c $(sort $(wildcard attn_cmd_*.c))
 LIB_SRC   := $(filter-out $(CLI_SRC),$(sort $(wildcard attn_*.c))) simd/scalar.c simd/dispatch.c
 ifeq ($(ARCH),x86_64)
 LIB_SRC   += simd/avx2.c simd/avx512.c

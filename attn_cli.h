@@ -24,7 +24,10 @@
 
 #define CLI_MAX_MODELS 16
 
-// The commands in attn_cmd_*.c (info and run are in attn.c).
+// The commands, one file each: attn_cmd_<name>.c (attn.c holds the table).
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_maps(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
@@ -81,7 +84,6 @@ int cli_display_width(const char *s);
 void cli_print_padded(const char *s, int w);
 // A display label in double quotes, a '"' inside escaped as \" (truncated to n).
 void cli_quote(char *out, size_t n, const char *label);
-int cmd_explain(int argc, char **argv);
 // Print "attn: <message>" on stderr as one line: control characters in the
 // message (a newline in a file name or option the user typed) are escaped.
 // Use it for every error line that holds user input.
