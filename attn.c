@@ -115,7 +115,8 @@ static int cli_main(int argc, char **argv) {
         return 0;
     }
     catch_signals();
-    if (attn_kernels_init()) return cli_fail();
+    int rc = attn_kernels_init();
+    if (rc) return cli_exit(rc);
     for (int i = 0; i < n; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
             char **args = NULL;

@@ -16,12 +16,10 @@
 
 void cli_opts_init(cli_opts *o) { memset(o, 0, sizeof *o); }
 
-void cli_error(const char *fmt, ...) {
+// "attn: " + the message, control characters escaped, + newline.
+static void cli_vline(const char *fmt, va_list ap) {
     char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     fputs("attn: ", stderr);
     for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
         if (*p == '\n') fputs("\\n", stderr);
@@ -32,9 +30,24 @@ void cli_error(const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-int cli_fail_rc(int rc) {
-    cli_error("%s", attn_errmsg());
-    return rc == ATTN_EFAIL ? 1 : 2;
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    cli_vline(fmt, ap);
+    va_end(ap);
+}
+
+void cli_note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    cli_vline(fmt, ap);
+    va_end(ap);
+}
+
+int cli_exit(int rc) {
+    if (rc == 0) return 0;
+    if (rc != CLI_PRINTED) cli_error("%s", attn_errmsg());
+    return rc == ATTN_EINPUT || rc == CLI_PRINTED ? 2 : 1;
 }
 
 // Terminal columns of one code point: 0 for combining marks, 2 for East Asian
@@ -113,7 +126,7 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
         VAL();
         if (o->n_models == CLI_MAX_MODELS) {
-            fprintf(stderr, "attn: at most %d models\n", CLI_MAX_MODELS);
+            cli_error("at most %d models", CLI_MAX_MODELS);
             return -1;
         }
         o->models[o->n_models++] = v;

@@ -92,9 +92,18 @@ void cli_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-// Print "attn: <attn_errmsg()>" and return the exit code for rc (1 or 2).
-int cli_fail_rc(int rc);
-#define cli_fail() cli_fail_rc(ATTN_EINPUT)
+// The same shape for a line that is not an error ("attn: wrote to DIR").
+void cli_note(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+// The one error exit of every command: the process exit status of rc.
+// 0 -> 0; CLI_PRINTED (a parser helper -- cli_val, cli_int, cli_index_list,
+// cli_common_opt... -- printed its message; bad input) -> 2; ATTN_EINPUT ->
+// "attn: <attn_errmsg()>", 2; anything else (ATTN_EFAIL) -> the message, 1.
+#define CLI_PRINTED (-1)
+int cli_exit(int rc);
 // Parse an int option value; prints an error and returns -1 if not an integer in [lo,hi].
 int cli_int(const char *opt, const char *val, long lo, long hi, long *out);
 // Value of option argv[*i] (advancing *i); prints an error and returns NULL if missing.

@@ -412,30 +412,30 @@ int cmd_ablate(int argc, char **argv) {
     long len = 50, seed = 1234, k_top = 5;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], *v;
-        if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
+        if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
         else if (!strcmp(a, "--mode")) {
-            if (!(mode = cli_val(argc, argv, &i))) return 2;
+            if (!(mode = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
             if (strcmp(mode, "zero") && strcmp(mode, "mean")) {
                 cli_error("ablate: --mode %s: expected zero or mean", mode);
-                return 2;
+                return cli_exit(CLI_PRINTED);
             }
         } else if (!strcmp(a, "--each-line")) each_line = 1;
         else if (!strcmp(a, "--induction-test")) induction = 1;
-        else if (!strcmp(a, "--len")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return 2; }
-        else if (!strcmp(a, "--seed")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return 2; }
-        else if (!strcmp(a, "-k")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 64, &k_top)) return 2; }
+        else if (!strcmp(a, "--len")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--seed")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "-k")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 64, &k_top)) return cli_exit(CLI_PRINTED); }
         else return cli_bad_opt("ablate", a);
     }
     if (o.help) { fputs(ABLATE_HELP, stdout); return 0; }
     const char *fmt, *bad = NULL;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     if (each_line && (!o.prompt_file || o.prompt || o.ids)) bad = "--each-line takes its prompts from -f FILE only";
     else if (induction && (each_line || o.prompt || o.prompt_file || o.ids)) bad = "--induction-test makes its own prompt";
     else if (each_line && !strcmp(mode, "mean") && !strcmp(o.prompt_file, "-")) bad = "--each-line --mode mean reads the file twice: give a file, not stdin";
-    if (bad) { cli_error("ablate: %s", bad); return 2; }
+    if (bad) { cli_error("ablate: %s", bad); return cli_exit(CLI_PRINTED); }
     abl a = { 0 };
     attn_model *m = NULL;
     attn_pool *pool = NULL;
@@ -477,5 +477,5 @@ done:
     free(heads);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

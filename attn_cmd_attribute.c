@@ -119,18 +119,18 @@ int cmd_attribute(int argc, char **argv) {
     long pos = -1;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i];
-        if (!strcmp(a, "--target")) { if (!(tgt = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--against")) { if (!(ag = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--pos")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 24, &pos)) return 2; }
+        if (!strcmp(a, "--target")) { if (!(tgt = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--against")) { if (!(ag = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--pos")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 24, &pos)) return cli_exit(CLI_PRINTED); }
         else return cli_bad_opt("attribute", a);
     }
     if (o.help) { fputs(ATTRIBUTE_HELP, stdout); return 0; }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
-    if (!tgt) { cli_error("attribute: --target TOKEN is required"); return 2; }
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
+    if (!tgt) { cli_error("attribute: --target TOKEN is required"); return cli_exit(CLI_PRINTED); }
     attn_model *m = NULL;
     attn_pool *pool = NULL;
     int32_t *ids = NULL, target, against = -1;
@@ -149,10 +149,10 @@ int cmd_attribute(int argc, char **argv) {
     if (!rc) rc = attn_attribute(m, pool, ids, T, (int)pos, target, against, comp, &logit);
     if (!rc) attr_print(m, fmt, comp, attn_attr_n(m), logit, target, against, (int)pos);
     if (!rc && o.out_dir && !(rc = attr_picture(m, comp, dir, target, against)))
-        fprintf(stderr, "attn: wrote to %s: attribute.png\n", dir);
+        cli_note("wrote to %s: attribute.png", dir);
     free(comp);
     free(ids);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

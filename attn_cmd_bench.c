@@ -43,25 +43,25 @@ int cmd_bench(int argc, char **argv) {
     long T = 0, n = 0, reps = 3; // 0: the default, within the context
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *v;
         if (!strcmp(argv[i], "-T")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("-T", v, 1, 1 << 20, &T)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int("-T", v, 1, 1 << 20, &T)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(argv[i], "-n")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("-n", v, 1, 1 << 20, &n)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int("-n", v, 1, 1 << 20, &n)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(argv[i], "--repeat")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("--repeat", v, 1, 1000, &reps)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int("--repeat", v, 1, 1000, &reps)) return cli_exit(CLI_PRINTED);
         } else return cli_bad_opt("bench", argv[i]);
     }
     if (o.help) { fputs(HELP, stdout); return 0; }
     const char *fmt;
     attn_model *m;
     attn_pool *pool;
-    if (cli_format(&o, "table,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,json", &fmt)) return cli_exit(ATTN_EINPUT);
     int rc = cli_load_model(&o, 0, &m);
-    if (rc) return cli_fail_rc(rc);
-    if ((rc = cli_pool(&o, &pool))) { attn_model_free(m); return cli_fail_rc(rc); }
+    if (rc) return cli_exit(rc);
+    if ((rc = cli_pool(&o, &pool))) { attn_model_free(m); return cli_exit(rc); }
     const attn_config *c = &m->cfg;
     if (c->n_ctx < 2) rc = attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx);
     else if (T > c->n_ctx)
@@ -72,7 +72,7 @@ int cmd_bench(int argc, char **argv) {
     if (rc) {
         attn_pool_free(pool);
         attn_model_free(m);
-        return cli_fail_rc(rc);
+        return cli_exit(rc);
     }
     if (!T) T = c->n_ctx < 256 ? c->n_ctx : 256;
     if (!n) n = c->n_ctx - 1 < 128 ? c->n_ctx - 1 : 128;
@@ -132,5 +132,5 @@ done:
     free(logits);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

@@ -233,30 +233,30 @@ int cmd_compare(int argc, char **argv) {
     cli_mem_init(&o.mem, "compare");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], *v;
-        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--init")) { if (!(init = cli_val(argc, argv, &i))) return 2; }
+        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--init")) { if (!(init = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
         else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--scale")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_scale(v, &scale)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_scale(v, &scale)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--svg")) svg = 1;
         else return cli_bad_opt("compare", a);
     }
     if (o.help) { fputs(COMPARE_HELP, stdout); return 0; }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     if (init && strcmp(init, "random")) {
         cli_error("compare: --init '%s': only 'random' is known", init);
-        return 2;
+        return cli_exit(CLI_PRINTED);
     }
     int n = init ? 2 : o.n_models;
     if (init ? o.n_models > 1 : o.n_models < 2) {
-        fprintf(stderr, "attn: compare: give two or more models (-m A -m B), or one and --init random\n");
-        return 2;
+        cli_error("compare: give two or more models (-m A -m B), or one and --init random");
+        return cli_exit(CLI_PRINTED);
     }
     cmp_model *ms = calloc((size_t)n, sizeof *ms);
     attn_pool *pool = NULL;
@@ -302,7 +302,7 @@ int cmd_compare(int argc, char **argv) {
     if (!all || !lmask || !hmask || !jsd) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     memset(all, 1, (size_t)(L > H ? L : H));
     if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
-        rc = -1;
+        rc = CLI_PRINTED;
         goto done;
     }
     if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
@@ -393,7 +393,7 @@ int cmd_compare(int argc, char **argv) {
             n_files++;
             free(rnames), free(cnames), free(rn), free(cn2);
         }
-        if (!rc) fprintf(stderr, "attn: compare: wrote %d picture%s to %s\n", n_files, n_files == 1 ? "" : "s", dir);
+        if (!rc) cli_note("compare: wrote %d picture%s to %s", n_files, n_files == 1 ? "" : "s", dir);
     }
 done:
     for (int i = 0; ms && i < n; i++) {
@@ -406,5 +406,5 @@ done:
     cli_buf_free(&diffb);
     if (labels) attn_labels_free(labels, T);
     attn_pool_free(pool);
-    return rc < 0 ? 2 : rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

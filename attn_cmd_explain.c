@@ -138,15 +138,15 @@ static int parse_explain(int argc, char **argv, cli_opts *o, const char **ls, co
                          int *full, long *ntop) {
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], *v;
         if (!strcmp(a, "--full")) *full = 1;
         else if (!strcmp(a, "--layer") || !strcmp(a, "--head") || !strcmp(a, "--query")) {
-            if (!(v = cli_val(argc, argv, &i))) return 2;
+            if (!(v = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
             *(a[2] == 'l' ? ls : a[2] == 'h' ? hs : qs) = v;
         } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, ntop)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, ntop)) return cli_exit(CLI_PRINTED);
         } else return cli_bad_opt("explain", a);
     }
     return 0;
@@ -172,10 +172,10 @@ int cmd_explain(int argc, char **argv) {
     int r = parse_explain(argc, argv, &o, &ls, &hs, &qs, &full, &ntop);
     if (r) return r;
     if (o.help) { fputs(EXPLAIN_HELP, stdout); return 0; }
-    if (cli_format(&o, "table,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,json", &fmt)) return cli_exit(ATTN_EINPUT);
     if (!ls || !hs) {
         cli_error("explain: give the row with --layer L --head H (and --query I, default the last)");
-        return 2;
+        return cli_exit(CLI_PRINTED);
     }
     attn_model *m = NULL;
     attn_pool *pool = NULL;
@@ -192,7 +192,7 @@ int cmd_explain(int argc, char **argv) {
     const attn_config *cf = &m->cfg;
     if ((c.layer = one_index("--layer", ls, cf->n_layer)) < 0 || (c.head = one_index("--head", hs, cf->n_head)) < 0 ||
         (c.query = one_index("--query", qs, T)) < 0) {
-        rc = -1;
+        rc = CLI_PRINTED;
         goto done;
     }
     if (cf->attn_softcap > 0 || attn_layer_window(cf, c.layer)) { // explain_row is q.k / sqrt(hd), causal
@@ -226,5 +226,5 @@ done:
     attn_session_free(s);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc == -1 ? 2 : rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

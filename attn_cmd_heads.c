@@ -461,7 +461,7 @@ int cmd_heads(int argc, char **argv) {
     const char *layers_s = "all", *heads_s = "all";
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], *v;
         if (!strcmp(a, "--each-line")) each_line = 1;
@@ -469,22 +469,22 @@ int cmd_heads(int argc, char **argv) {
         else if (!strcmp(a, "--asc")) asc = 1;
         else if (!strcmp(a, "--wide")) wide = 1;
         else if (!strcmp(a, "--layers")) {
-            if (!(layers_s = cli_val(argc, argv, &i))) return 2;
+            if (!(layers_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--heads")) {
-            if (!(heads_s = cli_val(argc, argv, &i))) return 2;
+            if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
         }
         else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 30, &top)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 30, &top)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--len")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--by")) {
-            if (!(v = cli_val(argc, argv, &i))) return 2;
+            if (!(v = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
             if ((by = attn_score_index(v)) < 0) {
                 cli_error("heads: --by %s: expected previous, first, self, induction, duplicate, "
                           "offset or entropy_bits", v);
-                return 2;
+                return cli_exit(CLI_PRINTED);
             }
         } else return cli_bad_opt("heads", a);
     }
@@ -493,7 +493,7 @@ int cmd_heads(int argc, char **argv) {
         return 0;
     }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     const char *bad = NULL;
     if (top && by < 0) bad = "--top needs --by SCORE";
     else if (asc && by < 0) bad = "--asc needs --by SCORE";
@@ -503,8 +503,8 @@ int cmd_heads(int argc, char **argv) {
     else if (induction && each_line) bad = "--induction-test and --each-line do not go together";
     else if (len && !induction) bad = "--len is for --induction-test";
     if (bad) {
-        fprintf(stderr, "attn: heads: %s\n", bad);
-        return 2;
+        cli_error("heads: %s", bad);
+        return cli_exit(CLI_PRINTED);
     }
 
     attn_model *m = NULL, *rnd = NULL;
@@ -552,7 +552,7 @@ int cmd_heads(int argc, char **argv) {
     uint8_t lmask[4096], hmask[4096];
     if (r.L > 4096 || r.H > 4096) { rc = attn_err(ATTN_EINPUT, "more than 4096 layers or heads"); goto done; }
     if (cli_index_list("--layers", layers_s, r.L, lmask) || cli_index_list("--heads", heads_s, r.H, hmask)) {
-        rc = -1;
+        rc = CLI_PRINTED;
         goto done;
     }
     int n_order = 0;
@@ -581,5 +581,5 @@ done:
     attn_model_free(rnd);
     attn_model_free(m);
     attn_pool_free(pool);
-    return rc == -1 ? 2 : rc ? cli_fail_rc(rc) : 0; // -1: message already printed
+    return cli_exit(rc);
 }

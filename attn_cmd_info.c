@@ -80,47 +80,68 @@ static void type_shares(const attn_gguf_file *f, char *out, size_t len) {
     }
 }
 
-int cmd_info(int argc, char **argv) {
+static const char *INFO_HELP =
+    "usage: attn info [-m FILE.gguf] [--format table|json]\n\n"
+    "Describes a model: architecture, the family it is, and the switches\n"
+    "derived from its GGUF keys and tensors (norm, positions, MLP, heads, KV\n"
+    "heads, tied head; then any of parallel blocks, post-norms, QK-norm,\n"
+    "soft-caps, sliding window, rope scaling...), parameter count,\n"
+    "tensor types (TYPE xCOUNT SHARE: tensors of that type and their share\n"
+    "of the tensor bytes, largest first), tokenizer, training notes of the\n"
+    "built-in model, and the SIMD path and thread count this machine uses.\n"
+    "Without -m: the model built into the binary.\n";
+
+// ---- options -> result -> print
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r == 0) return cli_bad_opt("info", argv[i]);
-    }
-    if (o.help) {
-        puts("usage: attn info [-m FILE.gguf] [--format table|json]\n\n"
-             "Describes a model: architecture, the family it is, and the switches\n"
-             "derived from its GGUF keys and tensors (norm, positions, MLP, heads, KV\n"
-             "heads, tied head; then any of parallel blocks, post-norms, QK-norm,\n"
-             "soft-caps, sliding window, rope scaling...), parameter count,\n"
-             "tensor types (TYPE xCOUNT SHARE: tensors of that type and their share\n"
-             "of the tensor bytes, largest first), tokenizer, training notes of the\n"
-             "built-in model, and the SIMD path and thread count this machine uses.\n"
-             "Without -m: the model built into the binary.");
-        return 0;
-    }
-    const char *fmt;
+    const char *fmt; // table or json
+} info_opts;
+
+typedef struct {
     attn_model *m;
-    if (cli_format(&o, "table,json", &fmt) || cli_load_model(&o, 0, &m)) return cli_fail();
-    const attn_config *c = &m->cfg;
-    char types[512];
-    type_shares(&m->file, types, sizeof types);
-    attn_gguf_str corpus = { "", 0 }, descr = { "", 0 };
-    int64_t steps = -1;
-    float heldout = NAN;
-    attn_gguf_get_str(&m->file, "attn.training.corpus", &corpus);
-    attn_gguf_get_str(&m->file, "attn.training.description", &descr);
-    attn_gguf_get_i64(&m->file, "attn.training.steps", &steps);
-    attn_gguf_get_f32(&m->file, "attn.training.heldout_loss", &heldout);
-    int threads = o.threads ? o.threads : attn_online_cores();
-    char extra[512];
-    extra_switches(m, extra, sizeof extra);
+    char types[512];  // tensor types and their shares (type_shares)
+    char extra[512];  // switches beyond norm/positions/MLP (extra_switches)
+    attn_gguf_str corpus, descr; // training notes ("" when absent)
+    int64_t steps;    // -1 when absent
+    float heldout;    // NAN when absent
+    int threads;      // -t, else the online cores
+} info_result;
+
+static int info_parse(int argc, char **argv, info_opts *io) {
+    cli_opts_init(&io->o);
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&io->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
+        if (r == 0) { cli_bad_opt("info", argv[i]); return CLI_PRINTED; }
+    }
+    return io->o.help ? 0 : cli_format(&io->o, "table,json", &io->fmt);
+}
+
+static int info_compute(const info_opts *io, info_result *r) {
+    memset(r, 0, sizeof *r);
+    int rc = cli_load_model(&io->o, 0, &r->m);
+    if (rc) return rc;
+    type_shares(&r->m->file, r->types, sizeof r->types);
+    r->corpus = r->descr = (attn_gguf_str){ "", 0 };
+    r->steps = -1;
+    r->heldout = NAN;
+    attn_gguf_get_str(&r->m->file, "attn.training.corpus", &r->corpus);
+    attn_gguf_get_str(&r->m->file, "attn.training.description", &r->descr);
+    attn_gguf_get_i64(&r->m->file, "attn.training.steps", &r->steps);
+    attn_gguf_get_f32(&r->m->file, "attn.training.heldout_loss", &r->heldout);
+    r->threads = io->o.threads ? io->o.threads : attn_online_cores();
+    extra_switches(r->m, r->extra, sizeof r->extra);
+    return 0;
+}
+
+// A record, not rows: the table is one "key value" line per field, JSON one object.
+static void print_info(const info_result *r, const char *fmt) {
+    const attn_config *c = &r->m->cfg;
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
-        attn_json_str(stdout, m->name);
+        attn_json_str(stdout, r->m->name);
         printf(", \"path\": ");
-        attn_json_str(stdout, m->path);
+        attn_json_str(stdout, r->m->path);
         printf(", \"arch\": \"%s\", \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_head_kv\": %d, "
                "\"head_dim\": %d, \"n_ff\": %d, \"n_vocab\": %d, \"n_ctx\": %d, \"norm\": \"%s\", \"norm_eps\": %g, "
                "\"positions\": \"%s\", \"rope_theta\": %g, \"rope_dims\": %d, \"mlp\": \"%s\", \"tied_head\": %s, "
@@ -129,14 +150,14 @@ int cmd_info(int argc, char **argv) {
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
                c->n_ctx, norm_name(c->norm), c->norm_eps, pos_name(c->pos), c->rope_theta, c->rope_dims,
                mlp_name(c->mlp), c->tied_head ? "true" : "false", c->fused_qkv ? "true" : "false",
-               attn_arch_get(c->arch)->models, extra, (long long)m->n_params, types,
-               tok_name(attn_tokenizer_kind(m->tok)), attn_k->name, threads);
+               attn_arch_get(c->arch)->models, r->extra, (long long)r->m->n_params, r->types,
+               tok_name(attn_tokenizer_kind(r->m->tok)), attn_k->name, r->threads);
     } else {
         char path[1024], corp[512], note[1024];
-        attn_escape(path, sizeof path, m->path, strlen(m->path));
-        attn_escape(corp, sizeof corp, corpus.s, corpus.len);
-        attn_escape(note, sizeof note, descr.s, descr.len);
-        printf("model        %s (%s)\n", m->name, path);
+        attn_escape(path, sizeof path, r->m->path, strlen(r->m->path));
+        attn_escape(corp, sizeof corp, r->corpus.s, r->corpus.len);
+        attn_escape(note, sizeof note, r->descr.s, r->descr.len);
+        printf("model        %s (%s)\n", r->m->name, path);
         printf("architecture %s: %d layers, d_model %d, %d heads of %d dims, %d KV heads%s, MLP %d\n",
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->head_dim, c->n_head_kv,
                c->n_head_kv < c->n_head ? " (grouped-query)" : "", c->n_ff);
@@ -145,20 +166,28 @@ int cmd_info(int argc, char **argv) {
             printf(" (theta %g, %d of %d dims)", c->rope_theta, c->rope_dims, c->head_dim);
         printf(", %s, %s Q/K/V, %s output head\n", mlp_name(c->mlp), c->fused_qkv ? "fused" : "separate",
                c->tied_head ? "tied" : "separate");
-        if (extra[0]) printf("             %s\n", extra);
+        if (r->extra[0]) printf("             %s\n", r->extra);
         printf("family       %s\n", attn_arch_get(c->arch)->models);
         printf("context      %d positions\n", c->n_ctx);
-        printf("parameters   %lld (%.2f M)\n", (long long)m->n_params, m->n_params / 1e6);
-        printf("tensors      %llu: %s\n", (unsigned long long)m->file.n_tensors, types);
-        printf("tokenizer    %s, %d ids\n", tok_name(attn_tokenizer_kind(m->tok)), c->n_vocab);
-        if (corpus.len) printf("trained on   %s\n", corp);
-        if (steps >= 0) printf("train steps  %lld\n", (long long)steps);
-        if (heldout == heldout) printf("held-out     %.3f nats/token\n", heldout);
-        if (descr.len) printf("notes        %s\n", note);
+        printf("parameters   %lld (%.2f M)\n", (long long)r->m->n_params, r->m->n_params / 1e6);
+        printf("tensors      %llu: %s\n", (unsigned long long)r->m->file.n_tensors, r->types);
+        printf("tokenizer    %s, %d ids\n", tok_name(attn_tokenizer_kind(r->m->tok)), c->n_vocab);
+        if (r->corpus.len) printf("trained on   %s\n", corp);
+        if (r->steps >= 0) printf("train steps  %lld\n", (long long)r->steps);
+        if (r->heldout == r->heldout) printf("held-out     %.3f nats/token\n", r->heldout);
+        if (r->descr.len) printf("notes        %s\n", note);
         printf("simd         %s\n", attn_k->name);
-        printf("threads      %d\n", threads);
+        printf("threads      %d\n", r->threads);
     }
-    attn_model_free(m);
-    return 0;
 }
 
+int cmd_info(int argc, char **argv) {
+    info_opts io;
+    info_result r = { 0 };
+    int rc = info_parse(argc, argv, &io);
+    if (!rc && io.o.help) { fputs(INFO_HELP, stdout); return 0; }
+    if (!rc) rc = info_compute(&io, &r);
+    if (!rc) print_info(&r, io.fmt);
+    attn_model_free(r.m);
+    return cli_exit(rc);
+}

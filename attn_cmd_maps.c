@@ -85,10 +85,10 @@ int cli_buf_new(cli_mem *mem, cli_buf *b, size_t n, const char *what) {
         return attn_err(rc, "%s: %s: %.1f MB%s: %s", mem->cmd, what, bytes / 1e6, on_disk ? " on disk" : "", why);
     }
     if (on_disk)
-        fprintf(stderr, "attn: %s: %s: %.1f MB, over --max-mem %.0f MB: kept in a scratch file in %s (removed at exit)\n",
+        cli_note("%s: %s: %.1f MB, over --max-mem %.0f MB: kept in a scratch file in %s (removed at exit)",
                 mem->cmd, what, bytes / 1e6, mem->max_mem / 1e6, mem->dir);
     else if (bytes > 256e6) // a large capture is worth a word
-        fprintf(stderr, "attn: %s: %s: %.1f MB in memory (--max-mem %.0f MB)\n", mem->cmd, what, bytes / 1e6,
+        cli_note("%s: %s: %.1f MB in memory (--max-mem %.0f MB)", mem->cmd, what, bytes / 1e6,
                 mem->max_mem / 1e6);
     if (!on_disk) mem->used += bytes;
     return 0;
@@ -349,15 +349,15 @@ int cmd_maps(int argc, char **argv) {
     cli_mem_init(&o.mem, "maps");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i];
-        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(a, "--from")) { if (!(from = cli_val(argc, argv, &i))) return 2; }
+        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        else if (!strcmp(a, "--from")) { if (!(from = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
         else if (!strcmp(a, "--scale")) {
             const char *v = cli_val(argc, argv, &i);
-            if (!v || cli_scale(v, &scale)) return 2;
+            if (!v || cli_scale(v, &scale)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--drop-first")) drop_first = 1;
         else if (!strcmp(a, "--no-grid")) grid = 0;
         else if (!strcmp(a, "--term")) term = 1;
@@ -372,13 +372,13 @@ int cmd_maps(int argc, char **argv) {
         else if (l == 3 && !strncmp(p, "svg", 3)) svg = 1;
         else {
             cli_error("maps: --format '%s': expected png, svg or png,svg", o.format);
-            return 2;
+            return cli_exit(CLI_PRINTED);
         }
         p += l + (p[l] == ',');
     }
     if (!o.out_dir && !term) {
-        fprintf(stderr, "attn: maps: no output directory: give -o DIR (or --term)\n");
-        return 2;
+        cli_error("maps: no output directory: give -o DIR (or --term)");
+        return cli_exit(CLI_PRINTED);
     }
 
     attn_model *m = NULL;
@@ -410,7 +410,7 @@ int cmd_maps(int argc, char **argv) {
     lmask = malloc((size_t)L), hmask = malloc((size_t)H);
     if (!lmask || !hmask) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
-        rc = -1;
+        rc = CLI_PRINTED;
         goto done;
     }
     if (drop_first && T < 2) { rc = attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens"); goto done; }
@@ -491,7 +491,7 @@ int cmd_maps(int argc, char **argv) {
     }
     free(rn), free(cn);
     if (!rc && dir[0])
-        fprintf(stderr, "attn: maps: wrote %d %s%s%s picture%s to %s\n", n_files, png ? "PNG" : "",
+        cli_note("maps: wrote %d %s%s%s picture%s to %s", n_files, png ? "PNG" : "",
                 png && svg ? " + " : "", svg ? "SVG" : "", n_files == 1 ? "" : "s", dir);
 done:
     free(panels), free(rnames), free(cnames), free(lmask), free(hmask);
@@ -501,5 +501,5 @@ done:
     free(ids);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc < 0 ? 2 : rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

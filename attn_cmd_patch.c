@@ -199,23 +199,23 @@ int cmd_patch(int argc, char **argv) {
     const char *clean_s = NULL, *corr_s = NULL, *clean_ids = NULL, *corr_ids = NULL, *tgt = NULL, *ag = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], **dst = !strcmp(a, "--clean") ? &clean_s : !strcmp(a, "--corrupt") ? &corr_s :
             !strcmp(a, "--clean-ids") ? &clean_ids : !strcmp(a, "--corrupt-ids") ? &corr_ids :
             !strcmp(a, "--target") ? &tgt : !strcmp(a, "--against") ? &ag : NULL;
         if (!dst) return cli_bad_opt("patch", a);
-        if (!(*dst = cli_val(argc, argv, &i))) return 2;
+        if (!(*dst = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
     }
     if (o.help) { fputs(PATCH_HELP, stdout); return 0; }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     if (!((clean_s && corr_s && !clean_ids && !corr_ids) || (clean_ids && corr_ids && !clean_s && !corr_s)) ||
         o.prompt || o.prompt_file || o.ids) {
         cli_error("patch: give --clean TEXT --corrupt TEXT, or --clean-ids and --corrupt-ids");
-        return 2;
+        return cli_exit(CLI_PRINTED);
     }
-    if (!tgt) { cli_error("patch: --target TOKEN is required"); return 2; }
+    if (!tgt) { cli_error("patch: --target TOKEN is required"); return cli_exit(CLI_PRINTED); }
     patcher p = { 0 };
     attn_model *m = NULL;
     attn_pool *pool = NULL;
@@ -248,7 +248,7 @@ int cmd_patch(int argc, char **argv) {
     if (!(rc = attn_session_new(&p.s, m, T, pool))) rc = patch_run(&p, ci, xi, heads, resid);
     if (!rc) patch_print(&p, fmt, heads, resid, labels);
     if (!rc && o.out_dir && !(rc = patch_pictures(&p, dir, heads, resid, labels)))
-        fprintf(stderr, "attn: wrote to %s: heads.png resid.png\n", dir);
+        cli_note("wrote to %s: heads.png resid.png", dir);
 done:
     attn_session_free(p.s);
     free(p.lg); free(p.clean.resid); free(p.clean.z); free(p.corr.resid);
@@ -257,5 +257,5 @@ done:
     free(ci); free(xi);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

@@ -65,13 +65,13 @@ int cmd_report(int argc, char **argv) {
     long k = 5, seed = REPORT_SEED;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], *v;
         if (!strcmp(a, "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 100, &k)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 100, &k)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return cli_exit(CLI_PRINTED);
         } else return cli_bad_opt("report", a);
     }
     if (o.help) {
@@ -79,8 +79,8 @@ int cmd_report(int argc, char **argv) {
         return 0;
     }
     if (!o.out_dir) {
-        fprintf(stderr, "attn: report: give the page to write with -o REPORT.html\n");
-        return 2;
+        cli_error("report: give the page to write with -o REPORT.html");
+        return cli_exit(CLI_PRINTED);
     }
     attn_model *m = NULL, *rnd = NULL;
     attn_pool *pool = NULL;
@@ -134,7 +134,7 @@ int cmd_report(int argc, char **argv) {
                      .top_id = top_id, .top_prob = top_prob, .top_labels = top_labels};
     if ((rc = make_parent(o.out_dir))) goto done;
     if ((rc = attn_report_write(o.out_dir, &r))) goto done;
-    fprintf(stderr, "attn: wrote %s\n", o.out_dir);
+    cli_note("wrote %s", o.out_dir);
 done:
     attn_session_free(s);
     attn_heads_acc_free(cap.acc);
@@ -150,5 +150,5 @@ done:
     attn_model_free(rnd);
     attn_model_free(m);
     attn_pool_free(pool);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

@@ -208,302 +208,402 @@ static const char *RUN_HELP =
     "  --no-special   text such as <|endoftext|> stays text (default: the token)\n"
     "Display labels: a space is shown as '·', newline as '\\n', tab as '\\t'.\n";
 
-int cmd_run(int argc, char **argv) {
+// ---- options -> result -> print
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    long k = 10;
-    int per_token = 0, exp_npy = 0, exp_json = 0, exp_scores = 0, lens = 0, exp_lens_png = 0;
-    int exp_resid = 0, exp_z = 0, exp_mlp = 0, loss = 0, each_line = 0;
-    const char *layers_s = NULL, *heads_s = NULL;
+    const char *fmt; // table, tsv or json
+    long k;          // -k: candidates per position
+    int per_token, lens, loss, each_line;
+    int exp_npy, exp_json, exp_scores, exp_resid, exp_z, exp_mlp; // --export kinds
+    int exp_act, exp_lens_png, exp_any; // derived: resid/z/mlp; --lens with -o; any file
+    const char *layers_s, *heads_s;     // --layers, --heads (NULL: all)
+} run_opts;
+
+typedef struct {
+    attn_model *m;
+    attn_pool *pool;
+    int32_t *ids;
+    char **labels; // (T) display labels of ids
+    int T, k;      // positions; candidates (-k, at most V)
+    float *logits; // (T, V)
+    run_ctx cap;   // what the capture kept: top3 (--per-token), lens, masks, files
+    // the table: positions t0..T-1 (t0 = 0 with --per-token, else T-1)
+    int t0;
+    int32_t *top_id;   // (T - t0, k)
+    double *top_p;     // (T - t0, k) softmax probability
+    float *top_logit;  // (T - t0, k) raw logit
+    char **top_label;  // (T - t0, k) display labels
+    char dir[1024];    // -o DIR ("" without)
+    char act_names[64]; // " resid_pre.npy ..." of --export resid,z,mlp
+} run_result;
+
+// "npy,json,..." of --export into the flags; CLI_PRINTED on an unknown kind.
+static int run_parse_export(run_opts *ro, const char *v) {
+    for (const char *p = v; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == 3 && !strncmp(p, "npy", 3)) ro->exp_npy = 1;
+        else if (l == 4 && !strncmp(p, "json", 4)) ro->exp_json = 1;
+        else if (l == 6 && !strncmp(p, "scores", 6)) ro->exp_scores = 1;
+        else if (l == 5 && !strncmp(p, "resid", 5)) ro->exp_resid = 1;
+        else if (l == 1 && !strncmp(p, "z", 1)) ro->exp_z = 1;
+        else if (l == 3 && !strncmp(p, "mlp", 3)) ro->exp_mlp = 1;
+        else {
+            cli_error("--export: unknown kind '%.*s' (npy, json, scores, resid, z, mlp)", (int)l, p);
+            return CLI_PRINTED;
+        }
+        p += l + (p[l] == ',');
+    }
+    return 0;
+}
+
+// The options; the checks that need no model. --loss is left to cli_run_loss.
+static int run_parse(int argc, char **argv, run_opts *ro) {
+    memset(ro, 0, sizeof *ro);
+    cli_opts_init(&ro->o);
+    ro->k = 10;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        int r = cli_common_opt(&ro->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
-        const char *v;
-        if (!strcmp(argv[i], "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &k)) return 2;
-        } else if (!strcmp(argv[i], "--per-token")) per_token = 1;
-        else if (!strcmp(argv[i], "--lens")) lens = 1;
-        else if (!strcmp(argv[i], "--loss")) loss = 1;
-        else if (!strcmp(argv[i], "--each-line")) each_line = 1;
-        else if (!strcmp(argv[i], "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(argv[i], "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return 2; }
-        else if (!strcmp(argv[i], "--export")) {
-            if (!(v = cli_val(argc, argv, &i))) return 2;
-            for (const char *p = v; *p;) {
-                size_t l = strcspn(p, ",");
-                if (l == 3 && !strncmp(p, "npy", 3)) exp_npy = 1;
-                else if (l == 4 && !strncmp(p, "json", 4)) exp_json = 1;
-                else if (l == 6 && !strncmp(p, "scores", 6)) exp_scores = 1;
-                else if (l == 5 && !strncmp(p, "resid", 5)) exp_resid = 1;
-                else if (l == 1 && !strncmp(p, "z", 1)) exp_z = 1;
-                else if (l == 3 && !strncmp(p, "mlp", 3)) exp_mlp = 1;
-                else {
-                    cli_error("--export: unknown kind '%.*s' (npy, json, scores, resid, z, mlp)", (int)l, p);
-                    return 2;
-                }
-                p += l + (p[l] == ',');
-            }
-        } else return cli_bad_opt("run", argv[i]);
+        const char *v, *a = argv[i];
+        if (!strcmp(a, "-k")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &ro->k)) return CLI_PRINTED;
+        } else if (!strcmp(a, "--per-token")) ro->per_token = 1;
+        else if (!strcmp(a, "--lens")) ro->lens = 1;
+        else if (!strcmp(a, "--loss")) ro->loss = 1;
+        else if (!strcmp(a, "--each-line")) ro->each_line = 1;
+        else if (!strcmp(a, "--layers")) { if (!(ro->layers_s = cli_val(argc, argv, &i))) return CLI_PRINTED; }
+        else if (!strcmp(a, "--heads")) { if (!(ro->heads_s = cli_val(argc, argv, &i))) return CLI_PRINTED; }
+        else if (!strcmp(a, "--export")) {
+            if (!(v = cli_val(argc, argv, &i)) || run_parse_export(ro, v)) return CLI_PRINTED;
+        } else { cli_bad_opt("run", a); return CLI_PRINTED; }
     }
-    if (o.help) { fputs(RUN_HELP, stdout); return 0; }
-    if (loss) return cli_run_loss(&o, each_line);
-    if (each_line) { cli_error("run: --each-line goes with --loss"); return 2; }
-    int exp_act = exp_resid || exp_z || exp_mlp;
-    const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
-    if (lens && o.out_dir) exp_lens_png = 1;
-    if ((layers_s || heads_s) && !per_token && !exp_act) {
-        fprintf(stderr, "attn: run: --layers/--heads choose what --per-token or --export resid,z,mlp shows\n");
-        return 2;
+    if (ro->o.help || ro->loss) return 0;
+    if (ro->each_line) { cli_error("run: --each-line goes with --loss"); return CLI_PRINTED; }
+    ro->exp_act = ro->exp_resid || ro->exp_z || ro->exp_mlp;
+    if (cli_format(&ro->o, "table,tsv,json", &ro->fmt)) return ATTN_EINPUT;
+    ro->exp_lens_png = ro->lens && ro->o.out_dir;
+    ro->exp_any = ro->exp_npy || ro->exp_json || ro->exp_scores || ro->exp_lens_png || ro->exp_act;
+    if ((ro->layers_s || ro->heads_s) && !ro->per_token && !ro->exp_act) {
+        cli_error("run: --layers/--heads choose what --per-token or --export resid,z,mlp shows");
+        return CLI_PRINTED;
     }
-    if ((exp_npy || exp_json || exp_scores || exp_act) && !o.out_dir) {
-        fprintf(stderr, "attn: run: --export needs -o DIR\n");
-        return 2;
+    if ((ro->exp_npy || ro->exp_json || ro->exp_scores || ro->exp_act) && !ro->o.out_dir) {
+        cli_error("run: --export needs -o DIR");
+        return CLI_PRINTED;
     }
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    int32_t *ids = NULL;
-    char **labels = NULL;
-    float *logits = NULL, *topv = NULL;
-    double *probs = NULL;
-    run_ctx rc_ = { 0 };
-    int rc = cli_load_model(&o, 0, &m);
-    int T = 0;
-    if (!rc) rc = cli_prompt_ids(&o, m, &ids, &T);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
-    char dir[1024] = "", path[1100];
-    if (!rc && (exp_npy || exp_json || exp_scores || exp_lens_png || exp_act)) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
-    if (rc) goto done;
-    const attn_config *c = &m->cfg;
-    if (exp_act) {
-        uint8_t *lm = calloc((size_t)c->n_layer + c->n_head, 1);
-        if (!lm) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        if ((layers_s && cli_index_list("--layers", layers_s, c->n_layer, lm) < 0) ||
-            (heads_s && cli_index_list("--heads", heads_s, c->n_head, lm + c->n_layer) < 0)) {
-            free(lm);
-            rc = ATTN_EINPUT;
-            goto done_quiet;
-        }
-        rc = cli_acts_new(&rc_.acts, m, T, layers_s ? lm : NULL, heads_s ? lm + c->n_layer : NULL, exp_resid, exp_z, exp_mlp);
-        free(lm);
-        if (rc) goto done;
+    return 0;
+}
+
+// --export resid,z,mlp: the activation recorder for the chosen layers/heads.
+static int run_setup_acts(const run_opts *ro, run_result *r) {
+    const attn_config *c = &r->m->cfg;
+    uint8_t *lm = calloc((size_t)c->n_layer + c->n_head, 1);
+    if (!lm) return attn_err(ATTN_EFAIL, "out of memory");
+    int rc = 0;
+    if ((ro->layers_s && cli_index_list("--layers", ro->layers_s, c->n_layer, lm) < 0) ||
+        (ro->heads_s && cli_index_list("--heads", ro->heads_s, c->n_head, lm + c->n_layer) < 0))
+        rc = CLI_PRINTED;
+    else
+        rc = cli_acts_new(&r->cap.acts, r->m, r->T, ro->layers_s ? lm : NULL, ro->heads_s ? lm + c->n_layer : NULL,
+                          ro->exp_resid, ro->exp_z, ro->exp_mlp);
+    free(lm);
+    return rc;
+}
+
+// attention.npy and scores.npy opened for streaming, as the capture fills them.
+static int run_open_npys(const run_opts *ro, run_result *r) {
+    const attn_config *c = &r->m->cfg;
+    int64_t dims[4] = { c->n_layer, c->n_head, r->T, r->T };
+    char path[1100];
+    int rc;
+    if (ro->exp_npy) {
+        snprintf(path, sizeof path, "%s/attention.npy", r->dir);
+        if ((rc = attn_npy_open(&r->cap.npy, path, dims, 4))) return rc;
+        r->cap.export_attn = 1;
     }
-    int V = c->n_vocab;
-    logits = malloc((size_t)T * V * sizeof(float));
-    probs = malloc((size_t)V * sizeof *probs);
-    topv = malloc((size_t)k * sizeof *topv);
-    if (!logits || !probs || !topv) { rc = attn_err(ATTN_EFAIL, "out of memory for %d x %d logits", T, V); goto done; }
-    rc_.T = T;
-    rc_.H = c->n_head;
-    if (per_token) {
+    if (ro->exp_scores && (c->attn_softcap > 0 || c->swa_window > 0)) // (scores are q.k / sqrt(hd) here)
+        return attn_err(ATTN_EINPUT, "--export scores: not yet for a model with attention soft-caps or sliding "
+                                     "windows (%s)", attn_arch_get(c->arch)->gguf);
+    if (ro->exp_scores) {
+        snprintf(path, sizeof path, "%s/scores.npy", r->dir);
+        if ((rc = attn_npy_open(&r->cap.snpy, path, dims, 4))) return rc;
+        r->cap.export_scores = 1;
+        r->cap.H_kv = c->n_head_kv;
+        r->cap.hd = c->head_dim;
+    }
+    return 0;
+}
+
+// Model, prompt, pool, labels, output dir, and what the capture fills.
+static int run_setup(const run_opts *ro, run_result *r) {
+    int rc = cli_load_model(&ro->o, 0, &r->m);
+    if (!rc) rc = cli_prompt_ids(&ro->o, r->m, &r->ids, &r->T);
+    if (!rc) rc = cli_pool(&ro->o, &r->pool);
+    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
+    if (!rc && ro->exp_any) rc = cli_out_dir(&ro->o, NULL, r->dir, sizeof r->dir);
+    if (!rc && ro->exp_act) rc = run_setup_acts(ro, r);
+    if (rc) return rc;
+    const attn_config *c = &r->m->cfg;
+    int T = r->T, V = c->n_vocab;
+    r->k = ro->k > V ? V : (int)ro->k;
+    r->t0 = ro->per_token ? 0 : T - 1;
+    size_t nk = (size_t)(T - r->t0) * r->k;
+    r->logits = malloc((size_t)T * V * sizeof(float));
+    r->top_id = malloc(nk * sizeof *r->top_id);
+    r->top_p = malloc(nk * sizeof *r->top_p);
+    r->top_logit = malloc(nk * sizeof *r->top_logit);
+    r->top_label = calloc(nk, sizeof *r->top_label);
+    if (!r->logits || !r->top_id || !r->top_p || !r->top_logit || !r->top_label)
+        return attn_err(ATTN_EFAIL, "out of memory for %d x %d logits", T, V);
+    r->cap.T = T;
+    r->cap.H = c->n_head;
+    if (ro->per_token) {
         size_t n = (size_t)c->n_layer * c->n_head * T * 3;
-        rc_.top3 = malloc(n * sizeof(int32_t));
-        rc_.top3p = malloc(n * sizeof(float));
-        if (!rc_.top3 || !rc_.top3p) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+        r->cap.top3 = malloc(n * sizeof(int32_t));
+        r->cap.top3p = malloc(n * sizeof(float));
+        if (!r->cap.top3 || !r->cap.top3p) return attn_err(ATTN_EFAIL, "out of memory");
     }
-    if (exp_npy) {
-        int64_t dims[4] = { c->n_layer, c->n_head, T, T };
-        snprintf(path, sizeof path, "%s/attention.npy", dir);
-        if ((rc = attn_npy_open(&rc_.npy, path, dims, 4))) goto done;
-        rc_.export_attn = 1;
+    if ((rc = run_open_npys(ro, r))) return rc;
+    if (ro->per_token) {
+        r->cap.lmask = malloc((size_t)c->n_layer);
+        r->cap.hmask = malloc((size_t)c->n_head);
+        if (!r->cap.lmask || !r->cap.hmask) return attn_err(ATTN_EFAIL, "out of memory");
+        if (cli_index_list("--layers", ro->layers_s ? ro->layers_s : "all", c->n_layer, r->cap.lmask) ||
+            cli_index_list("--heads", ro->heads_s ? ro->heads_s : "all", c->n_head, r->cap.hmask))
+            return CLI_PRINTED;
     }
-    if (exp_scores && (c->attn_softcap > 0 || c->swa_window > 0)) { // (scores are q.k / sqrt(hd) here)
-        rc = attn_err(ATTN_EINPUT, "--export scores: not yet for a model with attention soft-caps or sliding "
-                                   "windows (%s)", attn_arch_get(c->arch)->gguf);
-        goto done;
-    }
-    if (exp_scores) {
-        int64_t dims[4] = { c->n_layer, c->n_head, T, T };
-        snprintf(path, sizeof path, "%s/scores.npy", dir);
-        if ((rc = attn_npy_open(&rc_.snpy, path, dims, 4))) goto done;
-        rc_.export_scores = 1;
-        rc_.H_kv = c->n_head_kv;
-        rc_.hd = c->head_dim;
-    }
-    if (per_token) {
-        rc_.lmask = malloc((size_t)c->n_layer);
-        rc_.hmask = malloc((size_t)c->n_head);
-        if (!rc_.lmask || !rc_.hmask) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        if (cli_index_list("--layers", layers_s ? layers_s : "all", c->n_layer, rc_.lmask) ||
-            cli_index_list("--heads", heads_s ? heads_s : "all", c->n_head, rc_.hmask)) { rc = -1; goto done; }
-    }
-    if (lens && (rc = attn_lens_new(&rc_.lens, m, T, 3))) goto done;
+    if (ro->lens && (rc = attn_lens_new(&r->cap.lens, r->m, T, 3))) return rc;
+    return 0;
+}
+
+// The one forward pass with what the options capture; the logit lens after it.
+static int run_forward(const run_opts *ro, run_result *r) {
     attn_session *s;
-    if ((rc = attn_session_new(&s, m, T, pool))) goto done;
-    attn_capture cap = { .on_attn = (exp_npy || per_token) ? run_on_attn : NULL,
-                         .on_resid = lens || exp_act ? run_on_resid : NULL, .on_act = exp_act ? run_on_act : NULL,
-                         .on_qk = exp_scores ? run_on_qk : NULL,
-                         .ctx = &rc_ };
-    rc = attn_session_feed(s, ids, T, logits, 0, &cap);
-    if (!rc && lens) rc = attn_lens_compute(rc_.lens, s, pool);
+    int rc = attn_session_new(&s, r->m, r->T, r->pool);
+    if (rc) return rc;
+    attn_capture cap = { .on_attn = (ro->exp_npy || ro->per_token) ? run_on_attn : NULL,
+                         .on_resid = ro->lens || ro->exp_act ? run_on_resid : NULL,
+                         .on_act = ro->exp_act ? run_on_act : NULL,
+                         .on_qk = ro->exp_scores ? run_on_qk : NULL,
+                         .ctx = &r->cap };
+    rc = attn_session_feed(s, r->ids, r->T, r->logits, 0, &cap);
+    if (!rc && ro->lens) rc = attn_lens_compute(r->cap.lens, s, r->pool);
     attn_session_free(s);
-    if (rc) goto done;
-    if (exp_scores) {
-        snprintf(path, sizeof path, "%s/scores.npy", dir);
-        if (rc_.write_err) {
-            rc = attn_err(ATTN_EFAIL, "%s: write failed: %s", path, strerror(rc_.write_err));
-            goto done;
-        }
-        rc_.export_scores = 0;
-        if ((rc = attn_out_close(&rc_.snpy))) goto done;
+    return rc;
+}
+
+// A streamed .npy closed into place, or its write error.
+static int run_close_npy(attn_outfile *f, int *open, int write_err, const char *dir, const char *name) {
+    if (write_err) {
+        attn_out_abort(f);
+        *open = 0;
+        return attn_err(ATTN_EFAIL, "%s/%s: write failed: %s", dir, name, strerror(write_err));
     }
-    if (exp_npy) {
-        if (rc_.write_err) {
-            attn_out_abort(&rc_.npy);
-            rc = attn_err(ATTN_EFAIL, "%s: write failed: %s", path, strerror(rc_.write_err));
-            goto done;
-        }
-        rc_.export_attn = 0;
-        if ((rc = attn_out_close(&rc_.npy))) goto done;
-        int64_t dims[2] = { T, V };
-        snprintf(path, sizeof path, "%s/logits.npy", dir);
-        if ((rc = attn_write_npy_f32(path, logits, dims, 2))) goto done;
+    *open = 0;
+    return attn_out_close(f);
+}
+
+// The files of --export and --lens -o, after the forward.
+static int run_write_files(const run_opts *ro, run_result *r) {
+    char path[1100];
+    int rc;
+    if (ro->exp_scores && (rc = run_close_npy(&r->cap.snpy, &r->cap.export_scores, r->cap.write_err, r->dir, "scores.npy")))
+        return rc;
+    if (ro->exp_npy) {
+        if ((rc = run_close_npy(&r->cap.npy, &r->cap.export_attn, r->cap.write_err, r->dir, "attention.npy")))
+            return rc;
+        int64_t dims[2] = { r->T, r->m->cfg.n_vocab };
+        snprintf(path, sizeof path, "%s/logits.npy", r->dir);
+        if ((rc = attn_write_npy_f32(path, r->logits, dims, 2))) return rc;
     }
-    char act_names[64] = "";
-    if (exp_act && (rc = cli_acts_write(rc_.acts, dir, act_names, sizeof act_names))) goto done;
-    if (exp_json) {
-        snprintf(path, sizeof path, "%s/tokens.json", dir);
-        if ((rc = write_tokens_json(path, m, ids, labels, T))) goto done;
+    if (ro->exp_act && (rc = cli_acts_write(r->cap.acts, r->dir, r->act_names, sizeof r->act_names))) return rc;
+    if (ro->exp_json) {
+        snprintf(path, sizeof path, "%s/tokens.json", r->dir);
+        if ((rc = write_tokens_json(path, r->m, r->ids, r->labels, r->T))) return rc;
     }
-    if (exp_lens_png) {
+    if (ro->exp_lens_png) {
         attn_image im;
         char title[200];
-        snprintf(title, sizeof title, "%.120s - logit lens: P(final token) after each layer", m->name);
-        snprintf(path, sizeof path, "%s/lens.png", dir);
-        if ((rc = attn_lens_image(rc_.lens, m->tok, ids, title, &im))) goto done;
+        snprintf(title, sizeof title, "%.120s - logit lens: P(final token) after each layer", r->m->name);
+        snprintf(path, sizeof path, "%s/lens.png", r->dir);
+        if ((rc = attn_lens_image(r->cap.lens, r->m->tok, r->ids, title, &im))) return rc;
         rc = attn_write_png(path, &im);
         attn_image_free(&im);
-        if (rc) goto done;
+        if (rc) return rc;
     }
-    // the table(s)
-    if (k > V) k = V;
-    int32_t *idx = malloc((size_t)k * sizeof *idx);
-    if (!idx) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv");
+    return 0;
+}
+
+// The top-k candidates of every position the table shows.
+static int run_topk(run_result *r) {
+    int V = r->m->cfg.n_vocab, k = r->k;
+    double *probs = malloc((size_t)V * sizeof *probs);
+    float *topv = malloc((size_t)k * sizeof *topv);
+    int rc = probs && topv ? 0 : attn_err(ATTN_EFAIL, "out of memory");
+    for (int t = r->t0; !rc && t < r->T; t++) {
+        const float *lg = r->logits + (size_t)t * V;
+        size_t b = (size_t)(t - r->t0) * k;
+        attn_softmax_bits(lg, V, 1, probs);
+        attn_top_k(lg, V, k, r->top_id + b, topv);
+        for (int j = 0; j < k; j++) {
+            r->top_p[b + j] = probs[r->top_id[b + j]];
+            r->top_logit[b + j] = lg[r->top_id[b + j]];
+        }
+        char **cand;
+        if ((rc = attn_token_labels(r->m->tok, r->top_id + b, k, &cand))) break;
+        memcpy(r->top_label + b, cand, (size_t)k * sizeof *cand);
+        free(cand); // (the strings now belong to top_label)
+    }
+    free(probs);
+    free(topv);
+    return rc;
+}
+
+static int run_compute(const run_opts *ro, run_result *r) {
+    int rc = run_setup(ro, r);
+    if (!rc) rc = run_forward(ro, r);
+    if (!rc) rc = run_write_files(ro, r);
+    if (!rc) rc = run_topk(r);
+    return rc;
+}
+
+// Head (l, h) chosen by --layers/--heads for --per-token; its top-3 at b.
+static int run_head_shown(const run_result *r, int l, int h, int t, size_t *b) {
+    *b = (((size_t)l * r->m->cfg.n_head + h) * r->T + t) * 3;
+    return r->cap.lmask[l] && r->cap.hmask[h];
+}
+
+// The row printer: candidate j of position t, one row of the table, the TSV
+// (with the --per-token columns) or the JSON "top" list.
+static void run_row(const run_result *r, const char *fmt, int t, int j) {
+    size_t b = (size_t)(t - r->t0) * r->k + j, h3;
+    int id = r->top_id[b];
+    const char *cand = r->top_label[b];
+    if (!strcmp(fmt, "json")) {
+        printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", id);
+        attn_json_str(stdout, cand);
+        printf(", \"prob\": ");
+        attn_json_numf(stdout, "%.6g", r->top_p[b]);
+        printf(", \"logit\": ");
+        attn_json_numf(stdout, "%.6g", r->top_logit[b]);
+        printf("}");
+    } else if (!strcmp(fmt, "tsv")) {
+        printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g", t, r->labels[t], j + 1, id, cand, r->top_p[b], r->top_logit[b]);
+        for (int l = 0; r->cap.top3 && l < r->m->cfg.n_layer; l++)
+            for (int h = 0; h < r->m->cfg.n_head; h++) {
+                if (!run_head_shown(r, l, h, t, &h3)) continue;
+                printf("\t");
+                for (int e = 0; e < 3 && r->cap.top3[h3 + e] >= 0; e++)
+                    printf("%s%d:%.4g", e ? " " : "", r->cap.top3[h3 + e], r->cap.top3p[h3 + e]);
+            }
+        printf("\n");
+    } else {
+        char q[200];
+        cli_quote(q, sizeof q, cand);
+        printf("  %4d  %6d  ", j + 1, id);
+        cli_print_padded(q, 20);
+        printf("  %8.4f  %9.4f\n", r->top_p[b], r->top_logit[b]);
+    }
+}
+
+// --per-token, table and JSON: each shown head's three most-attended earlier keys.
+static void run_attends(const run_result *r, const char *fmt, int t) {
+    int json = !strcmp(fmt, "json"), nsel = 0;
+    size_t b;
+    char qt[200];
+    printf(json ? ", \"attends\": [" : "  most-attended earlier tokens (attention probability):\n");
+    for (int l = 0; l < r->m->cfg.n_layer; l++)
+        for (int h = 0; h < r->m->cfg.n_head; h++) {
+            if (!run_head_shown(r, l, h, t, &b)) continue;
+            if (json) printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", nsel++ ? ", " : "", l, h);
+            else printf("    L%d H%-3d", l, h);
+            for (int j = 0; j < 3 && r->cap.top3[b + j] >= 0; j++) {
+                if (json) {
+                    printf("%s{\"position\": %d, \"prob\": ", j ? ", " : "", r->cap.top3[b + j]);
+                    attn_json_numf(stdout, "%.6g", r->cap.top3p[b + j]);
+                    printf("}");
+                } else {
+                    cli_quote(qt, sizeof qt, r->labels[r->cap.top3[b + j]]);
+                    printf("  %d %s (%.2f)", r->cap.top3[b + j], qt, r->cap.top3p[b + j]);
+                }
+            }
+            printf(json ? "]}" : "\n");
+        }
+    if (json) printf("]");
+}
+
+static int print_run(const run_result *r, const run_opts *ro) {
+    const char *fmt = ro->fmt;
+    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv"), rc = 0;
     if (json) {
         printf("{\"model\": ");
-        attn_json_str(stdout, m->name);
+        attn_json_str(stdout, r->m->name);
         printf(", \"ids\": [");
-        for (int i = 0; i < T; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        for (int i = 0; i < r->T; i++) printf("%s%d", i ? ", " : "", r->ids[i]);
         printf("], \"positions\": [");
     } else if (tsv) {
         printf("position\ttoken\trank\tid\tcandidate\tprob\tlogit");
-        for (int l = 0; per_token && l < c->n_layer; l++)
-            for (int h = 0; h < c->n_head; h++)
-                if (rc_.lmask[l] && rc_.hmask[h]) printf("\tL%dH%d", l, h);
+        for (int l = 0; ro->per_token && l < r->m->cfg.n_layer; l++)
+            for (int h = 0; h < r->m->cfg.n_head; h++)
+                if (r->cap.lmask[l] && r->cap.hmask[h]) printf("\tL%dH%d", l, h);
         printf("\n");
     }
-    for (int t = per_token ? 0 : T - 1, first = 1; t < T; t++, first = 0) {
-        const float *lg = logits + (size_t)t * V;
-        attn_softmax_bits(lg, V, 1, probs);
-        attn_top_k(lg, V, (int)k, idx, topv);
-        char **cand;
-        if ((rc = attn_token_labels(m->tok, idx, (int)k, &cand))) { free(idx); goto done; }
+    for (int t = r->t0; t < r->T; t++) {
         if (json) {
-            printf("%s{\"position\": %d, \"token\": ", first ? "" : ", ", t);
-            attn_json_str(stdout, labels[t]);
+            printf("%s{\"position\": %d, \"token\": ", t > r->t0 ? ", " : "", t);
+            attn_json_str(stdout, r->labels[t]);
             printf(", \"top\": [");
-            for (int j = 0; j < k; j++) {
-                printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", idx[j]);
-                attn_json_str(stdout, cand[j]);
-                printf(", \"prob\": ");
-                attn_json_numf(stdout, "%.6g", probs[idx[j]]);
-                printf(", \"logit\": ");
-                attn_json_numf(stdout, "%.6g", lg[idx[j]]);
-                printf("}");
-            }
-            printf("]");
-            if (per_token) {
-                printf(", \"attends\": [");
-                int nsel = 0;
-                for (int l = 0; l < c->n_layer; l++)
-                    for (int h = 0; h < c->n_head; h++) {
-                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
-                        size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
-                        printf("%s{\"layer\": %d, \"head\": %d, \"keys\": [", nsel++ ? ", " : "", l, h);
-                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
-                            printf("%s{\"position\": %d, \"prob\": ", j ? ", " : "", rc_.top3[b + j]);
-                            attn_json_numf(stdout, "%.6g", rc_.top3p[b + j]);
-                            printf("}");
-                        }
-                        printf("]}");
-                    }
-                printf("]");
-            }
-            printf("}");
-        } else if (tsv) {
-            for (int j = 0; j < k; j++) {
-                printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g", t, labels[t], j + 1, idx[j], cand[j], probs[idx[j]], lg[idx[j]]);
-                for (int l = 0; per_token && l < c->n_layer; l++)
-                    for (int h = 0; h < c->n_head; h++) {
-                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
-                        size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
-                        printf("\t");
-                        for (int e = 0; e < 3 && rc_.top3[b + e] >= 0; e++)
-                            printf("%s%d:%.4g", e ? " " : "", rc_.top3[b + e], rc_.top3p[b + e]);
-                    }
-                printf("\n");
-            }
-        } else {
+        } else if (!tsv) {
             char qt[200];
-            cli_quote(qt, sizeof qt, labels[t]);
-            printf("%sposition %d %s -> next token\n", first ? "" : "\n", t, qt);
+            cli_quote(qt, sizeof qt, r->labels[t]);
+            printf("%sposition %d %s -> next token\n", t > r->t0 ? "\n" : "", t, qt);
             printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
-            for (int j = 0; j < k; j++) {
-                char q[200];
-                cli_quote(q, sizeof q, cand[j]);
-                printf("  %4d  %6d  ", j + 1, idx[j]);
-                cli_print_padded(q, 20);
-                printf("  %8.4f  %9.4f\n", probs[idx[j]], lg[idx[j]]);
-            }
-            if (per_token) {
-                printf("  most-attended earlier tokens (attention probability):\n");
-                for (int l = 0; l < c->n_layer; l++)
-                    for (int h = 0; h < c->n_head; h++) {
-                        if (!rc_.lmask[l] || !rc_.hmask[h]) continue;
-                        size_t b = (((size_t)l * c->n_head + h) * T + t) * 3;
-                        printf("    L%d H%-3d", l, h);
-                        for (int j = 0; j < 3 && rc_.top3[b + j] >= 0; j++) {
-                            cli_quote(qt, sizeof qt, labels[rc_.top3[b + j]]);
-                            printf("  %d %s (%.2f)", rc_.top3[b + j], qt, rc_.top3p[b + j]);
-                        }
-                        printf("\n");
-                    }
-            }
         }
-        attn_labels_free(cand, (int)k);
+        for (int j = 0; j < r->k; j++) run_row(r, fmt, t, j);
+        if (json) printf("]");
+        if (ro->per_token && !tsv) run_attends(r, fmt, t);
+        if (json) printf("}");
     }
     if (json) printf("]");
-    if (lens && (rc = print_lens(rc_.lens, m, labels, fmt))) { free(idx); goto done; }
-    if (json) printf("}\n");
-    free(idx);
-    if (exp_npy || exp_json || exp_scores || exp_lens_png || exp_act)
-        fprintf(stderr, "attn: wrote to %s:%s%s%s%s%s\n", dir, exp_npy ? " attention.npy logits.npy" : "",
-                exp_json ? " tokens.json" : "", exp_scores ? " scores.npy" : "", exp_lens_png ? " lens.png" : "", act_names);
-done:
-    if (rc_.export_attn) attn_out_abort(&rc_.npy);
-    if (rc_.export_scores) attn_out_abort(&rc_.snpy);
-    free(rc_.lmask);
-    free(rc_.hmask);
-    free(rc_.top3);
-    free(rc_.top3p);
-    attn_lens_free(rc_.lens);
-    cli_acts_free(rc_.acts);
-    free(logits);
-    free(probs);
-    free(topv);
-    if (labels) attn_labels_free(labels, T);
-    free(ids);
-    attn_pool_free(pool);
-    attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
-done_quiet: // the message is printed
-    free(ids);
-    if (labels) attn_labels_free(labels, T);
-    attn_pool_free(pool);
-    attn_model_free(m);
-    return 2;
+    if (ro->lens) rc = print_lens(r->cap.lens, r->m, r->labels, fmt);
+    if (!rc && json) printf("}\n");
+    if (!rc && ro->exp_any)
+        cli_note("wrote to %s:%s%s%s%s%s", r->dir, ro->exp_npy ? " attention.npy logits.npy" : "",
+                 ro->exp_json ? " tokens.json" : "", ro->exp_scores ? " scores.npy" : "",
+                 ro->exp_lens_png ? " lens.png" : "", r->act_names);
+    return rc;
 }
 
+static void run_result_free(run_result *r) {
+    if (r->cap.export_attn) attn_out_abort(&r->cap.npy);
+    if (r->cap.export_scores) attn_out_abort(&r->cap.snpy);
+    free(r->cap.lmask);
+    free(r->cap.hmask);
+    free(r->cap.top3);
+    free(r->cap.top3p);
+    attn_lens_free(r->cap.lens);
+    cli_acts_free(r->cap.acts);
+    free(r->logits);
+    free(r->top_id);
+    free(r->top_p);
+    free(r->top_logit);
+    if (r->top_label) attn_labels_free(r->top_label, (r->T - r->t0) * r->k);
+    if (r->labels) attn_labels_free(r->labels, r->T);
+    free(r->ids);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts ro;
+    run_result r = { 0 };
+    int rc = run_parse(argc, argv, &ro);
+    if (!rc && ro.o.help) { fputs(RUN_HELP, stdout); return 0; }
+    if (!rc && ro.loss) return cli_run_loss(&ro.o, ro.each_line);
+    if (!rc) rc = run_compute(&ro, &r);
+    if (!rc) rc = print_run(&r, &ro);
+    run_result_free(&r);
+    return cli_exit(rc);
+}

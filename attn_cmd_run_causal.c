@@ -221,10 +221,10 @@ static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
 
 int cli_run_loss(const cli_opts *o, int each_line) {
     const char *fmt;
-    if (cli_format(o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     if (each_line && (!o->prompt_file || o->prompt || o->ids)) {
         cli_error("run: --each-line takes its prompts from -f FILE only");
-        return 2;
+        return cli_exit(CLI_PRINTED);
     }
     loss_run r = { 0 };
     attn_model *m = NULL;
@@ -236,5 +236,5 @@ int cli_run_loss(const cli_opts *o, int each_line) {
     free(r.logits); free(r.nll);
     attn_pool_free(r.pool);
     attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }

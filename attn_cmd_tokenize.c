@@ -199,7 +199,7 @@ int cmd_tokenize(int argc, char **argv) {
     int ids_only = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         if (!strcmp(argv[i], "--ids-only")) ids_only = 1;
         else return cli_bad_opt("tokenize", argv[i]);
@@ -209,12 +209,11 @@ int cmd_tokenize(int argc, char **argv) {
         return 0;
     }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     int given = !!o.prompt + !!o.prompt_file + !!o.ids;
     if (given != 1) {
-        attn_err(ATTN_EINPUT, given ? "tokenize: give only one of -p TEXT, -f FILE, --ids 1,2,3"
-                                    : "tokenize: no text: give -p TEXT, -f FILE or --ids 1,2,3");
-        return cli_fail();
+        return cli_exit(attn_err(ATTN_EINPUT, given ? "tokenize: give only one of -p TEXT, -f FILE, --ids 1,2,3"
+                                                    : "tokenize: no text: give -p TEXT, -f FILE or --ids 1,2,3"));
     }
     tok_src s = {0};
     FILE *fp = NULL;
@@ -250,6 +249,6 @@ done:
     free(ids);
     attn_tokenizer_free(s.tok);
     if (s.open) attn_gguf_close(&s.file);
-    if (rc) return cli_fail_rc(rc);
+    if (rc) return cli_exit(rc);
     return 0; // main() reports a failed write to stdout (exit 1)
 }

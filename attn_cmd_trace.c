@@ -279,37 +279,37 @@ int cmd_trace(int argc, char **argv) {
     cli_mem_init(&o.mem, "trace");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
+        if (r < 0) return cli_exit(CLI_PRINTED);
         if (r > 0) continue;
         const char *a = argv[i], *v;
         char *end;
         if (!strcmp(a, "-n") || !strcmp(a, "--steps")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &n_steps)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &n_steps)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1000, &k)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1000, &k)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return 2;
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
-            if (!(v = cli_val(argc, argv, &i))) return 2;
+            if (!(v = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
             double x = strtod(v, &end);
             int top = !strcmp(a, "--top-p");
             if (end == v || *end || !(x >= 0) || x > (top ? 1 : 100) || (top && x <= 0)) {
                 cli_error("%s: '%s' is not a number in %s", a, v, top ? "(0, 1]" : "[0, 100]");
-                return 2;
+                return cli_exit(CLI_PRINTED);
             }
             *(top ? &top_p : &temp) = x;
         } else if (!strcmp(a, "--attn")) {
-            if (!(attn_dir = cli_val(argc, argv, &i))) return 2;
+            if (!(attn_dir = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
         } else if (!strcmp(a, "--ablate")) {
-            if (!(ablate = cli_val(argc, argv, &i))) return 2;
+            if (!(ablate = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
         } else return cli_bad_opt("trace", a);
     }
     if (o.help) { fputs(TRACE_HELP, stdout); return 0; }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_fail();
+    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
     if (n_steps < 0) {
-        fprintf(stderr, "attn: trace: give the number of tokens to generate with -n STEPS\n");
-        return 2;
+        cli_error("trace: give the number of tokens to generate with -n STEPS");
+        return cli_exit(CLI_PRINTED);
     }
     attn_model *m = NULL;
     attn_pool *pool = NULL;
@@ -457,7 +457,7 @@ int cmd_trace(int argc, char **argv) {
         rc = write_trace_attn(dir, m, &ta, ids, P, steps, P + steps - 1);
         if (!rc) rc = write_tagged_png(dir, m, &ta, ids, P, steps, P + steps - 1, tags, &n_tagged);
         if (!rc)
-            fprintf(stderr, "attn: trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s\n", steps,
+            cli_note("trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s", steps,
                     n_tagged ? ", tagged.png" : "", dir);
     }
 done:
@@ -467,5 +467,5 @@ done:
     free(logits), free(probs), free(top), free(topv), free(order), free(ids), free(tags);
     attn_pool_free(pool);
     attn_model_free(m);
-    return rc ? cli_fail_rc(rc) : 0;
+    return cli_exit(rc);
 }
