@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -285,6 +286,67 @@ int cli_prompt_ids(const cli_opts *o, const attn_model *m, int32_t **ids, int *n
             rc = attn_err(ATTN_EINPUT, "token id %d is out of range (the vocabulary has %d ids: 0..%d)",
                           (*ids)[i], m->cfg.n_vocab, m->cfg.n_vocab - 1);
     if (rc) { free(*ids); *ids = NULL; }
+    return rc;
+}
+
+int cli_lines_open(cli_lines *it, const cli_opts *o, const attn_model *m, int count_total) {
+    memset(it, 0, sizeof *it);
+    it->o = o;
+    it->m = m;
+    int is_stdin = !strcmp(o->prompt_file, "-");
+    it->fp = is_stdin ? stdin : fopen(o->prompt_file, "rb");
+    if (!it->fp) return attn_err(ATTN_EINPUT, "%s: %s", o->prompt_file, strerror(errno));
+    // count the lines first (a file, not a pipe) so progress can show a total
+    struct stat sb;
+    if (count_total && !is_stdin && !fstat(fileno(it->fp), &sb) && S_ISREG(sb.st_mode)) {
+        int ch, last = '\n';
+        while ((ch = getc(it->fp)) != EOF) {
+            it->total += ch == '\n';
+            last = ch;
+        }
+        it->total += last != '\n';
+        rewind(it->fp);
+    }
+    return 0;
+}
+
+int cli_lines_fail(cli_lines *it, int rc) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", attn_errmsg());
+    return attn_err(rc, "%s line %ld: %s", it->o->prompt_file, it->lineno, msg);
+}
+
+int cli_lines_next(cli_lines *it, int32_t **ids, int *T) {
+    ssize_t len;
+    *ids = NULL;
+    *T = 0;
+    while ((len = cli_getline(&it->line, &it->cap, it->fp, CLI_LINE_MAX)) >= 0) {
+        it->lineno++;
+        while (len > 0 && (it->line[len - 1] == '\n' || it->line[len - 1] == '\r')) it->line[--len] = 0;
+        if (len == 0) {
+            it->n_empty++;
+            continue;
+        }
+        cli_opts lo = *it->o;
+        lo.prompt_file = NULL;
+        lo.ids = NULL;
+        lo.prompt = it->line;
+        int rc = cli_prompt_ids(&lo, it->m, ids, T);
+        return rc ? cli_lines_fail(it, rc) : 0;
+    }
+    if (len == -2) { // a line past CLI_LINE_MAX (message set)
+        it->lineno++;
+        return cli_lines_fail(it, ATTN_EINPUT);
+    }
+    return 0;
+}
+
+int cli_lines_close(cli_lines *it, int rc) {
+    if (!rc && it->fp && ferror(it->fp)) rc = attn_err(ATTN_EINPUT, "%s: read error", it->o->prompt_file);
+    if (it->fp && it->fp != stdin) fclose(it->fp);
+    free(it->line);
+    it->fp = NULL;
+    it->line = NULL;
     return rc;
 }
 

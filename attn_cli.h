@@ -127,6 +127,26 @@ int cli_read_input(const char *path, size_t max, char **buf, size_t *len);
 // returns its length, -1 at the end, -2 (message set) for a line longer than
 // max bytes or out of memory.
 ssize_t cli_getline(char **line, size_t *cap, FILE *fp, size_t max);
+// --each-line: the -f FILE ("-" = stdin) one non-empty line at a time, each
+// a prompt. Errors name "FILE line N". Shared by heads, ablate, run --loss.
+typedef struct {
+    const cli_opts *o;
+    const attn_model *m;
+    FILE *fp;
+    char *line;
+    size_t cap;
+    long lineno;  // lines read so far
+    long n_empty; // empty lines skipped
+    long total;   // lines in all when counted (a regular file and count_total), else 0
+} cli_lines;
+int cli_lines_open(cli_lines *it, const cli_opts *o, const attn_model *m, int count_total);
+// The next non-empty line's ids (malloc'ed, BOS as the model adds it) into
+// *ids, *T; *ids = NULL at the end. An error (a bad line) names the line.
+int cli_lines_next(cli_lines *it, int32_t **ids, int *T);
+// rc of the caller's work on the current line, its message now naming the line.
+int cli_lines_fail(cli_lines *it, int rc);
+// Close; returns rc, or a read error of the file when rc is 0.
+int cli_lines_close(cli_lines *it, int rc);
 // A thread pool sized by -t.
 int cli_pool(const cli_opts *o, attn_pool **out);
 // Create o->out_dir (and parents) if missing; error if no -o was given and required.

@@ -222,38 +222,18 @@ static int abl_prompt(abl *a, const int32_t *ids, int T) {
 
 // Every non-empty line of the -f file through fn (the lines' count in *n_lines).
 static int abl_lines(const cli_opts *o, abl *a, int (*fn)(abl *, const int32_t *, int), long *n_lines, long *n_tok) {
-    FILE *fp = strcmp(o->prompt_file, "-") ? fopen(o->prompt_file, "rb") : stdin;
-    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", o->prompt_file, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    int rc = 0;
-    while (!rc && (len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (!len) continue;
-        cli_opts lo = *o;
-        lo.prompt_file = NULL;
-        lo.prompt = line;
-        int32_t *ids = NULL;
-        int T;
-        rc = cli_prompt_ids(&lo, a->m, &ids, &T);
-        if (!rc && T < 2) rc = attn_err(ATTN_EINPUT, "one token predicts nothing");
-        if (!rc) rc = fn(a, ids, T);
-        if (rc) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", attn_errmsg());
-            attn_err(rc, "%s line %ld: %s", o->prompt_file, lineno, msg);
-        }
+    cli_lines it;
+    int32_t *ids;
+    int T, rc = cli_lines_open(&it, o, a->m, 0);
+    while (!rc && !(rc = cli_lines_next(&it, &ids, &T)) && ids) {
+        if (T < 2) rc = cli_lines_fail(&it, attn_err(ATTN_EINPUT, "one token predicts nothing"));
+        if (!rc && (rc = fn(a, ids, T))) rc = cli_lines_fail(&it, rc);
         (*n_lines)++;
         *n_tok += T;
         free(ids);
     }
+    rc = cli_lines_close(&it, rc);
     if (!rc && !*n_lines) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", o->prompt_file);
-    if (!rc && len == -2) rc = ATTN_EINPUT; // a line past CLI_LINE_MAX (message set)
-    free(line);
-    if (fp != stdin) fclose(fp);
     return rc;
 }
 

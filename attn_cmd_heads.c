@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define HEADS_SEED 1234 // default seed of the random-init baseline and the induction sequence
 #define HEADS_LEN 50    // default ids per repeat of the induction test
@@ -340,49 +339,15 @@ static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
     int LH = r->L * r->H, rc = 0;
     attn_head_stats *st = calloc((size_t)2 * LH + 1, sizeof *st); // model [LH], rnd [LH], unif
     if (!st) return attn_err(ATTN_EFAIL, "out of memory");
-    const char *path = o->prompt_file;
-    int is_stdin = !strcmp(path, "-");
-    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
-    if (!fp) {
-        free(st);
-        return attn_err(ATTN_EINPUT, "%s: %s", path, strerror(errno));
-    }
-    // count the lines first (a file, not a pipe) so progress can show a total
-    long total = 0;
-    struct stat sb;
-    if (!is_stdin && !fstat(fileno(fp), &sb) && S_ISREG(sb.st_mode)) {
-        int ch, last = '\n';
-        while ((ch = getc(fp)) != EOF) {
-            total += ch == '\n';
-            last = ch;
-        }
-        total += last != '\n';
-        rewind(fp);
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    while ((len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) {
-            r->n_empty++;
-            continue;
-        }
-        cli_opts lo = *o;
-        lo.prompt_file = NULL;
-        lo.ids = NULL;
-        lo.prompt = line;
-        int32_t *ids = NULL;
-        int T;
-        rc = cli_prompt_ids(&lo, sm->m, &ids, &T);
-        if (!rc) rc = scorer_run(sm, ids, T, NULL);
+    cli_lines it;
+    int32_t *ids;
+    int T;
+    if ((rc = cli_lines_open(&it, o, sm->m, 1))) { free(st); return rc; }
+    while (!(rc = cli_lines_next(&it, &ids, &T)) && ids) {
+        rc = scorer_run(sm, ids, T, NULL);
         if (!rc) rc = scorer_run(sr, ids, T, NULL);
         if (rc) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", attn_errmsg());
-            attn_err(rc, "%s line %ld: %s", path, lineno, msg);
+            rc = cli_lines_fail(&it, rc);
             free(ids);
             break;
         }
@@ -396,17 +361,11 @@ static int run_corpus(const cli_opts *o, scorer *sm, scorer *sr, heads_out *r) {
         r->n_prompts++;
         r->n_tokens += T;
         free(ids);
-        if (total) cli_progress("heads: lines", lineno, total);
+        if (it.total) cli_progress("heads: lines", it.lineno, it.total);
     }
-    if (!rc && len == -2) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", attn_errmsg());
-        rc = attn_err(ATTN_EINPUT, "%s line %ld: %s", path, lineno + 1, msg);
-    }
-    if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "%s: read error", path);
-    if (!rc && !r->n_prompts) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", path);
-    free(line);
-    if (!is_stdin) fclose(fp);
+    r->n_empty = it.n_empty;
+    rc = cli_lines_close(&it, rc);
+    if (!rc && !r->n_prompts) rc = attn_err(ATTN_EINPUT, "%s: no non-empty line", o->prompt_file);
     if (!rc)
         for (int i = 0; i < LH; i++) {
             attn_head_stats_get(&st[i], &r->model[i], &r->sd[i], r->n[i]);

@@ -168,40 +168,19 @@ static int loss_one(const cli_opts *o, loss_run *r, const char *fmt) {
 }
 
 static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
-    FILE *fp = strcmp(o->prompt_file, "-") ? fopen(o->prompt_file, "rb") : stdin;
-    if (!fp) return attn_err(ATTN_EINPUT, "%s: %s", o->prompt_file, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0, n_lines = 0, n_pred = 0;
+    cli_lines it;
+    int32_t *ids;
+    int T, rc = cli_lines_open(&it, o, r->m, 0);
+    long n_lines = 0, n_pred = 0;
     double sum = 0;
-    int rc = 0;
-    while (!rc && (len = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (!len) continue;
-        cli_opts lo = *o;
-        lo.prompt_file = NULL;
-        lo.prompt = line;
-        int32_t *ids = NULL;
-        int T = 0;
+    while (!rc && !(rc = cli_lines_next(&it, &ids, &T)) && ids) {
         double mean;
-        rc = cli_prompt_ids(&lo, r->m, &ids, &T);
-        if (!rc && T >= 2) {
-            rc = loss_prompt(r, ids, T, &mean);
-            sum += mean * (T - 1), n_pred += T - 1;
-        }
-        if (rc) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", attn_errmsg());
-            attn_err(rc, "%s line %ld: %s", o->prompt_file, lineno, msg);
-        }
+        if (T >= 2 && (rc = loss_prompt(r, ids, T, &mean))) rc = cli_lines_fail(&it, rc);
+        else if (T >= 2) sum += mean * (T - 1), n_pred += T - 1;
         n_lines++;
         free(ids);
     }
-    if (!rc && len == -2) rc = ATTN_EINPUT; // a line past CLI_LINE_MAX (message set)
-    free(line);
-    if (fp != stdin) fclose(fp);
+    rc = cli_lines_close(&it, rc);
     if (!rc && !n_pred) rc = attn_err(ATTN_EINPUT, "%s: no line of two or more tokens", o->prompt_file);
     if (rc) return rc;
     double mean = sum / n_pred;
