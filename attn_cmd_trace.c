@@ -270,202 +270,289 @@ static int write_trace_attn(const char *dir, const attn_model *m, const trace_at
     return attn_out_close(&o);
 }
 
-int cmd_trace(int argc, char **argv) {
-    cli_opts o;
-    cli_opts_init(&o);
-    long n_steps = -1, k = 5, seed = 1;
-    double temp = 0, top_p = 1;
-    const char *attn_dir = NULL, *ablate = NULL;
-    cli_mem_init(&o.mem, "trace");
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
-        if (r > 0) continue;
-        const char *a = argv[i], *v;
-        char *end;
-        if (!strcmp(a, "-n") || !strcmp(a, "--steps")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &n_steps)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1000, &k)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--temp") || !strcmp(a, "--top-p")) {
-            if (!(v = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-            double x = strtod(v, &end);
-            int top = !strcmp(a, "--top-p");
-            if (end == v || *end || !(x >= 0) || x > (top ? 1 : 100) || (top && x <= 0)) {
-                cli_error("%s: '%s' is not a number in %s", a, v, top ? "(0, 1]" : "[0, 100]");
-                return cli_exit(CLI_PRINTED);
-            }
-            *(top ? &top_p : &temp) = x;
-        } else if (!strcmp(a, "--attn")) {
-            if (!(attn_dir = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--ablate")) {
-            if (!(ablate = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-        } else return cli_bad_opt("trace", a);
-    }
-    if (o.help) { fputs(TRACE_HELP, stdout); return 0; }
-    const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (n_steps < 0) {
-        cli_error("trace: give the number of tokens to generate with -n STEPS");
-        return cli_exit(CLI_PRINTED);
-    }
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    attn_session *s = NULL;
-    int32_t *ids = NULL, *top = NULL, *order = NULL;
-    uint8_t *tags = NULL; // [steps] TAGGED_* of each step
-    float *logits = NULL, *topv = NULL;
-    double *probs = NULL;
-    trace_attn ta = {0};
-    int *abl = NULL, n_abl = 0;
-    attn_edit *edits = NULL;
-    attn_edits ed;
-    cli_buf tab = {0};
-    int P = 0, rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_prompt_ids(&o, m, &ids, &P);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc && ablate) rc = cli_head_pairs("--ablate", ablate, m, &abl, &n_abl);
-    if (rc) goto done;
-    const attn_config *c = &m->cfg;
-    if (ablate) { // zero-ablated heads: z = 0 at every position
-        if (!(edits = calloc((size_t)n_abl, sizeof *edits))) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        for (int j = 0; j < n_abl; j++)
-            edits[j] = (attn_edit){ ATTN_ACT_Z, abl[j] / c->n_head, -1, abl[j] % c->n_head * c->head_dim, c->head_dim, NULL, 0 };
-        attn_edits_init(&ed, m, edits, n_abl);
-        ta.ed = &ed;
-    }
-    int V = c->n_vocab, N = P + (int)n_steps - 1; // positions fed: the last chosen token is not
-    if (N > c->n_ctx) {
-        rc = attn_err(ATTN_EINPUT, "the prompt (%d tokens) + %ld steps need %d positions, more than the context of %d",
-                      P, n_steps, N, c->n_ctx);
-        goto done;
-    }
-    if (k > V) k = V;
-    int32_t *grown = realloc(ids, (size_t)(N + 1) * sizeof *ids);
-    if (!grown) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    ids = grown;
-    logits = malloc((size_t)V * sizeof *logits);
-    probs = malloc((size_t)V * sizeof *probs);
-    int kk = k < 2 && V >= 2 ? 2 : (int)k; // the margin needs the top-2 even with -k 1
-    top = malloc((size_t)kk * sizeof *top);
-    topv = malloc((size_t)kk * sizeof *topv);
-    order = top_p < 1 ? malloc((size_t)V * sizeof *order) : NULL;
-    tags = calloc((size_t)n_steps, 1);
-    if (!logits || !probs || !top || !topv || !tags || (top_p < 1 && !order)) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    attn_capture cap = {.on_attn = attn_dir ? trace_on_attn : NULL, .on_act = ablate ? trace_on_act : NULL, .ctx = &ta};
-    attn_capture *capp = attn_dir || ablate ? &cap : NULL;
-    char dir[1024];
-    if (attn_dir) {
-        cli_opts od = o;
-        od.out_dir = attn_dir;
-        if ((rc = cli_out_dir(&od, NULL, dir, sizeof dir))) goto done;
-        char what[160];
-        snprintf(what, sizeof what, "%d x %d heads of %d x %d attention", c->n_layer, c->n_head, N, N);
-        o.mem.dir = dir;
-        if ((rc = cli_buf_new(&o.mem, &tab, (size_t)c->n_layer * c->n_head * N * N, what))) goto done;
-        ta.H = c->n_head, ta.N = N, ta.p = tab.p;
-    }
-    if ((rc = attn_session_new(&s, m, N, pool))) goto done;
-    rc = attn_session_feed(s, ids, P, logits, 1, capp);
+// ---- options -> result -> print
 
-    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv"), eos = attn_tokenizer_eos(m->tok);
-    uint64_t rng = (uint64_t)seed;
-    if (json) {
+typedef struct {
+    cli_opts o;
+    const char *fmt;   // table, tsv or json
+    long n_steps, k, seed;
+    double temp, top_p; // --temp (0: greedy), --top-p
+    const char *attn_dir, *ablate; // --attn DIR, --ablate L.H,...
+} trace_opts;
+
+// What generation keeps: the model, the growing ids, the capture.
+typedef struct {
+    attn_model *m;
+    attn_pool *pool;
+    attn_session *s;
+    int32_t *ids;     // (N + 1): prompt, then the chosen tokens
+    int P, N, V, k, kk; // prompt, positions fed at most, vocab, -k, top-k kept (>= 2 for the margin)
+    int32_t *top, *order;
+    uint8_t *tags;    // (n_steps) TAGGED_* of each step
+    float *logits, *topv;
+    double *probs;
+    trace_attn ta;    // --attn rows, --ablate edits
+    int *abl, n_abl;
+    attn_edit *edits;
+    attn_edits ed;
+    cli_buf tab;
+    attn_capture cap, *capp;
+    char dir[1024];   // --attn DIR
+    int steps;        // steps done
+    uint64_t rng;
+} trace_result;
+
+// One generated step, as printed.
+typedef struct {
+    int st, pos, crank, rep;
+    int32_t chosen;
+    double h, margin; // entropy in bits; p1 - p2
+    const char *tag;
+    char **cand, **ch; // labels of top[0..k) and of the chosen token
+} trace_step;
+
+// A number option of trace: --temp in [0, 100], --top-p in (0, 1].
+static int trace_real(const char *a, const char *v, double *out) {
+    char *end;
+    double x = strtod(v, &end);
+    int top = !strcmp(a, "--top-p");
+    if (end == v || *end || !(x >= 0) || x > (top ? 1 : 100) || (top && x <= 0)) {
+        cli_error("%s: '%s' is not a number in %s", a, v, top ? "(0, 1]" : "[0, 100]");
+        return CLI_PRINTED;
+    }
+    *out = x;
+    return 0;
+}
+
+static int trace_parse(int argc, char **argv, trace_opts *to) {
+    memset(to, 0, sizeof *to);
+    cli_opts_init(&to->o);
+    to->n_steps = -1, to->k = 5, to->seed = 1, to->top_p = 1;
+    cli_mem_init(&to->o.mem, "trace");
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&to->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
+        if (r > 0) continue;
+        const char *a = argv[i], *v = NULL;
+        int bad = 0;
+        if (!strcmp(a, "-n") || !strcmp(a, "--steps"))
+            bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &to->n_steps);
+        else if (!strcmp(a, "-k")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1000, &to->k);
+        else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &to->seed);
+        else if (!strcmp(a, "--temp")) bad = !(v = cli_val(argc, argv, &i)) || trace_real(a, v, &to->temp);
+        else if (!strcmp(a, "--top-p")) bad = !(v = cli_val(argc, argv, &i)) || trace_real(a, v, &to->top_p);
+        else if (!strcmp(a, "--attn")) bad = !(to->attn_dir = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--ablate")) bad = !(to->ablate = cli_val(argc, argv, &i));
+        else { cli_bad_opt("trace", a); return CLI_PRINTED; }
+        if (bad) return CLI_PRINTED;
+    }
+    if (to->o.help) return 0;
+    if (cli_format(&to->o, "table,tsv,json", &to->fmt)) return ATTN_EINPUT;
+    if (to->n_steps < 0) {
+        cli_error("trace: give the number of tokens to generate with -n STEPS");
+        return CLI_PRINTED;
+    }
+    return 0;
+}
+
+// --ablate: z = 0 at every position of the chosen heads.
+static int trace_setup_ablate(trace_result *r) {
+    const attn_config *c = &r->m->cfg;
+    if (!(r->edits = calloc((size_t)r->n_abl, sizeof *r->edits))) return attn_err(ATTN_EFAIL, "out of memory");
+    for (int j = 0; j < r->n_abl; j++)
+        r->edits[j] = (attn_edit){ ATTN_ACT_Z, r->abl[j] / c->n_head, -1, r->abl[j] % c->n_head * c->head_dim,
+                                   c->head_dim, NULL, 0 };
+    attn_edits_init(&r->ed, r->m, r->edits, r->n_abl);
+    r->ta.ed = &r->ed;
+    return 0;
+}
+
+// --attn DIR: the (L, H, N, N) attention of every position fed.
+static int trace_setup_attn(trace_opts *to, trace_result *r) {
+    const attn_config *c = &r->m->cfg;
+    cli_opts od = to->o;
+    od.out_dir = to->attn_dir;
+    int rc = cli_out_dir(&od, NULL, r->dir, sizeof r->dir);
+    if (rc) return rc;
+    char what[160];
+    snprintf(what, sizeof what, "%d x %d heads of %d x %d attention", c->n_layer, c->n_head, r->N, r->N);
+    to->o.mem.dir = r->dir;
+    if ((rc = cli_buf_new(&to->o.mem, &r->tab, (size_t)c->n_layer * c->n_head * r->N * r->N, what))) return rc;
+    r->ta.H = c->n_head, r->ta.N = r->N, r->ta.p = r->tab.p;
+    return 0;
+}
+
+// Model, prompt, buffers and the session; the prompt fed (its logits in r->logits).
+static int trace_setup(trace_opts *to, trace_result *r) {
+    int rc = cli_load_model(&to->o, 0, &r->m);
+    if (!rc) rc = cli_prompt_ids(&to->o, r->m, &r->ids, &r->P);
+    if (!rc) rc = cli_pool(&to->o, &r->pool);
+    if (!rc && to->ablate) rc = cli_head_pairs("--ablate", to->ablate, r->m, &r->abl, &r->n_abl);
+    if (!rc && to->ablate) rc = trace_setup_ablate(r);
+    if (rc) return rc;
+    const attn_config *c = &r->m->cfg;
+    r->V = c->n_vocab, r->N = r->P + (int)to->n_steps - 1; // positions fed: the last chosen token is not
+    if (r->N > c->n_ctx)
+        return attn_err(ATTN_EINPUT, "the prompt (%d tokens) + %ld steps need %d positions, more than the context of %d",
+                        r->P, to->n_steps, r->N, c->n_ctx);
+    r->k = to->k > r->V ? r->V : (int)to->k;
+    int32_t *grown = realloc(r->ids, (size_t)(r->N + 1) * sizeof *r->ids);
+    if (!grown) return attn_err(ATTN_EFAIL, "out of memory");
+    r->ids = grown;
+    r->logits = malloc((size_t)r->V * sizeof *r->logits);
+    r->probs = malloc((size_t)r->V * sizeof *r->probs);
+    r->kk = r->k < 2 && r->V >= 2 ? 2 : r->k; // the margin needs the top-2 even with -k 1
+    r->top = malloc((size_t)r->kk * sizeof *r->top);
+    r->topv = malloc((size_t)r->kk * sizeof *r->topv);
+    r->order = to->top_p < 1 ? malloc((size_t)r->V * sizeof *r->order) : NULL;
+    r->tags = calloc((size_t)to->n_steps, 1);
+    if (!r->logits || !r->probs || !r->top || !r->topv || !r->tags || (to->top_p < 1 && !r->order))
+        return attn_err(ATTN_EFAIL, "out of memory");
+    r->cap = (attn_capture){ .on_attn = to->attn_dir ? trace_on_attn : NULL,
+                             .on_act = to->ablate ? trace_on_act : NULL, .ctx = &r->ta };
+    r->capp = to->attn_dir || to->ablate ? &r->cap : NULL;
+    if (to->attn_dir && (rc = trace_setup_attn(to, r))) return rc;
+    r->rng = (uint64_t)to->seed;
+    if ((rc = attn_session_new(&r->s, r->m, r->N, r->pool))) return rc;
+    return attn_session_feed(r->s, r->ids, r->P, r->logits, 1, r->capp);
+}
+
+static void print_trace_head(const trace_result *r, const trace_opts *to) {
+    if (!strcmp(to->fmt, "json")) {
         printf("{\"model\": ");
-        attn_json_str(stdout, m->name);
+        attn_json_str(stdout, r->m->name);
         printf(", \"prompt_ids\": [");
-        for (int i = 0; i < P; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        for (int i = 0; i < r->P; i++) printf("%s%d", i ? ", " : "", r->ids[i]);
         printf("], \"steps\": [");
-    } else if (tsv) printf("step\trank\tid\ttext\tprob\tlogit\tentropy_bits\tmargin\ttag\tchosen\t"
-                           "chosen_prob\tchosen_rank\trepeat\n");
+    } else if (!strcmp(to->fmt, "tsv"))
+        printf("step\trank\tid\ttext\tprob\tlogit\tentropy_bits\tmargin\ttag\tchosen\t"
+               "chosen_prob\tchosen_rank\trepeat\n");
     else
         printf("model %s, %d prompt tokens, %s; tags: collapsed p1 >= 0.99, confident p1 > 0.7,\n"
                "lost p1 < 0.1, uncertain otherwise (p1 = top-1 probability; margin = p1 - p2)\n",
-               m->name, P, temp > 0 ? "sampling" : "greedy");
-    if (!json && !tsv && temp > 0) printf("temperature %g, top-p %g, seed %ld\n", temp, top_p, seed);
-    int steps = 0;
-    cli_progress("trace", 0, n_steps);
-    for (int st = 0; !rc && st < n_steps; st++) {
-        int pos = P + st; // ids[0 .. pos) are the prefix
-        double h = attn_softmax_bits(logits, V, temp > 0 ? temp : 1, probs);
-        attn_top_k(logits, V, kk, top, topv); // softmax keeps the order of the logits
-        double p1 = probs[top[0]], margin = kk > 1 ? p1 - probs[top[1]] : p1;
-        int32_t chosen = temp > 0 ? sample(probs, V, top_p, &rng, order) : top[0];
-        const char *tag = tag_of(p1);
-        int crank = rank_of(probs, V, chosen);
-        ids[pos] = chosen;
-        int rep = repeats_ngram(ids, pos + 1);
-        tags[st] = (uint8_t)((p1 < TAG_LOST ? TAGGED_LOST : 0) | (p1 >= TAG_COLLAPSED ? TAGGED_COLLAPSED : 0) |
-                             (rep ? TAGGED_REPEAT : 0));
-        char **cand, **ch;
-        if ((rc = attn_token_labels(m->tok, top, (int)k, &cand))) break;
-        if ((rc = attn_token_labels(m->tok, &chosen, 1, &ch))) { attn_labels_free(cand, (int)k); break; }
-        if (json) {
-            printf("%s{\"step\": %d, \"chosen\": %d, \"chosen_prob\": ", st ? ", " : "", st, chosen);
-            attn_json_numf(stdout, "%.6g", probs[chosen]);
-            printf(", \"chosen_rank\": %d, \"entropy_bits\": ", crank);
-            attn_json_numf(stdout, "%.6g", h);
-            printf(", \"margin\": ");
-            attn_json_numf(stdout, "%.6g", margin);
-            printf(", \"tag\": \"%s\", \"repeat\": %s, \"top\": [", tag, rep ? "true" : "false");
-            for (int j = 0; j < k; j++) {
-                printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", top[j]);
-                attn_json_str(stdout, cand[j]);
-                printf(", \"prob\": ");
-                attn_json_numf(stdout, "%.6g", probs[top[j]]);
-                printf(", \"logit\": ");
-                attn_json_numf(stdout, "%.6g", logits[top[j]]);
-                printf("}");
-            }
-            printf("]}");
-        } else if (tsv) {
-            for (int j = 0; j < k; j++)
-                printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\t%.6g\t%d\t%d\n", st, j + 1, top[j], cand[j],
-                       probs[top[j]], logits[top[j]], h, margin, tag, chosen, probs[chosen], crank, rep);
-        } else {
-            char prefix[512];
-            prefix_text(m, ids, pos, prefix, sizeof prefix, 60);
-            char qp[600], qc[200];
-            cli_quote(qp, sizeof qp, prefix);
-            cli_quote(qc, sizeof qc, ch[0]);
-            printf("\nstep %d  %s -> %s (id %d)\n  entropy %.3f bits  margin %.4f  %s%s\n", st, qp, qc,
-                   chosen, h, margin, tag, rep ? "  repeat" : "");
-            printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
-            for (int j = 0; j <= k; j++) { // j = k: a token sampled outside the top-k, with its rank
-                if (j == k && crank <= k) break;
-                int32_t id = j < k ? top[j] : chosen;
-                char q[200];
-                cli_quote(q, sizeof q, j < k ? cand[j] : ch[0]);
-                printf("  %4d  %6d  ", j < k ? j + 1 : crank, id);
-                cli_print_padded(q, 20);
-                printf("  %8.4f  %9.4f%s\n", probs[id], logits[id], id == chosen ? "  <- chosen" : "");
-            }
-        }
-        fflush(stdout);
-        attn_labels_free(cand, (int)k);
-        attn_labels_free(ch, 1);
-        steps++;
-        cli_progress("trace", steps, n_steps);
-        if (chosen == eos && eos >= 0) break;
-        if (st + 1 < n_steps) rc = attn_session_feed(s, &ids[pos], 1, logits, 1, capp);
+               r->m->name, r->P, to->temp > 0 ? "sampling" : "greedy");
+    if (!strcmp(to->fmt, "table") && to->temp > 0)
+        printf("temperature %g, top-p %g, seed %ld\n", to->temp, to->top_p, to->seed);
+}
+
+// The row printer: candidate j of a step (j = k, table only: a token sampled
+// outside the top-k, with its rank) as a table row, a TSV line or a JSON item.
+static void trace_row(const trace_result *r, const trace_step *s, const char *fmt, int j) {
+    int32_t id = j < r->k ? r->top[j] : s->chosen;
+    const char *text = j < r->k ? s->cand[j] : s->ch[0];
+    if (!strcmp(fmt, "json")) {
+        printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", id);
+        attn_json_str(stdout, text);
+        printf(", \"prob\": ");
+        attn_json_numf(stdout, "%.6g", r->probs[id]);
+        printf(", \"logit\": ");
+        attn_json_numf(stdout, "%.6g", r->logits[id]);
+        printf("}");
+    } else if (!strcmp(fmt, "tsv")) {
+        printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\t%.6g\t%d\t%d\n", s->st, j + 1, id, text,
+               r->probs[id], r->logits[id], s->h, s->margin, s->tag, s->chosen, r->probs[s->chosen], s->crank, s->rep);
+    } else {
+        char q[200];
+        cli_quote(q, sizeof q, text);
+        printf("  %4d  %6d  ", j < r->k ? j + 1 : s->crank, id);
+        cli_print_padded(q, 20);
+        printf("  %8.4f  %9.4f%s\n", r->probs[id], r->logits[id], id == s->chosen ? "  <- chosen" : "");
     }
-    if (json) printf("]}\n");
-    if (!rc && attn_dir) {
+}
+
+static void print_trace_step(const trace_result *r, const trace_step *s, const char *fmt) {
+    if (!strcmp(fmt, "json")) {
+        printf("%s{\"step\": %d, \"chosen\": %d, \"chosen_prob\": ", s->st ? ", " : "", s->st, s->chosen);
+        attn_json_numf(stdout, "%.6g", r->probs[s->chosen]);
+        printf(", \"chosen_rank\": %d, \"entropy_bits\": ", s->crank);
+        attn_json_numf(stdout, "%.6g", s->h);
+        printf(", \"margin\": ");
+        attn_json_numf(stdout, "%.6g", s->margin);
+        printf(", \"tag\": \"%s\", \"repeat\": %s, \"top\": [", s->tag, s->rep ? "true" : "false");
+        for (int j = 0; j < r->k; j++) trace_row(r, s, fmt, j);
+        printf("]}");
+    } else if (!strcmp(fmt, "tsv")) {
+        for (int j = 0; j < r->k; j++) trace_row(r, s, fmt, j);
+    } else {
+        char prefix[512], qp[600], qc[200];
+        prefix_text(r->m, r->ids, s->pos, prefix, sizeof prefix, 60);
+        cli_quote(qp, sizeof qp, prefix);
+        cli_quote(qc, sizeof qc, s->ch[0]);
+        printf("\nstep %d  %s -> %s (id %d)\n  entropy %.3f bits  margin %.4f  %s%s\n", s->st, qp, qc, s->chosen,
+               s->h, s->margin, s->tag, s->rep ? "  repeat" : "");
+        printf("  rank  %6s  %-20s  %8s  %9s\n", "id", "token", "prob", "logit");
+        for (int j = 0; j < r->k || (j == r->k && s->crank > r->k); j++) trace_row(r, s, fmt, j);
+    }
+    fflush(stdout);
+}
+
+// Step st from r->logits: the chosen token appended to ids, its tags.
+static int trace_choose(const trace_opts *to, trace_result *r, int st, trace_step *s) {
+    int V = r->V;
+    s->st = st, s->pos = r->P + st; // ids[0 .. pos) are the prefix
+    s->h = attn_softmax_bits(r->logits, V, to->temp > 0 ? to->temp : 1, r->probs);
+    attn_top_k(r->logits, V, r->kk, r->top, r->topv); // softmax keeps the order of the logits
+    double p1 = r->probs[r->top[0]];
+    s->margin = r->kk > 1 ? p1 - r->probs[r->top[1]] : p1;
+    s->chosen = to->temp > 0 ? sample(r->probs, V, to->top_p, &r->rng, r->order) : r->top[0];
+    s->tag = tag_of(p1);
+    s->crank = rank_of(r->probs, V, s->chosen);
+    r->ids[s->pos] = s->chosen;
+    s->rep = repeats_ngram(r->ids, s->pos + 1);
+    r->tags[st] = (uint8_t)((p1 < TAG_LOST ? TAGGED_LOST : 0) | (p1 >= TAG_COLLAPSED ? TAGGED_COLLAPSED : 0) |
+                            (s->rep ? TAGGED_REPEAT : 0));
+    int rc = attn_token_labels(r->m->tok, r->top, r->k, &s->cand);
+    if (!rc && (rc = attn_token_labels(r->m->tok, &s->chosen, 1, &s->ch))) attn_labels_free(s->cand, r->k);
+    return rc;
+}
+
+// Generate, printing each step as it is chosen (the output streams).
+static int trace_generate(const trace_opts *to, trace_result *r, int rc) {
+    int eos = attn_tokenizer_eos(r->m->tok);
+    cli_progress("trace", 0, to->n_steps);
+    for (int st = 0; !rc && st < to->n_steps; st++) {
+        trace_step s;
+        if ((rc = trace_choose(to, r, st, &s))) break;
+        print_trace_step(r, &s, to->fmt);
+        attn_labels_free(s.cand, r->k);
+        attn_labels_free(s.ch, 1);
+        r->steps++;
+        cli_progress("trace", r->steps, to->n_steps);
+        if (s.chosen == eos && eos >= 0) break;
+        if (st + 1 < to->n_steps) rc = attn_session_feed(r->s, &r->ids[s.pos], 1, r->logits, 1, r->capp);
+    }
+    if (!strcmp(to->fmt, "json")) printf("]}\n");
+    return rc;
+}
+
+static void trace_result_free(trace_result *r) {
+    attn_session_free(r->s);
+    cli_buf_free(&r->tab);
+    free(r->abl), free(r->edits);
+    free(r->logits), free(r->probs), free(r->top), free(r->topv), free(r->order), free(r->ids), free(r->tags);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
+}
+
+int cmd_trace(int argc, char **argv) {
+    trace_opts to;
+    trace_result r = { 0 };
+    int rc = trace_parse(argc, argv, &to);
+    if (!rc && to.o.help) { fputs(TRACE_HELP, stdout); return 0; }
+    if (rc) return cli_exit(rc);
+    rc = trace_setup(&to, &r);
+    if (r.s) { // (the prompt was fed, or failed: the head and the end are printed either way)
+        print_trace_head(&r, &to);
+        rc = trace_generate(&to, &r, rc);
+    }
+    if (!rc && to.attn_dir) {
         int n_tagged = 0;
-        rc = write_trace_attn(dir, m, &ta, ids, P, steps, P + steps - 1);
-        if (!rc) rc = write_tagged_png(dir, m, &ta, ids, P, steps, P + steps - 1, tags, &n_tagged);
+        rc = write_trace_attn(r.dir, r.m, &r.ta, r.ids, r.P, r.steps, r.P + r.steps - 1);
+        if (!rc) rc = write_tagged_png(r.dir, r.m, &r.ta, r.ids, r.P, r.steps, r.P + r.steps - 1, r.tags, &n_tagged);
         if (!rc)
-            cli_note("trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s", steps,
-                    n_tagged ? ", tagged.png" : "", dir);
+            cli_note("trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s", r.steps,
+                     n_tagged ? ", tagged.png" : "", r.dir);
     }
-done:
-    attn_session_free(s);
-    cli_buf_free(&tab);
-    free(abl), free(edits);
-    free(logits), free(probs), free(top), free(topv), free(order), free(ids), free(tags);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    trace_result_free(&r);
     return cli_exit(rc);
 }
