@@ -223,66 +223,85 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
     printf("\n");
 }
 
-int cmd_compare(int argc, char **argv) {
+// ---- options -> result -> print
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    const char *layers_s = "all", *heads_s = "all", *init = NULL;
-    long seed = COMPARE_SEED;
-    int svg = 0;
-    attn_scale scale = ATTN_SCALE_FIXED;
-    cli_mem_init(&o.mem, "compare");
+    const char *fmt;                          // table, tsv or json
+    const char *layers_s, *heads_s, *init;    // --layers, --heads, --init
+    long seed;
+    int svg, n;                               // --svg; models compared
+    attn_scale scale;
+} cmp_opts;
+
+typedef struct {
+    cmp_model *ms;     // (n) models, their attention, scores, logits
+    int n, T, L, H, np; // models, tokens, layers, heads, neighbour pairs (n - 1)
+    attn_pool *pool;
+    int32_t *ids;
+    char **labels;
+    uint8_t *all, *lmask, *hmask; // all ones; --layers; --heads
+    double *jsd;        // (L*H, np) JSD in bits between model i and i + 1
+    attn_head_scores unif; // uniform causal attention's scores on these tokens
+    char dir[1024];     // -o DIR ("" without)
+    cli_buf diffb;      // (L*H, T, T) A - B with two models and -o
+    attn_panel *panels;
+    int n_files;        // pictures written
+} cmp_result;
+
+static int cmp_parse(int argc, char **argv, cmp_opts *co) {
+    memset(co, 0, sizeof *co);
+    cli_opts_init(&co->o);
+    co->layers_s = co->heads_s = "all", co->seed = COMPARE_SEED, co->scale = ATTN_SCALE_FIXED;
+    cli_mem_init(&co->o.mem, "compare");
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
+        int r = cli_common_opt(&co->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
         const char *a = argv[i], *v;
-        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--init")) { if (!(init = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--scale")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_scale(v, &scale)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--svg")) svg = 1;
-        else return cli_bad_opt("compare", a);
+        int bad = 0;
+        if (!strcmp(a, "--layers")) bad = !(co->layers_s = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--heads")) bad = !(co->heads_s = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--init")) bad = !(co->init = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &co->seed);
+        else if (!strcmp(a, "--scale")) bad = !(v = cli_val(argc, argv, &i)) || cli_scale(v, &co->scale);
+        else if (!strcmp(a, "--svg")) co->svg = 1;
+        else { cli_bad_opt("compare", a); return CLI_PRINTED; }
+        if (bad) return CLI_PRINTED;
     }
-    if (o.help) { fputs(COMPARE_HELP, stdout); return 0; }
-    const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (init && strcmp(init, "random")) {
-        cli_error("compare: --init '%s': only 'random' is known", init);
-        return cli_exit(CLI_PRINTED);
+    if (co->o.help) return 0;
+    if (cli_format(&co->o, "table,tsv,json", &co->fmt)) return ATTN_EINPUT;
+    if (co->init && strcmp(co->init, "random")) {
+        cli_error("compare: --init '%s': only 'random' is known", co->init);
+        return CLI_PRINTED;
     }
-    int n = init ? 2 : o.n_models;
-    if (init ? o.n_models > 1 : o.n_models < 2) {
+    co->n = co->init ? 2 : co->o.n_models;
+    if (co->init ? co->o.n_models > 1 : co->o.n_models < 2) {
         cli_error("compare: give two or more models (-m A -m B), or one and --init random");
-        return cli_exit(CLI_PRINTED);
+        return CLI_PRINTED;
     }
-    cmp_model *ms = calloc((size_t)n, sizeof *ms);
-    attn_pool *pool = NULL;
-    int32_t *ids = NULL;
-    char **labels = NULL, dir[1024] = "";
-    uint8_t *all = NULL, *lmask = NULL, *hmask = NULL;
-    double *jsd = NULL;
-    cli_buf diffb = {0};
-    float *diff = NULL;
-    attn_panel *panels = NULL;
-    int T = 0, rc = ms ? 0 : attn_err(ATTN_EFAIL, "out of memory");
+    return 0;
+}
+
+// The models (or one and its random init), the prompt, and that they fit together.
+static int cmp_load(const cmp_opts *co, cmp_result *r) {
+    int n = r->n = co->n, rc = (r->ms = calloc((size_t)n, sizeof *r->ms)) ? 0 : attn_err(ATTN_EFAIL, "out of memory");
+    cmp_model *ms = r->ms;
     for (int i = 0; !rc && i < n; i++) {
-        if (init && i == 1) {
-            rc = attn_model_random(&ms[1].m, ms[0].m, (uint64_t)seed);
-            snprintf(ms[1].label, sizeof ms[1].label, "random init of %s (seed %ld)", ms[0].m->name, seed);
+        if (co->init && i == 1) {
+            rc = attn_model_random(&ms[1].m, ms[0].m, (uint64_t)co->seed);
+            snprintf(ms[1].label, sizeof ms[1].label, "random init of %s (seed %ld)", ms[0].m->name, co->seed);
         } else {
-            rc = cli_load_model(&o, i, &ms[i].m);
+            rc = cli_load_model(&co->o, i, &ms[i].m);
             if (!rc) snprintf(ms[i].label, sizeof ms[i].label, "%s", ms[i].m->name);
         }
     }
-    if (!rc) rc = cli_prompt_ids(&o, ms[0].m, &ids, &T);
-    if (!rc) rc = attn_token_labels(ms[0].m->tok, ids, T, &labels);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (rc) goto done;
-    const attn_config *c = &ms[0].m->cfg;
-    int L = c->n_layer, H = c->n_head, np = n - 1;
+    if (!rc) rc = cli_prompt_ids(&co->o, ms[0].m, &r->ids, &r->T);
+    if (!rc) rc = attn_token_labels(ms[0].m->tok, r->ids, r->T, &r->labels);
+    if (!rc) rc = cli_pool(&co->o, &r->pool);
+    if (rc) return rc;
+    int L = r->L = ms[0].m->cfg.n_layer, H = r->H = ms[0].m->cfg.n_head, T = r->T;
+    r->np = n - 1;
     for (int i = 1; i < n && !rc; i++) {
         const attn_config *ci = &ms[i].m->cfg;
         if (ci->n_layer != L || ci->n_head != H)
@@ -292,119 +311,155 @@ int cmd_compare(int argc, char **argv) {
             rc = attn_err(ATTN_EINPUT, "compare: the prompt is %d tokens, longer than %s's context of %d", T,
                           ms[i].label, ci->n_ctx);
         for (int t = 0; !rc && t < T; t++)
-            if (ids[t] >= ci->n_vocab)
-                rc = attn_err(ATTN_EINPUT, "compare: token id %d is outside %s's vocabulary of %d", ids[t],
+            if (r->ids[t] >= ci->n_vocab)
+                rc = attn_err(ATTN_EINPUT, "compare: token id %d is outside %s's vocabulary of %d", r->ids[t],
                               ms[i].label, ci->n_vocab);
     }
-    if (rc) goto done;
-    all = malloc((size_t)(L > H ? L : H)), lmask = malloc((size_t)L), hmask = malloc((size_t)H);
-    jsd = malloc((size_t)L * H * (np > 0 ? np : 1) * sizeof *jsd);
-    if (!all || !lmask || !hmask || !jsd) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    memset(all, 1, (size_t)(L > H ? L : H));
-    if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
-        rc = CLI_PRINTED;
-        goto done;
-    }
-    if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
-    if (dir[0]) o.mem.dir = dir;
+    return rc;
+}
 
-    // every head of every model, its scores, and the divergence between neighbours
+// Masks and the output dir; then every head of every model, its scores, and
+// the divergence between neighbours.
+static int cmp_compute(cmp_opts *co, cmp_result *r) {
+    int rc = cmp_load(co, r), L = r->L, H = r->H, n = r->n, np = r->np, T = r->T;
+    if (rc) return rc;
+    r->all = malloc((size_t)(L > H ? L : H)), r->lmask = malloc((size_t)L), r->hmask = malloc((size_t)H);
+    r->jsd = malloc((size_t)L * H * (np > 0 ? np : 1) * sizeof *r->jsd);
+    if (!r->all || !r->lmask || !r->hmask || !r->jsd) return attn_err(ATTN_EFAIL, "out of memory");
+    memset(r->all, 1, (size_t)(L > H ? L : H));
+    if (cli_index_list("--layers", co->layers_s, L, r->lmask) || cli_index_list("--heads", co->heads_s, H, r->hmask))
+        return CLI_PRINTED;
+    if (co->o.out_dir && (rc = cli_out_dir(&co->o, NULL, r->dir, sizeof r->dir))) return rc;
+    if (r->dir[0]) co->o.mem.dir = r->dir;
+    cmp_model *ms = r->ms;
     size_t tt = (size_t)T * T;
-    int same_vocab = 1;
-    for (int i = 1; i < n; i++) same_vocab &= ms[i].m->cfg.n_vocab == c->n_vocab;
+    int V = ms[0].m->cfg.n_vocab, same_vocab = 1;
+    for (int i = 1; i < n; i++) same_vocab &= ms[i].m->cfg.n_vocab == V;
     for (int i = 0; i < n && !rc; i++) {
         cli_progress("compare", i, n);
-        if (same_vocab && (rc = cli_buf_new(&o.mem, &ms[i].lg, (size_t)T * c->n_vocab, "the logits"))) break;
-        if ((rc = cli_attn_capture_logits(ms[i].m, pool, ids, T, all, all, &o.mem, &ms[i].a, ms[i].lg.p))) break;
+        if (same_vocab && (rc = cli_buf_new(&co->o.mem, &ms[i].lg, (size_t)T * V, "the logits"))) break;
+        if ((rc = cli_attn_capture_logits(ms[i].m, r->pool, r->ids, T, r->all, r->all, &co->o.mem, &ms[i].a, ms[i].lg.p)))
+            break;
         if (!(ms[i].sc = malloc((size_t)L * H * sizeof *ms[i].sc))) { rc = attn_err(ATTN_EFAIL, "out of memory"); break; }
-        for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.buf.p + k * tt, ids, T, &ms[i].sc[k]);
+        for (int k = 0; k < L * H; k++) attn_head_scores_of(ms[i].a.buf.p + k * tt, r->ids, T, &ms[i].sc[k]);
         if (i > 0)
             for (int k = 0; k < L * H; k++)
-                jsd[(size_t)k * np + i - 1] = head_jsd(ms[i - 1].a.buf.p + k * tt, ms[i].a.buf.p + k * tt, T);
+                r->jsd[(size_t)k * np + i - 1] = head_jsd(ms[i - 1].a.buf.p + k * tt, ms[i].a.buf.p + k * tt, T);
     }
     cli_progress("compare", n, n);
-    if (rc) goto done;
-    attn_head_scores unif;
-    attn_head_scores_uniform(ids, T, &unif);
-    print_table(fmt, ms, n, jsd, labels, T, &unif);
-    if (strcmp(fmt, "tsv")) print_next_token(fmt, ms, n, T);
-    if (!strcmp(fmt, "json")) printf("}\n");
+    if (!rc) attn_head_scores_uniform(r->ids, T, &r->unif);
+    return rc;
+}
 
-    if (dir[0]) { // pictures of the chosen heads
-        int ncol = n + (n == 2), nl = 0, nh = 0, n_files = 0;
-        float dmax = 0;
-        panels = calloc((size_t)L * H * 3, sizeof *panels);
-        if (!panels) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-        if (n == 2 && (rc = cli_buf_new(&o.mem, &diffb, (size_t)L * H * tt, "the difference A - B of every head"))) goto done;
-        diff = diffb.p;
-        for (int k = 0; n == 2 && k < L * H; k++)
-            for (size_t j = 0; j < tt; j++) {
-                float d = ms[0].a.buf.p[k * tt + j] - ms[1].a.buf.p[k * tt + j];
-                diff[k * tt + j] = d;
-                if (lmask[k / H] && hmask[k % H] && fabsf(d) > dmax) dmax = fabsf(d);
-            }
-        char names[8][200], title[300], note[300], stem[64];
-        const char *cn[8];
-        for (int i = 0; i < ncol && i < 8; i++) {
-            if (i < n) snprintf(names[i], sizeof names[i], "%c: %.180s", 'A' + i, ms[i].label);
-            else snprintf(names[i], sizeof names[i], "A - B");
-            cn[i] = names[i];
+static void print_compare(const cmp_result *r, const char *fmt) {
+    print_table(fmt, r->ms, r->n, r->jsd, r->labels, r->T, &r->unif);
+    if (strcmp(fmt, "tsv")) print_next_token(fmt, r->ms, r->n, r->T);
+    if (!strcmp(fmt, "json")) printf("}\n");
+}
+
+// A - B of every head into r->diffb; the largest |A - B| of the chosen heads.
+static int cmp_diff(cmp_opts *co, cmp_result *r, float *dmax) {
+    size_t tt = (size_t)r->T * r->T;
+    int rc = cli_buf_new(&co->o.mem, &r->diffb, (size_t)r->L * r->H * tt, "the difference A - B of every head");
+    if (rc) return rc;
+    float *diff = r->diffb.p;
+    for (int k = 0; k < r->L * r->H; k++)
+        for (size_t j = 0; j < tt; j++) {
+            float d = r->ms[0].a.buf.p[k * tt + j] - r->ms[1].a.buf.p[k * tt + j];
+            diff[k * tt + j] = d;
+            if (r->lmask[k / r->H] && r->hmask[k % r->H] && fabsf(d) > *dmax) *dmax = fabsf(d);
         }
-        attn_figure f = {.T = T, .labels = (const char *const *)labels, .rows = 1, .cols = ncol < 8 ? ncol : 8,
-                         .col_names = cn, .scale = scale, .dmax = dmax, .causal = 1, .title = title, .note = note};
-        for (int k = 0; k < L * H && !rc; k++) {
-            if (!lmask[k / H] || !hmask[k % H]) continue;
-            for (int i = 0; i < n && i < 8; i++)
-                panels[i].p = ms[i].a.buf.p + k * tt, panels[i].diverging = 0,
-                panels[i].window = attn_layer_window(&ms[i].m->cfg, k / H);
-            if (n == 2) panels[2].p = diff + k * tt, panels[2].diverging = 1;
-            f.panels = panels;
-            snprintf(title, sizeof title, "layer %d, head %d: %s", k / H, k % H,
-                     n == 2 ? "A vs B" : "checkpoints");
-            int o2 = 0;
-            o2 += snprintf(note + o2, sizeof note - o2, "%d tokens; Jensen-Shannon divergence", T);
-            for (int i = 0; i < np && o2 < (int)sizeof note - 40; i++)
-                o2 += snprintf(note + o2, sizeof note - o2, " %c-%c %.3f", 'A' + i, 'A' + i + 1, jsd[(size_t)k * np + i]);
-            snprintf(note + o2, sizeof note - o2, " bits");
-            snprintf(stem, sizeof stem, "compare_L%02d_H%02d", k / H, k % H);
-            rc = cli_write_figure(&f, dir, stem, 1, svg);
-            n_files++;
-        }
-        for (int l = 0; l < L; l++) nl += lmask[l];
-        for (int h = 0; h < H; h++) nh += hmask[h];
-        if (!rc && n == 2 && nl * nh > 1) { // A - B of every chosen head
-            // one label per chosen layer and head, however many (no fixed cap)
-            char (*rnames)[24] = calloc((size_t)L, 24), (*cnames)[24] = calloc((size_t)H, 24);
-            const char **rn = calloc((size_t)L, sizeof *rn), **cn2 = calloc((size_t)H, sizeof *cn2);
-            int r = 0, q = 0;
-            if (!rnames || !cnames || !rn || !cn2) rc = attn_err(ATTN_EFAIL, "out of memory");
-            for (int l = 0; !rc && l < L; l++)
-                if (lmask[l]) snprintf(rnames[r], 24, "layer %d", l), rn[r] = rnames[r], r++;
-            for (int h = 0; !rc && h < H; h++)
-                if (hmask[h]) snprintf(cnames[q], 24, "head %d", h), cn2[q] = cnames[q], q++;
-            int i = 0;
-            for (int l = 0; l < L; l++)
-                for (int h = 0; h < H; h++)
-                    if (lmask[l] && hmask[h] && i < L * H * 3) panels[i].p = diff + ((size_t)l * H + h) * tt, panels[i++].diverging = 1;
-            snprintf(title, sizeof title, "A - B, every chosen head");
-            snprintf(note, sizeof note, "A = %.120s\nB = %.120s", ms[0].label, ms[1].label);
-            f.rows = r, f.cols = q, f.row_names = rn, f.col_names = cn2;
-            if (!rc) rc = cli_write_figure(&f, dir, "compare_grid", 1, svg);
-            n_files++;
-            free(rnames), free(cnames), free(rn), free(cn2);
-        }
-        if (!rc) cli_note("compare: wrote %d picture%s to %s", n_files, n_files == 1 ? "" : "s", dir);
+    return 0;
+}
+
+// DIR/compare_grid: A - B of every chosen head, layer x head.
+static int cmp_grid(const cmp_opts *co, cmp_result *r, attn_figure *f, char title[300], char note[300]) {
+    int L = r->L, H = r->H, nl = 0, nh = 0, rc = 0;
+    size_t tt = (size_t)r->T * r->T;
+    for (int l = 0; l < L; l++) nl += r->lmask[l];
+    for (int h = 0; h < H; h++) nh += r->hmask[h];
+    if (r->n != 2 || nl * nh <= 1) return 0;
+    // one label per chosen layer and head, however many (no fixed cap)
+    char (*rnames)[24] = calloc((size_t)L, 24), (*cnames)[24] = calloc((size_t)H, 24);
+    const char **rn = calloc((size_t)L, sizeof *rn), **cn2 = calloc((size_t)H, sizeof *cn2);
+    int nr = 0, q = 0, i = 0;
+    if (!rnames || !cnames || !rn || !cn2) rc = attn_err(ATTN_EFAIL, "out of memory");
+    for (int l = 0; !rc && l < L; l++)
+        if (r->lmask[l]) snprintf(rnames[nr], 24, "layer %d", l), rn[nr] = rnames[nr], nr++;
+    for (int h = 0; !rc && h < H; h++)
+        if (r->hmask[h]) snprintf(cnames[q], 24, "head %d", h), cn2[q] = cnames[q], q++;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++)
+            if (r->lmask[l] && r->hmask[h] && i < L * H * 3)
+                r->panels[i].p = r->diffb.p + ((size_t)l * H + h) * tt, r->panels[i++].diverging = 1;
+    snprintf(title, 300, "A - B, every chosen head");
+    snprintf(note, 300, "A = %.120s\nB = %.120s", r->ms[0].label, r->ms[1].label);
+    f->rows = nr, f->cols = q, f->row_names = rn, f->col_names = cn2;
+    if (!rc) rc = cli_write_figure(f, r->dir, "compare_grid", 1, co->svg);
+    r->n_files++;
+    free(rnames), free(cnames), free(rn), free(cn2);
+    return rc;
+}
+
+// -o DIR: per chosen head the models side by side (and A - B), then the grid.
+static int cmp_pictures(cmp_opts *co, cmp_result *r) {
+    int n = r->n, H = r->H, ncol = n + (n == 2), rc = 0;
+    size_t tt = (size_t)r->T * r->T;
+    float dmax = 0;
+    if (!(r->panels = calloc((size_t)r->L * H * 3, sizeof *r->panels))) return attn_err(ATTN_EFAIL, "out of memory");
+    if (n == 2 && (rc = cmp_diff(co, r, &dmax))) return rc;
+    char names[8][200], title[300], note[300], stem[64];
+    const char *cn[8];
+    for (int i = 0; i < ncol && i < 8; i++) {
+        if (i < n) snprintf(names[i], sizeof names[i], "%c: %.180s", 'A' + i, r->ms[i].label);
+        else snprintf(names[i], sizeof names[i], "A - B");
+        cn[i] = names[i];
     }
-done:
-    for (int i = 0; ms && i < n; i++) {
-        cli_attn_free(&ms[i].a);
-        cli_buf_free(&ms[i].lg);
-        free(ms[i].sc);
-        attn_model_free(ms[i].m);
+    attn_figure f = {.T = r->T, .labels = (const char *const *)r->labels, .rows = 1, .cols = ncol < 8 ? ncol : 8,
+                     .col_names = cn, .scale = co->scale, .dmax = dmax, .causal = 1, .title = title, .note = note,
+                     .panels = r->panels};
+    for (int k = 0; k < r->L * H && !rc; k++) {
+        if (!r->lmask[k / H] || !r->hmask[k % H]) continue;
+        for (int i = 0; i < n && i < 8; i++)
+            r->panels[i].p = r->ms[i].a.buf.p + k * tt, r->panels[i].diverging = 0,
+            r->panels[i].window = attn_layer_window(&r->ms[i].m->cfg, k / H);
+        if (n == 2) r->panels[2].p = r->diffb.p + k * tt, r->panels[2].diverging = 1;
+        snprintf(title, sizeof title, "layer %d, head %d: %s", k / H, k % H, n == 2 ? "A vs B" : "checkpoints");
+        int o2 = snprintf(note, sizeof note, "%d tokens; Jensen-Shannon divergence", r->T);
+        for (int i = 0; i < r->np && o2 < (int)sizeof note - 40; i++)
+            o2 += snprintf(note + o2, sizeof note - o2, " %c-%c %.3f", 'A' + i, 'A' + i + 1, r->jsd[(size_t)k * r->np + i]);
+        snprintf(note + o2, sizeof note - o2, " bits");
+        snprintf(stem, sizeof stem, "compare_L%02d_H%02d", k / H, k % H);
+        rc = cli_write_figure(&f, r->dir, stem, 1, co->svg);
+        r->n_files++;
     }
-    free(ms), free(all), free(lmask), free(hmask), free(jsd), free(panels), free(ids);
-    cli_buf_free(&diffb);
-    if (labels) attn_labels_free(labels, T);
-    attn_pool_free(pool);
+    return rc ? rc : cmp_grid(co, r, &f, title, note);
+}
+
+static void cmp_result_free(cmp_result *r) {
+    for (int i = 0; r->ms && i < r->n; i++) {
+        cli_attn_free(&r->ms[i].a);
+        cli_buf_free(&r->ms[i].lg);
+        free(r->ms[i].sc);
+        attn_model_free(r->ms[i].m);
+    }
+    free(r->ms), free(r->all), free(r->lmask), free(r->hmask), free(r->jsd), free(r->panels), free(r->ids);
+    cli_buf_free(&r->diffb);
+    if (r->labels) attn_labels_free(r->labels, r->T);
+    attn_pool_free(r->pool);
+}
+
+int cmd_compare(int argc, char **argv) {
+    cmp_opts co;
+    cmp_result r = { 0 };
+    int rc = cmp_parse(argc, argv, &co);
+    if (!rc && co.o.help) { fputs(COMPARE_HELP, stdout); return 0; }
+    if (!rc) rc = cmp_compute(&co, &r);
+    if (!rc) print_compare(&r, co.fmt);
+    if (!rc && r.dir[0]) {
+        rc = cmp_pictures(&co, &r);
+        if (!rc) cli_note("compare: wrote %d picture%s to %s", r.n_files, r.n_files == 1 ? "" : "s", r.dir);
+    }
+    cmp_result_free(&r);
     return cli_exit(rc);
 }
