@@ -340,166 +340,211 @@ static const char *MAPS_HELP =
     "Long prompts: cells shrink (under 4096 pixels a side), labels thin out to\n"
     "every n-th token, stated on the picture.\n";
 
-int cmd_maps(int argc, char **argv) {
+// ---- options -> result -> print (here: draw)
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    const char *layers_s = "all", *heads_s = "all", *from = NULL;
-    attn_scale scale = ATTN_SCALE_FIXED;
-    int drop_first = 0, grid = 1, term = 0, annot = -1; // annot -1: automatic, T <= 16
-    cli_mem_init(&o.mem, "maps");
+    const char *layers_s, *heads_s, *from; // --layers, --heads, --from DIR
+    attn_scale scale;
+    int drop_first, grid, term, annot;     // annot -1: automatic, T <= 16
+    int png, svg;                          // --format png,svg
+} maps_opts;
+
+typedef struct {
+    attn_model *m;     // NULL with --from
+    attn_pool *pool;
+    int32_t *ids;
+    char **labels;     // (T)
+    char dir[1024], name[160]; // -o DIR ("" without); the model's name or the --from DIR
+    FILE *npy;         // --from: DIR/attention.npy, at its data
+    uint8_t *lmask, *hmask;
+    cli_attn cap;      // the chosen heads' attention
+    int T, L, H, n_files;
+} maps_result;
+
+static int maps_parse(int argc, char **argv, maps_opts *mo) {
+    memset(mo, 0, sizeof *mo);
+    cli_opts_init(&mo->o);
+    mo->layers_s = mo->heads_s = "all", mo->scale = ATTN_SCALE_FIXED, mo->grid = 1, mo->annot = -1;
+    cli_mem_init(&mo->o.mem, "maps");
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
+        int r = cli_common_opt(&mo->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
-        const char *a = argv[i];
-        if (!strcmp(a, "--layers")) { if (!(layers_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--from")) { if (!(from = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--scale")) {
-            const char *v = cli_val(argc, argv, &i);
-            if (!v || cli_scale(v, &scale)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--drop-first")) drop_first = 1;
-        else if (!strcmp(a, "--no-grid")) grid = 0;
-        else if (!strcmp(a, "--term")) term = 1;
-        else if (!strcmp(a, "--annot") || !strcmp(a, "--no-annot")) annot = a[2] == 'a';
-        else return cli_bad_opt("maps", a);
+        const char *a = argv[i], *v;
+        int bad = 0;
+        if (!strcmp(a, "--layers")) bad = !(mo->layers_s = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--heads")) bad = !(mo->heads_s = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--from")) bad = !(mo->from = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--scale")) bad = !(v = cli_val(argc, argv, &i)) || cli_scale(v, &mo->scale);
+        else if (!strcmp(a, "--drop-first")) mo->drop_first = 1;
+        else if (!strcmp(a, "--no-grid")) mo->grid = 0;
+        else if (!strcmp(a, "--term")) mo->term = 1;
+        else if (!strcmp(a, "--annot") || !strcmp(a, "--no-annot")) mo->annot = a[2] == 'a';
+        else { cli_bad_opt("maps", a); return CLI_PRINTED; }
+        if (bad) return CLI_PRINTED;
     }
-    if (o.help) { fputs(MAPS_HELP, stdout); return 0; }
-    int png = 0, svg = 0;
-    for (const char *p = o.format ? o.format : "png"; *p;) {
+    if (mo->o.help) return 0;
+    for (const char *p = mo->o.format ? mo->o.format : "png"; *p;) {
         size_t l = strcspn(p, ",");
-        if (l == 3 && !strncmp(p, "png", 3)) png = 1;
-        else if (l == 3 && !strncmp(p, "svg", 3)) svg = 1;
+        if (l == 3 && !strncmp(p, "png", 3)) mo->png = 1;
+        else if (l == 3 && !strncmp(p, "svg", 3)) mo->svg = 1;
         else {
-            cli_error("maps: --format '%s': expected png, svg or png,svg", o.format);
-            return cli_exit(CLI_PRINTED);
+            cli_error("maps: --format '%s': expected png, svg or png,svg", mo->o.format);
+            return CLI_PRINTED;
         }
         p += l + (p[l] == ',');
     }
-    if (!o.out_dir && !term) {
+    if (!mo->o.out_dir && !mo->term) {
         cli_error("maps: no output directory: give -o DIR (or --term)");
-        return cli_exit(CLI_PRINTED);
+        return CLI_PRINTED;
     }
+    return 0;
+}
 
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    int32_t *ids = NULL;
-    char **labels = NULL, dir[1024] = "", name[160] = "";
-    FILE *npy = NULL;
-    uint8_t *lmask = NULL, *hmask = NULL;
-    cli_attn cap = {0};
-    attn_panel *panels = NULL;
-    char (*rnames)[24] = NULL, (*cnames)[24] = NULL;
-    int T = 0, L, H, rc = 0, n_files = 0;
-    if (from) { // recorded attention, no model
+// The tokens and the shape: from DIR (recorded attention, no model) or a model.
+static int maps_load(const maps_opts *mo, maps_result *r) {
+    int rc;
+    if (mo->from) {
         int64_t d[4];
         char path[1100];
-        snprintf(path, sizeof path, "%s/attention.npy", from);
-        if ((rc = npy4_open(path, d, &npy))) goto done;
-        L = (int)d[0], H = (int)d[1], T = (int)d[2];
-        snprintf(path, sizeof path, "%s/tokens.json", from);
-        snprintf(name, sizeof name, "%s", from);
-        if ((rc = read_tokens_json(path, T, &labels, name, sizeof name))) goto done;
-    } else {
-        if ((rc = cli_load_model(&o, 0, &m)) || (rc = cli_prompt_ids(&o, m, &ids, &T)) ||
-            (rc = attn_token_labels(m->tok, ids, T, &labels)) || (rc = cli_pool(&o, &pool)))
-            goto done;
-        L = m->cfg.n_layer, H = m->cfg.n_head;
-        snprintf(name, sizeof name, "%s", m->name);
+        snprintf(path, sizeof path, "%s/attention.npy", mo->from);
+        if ((rc = npy4_open(path, d, &r->npy))) return rc;
+        r->L = (int)d[0], r->H = (int)d[1], r->T = (int)d[2];
+        snprintf(path, sizeof path, "%s/tokens.json", mo->from);
+        snprintf(r->name, sizeof r->name, "%s", mo->from);
+        return read_tokens_json(path, r->T, &r->labels, r->name, sizeof r->name);
     }
-    lmask = malloc((size_t)L), hmask = malloc((size_t)H);
-    if (!lmask || !hmask) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
-        rc = CLI_PRINTED;
-        goto done;
-    }
-    if (drop_first && T < 2) { rc = attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens"); goto done; }
-    if (o.out_dir && (rc = cli_out_dir(&o, NULL, dir, sizeof dir))) goto done;
-    if (dir[0]) o.mem.dir = dir;
-    if (from) { // the chosen heads of the recorded array, in the layout cli_attn_capture gives
-        char what[160];
-        size_t tt = (size_t)T * T;
-        off_t data = ftello(npy);
-        cap.T = T;
-        if ((rc = select_heads(&cap, L, H, lmask, hmask))) goto done;
-        snprintf(what, sizeof what, "%d heads of %d x %d attention from %s", cap.n_sel, T, T, from);
-        if ((rc = cli_buf_new(&o.mem, &cap.buf, (size_t)cap.n_sel * tt, what))) goto done;
-        for (int k = 0; k < cap.n_sel && !rc; k++)
-            if (fseeko(npy, data + (off_t)(cap.sel[k] * tt * sizeof(float)), SEEK_SET) ||
-                fread(cap.buf.p + k * tt, sizeof(float), tt, npy) != tt)
-                rc = attn_err(ATTN_EINPUT, "%s/attention.npy: cannot read: %s", from, strerror(errno ? errno : EIO));
-        if (rc) goto done;
-    } else if ((rc = cli_attn_capture(m, pool, ids, T, lmask, hmask, &o.mem, &cap))) goto done;
+    if ((rc = cli_load_model(&mo->o, 0, &r->m)) || (rc = cli_prompt_ids(&mo->o, r->m, &r->ids, &r->T)) ||
+        (rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels)) || (rc = cli_pool(&mo->o, &r->pool)))
+        return rc;
+    r->L = r->m->cfg.n_layer, r->H = r->m->cfg.n_head;
+    snprintf(r->name, sizeof r->name, "%s", r->m->name);
+    return 0;
+}
 
-    // panels: optionally without key 0 (in place: each head's block starts
-    // with its (T-1, T-1) map), then one figure per head and the grid
-    int n = cap.n_sel, PT = drop_first ? T - 1 : T;
-    if (drop_first)
-        for (int k = 0; k < n; k++) attn_drop_first(cap.buf.p + (size_t)k * T * T, T, cap.buf.p + (size_t)k * T * T);
-    int nl = 0, nh = 0;
-    for (int l = 0; l < L; l++) nl += lmask[l];
-    for (int h = 0; h < H; h++) nh += hmask[h];
-    panels = calloc((size_t)n, sizeof *panels);
-    rnames = calloc((size_t)nl, sizeof *rnames), cnames = calloc((size_t)nh, sizeof *cnames);
-    const char **rn = calloc((size_t)nl, sizeof *rn), **cn = calloc((size_t)nh, sizeof *cn);
-    if (!panels || !rnames || !cnames || !rn || !cn) {
-        free(rn), free(cn);
-        rc = attn_err(ATTN_EFAIL, "out of memory");
-        goto done;
-    }
-    for (int k = 0; k < n; k++) { // --from has no model, so no window to draw
-        panels[k].p = cap.buf.p + (size_t)k * T * T;
-        panels[k].window = m ? attn_layer_window(&m->cfg, cap.sel[k] / H) : 0;
-    }
-    for (int l = 0, i = 0; l < L; l++)
-        if (lmask[l]) snprintf(rnames[i], 24, "layer %d", l), rn[i] = rnames[i], i++;
-    for (int h = 0, i = 0; h < H; h++)
-        if (hmask[h]) snprintf(cnames[i], 24, "head %d", h), cn[i] = cnames[i], i++;
-    char note[200];
-    snprintf(note, sizeof note, "%d tokens", T);
-    attn_figure f = {.T = PT, .labels = (const char *const *)labels + drop_first, .label0 = drop_first,
-                     .note = note, .scale = scale, .causal = 1, .drop_first = drop_first, .rows = 1, .cols = 1,
-                     .annot = annot < 0 ? PT <= 16 : annot};
-    char title[320], stem[64];
+// --from: the chosen heads of the recorded array, in the layout cli_attn_capture gives.
+static int maps_read_from(maps_opts *mo, maps_result *r) {
+    char what[160];
+    size_t tt = (size_t)r->T * r->T;
+    off_t data = ftello(r->npy);
+    int rc;
+    r->cap.T = r->T;
+    if ((rc = select_heads(&r->cap, r->L, r->H, r->lmask, r->hmask))) return rc;
+    snprintf(what, sizeof what, "%d heads of %d x %d attention from %s", r->cap.n_sel, r->T, r->T, mo->from);
+    if ((rc = cli_buf_new(&mo->o.mem, &r->cap.buf, (size_t)r->cap.n_sel * tt, what))) return rc;
+    for (int k = 0; k < r->cap.n_sel && !rc; k++)
+        if (fseeko(r->npy, data + (off_t)(r->cap.sel[k] * tt * sizeof(float)), SEEK_SET) ||
+            fread(r->cap.buf.p + k * tt, sizeof(float), tt, r->npy) != tt)
+            rc = attn_err(ATTN_EINPUT, "%s/attention.npy: cannot read: %s", mo->from, strerror(errno ? errno : EIO));
+    return rc;
+}
+
+static int maps_compute(maps_opts *mo, maps_result *r) {
+    int rc = maps_load(mo, r), T = r->T;
+    if (rc) return rc;
+    r->lmask = malloc((size_t)r->L), r->hmask = malloc((size_t)r->H);
+    if (!r->lmask || !r->hmask) return attn_err(ATTN_EFAIL, "out of memory");
+    if (cli_index_list("--layers", mo->layers_s, r->L, r->lmask) || cli_index_list("--heads", mo->heads_s, r->H, r->hmask))
+        return CLI_PRINTED;
+    if (mo->drop_first && T < 2) return attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens");
+    if (mo->o.out_dir && (rc = cli_out_dir(&mo->o, NULL, r->dir, sizeof r->dir))) return rc;
+    if (r->dir[0]) mo->o.mem.dir = r->dir;
+    if (mo->from) rc = maps_read_from(mo, r);
+    else rc = cli_attn_capture(r->m, r->pool, r->ids, T, r->lmask, r->hmask, &mo->o.mem, &r->cap);
+    // optionally without key 0 (in place: each head's block starts with its (T-1, T-1) map)
+    if (!rc && mo->drop_first)
+        for (int k = 0; k < r->cap.n_sel; k++)
+            attn_drop_first(r->cap.buf.p + (size_t)k * T * T, T, r->cap.buf.p + (size_t)k * T * T);
+    return rc;
+}
+
+// One figure per chosen head, then the grid of them all, then --term.
+static int maps_draw_all(const maps_opts *mo, maps_result *r, attn_figure *f, const char **rn, const char **cn) {
+    int nl = f->rows, nh = f->cols;
+    int n = r->cap.n_sel, H = r->H, grid = mo->grid, rc = 0;
+    char title[320], stem[64], note[200];
+    snprintf(note, sizeof note, "%d tokens", r->T);
+    f->note = note;
+    attn_panel *panels = (attn_panel *)f->panels;
     cli_progress("maps", 0, n + grid);
-    for (int k = 0; dir[0] && k < n && !rc; k++) {
-        int l = cap.sel[k] / H, h = cap.sel[k] % H;
-        snprintf(title, sizeof title, "%s - layer %d, head %d", name, l, h);
+    for (int k = 0; r->dir[0] && k < n && !rc; k++) {
+        int l = r->cap.sel[k] / H, h = r->cap.sel[k] % H;
+        snprintf(title, sizeof title, "%s - layer %d, head %d", r->name, l, h);
         snprintf(stem, sizeof stem, "L%02d_H%02d", l, h);
-        f.title = title, f.panels = &panels[k];
-        rc = cli_write_figure(&f, dir, stem, png, svg);
-        n_files++;
+        f->title = title, f->panels = &panels[k], f->rows = f->cols = 1;
+        rc = cli_write_figure(f, r->dir, stem, mo->png, mo->svg);
+        r->n_files++;
         cli_progress("maps", k + 1, n + grid);
     }
-    f.panels = panels, f.rows = nl, f.cols = nh, f.row_names = rn, f.col_names = cn;
-    snprintf(note, sizeof note, "%d tokens; one colour scale for every panel", T);
-    if (n == 1) snprintf(title, sizeof title, "%s - layer %d, head %d", name, cap.sel[0] / H, cap.sel[0] % H);
-    else snprintf(title, sizeof title, "%s - %d layer%s x %d head%s", name, nl, nl > 1 ? "s" : "", nh, nh > 1 ? "s" : "");
-    f.title = title;
-    if (!rc && dir[0] && grid && n > 1) {
-        rc = cli_write_figure(&f, dir, "grid", png, svg);
-        n_files++;
+    f->panels = panels, f->rows = nl, f->cols = nh, f->row_names = rn, f->col_names = cn;
+    snprintf(note, sizeof note, "%d tokens; one colour scale for every panel", r->T);
+    if (n == 1) snprintf(title, sizeof title, "%s - layer %d, head %d", r->name, r->cap.sel[0] / H, r->cap.sel[0] % H);
+    else snprintf(title, sizeof title, "%s - %d layer%s x %d head%s", r->name, nl, nl > 1 ? "s" : "", nh, nh > 1 ? "s" : "");
+    f->title = title;
+    if (!rc && r->dir[0] && grid && n > 1) {
+        rc = cli_write_figure(f, r->dir, "grid", mo->png, mo->svg);
+        r->n_files++;
         cli_progress("maps", n + 1, n + 1);
     }
-    if (!rc && term) {
+    if (!rc && mo->term) {
         char *text;
         size_t len;
-        if (!(rc = attn_render_term(&f, &text, &len))) {
+        if (!(rc = attn_render_term(f, &text, &len))) {
             fwrite(text, 1, len, stdout);
             free(text);
         }
     }
-    free(rn), free(cn);
-    if (!rc && dir[0])
-        cli_note("maps: wrote %d %s%s%s picture%s to %s", n_files, png ? "PNG" : "",
-                png && svg ? " + " : "", svg ? "SVG" : "", n_files == 1 ? "" : "s", dir);
-done:
-    free(panels), free(rnames), free(cnames), free(lmask), free(hmask);
-    if (npy) fclose(npy);
-    cli_attn_free(&cap);
-    if (labels) attn_labels_free(labels, T);
-    free(ids);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    return rc;
+}
+
+// The panels and their row/column names; then the pictures.
+static int draw_maps(const maps_opts *mo, maps_result *r) {
+    int n = r->cap.n_sel, T = r->T, H = r->H, df = mo->drop_first, PT = df ? T - 1 : T, nl = 0, nh = 0, rc;
+    for (int l = 0; l < r->L; l++) nl += r->lmask[l];
+    for (int h = 0; h < H; h++) nh += r->hmask[h];
+    attn_panel *panels = calloc((size_t)n, sizeof *panels);
+    char (*rnames)[24] = calloc((size_t)nl, sizeof *rnames), (*cnames)[24] = calloc((size_t)nh, sizeof *cnames);
+    const char **rn = calloc((size_t)nl, sizeof *rn), **cn = calloc((size_t)nh, sizeof *cn);
+    if (!panels || !rnames || !cnames || !rn || !cn) rc = attn_err(ATTN_EFAIL, "out of memory");
+    else {
+        for (int k = 0; k < n; k++) { // --from has no model, so no window to draw
+            panels[k].p = r->cap.buf.p + (size_t)k * T * T;
+            panels[k].window = r->m ? attn_layer_window(&r->m->cfg, r->cap.sel[k] / H) : 0;
+        }
+        for (int l = 0, i = 0; l < r->L; l++)
+            if (r->lmask[l]) snprintf(rnames[i], 24, "layer %d", l), rn[i] = rnames[i], i++;
+        for (int h = 0, i = 0; h < H; h++)
+            if (r->hmask[h]) snprintf(cnames[i], 24, "head %d", h), cn[i] = cnames[i], i++;
+        attn_figure f = {.T = PT, .labels = (const char *const *)r->labels + df, .label0 = df, .scale = mo->scale,
+                         .causal = 1, .drop_first = df, .rows = nl, .cols = nh,
+                         .annot = mo->annot < 0 ? PT <= 16 : mo->annot, .panels = panels};
+        rc = maps_draw_all(mo, r, &f, rn, cn);
+    }
+    free(panels), free(rnames), free(cnames), free(rn), free(cn);
+    return rc;
+}
+
+static void maps_result_free(maps_result *r) {
+    free(r->lmask), free(r->hmask);
+    if (r->npy) fclose(r->npy);
+    cli_attn_free(&r->cap);
+    if (r->labels) attn_labels_free(r->labels, r->T);
+    free(r->ids);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
+}
+
+int cmd_maps(int argc, char **argv) {
+    maps_opts mo;
+    maps_result r = { 0 };
+    int rc = maps_parse(argc, argv, &mo);
+    if (!rc && mo.o.help) { fputs(MAPS_HELP, stdout); return 0; }
+    if (!rc) rc = maps_compute(&mo, &r);
+    if (!rc) rc = draw_maps(&mo, &r);
+    if (!rc && r.dir[0])
+        cli_note("maps: wrote %d %s%s%s picture%s to %s", r.n_files, mo.png ? "PNG" : "", mo.png && mo.svg ? " + " : "",
+                 mo.svg ? "SVG" : "", r.n_files == 1 ? "" : "s", r.dir);
+    maps_result_free(&r);
     return cli_exit(rc);
 }
