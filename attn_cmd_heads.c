@@ -412,133 +412,160 @@ static int run_induction(const cli_opts *o, long len, scorer *sm, scorer *sr, he
     return rc;
 }
 
-int cmd_heads(int argc, char **argv) {
+// ---- options -> result (heads_out) -> print
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    long seed = HEADS_SEED, top = 0, len = 0;
-    int each_line = 0, induction = 0, by = -1, asc = 0, wide = 0;
-    const char *layers_s = "all", *heads_s = "all";
+    const char *fmt;                 // table, tsv or json
+    long seed, top, len;             // --seed, --top, --len
+    int each_line, induction, by, asc, wide; // by: score index, -1 without --by
+    const char *layers_s, *heads_s;
+} heads_opts;
+
+// The model and its random-init twin, each with a scorer.
+typedef struct {
+    attn_model *m, *rnd;
+    attn_pool *pool;
+    int32_t *ids;
+    scorer sm, sr;
+    int *order, n_order; // the heads shown, in order
+} heads_run;
+
+static int heads_parse(int argc, char **argv, heads_opts *ho) {
+    memset(ho, 0, sizeof *ho);
+    cli_opts_init(&ho->o);
+    ho->seed = HEADS_SEED, ho->by = -1, ho->layers_s = ho->heads_s = "all";
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
+        int r = cli_common_opt(&ho->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--each-line")) each_line = 1;
-        else if (!strcmp(a, "--induction-test")) induction = 1;
-        else if (!strcmp(a, "--asc")) asc = 1;
-        else if (!strcmp(a, "--wide")) wide = 1;
-        else if (!strcmp(a, "--layers")) {
-            if (!(layers_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--heads")) {
-            if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-        }
-        else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 30, &top)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--len")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(a, "--by")) {
-            if (!(v = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-            if ((by = attn_score_index(v)) < 0) {
+        const char *a = argv[i], *v = NULL;
+        int bad = 0;
+        if (!strcmp(a, "--each-line")) ho->each_line = 1;
+        else if (!strcmp(a, "--induction-test")) ho->induction = 1;
+        else if (!strcmp(a, "--asc")) ho->asc = 1;
+        else if (!strcmp(a, "--wide")) ho->wide = 1;
+        else if (!strcmp(a, "--layers")) bad = !(ho->layers_s = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--heads")) bad = !(ho->heads_s = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &ho->seed);
+        else if (!strcmp(a, "--top")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 30, &ho->top);
+        else if (!strcmp(a, "--len")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &ho->len);
+        else if (!strcmp(a, "--by")) {
+            if (!(v = cli_val(argc, argv, &i))) return CLI_PRINTED;
+            if ((ho->by = attn_score_index(v)) < 0) {
                 cli_error("heads: --by %s: expected previous, first, self, induction, duplicate, "
                           "offset or entropy_bits", v);
-                return cli_exit(CLI_PRINTED);
+                return CLI_PRINTED;
             }
-        } else return cli_bad_opt("heads", a);
+        } else { cli_bad_opt("heads", a); return CLI_PRINTED; }
+        if (bad) return CLI_PRINTED;
     }
-    if (o.help) {
-        fputs(HEADS_HELP, stdout);
-        return 0;
-    }
-    const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
+    return ho->o.help ? 0 : cli_format(&ho->o, "table,tsv,json", &ho->fmt);
+}
+
+// The option combinations that make no sense, said before any work.
+static int heads_check(const heads_opts *ho) {
+    const cli_opts *o = &ho->o;
     const char *bad = NULL;
-    if (top && by < 0) bad = "--top needs --by SCORE";
-    else if (asc && by < 0) bad = "--asc needs --by SCORE";
-    else if (each_line && !o.prompt_file) bad = "--each-line needs -f FILE";
-    else if (each_line && (o.prompt || o.ids)) bad = "--each-line takes its prompts from -f FILE only";
-    else if (induction && (o.prompt || o.prompt_file || o.ids)) bad = "--induction-test makes its own prompt: drop -p/-f/--ids";
-    else if (induction && each_line) bad = "--induction-test and --each-line do not go together";
-    else if (len && !induction) bad = "--len is for --induction-test";
+    if (ho->top && ho->by < 0) bad = "--top needs --by SCORE";
+    else if (ho->asc && ho->by < 0) bad = "--asc needs --by SCORE";
+    else if (ho->each_line && !o->prompt_file) bad = "--each-line needs -f FILE";
+    else if (ho->each_line && (o->prompt || o->ids)) bad = "--each-line takes its prompts from -f FILE only";
+    else if (ho->induction && (o->prompt || o->prompt_file || o->ids)) bad = "--induction-test makes its own prompt: drop -p/-f/--ids";
+    else if (ho->induction && ho->each_line) bad = "--induction-test and --each-line do not go together";
+    else if (ho->len && !ho->induction) bad = "--len is for --induction-test";
     if (bad) {
         cli_error("heads: %s", bad);
-        return cli_exit(CLI_PRINTED);
+        return CLI_PRINTED;
     }
+    return 0;
+}
 
-    attn_model *m = NULL, *rnd = NULL;
-    attn_pool *pool = NULL;
-    int32_t *ids = NULL;
-    scorer sm = {0}, sr = {0};
-    heads_out r = {0};
-    int *order = NULL;
-    int rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc) rc = attn_model_random(&rnd, m, (uint64_t)seed);
-    if (!rc) rc = scorer_init(&sm, m, pool);
-    if (!rc) rc = scorer_init(&sr, rnd, pool);
-    if (rc) goto done;
-    r.m = m;
-    r.seed = (uint64_t)seed;
-    r.L = m->cfg.n_layer;
-    r.H = m->cfg.n_head;
-    int LH = r.L * r.H;
-    r.model = sm.sc;
-    r.rnd = sr.sc;
-    order = malloc((size_t)LH * sizeof *order);
-    if (!order) {
-        rc = attn_err(ATTN_EFAIL, "out of memory");
-        goto done;
+// The scores of one prompt (-p/-f/--ids or --induction-test) or of a corpus.
+static int heads_score(const heads_opts *ho, heads_run *hr, heads_out *r) {
+    int LH = r->L * r->H, rc;
+    if (ho->each_line) {
+        r->sd = malloc((size_t)LH * sizeof *r->sd);
+        r->n = malloc((size_t)LH * sizeof *r->n);
+        return r->sd && r->n ? run_corpus(&ho->o, &hr->sm, &hr->sr, r) : attn_err(ATTN_EFAIL, "out of memory");
     }
-    if (each_line) {
-        r.sd = malloc((size_t)LH * sizeof *r.sd);
-        r.n = malloc((size_t)LH * sizeof *r.n);
-        rc = r.sd && r.n ? run_corpus(&o, &sm, &sr, &r) : attn_err(ATTN_EFAIL, "out of memory");
-    } else {
-        if (induction) rc = run_induction(&o, len, &sm, &sr, &r, &ids);
-        else {
-            rc = cli_prompt_ids(&o, m, &ids, &r.T);
-            if (!rc) rc = scorer_run(&sm, ids, r.T, NULL);
-            if (!rc) rc = scorer_run(&sr, ids, r.T, NULL);
-        }
-        if (!rc) {
-            attn_head_scores_uniform(ids, r.T, &r.unif);
-            r.ids = ids;
-            rc = attn_token_labels(m->tok, ids, r.T, &r.labels);
-        }
+    if (ho->induction) rc = run_induction(&ho->o, ho->len, &hr->sm, &hr->sr, r, &hr->ids);
+    else {
+        rc = cli_prompt_ids(&ho->o, hr->m, &hr->ids, &r->T);
+        if (!rc) rc = scorer_run(&hr->sm, hr->ids, r->T, NULL);
+        if (!rc) rc = scorer_run(&hr->sr, hr->ids, r->T, NULL);
     }
-    if (rc) goto done;
+    if (!rc) {
+        attn_head_scores_uniform(hr->ids, r->T, &r->unif);
+        r->ids = hr->ids;
+        rc = attn_token_labels(hr->m->tok, hr->ids, r->T, &r->labels);
+    }
+    return rc;
+}
+
+// The heads chosen by --layers/--heads, sorted by --by, cut at --top.
+static int heads_order(const heads_opts *ho, heads_run *hr, const heads_out *r) {
     uint8_t lmask[4096], hmask[4096];
-    if (r.L > 4096 || r.H > 4096) { rc = attn_err(ATTN_EINPUT, "more than 4096 layers or heads"); goto done; }
-    if (cli_index_list("--layers", layers_s, r.L, lmask) || cli_index_list("--heads", heads_s, r.H, hmask)) {
-        rc = CLI_PRINTED;
-        goto done;
+    if (r->L > 4096 || r->H > 4096) return attn_err(ATTN_EINPUT, "more than 4096 layers or heads");
+    if (cli_index_list("--layers", ho->layers_s, r->L, lmask) || cli_index_list("--heads", ho->heads_s, r->H, hmask))
+        return CLI_PRINTED;
+    hr->n_order = 0;
+    for (int i = 0; i < r->L * r->H; i++)
+        if (lmask[i / r->H] && hmask[i % r->H]) hr->order[hr->n_order++] = i;
+    if (ho->by >= 0) {
+        sort_scores = r->model;
+        sort_by = ho->by;
+        sort_asc = ho->asc;
+        qsort(hr->order, hr->n_order, sizeof *hr->order, by_score);
+        if (ho->top && ho->top < hr->n_order) hr->n_order = (int)ho->top;
     }
-    int n_order = 0;
-    for (int i = 0; i < LH; i++)
-        if (lmask[i / r.H] && hmask[i % r.H]) order[n_order++] = i;
-    if (by >= 0) {
-        sort_scores = r.model;
-        sort_by = by;
-        sort_asc = asc;
-        qsort(order, n_order, sizeof *order, by_score);
-        if (top && top < n_order) n_order = (int)top;
-    }
-    if (!strcmp(fmt, "json")) print_json(&r, order, n_order);
-    else if (!strcmp(fmt, "tsv")) print_tsv(&r, order, n_order);
-    else if (wide) print_table(&r, order, n_order);
-    else print_compact(&r, order, n_order);
-    if (fflush(stdout) || ferror(stdout)) rc = attn_err(ATTN_EFAIL, "stdout: write failed");
-done:
+    return 0;
+}
+
+static int heads_compute(const heads_opts *ho, heads_run *hr, heads_out *r) {
+    int rc = cli_load_model(&ho->o, 0, &hr->m);
+    if (!rc) rc = cli_pool(&ho->o, &hr->pool);
+    if (!rc) rc = attn_model_random(&hr->rnd, hr->m, (uint64_t)ho->seed);
+    if (!rc) rc = scorer_init(&hr->sm, hr->m, hr->pool);
+    if (!rc) rc = scorer_init(&hr->sr, hr->rnd, hr->pool);
+    if (rc) return rc;
+    r->m = hr->m;
+    r->seed = (uint64_t)ho->seed;
+    r->L = hr->m->cfg.n_layer;
+    r->H = hr->m->cfg.n_head;
+    r->model = hr->sm.sc;
+    r->rnd = hr->sr.sc;
+    if (!(hr->order = malloc((size_t)r->L * r->H * sizeof *hr->order))) return attn_err(ATTN_EFAIL, "out of memory");
+    if ((rc = heads_score(ho, hr, r))) return rc;
+    return heads_order(ho, hr, r);
+}
+
+static int print_heads(const heads_out *r, const heads_run *hr, const heads_opts *ho) {
+    if (!strcmp(ho->fmt, "json")) print_json(r, hr->order, hr->n_order);
+    else if (!strcmp(ho->fmt, "tsv")) print_tsv(r, hr->order, hr->n_order);
+    else if (ho->wide) print_table(r, hr->order, hr->n_order);
+    else print_compact(r, hr->order, hr->n_order);
+    return fflush(stdout) || ferror(stdout) ? attn_err(ATTN_EFAIL, "stdout: write failed") : 0;
+}
+
+int cmd_heads(int argc, char **argv) {
+    heads_opts ho;
+    heads_run hr = { 0 };
+    heads_out r = { 0 };
+    int rc = heads_parse(argc, argv, &ho);
+    if (!rc && ho.o.help) { fputs(HEADS_HELP, stdout); return 0; }
+    if (!rc) rc = heads_check(&ho);
+    if (!rc) rc = heads_compute(&ho, &hr, &r);
+    if (!rc) rc = print_heads(&r, &hr, &ho);
     if (r.labels) attn_labels_free(r.labels, r.T);
     free(r.sd);
     free(r.n);
-    free(order);
-    free(ids);
-    scorer_free(&sm);
-    scorer_free(&sr);
-    attn_model_free(rnd);
-    attn_model_free(m);
-    attn_pool_free(pool);
+    free(hr.order);
+    free(hr.ids);
+    scorer_free(&hr.sm);
+    scorer_free(&hr.sr);
+    attn_model_free(hr.rnd);
+    attn_model_free(hr.m);
+    attn_pool_free(hr.pool);
     return cli_exit(rc);
 }

@@ -59,96 +59,128 @@ static int make_parent(const char *path) {
     return attn_mkdirs(dir);
 }
 
-int cmd_report(int argc, char **argv) {
-    cli_opts o;
-    cli_opts_init(&o);
-    long k = 5, seed = REPORT_SEED;
+// ---- options -> result (attn_report) -> print (the page)
+
+typedef struct {
+    cli_opts o;   // o.out_dir: the page
+    long k, seed; // -k candidates, --seed of the random-init baseline
+} report_opts;
+
+typedef struct {
+    attn_model *m, *rnd;
+    attn_pool *pool;
+    attn_session *s;
+    int32_t *ids, *top_id;        // (T); (T, k)
+    char **labels, **top_labels;  // (T); (T, k)
+    float *logits, *top_prob;     // (T, V); (T, k)
+    attn_head_scores *sc, *base, unif; // (L*H) model, random init; uniform attention
+    report_cap cap;
+    int T, k;
+} report_result;
+
+static int report_parse(int argc, char **argv, report_opts *ro) {
+    cli_opts_init(&ro->o);
+    ro->k = 5, ro->seed = REPORT_SEED;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
+        int r = cli_common_opt(&ro->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
         const char *a = argv[i], *v;
         if (!strcmp(a, "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 100, &k)) return cli_exit(CLI_PRINTED);
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 100, &ro->k)) return CLI_PRINTED;
         } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return cli_exit(CLI_PRINTED);
-        } else return cli_bad_opt("report", a);
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &ro->seed)) return CLI_PRINTED;
+        } else { cli_bad_opt("report", a); return CLI_PRINTED; }
     }
-    if (o.help) {
-        fputs(REPORT_HELP, stdout);
-        return 0;
-    }
-    if (!o.out_dir) {
+    if (!ro->o.help && !ro->o.out_dir) {
         cli_error("report: give the page to write with -o REPORT.html");
-        return cli_exit(CLI_PRINTED);
+        return CLI_PRINTED;
     }
-    attn_model *m = NULL, *rnd = NULL;
-    attn_pool *pool = NULL;
-    attn_session *s = NULL;
-    int32_t *ids = NULL, *top_id = NULL;
-    char **labels = NULL, **top_labels = NULL;
-    float *logits = NULL, *top_prob = NULL;
-    attn_head_scores *sc = NULL, *base = NULL, unif;
-    report_cap cap = {0};
-    int T = 0, rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_prompt_ids(&o, m, &ids, &T);
-    if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (rc) goto done;
-    const attn_config *c = &m->cfg;
-    int L = c->n_layer, H = c->n_head, V = c->n_vocab;
-    if (k > V) k = V;
-    cap.H = H;
-    cap.T = T;
-    cap.tri = malloc((size_t)L * H * ATTN_TRI(T));
-    logits = malloc((size_t)T * V * sizeof *logits);
-    top_id = malloc((size_t)T * k * sizeof *top_id);
-    top_prob = malloc((size_t)T * k * sizeof *top_prob);
-    sc = malloc((size_t)L * H * sizeof *sc);
-    base = malloc((size_t)L * H * sizeof *base);
-    if (!cap.tri || !logits || !top_id || !top_prob || !sc || !base) {
-        rc = attn_err(ATTN_EFAIL, "out of memory for the attention of %d layers x %d heads at %d tokens", L, H, T);
-        goto done;
-    }
-    if ((rc = attn_heads_acc_new(&cap.acc, L, H))) goto done;
-    cap.acc->ids = ids;
-    attn_capture capture = {.on_attn = report_on_attn, .ctx = &cap};
-    if ((rc = attn_session_new(&s, m, T, pool))) goto done;
-    if ((rc = attn_session_feed(s, ids, T, logits, 0, &capture))) goto done;
-    attn_heads_acc_get(cap.acc, sc);
+    return 0;
+}
+
+// The model's forward: every head's attention (lower triangles), its scores,
+// and the top-k next tokens of every position.
+static int report_forward(const report_opts *ro, report_result *r) {
+    int rc = cli_load_model(&ro->o, 0, &r->m);
+    if (!rc) rc = cli_prompt_ids(&ro->o, r->m, &r->ids, &r->T);
+    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
+    if (!rc) rc = cli_pool(&ro->o, &r->pool);
+    if (rc) return rc;
+    const attn_config *c = &r->m->cfg;
+    int L = c->n_layer, H = c->n_head, V = c->n_vocab, T = r->T, k;
+    k = r->k = ro->k > V ? V : (int)ro->k;
+    r->cap.H = H;
+    r->cap.T = T;
+    r->cap.tri = malloc((size_t)L * H * ATTN_TRI(T));
+    r->logits = malloc((size_t)T * V * sizeof *r->logits);
+    r->top_id = malloc((size_t)T * k * sizeof *r->top_id);
+    r->top_prob = malloc((size_t)T * k * sizeof *r->top_prob);
+    r->sc = malloc((size_t)L * H * sizeof *r->sc);
+    r->base = malloc((size_t)L * H * sizeof *r->base);
+    if (!r->cap.tri || !r->logits || !r->top_id || !r->top_prob || !r->sc || !r->base)
+        return attn_err(ATTN_EFAIL, "out of memory for the attention of %d layers x %d heads at %d tokens", L, H, T);
+    if ((rc = attn_heads_acc_new(&r->cap.acc, L, H))) return rc;
+    r->cap.acc->ids = r->ids;
+    attn_capture capture = {.on_attn = report_on_attn, .ctx = &r->cap};
+    if ((rc = attn_session_new(&r->s, r->m, T, r->pool))) return rc;
+    if ((rc = attn_session_feed(r->s, r->ids, T, r->logits, 0, &capture))) return rc;
+    attn_heads_acc_get(r->cap.acc, r->sc);
     for (int t = 0; t < T; t++) {
-        float *p = logits + (size_t)t * V;
+        float *p = r->logits + (size_t)t * V;
         attn_k->softmax(p, V);
-        attn_top_k(p, V, (int)k, top_id + (size_t)t * k, top_prob + (size_t)t * k);
+        attn_top_k(p, V, k, r->top_id + (size_t)t * k, r->top_prob + (size_t)t * k);
     }
-    if ((rc = attn_token_labels(m->tok, top_id, T * (int)k, &top_labels))) goto done;
+    return attn_token_labels(r->m->tok, r->top_id, T * k, &r->top_labels);
+}
+
+static int report_compute(const report_opts *ro, report_result *r) {
+    int rc = report_forward(ro, r);
+    if (rc) return rc;
     // the random-init baseline
-    attn_session_free(s);
-    s = NULL;
-    if ((rc = attn_model_random(&rnd, m, (uint64_t)seed))) goto done;
-    if ((rc = attn_session_new(&s, rnd, T, pool))) goto done;
-    if ((rc = attn_score_heads(rnd, s, ids, T, NULL, base))) goto done;
-    attn_head_scores_uniform(ids, T, &unif);
-    attn_report r = {.m = m, .T = T, .ids = ids, .labels = labels, .attn = cap.tri, .scores = sc,
-                     .baseline = base, .uniform = &unif, .seed = (uint64_t)seed, .k = (int)k,
-                     .top_id = top_id, .top_prob = top_prob, .top_labels = top_labels};
-    if ((rc = make_parent(o.out_dir))) goto done;
-    if ((rc = attn_report_write(o.out_dir, &r))) goto done;
-    cli_note("wrote %s", o.out_dir);
-done:
-    attn_session_free(s);
-    attn_heads_acc_free(cap.acc);
-    free(cap.tri);
-    free(logits);
-    free(top_id);
-    free(top_prob);
-    free(sc);
-    free(base);
-    if (top_labels) attn_labels_free(top_labels, T * (int)k);
-    if (labels) attn_labels_free(labels, T);
-    free(ids);
-    attn_model_free(rnd);
-    attn_model_free(m);
-    attn_pool_free(pool);
+    attn_session_free(r->s);
+    r->s = NULL;
+    if ((rc = attn_model_random(&r->rnd, r->m, (uint64_t)ro->seed))) return rc;
+    if ((rc = attn_session_new(&r->s, r->rnd, r->T, r->pool))) return rc;
+    if ((rc = attn_score_heads(r->rnd, r->s, r->ids, r->T, NULL, r->base))) return rc;
+    attn_head_scores_uniform(r->ids, r->T, &r->unif);
+    return 0;
+}
+
+static int print_report(const report_result *r, const report_opts *ro) {
+    attn_report rep = {.m = r->m, .T = r->T, .ids = r->ids, .labels = r->labels, .attn = r->cap.tri,
+                       .scores = r->sc, .baseline = r->base, .uniform = &r->unif, .seed = (uint64_t)ro->seed,
+                       .k = r->k, .top_id = r->top_id, .top_prob = r->top_prob, .top_labels = r->top_labels};
+    int rc = make_parent(ro->o.out_dir);
+    if (!rc) rc = attn_report_write(ro->o.out_dir, &rep);
+    if (!rc) cli_note("wrote %s", ro->o.out_dir);
+    return rc;
+}
+
+static void report_result_free(report_result *r) {
+    attn_session_free(r->s);
+    attn_heads_acc_free(r->cap.acc);
+    free(r->cap.tri);
+    free(r->logits);
+    free(r->top_id);
+    free(r->top_prob);
+    free(r->sc);
+    free(r->base);
+    if (r->top_labels) attn_labels_free(r->top_labels, r->T * r->k);
+    if (r->labels) attn_labels_free(r->labels, r->T);
+    free(r->ids);
+    attn_model_free(r->rnd);
+    attn_model_free(r->m);
+    attn_pool_free(r->pool);
+}
+
+int cmd_report(int argc, char **argv) {
+    report_opts ro;
+    report_result r = { 0 };
+    int rc = report_parse(argc, argv, &ro);
+    if (!rc && ro.o.help) { fputs(REPORT_HELP, stdout); return 0; }
+    if (!rc) rc = report_compute(&ro, &r);
+    if (!rc) rc = print_report(&r, &ro);
+    report_result_free(&r);
     return cli_exit(rc);
 }
