@@ -1,20 +1,39 @@
-// attn_cli.h - helpers shared by the CLI commands (attn.c and attn_cmd_*.c).
-// Not part of the library API: commands may print and choose exit codes.
+// attn_cli.h - helpers shared by the CLI commands (attn_cli.c; used by
+// attn.c and attn_cmd_*.c). Not part of the library API: commands may print
+// and choose exit codes.
 //
-// A command is `int cmd_NAME(int argc, char **argv)` where argv[0] is the
-// command name; it returns the process exit status (0 ok, 2 bad input, 1
-// anything else). The usual shape:
+// A command is `int cmd_NAME(int argc, char **argv)` in attn_cmd_NAME.c,
+// where argv[0] is the command name; it returns the process exit status
+// through cli_exit (0 ok, 2 bad input, 1 anything else). Three parts:
 //
-//   cli_opts o; cli_opts_init(&o);
-//   for (int i = 1; i < argc; i++) {
-//       int r = cli_common_opt(&o, argc, argv, &i);
-//       if (r < 0) return 2;             // message already printed
-//       if (r > 0) continue;             // a common option, consumed
-//       if (!strcmp(argv[i], "--mine")) ...
-//       else return cli_bad_opt("NAME", argv[i]);
+//   typedef struct { cli_opts o; const char *fmt; long k; } NAME_opts;  // options
+//   typedef struct { attn_model *m; ... } NAME_result;                   // what compute found
+//
+//   static int NAME_parse(int argc, char **argv, NAME_opts *no) {
+//       cli_opts_init(&no->o);
+//       for (int i = 1; i < argc; i++) {
+//           int r = cli_common_opt(&no->o, argc, argv, &i);
+//           if (r < 0) return CLI_PRINTED;   // message already printed
+//           if (r > 0) continue;             // a common option, consumed
+//           if (!strcmp(argv[i], "--mine")) ...
+//           else { cli_bad_opt("NAME", argv[i]); return CLI_PRINTED; }
+//       }
+//       return no->o.help ? 0 : cli_format(&no->o, "table,tsv,json", &no->fmt);
 //   }
-//   attn_model *m; if (cli_load_model(&o, 0, &m)) return cli_fail();
-//   ...
+//   static int NAME_compute(const NAME_opts *no, NAME_result *r);   // library calls, no printing
+//   static void NAME_row(const NAME_result *r, const char *fmt, int i); // one row, any format
+//   static void print_NAME(const NAME_result *r, const char *fmt);  // header, rows, footer
+//
+//   int cmd_NAME(int argc, char **argv) {
+//       NAME_opts no;
+//       NAME_result r = { 0 };
+//       int rc = NAME_parse(argc, argv, &no);
+//       if (!rc && no.o.help) { fputs(NAME_HELP, stdout); return 0; }
+//       if (!rc) rc = NAME_compute(&no, &r);
+//       if (!rc) print_NAME(&r, no.fmt);
+//       NAME_result_free(&r);
+//       return cli_exit(rc);    // the one error exit
+//   }
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 

@@ -300,9 +300,12 @@ static void abl_print(const abl *a, const char *fmt, const char *mode, long n_to
             printf("}");
         }
         printf("]");
-        if (a->rep_len && set)
-            printf(", \"repeats\": {\"clean\": [%.9g, %.9g], \"ablated\": [%.9g, %.9g]}", a->rep[0][0] / a->rep_n[0],
-                   a->rep[0][1] / a->rep_n[1], a->rep[1][0] / a->rep_n[0], a->rep[1][1] / a->rep_n[1]);
+        if (a->rep_len && set) // mean loss of the first and second repeat, clean and ablated
+            for (int i = 0; i < 4; i++) {
+                printf("%s", i == 0 ? ", \"repeats\": {\"clean\": [" : i == 2 ? "], \"ablated\": [" : ", ");
+                attn_json_numf(stdout, "%.9g", a->rep[i / 2][i % 2] / a->rep_n[i % 2]);
+                if (i == 3) printf("]}");
+            }
         printf("}\n");
     } else if (!strcmp(fmt, "tsv")) {
         printf("heads\tloss\tdelta_loss\n");

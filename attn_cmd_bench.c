@@ -37,62 +37,82 @@ static const char *HELP =
     "(T <= context, n <= context - 1; larger values given are refused).\n"
     "Each figure is the best of R runs (default 3).\n";
 
-int cmd_bench(int argc, char **argv) {
+// ---- options -> result -> print
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    long T = 0, n = 0, reps = 3; // 0: the default, within the context
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
-        if (r > 0) continue;
-        const char *v;
-        if (!strcmp(argv[i], "-T")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("-T", v, 1, 1 << 20, &T)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(argv[i], "-n")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("-n", v, 1, 1 << 20, &n)) return cli_exit(CLI_PRINTED);
-        } else if (!strcmp(argv[i], "--repeat")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("--repeat", v, 1, 1000, &reps)) return cli_exit(CLI_PRINTED);
-        } else return cli_bad_opt("bench", argv[i]);
-    }
-    if (o.help) { fputs(HELP, stdout); return 0; }
-    const char *fmt;
+    const char *fmt;    // table or json
+    long T, n, reps;    // 0: the default, within the context
+} bench_opts;
+
+typedef struct {
     attn_model *m;
     attn_pool *pool;
-    if (cli_format(&o, "table,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    int rc = cli_load_model(&o, 0, &m);
-    if (rc) return cli_exit(rc);
-    if ((rc = cli_pool(&o, &pool))) { attn_model_free(m); return cli_exit(rc); }
-    const attn_config *c = &m->cfg;
-    if (c->n_ctx < 2) rc = attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx);
-    else if (T > c->n_ctx)
-        rc = attn_err(ATTN_EINPUT, "bench: -T %ld is more than the model's context of %d allows (%d)", T, c->n_ctx, c->n_ctx);
-    else if (n > c->n_ctx - 1)
-        rc = attn_err(ATTN_EINPUT, "bench: -n %ld is more than the model's context of %d allows (%d)", n, c->n_ctx,
-                      c->n_ctx - 1);
-    if (rc) {
-        attn_pool_free(pool);
-        attn_model_free(m);
-        return cli_exit(rc);
+    long T, n;          // as run
+    int threads;
+    double pre_ms, cap_ms, dec_ms; // best of the repeats
+} bench_result;
+
+static int bench_parse(int argc, char **argv, bench_opts *bo) {
+    memset(bo, 0, sizeof *bo);
+    cli_opts_init(&bo->o);
+    bo->reps = 3;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&bo->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
+        if (r > 0) continue;
+        const char *v, *a = argv[i];
+        int bad = 0;
+        if (!strcmp(a, "-T")) bad = !(v = cli_val(argc, argv, &i)) || cli_int("-T", v, 1, 1 << 20, &bo->T);
+        else if (!strcmp(a, "-n")) bad = !(v = cli_val(argc, argv, &i)) || cli_int("-n", v, 1, 1 << 20, &bo->n);
+        else if (!strcmp(a, "--repeat")) bad = !(v = cli_val(argc, argv, &i)) || cli_int("--repeat", v, 1, 1000, &bo->reps);
+        else { cli_bad_opt("bench", a); return CLI_PRINTED; }
+        if (bad) return CLI_PRINTED;
     }
-    if (!T) T = c->n_ctx < 256 ? c->n_ctx : 256;
-    if (!n) n = c->n_ctx - 1 < 128 ? c->n_ctx - 1 : 128;
-    int32_t *ids = malloc((size_t)(T > n + 1 ? T : n + 1) * sizeof *ids);
-    float *logits = malloc((size_t)c->n_vocab * sizeof *logits);
+    return bo->o.help ? 0 : cli_format(&bo->o, "table,json", &bo->fmt);
+}
+
+// The model, and -T / -n checked against its context (defaults within it).
+static int bench_setup(const bench_opts *bo, bench_result *r) {
+    int rc = cli_load_model(&bo->o, 0, &r->m);
+    if (!rc) rc = cli_pool(&bo->o, &r->pool);
+    if (rc) return rc;
+    const attn_config *c = &r->m->cfg;
+    if (c->n_ctx < 2) return attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx);
+    if (bo->T > c->n_ctx)
+        return attn_err(ATTN_EINPUT, "bench: -T %ld is more than the model's context of %d allows (%d)", bo->T,
+                        c->n_ctx, c->n_ctx);
+    if (bo->n > c->n_ctx - 1)
+        return attn_err(ATTN_EINPUT, "bench: -n %ld is more than the model's context of %d allows (%d)", bo->n,
+                        c->n_ctx, c->n_ctx - 1);
+    r->T = bo->T ? bo->T : c->n_ctx < 256 ? c->n_ctx : 256;
+    r->n = bo->n ? bo->n : c->n_ctx - 1 < 128 ? c->n_ctx - 1 : 128;
+    r->threads = attn_pool_size(r->pool);
+    return 0;
+}
+
+// The timings, each the best of --repeat runs on random ids.
+static int bench_compute(const bench_opts *bo, bench_result *r) {
+    int rc = bench_setup(bo, r);
+    if (rc) return rc;
+    long T = r->T, n = r->n, N = T > n + 1 ? T : n + 1;
+    int32_t *ids = malloc((size_t)N * sizeof *ids);
+    float *logits = malloc((size_t)r->m->cfg.n_vocab * sizeof *logits);
     attn_session *s = NULL;
-    if (!ids || !logits || (rc = attn_session_new(&s, m, (int)(T > n + 1 ? T : n + 1), pool))) {
+    if (!ids || !logits || (rc = attn_session_new(&s, r->m, (int)N, r->pool))) {
         if (!rc) rc = attn_err(ATTN_EFAIL, "out of memory");
         goto done;
     }
     uint64_t x = 88172645463325252ull;
-    for (long i = 0; i < (T > n + 1 ? T : n + 1); i++) {
+    for (long i = 0; i < N; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        ids[i] = (int32_t)(x % (uint64_t)c->n_vocab);
+        ids[i] = (int32_t)(x % (uint64_t)r->m->cfg.n_vocab);
     }
-    double best_pre = 1e30, best_cap = 1e30, best_dec = 1e30;
+    r->pre_ms = r->cap_ms = r->dec_ms = 1e30;
     bench_sink sink = { 0 };
     attn_capture cap = { .on_attn = sink_attn, .ctx = &sink };
-    for (long r = 0; r < reps && !rc; r++) {
-        cli_progress("bench", r, reps);
+    for (long k = 0; k < bo->reps && !rc; k++) {
+        cli_progress("bench", k, bo->reps);
         double t0 = now_ms();
         attn_session_reset(s);
         if ((rc = attn_session_feed(s, ids, (int)T, logits, 1, NULL))) break;
@@ -105,32 +125,49 @@ int cmd_bench(int argc, char **argv) {
         double t3 = now_ms();
         for (long i = 0; i < n && !rc; i++) rc = attn_session_feed(s, ids + 1 + i, 1, logits, 1, NULL);
         double t4 = now_ms();
-        best_pre = t1 - t0 < best_pre ? t1 - t0 : best_pre;
-        best_cap = t2 - t1 < best_cap ? t2 - t1 : best_cap;
-        best_dec = t4 - t3 < best_dec ? t4 - t3 : best_dec;
+        r->pre_ms = t1 - t0 < r->pre_ms ? t1 - t0 : r->pre_ms;
+        r->cap_ms = t2 - t1 < r->cap_ms ? t2 - t1 : r->cap_ms;
+        r->dec_ms = t4 - t3 < r->dec_ms ? t4 - t3 : r->dec_ms;
     }
-    cli_progress("bench", reps, reps);
-    if (rc) goto done;
-    int threads = attn_pool_size(pool);
-    if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, m->name);
-        printf(", \"simd\": \"%s\", \"threads\": %d, \"T\": %ld, \"n\": %ld, \"prefill_ms\": %.3f, "
-               "\"prefill_capture_ms\": %.3f, \"decode_tok_s\": %.2f}\n",
-               attn_k->name, threads, T, n, best_pre, best_cap, n / (best_dec / 1e3));
-    } else {
-        printf("model            %s (%.2f M parameters)\n", m->name, m->n_params / 1e6);
-        printf("simd, threads    %s, %d\n", attn_k->name, threads);
-        printf("prefill          %9.2f ms  (T = %ld, %.0f tok/s)\n", best_pre, T, T / (best_pre / 1e3));
-        printf("prefill+capture  %9.2f ms  (all %d x %d heads, %.1f MB of probabilities)\n", best_cap,
-               c->n_layer, c->n_head, (double)c->n_layer * c->n_head * T * T * 4 / 1e6);
-        printf("decode           %9.2f tok/s  (n = %ld)\n", n / (best_dec / 1e3), n);
-    }
+    cli_progress("bench", bo->reps, bo->reps);
 done:
     attn_session_free(s);
     free(ids);
     free(logits);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    return rc;
+}
+
+static void print_bench(const bench_result *r, const char *fmt) {
+    const attn_config *c = &r->m->cfg;
+    if (!strcmp(fmt, "json")) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, r->m->name);
+        printf(", \"simd\": \"%s\", \"threads\": %d, \"T\": %ld, \"n\": %ld, \"prefill_ms\": ", attn_k->name,
+               r->threads, r->T, r->n);
+        attn_json_numf(stdout, "%.3f", r->pre_ms);
+        printf(", \"prefill_capture_ms\": ");
+        attn_json_numf(stdout, "%.3f", r->cap_ms);
+        printf(", \"decode_tok_s\": ");
+        attn_json_numf(stdout, "%.2f", r->n / (r->dec_ms / 1e3));
+        printf("}\n");
+    } else {
+        printf("model            %s (%.2f M parameters)\n", r->m->name, r->m->n_params / 1e6);
+        printf("simd, threads    %s, %d\n", attn_k->name, r->threads);
+        printf("prefill          %9.2f ms  (T = %ld, %.0f tok/s)\n", r->pre_ms, r->T, r->T / (r->pre_ms / 1e3));
+        printf("prefill+capture  %9.2f ms  (all %d x %d heads, %.1f MB of probabilities)\n", r->cap_ms,
+               c->n_layer, c->n_head, (double)c->n_layer * c->n_head * r->T * r->T * 4 / 1e6);
+        printf("decode           %9.2f tok/s  (n = %ld)\n", r->n / (r->dec_ms / 1e3), r->n);
+    }
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_opts bo;
+    bench_result r = { 0 };
+    int rc = bench_parse(argc, argv, &bo);
+    if (!rc && bo.o.help) { fputs(HELP, stdout); return 0; }
+    if (!rc) rc = bench_compute(&bo, &r);
+    if (!rc) print_bench(&r, bo.fmt);
+    attn_pool_free(r.pool);
+    attn_model_free(r.m);
     return cli_exit(rc);
 }

@@ -81,7 +81,9 @@ static void print_explain(const attn_model *m, const explain_cap *c, char **labe
         attn_json_str(stdout, m->name);
         printf(", \"layer\": %d, \"head\": %d, \"query\": %d, \"token\": ", c->layer, c->head, I);
         attn_json_str(stdout, labels[I]);
-        printf(", \"head_dim\": %d, \"scale\": %.9g, \"q\": ", hd, 1.0 / sqrt((double)hd));
+        printf(", \"head_dim\": %d, \"scale\": ", hd);
+        attn_json_numf(stdout, "%.9g", 1.0 / sqrt((double)hd));
+        printf(", \"q\": ");
         json_floats(c->q, hd);
         printf(", \"keys\": [");
         for (int j = 0; j < T; j++) {
