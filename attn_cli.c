@@ -45,6 +45,11 @@ void cli_note(const char *fmt, ...) {
     va_end(ap);
 }
 
+void cli_json_num(const char *key, const char *fmt, double v) {
+    printf(", \"%s\": ", key);
+    attn_json_numf(stdout, fmt, v);
+}
+
 int cli_exit(int rc) {
     if (rc == 0) return 0;
     if (rc != CLI_PRINTED) cli_error("%s", attn_errmsg());

@@ -117,6 +117,9 @@ void cli_note(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+// `, "key": <number>` on stdout, the number through attn_json_numf (null
+// when not finite): a field after the first of a JSON object.
+void cli_json_num(const char *key, const char *fmt, double v);
 // The one error exit of every command: the process exit status of rc.
 // 0 -> 0; CLI_PRINTED (a parser helper -- cli_val, cli_int, cli_index_list,
 // cli_common_opt... -- printed its message; bad input) -> 2; ATTN_EINPUT ->

@@ -293,10 +293,8 @@ static void abl_print(const abl *a, const char *fmt, const char *mode, long n_to
             int k = order[r], lh = a->set_of[k * a->max_set];
             if (set) { printf("%s{\"heads\": [", r ? ", " : ""); print_set_json(a, k); printf("]"); }
             else printf("%s{\"layer\": %d, \"head\": %d", r ? ", " : "", lh / H, lh % H);
-            printf(", \"loss\": ");
-            attn_json_numf(stdout, "%.9g", loss[k]);
-            printf(", \"delta_loss\": ");
-            attn_json_numf(stdout, "%.9g", delta[k]);
+            cli_json_num("loss", "%.9g", loss[k]);
+            cli_json_num("delta_loss", "%.9g", delta[k]);
             printf("}");
         }
         printf("]");

@@ -145,10 +145,8 @@ static void print_bench(const bench_result *r, const char *fmt) {
         printf(", \"simd\": \"%s\", \"threads\": %d, \"T\": %ld, \"n\": %ld, \"prefill_ms\": ", attn_k->name,
                r->threads, r->T, r->n);
         attn_json_numf(stdout, "%.3f", r->pre_ms);
-        printf(", \"prefill_capture_ms\": ");
-        attn_json_numf(stdout, "%.3f", r->cap_ms);
-        printf(", \"decode_tok_s\": ");
-        attn_json_numf(stdout, "%.2f", r->n / (r->dec_ms / 1e3));
+        cli_json_num("prefill_capture_ms", "%.3f", r->cap_ms);
+        cli_json_num("decode_tok_s", "%.2f", r->n / (r->dec_ms / 1e3));
         printf("}\n");
     } else {
         printf("model            %s (%.2f M parameters)\n", r->m->name, r->m->n_params / 1e6);

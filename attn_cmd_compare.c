@@ -119,8 +119,7 @@ static void print_next_token(const char *fmt, cmp_model *ms, int n, int T) {
             }
             printf("], \"mean_kl_nats\": ");
             attn_json_numf(stdout, "%.6g", sum / T);
-            printf(", \"top1_agreement\": ");
-            attn_json_numf(stdout, "%.6g", (double)agree / T);
+            cli_json_num("top1_agreement", "%.6g", (double)agree / T);
             printf("}");
         } else
             printf("\n     mean KL %.4f nats, top-1 agreement %d/%d (%.1f%%)\n", sum / T, agree, T, 100.0 * agree / T);

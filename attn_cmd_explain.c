@@ -92,20 +92,16 @@ static void print_explain(const attn_model *m, const explain_cap *c, char **labe
             if (j > I) { printf(", \"masked\": true}"); continue; }
             printf(", \"k\": ");
             json_floats(c->k + (size_t)j * hd, hd);
-            printf(", \"dot\": ");
-            attn_json_numf(stdout, "%.9g", dot[j]);
-            printf(", \"score\": ");
-            attn_json_numf(stdout, "%.9g", score[j]);
-            printf(", \"softmax\": ");
-            attn_json_numf(stdout, "%.9g", prob[j]);
+            cli_json_num("dot", "%.9g", dot[j]);
+            cli_json_num("score", "%.9g", score[j]);
+            cli_json_num("softmax", "%.9g", prob[j]);
             printf("}");
         }
         printf("], \"top\": [");
         for (int t = 0; t < ntop; t++) {
             printf("%s{\"pos\": %d, \"token\": ", t ? ", " : "", top[t]);
             attn_json_str(stdout, labels[top[t]]);
-            printf(", \"softmax\": ");
-            attn_json_numf(stdout, "%.9g", prob[top[t]]);
+            cli_json_num("softmax", "%.9g", prob[top[t]]);
             printf("}");
         }
         printf("]}\n");

@@ -117,8 +117,7 @@ static void patch_print(const patcher *p, const char *fmt, const float *heads, c
     if (!strcmp(fmt, "json")) {
         printf("{\"clean\": ");
         attn_json_numf(stdout, "%.9g", p->m_clean);
-        printf(", \"corrupt\": ");
-        attn_json_numf(stdout, "%.9g", p->m_corr);
+        cli_json_num("corrupt", "%.9g", p->m_corr);
         printf(", \"heads\": [");
         for (int l = 0; l < L; l++) {
             printf("%s[", l ? ", " : "");

@@ -134,8 +134,7 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
                 for (int j = 0; j < k; j++) {
                     printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", l->top_id[b + j]);
                     attn_json_str(stdout, cand[j]);
-                    printf(", \"prob\": ");
-                    attn_json_numf(stdout, "%.6g", l->top_prob[b + j]);
+                    cli_json_num("prob", "%.6g", l->top_prob[b + j]);
                     printf("}");
                 }
                 printf("]}");
@@ -484,10 +483,8 @@ static void run_row(const run_result *r, const char *fmt, int t, int j) {
     if (!strcmp(fmt, "json")) {
         printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", id);
         attn_json_str(stdout, cand);
-        printf(", \"prob\": ");
-        attn_json_numf(stdout, "%.6g", r->top_p[b]);
-        printf(", \"logit\": ");
-        attn_json_numf(stdout, "%.6g", r->top_logit[b]);
+        cli_json_num("prob", "%.6g", r->top_p[b]);
+        cli_json_num("logit", "%.6g", r->top_logit[b]);
         printf("}");
     } else if (!strcmp(fmt, "tsv")) {
         printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g", t, r->labels[t], j + 1, id, cand, r->top_p[b], r->top_logit[b]);

@@ -141,8 +141,7 @@ static int loss_one(const cli_opts *o, loss_run *r, const char *fmt) {
         attn_json_str(stdout, r->m->name);
         printf(", \"tokens\": %d, \"loss\": ", T);
         attn_json_numf(stdout, "%.9g", mean);
-        printf(", \"perplexity\": ");
-        attn_json_numf(stdout, "%.9g", exp(mean));
+        cli_json_num("perplexity", "%.9g", exp(mean));
         printf(", \"per_token\": [");
     } else if (tsv) printf("position\ttoken\tnll\n");
     else printf("%s: %d tokens; loss of each token given the ones before it (nats)\n  pos  %-16s %8s\n", r->m->name, T, "token", "nll");
@@ -150,8 +149,7 @@ static int loss_one(const cli_opts *o, loss_run *r, const char *fmt) {
         if (json) {
             printf("%s{\"position\": %d, \"id\": %d, \"token\": ", t > 1 ? ", " : "", t, ids[t]);
             attn_json_str(stdout, lab[t]);
-            printf(", \"nll\": ");
-            attn_json_numf(stdout, "%.9g", r->nll[t - 1]);
+            cli_json_num("nll", "%.9g", r->nll[t - 1]);
             printf("}");
         } else if (tsv) printf("%d\t%s\t%.9g\n", t, lab[t], r->nll[t - 1]);
         else {
@@ -189,8 +187,7 @@ static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
         attn_json_str(stdout, r->m->name);
         printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": ", n_lines, n_pred);
         attn_json_numf(stdout, "%.9g", mean);
-        printf(", \"perplexity\": ");
-        attn_json_numf(stdout, "%.9g", exp(mean));
+        cli_json_num("perplexity", "%.9g", exp(mean));
         printf("}\n");
     } else if (!strcmp(fmt, "tsv")) printf("lines\tpredicted\tloss\tperplexity\n%ld\t%ld\t%.9g\t%.9g\n", n_lines, n_pred, mean, exp(mean));
     else printf("%s: %ld lines, %ld predicted tokens\nmean loss %.4f nats/token, perplexity %.3f\n", r->m->name, n_lines,

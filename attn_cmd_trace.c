@@ -443,10 +443,8 @@ static void trace_row(const trace_result *r, const trace_step *s, const char *fm
     if (!strcmp(fmt, "json")) {
         printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", id);
         attn_json_str(stdout, text);
-        printf(", \"prob\": ");
-        attn_json_numf(stdout, "%.6g", r->probs[id]);
-        printf(", \"logit\": ");
-        attn_json_numf(stdout, "%.6g", r->logits[id]);
+        cli_json_num("prob", "%.6g", r->probs[id]);
+        cli_json_num("logit", "%.6g", r->logits[id]);
         printf("}");
     } else if (!strcmp(fmt, "tsv")) {
         printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\t%.6g\t%d\t%d\n", s->st, j + 1, id, text,
@@ -466,8 +464,7 @@ static void print_trace_step(const trace_result *r, const trace_step *s, const c
         attn_json_numf(stdout, "%.6g", r->probs[s->chosen]);
         printf(", \"chosen_rank\": %d, \"entropy_bits\": ", s->crank);
         attn_json_numf(stdout, "%.6g", s->h);
-        printf(", \"margin\": ");
-        attn_json_numf(stdout, "%.6g", s->margin);
+        cli_json_num("margin", "%.6g", s->margin);
         printf(", \"tag\": \"%s\", \"repeat\": %s, \"top\": [", s->tag, s->rep ? "true" : "false");
         for (int j = 0; j < r->k; j++) trace_row(r, s, fmt, j);
         printf("]}");
