@@ -262,16 +262,17 @@ def pad_to(n, align=ALIGN):
     return (align - n % align) % align
 
 
-# Largest finite value of each 2-D weight type (Q8_0 keeps its scale in f16:
-# max|x| / 127 must fit).
-TYPE_MAX = {GGML_F32: 3.4028234663852886e38, GGML_F16: 65504.0, GGML_BF16: 3.3895313892515355e38,
-            GGML_Q8_0: 65504.0 * 127}
+# The smallest magnitude that rounds to inf in each 2-D weight type (round to
+# nearest even: f16's largest finite is 65504 and 65520 is the half-way point
+# to the next step; bf16 likewise; Q8_0 keeps its scale max|x| / 127 in f16).
+TYPE_INF = {GGML_F32: math.inf, GGML_F16: 65520.0, GGML_BF16: 3.3895313892515355e38 + 2.0 ** 119,
+            GGML_Q8_0: 65520.0 * 127}
 
 
 def check_values(t, a):
-    """Warns (naming the tensor) about NaN/Inf values and about finite values
-    that become inf in the target type (as torch's .half() makes them; attn
-    then reports where they reach the activations)."""
+    """Warns (naming the tensor) about NaN/Inf values, which attn reports where
+    they reach the activations; refuses finite values that would become inf in
+    the target type (torch's .half() would make them inf: a broken model)."""
     if not a:
         return
     if not math.isfinite(sum(a)):  # a NaN or +-inf anywhere makes the sum non-finite
@@ -282,9 +283,9 @@ def check_values(t, a):
     if t.gtype == GGML_F32:  # finite float32 values stay as they are
         return
     big = max(max(a), -min(a))
-    if big > TYPE_MAX[t.gtype]:
-        warn("tensor '%s': value %g becomes inf in %s (largest %g)" % (t.name, big, GGML_NAMES[t.gtype],
-                                                                       TYPE_MAX[t.gtype]))
+    if big >= TYPE_INF[t.gtype]:
+        fail(t.name, "value %g becomes inf in %s (from %g on); convert with --dtype bf16 or f32"
+             % (big, GGML_NAMES[t.gtype], TYPE_INF[t.gtype]))
 
 
 class output_file:
