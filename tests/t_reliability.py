@@ -464,6 +464,18 @@ def test_converter_bombs():
     if one_line(r) or b"blk.0.ffn_up.weight" not in r.stderr or b"becomes inf" not in r.stderr or \
             os.path.exists(path("big.gguf")) or [f for f in os.listdir(path()) if f.startswith(".big.gguf")]:
         errs.append("1e6 into f16: %s %r" % (one_line(r) or "exit %d" % r.returncode, r.stderr[-200:]))
+    # fuzzing finding #36: a 9 KB legacy pickle whose memo index asks CPython's
+    # unpickler for 1.4 GB; refused after reading its opcodes, in CPU time
+    # (user + system, not wall: the machine may be loaded)
+    import resource
+    bomb = os.path.join(ROOT, "tests", "fuzz", "regressions", "convert", "legacy-pickle-huge-memo-index",
+                        "nanogpt_legacy.pt")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = run([PY, CONVERT, bomb, "-o", path("memo.gguf")], timeout=300)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if one_line(r) or b"memo index" not in r.stderr or cpu > 3:
+        errs.append("legacy pickle with memo index 174417761: %s, %.1f CPU s" % (one_line(r) or r.stderr[-120:], cpu))
     try:
         import torch
     except ImportError:
@@ -479,8 +491,8 @@ def test_converter_bombs():
                 timeout=120)
         if one_line(r) or b"transformer.wte.weight" not in r.stderr:
             errs.append("stride-0 tensor of 2^40 values: %s %r" % (one_line(r), r and r.stderr[-200:]))
-    result("converter bombs: stride 0 over one element, epsilon 1e-300 and a weight overflowing f16 refused with "
-           "the name", errs)
+    result("converter bombs: stride 0 over one element, epsilon 1e-300, a weight overflowing f16 and a pickle's "
+           "huge memo index refused with the name, in bounded time", errs)
 
 
 # ---------------------------------------------------------------- terminal output
