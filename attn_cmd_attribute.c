@@ -78,81 +78,108 @@ static int attr_picture(const attn_model *m, const double *comp, const char *dir
     return rc;
 }
 
-static void attr_print(const attn_model *m, const char *fmt, const double *comp, int n, double logit, int target,
-                       int against, int pos) {
+// ---- options -> result -> print
+
+typedef struct {
+    cli_opts o;
+    const char *fmt, *tgt, *ag; // --format, --target, --against
+    long pos;                   // --pos (-1: the last)
+} attr_opts;
+
+typedef struct {
+    attn_model *m;
+    attn_pool *pool;
+    int32_t *ids, target, against; // against -1: none
+    int T, pos, n;                 // tokens, position, components
+    double *comp, logit;           // (n) components; their sum
+    char dir[1024];                // -o DIR
+} attr_result;
+
+static int attr_parse(int argc, char **argv, attr_opts *ao) {
+    cli_opts_init(&ao->o);
+    ao->tgt = ao->ag = NULL, ao->pos = -1;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&ao->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
+        if (r > 0) continue;
+        const char *a = argv[i], *v;
+        int bad = 0;
+        if (!strcmp(a, "--target")) bad = !(ao->tgt = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--against")) bad = !(ao->ag = cli_val(argc, argv, &i));
+        else if (!strcmp(a, "--pos")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 24, &ao->pos);
+        else { cli_bad_opt("attribute", a); return CLI_PRINTED; }
+        if (bad) return CLI_PRINTED;
+    }
+    if (ao->o.help) return 0;
+    if (cli_format(&ao->o, "table,tsv,json", &ao->fmt)) return ATTN_EINPUT;
+    if (!ao->tgt) { cli_error("attribute: --target TOKEN is required"); return CLI_PRINTED; }
+    return 0;
+}
+
+static int attr_compute(const attr_opts *ao, attr_result *r) {
+    r->against = -1;
+    int rc = cli_load_model(&ao->o, 0, &r->m);
+    if (!rc) rc = cli_pool(&ao->o, &r->pool);
+    if (!rc) rc = cli_prompt_ids(&ao->o, r->m, &r->ids, &r->T);
+    if (!rc) rc = cli_token(r->m, "--target", ao->tgt, &r->target);
+    if (!rc && ao->ag) rc = cli_token(r->m, "--against", ao->ag, &r->against);
+    if (!rc && ao->pos >= r->T) rc = attn_err(ATTN_EINPUT, "--pos %ld: the prompt has %d tokens (0..%d)", ao->pos, r->T, r->T - 1);
+    if (!rc && ao->o.out_dir) rc = cli_out_dir(&ao->o, NULL, r->dir, sizeof r->dir);
+    if (rc) return rc;
+    r->n = attn_attr_n(r->m);
+    if (!(r->comp = malloc((size_t)r->n * sizeof *r->comp))) return attn_err(ATTN_EFAIL, "out of memory");
+    r->pos = ao->pos < 0 ? r->T - 1 : (int)ao->pos;
+    return attn_attribute(r->m, r->pool, r->ids, r->T, r->pos, r->target, r->against, r->comp, &r->logit);
+}
+
+// The row printer: component k as a JSON item, a TSV line or a table row.
+static void attr_row(const attr_result *r, const char *fmt, int k, int first) {
     char b[48];
+    comp_name(r->m, k, b, sizeof b);
     if (!strcmp(fmt, "json")) {
-        printf("{\"target\": %d, \"against\": ", target);
-        if (against >= 0) printf("%d", against);
+        printf("%s{\"name\": \"%s\", \"value\": ", first ? "" : ", ", b);
+        attn_json_numf(stdout, "%.9g", r->comp[k]);
+        printf("}");
+    } else printf(!strcmp(fmt, "tsv") ? "%s\t%.9g\n" : "  %-16s %+9.4f\n", b, r->comp[k]);
+}
+
+// JSON in component order; table and TSV largest |value| first.
+static void print_attribute(const attr_result *r, const char *fmt) {
+    if (!strcmp(fmt, "json")) {
+        printf("{\"target\": %d, \"against\": ", r->target);
+        if (r->against >= 0) printf("%d", r->against);
         else printf("null");
-        printf(", \"pos\": %d, \"logit\": ", pos);
-        attn_json_numf(stdout, "%.9g", logit);
+        printf(", \"pos\": %d", r->pos);
+        cli_json_num("logit", "%.9g", r->logit);
         printf(", \"components\": [");
-        for (int k = 0; k < n; k++) {
-            comp_name(m, k, b, sizeof b);
-            printf("%s{\"name\": \"%s\", \"value\": ", k ? ", " : "", b);
-            attn_json_numf(stdout, "%.9g", comp[k]);
-            printf("}");
-        }
+        for (int k = 0; k < r->n; k++) attr_row(r, fmt, k, k == 0);
         printf("]}\n");
         return;
     }
-    int *order = malloc((size_t)n * sizeof *order);
+    int *order = malloc((size_t)r->n * sizeof *order);
     if (!order) return;
-    for (int k = 0; k < n; k++) order[k] = k;
-    sort_abs = comp;
-    qsort(order, n, sizeof *order, by_abs);
+    for (int k = 0; k < r->n; k++) order[k] = k;
+    sort_abs = r->comp;
+    qsort(order, r->n, sizeof *order, by_abs);
     if (!strcmp(fmt, "tsv")) printf("component\tvalue\n");
     else printf("logit%s at position %d: %.4f (sum of the components below, in logits)\n  %-16s %9s\n",
-                against >= 0 ? " difference" : "", pos, logit, "component", "value");
-    for (int r = 0; r < n; r++) {
-        comp_name(m, order[r], b, sizeof b);
-        printf(!strcmp(fmt, "tsv") ? "%s\t%.9g\n" : "  %-16s %+9.4f\n", b, comp[order[r]]);
-    }
+                r->against >= 0 ? " difference" : "", r->pos, r->logit, "component", "value");
+    for (int i = 0; i < r->n; i++) attr_row(r, fmt, order[i], i == 0);
     free(order);
 }
 
 int cmd_attribute(int argc, char **argv) {
-    cli_opts o;
-    cli_opts_init(&o);
-    const char *tgt = NULL, *ag = NULL, *v;
-    long pos = -1;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
-        if (r > 0) continue;
-        const char *a = argv[i];
-        if (!strcmp(a, "--target")) { if (!(tgt = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--against")) { if (!(ag = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--pos")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 24, &pos)) return cli_exit(CLI_PRINTED); }
-        else return cli_bad_opt("attribute", a);
-    }
-    if (o.help) { fputs(ATTRIBUTE_HELP, stdout); return 0; }
-    const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (!tgt) { cli_error("attribute: --target TOKEN is required"); return cli_exit(CLI_PRINTED); }
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    int32_t *ids = NULL, target, against = -1;
-    int T = 0;
-    double *comp = NULL, logit = 0;
-    char dir[1024];
-    int rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc) rc = cli_prompt_ids(&o, m, &ids, &T);
-    if (!rc) rc = cli_token(m, "--target", tgt, &target);
-    if (!rc && ag) rc = cli_token(m, "--against", ag, &against);
-    if (!rc && pos >= T) rc = attn_err(ATTN_EINPUT, "--pos %ld: the prompt has %d tokens (0..%d)", pos, T, T - 1);
-    if (!rc && o.out_dir) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
-    if (!rc && !(comp = malloc((size_t)attn_attr_n(m) * sizeof *comp))) rc = attn_err(ATTN_EFAIL, "out of memory");
-    if (pos < 0) pos = T - 1;
-    if (!rc) rc = attn_attribute(m, pool, ids, T, (int)pos, target, against, comp, &logit);
-    if (!rc) attr_print(m, fmt, comp, attn_attr_n(m), logit, target, against, (int)pos);
-    if (!rc && o.out_dir && !(rc = attr_picture(m, comp, dir, target, against)))
-        cli_note("wrote to %s: attribute.png", dir);
-    free(comp);
-    free(ids);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    attr_opts ao;
+    attr_result r = { 0 };
+    int rc = attr_parse(argc, argv, &ao);
+    if (!rc && ao.o.help) { fputs(ATTRIBUTE_HELP, stdout); return 0; }
+    if (!rc) rc = attr_compute(&ao, &r);
+    if (!rc) print_attribute(&r, ao.fmt);
+    if (!rc && ao.o.out_dir && !(rc = attr_picture(r.m, r.comp, r.dir, r.target, r.against)))
+        cli_note("wrote to %s: attribute.png", r.dir);
+    free(r.comp);
+    free(r.ids);
+    attn_pool_free(r.pool);
+    attn_model_free(r.m);
     return cli_exit(rc);
 }

@@ -192,69 +192,92 @@ static int patch_ids(const cli_opts *o, const attn_model *m, const char *text, c
     return cli_prompt_ids(&lo, m, ids, T);
 }
 
-int cmd_patch(int argc, char **argv) {
+// ---- options -> result -> print
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    const char *clean_s = NULL, *corr_s = NULL, *clean_ids = NULL, *corr_ids = NULL, *tgt = NULL, *ag = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
-        if (r > 0) continue;
-        const char *a = argv[i], **dst = !strcmp(a, "--clean") ? &clean_s : !strcmp(a, "--corrupt") ? &corr_s :
-            !strcmp(a, "--clean-ids") ? &clean_ids : !strcmp(a, "--corrupt-ids") ? &corr_ids :
-            !strcmp(a, "--target") ? &tgt : !strcmp(a, "--against") ? &ag : NULL;
-        if (!dst) return cli_bad_opt("patch", a);
-        if (!(*dst = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-    }
-    if (o.help) { fputs(PATCH_HELP, stdout); return 0; }
     const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (!((clean_s && corr_s && !clean_ids && !corr_ids) || (clean_ids && corr_ids && !clean_s && !corr_s)) ||
-        o.prompt || o.prompt_file || o.ids) {
+    const char *clean_s, *corr_s, *clean_ids, *corr_ids, *tgt, *ag; // --clean ... --against
+} patch_opts;
+
+typedef struct {
+    patcher p;
+    attn_model *m;
+    attn_pool *pool;
+    int32_t *ci, *xi, target, against; // clean and corrupt ids; against -1: none
+    int Tc, Tx;
+    float *heads, *resid; // (L, H) and (L, T) restored fractions
+    char **labels;        // (Tx) of the corrupt prompt
+    char dir[1024];       // -o DIR
+} patch_result;
+
+static int patch_parse(int argc, char **argv, patch_opts *po) {
+    memset(po, 0, sizeof *po);
+    cli_opts_init(&po->o);
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&po->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
+        if (r > 0) continue;
+        const char *a = argv[i], **dst = !strcmp(a, "--clean") ? &po->clean_s : !strcmp(a, "--corrupt") ? &po->corr_s :
+            !strcmp(a, "--clean-ids") ? &po->clean_ids : !strcmp(a, "--corrupt-ids") ? &po->corr_ids :
+            !strcmp(a, "--target") ? &po->tgt : !strcmp(a, "--against") ? &po->ag : NULL;
+        if (!dst) { cli_bad_opt("patch", a); return CLI_PRINTED; }
+        if (!(*dst = cli_val(argc, argv, &i))) return CLI_PRINTED;
+    }
+    if (po->o.help) return 0;
+    if (cli_format(&po->o, "table,tsv,json", &po->fmt)) return ATTN_EINPUT;
+    if (!((po->clean_s && po->corr_s && !po->clean_ids && !po->corr_ids) ||
+          (po->clean_ids && po->corr_ids && !po->clean_s && !po->corr_s)) ||
+        po->o.prompt || po->o.prompt_file || po->o.ids) {
         cli_error("patch: give --clean TEXT --corrupt TEXT, or --clean-ids and --corrupt-ids");
-        return cli_exit(CLI_PRINTED);
+        return CLI_PRINTED;
     }
-    if (!tgt) { cli_error("patch: --target TOKEN is required"); return cli_exit(CLI_PRINTED); }
-    patcher p = { 0 };
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    int32_t *ci = NULL, *xi = NULL, target, against = -1;
-    int Tc = 0, Tx = 0;
-    float *heads = NULL, *resid = NULL;
-    char **labels = NULL, dir[1024];
-    int rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc) rc = patch_ids(&o, m, clean_s, clean_ids, &ci, &Tc);
-    if (!rc) rc = patch_ids(&o, m, corr_s, corr_ids, &xi, &Tx);
-    if (!rc && Tc != Tx)
-        rc = attn_err(ATTN_EINPUT, "patch: the clean prompt is %d tokens, the corrupt one %d: they must be the same length", Tc, Tx);
-    if (!rc) rc = cli_token(m, "--target", tgt, &target);
-    if (!rc && ag) rc = cli_token(m, "--against", ag, &against);
-    if (!rc) rc = attn_token_labels(m->tok, xi, Tx, &labels);
-    if (!rc && o.out_dir) rc = cli_out_dir(&o, NULL, dir, sizeof dir);
-    if (rc) goto done;
-    const attn_config *c = &m->cfg;
-    int L = c->n_layer, T = Tc, D = c->n_embd, qd = c->n_head * c->head_dim;
-    p = (patcher){ m, NULL, T, target, against, malloc((size_t)c->n_vocab * 4),
-                   { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) },
-                   { T, D, qd, malloc((size_t)L * T * D * 4), NULL }, 0, 0 };
-    heads = malloc((size_t)L * c->n_head * 4);
-    resid = malloc((size_t)L * T * 4);
-    if (!p.lg || !p.clean.resid || !p.clean.z || !p.corr.resid || !heads || !resid) {
-        rc = attn_err(ATTN_EFAIL, "out of memory");
-        goto done;
-    }
-    if (!(rc = attn_session_new(&p.s, m, T, pool))) rc = patch_run(&p, ci, xi, heads, resid);
-    if (!rc) patch_print(&p, fmt, heads, resid, labels);
-    if (!rc && o.out_dir && !(rc = patch_pictures(&p, dir, heads, resid, labels)))
-        cli_note("wrote to %s: heads.png resid.png", dir);
-done:
-    attn_session_free(p.s);
-    free(p.lg); free(p.clean.resid); free(p.clean.z); free(p.corr.resid);
-    free(heads); free(resid);
-    if (labels) attn_labels_free(labels, Tx);
-    free(ci); free(xi);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    if (!po->tgt) { cli_error("patch: --target TOKEN is required"); return CLI_PRINTED; }
+    return 0;
+}
+
+static int patch_compute(const patch_opts *po, patch_result *r) {
+    r->against = -1;
+    int rc = cli_load_model(&po->o, 0, &r->m);
+    if (!rc) rc = cli_pool(&po->o, &r->pool);
+    if (!rc) rc = patch_ids(&po->o, r->m, po->clean_s, po->clean_ids, &r->ci, &r->Tc);
+    if (!rc) rc = patch_ids(&po->o, r->m, po->corr_s, po->corr_ids, &r->xi, &r->Tx);
+    if (!rc && r->Tc != r->Tx)
+        rc = attn_err(ATTN_EINPUT, "patch: the clean prompt is %d tokens, the corrupt one %d: they must be the same length",
+                      r->Tc, r->Tx);
+    if (!rc) rc = cli_token(r->m, "--target", po->tgt, &r->target);
+    if (!rc && po->ag) rc = cli_token(r->m, "--against", po->ag, &r->against);
+    if (!rc) rc = attn_token_labels(r->m->tok, r->xi, r->Tx, &r->labels);
+    if (!rc && po->o.out_dir) rc = cli_out_dir(&po->o, NULL, r->dir, sizeof r->dir);
+    if (rc) return rc;
+    const attn_config *c = &r->m->cfg;
+    int L = c->n_layer, T = r->Tc, D = c->n_embd, qd = c->n_head * c->head_dim;
+    r->p = (patcher){ r->m, NULL, T, r->target, r->against, malloc((size_t)c->n_vocab * 4),
+                      { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) },
+                      { T, D, qd, malloc((size_t)L * T * D * 4), NULL }, 0, 0 };
+    r->heads = malloc((size_t)L * c->n_head * 4);
+    r->resid = malloc((size_t)L * T * 4);
+    if (!r->p.lg || !r->p.clean.resid || !r->p.clean.z || !r->p.corr.resid || !r->heads || !r->resid)
+        return attn_err(ATTN_EFAIL, "out of memory");
+    if (!(rc = attn_session_new(&r->p.s, r->m, T, r->pool))) rc = patch_run(&r->p, r->ci, r->xi, r->heads, r->resid);
+    return rc;
+}
+
+int cmd_patch(int argc, char **argv) {
+    patch_opts po;
+    patch_result r = { 0 };
+    int rc = patch_parse(argc, argv, &po);
+    if (!rc && po.o.help) { fputs(PATCH_HELP, stdout); return 0; }
+    if (!rc) rc = patch_compute(&po, &r);
+    if (!rc) patch_print(&r.p, po.fmt, r.heads, r.resid, r.labels);
+    if (!rc && po.o.out_dir && !(rc = patch_pictures(&r.p, r.dir, r.heads, r.resid, r.labels)))
+        cli_note("wrote to %s: heads.png resid.png", r.dir);
+    attn_session_free(r.p.s);
+    free(r.p.lg); free(r.p.clean.resid); free(r.p.clean.z); free(r.p.corr.resid);
+    free(r.heads); free(r.resid);
+    if (r.labels) attn_labels_free(r.labels, r.Tx);
+    free(r.ci); free(r.xi);
+    attn_pool_free(r.pool);
+    attn_model_free(r.m);
     return cli_exit(rc);
 }
