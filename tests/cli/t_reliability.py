@@ -82,6 +82,26 @@ def one_line(r, code=2):
 
 # ---------------------------------------------------------------- output targets
 
+def check_o_excl(d, hf, errs):
+    """strace: every file attn and convert.py create is created with O_EXCL."""
+    if shutil.which("strace"):
+        for label, cmd in (("attn", [ATTN, "run", "-m", G, "-p", "the cat", "--export", "npy,json", "-o",
+                                     os.path.join(d, "st")]),
+                           ("convert.py", [PY, CONVERT, hf, "-o", os.path.join(d, "st.gguf")])):
+            log = os.path.join(d, "strace.log")
+            env = dict(os.environ)
+            if os.environ.get("ATTN_SANITIZE"):  # LeakSanitizer cannot run under ptrace
+                env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+            r = run(["strace", "-f", "-qq", "-e", "trace=openat,open,creat", "-o", log] + cmd, timeout=300, env=env)
+            creat = [ln for ln in open(log) if "O_CREAT" in ln or "creat(" in ln]
+            bad = [ln.strip() for ln in creat if "O_EXCL" not in ln]
+            if r is None or r.returncode != 0 or not creat or bad:
+                errs.append("%s: files created without O_EXCL: %s (exit %s)" % (label, bad[:2] or creat[:1],
+                                                                              r and r.returncode))
+    else:
+        skip("output O_EXCL under strace", "strace is not installed")
+
+
 def test_output_targets():
     errs = []
     d = path("out")
@@ -141,23 +161,7 @@ def test_output_targets():
     if open(victim).read() != "precious\n" or r is None or r.returncode != 0:
         errs.append("convert.py with a planted symlink at its temporary name: victim %r, %s" % (
             open(victim).read()[:20], r and r.stderr[-200:]))
-    # strace: every file created is created with O_EXCL
-    if shutil.which("strace"):
-        for label, cmd in (("attn", [ATTN, "run", "-m", G, "-p", "the cat", "--export", "npy,json", "-o",
-                                     os.path.join(d, "st")]),
-                           ("convert.py", [PY, CONVERT, hf, "-o", os.path.join(d, "st.gguf")])):
-            log = os.path.join(d, "strace.log")
-            env = dict(os.environ)
-            if os.environ.get("ATTN_SANITIZE"):  # LeakSanitizer cannot run under ptrace
-                env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
-            r = run(["strace", "-f", "-qq", "-e", "trace=openat,open,creat", "-o", log] + cmd, timeout=300, env=env)
-            creat = [ln for ln in open(log) if "O_CREAT" in ln or "creat(" in ln]
-            bad = [ln.strip() for ln in creat if "O_EXCL" not in ln]
-            if r is None or r.returncode != 0 or not creat or bad:
-                errs.append("%s: files created without O_EXCL: %s (exit %s)" % (label, bad[:2] or creat[:1],
-                                                                              r and r.returncode))
-    else:
-        skip("output O_EXCL under strace", "strace is not installed")
+    check_o_excl(d, hf, errs)
     # convert.py: a directory as the output refused, a FIFO written through
     os.makedirs(os.path.join(d, "dir.gguf"))
     why = one_line(run([PY, CONVERT, hf, "-o", os.path.join(d, "dir.gguf")], timeout=120))
@@ -341,6 +345,18 @@ def limited(cmd, timeout=20):
     return run(["sh", "-c", 'ulimit -v 1000000; exec "$@"', "sh"] + cmd, timeout=timeout)
 
 
+def recorded_dir(name):
+    """A scratch folder for `maps --from` holding the attention.npy of one
+    head over 2 tokens (tokens.json is the caller's)."""
+    fr = path(name)
+    os.makedirs(fr)
+    rec = ms.recorded(1, 1, 2)
+    n = struct.unpack("<H", rec[1:3])[0]
+    with open(os.path.join(fr, "attention.npy"), "wb") as f:
+        f.write(rec[3:3 + n])
+    return fr
+
+
 def test_unbounded():
     errs = []
     for c in (["run", "-m", G, "-f", "/dev/zero"], ["tokenize", "-m", G, "-f", "/dev/zero"],
@@ -376,12 +392,7 @@ def test_unbounded():
     if why:
         errs.append("a FIFO as the model: " + why)
     # a tokens.json over the limit
-    fr = path("from")
-    os.makedirs(fr)
-    rec = ms.recorded(1, 1, 2)
-    n = struct.unpack("<H", rec[1:3])[0]
-    with open(os.path.join(fr, "attention.npy"), "wb") as f:
-        f.write(rec[3:3 + n])
+    fr = recorded_dir("from")
     with open(os.path.join(fr, "tokens.json"), "wb") as f:
         f.write(b'{"model": "x", "labels": ["a", "b"], "pad": "')
         f.write(b"x" * (70 << 20))
@@ -459,12 +470,7 @@ def test_terminal():
         out = r.stdout + r.stderr
         if r.returncode != 0 or b"\x1b" in out or b"\x07" in out or b"\xc2\x9b" in out:
             errs.append("%s: raw control characters reach the terminal (exit %d)" % (c[0], r.returncode))
-    fr = path("evilfrom")
-    os.makedirs(fr)
-    rec = ms.recorded(1, 1, 2)
-    n = struct.unpack("<H", rec[1:3])[0]
-    with open(os.path.join(fr, "attention.npy"), "wb") as f:
-        f.write(rec[3:3 + n])
+    fr = recorded_dir("evilfrom")
     with open(os.path.join(fr, "tokens.json"), "w") as f:
         f.write('{"model": "m\\u001b]0;x\\u0007", "labels": ["\\u001b[2J", "\\u009b1m"]}\n')
     r = run([ATTN, "maps", "--from", fr, "--term"])

@@ -165,14 +165,10 @@ def json_shape(got, prompt, n, k):
     return errs
 
 
-def main():
-    R = reference_models("trace_reference")
-    if R is None:
-        return
-    if not os.path.exists(ATTN):
-        skip("trace_reference", "%s not built" % ATTN)
-        return
-    tmp = scratch("attn_trace_")
+def make_cases(R, tmp):
+    """[(name, torch model, source file)]: a nanoGPT and a llama2.c model,
+    each plain and with the final norm scaled by 8."""
+    import torch
     cases = []
     # flat distributions (lost/uncertain) and, with the final norm scaled up,
     # peaked ones (confident/collapsed)
@@ -180,7 +176,6 @@ def main():
         ng = R.make_nanogpt(seed=11 + int(sharp), n_layer=2, n_head=4, n_embd=64, block_size=24, vocab_size=97)
         ll = R.make_llama(seed=21 + int(sharp), dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=97,
                           max_seq_len=24)
-        import torch
         with torch.no_grad():
             ng.transformer.ln_f.weight.mul_(sharp)
             ll.norm.weight.mul_(sharp)
@@ -190,7 +185,11 @@ def main():
         p = os.path.join(tmp, "ll%d.bin" % sharp)
         R.save_llama_bin(ll, p, 0)
         cases.append(("llama2c_x%g" % sharp, ll, p))
-    prompt, n, k = [3, 14, 15, 92, 65], 12, 5
+    return cases
+
+
+def check_greedy(R, cases, tmp, prompt, n, k):
+    """Each case converted and traced greedily, every step against the reference."""
     tags = set()
     for name, model, src in cases:
         gguf = os.path.join(tmp, name + ".gguf")
@@ -206,7 +205,8 @@ def main():
     result("trace_tags_seen", [] if {"lost", "confident"} <= tags or {"collapsed"} <= tags else
            ["tags seen: %s" % sorted(tags)], ", ".join(sorted(tags)))
 
-    gguf = os.path.join(tmp, "nanogpt_x1.gguf")
+
+def check_sampling(gguf, prompt):
     # sampling: reproducible by seed; a nucleus of ~0 mass is the greedy chain
     try:
         a = trace(gguf, prompt, 8, "--temp", "1.5", "--seed", "7")
@@ -226,9 +226,31 @@ def main():
     except RuntimeError as e:
         result("trace_sampling", [e])
 
-    check_k1(R, cases[0][1], gguf, prompt)
-    check_sampled_rank(R, cases[0][1], gguf, prompt)
 
+def check_heads_json(adir, full, ids, P, L, H, N, errs):
+    """heads.json: previous / first / self / induction over the generated rows only,
+    recomputed from attention.npy (full, [L,H,N,N] flat) by the definitions in attn.h."""
+    with open(os.path.join(adir, "heads.json")) as f:
+        hj = json.load(f)
+    if hj["rows"] != [P, N - 1] or len(hj["heads"]) != L * H:
+        errs.append("heads.json rows %s, %d heads" % (hj["rows"], len(hj["heads"])))
+    for h in hj["heads"]:
+        lh = h["layer"] * H + h["head"]
+        row = lambda q: full[(lh * N + q) * N:(lh * N + q) * N + N]
+        rows = range(P, N)
+        want = {"previous": sum(row(q)[q - 1] for q in rows) / len(rows),
+                "first": sum(row(q)[0] for q in rows) / len(rows),
+                "self": sum(row(q)[q] for q in rows) / len(rows)}
+        ind = [sum(row(q)[j + 1] for j in range(q - 1) if ids[j] == ids[q]) for q in rows
+               if any(ids[j] == ids[q] for j in range(q - 1))]
+        want["induction"] = sum(ind) / len(ind) if ind else None
+        for k, v in want.items():
+            got = h["scores"][k]
+            if (v is None) != (got is None) or (v is not None and abs(got - v) > 1e-5):
+                errs.append("heads.json L%d H%d %s %s, expected %s" % (h["layer"], h["head"], k, got, v))
+
+
+def check_attn_files(tmp, gguf, prompt):
     # --attn: per-step rows and the whole attention, consistent with each other
     errs = []
     adir = os.path.join(tmp, "att")
@@ -256,27 +278,7 @@ def main():
             tj = json.load(f)
         if len(tj["labels"]) != N or tj["ids"][:len(prompt)] != prompt:
             errs.append("tokens.json: %d labels, ids %s" % (len(tj["labels"]), tj["ids"]))
-        # heads.json: previous / first / self / induction over the generated rows only,
-        # recomputed here from attention.npy by the definitions in attn.h
-        with open(os.path.join(adir, "heads.json")) as f:
-            hj = json.load(f)
-        ids, P = tj["ids"], len(prompt)
-        if hj["rows"] != [P, N - 1] or len(hj["heads"]) != L * H:
-            errs.append("heads.json rows %s, %d heads" % (hj["rows"], len(hj["heads"])))
-        for h in hj["heads"]:
-            lh = h["layer"] * H + h["head"]
-            row = lambda q: full[(lh * N + q) * N:(lh * N + q) * N + N]
-            rows = range(P, N)
-            want = {"previous": sum(row(q)[q - 1] for q in rows) / len(rows),
-                    "first": sum(row(q)[0] for q in rows) / len(rows),
-                    "self": sum(row(q)[q] for q in rows) / len(rows)}
-            ind = [sum(row(q)[j + 1] for j in range(q - 1) if ids[j] == ids[q]) for q in rows
-                   if any(ids[j] == ids[q] for j in range(q - 1))]
-            want["induction"] = sum(ind) / len(ind) if ind else None
-            for k, v in want.items():
-                got = h["scores"][k]
-                if (v is None) != (got is None) or (v is not None and abs(got - v) > 1e-5):
-                    errs.append("heads.json L%d H%d %s %s, expected %s" % (h["layer"], h["head"], k, got, v))
+        check_heads_json(adir, full, tj["ids"], len(prompt), L, H, N, errs)
         mdir = os.path.join(tmp, "maps")
         attn("maps", "--from", adir, "-o", mdir, "--layers", "1", "--heads", "0", rc=0)
         if not os.path.exists(os.path.join(mdir, "L01_H00.png")):
@@ -285,11 +287,32 @@ def main():
         errs.append(str(e))
     result("trace_attn_files", errs)
 
+
+def check_bad_input(gguf):
     # bad input: steps past the context, missing -n
     r1 = attn("trace", "-m", gguf, "--ids", "1,2,3", "-n", "30")
     r2 = attn("trace", "-m", gguf, "--ids", "1,2,3")
     result("trace_bad_input", [] if r1.returncode == 2 and r2.returncode == 2 and "attn:" in r1.stderr else
            ["exit %d / %d: %s" % (r1.returncode, r2.returncode, r1.stderr.strip())])
+
+
+def main():
+    R = reference_models("trace_reference")
+    if R is None:
+        return
+    if not os.path.exists(ATTN):
+        skip("trace_reference", "%s not built" % ATTN)
+        return
+    tmp = scratch("attn_trace_")
+    cases = make_cases(R, tmp)
+    prompt, n, k = [3, 14, 15, 92, 65], 12, 5
+    check_greedy(R, cases, tmp, prompt, n, k)
+    gguf = os.path.join(tmp, "nanogpt_x1.gguf")
+    check_sampling(gguf, prompt)
+    check_k1(R, cases[0][1], gguf, prompt)
+    check_sampled_rank(R, cases[0][1], gguf, prompt)
+    check_attn_files(tmp, gguf, prompt)
+    check_bad_input(gguf)
 
 
 if __name__ == "__main__":

@@ -58,15 +58,8 @@ def svg_texts(path):
     return [t.text or "" for t in root.iter(ns + "text")]
 
 
-def main():
-    R = reference_models("views")
-    if R is None:
-        return
-    if not os.path.isdir(GPT2_TOK):
-        skip("views", "../shared/models/gpt2-tokenizer not found")
-        return
-    import numpy as np
-    tmp = scratch("attn_views_")
+def make_models(R, tmp):
+    """Two random nanoGPTs [(model, gguf)], and one with the GPT-2 tokenizer (its gguf)."""
     models = []
     for seed in (31, 32):
         m = R.make_nanogpt(seed=seed, n_layer=2, n_head=4, n_embd=32, block_size=256, vocab_size=97)
@@ -81,9 +74,10 @@ def main():
     R.save_nanogpt(mt, pt)
     gtok = os.path.join(tmp, "tok.gguf")
     convert(pt, "-o", gtok, "--tokenizer", GPT2_TOK)
-    ids = [5, 17, 17, 42, 8, 5, 17, 60, 3, 11]
-    ids_s = ",".join(map(str, ids))
+    return models, gtok
 
+
+def maps_files(models, ids_s, tmp):
     # maps: every head + grid, PNG and SVG
     errs = []
     out = os.path.join(tmp, "maps")
@@ -107,6 +101,8 @@ def main():
         errs.append(e)
     result("views_maps_files", errs)
 
+
+def svg_text(models, gtok, tmp):
     # labels as real text in SVG; the scale, --drop-first and thinning stated
     errs = []
     try:
@@ -129,35 +125,50 @@ def main():
         errs.append(e)
     result("views_svg_text", errs)
 
+
+def term(models, ids, ids_s):
     # --term: ANSI truecolor rows, one per token
     r = attn("maps", "-m", models[0][1], "--ids", ids_s, "--term", "--layers", "0", "--heads", "1", ok=False)
     rows = [l for l in r.stdout.decode().split("\n") if "\x1b[48;2;" in l and l.count("\x1b[48;2;") >= 1]
     result("views_term", [] if r.returncode == 0 and len(rows) >= len(ids) else
            ["exit %d, %d colour rows" % (r.returncode, len(rows))])
 
+
+def ref_jsd(a, b):
+    """Jensen-Shannon divergence in bits of two [T,T] attention maps, mean over rows 1..T-1."""
+    T = len(a)
+    js = 0
+    for q in range(1, T):
+        for k in range(q + 1):
+            x, y = a[q, k], b[q, k]
+            m_ = (x + y) / 2
+            js += (0.5 * x * math.log2(x / m_) if x > 0 else 0) + (0.5 * y * math.log2(y / m_) if y > 0 else 0)
+    return js / (T - 1)
+
+
+def ref_scores(a):
+    """previous, first and entropy_bits of one [T,T] attention map."""
+    import numpy as np
+    T = len(a)
+    return {"previous": np.mean([a[i, i - 1] for i in range(1, T)]),
+            "first": np.mean([a[i, 0] for i in range(1, T)]),
+            "entropy_bits": np.mean([-sum(p * math.log2(p) for p in a[i, :i + 1] if p > 0) for i in range(T)])}
+
+
+def compare_jsd(R, models, ids, ids_s):
     # compare: JSD and head types against the reference's float64 attention
     errs = []
     try:
         got = json.loads(attn("compare", "-m", models[0][1], "-m", models[1][1], "--ids", ids_s,
                               "--format", "json").stdout)
         att = [R.reference_forward(m, ids)[0] for m, _ in models]  # [L,H,T,T] float64
-        T = len(ids)
         for hd in got["heads"]:
             a, b = att[0][hd["layer"], hd["head"]], att[1][hd["layer"], hd["head"]]
-            js = 0
-            for q in range(1, T):
-                for k in range(q + 1):
-                    x, y = a[q, k], b[q, k]
-                    m_ = (x + y) / 2
-                    js += (0.5 * x * math.log2(x / m_) if x > 0 else 0) + (0.5 * y * math.log2(y / m_) if y > 0 else 0)
-            js /= T - 1
+            js = ref_jsd(a, b)
             if abs(hd["jsd_bits"][0] - js) > 1e-4:
                 errs.append("L%d H%d: jsd %.6g, reference %.6g" % (hd["layer"], hd["head"], hd["jsd_bits"][0], js))
-            prev = np.mean([a[i, i - 1] for i in range(1, T)])
-            first = np.mean([a[i, 0] for i in range(1, T)])
-            ent = np.mean([-sum(p * math.log2(p) for p in a[i, :i + 1] if p > 0) for i in range(T)])
             s = hd["scores"][0]
-            for key, want in (("previous", prev), ("first", first), ("entropy_bits", ent)):
+            for key, want in ref_scores(a).items():
                 if abs(s[key] - want) > 1e-4:
                     errs.append("L%d H%d %s: %.6g, reference %.6g" % (hd["layer"], hd["head"], key, s[key], want))
         if len(got["heads"]) != 8 or len(got["models"]) != 2:
@@ -166,6 +177,8 @@ def main():
         errs.append(e)
     result("views_compare_jsd", errs)
 
+
+def compare_files(models, ids_s, tmp):
     # compare against a random init: pictures; three models: a timeline table
     errs = []
     try:
@@ -185,6 +198,8 @@ def main():
         errs.append(e)
     result("views_compare_files", errs)
 
+
+def bad_input(models, gtok, ids_s, tmp):
     # bad input: exit 2, a one-line message, nothing half-written
     errs = []
     for args in (["maps", "-m", models[0][1], "--ids", ids_s],
@@ -199,6 +214,25 @@ def main():
     if os.path.isdir(bad) and os.listdir(bad):
         errs.append("files left in %s: %s" % (bad, os.listdir(bad)))
     result("views_bad_input", errs)
+
+
+def main():
+    R = reference_models("views")
+    if R is None:
+        return
+    if not os.path.isdir(GPT2_TOK):
+        skip("views", "../shared/models/gpt2-tokenizer not found")
+        return
+    tmp = scratch("attn_views_")
+    models, gtok = make_models(R, tmp)
+    ids = [5, 17, 17, 42, 8, 5, 17, 60, 3, 11]
+    ids_s = ",".join(map(str, ids))
+    maps_files(models, ids_s, tmp)
+    svg_text(models, gtok, tmp)
+    term(models, ids, ids_s)
+    compare_jsd(R, models, ids, ids_s)
+    compare_files(models, ids_s, tmp)
+    bad_input(models, gtok, ids_s, tmp)
 
 
 if __name__ == "__main__":

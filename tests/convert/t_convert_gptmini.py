@@ -25,9 +25,8 @@ NAME = "convert gptmini"
 IDS = [5, 17, 3, 17, 42, 9, 5, 17, 3, 60, 1, 33]
 
 
-def define(torch):
-    nn, F = torch.nn, torch.nn.functional
-
+def define_rope(torch):
+    """RoPE as the chapter writes it: the tables and the two layouts."""
     def rope_tables(T, hd, layout, theta, half_width=False):
         inv = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
         ang = torch.outer(torch.arange(T, dtype=torch.float64), inv)  # (T, hd/2)
@@ -49,6 +48,13 @@ def define(torch):
         c, s = (cos[..., 0::2], sin[..., 0::2]) if cos.shape[-1] == x.shape[-1] else (cos, sin)
         x1, x2 = x[..., 0::2], x[..., 1::2]
         return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2)
+
+    return rope_tables, apply_rope_halves, apply_rope_pairs
+
+
+def define_blocks(torch):
+    """The norm maker and the transformer block of the chapter's variants."""
+    nn, F = torch.nn, torch.nn.functional
 
     class RMSNorm(nn.Module):
         def __init__(self, d, eps=1e-5):
@@ -101,26 +107,11 @@ def define(torch):
             else:
                 self.ffn = SwiGLU(c["d"], f)
 
-    class GPTMini(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.c = c
-            self.tok_emb = nn.Embedding(c["V"], c["d"])
-            self.blocks = nn.ModuleList(Block(c) for _ in range(c["L"]))
-            setattr(self, c["norm_f"], make_norm(c))
-            setattr(self, c["head"], nn.Linear(c["d"], c["V"], bias=False))
-            if c["tied"]:
-                getattr(self, c["head"]).weight = self.tok_emb.weight
-            cos, sin = rope_tables(c["ctx"], c["d"] // c["h"], c["rope"], c["theta"], c.get("half_width", False))
-            self.register_buffer("cos", cos, persistent=c["buffers"])
-            self.register_buffer("sin", sin, persistent=c["buffers"])
-            self.apply_rope = apply_rope_halves if c["rope"] == "halves" else apply_rope_pairs
-            with torch.no_grad():
-                for p in self.parameters():
-                    p.normal_(0, 0.5 if p.dim() == 1 else 0.15)
+    return make_norm, Block
 
-        def final(self, h):
-            return getattr(self, self.c["head"])(getattr(self, self.c["norm_f"])(h))
+
+def define_get_attention(torch):
+    F = torch.nn.functional
 
     @torch.no_grad()
     def get_attention(model, x):
@@ -151,7 +142,38 @@ def define(torch):
             h = h + block.ffn(block.norm2(h))
         return torch.stack(maps), model.final(h)[0]
 
-    return GPTMini, get_attention
+    return get_attention
+
+
+def define(torch):
+    """The chapter's GPTMini class and its get_attention (torch passed in: this
+    file is read without torch too)."""
+    nn = torch.nn
+    rope_tables, apply_rope_halves, apply_rope_pairs = define_rope(torch)
+    make_norm, Block = define_blocks(torch)
+
+    class GPTMini(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = c
+            self.tok_emb = nn.Embedding(c["V"], c["d"])
+            self.blocks = nn.ModuleList(Block(c) for _ in range(c["L"]))
+            setattr(self, c["norm_f"], make_norm(c))
+            setattr(self, c["head"], nn.Linear(c["d"], c["V"], bias=False))
+            if c["tied"]:
+                getattr(self, c["head"]).weight = self.tok_emb.weight
+            cos, sin = rope_tables(c["ctx"], c["d"] // c["h"], c["rope"], c["theta"], c.get("half_width", False))
+            self.register_buffer("cos", cos, persistent=c["buffers"])
+            self.register_buffer("sin", sin, persistent=c["buffers"])
+            self.apply_rope = apply_rope_halves if c["rope"] == "halves" else apply_rope_pairs
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.normal_(0, 0.5 if p.dim() == 1 else 0.15)
+
+        def final(self, h):
+            return getattr(self, self.c["head"])(getattr(self, self.c["norm_f"])(h))
+
+    return GPTMini, define_get_attention(torch)
 
 
 BASE = dict(V=96, d=64, h=8, L=3, ctx=64, theta=10000.0, norm="ln", ffn="seq", norm_f="norm_f", head="head",

@@ -147,13 +147,8 @@ def golden_cases(tmp):
 # ---------------------------------------------------------------- live cases (torch)
 
 
-def live_cases(tmp):
-    R = reference_models("parity live cases")
-    if R is None:
-        return
+def rope_self_check(R):
     import torch
-    torch.set_num_threads(1)
-
     # Self-check of the test's RoPE (used for RoPE nanoGPT) against llama2.c's apply_rotary_emb.
     x = torch.randn(1, 3, 7, 20, dtype=torch.float64)
     cos, sin = R.llama.precompute_freqs_cis(20, 7)
@@ -161,6 +156,9 @@ def live_cases(tmp):
     err = (R.rope_rotate(x, 10000.0, "pairs") - ref.transpose(1, 2)).abs().max().item()
     result("parity rope self-check (pairs vs llama2.c apply_rotary_emb)", [] if err < 1e-5 else ["error %g" % err])
 
+
+def makers(R):
+    """ng/ll make a model (nanoGPT, llama2.c), save_* write it as a source file."""
     def ng(**k):
         return lambda: R.make_nanogpt(**k)
 
@@ -183,6 +181,11 @@ def live_cases(tmp):
     def save_hf_llama(shards):
         return lambda m, p: R.save_hf_llama(m, p, shards) or p
 
+    return ng, ll, save_ng, save_bin, save_lck, save_hf_gpt2, save_hf_llama
+
+
+def live_specs(R):
+    ng, ll, save_ng, save_bin, save_lck, save_hf_gpt2, save_hf_llama = makers(R)
     # name, model, saver, convert args, sequence lengths (the model's context is the last)
     cases = [
         ("nanogpt bias tied _orig_mod", ng(seed=1, n_embd=64, n_head=4, block_size=16, vocab_size=97),
@@ -211,7 +214,11 @@ def live_cases(tmp):
         ("hf llama sharded untied mqa4/1 hd24", ll(seed=7, dim=96, n_heads=4, n_kv_heads=1, max_seq_len=10,
                                                   vocab_size=150, tied=False), save_hf_llama(3), [], (10,)),
     ]
-    rng = random.Random(1234)
+    return cases
+
+
+def check_live(R, tmp, cases, rng):
+    """Each case converted and run on every SIMD path against the reference."""
     paths = simd_paths()
     for name, build, save, args, lengths in cases:
         try:
@@ -229,6 +236,9 @@ def live_cases(tmp):
         except (RuntimeError, OSError, ValueError) as e:
             result("parity %s" % name, [str(e)])
 
+
+def check_lowp(R, tmp, rng):
+    ng, ll, save_ng, save_bin = makers(R)[:4]
     # lower precision: each dtype against the F32 file of the same model
     for name, build, save in (("nanogpt", ng(seed=11, n_embd=64, n_head=4, block_size=16, vocab_size=128), save_ng()),
                               ("llama2.c", ll(seed=12, dim=128, n_heads=4, n_kv_heads=2, max_seq_len=16,
@@ -252,6 +262,18 @@ def live_cases(tmp):
                       ref[1][0], ref[1][1], bounds=LOWP_BOUNDS[dtype], nonzero=True)
         except (RuntimeError, OSError, ValueError) as e:
             result("parity %s low precision" % name, [str(e)])
+
+
+def live_cases(tmp):
+    R = reference_models("parity live cases")
+    if R is None:
+        return
+    import torch
+    torch.set_num_threads(1)
+    rope_self_check(R)
+    rng = random.Random(1234)
+    check_live(R, tmp, live_specs(R), rng)
+    check_lowp(R, tmp, rng)
 
 
 def main():

@@ -509,6 +509,21 @@ static int parse_ids(const char *s, int32_t *ids, int cap) {
     return n;
 }
 
+// Corpus line i tokenized (add_bos) into *ids, *n and compared with gold's
+// line i: 1 if the same, 0 if not, -1 if tokenizing failed (*ids not set).
+// The first 3 misses are printed (*shown counts them).
+static int vs_gold(attn_tokenizer *t, const char *name, const lines *corpus, const lines *gold, int i, int add_bos,
+                   int32_t **ids, int *n, int *shown) {
+    if (attn_tokenize(t, corpus->line[i], corpus->len[i], add_bos, ids, n)) {
+        if ((*shown)++ < 3) printf("  %s line %d: %s\n", name, i + 1, attn_errmsg());
+        return -1;
+    }
+    const char *got = ids_str(*ids, *n);
+    if (!strcmp(got, gold->line[i])) return 1;
+    if ((*shown)++ < 3) printf("  %s line %d: ids [%.200s]\n    want [%.200s]\n", name, i + 1, got, gold->line[i]);
+    return 0;
+}
+
 static void parity(const char *name, const char *gguf, const char *dir, const lines *corpus, int decode_is_text,
                    int is_llama) {
     char path[1024], tname[128];
@@ -529,14 +544,9 @@ static void parity(const char *name, const char *gguf, const char *dir, const li
     int same = 0, back = 0, labels = 0, shown = 0;
     for (int i = 0; i < corpus->n; i++) {
         int32_t *ids;
-        int n;
-        if (attn_tokenize(t, corpus->line[i], corpus->len[i], 1, &ids, &n)) {
-            if (shown++ < 3) printf("  %s line %d: %s\n", name, i + 1, attn_errmsg());
-            continue;
-        }
-        const char *got = ids_str(ids, n);
-        if (!strcmp(got, gold.line[i])) same++;
-        else if (shown++ < 3) printf("  %s line %d: ids [%.200s]\n    want [%.200s]\n", name, i + 1, got, gold.line[i]);
+        int n, r = vs_gold(t, name, corpus, &gold, i, 1, &ids, &n, &shown);
+        if (r < 0) continue;
+        same += r;
         int bos = is_llama && n > 0;
         back += labels_and_back(t, ids + bos, n - bos, corpus->line[i], corpus->len[i]);
         labels += labels_and_back(t, ids, n, NULL, 0);
@@ -665,13 +675,9 @@ static void hf_parity(const char *name, const char *gguf, const char *ids_path, 
         int32_t *ids;
         int n;
         attn_tokenizer_parse_special(t, 1);
-        if (attn_tokenize(t, corpus->line[i], corpus->len[i], 0, &ids, &n)) {
-            if (shown++ < 3) printf("  %s line %d: %s\n", name, i + 1, attn_errmsg());
-            continue;
-        }
-        const char *got = ids_str(ids, n);
-        if (!strcmp(got, gold.line[i])) same++;
-        else if (shown++ < 3) printf("  %s line %d: ids [%.200s]\n    want [%.200s]\n", name, i + 1, got, gold.line[i]);
+        int r = vs_gold(t, name, corpus, &gold, i, 0, &ids, &n, &shown);
+        if (r < 0) continue;
+        same += r;
         labels += labels_and_back(t, ids, n, NULL, 0);
         free(ids);
         attn_tokenizer_parse_special(t, 0);
