@@ -4,8 +4,8 @@
 # script tests/<kind>/t_*.{sh,py}. Each prints lines "PASS <name>",
 # "FAIL <name>: <why>" or "SKIP <name>: <why>"; anything else it prints is
 # shown as it is. A test that exits non-zero without a FAIL line counts as one
-# failure. Each test's time is printed after it, the wall time of the whole
-# run before the last line.
+# failure. Each test's time, wall and CPU, is printed after it, the run's
+# before the last line.
 #
 # sh tests/run.sh             every test except the slow ones (make test)
 # sh tests/run.sh --slow      the slow ones (SLOW below; make test-slow)
@@ -45,7 +45,9 @@ elif [ $# -eq 0 ]; then
     done
 fi
 
-# run_one N TEST: output to $tmp/N.out, then "status seconds" to $tmp/N.rc
+# run_one N TEST (in a subshell of its own): output to $tmp/N.out, then
+# "status seconds cpu-seconds" to $tmp/N.rc; the CPU time (user + system, the
+# test and all it ran) is the subshell's children's, from the builtin `times`.
 run_one() {
     start=$(date +%s)
     case "$2" in
@@ -53,7 +55,10 @@ run_one() {
         *.py) "$PY" "$2" ;;
         *) "$2" ;;
     esac >"$tmp/$1.out" 2>&1 </dev/null
-    echo "$? $(( $(date +%s) - start ))" >"$tmp/$1.rc.new"
+    rc=$?
+    times >"$tmp/$1.cpu"
+    cpu=$(sed -n 2p "$tmp/$1.cpu" | tr 'ms' '  ' | awk '{ printf "%.1f", $1 * 60 + $2 + $3 * 60 + $4 }')
+    echo "$rc $(( $(date +%s) - start )) $cpu" >"$tmp/$1.rc.new"
     mv "$tmp/$1.rc.new" "$tmp/$1.rc"
 }
 
@@ -61,7 +66,7 @@ run_one() {
 show() {
     echo "== $2"
     out=$tmp/$1.out
-    read -r rc secs <"$tmp/$1.rc"
+    read -r rc secs cpu <"$tmp/$1.rc"
     sed -n '/^\(PASS\|SKIP\) /!p' "$out"
     grep '^SKIP ' "$out" | sed 's/^/   /'
     n_fail=$(grep -c '^FAIL ' "$out")
@@ -70,8 +75,9 @@ show() {
         n_fail=1
     fi
     echo "$(grep -c '^PASS ' "$out") $n_fail $(grep -c '^SKIP ' "$out")" >>"$tmp/counts"
-    echo "   (${secs}s)"
+    echo "   (${secs}s, ${cpu:-0} s CPU)"
     echo "$secs $2" >>"$tmp/times"
+    echo "${cpu:-0}" >>"$tmp/cpus"
 }
 
 # the order to start them: slowest first by the last run's times, new ones first
@@ -133,6 +139,6 @@ if [ -f "$tmp/times" ]; then
     { cat "$tmp/times"; awk 'NR == FNR { seen[$2] = 1; next } !($2 in seen)' "$tmp/times" "$B/test-times" 2>/dev/null || true; } \
         >"$tmp/times.new" && mv "$tmp/times.new" "$B/test-times"
 fi
-echo "time: $(( $(date +%s) - t0 )) s for $n tests, $J at a time"
+echo "time: $(( $(date +%s) - t0 )) s for $n tests, $J at a time; $(awk '{ s += $1 } END { printf "%.0f", s }' "$tmp/cpus" 2>/dev/null || echo 0) s CPU"
 touch "$tmp/counts"
 awk '{ p += $1; f += $2; s += $3 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s; exit (f > 0) }' "$tmp/counts"

@@ -82,8 +82,10 @@ static void real_vocabs(void) {
                  today[i], dir, today[i], py ? py : "/usr/bin/python3", dir, today[i]);
         if (system(cmd) != 0) check(0, "fuzz replay real vocabularies", "tools/convert.py --vocab-only failed");
     }
-    snprintf(cmd, sizeof cmd, // the pipelines of tests/tok/t_tok_pipelines.py, when it has run (slots 9..)
-             "for j in %s/tok-pipelines/*_attn/tokenizer.json; do [ -f \"$j\" ] || continue; "
+    // the pipelines of tests/tok/t_tok_pipelines.py, when it has run to the end
+    // (its stamp: tests/run.sh may be running it beside this one) (slots 9..)
+    snprintf(cmd, sizeof cmd, "p=%s/tok-pipelines; [ -f $p/stamp ] || exit 0; "
+             "for j in $p/*_attn/tokenizer.json; do [ -f \"$j\" ] || continue; "
              "m=$(basename \"$(dirname \"$j\")\" _attn); [ -f %s/pipe_$m.gguf ] || "
              "%s tools/convert.py --vocab-only \"$j\" -o %s/pipe_$m.gguf >/dev/null || exit 1; done",
              b ? b : "build", dir, py ? py : "/usr/bin/python3", dir);
