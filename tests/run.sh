@@ -22,9 +22,11 @@ export ATTN B
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 export PY
-# The slow suites (about 15 s or more each on 2 cores): make test-slow, which
-# CI runs too. Their checks are the same wherever they run.
-SLOW="tests/tok/t_tok_hf.sh tests/convert/t_convert_bad.py"
+# The slow suites (13-26 s each on 2 cores, measured 2026-12-02): make
+# test-slow, which CI runs too. t_tok_hf: three large real tokenizers through
+# node and llama.cpp; t_convert_bad: a converter run per bad input;
+# t_builtin: the README's first command in a clean clone, built from scratch.
+SLOW="tests/tok/t_tok_hf.sh tests/convert/t_convert_bad.py tests/cli/t_builtin.py"
 # Own targets, never in the default run: make test-aarch64.
 OWN="tests/platform/t_aarch64.sh"
 
