@@ -11,9 +11,9 @@
 # sh tests/run.sh --slow      the slow ones (SLOW below; make test-slow)
 # sh tests/run.sh TEST...     only the tests named (make test-aarch64 names
 #                             tests/platform/t_aarch64.sh: cross-build + qemu)
-# Tests run $J at a time (default 2; J=1 for one by one); the output of each
-# stays together and in this order. The slowest start first: the times of the
-# last run are kept in $B/test-times.
+# Tests run $J at a time (default 2; J=1 for one by one), in this order; the
+# output of each stays together, printed as soon as it and those before it
+# are done.
 cd "$(dirname "$0")/.." || exit 1
 B=${B:-build}
 ATTN=${ATTN:-./attn}
@@ -78,21 +78,10 @@ show() {
     fi
     echo "$(grep -c '^PASS ' "$out") $n_fail $(grep -c '^SKIP ' "$out")" >>"$tmp/counts"
     echo "   (${secs}s, ${cpu:-0} s CPU)"
-    echo "$secs $2" >>"$tmp/times"
     echo "${cpu:-0}" >>"$tmp/cpus"
 }
 
-# the order to start them: slowest first by the last run's times, new ones first
-n=0
-for t in "$@"; do
-    n=$((n + 1))
-    echo "$t" >"$tmp/$n.name"
-    s=$(awk -v t="$t" '$2 == t { print $1 }' "$B/test-times" 2>/dev/null)
-    echo "${s:-999} $n" >>"$tmp/order.in"
-done
-touch "$tmp/order.in"
-sort -k1,1nr -k2,2n "$tmp/order.in" | awk '{ print $2 }' >"$tmp/order"
-
+n=$#
 t0=$(date +%s)
 started=0
 printed=0
@@ -102,8 +91,9 @@ print_ready() {
         show "$printed" "$(cat "$tmp/$printed.name")"
     done
 }
-for i in $(cat "$tmp/order"); do
-    t=$(cat "$tmp/$i.name")
+for t in "$@"; do
+    i=$((started + 1))
+    echo "$t" >"$tmp/$i.name"
     if [ -e "$t" ]; then
         run_one "$i" "$t" &
     else
@@ -135,12 +125,6 @@ for t in $stray; do
     echo "FAIL $t: not in a tests/<kind>/ folder, so not run (see tests/run.sh)"
     echo "0 1 0" >>"$tmp/counts"
 done
-if [ -f "$tmp/times" ]; then
-    mkdir -p "$B"
-    # keep the other tests' times (a run of a few tests forgets none)
-    { cat "$tmp/times"; awk 'NR == FNR { seen[$2] = 1; next } !($2 in seen)' "$tmp/times" "$B/test-times" 2>/dev/null || true; } \
-        >"$tmp/times.new" && mv "$tmp/times.new" "$B/test-times"
-fi
 echo "time: $(( $(date +%s) - t0 )) s for $n tests, $J at a time; $(awk '{ s += $1 } END { printf "%.0f", s }' "$tmp/cpus" 2>/dev/null || echo 0) s CPU"
 touch "$tmp/counts"
 awk '{ p += $1; f += $2; s += $3 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s; exit (f > 0) }' "$tmp/counts"
