@@ -47,15 +47,21 @@ elif [ $# -eq 0 ]; then
     done
 fi
 
+# A test run in the background (&) by a shell without job control would
+# inherit SIGINT and SIGQUIT ignored, and the tests that send them would
+# fail: env --default-signal (GNU coreutils 8.31+) restores them; without it
+# the tests run one by one in the foreground.
+if env --default-signal=INT,QUIT true 2>/dev/null; then DFL="env --default-signal=INT,QUIT"; else DFL=; J=1; fi
+
 # run_one N TEST (in a subshell of its own): output to $tmp/N.out, then
 # "status seconds cpu-seconds" to $tmp/N.rc; the CPU time (user + system, the
 # test and all it ran) is the subshell's children's, from the builtin `times`.
 run_one() {
     start=$(date +%s)
     case "$2" in
-        *.sh) sh "$2" ;;
-        *.py) "$PY" "$2" ;;
-        *) "$2" ;;
+        *.sh) $DFL sh "$2" ;;
+        *.py) $DFL "$PY" "$2" ;;
+        *) $DFL "$2" ;;
     esac >"$tmp/$1.out" 2>&1 </dev/null
     rc=$?
     times >"$tmp/$1.cpu"
@@ -94,11 +100,13 @@ print_ready() {
 for t in "$@"; do
     i=$((started + 1))
     echo "$t" >"$tmp/$i.name"
-    if [ -e "$t" ]; then
+    if [ ! -e "$t" ]; then
+        echo "FAIL $t: no such test" >"$tmp/$i.out"
+        echo "127 0" >"$tmp/$i.rc"
+    elif [ "$J" -gt 1 ]; then
         run_one "$i" "$t" &
     else
-        echo "127 0" >"$tmp/$i.rc"
-        echo "FAIL $t: no such test" >"$tmp/$i.out"
+        (run_one "$i" "$t")
     fi
     started=$((started + 1))
     # wait for a free slot, printing what is finished in order meanwhile

@@ -2,7 +2,7 @@
 // reference: bit-identical results for 1, 2, 3 threads; KV-cache steps equal
 // the rows of a full forward; every SIMD path within 1e-5 of scalar; two
 // models in one process independent; a random init attends nearly uniformly.
-// (Numerical parity with nanoGPT / llama2.c is tests/t_parity.py.)
+// (Numerical parity with nanoGPT / llama2.c is tests/parity/t_parity.py.)
 #include "attn.h"
 #include "simd/kernels.h"
 #include "check.h"

@@ -2,7 +2,7 @@
 // fuzzers ever crashed on (tests/fuzz/regressions/) through the same entry
 // points as the libFuzzer harnesses, built without libFuzzer. Under
 // `make check-sanitize` this runs with ASan+UBSan. (The CLI's regressions
-// are replayed through the binary by tests/t_fuzz_cli.py.)
+// are replayed through the binary by tests/fuzz/t_fuzz_cli.py.)
 #define FUZZ_GGUF_ENTRY fuzz_gguf_one
 #include "../fuzz/fuzz_gguf.c"
 #define FUZZ_TOK_ENTRY fuzz_tok_one
