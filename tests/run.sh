@@ -97,6 +97,12 @@ print_ready() {
         show "$printed" "$(cat "$tmp/$printed.name")"
     done
 }
+# n_done: how many tests have finished (no process started: the shell's glob)
+n_done() {
+    c=0
+    for f in "$tmp"/*.rc; do [ -e "$f" ] && c=$((c + 1)); done
+    echo "$c"
+}
 for t in "$@"; do
     i=$((started + 1))
     echo "$t" >"$tmp/$i.name"
@@ -110,15 +116,15 @@ for t in "$@"; do
     fi
     started=$((started + 1))
     # wait for a free slot, printing what is finished in order meanwhile
-    while [ $((started - $(ls "$tmp" | grep -c '\.rc$'))) -ge "$J" ]; do
+    while [ $((started - $(n_done))) -ge "$J" ]; do
         print_ready
-        sleep 0.2
+        sleep 0.5
     done
     print_ready
 done
 while [ "$printed" -lt "$n" ]; do
     print_ready
-    [ "$printed" -lt "$n" ] && sleep 0.2
+    [ "$printed" -lt "$n" ] && sleep 0.5
 done
 wait
 
