@@ -1,7 +1,9 @@
 # attn - build, test, benchmark.
 #   make            ./attn
-#   make test       every test; last line "N passed, N failed, N skipped"
-#   make test-aarch64  the AArch64 build's tests under qemu (tests/t_aarch64.sh)
+#   make test       the tests (tests/run.sh), 2 at a time; last line
+#                   "N passed, N failed, N skipped"
+#   make test-slow  the slow suites tests/run.sh names (SLOW)
+#   make test-aarch64  the AArch64 build's tests under qemu (tests/platform/t_aarch64.sh)
 #   make bench      speed table against peers (see tools/bench.sh)
 #   make static     ./attn-static, statically linked
 #   make install PREFIX=/usr/local
@@ -14,7 +16,7 @@ CFLAGS  += -std=c11 -ffp-contract=off -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURC
 LDLIBS  := -lm -lpthread
 # Header dependencies from the compiler: each .o gets a .d beside it; a program
 # compiled and linked in one step gets $(B)/deps/<name>.d (not beside it, so
-# tests/run.sh's build/tests/test_* stays programs only).
+# tests/run.sh's build/tests/unit/test_* stays programs only).
 DEPFLAGS = -MMD -MP
 LINKDEP  = -MMD -MP -MT $@ -MF $(B)/deps/$(@F).d
 ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
@@ -30,15 +32,15 @@ LIB_SRC   += simd/neon.c
 endif
 LIB_OBJ   := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
 CLI_OBJ   := $(patsubst %.c,$(B)/%.o,$(CLI_SRC))
-TEST_SRC  := $(sort $(wildcard tests/test_*.c))
-TEST_BIN  := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN  := $(patsubst %.c,$(B)/%,$(TEST_SRC))
 ATTN      := $(if $(CROSS),$(B)/attn,attn)
 
 # Each ISA file gets its own flags, so one binary runs on any CPU of the arch.
 $(B)/simd/avx2.o:   XFLAGS := -mavx2 -mfma -mf16c
 $(B)/simd/avx512.o: XFLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
 
-.PHONY: all test test-aarch64 static install clean bench parity fuzz check-sanitize
+.PHONY: all test test-slow test-aarch64 static install clean bench parity fuzz check-sanitize
 all: $(ATTN) $(TEST_BIN)
 
 $(B)/%.o: %.c
@@ -55,17 +57,21 @@ endif
 $(ATTN): $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(LIB_OBJ)
+$(B)/tests/unit/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@) $(B)/deps
 	$(CC) $(CFLAGS) $(LINKDEP) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
-# tests/run.sh skips tests/t_aarch64.sh (cross-build + qemu, minutes) unless
-# it is named, as test-aarch64 does.
+# tests/run.sh leaves out (with a SKIP line each) the slow suites, which
+# test-slow runs, and tests/platform/t_aarch64.sh (cross-build + qemu,
+# minutes), which test-aarch64 runs.
 test: $(ATTN) $(TEST_BIN)
 	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh
 
+test-slow: $(ATTN) $(TEST_BIN)
+	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh --slow
+
 test-aarch64: $(ATTN) $(TEST_BIN)
-	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh tests/t_aarch64.sh
+	@B=$(B) ATTN=./$(ATTN) sh tests/run.sh tests/platform/t_aarch64.sh
 
 static: attn-static
 attn-static: $(CLI_OBJ) $(LIB_OBJ)

@@ -1,4 +1,4 @@
-"""tests/testlib.py - shared by the tests/t_*.py scripts (not a test itself):
+"""tests/testlib.py - shared by the tests/<kind>/t_*.py scripts (not a test itself):
 the paths, the PASS/FAIL/SKIP protocol of tests/run.sh with a failure count,
 runners for ./attn and tools/convert.py, a scratch directory, a reader for
 the .npy files attn writes, and the reference models of tests/parity/."""

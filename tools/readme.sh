@@ -35,6 +35,6 @@ cp "$T/patch/resid.png" $O/patch-resid.png
 cp "$T/attr/attribute.png" $O/attribute.png
 ./attn report -p "$S" -o "$T/report.html" >/dev/null 2>&1
 if [ -d tests/node_modules/puppeteer-core ] && [ -x /usr/bin/chromium ]; then
-    node tests/t_report.js "$T/report.html" 2 4 16 $O/report.png >/dev/null || true
+    node tests/report/t_report.js "$T/report.html" 2 4 16 $O/report.png >/dev/null || true
 fi
 ls -la $O

@@ -19,7 +19,7 @@
 //
 // Checks: the exit status is 0, 1 or 2, and a failure says why on stderr in
 // one line starting "attn: ".
-// tests/t_fuzz_cli.py replays tests/fuzz/corpus_cli/ and
+// tests/fuzz/t_fuzz_cli.py replays tests/fuzz/corpus_cli/ and
 // tests/fuzz/regressions/cli/ through the real binary the same way.
 #define _XOPEN_SOURCE 700 // nftw
 #include <fcntl.h>

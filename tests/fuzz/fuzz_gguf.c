@@ -6,7 +6,7 @@
 // Besides "no crash, no sanitizer report" it checks what the output promises:
 // attention rows are probabilities with exact zeros above the diagonal, and a
 // position fed through the KV cache gives the same bits as in a full forward.
-// Built by `make fuzz`; tests/test_fuzz_replay.c includes this file to replay
+// Built by `make fuzz`; tests/unit/test_fuzz_replay.c includes this file to replay
 // the corpus and tests/fuzz/regressions/gguf/ without libFuzzer.
 #include "attn.h"
 #include "simd/kernels.h"

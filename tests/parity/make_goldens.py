@@ -2,7 +2,7 @@
 
 Two tiny random models, built and saved with the reference code, and the
 references' float64 attention and logits for one id sequence, so that
-tests/t_parity.py can check the converter and the forward pass with the
+tests/parity/t_parity.py can check the converter and the forward pass with the
 standard library alone (no torch):
   nanogpt.pt   nanoGPT ckpt.pt ('_orig_mod.' prefix), biases, tied head, hd 12
   llama2c.bin  llama2.c legacy_export (v0), GQA 2/1, separate head, hd 12

@@ -1,6 +1,6 @@
 """tests/data/quant_blocks.gguf: blocks of every quantized type attn reads,
 each beside llama.cpp's own reference decoding (gguf-py gguf.quants.dequantize),
-for build/tests/test_kernels (bit-identical dequantization and matmul on every
+for build/tests/unit/test_kernels (bit-identical dequantization and matmul on every
 SIMD path). Part of `make parity`; needs numpy and ../shared/ref/llama.cpp/gguf-py.
 
   python3 tests/parity/make_quant.py [REAL.gguf ...]

@@ -12,7 +12,7 @@ For each random model (refmodels: LLaMA with GQA; dims that are multiples of
 
 Without --live: writes tests/parity/quant/ (the committed cases: the small
 model in every file type, its quantized files and lcpp_dump's outputs, which
-tests/t_quant.py checks attn against with the standard library alone).
+tests/parity/t_quant.py checks attn against with the standard library alone).
 With --live: also the larger models (dim 576, GQA 9/3), run attn on each file
 and print PASS/FAIL lines with the measured errors (nothing is written to the tree).
 """

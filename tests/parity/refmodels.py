@@ -1,8 +1,8 @@
 """Random models built with the reference implementations in ../shared/ref/
 (nanoGPT's and llama2.c's model.py, llama2.c's export.py), saved the way those
 projects save them, plus Hugging Face folders written from the same weights
-with HF's tensor names and layouts. Used by tests/t_parity.py and
-tests/t_convert*.py; needs torch and numpy (Debian python3-torch, /usr/bin/python3).
+with HF's tensor names and layouts. Used by tests/parity/t_parity.py and
+tests/convert/t_convert*.py; needs torch and numpy (Debian python3-torch, /usr/bin/python3).
 
 Attention probabilities are not returned by either reference, so capture()
 registers forward hooks on the reference attention modules and recomputes the

@@ -1,0 +1,333 @@
+// tests/unit/test_forward.c - properties of the forward pass that need no outside
+// reference: bit-identical results for 1, 2, 3 threads; KV-cache steps equal
+// the rows of a full forward; every SIMD path within 1e-5 of scalar; two
+// models in one process independent; a random init attends nearly uniformly.
+// (Numerical parity with nanoGPT / llama2.c is tests/parity/t_parity.py.)
+#include "attn.h"
+#include "simd/kernels.h"
+#include "check.h"
+#include "paths.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- a tiny GGUF writer (GGUF v3 spec) for in-memory test models
+typedef struct { uint8_t *b; size_t n, cap; } buf;
+static void put(buf *b, const void *p, size_t n) {
+    if (b->n + n > b->cap) { b->cap = (b->n + n) * 2; b->b = realloc(b->b, b->cap); }
+    memcpy(b->b + b->n, p, n);
+    b->n += n;
+}
+static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
+static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
+static void put_str(buf *b, const char *s) { put_u64(b, strlen(s)); put(b, s, strlen(s)); }
+static void kv_u32(buf *b, const char *k, uint32_t v) { put_str(b, k); put_u32(b, GGUF_U32); put_u32(b, v); }
+static void kv_str(buf *b, const char *k, const char *v) { put_str(b, k); put_u32(b, GGUF_STRING); put_str(b, v); }
+
+typedef struct { char name[64]; int rows, cols; } tdesc;
+
+static uint64_t lcg = 12345;
+static float frand(void) { // uniform in [-1, 1)
+    lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((lcg >> 40) / (double)(1 << 24)) * 2 - 1;
+}
+
+// A model: arch "gpt2" (fused qkv, biases, learned positions) or "llama" (GQA 4/2).
+static buf make_model(int llama) {
+    int D = 64, H = 4, KV = llama ? 2 : 4, F = 256, V = 70, CTX = 40, L = 2, hd = D / H;
+    tdesc t[64];
+    int nt = 0;
+#define ADD(nm, r, c) do { snprintf(t[nt].name, 64, "%s", nm); t[nt].rows = r; t[nt].cols = c; nt++; } while (0)
+    char nm[64];
+    ADD("token_embd.weight", V, D);
+    ADD("output_norm.weight", 0, D);
+    if (!llama) { ADD("position_embd.weight", CTX, D); ADD("output_norm.bias", 0, D); }
+    for (int l = 0; l < L; l++) {
+#define LADD(s, r, c) do { snprintf(nm, 64, "blk.%d." s, l); ADD(nm, r, c); } while (0)
+        LADD("attn_norm.weight", 0, D);
+        LADD("ffn_norm.weight", 0, D);
+        LADD("attn_output.weight", D, D);
+        LADD("ffn_up.weight", F, D);
+        LADD("ffn_down.weight", D, F);
+        if (llama) {
+            LADD("attn_q.weight", D, D); LADD("attn_k.weight", KV * hd, D); LADD("attn_v.weight", KV * hd, D);
+            LADD("ffn_gate.weight", F, D);
+        } else {
+            LADD("attn_qkv.weight", 3 * D, D); LADD("attn_qkv.bias", 0, 3 * D);
+            LADD("attn_norm.bias", 0, D); LADD("ffn_up.bias", 0, F);
+        }
+    }
+    buf b = { 0 };
+    const char *a = llama ? "llama" : "gpt2";
+    char k[96];
+    put(&b, "GGUF", 4); put_u32(&b, 3); put_u64(&b, nt); put_u64(&b, 7);
+    kv_str(&b, "general.architecture", a);
+#define KV(s, v) (snprintf(k, sizeof k, "%s." s, a), kv_u32(&b, k, v))
+    KV("block_count", L); KV("embedding_length", D); KV("attention.head_count", H);
+    KV("attention.head_count_kv", KV); KV("feed_forward_length", F); KV("context_length", CTX);
+    uint64_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        put_str(&b, t[i].name);
+        put_u32(&b, t[i].rows ? 2 : 1);
+        put_u64(&b, t[i].cols);
+        if (t[i].rows) put_u64(&b, t[i].rows);
+        put_u32(&b, ATTN_F32);
+        put_u64(&b, off);
+        off += ((uint64_t)(t[i].rows ? t[i].rows : 1) * t[i].cols * 4 + 31) / 32 * 32;
+    }
+    while (b.n % 32) put(&b, "", 1);
+    for (int i = 0; i < nt; i++) {
+        size_t n = (size_t)(t[i].rows ? t[i].rows : 1) * t[i].cols;
+        int is_norm = strstr(t[i].name, "norm.weight") != NULL;
+        // weights large enough that attention is far from uniform
+        float scale = strstr(t[i].name, "attn_q") || strstr(t[i].name, "attn_k") ? 0.5f : 0.25f;
+        for (size_t j = 0; j < n; j++) {
+            float v = is_norm ? 1 + 0.1f * frand() : scale * frand();
+            put(&b, &v, 4);
+        }
+        while (b.n % 32) put(&b, "", 1);
+    }
+    return b;
+}
+
+typedef struct { float *attn; int H, T; } cap_ctx;
+static void on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    cap_ctx *c = ctx;
+    for (int i = 0; i < nq; i++)
+        memcpy(c->attn + (((size_t)layer * c->H + head) * c->T + q0 + i) * c->T, p + (size_t)i * nk, (size_t)nk * 4);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+static double max_abs(const float *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+// 32 positions: large enough that matmuls and attention go to the thread pool
+static const int32_t IDS[] = { 1, 5, 9, 2, 60, 33, 5, 9, 2, 60, 7, 0, 69, 12, 5, 9,
+                               3, 4, 5, 6, 7, 8, 9, 10, 60, 33, 5, 9, 2, 61, 62, 63 };
+#define T 32
+
+static void full(const attn_model *m, int threads, float *logits, float *attn) {
+    attn_pool *p;
+    attn_pool_new(&p, threads);
+    size_t na = (size_t)m->cfg.n_layer * m->cfg.n_head * T * T;
+    memset(attn, 0, na * 4);
+    int rc = attn_forward(m, p, IDS, T, logits, attn);
+    if (rc) printf("FAIL forward: %s\n", attn_errmsg());
+    attn_pool_free(p);
+}
+
+static void test_model(int llama) {
+    const char *an = llama ? "llama" : "gpt2";
+    char name[128];
+    buf b = make_model(llama);
+    attn_model *m;
+    if (attn_model_load_mem(&m, b.b, b.n, "test")) {
+        check(0, "forward load", "%s", attn_errmsg());
+        return;
+    }
+    int L = m->cfg.n_layer, H = m->cfg.n_head, V = m->cfg.n_vocab;
+    size_t na = (size_t)L * H * T * T, nl = (size_t)T * V;
+    float *a1 = malloc(na * 4), *a2 = malloc(na * 4), *l1 = malloc(nl * 4), *l2 = malloc(nl * 4);
+
+    // rows sum to 1, zero above the diagonal, not uniform
+    full(m, 1, l1, a1);
+    double sum_err = 0, above = 0, max_p = 0;
+    for (size_t r = 0; r < (size_t)L * H * T; r++) {
+        int i = r % T;
+        double s = 0;
+        for (int j = 0; j < T; j++) {
+            s += a1[r * T + j];
+            if (j > i) above = fmax(above, fabs(a1[r * T + j]));
+            else if (i > 2) max_p = fmax(max_p, a1[r * T + j]);
+        }
+        sum_err = fmax(sum_err, fabs(s - 1));
+    }
+    snprintf(name, sizeof name, "forward %s rows sum to 1, zero above diagonal", an);
+    check(sum_err < 1e-5 && above == 0, name, "sum err %g, above-diagonal %g", sum_err, above);
+    snprintf(name, sizeof name, "forward %s test model is not uniform", an);
+    check(max_p > 0.5, name, "largest attention %g", max_p);
+
+    // threads: bit-identical
+    for (int th = 2; th <= 3; th++) {
+        full(m, th, l2, a2);
+        snprintf(name, sizeof name, "forward %s %d threads bit-identical to 1", an, th);
+        check(!memcmp(a1, a2, na * 4) && !memcmp(l1, l2, nl * 4), name, "attn diff %g, logits diff %g",
+              max_abs_diff(a1, a2, na), max_abs_diff(l1, l2, nl));
+    }
+
+    // KV cache: prefix of 5, then one token at a time
+    attn_session *s;
+    attn_pool *pool;
+    attn_pool_new(&pool, 2);
+    attn_session_new(&s, m, T, pool);
+    memset(a2, 0, na * 4);
+    cap_ctx cc = { a2, H, T };
+    attn_capture cap = { .on_attn = on_attn, .ctx = &cc };
+    attn_session_feed(s, IDS, 5, l2, 0, &cap);
+    for (int i = 5; i < T; i++) attn_session_feed(s, IDS + i, 1, l2 + (size_t)i * V, 0, &cap);
+    snprintf(name, sizeof name, "forward %s KV-cache steps equal full-forward rows", an);
+    double da = max_abs_diff(a1, a2, na), dl = max_abs_diff(l1, l2, nl) / max_abs(l1, nl);
+    check(da <= 1e-6 && dl <= 1e-6, name, "attn diff %g, logits rel diff %g", da, dl);
+    printf("   %s: KV-cache rows vs full forward: max attn diff %g, logits rel diff %g (%s)\n", an, da, dl,
+           da == 0 && dl == 0 ? "bit-identical" : "not bit-identical");
+    snprintf(name, sizeof name, "forward %s session refuses positions past its size", an);
+    int rc = attn_session_feed(s, IDS, 1, NULL, 0, NULL);
+    check(rc == ATTN_EINPUT, name, "rc %d", rc);
+    attn_session_free(s);
+    attn_pool_free(pool);
+
+    // every SIMD path within 1e-5 of scalar
+    attn_kernels_select("scalar");
+    float *a_ref = malloc(na * 4), *l_ref = malloc(nl * 4);
+    full(m, 1, l_ref, a_ref);
+    for (const attn_kernels **k = attn_kernels_available(); *k; k++) {
+        attn_kernels_select((*k)->name);
+        full(m, 2, l2, a2);
+        double ea = max_abs_diff(a_ref, a2, na), el = max_abs_diff(l_ref, l2, nl) / max_abs(l_ref, nl);
+        snprintf(name, sizeof name, "forward %s %s within 1e-5 of scalar", an, (*k)->name);
+        check(ea <= 1e-5 && el <= 1e-5, name, "attn %g, logits rel %g", ea, el);
+    }
+    snprintf(name, sizeof name, "forward %s within 1e-5 of scalar on", an);
+    skip_absent_paths(name);
+    attn_kernels_init();
+
+    // a random init of the same architecture attends nearly uniformly
+    attn_model *r;
+    if (attn_model_random(&r, m, 7) == 0) {
+        full(r, 1, l2, a2);
+        double dev = 0;
+        for (size_t row = 0; row < (size_t)L * H * T; row++) {
+            int i = row % T;
+            for (int j = 0; j <= i; j++) dev = fmax(dev, fabs(a2[row * T + j] - 1.0 / (i + 1)));
+        }
+        snprintf(name, sizeof name, "forward %s random init near uniform", an);
+        check(dev < 0.05, name, "max deviation from uniform %g", dev);
+        attn_model_free(r);
+    } else check(0, "forward random init", "%s", attn_errmsg());
+
+    // ids out of range are refused
+    int32_t bad = V;
+    snprintf(name, sizeof name, "forward %s id out of range refused", an);
+    rc = attn_forward(m, NULL, &bad, 1, NULL, NULL);
+    check(rc == ATTN_EINPUT, name, "rc %d", rc);
+
+    free(a1); free(a2); free(l1); free(l2); free(a_ref); free(l_ref);
+    attn_model_free(m);
+    free(b.b);
+}
+
+// ---- interventions (attn_edits, attn_session_refeed): doing nothing, and
+// patching a run's own values into it, leave every logit bit-identical, on
+// every SIMD path and thread count.
+typedef struct { int nt, nd, nqd; float *resid, *z; } rec_ctx;
+static void rec_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    rec_ctx *r = ctx;
+    if (kind == ATTN_ACT_RESID_PRE) memcpy(r->resid + ((size_t)layer * r->nt + q0) * r->nd, x, (size_t)nq * r->nd * 4);
+    if (kind == ATTN_ACT_Z) memcpy(r->z + ((size_t)layer * r->nt + q0) * r->nqd, x, (size_t)nq * r->nqd * 4);
+}
+
+static int causal_identity(const attn_model *m, int threads, char *why, size_t n_why) {
+    const attn_config *c = &m->cfg;
+    int L = c->n_layer, D = c->n_embd, H = c->n_head, hd = c->head_dim, qd = H * hd, V = c->n_vocab;
+    size_t nl = (size_t)T * V;
+    float *l0 = malloc(nl * 4), *l1 = malloc(nl * 4);
+    rec_ctx r = { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) };
+    attn_edit *e = malloc((size_t)(H + 1) * sizeof *e);
+    attn_pool *pool;
+    attn_session *s;
+    attn_pool_new(&pool, threads);
+    attn_session_new(&s, m, T, pool);
+    attn_session_feed(s, IDS, T, l0, 0, NULL);
+    attn_session_reset(s);
+    attn_edits ed;
+    attn_edits_init(&ed, m, e, 0);
+    attn_capture none = { .on_act = attn_edits_on_act, .ctx = &ed }, rec = { .on_act = rec_act, .ctx = &r };
+    int bad = 0;
+    attn_session_feed(s, IDS, T, l1, 0, &none);
+    if (memcmp(l0, l1, nl * 4)) bad = snprintf(why, n_why, "an empty edit list changed the logits");
+    attn_session_reset(s);
+    attn_session_feed(s, IDS, T, l1, 0, &rec);
+    if (!bad && memcmp(l0, l1, nl * 4)) bad = snprintf(why, n_why, "recording changed the logits");
+    for (int l = 0; !bad && l < L; l++) { // every head's z and the residual from the run itself
+        for (int h = 0; h < H; h++)
+            e[h] = (attn_edit){ ATTN_ACT_Z, l, -1, h * hd, hd, r.z + (size_t)l * T * qd + h * hd, (size_t)qd };
+        e[H] = (attn_edit){ ATTN_ACT_RESID_PRE, l, -1, 0, D, r.resid + (size_t)l * T * D, (size_t)D };
+        attn_edits_init(&ed, m, e, H + 1);
+        int rc = attn_session_refeed(s, l, r.resid + (size_t)l * T * D, T, l1, 0, &none);
+        if (rc || memcmp(l0, l1, nl * 4)) bad = snprintf(why, n_why, "refeed from layer %d with its own values: rc %d, logits differ", l, rc);
+    }
+    attn_session_free(s);
+    attn_pool_free(pool);
+    free(l0); free(l1); free(r.resid); free(r.z); free(e);
+    return !bad;
+}
+
+static void test_causal(int llama) {
+    buf b = make_model(llama);
+    attn_model *m;
+    if (attn_model_load_mem(&m, b.b, b.n, "test")) { check(0, "causal load", "%s", attn_errmsg()); return; }
+    for (const attn_kernels **k = attn_kernels_available(); *k; k++) {
+        attn_kernels_select((*k)->name);
+        for (int th = 1; th <= 3; th += 2) {
+            char name[160], why[200] = "";
+            snprintf(name, sizeof name, "causal %s %s %d threads: no edit / own values bit-identical",
+                     llama ? "llama" : "gpt2", (*k)->name, th);
+            check(causal_identity(m, th, why, sizeof why), name, "%s", why);
+        }
+    }
+    skip_absent_paths(llama ? "causal llama bit-identical on" : "causal gpt2 bit-identical on");
+    attn_kernels_init();
+    attn_model_free(m);
+    free(b.b);
+}
+
+// Two models in one process: loading and freeing one leaves the other intact.
+static void test_two_models(void) {
+    buf b1 = make_model(0), b2 = make_model(1);
+    attn_model *m1, *m2;
+    float *l1 = malloc((size_t)T * 70 * 4), *l1b = malloc((size_t)T * 70 * 4);
+    attn_model_load_mem(&m1, b1.b, b1.n, "one");
+    attn_forward(m1, NULL, IDS, T, l1, NULL);
+    attn_model_load_mem(&m2, b2.b, b2.n, "two");
+    attn_forward(m2, NULL, IDS, T, l1b, NULL);
+    attn_model_free(m2);
+    attn_forward(m1, NULL, IDS, T, l1b, NULL);
+    check(!memcmp(l1, l1b, (size_t)T * 70 * 4), "two models in one process are independent", "logits changed");
+    attn_model_free(m1);
+    free(l1); free(l1b); free(b1.b); free(b2.b);
+}
+
+// The architecture table: every row found by its llama.cpp name, its tensor
+// sets disjoint and inside attn_layer_tensors, and a row per attn_arch.
+static void test_arch_table(void) {
+    int ok = 1;
+    uint32_t all = attn_n_layer_tensors >= 32 ? ~0u : (1u << attn_n_layer_tensors) - 1;
+    for (int a = 0; a < ATTN_ARCH_N; a++) {
+        const attn_arch_info *r = attn_arch_get((attn_arch)a);
+        if (!r || r->id != (attn_arch)a || attn_arch_find(r->gguf, strlen(r->gguf)) != r || (r->req & r->opt) ||
+            ((r->req | r->opt) & ~all) || !(r->req >> 12 & 1)) {
+            ok = 0;
+            printf("  row %d (%s) is inconsistent\n", a, r ? r->gguf : "?");
+        }
+    }
+    check(ok && !attn_arch_find("mamba", 5) && !attn_arch_get(ATTN_ARCH_N), "architecture table consistent",
+          "see above");
+}
+
+int main(void) {
+    if (attn_kernels_init()) { printf("FAIL kernels: %s\n", attn_errmsg()); return 1; }
+    test_arch_table();
+    test_model(0);
+    test_model(1);
+    test_two_models();
+    test_causal(0);
+    test_causal(1);
+    CHECK_EXIT();
+}
