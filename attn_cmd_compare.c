@@ -16,7 +16,7 @@ static const char *COMPARE_HELP =
     "       attn compare [-m A] --init random [--seed S] (-p TEXT | ...)\n"
     "                    [--layers 0,3|all] [--heads 1,2|all] [-o DIR] [--svg]\n"
     "                    [--scale fixed|row|log] [--format table|tsv|json]\n"
-    "                    [--max-mem MB]\n\n"
+    "                    [--top N] [--max-mem MB]\n\n"
     "Runs every model on the same tokens (the first model's tokenizer) and\n"
     "compares their attention head by head. The models must have the same\n"
     "number of layers and heads.\n"
@@ -34,6 +34,11 @@ static const char *COMPARE_HELP =
     "           -- named only when the score is at least twice, and 0.2 above,\n"
     "           that of uniform causal attention on the same tokens (what a\n"
     "           random init gives); otherwise \u2014\n"
+    "  most different (A-B): the --top N heads (default 5, 0 = none) with\n"
+    "           the largest jsd A-B, largest first, as L<layer> H<head> jsd;\n"
+    "           for a quantized file against its source: the heads whose\n"
+    "           patterns moved most (json: \"most_different\": [{\"layer\",\n"
+    "           \"head\", \"jsd_bits\"}])\n"
     "  json: {\"models\": [...], \"tokens\": [...], \"heads\": [{\"layer\", \"head\",\n"
     "        \"jsd_bits\": [one per consecutive pair], \"scores\": [one per model:\n"
     "        {\"previous\", \"first\", \"self\", \"induction\", \"duplicate\",\n"
@@ -145,8 +150,22 @@ static void dominant(const attn_head_scores *h, const attn_head_scores *unif, ch
     else snprintf(out, n, "%s %.2f", shortn[best], h->s[best]);
 }
 
+// order[0..N) = the N heads of largest jsd A-B (the first pair), largest
+// first, ties by index; returns N = min(top, nk).
+static int rank_heads(const double *jsd, int np, int nk, int top, int *order) {
+    int no = 0;
+    for (int k = 0; k < nk; k++) {
+        double v = jsd[(size_t)k * np];
+        if (no == top && (no == 0 || v <= jsd[(size_t)order[no - 1] * np])) continue;
+        int j = no < top ? no++ : no - 1;
+        while (j > 0 && v > jsd[(size_t)order[j - 1] * np]) order[j] = order[j - 1], j--;
+        order[j] = k;
+    }
+    return no;
+}
+
 static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd, char **labels, int T,
-                        const attn_head_scores *unif) {
+                        const attn_head_scores *unif, int top, int *order) {
     const attn_config *c = &ms[0].m->cfg;
     int L = c->n_layer, H = c->n_head, np = n - 1;
     char cell[32];
@@ -176,6 +195,16 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
             printf("]}");
         }
         printf("]");
+        if (np > 0) {
+            int no = rank_heads(jsd, np, L * H, top, order);
+            printf(", \"most_different\": [");
+            for (int j = 0; j < no; j++) {
+                printf("%s{\"layer\": %d, \"head\": %d, \"jsd_bits\": ", j ? ", " : "", order[j] / H, order[j] % H);
+                attn_json_numf(stdout, "%.6g", jsd[(size_t)order[j] * np]);
+                printf("}");
+            }
+            printf("]");
+        }
         return;
     }
     int tsv = !strcmp(fmt, "tsv");
@@ -209,15 +238,8 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
         }
         printf("\n");
     }
-    if (tsv) return;
-    int order[5], no = 0; // the most different heads (first pair)
-    for (int k = 0; k < L * H; k++) {
-        double v = jsd[(size_t)k * np];
-        if (no == 5 && v <= jsd[(size_t)order[4] * np]) continue;
-        int j = no < 5 ? no++ : 4;
-        while (j > 0 && v > jsd[(size_t)order[j - 1] * np]) order[j] = order[j - 1], j--;
-        order[j] = k;
-    }
+    if (tsv || np < 1 || top < 1) return;
+    int no = rank_heads(jsd, np, L * H, top, order);
     printf("\nmost different (A-B):");
     for (int j = 0; j < no; j++) printf("  L%d H%d %.3f", order[j] / H, order[j] % H, jsd[(size_t)order[j] * np]);
     printf("\n");
@@ -227,7 +249,7 @@ int cmd_compare(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
     const char *layers_s = "all", *heads_s = "all", *init = NULL;
-    long seed = COMPARE_SEED;
+    long seed = COMPARE_SEED, top = 5;
     int svg = 0;
     attn_scale scale = ATTN_SCALE_FIXED;
     cli_mem_init(&o.mem, "compare");
@@ -243,6 +265,8 @@ int cmd_compare(int argc, char **argv) {
             if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &seed)) return 2;
         } else if (!strcmp(a, "--scale")) {
             if (!(v = cli_val(argc, argv, &i)) || cli_scale(v, &scale)) return 2;
+        } else if (!strcmp(a, "--top")) {
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 20, &top)) return 2;
         } else if (!strcmp(a, "--svg")) svg = 1;
         else return cli_bad_opt("compare", a);
     }
@@ -264,6 +288,7 @@ int cmd_compare(int argc, char **argv) {
     char **labels = NULL, dir[1024] = "";
     uint8_t *all = NULL, *lmask = NULL, *hmask = NULL;
     double *jsd = NULL;
+    int *order = NULL; // [L*H] heads by jsd A-B (--top)
     cli_buf diffb = {0};
     float *diff = NULL;
     attn_panel *panels = NULL;
@@ -299,7 +324,8 @@ int cmd_compare(int argc, char **argv) {
     if (rc) goto done;
     all = malloc((size_t)(L > H ? L : H)), lmask = malloc((size_t)L), hmask = malloc((size_t)H);
     jsd = malloc((size_t)L * H * (np > 0 ? np : 1) * sizeof *jsd);
-    if (!all || !lmask || !hmask || !jsd) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
+    order = malloc((size_t)L * H * sizeof *order);
+    if (!all || !lmask || !hmask || !jsd || !order) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
     memset(all, 1, (size_t)(L > H ? L : H));
     if (cli_index_list("--layers", layers_s, L, lmask) || cli_index_list("--heads", heads_s, H, hmask)) {
         rc = -1;
@@ -326,7 +352,7 @@ int cmd_compare(int argc, char **argv) {
     if (rc) goto done;
     attn_head_scores unif;
     attn_head_scores_uniform(ids, T, &unif);
-    print_table(fmt, ms, n, jsd, labels, T, &unif);
+    print_table(fmt, ms, n, jsd, labels, T, &unif, (int)top, order);
     if (strcmp(fmt, "tsv")) print_next_token(fmt, ms, n, T);
     if (!strcmp(fmt, "json")) printf("}\n");
 
@@ -402,7 +428,7 @@ done:
         free(ms[i].sc);
         attn_model_free(ms[i].m);
     }
-    free(ms), free(all), free(lmask), free(hmask), free(jsd), free(panels), free(ids);
+    free(ms), free(all), free(lmask), free(hmask), free(jsd), free(order), free(panels), free(ids);
     cli_buf_free(&diffb);
     if (labels) attn_labels_free(labels, T);
     attn_pool_free(pool);
