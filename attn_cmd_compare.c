@@ -16,7 +16,7 @@ static const char *COMPARE_HELP =
     "       attn compare [-m A] --init random [--seed S] (-p TEXT | ...)\n"
     "                    [--layers 0,3|all] [--heads 1,2|all] [-o DIR] [--svg]\n"
     "                    [--scale fixed|row|log] [--format table|tsv|json]\n"
-    "                    [--max-mem MB]\n\n"
+    "                    [--top N] [--max-mem MB]\n\n"
     "Runs every model on the same tokens (the first model's tokenizer) and\n"
     "compares their attention head by head. The models must have the same\n"
     "number of layers and heads.\n"
@@ -34,6 +34,11 @@ static const char *COMPARE_HELP =
     "           -- named only when the score is at least twice, and 0.2 above,\n"
     "           that of uniform causal attention on the same tokens (what a\n"
     "           random init gives); otherwise \u2014\n"
+    "  most different (A-B): the --top N heads (default 5, 0 = none) with\n"
+    "           the largest jsd A-B, largest first, as L<layer> H<head> jsd;\n"
+    "           for a quantized file against its source: the heads whose\n"
+    "           patterns moved most (json: \"most_different\": [{\"layer\",\n"
+    "           \"head\", \"jsd_bits\"}])\n"
     "  json: {\"models\": [...], \"tokens\": [...], \"heads\": [{\"layer\", \"head\",\n"
     "        \"jsd_bits\": [one per consecutive pair], \"scores\": [one per model:\n"
     "        {\"previous\", \"first\", \"self\", \"induction\", \"duplicate\",\n"
@@ -148,8 +153,42 @@ static void dominant(const attn_head_scores *h, const attn_head_scores *unif, ch
     else snprintf(out, n, "%s %.2f", shortn[best], h->s[best]);
 }
 
+// order[0..N) = the N heads of largest jsd A-B (the first pair), largest
+// first, ties by index; returns N = min(top, nk).
+static int rank_heads(const double *jsd, int np, int nk, int top, int *order) {
+    int no = 0;
+    for (int k = 0; k < nk; k++) {
+        double v = jsd[(size_t)k * np];
+        if (no == top && (no == 0 || v <= jsd[(size_t)order[no - 1] * np])) continue;
+        int j = no < top ? no++ : no - 1;
+        while (j > 0 && v > jsd[(size_t)order[j - 1] * np]) order[j] = order[j - 1], j--;
+        order[j] = k;
+    }
+    return no;
+}
+
+// The --top heads of largest jsd A-B: json "most_different" or the table's line.
+static void print_most_different(int json, const double *jsd, int np, int L, int H, int top, int *order) {
+    if (np < 1) return;
+    int no = rank_heads(jsd, np, L * H, top, order);
+    if (json) {
+        printf(", \"most_different\": [");
+        for (int j = 0; j < no; j++) {
+            printf("%s{\"layer\": %d, \"head\": %d, \"jsd_bits\": ", j ? ", " : "", order[j] / H, order[j] % H);
+            attn_json_numf(stdout, "%.6g", jsd[(size_t)order[j] * np]);
+            printf("}");
+        }
+        printf("]");
+        return;
+    }
+    if (top < 1) return;
+    printf("\nmost different (A-B):");
+    for (int j = 0; j < no; j++) printf("  L%d H%d %.3f", order[j] / H, order[j] % H, jsd[(size_t)order[j] * np]);
+    printf("\n");
+}
+
 static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd, char **labels, int T,
-                        const attn_head_scores *unif) {
+                        const attn_head_scores *unif, int top, int *order) {
     const attn_config *c = &ms[0].m->cfg;
     int L = c->n_layer, H = c->n_head, np = n - 1;
     char cell[32];
@@ -179,6 +218,7 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
             printf("]}");
         }
         printf("]");
+        print_most_different(1, jsd, np, L, H, top, order);
         return;
     }
     int tsv = !strcmp(fmt, "tsv");
@@ -212,18 +252,7 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
         }
         printf("\n");
     }
-    if (tsv) return;
-    int order[5], no = 0; // the most different heads (first pair)
-    for (int k = 0; k < L * H; k++) {
-        double v = jsd[(size_t)k * np];
-        if (no == 5 && v <= jsd[(size_t)order[4] * np]) continue;
-        int j = no < 5 ? no++ : 4;
-        while (j > 0 && v > jsd[(size_t)order[j - 1] * np]) order[j] = order[j - 1], j--;
-        order[j] = k;
-    }
-    printf("\nmost different (A-B):");
-    for (int j = 0; j < no; j++) printf("  L%d H%d %.3f", order[j] / H, order[j] % H, jsd[(size_t)order[j] * np]);
-    printf("\n");
+    if (!tsv) print_most_different(0, jsd, np, L, H, top, order);
 }
 
 // ---- options -> result -> print
@@ -232,7 +261,7 @@ typedef struct {
     cli_opts o;
     const char *fmt;                          // table, tsv or json
     const char *layers_s, *heads_s, *init;    // --layers, --heads, --init
-    long seed;
+    long seed, top;                           // --seed, --top N (most different heads)
     int svg, n;                               // --svg; models compared
     attn_scale scale;
 } cmp_opts;
@@ -245,6 +274,7 @@ typedef struct {
     char **labels;
     uint8_t *all, *lmask, *hmask; // all ones; --layers; --heads
     double *jsd;        // (L*H, np) JSD in bits between model i and i + 1
+    int *order;         // (L*H) heads by jsd A-B, for --top
     attn_head_scores unif; // uniform causal attention's scores on these tokens
     char dir[1024];     // -o DIR ("" without)
     cli_buf diffb;      // (L*H, T, T) A - B with two models and -o
@@ -255,7 +285,7 @@ typedef struct {
 static int cmp_parse(int argc, char **argv, cmp_opts *co) {
     memset(co, 0, sizeof *co);
     cli_opts_init(&co->o);
-    co->layers_s = co->heads_s = "all", co->seed = COMPARE_SEED, co->scale = ATTN_SCALE_FIXED;
+    co->layers_s = co->heads_s = "all", co->seed = COMPARE_SEED, co->top = 5, co->scale = ATTN_SCALE_FIXED;
     cli_mem_init(&co->o.mem, "compare");
     for (int i = 1; i < argc; i++) {
         int r = cli_common_opt(&co->o, argc, argv, &i);
@@ -268,6 +298,7 @@ static int cmp_parse(int argc, char **argv, cmp_opts *co) {
         else if (!strcmp(a, "--init")) bad = !(co->init = cli_val(argc, argv, &i));
         else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &co->seed);
         else if (!strcmp(a, "--scale")) bad = !(v = cli_val(argc, argv, &i)) || cli_scale(v, &co->scale);
+        else if (!strcmp(a, "--top")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 20, &co->top);
         else if (!strcmp(a, "--svg")) co->svg = 1;
         else { cli_bad_opt("compare", a); return CLI_PRINTED; }
         if (bad) return CLI_PRINTED;
@@ -328,7 +359,8 @@ static int cmp_compute(cmp_opts *co, cmp_result *r) {
     if (rc) return rc;
     r->all = malloc((size_t)(L > H ? L : H)), r->lmask = malloc((size_t)L), r->hmask = malloc((size_t)H);
     r->jsd = malloc((size_t)L * H * (np > 0 ? np : 1) * sizeof *r->jsd);
-    if (!r->all || !r->lmask || !r->hmask || !r->jsd) return attn_err(ATTN_EFAIL, "out of memory");
+    r->order = malloc((size_t)L * H * sizeof *r->order);
+    if (!r->all || !r->lmask || !r->hmask || !r->jsd || !r->order) return attn_err(ATTN_EFAIL, "out of memory");
     memset(r->all, 1, (size_t)(L > H ? L : H));
     if (cli_index_list("--layers", co->layers_s, L, r->lmask) || cli_index_list("--heads", co->heads_s, H, r->hmask))
         return CLI_PRINTED;
@@ -354,8 +386,8 @@ static int cmp_compute(cmp_opts *co, cmp_result *r) {
     return rc;
 }
 
-static void print_compare(const cmp_result *r, const char *fmt) {
-    print_table(fmt, r->ms, r->n, r->jsd, r->labels, r->T, &r->unif);
+static void print_compare(const cmp_result *r, const char *fmt, int top) {
+    print_table(fmt, r->ms, r->n, r->jsd, r->labels, r->T, &r->unif, top, r->order);
     if (strcmp(fmt, "tsv")) print_next_token(fmt, r->ms, r->n, r->T);
     if (!strcmp(fmt, "json")) printf("}\n");
 }
@@ -446,7 +478,7 @@ static void cmp_result_free(cmp_result *r) {
         free(r->ms[i].sc);
         attn_model_free(r->ms[i].m);
     }
-    free(r->ms), free(r->all), free(r->lmask), free(r->hmask), free(r->jsd), free(r->panels), free(r->ids);
+    free(r->ms), free(r->all), free(r->lmask), free(r->hmask), free(r->jsd), free(r->order), free(r->panels), free(r->ids);
     cli_buf_free(&r->diffb);
     if (r->labels) attn_labels_free(r->labels, r->T);
     attn_pool_free(r->pool);
@@ -458,7 +490,7 @@ int cmd_compare(int argc, char **argv) {
     int rc = cmp_parse(argc, argv, &co);
     if (!rc && co.o.help) { fputs(COMPARE_HELP, stdout); return 0; }
     if (!rc) rc = cmp_compute(&co, &r);
-    if (!rc) print_compare(&r, co.fmt);
+    if (!rc) print_compare(&r, co.fmt, (int)co.top);
     if (!rc && r.dir[0]) {
         rc = cmp_pictures(&co, &r);
         if (!rc) cli_note("compare: wrote %d picture%s to %s", r.n_files, r.n_files == 1 ? "" : "s", r.dir);

@@ -7,7 +7,11 @@ Bounds: logits max abs error <= 1e-4 of max |logit|, argmax identical per
 position; attention probabilities <= 1e-5 absolute. The goldens in
 tests/parity/quant/ come from `make parity` (tests/parity/make_quant_models.py:
 random LLaMA with GQA -> tools/convert.py --dtype f16 -> llama-quantize ->
-lcpp_dump); `make parity` with --live also runs the larger models here.
+lcpp_dump), and three GPT-2 (nanoGPT, width 256) files, whose logits are
+bounded by 5e-3 (llama.cpp's GELU is an F16 table; measured 2.0e-4..2.7e-4)
+and attention by 1e-5 (one layer: before any GELU); `make parity` with --live
+also runs the larger models here (LLaMA 576 and 896, GPT-2 256 and 576 in all
+12 file types).
 Also our converter's F32 files of nanoGPT (tied and untied head) and
 llama2.c checkpoints, run in llama.cpp (with a made-up SentencePiece
 vocabulary added: llama.cpp refuses ids-only files): logits within 1e-5 for
@@ -119,6 +123,48 @@ def compare_kl():
     check(not errs, "compare: next-token KL and top-1 agreement Q8_0 vs Q2_K", "; ".join(errs[:3]))
 
 
+def compare_heads():
+    """attn compare ranks the heads whose patterns moved most between the Q8_0
+    and Q2_K files (table line "most different (A-B)", json "most_different",
+    --top N): against each head's Jensen-Shannon divergence (bits, mean over
+    query positions 1..T-1) computed here from llama.cpp's attention of the
+    two files (which attn's equal within 1e-5, checked above)."""
+    import json
+    import math
+    a, b = (os.path.join(QUANT, "llama256-%s" % t) for t in ("q8_0", "q2_k"))
+    if not os.path.exists(a + ".gguf") or not os.path.exists(b + ".gguf"):
+        return
+    ids = [1, 5, 9, 3, 17, 30, 2, 11]
+    (L, H, T, _), pa = read_npy(a + ".attention.npy")
+    _, pb = read_npy(b + ".attention.npy")
+
+    def jsd(x, y):  # bits
+        d = 0.0
+        for u, v in zip(x, y):
+            m = (u + v) / 2
+            d += (u * math.log(u / m, 2) if u > 0 else 0) / 2 + (v * math.log(v / m, 2) if v > 0 else 0) / 2
+        return d
+
+    want = []
+    for k in range(L * H):
+        rows = [(k * T + q) * T for q in range(1, T)]
+        want.append(sum(jsd(pa[r:r + q + 2], pb[r:r + q + 2]) for q, r in enumerate(rows)) / (T - 1))
+    rank = sorted(range(L * H), key=lambda k: -want[k])
+    args = ["compare", "-m", a + ".gguf", "-m", b + ".gguf", "--ids", ",".join(map(str, ids))]
+    got = json.loads(attn(*args, "--format", "json", rc=0).stdout).get("most_different", [])
+    errs = ["%d heads listed, want %d" % (len(got), L * H)] if len(got) != L * H else []
+    for j, g in enumerate(got[:L * H]):
+        k = g["layer"] * H + g["head"]
+        if abs(g["jsd_bits"] - want[k]) > 1e-4 or (k != rank[j] and abs(want[k] - want[rank[j]]) > 1e-4):
+            errs.append("#%d: L%d H%d %.6g, llama.cpp's attention gives L%d H%d %.6g" % (
+                j + 1, g["layer"], g["head"], g["jsd_bits"], rank[j] // H, rank[j] % H, want[rank[j]]))
+    line = [l for l in attn(*args, "--top", "2", rc=0).stdout.splitlines() if l.startswith("most different (A-B):")]
+    want_line = "most different (A-B):" + "".join("  L%d H%d %.3f" % (k // H, k % H, want[k]) for k in rank[:2])
+    if line != [want_line]:
+        errs.append("table line %r, want %r" % (line, want_line))
+    check(not errs, "compare: heads ranked by JSD Q8_0 vs Q2_K (llama.cpp's attention)", "; ".join(errs[:3]))
+
+
 def main():
     index = os.path.join(QUANT, "index.txt")
     if not os.path.exists(index):
@@ -134,6 +180,7 @@ def main():
                       [int(x) for x in ids.split(",")], float(bl), float(ba)))
     info_types()
     compare_kl()
+    compare_heads()
     return check_cases(cases)
 
 
