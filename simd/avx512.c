@@ -177,61 +177,87 @@ static const int32_t Q8_LANES[16] = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3,
 INLINE __m512 f16_lo(__m512i g) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)); } // f16 in bits 0..15
 INLINE __m512 f16_hi(__m512i g) { return f16_lo(_mm512_srli_epi32(g, 16)); }        // f16 in bits 16..31
 INLINE __m512 i2f(__m512i v) { return _mm512_cvtepi32_ps(v); }
-#define BYTE(g, i) _mm512_and_si512(_mm512_srli_epi32(g, 8 * (i)), _mm512_set1_epi32(255))
 
-// Scale d and min m (and Q5_0/Q5_1's 32 high bits) of the sub-block holding
-// weight j of the blocks at b of 16 rows (word at byte o of each: G(o)); the
-// same f32 operations as attn_dq_at. Gathers never read past a block's end.
-INLINE void q_scales(uint32_t t, const uint8_t *b, __m512i rows, int j, __m512 *d, __m512 *m, __m512i *qh) {
+// The words of the 16 rows' block headers that hold the scales (gathered once
+// a block: G(o), the 32-bit word at byte o of each row's block; never past
+// a block's end). K-quants: w[] holds the sub-block scale bytes (sc) and the
+// super-block d (dmin); the 32-weight types: d (m) and Q5's high bits.
+#define QW 5
+INLINE void q_words(uint32_t t, const uint8_t *b, __m512i rows, __m512i *w) {
 #define G(o) _mm512_i32gather_epi32(rows, b + (o), 1)
     switch (t) {
-    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: *d = f16_lo(G(0)); break;
-    case ATTN_Q4_1: { __m512i g = G(0); *d = f16_lo(g), *m = f16_hi(g); break; }
-    case ATTN_Q5_0: *d = f16_lo(G(0)), *qh = G(2); break;
-    case ATTN_Q5_1: { __m512i g = G(0); *d = f16_lo(g), *m = f16_hi(g), *qh = G(4); break; }
-    case ATTN_Q2_K: {
-        __m512i sc = BYTE(G(j >> 4), 0), g = G(80);
-        *d = _mm512_mul_ps(f16_lo(g), i2f(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
-        *m = _mm512_mul_ps(f16_hi(g), i2f(_mm512_srli_epi32(sc, 4)));
-        break;
-    }
-    case ATTN_Q3_K: {
-        int s = j >> 4;
-        __m512i lo = s < 8 ? BYTE(G(96 + s), 0) : _mm512_srli_epi32(BYTE(G(88 + s), 0), 4);
-        lo = _mm512_and_si512(lo, _mm512_set1_epi32(15));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(G(101 + (s & 3)), 24 + 2 * (s >> 2)), _mm512_set1_epi32(3));
-        __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
-        *d = _mm512_mul_ps(f16_hi(G(106)), i2f(q));
-        break;
-    }
-    case ATTN_Q4_K: case ATTN_Q5_K: { // attn_k_scale_min on 16 rows
-        int sb = j >> 5;
-        __m512i sc, mn, g = G(0);
-        if (sb < 4) {
-            sc = _mm512_and_si512(BYTE(G(4 + sb), 0), _mm512_set1_epi32(63));
-            mn = _mm512_and_si512(BYTE(G(8 + sb), 0), _mm512_set1_epi32(63));
-        } else {
-            __m512i a = BYTE(G(8 + sb), 0), lo = BYTE(G(sb), 0), hi = BYTE(G(4 + sb), 0);
-            sc = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(15)),
-                                 _mm512_and_si512(_mm512_srli_epi32(lo, 2), _mm512_set1_epi32(0x30)));
-            mn = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_and_si512(_mm512_srli_epi32(hi, 2), _mm512_set1_epi32(0x30)));
-        }
-        *d = _mm512_mul_ps(f16_lo(g), i2f(sc)), *m = _mm512_mul_ps(f16_hi(g), i2f(mn));
-        break;
-    }
-    case ATTN_Q6_K: *d = _mm512_mul_ps(f16_hi(G(206)), i2f(_mm512_srai_epi32(G(189 + (j >> 4)), 24))); break;
-    case ATTN_IQ4_XS: {
-        int s = j >> 5;
-        __m512i g = G(0), lo = _mm512_and_si512(_mm512_srli_epi32(G(4), 4 * s), _mm512_set1_epi32(15));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(g, 16 + 2 * s), _mm512_set1_epi32(3));
-        *d = _mm512_mul_ps(f16_lo(g), i2f(_mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32))));
-        break;
-    }
+    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: case ATTN_Q4_1: w[0] = G(0); break;
+    case ATTN_Q5_0: w[0] = G(0), w[1] = G(2); break;
+    case ATTN_Q5_1: w[0] = G(0), w[1] = G(4); break;
+    case ATTN_Q2_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12), w[4] = G(80); break;  // sc[16]; d, dmin
+    case ATTN_Q3_K: w[0] = G(96), w[1] = G(100), w[2] = G(104), w[3] = G(106); break;       // sc[12]; d (high half)
+    case ATTN_Q4_K: case ATTN_Q5_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12); break; // d, dmin; sc[12]
+    case ATTN_Q6_K: w[0] = G(192), w[1] = G(196), w[2] = G(200), w[3] = G(204), w[4] = G(206); break; // sc[16]; d (high)
+    case ATTN_IQ4_XS: w[0] = G(0), w[1] = G(4); break; // d, sc_h; sc_l[4]
     default: break;
     }
 #undef G
 }
-#undef BYTE
+
+// Byte i of the words w[] (unsigned, in 32-bit lanes).
+#define WB(i) _mm512_and_si512(_mm512_srli_epi32(w[(i) / 4], 8 * ((i) % 4)), _mm512_set1_epi32(255))
+
+// Scale d and min m (and Q5_0/Q5_1's 32 high bits) of the sub-block holding
+// weight j, from the header words; the same f32 operations as attn_dq_at.
+INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m, __m512i *qh) {
+    switch (t) {
+    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: *d = f16_lo(w[0]); break;
+    case ATTN_Q4_1: *d = f16_lo(w[0]), *m = f16_hi(w[0]); break;
+    case ATTN_Q5_0: case ATTN_Q5_1: *d = f16_lo(w[0]), *qh = w[1];
+        if (t == ATTN_Q5_1) *m = f16_hi(w[0]);
+        break;
+    case ATTN_Q2_K: {
+        __m512i sc = WB(j >> 4);
+        *d = _mm512_mul_ps(f16_lo(w[4]), i2f(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
+        *m = _mm512_mul_ps(f16_hi(w[4]), i2f(_mm512_srli_epi32(sc, 4)));
+        break;
+    }
+    case ATTN_Q3_K: {
+        int s = j >> 4;
+        __m512i lo = s < 8 ? WB(s) : _mm512_srli_epi32(WB(s - 8), 4);
+        lo = _mm512_and_si512(lo, _mm512_set1_epi32(15));
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(WB(8 + (s & 3)), 2 * (s >> 2)), _mm512_set1_epi32(3));
+        __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        *d = _mm512_mul_ps(f16_hi(w[3]), i2f(q));
+        break;
+    }
+    case ATTN_Q4_K: case ATTN_Q5_K: { // attn_k_scale_min on 16 rows; sc[i] is byte 4 + i
+        int sb = j >> 5;
+        __m512i sc, mn;
+        if (sb < 4) {
+            sc = _mm512_and_si512(WB(4 + sb), _mm512_set1_epi32(63));
+            mn = _mm512_and_si512(WB(8 + sb), _mm512_set1_epi32(63));
+        } else {
+            __m512i a = WB(8 + sb), lo = WB(sb), hi = WB(4 + sb);
+            sc = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(15)),
+                                 _mm512_and_si512(_mm512_srli_epi32(lo, 2), _mm512_set1_epi32(0x30)));
+            mn = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_and_si512(_mm512_srli_epi32(hi, 2), _mm512_set1_epi32(0x30)));
+        }
+        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(sc)), *m = _mm512_mul_ps(f16_hi(w[0]), i2f(mn));
+        break;
+    }
+    case ATTN_Q6_K: { // int8 scale
+        int s = j >> 4;
+        __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(w[s / 4], 24 - 8 * (s % 4)), 24);
+        *d = _mm512_mul_ps(f16_hi(w[4]), i2f(sc));
+        break;
+    }
+    case ATTN_IQ4_XS: {
+        int s = j >> 5;
+        __m512i lo = _mm512_and_si512(_mm512_srli_epi32(w[1], 4 * s), _mm512_set1_epi32(15));
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(w[0], 16 + 2 * s), _mm512_set1_epi32(3));
+        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(_mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32))));
+        break;
+    }
+    default: break;
+    }
+}
+#undef WB
 
 // The 16-byte runs at p of 16 rows (stride ldw), 4 rows a register:
 // 128-bit lane L of r[g] holds row 4g + L.
@@ -292,13 +318,17 @@ INLINE __m512 q_col(uint32_t t, const __m512i dw[4], int c, int j, const attn_dq
 INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                    int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) {
     __m512 acc[GEMV_MAX_M][GEMV_G], d[GEMV_G], m[GEMV_G];
-    __m512i qh[GEMV_G];
+    __m512i qh[GEMV_G], hw[GEMV_G][QW];
     UNROLL
     for (int i = 0; i < GEMV_MAX_M; i++)
         UNROLL
         for (int g = 0; g < GEMV_G; g++) acc[i][g] = _mm512_setzero_ps();
     UNROLL
-    for (int g = 0; g < GEMV_G; g++) d[g] = m[g] = _mm512_setzero_ps(), qh[g] = _mm512_setzero_si512();
+    for (int g = 0; g < GEMV_G; g++) {
+        d[g] = m[g] = _mm512_setzero_ps(), qh[g] = _mm512_setzero_si512();
+        UNROLL
+        for (int i = 0; i < QW; i++) hw[g][i] = _mm512_setzero_si512();
+    }
     __m512i rows = _mm512_mullo_epi32(_mm512_loadu_si512(Q8_LANES), _mm512_set1_epi32((int)ldw));
     int blk = attn_qblk(t), bytes = attn_qbytes(t), sub = t == ATTN_Q2_K || t == ATTN_Q3_K || t == ATTN_Q6_K ? 16 : 32;
     size_t row_bytes = (size_t)(K / blk) * (size_t)bytes, line = (size_t)-1;
@@ -316,7 +346,8 @@ INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
         for (int g = 0; g < GEMV_G; g++)
             if (g < G) {
                 const uint8_t *b = b0 + (size_t)(16 * g) * ldw;
-                if (j % sub == 0) q_scales(t, b, rows, j, &d[g], &m[g], &qh[g]);
+                if (j == 0) q_words(t, b, rows, hw[g]);
+                if (j % sub == 0) q_scales(t, hw[g], j, &d[g], &m[g], &qh[g]);
                 q_bytes(b, ldw, &r, b0, dw[g]);
             }
         UNROLL
