@@ -93,6 +93,11 @@ $(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ)
 	@mkdir -p $(dir $@) $(B)/deps
 	$(CC) $(CFLAGS) $(LINKDEP) -o $@ $< $(LIB_OBJ) $(LDFLAGS) -lopenblas $(LDLIBS)
 
+# Decode's GEMV per weight type against the read bandwidth (not in make bench's table).
+$(B)/bench_gemv: tools/bench_gemv.c $(LIB_OBJ)
+	@mkdir -p $(dir $@) $(B)/deps
+	$(CC) $(CFLAGS) $(LINKDEP) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
 # Regenerates tests/parity/goldens/ from the references in ../shared/ref (needs torch),
 # tests/parity/families/ from llama.cpp (its converter and lcpp_dump), and, when
 # llama.cpp is built (LCPP=/work/lcpp), tests/parity/quant/ and

@@ -558,20 +558,48 @@ static void matmul_item(void *ctx, int i) {
     attn_k->matmul(j->A, j->lda, j->W->data, j->W->type, j->bias, j->C, j->ldc, j->M, j->W->cols, n0, n1);
 }
 
-static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
-                   float *C, int ldc, int M) {
+// The job of one product (returns its item count).
+static int matmul_plan(const attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
+                       float *C, int ldc, int M, matmul_job *j) {
     int nt = s->pool ? attn_pool_size(s->pool) : 1;
     int N = W->rows;
     // about 4 items per thread, in multiples of 48 columns (a whole number of
     // weight panels on every path, see simd/kernels.h)
     int chunk = (N + 4 * nt - 1) / (4 * nt);
     chunk = (chunk + 47) / 48 * 48;
-    matmul_job j = { A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
-    int items = (N + chunk - 1) / chunk;
+    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
+    return (N + chunk - 1) / chunk;
+}
+
+// Up to 3 products in one pool dispatch (q, k, v; gate, up): a decode step
+// hands the pool one job per layer stage, not one per weight matrix.
+typedef struct { matmul_job part[3]; int items[3], n, total; double flops; } matmul_group;
+
+static void group_add(const attn_session *s, matmul_group *g, const float *A, int lda, const attn_tensor *W,
+                      const attn_tensor *b, float *C, int ldc, int M) {
+    g->items[g->n] = matmul_plan(s, A, lda, W, b, C, ldc, M, &g->part[g->n]);
+    g->total += g->items[g->n++];
+    g->flops += (double)M * W->rows * W->cols;
+}
+
+static void group_item(void *ctx, int i) {
+    matmul_group *g = ctx;
+    int p = 0;
+    while (i >= g->items[p]) i -= g->items[p++];
+    matmul_item(&g->part[p], i);
+}
+
+static void group_run(attn_session *s, matmul_group *g) {
     // small products are faster on the calling thread than handed to the pool
-    if (s->pool && items > 1 && (double)M * N * W->cols >= PARALLEL_MIN_FLOPS)
-        attn_pool_run(s->pool, items, matmul_item, &j);
-    else for (int i = 0; i < items; i++) matmul_item(&j, i);
+    if (s->pool && g->total > 1 && g->flops >= PARALLEL_MIN_FLOPS) attn_pool_run(s->pool, g->total, group_item, g);
+    else for (int i = 0; i < g->total; i++) group_item(g, i);
+}
+
+static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
+                   float *C, int ldc, int M) {
+    matmul_group g = { 0 };
+    group_add(s, &g, A, lda, W, b, C, ldc, M);
+    group_run(s, &g);
 }
 
 static void norm_rows(const attn_session *s, float *out, const float *x, const attn_tensor *w, const attn_tensor *b, int n) {
@@ -663,9 +691,11 @@ static void qkv_forward(attn_session *s, int l, const float *in, int n) {
     int D = c->n_embd, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_head_kv * hd, qkv_w = qd + 2 * kvd;
     if (c->fused_qkv) matmul(s, in, D, &ly->wqkv, &ly->bqkv, s->qkv, qkv_w, n);
     else {
-        matmul(s, in, D, &ly->wq, &ly->bq, s->qkv, qkv_w, n);
-        matmul(s, in, D, &ly->wk, &ly->bk, s->qkv + qd, qkv_w, n);
-        matmul(s, in, D, &ly->wv, &ly->bv, s->qkv + qd + kvd, qkv_w, n);
+        matmul_group g = { 0 };
+        group_add(s, &g, in, D, &ly->wq, &ly->bq, s->qkv, qkv_w, n);
+        group_add(s, &g, in, D, &ly->wk, &ly->bk, s->qkv + qd, qkv_w, n);
+        group_add(s, &g, in, D, &ly->wv, &ly->bv, s->qkv + qd + kvd, qkv_w, n);
+        group_run(s, &g);
     }
     float *kc = s->k_cache + (size_t)l * s->max_t * kvd, *vc = s->v_cache + (size_t)l * s->max_t * kvd;
     for (int i = 0; i < n; i++) {
@@ -689,8 +719,10 @@ static void mlp_forward(attn_session *s, const attn_layer *ly, const float *in, 
     const attn_config *c = &s->m->cfg;
     int D = c->n_embd, F = c->n_ff, lda = F;
     if (c->mlp == ATTN_MLP_SWIGLU || c->mlp == ATTN_MLP_GEGLU) {
-        matmul(s, in, D, &ly->w_gate, NULL, s->ff1, F, n);
-        matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff2, F, n);
+        matmul_group g = { 0 };
+        group_add(s, &g, in, D, &ly->w_gate, NULL, s->ff1, F, n);
+        group_add(s, &g, in, D, &ly->w_up, &ly->b_up, s->ff2, F, n);
+        group_run(s, &g);
         for (int i = 0; i < n; i++) {
             float *g = s->ff1 + (size_t)i * F, *u = s->ff2 + (size_t)i * F;
             if (c->mlp == ATTN_MLP_SWIGLU) attn_k->swiglu(g, u, F);

@@ -486,7 +486,7 @@ static uint8_t *cycle_rows(const attn_gguf_tensor *t, size_t row_bytes, int N) {
 }
 
 static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, const attn_gguf_tensor *f, const char *name) {
-    int K = (int)q->ne[0], N = 37;
+    int K = (int)q->ne[0], N = 101;
     size_t qb = attn_type_row_bytes(q->type, (uint64_t)K), fb = (size_t)K * 4;
     uint8_t *wq = cycle_rows(q, qb, N), *wf = cycle_rows(f, fb, N);
     float *A = rand_floats((size_t)21 * K, -1, 1), *bias = rand_floats((size_t)N, -1, 1);
@@ -495,7 +495,9 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
     char label[160];
     for (int i = 0; i < 3; i++) {
         int M = Ms[i];
-        kp->matmul(A, K, wq, q->type, bias, cq, N, M, K, 0, N);
+        // column ranges of 48, 32, 16 and 5 rows: each width the GEMV kernels treat apart
+        static const int cuts[] = { 0, 48, 80, 96, 101 };
+        for (int c = 0; c < 4; c++) kp->matmul(A, K, wq, q->type, bias, cq, N, M, K, cuts[c], cuts[c + 1]);
         kp->matmul(A, K, wf, ATTN_F32, bias, cf, N, M, K, 0, N);
         size_t at = 0;
         snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding", kp->name, name, M);

@@ -1,0 +1,109 @@
+// tools/bench_gemv.c - decode's matrix-vector product (M = 1) per weight
+// type against this machine's read bandwidth, on the pool's threads.
+//
+//   bench_gemv [-t THREADS] [-K K] [-mb MiB]
+// prints per type: GB/s of weights read (wall clock), % of the read bandwidth,
+// and GB/s per CPU-second (weights / process CPU time: what one core streams
+// when it has the CPU, the figure to compare on a loaded machine).
+// The weight matrix (about MiB of it, K columns) is larger than the caches;
+// its bytes are random with f16 scale bytes kept finite.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "attn.h"
+#include "simd/kernels.h"
+
+static double clock_s(clockid_t c) {
+    struct timespec t;
+    clock_gettime(c, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
+
+typedef struct { const float *a; size_t n; int nt; double sum[64]; } bw_job;
+static void bw_item(void *ctx, int i) {
+    bw_job *j = ctx;
+    size_t per = j->n / j->nt, lo = per * i;
+    const float *a = j->a + lo;
+    float s[16] = { 0 };
+    for (size_t k = 0; k + 16 <= per; k += 16)
+        for (int l = 0; l < 16; l++) s[l] += a[k + l];
+    double t = 0;
+    for (int l = 0; l < 16; l++) t += s[l];
+    j->sum[i] = t;
+}
+
+// Read bandwidth in GB/s of all pool threads summing a 512 MiB array (best of 10), as bench_gemm.
+static double read_bw(attn_pool *pool) {
+    size_t n = (size_t)1 << 27;
+    float *a = aligned_alloc(64, n * 4);
+    if (!a) return 0;
+    for (size_t i = 0; i < n; i++) a[i] = 1.0f;
+    double best = 0;
+    for (int rep = 0; rep < 10; rep++) {
+        bw_job j = { a, n, attn_pool_size(pool), { 0 } };
+        double t = now();
+        attn_pool_run(pool, j.nt, bw_item, &j);
+        t = now() - t;
+        if (n * 4 / t / 1e9 > best) best = n * 4 / t / 1e9;
+    }
+    free(a);
+    return best;
+}
+
+typedef struct { const float *x; const uint8_t *W; uint32_t t; float *y; int K, N, chunk; } mv_job;
+static void mv_item(void *ctx, int i) {
+    mv_job *j = ctx;
+    int n0 = i * j->chunk, n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N;
+    attn_k->matmul(j->x, j->K, j->W, j->t, NULL, j->y, j->N, 1, j->K, n0, n1);
+}
+
+int main(int argc, char **argv) {
+    int nt = 2, K = 2048, mb = 256;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-t")) nt = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-K")) K = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-mb")) mb = atoi(argv[i + 1]);
+    }
+    if (attn_kernels_init()) return 1;
+    attn_pool *pool;
+    if (attn_pool_new(&pool, nt)) return 1;
+    double bw = read_bw(pool);
+    printf("kernels %s threads %d read_bw_gbs %.1f K %d\n", attn_k->name, nt, bw, K);
+    static const uint32_t types[] = { ATTN_F16, ATTN_BF16, ATTN_Q8_0, ATTN_Q4_0, ATTN_Q4_1, ATTN_Q5_0, ATTN_Q5_1,
+                                      ATTN_Q2_K, ATTN_Q3_K, ATTN_Q4_K, ATTN_Q5_K, ATTN_Q6_K, ATTN_IQ4_NL, ATTN_IQ4_XS };
+    float *x = malloc((size_t)K * 4);
+    for (int k = 0; k < K; k++) x[k] = (float)((k * 7919) % 1000) / 1000.0f - 0.5f;
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        uint32_t t = types[ti];
+        size_t rb = attn_type_row_bytes(t, (uint64_t)K);
+        int N = (int)(((size_t)mb << 20) / rb) / 48 * 48;
+        uint8_t *W = malloc(rb * N);
+        float *y = malloc((size_t)N * 4);
+        uint64_t s = 88172645463325252ull;
+        for (size_t i = 0; i < rb * N; i++) { // bytes < 0x78: every f16 is finite
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            W[i] = (uint8_t)(s % 0x78);
+        }
+        int chunk = (N + 4 * nt - 1) / (4 * nt);
+        chunk = (chunk + 47) / 48 * 48;
+        mv_job j = { x, W, t, y, K, N, chunk };
+        double best = 1e9, cpu = 1e9;
+        for (int rep = 0; rep < 7; rep++) {
+            double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+            attn_pool_run(pool, (N + chunk - 1) / chunk, mv_item, &j);
+            double c1 = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            t0 = now() - t0;
+            if (t0 < best) best = t0;
+            if (c1 < cpu) cpu = c1;
+        }
+        double gbs = rb * N / best / 1e9;
+        printf("%-7s %6.1f GB/s %5.0f %% of read bw %6.1f GB/s per CPU-second (%d x %d)\n", attn_wtype(t)->name, gbs,
+               100 * gbs / bw, rb * N / cpu / 1e9, N, K);
+        free(W), free(y);
+    }
+    free(x);
+    attn_pool_free(pool);
+    return 0;
+}
