@@ -3,6 +3,8 @@
 
   gpt2s.pt, gpt2s.gguf      GPT-2-small shape (12 layers, 12 heads, d=768, vocab 50257),
                             nanoGPT's own random init saved as ckpt.pt, converted by convert.py
+  cold.pt, cold.gguf        the cold-start shape (6 layers, 12 heads, d=768, vocab 8192),
+                            made the same way
   stories.bin, stories.gguf stories15M shape (dim 288, 6 layers, 6 heads, vocab 32000),
                             llama2.c's model.py init written by its export.py (v0), converted
   tinyllama-f16.gguf,       TinyLlama-1.1B shape (dim 2048, 22 layers, 32 heads, 4 KV heads,
@@ -35,16 +37,16 @@ def convert(src, out, *extra):
                    stdout=subprocess.DEVNULL)
 
 
-def gpt2_small(d):
-    out = os.path.join(d, "gpt2s.gguf")
+def nanogpt(d, name, **shape):
+    out = os.path.join(d, name + ".gguf")
     if os.path.exists(out):
         return
     import torch
     nano = ref_module("nanoGPT", "model")
     torch.manual_seed(1)
-    args = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, bias=True, vocab_size=50257, dropout=0.0)
+    args = dict(block_size=1024, bias=True, dropout=0.0, **shape)
     m = nano.GPT(nano.GPTConfig(**args))
-    ckpt = os.path.join(d, "gpt2s.pt")
+    ckpt = os.path.join(d, name + ".pt")
     torch.save({"model": m.state_dict(), "model_args": args}, ckpt)
     convert(ckpt, out)
 
@@ -126,7 +128,8 @@ def main():
         sys.exit(__doc__)
     d = sys.argv[1]
     os.makedirs(d, exist_ok=True)
-    gpt2_small(d)
+    nanogpt(d, "gpt2s", n_layer=12, n_head=12, n_embd=768, vocab_size=50257)
+    nanogpt(d, "cold", n_layer=6, n_head=12, n_embd=768, vocab_size=8192)
     stories(d)
     if "--skip-large" not in sys.argv:
         tinyllama(d)
