@@ -88,14 +88,14 @@ if [ $models = 1 ]; then
         echo "attn_capture_ms_$T $(attn_json "$D/gpt2s.gguf" $T 1 10 | jget prefill_capture_ms)" >>"$out"
     done
     say "forward + capture: PyTorch"
-    $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '{ print "torch_capture_ms_" $2, $3 }' >>"$out"
+    $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '$1 == "torch_capture_ms" { print "torch_capture_ms_" $2, $3 }' >>"$out"
 
     say "ablate every head (one at a time), GPT-2-small shape, T=128: attn, and PyTorch (one forward per head)"
     ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(50257)) for _ in range(128)))')
     t0=$(date +%s.%N)
     "$ATTN" ablate -m "$D/gpt2s.gguf" --ids "$ids" -t "$NT" --format tsv >"$D/ablate.tsv" &&
         echo "attn_ablate_ms_128 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" >>"$out"
-    $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '{ print "torch_ablate_ms_" $2, $3 }' >>"$out"
+    $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '$1 == "torch_ablate_ms" { print "torch_ablate_ms_" $2, $3 }' >>"$out"
 
     say "decode, stories15M shape: attn, and run.c (-O3 -march=native -fopenmp)"
     echo "attn_stories_toks $(attn_json "$D/stories.gguf" 16 255 | jget decode_tok_s)" >>"$out"
@@ -122,7 +122,7 @@ if [ $models = 1 ]; then
         best=$(awk -v a="$t0" -v b="$(date +%s.%N)" -v best="$best" 'BEGIN { t = (b - a) * 1000; printf "%.1f", (best == "" || t < best) ? t : best }')
     done
     [ -n "$best" ] && echo "attn_cold_ms $best" >>"$out"
-    $PEER $PY tools/bench_torch.py "$D/cold.pt" "$NT" 256 2>/dev/null | awk '{ print "torch_cold_ms", $3 }' >>"$out"
+    $PEER $PY tools/bench_torch.py "$D/cold.pt" "$NT" 256 2>/dev/null | awk '$1 == "torch_capture_ms" { print "torch_cold_ms", $3 }' >>"$out"
 
     if [ -z "$large" ]; then
         find_lcpp
