@@ -87,7 +87,7 @@ clean:
 # Speed against the peers (tools/bench.sh). OpenBLAS is linked into
 # $(B)/bench_gemm only, never into attn.
 bench: $(ATTN) $(B)/bench_gemm
-	@B=$(B) ATTN=./$(ATTN) sh tools/bench.sh
+	@B=$(B) ATTN=./$(ATTN) LCPP=$(LCPP) sh tools/bench.sh
 
 $(B)/bench_gemm: tools/bench_gemm.c $(LIB_OBJ)
 	@mkdir -p $(dir $@) $(B)/deps

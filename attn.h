@@ -84,6 +84,7 @@ typedef struct {
 int attn_gguf_open(attn_gguf_file *f, const char *path);
 int attn_gguf_open_mem(attn_gguf_file *f, const void *buf, size_t size, const char *name);
 void attn_gguf_close(attn_gguf_file *f);
+void attn_gguf_prefault(const attn_gguf_file *f); // whole mapping into page tables (a hint)
 const attn_gguf_kv *attn_gguf_find(const attn_gguf_file *f, const char *key);
 const attn_gguf_tensor *attn_gguf_find_tensor(const attn_gguf_file *f, const char *name);
 // Typed getters: 0 and *out set if the key exists with a compatible type

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 // ---------------------------------------------------------------- owned memory
 
@@ -459,12 +460,29 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
 
 // ---------------------------------------------------------------- forward
 
+// Session memory: one anonymous mapping, zero-filled, in 2 MB pages where the
+// OS gives them (a first touch then faults once per 2 MB, not per 4 KB).
+static void *big_alloc(size_t n) {
+    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (n >= (2u << 20)) madvise(p, n, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void big_free(void *p, size_t n) {
+    if (p) munmap(p, n ? n : 1);
+}
+
 struct attn_session {
     const attn_model *m;
     attn_pool *pool;
     int max_t, pos;
     int cap_rows;         // rows the scratch below holds
-    float *k_cache, *v_cache; // (L, max_t, kv_dim)
+    void *scratch;        // one big_alloc of scratch_bytes holding x .. probs
+    size_t scratch_bytes, kv_bytes;
+    float *k_cache, *v_cache; // (L, max_t, kv_dim), one big_alloc of kv_bytes
     float *x, *xn, *ao;   // (rows, D) residual, normed, attention block output
     float *qkv;           // (rows, q_dim + 2 kv_dim)
     float *att;           // (rows, q_dim) attention output
@@ -484,9 +502,11 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
     s->pool = pool;
     s->max_t = max_t;
     size_t kv = (size_t)c->n_layer * max_t * c->n_head_kv * c->head_dim;
-    s->k_cache = malloc(kv * sizeof(float));
-    s->v_cache = malloc(kv * sizeof(float));
+    s->kv_bytes = 2 * kv * sizeof(float);
+    s->k_cache = big_alloc(s->kv_bytes);
+    s->v_cache = s->k_cache ? s->k_cache + kv : NULL;
     s->freqs = malloc((size_t)(c->rope_dims / 2 + 1) * sizeof(float));
+    attn_gguf_prefault(&m->file); // a forward reads every weight
     if (!s->k_cache || !s->v_cache || !s->freqs) {
         attn_session_free(s);
         return attn_err(ATTN_EFAIL, "out of memory for the KV cache (%zu MB)", 2 * kv * 4 >> 20);
@@ -499,7 +519,8 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
 }
 
 static void free_scratch(attn_session *s) {
-    free(s->x); free(s->xn); free(s->ao); free(s->qkv); free(s->att); free(s->ff1); free(s->ff2); free(s->probs);
+    big_free(s->scratch, s->scratch_bytes);
+    s->scratch = NULL;
     s->x = s->xn = s->ao = s->qkv = s->att = s->ff1 = s->ff2 = s->probs = NULL;
     s->cap_rows = 0;
 }
@@ -507,8 +528,7 @@ static void free_scratch(attn_session *s) {
 void attn_session_free(attn_session *s) {
     if (!s) return;
     free_scratch(s);
-    free(s->k_cache);
-    free(s->v_cache);
+    big_free(s->k_cache, s->kv_bytes);
     free(s->freqs);
     free(s);
 }
@@ -522,18 +542,20 @@ static int ensure_rows(attn_session *s, int n) {
     const attn_config *c = &s->m->cfg;
     free_scratch(s);
     size_t D = c->n_embd, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_head_kv * c->head_dim;
-    size_t F = c->n_ff;
-    s->x = malloc(n * D * 4);
-    s->xn = malloc(n * D * 4);
-    s->ao = malloc(n * D * 4);
-    s->qkv = malloc(n * (qd + 2 * kvd) * 4);
-    s->att = malloc(n * qd * 4);
-    s->ff1 = malloc(n * (size_t)attn_dim(c, ATTN_DIM_UP) * 4);
-    s->ff2 = malloc(n * (F > D ? F : D) * 4);
-    s->probs = malloc((size_t)c->n_head * n * s->max_t * 4);
-    if (!s->x || !s->xn || !s->ao || !s->qkv || !s->att || !s->ff1 || !s->ff2 || !s->probs) {
-        free_scratch(s);
+    size_t F = c->n_ff, rows = (size_t)n;
+    size_t sz[8] = { rows * D, rows * D, rows * D, rows * (qd + 2 * kvd), rows * qd,
+                     rows * (size_t)attn_dim(c, ATTN_DIM_UP), rows * (F > D ? F : D),
+                     (size_t)c->n_head * rows * s->max_t };
+    float **dst[8] = { &s->x, &s->xn, &s->ao, &s->qkv, &s->att, &s->ff1, &s->ff2, &s->probs };
+    size_t total = 0;
+    for (int i = 0; i < 8; i++) total += (sz[i] * 4 + 63) / 64 * 64; // each 64-byte aligned
+    if (!(s->scratch = big_alloc(total)))
         return attn_err(ATTN_EFAIL, "out of memory for activations of %d positions", n);
+    s->scratch_bytes = total;
+    char *p = s->scratch;
+    for (int i = 0; i < 8; i++) {
+        *dst[i] = (float *)p;
+        p += (sz[i] * 4 + 63) / 64 * 64;
     }
     s->cap_rows = n;
     return 0;

@@ -7,12 +7,21 @@
 #   - forward + full attention capture vs PyTorch, GPT-2-small shape, T=128, 512
 #   - `attn ablate` of every head vs the same loop in PyTorch, GPT-2-small, T=128
 #   - decode tok/s vs llama2.c run.c, stories15M shape, same file converted
-#   - decode tok/s of TinyLlama-1.1B-shaped F16 / Q8_0 models vs the bound
-#     bandwidth / bytes read per token, and peak RSS against the weights
+#   - cold start: the whole process `attn run --export npy` (6 layers x 12
+#     heads, d=768, vocab 8192, T=256, every attention map written) vs
+#     PyTorch's warm forward of the same model
+#   - TinyLlama-1.1B shape, F16 / Q8_0 / Q4_K_M (llama-quantize makes Q4_K_M
+#     from the F16 file): prefill T=512 with every attention map captured vs
+#     llama.cpp's pp512; decode vs llama.cpp's tg128 and vs the bound
+#     bandwidth / bytes read per token; peak RSS against the weights
+# llama.cpp: $LCPP/bin/llama-bench (LCPP default $B/lcpp); when absent,
+# ../shared/ref/llama.cpp-tools/build.sh $B/lcpp is tried once (a failure is
+# remembered in $B/lcpp.failed: delete it to try again) and the llama.cpp
+# rows are skipped with the reason if that fails.
 # Peers run in their best configuration: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 # (set on some machines for safety) are unset for their commands only.
-# Env: B (build dir), ATTN (binary), THREADS (default: online cores), SKIP_LARGE=1
-# leaves out the 1.1B models. Models are made once into $B/bench (tools/bench_models.py).
+# Env: B (build dir), ATTN (binary), THREADS (default: online cores), LCPP,
+# SKIP_LARGE=1 leaves out the 1.1B models. Models are made once into $B/bench (tools/bench_models.py).
 B=${B:-build}
 ATTN=${ATTN:-./attn}
 D=$B/bench
@@ -21,10 +30,14 @@ PY=/usr/bin/python3
 REF=../shared/ref
 NT=${THREADS:-$(nproc)}
 PEER="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
+LCPP=${LCPP:-$B/lcpp}
 mkdir -p "$D"
 out=$D/results.txt
 : >"$out"
+skips=$D/skipped.txt
+: >"$skips"
 say() { echo "bench: $*" >&2; }
+skip() { say "SKIP $*"; echo "$*" >>"$skips"; }
 num() { awk -v k="$1" '$1 == k { print $2; exit }' "$out"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
@@ -41,6 +54,29 @@ else
     models=1
 fi
 
+# llama.cpp's llama-bench, or empty with the reason in $lcpp_why
+find_lcpp() {
+    lb=; lcpp_why=
+    for dir in "$LCPP" "$B/lcpp"; do
+        [ -x "$dir/bin/llama-bench" ] && [ -x "$dir/bin/llama-quantize" ] && { lb=$dir/bin; return; }
+    done
+    bs=$REF/llama.cpp-tools/build.sh
+    if [ ! -f "$bs" ]; then lcpp_why="no llama.cpp at $LCPP and no $bs to build it"; return; fi
+    if [ -f "$B/lcpp.failed" ]; then lcpp_why="no llama.cpp at $LCPP; building it failed before: $(cat "$B/lcpp.failed")"; return; fi
+    say "building llama.cpp into $B/lcpp (once; about 10 minutes on 2 cores)"
+    if nice sh "$bs" "$B/lcpp" >"$D/lcpp-build.log" 2>&1 && [ -x "$B/lcpp/bin/llama-bench" ]; then lb=$B/lcpp/bin; return; fi
+    lcpp_why="no llama.cpp at $LCPP, and $bs $B/lcpp failed: $(grep -v '^ *$' "$D/lcpp-build.log" | tail -1 | cut -c1-160)"
+    echo "$lcpp_why" >"$B/lcpp.failed"
+}
+
+# llama-bench -p 512 -n 128: "pp TOK_S" and "tg TOK_S" (average of the repetitions)
+lcpp_bench() {
+    "$lb/llama-bench" -m "$1" -p 512 -n 128 -t "$NT" -r 2 -o csv 2>/dev/null |
+        $PY -c 'import csv, sys
+for r in csv.DictReader(sys.stdin):
+    print("pp" if int(r["n_prompt"]) else "tg", r["avg_ts"])'
+}
+
 attn_json() { # model T n -> json line of attn bench
     "$ATTN" bench -m "$1" -T "$2" -n "$3" -t "$NT" --repeat "${4:-5}" --format json
 }
@@ -52,14 +88,14 @@ if [ $models = 1 ]; then
         echo "attn_capture_ms_$T $(attn_json "$D/gpt2s.gguf" $T 1 10 | jget prefill_capture_ms)" >>"$out"
     done
     say "forward + capture: PyTorch"
-    $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '{ print "torch_capture_ms_" $2, $3 }' >>"$out"
+    $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '$1 == "torch_capture_ms" { print "torch_capture_ms_" $2, $3 }' >>"$out"
 
     say "ablate every head (one at a time), GPT-2-small shape, T=128: attn, and PyTorch (one forward per head)"
     ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(50257)) for _ in range(128)))')
     t0=$(date +%s.%N)
     "$ATTN" ablate -m "$D/gpt2s.gguf" --ids "$ids" -t "$NT" --format tsv >"$D/ablate.tsv" &&
         echo "attn_ablate_ms_128 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" >>"$out"
-    $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '{ print "torch_ablate_ms_" $2, $3 }' >>"$out"
+    $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '$1 == "torch_ablate_ms" { print "torch_ablate_ms_" $2, $3 }' >>"$out"
 
     say "decode, stories15M shape: attn, and run.c (-O3 -march=native -fopenmp)"
     echo "attn_stories_toks $(attn_json "$D/stories.gguf" 16 255 | jget decode_tok_s)" >>"$out"
@@ -77,21 +113,49 @@ if [ $models = 1 ]; then
         echo "runc_stories_toks $best" >>"$out"
     fi
 
+    say "cold start: whole process attn run --export npy, 6x12 d=768 vocab 8192, T=256 (best of 5), and PyTorch's warm forward"
+    ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(8192)) for _ in range(256)))')
+    best=
+    for r in 1 2 3 4 5; do
+        t0=$(date +%s.%N)
+        "$ATTN" run -m "$D/cold.gguf" --ids "$ids" --export npy -o "$D/cold-out" -t "$NT" >/dev/null 2>&1 || { best=; break; }
+        best=$(awk -v a="$t0" -v b="$(date +%s.%N)" -v best="$best" 'BEGIN { t = (b - a) * 1000; printf "%.1f", (best == "" || t < best) ? t : best }')
+    done
+    [ -n "$best" ] && echo "attn_cold_ms $best" >>"$out"
+    $PEER $PY tools/bench_torch.py "$D/cold.pt" "$NT" 256 2>/dev/null | awk '$1 == "torch_capture_ms" { print "torch_cold_ms", $3 }' >>"$out"
+
     if [ -z "$large" ]; then
+        find_lcpp
+        [ -n "$lb" ] || skip "llama.cpp rows: $lcpp_why"
         bw=$(num read_bw_gbs)
-        for q in f16 q8_0; do
+        qs="f16 q8_0"
+        if [ -n "$lb" ]; then
+            f=$D/tinyllama-q4_k_m.gguf
+            [ -f "$f" ] || "$lb/llama-quantize" "$D/tinyllama-f16.gguf" "$f.tmp" Q4_K_M "$NT" >"$D/quantize.log" 2>&1 &&
+                mv "$f.tmp" "$f"
+            if [ -f "$f" ]; then qs="$qs q4_k_m"; else skip "Q4_K_M rows: llama-quantize failed (see $D/quantize.log)"; fi
+        else
+            skip "Q4_K_M rows: llama-quantize (llama.cpp) makes the file"
+        fi
+        for q in $qs; do
             f=$D/tinyllama-$q.gguf
-            say "decode, TinyLlama-1.1B shape, $q"
-            /usr/bin/time -f "rss_kb %M" -o "$D/time.txt" "$ATTN" bench -m "$f" -T 16 -n 32 -t "$NT" --repeat 2 --format json >"$D/tl.json"
+            say "TinyLlama-1.1B shape, $q: attn prefill T=512 with capture, decode; llama-bench pp512 tg128"
+            /usr/bin/time -f "rss_kb %M" -o "$D/time.txt" "$ATTN" bench -m "$f" -T 512 -n 32 -t "$NT" --repeat 2 --format json >"$D/tl.json"
             echo "attn_tl_${q}_toks $(jget decode_tok_s <"$D/tl.json")" >>"$out"
+            echo "attn_tl_${q}_pp $(jget prefill_capture_ms <"$D/tl.json" | awk '{ if ($1 > 0) printf "%.1f", 512000 / $1 }')" >>"$out"
             echo "attn_tl_${q}_rss_mb $(awk '/rss_kb/ { printf "%.0f", $2 / 1024 }' "$D/time.txt")" >>"$out"
+            [ -n "$lb" ] && lcpp_bench "$f" | awk -v q=$q '{ print "lcpp_tl_" q "_" $1, $2 }' >>"$out"
             size=$(stat -c %s "$f")
             # bytes read per token: every weight but the token embedding (one row of it)
-            emb=$(awk -v q=$q 'BEGIN { printf "%.0f", 32000 * 2048 * (q == "f16" ? 2 : 34 / 32) }')
+            emb=$(awk -v q=$q 'BEGIN { printf "%.0f", 32000 * 2048 * (q == "f16" ? 2 : q == "q8_0" ? 34 / 32 : 144 / 256) }')
             echo "tl_${q}_weights_mb $(awk -v s="$size" 'BEGIN { printf "%.0f", s / 1048576 }')" >>"$out"
             echo "tl_${q}_bound_toks $(awk -v s="$size" -v e="$emb" -v bw="$bw" 'BEGIN { printf "%.2f", bw * 1e9 / (s - e) }')" >>"$out"
         done
+    else
+        skip "TinyLlama-1.1B rows (prefill, decode, llama.cpp, RSS): SKIP_LARGE=1"
     fi
+else
+    skip "model-level rows: no torch/numpy or no $REF"
 fi
 
 # ---------------------------------------------------------------- the table
@@ -116,13 +180,18 @@ peak=$(num fma_peak_gflops)
     [ -n "$a" ] && echo "| ablate every head (144 forwards + losses), GPT-2-small shape, T=128 | $a ms | PyTorch $p ms | $(ratio "$p" "$a") | >= 3 |"
     a=$(num attn_stories_toks); p=$(num runc_stories_toks)
     [ -n "$a" ] && echo "| decode, stories15M shape | $a tok/s | llama2.c run.c $p tok/s | $(ratio "$a" "$p") | >= 2 |"
-    for q in f16 q8_0; do
+    a=$(num attn_cold_ms); p=$(num torch_cold_ms)
+    [ -n "$a" ] && echo "| cold start: whole process \`attn run --export npy\`, 6 layers x 12 heads, d=768, vocab 8192, T=256 (best of 5) | $a ms | PyTorch warm forward $p ms | $(ratio "$p" "$a") | >= 3 |"
+    for q in f16 q8_0 q4_k_m; do
         a=$(num attn_tl_${q}_toks); p=$(num tl_${q}_bound_toks)
         [ -n "$a" ] || continue
-        tgt=-; [ $q = f16 ] && tgt=">= 0.80"
-        echo "| decode, TinyLlama-1.1B shape, $q | $a tok/s | bound $p tok/s (read bandwidth / bytes per token) | $(ratio "$a" "$p") | $tgt |"
+        ap=$(num attn_tl_${q}_pp); lp=$(num lcpp_tl_${q}_pp); lt=$(num lcpp_tl_${q}_tg)
+        echo "| prefill T=512, every attention map captured, TinyLlama-1.1B shape, $q | $ap tok/s | llama.cpp pp512 ${lp:-(skipped)} tok/s | $(ratio "$ap" "$lp") | >= 1.5 |"
+        echo "| decode, TinyLlama-1.1B shape, $q | $a tok/s | llama.cpp tg128 ${lt:-(skipped)} tok/s | $(ratio "$a" "$lt") | >= 1.0 |"
+        echo "| decode, TinyLlama-1.1B shape, $q | $a tok/s | bound $p tok/s (read bandwidth / bytes per token) | $(ratio "$a" "$p") | >= 0.9 |"
         echo "| peak RSS, TinyLlama-1.1B shape, $q | $(num attn_tl_${q}_rss_mb) MB | weights $(num tl_${q}_weights_mb) MB |" \
             "$(awk -v a="$(num attn_tl_${q}_rss_mb)" -v w="$(num tl_${q}_weights_mb)" 'BEGIN { printf "%+d", a - w }') MB | <= +300 MB |"
     done
+    [ -s "$skips" ] && { echo; sed 's/^/SKIPPED: /' "$skips"; }
     awk '$1 == "gemm" && ($10 > 1e-4) { print "\nwarning: OpenBLAS and attn differ by " $10 " (relative) on " $2 "x" $3 "x" $4 }' "$out"
 } | tee "$D/table.md"

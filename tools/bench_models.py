@@ -3,11 +3,15 @@
 
   gpt2s.pt, gpt2s.gguf      GPT-2-small shape (12 layers, 12 heads, d=768, vocab 50257),
                             nanoGPT's own random init saved as ckpt.pt, converted by convert.py
+  cold.pt, cold.gguf        the cold-start shape (6 layers, 12 heads, d=768, vocab 8192),
+                            made the same way
   stories.bin, stories.gguf stories15M shape (dim 288, 6 layers, 6 heads, vocab 32000),
                             llama2.c's model.py init written by its export.py (v0), converted
   tinyllama-f16.gguf,       TinyLlama-1.1B shape (dim 2048, 22 layers, 32 heads, 4 KV heads,
   tinyllama-q8_0.gguf       ffn 5632, vocab 32000), N(0, 0.02) weights written directly
-                            (numpy) through convert.py's GGUF writer
+                            (numpy) through convert.py's GGUF writer, with the Llama 2
+                            SentencePiece tokenizer (../shared/models/tokenizer.model) so
+                            that llama.cpp loads them too
 
 usage: bench_models.py DIR [--skip-large]
 Needs torch and numpy (Debian python3-torch, python3-numpy) and ../shared/ref.
@@ -35,16 +39,16 @@ def convert(src, out, *extra):
                    stdout=subprocess.DEVNULL)
 
 
-def gpt2_small(d):
-    out = os.path.join(d, "gpt2s.gguf")
+def nanogpt(d, name, **shape):
+    out = os.path.join(d, name + ".gguf")
     if os.path.exists(out):
         return
     import torch
     nano = ref_module("nanoGPT", "model")
     torch.manual_seed(1)
-    args = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, bias=True, vocab_size=50257, dropout=0.0)
+    args = dict(block_size=1024, bias=True, dropout=0.0, **shape)
     m = nano.GPT(nano.GPTConfig(**args))
-    ckpt = os.path.join(d, "gpt2s.pt")
+    ckpt = os.path.join(d, name + ".pt")
     torch.save({"model": m.state_dict(), "model_args": args}, ckpt)
     convert(ckpt, out)
 
@@ -85,6 +89,7 @@ def tinyllama(d):
         out[:, 2:] = q.view(np.uint8)
         return out.tobytes()
     cv.encode = encode
+    cv.check_values = lambda t, a: None  # N(0, 0.02) and ones: finite in every type (its checks need lists)
 
     D, L, H, Hkv, F, V = 2048, 22, 32, 4, 5632, 32000
     hd = D // H
@@ -92,7 +97,9 @@ def tinyllama(d):
     for name, gt in (("f16", cv.GGML_F16), ("q8_0", cv.GGML_Q8_0)):
         out = os.path.join(d, "tinyllama-%s.gguf" % name)
         if os.path.exists(out):
-            continue
+            with open(out, "rb") as f:
+                if b"tokenizer.ggml.model" in f.read(1 << 20):
+                    continue  # made by an earlier run (older runs wrote no tokenizer: made again)
         kv = cv.KV()
         kv.set("general.architecture", cv.G_STR, "llama")
         kv.set("general.name", cv.G_STR, "tinyllama-shape-%s" % name)
@@ -102,6 +109,7 @@ def tinyllama(d):
             kv.set("llama." + k, cv.G_U32, v)
         kv.set("llama.attention.layer_norm_rms_epsilon", cv.G_F32, 1e-5)
         kv.set("llama.rope.freq_base", cv.G_F32, 10000.0)
+        cv.vocab_from_sentencepiece(os.path.join(REF, "..", "models", "tokenizer.model")).write(kv)
 
         def t(tname, shape, gtype):
             n = int(np.prod(shape))
@@ -126,7 +134,8 @@ def main():
         sys.exit(__doc__)
     d = sys.argv[1]
     os.makedirs(d, exist_ok=True)
-    gpt2_small(d)
+    nanogpt(d, "gpt2s", n_layer=12, n_head=12, n_embd=768, vocab_size=50257)
+    nanogpt(d, "cold", n_layer=6, n_head=12, n_embd=768, vocab_size=8192)
     stories(d)
     if "--skip-large" not in sys.argv:
         tinyllama(d)
