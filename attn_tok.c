@@ -92,6 +92,7 @@ struct attn_tokenizer {
     int n_ntok;
     char wp_prefix[16];     // WordPiece: continuing-subword prefix ("##")
     int wp_max_chars;       // WordPiece: longer words are unk
+    int wpm;                // WordPiece as llama.cpp's "bert" vocabulary: "▁" starts a word, no "##"
     int ignore_merges;      // GPT-2: a pre-token that is a piece is that token (Llama 3)
     int parse_special;      // control token text in the input becomes the token
     int32_t *spec;          // control/user/unknown tokens, by first two bytes, longest first
@@ -291,7 +292,8 @@ static int is_ws(uint32_t cp) { return (cp >= 9 && cp <= 13) || cp == 0x20 || cp
 
 static int is_cjk(uint32_t cp) { // BertNormalizer's "Chinese character" ranges
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-           (cp >= 0x2A700 && cp <= 0x2CEAF) || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+           (cp >= 0x2A700 && cp <= 0x2B81F) ||
+           (cp >= 0x2B920 && cp <= 0x2CEAF) || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
 // The per-character normalizer steps, text -> out: BertNormalizer's
@@ -490,7 +492,7 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
         }
         return 0;
     }
-    if ((t->kind == ATTN_TOK_BPE || t->kind == ATTN_TOK_UNIGRAM) && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
+    if ((t->kind == ATTN_TOK_BPE || t->kind == ATTN_TOK_UNIGRAM || t->wpm) && mergeable(type) && t->dec_space[0]) { // the replacement decodes to a space
         size_t rl = strlen(t->dec_space);
         for (size_t i = 0; i < p.len;) {
             int mark = i + rl <= p.len && !memcmp(p.s + i, t->dec_space, rl);
@@ -789,6 +791,7 @@ static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
     int64_t mc;
     t->wp_max_chars = !attn_gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
     if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
+    if (t->wpm) t->wp_prefix[0] = 0, t->wp_max_chars = 1 << 30, strcpy(t->dec_space, SPACE_MARK);
     if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &l, &n); // "ID\tFLAGS", FLAGS of l r w n
     if (!rc && n && !(t->strip = calloc((size_t)t->n_tok, 1))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (int i = 0; !rc && i < n; i++) {
@@ -942,6 +945,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_voc
     else if (model.len == 4 && !memcmp(model.s, "char", 4)) t->kind = ATTN_TOK_CHAR;
     else if (model.len == 3 && !memcmp(model.s, "bpe", 3)) t->kind = ATTN_TOK_BPE;
     else if (model.len == 9 && !memcmp(model.s, "wordpiece", 9)) t->kind = ATTN_TOK_WORDPIECE;
+    else if (model.len == 4 && !memcmp(model.s, "bert", 4)) t->kind = ATTN_TOK_WORDPIECE, t->wpm = 1;
     else if (model.len == 7 && !memcmp(model.s, "unigram", 7)) t->kind = ATTN_TOK_UNIGRAM;
     else {
         free(t);
@@ -1386,7 +1390,41 @@ static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, s
     return emit(w, t->unk);
 }
 
+static int is_cjk(uint32_t cp);
+
+// llama.cpp's "bert" vocabulary (its WPM tokenizer): each character to the
+// first of its NFD decomposition (llama.cpp's one-code-point "NFD", which
+// drops the accents of precomposed letters); words split at whitespace; NUL,
+// U+FFFD and control characters dropped; lowercase (simple mapping);
+// punctuation, ASCII symbols and CJK ideographs are words alone; each word
+// is "▁" + word matched longest first, no continuation prefix.
+static int wpm_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    sbuf *word = &w->norm2;
+    cpbuf d = {0};
+    int rc = 0;
+    word->n = 0;
+    for (size_t i = 0; !rc && i <= len;) {
+        uint32_t cp = ' ';
+        int k = i < len ? utf8_next((const uint8_t *)text + i, len - i, &cp) : 1;
+        i += k < 0 ? 1 : (size_t)k;
+        d.n = 0;
+        if (k > 0 && !(rc = decompose(&d, cp, 0)) && d.n) cp = d.p[0];
+        int cat = attn_unicode_cat(cp), alone = (cat >= 11 && cat <= 17) || (cp < 0x7F && cat >= 18 && cat <= 21) || is_cjk(cp);
+        if (!rc && (is_ws(cp) || alone) && word->n > 3) rc = wordpiece_word(t, w, word->p, word->n);
+        if (is_ws(cp) || alone) word->n = 0;
+        if (rc || is_ws(cp) || cp == 0 || cp == 0xFFFD || (cat >= 25 && cat <= 28)) continue;
+        if (!word->n) rc = sb_str(word, SPACE_MARK);
+        const uint32_t *lo;
+        char u[4];
+        if (!rc) rc = sb_add(word, u, (size_t)utf8_put(u, attn_unicode_lower(cp, &lo) ? lo[0] : cp));
+        if (!rc && alone) rc = wordpiece_word(t, w, word->p, word->n), word->n = 0;
+    }
+    free(d.p);
+    return rc;
+}
+
 static int wordpiece_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
+    if (t->wpm) return wpm_encode(t, w, text, len);
     pieces p = {0};
     int rc = pre_pieces(t, text, len, w->first, &p);
     for (size_t i = 0; !rc && i < p.n; i++)
