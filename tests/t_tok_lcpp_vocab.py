@@ -64,6 +64,29 @@ def compare(test, gguf_path, text_path, what):
     result(test, errs, "%s: %d ids identical to llama-tokenize" % (what, len(want)))
 
 
+def hf_json_check(tmp):
+    """tools/convert.py stores the whole tokenizer.json under the GGUF spec's
+    tokenizer.huggingface.json key, as llama.cpp's gguf-py reads it back."""
+    import gguf
+    from testlib import convert
+    from t_tok_pipelines import tokenizer_json, ADDED_NORM
+    src = os.path.join(tmp, "hf_json", "tokenizer.json")
+    os.makedirs(os.path.dirname(src), exist_ok=True)
+    added = [{"content": c, "special": sp, "lstrip": l, "rstrip": r, "normalized": n, "single_word": False}
+             for c, sp, l, r, n in ADDED_NORM]
+    with open(src, "w", encoding="utf-8") as f:
+        import json
+        json.dump(tokenizer_json(["caf\u00e9", "na\u00efve", "\ud55c\uad6d\uc5b4"], {"type": "NFKC"},
+                                 {"type": "WhitespaceSplit"}, added_spec=added), f, ensure_ascii=False)
+    out = os.path.join(tmp, "hf_json.gguf")
+    convert(src, "--vocab-only", "-o", out)
+    field = gguf.GGUFReader(out).fields.get("tokenizer.huggingface.json")
+    got = bytes(field.parts[field.data[0]]) if field else b""
+    want = open(src, "rb").read()
+    result("tok_gguf_huggingface_json", [] if got == want else ["stored %d bytes, tokenizer.json has %d" % (
+        len(got), len(want))], "%d bytes, identical to the tokenizer.json" % len(want))
+
+
 def main():
     if not os.path.exists(os.path.join(LCPP, "llama-tokenize")):
         return skip("tok_lcpp_bert", "%s/llama-tokenize not found (set LCPP_BIN)" % LCPP)
@@ -85,6 +108,7 @@ def main():
     with open(txt, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     compare("tok_lcpp_bert", path, txt, "bert (WordPiece) vocabulary, corpus as one text")
+    hf_json_check(tmp)
 
 
 if __name__ == "__main__":

@@ -918,6 +918,8 @@ class Vocab:
             kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
         if getattr(self, "added_strip", None):
             kv.arr("attn.tokenizer.added_strip", G_STR, self.added_strip)
+        if getattr(self, "hf_json", None):  # the whole tokenizer.json, as the GGUF spec names it
+            kv.set("tokenizer.huggingface.json", G_STR, self.hf_json)
         if self.wordpiece:
             kv.set("attn.tokenizer.wordpiece_prefix", G_STR, self.wordpiece[0])
             kv.set("attn.tokenizer.wordpiece_max_chars", G_U32, int(self.wordpiece[1]))
@@ -1182,8 +1184,12 @@ def _vocab_from_tokenizer_json(path, config=None):
 
 
 def vocab_from_tokenizer_json(path, config=None):
-    """Any supported tokenizer.json -> Vocab, with its added tokens' lstrip/rstrip."""
-    return _vocab_from_tokenizer_json(path, config).added_flags(read_json(path))
+    """Any supported tokenizer.json -> Vocab, with its added tokens' flags and the
+    file itself (the GGUF spec's tokenizer.huggingface.json)."""
+    v = _vocab_from_tokenizer_json(path, config).added_flags(read_json(path))
+    with open(path, "rb") as f:
+        v.hf_json = f.read().decode("utf-8")
+    return v
 
 def _vocab_wordpiece(path, tj, model, config):
     """WordPiece (BERT-style): tokenizer.ggml.model "wordpiece" and the pipeline in attn.tokenizer.*."""
