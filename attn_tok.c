@@ -949,7 +949,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_voc
     else if (model.len == 7 && !memcmp(model.s, "unigram", 7)) t->kind = ATTN_TOK_UNIGRAM;
     else {
         free(t);
-        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, char)",
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, bert, bpe, wordpiece, unigram, char)",
                         (int)(model.len < 40 ? model.len : 40), model.s);
     }
     int rc = tok_build(t, f);
