@@ -84,7 +84,7 @@ struct attn_tokenizer {
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
     float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
-    int uni_maxlen;         // Unigram: longest piece in bytes
+    int uni_maxlen;         // Unigram, WordPiece: longest piece in bytes
     uint8_t *strip;         // [n_tok] or NULL: added-token flags AF_*
     int32_t *ntok;          // added tokens matched in the normalized text, longest first
     uint32_t *ntok_off;     // [n_ntok + 1] their normalized text: ntok_text[ntok_off[i] .. ntok_off[i+1])
@@ -820,6 +820,8 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
             if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
         }
     }
+    for (int id = 0; id < n && t->kind == ATTN_TOK_WORDPIECE; id++)
+        if ((int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
     if (t->kind == ATTN_TOK_BPE) {
         for (int id = 0; id < n; id++) {
             int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
@@ -1366,8 +1368,8 @@ static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, s
         w->word.n = 0;
         for (size_t start = 0; start < len;) {
             int id = -1;
-            size_t end = len;
-            for (; end > start; end--) {
+            size_t end = len - start > (size_t)t->uni_maxlen + pl ? start + (size_t)t->uni_maxlen + pl : len;
+            for (; end > start; end--) { // no piece is longer than uni_maxlen (+ the prefix)
                 if (!at[end]) continue; // not a character boundary
                 w->word.n = 0;
                 if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start)) {
