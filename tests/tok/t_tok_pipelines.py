@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: testlib
 from testlib import ATTN, ROOT, convert, done, result, skip
@@ -93,9 +94,17 @@ ADDED = [("[UNK]", True, False, False), ("<s>", True, False, False), ("</s>", Tr
          ("<|im_start|>", True, False, True), ("<|im_end|>", True, True, False), ("<user>", False, True, True)]
 
 
-def tokenizer_json(words, normalizer, pre, decoder=None, byte_level=False, n_merges=120):
+# the added tokens of the "added_normalized" pipeline: (content, special,
+# lstrip, rstrip, normalized); matched after the normalizer when normalized
+ADDED_NORM = [("[UNK]", True, False, False, False), ("<s>", True, False, False, False),
+              ("ATTENTION", False, False, False, True), ("Model", False, False, False, False),
+              ("[MASK]", True, True, False, True), ("<|IM_START|>", True, False, True, True)]
+
+
+def tokenizer_json(words, normalizer, pre, decoder=None, byte_level=False, n_merges=120, added_spec=None):
     """A BPE tokenizer.json whose vocabulary is the training words' characters
-    plus the merges' results, then the added tokens."""
+    plus the merges' results, then the added tokens (ADDED, or added_spec:
+    dicts of added-token fields without the id)."""
     if byte_level:
         words = ["".join(byte_char(b) for b in w.encode("utf-8")) for w in words]
     merges = train_bpe(words, n_merges)
@@ -105,9 +114,11 @@ def tokenizer_json(words, normalizer, pre, decoder=None, byte_level=False, n_mer
     for a, b in merges:
         vocab.setdefault(a + b, len(vocab))
     added = []
-    for content, special, lstrip, rstrip in ADDED:
+    for content, special, lstrip, rstrip in ADDED if added_spec is None else ():
         added.append({"id": len(vocab) + len(added), "content": content, "single_word": False, "lstrip": lstrip,
                       "rstrip": rstrip, "normalized": False, "special": special})
+    for a in added_spec or ():
+        added.append(dict(a, id=len(vocab) + len(added)))
     return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
             "normalizer": normalizer, "pre_tokenizer": pre, "post_processor": None, "decoder": decoder,
             "model": {"type": "BPE", "dropout": None, "unk_token": None if byte_level else "[UNK]",
@@ -202,10 +213,126 @@ PIPELINES = {
                           "unigram", "Metaspace split (JS never splits)"),
     "wordpiece_bert": (seq("n", [{"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}]),
                        {"type": "BertPreTokenizer"}, None, None, "wordpiece", ""),
+    "wordpiece_bertnormalizer": ({"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                                  "strip_accents": None, "lowercase": True},
+                                 {"type": "BertPreTokenizer"}, None, None, "wordpiece", ""),
+    "bertnormalizer_cased_accents": ({"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": False,
+                                      "strip_accents": True, "lowercase": False},
+                                     {"type": "WhitespaceSplit"}, None, None, False, ""),
+    "added_normalized": (seq("n", [{"type": "Lowercase"}, {"type": "Replace", "pattern": {"String": "e"},
+                                                           "content": "E"}]),
+                         {"type": "WhitespaceSplit"}, None, None, "added_norm", ""),
 }
 
 # characters where JavaScript's \s and Oniguruma's (Rust's) differ: not in the lines compared
 JS_RUST_SPACE = ("\u0085", "\ufeff")
+
+
+# single_word: transformers.js reads the flag but never applies it, so the
+# expectation is derived from the Rust library's AddedVocabulary
+# (tokenizers/src/tokenizer/added_vocabulary.rs, find_matches and
+# extract_and_normalize), spelled out below: the pieces between the added
+# tokens are then tokenized by transformers.js with a file that has no such
+# token. Tokens: (content, single_word, lstrip, rstrip, normalized).
+SINGLE = [("in", True, False, False, False), ("At", True, False, True, True), ("<s>", True, True, False, False),
+          ("ion", False, False, False, True)]
+RUST_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+             "\u2028\u2029\u202f\u205f\u3000"
+
+
+def rust_word(c):
+    """Rust regex's \\w (regex-syntax perl_word: Alphabetic, M, Nd, Pc, Join_Control)."""
+    cat = unicodedata.category(c)
+    return cat[0] in "LM" or cat in ("Nd", "Nl", "Pc") or c in "\u200c\u200d" or "\u24b6" <= c <= "\u24e9"
+
+
+def rust_find_matches(s, toks):
+    """AddedVocabulary::find_matches: leftmost-longest (Aho-Corasick), a
+    single_word match next to \\w skipped whole, lstrip/rstrip -> [(id|None, text)]."""
+    out, start_off, i = [], 0, 0
+    while i < len(s):
+        hits = [t for t in toks if s.startswith(t[0], i)]
+        if not hits:
+            i += 1
+            continue
+        content, tid, single, lstrip, rstrip = max(hits, key=lambda t: len(t[0]))
+        start, stop = i, i + len(content)
+        i = stop
+        if single and ((start > 0 and rust_word(s[start - 1])) or (stop < len(s) and rust_word(s[stop]))):
+            continue
+        if lstrip:
+            start = max(len(s[:start].rstrip(RUST_SPACE)), start_off)
+        if rstrip:
+            stop += len(s[stop:]) - len(s[stop:].lstrip(RUST_SPACE))
+        if start_off < start:
+            out.append((None, s[start_off:start]))
+        out.append((tid, s[start:stop]))
+        start_off = stop
+    if start_off < len(s):
+        out.append((None, s[start_off:]))
+    return out
+
+
+def rust_extract(line, base):
+    """AddedVocabulary::extract_and_normalize with the Lowercase normalizer
+    (char by char, as NormalizedString::lowercase): ids of SINGLE's tokens
+    (from base) and the normalized pieces between them."""
+    raw = [(c, base + 1 + k, w, l, r) for k, (c, w, l, r, n) in enumerate(SINGLE) if not n]
+    norm = [("".join(ch.lower() for ch in c), base + 1 + k, w, l, r) for k, (c, w, l, r, n) in enumerate(SINGLE) if n]
+    out = []
+    for tid, piece in rust_find_matches(line, raw):
+        if tid is not None:
+            out.append((tid, piece))
+        else:
+            out += rust_find_matches("".join(ch.lower() for ch in piece), norm)
+    return out
+
+
+def single_word_check(tmp, lines, words, cached):
+    """attn on SINGLE's tokens against the Rust-derived splits."""
+    test = "tok_added_single_word"
+    d_attn, d_ref = os.path.join(tmp, "single_attn"), os.path.join(tmp, "single_ref")
+    unk = {"content": "[UNK]", "special": True, "lstrip": False, "rstrip": False, "normalized": False,
+           "single_word": False}
+    spec = [unk] + [{"content": c, "special": c == "<s>", "single_word": w, "lstrip": l, "rstrip": r, "normalized": n}
+                    for c, w, l, r, n in SINGLE]
+    base = len(tokenizer_json(words, None, {"type": "WhitespaceSplit"}, added_spec=[])["model"]["vocab"])
+    lines = [l for l in lines if "\u03a3" not in l]  # final sigma: Rust lowercases char by char
+    split = [rust_extract(l, base) for l in lines]
+    pieces = [p for sp in split for tid, p in sp if tid is None and p]
+    pc = os.path.join(tmp, "single_pieces.txt")
+    if not cached:
+        for d, a, norm in ((d_attn, spec, {"type": "Lowercase"}), (d_ref, [unk], None)):
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+                json.dump(tokenizer_json(words, norm, {"type": "WhitespaceSplit"}, added_spec=a), f, ensure_ascii=False)
+            with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+                json.dump({"tokenizer_class": "PreTrainedTokenizerFast"}, f)
+        with open(pc, "w", encoding="utf-8", newline="") as f:
+            f.write("".join(p + "\n" for p in pieces))
+        r = subprocess.run(["node", os.path.join(ROOT, "tests", "tok_hf_ref.mjs"), "hf", pc, d_ref,
+                            os.path.join(tmp, "single.ref")], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            return result(test, ["tok_hf_ref.mjs: " + r.stderr.strip()[-300:]])
+    ref = iter(open(os.path.join(tmp, "single.ref")).read().split("\n")[:-1])
+    want = [" ".join(str(tid) if tid is not None else next(ref) for tid, p in sp if tid is not None or p)
+            for sp in split]
+    want = [" ".join(w.split()) for w in want]
+    corpus = os.path.join(tmp, "single_corpus.txt")
+    with open(corpus, "w", encoding="utf-8", newline="") as f:
+        f.write("".join(l + "\n" for l in lines))
+    gguf = os.path.join(tmp, "single.gguf")
+    convert(os.path.join(d_attn, "tokenizer.json"), "--vocab-only", "-o", gguf)
+    got = subprocess.run([ATTN, "tokenize", "-m", gguf, "--ids-only", "--no-bos", "-f", corpus],
+                         capture_output=True, text=True)
+    have = got.stdout.split("\n")[:-1]
+    bad = [i for i in range(len(lines)) if i >= len(have) or have[i] != want[i]]
+    skipped = sum(1 for l in lines for c, w, _, _, n in SINGLE if w and (c.lower() if n else c) in (l.lower() if n else l))
+    errs = ["attn tokenize: " + got.stderr.strip()] if got.returncode else []
+    errs += ["line %d %r: attn [%s] Rust-derived [%s]" % (i + 1, lines[i][:60], have[i][:120] if i < len(have) else "",
+                                                         want[i][:120]) for i in bad[:3]]
+    result(test, errs, "%d/%d lines identical to the Rust library's splits + transformers.js (%d lines hold a "
+           "single_word token's text; transformers.js ignores single_word)" % (len(lines) - len(bad), len(lines), skipped))
 
 
 def main():
@@ -236,7 +363,10 @@ def main():
         for who, p in (("attn", pre), ("ref", ref_pre or pre)):
             d = os.path.join(tmp, "%s_%s" % (name, who))
             os.makedirs(d)
-            tj = wordpiece_json(words, norm, p) if byte_level == "wordpiece" else \
+            norm_added = [{"content": c, "special": sp, "lstrip": l, "rstrip": r, "normalized": nz,
+                           "single_word": False} for c, sp, l, r, nz in ADDED_NORM]
+            tj = tokenizer_json(words, norm, p, added_spec=norm_added) if byte_level == "added_norm" else \
+                wordpiece_json(words, norm, p) if byte_level == "wordpiece" else \
                 unigram_json(words, norm, p, dec) if byte_level == "unigram" else \
                 tokenizer_json(words, norm, p, dec, byte_level)
             with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
@@ -275,6 +405,7 @@ def main():
             errs.append(e)
             detail = ""
         result(test, errs, detail)
+    single_word_check(tmp, lines, words, cached)
 
 
 if __name__ == "__main__":
