@@ -767,7 +767,8 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
     return 0;
 }
 
-static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
+// The pieces of tokenizer.ggml.tokens and the hash table that finds them.
+static int vocab_load(attn_tokenizer *t, const attn_gguf_file *f) {
     const attn_gguf_kv *kv = attn_gguf_find(f, "tokenizer.ggml.tokens");
     if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n == 0)
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.tokens missing or not a string array");
@@ -794,10 +795,18 @@ static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
         while (t->hash[i] >= 0) i = (i + 1) & t->hash_mask;
         t->hash[i] = id;
     }
-    int spm = t->kind == ATTN_TOK_SPM;
+    return 0;
+}
+
+// Scores and token types (inferred for SentencePiece without them), the
+// special ids and the add_bos / add_space_prefix switches; *has_scores says
+// whether tokenizer.ggml.scores was there.
+static int scores_types_load(attn_tokenizer *t, const attn_gguf_file *f, int *has_scores) {
+    int n = t->n_tok, spm = t->kind == ATTN_TOK_SPM;
     // scores and types, when present, must have one entry per token (a damaged
     // vocabulary would otherwise give other ids without a word)
     const attn_gguf_kv *sc = attn_gguf_find(f, "tokenizer.ggml.scores"), *ty = attn_gguf_find(f, "tokenizer.ggml.token_type");
+    *has_scores = sc != NULL;
     if (sc && attn_gguf_arr_f32(sc, NULL))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores is not a number array");
     if (ty && attn_gguf_arr_i32(ty, NULL))
@@ -827,20 +836,32 @@ static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
     int v;
     t->add_bos = attn_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &v) ? spm : v;
     t->add_space_prefix = attn_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
+    return 0;
+}
 
-    if (pipeline_load(t, f)) return ATTN_EINPUT;
-    if (kind_setup(t, f, sc != NULL)) return ATTN_EINPUT;
+// Every token's text (t->text, t->text_off) from its piece.
+static int texts_build(attn_tokenizer *t) {
     int16_t byte_of_cp[324]; // GPT-2: inverse of gpt2_byte_cp
     for (int c = 0; c < 324; c++) byte_of_cp[c] = -1;
     for (int c = 0; c < 256; c++) byte_of_cp[gpt2_byte_cp(c)] = (int16_t)c;
     sbuf b = {0};
-    for (int id = 0; id < n; id++) {
+    for (int id = 0; id < t->n_tok; id++) {
         t->text_off[id] = (uint32_t)b.n;
         if (token_text(t, id, byte_of_cp, &b)) { free(b.p); return ATTN_EFAIL; }
     }
-    t->text_off[n] = (uint32_t)b.n;
+    t->text_off[t->n_tok] = (uint32_t)b.n;
     t->text = b.p ? b.p : calloc(1, 1);
     if (!t->text) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    return 0;
+}
+
+static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
+    int has_scores, rc = vocab_load(t, f);
+    if (!rc) rc = scores_types_load(t, f, &has_scores);
+    if (rc) return rc;
+    if (pipeline_load(t, f)) return ATTN_EINPUT;
+    if (kind_setup(t, f, has_scores)) return ATTN_EINPUT;
+    if (texts_build(t)) return ATTN_EFAIL;
     return t->kind == ATTN_TOK_CHAR ? 0 : spec_setup(t);
 }
 
