@@ -35,6 +35,16 @@ int attn_err(int code, const char *fmt, ...)
 #endif
     ;
 
+// ---------------------------------------------------------------- UTF-8
+// attn_utf8.c. Decode: the length (1-4) of the well-formed character at
+// s[0..n) (n >= 1) with its code point in *cp, or -1 if s[0] starts none
+// (an overlong form, a surrogate, beyond U+10FFFF, a stray or missing
+// continuation byte); then *cp = U+FFFD. A NUL-terminated string may pass
+// strnlen(s, 4): NUL is never a continuation byte.
+int attn_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+// Encode code point cp (at most U+10FFFF) as 1-4 bytes at out; returns how many.
+int attn_utf8_encode(char *out, uint32_t cp);
+
 // ---------------------------------------------------------------- GGUF v3
 // Value types as in the GGUF spec.
 enum {

@@ -461,21 +461,9 @@ static void glyph_missing(glyph *g) {
 // Next code point of UTF-8 text (advancing *s); a byte that starts no valid
 // sequence is returned as U+FFFD and skipped alone.
 static uint32_t utf8_next(const char **s) {
-    const uint8_t *p = (const uint8_t *)*s;
-    uint32_t c = p[0];
-    int n = c < 0x80 ? 0 : c >= 0xC2 && c < 0xE0 ? 1 : c >= 0xE0 && c < 0xF0 ? 2
-          : c >= 0xF0 && c < 0xF5 ? 3 : -1;
-    if (n < 0) { *s += 1; return 0xFFFD; }
-    c &= n ? 0x3F >> n : 0x7F;
-    for (int i = 1; i <= n; i++) {
-        if ((p[i] & 0xC0) != 0x80) { *s += 1; return 0xFFFD; }
-        c = c << 6 | (p[i] & 0x3F);
-    }
-    if ((n == 2 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) || (n == 3 && (c < 0x10000 || c > 0x10FFFF))) {
-        *s += 1;
-        return 0xFFFD;
-    }
-    *s += n + 1;
+    uint32_t c;
+    int n = attn_utf8_decode((const uint8_t *)*s, strnlen(*s, 4), &c);
+    *s += n < 0 ? 1 : n;
     return c;
 }
 

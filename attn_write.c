@@ -248,20 +248,6 @@ int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims,
     return attn_out_close(&o);
 }
 
-// Length of a valid UTF-8 sequence at s (1-4), or 0 if invalid.
-static int utf8_len(const unsigned char *s) {
-    if (s[0] < 0x80) return 1;
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-    if (n == 0 || s[0] > 0xf4) return 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (n == 3 && s[0] == 0xe0 && s[1] < 0xa0) return 0;      // overlong
-    if (n == 3 && s[0] == 0xed && s[1] >= 0xa0) return 0;     // surrogates
-    if (n == 4 && s[0] == 0xf0 && s[1] < 0x90) return 0;      // overlong
-    if (n == 4 && s[0] == 0xf4 && s[1] >= 0x90) return 0;     // > U+10FFFF
-    return n;
-}
-
 void attn_json_str(FILE *fp, const char *str) {
     const unsigned char *s = (const unsigned char *)str;
     fputc('"', fp);
@@ -274,8 +260,9 @@ void attn_json_str(FILE *fp, const char *str) {
             s++;
             continue;
         }
-        int n = utf8_len(s);
-        if (!n) { fputs("\\ufffd", fp); s++; continue; }
+        uint32_t cp;
+        int n = attn_utf8_decode(s, strnlen((const char *)s, 4), &cp);
+        if (n < 0) { fputs("\\ufffd", fp); s++; continue; }
         fwrite(s, 1, (size_t)n, fp);
         s += n;
     }
@@ -287,12 +274,10 @@ void attn_escape(char *out, size_t cap, const char *str, size_t len) {
     size_t o = 0;
     while (s < end && *s && cap) {
         char tmp[8];
-        int n = s + 4 <= end ? utf8_len(s) : 0, take = n ? n : 1;
-        if (!n && s + 4 > end) { // near the end: the sequence must lie inside len
-            unsigned char q[4] = { 0, 0, 0, 0 };
-            memcpy(q, s, (size_t)(end - s));
-            n = utf8_len(q), take = n ? n : 1;
-        }
+        uint32_t cp;
+        int n = attn_utf8_decode(s, (size_t)(end - s), &cp); // the sequence must lie inside len
+        if (n < 0) n = 0;
+        int take = n ? n : 1;
         if (*s == '\n') snprintf(tmp, sizeof tmp, "\\n");
         else if (*s == '\t') snprintf(tmp, sizeof tmp, "\\t");
         else if (*s == '\r') snprintf(tmp, sizeof tmp, "\\r");
