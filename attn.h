@@ -598,6 +598,13 @@ typedef struct {
 uint8_t attn_quant8(float p); // round(255 p), clamped to 0..255
 int attn_report_write(const char *path, const attn_report *r);
 
+// (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
+// left, query 0 (nothing left) removed. Rows with no mass left stay zero.
+// out may be p (the (T-1, T-1) result then starts where p did).
+void attn_drop_first(const float *p, int T, float *out);
+// Jensen-Shannon divergence in bits between two distributions of n values.
+double attn_jsd_bits(const float *a, const float *b, int n);
+
 // ---------------------------------------------------------------- rendering
 // Pictures of attention. A figure is a grid of square (T, T) panels (row =
 // query position, column = key position) on one shared scale, with token
@@ -658,12 +665,6 @@ void attn_colormap_div(float t, uint8_t rgb[3]);
 // The colour position (t in [0, 1]) of attention v under a scale; row_max is
 // the largest value of v's row (used by ATTN_SCALE_ROW).
 float attn_scale_t(attn_scale s, float v, float row_max);
-// (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
-// left, query 0 (nothing left) removed. Rows with no mass left stay zero.
-// out may be p (the (T-1, T-1) result then starts where p did).
-void attn_drop_first(const float *p, int T, float *out);
-// Jensen-Shannon divergence in bits between two distributions of n values.
-double attn_jsd_bits(const float *a, const float *b, int n);
 
 int attn_render_image(const attn_figure *f, attn_image *out);
 void attn_image_free(attn_image *im);
@@ -681,7 +682,7 @@ int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rg
 int attn_text_width(const char *s, int scale);
 
 // ---------------------------------------------------------------- analysis pictures
-// The logit lens as a heatmap (attn_analysis.c): one row per lens row (the
+// The logit lens as a heatmap (attn_render.c): one row per lens row (the
 // embeddings at the bottom, the last layer at the top), one column per
 // position; colour = final_prob on the sequential colormap, fixed 0..1; each
 // cell shows its top token when wide enough; input tokens (tok labels ids)
