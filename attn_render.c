@@ -290,14 +290,14 @@ static const char *legend_text(const attn_figure *f) {
 }
 #define NAN_TEXT "non-finite (NaN/inf)"
 
-static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
-    memset(L, 0, sizeof *L);
-    L->pos_labels = pos_labels;
+// The figure checked; which kinds of panel it has, any non-finite cell, the
+// diverging panels' range.
+static int layout_scan(const attn_figure *f, layout *L) {
     if (f->T < 1 || f->rows < 1 || f->cols < 1 || !f->panels || f->T > (1 << 20) ||
         f->rows > 256 || f->cols > 256 || (unsigned)f->scale > ATTN_SCALE_LOG)
         return attn_err(ATTN_EINPUT, "render: bad figure (T=%d, %d x %d panels)", f->T, f->rows,
                         f->cols);
-    int T = f->T, single = f->rows * f->cols == 1, line = LINE_H * ts;
+    int T = f->T;
     float dmax = 0;
     for (int i = 0; i < f->rows * f->cols; i++) {
         const attn_panel *p = &f->panels[i];
@@ -308,10 +308,12 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
         for (size_t k = 0; k < (size_t)T * T; k++)
             if (fabsf(p->p[k]) > dmax && isfinite(p->p[k])) dmax = fabsf(p->p[k]);
     }
-    L->ts = ts;
     L->dmax = f->dmax > 0 ? f->dmax : dmax > 0 ? dmax : 1e-6f;
+    return 0;
+}
 
-    // the text around the panels
+// The note lines under the title: the caller's, then the scales.
+static void layout_notes(const attn_figure *f, layout *L) {
     for (const char *s = f->note; s && *s;) {
         const char *e = strchr(s, '\n');
         int len = e ? (int)(e - s) : (int)strlen(s);
@@ -322,13 +324,20 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (L->has_div)
         add_note(L, "difference: diverging colours, symmetric scale -%.3g..+%.3g", L->dmax, L->dmax);
     if (f->drop_first) add_note(L, "--drop-first: first key column removed, rows renormalised");
-    L->lab_chars = single ? 16 : 10;
-    int lab_w = 0, rowhead_w = 0, tick_w = 0;
-    for (int i = 0; i < T; i++) {
+}
+
+// Room around the panel matrix, pixels.
+typedef struct { int lab_w, bar_col, left, right, bottom, title_h, heads_h; } margins;
+
+static void layout_margins(const attn_figure *f, layout *L, margins *m) {
+    int ts = L->ts, line = LINE_H * ts, rowhead_w = 0, tick_w = 0;
+    L->lab_chars = f->rows * f->cols == 1 ? 16 : 10;
+    m->lab_w = 0;
+    for (int i = 0; i < f->T; i++) {
         char s[128];
-        label_text(f, i, L->lab_chars, pos_labels, s, sizeof s);
+        label_text(f, i, L->lab_chars, L->pos_labels, s, sizeof s);
         int w = attn_text_width(s, 1);
-        if (w > lab_w) lab_w = w;
+        if (w > m->lab_w) m->lab_w = w;
     }
     for (int r = 0; f->row_names && r < f->rows; r++) {
         int w = attn_text_width(f->row_names[r] ? f->row_names[r] : "", ts) + 8 * ts;
@@ -342,27 +351,31 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
             if (attn_text_width(txt[i], ts) > tick_w) tick_w = attn_text_width(txt[i], ts);
     }
     L->bar_w = BAR_W * ts;
-    int bar_col = L->bar_w + 10 + tick_w + 16, bar_t = attn_text_width("difference", ts) + 10;
-    if (bar_col < bar_t) bar_col = bar_t;
-    int right = 24 + (L->has_seq + L->has_div) * bar_col;
+    int bar_t = attn_text_width("difference", ts) + 10;
+    m->bar_col = L->bar_w + 10 + tick_w + 16;
+    if (m->bar_col < bar_t) m->bar_col = bar_t;
+    m->right = 24 + (L->has_seq + L->has_div) * m->bar_col;
     int legend_w = 24 + 18 * ts + attn_text_width(NAN_TEXT, ts);
     if (f->causal && legend_w < 24 + 18 * ts + attn_text_width(legend_text(f), ts))
         legend_w = 24 + 18 * ts + attn_text_width(legend_text(f), ts);
-    if ((f->causal || L->has_nan) && right < legend_w) right = legend_w;
-    right += MARGIN;
-    int left = MARGIN + line + 8 + rowhead_w + lab_w + 6;
-    int bottom = 6 + lab_w + 8 + line + MARGIN;
-    int title_h = BOX_H * (ts + 1) + 8;
-    int heads_h = f->col_names ? line + 4 : 0;
-    if (heads_h < line + line / 2 + 6) heads_h = line + line / 2 + 6; // room for the colorbar titles
-    L->gap = single ? 0 : f->col_names || f->row_names ? 12 : 8;
+    if ((f->causal || L->has_nan) && m->right < legend_w) m->right = legend_w;
+    m->right += MARGIN;
+    m->left = MARGIN + line + 8 + rowhead_w + m->lab_w + 6;
+    m->bottom = 6 + m->lab_w + 8 + line + MARGIN;
+    m->title_h = BOX_H * (ts + 1) + 8;
+    m->heads_h = f->col_names ? line + 4 : 0;
+    if (m->heads_h < line + line / 2 + 6) m->heads_h = line + line / 2 + 6; // room for the colorbar titles
+    L->gap = f->rows * f->cols == 1 ? 0 : f->col_names || f->row_names ? 12 : 8;
+}
 
-    // Cell size: a comfortable panel, every label of a short single map, and
-    // never more than the picture allows (then several tokens per cell). Two
-    // notes may follow from it, so their room is kept.
-    int top = MARGIN + title_h + (L->n_notes + 2) * line + 8 + heads_h;
-    int fit_w = (MAX_PX - left - right - (f->cols - 1) * L->gap) / f->cols;
-    int fit_h = (MAX_PX - top - bottom - (f->rows - 1) * L->gap) / f->rows;
+// Cell size: a comfortable panel, every label of a short single map, and
+// never more than the picture allows (then several tokens per cell). Two
+// notes may follow from it, so their room is kept.
+static int layout_cells(const attn_figure *f, layout *L, const margins *m) {
+    int T = f->T, single = f->rows * f->cols == 1, line = LINE_H * L->ts;
+    int top = MARGIN + m->title_h + (L->n_notes + 2) * line + 8 + m->heads_h;
+    int fit_w = (MAX_PX - m->left - m->right - (f->cols - 1) * L->gap) / f->cols;
+    int fit_h = (MAX_PX - top - m->bottom - (f->rows - 1) * L->gap) / f->rows;
     int fit = fit_w < fit_h ? fit_w : fit_h;
     if (fit < 8)
         return attn_err(ATTN_EINPUT, "render: %d x %d panels do not fit in %d pixels", f->rows,
@@ -385,25 +398,30 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (L->stride > 1) add_note(L, "labels: every %d%s token", L->stride, L->stride == 2 ? "nd" : "th");
     if (L->tpc > 1)
         add_note(L, "%d x %d tokens per cell, drawn with the block's largest value", L->tpc, L->tpc);
-    top = MARGIN + title_h + L->n_notes * line + 8 + heads_h;
+    return 0;
+}
 
+// Where everything goes, and the picture's size.
+static int layout_place(const attn_figure *f, layout *L, const margins *m) {
+    int ts = L->ts, line = LINE_H * ts, left = m->left;
+    int top = MARGIN + m->title_h + L->n_notes * line + 8 + m->heads_h;
     L->dx = L->dy = L->panel + L->gap;
     L->mat_w = f->cols * L->panel + (f->cols - 1) * L->gap;
     L->mat_h = f->rows * L->panel + (f->rows - 1) * L->gap;
-    L->note_y = MARGIN + title_h;
+    L->note_y = MARGIN + m->title_h;
     L->x0 = left;
     L->y0 = top;
     L->colhead_y = top - line - 2;
     L->ylab_r = left - 6;
-    L->rowhead_r = left - 6 - lab_w - 8;
+    L->rowhead_r = left - 6 - m->lab_w - 8;
     L->xlab_y = top + L->mat_h + 6;
-    L->xtitle_y = L->xlab_y + lab_w + 8;
+    L->xtitle_y = L->xlab_y + m->lab_w + 8;
     L->bar_x = left + L->mat_w + 24;
     L->bar_y = top;
     L->bar_h = L->mat_h < 120 ? 120 : L->mat_h > 400 * ts ? 400 * ts : L->mat_h;
-    L->dbar_x = L->has_div ? L->bar_x + (L->has_seq ? bar_col : 0) : -1;
+    L->dbar_x = L->has_div ? L->bar_x + (L->has_seq ? m->bar_col : 0) : -1;
     L->legend_y = L->bar_y + L->bar_h + 16 * ts;
-    L->w = left + L->mat_w + right;
+    L->w = left + L->mat_w + m->right;
     int tw = MARGIN * 2 + attn_text_width(f->title ? f->title : "", ts + 1);
     if (L->w < tw) L->w = tw;
     for (int i = 0; i < L->n_notes; i++)
@@ -415,6 +433,19 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (L->w > 4095) L->w = 4095; // a very long title or note is cut, the picture stays small
     if (L->h > 4095) return attn_err(ATTN_EINPUT, "render: the picture would be %d pixels tall", L->h);
     return 0;
+}
+
+static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
+    memset(L, 0, sizeof *L);
+    L->pos_labels = pos_labels;
+    L->ts = ts;
+    margins m;
+    int rc = layout_scan(f, L);
+    if (rc) return rc;
+    layout_notes(f, L);
+    layout_margins(f, L, &m);
+    rc = layout_cells(f, L, &m);
+    return rc ? rc : layout_place(f, L, &m);
 }
 
 static int layout_figure(const attn_figure *f, layout *L) {
@@ -778,6 +809,51 @@ int attn_render_svg(const attn_figure *f, char **svg, size_t *len) {
 // columns above the map when cells are two wide.
 #define TERM_MAX_CELLS 160
 
+// Terminal: the labels down the columns, one character per 2-wide cell.
+static void term_col_labels(membuf *b, const attn_figure *f, int n) {
+    char lab[128];
+    for (int line = 0; line < 8; line++) {
+        int any = 0;
+        membuf row = {0};
+        sb_printf(&row, "%12s ", "");
+        for (int k = 0; k < n; k++) {
+            label_text(f, k, 8, 0, lab, sizeof lab);
+            const char *s = lab;
+            for (int j = 0; j < line && *s; j++) utf8_next(&s);
+            if (*s) {
+                const char *st = s;
+                uint32_t cp = utf8_next(&s);
+                membuf_add(&row, st, (size_t)(s - st));
+                if (cp < 0x1100) membuf_add(&row, " ", 1); // wide characters fill the cell
+                any = 1;
+            } else membuf_add(&row, "  ", 2);
+        }
+        if (any) sb_printf(b, "%s\n", row.p);
+        free(row.p);
+        if (!any) break;
+    }
+}
+
+// Terminal: the colorbars, left to right, and the legend.
+static void term_bars(membuf *b, const attn_figure *f, const layout *L) {
+    for (int div = 0; div < 2; div++) {
+        if (!(div ? L->has_div : L->has_seq)) continue;
+        float t[5];
+        char txt[5][16];
+        bar_ticks(f, div, L->dmax, t, txt);
+        sb_printf(b, "%12s %s ", bar_title(f, div), txt[0]);
+        for (int i = 0; i < 32; i++) {
+            uint8_t col[3];
+            if (div) attn_colormap_div(i / 15.5f - 1, col); else attn_colormap(i / 31.0f, col);
+            sb_printf(b, "\x1b[48;2;%d;%d;%dm ", col[0], col[1], col[2]);
+        }
+        sb_printf(b, "\x1b[0m %s\n", txt[4]);
+    }
+    if (f->causal) sb_printf(b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", legend_text(f));
+    if (L->has_nan)
+        sb_printf(b, "%12s \x1b[48;2;%d;%d;%dm  \x1b[0m %s\n", "", C_NAN[0], C_NAN[1], C_NAN[2], NAN_TEXT);
+}
+
 int attn_render_term(const attn_figure *f, char **text, size_t *len) {
     layout L;
     int rc = layout_figure(f, &L); // for dmax and the notes
@@ -800,28 +876,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
         if (rn || cn) sb_printf(&b, "\n\x1b[1m%s%s%s\x1b[0m\n", rn ? rn : "", rn && cn ? "  " : "", cn ? cn : "");
         panel_cells(f, pn, L.dmax, tpc, n, cells, mask);
         char lab[128];
-        if (cw == 2 && tpc == 1) { // labels down the columns, one character per cell
-            for (int line = 0; line < 8; line++) {
-                int any = 0;
-                membuf row = {0};
-                sb_printf(&row, "%12s ", "");
-                for (int k = 0; k < n; k++) {
-                    label_text(f, k, 8, 0, lab, sizeof lab);
-                    const char *s = lab;
-                    for (int j = 0; j < line && *s; j++) utf8_next(&s);
-                    if (*s) {
-                        const char *st = s;
-                        uint32_t cp = utf8_next(&s);
-                        membuf_add(&row, st, (size_t)(s - st));
-                        if (cp < 0x1100) membuf_add(&row, " ", 1); // wide characters fill the cell
-                        any = 1;
-                    } else membuf_add(&row, "  ", 2);
-                }
-                if (any) sb_printf(&b, "%s\n", row.p);
-                free(row.p);
-                if (!any) break;
-            }
-        }
+        if (cw == 2 && tpc == 1) term_col_labels(&b, f, n);
         for (int a = 0; a < n; a++) {
             label_text(f, a * tpc, 12, tpc > 1, lab, sizeof lab);
             int pad = 12;
@@ -835,22 +890,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
             sb_printf(&b, "\x1b[0m\n");
         }
     }
-    for (int div = 0; div < 2; div++) { // the colorbars, left to right
-        if (!(div ? L.has_div : L.has_seq)) continue;
-        float t[5];
-        char txt[5][16];
-        bar_ticks(f, div, L.dmax, t, txt);
-        sb_printf(&b, "%12s %s ", bar_title(f, div), txt[0]);
-        for (int i = 0; i < 32; i++) {
-            uint8_t col[3];
-            if (div) attn_colormap_div(i / 15.5f - 1, col); else attn_colormap(i / 31.0f, col);
-            sb_printf(&b, "\x1b[48;2;%d;%d;%dm ", col[0], col[1], col[2]);
-        }
-        sb_printf(&b, "\x1b[0m %s\n", txt[4]);
-    }
-    if (f->causal) sb_printf(&b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", legend_text(f));
-    if (L.has_nan)
-        sb_printf(&b, "%12s \x1b[48;2;%d;%d;%dm  \x1b[0m %s\n", "", C_NAN[0], C_NAN[1], C_NAN[2], NAN_TEXT);
+    term_bars(&b, f, &L);
     free(cells), free(mask);
     if (b.oom) {
         free(b.p);
