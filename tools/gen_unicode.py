@@ -120,10 +120,11 @@ def _c_array(out, ctype, name, vals, per_line, fmt="%d"):
     out.write("};\n")
 
 
-def write_normalization(out):
-    """Tables for NFD/NFKD/NFC/NFKC (Hangul syllables are left to the code):
-    full decompositions of single code points, canonical combining classes,
-    and the primary composites (pairs that NFC recombines)."""
+def decompositions():
+    """Code points whose NFD or NFKD differ from themselves (Hangul syllables
+    and surrogates left out): (dec_cp, dec_off, dec_len, kdec_off, kdec_len,
+    pool), offsets and lengths into one pool of code points, length 0 =
+    unchanged."""
     dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool = [], [], [], [], [], []
     for cp in range(0x110000):
         if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
@@ -141,13 +142,23 @@ def write_normalization(out):
                 off.append(len(pool))
                 ln.append(len(s))
                 pool.extend(ord(x) for x in s)
-    ccc = []  # (first, last, class) runs of one nonzero class
+    return dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool
+
+
+def ccc_runs():
+    """(first, last, class) runs of one nonzero canonical combining class."""
+    ccc = []
     for cp in range(0x110000):
         k = unicodedata.combining(chr(cp))
         if k and ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == k:
             ccc[-1][1] = cp
         elif k:
             ccc.append([cp, cp, k])
+    return ccc
+
+
+def primary_composites():
+    """Sorted (a << 21 | b, composite) for the pairs that NFC recombines."""
     pairs = []
     for cp in range(0x110000):
         if 0xAC00 <= cp <= 0xD7A3:
@@ -159,25 +170,11 @@ def write_normalization(out):
         if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
             pairs.append((parts[0] << 21 | parts[1], cp))
     pairs.sort()
-    out.write("\n// Unicode normalization data: %d code points that decompose (full NFD and\n" % len(dec_cp))
-    out.write("// NFKD of each, into a pool of %d code points; length 0 = unchanged), %d runs\n" % (len(pool), len(ccc)))
-    out.write("// of one nonzero canonical combining class, %d primary composites.\n" % len(pairs))
-    out.write("int attn_unicode_ccc(uint32_t cp);\n")
-    out.write("int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);\n")
-    out.write("uint32_t attn_unicode_compose(uint32_t a, uint32_t b);\n\n")
-    _c_array(out, "uint32_t", "dec_cp", dec_cp, 12, "0x%X")
-    _c_array(out, "uint16_t", "dec_off", dec_off, 16)
-    _c_array(out, "uint8_t", "dec_len", dec_len, 32)
-    _c_array(out, "uint16_t", "kdec_off", kdec_off, 16)
-    _c_array(out, "uint8_t", "kdec_len", kdec_len, 32)
-    _c_array(out, "uint32_t", "dec_pool", pool, 12, "0x%X")
-    _c_array(out, "uint32_t", "ccc_first", [r[0] for r in ccc], 12, "0x%X")
-    _c_array(out, "uint32_t", "ccc_last", [r[1] for r in ccc], 12, "0x%X")
-    _c_array(out, "uint8_t", "ccc_class", [r[2] for r in ccc], 32)
-    _c_array(out, "uint64_t", "comp_key", [p[0] for p in pairs], 8, "0x%XULL")
-    _c_array(out, "uint32_t", "comp_cp", [p[1] for p in pairs], 12, "0x%X")
-    assert len(pool) < 65536
-    out.write("""
+    return pairs
+
+
+# The C lookups over the normalization tables.
+NORMALIZATION_C = """
 #define N_OF(a) ((int)(sizeof a / sizeof a[0]))
 
 int attn_unicode_ccc(uint32_t cp) {
@@ -218,7 +215,34 @@ uint32_t attn_unicode_compose(uint32_t a, uint32_t b) {
     }
     return 0;
 }
-""")
+"""
+
+
+def write_normalization(out):
+    """Tables for NFD/NFKD/NFC/NFKC (Hangul syllables are left to the code):
+    full decompositions of single code points, canonical combining classes,
+    and the primary composites (pairs that NFC recombines)."""
+    dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool = decompositions()
+    ccc, pairs = ccc_runs(), primary_composites()
+    out.write("\n// Unicode normalization data: %d code points that decompose (full NFD and\n" % len(dec_cp))
+    out.write("// NFKD of each, into a pool of %d code points; length 0 = unchanged), %d runs\n" % (len(pool), len(ccc)))
+    out.write("// of one nonzero canonical combining class, %d primary composites.\n" % len(pairs))
+    out.write("int attn_unicode_ccc(uint32_t cp);\n")
+    out.write("int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);\n")
+    out.write("uint32_t attn_unicode_compose(uint32_t a, uint32_t b);\n\n")
+    _c_array(out, "uint32_t", "dec_cp", dec_cp, 12, "0x%X")
+    _c_array(out, "uint16_t", "dec_off", dec_off, 16)
+    _c_array(out, "uint8_t", "dec_len", dec_len, 32)
+    _c_array(out, "uint16_t", "kdec_off", kdec_off, 16)
+    _c_array(out, "uint8_t", "kdec_len", kdec_len, 32)
+    _c_array(out, "uint32_t", "dec_pool", pool, 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_first", [r[0] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_last", [r[1] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint8_t", "ccc_class", [r[2] for r in ccc], 32)
+    _c_array(out, "uint64_t", "comp_key", [p[0] for p in pairs], 8, "0x%XULL")
+    _c_array(out, "uint32_t", "comp_cp", [p[1] for p in pairs], 12, "0x%X")
+    assert len(pool) < 65536
+    out.write(NORMALIZATION_C)
 
 
 def write_lowercase(out):
