@@ -300,10 +300,8 @@ static int close_all(const float *got, const double *ref, int n, double tol_abs,
     return 1;
 }
 
-static void test_norms(const attn_kernels *kp) {
+static void test_norms(const attn_kernels *kp, double *ref, float *out) {
     char name[96], why[256] = "";
-    double *ref = malloc(sizeof(double) * 1024);
-    float *out = malloc(sizeof(float) * 1024);
     int ok;
     // norms: sums of n squares (f32 error ~n*2^-24 worst case, 6e-5 at 1000;
     // typically far less): 1e-5 relative
@@ -335,13 +333,10 @@ static void test_norms(const attn_kernels *kp) {
     }
     snprintf(name, sizeof name, "%s rmsnorm, layernorm", kp->name);
     check(ok, name, "%s", why);
-    free(ref); free(out);
 }
 
-static void test_elementwise(const attn_kernels *kp) {
+static void test_elementwise(const attn_kernels *kp, double *ref, float *out) {
     char name[96], why[256] = "";
-    double *ref = malloc(sizeof(double) * 1024);
-    float *out = malloc(sizeof(float) * 1024);
     int ok;
     // elementwise: each value is a few ulp off (2^-24 = 6e-8): 1e-6 relative,
     // plus 1e-7 absolute where the function crosses zero
@@ -377,13 +372,10 @@ static void test_elementwise(const attn_kernels *kp) {
     }
     snprintf(name, sizeof name, "%s gelu_tanh, gelu_erf, swiglu, add, softmax", kp->name);
     check(ok, name, "%s", why);
-    free(ref); free(out);
 }
 
-static void test_rope(const attn_kernels *kp) {
+static void test_rope(const attn_kernels *kp, double *ref, float *out) {
     char name[96], why[256] = "";
-    double *ref = malloc(sizeof(double) * 1024);
-    float *out = malloc(sizeof(float) * 1024);
     int ok;
     // rope: rotate (a, b) by pos * freq; angles up to ~1000 rad in f32 lose
     // ~6e-5 absolute in the angle itself (pos * freq rounded): 1e-4 absolute
@@ -409,13 +401,10 @@ static void test_rope(const attn_kernels *kp) {
         }
     snprintf(name, sizeof name, "%s rope pairs, halves, partial rotation", kp->name);
     check(ok, name, "%s", why);
-    free(ref); free(out);
 }
 
-static void test_dequant_row(const attn_kernels *kp) {
+static void test_dequant_row(const attn_kernels *kp, float *out) {
     char name[96], why[256] = "";
-    double *ref = malloc(sizeof(double) * 1024);
-    float *out = malloc(sizeof(float) * 1024);
     int ok;
     // dequant_row: exact for every type
     ok = 1;
@@ -429,16 +418,18 @@ static void test_dequant_row(const attn_kernels *kp) {
         }
     snprintf(name, sizeof name, "%s dequant_row (exact)", kp->name);
     check(ok, name, "%s", why);
-    free(ref); free(out);
 }
 
 // Row operations (norms, activations, softmax, RoPE, dequantization) against
 // float64 references.
 static void test_rowops(const attn_kernels *kp) {
-    test_norms(kp);
-    test_elementwise(kp);
-    test_rope(kp);
-    test_dequant_row(kp);
+    double *ref = malloc(sizeof(double) * 1024); // float64 reference, kernel output
+    float *out = malloc(sizeof(float) * 1024);
+    test_norms(kp, ref, out);
+    test_elementwise(kp, ref, out);
+    test_rope(kp, ref, out);
+    test_dequant_row(kp, out);
+    free(ref); free(out);
 }
 
 // ---------------------------------------------------------------- pool
