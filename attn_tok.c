@@ -1198,6 +1198,16 @@ static int gpt2_encode(const attn_tokenizer *t, tok_work *w, const char *text, s
     return 0;
 }
 
+// The pre-tokenizer's pieces of text, each encoded by word.
+typedef int (*word_fn)(const attn_tokenizer *t, tok_work *w, const char *s, size_t len);
+static int each_piece(const attn_tokenizer *t, tok_work *w, const char *text, size_t len, word_fn word) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++) rc = word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
+}
+
 // ---------------------------------------------------------------- BPE on characters
 
 // One pre-token: its characters (a character that is no piece: its byte
@@ -1230,12 +1240,7 @@ static int bpe_char_word(const attn_tokenizer *t, tok_work *w, const char *s, si
 }
 
 static int bpe_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    pieces p = {0};
-    int rc = pre_pieces(t, text, len, w->first, &p);
-    for (size_t i = 0; !rc && i < p.n; i++)
-        rc = bpe_char_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
-    free(p.text.p), free(p.span);
-    return rc;
+    return each_piece(t, w, text, len, bpe_char_word);
 }
 
 // ---------------------------------------------------------------- WordPiece
@@ -1293,12 +1298,7 @@ static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, s
 }
 
 static int wordpiece_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    pieces p = {0};
-    int rc = pre_pieces(t, text, len, w->first, &p);
-    for (size_t i = 0; !rc && i < p.n; i++)
-        rc = wordpiece_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
-    free(p.text.p), free(p.span);
-    return rc;
+    return each_piece(t, w, text, len, wordpiece_word);
 }
 
 // ---------------------------------------------------------------- Unigram
@@ -1357,12 +1357,7 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
 }
 
 static int unigram_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    pieces p = {0};
-    int rc = pre_pieces(t, text, len, w->first, &p);
-    for (size_t i = 0; !rc && i < p.n; i++)
-        rc = unigram_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
-    free(p.text.p), free(p.span);
-    return rc;
+    return each_piece(t, w, text, len, unigram_word);
 }
 
 // ---------------------------------------------------------------- SentencePiece

@@ -145,12 +145,17 @@ def q8_0_bytes(a):
     return bytes(out)
 
 
-def f32_from_f16(b):
+def f32_unpack(b, size, code):
+    """Little-endian values of `size` bytes (struct code) -> array of float32, CHUNK at a time."""
     a = array("f")
-    for i in range(0, len(b) // 2, CHUNK):
-        part = b[2 * i:2 * (i + CHUNK)]
-        a.extend(struct.unpack("<%de" % (len(part) // 2), part))
+    for i in range(0, len(b) // size, CHUNK):
+        part = b[size * i:size * (i + CHUNK)]
+        a.extend(struct.unpack("<%d%s" % (len(part) // size, code), part))
     return a
+
+
+def f32_from_f16(b):
+    return f32_unpack(b, 2, "e")
 
 
 def f32_from_bf16(b):
@@ -161,11 +166,7 @@ def f32_from_bf16(b):
 
 
 def f32_from_f64(b):
-    a = array("f")
-    for i in range(0, len(b) // 8, CHUNK):
-        part = b[8 * i:8 * (i + CHUNK)]
-        a.extend(struct.unpack("<%dd" % (len(part) // 8), part))
-    return a
+    return f32_unpack(b, 8, "d")
 
 
 # source dtype -> (bytes per element, converter to float32 or None if not a float)

@@ -43,19 +43,11 @@ def main():
     out.write("// do not edit. %d runs above U+00FF.\n" % len(runs))
     out.write("#include <stdint.h>\n\n")
     out.write("int attn_unicode_class(uint32_t cp); // 0 other, 1 letter, 2 number, 3 whitespace\n\n")
-    out.write("static const uint8_t latin1[256] = {\n")
-    for i in range(0, 256, 32):
-        out.write("    " + ",".join(str(c) for c in classes[i:i + 32]) + ",\n")
-    out.write("};\n\n")
-    out.write("// Run k covers code points run_start[k] .. run_start[k+1]-1, class run_class[k].\n")
-    out.write("static const uint32_t run_start[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 10):
-        out.write("    " + ",".join("0x%X" % r[0] for r in runs[i:i + 10]) + ",\n")
-    out.write("};\n")
-    out.write("static const uint8_t run_class[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 40):
-        out.write("    " + ",".join(str(r[1]) for r in runs[i:i + 40]) + ",\n")
-    out.write("};\n\n")
+    _c_array(out, "uint8_t", "latin1", classes[:256], 32)
+    out.write("\n// Run k covers code points run_start[k] .. run_start[k+1]-1, class run_class[k].\n")
+    _c_array(out, "uint32_t", "run_start", [r[0] for r in runs], 10, "0x%X")
+    _c_array(out, "uint8_t", "run_class", [r[1] for r in runs], 40)
+    out.write("\n")
     out.write("""int attn_unicode_class(uint32_t cp) {
     if (cp < 256) return latin1[cp];
     if (cp > 0x10FFFF) return 0;
@@ -92,14 +84,9 @@ def write_categories(out):
         out.write("    " + ",".join(str(c) for c in cats[i:i + 32]) + ",\n")
     out.write("};\n\n")
     out.write("// Run k covers code points cat_start[k] .. cat_start[k+1]-1 (%d runs from U+0800).\n" % len(runs))
-    out.write("static const uint32_t cat_start[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 10):
-        out.write("    " + ",".join("0x%X" % r[0] for r in runs[i:i + 10]) + ",\n")
-    out.write("};\n")
-    out.write("static const uint8_t cat_run[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 32):
-        out.write("    " + ",".join(str(r[1]) for r in runs[i:i + 32]) + ",\n")
-    out.write("};\n\n")
+    _c_array(out, "uint32_t", "cat_start", [r[0] for r in runs], 10, "0x%X")
+    _c_array(out, "uint8_t", "cat_run", [r[1] for r in runs], 32)
+    out.write("\n")
     out.write("""int attn_unicode_cat(uint32_t cp) {
     if (cp < 0x800) return cat_low[cp];
     if (cp > 0x10FFFF) return %d; // Cn
