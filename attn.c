@@ -19,7 +19,8 @@
 //   rendering ......... attn_render.c heatmaps, colormaps, text, SVG, terminal, the logit-lens
 //                                     and diverging grid pictures
 //                       attn_font.c   the bitmap font's glyphs (attn_font.h)
-//   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings, mkdir -p
+//   writers ........... attn_write.c  atomic files, scratch files, .npy, JSON strings and numbers,
+//                                     mkdir -p
 //   built-in model .... attn_builtin.c
 //   CLI ............... attn.c (this file: main, shared helpers and option syntax, info, run)
 //                       attn_cmd_*.c (tokenize, maps, trace, compare, heads, explain, report,

@@ -548,11 +548,6 @@ void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
 // probs = softmax(logits / temp) of n logits, in double; returns the entropy
 // of probs in bits.
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs);
-// JSON: a number (printf format fmt, or %.8g) or null when it is NaN or
-// +-inf (JSON has neither); a scores object {"previous": .., "offset_k": ..}.
-void attn_json_num(FILE *fp, double v);
-void attn_json_numf(FILE *fp, const char *fmt, double v);
-void attn_json_scores(FILE *fp, const attn_head_scores *h);
 
 // Logit lens: the residual stream after every layer (and the embeddings),
 // through the final norm and unembedding. Capture with
@@ -750,6 +745,11 @@ int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims,
 int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd);
 // A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD).
 void attn_json_str(FILE *fp, const char *s);
+// JSON: a number (printf format fmt, or %.8g) or null when it is NaN or
+// +-inf (JSON has neither); a scores object {"previous": .., "offset_k": ..}.
+void attn_json_num(FILE *fp, double v);
+void attn_json_numf(FILE *fp, const char *fmt, double v);
+void attn_json_scores(FILE *fp, const attn_head_scores *h);
 // A string from a file made safe for a terminal or a table: \n \t \r
 // escaped as such, other C0 controls, DEL and bytes that are not well-formed
 // UTF-8 as \xNN, C1 controls as \uNNNN. Reads at most len bytes (stops at a

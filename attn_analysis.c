@@ -306,27 +306,6 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
     }
 }
 
-void attn_json_numf(FILE *fp, const char *fmt, double v) {
-    if (!isfinite(v)) fputs("null", fp); // JSON has no NaN or Infinity
-    else fprintf(fp, fmt, v);
-}
-
-void attn_json_num(FILE *fp, double v) { attn_json_numf(fp, "%.8g", v); }
-
-void attn_json_scores(FILE *fp, const attn_head_scores *h) {
-    fputc('{', fp);
-    for (int s = 0; s < ATTN_S_N; s++) {
-        fprintf(fp, "%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
-        attn_json_num(fp, h->s[s]);
-        if (s == ATTN_S_OFFSET) {
-            fputs(", \"offset_k\": ", fp);
-            if (h->offset_k) fprintf(fp, "%d", h->offset_k);
-            else fputs("null", fp);
-        }
-    }
-    fputc('}', fp);
-}
-
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs) {
     double mx = logits[0], sum = 0, h = 0;
     for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;

@@ -1,5 +1,6 @@
 // attn_write.c - section "writers" of attn (see attn.c for the table of
-// contents): atomic output files, scratch files, .npy, JSON strings, mkdir -p.
+// contents): atomic output files, scratch files, .npy, JSON strings and
+// numbers (NaN as null), mkdir -p.
 //
 // Atomicity: data goes to "<dir>/.<name>.tmp.<pid>.<random>", made with
 // O_EXCL (never opening or following what is there), and is renamed onto the
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <time.h>
 #include <sys/mman.h>
@@ -267,6 +269,27 @@ void attn_json_str(FILE *fp, const char *str) {
         s += n;
     }
     fputc('"', fp);
+}
+
+void attn_json_numf(FILE *fp, const char *fmt, double v) {
+    if (!isfinite(v)) fputs("null", fp); // JSON has no NaN or Infinity
+    else fprintf(fp, fmt, v);
+}
+
+void attn_json_num(FILE *fp, double v) { attn_json_numf(fp, "%.8g", v); }
+
+void attn_json_scores(FILE *fp, const attn_head_scores *h) {
+    fputc('{', fp);
+    for (int s = 0; s < ATTN_S_N; s++) {
+        fprintf(fp, "%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
+        attn_json_num(fp, h->s[s]);
+        if (s == ATTN_S_OFFSET) {
+            fputs(", \"offset_k\": ", fp);
+            if (h->offset_k) fprintf(fp, "%d", h->offset_k);
+            else fputs("null", fp);
+        }
+    }
+    fputc('}', fp);
 }
 
 void attn_escape(char *out, size_t cap, const char *str, size_t len) {
