@@ -472,6 +472,8 @@ typedef struct {
     double s[ATTN_S_N];  // NaN where undefined; s[ATTN_S_OFFSET] = offset_mass[offset_k]
     int offset_k;        // the k in 2..8 with the largest mean mass (0 if none defined)
     double offset_mass[ATTN_OFFSET_MAX + 1]; // [k] mean mass on key i-k; NaN if undefined
+    unsigned nonfinite;  // bit s set: s[s] is NaN because a row held NaN/Inf (printed "nan"),
+                         // not because no row defined it (printed "-")
 } attn_head_scores;
 
 // Streaming accumulator of one head's scores: feed attention rows as they
@@ -517,9 +519,10 @@ int attn_score_heads(const attn_model *m, attn_session *s, const int32_t *ids, i
                      attn_head_scores *out);
 
 // Mean and spread over many prompts (corpus mode), streaming (Welford):
-// NaN values are skipped, so each score's n counts the prompts where it was
-// defined. The offset is aggregated per k, and the best k picked from the means.
-typedef struct { long n; double mean, m2; } attn_stat;
+// undefined (NaN) values are skipped, so each score's n counts the prompts
+// where it was defined; one prompt whose score met non-finite attention makes
+// the mean NaN with its nonfinite bit set. The offset is aggregated per k, and the best k picked from the means.
+typedef struct { long n, bad; double mean, m2; } attn_stat; // bad: non-finite samples
 void attn_stat_add(attn_stat *st, double x);
 double attn_stat_sd(const attn_stat *st); // sample standard deviation (0 when n < 2)
 typedef struct {
@@ -590,7 +593,8 @@ typedef struct {
 // Bytes of one head's triangle, and the offset of row i in it.
 #define ATTN_TRI(T) ((size_t)(T) * ((T) + 1) / 2)
 #define ATTN_TRI_ROW(i) ((size_t)(i) * ((i) + 1) / 2)
-uint8_t attn_quant8(float p); // round(255 p), clamped to 0..255
+#define ATTN_Q8_NONFINITE 255
+uint8_t attn_quant8(float p); // round(254 p) clamped to 0..254; NaN/Inf: ATTN_Q8_NONFINITE
 int attn_report_write(const char *path, const attn_report *r);
 
 // (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys

@@ -89,10 +89,21 @@ static void pick_offset(attn_head_scores *h) {
 }
 
 void attn_score_acc_get(const attn_score_acc *a, attn_head_scores *out) {
-    for (int s = 0; s < ATTN_S_N; s++) out->s[s] = a->n[s] ? a->sum[s] / a->n[s] : NAN;
-    for (int k = 0; k <= ATTN_OFFSET_MAX; k++)
+    out->nonfinite = 0;
+    for (int s = 0; s < ATTN_S_N; s++) {
+        out->s[s] = a->n[s] ? a->sum[s] / a->n[s] : NAN;
+        if (a->n[s] && !isfinite(a->sum[s])) out->nonfinite |= 1u << s;
+    }
+    int off_bad = 0;
+    for (int k = 0; k <= ATTN_OFFSET_MAX; k++) {
         out->offset_mass[k] = a->off_n[k] ? a->off_sum[k] / a->off_n[k] : NAN;
+        off_bad |= a->off_n[k] && !isfinite(a->off_sum[k]);
+    }
     pick_offset(out);
+    if (off_bad) { // the best k cannot be chosen among NaN masses
+        out->s[ATTN_S_OFFSET] = NAN;
+        out->nonfinite |= 1u << ATTN_S_OFFSET;
+    }
 }
 
 void attn_head_scores_of(const float *p, const int32_t *ids, int T, attn_head_scores *out) {
@@ -160,7 +171,12 @@ int attn_score_heads(const attn_model *m, attn_session *s, const int32_t *ids, i
 
 // ---------------------------------------------------------------- corpus statistics
 
-void attn_stat_add(attn_stat *st, double x) {
+// x NaN: undefined (skipped); bad: x came from non-finite data (counted apart).
+static void stat_add(attn_stat *st, double x, int bad) {
+    if (bad) {
+        st->bad++;
+        return;
+    }
     if (isnan(x)) return;
     st->n++;
     double d = x - st->mean;
@@ -168,29 +184,42 @@ void attn_stat_add(attn_stat *st, double x) {
     st->m2 += d * (x - st->mean);
 }
 
+void attn_stat_add(attn_stat *st, double x) { stat_add(st, x, !isnan(x) && !isfinite(x)); }
+
 double attn_stat_sd(const attn_stat *st) {
     return st->n < 2 ? 0.0 : sqrt(st->m2 / (st->n - 1));
 }
 
 void attn_head_stats_add(attn_head_stats *a, const attn_head_scores *h) {
     for (int s = 0; s < ATTN_S_N; s++)
-        if (s != ATTN_S_OFFSET) attn_stat_add(&a->s[s], h->s[s]);
-    for (int k = ATTN_OFFSET_MIN; k <= ATTN_OFFSET_MAX; k++) attn_stat_add(&a->off[k], h->offset_mass[k]);
+        if (s != ATTN_S_OFFSET) stat_add(&a->s[s], h->s[s], h->nonfinite >> s & 1);
+    int off_bad = h->nonfinite >> ATTN_S_OFFSET & 1;
+    for (int k = ATTN_OFFSET_MIN; k <= ATTN_OFFSET_MAX; k++)
+        stat_add(&a->off[k], h->offset_mass[k], off_bad);
 }
 
 void attn_head_stats_get(const attn_head_stats *a, attn_head_scores *mean, attn_head_scores *sd,
                          long n[ATTN_S_N]) {
-    for (int k = 0; k <= ATTN_OFFSET_MAX; k++)
-        mean->offset_mass[k] = a->off[k].n ? a->off[k].mean : NAN;
-    for (int s = 0; s < ATTN_S_N; s++) mean->s[s] = a->s[s].n ? a->s[s].mean : NAN;
+    int off_bad = 0;
+    for (int k = 0; k <= ATTN_OFFSET_MAX; k++) {
+        mean->offset_mass[k] = a->off[k].n && !a->off[k].bad ? a->off[k].mean : NAN;
+        off_bad |= a->off[k].bad > 0;
+    }
+    mean->nonfinite = 0;
+    for (int s = 0; s < ATTN_S_N; s++) {
+        mean->s[s] = a->s[s].n && !a->s[s].bad ? a->s[s].mean : NAN;
+        if (a->s[s].bad) mean->nonfinite |= 1u << s;
+    }
     pick_offset(mean);
+    if (off_bad) mean->nonfinite |= 1u << ATTN_S_OFFSET;
     int k = mean->offset_k;
     if (sd) {
         for (int j = 0; j <= ATTN_OFFSET_MAX; j++)
-            sd->offset_mass[j] = a->off[j].n ? attn_stat_sd(&a->off[j]) : NAN;
-        for (int s = 0; s < ATTN_S_N; s++) sd->s[s] = a->s[s].n ? attn_stat_sd(&a->s[s]) : NAN;
+            sd->offset_mass[j] = a->off[j].n && !a->off[j].bad ? attn_stat_sd(&a->off[j]) : NAN;
+        for (int s = 0; s < ATTN_S_N; s++) sd->s[s] = a->s[s].n && !a->s[s].bad ? attn_stat_sd(&a->s[s]) : NAN;
         sd->offset_k = k;
         sd->s[ATTN_S_OFFSET] = k ? sd->offset_mass[k] : NAN;
+        sd->nonfinite = mean->nonfinite;
     }
     if (n) {
         for (int s = 0; s < ATTN_S_N; s++) n[s] = a->s[s].n;

@@ -32,7 +32,9 @@ static const char *HEADS_HELP =
     "                (positions back)\n"
     "  entropy_bits  mean entropy of the rows, in bits (every row; row 0 is 0)\n"
     "A score with no defined row is shown as \"-\" (null in JSON, empty in TSV),\n"
-    "never as 0: e.g. induction and duplicate on a prompt with no repeated token.\n\n"
+    "never as 0: e.g. induction and duplicate on a prompt with no repeated token.\n"
+    "A score whose rows held NaN or Inf attention (a broken model) is \"nan\"\n"
+    "(null in JSON).\n\n"
     "options\n"
     "  --seed S          seed of the random-init baseline and of the induction\n"
     "                    sequence (default 1234, printed)\n"
@@ -183,10 +185,12 @@ static void print_json(const heads_out *r, const int *order, int n_order) {
 
 // ---------------------------------------------------------------- TSV and table
 
-// A score as text: "-" (table) or "" (TSV) when undefined; offset as mass@k in the table.
+// A score as text: "nan" when its rows held non-finite attention, "-" (table)
+// or "" (TSV) when undefined; offset as mass@k in the table.
 static void fmt_score(char *b, size_t n, const attn_head_scores *h, int s, int table) {
     double v = h->s[s];
-    if (isnan(v)) snprintf(b, n, "%s", table ? "-" : "");
+    if (h->nonfinite >> s & 1) snprintf(b, n, "nan");
+    else if (isnan(v)) snprintf(b, n, "%s", table ? "-" : "");
     else if (s == ATTN_S_OFFSET && table) snprintf(b, n, "%.3f@%d", v, h->offset_k);
     else snprintf(b, n, table ? "%.3f" : "%.6g", v);
 }
@@ -254,6 +258,9 @@ static void print_preamble(const heads_out *r) {
            (unsigned long long)r->seed);
     printf("scores: attention mass on the target keys (0..1), mean over the rows where defined;\n"
            "offset as mass@k (key i-k, best k in 2..8); entropy in bits; - = no row where defined");
+    int bad = 0;
+    for (int i = 0; i < r->L * r->H; i++) bad |= r->model[i].nonfinite != 0 || r->rnd[i].nonfinite != 0;
+    if (bad) printf(";\nnan = the head's attention held NaN or Inf (stderr says where it first appeared)");
     if (r->sd) printf(";\nmodel = mean ± sample sd over the prompts where defined; rand, unif = means");
     printf("\n\n");
 }

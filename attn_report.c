@@ -1,7 +1,8 @@
 // attn_report.c - section "writers": the offline HTML report of one prompt.
 // One self-contained page: our own CSS and JavaScript inline, the data as a
 // JSON block (tokens, head scores, next-token candidates) and a base64 block
-// of the attention quantised to 8 bits (lower triangles only). The page
+// of the attention quantised to 8 bits (lower triangles only; 0..254 is
+// round(254 p), 255 marks a non-finite value, drawn magenta). The page
 // draws: a token view (hover a token: where each head of a layer looks, like
 // BertViz's head view), a layer x head grid of thumbnails coloured by head
 // type, the head score table (sortable), the top-k table per position.
@@ -12,8 +13,9 @@
 #include <string.h>
 
 uint8_t attn_quant8(float p) {
-    float v = p * 255.0f + 0.5f;
-    return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+    if (!isfinite(p)) return ATTN_Q8_NONFINITE;
+    float v = p * 254.0f + 0.5f;
+    return v <= 0 ? 0 : v >= 254 ? 254 : (uint8_t)v;
 }
 
 static const char CSS[] =
@@ -46,19 +48,21 @@ static const char BODY[] =
     "<p class=\"note\">Hover a token in the left column to see which earlier tokens each selected head of the layer "
     "attends to; hover one in the right column to see which tokens attend to it. Line opacity = square root "
     "of the attention probability (0..1), so thinly spread attention stays visible; probabilities under "
-    "1/510 (0 after 8-bit rounding) are not drawn.</p>\n"
+    "1/508 (0 after 8-bit rounding) are not drawn, nor non-finite ones.</p>\n"
     "<div class=\"controls\"><label>Layer <select id=\"layer\"></select></label><span id=\"heads\"></span>"
     "<button id=\"all\">all heads</button><button id=\"none\">no heads</button></div>\n"
     "<div id=\"view-wrap\"><svg id=\"view\" xmlns=\"http://www.w3.org/2000/svg\"></svg></div>\n"
     "<h2>Layer &times; head</h2>\n"
     "<p class=\"note\">Each thumbnail is a head's attention (row = query position, column = key position, "
     "darker = more probability, square root scale). Colour = head type: the score furthest above its uniform "
-    "baseline, if at least 0.3 above; otherwise &ldquo;mixed&rdquo;. Click a thumbnail to show it in the token "
+    "baseline, if at least 0.3 above; otherwise &ldquo;mixed&rdquo;. Magenta cells: NaN or Inf attention (a broken "
+    "model). Click a thumbnail to show it in the token "
     "view.</p>\n<div class=\"legend\" id=\"legend\"></div>\n<div id=\"grid\"></div>\n"
     "<h2>Head scores</h2>\n"
     "<p class=\"note\">Mean attention mass (0..1) on the target keys over the query rows where defined; "
     "offset = mass on key i&minus;k at the best k in 2..8; entropy in bits. Small grey numbers: random init of "
-    "the same architecture / uniform causal attention. &ndash; = no row where defined. Click a column to "
+    "the same architecture / uniform causal attention. &ndash; = no row where defined; nan = NaN or Inf "
+    "attention. Click a column to "
     "sort.</p>\n<div class=\"scroll\"><table id=\"scores\"></table></div>\n"
     "<h2>Next-token candidates per position</h2>\n"
     "<p class=\"note\">The model's most probable next tokens after each position (probability 0..1).</p>\n"
@@ -70,7 +74,7 @@ static const char JS[] =
     "var raw=atob(document.getElementById('attn-data').textContent.replace(/\\s+/g,''));\n"
     "var A=new Uint8Array(raw.length);for(var n=0;n<raw.length;n++)A[n]=raw.charCodeAt(n);\n"
     "var T=M.T,L=M.n_layer,H=M.n_head,TRI=T*(T+1)/2;\n"
-    "function att(l,h,i,j){return A[(l*H+h)*TRI+i*(i+1)/2+j]/255;}\n"
+    "function att(l,h,i,j){var b=A[(l*H+h)*TRI+i*(i+1)/2+j];return b===255?NaN:b/254;}\n"
     "var NAMES=M.score_names,TYPES=['previous','first','self','induction','duplicate','offset'];\n"
     "var TCOL={previous:'#1f77b4',first:'#7f7f7f',self:'#2ca02c',induction:'#d62728',duplicate:'#e67e00',"
     "offset:'#9467bd',mixed:'#444444'};\n"
@@ -115,13 +119,14 @@ static const char JS[] =
     " var l=+layerSel.value,i=cur.i;(cur.side==='q'?left:right)[i].classList.add('on');\n"
     " for(var h=0;h<H;h++){if(!on[h])continue;\n"
     "  for(var t=0;t<T;t++){var q=cur.side==='q'?i:t,k=cur.side==='q'?t:i;if(k>q)continue;\n"
-    "   var p=att(l,h,q,k);if(p<=0)continue;\n"
+    "   var p=att(l,h,q,k);if(!(p>0))continue;\n"
     "   var ln=S('line',{x1:XL,y1:y(q),x2:XR,y2:y(k),stroke:hcol(h),'stroke-width':2,'stroke-opacity':Math.sqrt(p).toFixed(3)});\n"
     "   ln.appendChild(S('title',{},'layer '+l+' head '+h+': '+q+' \\u2192 '+k+'  '+p.toFixed(3)));gl.appendChild(ln);}}}\n"
     "layerSel.addEventListener('change',redraw);\n"
     // legend and grid
     "var leg=document.getElementById('legend');\n"
     "for(var ty in TCOL)leg.appendChild(E('span',{style:'background:'+TCOL[ty]},ty));\n"
+    "if(A.indexOf(255)>=0)leg.appendChild(E('span',{style:'background:#ff00ff'},'non-finite (NaN/inf)'));\n"
     "var grid=document.getElementById('grid'),N=Math.min(T,128);\n"
     "grid.style.gridTemplateColumns='max-content repeat('+H+',96px)';\n"
     "grid.appendChild(E('div'));for(var h=0;h<H;h++)grid.appendChild(E('div',{'class':'lab'},'head '+h));\n"
@@ -132,8 +137,8 @@ static const char JS[] =
     "  cv.style.borderColor=TCOL[ty];var ctx=cv.getContext('2d'),img=ctx.createImageData(N,N),d=img.data;\n"
     "  for(var r=0;r<N;r++)for(var c=0;c<N;c++){var i0=Math.floor(r*T/N),i1=Math.floor((r+1)*T/N),"
     "j0=Math.floor(c*T/N),j1=Math.floor((c+1)*T/N),m=-1;\n"
-    "   for(var i=i0;i<i1;i++)for(var j=j0;j<j1&&j<=i;j++){var p=att(l,h,i,j);if(p>m)m=p;}\n"
-    "   var o=(r*N+c)*4;if(m<0){d[o]=d[o+1]=d[o+2]=240;}else{var v=Math.sqrt(m);\n"
+    "   for(var i=i0;i<i1;i++)for(var j=j0;j<j1&&j<=i;j++){var p=att(l,h,i,j);if(p!==p)m=2;else if(p>m)m=p;}\n"
+    "   var o=(r*N+c)*4;if(m<0){d[o]=d[o+1]=d[o+2]=240;}else if(m>1){d[o]=255;d[o+1]=0;d[o+2]=255;}else{var v=Math.sqrt(m);\n"
     "   for(var z=0;z<3;z++)d[o+z]=Math.round(255+(col[z]-255)*v);}d[o+3]=255;}\n"
     "  ctx.putImageData(img,0,0);fig.appendChild(cv);\n"
     "  var s=TYPES.indexOf(ty);fig.appendChild(E('figcaption',{},ty+(s>=0?' '+fmt(M.scores[x][s],2):'')));\n"
@@ -144,7 +149,7 @@ static const char JS[] =
     // score table
     "var tab=document.getElementById('scores'),cols=['layer','head','type'].concat(NAMES),sortc=-1,sortd=1;\n"
     "function cell(x,s){var v=M.scores[x][s],td=E('td');\n"
-    " var t=fmt(v,s===6?2:3);if(s===5&&v!==null)t+=' @'+M.offset_k[x];td.appendChild(document.createTextNode(t));\n"
+    " var t=M.nonfinite[x]>>s&1?'nan':fmt(v,s===6?2:3);if(s===5&&v!==null)t+=' @'+M.offset_k[x];td.appendChild(document.createTextNode(t));\n"
     " var b=M.baseline?M.baseline[x][s]:null;td.appendChild(E('br'));\n"
     " td.appendChild(E('small',{},fmt(b,s===6?2:3)+' / '+fmt(M.uniform[s],s===6?2:3)));return td;}\n"
     "function table(){tab.textContent='';var tr=E('tr');\n"
@@ -162,7 +167,7 @@ static const char JS[] =
     "var tk=document.getElementById('topk'),hr=E('tr');['position','token'].forEach(function(c){hr.appendChild(E('th',{},c));});\n"
     "for(var r=1;r<=M.k;r++)hr.appendChild(E('th',{},'#'+r));tk.appendChild(hr);\n"
     "for(var i=0;i<T;i++){var tr=E('tr');tr.appendChild(E('td',{},i));tr.appendChild(E('td',{'class':'t'},M.tokens[i]));\n"
-    " M.top[i].forEach(function(c){var td=E('td',{'class':'t'},c[1]+' ');td.appendChild(E('small',{},c[2].toFixed(3)));"
+    " M.top[i].forEach(function(c){var td=E('td',{'class':'t'},c[1]+' ');td.appendChild(E('small',{},c[2]===null?'nan':c[2].toFixed(3)));"
     "td.title='id '+c[0];tr.appendChild(td);});tk.appendChild(tr);}\n"
     "})();\n";
 
@@ -211,6 +216,8 @@ static int write_meta(FILE *out, const attn_report *r) {
     json_score_rows(fp, r->scores, LH);
     fputs(",\"offset_k\":[", fp);
     for (int x = 0; x < LH; x++) fprintf(fp, "%s%d", x ? "," : "", r->scores[x].offset_k);
+    fputs("],\"nonfinite\":[", fp); // bit s: score s met NaN/inf attention
+    for (int x = 0; x < LH; x++) fprintf(fp, "%s%u", x ? "," : "", r->scores[x].nonfinite);
     fputs("],\"baseline\":", fp);
     if (r->baseline) json_score_rows(fp, r->baseline, LH);
     else fputs("null", fp);

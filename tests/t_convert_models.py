@@ -249,8 +249,15 @@ def main():
     def dtypes():
         errs = []
         m = R.make_llama(seed=8, dim=64, n_heads=2, max_seq_len=8, hidden_dim=96, vocab_size=50)
-        with torch.no_grad():
-            m.layers[0].attention.wq.weight[0, :4] = torch.tensor([1e5, -7e4, 3e-8, 0.0])  # f16 overflow, subnormal
+        with torch.no_grad():  # a value that overflows f16 (torch's .half() makes it inf): refused, named
+            m.layers[0].attention.wq.weight[0, :4] = torch.tensor([1e5, -7e4, 3e-8, 0.0])
+        R.save_llama_bin(m, T("d.bin"), 1)
+        r = convert(T("d.bin"), "-o", T("big.gguf"), "--dtype", "f16", rc=None)
+        if r.returncode != 2 or "blk.0.attn_q.weight" not in r.stderr or os.path.exists(T("big.gguf")):
+            errs.append("f16 overflow: want exit 2 naming blk.0.attn_q.weight, got %d %r"
+                        % (r.returncode, r.stderr[-200:]))
+        with torch.no_grad():  # f16's largest finite values and a subnormal that rounds to 0
+            m.layers[0].attention.wq.weight[0, :4] = torch.tensor([6.5e4, -65519.0, 3e-8, 0.0])
         R.save_llama_bin(m, T("d.bin"), 1)
         want = llama_expect(m)
         for dtype, gt, conv in (("f16", 1, lambda w: w.half().float()), ("bf16", 30, lambda w: w.bfloat16().float())):
@@ -281,7 +288,7 @@ def main():
         _, _, raw = read_gguf(T("e.gguf"))
         if raw["blk.0.attn_q.weight"][0] != 1 or raw["blk.0.ffn_down.weight"][0] != 8 or "F16" not in r.stderr:
             errs.append("40-column matrices should fall back to F16 with a warning (64 columns stay Q8_0)")
-        result("convert --dtype f16/bf16 (= torch's rounding, overflow to inf), q8_0 (= export.py quantize_q80 "
+        result("convert --dtype f16/bf16 (= torch's rounding; overflow to inf refused), q8_0 (= export.py quantize_q80 "
                "with groups of 32), 1-D stays F32, F16 fallback", errs)
 
     for c in cases:

@@ -174,6 +174,38 @@ def strict_json(text):
     return json.loads(text, parse_constant=no)
 
 
+
+def report_nonfinite(p):
+    """attn report on the NaN model: layer 0 head 0's attention stored as the
+    non-finite byte (255) and nothing else; in Chromium its thumbnail, and only
+    it, is magenta and the legend names it."""
+    import base64
+    import re
+    page = path("nanreport.html")
+    r = run([ATTN, "report", "-m", p, "--ids", "1,2,3", "-o", page])
+    if r.returncode != 0 or not os.path.isfile(page):
+        return ["report on a NaN model: exit %d %r" % (r.returncode, r.stderr[-200:])]
+    html = open(page, encoding="utf-8").read()
+    meta = json.loads(re.search(r'<script[^>]*id="meta"[^>]*>(.*?)</script>', html, re.S).group(1))
+    data = base64.b64decode(re.sub(r"\s+", "", re.search(r'id="attn-data"[^>]*>(.*?)</script>', html, re.S).group(1)))
+    L, H, T = meta["n_layer"], meta["n_head"], meta["T"]
+    tri = T * (T + 1) // 2
+    heads = [data[x * tri:(x + 1) * tri] for x in range(L * H)]
+    errs = []
+    if set(heads[0]) != {255} or any(255 in h for h in heads[1:H]):
+        errs.append("report data: head 0.0 should be all non-finite (255), layer 0's others finite: %r"
+                    % [bytes(h) for h in heads[:H]])
+    node, mods = shutil.which("node"), os.path.join(ROOT, "tests", "node_modules", "puppeteer-core")
+    if node and os.path.isdir(mods) and os.path.exists(os.environ.get("CHROMIUM", "/usr/bin/chromium")):
+        b = subprocess.run([node, os.path.join(ROOT, "tests", "t_report.js"), page, str(L), str(H), str(T)],
+                           env=dict(os.environ, ATTN_NONFINITE_HEAD="0"), capture_output=True, text=True,
+                           timeout=120)
+        if b.returncode != 0 or "PASS report_nonfinite_magenta" not in b.stdout:
+            errs.append("report in Chromium: %s" % (b.stdout + b.stderr).strip()[-400:])
+    else:
+        print("SKIP report_nonfinite_browser: node, tests/node_modules/puppeteer-core or chromium missing")
+    return errs
+
 def nan_weight(k, t):
     t = [list(x) for x in t]
     for x in t:
@@ -235,9 +267,17 @@ def test_nonfinite():
         strict_json(r.stdout.decode())
     except ValueError as e:
         errs.append("heads --format json: %s" % e)
+    # the head whose queries are NaN: its scores print nan, not the undefined mark
+    for fmt, sep in (("table", None), ("tsv", "\t")):
+        r = run([ATTN, "heads", "-m", p, "--ids", "1,2,3,1,2,3", "--layers", "0", "--heads", "0", "--wide",
+                 "--format", fmt])
+        rows = [l.split(sep) for l in r.stdout.decode().splitlines() if l.split(sep)[:2] == ["0", "0"]]
+        if len(rows) != 1 or "nan" not in rows[0]:
+            errs.append("heads %s: head 0.0 (NaN attention) not printed as nan: %r" % (fmt, r.stdout[-300:]))
     r = run([ATTN, "maps", "-m", p, "--ids", "1,2,3", "--term", "--layers", "0", "--heads", "0"])
     if b"48;2;255;0;255m" not in r.stdout or b"non-finite" not in r.stdout:
         errs.append("maps --term: no magenta cells or no legend for them")
+    errs += report_nonfinite(p)
     r = run([ATTN, "maps", "-m", p, "--ids", "1,2,3", "-o", path("nanmaps"), "--no-grid"])
     pngs = [f for f in os.listdir(path("nanmaps"))] if os.path.isdir(path("nanmaps")) else []
     if r.returncode != 0 or not pngs:
@@ -418,12 +458,24 @@ def test_converter_bombs():
     r = run([PY, CONVERT, d, "-o", path("eps.gguf")], timeout=120)
     if one_line(r) or os.path.exists(path("eps.gguf")):
         errs.append("epsilon 1e-300: %s" % (one_line(r) or "written"))
-    # a weight that overflows f16 becomes inf as torch's .half() makes it
-    # (tests/t_convert_models.py wants that); convert.py names the tensor
+    # a weight that overflows f16 would become inf: refused with the tensor's name, nothing written
     d = hf_folder("big", values={"h.0.mlp.c_fc.weight": 1e6})
     r = run([PY, CONVERT, d, "--dtype", "f16", "-o", path("big.gguf")], timeout=120)
-    if r.returncode != 0 or b"blk.0.ffn_up.weight" not in r.stderr or b"becomes inf" not in r.stderr:
-        errs.append("1e6 into f16: exit %d %r" % (r.returncode, r.stderr[-200:]))
+    if one_line(r) or b"blk.0.ffn_up.weight" not in r.stderr or b"becomes inf" not in r.stderr or \
+            os.path.exists(path("big.gguf")) or [f for f in os.listdir(path()) if f.startswith(".big.gguf")]:
+        errs.append("1e6 into f16: %s %r" % (one_line(r) or "exit %d" % r.returncode, r.stderr[-200:]))
+    # fuzzing finding #36: a 9 KB legacy pickle whose memo index asks CPython's
+    # unpickler for 1.4 GB; refused after reading its opcodes, in CPU time
+    # (user + system, not wall: the machine may be loaded)
+    import resource
+    bomb = os.path.join(ROOT, "tests", "fuzz", "regressions", "convert", "legacy-pickle-huge-memo-index",
+                        "nanogpt_legacy.pt")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = run([PY, CONVERT, bomb, "-o", path("memo.gguf")], timeout=300)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if one_line(r) or b"memo index" not in r.stderr or cpu > 3:
+        errs.append("legacy pickle with memo index 174417761: %s, %.1f CPU s" % (one_line(r) or r.stderr[-120:], cpu))
     try:
         import torch
     except ImportError:
@@ -439,8 +491,8 @@ def test_converter_bombs():
                 timeout=120)
         if one_line(r) or b"transformer.wte.weight" not in r.stderr:
             errs.append("stride-0 tensor of 2^40 values: %s %r" % (one_line(r), r and r.stderr[-200:]))
-    result("converter bombs: stride 0 over one element and epsilon 1e-300 refused with the name, f16 overflow "
-           "named", errs)
+    result("converter bombs: stride 0 over one element, epsilon 1e-300, a weight overflowing f16 and a pickle's "
+           "huge memo index refused with the name, in bounded time", errs)
 
 
 # ---------------------------------------------------------------- terminal output

@@ -3,6 +3,9 @@
 // error, no request other than the file itself, the grid/tables are filled,
 // hovering a token draws lines and hovering another token changes them.
 // usage: node tests/t_report.js REPORT.html L H T [SCREENSHOT.png]
+// With ATTN_NONFINITE_HEAD=X (layer * H + head) it checks instead that
+// thumbnail X, and only it, has magenta (non-finite) cells and the legend
+// names them.
 // Run by tests/t_report.py, which builds the page; prints PASS/FAIL lines.
 'use strict';
 const path = require('path');
@@ -42,6 +45,20 @@ function check(ok, name, why) {
     check(counts.canvases === L * H && counts.scoreRows === L * H + 1 && counts.topRows === +T + 1 &&
           counts.tokens === 2 * T, 'report_filled', JSON.stringify(counts));
 
+    const bad = process.env.ATTN_NONFINITE_HEAD;
+    if (bad !== undefined) {
+      const r = await page.evaluate(() => ({
+        magenta: Array.from(document.querySelectorAll('#grid canvas')).map(cv => {
+          const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+          for (let o = 0; o < d.length; o += 4) if (d[o] === 255 && d[o + 1] === 0 && d[o + 2] === 255) return 1;
+          return 0;
+        }),
+        legend: document.getElementById('legend').textContent,
+      }));
+      const want = r.magenta.map((_, x) => (x === +bad ? 1 : 0)).join('');
+      check(r.magenta.join('') === want && r.legend.includes('non-finite'), 'report_nonfinite_magenta',
+            `magenta thumbnails ${r.magenta.join('')}, want ${want}; legend "${r.legend}"`);
+    }
     const lines = () => page.evaluate(() => Array.from(document.querySelectorAll('#lines line'))
       .map(l => [l.getAttribute('y1'), l.getAttribute('y2'), l.getAttribute('stroke'),
                  l.getAttribute('stroke-opacity')].join(',')).join(';'));

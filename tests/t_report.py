@@ -68,10 +68,10 @@ if size > 0:
             base = (l * H + h) * tri
             for i in range(P):
                 row = data[base + i * (i + 1) // 2: base + i * (i + 1) // 2 + i + 1]
-                worst = max(worst, float((torch.tensor(list(row), dtype=torch.float64) / 255 - ref[l][h][i][:i + 1])
+                worst = max(worst, float((torch.tensor(list(row), dtype=torch.float64) / 254 - ref[l][h][i][:i + 1])
                                          .abs().max()))
-    check(len(data) == L * H * tri and worst <= 0.5 / 255 + 1e-5 and meta["ids"] == id_list and meta["T"] == P,
-          "report_attention_vs_torch", "%d bytes, worst |q/255 - p| = %.6f" % (len(data), worst))
+    check(len(data) == L * H * tri and worst <= 0.5 / 254 + 1e-5 and meta["ids"] == id_list and meta["T"] == P,
+          "report_attention_vs_torch", "%d bytes, worst |q/254 - p| = %.6f" % (len(data), worst))
 
 r = attn("report", "-m", gguf, "--ids", "1,2,3")
 check(r.returncode == 2 and r.stderr.startswith("attn: "), "report_needs_out", "exit %d" % r.returncode)

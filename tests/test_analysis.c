@@ -163,7 +163,7 @@ static void test_corpus_stats(void) {
     memset(&st, 0, sizeof st);
     double vals[4] = {0.2, 0.4, NAN, 0.9};
     for (int i = 0; i < 4; i++) {
-        attn_head_scores x;
+        attn_head_scores x = {.nonfinite = 0};
         for (int s = 0; s < ATTN_S_N; s++) x.s[s] = vals[i];
         for (int k = 0; k <= ATTN_OFFSET_MAX; k++) x.offset_mass[k] = k == 4 ? vals[i] : 0.1;
         attn_head_stats_add(&st, &x);
@@ -177,6 +177,16 @@ static void test_corpus_stats(void) {
               n[ATTN_S_OFFSET] == 3,
           "corpus_stats", "mean %g sd %g n %ld k %d", mean.s[ATTN_S_PREVIOUS], sd.s[ATTN_S_PREVIOUS],
           n[ATTN_S_PREVIOUS], mean.offset_k);
+    // one prompt whose `self` met non-finite attention: that mean is NaN and
+    // marked non-finite (printed "nan"), the other scores are unaffected
+    attn_head_scores badp = {.nonfinite = 1u << ATTN_S_SELF};
+    for (int s = 0; s < ATTN_S_N; s++) badp.s[s] = s == ATTN_S_SELF ? NAN : 0.5;
+    for (int k = 0; k <= ATTN_OFFSET_MAX; k++) badp.offset_mass[k] = k == 4 ? 0.5 : 0.1;
+    attn_head_stats_add(&st, &badp);
+    attn_head_stats_get(&st, &mean, &sd, n);
+    check(isnan(mean.s[ATTN_S_SELF]) && mean.nonfinite == 1u << ATTN_S_SELF && !isnan(mean.s[ATTN_S_PREVIOUS]),
+          "corpus_stats_nonfinite", "self %g nonfinite %#x previous %g", mean.s[ATTN_S_SELF], mean.nonfinite,
+          mean.s[ATTN_S_PREVIOUS]);
 }
 
 // Induction test sequence: BOS, len distinct ids (no BOS/EOS), repeated.
@@ -222,7 +232,7 @@ static void test_report(void) {
     fake.cfg.n_head = 1;
     snprintf(fake.name, sizeof fake.name, "</script><b>m&");
     char *labs[2] = {"</script><script>alert(1)</script>", "b"};
-    uint8_t tri[3] = {255, 128, 127};
+    uint8_t tri[3] = {254, 128, 127};
     attn_head_scores hsc[1];
     attn_head_scores_uniform(repeated, 2, &hsc[0]);
     int32_t rid[2] = {5, 6}, top[2] = {1, 2};

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import re
 import signal
 import stat
@@ -263,16 +264,17 @@ def pad_to(n, align=ALIGN):
     return (align - n % align) % align
 
 
-# Largest finite value of each 2-D weight type (Q8_0 keeps its scale in f16:
-# max|x| / 127 must fit).
-TYPE_MAX = {GGML_F32: 3.4028234663852886e38, GGML_F16: 65504.0, GGML_BF16: 3.3895313892515355e38,
-            GGML_Q8_0: 65504.0 * 127}
+# The smallest magnitude that rounds to inf in each 2-D weight type (round to
+# nearest even: f16's largest finite is 65504 and 65520 is the half-way point
+# to the next step; bf16 likewise; Q8_0 keeps its scale max|x| / 127 in f16).
+TYPE_INF = {GGML_F32: math.inf, GGML_F16: 65520.0, GGML_BF16: 3.3895313892515355e38 + 2.0 ** 119,
+            GGML_Q8_0: 65520.0 * 127}
 
 
 def check_values(t, a):
-    """Warns (naming the tensor) about NaN/Inf values and about finite values
-    that become inf in the target type (as torch's .half() makes them; attn
-    then reports where they reach the activations)."""
+    """Warns (naming the tensor) about NaN/Inf values, which attn reports where
+    they reach the activations; refuses finite values that would become inf in
+    the target type (torch's .half() would make them inf: a broken model)."""
     if not a:
         return
     if not math.isfinite(sum(a)):  # a NaN or +-inf anywhere makes the sum non-finite
@@ -283,9 +285,9 @@ def check_values(t, a):
     if t.gtype == GGML_F32:  # finite float32 values stay as they are
         return
     big = max(max(a), -min(a))
-    if big > TYPE_MAX[t.gtype]:
-        warn("tensor '%s': value %g becomes inf in %s (largest %g)" % (t.name, big, GGML_NAMES[t.gtype],
-                                                                       TYPE_MAX[t.gtype]))
+    if big >= TYPE_INF[t.gtype]:
+        fail(t.name, "value %g becomes inf in %s (from %g on); convert with --dtype bf16 or f32"
+             % (big, GGML_NAMES[t.gtype], TYPE_INF[t.gtype]))
 
 
 class output_file:
@@ -586,12 +588,27 @@ PICKLE_WHITELIST = {
 }
 
 
+def check_memo(f):
+    """Reads one pickle's opcodes (to its STOP) and refuses a memo index larger
+    than the number of opcodes before it: CPython's unpickler grows its memo
+    array to the index, so a 9 KB file asking for index 174,417,761 made it
+    allocate 1.4 GB and spend seconds (fuzzing finding #36). A real pickle
+    numbers its memo entries 0, 1, 2, ... as it goes."""
+    for n, (op, arg, _) in enumerate(pickletools.genops(f)):
+        if op.name in MEMO_OPS and isinstance(arg, int) and arg > n:
+            raise pickle.UnpicklingError("memo index %d after %d opcodes" % (arg, n))
+
+
+MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Restricted unpickler: whitelisted constructors build plain data; any
     other global becomes Inert; storages come from load_storage (or none)."""
 
     def __init__(self, f, load_storage=None, allow_globals=True):
         super().__init__(f, encoding="utf-8")
+        self.f = f
         self.load_storage = load_storage
         self.allow_globals = allow_globals
 
@@ -603,6 +620,9 @@ class SafeUnpickler(pickle.Unpickler):
         return PICKLE_WHITELIST.get((module, name), Inert)
 
     def load(self):
+        pos = self.f.tell()
+        check_memo(self.f)
+        self.f.seek(pos)
         # CPython reports a huge BYTEARRAY8 that failed to allocate with a second
         # SystemError through sys.excepthook; errors must stay one line
         hook = sys.excepthook
