@@ -35,6 +35,16 @@ int attn_err(int code, const char *fmt, ...)
 #endif
     ;
 
+// ---------------------------------------------------------------- UTF-8
+// attn_utf8.c. Decode: the length (1-4) of the well-formed character at
+// s[0..n) (n >= 1) with its code point in *cp, or -1 if s[0] starts none
+// (an overlong form, a surrogate, beyond U+10FFFF, a stray or missing
+// continuation byte); then *cp = U+FFFD. A NUL-terminated string may pass
+// strnlen(s, 4): NUL is never a continuation byte.
+int attn_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
+// Encode code point cp (at most U+10FFFF) as 1-4 bytes at out; returns how many.
+int attn_utf8_encode(char *out, uint32_t cp);
+
 // ---------------------------------------------------------------- GGUF v3
 // Value types as in the GGUF spec.
 enum {
@@ -542,11 +552,6 @@ void attn_top_k(const float *x, int n, int k, int32_t *id, float *val);
 // probs = softmax(logits / temp) of n logits, in double; returns the entropy
 // of probs in bits.
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs);
-// JSON: a number (printf format fmt, or %.8g) or null when it is NaN or
-// +-inf (JSON has neither); a scores object {"previous": .., "offset_k": ..}.
-void attn_json_num(FILE *fp, double v);
-void attn_json_numf(FILE *fp, const char *fmt, double v);
-void attn_json_scores(FILE *fp, const attn_head_scores *h);
 
 // Logit lens: the residual stream after every layer (and the embeddings),
 // through the final norm and unembedding. Capture with
@@ -592,6 +597,13 @@ typedef struct {
 #define ATTN_Q8_NONFINITE 255
 uint8_t attn_quant8(float p); // round(254 p) clamped to 0..254; NaN/Inf: ATTN_Q8_NONFINITE
 int attn_report_write(const char *path, const attn_report *r);
+
+// (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
+// left, query 0 (nothing left) removed. Rows with no mass left stay zero.
+// out may be p (the (T-1, T-1) result then starts where p did).
+void attn_drop_first(const float *p, int T, float *out);
+// Jensen-Shannon divergence in bits between two distributions of n values.
+double attn_jsd_bits(const float *a, const float *b, int n);
 
 // ---------------------------------------------------------------- rendering
 // Pictures of attention. A figure is a grid of square (T, T) panels (row =
@@ -653,12 +665,6 @@ void attn_colormap_div(float t, uint8_t rgb[3]);
 // The colour position (t in [0, 1]) of attention v under a scale; row_max is
 // the largest value of v's row (used by ATTN_SCALE_ROW).
 float attn_scale_t(attn_scale s, float v, float row_max);
-// (T, T) -> (T-1, T-1): key 0 removed, every row renormalised over the keys
-// left, query 0 (nothing left) removed. Rows with no mass left stay zero.
-// out may be p (the (T-1, T-1) result then starts where p did).
-void attn_drop_first(const float *p, int T, float *out);
-// Jensen-Shannon divergence in bits between two distributions of n values.
-double attn_jsd_bits(const float *a, const float *b, int n);
 
 int attn_render_image(const attn_figure *f, attn_image *out);
 void attn_image_free(attn_image *im);
@@ -676,7 +682,7 @@ int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rg
 int attn_text_width(const char *s, int scale);
 
 // ---------------------------------------------------------------- analysis pictures
-// The logit lens as a heatmap (attn_analysis.c): one row per lens row (the
+// The logit lens as a heatmap (attn_render.c): one row per lens row (the
 // embeddings at the bottom, the last layer at the top), one column per
 // position; colour = final_prob on the sequential colormap, fixed 0..1; each
 // cell shows its top token when wide enough; input tokens (tok labels ids)
@@ -744,6 +750,11 @@ int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims,
 int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd);
 // A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD).
 void attn_json_str(FILE *fp, const char *s);
+// JSON: a number (printf format fmt, or %.8g) or null when it is NaN or
+// +-inf (JSON has neither); a scores object {"previous": .., "offset_k": ..}.
+void attn_json_num(FILE *fp, double v);
+void attn_json_numf(FILE *fp, const char *fmt, double v);
+void attn_json_scores(FILE *fp, const attn_head_scores *h);
 // A string from a file made safe for a terminal or a table: \n \t \r
 // escaped as such, other C0 controls, DEL and bytes that are not well-formed
 // UTF-8 as \xNN, C1 controls as \uNNNN. Reads at most len bytes (stops at a

@@ -1,8 +1,8 @@
 // attn_analysis.c - section "analysis": head-type scores of attention rows
 // (previous, first, self, induction, duplicate, fixed offset, entropy), the
 // uniform causal baseline, the per-model capture accumulator, corpus
-// statistics (Welford), the induction test sequence and its loss, and the
-// logit lens. Definitions are in attn.h and the README ("What the numbers
+// statistics (Welford), the induction test sequence and its loss, the
+// logit lens, --drop-first and the Jensen-Shannon divergence. Definitions are in attn.h and the README ("What the numbers
 // mean"; the stages: "How it fits together").
 #include "attn.h"
 #include <stdio.h>
@@ -335,27 +335,6 @@ void attn_lens_on_resid(void *ctx, int layer, int q0, int nq, const float *x) {
     }
 }
 
-void attn_json_numf(FILE *fp, const char *fmt, double v) {
-    if (!isfinite(v)) fputs("null", fp); // JSON has no NaN or Infinity
-    else fprintf(fp, fmt, v);
-}
-
-void attn_json_num(FILE *fp, double v) { attn_json_numf(fp, "%.8g", v); }
-
-void attn_json_scores(FILE *fp, const attn_head_scores *h) {
-    fputc('{', fp);
-    for (int s = 0; s < ATTN_S_N; s++) {
-        fprintf(fp, "%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
-        attn_json_num(fp, h->s[s]);
-        if (s == ATTN_S_OFFSET) {
-            fputs(", \"offset_k\": ", fp);
-            if (h->offset_k) fprintf(fp, "%d", h->offset_k);
-            else fputs("null", fp);
-        }
-    }
-    fputc('}', fp);
-}
-
 double attn_softmax_bits(const float *logits, int n, double temp, double *probs) {
     double mx = logits[0], sum = 0, h = 0;
     for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
@@ -421,139 +400,24 @@ int attn_lens_compute(attn_lens *l, const attn_session *s, attn_pool *pool) {
     return j.failed ? attn_err(ATTN_EFAIL, "logit lens: out of memory") : 0;
 }
 
-// ---------------------------------------------------------------- lens picture
-
-#define LENS_M 16      // margin, pixels
-#define LENS_BAR 16    // colorbar width
-#define LENS_LAB 14    // code points at most in an axis label
-#define LENS_TXT 11    // text box height of the font
-
-static void rect(attn_image *im, int x, int y, int w, int h, const uint8_t c[3]) {
-    for (int j = y > 0 ? y : 0; j < y + h && j < im->h; j++)
-        for (int i = x > 0 ? x : 0; i < x + w && i < im->w; i++) memcpy(im->rgb + 3 * ((size_t)j * im->w + i), c, 3);
+// ---------------------------------------------------------------- comparing distributions
+// --drop-first: rows renormalized without key 0; JSD for `compare`.
+void attn_drop_first(const float *p, int T, float *out) {
+    int n = T - 1;
+    for (int q = 1; q < T; q++) {
+        const float *row = p + (size_t)q * T;
+        double s = 0;
+        for (int k = 1; k < T; k++) s += row[k];
+        for (int k = 1; k < T; k++) out[(size_t)(q - 1) * n + (k - 1)] = s > 0 ? (float)(row[k] / s) : 0;
+    }
 }
 
-// s cut (at code points) to at most max code points and maxw pixels, into out.
-static void fit_label(const char *s, int max, int maxw, char *out, size_t n) {
-    size_t len = 0;
-    int cps = 0;
-    for (const char *p = s; *p && cps < max && len + 5 < n;) {
-        size_t c = 1;
-        while ((p[c] & 0xC0) == 0x80) c++;
-        memcpy(out + len, p, c);
-        out[len + c] = 0;
-        if (attn_text_width(out, 1) > maxw) break;
-        len += c;
-        p += c;
-        cps++;
+double attn_jsd_bits(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) {
+        double x = a[i], y = b[i], m = 0.5 * (x + y);
+        if (x > 0) d += 0.5 * x * log2(x / m);
+        if (y > 0) d += 0.5 * y * log2(y / m);
     }
-    out[len] = 0;
-}
-
-int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t *ids, const char *title,
-                    attn_image *out) {
-    int R = l->n_layer + 1, T = l->T, k = l->k;
-    char **in = NULL, **fin = NULL, **top = NULL;
-    int32_t *top1 = malloc((size_t)R * T * sizeof *top1);
-    if (!top1) return attn_err(ATTN_EFAIL, "lens picture: out of memory");
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) top1[(size_t)r * T + t] = l->top_id[((size_t)r * T + t) * k];
-    int rc = attn_token_labels(tok, ids, T, &in);
-    if (!rc) rc = attn_token_labels(tok, l->final_id, T, &fin);
-    if (!rc) rc = attn_token_labels(tok, top1, R * T, &top);
-    if (rc) goto done;
-    // cells wide enough for a short token where the picture allows (< 4000 px)
-    int cw = 3600 / T, ch = 18;
-    if (cw > 48) cw = 48;
-    if (cw < 2) cw = 2;
-    int text = cw >= 20;
-    int name_w = attn_text_width("emb", 1);
-    for (int r = 1; r < R; r++) {
-        char b[16];
-        snprintf(b, sizeof b, "L%d", r - 1);
-        if (attn_text_width(b, 1) > name_w) name_w = attn_text_width(b, 1);
-    }
-    int step = cw >= 12 ? 1 : (12 + cw - 1) / cw; // label every step-th column
-    int lab_h = 0;                                 // rotated labels: the longest, cut to LENS_LAB code points
-    char b[64];
-    for (int t = 0; t < T; t += step)
-        for (int s = 0; s < 2; s++) {
-            fit_label(s ? fin[t] : in[t], LENS_LAB, 1 << 20, b, sizeof b);
-            if (attn_text_width(b, 1) > lab_h) lab_h = attn_text_width(b, 1);
-        }
-    lab_h += 4;
-    const char *note = "row: residual stream after that layer (emb = embeddings) -> final norm -> unembedding;";
-    int bad = 0; // non-finite probabilities: magenta cells, said in the note
-    for (int i = 0; i < R * T; i++) bad |= !isfinite(l->final_prob[i]);
-    const char *note2 = bad ? "colour: probability of the token the model finally ranks first (above the columns), "
-                              "fixed 0..1, magenta = non-finite (NaN/inf); cell text: top token there"
-                            : "colour: probability of the token the model finally ranks first (above the columns), "
-                              "fixed 0..1; cell text: top token there";
-    int x0 = LENS_M + name_w + 6, y0 = LENS_M + 2 * LENS_TXT + 6 + 2 * (LENS_TXT + 2) + 6 + lab_h;
-    int gw = T * cw, gh = R * ch;
-    int w = x0 + gw + 12 + LENS_BAR + 6 + attn_text_width("0.75", 1) + LENS_M;
-    int nw = attn_text_width(note2, 1) + 2 * LENS_M, tw = attn_text_width(title ? title : "", 2) + 2 * LENS_M;
-    if (w < nw) w = nw;
-    if (w < tw) w = tw;
-    int h = y0 + gh + 6 + lab_h + LENS_M;
-    attn_image im = {0};
-    im.w = w;
-    im.h = h;
-    im.rgb = malloc((size_t)w * h * 3);
-    if (!im.rgb) {
-        rc = attn_err(ATTN_EFAIL, "lens picture: out of memory for %d x %d pixels", w, h);
-        goto done;
-    }
-    static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0}, grey[3] = {90, 90, 90};
-    memset(im.rgb, 255, (size_t)w * h * 3);
-    int y = LENS_M;
-    attn_draw_text(&im, LENS_M, y, title ? title : "logit lens", black, 2, 0);
-    y += 2 * LENS_TXT + 6;
-    attn_draw_text(&im, LENS_M, y, note, grey, 1, 0);
-    attn_draw_text(&im, LENS_M, y + LENS_TXT + 2, note2, grey, 1, 0);
-    for (int r = 0; r < R; r++) {
-        int yy = y0 + (R - 1 - r) * ch; // the embeddings at the bottom
-        if (r == 0) snprintf(b, sizeof b, "emb");
-        else snprintf(b, sizeof b, "L%d", r - 1);
-        attn_draw_text(&im, x0 - 6 - attn_text_width(b, 1), yy + (ch - LENS_TXT) / 2, b, black, 1, 0);
-        for (int t = 0; t < T; t++) {
-            float p = l->final_prob[(size_t)r * T + t];
-            uint8_t c[3];
-            attn_colormap(p, c);
-            rect(&im, x0 + t * cw, yy, cw, ch, c);
-            if (text) {
-                fit_label(top[(size_t)r * T + t], LENS_LAB, cw - 3, b, sizeof b);
-                attn_draw_text(&im, x0 + t * cw + 2, yy + (ch - LENS_TXT) / 2, b, p > 0.55f ? black : white, 1, 0);
-            }
-        }
-    }
-    // column labels: the finally chosen token above (reading upwards), the input token below
-    for (int t = 0; t < T; t += step) {
-        int xx = x0 + t * cw + (cw - LENS_TXT) / 2;
-        fit_label(fin[t], LENS_LAB, lab_h - 4, b, sizeof b);
-        attn_draw_text(&im, xx, y0 - 4, b, black, 1, 1);
-        fit_label(in[t], LENS_LAB, lab_h - 4, b, sizeof b);
-        attn_draw_text(&im, xx, y0 + gh + 6 + attn_text_width(b, 1), b, black, 1, 1);
-    }
-    // colorbar 0..1 with ticks
-    int bx = x0 + gw + 12;
-    for (int j = 0; j < gh; j++) {
-        uint8_t c[3];
-        attn_colormap(1.0f - (float)j / (gh > 1 ? gh - 1 : 1), c);
-        rect(&im, bx, y0 + j, LENS_BAR, 1, c);
-    }
-    int n_ticks = gh >= 5 * (LENS_TXT + 2) ? 4 : gh >= 3 * (LENS_TXT + 2) ? 2 : 1;
-    for (int i = 0; i <= n_ticks; i++) {
-        int yy = y0 + (gh - 1) * (n_ticks - i) / n_ticks;
-        rect(&im, bx + LENS_BAR, yy, 3, 1, black);
-        snprintf(b, sizeof b, "%g", (double)i / n_ticks);
-        attn_draw_text(&im, bx + LENS_BAR + 5, yy - LENS_TXT / 2, b, black, 1, 0);
-    }
-    *out = im;
-done:
-    if (in) attn_labels_free(in, T);
-    if (fin) attn_labels_free(fin, T);
-    if (top) attn_labels_free(top, R * T);
-    free(top1);
-    return rc;
+    return d < 0 ? 0 : d;
 }

@@ -71,13 +71,10 @@ static int cp_width(uint32_t c) {
 int cli_display_width(const char *s) {
     int w = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        uint32_t c = *p;
-        int n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (n > 1) c &= 0x3F >> (n - 1);
-        int k = 1;
-        for (; k < n && (p[k] & 0xC0) == 0x80; k++) c = (c << 6) | (p[k] & 0x3F);
-        w += k == n ? cp_width(c) : 1; // a broken sequence: one column per byte
-        p += k;
+        uint32_t c;
+        int n = attn_utf8_decode(p, strnlen((const char *)p, 4), &c);
+        w += n > 0 ? cp_width(c) : 1; // a byte that starts no character: one column
+        p += n > 0 ? n : 1;
     }
     return w;
 }

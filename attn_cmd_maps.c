@@ -216,18 +216,6 @@ static int npy4_open(const char *path, int64_t dims[4], FILE **out) {
     return 0;
 }
 
-// Append code point c as UTF-8.
-static char *put_utf8(char *o, uint32_t c) {
-    if (c < 0x80) *o++ = (char)c;
-    else if (c < 0x800) *o++ = (char)(0xC0 | c >> 6), *o++ = (char)(0x80 | (c & 63));
-    else if (c < 0x10000)
-        *o++ = (char)(0xE0 | c >> 12), *o++ = (char)(0x80 | (c >> 6 & 63)), *o++ = (char)(0x80 | (c & 63));
-    else
-        *o++ = (char)(0xF0 | c >> 18), *o++ = (char)(0x80 | (c >> 12 & 63)), *o++ = (char)(0x80 | (c >> 6 & 63)),
-        *o++ = (char)(0x80 | (c & 63));
-    return o;
-}
-
 // Exactly 4 hex digits at p into *v (sscanf's %4x would also take a sign,
 // spaces or fewer digits, and the caller skips 4 characters).
 static int hex4(const char *p, unsigned *v) {
@@ -259,7 +247,7 @@ static char *json_string(const char **s) {
             if (c >= 0xD800 && c < 0xDC00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &c2) &&
                 c2 >= 0xDC00 && c2 < 0xE000)
                 c = 0x10000 + ((c - 0xD800) << 10) + (c2 - 0xDC00), p += 6;
-            o = put_utf8(o, c >= 0xD800 && c < 0xE000 ? 0xFFFD : c);
+            o += attn_utf8_encode(o, c >= 0xD800 && c < 0xE000 ? 0xFFFD : c);
         } else *o++ = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
     }
     *o = 0;

@@ -192,17 +192,18 @@ static int sort_names(attn_gguf_file *f) {
     return 0;
 }
 
-static int parse(attn_gguf_file *f) {
-    cursor c = { f->base, f->base + f->size, f };
+// Magic, version and the two counts (checked against the file's size); the
+// kv and tensor arrays allocated.
+static int parse_header(cursor *c, attn_gguf_file *f) {
     if (f->size < 4 || memcmp(f->base, "GGUF", 4) != 0)
         return attn_err(ATTN_EINPUT, "%s: not a GGUF file (bad magic)", f->path);
-    c.p += 4;
-    if (rd_u32(&c, &f->version, "version")) return ATTN_EINPUT;
+    c->p += 4;
+    if (rd_u32(c, &f->version, "version")) return ATTN_EINPUT;
     if (f->version != 3 && f->version != 2)
         return attn_err(ATTN_EINPUT, "%s: unsupported GGUF version %u (attn reads v2 and v3)", f->path, f->version);
-    if (rd_u64(&c, &f->n_tensors, "tensor count") || rd_u64(&c, &f->n_kv, "key count")) return ATTN_EINPUT;
+    if (rd_u64(c, &f->n_tensors, "tensor count") || rd_u64(c, &f->n_kv, "key count")) return ATTN_EINPUT;
     // a key/value takes at least 8+0+4+1 bytes, a tensor entry at least 8+4+8+4+8
-    uint64_t left = (uint64_t)(c.end - c.p);
+    uint64_t left = (uint64_t)(c->end - c->p);
     if (f->n_kv > left / 13)
         return attn_err(ATTN_EINPUT, "%s: key count %llu is impossible for a file of %zu bytes",
                         f->path, (unsigned long long)f->n_kv, f->size);
@@ -212,14 +213,18 @@ static int parse(attn_gguf_file *f) {
     f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv);
     f->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->tensors);
     if (!f->kv || !f->tensors) return attn_err(ATTN_EFAIL, "%s: out of memory", f->path);
+    return 0;
+}
 
+// The key/value pairs; general.alignment is applied.
+static int parse_kvs(cursor *c, attn_gguf_file *f) {
     char key[128];
     f->alignment = 32;
     for (uint64_t i = 0; i < f->n_kv; i++) {
         attn_gguf_kv *kv = &f->kv[i];
-        if (rd_str(&c, &kv->key, "key name") || rd_u32(&c, &kv->type, "key type")) return ATTN_EINPUT;
+        if (rd_str(c, &kv->key, "key name") || rd_u32(c, &kv->type, "key type")) return ATTN_EINPUT;
         key_cstr(kv->key, key, sizeof key);
-        if (rd_value(&c, kv, key)) return ATTN_EINPUT;
+        if (rd_value(c, kv, key)) return ATTN_EINPUT;
         if (gstreq(kv->key, "general.alignment")) {
             uint32_t a = 0;
             if (kv->type == GGUF_U32) memcpy(&a, kv->data, 4);
@@ -228,38 +233,47 @@ static int parse(attn_gguf_file *f) {
             f->alignment = a;
         }
     }
-    for (uint64_t i = 0; i < f->n_tensors; i++) {
-        attn_gguf_tensor *t = &f->tensors[i];
-        if (rd_str(&c, &t->name, "tensor name") || rd_u32(&c, &t->n_dims, "tensor dims")) return ATTN_EINPUT;
-        key_cstr(t->name, key, sizeof key);
-        if (t->n_dims < 1 || t->n_dims > 4)
-            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has %u dimensions (1 to 4 allowed)", f->path, key, t->n_dims);
-        uint64_t count = 1;
-        for (int d = 0; d < 4; d++) t->ne[d] = 1;
-        for (uint32_t d = 0; d < t->n_dims; d++) {
-            if (rd_u64(&c, &t->ne[d], key)) return ATTN_EINPUT;
-            if (t->ne[d] == 0 || t->ne[d] > (1ull << 40) || count > UINT64_MAX / t->ne[d])
-                return attn_err(ATTN_EINPUT, "%s: tensor '%s' has an impossible shape", f->path, key);
-            count *= t->ne[d];
-        }
-        if (rd_u32(&c, &t->type, key) || rd_u64(&c, &t->offset, key)) return ATTN_EINPUT;
-        uint64_t rb = attn_type_row_bytes(t->type, t->ne[0]);
-        if (!rb) {
-            const attn_wtype_info *w = attn_wtype(t->type);
-            if (w)
-                return attn_err(ATTN_EINPUT, "%s: tensor '%s': %s row length %llu is not a multiple of %d",
-                                f->path, key, w->name, (unsigned long long)t->ne[0], w->blk);
-            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has type %s (%u); attn reads F32, F16, BF16, "
-                            "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL and IQ4_XS",
-                            f->path, key, attn_type_name(t->type), t->type);
-        }
-        uint64_t rows = count / t->ne[0];
-        if (rows > UINT64_MAX / rb)
-            return attn_err(ATTN_EINPUT, "%s: tensor '%s': byte size overflows 64 bits", f->path, key);
-        t->nbytes = rb * rows;
+    return 0;
+}
+
+// One tensor directory entry: name, shape, type, offset; its size in bytes.
+static int parse_tensor(cursor *c, attn_gguf_file *f, attn_gguf_tensor *t) {
+    char key[128];
+    if (rd_str(c, &t->name, "tensor name") || rd_u32(c, &t->n_dims, "tensor dims")) return ATTN_EINPUT;
+    key_cstr(t->name, key, sizeof key);
+    if (t->n_dims < 1 || t->n_dims > 4)
+        return attn_err(ATTN_EINPUT, "%s: tensor '%s' has %u dimensions (1 to 4 allowed)", f->path, key, t->n_dims);
+    uint64_t count = 1;
+    for (int d = 0; d < 4; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++) {
+        if (rd_u64(c, &t->ne[d], key)) return ATTN_EINPUT;
+        if (t->ne[d] == 0 || t->ne[d] > (1ull << 40) || count > UINT64_MAX / t->ne[d])
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s' has an impossible shape", f->path, key);
+        count *= t->ne[d];
     }
-    // data section: at the next multiple of the alignment
-    uint64_t off = (uint64_t)(c.p - f->base);
+    if (rd_u32(c, &t->type, key) || rd_u64(c, &t->offset, key)) return ATTN_EINPUT;
+    uint64_t rb = attn_type_row_bytes(t->type, t->ne[0]);
+    if (!rb) {
+        const attn_wtype_info *w = attn_wtype(t->type);
+        if (w)
+            return attn_err(ATTN_EINPUT, "%s: tensor '%s': %s row length %llu is not a multiple of %d",
+                            f->path, key, w->name, (unsigned long long)t->ne[0], w->blk);
+        return attn_err(ATTN_EINPUT, "%s: tensor '%s' has type %s (%u); attn reads F32, F16, BF16, "
+                        "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL and IQ4_XS",
+                        f->path, key, attn_type_name(t->type), t->type);
+    }
+    uint64_t rows = count / t->ne[0];
+    if (rows > UINT64_MAX / rb)
+        return attn_err(ATTN_EINPUT, "%s: tensor '%s': byte size overflows 64 bits", f->path, key);
+    t->nbytes = rb * rows;
+    return 0;
+}
+
+// Every tensor's data inside the data section, which starts at the next
+// multiple of the alignment after the directory (c->p).
+static int place_data(const cursor *c, attn_gguf_file *f) {
+    char key[128];
+    uint64_t off = (uint64_t)(c->p - f->base);
     off = (off + f->alignment - 1) / f->alignment * f->alignment;
     if (f->n_tensors && off > f->size)
         return attn_err(ATTN_EINPUT, "%s: truncated file: no tensor data section", f->path);
@@ -275,7 +289,16 @@ static int parse(attn_gguf_file *f) {
                             f->path, key);
         t->data = f->base + off + t->offset;
     }
-    return sort_names(f);
+    return 0;
+}
+
+static int parse(attn_gguf_file *f) {
+    cursor c = { f->base, f->base + f->size, f };
+    int rc = parse_header(&c, f);
+    if (!rc) rc = parse_kvs(&c, f);
+    for (uint64_t i = 0; !rc && i < f->n_tensors; i++) rc = parse_tensor(&c, f, &f->tensors[i]);
+    if (!rc) rc = place_data(&c, f);
+    return rc ? rc : sort_names(f);
 }
 
 int attn_gguf_open_mem(attn_gguf_file *f, const void *buf, size_t size, const char *name) {

@@ -88,20 +88,8 @@ static int grow(void **p, int *cap, int need, size_t elem) {
 // Length of the character at s[pos..n) and its code point; a byte that does
 // not start well-formed UTF-8 is one character U+FFFD.
 static int char_at(const uint8_t *s, size_t n, size_t pos, uint32_t *cp) {
-    uint8_t b = s[pos];
-    if (b < 0x80) { *cp = b; return 1; }
-    *cp = 0xFFFD;
-    int len = b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-    if (!len || (size_t)len > n - pos) return 1;
-    uint32_t c = b & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[pos + i] & 0xC0) != 0x80) return 1;
-        c = c << 6 | (s[pos + i] & 0x3F);
-    }
-    if ((len == 3 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)))
-        return 1;
-    *cp = c;
-    return len;
+    int len = attn_utf8_decode(s + pos, n - pos, cp);
+    return len < 0 ? 1 : len;
 }
 
 // Start of the character that ends at p (> lo), as char_at reads forward: a

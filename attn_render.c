@@ -1,8 +1,8 @@
 // attn_render.c - section "rendering" of attn (see attn.c for the table of
-// contents): colormaps, our bitmap font, an RGB raster, the figure layout
-// shared by the PNG, SVG and terminal pictures, the PNG encoder
-// (stb_image_write, the one file that compiles it), --drop-first and the
-// Jensen-Shannon divergence used by `compare`.
+// contents): colormaps, text in our bitmap font (the glyphs: attn_font.c),
+// an RGB raster, the figure layout shared by the PNG, SVG and terminal
+// pictures, the PNG encoder (stb_image_write, the one file that compiles it),
+// the logit-lens picture.
 //
 // A figure (attn.h) is rows x cols square panels of (T, T) attention. Layout:
 //
@@ -16,6 +16,7 @@
 //
 // with "from position" rotated along the left edge.
 #include "attn.h"
+#include "attn_font.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -126,368 +127,21 @@ float attn_scale_t(attn_scale s, float v, float row_max) {
     return !(t > 0) ? 0 : t > 1 ? 1 : t;
 }
 
-// ---------------------------------------------------------------- font
-// Our own bitmap font, drawn by hand for attn. Each glyph is 5 pixels wide,
-// written as 9 rows ('#' = ink) from the cap line down: rows 0-6 down to the
-// baseline, rows 7-8 the descenders. In the 11-row text box two more rows sit
-// above, for the accents of capitals. Advance 6 pixels, line 12. Covered:
-// printable ASCII, Latin-1, a few label marks (… ↵ ▁ — →), Hangul syllables
-// and compatibility jamo (composed, 11 x 11, advance 12); anything else is
-// drawn as an empty box, never dropped.
-#define GLYPH_W 5
-#define BOX_H 11
-#define LINE_H 12
-#define CAP_ROW 2 // first row of a glyph's 9 rows inside the text box
-
-static const char *const font_ascii[95] = { // U+0020 .. U+007E
-    "..... ..... ..... ..... ..... ..... ..... ..... .....", // space
-    "..#.. ..#.. ..#.. ..#.. ..#.. ..... ..#.. ..... .....", // !
-    ".#.#. .#.#. .#.#. ..... ..... ..... ..... ..... .....", // "
-    ".#.#. .#.#. ##### .#.#. ##### .#.#. .#.#. ..... .....", // #
-    "..#.. .#### #.#.. .###. ..#.# ####. ..#.. ..... .....", // $
-    "##... ##..# ...#. ..#.. .#... #..## ...## ..... .....", // %
-    ".##.. #..#. #.#.. .#... #.#.# #..#. .##.# ..... .....", // &
-    "..#.. ..#.. .#... ..... ..... ..... ..... ..... .....", // '
-    "...#. ..#.. .#... .#... .#... ..#.. ...#. ..... .....", // (
-    ".#... ..#.. ...#. ...#. ...#. ..#.. .#... ..... .....", // )
-    "..... ..#.. #.#.# .###. #.#.# ..#.. ..... ..... .....", // *
-    "..... ..#.. ..#.. ##### ..#.. ..#.. ..... ..... .....", // +
-    "..... ..... ..... ..... ..... .##.. .##.. ..#.. .#...", // ,
-    "..... ..... ..... ##### ..... ..... ..... ..... .....", // -
-    "..... ..... ..... ..... ..... .##.. .##.. ..... .....", // .
-    "....# ....# ...#. ..#.. .#... #.... #.... ..... .....", // /
-    ".###. #...# #..## #.#.# ##..# #...# .###. ..... .....", // 0
-    "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###. ..... .....", // 1
-    ".###. #...# ....# ...#. ..#.. .#... ##### ..... .....", // 2
-    "##### ...#. ..#.. ...#. ....# #...# .###. ..... .....", // 3
-    "...#. ..##. .#.#. #..#. ##### ...#. ...#. ..... .....", // 4
-    "##### #.... ####. ....# ....# #...# .###. ..... .....", // 5
-    "..##. .#... #.... ####. #...# #...# .###. ..... .....", // 6
-    "##### ....# ...#. ..#.. .#... .#... .#... ..... .....", // 7
-    ".###. #...# #...# .###. #...# #...# .###. ..... .....", // 8
-    ".###. #...# #...# .#### ....# ...#. .##.. ..... .....", // 9
-    "..... .##.. .##.. ..... .##.. .##.. ..... ..... .....", // :
-    "..... .##.. .##.. ..... .##.. .##.. ..#.. .#... .....", // ;
-    "...#. ..#.. .#... #.... .#... ..#.. ...#. ..... .....", // <
-    "..... ..... ##### ..... ##### ..... ..... ..... .....", // =
-    ".#... ..#.. ...#. ....# ...#. ..#.. .#... ..... .....", // >
-    ".###. #...# ....# ...#. ..#.. ..... ..#.. ..... .....", // ?
-    ".###. #...# ....# .##.# #.#.# #.#.# .###. ..... .....", // @
-    ".###. #...# #...# ##### #...# #...# #...# ..... .....", // A
-    "####. #...# #...# ####. #...# #...# ####. ..... .....", // B
-    ".###. #...# #.... #.... #.... #...# .###. ..... .....", // C
-    "###.. #..#. #...# #...# #...# #..#. ###.. ..... .....", // D
-    "##### #.... #.... ####. #.... #.... ##### ..... .....", // E
-    "##### #.... #.... ####. #.... #.... #.... ..... .....", // F
-    ".###. #...# #.... #.### #...# #...# .#### ..... .....", // G
-    "#...# #...# #...# ##### #...# #...# #...# ..... .....", // H
-    ".###. ..#.. ..#.. ..#.. ..#.. ..#.. .###. ..... .....", // I
-    "..### ...#. ...#. ...#. ...#. #..#. .##.. ..... .....", // J
-    "#...# #..#. #.#.. ##... #.#.. #..#. #...# ..... .....", // K
-    "#.... #.... #.... #.... #.... #.... ##### ..... .....", // L
-    "#...# ##.## #.#.# #.#.# #...# #...# #...# ..... .....", // M
-    "#...# #...# ##..# #.#.# #..## #...# #...# ..... .....", // N
-    ".###. #...# #...# #...# #...# #...# .###. ..... .....", // O
-    "####. #...# #...# ####. #.... #.... #.... ..... .....", // P
-    ".###. #...# #...# #...# #.#.# #..#. .##.# ..... .....", // Q
-    "####. #...# #...# ####. #.#.. #..#. #...# ..... .....", // R
-    ".#### #.... #.... .###. ....# ....# ####. ..... .....", // S
-    "##### ..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..... .....", // T
-    "#...# #...# #...# #...# #...# #...# .###. ..... .....", // U
-    "#...# #...# #...# #...# #...# .#.#. ..#.. ..... .....", // V
-    "#...# #...# #...# #.#.# #.#.# #.#.# .#.#. ..... .....", // W
-    "#...# #...# .#.#. ..#.. .#.#. #...# #...# ..... .....", // X
-    "#...# #...# .#.#. ..#.. ..#.. ..#.. ..#.. ..... .....", // Y
-    "##### ....# ...#. ..#.. .#... #.... ##### ..... .....", // Z
-    ".###. .#... .#... .#... .#... .#... .###. ..... .....", // [
-    "#.... #.... .#... ..#.. ...#. ....# ....# ..... .....", // backslash
-    ".###. ...#. ...#. ...#. ...#. ...#. .###. ..... .....", // ]
-    "..#.. .#.#. #...# ..... ..... ..... ..... ..... .....", // ^
-    "..... ..... ..... ..... ..... ..... ..... ##### .....", // _
-    ".#... ..#.. ...#. ..... ..... ..... ..... ..... .....", // `
-    "..... ..... .###. ....# .#### #...# .#### ..... .....", // a
-    "#.... #.... #.##. ##..# #...# #...# ####. ..... .....", // b
-    "..... ..... .###. #.... #.... #...# .###. ..... .....", // c
-    "....# ....# .##.# #..## #...# #...# .#### ..... .....", // d
-    "..... ..... .###. #...# ##### #.... .###. ..... .....", // e
-    "..##. .#..# .#... ###.. .#... .#... .#... ..... .....", // f
-    "..... ..... .#### #...# #...# #...# .#### ....# .###.", // g
-    "#.... #.... #.##. ##..# #...# #...# #...# ..... .....", // h
-    "..#.. ..... .##.. ..#.. ..#.. ..#.. .###. ..... .....", // i
-    "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##..", // j
-    "#.... #.... #..#. #.#.. ##... #.#.. #..#. ..... .....", // k
-    ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###. ..... .....", // l
-    "..... ..... ##.#. #.#.# #.#.# #.#.# #.#.# ..... .....", // m
-    "..... ..... #.##. ##..# #...# #...# #...# ..... .....", // n
-    "..... ..... .###. #...# #...# #...# .###. ..... .....", // o
-    "..... ..... ####. #...# #...# #...# ####. #.... #....", // p
-    "..... ..... .#### #...# #...# #...# .#### ....# ....#", // q
-    "..... ..... #.##. ##..# #.... #.... #.... ..... .....", // r
-    "..... ..... .###. #.... .###. ....# ####. ..... .....", // s
-    ".#... .#... ###.. .#... .#... .#..# ..##. ..... .....", // t
-    "..... ..... #...# #...# #...# #..## .##.# ..... .....", // u
-    "..... ..... #...# #...# #...# .#.#. ..#.. ..... .....", // v
-    "..... ..... #...# #...# #.#.# #.#.# .#.#. ..... .....", // w
-    "..... ..... #...# .#.#. ..#.. .#.#. #...# ..... .....", // x
-    "..... ..... #...# #...# #...# #...# .#### ....# .###.", // y
-    "..... ..... ##### ...#. ..#.. .#... ##### ..... .....", // z
-    "...#. ..#.. ..#.. .#... ..#.. ..#.. ...#. ..... .....", // {
-    "..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#.. .....", // |
-    ".#... ..#.. ..#.. ...#. ..#.. ..#.. .#... ..... .....", // }
-    "..... ..... .#... #.#.# ...#. ..... ..... ..... .....", // ~
-};
-
-static const struct { uint16_t cp; const char *g; } font_latin1[] = { // drawn whole
-    {0xA0, "..... ..... ..... ..... ..... ..... ..... ..... ....."}, // no-break space
-    {0xA1, "..... ..#.. ..... ..#.. ..#.. ..#.. ..#.. ..#.. ....."}, // ¡
-    {0xA2, "..... ..#.. .###. #.#.. #.#.. #.#.# .###. ..#.. ....."}, // ¢
-    {0xA3, "..##. .#..# .#... ###.. .#... .#..# #.##. ..... ....."}, // £
-    {0xA4, "..... #...# .###. .#.#. .###. #...# ..... ..... ....."}, // ¤
-    {0xA5, "#...# .#.#. ..#.. ##### ..#.. ##### ..#.. ..... ....."}, // ¥
-    {0xA6, "..#.. ..#.. ..#.. ..... ..#.. ..#.. ..#.. ..... ....."}, // ¦
-    {0xA7, ".###. #.... .##.. #..#. ..##. ....# .###. ..... ....."}, // §
-    {0xA8, ".#.#. ..... ..... ..... ..... ..... ..... ..... ....."}, // ¨
-    {0xA9, ".###. #...# #.### ##..# #.### #...# .###. ..... ....."}, // ©
-    {0xAA, ".##.. ...#. .###. #..#. .###. ..... ####. ..... ....."}, // ª
-    {0xAB, "..... ..#.# .#.#. #.#.. .#.#. ..#.# ..... ..... ....."}, // «
-    {0xAC, "..... ..... ##### ....# ....# ..... ..... ..... ....."}, // ¬
-    {0xAD, "..... ..... ..... .###. ..... ..... ..... ..... ....."}, // soft hyphen
-    {0xAE, ".###. ###.# ##.## ###.# ##.## #...# .###. ..... ....."}, // ®
-    {0xAF, "##### ..... ..... ..... ..... ..... ..... ..... ....."}, // ¯
-    {0xB0, ".##.. #..#. .##.. ..... ..... ..... ..... ..... ....."}, // °
-    {0xB1, "..#.. ..#.. ##### ..#.. ..#.. ..... ##### ..... ....."}, // ±
-    {0xB2, ".##.. ...#. ..#.. .#... .###. ..... ..... ..... ....."}, // ²
-    {0xB3, ".##.. ...#. ..#.. ...#. .##.. ..... ..... ..... ....."}, // ³
-    {0xB4, "...#. ..#.. ..... ..... ..... ..... ..... ..... ....."}, // ´
-    {0xB5, "..... ..... #...# #...# #...# #..## ###.# #.... #...."}, // µ
-    {0xB6, ".#### ###.# ###.# .##.# ..#.# ..#.# ..#.# ..... ....."}, // ¶
-    {0xB7, "..... ..... ..... .##.. .##.. ..... ..... ..... ....."}, // ·
-    {0xB8, "..... ..... ..... ..... ..... ..... ..... ..#.. .##.."}, // ¸
-    {0xB9, "..#.. .##.. ..#.. ..#.. .###. ..... ..... ..... ....."}, // ¹
-    {0xBA, ".##.. #..#. #..#. .##.. ..... ####. ..... ..... ....."}, // º
-    {0xBB, "..... #.#.. .#.#. ..#.# .#.#. #.#.. ..... ..... ....."}, // »
-    {0xBC, "#...# #..#. #.#.. .#.#. #.##. ..### ...#. ..... ....."}, // ¼
-    {0xBD, "#...# #..#. #.#.. .#.## #...# ...#. ..### ..... ....."}, // ½
-    {0xBE, "##..# .#.#. ##.#. .#.#. #.##. ..### ...#. ..... ....."}, // ¾
-    {0xBF, "..#.. ..... ..#.. .#... #.... #...# .###. ..... ....."}, // ¿
-    {0xC6, ".#### #.#.. #.#.. ##### #.#.. #.#.. #.### ..... ....."}, // Æ
-    {0xD0, "###.. #..#. #...# ###.# #...# #..#. ###.. ..... ....."}, // Ð
-    {0xD7, "..... #...# .#.#. ..#.. .#.#. #...# ..... ..... ....."}, // ×
-    {0xD8, ".###. #..## #.#.# #.#.# ##..# #...# .###. ..... ....."}, // Ø
-    {0xDE, "#.... ####. #...# #...# ####. #.... #.... ..... ....."}, // Þ
-    {0xDF, ".###. #...# #..#. #.#.. #..#. #...# #.##. ..... ....."}, // ß
-    {0xE6, "..... ..... ##.#. ..#.# .#### #.#.. .#.## ..... ....."}, // æ
-    {0xF0, ".#.#. ..#.. .#.#. ....# .#### #...# .###. ..... ....."}, // ð
-    {0xF7, "..... ..#.. ..... ##### ..... ..#.. ..... ..... ....."}, // ÷
-    {0xF8, "..... ..... .###. #..## #.#.# ##..# .###. ..... ....."}, // ø
-    {0xFE, "#.... #.... ####. #...# #...# #...# ####. #.... #...."}, // þ
-};
-
-// The other Latin-1 letters, U+00C0 .. U+00FF: a base letter and a mark (an
-// index into accents, '.' where font_latin1 has the glyph).
-static const char latin1_base[2][33] = {"AAAAAA.CEEEEIIII.NOOOOO..UUUUY..",
-                                        "aaaaaa.ceeeeiiii.nooooo..uuuuy.y"};
-static const char latin1_mark[2][33] = {"012345.601240124.301234..01241..",
-                                        "012345.601240124.301234..01241.4"};
-static const char *const accents[] = {
-    ".#... ..#..", // grave
-    "...#. ..#..", // acute
-    "..#.. .#.#.", // circumflex
-    ".##.# #.##.", // tilde
-    "..... .#.#.", // diaeresis
-    "..#.. .#.#.", // ring
-    "..#.. .##..", // cedilla (below the baseline)
-};
-
-// A few characters token labels show often, outside Latin-1.
-static const struct { uint32_t cp; const char *g; } font_extra[] = {
-    {0x2026, "..... ..... ..... ..... ..... ..... #.#.# ..... ....."}, // … (a cut label)
-    {0x21B5, "....# ....# ..#.# .#..# ##### .#... ..#.. ..... ....."}, // ↵
-    {0x2581, "..... ..... ..... ..... ..... ..... ..... ##### ....."}, // ▁
-    {0x2014, "..... ..... ..... ##### ..... ..... ..... ..... ....."}, // —
-    {0x2192, "..... ..#.. ...#. ##### ...#. ..#.. ..... ..... ....."}, // →
-};
-
-typedef struct {
-    uint16_t row[BOX_H]; // bit (w-1-x) = ink at column x
-    int w;               // ink columns; the advance is w + 1
-} glyph;
-
-static void ink_px(glyph *g, int x, int y) {
-    if (x >= 0 && x < g->w && y >= 0 && y < BOX_H) g->row[y] |= (uint16_t)(1u << (g->w - 1 - x));
-}
-
-// n rows of "....." words (any width) into g at column x, row y
-static void glyph_rows(glyph *g, int x, int y, const char *s, int n) {
-    for (int r = 0; r < n && *s; r++) {
-        for (int c = 0; *s == '.' || *s == '#'; c++, s++)
-            if (*s == '#') ink_px(g, x + c, y + r);
-        if (*s == ' ') s++;
-    }
-}
-
-// ---- Hangul syllables (U+AC00..U+D7A3), composed from jamo in an 11 x 11
-// box: the initial consonant, the vowel (a vertical part right of it, a
-// horizontal part below it, or both), the final consonant(s) at the bottom.
-// Consonants: 19 initials (ㄱ ㄲ ㄴ ㄷ ㄸ ㄹ ㅁ ㅂ ㅃ ㅅ ㅆ ㅇ ㅈ ㅉ ㅊ ㅋ ㅌ ㅍ ㅎ),
-// 5 x 5 when there is room, 5 x 4 above a final.
-static const char *const jamo_tall[19] = {
-    "##### ....# ....# ....# ....#", "##.## .#..# .#..# .#..# .#..#", "#.... #.... #.... #.... #####",
-    "##### #.... #.... #.... #####", "##.## #..#. #..#. #..#. ##.##", "##### ....# ##### #.... #####",
-    "##### #...# #...# #...# #####", "#...# #...# ##### #...# #####", "#.#.# #.#.# ##### #.#.# #####",
-    "..#.. .#.#. .#.#. #...# #...#", ".#.#. .#.#. ##.## #.#.# #.#.#", ".###. #...# #...# #...# .###.",
-    "##### ..#.. .#.#. #...# #...#", "##### .#.#. .#.#. ##.## #.#.#", "..#.. ##### ..#.. .#.#. #...#",
-    "##### ....# ##### ....# ....#", "##### #.... ##### #.... #####", "##### .#.#. .#.#. .#.#. #####",
-    "..#.. ##### .###. #...# .###.",
-};
-static const char *const jamo_short[19] = {
-    "##### ....# ....# ....#", "##.## .#..# .#..# .#..#", "#.... #.... #.... #####", "##### #.... #.... #####",
-    "##.## #..#. #..#. ##.##", "##### ...## ##... #####", "##### #...# #...# #####", "#...# ##### #...# #####",
-    "#.#.# ##### #.#.# #####", "..#.. ..#.. .#.#. #...#", ".#.#. .#.#. ##.## #.#.#", ".###. #...# #...# .###.",
-    "##### ..#.. .#.#. #...#", "##### .#.#. ##.## #.#.#", "..#.. ##### .#.#. #...#", "##### ....# ##### ....#",
-    "##### ####. #.... #####", "##### .#.#. .#.#. #####", "##### .###. #...# .###.",
-};
-// The 27 finals as one or two initials ('a' = ㄱ ... 's' = ㅎ), by final index 1..27.
-static const char final_1[] = "abacccdffffffffghhjklmopqrs", final_2[] = "..j.ms..aghjqrs..j.........";
-// The 21 vowels: horizontal part (0 none, 1 ㅗ, 2 ㅛ, 3 ㅜ, 4 ㅠ, 5 ㅡ) and vertical part
-// (0 none, 1 ㅏ, 2 ㅑ, 3 ㅓ, 4 ㅕ, 5 ㅣ, 6 ㅐ, 7 ㅒ, 8 ㅔ, 9 ㅖ).
-static const char vowel_h[] = "000000001111233334550", vowel_v[] = "162738490165003850055";
-
-// A vertical vowel part between rows y0 and y1: strokes and their ticks.
-static void vowel_vertical(glyph *g, int kind, int y0, int y1) {
-    int ticks = kind == 2 || kind == 4 || kind == 7 || kind == 9 ? 2 : 1, mid = (y0 + y1) / 2;
-    int right = kind == 1 || kind == 2 || kind == 6 || kind == 7, left = kind == 3 || kind == 4 || kind == 8 || kind == 9;
-    int second = kind >= 6, x = kind == 5 ? 8 : right ? 7 : second ? 8 : 9; // the main stroke
-    for (int y = y0; y <= y1; y++) {
-        ink_px(g, x, y);
-        if (second) ink_px(g, 10, y);
-    }
-    for (int t = 0; t < ticks; t++) {
-        int y = ticks == 1 ? mid : mid - 1 + 2 * t;
-        if (right) ink_px(g, x + 1, y), ink_px(g, x + 2, y);
-        if (left) ink_px(g, x - 1, y), ink_px(g, x - 2, y);
-    }
-}
-
-// A horizontal vowel part: a bar on row y from x0 to x1 with ticks above or below.
-static void vowel_horizontal(glyph *g, int kind, int x0, int x1, int y) {
-    int xc = (x0 + x1) / 2, dy = kind <= 2 ? -1 : 1;
-    for (int x = x0; x <= x1; x++) ink_px(g, x, y);
-    if (kind == 1 || kind == 3) ink_px(g, xc, y + dy);
-    if (kind == 2 || kind == 4) ink_px(g, xc - 2, y + dy), ink_px(g, xc + 2, y + dy);
-}
-
-// Compatibility jamo U+3131..U+314E (consonants, some clusters) as initials.
-static const char compat_1[] = "abacccdeffffffffghihjklmnopqrs", compat_2[] = "..j.ms...aghjqrs...j..........";
-
-// One or two consonants (initial indexes a, b; b < 0: none) on rows y..y+3,
-// or a single tall one on rows y..y+4.
-static void consonants(glyph *g, int a, int b, int y) {
-    if (b < 0) glyph_rows(g, 3, y, jamo_tall[a], 5);
-    else glyph_rows(g, 0, y, jamo_short[a], 4), glyph_rows(g, 6, y, jamo_short[b], 4);
-}
-
-static void hangul_glyph(uint32_t cp, glyph *g) {
-    int s = (int)(cp - 0xAC00), L = s / 588, V = s % 588 / 28, T = s % 28;
-    int h = vowel_h[V] - '0', v = vowel_v[V] - '0';
-    g->w = 11;
-    if (h && !v) { // initial above the vowel
-        glyph_rows(g, 3, T ? 0 : 1, T ? jamo_short[L] : jamo_tall[L], T ? 4 : 5);
-        vowel_horizontal(g, h, 0, 10, T ? 5 : 8);
-    } else if (!h) { // initial left of the vowel
-        glyph_rows(g, 0, T ? 0 : 3, jamo_tall[L], 5);
-        vowel_vertical(g, v, 0, T ? 5 : 10);
-    } else { // both parts
-        glyph_rows(g, 0, 0, T ? jamo_short[L] : jamo_tall[L], T ? 4 : 5);
-        vowel_horizontal(g, h, 0, 6, T ? 5 : 7);
-        vowel_vertical(g, v, 0, T ? 6 : 10);
-    }
-    if (T) { // final consonant(s) on rows 7..10
-        int a = final_1[T - 1] - 'a', b = final_2[T - 1] == '.' ? -1 : final_2[T - 1] - 'a';
-        glyph_rows(g, b < 0 ? 3 : 0, 7, jamo_short[a], 4);
-        if (b >= 0) glyph_rows(g, 6, 7, jamo_short[b], 4);
-    }
-}
-
-// Compatibility jamo alone: U+3131..U+314E consonants, U+314F..U+3163 vowels.
-static void jamo_glyph(uint32_t cp, glyph *g) {
-    g->w = 11;
-    if (cp <= 0x314E) {
-        int i = (int)(cp - 0x3131);
-        consonants(g, compat_1[i] - 'a', compat_2[i] == '.' ? -1 : compat_2[i] - 'a', 3);
-        return;
-    }
-    int V = (int)(cp - 0x314F), h = vowel_h[V] - '0', v = vowel_v[V] - '0';
-    if (h) vowel_horizontal(g, h, 0, v ? 6 : 10, 7);
-    if (v) vowel_vertical(g, v, 0, 10);
-}
-
-// The glyph of code point cp; 0 if the font lacks it.
-static int glyph_of(uint32_t cp, glyph *g) {
-    memset(g, 0, sizeof *g);
-    g->w = GLYPH_W;
-    if (cp >= 0x20 && cp < 0x7F) { glyph_rows(g, 0, CAP_ROW, font_ascii[cp - 0x20], 9); return 1; }
-    for (size_t i = 0; i < sizeof font_latin1 / sizeof *font_latin1; i++)
-        if (font_latin1[i].cp == cp) { glyph_rows(g, 0, CAP_ROW, font_latin1[i].g, 9); return 1; }
-    for (size_t i = 0; i < sizeof font_extra / sizeof *font_extra; i++)
-        if (font_extra[i].cp == cp) { glyph_rows(g, 0, CAP_ROW, font_extra[i].g, 9); return 1; }
-    if (cp >= 0xC0 && cp <= 0xFF) {
-        int lower = cp >= 0xE0, i = (int)(cp - 0xC0) & 31;
-        char base = latin1_base[lower][i], mark = latin1_mark[lower][i];
-        if (base == '.' || mark == '.') return 0;
-        glyph_rows(g, 0, CAP_ROW, font_ascii[base - 0x20], 9);
-        const char *acc = accents[mark - '0'];
-        if (mark == '6') glyph_rows(g, 0, CAP_ROW + 7, acc, 2);
-        else if (!lower) glyph_rows(g, 0, 0, acc, 2);
-        else {
-            g->row[CAP_ROW] = g->row[CAP_ROW + 1] = 0; // the dot of i, j
-            glyph_rows(g, 0, CAP_ROW, acc, 2);
-        }
-        return 1;
-    }
-    if (cp >= 0xAC00 && cp <= 0xD7A3) { hangul_glyph(cp, g); return 1; }
-    if (cp >= 0x3131 && cp <= 0x3163) { jamo_glyph(cp, g); return 1; }
-    return 0;
-}
-
-// A character the font lacks: an empty box the height of a capital.
-static void glyph_missing(glyph *g) {
-    memset(g, 0, sizeof *g);
-    g->w = GLYPH_W;
-    g->row[CAP_ROW] = g->row[CAP_ROW + 6] = 0x1F;
-    for (int r = 1; r < 6; r++) g->row[CAP_ROW + r] = 0x11;
-}
-
+// ---------------------------------------------------------------- text
 // Next code point of UTF-8 text (advancing *s); a byte that starts no valid
 // sequence is returned as U+FFFD and skipped alone.
 static uint32_t utf8_next(const char **s) {
-    const uint8_t *p = (const uint8_t *)*s;
-    uint32_t c = p[0];
-    int n = c < 0x80 ? 0 : c >= 0xC2 && c < 0xE0 ? 1 : c >= 0xE0 && c < 0xF0 ? 2
-          : c >= 0xF0 && c < 0xF5 ? 3 : -1;
-    if (n < 0) { *s += 1; return 0xFFFD; }
-    c &= n ? 0x3F >> n : 0x7F;
-    for (int i = 1; i <= n; i++) {
-        if ((p[i] & 0xC0) != 0x80) { *s += 1; return 0xFFFD; }
-        c = c << 6 | (p[i] & 0x3F);
-    }
-    if ((n == 2 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) || (n == 3 && (c < 0x10000 || c > 0x10FFFF))) {
-        *s += 1;
-        return 0xFFFD;
-    }
-    *s += n + 1;
+    uint32_t c;
+    int n = attn_utf8_decode((const uint8_t *)*s, strnlen(*s, 4), &c);
+    *s += n < 0 ? 1 : n;
     return c;
-}
-
-static void glyph_any(uint32_t cp, glyph *g) {
-    if (!glyph_of(cp, g)) glyph_missing(g);
 }
 
 int attn_text_width(const char *s, int scale) {
     int w = 0;
-    glyph g;
+    attn_glyph g;
     while (*s) {
-        glyph_any(utf8_next(&s), &g);
+        attn_glyph_of(utf8_next(&s), &g);
         w += (g.w + 1) * scale;
     }
     return w;
@@ -526,9 +180,9 @@ static void hatch(attn_image *im, int x, int y, int w, int h) {
 int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rgb[3], int scale,
                    int rot90) {
     int pen = 0;
-    glyph g;
+    attn_glyph g;
     while (*s) {
-        glyph_any(utf8_next(&s), &g);
+        attn_glyph_of(utf8_next(&s), &g);
         for (int r = 0; r < BOX_H; r++)
             for (int c = 0; c < g.w; c++) {
                 if (!(g.row[r] >> (g.w - 1 - c) & 1)) continue;
@@ -636,14 +290,14 @@ static const char *legend_text(const attn_figure *f) {
 }
 #define NAN_TEXT "non-finite (NaN/inf)"
 
-static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
-    memset(L, 0, sizeof *L);
-    L->pos_labels = pos_labels;
+// The figure checked; which kinds of panel it has, any non-finite cell, the
+// diverging panels' range.
+static int layout_scan(const attn_figure *f, layout *L) {
     if (f->T < 1 || f->rows < 1 || f->cols < 1 || !f->panels || f->T > (1 << 20) ||
         f->rows > 256 || f->cols > 256 || (unsigned)f->scale > ATTN_SCALE_LOG)
         return attn_err(ATTN_EINPUT, "render: bad figure (T=%d, %d x %d panels)", f->T, f->rows,
                         f->cols);
-    int T = f->T, single = f->rows * f->cols == 1, line = LINE_H * ts;
+    int T = f->T;
     float dmax = 0;
     for (int i = 0; i < f->rows * f->cols; i++) {
         const attn_panel *p = &f->panels[i];
@@ -654,10 +308,12 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
         for (size_t k = 0; k < (size_t)T * T; k++)
             if (fabsf(p->p[k]) > dmax && isfinite(p->p[k])) dmax = fabsf(p->p[k]);
     }
-    L->ts = ts;
     L->dmax = f->dmax > 0 ? f->dmax : dmax > 0 ? dmax : 1e-6f;
+    return 0;
+}
 
-    // the text around the panels
+// The note lines under the title: the caller's, then the scales.
+static void layout_notes(const attn_figure *f, layout *L) {
     for (const char *s = f->note; s && *s;) {
         const char *e = strchr(s, '\n');
         int len = e ? (int)(e - s) : (int)strlen(s);
@@ -668,13 +324,20 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (L->has_div)
         add_note(L, "difference: diverging colours, symmetric scale -%.3g..+%.3g", L->dmax, L->dmax);
     if (f->drop_first) add_note(L, "--drop-first: first key column removed, rows renormalised");
-    L->lab_chars = single ? 16 : 10;
-    int lab_w = 0, rowhead_w = 0, tick_w = 0;
-    for (int i = 0; i < T; i++) {
+}
+
+// Room around the panel matrix, pixels.
+typedef struct { int lab_w, bar_col, left, right, bottom, title_h, heads_h; } margins;
+
+static void layout_margins(const attn_figure *f, layout *L, margins *m) {
+    int ts = L->ts, line = LINE_H * ts, rowhead_w = 0, tick_w = 0;
+    L->lab_chars = f->rows * f->cols == 1 ? 16 : 10;
+    m->lab_w = 0;
+    for (int i = 0; i < f->T; i++) {
         char s[128];
-        label_text(f, i, L->lab_chars, pos_labels, s, sizeof s);
+        label_text(f, i, L->lab_chars, L->pos_labels, s, sizeof s);
         int w = attn_text_width(s, 1);
-        if (w > lab_w) lab_w = w;
+        if (w > m->lab_w) m->lab_w = w;
     }
     for (int r = 0; f->row_names && r < f->rows; r++) {
         int w = attn_text_width(f->row_names[r] ? f->row_names[r] : "", ts) + 8 * ts;
@@ -688,27 +351,31 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
             if (attn_text_width(txt[i], ts) > tick_w) tick_w = attn_text_width(txt[i], ts);
     }
     L->bar_w = BAR_W * ts;
-    int bar_col = L->bar_w + 10 + tick_w + 16, bar_t = attn_text_width("difference", ts) + 10;
-    if (bar_col < bar_t) bar_col = bar_t;
-    int right = 24 + (L->has_seq + L->has_div) * bar_col;
+    int bar_t = attn_text_width("difference", ts) + 10;
+    m->bar_col = L->bar_w + 10 + tick_w + 16;
+    if (m->bar_col < bar_t) m->bar_col = bar_t;
+    m->right = 24 + (L->has_seq + L->has_div) * m->bar_col;
     int legend_w = 24 + 18 * ts + attn_text_width(NAN_TEXT, ts);
     if (f->causal && legend_w < 24 + 18 * ts + attn_text_width(legend_text(f), ts))
         legend_w = 24 + 18 * ts + attn_text_width(legend_text(f), ts);
-    if ((f->causal || L->has_nan) && right < legend_w) right = legend_w;
-    right += MARGIN;
-    int left = MARGIN + line + 8 + rowhead_w + lab_w + 6;
-    int bottom = 6 + lab_w + 8 + line + MARGIN;
-    int title_h = BOX_H * (ts + 1) + 8;
-    int heads_h = f->col_names ? line + 4 : 0;
-    if (heads_h < line + line / 2 + 6) heads_h = line + line / 2 + 6; // room for the colorbar titles
-    L->gap = single ? 0 : f->col_names || f->row_names ? 12 : 8;
+    if ((f->causal || L->has_nan) && m->right < legend_w) m->right = legend_w;
+    m->right += MARGIN;
+    m->left = MARGIN + line + 8 + rowhead_w + m->lab_w + 6;
+    m->bottom = 6 + m->lab_w + 8 + line + MARGIN;
+    m->title_h = BOX_H * (ts + 1) + 8;
+    m->heads_h = f->col_names ? line + 4 : 0;
+    if (m->heads_h < line + line / 2 + 6) m->heads_h = line + line / 2 + 6; // room for the colorbar titles
+    L->gap = f->rows * f->cols == 1 ? 0 : f->col_names || f->row_names ? 12 : 8;
+}
 
-    // Cell size: a comfortable panel, every label of a short single map, and
-    // never more than the picture allows (then several tokens per cell). Two
-    // notes may follow from it, so their room is kept.
-    int top = MARGIN + title_h + (L->n_notes + 2) * line + 8 + heads_h;
-    int fit_w = (MAX_PX - left - right - (f->cols - 1) * L->gap) / f->cols;
-    int fit_h = (MAX_PX - top - bottom - (f->rows - 1) * L->gap) / f->rows;
+// Cell size: a comfortable panel, every label of a short single map, and
+// never more than the picture allows (then several tokens per cell). Two
+// notes may follow from it, so their room is kept.
+static int layout_cells(const attn_figure *f, layout *L, const margins *m) {
+    int T = f->T, single = f->rows * f->cols == 1, line = LINE_H * L->ts;
+    int top = MARGIN + m->title_h + (L->n_notes + 2) * line + 8 + m->heads_h;
+    int fit_w = (MAX_PX - m->left - m->right - (f->cols - 1) * L->gap) / f->cols;
+    int fit_h = (MAX_PX - top - m->bottom - (f->rows - 1) * L->gap) / f->rows;
     int fit = fit_w < fit_h ? fit_w : fit_h;
     if (fit < 8)
         return attn_err(ATTN_EINPUT, "render: %d x %d panels do not fit in %d pixels", f->rows,
@@ -731,25 +398,30 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (L->stride > 1) add_note(L, "labels: every %d%s token", L->stride, L->stride == 2 ? "nd" : "th");
     if (L->tpc > 1)
         add_note(L, "%d x %d tokens per cell, drawn with the block's largest value", L->tpc, L->tpc);
-    top = MARGIN + title_h + L->n_notes * line + 8 + heads_h;
+    return 0;
+}
 
+// Where everything goes, and the picture's size.
+static int layout_place(const attn_figure *f, layout *L, const margins *m) {
+    int ts = L->ts, line = LINE_H * ts, left = m->left;
+    int top = MARGIN + m->title_h + L->n_notes * line + 8 + m->heads_h;
     L->dx = L->dy = L->panel + L->gap;
     L->mat_w = f->cols * L->panel + (f->cols - 1) * L->gap;
     L->mat_h = f->rows * L->panel + (f->rows - 1) * L->gap;
-    L->note_y = MARGIN + title_h;
+    L->note_y = MARGIN + m->title_h;
     L->x0 = left;
     L->y0 = top;
     L->colhead_y = top - line - 2;
     L->ylab_r = left - 6;
-    L->rowhead_r = left - 6 - lab_w - 8;
+    L->rowhead_r = left - 6 - m->lab_w - 8;
     L->xlab_y = top + L->mat_h + 6;
-    L->xtitle_y = L->xlab_y + lab_w + 8;
+    L->xtitle_y = L->xlab_y + m->lab_w + 8;
     L->bar_x = left + L->mat_w + 24;
     L->bar_y = top;
     L->bar_h = L->mat_h < 120 ? 120 : L->mat_h > 400 * ts ? 400 * ts : L->mat_h;
-    L->dbar_x = L->has_div ? L->bar_x + (L->has_seq ? bar_col : 0) : -1;
+    L->dbar_x = L->has_div ? L->bar_x + (L->has_seq ? m->bar_col : 0) : -1;
     L->legend_y = L->bar_y + L->bar_h + 16 * ts;
-    L->w = left + L->mat_w + right;
+    L->w = left + L->mat_w + m->right;
     int tw = MARGIN * 2 + attn_text_width(f->title ? f->title : "", ts + 1);
     if (L->w < tw) L->w = tw;
     for (int i = 0; i < L->n_notes; i++)
@@ -761,6 +433,19 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (L->w > 4095) L->w = 4095; // a very long title or note is cut, the picture stays small
     if (L->h > 4095) return attn_err(ATTN_EINPUT, "render: the picture would be %d pixels tall", L->h);
     return 0;
+}
+
+static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) {
+    memset(L, 0, sizeof *L);
+    L->pos_labels = pos_labels;
+    L->ts = ts;
+    margins m;
+    int rc = layout_scan(f, L);
+    if (rc) return rc;
+    layout_notes(f, L);
+    layout_margins(f, L, &m);
+    rc = layout_cells(f, L, &m);
+    return rc ? rc : layout_place(f, L, &m);
 }
 
 static int layout_figure(const attn_figure *f, layout *L) {
@@ -1124,6 +809,51 @@ int attn_render_svg(const attn_figure *f, char **svg, size_t *len) {
 // columns above the map when cells are two wide.
 #define TERM_MAX_CELLS 160
 
+// Terminal: the labels down the columns, one character per 2-wide cell.
+static void term_col_labels(membuf *b, const attn_figure *f, int n) {
+    char lab[128];
+    for (int line = 0; line < 8; line++) {
+        int any = 0;
+        membuf row = {0};
+        sb_printf(&row, "%12s ", "");
+        for (int k = 0; k < n; k++) {
+            label_text(f, k, 8, 0, lab, sizeof lab);
+            const char *s = lab;
+            for (int j = 0; j < line && *s; j++) utf8_next(&s);
+            if (*s) {
+                const char *st = s;
+                uint32_t cp = utf8_next(&s);
+                membuf_add(&row, st, (size_t)(s - st));
+                if (cp < 0x1100) membuf_add(&row, " ", 1); // wide characters fill the cell
+                any = 1;
+            } else membuf_add(&row, "  ", 2);
+        }
+        if (any) sb_printf(b, "%s\n", row.p);
+        free(row.p);
+        if (!any) break;
+    }
+}
+
+// Terminal: the colorbars, left to right, and the legend.
+static void term_bars(membuf *b, const attn_figure *f, const layout *L) {
+    for (int div = 0; div < 2; div++) {
+        if (!(div ? L->has_div : L->has_seq)) continue;
+        float t[5];
+        char txt[5][16];
+        bar_ticks(f, div, L->dmax, t, txt);
+        sb_printf(b, "%12s %s ", bar_title(f, div), txt[0]);
+        for (int i = 0; i < 32; i++) {
+            uint8_t col[3];
+            if (div) attn_colormap_div(i / 15.5f - 1, col); else attn_colormap(i / 31.0f, col);
+            sb_printf(b, "\x1b[48;2;%d;%d;%dm ", col[0], col[1], col[2]);
+        }
+        sb_printf(b, "\x1b[0m %s\n", txt[4]);
+    }
+    if (f->causal) sb_printf(b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", legend_text(f));
+    if (L->has_nan)
+        sb_printf(b, "%12s \x1b[48;2;%d;%d;%dm  \x1b[0m %s\n", "", C_NAN[0], C_NAN[1], C_NAN[2], NAN_TEXT);
+}
+
 int attn_render_term(const attn_figure *f, char **text, size_t *len) {
     layout L;
     int rc = layout_figure(f, &L); // for dmax and the notes
@@ -1146,28 +876,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
         if (rn || cn) sb_printf(&b, "\n\x1b[1m%s%s%s\x1b[0m\n", rn ? rn : "", rn && cn ? "  " : "", cn ? cn : "");
         panel_cells(f, pn, L.dmax, tpc, n, cells, mask);
         char lab[128];
-        if (cw == 2 && tpc == 1) { // labels down the columns, one character per cell
-            for (int line = 0; line < 8; line++) {
-                int any = 0;
-                membuf row = {0};
-                sb_printf(&row, "%12s ", "");
-                for (int k = 0; k < n; k++) {
-                    label_text(f, k, 8, 0, lab, sizeof lab);
-                    const char *s = lab;
-                    for (int j = 0; j < line && *s; j++) utf8_next(&s);
-                    if (*s) {
-                        const char *st = s;
-                        uint32_t cp = utf8_next(&s);
-                        membuf_add(&row, st, (size_t)(s - st));
-                        if (cp < 0x1100) membuf_add(&row, " ", 1); // wide characters fill the cell
-                        any = 1;
-                    } else membuf_add(&row, "  ", 2);
-                }
-                if (any) sb_printf(&b, "%s\n", row.p);
-                free(row.p);
-                if (!any) break;
-            }
-        }
+        if (cw == 2 && tpc == 1) term_col_labels(&b, f, n);
         for (int a = 0; a < n; a++) {
             label_text(f, a * tpc, 12, tpc > 1, lab, sizeof lab);
             int pad = 12;
@@ -1181,22 +890,7 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
             sb_printf(&b, "\x1b[0m\n");
         }
     }
-    for (int div = 0; div < 2; div++) { // the colorbars, left to right
-        if (!(div ? L.has_div : L.has_seq)) continue;
-        float t[5];
-        char txt[5][16];
-        bar_ticks(f, div, L.dmax, t, txt);
-        sb_printf(&b, "%12s %s ", bar_title(f, div), txt[0]);
-        for (int i = 0; i < 32; i++) {
-            uint8_t col[3];
-            if (div) attn_colormap_div(i / 15.5f - 1, col); else attn_colormap(i / 31.0f, col);
-            sb_printf(&b, "\x1b[48;2;%d;%d;%dm ", col[0], col[1], col[2]);
-        }
-        sb_printf(&b, "\x1b[0m %s\n", txt[4]);
-    }
-    if (f->causal) sb_printf(&b, "%12s \x1b[38;2;150;150;150m\xE2\x96\x91\xE2\x96\x91\x1b[0m %s\n", "", legend_text(f));
-    if (L.has_nan)
-        sb_printf(&b, "%12s \x1b[48;2;%d;%d;%dm  \x1b[0m %s\n", "", C_NAN[0], C_NAN[1], C_NAN[2], NAN_TEXT);
+    term_bars(&b, f, &L);
     free(cells), free(mask);
     if (b.oom) {
         free(b.p);
@@ -1206,23 +900,244 @@ int attn_render_term(const attn_figure *f, char **text, size_t *len) {
     return 0;
 }
 
-// ---------------------------------------------------------------- transforms
-void attn_drop_first(const float *p, int T, float *out) {
-    int n = T - 1;
-    for (int q = 1; q < T; q++) {
-        const float *row = p + (size_t)q * T;
-        double s = 0;
-        for (int k = 1; k < T; k++) s += row[k];
-        for (int k = 1; k < T; k++) out[(size_t)(q - 1) * n + (k - 1)] = s > 0 ? (float)(row[k] / s) : 0;
+// ---------------------------------------------------------------- lens picture
+
+#define LENS_M 16      // margin, pixels
+#define LENS_BAR 16    // colorbar width
+#define LENS_LAB 14    // code points at most in an axis label
+#define LENS_TXT 11    // text box height of the font
+
+// s cut (at code points) to at most max code points and maxw pixels, into out.
+static void fit_label(const char *s, int max, int maxw, char *out, size_t n) {
+    size_t len = 0;
+    int cps = 0;
+    for (const char *p = s; *p && cps < max && len + 5 < n;) {
+        size_t c = 1;
+        while ((p[c] & 0xC0) == 0x80) c++;
+        memcpy(out + len, p, c);
+        out[len + c] = 0;
+        if (attn_text_width(out, 1) > maxw) break;
+        len += c;
+        p += c;
+        cps++;
+    }
+    out[len] = 0;
+}
+
+typedef struct {
+    int R, T;          // rows (embeddings + layers), positions
+    char **in, **fin;  // [T] labels of the input and the finally chosen tokens
+    char **top;        // [R*T] label of each cell's top token
+    const char *note, *note2;
+    int cw, ch, text;  // cell size, pixels; 1: text in the cells
+    int step, lab_h;   // label every step-th column; rotated label height
+    int x0, y0, gw, gh; // grid origin and size
+} lens_layout;
+
+// The three sets of token labels of the picture.
+static int lens_labels(const attn_lens *l, const attn_tokenizer *tok, const int32_t *ids, lens_layout *L) {
+    int R = L->R, T = L->T, k = l->k;
+    int32_t *top1 = malloc((size_t)R * T * sizeof *top1);
+    if (!top1) return attn_err(ATTN_EFAIL, "lens picture: out of memory");
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) top1[(size_t)r * T + t] = l->top_id[((size_t)r * T + t) * k];
+    int rc = attn_token_labels(tok, ids, T, &L->in);
+    if (!rc) rc = attn_token_labels(tok, l->final_id, T, &L->fin);
+    if (!rc) rc = attn_token_labels(tok, top1, R * T, &L->top);
+    free(top1);
+    return rc;
+}
+
+// Cell size, label sizes, grid origin and the picture's size (*w, *h).
+static void lens_layout_of(const attn_lens *l, const char *title, lens_layout *L, int *w, int *h) {
+    int R = L->R, T = L->T;
+    // cells wide enough for a short token where the picture allows (< 4000 px)
+    L->cw = 3600 / T, L->ch = 18;
+    if (L->cw > 48) L->cw = 48;
+    if (L->cw < 2) L->cw = 2;
+    L->text = L->cw >= 20;
+    int name_w = attn_text_width("emb", 1);
+    for (int r = 1; r < R; r++) {
+        char b[16];
+        snprintf(b, sizeof b, "L%d", r - 1);
+        if (attn_text_width(b, 1) > name_w) name_w = attn_text_width(b, 1);
+    }
+    L->step = L->cw >= 12 ? 1 : (12 + L->cw - 1) / L->cw;
+    L->lab_h = 0; // rotated labels: the longest, cut to LENS_LAB code points
+    char b[64];
+    for (int t = 0; t < T; t += L->step)
+        for (int s = 0; s < 2; s++) {
+            fit_label(s ? L->fin[t] : L->in[t], LENS_LAB, 1 << 20, b, sizeof b);
+            if (attn_text_width(b, 1) > L->lab_h) L->lab_h = attn_text_width(b, 1);
+        }
+    L->lab_h += 4;
+    L->note = "row: residual stream after that layer (emb = embeddings) -> final norm -> unembedding;";
+    int bad = 0; // non-finite probabilities: magenta cells, said in the note
+    for (int i = 0; i < R * T; i++) bad |= !isfinite(l->final_prob[i]);
+    L->note2 = bad ? "colour: probability of the token the model finally ranks first (above the columns), "
+                     "fixed 0..1, magenta = non-finite (NaN/inf); cell text: top token there"
+                   : "colour: probability of the token the model finally ranks first (above the columns), "
+                     "fixed 0..1; cell text: top token there";
+    L->x0 = LENS_M + name_w + 6, L->y0 = LENS_M + 2 * LENS_TXT + 6 + 2 * (LENS_TXT + 2) + 6 + L->lab_h;
+    L->gw = T * L->cw, L->gh = R * L->ch;
+    *w = L->x0 + L->gw + 12 + LENS_BAR + 6 + attn_text_width("0.75", 1) + LENS_M;
+    int nw = attn_text_width(L->note2, 1) + 2 * LENS_M, tw = attn_text_width(title ? title : "", 2) + 2 * LENS_M;
+    if (*w < nw) *w = nw;
+    if (*w < tw) *w = tw;
+    *h = L->y0 + L->gh + 6 + L->lab_h + LENS_M;
+}
+
+// One row per lens row (the embeddings at the bottom): its name, then the cells.
+static void lens_cells(attn_image *im, const attn_lens *l, const lens_layout *L) {
+    static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0};
+    int T = L->T, ch = L->ch, cw = L->cw;
+    char b[64];
+    for (int r = 0; r < L->R; r++) {
+        int yy = L->y0 + (L->R - 1 - r) * ch;
+        if (r == 0) snprintf(b, sizeof b, "emb");
+        else snprintf(b, sizeof b, "L%d", r - 1);
+        attn_draw_text(im, L->x0 - 6 - attn_text_width(b, 1), yy + (ch - LENS_TXT) / 2, b, black, 1, 0);
+        for (int t = 0; t < T; t++) {
+            float p = l->final_prob[(size_t)r * T + t];
+            uint8_t c[3];
+            attn_colormap(p, c);
+            fill(im, L->x0 + t * cw, yy, cw, ch, c);
+            if (L->text) {
+                fit_label(L->top[(size_t)r * T + t], LENS_LAB, cw - 3, b, sizeof b);
+                attn_draw_text(im, L->x0 + t * cw + 2, yy + (ch - LENS_TXT) / 2, b, p > 0.55f ? black : white, 1, 0);
+            }
+        }
     }
 }
 
-double attn_jsd_bits(const float *a, const float *b, int n) {
-    double d = 0;
-    for (int i = 0; i < n; i++) {
-        double x = a[i], y = b[i], m = 0.5 * (x + y);
-        if (x > 0) d += 0.5 * x * log2(x / m);
-        if (y > 0) d += 0.5 * y * log2(y / m);
+// Column labels: the finally chosen token above (reading upwards), the input
+// token below; the colorbar 0..1 with ticks on the right.
+static void lens_axes(attn_image *im, const lens_layout *L) {
+    static const uint8_t black[3] = {0, 0, 0};
+    char b[64];
+    for (int t = 0; t < L->T; t += L->step) {
+        int xx = L->x0 + t * L->cw + (L->cw - LENS_TXT) / 2;
+        fit_label(L->fin[t], LENS_LAB, L->lab_h - 4, b, sizeof b);
+        attn_draw_text(im, xx, L->y0 - 4, b, black, 1, 1);
+        fit_label(L->in[t], LENS_LAB, L->lab_h - 4, b, sizeof b);
+        attn_draw_text(im, xx, L->y0 + L->gh + 6 + attn_text_width(b, 1), b, black, 1, 1);
     }
-    return d < 0 ? 0 : d;
+    int bx = L->x0 + L->gw + 12, gh = L->gh;
+    for (int j = 0; j < gh; j++) {
+        uint8_t c[3];
+        attn_colormap(1.0f - (float)j / (gh > 1 ? gh - 1 : 1), c);
+        fill(im, bx, L->y0 + j, LENS_BAR, 1, c);
+    }
+    int n_ticks = gh >= 5 * (LENS_TXT + 2) ? 4 : gh >= 3 * (LENS_TXT + 2) ? 2 : 1;
+    for (int i = 0; i <= n_ticks; i++) {
+        int yy = L->y0 + (gh - 1) * (n_ticks - i) / n_ticks;
+        fill(im, bx + LENS_BAR, yy, 3, 1, black);
+        snprintf(b, sizeof b, "%g", (double)i / n_ticks);
+        attn_draw_text(im, bx + LENS_BAR + 5, yy - LENS_TXT / 2, b, black, 1, 0);
+    }
+}
+
+int attn_lens_image(const attn_lens *l, const attn_tokenizer *tok, const int32_t *ids, const char *title,
+                    attn_image *out) {
+    lens_layout L = {.R = l->n_layer + 1, .T = l->T};
+    int rc = lens_labels(l, tok, ids, &L), w, h;
+    if (rc) goto done;
+    lens_layout_of(l, title, &L, &w, &h);
+    attn_image im = {.w = w, .h = h, .rgb = malloc((size_t)w * h * 3)};
+    if (!im.rgb) {
+        rc = attn_err(ATTN_EFAIL, "lens picture: out of memory for %d x %d pixels", w, h);
+        goto done;
+    }
+    static const uint8_t black[3] = {0, 0, 0}, grey[3] = {90, 90, 90};
+    memset(im.rgb, 255, (size_t)w * h * 3);
+    attn_draw_text(&im, LENS_M, LENS_M, title ? title : "logit lens", black, 2, 0);
+    int y = LENS_M + 2 * LENS_TXT + 6;
+    attn_draw_text(&im, LENS_M, y, L.note, grey, 1, 0);
+    attn_draw_text(&im, LENS_M, y + LENS_TXT + 2, L.note2, grey, 1, 0);
+    lens_cells(&im, l, &L);
+    lens_axes(&im, &L);
+    *out = im;
+done:
+    if (L.in) attn_labels_free(L.in, L.T);
+    if (L.fin) attn_labels_free(L.fin, L.T);
+    if (L.top) attn_labels_free(L.top, L.R * L.T);
+    return rc;
+}
+
+// ---------------------------------------------------------------- grid picture
+// attn_grid (attn.h): patching and attribution results.
+
+// Longest text width of n labels (scale 1).
+static int widest(char *const *s, int n) {
+    int w = 0;
+    for (int i = 0; i < n; i++)
+        if (s[i] && attn_text_width(s[i], 1) > w) w = attn_text_width(s[i], 1);
+    return w;
+}
+
+int attn_grid_image(const attn_grid *g, attn_image *out) {
+    const int M = 12, TXT = 12, BAR = 16, cw = g->cols > 60 ? 12 : g->cols > 16 ? 24 : 44, ch = g->rows > 24 ? 18 : 28;
+    float dmax = g->dmax;
+    for (size_t i = 0; i < (size_t)g->rows * g->cols; i++)
+        if (fabsf(g->v[i]) > dmax) dmax = fabsf(g->v[i]);
+    if (!(dmax > 0)) dmax = 1;
+    int name_w = widest(g->row_names, g->rows), lab_h = widest(g->col_names, g->cols) + 6;
+    int x0 = M + name_w + 6, y0 = M + 2 * TXT + 8 + 2 * (TXT + 2) + 4;
+    int gw = g->cols * cw, gh = g->rows * ch;
+    char mark_lab[64];
+    snprintf(mark_lab, sizeof mark_lab, "%g %s", g->mark, g->mark_name ? g->mark_name : "");
+    int lab_w = attn_text_width("-0.000e+00", 1);
+    if (g->mark == g->mark && attn_text_width(mark_lab, 1) > lab_w) lab_w = attn_text_width(mark_lab, 1);
+    int w = x0 + gw + 16 + BAR + 8 + lab_w + M;
+    int tw = attn_text_width(g->title, 2) + 2 * M, nw = attn_text_width(g->note ? g->note : "", 1) + 2 * M;
+    if (w < tw) w = tw;
+    if (w < nw) w = nw;
+    int h = y0 + gh + lab_h + M;
+    if (h < y0 + 200 + M) h = y0 + 200 + M;
+    attn_image im = {0};
+    im.w = w;
+    im.h = h;
+    if (!(im.rgb = malloc((size_t)w * h * 3))) return attn_err(ATTN_EFAIL, "picture: out of memory");
+    memset(im.rgb, 255, (size_t)w * h * 3);
+    static const uint8_t black[3] = {0, 0, 0}, white[3] = {255, 255, 255}, grey[3] = {90, 90, 90},
+                         nan_c[3] = {200, 200, 200};
+    attn_draw_text(&im, M, M, g->title, black, 2, 0);
+    if (g->note) attn_draw_text(&im, M, M + 2 * TXT + 8, g->note, grey, 1, 0);
+    for (int r = 0; r < g->rows; r++) {
+        int y = y0 + r * ch;
+        attn_draw_text(&im, x0 - 6 - attn_text_width(g->row_names[r], 1), y + (ch - TXT) / 2, g->row_names[r], black, 1, 0);
+        for (int c = 0; c < g->cols; c++) {
+            float v = g->v[(size_t)r * g->cols + c];
+            uint8_t col[3];
+            if (v == v) attn_colormap_div(v / dmax, col);
+            fill(&im, x0 + c * cw, y, cw - 1, ch - 1, v == v ? col : nan_c);
+            if (cw >= 44 && v == v) { // the value, when the cell has room
+                char b[16];
+                snprintf(b, sizeof b, "%.2f", fabsf(v) < 0.005f ? 0.0f : v); // no "-0.00"
+                const uint8_t *tc = fabsf(v) > 0.6f * dmax ? white : black;
+                attn_draw_text(&im, x0 + c * cw + (cw - attn_text_width(b, 1)) / 2, y + (ch - TXT) / 2, b, tc, 1, 0);
+            }
+        }
+    }
+    for (int c = 0; c < g->cols; c++) // column labels below, reading upwards
+        attn_draw_text(&im, x0 + c * cw + (cw - TXT) / 2, y0 + gh + 4 + attn_text_width(g->col_names[c], 1),
+                       g->col_names[c], black, 1, 1);
+    // the colorbar: dmax at the top, -dmax at the bottom, 0 and g->mark labelled
+    int bx = x0 + gw + 16, by = y0, bh = 200;
+    for (int j = 0; j < bh; j++) {
+        uint8_t col[3];
+        attn_colormap_div(1 - 2.0f * j / (bh - 1), col);
+        fill(&im, bx, by + j, BAR, 1, col);
+    }
+    float ticks[4] = { dmax, 0, -dmax, g->mark };
+    for (int k = 0; k < (g->mark == g->mark && fabsf(g->mark) <= dmax ? 4 : 3); k++) {
+        int y = by + (int)lroundf((1 - ticks[k] / dmax) / 2 * (bh - 1));
+        char b[64];
+        if (k == 3) snprintf(b, sizeof b, "%s", mark_lab);
+        else snprintf(b, sizeof b, "%.3g", ticks[k]);
+        fill(&im, bx - 3, y, BAR + 6, k == 3 ? 2 : 1, black);
+        attn_draw_text(&im, bx + BAR + 6, y - TXT / 2, b, black, 1, 0);
+    }
+    *out = im;
+    return 0;
 }

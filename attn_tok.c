@@ -99,39 +99,7 @@ struct attn_tokenizer {
     int32_t *spec_first;    // [65537] spec[spec_first[k] .. spec_first[k+1]) start with bytes k
 };
 
-// ---------------------------------------------------------------- UTF-8
-
-// Length of the well-formed UTF-8 character at s[0..n) with its code point in
-// *cp, or -1 if s[0] does not start one (then *cp = U+FFFD).
-static int utf8_next(const uint8_t *s, size_t n, uint32_t *cp) {
-    uint8_t b = s[0];
-    if (b < 0x80) { *cp = b; return 1; }
-    *cp = 0xFFFD;
-    int len = b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-    if (!len || (size_t)len > n) return -1;
-    uint32_t c = b & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return -1;
-        c = c << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (c < 0x800 || (c >= 0xD800 && c < 0xE000))) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)))
-        return -1;
-    *cp = c;
-    return len;
-}
-
-static int utf8_put(char *out, uint32_t cp) {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
-    if (cp < 0x800) { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12); out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18); out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3F)); out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
+// ---------------------------------------------------------------- GPT-2 bytes
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the
 // other 68 bytes (controls, space, 0x7F-0xA0, 0xAD) map to U+0100.. in order.
@@ -269,7 +237,7 @@ static int normalize_form(int form, const char *text, size_t n, sbuf *out) {
     int rc = 0, compat = form == NORM_NFKD || form == NORM_NFKC;
     for (size_t i = 0; i < n && !rc;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + i, n - i, &cp);
+        int k = attn_utf8_decode((const uint8_t *)text + i, n - i, &cp);
         rc = k < 0 ? cp_add(&b, RAW_BYTE + (uint8_t)text[i]) : decompose(&b, cp, compat);
         i += k < 0 ? 1 : (size_t)k;
     }
@@ -279,7 +247,7 @@ static int normalize_form(int form, const char *text, size_t n, sbuf *out) {
     for (size_t i = 0; i < b.n && !rc; i++) {
         char u[4];
         u[0] = (char)(b.p[i] - RAW_BYTE);
-        rc = sb_add(out, u, b.p[i] >= RAW_BYTE ? 1 : (size_t)utf8_put(u, b.p[i]));
+        rc = sb_add(out, u, b.p[i] >= RAW_BYTE ? 1 : (size_t)attn_utf8_encode(u, b.p[i]));
     }
     if (!rc && !out->p) rc = sb_add(out, "", 0);
     free(b.p);
@@ -333,11 +301,11 @@ static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out
         size_t a = 0, b = n;
         uint32_t cp;
         int k;
-        while (st->left && a < b && (k = utf8_next((const uint8_t *)text + a, b - a, &cp)) > 0 && is_ws(cp)) a += (size_t)k;
+        while (st->left && a < b && (k = attn_utf8_decode((const uint8_t *)text + a, b - a, &cp)) > 0 && is_ws(cp)) a += (size_t)k;
         while (st->right && b > a) {
             size_t q = b - 1;
             while (q > a && ((uint8_t)text[q] & 0xC0) == 0x80 && b - q < 4) q--;
-            if ((k = utf8_next((const uint8_t *)text + q, b - q, &cp)) != (int)(b - q) || !is_ws(cp)) break;
+            if ((k = attn_utf8_decode((const uint8_t *)text + q, b - q, &cp)) != (int)(b - q) || !is_ws(cp)) break;
             b = q;
         }
         return sb_add(out, text + a, b - a);
@@ -354,7 +322,7 @@ static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out
     }
     for (size_t i = 0; i < n && !rc && st->kind == NS_STRIP_ACCENTS;) { // drop marks (Mn, Mc, Me: 5-7)
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + i, n - i, &cp), cat = k < 0 ? 0 : attn_unicode_cat(cp);
+        int k = attn_utf8_decode((const uint8_t *)text + i, n - i, &cp), cat = k < 0 ? 0 : attn_unicode_cat(cp);
         if (cat < 5 || cat > 7) rc = sb_add(out, text + i, k < 0 ? 1 : (size_t)k);
         i += k < 0 ? 1 : (size_t)k;
     }
@@ -362,11 +330,11 @@ static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out
     for (size_t i = 0; i < n && !rc;) { // lowercase
         uint32_t cp;
         const uint32_t *lo;
-        int k = utf8_next((const uint8_t *)text + i, n - i, &cp), m = k > 0 ? attn_unicode_lower(cp, &lo) : 0;
+        int k = attn_utf8_decode((const uint8_t *)text + i, n - i, &cp), m = k > 0 ? attn_unicode_lower(cp, &lo) : 0;
         if (!m) rc = sb_add(out, text + i, k > 0 ? (size_t)k : 1);
         for (int j = 0; j < m && !rc; j++) {
             char u[4];
-            rc = sb_add(out, u, (size_t)utf8_put(u, lo[j]));
+            rc = sb_add(out, u, (size_t)attn_utf8_encode(u, lo[j]));
         }
         i += k > 0 ? (size_t)k : 1;
     }
@@ -482,7 +450,7 @@ static int token_text(const attn_tokenizer *t, int id, const int16_t *byte_of_cp
     if (t->kind == ATTN_TOK_GPT2 && type != TT_CONTROL && type != TT_USER) {
         for (size_t i = 0; i < p.len;) {
             uint32_t cp;
-            int k = utf8_next((const uint8_t *)p.s + i, p.len - i, &cp);
+            int k = attn_utf8_decode((const uint8_t *)p.s + i, p.len - i, &cp);
             if (k < 0) k = 1; // cp is U+FFFD: the byte is kept
             if (cp < 324 && byte_of_cp[cp] >= 0) {
                 char c = (char)byte_of_cp[cp];
@@ -834,7 +802,7 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
         if (!t->n_pre && !attn_gguf_get_str(f, "tokenizer.ggml.pre", &pre) && pre_setup(t, pre)) return ATTN_EINPUT;
         for (int b = 0; b < 256; b++) {
             char u[4];
-            t->byte_tok[b] = piece_find(t, u, (size_t)utf8_put(u, gpt2_byte_cp(b)));
+            t->byte_tok[b] = piece_find(t, u, (size_t)attn_utf8_encode(u, gpt2_byte_cp(b)));
         }
         if (load_merges(t, f)) return ATTN_EINPUT;
     }
@@ -852,7 +820,8 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
     return 0;
 }
 
-static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
+// The pieces of tokenizer.ggml.tokens and the hash table that finds them.
+static int vocab_load(attn_tokenizer *t, const attn_gguf_file *f) {
     const attn_gguf_kv *kv = attn_gguf_find(f, "tokenizer.ggml.tokens");
     if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || kv->n == 0)
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.tokens missing or not a string array");
@@ -879,10 +848,18 @@ static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
         while (t->hash[i] >= 0) i = (i + 1) & t->hash_mask;
         t->hash[i] = id;
     }
-    int spm = t->kind == ATTN_TOK_SPM;
+    return 0;
+}
+
+// Scores and token types (inferred for SentencePiece without them), the
+// special ids and the add_bos / add_space_prefix switches; *has_scores says
+// whether tokenizer.ggml.scores was there.
+static int scores_types_load(attn_tokenizer *t, const attn_gguf_file *f, int *has_scores) {
+    int n = t->n_tok, spm = t->kind == ATTN_TOK_SPM;
     // scores and types, when present, must have one entry per token (a damaged
     // vocabulary would otherwise give other ids without a word)
     const attn_gguf_kv *sc = attn_gguf_find(f, "tokenizer.ggml.scores"), *ty = attn_gguf_find(f, "tokenizer.ggml.token_type");
+    *has_scores = sc != NULL;
     if (sc && attn_gguf_arr_f32(sc, NULL))
         return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.scores is not a number array");
     if (ty && attn_gguf_arr_i32(ty, NULL))
@@ -912,20 +889,32 @@ static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
     int v;
     t->add_bos = attn_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &v) ? spm : v;
     t->add_space_prefix = attn_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v;
+    return 0;
+}
 
-    if (pipeline_load(t, f)) return ATTN_EINPUT;
-    if (kind_setup(t, f, sc != NULL)) return ATTN_EINPUT;
+// Every token's text (t->text, t->text_off) from its piece.
+static int texts_build(attn_tokenizer *t) {
     int16_t byte_of_cp[324]; // GPT-2: inverse of gpt2_byte_cp
     for (int c = 0; c < 324; c++) byte_of_cp[c] = -1;
     for (int c = 0; c < 256; c++) byte_of_cp[gpt2_byte_cp(c)] = (int16_t)c;
     sbuf b = {0};
-    for (int id = 0; id < n; id++) {
+    for (int id = 0; id < t->n_tok; id++) {
         t->text_off[id] = (uint32_t)b.n;
         if (token_text(t, id, byte_of_cp, &b)) { free(b.p); return ATTN_EFAIL; }
     }
-    t->text_off[n] = (uint32_t)b.n;
+    t->text_off[t->n_tok] = (uint32_t)b.n;
     t->text = b.p ? b.p : calloc(1, 1);
     if (!t->text) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    return 0;
+}
+
+static int tok_build(attn_tokenizer *t, const attn_gguf_file *f) {
+    int has_scores, rc = vocab_load(t, f);
+    if (!rc) rc = scores_types_load(t, f, &has_scores);
+    if (rc) return rc;
+    if (pipeline_load(t, f)) return ATTN_EINPUT;
+    if (kind_setup(t, f, has_scores)) return ATTN_EINPUT;
+    if (texts_build(t)) return ATTN_EFAIL;
     return t->kind == ATTN_TOK_CHAR ? 0 : spec_setup(t);
 }
 
@@ -1113,7 +1102,7 @@ static int add_sym(tok_work *w, int n, int32_t id, size_t off, size_t len) {
 // one "other" character.
 static int gpt2_class(const uint8_t *s, size_t n, int *k) {
     uint32_t cp;
-    int len = s[0] < 0x80 ? (cp = s[0], 1) : utf8_next(s, n, &cp);
+    int len = s[0] < 0x80 ? (cp = s[0], 1) : attn_utf8_decode(s, n, &cp);
     if (len < 0) { *k = 1; return UNI_OTHER; }
     *k = len;
     return attn_unicode_class(cp);
@@ -1298,6 +1287,16 @@ static int gpt2_encode(const attn_tokenizer *t, tok_work *w, const char *text, s
     return 0;
 }
 
+// The pre-tokenizer's pieces of text, each encoded by word.
+typedef int (*word_fn)(const attn_tokenizer *t, tok_work *w, const char *s, size_t len);
+static int each_piece(const attn_tokenizer *t, tok_work *w, const char *text, size_t len, word_fn word) {
+    pieces p = {0};
+    int rc = pre_pieces(t, text, len, w->first, &p);
+    for (size_t i = 0; !rc && i < p.n; i++) rc = word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
+    free(p.text.p), free(p.span);
+    return rc;
+}
+
 // ---------------------------------------------------------------- BPE on characters
 
 // One pre-token: its characters (a character that is no piece: its byte
@@ -1310,7 +1309,7 @@ static int bpe_char_word(const attn_tokenizer *t, tok_work *w, const char *s, si
     int n = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
+        int k = attn_utf8_decode((const uint8_t *)s + i, len - i, &cp);
         k = k < 0 ? 1 : k;
         int id = piece_find(t, s + i, (size_t)k), bytes = id < 0;
         for (int j = 0; j < k && bytes; j++) bytes = t->byte_tok[(uint8_t)s[i + j]] >= 0;
@@ -1330,24 +1329,19 @@ static int bpe_char_word(const attn_tokenizer *t, tok_work *w, const char *s, si
 }
 
 static int bpe_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    pieces p = {0};
-    int rc = pre_pieces(t, text, len, w->first, &p);
-    for (size_t i = 0; !rc && i < p.n; i++)
-        rc = bpe_char_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
-    free(p.text.p), free(p.span);
-    return rc;
+    return each_piece(t, w, text, len, bpe_char_word);
 }
 
 // ---------------------------------------------------------------- WordPiece
 
-// at[i] = 1 where a character starts in s[0..len) as utf8_next reads it (an
+// at[i] = 1 where a character starts in s[0..len) as attn_utf8_decode reads it (an
 // invalid byte is one character), and at[len] = 1.
 static uint8_t *char_starts(const char *s, size_t len) {
     uint8_t *at = calloc(len + 1, 1);
     if (!at) return NULL;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + i, len - i, &cp);
+        int k = attn_utf8_decode((const uint8_t *)s + i, len - i, &cp);
         at[i] = 1;
         i += k < 0 ? 1 : (size_t)k;
     }
@@ -1427,12 +1421,7 @@ static int wpm_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
 
 static int wordpiece_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
     if (t->wpm) return wpm_encode(t, w, text, len);
-    pieces p = {0};
-    int rc = pre_pieces(t, text, len, w->first, &p);
-    for (size_t i = 0; !rc && i < p.n; i++)
-        rc = wordpiece_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
-    free(p.text.p), free(p.span);
-    return rc;
+    return each_piece(t, w, text, len, wordpiece_word);
 }
 
 // ---------------------------------------------------------------- Unigram
@@ -1458,7 +1447,7 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
     for (size_t b = 0; b < len; b++) {
         if (best[b].id == -2 || !at[b]) continue;
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + b, len - b, &cp), single = 0;
+        int k = attn_utf8_decode((const uint8_t *)s + b, len - b, &cp), single = 0;
         k = k < 0 ? 1 : k;
         for (size_t e = b + 1; e <= len && e - b <= (size_t)t->uni_maxlen; e++) {
             if (!at[e]) continue;
@@ -1491,12 +1480,7 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
 }
 
 static int unigram_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    pieces p = {0};
-    int rc = pre_pieces(t, text, len, w->first, &p);
-    for (size_t i = 0; !rc && i < p.n; i++)
-        rc = unigram_word(t, w, p.text.p + p.span[2 * i], p.span[2 * i + 1] - p.span[2 * i]);
-    free(p.text.p), free(p.span);
-    return rc;
+    return each_piece(t, w, text, len, unigram_word);
 }
 
 // ---------------------------------------------------------------- SentencePiece
@@ -1509,7 +1493,7 @@ static int spm_word(const attn_tokenizer *t, tok_work *w) {
     int n = 0;
     for (size_t i = 0; i < w->word.n;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + i, w->word.n - i, &cp); // valid: normalized
+        int k = attn_utf8_decode((const uint8_t *)s + i, w->word.n - i, &cp); // valid: normalized
         if (add_sym(w, n++, piece_find(t, s + i, (size_t)k), i, (size_t)k)) return ATTN_EFAIL;
         i += (size_t)k;
     }
@@ -1545,7 +1529,7 @@ static int spm_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
     if (t->add_space_prefix && sb_str(&w->word, SPACE_MARK)) return ATTN_EFAIL;
     for (size_t pos = 0; pos < len;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + pos, len - pos, &cp);
+        int k = attn_utf8_decode((const uint8_t *)text + pos, len - pos, &cp);
         const char *c = text + pos;
         size_t clen = (size_t)k;
         if (k < 0) c = "\xEF\xBF\xBD", clen = 3, k = 1;
@@ -1580,7 +1564,7 @@ static int label_char(sbuf *b, const char *s, int k, long cp) {
 static int label_text(sbuf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + i, n - i, &cp);
+        int k = attn_utf8_decode((const uint8_t *)s + i, n - i, &cp);
         if (label_char(b, s + i, k < 0 ? 1 : k, k < 0 ? -1 : (long)cp)) return ATTN_EFAIL;
         i += k < 0 ? 1 : (size_t)k;
     }
@@ -1629,7 +1613,7 @@ static int label_run(const attn_tokenizer *t, const int32_t *ids, int n, char **
             end += text_len(t, ids[++tok]);
         }
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)s + i, total - i, &cp);
+        int k = attn_utf8_decode((const uint8_t *)s + i, total - i, &cp);
         if (!rc) rc = label_char(&b, s + i, k < 0 ? 1 : k, k < 0 ? -1 : (long)cp);
         i += k < 0 ? 1 : (size_t)k;
     }
@@ -1691,7 +1675,7 @@ static size_t ws_before(const char *text, size_t lo, size_t end) {
         size_t q = end - 1;
         while (q > lo && ((uint8_t)text[q] & 0xC0) == 0x80 && end - q < 4) q--;
         uint32_t cp;
-        if (utf8_next((const uint8_t *)text + q, end - q, &cp) != (int)(end - q) || !is_ws(cp)) break;
+        if (attn_utf8_decode((const uint8_t *)text + q, end - q, &cp) != (int)(end - q) || !is_ws(cp)) break;
         end = q;
     }
     return end;
@@ -1700,14 +1684,14 @@ static size_t ws_before(const char *text, size_t lo, size_t end) {
 static size_t ws_after(const char *text, size_t len, size_t pos) {
     uint32_t cp;
     int k;
-    while (pos < len && (k = utf8_next((const uint8_t *)text + pos, len - pos, &cp)) > 0 && is_ws(cp)) pos += (size_t)k;
+    while (pos < len && (k = attn_utf8_decode((const uint8_t *)text + pos, len - pos, &cp)) > 0 && is_ws(cp)) pos += (size_t)k;
     return pos;
 }
 
 static int char_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
     for (size_t pos = 0; pos < len;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + pos, len - pos, &cp);
+        int k = attn_utf8_decode((const uint8_t *)text + pos, len - pos, &cp);
         int id = k < 0 ? -1 : piece_find(t, text + pos, (size_t)k);
         if (k < 0)
             return attn_err(ATTN_EINPUT, "tokenize: invalid UTF-8 byte 0x%02X at byte %zu", (uint8_t)text[pos], pos);
@@ -1840,7 +1824,7 @@ int attn_tokenize(const attn_tokenizer *t, const char *text, size_t len, int add
 static int spm_flush_bytes(sbuf *out, sbuf *bytes) {
     for (size_t i = 0; i < bytes->n;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)bytes->p + i, bytes->n - i, &cp);
+        int k = attn_utf8_decode((const uint8_t *)bytes->p + i, bytes->n - i, &cp);
         if (sb_add(out, k < 0 ? "\xEF\xBF\xBD" : bytes->p + i, k < 0 ? 3 : (size_t)k)) return ATTN_EFAIL;
         i += k < 0 ? 1 : (size_t)k;
     }

@@ -1,5 +1,6 @@
 // attn_write.c - section "writers" of attn (see attn.c for the table of
-// contents): atomic output files, scratch files, .npy, JSON strings, mkdir -p.
+// contents): atomic output files, scratch files, .npy, JSON strings and
+// numbers (NaN as null), mkdir -p.
 //
 // Atomicity: data goes to "<dir>/.<name>.tmp.<pid>.<random>", made with
 // O_EXCL (never opening or following what is there), and is renamed onto the
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <time.h>
 #include <sys/mman.h>
@@ -248,20 +250,6 @@ int attn_write_npy_f32(const char *path, const float *data, const int64_t *dims,
     return attn_out_close(&o);
 }
 
-// Length of a valid UTF-8 sequence at s (1-4), or 0 if invalid.
-static int utf8_len(const unsigned char *s) {
-    if (s[0] < 0x80) return 1;
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-    if (n == 0 || s[0] > 0xf4) return 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (n == 3 && s[0] == 0xe0 && s[1] < 0xa0) return 0;      // overlong
-    if (n == 3 && s[0] == 0xed && s[1] >= 0xa0) return 0;     // surrogates
-    if (n == 4 && s[0] == 0xf0 && s[1] < 0x90) return 0;      // overlong
-    if (n == 4 && s[0] == 0xf4 && s[1] >= 0x90) return 0;     // > U+10FFFF
-    return n;
-}
-
 void attn_json_str(FILE *fp, const char *str) {
     const unsigned char *s = (const unsigned char *)str;
     fputc('"', fp);
@@ -274,12 +262,34 @@ void attn_json_str(FILE *fp, const char *str) {
             s++;
             continue;
         }
-        int n = utf8_len(s);
-        if (!n) { fputs("\\ufffd", fp); s++; continue; }
+        uint32_t cp;
+        int n = attn_utf8_decode(s, strnlen((const char *)s, 4), &cp);
+        if (n < 0) { fputs("\\ufffd", fp); s++; continue; }
         fwrite(s, 1, (size_t)n, fp);
         s += n;
     }
     fputc('"', fp);
+}
+
+void attn_json_numf(FILE *fp, const char *fmt, double v) {
+    if (!isfinite(v)) fputs("null", fp); // JSON has no NaN or Infinity
+    else fprintf(fp, fmt, v);
+}
+
+void attn_json_num(FILE *fp, double v) { attn_json_numf(fp, "%.8g", v); }
+
+void attn_json_scores(FILE *fp, const attn_head_scores *h) {
+    fputc('{', fp);
+    for (int s = 0; s < ATTN_S_N; s++) {
+        fprintf(fp, "%s\"%s\": ", s ? ", " : "", attn_score_names[s]);
+        attn_json_num(fp, h->s[s]);
+        if (s == ATTN_S_OFFSET) {
+            fputs(", \"offset_k\": ", fp);
+            if (h->offset_k) fprintf(fp, "%d", h->offset_k);
+            else fputs("null", fp);
+        }
+    }
+    fputc('}', fp);
 }
 
 void attn_escape(char *out, size_t cap, const char *str, size_t len) {
@@ -287,12 +297,10 @@ void attn_escape(char *out, size_t cap, const char *str, size_t len) {
     size_t o = 0;
     while (s < end && *s && cap) {
         char tmp[8];
-        int n = s + 4 <= end ? utf8_len(s) : 0, take = n ? n : 1;
-        if (!n && s + 4 > end) { // near the end: the sequence must lie inside len
-            unsigned char q[4] = { 0, 0, 0, 0 };
-            memcpy(q, s, (size_t)(end - s));
-            n = utf8_len(q), take = n ? n : 1;
-        }
+        uint32_t cp;
+        int n = attn_utf8_decode(s, (size_t)(end - s), &cp); // the sequence must lie inside len
+        if (n < 0) n = 0;
+        int take = n ? n : 1;
         if (*s == '\n') snprintf(tmp, sizeof tmp, "\\n");
         else if (*s == '\t') snprintf(tmp, sizeof tmp, "\\t");
         else if (*s == '\r') snprintf(tmp, sizeof tmp, "\\r");

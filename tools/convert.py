@@ -146,12 +146,17 @@ def q8_0_bytes(a):
     return bytes(out)
 
 
-def f32_from_f16(b):
+def f32_unpack(b, size, code):
+    """Little-endian values of `size` bytes (struct code) -> array of float32, CHUNK at a time."""
     a = array("f")
-    for i in range(0, len(b) // 2, CHUNK):
-        part = b[2 * i:2 * (i + CHUNK)]
-        a.extend(struct.unpack("<%de" % (len(part) // 2), part))
+    for i in range(0, len(b) // size, CHUNK):
+        part = b[size * i:size * (i + CHUNK)]
+        a.extend(struct.unpack("<%d%s" % (len(part) // size, code), part))
     return a
+
+
+def f32_from_f16(b):
+    return f32_unpack(b, 2, "e")
 
 
 def f32_from_bf16(b):
@@ -162,11 +167,7 @@ def f32_from_bf16(b):
 
 
 def f32_from_f64(b):
-    a = array("f")
-    for i in range(0, len(b) // 8, CHUNK):
-        part = b[8 * i:8 * (i + CHUNK)]
-        a.extend(struct.unpack("<%dd" % (len(part) // 8), part))
-    return a
+    return f32_unpack(b, 8, "d")
 
 
 # source dtype -> (bytes per element, converter to float32 or None if not a float)
@@ -2294,6 +2295,92 @@ def llama_rope_scaling(m, cfg, folder, hd):
         fail(folder, "rope_scaling %s is not supported (llama3, linear)" % json.dumps(rs))
 
 
+def map_hf_gpt2(folder, cfg, sd, fname, name, need):
+    """A Hugging Face GPT-2 folder's config and tensors -> Model."""
+    m = Model("gpt2", "Hugging Face GPT-2 (%s)" % fname, name, folder)
+    D, L, H = need("n_embd", "hidden_size"), need("n_layer", "num_hidden_layers"), need("n_head", "num_attention_heads")
+    if D % H:
+        fail(os.path.join(folder, "config.json"), "n_embd %d is not a multiple of n_head %d" % (D, H))
+    ctx = need("n_positions", "n_ctx", "max_position_embeddings")
+    F = cfg.get("n_inner") or 4 * D
+    act = cfg.get("activation_function", "gelu_new")
+    if act in ("gelu", "gelu_python"):
+        m.ext["attn.mlp"] = "gelu_erf"
+    elif act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        fail(folder, "activation_function %s is not supported" % act)
+    if cfg.get("scale_attn_by_inverse_layer_idx") or cfg.get("scale_attn_weights") is False:
+        fail(folder, "non-standard attention scaling is not supported")
+    pfx = "transformer." if "transformer.wte.weight" in sd else ""
+    wte = sd.get(pfx + "wte.weight")
+    if wte is None:
+        fail(folder, "missing tensor 'wte.weight'")
+    V = wte.shape[0]
+    check_shape(wte, (V, D))
+    m.add("token_embd.weight", wte)
+    wpe = sd.get(pfx + "wpe.weight")
+    if wpe is None:
+        fail(folder, "missing tensor 'wpe.weight'")
+    check_shape(wpe, (ctx, D))
+    m.add("position_embd.weight", wpe)
+    map_gpt2_blocks(m, sd, pfx, folder, L, D, F, conv1d=True)
+    for n in ("weight", "bias"):
+        s = sd.get(pfx + "ln_f." + n)
+        if s is None:
+            fail(folder, "missing tensor '%sln_f.%s'" % (pfx, n))
+        check_shape(s, (D,))
+        m.add("output_norm." + n, s)
+    head = sd.get("lm_head.weight")
+    if head is not None:
+        check_shape(head, (V, D))
+        if cfg.get("tie_word_embeddings", True) or same_tensor(head, wte):
+            m.used.add(head.name)
+        else:
+            m.add("output.weight", head)
+    m.hp.update(context_length=ctx, embedding_length=D, block_count=L, feed_forward_length=F, head_count=H,
+                layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)), vocab_size=V)
+    for k in sd:
+        if re.match(r"(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$", k):
+            m.used.add(k)
+            m.ignored.append(k)
+    return m
+
+
+def map_hf_llama(folder, cfg, sd, fname, mt, name, need):
+    """A Hugging Face LLaMA or Mistral folder's config and tensors -> Model."""
+    m = Model("llama", "Hugging Face LLaMA (%s)" % fname, name, folder)
+    D, L, H = need("hidden_size"), need("num_hidden_layers"), need("num_attention_heads")
+    Hkv = cfg.get("num_key_value_heads") or H
+    F, ctx = need("intermediate_size"), need("max_position_embeddings")
+    hd = cfg.get("head_dim") or D // H
+    if cfg.get("hidden_act", "silu") != "silu":
+        fail(folder, "hidden_act %s is not supported (only silu)" % cfg.get("hidden_act"))
+    if H % Hkv or hd % 2:
+        fail(folder, "num_attention_heads %d / num_key_value_heads %d / head dim %d do not fit" % (H, Hkv, hd))
+    names = {"emb": "embed_tokens.weight", "norm": "norm.weight",
+             "attn_norm": "layers.%d.input_layernorm.weight", "q": "layers.%d.self_attn.q_proj.weight",
+             "k": "layers.%d.self_attn.k_proj.weight", "v": "layers.%d.self_attn.v_proj.weight",
+             "o": "layers.%d.self_attn.o_proj.weight", "ffn_norm": "layers.%d.post_attention_layernorm.weight",
+             "gate": "layers.%d.mlp.gate_proj.weight", "up": "layers.%d.mlp.up_proj.weight",
+             "down": "layers.%d.mlp.down_proj.weight", "bias": True}
+    pfx = "model." if "model.embed_tokens.weight" in sd else ""
+    if pfx + "embed_tokens.weight" not in sd:
+        fail(folder, "missing tensor '%sembed_tokens.weight'" % pfx)
+    V = sd[pfx + "embed_tokens.weight"].shape[0]
+    emb = map_llama(m, sd, names, L, D, H, Hkv, hd, F, V, pfx, True)
+    _llama_head(m, sd, "lm_head.weight", emb, cfg.get("tie_word_embeddings", False))
+    if mt == "mistral" and cfg.get("sliding_window") and cfg["sliding_window"] < ctx:
+        warn("sliding_window %d ignored: attention is full-context" % cfg["sliding_window"])
+    _llama_hp(m, ctx, D, L, F, H, Hkv, float(cfg.get("rms_norm_eps", 1e-6)), cfg.get("rope_theta", 10000.0), V, hd)
+    if "head_dim" in cfg:
+        m.hp["attention.key_length"] = m.hp["attention.value_length"] = hd
+    llama_rope_scaling(m, cfg, folder, hd)
+    for k in sd:
+        if k.endswith("rotary_emb.inv_freq"):
+            m.used.add(k)
+            m.ignored.append(k)
+    return m
+
+
 def map_hf(folder):
     """HF folder -> (Model, tokenizer path, config, every source tensor name)."""
     cfg = read_json(os.path.join(folder, "config.json"))
@@ -2310,85 +2397,9 @@ def map_hf(folder):
         fail(os.path.join(folder, "config.json"), "missing %s" % keys[0])
 
     if mt == "gpt2":
-        m = Model("gpt2", "Hugging Face GPT-2 (%s)" % fname, name, folder)
-        D, L, H = need("n_embd", "hidden_size"), need("n_layer", "num_hidden_layers"), need("n_head", "num_attention_heads")
-        if D % H:
-            fail(os.path.join(folder, "config.json"), "n_embd %d is not a multiple of n_head %d" % (D, H))
-        ctx = need("n_positions", "n_ctx", "max_position_embeddings")
-        F = cfg.get("n_inner") or 4 * D
-        act = cfg.get("activation_function", "gelu_new")
-        if act in ("gelu", "gelu_python"):
-            m.ext["attn.mlp"] = "gelu_erf"
-        elif act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
-            fail(folder, "activation_function %s is not supported" % act)
-        if cfg.get("scale_attn_by_inverse_layer_idx") or cfg.get("scale_attn_weights") is False:
-            fail(folder, "non-standard attention scaling is not supported")
-        pfx = "transformer." if "transformer.wte.weight" in sd else ""
-        wte = sd.get(pfx + "wte.weight")
-        if wte is None:
-            fail(folder, "missing tensor 'wte.weight'")
-        V = wte.shape[0]
-        check_shape(wte, (V, D))
-        m.add("token_embd.weight", wte)
-        wpe = sd.get(pfx + "wpe.weight")
-        if wpe is None:
-            fail(folder, "missing tensor 'wpe.weight'")
-        check_shape(wpe, (ctx, D))
-        m.add("position_embd.weight", wpe)
-        map_gpt2_blocks(m, sd, pfx, folder, L, D, F, conv1d=True)
-        for n in ("weight", "bias"):
-            s = sd.get(pfx + "ln_f." + n)
-            if s is None:
-                fail(folder, "missing tensor '%sln_f.%s'" % (pfx, n))
-            check_shape(s, (D,))
-            m.add("output_norm." + n, s)
-        head = sd.get("lm_head.weight")
-        if head is not None:
-            check_shape(head, (V, D))
-            if cfg.get("tie_word_embeddings", True) or same_tensor(head, wte):
-                m.used.add(head.name)
-            else:
-                m.add("output.weight", head)
-        m.hp.update(context_length=ctx, embedding_length=D, block_count=L, feed_forward_length=F, head_count=H,
-                    layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)), vocab_size=V)
-        for k in sd:
-            if re.match(r"(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$", k):
-                m.used.add(k)
-                m.ignored.append(k)
-        return m, find_tokenizer(folder), cfg, list(sd)
+        return map_hf_gpt2(folder, cfg, sd, fname, name, need), find_tokenizer(folder), cfg, list(sd)
     if mt in ("llama", "mistral"):
-        m = Model("llama", "Hugging Face LLaMA (%s)" % fname, name, folder)
-        D, L, H = need("hidden_size"), need("num_hidden_layers"), need("num_attention_heads")
-        Hkv = cfg.get("num_key_value_heads") or H
-        F, ctx = need("intermediate_size"), need("max_position_embeddings")
-        hd = cfg.get("head_dim") or D // H
-        if cfg.get("hidden_act", "silu") != "silu":
-            fail(folder, "hidden_act %s is not supported (only silu)" % cfg.get("hidden_act"))
-        if H % Hkv or hd % 2:
-            fail(folder, "num_attention_heads %d / num_key_value_heads %d / head dim %d do not fit" % (H, Hkv, hd))
-        names = {"emb": "embed_tokens.weight", "norm": "norm.weight",
-                 "attn_norm": "layers.%d.input_layernorm.weight", "q": "layers.%d.self_attn.q_proj.weight",
-                 "k": "layers.%d.self_attn.k_proj.weight", "v": "layers.%d.self_attn.v_proj.weight",
-                 "o": "layers.%d.self_attn.o_proj.weight", "ffn_norm": "layers.%d.post_attention_layernorm.weight",
-                 "gate": "layers.%d.mlp.gate_proj.weight", "up": "layers.%d.mlp.up_proj.weight",
-                 "down": "layers.%d.mlp.down_proj.weight", "bias": True}
-        pfx = "model." if "model.embed_tokens.weight" in sd else ""
-        if pfx + "embed_tokens.weight" not in sd:
-            fail(folder, "missing tensor '%sembed_tokens.weight'" % pfx)
-        V = sd[pfx + "embed_tokens.weight"].shape[0]
-        emb = map_llama(m, sd, names, L, D, H, Hkv, hd, F, V, pfx, True)
-        _llama_head(m, sd, "lm_head.weight", emb, cfg.get("tie_word_embeddings", False))
-        if mt == "mistral" and cfg.get("sliding_window") and cfg["sliding_window"] < ctx:
-            warn("sliding_window %d ignored: attention is full-context" % cfg["sliding_window"])
-        _llama_hp(m, ctx, D, L, F, H, Hkv, float(cfg.get("rms_norm_eps", 1e-6)), cfg.get("rope_theta", 10000.0), V, hd)
-        if "head_dim" in cfg:
-            m.hp["attention.key_length"] = m.hp["attention.value_length"] = hd
-        llama_rope_scaling(m, cfg, folder, hd)
-        for k in sd:
-            if k.endswith("rotary_emb.inv_freq"):
-                m.used.add(k)
-                m.ignored.append(k)
-        return m, find_tokenizer(folder), cfg, list(sd)
+        return map_hf_llama(folder, cfg, sd, fname, mt, name, need), find_tokenizer(folder), cfg, list(sd)
     if mt in FAMILIES:
         return map_family(folder, cfg, sd, fname, mt, name, need), find_tokenizer(folder), cfg, list(sd)
     fail(os.path.join(folder, "config.json"), "model_type %r is not supported (gpt2, llama, mistral, %s)"

@@ -43,19 +43,11 @@ def main():
     out.write("// do not edit. %d runs above U+00FF.\n" % len(runs))
     out.write("#include <stdint.h>\n\n")
     out.write("int attn_unicode_class(uint32_t cp); // 0 other, 1 letter, 2 number, 3 whitespace\n\n")
-    out.write("static const uint8_t latin1[256] = {\n")
-    for i in range(0, 256, 32):
-        out.write("    " + ",".join(str(c) for c in classes[i:i + 32]) + ",\n")
-    out.write("};\n\n")
-    out.write("// Run k covers code points run_start[k] .. run_start[k+1]-1, class run_class[k].\n")
-    out.write("static const uint32_t run_start[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 10):
-        out.write("    " + ",".join("0x%X" % r[0] for r in runs[i:i + 10]) + ",\n")
-    out.write("};\n")
-    out.write("static const uint8_t run_class[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 40):
-        out.write("    " + ",".join(str(r[1]) for r in runs[i:i + 40]) + ",\n")
-    out.write("};\n\n")
+    _c_array(out, "uint8_t", "latin1", classes[:256], 32)
+    out.write("\n// Run k covers code points run_start[k] .. run_start[k+1]-1, class run_class[k].\n")
+    _c_array(out, "uint32_t", "run_start", [r[0] for r in runs], 10, "0x%X")
+    _c_array(out, "uint8_t", "run_class", [r[1] for r in runs], 40)
+    out.write("\n")
     out.write("""int attn_unicode_class(uint32_t cp) {
     if (cp < 256) return latin1[cp];
     if (cp > 0x10FFFF) return 0;
@@ -92,14 +84,9 @@ def write_categories(out):
         out.write("    " + ",".join(str(c) for c in cats[i:i + 32]) + ",\n")
     out.write("};\n\n")
     out.write("// Run k covers code points cat_start[k] .. cat_start[k+1]-1 (%d runs from U+0800).\n" % len(runs))
-    out.write("static const uint32_t cat_start[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 10):
-        out.write("    " + ",".join("0x%X" % r[0] for r in runs[i:i + 10]) + ",\n")
-    out.write("};\n")
-    out.write("static const uint8_t cat_run[%d] = {\n" % len(runs))
-    for i in range(0, len(runs), 32):
-        out.write("    " + ",".join(str(r[1]) for r in runs[i:i + 32]) + ",\n")
-    out.write("};\n\n")
+    _c_array(out, "uint32_t", "cat_start", [r[0] for r in runs], 10, "0x%X")
+    _c_array(out, "uint8_t", "cat_run", [r[1] for r in runs], 32)
+    out.write("\n")
     out.write("""int attn_unicode_cat(uint32_t cp) {
     if (cp < 0x800) return cat_low[cp];
     if (cp > 0x10FFFF) return %d; // Cn
@@ -120,10 +107,11 @@ def _c_array(out, ctype, name, vals, per_line, fmt="%d"):
     out.write("};\n")
 
 
-def write_normalization(out):
-    """Tables for NFD/NFKD/NFC/NFKC (Hangul syllables are left to the code):
-    full decompositions of single code points, canonical combining classes,
-    and the primary composites (pairs that NFC recombines)."""
+def decompositions():
+    """Code points whose NFD or NFKD differ from themselves (Hangul syllables
+    and surrogates left out): (dec_cp, dec_off, dec_len, kdec_off, kdec_len,
+    pool), offsets and lengths into one pool of code points, length 0 =
+    unchanged."""
     dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool = [], [], [], [], [], []
     for cp in range(0x110000):
         if 0xAC00 <= cp <= 0xD7A3 or 0xD800 <= cp <= 0xDFFF:
@@ -141,13 +129,23 @@ def write_normalization(out):
                 off.append(len(pool))
                 ln.append(len(s))
                 pool.extend(ord(x) for x in s)
-    ccc = []  # (first, last, class) runs of one nonzero class
+    return dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool
+
+
+def ccc_runs():
+    """(first, last, class) runs of one nonzero canonical combining class."""
+    ccc = []
     for cp in range(0x110000):
         k = unicodedata.combining(chr(cp))
         if k and ccc and ccc[-1][1] == cp - 1 and ccc[-1][2] == k:
             ccc[-1][1] = cp
         elif k:
             ccc.append([cp, cp, k])
+    return ccc
+
+
+def primary_composites():
+    """Sorted (a << 21 | b, composite) for the pairs that NFC recombines."""
     pairs = []
     for cp in range(0x110000):
         if 0xAC00 <= cp <= 0xD7A3:
@@ -159,25 +157,11 @@ def write_normalization(out):
         if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
             pairs.append((parts[0] << 21 | parts[1], cp))
     pairs.sort()
-    out.write("\n// Unicode normalization data: %d code points that decompose (full NFD and\n" % len(dec_cp))
-    out.write("// NFKD of each, into a pool of %d code points; length 0 = unchanged), %d runs\n" % (len(pool), len(ccc)))
-    out.write("// of one nonzero canonical combining class, %d primary composites.\n" % len(pairs))
-    out.write("int attn_unicode_ccc(uint32_t cp);\n")
-    out.write("int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);\n")
-    out.write("uint32_t attn_unicode_compose(uint32_t a, uint32_t b);\n\n")
-    _c_array(out, "uint32_t", "dec_cp", dec_cp, 12, "0x%X")
-    _c_array(out, "uint16_t", "dec_off", dec_off, 16)
-    _c_array(out, "uint8_t", "dec_len", dec_len, 32)
-    _c_array(out, "uint16_t", "kdec_off", kdec_off, 16)
-    _c_array(out, "uint8_t", "kdec_len", kdec_len, 32)
-    _c_array(out, "uint32_t", "dec_pool", pool, 12, "0x%X")
-    _c_array(out, "uint32_t", "ccc_first", [r[0] for r in ccc], 12, "0x%X")
-    _c_array(out, "uint32_t", "ccc_last", [r[1] for r in ccc], 12, "0x%X")
-    _c_array(out, "uint8_t", "ccc_class", [r[2] for r in ccc], 32)
-    _c_array(out, "uint64_t", "comp_key", [p[0] for p in pairs], 8, "0x%XULL")
-    _c_array(out, "uint32_t", "comp_cp", [p[1] for p in pairs], 12, "0x%X")
-    assert len(pool) < 65536
-    out.write("""
+    return pairs
+
+
+# The C lookups over the normalization tables.
+NORMALIZATION_C = """
 #define N_OF(a) ((int)(sizeof a / sizeof a[0]))
 
 int attn_unicode_ccc(uint32_t cp) {
@@ -218,7 +202,34 @@ uint32_t attn_unicode_compose(uint32_t a, uint32_t b) {
     }
     return 0;
 }
-""")
+"""
+
+
+def write_normalization(out):
+    """Tables for NFD/NFKD/NFC/NFKC (Hangul syllables are left to the code):
+    full decompositions of single code points, canonical combining classes,
+    and the primary composites (pairs that NFC recombines)."""
+    dec_cp, dec_off, dec_len, kdec_off, kdec_len, pool = decompositions()
+    ccc, pairs = ccc_runs(), primary_composites()
+    out.write("\n// Unicode normalization data: %d code points that decompose (full NFD and\n" % len(dec_cp))
+    out.write("// NFKD of each, into a pool of %d code points; length 0 = unchanged), %d runs\n" % (len(pool), len(ccc)))
+    out.write("// of one nonzero canonical combining class, %d primary composites.\n" % len(pairs))
+    out.write("int attn_unicode_ccc(uint32_t cp);\n")
+    out.write("int attn_unicode_decomp(uint32_t cp, int compat, const uint32_t **out);\n")
+    out.write("uint32_t attn_unicode_compose(uint32_t a, uint32_t b);\n\n")
+    _c_array(out, "uint32_t", "dec_cp", dec_cp, 12, "0x%X")
+    _c_array(out, "uint16_t", "dec_off", dec_off, 16)
+    _c_array(out, "uint8_t", "dec_len", dec_len, 32)
+    _c_array(out, "uint16_t", "kdec_off", kdec_off, 16)
+    _c_array(out, "uint8_t", "kdec_len", kdec_len, 32)
+    _c_array(out, "uint32_t", "dec_pool", pool, 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_first", [r[0] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint32_t", "ccc_last", [r[1] for r in ccc], 12, "0x%X")
+    _c_array(out, "uint8_t", "ccc_class", [r[2] for r in ccc], 32)
+    _c_array(out, "uint64_t", "comp_key", [p[0] for p in pairs], 8, "0x%XULL")
+    _c_array(out, "uint32_t", "comp_cp", [p[1] for p in pairs], 12, "0x%X")
+    assert len(pool) < 65536
+    out.write(NORMALIZATION_C)
 
 
 def write_lowercase(out):

@@ -365,7 +365,7 @@ def report(metrics):
 
 # ---------------------------------------------------------------- main
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--out", required=True)
@@ -388,25 +388,23 @@ def main():
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--report-only", action="store_true", help="print OUT/metrics.json as Markdown tables and exit")
-    args = ap.parse_args()
-    if args.report_only:
-        with open(os.path.join(args.out, "metrics.json")) as f:
-            sys.stdout.write(report(json.load(f)))
-        return
+    return ap.parse_args()
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    log_path = os.path.join(args.out, "train_log.txt")
-    logf = open(log_path, "a")
+
+def open_log(out):
+    """log(s): print s and append it to OUT/train_log.txt."""
+    logf = open(os.path.join(out, "train_log.txt"), "a")
 
     def log(s):
         print(s, flush=True)
         logf.write(s + "\n")
         logf.flush()
+    return log
 
-    log(f"train.py {' '.join(sys.argv[1:])}")
+
+def prepare_data(args, log):
+    """Split the corpus, train (or reuse) the BPE, tokenise: (bpe_dir, V,
+    train tokens, held-out tokens, unigram entropy in nats/token)."""
     with open(args.corpus, encoding="utf-8") as f:
         train_docs, val_docs = split_corpus(f.read())
     bpe_dir = os.path.join(args.out, "bpe")
@@ -421,6 +419,55 @@ def main():
     H1 = unigram_entropy(train, V)
     log(f"data: {len(train_docs)} train docs {len(train)} tokens, {len(val_docs)} held-out docs {len(val)} tokens, "
         f"unigram entropy {H1:.3f} nats/token")
+    return bpe_dir, V, train, val, H1
+
+
+def checkpoint(step, args, model, bpe_dir, val, V, metrics, log):
+    """Save OUT/ckpt_STEP, measure it into metrics, rewrite OUT/metrics.json."""
+    t = time.time()
+    d = os.path.join(args.out, f"ckpt_{step}")
+    save_hf(model, bpe_dir, d)
+    m = measure(model, val, V, V - 1, args.ctx)
+    m["heldout_loss"] = heldout_loss(model, val, args.ctx)
+    metrics["checkpoints"][step] = m
+    best = lambda k: max((v, l, h) for l, row in enumerate(m[k]) for h, v in enumerate(row))
+    log(f"ckpt {step}: heldout {m['heldout_loss']:.4f}  best previous {best('previous')}  "
+        f"first {best('first')}  induction {best('induction')}  repeat loss "
+        f"{m['induction_loss']['first_repeat']:.2f}->{m['induction_loss']['second_repeat']:.2f} "
+        f"({time.time() - t:.1f}s) -> {d}")
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+
+
+def train_step(args, model, opt, train, V, rng, step):
+    """One AdamW step at the warmup + cosine learning rate: (loss, lr)."""
+    lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+    for g in opt.param_groups:
+        g["lr"] = lr
+    x, y = batch(train, args.batch, args.ctx, args.repeat_frac, args.random_frac, V, rng, args.pure_frac)
+    logits = model(x)
+    loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item(), lr
+
+
+def main():
+    args = parse_args()
+    if args.report_only:
+        with open(os.path.join(args.out, "metrics.json")) as f:
+            sys.stdout.write(report(json.load(f)))
+        return
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    log = open_log(args.out)
+    log(f"train.py {' '.join(sys.argv[1:])}")
+    bpe_dir, V, train, val, H1 = prepare_data(args, log)
 
     c = {"vocab_size": V, "hidden_size": args.dim, "intermediate_size": args.ffn,
          "num_hidden_layers": args.layers, "num_attention_heads": args.heads,
@@ -438,43 +485,19 @@ def main():
     metrics = {"unigram_entropy": H1, "params": n_params, "config": c, "args": vars(args),
                "train_tokens": len(train), "heldout_tokens": len(val), "log": [], "checkpoints": {}}
 
-    def checkpoint(step):
-        t = time.time()
-        d = os.path.join(args.out, f"ckpt_{step}")
-        save_hf(model, bpe_dir, d)
-        m = measure(model, val, V, V - 1, args.ctx)
-        m["heldout_loss"] = heldout_loss(model, val, args.ctx)
-        metrics["checkpoints"][step] = m
-        best = lambda k: max((v, l, h) for l, row in enumerate(m[k]) for h, v in enumerate(row))
-        log(f"ckpt {step}: heldout {m['heldout_loss']:.4f}  best previous {best('previous')}  "
-            f"first {best('first')}  induction {best('induction')}  repeat loss "
-            f"{m['induction_loss']['first_repeat']:.2f}->{m['induction_loss']['second_repeat']:.2f} "
-            f"({time.time() - t:.1f}s) -> {d}")
-        with open(os.path.join(args.out, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=1)
-
     t0 = time.time()
     acc = 0.0
     for step in range(args.steps + 1):
         if step in save_steps or step == args.steps:
-            checkpoint(step)
+            checkpoint(step, args, model, bpe_dir, val, V, metrics, log)
         if step == args.steps:
             break
         if step > 0 and step % args.eval_every == 0:
             vl = heldout_loss(model, val, args.ctx)
             log(f"step {step}: heldout {vl:.4f}")
             metrics["log"].append({"step": step, "heldout": vl})
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x, y = batch(train, args.batch, args.ctx, args.repeat_frac, args.random_frac, V, rng, args.pure_frac)
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        acc += loss.item()
+        loss, lr = train_step(args, model, opt, train, V, rng, step)
+        acc += loss
         if (step + 1) % args.log_every == 0:
             log(f"step {step + 1}: train {acc / args.log_every:.4f}  lr {lr:.2e}  {time.time() - t0:.0f}s")
             metrics["log"].append({"step": step + 1, "train": acc / args.log_every})
@@ -482,7 +505,6 @@ def main():
     log(f"done in {time.time() - t0:.0f}s")
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report(metrics))
-
 
 if __name__ == "__main__":
     main()

@@ -33,8 +33,8 @@ static const int32_t repeated[NT] = {5, 6, 7, 8, 9, 5, 6, 7, 8, 9}; // period 5
 
 static void scores(const int32_t *ids) { attn_head_scores_of(&P[0][0], ids, NT, &H); }
 
-int main(void) {
-    (void)skip;
+// One-hot heads with known scores: previous, first, self, offset -3.
+static void test_one_hot_heads(void) {
     // previous-token head: every row i >= 1 on key i-1
     one_hot(f_prev);
     scores(distinct);
@@ -65,7 +65,10 @@ int main(void) {
               eq(H.s[ATTN_S_PREVIOUS], 1.0 / 9),
           "offset3_head", "k %d mass %g (k=2: %g) previous %g", H.offset_k, H.s[ATTN_S_OFFSET], H.offset_mass[2],
           H.s[ATTN_S_PREVIOUS]);
+}
 
+// Induction and duplicate-token heads on a sequence repeated twice.
+static void test_repeat_heads(void) {
     // induction head on a sequence repeated twice: row i >= 5 looks at the
     // token after the earlier occurrence (key i-4); rows < 5 (undefined) on key 0
     clear();
@@ -81,7 +84,10 @@ int main(void) {
               eq(H.s[ATTN_S_OFFSET], 1),
           "duplicate_head", "duplicate %g induction %g offset k %d mass %g", H.s[ATTN_S_DUPLICATE],
           H.s[ATTN_S_INDUCTION], H.offset_k, H.s[ATTN_S_OFFSET]);
+}
 
+// Uniform causal attention: the float path, the exact baseline, closed forms.
+static void test_uniform(void) {
     // uniform causal attention against closed forms (and the exact baseline)
     clear();
     for (int i = 0; i < NT; i++)
@@ -111,7 +117,10 @@ int main(void) {
     check(isnan(U.s[ATTN_S_PREVIOUS]) && isnan(U.s[ATTN_S_FIRST]) && isnan(U.s[ATTN_S_SELF]) &&
               isnan(U.s[ATTN_S_OFFSET]) && U.offset_k == 0 && eq(U.s[ATTN_S_ENTROPY], 0),
           "single_token_undefined", "T=1 should leave every score but entropy undefined");
+}
 
+// The accumulator: rows streamed as a decode gives them, and row_min.
+static int test_streamed(void) {
     // rows fed one at a time (trace) equal the whole matrix; row_min skips a prompt
     clear();
     srand(7);
@@ -130,7 +139,7 @@ int main(void) {
     for (int i = 0; i < NT; i++) attn_heads_acc_on_attn(acc, 0, 1, i, 1, i + 1, P[i]);
     attn_head_scores hs[2];
     attn_heads_acc_get(acc, hs);
-    ok = isnan(hs[0].s[ATTN_S_PREVIOUS]);
+    int ok = isnan(hs[0].s[ATTN_S_PREVIOUS]);
     for (int s = 0; s < ATTN_S_N; s++) ok &= eq(hs[1].s[s], H.s[s]) || (isnan(hs[1].s[s]) && isnan(H.s[s]));
     check(ok, "streamed_rows_equal_matrix", "row-by-row accumulation differs from the whole matrix");
     // row_min = 6: only rows 6..9, fed as one block of all rows
@@ -145,8 +154,11 @@ int main(void) {
           (P[6][2] + P[7][3] + P[8][4] + P[9][5]) / 4.0, 1e-7),
           "row_min_generated_rows", "previous %g want %g", hs[0].s[ATTN_S_PREVIOUS], want);
     attn_heads_acc_free(acc);
+    return 0;
+}
 
-    // corpus statistics: mean and sample sd, NaN skipped
+// Corpus statistics: mean and sample sd, NaN skipped.
+static void test_corpus_stats(void) {
     attn_head_stats st;
     memset(&st, 0, sizeof st);
     double vals[4] = {0.2, 0.4, NAN, 0.9};
@@ -175,12 +187,14 @@ int main(void) {
     check(isnan(mean.s[ATTN_S_SELF]) && mean.nonfinite == 1u << ATTN_S_SELF && !isnan(mean.s[ATTN_S_PREVIOUS]),
           "corpus_stats_nonfinite", "self %g nonfinite %#x previous %g", mean.s[ATTN_S_SELF], mean.nonfinite,
           mean.s[ATTN_S_PREVIOUS]);
+}
 
-    // induction test sequence: BOS, len distinct ids (no BOS/EOS), repeated
+// Induction test sequence: BOS, len distinct ids (no BOS/EOS), repeated.
+static void test_induction_sequence(void) {
     int32_t seq[1 + 2 * 50], seq2[1 + 2 * 50];
     int ns = attn_induction_ids(seq, 60, 50, 42, 0, 1);
     attn_induction_ids(seq2, 60, 50, 42, 0, 1);
-    ok = ns == 101 && seq[0] == 0 && !memcmp(seq, seq2, sizeof seq);
+    int ok = ns == 101 && seq[0] == 0 && !memcmp(seq, seq2, sizeof seq);
     for (int i = 1; i <= 50; i++) {
         ok &= seq[i] == seq[i + 50] && seq[i] > 1 && seq[i] < 60;
         for (int j = 1; j < i; j++) ok &= seq[j] != seq[i];
@@ -192,7 +206,10 @@ int main(void) {
     ok = ns == 20;
     for (int i = 0; i < 10; i++) ok &= seq2[i] == seq2[i + 10] && seq2[i] >= 0 && seq2[i] < 4;
     check(ok, "induction_sequence_small_vocab", "len > vocab should draw with repetition");
+}
 
+// Mean next-token loss and top-k.
+static void test_loss_top_k(void) {
     // loss: logits (3 positions, V = 2); position t is predicted by row t-1
     float logits[3][2] = {{0, 0}, {log(3.0f), 0}, {0, 0}};
     int32_t ids3[3] = {0, 1, 0};
@@ -206,8 +223,10 @@ int main(void) {
     attn_top_k(xs, 6, 3, tid, tv);
     check(tid[0] == 5 && tid[1] == 1 && tid[2] == 3 && tv[0] == 0.9f && tv[2] == 0.5f, "top_k",
           "got %d %d %d", tid[0], tid[1], tid[2]);
+}
 
-    // the report: no text of the data can close its <script> blocks
+// The report: no text of the data can close its <script> blocks.
+static void test_report(void) {
     static attn_model fake;
     fake.cfg.n_layer = 1;
     fake.cfg.n_head = 1;
@@ -239,7 +258,18 @@ int main(void) {
     }
     check(n_close == 3 && title_ok, "report_script_safe", "%d </script> in the page (want our 3), title escaped %d",
           n_close, title_ok);
+}
 
+int main(void) {
+    (void)skip;
+    test_one_hot_heads();
+    test_repeat_heads();
+    test_uniform();
+    if (test_streamed()) return 1;
+    test_corpus_stats();
+    test_induction_sequence();
+    test_loss_top_k();
+    test_report();
     check(attn_score_index("induction") == ATTN_S_INDUCTION && attn_score_index("entropy_bits") == ATTN_S_ENTROPY &&
               attn_score_index("nope") == -1,
           "score_names", "name lookup");

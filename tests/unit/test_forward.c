@@ -123,23 +123,21 @@ static void full(const attn_model *m, int threads, float *logits, float *attn) {
     attn_pool_free(p);
 }
 
-static void test_model(int llama) {
-    const char *an = llama ? "llama" : "gpt2";
-    char name[128];
-    buf b = make_model(llama);
-    attn_model *m;
-    if (attn_model_load_mem(&m, b.b, b.n, "test")) {
-        check(0, "forward load", "%s", attn_errmsg());
-        return;
-    }
-    int L = m->cfg.n_layer, H = m->cfg.n_head, V = m->cfg.n_vocab;
-    size_t na = (size_t)L * H * T * T, nl = (size_t)T * V;
-    float *a1 = malloc(na * 4), *a2 = malloc(na * 4), *l1 = malloc(nl * 4), *l2 = malloc(nl * 4);
+// One test model and its full-forward results (a1, l1) on IDS; a2, l2 scratch.
+typedef struct {
+    const attn_model *m;
+    const char *an;    // "llama" or "gpt2"
+    int L, H, V;
+    size_t na, nl;     // L*H*T*T attention values, T*V logits
+    float *a1, *l1, *a2, *l2;
+} fwd;
 
-    // rows sum to 1, zero above the diagonal, not uniform
-    full(m, 1, l1, a1);
+// Rows sum to 1, zero above the diagonal, not uniform.
+static void test_rows(const fwd *f) {
+    char name[128];
+    const float *a1 = f->a1;
     double sum_err = 0, above = 0, max_p = 0;
-    for (size_t r = 0; r < (size_t)L * H * T; r++) {
+    for (size_t r = 0; r < (size_t)f->L * f->H * T; r++) {
         int i = r % T;
         double s = 0;
         for (int j = 0; j < T; j++) {
@@ -149,76 +147,108 @@ static void test_model(int llama) {
         }
         sum_err = fmax(sum_err, fabs(s - 1));
     }
-    snprintf(name, sizeof name, "forward %s rows sum to 1, zero above diagonal", an);
+    snprintf(name, sizeof name, "forward %s rows sum to 1, zero above diagonal", f->an);
     check(sum_err < 1e-5 && above == 0, name, "sum err %g, above-diagonal %g", sum_err, above);
-    snprintf(name, sizeof name, "forward %s test model is not uniform", an);
+    snprintf(name, sizeof name, "forward %s test model is not uniform", f->an);
     check(max_p > 0.5, name, "largest attention %g", max_p);
+}
 
-    // threads: bit-identical
+// Threads: bit-identical.
+static void test_threads(const fwd *f) {
+    char name[128];
     for (int th = 2; th <= 3; th++) {
-        full(m, th, l2, a2);
-        snprintf(name, sizeof name, "forward %s %d threads bit-identical to 1", an, th);
-        check(!memcmp(a1, a2, na * 4) && !memcmp(l1, l2, nl * 4), name, "attn diff %g, logits diff %g",
-              max_abs_diff(a1, a2, na), max_abs_diff(l1, l2, nl));
+        full(f->m, th, f->l2, f->a2);
+        snprintf(name, sizeof name, "forward %s %d threads bit-identical to 1", f->an, th);
+        check(!memcmp(f->a1, f->a2, f->na * 4) && !memcmp(f->l1, f->l2, f->nl * 4), name,
+              "attn diff %g, logits diff %g", max_abs_diff(f->a1, f->a2, f->na), max_abs_diff(f->l1, f->l2, f->nl));
     }
+}
 
-    // KV cache: prefix of 5, then one token at a time
+// KV cache: prefix of 5, then one token at a time; no position past the size.
+static void test_kv_cache(const fwd *f) {
+    char name[128];
     attn_session *s;
     attn_pool *pool;
     attn_pool_new(&pool, 2);
-    attn_session_new(&s, m, T, pool);
-    memset(a2, 0, na * 4);
-    cap_ctx cc = { a2, H, T };
+    attn_session_new(&s, f->m, T, pool);
+    memset(f->a2, 0, f->na * 4);
+    cap_ctx cc = { f->a2, f->H, T };
     attn_capture cap = { .on_attn = on_attn, .ctx = &cc };
-    attn_session_feed(s, IDS, 5, l2, 0, &cap);
-    for (int i = 5; i < T; i++) attn_session_feed(s, IDS + i, 1, l2 + (size_t)i * V, 0, &cap);
-    snprintf(name, sizeof name, "forward %s KV-cache steps equal full-forward rows", an);
-    double da = max_abs_diff(a1, a2, na), dl = max_abs_diff(l1, l2, nl) / max_abs(l1, nl);
+    attn_session_feed(s, IDS, 5, f->l2, 0, &cap);
+    for (int i = 5; i < T; i++) attn_session_feed(s, IDS + i, 1, f->l2 + (size_t)i * f->V, 0, &cap);
+    snprintf(name, sizeof name, "forward %s KV-cache steps equal full-forward rows", f->an);
+    double da = max_abs_diff(f->a1, f->a2, f->na), dl = max_abs_diff(f->l1, f->l2, f->nl) / max_abs(f->l1, f->nl);
     check(da <= 1e-6 && dl <= 1e-6, name, "attn diff %g, logits rel diff %g", da, dl);
-    printf("   %s: KV-cache rows vs full forward: max attn diff %g, logits rel diff %g (%s)\n", an, da, dl,
+    printf("   %s: KV-cache rows vs full forward: max attn diff %g, logits rel diff %g (%s)\n", f->an, da, dl,
            da == 0 && dl == 0 ? "bit-identical" : "not bit-identical");
-    snprintf(name, sizeof name, "forward %s session refuses positions past its size", an);
+    snprintf(name, sizeof name, "forward %s session refuses positions past its size", f->an);
     int rc = attn_session_feed(s, IDS, 1, NULL, 0, NULL);
     check(rc == ATTN_EINPUT, name, "rc %d", rc);
     attn_session_free(s);
     attn_pool_free(pool);
+}
 
-    // every SIMD path within 1e-5 of scalar
+// Every SIMD path within 1e-5 of scalar.
+static void test_simd_paths(const fwd *f) {
+    char name[128];
     attn_kernels_select("scalar");
-    float *a_ref = malloc(na * 4), *l_ref = malloc(nl * 4);
-    full(m, 1, l_ref, a_ref);
+    float *a_ref = malloc(f->na * 4), *l_ref = malloc(f->nl * 4);
+    full(f->m, 1, l_ref, a_ref);
     for (const attn_kernels **k = attn_kernels_available(); *k; k++) {
         attn_kernels_select((*k)->name);
-        full(m, 2, l2, a2);
-        double ea = max_abs_diff(a_ref, a2, na), el = max_abs_diff(l_ref, l2, nl) / max_abs(l_ref, nl);
-        snprintf(name, sizeof name, "forward %s %s within 1e-5 of scalar", an, (*k)->name);
+        full(f->m, 2, f->l2, f->a2);
+        double ea = max_abs_diff(a_ref, f->a2, f->na), el = max_abs_diff(l_ref, f->l2, f->nl) / max_abs(l_ref, f->nl);
+        snprintf(name, sizeof name, "forward %s %s within 1e-5 of scalar", f->an, (*k)->name);
         check(ea <= 1e-5 && el <= 1e-5, name, "attn %g, logits rel %g", ea, el);
     }
     snprintf(name, sizeof name, "forward %s within 1e-5 of scalar on", an);
     skip_absent_paths(name);
     attn_kernels_init();
+    free(a_ref); free(l_ref);
+}
 
-    // a random init of the same architecture attends nearly uniformly
+// A random init of the same architecture attends nearly uniformly.
+static void test_random_init(const fwd *f) {
+    char name[128];
     attn_model *r;
-    if (attn_model_random(&r, m, 7) == 0) {
-        full(r, 1, l2, a2);
+    if (attn_model_random(&r, f->m, 7) == 0) {
+        full(r, 1, f->l2, f->a2);
         double dev = 0;
-        for (size_t row = 0; row < (size_t)L * H * T; row++) {
+        for (size_t row = 0; row < (size_t)f->L * f->H * T; row++) {
             int i = row % T;
-            for (int j = 0; j <= i; j++) dev = fmax(dev, fabs(a2[row * T + j] - 1.0 / (i + 1)));
+            for (int j = 0; j <= i; j++) dev = fmax(dev, fabs(f->a2[row * T + j] - 1.0 / (i + 1)));
         }
-        snprintf(name, sizeof name, "forward %s random init near uniform", an);
+        snprintf(name, sizeof name, "forward %s random init near uniform", f->an);
         check(dev < 0.05, name, "max deviation from uniform %g", dev);
         attn_model_free(r);
     } else check(0, "forward random init", "%s", attn_errmsg());
+}
+
+static void test_model(int llama) {
+    char name[128];
+    buf b = make_model(llama);
+    attn_model *m;
+    if (attn_model_load_mem(&m, b.b, b.n, "test")) {
+        check(0, "forward load", "%s", attn_errmsg());
+        return;
+    }
+    fwd f = {.m = m, .an = llama ? "llama" : "gpt2", .L = m->cfg.n_layer, .H = m->cfg.n_head, .V = m->cfg.n_vocab};
+    f.na = (size_t)f.L * f.H * T * T, f.nl = (size_t)T * f.V;
+    f.a1 = malloc(f.na * 4), f.a2 = malloc(f.na * 4), f.l1 = malloc(f.nl * 4), f.l2 = malloc(f.nl * 4);
+    full(m, 1, f.l1, f.a1);
+    test_rows(&f);
+    test_threads(&f);
+    test_kv_cache(&f);
+    test_simd_paths(&f);
+    test_random_init(&f);
 
     // ids out of range are refused
-    int32_t bad = V;
-    snprintf(name, sizeof name, "forward %s id out of range refused", an);
-    rc = attn_forward(m, NULL, &bad, 1, NULL, NULL);
+    int32_t bad = f.V;
+    snprintf(name, sizeof name, "forward %s id out of range refused", f.an);
+    int rc = attn_forward(m, NULL, &bad, 1, NULL, NULL);
     check(rc == ATTN_EINPUT, name, "rc %d", rc);
 
-    free(a1); free(a2); free(l1); free(l2); free(a_ref); free(l_ref);
+    free(f.a1); free(f.a2); free(f.l1); free(f.l2);
     attn_model_free(m);
     free(b.b);
 }

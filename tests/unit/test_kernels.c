@@ -301,15 +301,18 @@ static int close_all(const float *got, const double *ref, int n, double tol_abs,
     return 1;
 }
 
-static void test_rowops(const attn_kernels *kp) {
-    char name[96], why[256] = "";
-    double *ref = malloc(sizeof(double) * 1024);
-    float *out = malloc(sizeof(float) * 1024);
-    int ok;
+// The check of one row-op group on one SIMD path.
+static void check_path(const attn_kernels *kp, int ok, const char *what, const char *why) {
+    char name[96];
+    snprintf(name, sizeof name, "%s %s", kp->name, what);
+    check(ok, name, "%s", why);
+}
 
-    // norms: sums of n squares (f32 error ~n*2^-24 worst case, 6e-5 at 1000;
-    // typically far less): 1e-5 relative
-    ok = 1;
+// norms: sums of n squares (f32 error ~n*2^-24 worst case, 6e-5 at 1000;
+// typically far less): 1e-5 relative
+static void test_norms(const attn_kernels *kp, double *ref, float *out) {
+    char why[256] = "";
+    int ok = 1;
     for (int s = 0; s < NSIZES && ok; s++) {
         int n = sizes[s];
         float *x = rand_floats(n, -3, 3), *w = rand_floats(n, -2, 2), *b = rand_floats(n, -1, 1);
@@ -335,12 +338,14 @@ static void test_rowops(const attn_kernels *kp) {
         }
         free(x); free(w); free(b);
     }
-    snprintf(name, sizeof name, "%s rmsnorm, layernorm", kp->name);
-    check(ok, name, "%s", why);
+    check_path(kp, ok, "rmsnorm, layernorm", why);
+}
 
-    // elementwise: each value is a few ulp off (2^-24 = 6e-8): 1e-6 relative,
-    // plus 1e-7 absolute where the function crosses zero
-    ok = 1;
+// elementwise: each value is a few ulp off (2^-24 = 6e-8): 1e-6 relative,
+// plus 1e-7 absolute where the function crosses zero
+static void test_elementwise(const attn_kernels *kp, double *ref, float *out) {
+    char why[256] = "";
+    int ok = 1;
     for (int s = 0; s < NSIZES && ok; s++) {
         int n = sizes[s];
         float *x = rand_floats(n, -6, 6), *u = rand_floats(n, -2, 2);
@@ -370,12 +375,14 @@ static void test_rowops(const attn_kernels *kp) {
         if (ok) ok = close_all(out, ref, n, 1e-9, 1e-5, why, sizeof why, "softmax");
         free(x); free(u);
     }
-    snprintf(name, sizeof name, "%s gelu_tanh, gelu_erf, swiglu, add, softmax", kp->name);
-    check(ok, name, "%s", why);
+    check_path(kp, ok, "gelu_tanh, gelu_erf, swiglu, add, softmax", why);
+}
 
-    // rope: rotate (a, b) by pos * freq; angles up to ~1000 rad in f32 lose
-    // ~6e-5 absolute in the angle itself (pos * freq rounded): 1e-4 absolute
-    ok = 1;
+// rope: rotate (a, b) by pos * freq; angles up to ~1000 rad in f32 lose
+// ~6e-5 absolute in the angle itself (pos * freq rounded): 1e-4 absolute
+static void test_rope(const attn_kernels *kp, double *ref, float *out) {
+    char why[256] = "";
+    int ok = 1;
     for (int halves = 0; halves < 2 && ok; halves++)
         for (int rot = 2; rot <= 64 && ok; rot += 30) { // 2, 32, 62
             int hd = 64, nh = 3, pos = halves ? 1000 : 7;
@@ -395,11 +402,13 @@ static void test_rowops(const attn_kernels *kp) {
             ok = close_all(out, ref, nh * hd, 1e-5, 1e-5, why, sizeof why, halves ? "rope halves" : "rope pairs");
             free(x);
         }
-    snprintf(name, sizeof name, "%s rope pairs, halves, partial rotation", kp->name);
-    check(ok, name, "%s", why);
+    check_path(kp, ok, "rope pairs, halves, partial rotation", why);
+}
 
-    // dequant_row: exact for every type
-    ok = 1;
+// dequant_row: exact for every type
+static void test_dequant_row(const attn_kernels *kp, float *out) {
+    char why[256] = "";
+    int ok = 1;
     for (size_t ti = 0; ti < sizeof wtypes / sizeof *wtypes && ok; ti++)
         for (int s = 0; s < NSIZES && ok; s++) {
             int n = wtypes[ti] == ATTN_Q8_0 ? (sizes[s] + 31) / 32 * 32 : sizes[s];
@@ -408,8 +417,18 @@ static void test_rowops(const attn_kernels *kp) {
             ok = close_all(out, w.val, n, 0, 0, why, sizeof why, attn_type_name(wtypes[ti]));
             free_weights(&w);
         }
-    snprintf(name, sizeof name, "%s dequant_row (exact)", kp->name);
-    check(ok, name, "%s", why);
+    check_path(kp, ok, "dequant_row (exact)", why);
+}
+
+// Row operations (norms, activations, softmax, RoPE, dequantization) against
+// float64 references.
+static void test_rowops(const attn_kernels *kp) {
+    double *ref = malloc(sizeof(double) * 1024); // float64 reference, kernel output
+    float *out = malloc(sizeof(float) * 1024);
+    test_norms(kp, ref, out);
+    test_elementwise(kp, ref, out);
+    test_rope(kp, ref, out);
+    test_dequant_row(kp, out);
     free(ref); free(out);
 }
 
