@@ -272,7 +272,7 @@ static int norm_chars(const norm_step *st, const char *text, size_t n, sbuf *out
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
         uint32_t cp;
-        int k = utf8_next((const uint8_t *)text + i, n - i, &cp), cat = k < 0 ? 0 : attn_unicode_cat(cp);
+        int k = attn_utf8_decode((const uint8_t *)text + i, n - i, &cp), cat = k < 0 ? 0 : attn_unicode_cat(cp);
         size_t len = k < 0 ? 1 : (size_t)k;
         if (st->kind == NS_STRIP_MN && cat == 5) len = 0;
         if (st->kind == NS_BERT_CLEAN && (cp == 0 || cp == 0xFFFD || (cat >= 25 && !(cp >= 9 && cp <= 13 && cp != 11 && cp != 12))))
@@ -1401,7 +1401,7 @@ static int wpm_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
     word->n = 0;
     for (size_t i = 0; !rc && i <= len;) {
         uint32_t cp = ' ';
-        int k = i < len ? utf8_next((const uint8_t *)text + i, len - i, &cp) : 1;
+        int k = i < len ? attn_utf8_decode((const uint8_t *)text + i, len - i, &cp) : 1;
         i += k < 0 ? 1 : (size_t)k;
         d.n = 0;
         if (k > 0 && !(rc = decompose(&d, cp, 0)) && d.n) cp = d.p[0];
@@ -1412,7 +1412,7 @@ static int wpm_encode(const attn_tokenizer *t, tok_work *w, const char *text, si
         if (!word->n) rc = sb_str(word, SPACE_MARK);
         const uint32_t *lo;
         char u[4];
-        if (!rc) rc = sb_add(word, u, (size_t)utf8_put(u, attn_unicode_lower(cp, &lo) ? lo[0] : cp));
+        if (!rc) rc = sb_add(word, u, (size_t)attn_utf8_encode(u, attn_unicode_lower(cp, &lo) ? lo[0] : cp));
         if (!rc && alone) rc = wordpiece_word(t, w, word->p, word->n), word->n = 0;
     }
     free(d.p);
@@ -1720,11 +1720,11 @@ static int is_word_cp(uint32_t cp) {
 // token with single_word does not match there).
 static int next_to_word(const char *text, size_t len, size_t a, size_t b) {
     uint32_t cp;
-    int k = b < len ? utf8_next((const uint8_t *)text + b, len - b, &cp) : -1;
+    int k = b < len ? attn_utf8_decode((const uint8_t *)text + b, len - b, &cp) : -1;
     if (k > 0 && is_word_cp(cp)) return 1;
     size_t q = a;
     while (q > 0 && a - q < 4 && (q == a || ((uint8_t)text[q] & 0xC0) == 0x80)) q--;
-    return a > 0 && utf8_next((const uint8_t *)text + q, a - q, &cp) == (int)(a - q) && is_word_cp(cp);
+    return a > 0 && attn_utf8_decode((const uint8_t *)text + q, a - q, &cp) == (int)(a - q) && is_word_cp(cp);
 }
 
 // The added token with the normalized flag at s[pos..len) (longest; control

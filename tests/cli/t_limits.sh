@@ -5,7 +5,7 @@
 # layer/head selections out of range, option values out of range, unreadable
 # prompt and model files. (Limits inside GGUF files - shapes whose byte size
 # overflows, metadata larger than the file, dimensions that disagree - are
-# tests/t_badfiles.py.) Models: the fuzz seeds in tests/fuzz/corpus_gguf/.
+# tests/cli/t_badfiles.py.) Models: the fuzz seeds in tests/fuzz/corpus_gguf/.
 cd "$(dirname "$0")/../.." || exit 1
 ATTN=${ATTN:-./attn}
 S=tests/fuzz/corpus_gguf

@@ -310,7 +310,7 @@ def single_word_check(tmp, lines, words, cached):
                 json.dump({"tokenizer_class": "PreTrainedTokenizerFast"}, f)
         with open(pc, "w", encoding="utf-8", newline="") as f:
             f.write("".join(p + "\n" for p in pieces))
-        r = subprocess.run(["node", os.path.join(ROOT, "tests", "tok_hf_ref.mjs"), "hf", pc, d_ref,
+        r = subprocess.run(["node", os.path.join(ROOT, "tests", "tok", "tok_hf_ref.mjs"), "hf", pc, d_ref,
                             os.path.join(tmp, "single.ref")], capture_output=True, text=True, cwd=ROOT)
         if r.returncode:
             return result(test, ["tok_hf_ref.mjs: " + r.stderr.strip()[-300:]])

@@ -201,7 +201,7 @@ static void test_simd_paths(const fwd *f) {
         snprintf(name, sizeof name, "forward %s %s within 1e-5 of scalar", f->an, (*k)->name);
         check(ea <= 1e-5 && el <= 1e-5, name, "attn %g, logits rel %g", ea, el);
     }
-    snprintf(name, sizeof name, "forward %s within 1e-5 of scalar on", an);
+    snprintf(name, sizeof name, "forward %s within 1e-5 of scalar on", f->an);
     skip_absent_paths(name);
     attn_kernels_init();
     free(a_ref); free(l_ref);
