@@ -126,6 +126,9 @@ void cli_json_num(const char *key, const char *fmt, double v);
 // "attn: <attn_errmsg()>", 2; anything else (ATTN_EFAIL) -> the message, 1.
 #define CLI_PRINTED (-1)
 int cli_exit(int rc);
+// A streaming compute's "a part is ready: print it, then compute the next"
+// (tokenize --ids-only: one line at a time).
+#define CLI_MORE 3
 // Parse an int option value; prints an error and returns -1 if not an integer in [lo,hi].
 int cli_int(const char *opt, const char *val, long lo, long hi, long *out);
 // Value of option argv[*i] (advancing *i); prints an error and returns NULL if missing.
@@ -227,7 +230,25 @@ void cli_acts_free(cli_acts *a);
 void cli_acts_on_act(void *ctx, int kind, int layer, int q0, int nq, float *x);
 void cli_acts_on_resid(void *ctx, int layer, int q0, int nq, const float *x);
 int cli_acts_write(const cli_acts *a, const char *dir, char *names, size_t n);
-// `attn run --loss` (each_line: -f FILE --each-line); returns the exit status.
-int cli_run_loss(const cli_opts *o, int each_line);
+// `attn run --loss`: each token's next-token loss of one prompt, or with
+// each_line (-f FILE --each-line) the mean over a corpus. run's parser calls
+// cli_loss_check, its compute cli_loss_compute, its printer print_cli_loss.
+typedef struct {
+    attn_model *m;
+    attn_pool *pool;
+    attn_session *s;          // regrown for longer prompts
+    int max_t, each_line;
+    float *logits;            // (max_t, V)
+    double *nll;              // (max_t) loss of each predicted token, nats
+    int32_t *ids;             // one prompt: its ids and labels
+    char **labels;
+    int T;
+    long n_lines, n_pred;     // a corpus: lines and predicted tokens
+    double mean;              // mean loss, nats/token
+} cli_loss;
+int cli_loss_check(const cli_opts *o, int each_line, const char **fmt);
+int cli_loss_compute(const cli_opts *o, int each_line, cli_loss *r);
+void print_cli_loss(const cli_loss *r, const char *fmt);
+void cli_loss_free(cli_loss *r);
 
 #endif

@@ -106,7 +106,7 @@ int cli_token(const attn_model *m, const char *opt, const char *val, int32_t *id
 // A model, its session (regrown for longer prompts), the recorded clean run
 // and the sums of the losses of every set of heads.
 typedef struct {
-    const attn_model *m;
+    attn_model *m;                  // (owned, as pool)
     attn_pool *pool;
     attn_session *s;
     int max_t, mean_mode, own_mean; // own_mean: the mean is each prompt's own
@@ -237,119 +237,6 @@ static int abl_lines(const cli_opts *o, abl *a, int (*fn)(abl *, const int32_t *
     return rc;
 }
 
-// ---------------------------------------------------------------- output
-
-static const double *sort_delta;
-static int by_delta(const void *x, const void *y) {
-    int i = *(const int *)x, j = *(const int *)y;
-    double a = sort_delta[i], b = sort_delta[j];
-    if (a != b) return a > b ? -1 : 1;
-    return i - j;
-}
-
-static void print_top(const attn_model *m, const float *lg, int k, const char *what) {
-    int V = m->cfg.n_vocab;
-    int32_t idx[64];
-    float val[64];
-    double *p = malloc((size_t)V * sizeof *p);
-    char **lab;
-    if (!p) return;
-    attn_softmax_bits(lg, V, 1, p);
-    attn_top_k(lg, V, k, idx, val);
-    if (attn_token_labels(m->tok, idx, k, &lab)) { free(p); return; }
-    printf("next token at the last position, %s\n  rank  %6s  %-20s  %8s  %9s\n", what, "id", "token", "prob", "logit");
-    for (int j = 0; j < k; j++) {
-        char q[96];
-        snprintf(q, sizeof q, "\"%s\"", lab[j]);
-        printf("  %4d  %6d  %-20s  %8.4f  %9.4f\n", j + 1, idx[j], q, p[idx[j]], lg[idx[j]]);
-    }
-    attn_labels_free(lab, k);
-    free(p);
-}
-
-static void print_set_json(const abl *a, int k) {
-    int H = a->m->cfg.n_head;
-    for (int j = 0; j < a->set_n[k]; j++) {
-        int lh = a->set_of[k * a->max_set + j];
-        printf("%s[%d, %d]", j ? ", " : "", lh / H, lh % H);
-    }
-}
-
-static void abl_print(const abl *a, const char *fmt, const char *mode, long n_tok, int k_top) {
-    int H = a->m->cfg.n_head, n = a->n_sets, set = a->max_set > 1 || a->n_sets == 1;
-    double clean = a->clean_sum / a->n_pred, *loss = malloc((size_t)n * sizeof *loss), *delta = malloc((size_t)n * sizeof *delta);
-    int *order = malloc((size_t)n * sizeof *order);
-    if (!loss || !delta || !order) { free(loss); free(delta); free(order); return; }
-    for (int k = 0; k < n; k++) loss[k] = a->sum[k] / a->n_pred, delta[k] = loss[k] - clean, order[k] = k;
-    sort_delta = delta;
-    qsort(order, n, sizeof *order, by_delta);
-    if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, a->m->name);
-        printf(", \"tokens\": %ld, \"mode\": \"%s\", \"loss\": ", n_tok, mode);
-        attn_json_numf(stdout, "%.9g", clean);
-        printf(", \"heads\": [");
-        for (int r = 0; r < n; r++) {
-            int k = order[r], lh = a->set_of[k * a->max_set];
-            if (set) { printf("%s{\"heads\": [", r ? ", " : ""); print_set_json(a, k); printf("]"); }
-            else printf("%s{\"layer\": %d, \"head\": %d", r ? ", " : "", lh / H, lh % H);
-            cli_json_num("loss", "%.9g", loss[k]);
-            cli_json_num("delta_loss", "%.9g", delta[k]);
-            printf("}");
-        }
-        printf("]");
-        if (a->rep_len && set) // mean loss of the first and second repeat, clean and ablated
-            for (int i = 0; i < 4; i++) {
-                printf("%s", i == 0 ? ", \"repeats\": {\"clean\": [" : i == 2 ? "], \"ablated\": [" : ", ");
-                attn_json_numf(stdout, "%.9g", a->rep[i / 2][i % 2] / a->rep_n[i % 2]);
-                if (i == 3) printf("]}");
-            }
-        printf("}\n");
-    } else if (!strcmp(fmt, "tsv")) {
-        printf("heads\tloss\tdelta_loss\n");
-        for (int r = 0; r < n; r++) {
-            int k = order[r];
-            for (int j = 0; j < a->set_n[k]; j++) {
-                int lh = a->set_of[k * a->max_set + j];
-                printf("%s%d.%d", j ? "," : "", lh / H, lh % H);
-            }
-            printf("\t%.9g\t%.9g\n", loss[k], delta[k]);
-        }
-    } else {
-        printf("%s: %ld positions, %ld predicted; mode %s\n", a->m->name, n_tok, a->n_pred, mode);
-        printf("clean loss %.4f nats/token\n", clean);
-        if (set) {
-            printf("ablated heads ");
-            for (int j = 0; j < a->set_n[0]; j++) {
-                int lh = a->set_of[j];
-                printf("%sL%dH%d", j ? "," : "", lh / H, lh % H);
-            }
-            printf(": loss %.4f nats/token (delta %+.4f)\n", loss[0], delta[0]);
-            if (a->rep_len)
-                printf("induction test, loss on the repeats (nats/token): first %.4f -> %.4f, second %.4f -> %.4f\n",
-                       a->rep[0][0] / a->rep_n[0], a->rep[1][0] / a->rep_n[0], a->rep[0][1] / a->rep_n[1],
-                       a->rep[1][1] / a->rep_n[1]);
-            if (k_top) {
-                printf("\n");
-                print_top(a->m, a->last, k_top, "clean");
-                printf("\n");
-                print_top(a->m, a->logits + (size_t)(a->T - 1) * a->m->cfg.n_vocab, k_top, "ablated");
-            }
-        } else {
-            printf("  rank  head      loss     delta\n");
-            for (int r = 0; r < n; r++) {
-                int k = order[r], lh = a->set_of[k];
-                char b[24];
-                snprintf(b, sizeof b, "L%dH%d", lh / H, lh % H);
-                printf("  %4d  %-7s %8.4f  %+8.4f\n", r + 1, b, loss[k], delta[k]);
-            }
-        }
-    }
-    free(loss); free(delta); free(order);
-}
-
-// ---------------------------------------------------------------- command
-
 static int abl_sets(abl *a, const int *heads, int n_heads) {
     int LH = a->m->cfg.n_layer * a->m->cfg.n_head;
     a->n_sets = heads ? 1 : LH;
@@ -385,78 +272,270 @@ static int abl_induction(const cli_opts *o, abl *a, long len, long seed, int32_t
     return 0;
 }
 
-int cmd_ablate(int argc, char **argv) {
+
+// ---------------------------------------------------------------- options -> result
+
+typedef struct {
     cli_opts o;
-    cli_opts_init(&o);
-    const char *heads_s = NULL, *mode = "zero";
-    int each_line = 0, induction = 0;
-    long len = 50, seed = 1234, k_top = 5;
+    const char *fmt;             // table, tsv or json
+    const char *heads_s, *mode;  // --heads (NULL: each head alone), --mode zero|mean
+    int each_line, induction;    // --each-line, --induction-test
+    long len, seed, k_top;       // --len, --seed, -k
+} ablate_opts;
+
+// The top-k next tokens at the last position (--heads on one prompt).
+typedef struct {
+    int32_t id[64];
+    double prob[64]; // softmax probability 0..1
+    float logit[64]; // raw logit
+    char **lab;      // (k) display labels
+} abl_top;
+
+typedef struct {
+    abl a;
+    int32_t *ids;
+    int *heads, T, n_heads;
+    long n_lines, n_tok;
+    double clean, *loss, *delta; // mean losses: clean; (n_sets) ablated and its delta
+    int *order;                  // sets by delta, largest first
+    int k_top;                   // 0: no top-k tables
+    abl_top top[2];              // clean, ablated
+} ablate_result;
+
+static int ablate_parse(int argc, char **argv, ablate_opts *ao) {
+    memset(ao, 0, sizeof *ao);
+    cli_opts_init(&ao->o);
+    ao->mode = "zero", ao->len = 50, ao->seed = 1234, ao->k_top = 5;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
+        int r = cli_common_opt(&ao->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--heads")) { if (!(heads_s = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED); }
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--each-line")) ao->each_line = 1;
+        else if (!strcmp(a, "--induction-test")) ao->induction = 1;
+        else if (!strcmp(a, "--heads")) { if (!(ao->heads_s = cli_val(argc, argv, &i))) return CLI_PRINTED; }
         else if (!strcmp(a, "--mode")) {
-            if (!(mode = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-            if (strcmp(mode, "zero") && strcmp(mode, "mean")) {
-                cli_error("ablate: --mode %s: expected zero or mean", mode);
-                return cli_exit(CLI_PRINTED);
+            if (!(ao->mode = cli_val(argc, argv, &i))) return CLI_PRINTED;
+            if (strcmp(ao->mode, "zero") && strcmp(ao->mode, "mean")) {
+                cli_error("ablate: --mode %s: expected zero or mean", ao->mode);
+                return CLI_PRINTED;
             }
-        } else if (!strcmp(a, "--each-line")) each_line = 1;
-        else if (!strcmp(a, "--induction-test")) induction = 1;
-        else if (!strcmp(a, "--len")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &len)) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "--seed")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &seed)) return cli_exit(CLI_PRINTED); }
-        else if (!strcmp(a, "-k")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 64, &k_top)) return cli_exit(CLI_PRINTED); }
-        else return cli_bad_opt("ablate", a);
+        } else if (!strcmp(a, "--len")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &ao->len)) return CLI_PRINTED; }
+        else if (!strcmp(a, "--seed")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &ao->seed)) return CLI_PRINTED; }
+        else if (!strcmp(a, "-k")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 64, &ao->k_top)) return CLI_PRINTED; }
+        else { cli_bad_opt("ablate", a); return CLI_PRINTED; }
     }
-    if (o.help) { fputs(ABLATE_HELP, stdout); return 0; }
-    const char *fmt, *bad = NULL;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (each_line && (!o.prompt_file || o.prompt || o.ids)) bad = "--each-line takes its prompts from -f FILE only";
-    else if (induction && (each_line || o.prompt || o.prompt_file || o.ids)) bad = "--induction-test makes its own prompt";
-    else if (each_line && !strcmp(mode, "mean") && !strcmp(o.prompt_file, "-")) bad = "--each-line --mode mean reads the file twice: give a file, not stdin";
-    if (bad) { cli_error("ablate: %s", bad); return cli_exit(CLI_PRINTED); }
-    abl a = { 0 };
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    int32_t *ids = NULL;
-    int *heads = NULL;
-    int T = 0, n_heads = 0;
-    long n_lines = 0, n_tok = 0;
-    int rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc && heads_s) rc = cli_head_pairs("--heads", heads_s, m, &heads, &n_heads);
-    if (rc) goto done;
-    const attn_config *c = &m->cfg;
-    size_t zn = (size_t)c->n_layer * c->n_head * c->head_dim;
-    a.m = m;
-    a.pool = pool;
-    a.mean_mode = !strcmp(mode, "mean");
-    a.own_mean = a.mean_mode && !each_line;
-    a.last = malloc((size_t)c->n_vocab * 4);
-    if (a.mean_mode) { a.zsum = calloc(zn, sizeof *a.zsum); a.zmean = malloc(zn * 4); }
-    if (!a.last || (a.mean_mode && (!a.zsum || !a.zmean))) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    if ((rc = abl_sets(&a, heads, n_heads))) goto done;
-    if (each_line) {
-        if (a.mean_mode) {
-            if ((rc = abl_lines(&o, &a, abl_mean_pass, &n_lines, &n_tok))) goto done;
-            abl_zmean(&a);
-            n_lines = n_tok = 0;
+    if (ao->o.help) return 0;
+    const cli_opts *o = &ao->o;
+    const char *bad = NULL;
+    if (cli_format(o, "table,tsv,json", &ao->fmt)) return ATTN_EINPUT;
+    if (ao->each_line && (!o->prompt_file || o->prompt || o->ids)) bad = "--each-line takes its prompts from -f FILE only";
+    else if (ao->induction && (ao->each_line || o->prompt || o->prompt_file || o->ids)) bad = "--induction-test makes its own prompt";
+    else if (ao->each_line && !strcmp(ao->mode, "mean") && !strcmp(o->prompt_file, "-"))
+        bad = "--each-line --mode mean reads the file twice: give a file, not stdin";
+    if (bad) { cli_error("ablate: %s", bad); return CLI_PRINTED; }
+    return 0;
+}
+
+// The prompt(s) through the clean and ablated runs: a corpus (with --mode
+// mean, a first pass for the mean), the induction prompt, or one prompt.
+static int ablate_runs(const ablate_opts *ao, ablate_result *r) {
+    abl *a = &r->a;
+    int rc;
+    if (ao->each_line) {
+        if (a->mean_mode) {
+            if ((rc = abl_lines(&ao->o, a, abl_mean_pass, &r->n_lines, &r->n_tok))) return rc;
+            abl_zmean(a);
+            r->n_lines = r->n_tok = 0;
         }
-        rc = abl_lines(&o, &a, abl_prompt, &n_lines, &n_tok);
-    } else {
-        if ((rc = induction ? abl_induction(&o, &a, len, seed, &ids, &T) : cli_prompt_ids(&o, m, &ids, &T))) goto done;
-        if (T < 2) { rc = attn_err(ATTN_EINPUT, "the prompt is one token: nothing to predict"); goto done; }
-        rc = abl_prompt(&a, ids, T);
-        n_tok = T;
+        return abl_lines(&ao->o, a, abl_prompt, &r->n_lines, &r->n_tok);
     }
-    if (!rc) abl_print(&a, fmt, mode, n_tok, heads && !each_line ? (int)k_top : 0);
-done:
-    abl_free(&a);
-    free(ids);
-    free(heads);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    rc = ao->induction ? abl_induction(&ao->o, a, ao->len, ao->seed, &r->ids, &r->T)
+                       : cli_prompt_ids(&ao->o, a->m, &r->ids, &r->T);
+    if (rc) return rc;
+    if (r->T < 2) return attn_err(ATTN_EINPUT, "the prompt is one token: nothing to predict");
+    r->n_tok = r->T;
+    return abl_prompt(a, r->ids, r->T);
+}
+
+static const double *sort_delta;
+static int by_delta(const void *x, const void *y) {
+    int i = *(const int *)x, j = *(const int *)y;
+    double a = sort_delta[i], b = sort_delta[j];
+    if (a != b) return a > b ? -1 : 1;
+    return i - j;
+}
+
+// The top-k next tokens of the logits lg (V).
+static int abl_top_k(const attn_model *m, const float *lg, int k, abl_top *t) {
+    int V = m->cfg.n_vocab;
+    float val[64];
+    double *p = malloc((size_t)V * sizeof *p);
+    if (!p) return attn_err(ATTN_EFAIL, "out of memory");
+    attn_softmax_bits(lg, V, 1, p);
+    attn_top_k(lg, V, k, t->id, val);
+    for (int j = 0; j < k; j++) t->prob[j] = p[t->id[j]], t->logit[j] = lg[t->id[j]];
+    free(p);
+    return attn_token_labels(m->tok, t->id, k, &t->lab);
+}
+
+// Mean losses, deltas sorted largest first, and the top-k tables.
+static int ablate_summary(const ablate_opts *ao, ablate_result *r) {
+    const abl *a = &r->a;
+    int n = a->n_sets, V = a->m->cfg.n_vocab;
+    r->loss = malloc((size_t)n * sizeof *r->loss);
+    r->delta = malloc((size_t)n * sizeof *r->delta);
+    r->order = malloc((size_t)n * sizeof *r->order);
+    if (!r->loss || !r->delta || !r->order) return attn_err(ATTN_EFAIL, "out of memory");
+    r->clean = a->clean_sum / a->n_pred;
+    for (int k = 0; k < n; k++) r->loss[k] = a->sum[k] / a->n_pred, r->delta[k] = r->loss[k] - r->clean, r->order[k] = k;
+    sort_delta = r->delta;
+    qsort(r->order, n, sizeof *r->order, by_delta);
+    if (!r->heads || ao->each_line) return 0;
+    int rc = abl_top_k(a->m, a->last, (int)ao->k_top, &r->top[0]);
+    if (!rc) rc = abl_top_k(a->m, a->logits + (size_t)(a->T - 1) * V, (int)ao->k_top, &r->top[1]);
+    if (!rc) r->k_top = (int)ao->k_top;
+    return rc;
+}
+
+static int ablate_compute(const ablate_opts *ao, ablate_result *r) {
+    abl *a = &r->a;
+    int rc = cli_load_model(&ao->o, 0, &a->m);
+    if (!rc) rc = cli_pool(&ao->o, &a->pool);
+    if (!rc && ao->heads_s) rc = cli_head_pairs("--heads", ao->heads_s, a->m, &r->heads, &r->n_heads);
+    if (rc) return rc;
+    const attn_config *c = &a->m->cfg;
+    size_t zn = (size_t)c->n_layer * c->n_head * c->head_dim;
+    a->mean_mode = !strcmp(ao->mode, "mean");
+    a->own_mean = a->mean_mode && !ao->each_line;
+    a->last = malloc((size_t)c->n_vocab * 4);
+    if (a->mean_mode) { a->zsum = calloc(zn, sizeof *a->zsum); a->zmean = malloc(zn * 4); }
+    if (!a->last || (a->mean_mode && (!a->zsum || !a->zmean))) return attn_err(ATTN_EFAIL, "out of memory");
+    if ((rc = abl_sets(a, r->heads, r->n_heads))) return rc;
+    if ((rc = ablate_runs(ao, r))) return rc;
+    return ablate_summary(ao, r);
+}
+
+// ---------------------------------------------------------------- print
+
+static void print_top(const abl_top *t, int k, const char *what) {
+    printf("next token at the last position, %s\n  rank  %6s  %-20s  %8s  %9s\n", what, "id", "token", "prob", "logit");
+    for (int j = 0; j < k; j++) {
+        char q[96];
+        snprintf(q, sizeof q, "\"%s\"", t->lab[j]);
+        printf("  %4d  %6d  %-20s  %8.4f  %9.4f\n", j + 1, t->id[j], q, t->prob[j], t->logit[j]);
+    }
+}
+
+// The heads of set k: "L.H" joined by sep (tsv: "0.1,1.2"), or JSON [l, h] pairs.
+static void print_set(const abl *a, int k, const char *fmt) {
+    int H = a->m->cfg.n_head, json = !strcmp(fmt, "json");
+    for (int j = 0; j < a->set_n[k]; j++) {
+        int lh = a->set_of[k * a->max_set + j];
+        if (json) printf("%s[%d, %d]", j ? ", " : "", lh / H, lh % H);
+        else if (!strcmp(fmt, "tsv")) printf("%s%d.%d", j ? "," : "", lh / H, lh % H);
+        else printf("%sL%dH%d", j ? "," : "", lh / H, lh % H);
+    }
+}
+
+// Rank r (0-based) of the sets by delta, in any format.
+static void ablate_row(const ablate_result *r, const char *fmt, int rank, int set) {
+    const abl *a = &r->a;
+    int k = r->order[rank], lh = a->set_of[k * a->max_set], H = a->m->cfg.n_head;
+    if (!strcmp(fmt, "json")) {
+        if (set) { printf("%s{\"heads\": [", rank ? ", " : ""); print_set(a, k, fmt); printf("]"); }
+        else printf("%s{\"layer\": %d, \"head\": %d", rank ? ", " : "", lh / H, lh % H);
+        cli_json_num("loss", "%.9g", r->loss[k]);
+        cli_json_num("delta_loss", "%.9g", r->delta[k]);
+        printf("}");
+    } else if (!strcmp(fmt, "tsv")) {
+        print_set(a, k, fmt);
+        printf("\t%.9g\t%.9g\n", r->loss[k], r->delta[k]);
+    } else {
+        char b[24];
+        snprintf(b, sizeof b, "L%dH%d", lh / H, lh % H);
+        printf("  %4d  %-7s %8.4f  %+8.4f\n", rank + 1, b, r->loss[k], r->delta[k]);
+    }
+}
+
+// The mean loss of the first and second repeat, clean and ablated, as JSON.
+static void print_repeats_json(const abl *a) {
+    for (int i = 0; i < 4; i++) {
+        printf("%s", i == 0 ? ", \"repeats\": {\"clean\": [" : i == 2 ? "], \"ablated\": [" : ", ");
+        attn_json_numf(stdout, "%.9g", a->rep[i / 2][i % 2] / a->rep_n[i % 2]);
+        if (i == 3) printf("]}");
+    }
+}
+
+// The table for a set of heads: its loss, the repeats, the top-k tables.
+static void print_set_table(const ablate_result *r) {
+    const abl *a = &r->a;
+    printf("ablated heads ");
+    print_set(a, 0, "table");
+    printf(": loss %.4f nats/token (delta %+.4f)\n", r->loss[0], r->delta[0]);
+    if (a->rep_len)
+        printf("induction test, loss on the repeats (nats/token): first %.4f -> %.4f, second %.4f -> %.4f\n",
+               a->rep[0][0] / a->rep_n[0], a->rep[1][0] / a->rep_n[0], a->rep[0][1] / a->rep_n[1],
+               a->rep[1][1] / a->rep_n[1]);
+    if (r->k_top) {
+        printf("\n");
+        print_top(&r->top[0], r->k_top, "clean");
+        printf("\n");
+        print_top(&r->top[1], r->k_top, "ablated");
+    }
+}
+
+static int print_ablate(const ablate_result *r, const ablate_opts *ao) {
+    const abl *a = &r->a;
+    const char *fmt = ao->fmt;
+    int n = a->n_sets, set = a->max_set > 1 || a->n_sets == 1;
+    if (!strcmp(fmt, "json")) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, a->m->name);
+        printf(", \"tokens\": %ld, \"mode\": \"%s\", \"loss\": ", r->n_tok, ao->mode);
+        attn_json_numf(stdout, "%.9g", r->clean);
+        printf(", \"heads\": [");
+        for (int i = 0; i < n; i++) ablate_row(r, fmt, i, set);
+        printf("]");
+        if (a->rep_len && set) print_repeats_json(a);
+        printf("}\n");
+        return 0;
+    }
+    if (!strcmp(fmt, "tsv")) {
+        printf("heads\tloss\tdelta_loss\n");
+        for (int i = 0; i < n; i++) ablate_row(r, fmt, i, set);
+        return 0;
+    }
+    printf("%s: %ld positions, %ld predicted; mode %s\n", a->m->name, r->n_tok, a->n_pred, ao->mode);
+    printf("clean loss %.4f nats/token\n", r->clean);
+    if (set) print_set_table(r);
+    else {
+        printf("  rank  head      loss     delta\n");
+        for (int i = 0; i < n; i++) ablate_row(r, fmt, i, set);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------- command
+
+static void ablate_result_free(ablate_result *r) {
+    for (int i = 0; i < 2; i++)
+        if (r->top[i].lab) attn_labels_free(r->top[i].lab, r->k_top);
+    free(r->loss); free(r->delta); free(r->order);
+    attn_pool_free(r->a.pool);
+    attn_model_free(r->a.m);
+    abl_free(&r->a);
+    free(r->ids);
+    free(r->heads);
+}
+
+int cmd_ablate(int argc, char **argv) {
+    ablate_opts ao;
+    ablate_result r = { 0 };
+    int rc = ablate_parse(argc, argv, &ao);
+    if (!rc && ao.o.help) { fputs(ABLATE_HELP, stdout); return 0; }
+    if (!rc) rc = ablate_compute(&ao, &r);
+    if (!rc) rc = print_ablate(&r, &ao);
+    ablate_result_free(&r);
     return cli_exit(rc);
 }

@@ -64,88 +64,50 @@ static void explain_row(const explain_cap *c, double *dot, double *score, double
     for (int j = 0; j <= c->query; j++) prob[j] /= sum;
 }
 
-static void json_floats(const float *v, int n) {
-    printf("[");
-    for (int i = 0; i < n; i++) {
-        printf(i ? ", " : "");
-        attn_json_numf(stdout, "%.9g", v[i]);
-    }
-    printf("]");
-}
+// ---- options -> result -> print
 
-static void print_explain(const attn_model *m, const explain_cap *c, char **labels, int T, const double *dot,
-                          const double *score, const double *prob, const int *top, int ntop, int full, int json) {
-    int I = c->query, hd = c->hd;
-    if (json) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, m->name);
-        printf(", \"layer\": %d, \"head\": %d, \"query\": %d, \"token\": ", c->layer, c->head, I);
-        attn_json_str(stdout, labels[I]);
-        printf(", \"head_dim\": %d, \"scale\": ", hd);
-        attn_json_numf(stdout, "%.9g", 1.0 / sqrt((double)hd));
-        printf(", \"q\": ");
-        json_floats(c->q, hd);
-        printf(", \"keys\": [");
-        for (int j = 0; j < T; j++) {
-            printf("%s{\"pos\": %d, \"token\": ", j ? ", " : "", j);
-            attn_json_str(stdout, labels[j]);
-            if (j > I) { printf(", \"masked\": true}"); continue; }
-            printf(", \"k\": ");
-            json_floats(c->k + (size_t)j * hd, hd);
-            cli_json_num("dot", "%.9g", dot[j]);
-            cli_json_num("score", "%.9g", score[j]);
-            cli_json_num("softmax", "%.9g", prob[j]);
-            printf("}");
-        }
-        printf("], \"top\": [");
-        for (int t = 0; t < ntop; t++) {
-            printf("%s{\"pos\": %d, \"token\": ", t ? ", " : "", top[t]);
-            attn_json_str(stdout, labels[top[t]]);
-            cli_json_num("softmax", "%.9g", prob[top[t]]);
-            printf("}");
-        }
-        printf("]}\n");
-        return;
-    }
-    char q[200];
-    cli_quote(q, sizeof q, labels[I]);
-    printf("model %s, layer %d, head %d, query position %d %s\n", m->name, c->layer, c->head, I, q);
-    printf("score = q . k / sqrt(%d) = dot x %.6f; softmax over keys 0..%d; keys after %d are masked\n\n", hd,
-           1.0 / sqrt((double)hd), I, I);
-    int n = full || hd <= EXPLAIN_SHORT ? hd : EXPLAIN_SHORT;
-    printf("q (%d values%s):", hd, n < hd ? ", first 8; --full for all" : "");
-    for (int e = 0; e < n; e++) printf("%s%.4f", e % 8 ? " " : "\n  ", c->q[e]);
-    printf("%s\n\n", n < hd ? " ..." : "");
-    printf("  key  %-16s %10s %10s %9s\n", "token", "dot", "score", "softmax");
-    for (int j = 0; j < T; j++) {
-        cli_quote(q, sizeof q, labels[j]);
-        printf("  %3d  ", j);
-        cli_print_padded(q, 16);
-        if (j > I) printf(" %10s %10s %9s\n", "masked", "-inf", "0");
-        else printf(" %10.4f %10.4f %9.4f\n", dot[j], score[j], prob[j]);
-    }
-    printf("\ntop attended:");
-    for (int t = 0; t < ntop; t++) {
-        cli_quote(q, sizeof q, labels[top[t]]);
-        printf("  %d %s %.4f", top[t], q, prob[top[t]]);
-    }
-    printf("\n");
-}
+typedef struct {
+    cli_opts o;
+    const char *fmt;            // table or json
+    const char *ls, *hs, *qs;   // --layer, --head, --query (default "last")
+    int full;                   // --full: every q value
+    long ntop;                  // --top N
+} explain_opts;
 
-static int parse_explain(int argc, char **argv, cli_opts *o, const char **ls, const char **hs, const char **qs,
-                         int *full, long *ntop) {
+typedef struct {
+    attn_model *m;
+    attn_pool *pool;
+    attn_session *s;
+    int32_t *ids;
+    char **labels;              // (T) display labels
+    int T;
+    explain_cap c;              // the head's q row and every key
+    double *dot, *score, *prob; // (T): keys 0..query only
+    int *top, ntop;             // keys by probability, highest first
+} explain_result;
+
+static int explain_parse(int argc, char **argv, explain_opts *eo) {
+    memset(eo, 0, sizeof *eo);
+    cli_opts_init(&eo->o);
+    eo->qs = "last", eo->ntop = 5;
     for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
+        int r = cli_common_opt(&eo->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
         if (r > 0) continue;
         const char *a = argv[i], *v;
-        if (!strcmp(a, "--full")) *full = 1;
+        if (!strcmp(a, "--full")) eo->full = 1;
         else if (!strcmp(a, "--layer") || !strcmp(a, "--head") || !strcmp(a, "--query")) {
-            if (!(v = cli_val(argc, argv, &i))) return cli_exit(CLI_PRINTED);
-            *(a[2] == 'l' ? ls : a[2] == 'h' ? hs : qs) = v;
+            if (!(v = cli_val(argc, argv, &i))) return CLI_PRINTED;
+            *(a[2] == 'l' ? &eo->ls : a[2] == 'h' ? &eo->hs : &eo->qs) = v;
         } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, ntop)) return cli_exit(CLI_PRINTED);
-        } else return cli_bad_opt("explain", a);
+            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &eo->ntop)) return CLI_PRINTED;
+        } else { cli_bad_opt("explain", a); return CLI_PRINTED; }
+    }
+    if (eo->o.help) return 0;
+    if (cli_format(&eo->o, "table,json", &eo->fmt)) return ATTN_EINPUT;
+    if (!eo->ls || !eo->hs) {
+        cli_error("explain: give the row with --layer L --head H (and --query I, default the last)");
+        return CLI_PRINTED;
     }
     return 0;
 }
@@ -161,68 +123,153 @@ static int one_index(const char *opt, const char *v, int n) {
     return (int)x;
 }
 
-int cmd_explain(int argc, char **argv) {
-    cli_opts o;
-    cli_opts_init(&o);
-    const char *ls = NULL, *hs = NULL, *qs = "last", *fmt;
-    int full = 0;
-    long ntop = 5;
-    int r = parse_explain(argc, argv, &o, &ls, &hs, &qs, &full, &ntop);
-    if (r) return r;
-    if (o.help) { fputs(EXPLAIN_HELP, stdout); return 0; }
-    if (cli_format(&o, "table,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (!ls || !hs) {
-        cli_error("explain: give the row with --layer L --head H (and --query I, default the last)");
-        return cli_exit(CLI_PRINTED);
-    }
-    attn_model *m = NULL;
-    attn_pool *pool = NULL;
-    attn_session *s = NULL;
-    int32_t *ids = NULL;
-    char **labels = NULL;
-    explain_cap c = {0};
-    double *dot = NULL, *score = NULL, *prob = NULL;
-    int *top = NULL, T = 0, rc = cli_load_model(&o, 0, &m);
-    if (!rc) rc = cli_prompt_ids(&o, m, &ids, &T);
-    if (!rc) rc = cli_pool(&o, &pool);
-    if (!rc) rc = attn_token_labels(m->tok, ids, T, &labels);
-    if (rc) goto done;
-    const attn_config *cf = &m->cfg;
-    if ((c.layer = one_index("--layer", ls, cf->n_layer)) < 0 || (c.head = one_index("--head", hs, cf->n_head)) < 0 ||
-        (c.query = one_index("--query", qs, T)) < 0) {
-        rc = CLI_PRINTED;
-        goto done;
-    }
-    if (cf->attn_softcap > 0 || attn_layer_window(cf, c.layer)) { // explain_row is q.k / sqrt(hd), causal
-        rc = attn_err(ATTN_EINPUT, "explain: layer %d has an attention soft-cap or a sliding window, which explain "
-                                   "does not show yet", c.layer);
-        goto done;
-    }
-    c.hd = cf->head_dim;
-    c.kv_head = c.head / (cf->n_head / cf->n_head_kv);
-    c.q = malloc((size_t)c.hd * sizeof(float));
-    c.k = malloc((size_t)T * c.hd * sizeof(float));
-    dot = malloc((size_t)T * sizeof *dot), score = malloc((size_t)T * sizeof *score);
-    prob = malloc((size_t)T * sizeof *prob), top = malloc((size_t)T * sizeof *top);
-    if (!c.q || !c.k || !dot || !score || !prob || !top) { rc = attn_err(ATTN_EFAIL, "out of memory"); goto done; }
-    attn_capture cap = {.on_qk = explain_on_qk, .ctx = &c};
-    if ((rc = attn_session_new(&s, m, T, pool)) || (rc = attn_session_feed(s, ids, T, NULL, 1, &cap))) goto done;
-    explain_row(&c, dot, score, prob);
-    int ntop_ = 0; // keys 0..I by probability, highest first (ties: earlier key)
-    for (int j = 0; j <= c.query; j++) {
+// The forward pass with the capture, the row's arithmetic and its top keys.
+static int explain_forward(const explain_opts *eo, explain_result *r) {
+    explain_cap *c = &r->c;
+    int T = r->T;
+    c->q = malloc((size_t)c->hd * sizeof(float));
+    c->k = malloc((size_t)T * c->hd * sizeof(float));
+    r->dot = malloc((size_t)T * sizeof *r->dot), r->score = malloc((size_t)T * sizeof *r->score);
+    r->prob = malloc((size_t)T * sizeof *r->prob), r->top = malloc((size_t)T * sizeof *r->top);
+    if (!c->q || !c->k || !r->dot || !r->score || !r->prob || !r->top) return attn_err(ATTN_EFAIL, "out of memory");
+    attn_capture cap = {.on_qk = explain_on_qk, .ctx = c};
+    int rc = attn_session_new(&r->s, r->m, T, r->pool);
+    if (!rc) rc = attn_session_feed(r->s, r->ids, T, NULL, 1, &cap);
+    if (rc) return rc;
+    explain_row(c, r->dot, r->score, r->prob);
+    double *prob = r->prob;
+    int *top = r->top, n = 0; // keys 0..I by probability, highest first (ties: earlier key)
+    for (int j = 0; j <= c->query; j++) {
         int t;
-        if (ntop_ < ntop) t = ntop_++;
-        else if (prob[j] > prob[top[ntop_ - 1]]) t = ntop_ - 1;
+        if (n < eo->ntop) t = n++;
+        else if (prob[j] > prob[top[n - 1]]) t = n - 1;
         else continue;
         while (t > 0 && prob[j] > prob[top[t - 1]]) top[t] = top[t - 1], t--;
         top[t] = j;
     }
-    print_explain(m, &c, labels, T, dot, score, prob, top, ntop_, full, !strcmp(fmt, "json"));
-done:
-    if (labels) attn_labels_free(labels, T);
-    free(c.q), free(c.k), free(dot), free(score), free(prob), free(top), free(ids);
-    attn_session_free(s);
-    attn_pool_free(pool);
-    attn_model_free(m);
+    r->ntop = n;
+    return 0;
+}
+
+static int explain_compute(const explain_opts *eo, explain_result *r) {
+    int rc = cli_load_model(&eo->o, 0, &r->m);
+    if (!rc) rc = cli_prompt_ids(&eo->o, r->m, &r->ids, &r->T);
+    if (!rc) rc = cli_pool(&eo->o, &r->pool);
+    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
+    if (rc) return rc;
+    const attn_config *cf = &r->m->cfg;
+    explain_cap *c = &r->c;
+    if ((c->layer = one_index("--layer", eo->ls, cf->n_layer)) < 0 ||
+        (c->head = one_index("--head", eo->hs, cf->n_head)) < 0 || (c->query = one_index("--query", eo->qs, r->T)) < 0)
+        return CLI_PRINTED;
+    if (cf->attn_softcap > 0 || attn_layer_window(cf, c->layer)) // explain_row is q.k / sqrt(hd), causal
+        return attn_err(ATTN_EINPUT, "explain: layer %d has an attention soft-cap or a sliding window, which explain "
+                                     "does not show yet", c->layer);
+    c->hd = cf->head_dim;
+    c->kv_head = c->head / (cf->n_head / cf->n_head_kv);
+    return explain_forward(eo, r);
+}
+
+static void json_floats(const float *v, int n) {
+    printf("[");
+    for (int i = 0; i < n; i++) {
+        printf(i ? ", " : "");
+        attn_json_numf(stdout, "%.9g", v[i]);
+    }
+    printf("]");
+}
+
+// Key j's row: position, token, and dot/score/softmax or masked.
+static void explain_key_row(const explain_result *r, int json, int j) {
+    const explain_cap *c = &r->c;
+    if (json) {
+        printf("%s{\"pos\": %d, \"token\": ", j ? ", " : "", j);
+        attn_json_str(stdout, r->labels[j]);
+        if (j > c->query) { printf(", \"masked\": true}"); return; }
+        printf(", \"k\": ");
+        json_floats(c->k + (size_t)j * c->hd, c->hd);
+        cli_json_num("dot", "%.9g", r->dot[j]);
+        cli_json_num("score", "%.9g", r->score[j]);
+        cli_json_num("softmax", "%.9g", r->prob[j]);
+        printf("}");
+        return;
+    }
+    char q[200];
+    cli_quote(q, sizeof q, r->labels[j]);
+    printf("  %3d  ", j);
+    cli_print_padded(q, 16);
+    if (j > c->query) printf(" %10s %10s %9s\n", "masked", "-inf", "0");
+    else printf(" %10.4f %10.4f %9.4f\n", r->dot[j], r->score[j], r->prob[j]);
+}
+
+// The t-th most attended key.
+static void explain_top_row(const explain_result *r, int json, int t) {
+    int j = r->top[t];
+    if (json) {
+        printf("%s{\"pos\": %d, \"token\": ", t ? ", " : "", j);
+        attn_json_str(stdout, r->labels[j]);
+        cli_json_num("softmax", "%.9g", r->prob[j]);
+        printf("}");
+        return;
+    }
+    char q[200];
+    cli_quote(q, sizeof q, r->labels[j]);
+    printf("  %d %s %.4f", j, q, r->prob[j]);
+}
+
+// Before the key rows: the row's identity, its scale and (table) the q values.
+static void explain_head(const explain_result *r, const explain_opts *eo, int json) {
+    const explain_cap *c = &r->c;
+    int I = c->query, hd = c->hd;
+    if (json) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, r->m->name);
+        printf(", \"layer\": %d, \"head\": %d, \"query\": %d, \"token\": ", c->layer, c->head, I);
+        attn_json_str(stdout, r->labels[I]);
+        printf(", \"head_dim\": %d, \"scale\": ", hd);
+        attn_json_numf(stdout, "%.9g", 1.0 / sqrt((double)hd));
+        printf(", \"q\": ");
+        json_floats(c->q, hd);
+        printf(", \"keys\": [");
+        return;
+    }
+    char q[200];
+    cli_quote(q, sizeof q, r->labels[I]);
+    printf("model %s, layer %d, head %d, query position %d %s\n", r->m->name, c->layer, c->head, I, q);
+    printf("score = q . k / sqrt(%d) = dot x %.6f; softmax over keys 0..%d; keys after %d are masked\n\n", hd,
+           1.0 / sqrt((double)hd), I, I);
+    int n = eo->full || hd <= EXPLAIN_SHORT ? hd : EXPLAIN_SHORT;
+    printf("q (%d values%s):", hd, n < hd ? ", first 8; --full for all" : "");
+    for (int e = 0; e < n; e++) printf("%s%.4f", e % 8 ? " " : "\n  ", c->q[e]);
+    printf("%s\n\n", n < hd ? " ..." : "");
+    printf("  key  %-16s %10s %10s %9s\n", "token", "dot", "score", "softmax");
+}
+
+static int print_explain(const explain_result *r, const explain_opts *eo) {
+    int json = !strcmp(eo->fmt, "json");
+    explain_head(r, eo, json);
+    for (int j = 0; j < r->T; j++) explain_key_row(r, json, j);
+    printf(json ? "], \"top\": [" : "\ntop attended:");
+    for (int t = 0; t < r->ntop; t++) explain_top_row(r, json, t);
+    printf(json ? "]}\n" : "\n");
+    return 0;
+}
+
+static void explain_result_free(explain_result *r) {
+    if (r->labels) attn_labels_free(r->labels, r->T);
+    free(r->c.q), free(r->c.k), free(r->dot), free(r->score), free(r->prob), free(r->top), free(r->ids);
+    attn_session_free(r->s);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
+}
+
+int cmd_explain(int argc, char **argv) {
+    explain_opts eo;
+    explain_result r = { 0 };
+    int rc = explain_parse(argc, argv, &eo);
+    if (!rc && eo.o.help) { fputs(EXPLAIN_HELP, stdout); return 0; }
+    if (!rc) rc = explain_compute(&eo, &r);
+    if (!rc) rc = print_explain(&r, &eo);
+    explain_result_free(&r);
     return cli_exit(rc);
 }

@@ -235,6 +235,7 @@ typedef struct {
     char **top_label;  // (T - t0, k) display labels
     char dir[1024];    // -o DIR ("" without)
     char act_names[64]; // " resid_pre.npy ..." of --export resid,z,mlp
+    cli_loss loss;      // --loss instead of all the above
 } run_result;
 
 // "npy,json,..." of --export into the flags; CLI_PRINTED on an unknown kind.
@@ -256,7 +257,7 @@ static int run_parse_export(run_opts *ro, const char *v) {
     return 0;
 }
 
-// The options; the checks that need no model. --loss is left to cli_run_loss.
+// The options; the checks that need no model (--loss: cli_loss_check).
 static int run_parse(int argc, char **argv, run_opts *ro) {
     memset(ro, 0, sizeof *ro);
     cli_opts_init(&ro->o);
@@ -278,7 +279,8 @@ static int run_parse(int argc, char **argv, run_opts *ro) {
             if (!(v = cli_val(argc, argv, &i)) || run_parse_export(ro, v)) return CLI_PRINTED;
         } else { cli_bad_opt("run", a); return CLI_PRINTED; }
     }
-    if (ro->o.help || ro->loss) return 0;
+    if (ro->o.help) return 0;
+    if (ro->loss) return cli_loss_check(&ro->o, ro->each_line, &ro->fmt);
     if (ro->each_line) { cli_error("run: --each-line goes with --loss"); return CLI_PRINTED; }
     ro->exp_act = ro->exp_resid || ro->exp_z || ro->exp_mlp;
     if (cli_format(&ro->o, "table,tsv,json", &ro->fmt)) return ATTN_EINPUT;
@@ -461,6 +463,7 @@ static int run_topk(run_result *r) {
 }
 
 static int run_compute(const run_opts *ro, run_result *r) {
+    if (ro->loss) return cli_loss_compute(&ro->o, ro->each_line, &r->loss);
     int rc = run_setup(ro, r);
     if (!rc) rc = run_forward(ro, r);
     if (!rc) rc = run_write_files(ro, r);
@@ -533,6 +536,7 @@ static void run_attends(const run_result *r, const char *fmt, int t) {
 
 static int print_run(const run_result *r, const run_opts *ro) {
     const char *fmt = ro->fmt;
+    if (ro->loss) { print_cli_loss(&r->loss, fmt); return 0; }
     int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv"), rc = 0;
     if (json) {
         printf("{\"model\": ");
@@ -574,6 +578,7 @@ static int print_run(const run_result *r, const run_opts *ro) {
 }
 
 static void run_result_free(run_result *r) {
+    cli_loss_free(&r->loss);
     if (r->cap.export_attn) attn_out_abort(&r->cap.npy);
     if (r->cap.export_scores) attn_out_abort(&r->cap.snpy);
     free(r->cap.lmask);
@@ -598,7 +603,6 @@ int cmd_run(int argc, char **argv) {
     run_result r = { 0 };
     int rc = run_parse(argc, argv, &ro);
     if (!rc && ro.o.help) { fputs(RUN_HELP, stdout); return 0; }
-    if (!rc && ro.loss) return cli_run_loss(&ro.o, ro.each_line);
     if (!rc) rc = run_compute(&ro, &r);
     if (!rc) rc = print_run(&r, &ro);
     run_result_free(&r);

@@ -97,17 +97,17 @@ int cli_acts_write(const cli_acts *a, const char *dir, char *names, size_t n) {
 
 // ---------------------------------------------------------------- loss
 
-typedef struct {
-    const attn_model *m;
-    attn_pool *pool;
-    attn_session *s;
-    int max_t;
-    float *logits;
-    double *nll;
-} loss_run;
+int cli_loss_check(const cli_opts *o, int each_line, const char **fmt) {
+    if (cli_format(o, "table,tsv,json", fmt)) return ATTN_EINPUT;
+    if (each_line && (!o->prompt_file || o->prompt || o->ids)) {
+        cli_error("run: --each-line takes its prompts from -f FILE only");
+        return CLI_PRINTED;
+    }
+    return 0;
+}
 
-// nll[0..T-2] of one prompt.
-static int loss_prompt(loss_run *r, const int32_t *ids, int T, double *mean) {
+// nll[0..T-2] of one prompt and their mean.
+static int loss_prompt(cli_loss *r, const int32_t *ids, int T, double *mean) {
     if (T < 2) return attn_err(ATTN_EINPUT, "the prompt is one token: nothing to predict");
     if (T > r->max_t) {
         attn_session_free(r->s);
@@ -126,91 +126,92 @@ static int loss_prompt(loss_run *r, const int32_t *ids, int T, double *mean) {
     return rc;
 }
 
-static int loss_one(const cli_opts *o, loss_run *r, const char *fmt) {
-    int32_t *ids = NULL;
-    int T = 0;
-    double mean = 0;
-    char **lab = NULL;
-    int rc = cli_prompt_ids(o, r->m, &ids, &T);
-    if (!rc) rc = loss_prompt(r, ids, T, &mean);
-    if (!rc) rc = attn_token_labels(r->m->tok, ids, T, &lab);
-    if (rc) { free(ids); return rc; }
-    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv");
-    if (json) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
-        printf(", \"tokens\": %d, \"loss\": ", T);
-        attn_json_numf(stdout, "%.9g", mean);
-        cli_json_num("perplexity", "%.9g", exp(mean));
-        printf(", \"per_token\": [");
-    } else if (tsv) printf("position\ttoken\tnll\n");
-    else printf("%s: %d tokens; loss of each token given the ones before it (nats)\n  pos  %-16s %8s\n", r->m->name, T, "token", "nll");
-    for (int t = 1; t < T; t++) {
-        if (json) {
-            printf("%s{\"position\": %d, \"id\": %d, \"token\": ", t > 1 ? ", " : "", t, ids[t]);
-            attn_json_str(stdout, lab[t]);
-            cli_json_num("nll", "%.9g", r->nll[t - 1]);
-            printf("}");
-        } else if (tsv) printf("%d\t%s\t%.9g\n", t, lab[t], r->nll[t - 1]);
-        else {
-            char q[96];
-            snprintf(q, sizeof q, "\"%s\"", lab[t]);
-            printf("  %3d  %-16s %8.4f\n", t, q, r->nll[t - 1]);
-        }
-    }
-    if (json) printf("]}\n");
-    else if (!tsv) printf("mean loss %.4f nats/token over %d predicted tokens, perplexity %.3f\n", mean, T - 1, exp(mean));
-    attn_labels_free(lab, T);
-    free(ids);
-    return 0;
-}
-
-static int loss_corpus(const cli_opts *o, loss_run *r, const char *fmt) {
+// Every non-empty line of -f FILE: the mean over all predicted tokens.
+static int loss_corpus(const cli_opts *o, cli_loss *r) {
     cli_lines it;
     int32_t *ids;
     int T, rc = cli_lines_open(&it, o, r->m, 0);
-    long n_lines = 0, n_pred = 0;
     double sum = 0;
     while (!rc && !(rc = cli_lines_next(&it, &ids, &T)) && ids) {
         double mean;
         if (T >= 2 && (rc = loss_prompt(r, ids, T, &mean))) rc = cli_lines_fail(&it, rc);
-        else if (T >= 2) sum += mean * (T - 1), n_pred += T - 1;
-        n_lines++;
+        else if (T >= 2) sum += mean * (T - 1), r->n_pred += T - 1;
+        r->n_lines++;
         free(ids);
     }
     rc = cli_lines_close(&it, rc);
-    if (!rc && !n_pred) rc = attn_err(ATTN_EINPUT, "%s: no line of two or more tokens", o->prompt_file);
+    if (!rc && !r->n_pred) rc = attn_err(ATTN_EINPUT, "%s: no line of two or more tokens", o->prompt_file);
+    if (!rc) r->mean = sum / r->n_pred;
+    return rc;
+}
+
+int cli_loss_compute(const cli_opts *o, int each_line, cli_loss *r) {
+    r->each_line = each_line;
+    int rc = cli_load_model(o, 0, &r->m);
+    if (!rc) rc = cli_pool(o, &r->pool);
     if (rc) return rc;
-    double mean = sum / n_pred;
+    if (each_line) return loss_corpus(o, r);
+    rc = cli_prompt_ids(o, r->m, &r->ids, &r->T);
+    if (!rc) rc = loss_prompt(r, r->ids, r->T, &r->mean);
+    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
+    return rc;
+}
+
+// Token t's loss given the tokens before it (t >= 1).
+static void loss_row(const cli_loss *r, const char *fmt, int t) {
+    if (!strcmp(fmt, "json")) {
+        printf("%s{\"position\": %d, \"id\": %d, \"token\": ", t > 1 ? ", " : "", t, r->ids[t]);
+        attn_json_str(stdout, r->labels[t]);
+        cli_json_num("nll", "%.9g", r->nll[t - 1]);
+        printf("}");
+    } else if (!strcmp(fmt, "tsv")) printf("%d\t%s\t%.9g\n", t, r->labels[t], r->nll[t - 1]);
+    else {
+        char q[96];
+        snprintf(q, sizeof q, "\"%s\"", r->labels[t]);
+        printf("  %3d  %-16s %8.4f\n", t, q, r->nll[t - 1]);
+    }
+}
+
+// A corpus: one record of lines, predicted tokens, mean loss and perplexity.
+static void print_loss_corpus(const cli_loss *r, const char *fmt) {
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
         attn_json_str(stdout, r->m->name);
-        printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": ", n_lines, n_pred);
-        attn_json_numf(stdout, "%.9g", mean);
-        cli_json_num("perplexity", "%.9g", exp(mean));
+        printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": ", r->n_lines, r->n_pred);
+        attn_json_numf(stdout, "%.9g", r->mean);
+        cli_json_num("perplexity", "%.9g", exp(r->mean));
         printf("}\n");
-    } else if (!strcmp(fmt, "tsv")) printf("lines\tpredicted\tloss\tperplexity\n%ld\t%ld\t%.9g\t%.9g\n", n_lines, n_pred, mean, exp(mean));
-    else printf("%s: %ld lines, %ld predicted tokens\nmean loss %.4f nats/token, perplexity %.3f\n", r->m->name, n_lines,
-                n_pred, mean, exp(mean));
-    return 0;
+    } else if (!strcmp(fmt, "tsv"))
+        printf("lines\tpredicted\tloss\tperplexity\n%ld\t%ld\t%.9g\t%.9g\n", r->n_lines, r->n_pred, r->mean,
+               exp(r->mean));
+    else printf("%s: %ld lines, %ld predicted tokens\nmean loss %.4f nats/token, perplexity %.3f\n", r->m->name,
+                r->n_lines, r->n_pred, r->mean, exp(r->mean));
 }
 
-int cli_run_loss(const cli_opts *o, int each_line) {
-    const char *fmt;
-    if (cli_format(o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    if (each_line && (!o->prompt_file || o->prompt || o->ids)) {
-        cli_error("run: --each-line takes its prompts from -f FILE only");
-        return cli_exit(CLI_PRINTED);
-    }
-    loss_run r = { 0 };
-    attn_model *m = NULL;
-    int rc = cli_load_model(o, 0, &m);
-    if (!rc) rc = cli_pool(o, &r.pool);
-    r.m = m;
-    if (!rc) rc = each_line ? loss_corpus(o, &r, fmt) : loss_one(o, &r, fmt);
-    attn_session_free(r.s);
-    free(r.logits); free(r.nll);
-    attn_pool_free(r.pool);
-    attn_model_free(m);
-    return cli_exit(rc);
+void print_cli_loss(const cli_loss *r, const char *fmt) {
+    if (r->each_line) { print_loss_corpus(r, fmt); return; }
+    int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv");
+    if (json) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, r->m->name);
+        printf(", \"tokens\": %d, \"loss\": ", r->T);
+        attn_json_numf(stdout, "%.9g", r->mean);
+        cli_json_num("perplexity", "%.9g", exp(r->mean));
+        printf(", \"per_token\": [");
+    } else if (tsv) printf("position\ttoken\tnll\n");
+    else printf("%s: %d tokens; loss of each token given the ones before it (nats)\n  pos  %-16s %8s\n", r->m->name,
+                r->T, "token", "nll");
+    for (int t = 1; t < r->T; t++) loss_row(r, fmt, t);
+    if (json) printf("]}\n");
+    else if (!tsv)
+        printf("mean loss %.4f nats/token over %d predicted tokens, perplexity %.3f\n", r->mean, r->T - 1, exp(r->mean));
+}
+
+void cli_loss_free(cli_loss *r) {
+    attn_session_free(r->s);
+    free(r->logits); free(r->nll);
+    if (r->labels) attn_labels_free(r->labels, r->T);
+    free(r->ids);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
 }

@@ -54,40 +54,6 @@ static void print_ids(const int32_t *ids, int n) {
     putchar('\n');
 }
 
-// --ids-only on text: one line of ids per line of text ("\n" ends a line).
-static int ids_per_line(const attn_tokenizer *t, const char *text, size_t len, int bos) {
-    for (size_t pos = 0; pos < len || (pos == 0 && len == 0);) {
-        const char *nl = memchr(text + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - text) : len;
-        int32_t *ids;
-        int n, rc = attn_tokenize(t, text + pos, end - pos, bos, &ids, &n);
-        if (rc) return rc;
-        print_ids(ids, n);
-        free(ids);
-        pos = end + 1;
-        if (!nl) break;
-    }
-    return 0;
-}
-
-static int ids_per_file_line(const attn_tokenizer *t, FILE *fp, int bos) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
-    errno = 0;
-    while (!rc && (n = cli_getline(&line, &cap, fp, CLI_LINE_MAX)) >= 0) {
-        if (n && line[n - 1] == '\n') n--;
-        rc = ids_per_line(t, line, (size_t)n, bos);
-        errno = 0;
-    }
-    if (!rc && n == -2) rc = ATTN_EINPUT; // message set by cli_getline
-    if (!rc && errno == ENOMEM) rc = attn_err(ATTN_EFAIL, "tokenize: out of memory for a line of the input");
-    if (!rc && ferror(fp)) rc = attn_err(ATTN_EINPUT, "tokenize: read error");
-    free(line);
-    return rc;
-}
-
 // The whole of fp, its final newline dropped (as for every command's -f).
 static int read_text(FILE *fp, char **text, size_t *len) {
     char *buf = NULL;
@@ -151,104 +117,202 @@ static int utf8_width(const char *s) { // code points, for column alignment
     return w;
 }
 
-static int print_table(const attn_tokenizer *t, const char *name, const int32_t *ids, int n, const char *fmt) {
-    char **labels;
-    int rc = attn_token_labels(t, ids, n, &labels);
-    if (rc) return rc;
-    char (*pieces)[256] = malloc(((size_t)n + 1) * sizeof *pieces);
-    if (!pieces) { attn_labels_free(labels, n); return attn_err(ATTN_EFAIL, "tokenize: out of memory"); }
-    int wp = 5;
-    for (int i = 0; i < n; i++) {
-        piece_text(attn_token_piece(t, ids[i]), pieces[i], sizeof pieces[i]);
-        int w = utf8_width(pieces[i]);
-        wp = w > wp ? w : wp;
+// ---- options -> result -> print; --ids-only streams: one line of the
+// input computed and printed at a time (compute returns CLI_MORE), so a
+// large -f FILE takes the memory of one line.
+
+typedef struct {
+    cli_opts o;
+    const char *fmt; // table, tsv or json
+    int ids_only;    // --ids-only
+} tokenize_opts;
+
+typedef struct {
+    tok_src src;
+    FILE *fp;                   // -f input (NULL: -p TEXT or --ids)
+    int started, done;          // the input is open; --ids-only: no line left
+    char *text;                 // -f FILE, the table: the whole text
+    char *line;                 // --ids-only -f: the current line
+    size_t cap, pos;            // line's capacity; --ids-only -p: where the next line starts
+    int32_t *ids;               // the current part: its ids, n of them (-1: nothing to print)
+    int n;
+    char **labels;              // the table: display label and
+    char (*pieces)[256];        // vocabulary piece of each token,
+    int wp;                     // the width of the piece column
+} tokenize_result;
+
+static int tokenize_parse(int argc, char **argv, tokenize_opts *to) {
+    memset(to, 0, sizeof *to);
+    cli_opts_init(&to->o);
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(&to->o, argc, argv, &i);
+        if (r < 0) return CLI_PRINTED;
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "--ids-only")) to->ids_only = 1;
+        else { cli_bad_opt("tokenize", argv[i]); return CLI_PRINTED; }
     }
-    if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, name);
-        printf(", \"n_tokens\": %d, \"tokens\": [", n);
-        for (int i = 0; i < n; i++) {
-            attn_gguf_str p = attn_token_piece(t, ids[i]);
-            char raw[256];
-            snprintf(raw, sizeof raw, "%.*s", (int)(p.len < 255 ? p.len : 255), p.s);
-            printf("%s\n  {\"pos\": %d, \"id\": %d, \"piece\": ", i ? "," : "", i, (int)ids[i]);
-            attn_json_str(stdout, raw);
-            printf(", \"label\": ");
-            attn_json_str(stdout, labels[i]);
-            printf(", \"special\": %s}", attn_token_is_special(t, ids[i]) ? "true" : "false");
-        }
-        printf("\n]}\n");
-    } else if (!strcmp(fmt, "tsv")) {
-        printf("pos\tid\tpiece\tlabel\tspecial\n");
-        for (int i = 0; i < n; i++)
-            printf("%d\t%d\t%s\t%s\t%d\n", i, (int)ids[i], pieces[i], labels[i], attn_token_is_special(t, ids[i]));
-    } else {
-        printf("%5s  %7s  %-*s  %s\n", "pos", "id", wp, "piece", "label");
-        for (int i = 0; i < n; i++)
-            printf("%5d  %7d%s %s%*s  %s\n", i, (int)ids[i], attn_token_is_special(t, ids[i]) ? "*" : " ", pieces[i],
-                   wp - utf8_width(pieces[i]), "", labels[i]);
-    }
-    free(pieces);
-    attn_labels_free(labels, n);
+    if (to->o.help) return 0;
+    if (cli_format(&to->o, "table,tsv,json", &to->fmt)) return ATTN_EINPUT;
+    int given = !!to->o.prompt + !!to->o.prompt_file + !!to->o.ids;
+    if (given != 1)
+        return attn_err(ATTN_EINPUT, given ? "tokenize: give only one of -p TEXT, -f FILE, --ids 1,2,3"
+                                           : "tokenize: no text: give -p TEXT, -f FILE or --ids 1,2,3");
     return 0;
 }
 
-int cmd_tokenize(int argc, char **argv) {
-    cli_opts o;
-    cli_opts_init(&o);
-    int ids_only = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&o, argc, argv, &i);
-        if (r < 0) return cli_exit(CLI_PRINTED);
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "--ids-only")) ids_only = 1;
-        else return cli_bad_opt("tokenize", argv[i]);
-    }
-    if (o.help) {
-        fputs(HELP, stdout);
+// --ids 1,2,3: the ids as given, each checked against the vocabulary.
+static int tokenize_id_list(const tokenize_opts *to, tokenize_result *r) {
+    int rc = parse_id_list(to->o.ids, &r->ids, &r->n);
+    for (int i = 0; !rc && i < r->n; i++)
+        if (r->ids[i] >= attn_tokenizer_n_vocab(r->src.tok))
+            rc = attn_err(ATTN_EINPUT, "token id %d is out of range (the vocabulary has %d ids)", (int)r->ids[i],
+                          attn_tokenizer_n_vocab(r->src.tok));
+    return rc;
+}
+
+// The next line of the --ids-only input (-f: a line of the file, its
+// newline dropped; -p: up to the next "\n") into *s, *len; *s = NULL at the end.
+static int next_line(const tokenize_opts *to, tokenize_result *r, const char **s, size_t *len) {
+    *s = NULL;
+    if (r->fp) {
+        errno = 0;
+        ssize_t n = cli_getline(&r->line, &r->cap, r->fp, CLI_LINE_MAX);
+        if (n == -2) return ATTN_EINPUT; // message set by cli_getline
+        if (n >= 0) {
+            if (n && r->line[n - 1] == '\n') n--;
+            *s = r->line, *len = (size_t)n;
+            return 0;
+        }
+        if (errno == ENOMEM) return attn_err(ATTN_EFAIL, "tokenize: out of memory for a line of the input");
+        if (ferror(r->fp)) return attn_err(ATTN_EINPUT, "tokenize: read error");
         return 0;
     }
-    const char *fmt;
-    if (cli_format(&o, "table,tsv,json", &fmt)) return cli_exit(ATTN_EINPUT);
-    int given = !!o.prompt + !!o.prompt_file + !!o.ids;
-    if (given != 1) {
-        return cli_exit(attn_err(ATTN_EINPUT, given ? "tokenize: give only one of -p TEXT, -f FILE, --ids 1,2,3"
-                                                    : "tokenize: no text: give -p TEXT, -f FILE or --ids 1,2,3"));
+    const char *text = to->o.prompt;
+    size_t all = strlen(text);
+    if (r->done || !(r->pos < all || (r->pos == 0 && all == 0))) return 0;
+    const char *nl = memchr(text + r->pos, '\n', all - r->pos);
+    size_t end = nl ? (size_t)(nl - text) : all;
+    *s = text + r->pos, *len = end - r->pos;
+    r->pos = end + 1;
+    r->done = !nl;
+    return 0;
+}
+
+// --ids-only: the ids of the next line (CLI_MORE), or the end (0, n = -1).
+static int tokenize_next(const tokenize_opts *to, tokenize_result *r) {
+    const char *s;
+    size_t len;
+    free(r->ids);
+    r->ids = NULL;
+    r->n = -1;
+    int rc = next_line(to, r, &s, &len);
+    if (rc || !s) return rc;
+    rc = attn_tokenize(r->src.tok, s, len, !to->o.no_bos, &r->ids, &r->n);
+    return rc ? rc : CLI_MORE;
+}
+
+// The table's columns: each token's label and displayed piece.
+static int tokenize_columns(tokenize_result *r) {
+    int rc = attn_token_labels(r->src.tok, r->ids, r->n, &r->labels);
+    if (rc) return rc;
+    r->pieces = malloc(((size_t)r->n + 1) * sizeof *r->pieces);
+    if (!r->pieces) return attn_err(ATTN_EFAIL, "tokenize: out of memory");
+    r->wp = 5;
+    for (int i = 0; i < r->n; i++) {
+        piece_text(attn_token_piece(r->src.tok, r->ids[i]), r->pieces[i], sizeof r->pieces[i]);
+        int w = utf8_width(r->pieces[i]);
+        r->wp = w > r->wp ? w : r->wp;
     }
-    tok_src s = {0};
-    FILE *fp = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int32_t *ids = NULL;
-    int n = 0, bos = !o.no_bos;
-    int rc = open_tokenizer(&o, &s);
-    if (!rc) attn_tokenizer_parse_special(s.tok, !o.no_special);
-    if (!rc && o.prompt_file) {
-        fp = strcmp(o.prompt_file, "-") ? fopen(o.prompt_file, "rb") : stdin;
-        if (!fp) rc = attn_err(ATTN_EINPUT, "%s: cannot open", o.prompt_file);
+    return 0;
+}
+
+// Open the tokenizer and the input, the first time.
+static int tokenize_open(const tokenize_opts *to, tokenize_result *r) {
+    const cli_opts *o = &to->o;
+    r->started = 1;
+    int rc = open_tokenizer(o, &r->src);
+    if (rc) return rc;
+    attn_tokenizer_parse_special(r->src.tok, !o->no_special);
+    if (o->prompt_file) {
+        r->fp = strcmp(o->prompt_file, "-") ? fopen(o->prompt_file, "rb") : stdin;
+        if (!r->fp) return attn_err(ATTN_EINPUT, "%s: cannot open", o->prompt_file);
     }
-    if (rc) goto done;
-    if (o.ids) {
-        if (!(rc = parse_id_list(o.ids, &ids, &n))) {
-            for (int i = 0; i < n && !rc; i++)
-                if (ids[i] >= attn_tokenizer_n_vocab(s.tok))
-                    rc = attn_err(ATTN_EINPUT, "token id %d is out of range (the vocabulary has %d ids)", (int)ids[i],
-                                  attn_tokenizer_n_vocab(s.tok));
-            if (!rc && ids_only) print_ids(ids, n);
-        }
-    } else if (ids_only) {
-        rc = fp ? ids_per_file_line(s.tok, fp, bos) : ids_per_line(s.tok, o.prompt, strlen(o.prompt), bos);
-    } else {
-        if (fp) rc = read_text(fp, &text, &len);
-        if (!rc) rc = attn_tokenize(s.tok, fp ? text : o.prompt, fp ? len : strlen(o.prompt), bos, &ids, &n);
+    return 0;
+}
+
+// --ids, or the whole text for the table: one part; --ids-only on text:
+// one line at a time (CLI_MORE while lines remain).
+static int tokenize_compute(const tokenize_opts *to, tokenize_result *r) {
+    const cli_opts *o = &to->o;
+    int rc;
+    if (r->started) return tokenize_next(to, r);
+    if ((rc = tokenize_open(to, r))) return rc;
+    if (o->ids) {
+        rc = tokenize_id_list(to, r);
+        return rc || to->ids_only ? rc : tokenize_columns(r);
     }
-    if (!rc && !ids_only) rc = print_table(s.tok, o.n_models ? o.models[0] : "built-in", ids, n, fmt);
-done:
-    if (fp && fp != stdin) fclose(fp);
-    free(text);
-    free(ids);
-    attn_tokenizer_free(s.tok);
-    if (s.open) attn_gguf_close(&s.file);
-    if (rc) return cli_exit(rc);
-    return 0; // main() reports a failed write to stdout (exit 1)
+    if (to->ids_only) return tokenize_next(to, r);
+    size_t len = o->prompt ? strlen(o->prompt) : 0;
+    if (r->fp && (rc = read_text(r->fp, &r->text, &len))) return rc;
+    rc = attn_tokenize(r->src.tok, r->fp ? r->text : o->prompt, len, !o->no_bos, &r->ids, &r->n);
+    return rc ? rc : tokenize_columns(r);
+}
+
+// Token i's row: position, id, piece, label, special.
+static void tokenize_row(const tokenize_result *r, const char *fmt, int i) {
+    const attn_tokenizer *t = r->src.tok;
+    int special = attn_token_is_special(t, r->ids[i]);
+    if (!strcmp(fmt, "json")) {
+        attn_gguf_str p = attn_token_piece(t, r->ids[i]);
+        char raw[256];
+        snprintf(raw, sizeof raw, "%.*s", (int)(p.len < 255 ? p.len : 255), p.s);
+        printf("%s\n  {\"pos\": %d, \"id\": %d, \"piece\": ", i ? "," : "", i, (int)r->ids[i]);
+        attn_json_str(stdout, raw);
+        printf(", \"label\": ");
+        attn_json_str(stdout, r->labels[i]);
+        printf(", \"special\": %s}", special ? "true" : "false");
+    } else if (!strcmp(fmt, "tsv"))
+        printf("%d\t%d\t%s\t%s\t%d\n", i, (int)r->ids[i], r->pieces[i], r->labels[i], special);
+    else
+        printf("%5d  %7d%s %s%*s  %s\n", i, (int)r->ids[i], special ? "*" : " ", r->pieces[i],
+               r->wp - utf8_width(r->pieces[i]), "", r->labels[i]);
+}
+
+static int print_tokenize(const tokenize_result *r, const tokenize_opts *to) {
+    const char *fmt = to->fmt;
+    if (to->ids_only) {
+        if (r->n >= 0) print_ids(r->ids, r->n);
+        return 0;
+    }
+    if (!strcmp(fmt, "json")) {
+        printf("{\"model\": ");
+        attn_json_str(stdout, to->o.n_models ? to->o.models[0] : "built-in");
+        printf(", \"n_tokens\": %d, \"tokens\": [", r->n);
+    } else if (!strcmp(fmt, "tsv")) printf("pos\tid\tpiece\tlabel\tspecial\n");
+    else printf("%5s  %7s  %-*s  %s\n", "pos", "id", r->wp, "piece", "label");
+    for (int i = 0; i < r->n; i++) tokenize_row(r, fmt, i);
+    if (!strcmp(fmt, "json")) printf("\n]}\n");
+    return 0;
+}
+
+static void tokenize_result_free(tokenize_result *r) {
+    if (r->fp && r->fp != stdin) fclose(r->fp);
+    free(r->text);
+    free(r->line);
+    free(r->ids);
+    free(r->pieces);
+    if (r->labels) attn_labels_free(r->labels, r->n);
+    attn_tokenizer_free(r->src.tok);
+    if (r->src.open) attn_gguf_close(&r->src.file);
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    tokenize_opts to;
+    tokenize_result r = { 0 };
+    int rc = tokenize_parse(argc, argv, &to);
+    if (!rc && to.o.help) { fputs(HELP, stdout); return 0; }
+    while (!rc && (rc = tokenize_compute(&to, &r)) == CLI_MORE) rc = print_tokenize(&r, &to);
+    if (!rc) rc = print_tokenize(&r, &to);
+    tokenize_result_free(&r);
+    return cli_exit(rc); // (main() reports a failed write to stdout, exit 1)
 }
