@@ -25,12 +25,14 @@
 //
 // CLI (attn_cli.h; may print and choose the exit status):
 //   front door ........ attn.c        command table, signals, main
-//   shared helpers .... attn_cli.c    cli_error and the one error exit (cli_exit), common
-//                                     options and option syntax, prompts, inputs, progress
-//   commands .......... attn_cmd_<name>.c, one file each, each in three parts:
-//                       options (parse) -> result (compute, library calls only) ->
-//                       print_<name>(result, format) (table/tsv/json through one row
-//                       printer); see the top of attn_cli.h.
+//   shared helpers .... attn_cli.c    the command driver (cli_run_command), cli_error and the
+//                                     one error exit (cli_exit), common options and option
+//                                     syntax, prompts, inputs, progress
+//   commands .......... attn_cmd_<name>.c, one file each: a descriptor (CLI_COMMAND) of
+//                       three parts that cli_run_command runs: options (parse) ->
+//                       result (compute, library calls only) -> print_<name>(result,
+//                       opts) (table/tsv/json through one row printer); see the top
+//                       of attn_cli.h.
 //                       info, tokenize, run (+ run_causal: run --export resid,z,mlp,
 //                       --loss), maps (+ the picture helpers of compare and trace),
 //                       trace, heads, compare, explain, report, bench, ablate (+ the
@@ -44,12 +46,6 @@
 #include <string.h>
 
 // ---------------------------------------------------------------- main
-
-typedef struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *what;
-} command;
 
 static const char *USAGE =
     "attn %s - look inside transformer language models on a CPU\n\n"
@@ -91,26 +87,14 @@ static void catch_signals(void) {
 }
 
 static int cli_main(int argc, char **argv) {
-    command cmds[] = {
-        { "info", cmd_info, "model: arch, dims, parameters, tensor types, tokenizer, SIMD path" },
-        { "tokenize", cmd_tokenize, "ids and readable pieces of a text" },
-        { "run", cmd_run, "one forward pass: top-k table (--per-token: each position), --export" },
-        { "maps", cmd_maps, "heatmap images of chosen layers/heads, and a layer x head grid" },
-        { "trace", cmd_trace, "generate N tokens, top-k table per step" },
-        { "heads", cmd_heads, "head-type scores for every head, against a random-init baseline" },
-        { "compare", cmd_compare, "two models, or a model against its own random init" },
-        { "explain", cmd_explain, "one attention row worked out: q, q.k, scaled score, mask, softmax" },
-        { "report", cmd_report, "one self-contained offline HTML page of a prompt's attention" },
-        { "bench", cmd_bench, "speed of this model on this machine" },
-        { "ablate", cmd_ablate, "loss with heads removed: which heads the model needs" },
-        { "patch", cmd_patch, "copy activations of a clean run into a corrupt one" },
-        { "attribute", cmd_attribute, "a logit split into the parts that wrote it" },
-    };
+    static const cli_command *const cmds[] = { &cli_info, &cli_tokenize, &cli_run, &cli_maps, &cli_trace,
+                                               &cli_heads, &cli_compare, &cli_explain, &cli_report, &cli_bench,
+                                               &cli_ablate, &cli_patch, &cli_attribute };
     int n = (int)(sizeof cmds / sizeof cmds[0]);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         printf(USAGE, ATTN_VERSION);
         for (int i = 0; i < n; i++)
-            printf("  %-9s %s\n", cmds[i].name, cmds[i].what);
+            printf("  %-9s %s\n", cmds[i]->name, cmds[i]->what);
         fputs(COMMON, stdout);
         if (argc < 2) cli_error("no command given (see attn --help)");
         return argc < 2 ? 2 : 0;
@@ -123,11 +107,11 @@ static int cli_main(int argc, char **argv) {
     int rc = attn_kernels_init();
     if (rc) return cli_exit(rc);
     for (int i = 0; i < n; i++)
-        if (!strcmp(argv[1], cmds[i].name)) {
+        if (!strcmp(argv[1], cmds[i]->name)) {
             char **args = NULL;
             int na = cli_split_args(argc - 1, argv + 1, &args);
             if (na < 0) return 2;
-            int rc = cmds[i].fn(na, args);
+            int rc = cli_run_command(cmds[i], na, args);
             free(args);
             return rc;
         }

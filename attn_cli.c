@@ -1,5 +1,6 @@
 // attn_cli.c - the helpers every command shares (declared in attn_cli.h):
-// error lines and the one error exit, option syntax (common options, --opt=value,
+// the driver that runs a command's parse, compute and print, error lines
+// and the one error exit, option syntax (common options, --opt=value,
 // an option given twice), reading prompts and inputs, model/pool/output-dir
 // set-up, display width and progress.
 #include "attn.h"
@@ -54,6 +55,20 @@ int cli_exit(int rc) {
     if (rc == 0) return 0;
     if (rc != CLI_PRINTED) cli_error("%s", attn_errmsg());
     return rc == ATTN_EINPUT || rc == CLI_PRINTED ? 2 : 1;
+}
+
+int cli_run_command(const cli_command *c, int argc, char **argv) {
+    void *opts = calloc(1, c->opts_size), *res = calloc(1, c->result_size);
+    int rc = opts && res ? c->parse(argc, argv, opts) : attn_err(ATTN_EFAIL, "out of memory");
+    if (!rc && ((cli_opts *)opts)->help) fputs(c->help, stdout); // (cli_opts is the first member)
+    else {
+        while (!rc && (rc = c->compute(opts, res)) == CLI_MORE) rc = c->print(res, opts);
+        if (!rc) rc = c->print(res, opts);
+    }
+    if (res) c->free(res);
+    free(res);
+    free(opts);
+    return cli_exit(rc);
 }
 
 // Terminal columns of one code point: 0 for combining marks, 2 for East Asian

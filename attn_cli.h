@@ -2,16 +2,15 @@
 // attn.c and attn_cmd_*.c). Not part of the library API: commands may print
 // and choose exit codes.
 //
-// A command is `int cmd_NAME(int argc, char **argv)` in attn_cmd_NAME.c,
-// where argv[0] is the command name; it returns the process exit status
-// through cli_exit (0 ok, 2 bad input, 1 anything else). Three parts:
+// A command is a descriptor run by cli_run_command, in attn_cmd_NAME.c:
+// a struct of options, a struct of results and three functions.
 //
-//   typedef struct { cli_opts o; const char *fmt; long k; } NAME_opts;  // options
-//   typedef struct { attn_model *m; ... } NAME_result;                   // what compute found
+//   typedef struct { cli_opts o; const char *fmt; long k; } NAME_opts; // cli_opts first
+//   typedef struct { attn_model *m; ... } NAME_result;                  // what compute found
 //
-//   static int NAME_parse(int argc, char **argv, NAME_opts *no) {
+//   static int NAME_parse(int argc, char **argv, NAME_opts *no) {      // no is all zero
 //       cli_opts_init(&no->o);
-//       for (int i = 1; i < argc; i++) {
+//       for (int i = 1; i < argc; i++) {    // argv[0] is the command name
 //           int r = cli_common_opt(&no->o, argc, argv, &i);
 //           if (r < 0) return CLI_PRINTED;   // message already printed
 //           if (r > 0) continue;             // a common option, consumed
@@ -22,18 +21,14 @@
 //   }
 //   static int NAME_compute(const NAME_opts *no, NAME_result *r);   // library calls, no printing
 //   static void NAME_row(const NAME_result *r, const char *fmt, int i); // one row, any format
-//   static void print_NAME(const NAME_result *r, const char *fmt);  // header, rows, footer
+//   static int print_NAME(const NAME_result *r, const NAME_opts *no);  // header, rows, footer
+//   static void NAME_result_free(NAME_result *r);                  // also of a partial result
+//   CLI_COMMAND(NAME, NAME, "one line for attn --help", NAME_HELP);
 //
-//   int cmd_NAME(int argc, char **argv) {
-//       NAME_opts no;
-//       NAME_result r = { 0 };
-//       int rc = NAME_parse(argc, argv, &no);
-//       if (!rc && no.o.help) { fputs(NAME_HELP, stdout); return 0; }
-//       if (!rc) rc = NAME_compute(&no, &r);
-//       if (!rc) print_NAME(&r, no.fmt);
-//       NAME_result_free(&r);
-//       return cli_exit(rc);    // the one error exit
-//   }
+// and `&cli_NAME` in the command table of attn.c (declared below). The
+// driver: parse; on -h the help text; else compute, print (a compute that
+// streams returns CLI_MORE for each part to print), free, and the exit
+// status through cli_exit (0 ok, 2 bad input, 1 anything else).
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
@@ -44,20 +39,27 @@
 #define CLI_MAX_MODELS 16
 
 // The commands, one file each: attn_cmd_<name>.c (attn.c holds the table).
-int cmd_info(int argc, char **argv);
-int cmd_run(int argc, char **argv);
-int cmd_explain(int argc, char **argv);
-int cmd_tokenize(int argc, char **argv);
-int cmd_maps(int argc, char **argv);
-int cmd_trace(int argc, char **argv);
-int cmd_heads(int argc, char **argv);
-int cmd_compare(int argc, char **argv);
-int cmd_report(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_ablate(int argc, char **argv);
-int cmd_patch(int argc, char **argv);
-int cmd_attribute(int argc, char **argv);
-
+typedef struct {
+    const char *name, *what, *help; // for `attn --help`; the command's -h text
+    size_t opts_size, result_size;  // NAME_opts (cli_opts its first member), NAME_result
+    int (*parse)(int argc, char **argv, void *opts);
+    int (*compute)(void *opts, void *result);
+    int (*print)(void *result, void *opts);
+    void (*free)(void *result);
+} cli_command;
+// Run a command on argv (argv[0] its name); returns the exit status.
+int cli_run_command(const cli_command *c, int argc, char **argv);
+// The descriptor cli_NAME of a command whose functions are P_parse,
+// P_compute, print_NAME and P_result_free on P_opts and P_result.
+#define CLI_COMMAND(NAME, P, WHAT, HELP)                                                                  \
+    static int P##_parse_v(int argc, char **argv, void *o) { return P##_parse(argc, argv, o); }          \
+    static int P##_compute_v(void *o, void *r) { return P##_compute(o, r); }                             \
+    static int P##_print_v(void *r, void *o) { return print_##NAME(r, o); }                              \
+    static void P##_free_v(void *r) { P##_result_free(r); }                                              \
+    const cli_command cli_##NAME = { #NAME, WHAT, HELP, sizeof(P##_opts), sizeof(P##_result), P##_parse_v, \
+                                     P##_compute_v, P##_print_v, P##_free_v }
+extern const cli_command cli_info, cli_tokenize, cli_run, cli_maps, cli_trace, cli_heads, cli_compare,
+    cli_explain, cli_report, cli_bench, cli_ablate, cli_patch, cli_attribute;
 
 // Memory for captured attention: floats on the heap while the command's total
 // stays within max_mem bytes (--max-mem MB), beyond that in scratch files in

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *ABLATE_HELP =
+static const char ABLATE_HELP[] =
     "usage: attn ablate [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [options]\n"
     "       attn ablate [-m FILE] -f FILE --each-line [options]\n"
     "       attn ablate [-m FILE] --induction-test [--len N] [options]\n\n"
@@ -529,13 +529,4 @@ static void ablate_result_free(ablate_result *r) {
     free(r->heads);
 }
 
-int cmd_ablate(int argc, char **argv) {
-    ablate_opts ao;
-    ablate_result r = { 0 };
-    int rc = ablate_parse(argc, argv, &ao);
-    if (!rc && ao.o.help) { fputs(ABLATE_HELP, stdout); return 0; }
-    if (!rc) rc = ablate_compute(&ao, &r);
-    if (!rc) rc = print_ablate(&r, &ao);
-    ablate_result_free(&r);
-    return cli_exit(rc);
-}
+CLI_COMMAND(ablate, ablate, "loss with heads removed: which heads the model needs", ABLATE_HELP);

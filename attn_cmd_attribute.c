@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *ATTRIBUTE_HELP =
+static const char ATTRIBUTE_HELP[] =
     "usage: attn attribute [-m FILE] (-p TEXT | --ids 1,2,3) --target TOKEN\n"
     "                      [--against TOKEN] [--pos I] [-o DIR]\n"
     "                      [--format table|tsv|json]\n\n"
@@ -144,7 +144,7 @@ static void attr_row(const attr_result *r, const char *fmt, int k, int first) {
 }
 
 // JSON in component order; table and TSV largest |value| first.
-static void print_attribute(const attr_result *r, const char *fmt) {
+static void attr_table(const attr_result *r, const char *fmt) {
     if (!strcmp(fmt, "json")) {
         printf("{\"target\": %d, \"against\": ", r->target);
         if (r->against >= 0) printf("%d", r->against);
@@ -168,18 +168,19 @@ static void print_attribute(const attr_result *r, const char *fmt) {
     free(order);
 }
 
-int cmd_attribute(int argc, char **argv) {
-    attr_opts ao;
-    attr_result r = { 0 };
-    int rc = attr_parse(argc, argv, &ao);
-    if (!rc && ao.o.help) { fputs(ATTRIBUTE_HELP, stdout); return 0; }
-    if (!rc) rc = attr_compute(&ao, &r);
-    if (!rc) print_attribute(&r, ao.fmt);
-    if (!rc && ao.o.out_dir && !(rc = attr_picture(r.m, r.comp, r.dir, r.target, r.against)))
-        cli_note("wrote to %s: attribute.png", r.dir);
-    free(r.comp);
-    free(r.ids);
-    attn_pool_free(r.pool);
-    attn_model_free(r.m);
-    return cli_exit(rc);
+// The table, then with -o DIR the picture.
+static int print_attribute(const attr_result *r, const attr_opts *ao) {
+    attr_table(r, ao->fmt);
+    int rc = ao->o.out_dir ? attr_picture(r->m, r->comp, r->dir, r->target, r->against) : 0;
+    if (!rc && ao->o.out_dir) cli_note("wrote to %s: attribute.png", r->dir);
+    return rc;
 }
+
+static void attr_result_free(attr_result *r) {
+    free(r->comp);
+    free(r->ids);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
+}
+
+CLI_COMMAND(attribute, attr, "a logit split into the parts that wrote it", ATTRIBUTE_HELP);

@@ -24,7 +24,7 @@ static void sink_attn(void *ctx, int layer, int head, int q0, int nq, int nk, co
     b->sum += s;
 }
 
-static const char *HELP =
+static const char BENCH_HELP[] =
     "usage: attn bench [-m FILE] [-T N] [-n N] [-t N] [--repeat R]\n"
     "                  [--format table|json]\n\n"
     "Speed of this model on this machine, on random token ids:\n"
@@ -137,7 +137,8 @@ done:
     return rc;
 }
 
-static void print_bench(const bench_result *r, const char *fmt) {
+static int print_bench(const bench_result *r, const bench_opts *bo) {
+    const char *fmt = bo->fmt;
     const attn_config *c = &r->m->cfg;
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
@@ -156,16 +157,12 @@ static void print_bench(const bench_result *r, const char *fmt) {
                c->n_layer, c->n_head, (double)c->n_layer * c->n_head * r->T * r->T * 4 / 1e6);
         printf("decode           %9.2f tok/s  (n = %ld)\n", r->n / (r->dec_ms / 1e3), r->n);
     }
+    return 0;
 }
 
-int cmd_bench(int argc, char **argv) {
-    bench_opts bo;
-    bench_result r = { 0 };
-    int rc = bench_parse(argc, argv, &bo);
-    if (!rc && bo.o.help) { fputs(HELP, stdout); return 0; }
-    if (!rc) rc = bench_compute(&bo, &r);
-    if (!rc) print_bench(&r, bo.fmt);
-    attn_pool_free(r.pool);
-    attn_model_free(r.m);
-    return cli_exit(rc);
+static void bench_result_free(bench_result *r) {
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
 }
+
+CLI_COMMAND(bench, bench, "speed of this model on this machine", BENCH_HELP);

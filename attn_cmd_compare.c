@@ -11,7 +11,7 @@
 
 #define COMPARE_SEED 1234 // default seed of --init random
 
-static const char *COMPARE_HELP =
+static const char COMPARE_HELP[] =
     "usage: attn compare -m A -m B [-m C ...] (-p TEXT | -f FILE | --ids 1,2,3)\n"
     "       attn compare [-m A] --init random [--seed S] (-p TEXT | ...)\n"
     "                    [--layers 0,3|all] [--heads 1,2|all] [-o DIR] [--svg]\n"
@@ -386,10 +386,18 @@ static int cmp_compute(cmp_opts *co, cmp_result *r) {
     return rc;
 }
 
-static void print_compare(const cmp_result *r, const char *fmt, int top) {
+static int cmp_pictures(cmp_opts *co, cmp_result *r);
+
+// The tables, then with -o DIR the pictures.
+static int print_compare(cmp_result *r, cmp_opts *co) {
+    const char *fmt = co->fmt;
+    int top = (int)co->top, rc = 0;
     print_table(fmt, r->ms, r->n, r->jsd, r->labels, r->T, &r->unif, top, r->order);
     if (strcmp(fmt, "tsv")) print_next_token(fmt, r->ms, r->n, r->T);
     if (!strcmp(fmt, "json")) printf("}\n");
+    if (r->dir[0] && !(rc = cmp_pictures(co, r)))
+        cli_note("compare: wrote %d picture%s to %s", r->n_files, r->n_files == 1 ? "" : "s", r->dir);
+    return rc;
 }
 
 // A - B of every head into r->diffb; the largest |A - B| of the chosen heads.
@@ -484,17 +492,4 @@ static void cmp_result_free(cmp_result *r) {
     attn_pool_free(r->pool);
 }
 
-int cmd_compare(int argc, char **argv) {
-    cmp_opts co;
-    cmp_result r = { 0 };
-    int rc = cmp_parse(argc, argv, &co);
-    if (!rc && co.o.help) { fputs(COMPARE_HELP, stdout); return 0; }
-    if (!rc) rc = cmp_compute(&co, &r);
-    if (!rc) print_compare(&r, co.fmt, (int)co.top);
-    if (!rc && r.dir[0]) {
-        rc = cmp_pictures(&co, &r);
-        if (!rc) cli_note("compare: wrote %d picture%s to %s", r.n_files, r.n_files == 1 ? "" : "s", r.dir);
-    }
-    cmp_result_free(&r);
-    return cli_exit(rc);
-}
+CLI_COMMAND(compare, cmp, "two models, or a model against its own random init", COMPARE_HELP);

@@ -10,7 +10,7 @@
 
 #define EXPLAIN_SHORT 8 // q values shown without --full
 
-static const char *EXPLAIN_HELP =
+static const char EXPLAIN_HELP[] =
     "usage: attn explain [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3)\n"
     "                    --layer L --head H [--query I] [--full] [--top N]\n"
     "                    [--format table|json]\n\n"
@@ -263,13 +263,4 @@ static void explain_result_free(explain_result *r) {
     attn_model_free(r->m);
 }
 
-int cmd_explain(int argc, char **argv) {
-    explain_opts eo;
-    explain_result r = { 0 };
-    int rc = explain_parse(argc, argv, &eo);
-    if (!rc && eo.o.help) { fputs(EXPLAIN_HELP, stdout); return 0; }
-    if (!rc) rc = explain_compute(&eo, &r);
-    if (!rc) rc = print_explain(&r, &eo);
-    explain_result_free(&r);
-    return cli_exit(rc);
-}
+CLI_COMMAND(explain, explain, "one attention row worked out: q, q.k, scaled score, mask, softmax", EXPLAIN_HELP);

@@ -12,7 +12,7 @@
 #define HEADS_SEED 1234 // default seed of the random-init baseline and the induction sequence
 #define HEADS_LEN 50    // default ids per repeat of the induction test
 
-static const char *HEADS_HELP =
+static const char HEADS_HELP[] =
     "usage: attn heads [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [options]\n"
     "       attn heads [-m FILE] -f FILE --each-line [options]\n"
     "       attn heads [-m FILE] --induction-test [--len N] [options]\n\n"
@@ -438,6 +438,11 @@ typedef struct {
     int *order, n_order; // the heads shown, in order
 } heads_run;
 
+typedef struct {
+    heads_run run; // the models, scorers and order
+    heads_out out; // what is printed
+} heads_result;
+
 static int heads_parse(int argc, char **argv, heads_opts *ho) {
     memset(ho, 0, sizeof *ho);
     cli_opts_init(&ho->o);
@@ -529,7 +534,7 @@ static int heads_order(const heads_opts *ho, heads_run *hr, const heads_out *r) 
     return 0;
 }
 
-static int heads_compute(const heads_opts *ho, heads_run *hr, heads_out *r) {
+static int heads_models(const heads_opts *ho, heads_run *hr, heads_out *r) {
     int rc = cli_load_model(&ho->o, 0, &hr->m);
     if (!rc) rc = cli_pool(&ho->o, &hr->pool);
     if (!rc) rc = attn_model_random(&hr->rnd, hr->m, (uint64_t)ho->seed);
@@ -547,7 +552,9 @@ static int heads_compute(const heads_opts *ho, heads_run *hr, heads_out *r) {
     return heads_order(ho, hr, r);
 }
 
-static int print_heads(const heads_out *r, const heads_run *hr, const heads_opts *ho) {
+static int print_heads(const heads_result *res, const heads_opts *ho) {
+    const heads_out *r = &res->out;
+    const heads_run *hr = &res->run;
     if (!strcmp(ho->fmt, "json")) print_json(r, hr->order, hr->n_order);
     else if (!strcmp(ho->fmt, "tsv")) print_tsv(r, hr->order, hr->n_order);
     else if (ho->wide) print_table(r, hr->order, hr->n_order);
@@ -555,24 +562,22 @@ static int print_heads(const heads_out *r, const heads_run *hr, const heads_opts
     return fflush(stdout) || ferror(stdout) ? attn_err(ATTN_EFAIL, "stdout: write failed") : 0;
 }
 
-int cmd_heads(int argc, char **argv) {
-    heads_opts ho;
-    heads_run hr = { 0 };
-    heads_out r = { 0 };
-    int rc = heads_parse(argc, argv, &ho);
-    if (!rc && ho.o.help) { fputs(HEADS_HELP, stdout); return 0; }
-    if (!rc) rc = heads_check(&ho);
-    if (!rc) rc = heads_compute(&ho, &hr, &r);
-    if (!rc) rc = print_heads(&r, &hr, &ho);
-    if (r.labels) attn_labels_free(r.labels, r.T);
-    free(r.sd);
-    free(r.n);
-    free(hr.order);
-    free(hr.ids);
-    scorer_free(&hr.sm);
-    scorer_free(&hr.sr);
-    attn_model_free(hr.rnd);
-    attn_model_free(hr.m);
-    attn_pool_free(hr.pool);
-    return cli_exit(rc);
+static int heads_compute(const heads_opts *ho, heads_result *r) {
+    int rc = heads_check(ho);
+    return rc ? rc : heads_models(ho, &r->run, &r->out);
 }
+
+static void heads_result_free(heads_result *r) {
+    if (r->out.labels) attn_labels_free(r->out.labels, r->out.T);
+    free(r->out.sd);
+    free(r->out.n);
+    free(r->run.order);
+    free(r->run.ids);
+    scorer_free(&r->run.sm);
+    scorer_free(&r->run.sr);
+    attn_model_free(r->run.rnd);
+    attn_model_free(r->run.m);
+    attn_pool_free(r->run.pool);
+}
+
+CLI_COMMAND(heads, heads, "head-type scores for every head, against a random-init baseline", HEADS_HELP);

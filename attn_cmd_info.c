@@ -80,7 +80,7 @@ static void type_shares(const attn_gguf_file *f, char *out, size_t len) {
     }
 }
 
-static const char *INFO_HELP =
+static const char INFO_HELP[] =
     "usage: attn info [-m FILE.gguf] [--format table|json]\n\n"
     "Describes a model: architecture, the family it is, and the switches\n"
     "derived from its GGUF keys and tensors (norm, positions, MLP, heads, KV\n"
@@ -135,7 +135,8 @@ static int info_compute(const info_opts *io, info_result *r) {
 }
 
 // A record, not rows: the table is one "key value" line per field, JSON one object.
-static void print_info(const info_result *r, const char *fmt) {
+static int print_info(const info_result *r, const info_opts *io) {
+    const char *fmt = io->fmt;
     const attn_config *c = &r->m->cfg;
     if (!strcmp(fmt, "json")) {
         printf("{\"model\": ");
@@ -179,15 +180,9 @@ static void print_info(const info_result *r, const char *fmt) {
         printf("simd         %s\n", attn_k->name);
         printf("threads      %d\n", r->threads);
     }
+    return 0;
 }
 
-int cmd_info(int argc, char **argv) {
-    info_opts io;
-    info_result r = { 0 };
-    int rc = info_parse(argc, argv, &io);
-    if (!rc && io.o.help) { fputs(INFO_HELP, stdout); return 0; }
-    if (!rc) rc = info_compute(&io, &r);
-    if (!rc) print_info(&r, io.fmt);
-    attn_model_free(r.m);
-    return cli_exit(rc);
-}
+static void info_result_free(info_result *r) { attn_model_free(r->m); }
+
+CLI_COMMAND(info, info, "model: arch, dims, parameters, tensor types, tokenizer, SIMD path", INFO_HELP);

@@ -292,7 +292,7 @@ static int read_tokens_json(const char *path, int T, char ***out, char *model, s
 
 // ---------------------------------------------------------------- maps
 
-static const char *MAPS_HELP =
+static const char MAPS_HELP[] =
     "usage: attn maps [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3 | --from DIR) -o DIR\n"
     "                 [--layers 0,3,5|all] [--heads 0,3,7|all] [--format png,svg]\n"
     "                 [--scale fixed|row|log] [--drop-first] [--no-grid] [--term]\n"
@@ -513,6 +513,15 @@ static int draw_maps(const maps_opts *mo, maps_result *r) {
     return rc;
 }
 
+// The pictures (or the terminal view), and where they went.
+static int print_maps(maps_result *r, const maps_opts *mo) {
+    int rc = draw_maps(mo, r);
+    if (!rc && r->dir[0])
+        cli_note("maps: wrote %d %s%s%s picture%s to %s", r->n_files, mo->png ? "PNG" : "", mo->png && mo->svg ? " + " : "",
+                 mo->svg ? "SVG" : "", r->n_files == 1 ? "" : "s", r->dir);
+    return rc;
+}
+
 static void maps_result_free(maps_result *r) {
     free(r->lmask), free(r->hmask);
     if (r->npy) fclose(r->npy);
@@ -523,16 +532,4 @@ static void maps_result_free(maps_result *r) {
     attn_model_free(r->m);
 }
 
-int cmd_maps(int argc, char **argv) {
-    maps_opts mo;
-    maps_result r = { 0 };
-    int rc = maps_parse(argc, argv, &mo);
-    if (!rc && mo.o.help) { fputs(MAPS_HELP, stdout); return 0; }
-    if (!rc) rc = maps_compute(&mo, &r);
-    if (!rc) rc = draw_maps(&mo, &r);
-    if (!rc && r.dir[0])
-        cli_note("maps: wrote %d %s%s%s picture%s to %s", r.n_files, mo.png ? "PNG" : "", mo.png && mo.svg ? " + " : "",
-                 mo.svg ? "SVG" : "", r.n_files == 1 ? "" : "s", r.dir);
-    maps_result_free(&r);
-    return cli_exit(rc);
-}
+CLI_COMMAND(maps, maps, "heatmap images of chosen layers/heads, and a layer x head grid", MAPS_HELP);

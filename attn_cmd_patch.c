@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *PATCH_HELP =
+static const char PATCH_HELP[] =
     "usage: attn patch [-m FILE] (--clean TEXT --corrupt TEXT |\n"
     "                  --clean-ids 1,2,.. --corrupt-ids 1,2,..) --target TOKEN\n"
     "                  [--against TOKEN] [-o DIR] [--format table|tsv|json]\n\n"
@@ -263,21 +263,22 @@ static int patch_compute(const patch_opts *po, patch_result *r) {
     return rc;
 }
 
-int cmd_patch(int argc, char **argv) {
-    patch_opts po;
-    patch_result r = { 0 };
-    int rc = patch_parse(argc, argv, &po);
-    if (!rc && po.o.help) { fputs(PATCH_HELP, stdout); return 0; }
-    if (!rc) rc = patch_compute(&po, &r);
-    if (!rc) patch_print(&r.p, po.fmt, r.heads, r.resid, r.labels);
-    if (!rc && po.o.out_dir && !(rc = patch_pictures(&r.p, r.dir, r.heads, r.resid, r.labels)))
-        cli_note("wrote to %s: heads.png resid.png", r.dir);
-    attn_session_free(r.p.s);
-    free(r.p.lg); free(r.p.clean.resid); free(r.p.clean.z); free(r.p.corr.resid);
-    free(r.heads); free(r.resid);
-    if (r.labels) attn_labels_free(r.labels, r.Tx);
-    free(r.ci); free(r.xi);
-    attn_pool_free(r.pool);
-    attn_model_free(r.m);
-    return cli_exit(rc);
+// The table, then with -o DIR the pictures.
+static int print_patch(const patch_result *r, const patch_opts *po) {
+    patch_print(&r->p, po->fmt, r->heads, r->resid, r->labels);
+    int rc = po->o.out_dir ? patch_pictures(&r->p, r->dir, r->heads, r->resid, r->labels) : 0;
+    if (!rc && po->o.out_dir) cli_note("wrote to %s: heads.png resid.png", r->dir);
+    return rc;
 }
+
+static void patch_result_free(patch_result *r) {
+    attn_session_free(r->p.s);
+    free(r->p.lg); free(r->p.clean.resid); free(r->p.clean.z); free(r->p.corr.resid);
+    free(r->heads); free(r->resid);
+    if (r->labels) attn_labels_free(r->labels, r->Tx);
+    free(r->ci); free(r->xi);
+    attn_pool_free(r->pool);
+    attn_model_free(r->m);
+}
+
+CLI_COMMAND(patch, patch, "copy activations of a clean run into a corrupt one", PATCH_HELP);

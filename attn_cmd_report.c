@@ -9,7 +9,7 @@
 
 #define REPORT_SEED 1234 // default seed of the random-init baseline (as `attn heads`)
 
-static const char *REPORT_HELP =
+static const char REPORT_HELP[] =
     "usage: attn report [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -o REPORT.html\n"
     "                   [options]\n\n"
     "Writes one self-contained HTML page (no network, no external script or font;\n"
@@ -174,13 +174,4 @@ static void report_result_free(report_result *r) {
     attn_pool_free(r->pool);
 }
 
-int cmd_report(int argc, char **argv) {
-    report_opts ro;
-    report_result r = { 0 };
-    int rc = report_parse(argc, argv, &ro);
-    if (!rc && ro.o.help) { fputs(REPORT_HELP, stdout); return 0; }
-    if (!rc) rc = report_compute(&ro, &r);
-    if (!rc) rc = print_report(&r, &ro);
-    report_result_free(&r);
-    return cli_exit(rc);
-}
+CLI_COMMAND(report, report, "one self-contained offline HTML page of a prompt's attention", REPORT_HELP);

@@ -158,7 +158,7 @@ static int print_lens(const attn_lens *l, const attn_model *m, char **labels, co
     return 0;
 }
 
-static const char *RUN_HELP =
+static const char RUN_HELP[] =
     "usage: attn run [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [-k N]\n"
     "                [--per-token] [--lens]\n"
     "                [--export npy,json,scores,resid,z,mlp -o DIR]\n"
@@ -598,13 +598,4 @@ static void run_result_free(run_result *r) {
     attn_model_free(r->m);
 }
 
-int cmd_run(int argc, char **argv) {
-    run_opts ro;
-    run_result r = { 0 };
-    int rc = run_parse(argc, argv, &ro);
-    if (!rc && ro.o.help) { fputs(RUN_HELP, stdout); return 0; }
-    if (!rc) rc = run_compute(&ro, &r);
-    if (!rc) rc = print_run(&r, &ro);
-    run_result_free(&r);
-    return cli_exit(rc);
-}
+CLI_COMMAND(run, run, "one forward pass: top-k table (--per-token: each position), --export", RUN_HELP);

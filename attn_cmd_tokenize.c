@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *HELP =
+static const char TOKENIZE_HELP[] =
     "usage: attn tokenize [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) [options]\n\n"
     "The token ids of a text, with each token's vocabulary piece and readable label.\n"
     "  --ids-only   one output line per input line: its ids separated by one space,\n"
@@ -306,13 +306,4 @@ static void tokenize_result_free(tokenize_result *r) {
     if (r->src.open) attn_gguf_close(&r->src.file);
 }
 
-int cmd_tokenize(int argc, char **argv) {
-    tokenize_opts to;
-    tokenize_result r = { 0 };
-    int rc = tokenize_parse(argc, argv, &to);
-    if (!rc && to.o.help) { fputs(HELP, stdout); return 0; }
-    while (!rc && (rc = tokenize_compute(&to, &r)) == CLI_MORE) rc = print_tokenize(&r, &to);
-    if (!rc) rc = print_tokenize(&r, &to);
-    tokenize_result_free(&r);
-    return cli_exit(rc); // (main() reports a failed write to stdout, exit 1)
-}
+CLI_COMMAND(tokenize, tokenize, "ids and readable pieces of a text", TOKENIZE_HELP);

@@ -13,7 +13,7 @@
 #define TAG_CONFIDENT 0.7  // top-1 > this
 #define TAG_LOST 0.1       // top-1 < this
 
-static const char *TRACE_HELP =
+static const char TRACE_HELP[] =
     "usage: attn trace [-m FILE] (-p TEXT | -f FILE | --ids 1,2,3) -n STEPS [-k 5]\n"
     "                  [--temp T --seed S] [--top-p P] [--format table|tsv|json]\n"
     "                  [--attn DIR [--max-mem MB]] [--ablate L.H,...] [-t N]\n\n"
@@ -299,6 +299,7 @@ typedef struct {
     attn_capture cap, *capp;
     char dir[1024];   // --attn DIR
     int steps;        // steps done
+    int feed_rc;      // the prompt's feed failed: its error
     uint64_t rng;
 } trace_result;
 
@@ -531,25 +532,29 @@ static void trace_result_free(trace_result *r) {
     attn_model_free(r->m);
 }
 
-int cmd_trace(int argc, char **argv) {
-    trace_opts to;
-    trace_result r = { 0 };
-    int rc = trace_parse(argc, argv, &to);
-    if (!rc && to.o.help) { fputs(TRACE_HELP, stdout); return 0; }
-    if (rc) return cli_exit(rc);
-    rc = trace_setup(&to, &r);
-    if (r.s) { // (the prompt was fed, or failed: the head and the end are printed either way)
-        print_trace_head(&r, &to);
-        rc = trace_generate(&to, &r, rc);
-    }
-    if (!rc && to.attn_dir) {
-        int n_tagged = 0;
-        rc = write_trace_attn(r.dir, r.m, &r.ta, r.ids, r.P, r.steps, r.P + r.steps - 1);
-        if (!rc) rc = write_tagged_png(r.dir, r.m, &r.ta, r.ids, r.P, r.steps, r.P + r.steps - 1, r.tags, &n_tagged);
-        if (!rc)
-            cli_note("trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s", r.steps,
-                     n_tagged ? ", tagged.png" : "", r.dir);
-    }
-    trace_result_free(&r);
-    return cli_exit(rc);
+// Load, prompt, feed it. A prompt that failed to feed still gets the head
+// and the end printed: its error is kept in feed_rc for print_trace.
+static int trace_compute(trace_opts *to, trace_result *r) {
+    int rc = trace_setup(to, r);
+    if (rc && r->s) r->feed_rc = rc, rc = 0;
+    return rc;
 }
+
+// The head, the generated steps one at a time (each chosen by library
+// calls, then printed), the end; with --attn DIR the files.
+static int print_trace(trace_result *r, const trace_opts *to) {
+    print_trace_head(r, to);
+    int rc = trace_generate(to, r, r->feed_rc);
+    if (!rc && to->attn_dir) {
+        int n_tagged = 0;
+        rc = write_trace_attn(r->dir, r->m, &r->ta, r->ids, r->P, r->steps, r->P + r->steps - 1);
+        if (!rc)
+            rc = write_tagged_png(r->dir, r->m, &r->ta, r->ids, r->P, r->steps, r->P + r->steps - 1, r->tags, &n_tagged);
+        if (!rc)
+            cli_note("trace: wrote %d step_NNN.npy, attention.npy, tokens.json, heads.json%s to %s", r->steps,
+                     n_tagged ? ", tagged.png" : "", r->dir);
+    }
+    return rc;
+}
+
+CLI_COMMAND(trace, trace, "generate N tokens, top-k table per step", TRACE_HELP);
