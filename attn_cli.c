@@ -51,6 +51,19 @@ void cli_json_num(const char *key, const char *fmt, double v) {
     attn_json_numf(stdout, fmt, v);
 }
 
+void cli_json_open_model(const char *name) {
+    printf("{\"model\": ");
+    attn_json_str(stdout, name);
+}
+
+void cli_json_candidate(int first, int id, const char *text, double prob, double logit) {
+    printf("%s{\"id\": %d, \"text\": ", first ? "" : ", ", id);
+    attn_json_str(stdout, text);
+    cli_json_num("prob", "%.6g", prob);
+    cli_json_num("logit", "%.6g", logit);
+    printf("}");
+}
+
 int cli_exit(int rc) {
     if (rc == 0) return 0;
     if (rc != CLI_PRINTED) cli_error("%s", attn_errmsg());
@@ -368,6 +381,14 @@ int cli_lines_close(cli_lines *it, int rc) {
 }
 
 int cli_pool(const cli_opts *o, attn_pool **out) { return attn_pool_new(out, o->threads); }
+
+int cli_setup(const cli_opts *o, attn_model **m, attn_pool **pool, int32_t **ids, int *T, char ***labels) {
+    int rc = cli_load_model(o, 0, m);
+    if (!rc && ids) rc = cli_prompt_ids(o, *m, ids, T);
+    if (!rc) rc = cli_pool(o, pool);
+    if (!rc && labels) rc = attn_token_labels((*m)->tok, *ids, *T, labels);
+    return rc;
+}
 
 int cli_out_dir(const cli_opts *o, const char *dflt, char *dir, size_t n) {
     const char *d = o->out_dir ? o->out_dir : dflt;

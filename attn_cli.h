@@ -122,6 +122,11 @@ void cli_note(const char *fmt, ...)
 // `, "key": <number>` on stdout, the number through attn_json_numf (null
 // when not finite): a field after the first of a JSON object.
 void cli_json_num(const char *key, const char *fmt, double v);
+// `{"model": "<name>"` on stdout: the start of a command's JSON object.
+void cli_json_open_model(const char *name);
+// `{"id": ID, "text": "...", "prob": P, "logit": L}` (", " before it unless
+// first): one next-token candidate (run, trace).
+void cli_json_candidate(int first, int id, const char *text, double prob, double logit);
 // The one error exit of every command: the process exit status of rc.
 // 0 -> 0; CLI_PRINTED (a parser helper -- cli_val, cli_int, cli_index_list,
 // cli_common_opt... -- printed its message; bad input) -> 2; ATTN_EINPUT ->
@@ -174,6 +179,9 @@ int cli_lines_next(cli_lines *it, int32_t **ids, int *T);
 int cli_lines_fail(cli_lines *it, int rc);
 // Close; returns rc, or a read error of the file when rc is 0.
 int cli_lines_close(cli_lines *it, int rc);
+// Model 0 and a thread pool sized by -t; with ids (not NULL) the prompt's
+// ids (cli_prompt_ids), with labels (not NULL) their display labels too.
+int cli_setup(const cli_opts *o, attn_model **m, attn_pool **pool, int32_t **ids, int *T, char ***labels);
 // A thread pool sized by -t.
 int cli_pool(const cli_opts *o, attn_pool **out);
 // Create o->out_dir (and parents) if missing; error if no -o was given and required.

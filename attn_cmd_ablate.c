@@ -400,8 +400,7 @@ static int ablate_summary(const ablate_opts *ao, ablate_result *r) {
 
 static int ablate_compute(const ablate_opts *ao, ablate_result *r) {
     abl *a = &r->a;
-    int rc = cli_load_model(&ao->o, 0, &a->m);
-    if (!rc) rc = cli_pool(&ao->o, &a->pool);
+    int rc = cli_setup(&ao->o, &a->m, &a->pool, NULL, NULL, NULL);
     if (!rc && ao->heads_s) rc = cli_head_pairs("--heads", ao->heads_s, a->m, &r->heads, &r->n_heads);
     if (rc) return rc;
     const attn_config *c = &a->m->cfg;
@@ -490,8 +489,7 @@ static int print_ablate(const ablate_result *r, const ablate_opts *ao) {
     const char *fmt = ao->fmt;
     int n = a->n_sets, set = a->max_set > 1 || a->n_sets == 1;
     if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, a->m->name);
+        cli_json_open_model(a->m->name);
         printf(", \"tokens\": %ld, \"mode\": \"%s\", \"loss\": ", r->n_tok, ao->mode);
         attn_json_numf(stdout, "%.9g", r->clean);
         printf(", \"heads\": [");

@@ -118,9 +118,7 @@ static int attr_parse(int argc, char **argv, attr_opts *ao) {
 
 static int attr_compute(const attr_opts *ao, attr_result *r) {
     r->against = -1;
-    int rc = cli_load_model(&ao->o, 0, &r->m);
-    if (!rc) rc = cli_pool(&ao->o, &r->pool);
-    if (!rc) rc = cli_prompt_ids(&ao->o, r->m, &r->ids, &r->T);
+    int rc = cli_setup(&ao->o, &r->m, &r->pool, &r->ids, &r->T, NULL);
     if (!rc) rc = cli_token(r->m, "--target", ao->tgt, &r->target);
     if (!rc && ao->ag) rc = cli_token(r->m, "--against", ao->ag, &r->against);
     if (!rc && ao->pos >= r->T) rc = attn_err(ATTN_EINPUT, "--pos %ld: the prompt has %d tokens (0..%d)", ao->pos, r->T, r->T - 1);

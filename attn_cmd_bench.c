@@ -74,8 +74,7 @@ static int bench_parse(int argc, char **argv, bench_opts *bo) {
 
 // The model, and -T / -n checked against its context (defaults within it).
 static int bench_setup(const bench_opts *bo, bench_result *r) {
-    int rc = cli_load_model(&bo->o, 0, &r->m);
-    if (!rc) rc = cli_pool(&bo->o, &r->pool);
+    int rc = cli_setup(&bo->o, &r->m, &r->pool, NULL, NULL, NULL);
     if (rc) return rc;
     const attn_config *c = &r->m->cfg;
     if (c->n_ctx < 2) return attn_err(ATTN_EINPUT, "bench: a context of %d leaves nothing to decode", c->n_ctx);
@@ -141,8 +140,7 @@ static int print_bench(const bench_result *r, const bench_opts *bo) {
     const char *fmt = bo->fmt;
     const attn_config *c = &r->m->cfg;
     if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"simd\": \"%s\", \"threads\": %d, \"T\": %ld, \"n\": %ld, \"prefill_ms\": ", attn_k->name,
                r->threads, r->T, r->n);
         attn_json_numf(stdout, "%.3f", r->pre_ms);

@@ -152,10 +152,7 @@ static int explain_forward(const explain_opts *eo, explain_result *r) {
 }
 
 static int explain_compute(const explain_opts *eo, explain_result *r) {
-    int rc = cli_load_model(&eo->o, 0, &r->m);
-    if (!rc) rc = cli_prompt_ids(&eo->o, r->m, &r->ids, &r->T);
-    if (!rc) rc = cli_pool(&eo->o, &r->pool);
-    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
+    int rc = cli_setup(&eo->o, &r->m, &r->pool, &r->ids, &r->T, &r->labels);
     if (rc) return rc;
     const attn_config *cf = &r->m->cfg;
     explain_cap *c = &r->c;
@@ -222,8 +219,7 @@ static void explain_head(const explain_result *r, const explain_opts *eo, int js
     const explain_cap *c = &r->c;
     int I = c->query, hd = c->hd;
     if (json) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"layer\": %d, \"head\": %d, \"query\": %d, \"token\": ", c->layer, c->head, I);
         attn_json_str(stdout, r->labels[I]);
         printf(", \"head_dim\": %d, \"scale\": ", hd);

@@ -135,8 +135,7 @@ static void json_counts(const long *n) {
 }
 
 static void print_json(const heads_out *r, const int *order, int n_order) {
-    printf("{\"model\": ");
-    attn_json_str(stdout, r->m->name);
+    cli_json_open_model(r->m->name);
     if (r->labels) {
         printf(", \"tokens\": [");
         for (int i = 0; i < r->T; i++) {
@@ -535,8 +534,7 @@ static int heads_order(const heads_opts *ho, heads_run *hr, const heads_out *r) 
 }
 
 static int heads_models(const heads_opts *ho, heads_run *hr, heads_out *r) {
-    int rc = cli_load_model(&ho->o, 0, &hr->m);
-    if (!rc) rc = cli_pool(&ho->o, &hr->pool);
+    int rc = cli_setup(&ho->o, &hr->m, &hr->pool, NULL, NULL, NULL);
     if (!rc) rc = attn_model_random(&hr->rnd, hr->m, (uint64_t)ho->seed);
     if (!rc) rc = scorer_init(&hr->sm, hr->m, hr->pool);
     if (!rc) rc = scorer_init(&hr->sr, hr->rnd, hr->pool);

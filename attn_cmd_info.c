@@ -139,8 +139,7 @@ static int print_info(const info_result *r, const info_opts *io) {
     const char *fmt = io->fmt;
     const attn_config *c = &r->m->cfg;
     if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"path\": ");
         attn_json_str(stdout, r->m->path);
         printf(", \"arch\": \"%s\", \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_head_kv\": %d, "

@@ -403,9 +403,7 @@ static int maps_load(const maps_opts *mo, maps_result *r) {
         snprintf(r->name, sizeof r->name, "%s", mo->from);
         return read_tokens_json(path, r->T, &r->labels, r->name, sizeof r->name);
     }
-    if ((rc = cli_load_model(&mo->o, 0, &r->m)) || (rc = cli_prompt_ids(&mo->o, r->m, &r->ids, &r->T)) ||
-        (rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels)) || (rc = cli_pool(&mo->o, &r->pool)))
-        return rc;
+    if ((rc = cli_setup(&mo->o, &r->m, &r->pool, &r->ids, &r->T, &r->labels))) return rc;
     r->L = r->m->cfg.n_layer, r->H = r->m->cfg.n_head;
     snprintf(r->name, sizeof r->name, "%s", r->m->name);
     return 0;

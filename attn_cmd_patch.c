@@ -238,8 +238,7 @@ static int patch_parse(int argc, char **argv, patch_opts *po) {
 
 static int patch_compute(const patch_opts *po, patch_result *r) {
     r->against = -1;
-    int rc = cli_load_model(&po->o, 0, &r->m);
-    if (!rc) rc = cli_pool(&po->o, &r->pool);
+    int rc = cli_setup(&po->o, &r->m, &r->pool, NULL, NULL, NULL);
     if (!rc) rc = patch_ids(&po->o, r->m, po->clean_s, po->clean_ids, &r->ci, &r->Tc);
     if (!rc) rc = patch_ids(&po->o, r->m, po->corr_s, po->corr_ids, &r->xi, &r->Tx);
     if (!rc && r->Tc != r->Tx)

@@ -102,10 +102,7 @@ static int report_parse(int argc, char **argv, report_opts *ro) {
 // The model's forward: every head's attention (lower triangles), its scores,
 // and the top-k next tokens of every position.
 static int report_forward(const report_opts *ro, report_result *r) {
-    int rc = cli_load_model(&ro->o, 0, &r->m);
-    if (!rc) rc = cli_prompt_ids(&ro->o, r->m, &r->ids, &r->T);
-    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
-    if (!rc) rc = cli_pool(&ro->o, &r->pool);
+    int rc = cli_setup(&ro->o, &r->m, &r->pool, &r->ids, &r->T, &r->labels);
     if (rc) return rc;
     const attn_config *c = &r->m->cfg;
     int L = c->n_layer, H = c->n_head, V = c->n_vocab, T = r->T, k;

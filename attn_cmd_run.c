@@ -339,10 +339,7 @@ static int run_open_npys(const run_opts *ro, run_result *r) {
 
 // Model, prompt, pool, labels, output dir, and what the capture fills.
 static int run_setup(const run_opts *ro, run_result *r) {
-    int rc = cli_load_model(&ro->o, 0, &r->m);
-    if (!rc) rc = cli_prompt_ids(&ro->o, r->m, &r->ids, &r->T);
-    if (!rc) rc = cli_pool(&ro->o, &r->pool);
-    if (!rc) rc = attn_token_labels(r->m->tok, r->ids, r->T, &r->labels);
+    int rc = cli_setup(&ro->o, &r->m, &r->pool, &r->ids, &r->T, &r->labels);
     if (!rc && ro->exp_any) rc = cli_out_dir(&ro->o, NULL, r->dir, sizeof r->dir);
     if (!rc && ro->exp_act) rc = run_setup_acts(ro, r);
     if (rc) return rc;
@@ -484,11 +481,7 @@ static void run_row(const run_result *r, const char *fmt, int t, int j) {
     int id = r->top_id[b];
     const char *cand = r->top_label[b];
     if (!strcmp(fmt, "json")) {
-        printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", id);
-        attn_json_str(stdout, cand);
-        cli_json_num("prob", "%.6g", r->top_p[b]);
-        cli_json_num("logit", "%.6g", r->top_logit[b]);
-        printf("}");
+        cli_json_candidate(!j, id, cand, r->top_p[b], r->top_logit[b]);
     } else if (!strcmp(fmt, "tsv")) {
         printf("%d\t%s\t%d\t%d\t%s\t%.6g\t%.6g", t, r->labels[t], j + 1, id, cand, r->top_p[b], r->top_logit[b]);
         for (int l = 0; r->cap.top3 && l < r->m->cfg.n_layer; l++)
@@ -539,8 +532,7 @@ static int print_run(const run_result *r, const run_opts *ro) {
     if (ro->loss) { print_cli_loss(&r->loss, fmt); return 0; }
     int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv"), rc = 0;
     if (json) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"ids\": [");
         for (int i = 0; i < r->T; i++) printf("%s%d", i ? ", " : "", r->ids[i]);
         printf("], \"positions\": [");

@@ -147,8 +147,7 @@ static int loss_corpus(const cli_opts *o, cli_loss *r) {
 
 int cli_loss_compute(const cli_opts *o, int each_line, cli_loss *r) {
     r->each_line = each_line;
-    int rc = cli_load_model(o, 0, &r->m);
-    if (!rc) rc = cli_pool(o, &r->pool);
+    int rc = cli_setup(o, &r->m, &r->pool, NULL, NULL, NULL);
     if (rc) return rc;
     if (each_line) return loss_corpus(o, r);
     rc = cli_prompt_ids(o, r->m, &r->ids, &r->T);
@@ -175,8 +174,7 @@ static void loss_row(const cli_loss *r, const char *fmt, int t) {
 // A corpus: one record of lines, predicted tokens, mean loss and perplexity.
 static void print_loss_corpus(const cli_loss *r, const char *fmt) {
     if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"lines\": %ld, \"predicted\": %ld, \"loss\": ", r->n_lines, r->n_pred);
         attn_json_numf(stdout, "%.9g", r->mean);
         cli_json_num("perplexity", "%.9g", exp(r->mean));
@@ -192,8 +190,7 @@ void print_cli_loss(const cli_loss *r, const char *fmt) {
     if (r->each_line) { print_loss_corpus(r, fmt); return; }
     int json = !strcmp(fmt, "json"), tsv = !strcmp(fmt, "tsv");
     if (json) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"tokens\": %d, \"loss\": ", r->T);
         attn_json_numf(stdout, "%.9g", r->mean);
         cli_json_num("perplexity", "%.9g", exp(r->mean));

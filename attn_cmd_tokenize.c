@@ -285,8 +285,7 @@ static int print_tokenize(const tokenize_result *r, const tokenize_opts *to) {
         return 0;
     }
     if (!strcmp(fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, to->o.n_models ? to->o.models[0] : "built-in");
+        cli_json_open_model(to->o.n_models ? to->o.models[0] : "built-in");
         printf(", \"n_tokens\": %d, \"tokens\": [", r->n);
     } else if (!strcmp(fmt, "tsv")) printf("pos\tid\tpiece\tlabel\tspecial\n");
     else printf("%5s  %7s  %-*s  %s\n", "pos", "id", r->wp, "piece", "label");

@@ -385,9 +385,7 @@ static int trace_setup_attn(trace_opts *to, trace_result *r) {
 
 // Model, prompt, buffers and the session; the prompt fed (its logits in r->logits).
 static int trace_setup(trace_opts *to, trace_result *r) {
-    int rc = cli_load_model(&to->o, 0, &r->m);
-    if (!rc) rc = cli_prompt_ids(&to->o, r->m, &r->ids, &r->P);
-    if (!rc) rc = cli_pool(&to->o, &r->pool);
+    int rc = cli_setup(&to->o, &r->m, &r->pool, &r->ids, &r->P, NULL);
     if (!rc && to->ablate) rc = cli_head_pairs("--ablate", to->ablate, r->m, &r->abl, &r->n_abl);
     if (!rc && to->ablate) rc = trace_setup_ablate(r);
     if (rc) return rc;
@@ -420,8 +418,7 @@ static int trace_setup(trace_opts *to, trace_result *r) {
 
 static void print_trace_head(const trace_result *r, const trace_opts *to) {
     if (!strcmp(to->fmt, "json")) {
-        printf("{\"model\": ");
-        attn_json_str(stdout, r->m->name);
+        cli_json_open_model(r->m->name);
         printf(", \"prompt_ids\": [");
         for (int i = 0; i < r->P; i++) printf("%s%d", i ? ", " : "", r->ids[i]);
         printf("], \"steps\": [");
@@ -442,11 +439,7 @@ static void trace_row(const trace_result *r, const trace_step *s, const char *fm
     int32_t id = j < r->k ? r->top[j] : s->chosen;
     const char *text = j < r->k ? s->cand[j] : s->ch[0];
     if (!strcmp(fmt, "json")) {
-        printf("%s{\"id\": %d, \"text\": ", j ? ", " : "", id);
-        attn_json_str(stdout, text);
-        cli_json_num("prob", "%.6g", r->probs[id]);
-        cli_json_num("logit", "%.6g", r->logits[id]);
-        printf("}");
+        cli_json_candidate(!j, id, text, r->probs[id], r->logits[id]);
     } else if (!strcmp(fmt, "tsv")) {
         printf("%d\t%d\t%d\t%s\t%.6g\t%.6g\t%.6g\t%.6g\t%s\t%d\t%.6g\t%d\t%d\n", s->st, j + 1, id, text,
                r->probs[id], r->logits[id], s->h, s->margin, s->tag, s->chosen, r->probs[s->chosen], s->crank, s->rep);
