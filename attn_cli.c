@@ -186,6 +186,30 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     return 0;
 }
 
+int cli_parse_opts(cli_opts *o, int argc, char **argv, cli_own_opt own, void *opts) {
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_opt(o, argc, argv, &i);
+        if (r == 0) r = own ? own(opts, argv[i], argc, argv, &i) : 0;
+        if (r == 0) cli_bad_opt(argv[0], argv[i]);
+        if (r <= 0) return CLI_PRINTED;
+    }
+    return 0;
+}
+
+int cli_opt_str(int argc, char **argv, int *i, const char **out) {
+    return (*out = cli_val(argc, argv, i)) ? 1 : CLI_PRINTED;
+}
+
+int cli_opt_int(int argc, char **argv, int *i, long lo, long hi, long *out) {
+    const char *opt = argv[*i], *v = cli_val(argc, argv, i);
+    return v && !cli_int(opt, v, lo, hi, out) ? 1 : CLI_PRINTED;
+}
+
+int cli_opt_select(const char *a, int argc, char **argv, int *i, const char **layers, const char **heads) {
+    if (!strcmp(a, "--layers")) return cli_opt_str(argc, argv, i, layers);
+    return strcmp(a, "--heads") ? 0 : cli_opt_str(argc, argv, i, heads);
+}
+
 int cli_format(const cli_opts *o, const char *allowed, const char **fmt) {
     const char *f = o->format ? o->format : "table";
     size_t n = strlen(f);

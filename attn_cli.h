@@ -94,6 +94,20 @@ void cli_opts_init(cli_opts *o);
 // Consume a common option at argv[*i] (advancing *i past its value).
 // Returns 1 if consumed, 0 if not a common option, -1 on error (printed).
 int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+// A command's own option at argv[*i] (a, advancing *i past its value):
+// 1 taken, 0 not one of its options, CLI_PRINTED on a bad value (printed).
+typedef int (*cli_own_opt)(void *opts, const char *a, int argc, char **argv, int *i);
+// The option loop of every parser: argv[1..] through cli_common_opt, the rest
+// through own (NULL: none) with opts; an unknown option is refused naming
+// the command argv[0]. Returns 0 or CLI_PRINTED.
+int cli_parse_opts(cli_opts *o, int argc, char **argv, cli_own_opt own, void *opts);
+// The value of option argv[*i] into *out: 1, or CLI_PRINTED when missing.
+int cli_opt_str(int argc, char **argv, int *i, const char **out);
+// The same for an integer in [lo, hi].
+int cli_opt_int(int argc, char **argv, int *i, long lo, long hi, long *out);
+// --layers LIST / --heads LIST (maps, compare, heads, run) into *layers /
+// *heads: 1 taken, 0 neither, CLI_PRINTED when the value is missing.
+int cli_opt_select(const char *a, int argc, char **argv, int *i, const char **layers, const char **heads);
 // "--opt=value" -> "--opt" "value"; an option given twice (other than -m) is
 // refused with a message. Done once for every command, before its own parsing.
 int cli_split_args(int argc, char **argv, char ***out);

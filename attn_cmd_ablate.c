@@ -302,29 +302,24 @@ typedef struct {
     abl_top top[2];              // clean, ablated
 } ablate_result;
 
+static int ablate_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    ablate_opts *ao = p;
+    if (!strcmp(a, "--each-line")) return ao->each_line = 1;
+    if (!strcmp(a, "--induction-test")) return ao->induction = 1;
+    if (!strcmp(a, "--heads")) return cli_opt_str(argc, argv, i, &ao->heads_s);
+    if (!strcmp(a, "--len")) return cli_opt_int(argc, argv, i, 1, 1L << 20, &ao->len);
+    if (!strcmp(a, "--seed")) return cli_opt_int(argc, argv, i, 0, 0x7fffffffL, &ao->seed);
+    if (!strcmp(a, "-k")) return cli_opt_int(argc, argv, i, 1, 64, &ao->k_top);
+    if (strcmp(a, "--mode")) return 0;
+    if (cli_opt_str(argc, argv, i, &ao->mode) < 0) return CLI_PRINTED;
+    if (!strcmp(ao->mode, "zero") || !strcmp(ao->mode, "mean")) return 1;
+    cli_error("ablate: --mode %s: expected zero or mean", ao->mode);
+    return CLI_PRINTED;
+}
+
 static int ablate_parse(int argc, char **argv, ablate_opts *ao) {
-    memset(ao, 0, sizeof *ao);
-    cli_opts_init(&ao->o);
     ao->mode = "zero", ao->len = 50, ao->seed = 1234, ao->k_top = 5;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&ao->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "--each-line")) ao->each_line = 1;
-        else if (!strcmp(a, "--induction-test")) ao->induction = 1;
-        else if (!strcmp(a, "--heads")) { if (!(ao->heads_s = cli_val(argc, argv, &i))) return CLI_PRINTED; }
-        else if (!strcmp(a, "--mode")) {
-            if (!(ao->mode = cli_val(argc, argv, &i))) return CLI_PRINTED;
-            if (strcmp(ao->mode, "zero") && strcmp(ao->mode, "mean")) {
-                cli_error("ablate: --mode %s: expected zero or mean", ao->mode);
-                return CLI_PRINTED;
-            }
-        } else if (!strcmp(a, "--len")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &ao->len)) return CLI_PRINTED; }
-        else if (!strcmp(a, "--seed")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &ao->seed)) return CLI_PRINTED; }
-        else if (!strcmp(a, "-k")) { if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 64, &ao->k_top)) return CLI_PRINTED; }
-        else { cli_bad_opt("ablate", a); return CLI_PRINTED; }
-    }
+    if (cli_parse_opts(&ao->o, argc, argv, ablate_opt, ao)) return CLI_PRINTED;
     if (ao->o.help) return 0;
     const cli_opts *o = &ao->o;
     const char *bad = NULL;

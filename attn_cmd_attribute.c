@@ -95,21 +95,17 @@ typedef struct {
     char dir[1024];                // -o DIR
 } attr_result;
 
+static int attr_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    attr_opts *ao = p;
+    if (!strcmp(a, "--target")) return cli_opt_str(argc, argv, i, &ao->tgt);
+    if (!strcmp(a, "--against")) return cli_opt_str(argc, argv, i, &ao->ag);
+    if (!strcmp(a, "--pos")) return cli_opt_int(argc, argv, i, 0, 1L << 24, &ao->pos);
+    return 0;
+}
+
 static int attr_parse(int argc, char **argv, attr_opts *ao) {
-    cli_opts_init(&ao->o);
-    ao->tgt = ao->ag = NULL, ao->pos = -1;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&ao->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v;
-        int bad = 0;
-        if (!strcmp(a, "--target")) bad = !(ao->tgt = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--against")) bad = !(ao->ag = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--pos")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 24, &ao->pos);
-        else { cli_bad_opt("attribute", a); return CLI_PRINTED; }
-        if (bad) return CLI_PRINTED;
-    }
+    ao->pos = -1;
+    if (cli_parse_opts(&ao->o, argc, argv, attr_opt, ao)) return CLI_PRINTED;
     if (ao->o.help) return 0;
     if (cli_format(&ao->o, "table,tsv,json", &ao->fmt)) return ATTN_EINPUT;
     if (!ao->tgt) { cli_error("attribute: --target TOKEN is required"); return CLI_PRINTED; }

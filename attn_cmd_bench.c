@@ -53,22 +53,17 @@ typedef struct {
     double pre_ms, cap_ms, dec_ms; // best of the repeats
 } bench_result;
 
+static int bench_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    bench_opts *bo = p;
+    if (!strcmp(a, "-T")) return cli_opt_int(argc, argv, i, 1, 1 << 20, &bo->T);
+    if (!strcmp(a, "-n")) return cli_opt_int(argc, argv, i, 1, 1 << 20, &bo->n);
+    if (!strcmp(a, "--repeat")) return cli_opt_int(argc, argv, i, 1, 1000, &bo->reps);
+    return 0;
+}
+
 static int bench_parse(int argc, char **argv, bench_opts *bo) {
-    memset(bo, 0, sizeof *bo);
-    cli_opts_init(&bo->o);
     bo->reps = 3;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&bo->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *v, *a = argv[i];
-        int bad = 0;
-        if (!strcmp(a, "-T")) bad = !(v = cli_val(argc, argv, &i)) || cli_int("-T", v, 1, 1 << 20, &bo->T);
-        else if (!strcmp(a, "-n")) bad = !(v = cli_val(argc, argv, &i)) || cli_int("-n", v, 1, 1 << 20, &bo->n);
-        else if (!strcmp(a, "--repeat")) bad = !(v = cli_val(argc, argv, &i)) || cli_int("--repeat", v, 1, 1000, &bo->reps);
-        else { cli_bad_opt("bench", a); return CLI_PRINTED; }
-        if (bad) return CLI_PRINTED;
-    }
+    if (cli_parse_opts(&bo->o, argc, argv, bench_opt, bo)) return CLI_PRINTED;
     return bo->o.help ? 0 : cli_format(&bo->o, "table,json", &bo->fmt);
 }
 

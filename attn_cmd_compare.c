@@ -282,27 +282,23 @@ typedef struct {
     int n_files;        // pictures written
 } cmp_result;
 
+static int cmp_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    cmp_opts *co = p;
+    const char *v;
+    int r = cli_opt_select(a, argc, argv, i, &co->layers_s, &co->heads_s);
+    if (r) return r;
+    if (!strcmp(a, "--init")) return cli_opt_str(argc, argv, i, &co->init);
+    if (!strcmp(a, "--seed")) return cli_opt_int(argc, argv, i, 0, 0x7FFFFFFFL, &co->seed);
+    if (!strcmp(a, "--top")) return cli_opt_int(argc, argv, i, 0, 1L << 20, &co->top);
+    if (!strcmp(a, "--svg")) return co->svg = 1;
+    if (strcmp(a, "--scale")) return 0;
+    return (v = cli_val(argc, argv, i)) && !cli_scale(v, &co->scale) ? 1 : CLI_PRINTED;
+}
+
 static int cmp_parse(int argc, char **argv, cmp_opts *co) {
-    memset(co, 0, sizeof *co);
-    cli_opts_init(&co->o);
     co->layers_s = co->heads_s = "all", co->seed = COMPARE_SEED, co->top = 5, co->scale = ATTN_SCALE_FIXED;
     cli_mem_init(&co->o.mem, "compare");
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&co->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v;
-        int bad = 0;
-        if (!strcmp(a, "--layers")) bad = !(co->layers_s = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--heads")) bad = !(co->heads_s = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--init")) bad = !(co->init = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &co->seed);
-        else if (!strcmp(a, "--scale")) bad = !(v = cli_val(argc, argv, &i)) || cli_scale(v, &co->scale);
-        else if (!strcmp(a, "--top")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 1L << 20, &co->top);
-        else if (!strcmp(a, "--svg")) co->svg = 1;
-        else { cli_bad_opt("compare", a); return CLI_PRINTED; }
-        if (bad) return CLI_PRINTED;
-    }
+    if (cli_parse_opts(&co->o, argc, argv, cmp_opt, co)) return CLI_PRINTED;
     if (co->o.help) return 0;
     if (cli_format(&co->o, "table,tsv,json", &co->fmt)) return ATTN_EINPUT;
     if (co->init && strcmp(co->init, "random")) {

@@ -86,23 +86,19 @@ typedef struct {
     int *top, ntop;             // keys by probability, highest first
 } explain_result;
 
+static int explain_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    explain_opts *eo = p;
+    if (!strcmp(a, "--full")) return eo->full = 1;
+    if (!strcmp(a, "--layer")) return cli_opt_str(argc, argv, i, &eo->ls);
+    if (!strcmp(a, "--head")) return cli_opt_str(argc, argv, i, &eo->hs);
+    if (!strcmp(a, "--query")) return cli_opt_str(argc, argv, i, &eo->qs);
+    if (!strcmp(a, "--top")) return cli_opt_int(argc, argv, i, 1, 1 << 20, &eo->ntop);
+    return 0;
+}
+
 static int explain_parse(int argc, char **argv, explain_opts *eo) {
-    memset(eo, 0, sizeof *eo);
-    cli_opts_init(&eo->o);
     eo->qs = "last", eo->ntop = 5;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&eo->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--full")) eo->full = 1;
-        else if (!strcmp(a, "--layer") || !strcmp(a, "--head") || !strcmp(a, "--query")) {
-            if (!(v = cli_val(argc, argv, &i))) return CLI_PRINTED;
-            *(a[2] == 'l' ? &eo->ls : a[2] == 'h' ? &eo->hs : &eo->qs) = v;
-        } else if (!strcmp(a, "--top")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &eo->ntop)) return CLI_PRINTED;
-        } else { cli_bad_opt("explain", a); return CLI_PRINTED; }
-    }
+    if (cli_parse_opts(&eo->o, argc, argv, explain_opt, eo)) return CLI_PRINTED;
     if (eo->o.help) return 0;
     if (cli_format(&eo->o, "table,json", &eo->fmt)) return ATTN_EINPUT;
     if (!eo->ls || !eo->hs) {

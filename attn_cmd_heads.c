@@ -442,35 +442,28 @@ typedef struct {
     heads_out out; // what is printed
 } heads_result;
 
+static int heads_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    heads_opts *ho = p;
+    const char *v;
+    int r = cli_opt_select(a, argc, argv, i, &ho->layers_s, &ho->heads_s);
+    if (r) return r;
+    if (!strcmp(a, "--each-line")) return ho->each_line = 1;
+    if (!strcmp(a, "--induction-test")) return ho->induction = 1;
+    if (!strcmp(a, "--asc")) return ho->asc = 1;
+    if (!strcmp(a, "--wide")) return ho->wide = 1;
+    if (!strcmp(a, "--seed")) return cli_opt_int(argc, argv, i, 0, 0x7fffffffL, &ho->seed);
+    if (!strcmp(a, "--top")) return cli_opt_int(argc, argv, i, 1, 1L << 30, &ho->top);
+    if (!strcmp(a, "--len")) return cli_opt_int(argc, argv, i, 1, 1L << 20, &ho->len);
+    if (strcmp(a, "--by")) return 0;
+    if (!(v = cli_val(argc, argv, i))) return CLI_PRINTED;
+    if ((ho->by = attn_score_index(v)) >= 0) return 1;
+    cli_error("heads: --by %s: expected previous, first, self, induction, duplicate, offset or entropy_bits", v);
+    return CLI_PRINTED;
+}
+
 static int heads_parse(int argc, char **argv, heads_opts *ho) {
-    memset(ho, 0, sizeof *ho);
-    cli_opts_init(&ho->o);
     ho->seed = HEADS_SEED, ho->by = -1, ho->layers_s = ho->heads_s = "all";
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&ho->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v = NULL;
-        int bad = 0;
-        if (!strcmp(a, "--each-line")) ho->each_line = 1;
-        else if (!strcmp(a, "--induction-test")) ho->induction = 1;
-        else if (!strcmp(a, "--asc")) ho->asc = 1;
-        else if (!strcmp(a, "--wide")) ho->wide = 1;
-        else if (!strcmp(a, "--layers")) bad = !(ho->layers_s = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--heads")) bad = !(ho->heads_s = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &ho->seed);
-        else if (!strcmp(a, "--top")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 30, &ho->top);
-        else if (!strcmp(a, "--len")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1L << 20, &ho->len);
-        else if (!strcmp(a, "--by")) {
-            if (!(v = cli_val(argc, argv, &i))) return CLI_PRINTED;
-            if ((ho->by = attn_score_index(v)) < 0) {
-                cli_error("heads: --by %s: expected previous, first, self, induction, duplicate, "
-                          "offset or entropy_bits", v);
-                return CLI_PRINTED;
-            }
-        } else { cli_bad_opt("heads", a); return CLI_PRINTED; }
-        if (bad) return CLI_PRINTED;
-    }
+    if (cli_parse_opts(&ho->o, argc, argv, heads_opt, ho)) return CLI_PRINTED;
     return ho->o.help ? 0 : cli_format(&ho->o, "table,tsv,json", &ho->fmt);
 }
 

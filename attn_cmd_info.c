@@ -108,12 +108,7 @@ typedef struct {
 } info_result;
 
 static int info_parse(int argc, char **argv, info_opts *io) {
-    cli_opts_init(&io->o);
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&io->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r == 0) { cli_bad_opt("info", argv[i]); return CLI_PRINTED; }
-    }
+    if (cli_parse_opts(&io->o, argc, argv, NULL, io)) return CLI_PRINTED;
     return io->o.help ? 0 : cli_format(&io->o, "table,json", &io->fmt);
 }
 

@@ -350,28 +350,24 @@ typedef struct {
     int T, L, H, n_files;
 } maps_result;
 
+static int maps_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    maps_opts *mo = p;
+    const char *v;
+    int r = cli_opt_select(a, argc, argv, i, &mo->layers_s, &mo->heads_s);
+    if (r) return r;
+    if (!strcmp(a, "--from")) return cli_opt_str(argc, argv, i, &mo->from);
+    if (!strcmp(a, "--drop-first")) return mo->drop_first = 1;
+    if (!strcmp(a, "--no-grid")) return mo->grid = 0, 1;
+    if (!strcmp(a, "--term")) return mo->term = 1;
+    if (!strcmp(a, "--annot") || !strcmp(a, "--no-annot")) return mo->annot = a[2] == 'a', 1;
+    if (strcmp(a, "--scale")) return 0;
+    return (v = cli_val(argc, argv, i)) && !cli_scale(v, &mo->scale) ? 1 : CLI_PRINTED;
+}
+
 static int maps_parse(int argc, char **argv, maps_opts *mo) {
-    memset(mo, 0, sizeof *mo);
-    cli_opts_init(&mo->o);
     mo->layers_s = mo->heads_s = "all", mo->scale = ATTN_SCALE_FIXED, mo->grid = 1, mo->annot = -1;
     cli_mem_init(&mo->o.mem, "maps");
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&mo->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v;
-        int bad = 0;
-        if (!strcmp(a, "--layers")) bad = !(mo->layers_s = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--heads")) bad = !(mo->heads_s = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--from")) bad = !(mo->from = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--scale")) bad = !(v = cli_val(argc, argv, &i)) || cli_scale(v, &mo->scale);
-        else if (!strcmp(a, "--drop-first")) mo->drop_first = 1;
-        else if (!strcmp(a, "--no-grid")) mo->grid = 0;
-        else if (!strcmp(a, "--term")) mo->term = 1;
-        else if (!strcmp(a, "--annot") || !strcmp(a, "--no-annot")) mo->annot = a[2] == 'a';
-        else { cli_bad_opt("maps", a); return CLI_PRINTED; }
-        if (bad) return CLI_PRINTED;
-    }
+    if (cli_parse_opts(&mo->o, argc, argv, maps_opt, mo)) return CLI_PRINTED;
     if (mo->o.help) return 0;
     for (const char *p = mo->o.format ? mo->o.format : "png"; *p;) {
         size_t l = strcspn(p, ",");

@@ -211,19 +211,16 @@ typedef struct {
     char dir[1024];       // -o DIR
 } patch_result;
 
+static int patch_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    patch_opts *po = p;
+    const char **dst = !strcmp(a, "--clean") ? &po->clean_s : !strcmp(a, "--corrupt") ? &po->corr_s :
+        !strcmp(a, "--clean-ids") ? &po->clean_ids : !strcmp(a, "--corrupt-ids") ? &po->corr_ids :
+        !strcmp(a, "--target") ? &po->tgt : !strcmp(a, "--against") ? &po->ag : NULL;
+    return dst ? cli_opt_str(argc, argv, i, dst) : 0;
+}
+
 static int patch_parse(int argc, char **argv, patch_opts *po) {
-    memset(po, 0, sizeof *po);
-    cli_opts_init(&po->o);
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&po->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], **dst = !strcmp(a, "--clean") ? &po->clean_s : !strcmp(a, "--corrupt") ? &po->corr_s :
-            !strcmp(a, "--clean-ids") ? &po->clean_ids : !strcmp(a, "--corrupt-ids") ? &po->corr_ids :
-            !strcmp(a, "--target") ? &po->tgt : !strcmp(a, "--against") ? &po->ag : NULL;
-        if (!dst) { cli_bad_opt("patch", a); return CLI_PRINTED; }
-        if (!(*dst = cli_val(argc, argv, &i))) return CLI_PRINTED;
-    }
+    if (cli_parse_opts(&po->o, argc, argv, patch_opt, po)) return CLI_PRINTED;
     if (po->o.help) return 0;
     if (cli_format(&po->o, "table,tsv,json", &po->fmt)) return ATTN_EINPUT;
     if (!((po->clean_s && po->corr_s && !po->clean_ids && !po->corr_ids) ||

@@ -78,20 +78,16 @@ typedef struct {
     int T, k;
 } report_result;
 
+static int report_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    report_opts *ro = p;
+    if (!strcmp(a, "-k")) return cli_opt_int(argc, argv, i, 1, 100, &ro->k);
+    if (!strcmp(a, "--seed")) return cli_opt_int(argc, argv, i, 0, 0x7fffffffL, &ro->seed);
+    return 0;
+}
+
 static int report_parse(int argc, char **argv, report_opts *ro) {
-    cli_opts_init(&ro->o);
     ro->k = 5, ro->seed = REPORT_SEED;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&ro->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 100, &ro->k)) return CLI_PRINTED;
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7fffffffL, &ro->seed)) return CLI_PRINTED;
-        } else { cli_bad_opt("report", a); return CLI_PRINTED; }
-    }
+    if (cli_parse_opts(&ro->o, argc, argv, report_opt, ro)) return CLI_PRINTED;
     if (!ro->o.help && !ro->o.out_dir) {
         cli_error("report: give the page to write with -o REPORT.html");
         return CLI_PRINTED;

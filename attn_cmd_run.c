@@ -257,28 +257,25 @@ static int run_parse_export(run_opts *ro, const char *v) {
     return 0;
 }
 
+// One of run's own options.
+static int run_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    run_opts *ro = p;
+    const char *v;
+    int r = cli_opt_select(a, argc, argv, i, &ro->layers_s, &ro->heads_s);
+    if (r) return r;
+    if (!strcmp(a, "-k")) return cli_opt_int(argc, argv, i, 1, 1000, &ro->k);
+    if (!strcmp(a, "--per-token")) return ro->per_token = 1;
+    if (!strcmp(a, "--lens")) return ro->lens = 1;
+    if (!strcmp(a, "--loss")) return ro->loss = 1;
+    if (!strcmp(a, "--each-line")) return ro->each_line = 1;
+    if (strcmp(a, "--export")) return 0;
+    return (v = cli_val(argc, argv, i)) && !run_parse_export(ro, v) ? 1 : CLI_PRINTED;
+}
+
 // The options; the checks that need no model (--loss: cli_loss_check).
 static int run_parse(int argc, char **argv, run_opts *ro) {
-    memset(ro, 0, sizeof *ro);
-    cli_opts_init(&ro->o);
     ro->k = 10;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&ro->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *v, *a = argv[i];
-        if (!strcmp(a, "-k")) {
-            if (!(v = cli_val(argc, argv, &i)) || cli_int("-k", v, 1, 1000, &ro->k)) return CLI_PRINTED;
-        } else if (!strcmp(a, "--per-token")) ro->per_token = 1;
-        else if (!strcmp(a, "--lens")) ro->lens = 1;
-        else if (!strcmp(a, "--loss")) ro->loss = 1;
-        else if (!strcmp(a, "--each-line")) ro->each_line = 1;
-        else if (!strcmp(a, "--layers")) { if (!(ro->layers_s = cli_val(argc, argv, &i))) return CLI_PRINTED; }
-        else if (!strcmp(a, "--heads")) { if (!(ro->heads_s = cli_val(argc, argv, &i))) return CLI_PRINTED; }
-        else if (!strcmp(a, "--export")) {
-            if (!(v = cli_val(argc, argv, &i)) || run_parse_export(ro, v)) return CLI_PRINTED;
-        } else { cli_bad_opt("run", a); return CLI_PRINTED; }
-    }
+    if (cli_parse_opts(&ro->o, argc, argv, run_opt, ro)) return CLI_PRINTED;
     if (ro->o.help) return 0;
     if (ro->loss) return cli_loss_check(&ro->o, ro->each_line, &ro->fmt);
     if (ro->each_line) { cli_error("run: --each-line goes with --loss"); return CLI_PRINTED; }

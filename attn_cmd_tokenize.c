@@ -141,16 +141,13 @@ typedef struct {
     int wp;                     // the width of the piece column
 } tokenize_result;
 
+static int tokenize_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    (void)argc, (void)argv, (void)i;
+    return strcmp(a, "--ids-only") ? 0 : (((tokenize_opts *)p)->ids_only = 1);
+}
+
 static int tokenize_parse(int argc, char **argv, tokenize_opts *to) {
-    memset(to, 0, sizeof *to);
-    cli_opts_init(&to->o);
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&to->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        if (!strcmp(argv[i], "--ids-only")) to->ids_only = 1;
-        else { cli_bad_opt("tokenize", argv[i]); return CLI_PRINTED; }
-    }
+    if (cli_parse_opts(&to->o, argc, argv, tokenize_opt, to)) return CLI_PRINTED;
     if (to->o.help) return 0;
     if (cli_format(&to->o, "table,tsv,json", &to->fmt)) return ATTN_EINPUT;
     int given = !!to->o.prompt + !!to->o.prompt_file + !!to->o.ids;

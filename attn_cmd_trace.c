@@ -325,28 +325,23 @@ static int trace_real(const char *a, const char *v, double *out) {
     return 0;
 }
 
+static int trace_opt(void *p, const char *a, int argc, char **argv, int *i) {
+    trace_opts *to = p;
+    const char *v;
+    if (!strcmp(a, "-n") || !strcmp(a, "--steps")) return cli_opt_int(argc, argv, i, 1, 1 << 20, &to->n_steps);
+    if (!strcmp(a, "-k")) return cli_opt_int(argc, argv, i, 1, 1000, &to->k);
+    if (!strcmp(a, "--seed")) return cli_opt_int(argc, argv, i, 0, 0x7FFFFFFFL, &to->seed);
+    if (!strcmp(a, "--attn")) return cli_opt_str(argc, argv, i, &to->attn_dir);
+    if (!strcmp(a, "--ablate")) return cli_opt_str(argc, argv, i, &to->ablate);
+    if (strcmp(a, "--temp") && strcmp(a, "--top-p")) return 0;
+    return (v = cli_val(argc, argv, i)) && !trace_real(a, v, !strcmp(a, "--temp") ? &to->temp : &to->top_p) ? 1
+                                                                                                          : CLI_PRINTED;
+}
+
 static int trace_parse(int argc, char **argv, trace_opts *to) {
-    memset(to, 0, sizeof *to);
-    cli_opts_init(&to->o);
     to->n_steps = -1, to->k = 5, to->seed = 1, to->top_p = 1;
     cli_mem_init(&to->o.mem, "trace");
-    for (int i = 1; i < argc; i++) {
-        int r = cli_common_opt(&to->o, argc, argv, &i);
-        if (r < 0) return CLI_PRINTED;
-        if (r > 0) continue;
-        const char *a = argv[i], *v = NULL;
-        int bad = 0;
-        if (!strcmp(a, "-n") || !strcmp(a, "--steps"))
-            bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1 << 20, &to->n_steps);
-        else if (!strcmp(a, "-k")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 1, 1000, &to->k);
-        else if (!strcmp(a, "--seed")) bad = !(v = cli_val(argc, argv, &i)) || cli_int(a, v, 0, 0x7FFFFFFFL, &to->seed);
-        else if (!strcmp(a, "--temp")) bad = !(v = cli_val(argc, argv, &i)) || trace_real(a, v, &to->temp);
-        else if (!strcmp(a, "--top-p")) bad = !(v = cli_val(argc, argv, &i)) || trace_real(a, v, &to->top_p);
-        else if (!strcmp(a, "--attn")) bad = !(to->attn_dir = cli_val(argc, argv, &i));
-        else if (!strcmp(a, "--ablate")) bad = !(to->ablate = cli_val(argc, argv, &i));
-        else { cli_bad_opt("trace", a); return CLI_PRINTED; }
-        if (bad) return CLI_PRINTED;
-    }
+    if (cli_parse_opts(&to->o, argc, argv, trace_opt, to)) return CLI_PRINTED;
     if (to->o.help) return 0;
     if (cli_format(&to->o, "table,tsv,json", &to->fmt)) return ATTN_EINPUT;
     if (to->n_steps < 0) {
