@@ -317,10 +317,7 @@ int attn_lens_new(attn_lens **out, const attn_model *m, int T, int k) {
 void attn_lens_free(attn_lens *l) {
     if (!l) return;
     free(l->resid);
-    free(l->top_id);
-    free(l->top_prob);
-    free(l->final_id);
-    free(l->final_prob);
+    free(l->top_id), free(l->top_prob), free(l->final_id), free(l->final_prob);
     free(l);
 }
 

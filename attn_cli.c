@@ -170,6 +170,11 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "--no-special")) { o->no_special = 1; return 1; }
     if (!strcmp(a, "-o") || !strcmp(a, "--out")) { VAL(); o->out_dir = v; return 1; }
     if (!strcmp(a, "--format")) { VAL(); o->format = v; return 1; }
+    if ((!strcmp(a, "--layers") || !strcmp(a, "--heads")) && o->select) {
+        VAL();
+        *(a[2] == 'l' ? &o->layers : &o->heads) = v;
+        return 1;
+    }
     if (!strcmp(a, "--max-mem") && o->mem.cmd) {
         VAL();
         if (cli_int(a, v, 0, 1L << 30, &n)) return -1;
@@ -203,11 +208,6 @@ int cli_opt_str(int argc, char **argv, int *i, const char **out) {
 int cli_opt_int(int argc, char **argv, int *i, long lo, long hi, long *out) {
     const char *opt = argv[*i], *v = cli_val(argc, argv, i);
     return v && !cli_int(opt, v, lo, hi, out) ? 1 : CLI_PRINTED;
-}
-
-int cli_opt_select(const char *a, int argc, char **argv, int *i, const char **layers, const char **heads) {
-    if (!strcmp(a, "--layers")) return cli_opt_str(argc, argv, i, layers);
-    return strcmp(a, "--heads") ? 0 : cli_opt_str(argc, argv, i, heads);
 }
 
 int cli_format(const cli_opts *o, const char *allowed, const char **fmt) {

@@ -88,6 +88,8 @@ typedef struct {
     const char *format;      // --format table|tsv|json (NULL = table)
     int help;                // -h/--help seen
     cli_mem mem;             // --max-mem MB: taken only after cli_mem_init(&o.mem, "<command>")
+    int select;              // set before parsing: the command takes --layers/--heads
+    const char *layers, *heads; // --layers LIST, --heads LIST (NULL: all)
 } cli_opts;
 
 void cli_opts_init(cli_opts *o);
@@ -105,9 +107,6 @@ int cli_parse_opts(cli_opts *o, int argc, char **argv, cli_own_opt own, void *op
 int cli_opt_str(int argc, char **argv, int *i, const char **out);
 // The same for an integer in [lo, hi].
 int cli_opt_int(int argc, char **argv, int *i, long lo, long hi, long *out);
-// --layers LIST / --heads LIST (maps, compare, heads, run) into *layers /
-// *heads: 1 taken, 0 neither, CLI_PRINTED when the value is missing.
-int cli_opt_select(const char *a, int argc, char **argv, int *i, const char **layers, const char **heads);
 // "--opt=value" -> "--opt" "value"; an option given twice (other than -m) is
 // refused with a message. Done once for every command, before its own parsing.
 int cli_split_args(int argc, char **argv, char ***out);
@@ -210,6 +209,9 @@ void cli_progress(const char *what, long done, long total);
 // ---- picture commands (attn_cmd_maps.c; used by maps, compare, trace)
 // "all" or a list like 0,3,5-7,last into mask[0..n); -1 (message printed) if bad.
 int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask);
+// --layers / --heads (all when not given) into lmask[0..L), hmask[0..H);
+// CLI_PRINTED (message printed) if a list is bad.
+int cli_select(const cli_opts *o, int L, int H, uint8_t *lmask, uint8_t *hmask);
 // One layer/head index: a number or "last" (n - 1); *end == p when neither.
 long cli_index(const char *p, int n, char **end);
 // --scale fixed|row|log; -1 (message printed) if bad.

@@ -260,7 +260,7 @@ static void print_table(const char *fmt, cmp_model *ms, int n, const double *jsd
 typedef struct {
     cli_opts o;
     const char *fmt;                          // table, tsv or json
-    const char *layers_s, *heads_s, *init;    // --layers, --heads, --init
+    const char *init;                         // --init
     long seed, top;                           // --seed, --top N (most different heads)
     int svg, n;                               // --svg; models compared
     attn_scale scale;
@@ -285,8 +285,6 @@ typedef struct {
 static int cmp_opt(void *p, const char *a, int argc, char **argv, int *i) {
     cmp_opts *co = p;
     const char *v;
-    int r = cli_opt_select(a, argc, argv, i, &co->layers_s, &co->heads_s);
-    if (r) return r;
     if (!strcmp(a, "--init")) return cli_opt_str(argc, argv, i, &co->init);
     if (!strcmp(a, "--seed")) return cli_opt_int(argc, argv, i, 0, 0x7FFFFFFFL, &co->seed);
     if (!strcmp(a, "--top")) return cli_opt_int(argc, argv, i, 0, 1L << 20, &co->top);
@@ -296,7 +294,7 @@ static int cmp_opt(void *p, const char *a, int argc, char **argv, int *i) {
 }
 
 static int cmp_parse(int argc, char **argv, cmp_opts *co) {
-    co->layers_s = co->heads_s = "all", co->seed = COMPARE_SEED, co->top = 5, co->scale = ATTN_SCALE_FIXED;
+    co->o.select = 1, co->seed = COMPARE_SEED, co->top = 5, co->scale = ATTN_SCALE_FIXED;
     cli_mem_init(&co->o.mem, "compare");
     if (cli_parse_opts(&co->o, argc, argv, cmp_opt, co)) return CLI_PRINTED;
     if (co->o.help) return 0;
@@ -358,8 +356,7 @@ static int cmp_compute(cmp_opts *co, cmp_result *r) {
     r->order = malloc((size_t)L * H * sizeof *r->order);
     if (!r->all || !r->lmask || !r->hmask || !r->jsd || !r->order) return attn_err(ATTN_EFAIL, "out of memory");
     memset(r->all, 1, (size_t)(L > H ? L : H));
-    if (cli_index_list("--layers", co->layers_s, L, r->lmask) || cli_index_list("--heads", co->heads_s, H, r->hmask))
-        return CLI_PRINTED;
+    if (cli_select(&co->o, L, H, r->lmask, r->hmask)) return CLI_PRINTED;
     if (co->o.out_dir && (rc = cli_out_dir(&co->o, NULL, r->dir, sizeof r->dir))) return rc;
     if (r->dir[0]) co->o.mem.dir = r->dir;
     cmp_model *ms = r->ms;

@@ -425,7 +425,6 @@ typedef struct {
     const char *fmt;                 // table, tsv or json
     long seed, top, len;             // --seed, --top, --len
     int each_line, induction, by, asc, wide; // by: score index, -1 without --by
-    const char *layers_s, *heads_s;
 } heads_opts;
 
 // The model and its random-init twin, each with a scorer.
@@ -445,8 +444,6 @@ typedef struct {
 static int heads_opt(void *p, const char *a, int argc, char **argv, int *i) {
     heads_opts *ho = p;
     const char *v;
-    int r = cli_opt_select(a, argc, argv, i, &ho->layers_s, &ho->heads_s);
-    if (r) return r;
     if (!strcmp(a, "--each-line")) return ho->each_line = 1;
     if (!strcmp(a, "--induction-test")) return ho->induction = 1;
     if (!strcmp(a, "--asc")) return ho->asc = 1;
@@ -462,7 +459,7 @@ static int heads_opt(void *p, const char *a, int argc, char **argv, int *i) {
 }
 
 static int heads_parse(int argc, char **argv, heads_opts *ho) {
-    ho->seed = HEADS_SEED, ho->by = -1, ho->layers_s = ho->heads_s = "all";
+    ho->seed = HEADS_SEED, ho->by = -1, ho->o.select = 1;
     if (cli_parse_opts(&ho->o, argc, argv, heads_opt, ho)) return CLI_PRINTED;
     return ho->o.help ? 0 : cli_format(&ho->o, "table,tsv,json", &ho->fmt);
 }
@@ -511,8 +508,7 @@ static int heads_score(const heads_opts *ho, heads_run *hr, heads_out *r) {
 static int heads_order(const heads_opts *ho, heads_run *hr, const heads_out *r) {
     uint8_t lmask[4096], hmask[4096];
     if (r->L > 4096 || r->H > 4096) return attn_err(ATTN_EINPUT, "more than 4096 layers or heads");
-    if (cli_index_list("--layers", ho->layers_s, r->L, lmask) || cli_index_list("--heads", ho->heads_s, r->H, hmask))
-        return CLI_PRINTED;
+    if (cli_select(&ho->o, r->L, r->H, lmask, hmask)) return CLI_PRINTED;
     hr->n_order = 0;
     for (int i = 0; i < r->L * r->H; i++)
         if (lmask[i / r->H] && hmask[i % r->H]) hr->order[hr->n_order++] = i;

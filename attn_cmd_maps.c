@@ -57,6 +57,13 @@ int cli_index_list(const char *opt, const char *val, int n, uint8_t *mask) {
     return 0;
 }
 
+int cli_select(const cli_opts *o, int L, int H, uint8_t *lmask, uint8_t *hmask) {
+    if (cli_index_list("--layers", o->layers ? o->layers : "all", L, lmask) ||
+        cli_index_list("--heads", o->heads ? o->heads : "all", H, hmask))
+        return CLI_PRINTED;
+    return 0;
+}
+
 int cli_scale(const char *val, attn_scale *out) {
     static const char *const names[] = {"fixed", "row", "log"};
     for (int i = 0; i < 3; i++)
@@ -332,7 +339,7 @@ static const char MAPS_HELP[] =
 
 typedef struct {
     cli_opts o;
-    const char *layers_s, *heads_s, *from; // --layers, --heads, --from DIR
+    const char *from;  // --from DIR
     attn_scale scale;
     int drop_first, grid, term, annot;     // annot -1: automatic, T <= 16
     int png, svg;                          // --format png,svg
@@ -353,8 +360,6 @@ typedef struct {
 static int maps_opt(void *p, const char *a, int argc, char **argv, int *i) {
     maps_opts *mo = p;
     const char *v;
-    int r = cli_opt_select(a, argc, argv, i, &mo->layers_s, &mo->heads_s);
-    if (r) return r;
     if (!strcmp(a, "--from")) return cli_opt_str(argc, argv, i, &mo->from);
     if (!strcmp(a, "--drop-first")) return mo->drop_first = 1;
     if (!strcmp(a, "--no-grid")) return mo->grid = 0, 1;
@@ -365,7 +370,7 @@ static int maps_opt(void *p, const char *a, int argc, char **argv, int *i) {
 }
 
 static int maps_parse(int argc, char **argv, maps_opts *mo) {
-    mo->layers_s = mo->heads_s = "all", mo->scale = ATTN_SCALE_FIXED, mo->grid = 1, mo->annot = -1;
+    mo->o.select = 1, mo->scale = ATTN_SCALE_FIXED, mo->grid = 1, mo->annot = -1;
     cli_mem_init(&mo->o.mem, "maps");
     if (cli_parse_opts(&mo->o, argc, argv, maps_opt, mo)) return CLI_PRINTED;
     if (mo->o.help) return 0;
@@ -427,8 +432,7 @@ static int maps_compute(maps_opts *mo, maps_result *r) {
     if (rc) return rc;
     r->lmask = malloc((size_t)r->L), r->hmask = malloc((size_t)r->H);
     if (!r->lmask || !r->hmask) return attn_err(ATTN_EFAIL, "out of memory");
-    if (cli_index_list("--layers", mo->layers_s, r->L, r->lmask) || cli_index_list("--heads", mo->heads_s, r->H, r->hmask))
-        return CLI_PRINTED;
+    if (cli_select(&mo->o, r->L, r->H, r->lmask, r->hmask)) return CLI_PRINTED;
     if (mo->drop_first && T < 2) return attn_err(ATTN_EINPUT, "--drop-first needs at least 2 tokens");
     if (mo->o.out_dir && (rc = cli_out_dir(&mo->o, NULL, r->dir, sizeof r->dir))) return rc;
     if (r->dir[0]) mo->o.mem.dir = r->dir;

@@ -153,12 +153,8 @@ static int print_report(const report_result *r, const report_opts *ro) {
 static void report_result_free(report_result *r) {
     attn_session_free(r->s);
     attn_heads_acc_free(r->cap.acc);
-    free(r->cap.tri);
-    free(r->logits);
-    free(r->top_id);
-    free(r->top_prob);
-    free(r->sc);
-    free(r->base);
+    free(r->cap.tri), free(r->sc), free(r->base);                // attention, scores
+    free(r->logits), free(r->top_id), free(r->top_prob);         // the top-k tables
     if (r->top_labels) attn_labels_free(r->top_labels, r->T * r->k);
     if (r->labels) attn_labels_free(r->labels, r->T);
     free(r->ids);

@@ -216,7 +216,6 @@ typedef struct {
     int per_token, lens, loss, each_line;
     int exp_npy, exp_json, exp_scores, exp_resid, exp_z, exp_mlp; // --export kinds
     int exp_act, exp_lens_png, exp_any; // derived: resid/z/mlp; --lens with -o; any file
-    const char *layers_s, *heads_s;     // --layers, --heads (NULL: all)
 } run_opts;
 
 typedef struct {
@@ -261,8 +260,6 @@ static int run_parse_export(run_opts *ro, const char *v) {
 static int run_opt(void *p, const char *a, int argc, char **argv, int *i) {
     run_opts *ro = p;
     const char *v;
-    int r = cli_opt_select(a, argc, argv, i, &ro->layers_s, &ro->heads_s);
-    if (r) return r;
     if (!strcmp(a, "-k")) return cli_opt_int(argc, argv, i, 1, 1000, &ro->k);
     if (!strcmp(a, "--per-token")) return ro->per_token = 1;
     if (!strcmp(a, "--lens")) return ro->lens = 1;
@@ -274,7 +271,7 @@ static int run_opt(void *p, const char *a, int argc, char **argv, int *i) {
 
 // The options; the checks that need no model (--loss: cli_loss_check).
 static int run_parse(int argc, char **argv, run_opts *ro) {
-    ro->k = 10;
+    ro->k = 10, ro->o.select = 1;
     if (cli_parse_opts(&ro->o, argc, argv, run_opt, ro)) return CLI_PRINTED;
     if (ro->o.help) return 0;
     if (ro->loss) return cli_loss_check(&ro->o, ro->each_line, &ro->fmt);
@@ -283,7 +280,7 @@ static int run_parse(int argc, char **argv, run_opts *ro) {
     if (cli_format(&ro->o, "table,tsv,json", &ro->fmt)) return ATTN_EINPUT;
     ro->exp_lens_png = ro->lens && ro->o.out_dir;
     ro->exp_any = ro->exp_npy || ro->exp_json || ro->exp_scores || ro->exp_lens_png || ro->exp_act;
-    if ((ro->layers_s || ro->heads_s) && !ro->per_token && !ro->exp_act) {
+    if ((ro->o.layers || ro->o.heads) && !ro->per_token && !ro->exp_act) {
         cli_error("run: --layers/--heads choose what --per-token or --export resid,z,mlp shows");
         return CLI_PRINTED;
     }
@@ -299,13 +296,9 @@ static int run_setup_acts(const run_opts *ro, run_result *r) {
     const attn_config *c = &r->m->cfg;
     uint8_t *lm = calloc((size_t)c->n_layer + c->n_head, 1);
     if (!lm) return attn_err(ATTN_EFAIL, "out of memory");
-    int rc = 0;
-    if ((ro->layers_s && cli_index_list("--layers", ro->layers_s, c->n_layer, lm) < 0) ||
-        (ro->heads_s && cli_index_list("--heads", ro->heads_s, c->n_head, lm + c->n_layer) < 0))
-        rc = CLI_PRINTED;
-    else
-        rc = cli_acts_new(&r->cap.acts, r->m, r->T, ro->layers_s ? lm : NULL, ro->heads_s ? lm + c->n_layer : NULL,
-                          ro->exp_resid, ro->exp_z, ro->exp_mlp);
+    int rc = cli_select(&ro->o, c->n_layer, c->n_head, lm, lm + c->n_layer);
+    if (!rc)
+        rc = cli_acts_new(&r->cap.acts, r->m, r->T, lm, lm + c->n_layer, ro->exp_resid, ro->exp_z, ro->exp_mlp);
     free(lm);
     return rc;
 }
@@ -365,9 +358,7 @@ static int run_setup(const run_opts *ro, run_result *r) {
         r->cap.lmask = malloc((size_t)c->n_layer);
         r->cap.hmask = malloc((size_t)c->n_head);
         if (!r->cap.lmask || !r->cap.hmask) return attn_err(ATTN_EFAIL, "out of memory");
-        if (cli_index_list("--layers", ro->layers_s ? ro->layers_s : "all", c->n_layer, r->cap.lmask) ||
-            cli_index_list("--heads", ro->heads_s ? ro->heads_s : "all", c->n_head, r->cap.hmask))
-            return CLI_PRINTED;
+        if (cli_select(&ro->o, c->n_layer, c->n_head, r->cap.lmask, r->cap.hmask)) return CLI_PRINTED;
     }
     if (ro->lens && (rc = attn_lens_new(&r->cap.lens, r->m, T, 3))) return rc;
     return 0;
@@ -570,16 +561,10 @@ static void run_result_free(run_result *r) {
     cli_loss_free(&r->loss);
     if (r->cap.export_attn) attn_out_abort(&r->cap.npy);
     if (r->cap.export_scores) attn_out_abort(&r->cap.snpy);
-    free(r->cap.lmask);
-    free(r->cap.hmask);
-    free(r->cap.top3);
-    free(r->cap.top3p);
+    free(r->cap.lmask), free(r->cap.hmask), free(r->cap.top3), free(r->cap.top3p); // --per-token
     attn_lens_free(r->cap.lens);
     cli_acts_free(r->cap.acts);
-    free(r->logits);
-    free(r->top_id);
-    free(r->top_p);
-    free(r->top_logit);
+    free(r->logits), free(r->top_id), free(r->top_p), free(r->top_logit); // the top-k table
     if (r->top_label) attn_labels_free(r->top_label, (r->T - r->t0) * r->k);
     if (r->labels) attn_labels_free(r->labels, r->T);
     free(r->ids);

@@ -567,10 +567,7 @@ static int emit(attn_regex *r, int nd) {
 
 void attn_regex_free(attn_regex *r) {
     if (!r) return;
-    free(r->code);
-    free(r->cls);
-    free(r->item);
-    free(r->node);
+    free(r->code), free(r->cls), free(r->item), free(r->node);
     free(r);
 }
 

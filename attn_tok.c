@@ -954,23 +954,13 @@ int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_voc
 
 void attn_tokenizer_free(attn_tokenizer *t) {
     if (!t) return;
-    free(t->piece);
-    free(t->score);
-    free(t->type);
-    free(t->text);
-    free(t->text_off);
-    free(t->hash);
-    free(t->merge);
+    free(t->piece), free(t->score), free(t->type), free(t->text), free(t->text_off); // the vocabulary
+    free(t->hash), free(t->merge);                                                    // its lookups
     for (int i = 0; i < t->n_pre; i++) attn_regex_free(t->pre[i].re);
     for (int i = 0; i < t->n_norm; i++) attn_regex_free(t->norm_steps[i].re);
-    free(t->pre);
-    free(t->norm_steps);
-    free(t->strip);
-    free(t->ntok);
-    free(t->ntok_off);
-    free(t->ntok_text);
-    free(t->spec);
-    free(t->spec_first);
+    free(t->pre), free(t->norm_steps);                                    // pre-tokenizer, normalizer
+    free(t->strip), free(t->ntok), free(t->ntok_off), free(t->ntok_text); // added tokens
+    free(t->spec), free(t->spec_first);                                   // special tokens
     free(t);
 }
 

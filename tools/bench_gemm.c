@@ -33,48 +33,32 @@ static double now(void) {
 // ---------------------------------------------------------------- FMA peak
 
 // Independent FMA chains, enough to cover latency x ports; returns flops.
+// One template for every vector ISA: CHAINS accumulators of W floats,
+// a[i] = a[i] * b + c.
+#define FMA_LOOP(NAME, VEC, W, CHAINS, SET1, FMA, ADD, STORE)                                 \
+    static double NAME(long iters) {                                                           \
+        VEC a[CHAINS], b = SET1(0.999f), c = SET1(1e-3f);                                      \
+        for (int i = 0; i < CHAINS; i++) a[i] = SET1((float)i);                                \
+        for (long it = 0; it < iters; it++)                                                    \
+            _Pragma("GCC unroll 16") for (int i = 0; i < CHAINS; i++) a[i] = FMA(a[i], b, c); \
+        VEC s = a[0];                                                                          \
+        for (int i = 1; i < CHAINS; i++) s = ADD(s, a[i]);                                     \
+        float out[W];                                                                          \
+        STORE(out, s);                                                                         \
+        volatile float sink = out[0];                                                          \
+        (void)sink;                                                                            \
+        return (double)iters * CHAINS * W * 2;                                                 \
+    }
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) static double fma_loop512(long iters) {
-    __m512 a[16], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
-    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps((float)i);
-    for (long it = 0; it < iters; it++)
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
-    __m512 s = a[0];
-    for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, a[i]);
-    volatile float sink = _mm512_reduce_add_ps(s);
-    (void)sink;
-    return (double)iters * 16 * 16 * 2;
-}
-__attribute__((target("avx2,fma"))) static double fma_loop256(long iters) {
-    __m256 a[12], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
-    for (long it = 0; it < iters; it++)
-#pragma GCC unroll 16
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
-    __m256 s = a[0];
-    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    volatile float sink = out[0];
-    (void)sink;
-    return (double)iters * 12 * 8 * 2;
-}
+__attribute__((target("avx512f")))
+FMA_LOOP(fma_loop512, __m512, 16, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps)
+__attribute__((target("avx2,fma")))
+FMA_LOOP(fma_loop256, __m256, 8, 12, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps)
 #endif
 #if defined(__aarch64__)
 #include <arm_neon.h>
-static double fma_loop128(long iters) {
-    float32x4_t a[16], b = vdupq_n_f32(0.999f), c = vdupq_n_f32(1e-3f);
-    for (int i = 0; i < 16; i++) a[i] = vdupq_n_f32((float)i);
-    for (long it = 0; it < iters; it++)
-#pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) a[i] = vfmaq_f32(c, a[i], b);
-    float32x4_t s = a[0];
-    for (int i = 1; i < 16; i++) s = vaddq_f32(s, a[i]);
-    volatile float sink = vgetq_lane_f32(s, 0);
-    (void)sink;
-    return (double)iters * 16 * 4 * 2;
-}
+#define NEON_FMA(a, b, c) vfmaq_f32(c, a, b)
+FMA_LOOP(fma_loop128, float32x4_t, 4, 16, vdupq_n_f32, NEON_FMA, vaddq_f32, vst1q_f32)
 #endif
 
 typedef struct { const char *path; long iters; atomic_int *ready; int n; double t; } fma_job;
