@@ -308,74 +308,78 @@ static void check_path(const attn_kernels *kp, int ok, const char *what, const c
     check(ok, name, "%s", why);
 }
 
-// norms: sums of n squares (f32 error ~n*2^-24 worst case, 6e-5 at 1000;
-// typically far less): 1e-5 relative
-static void test_norms(const attn_kernels *kp, double *ref, float *out) {
+// One row-op group at one size n against ref: 1 while all are close, else 0
+// with why set.
+typedef int (*rowop_case)(const attn_kernels *kp, int n, double *ref, float *out, char *why, size_t nw);
+
+// A row-op group on one SIMD path at every size, until one fails.
+static void check_sizes(const attn_kernels *kp, const char *what, rowop_case fn, double *ref, float *out) {
     char why[256] = "";
     int ok = 1;
-    for (int s = 0; s < NSIZES && ok; s++) {
-        int n = sizes[s];
-        float *x = rand_floats(n, -3, 3), *w = rand_floats(n, -2, 2), *b = rand_floats(n, -1, 1);
-        double ss = 0;
-        for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-        for (int i = 0; i < n; i++) ref[i] = x[i] / sqrt(ss / n + 1e-5) * w[i];
-        kp->rmsnorm(out, x, w, n, 1e-5f);
-        ok = close_all(out, ref, n, 1e-6, 1e-5, why, sizeof why, "rmsnorm");
-        memcpy(out, x, sizeof(float) * n); // in place
-        kp->rmsnorm(out, out, w, n, 1e-5f);
-        if (ok) ok = close_all(out, ref, n, 1e-6, 1e-5, why, sizeof why, "rmsnorm in place");
-        for (int withb = 0; withb < 2 && ok; withb++) {
-            double mean = 0, var = 0;
-            for (int i = 0; i < n; i++) mean += x[i];
-            mean /= n;
-            for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
-            var /= n;
-            for (int i = 0; i < n; i++) ref[i] = (x[i] - mean) / sqrt(var + 1e-5) * w[i] + (withb ? b[i] : 0);
-            memcpy(out, x, sizeof(float) * n);
-            kp->layernorm(out, out, w, withb ? b : NULL, n, 1e-5f);
-            // (x - mean) cancels for x near the mean: the absolute term covers it
-            ok = close_all(out, ref, n, 1e-5, 1e-5, why, sizeof why, withb ? "layernorm with bias" : "layernorm");
-        }
-        free(x); free(w); free(b);
+    for (int s = 0; s < NSIZES && ok; s++) ok = fn(kp, sizes[s], ref, out, why, sizeof why);
+    check_path(kp, ok, what, why);
+}
+
+// norms: sums of n squares (f32 error ~n*2^-24 worst case, 6e-5 at 1000;
+// typically far less): 1e-5 relative
+static int norms_at(const attn_kernels *kp, int n, double *ref, float *out, char *why, size_t nw) {
+    int ok = 1;
+    float *x = rand_floats(n, -3, 3), *w = rand_floats(n, -2, 2), *b = rand_floats(n, -1, 1);
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++) ref[i] = x[i] / sqrt(ss / n + 1e-5) * w[i];
+    kp->rmsnorm(out, x, w, n, 1e-5f);
+    ok = close_all(out, ref, n, 1e-6, 1e-5, why, nw, "rmsnorm");
+    memcpy(out, x, sizeof(float) * n); // in place
+    kp->rmsnorm(out, out, w, n, 1e-5f);
+    if (ok) ok = close_all(out, ref, n, 1e-6, 1e-5, why, nw, "rmsnorm in place");
+    for (int withb = 0; withb < 2 && ok; withb++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; i++) mean += x[i];
+        mean /= n;
+        for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+        var /= n;
+        for (int i = 0; i < n; i++) ref[i] = (x[i] - mean) / sqrt(var + 1e-5) * w[i] + (withb ? b[i] : 0);
+        memcpy(out, x, sizeof(float) * n);
+        kp->layernorm(out, out, w, withb ? b : NULL, n, 1e-5f);
+        // (x - mean) cancels for x near the mean: the absolute term covers it
+        ok = close_all(out, ref, n, 1e-5, 1e-5, why, nw, withb ? "layernorm with bias" : "layernorm");
     }
-    check_path(kp, ok, "rmsnorm, layernorm", why);
+    free(x); free(w); free(b);
+    return ok;
 }
 
 // elementwise: each value is a few ulp off (2^-24 = 6e-8): 1e-6 relative,
 // plus 1e-7 absolute where the function crosses zero
-static void test_elementwise(const attn_kernels *kp, double *ref, float *out) {
-    char why[256] = "";
+static int elementwise_at(const attn_kernels *kp, int n, double *ref, float *out, char *why, size_t nw) {
     int ok = 1;
-    for (int s = 0; s < NSIZES && ok; s++) {
-        int n = sizes[s];
-        float *x = rand_floats(n, -6, 6), *u = rand_floats(n, -2, 2);
-        for (int i = 0; i < n; i++) ref[i] = 0.5 * x[i] * (1 + tanh(sqrt(2 / M_PI) * (x[i] + 0.044715 * pow(x[i], 3))));
-        memcpy(out, x, sizeof(float) * n);
-        kp->gelu_tanh(out, n);
-        ok = close_all(out, ref, n, 1e-7, 1e-6, why, sizeof why, "gelu_tanh");
-        for (int i = 0; i < n; i++) ref[i] = 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)));
-        memcpy(out, x, sizeof(float) * n);
-        kp->gelu_erf(out, n);
-        if (ok) ok = close_all(out, ref, n, 1e-7, 1e-6, why, sizeof why, "gelu_erf");
-        for (int i = 0; i < n; i++) ref[i] = x[i] / (1 + exp(-(double)x[i])) * u[i];
-        memcpy(out, x, sizeof(float) * n);
-        kp->swiglu(out, u, n);
-        if (ok) ok = close_all(out, ref, n, 1e-7, 1e-6, why, sizeof why, "swiglu");
-        for (int i = 0; i < n; i++) ref[i] = (double)x[i] + u[i];
-        memcpy(out, x, sizeof(float) * n);
-        kp->add(out, u, n);
-        if (ok) ok = close_all(out, ref, n, 0, 1e-7, why, sizeof why, "add"); // one rounding
-        // softmax with large values: needs the max subtracted
-        double mx = -1e300, sum = 0;
-        for (int i = 0; i < n; i++) { x[i] *= 20; if (x[i] > mx) mx = x[i]; }
-        for (int i = 0; i < n; i++) sum += exp(x[i] - mx);
-        for (int i = 0; i < n; i++) ref[i] = exp(x[i] - mx) / sum;
-        memcpy(out, x, sizeof(float) * n);
-        kp->softmax(out, n);
-        if (ok) ok = close_all(out, ref, n, 1e-9, 1e-5, why, sizeof why, "softmax");
-        free(x); free(u);
-    }
-    check_path(kp, ok, "gelu_tanh, gelu_erf, swiglu, add, softmax", why);
+    float *x = rand_floats(n, -6, 6), *u = rand_floats(n, -2, 2);
+    for (int i = 0; i < n; i++) ref[i] = 0.5 * x[i] * (1 + tanh(sqrt(2 / M_PI) * (x[i] + 0.044715 * pow(x[i], 3))));
+    memcpy(out, x, sizeof(float) * n);
+    kp->gelu_tanh(out, n);
+    ok = close_all(out, ref, n, 1e-7, 1e-6, why, nw, "gelu_tanh");
+    for (int i = 0; i < n; i++) ref[i] = 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)));
+    memcpy(out, x, sizeof(float) * n);
+    kp->gelu_erf(out, n);
+    if (ok) ok = close_all(out, ref, n, 1e-7, 1e-6, why, nw, "gelu_erf");
+    for (int i = 0; i < n; i++) ref[i] = x[i] / (1 + exp(-(double)x[i])) * u[i];
+    memcpy(out, x, sizeof(float) * n);
+    kp->swiglu(out, u, n);
+    if (ok) ok = close_all(out, ref, n, 1e-7, 1e-6, why, nw, "swiglu");
+    for (int i = 0; i < n; i++) ref[i] = (double)x[i] + u[i];
+    memcpy(out, x, sizeof(float) * n);
+    kp->add(out, u, n);
+    if (ok) ok = close_all(out, ref, n, 0, 1e-7, why, nw, "add"); // one rounding
+    // softmax with large values: needs the max subtracted
+    double mx = -1e300, sum = 0;
+    for (int i = 0; i < n; i++) { x[i] *= 20; if (x[i] > mx) mx = x[i]; }
+    for (int i = 0; i < n; i++) sum += exp(x[i] - mx);
+    for (int i = 0; i < n; i++) ref[i] = exp(x[i] - mx) / sum;
+    memcpy(out, x, sizeof(float) * n);
+    kp->softmax(out, n);
+    if (ok) ok = close_all(out, ref, n, 1e-9, 1e-5, why, nw, "softmax");
+    free(x); free(u);
+    return ok;
 }
 
 // rope: rotate (a, b) by pos * freq; angles up to ~1000 rad in f32 lose
@@ -425,8 +429,8 @@ static void test_dequant_row(const attn_kernels *kp, float *out) {
 static void test_rowops(const attn_kernels *kp) {
     double *ref = malloc(sizeof(double) * 1024); // float64 reference, kernel output
     float *out = malloc(sizeof(float) * 1024);
-    test_norms(kp, ref, out);
-    test_elementwise(kp, ref, out);
+    check_sizes(kp, "rmsnorm, layernorm", norms_at, ref, out);
+    check_sizes(kp, "gelu_tanh, gelu_erf, swiglu, add, softmax", elementwise_at, ref, out);
     test_rope(kp, ref, out);
     test_dequant_row(kp, out);
     free(ref); free(out);
