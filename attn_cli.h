@@ -5,18 +5,18 @@
 // A command is a descriptor run by cli_run_command, in attn_cmd_NAME.c:
 // a struct of options, a struct of results and three functions.
 //
-//   typedef struct { cli_opts o; const char *fmt; long k; } NAME_opts; // cli_opts first
+//   typedef struct { cli_opts o; const char *fmt; long k; int full; } NAME_opts; // cli_opts first
 //   typedef struct { attn_model *m; ... } NAME_result;                  // what compute found
 //
+//   static int NAME_opt(void *p, const char *a, int argc, char **argv, int *i) {
+//       NAME_opts *no = p;                   // one of its own options (not a common one)
+//       if (!strcmp(a, "-k")) return cli_opt_int(argc, argv, i, 1, 100, &no->k);
+//       if (!strcmp(a, "--full")) return no->full = 1;
+//       return 0;                            // not its option: refused by the loop
+//   }
 //   static int NAME_parse(int argc, char **argv, NAME_opts *no) {      // no is all zero
-//       cli_opts_init(&no->o);
-//       for (int i = 1; i < argc; i++) {    // argv[0] is the command name
-//           int r = cli_common_opt(&no->o, argc, argv, &i);
-//           if (r < 0) return CLI_PRINTED;   // message already printed
-//           if (r > 0) continue;             // a common option, consumed
-//           if (!strcmp(argv[i], "--mine")) ...
-//           else { cli_bad_opt("NAME", argv[i]); return CLI_PRINTED; }
-//       }
+//       no->k = 5;                           // defaults
+//       if (cli_parse_opts(&no->o, argc, argv, NAME_opt, no)) return CLI_PRINTED;
 //       return no->o.help ? 0 : cli_format(&no->o, "table,tsv,json", &no->fmt);
 //   }
 //   static int NAME_compute(const NAME_opts *no, NAME_result *r);   // library calls, no printing
