@@ -52,6 +52,22 @@ cli_ids llama $D/tok_llama.golden --no-special
 sed 's/^1 \{0,1\}//' $D/tok_llama.golden >"$T/llama_nobos.golden"
 cli_ids llama "$T/llama_nobos.golden" --no-bos --no-special
 
+# --ids-only -f streams, one line at a time: its memory is a line's, not the
+# file's (a 12 MB file of short lines takes at most 4 MB more than a 1 MB one;
+# reading the whole file first would take 11 MB more). The built-in model.
+rss_kb() { /usr/bin/time -f %M "$ATTN" tokenize --ids-only -f "$1" 2>&1 >/dev/null | tail -1; }
+if [ -n "$ATTN_SANITIZE" ]; then echo "SKIP tok_cli_ids_only_streams: memory growth is not measured under sanitizers"
+elif ! /usr/bin/time -f %M true >/dev/null 2>&1; then echo "SKIP tok_cli_ids_only_streams: no GNU time (/usr/bin/time -f %M)"
+else
+    awk 'BEGIN { for (i = 0; i < 20000; i++) print "the cat sat on the mat and the dog ran " i }' >"$T/small.txt"
+    for i in 1 2 3 4 5 6 7 8 9 10 11 12; do cat "$T/small.txt"; done >"$T/big.txt"
+    a=$(rss_kb "$T/small.txt")
+    b=$(rss_kb "$T/big.txt")
+    if [ -n "$a" ] && [ -n "$b" ] && [ "$a" -gt 0 ] && [ $((b - a)) -lt 4096 ]; then pass tok_cli_ids_only_streams
+    else fail tok_cli_ids_only_streams "max RSS $a KB for $(wc -c <"$T/small.txt") bytes, $b KB for $(wc -c <"$T/big.txt")"; fi
+    echo "   --ids-only max RSS: $a KB (1 MB file), $b KB (12 MB file)"
+fi
+
 [ -f "$T/llama.gguf" ] || exit 0
 M="$T/llama.gguf"
 out=$("$ATTN" tokenize -m "$M" --ids-only -p "Hello world
