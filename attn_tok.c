@@ -37,6 +37,10 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5
 
 typedef struct { int32_t left, right, rank, result; } merge_slot; // left = -1: empty
 
+// A byte trie node: the piece that ends here (the first of equal pieces, -1
+// none) and its children, nodes first .. first + n - 1, in byte order.
+typedef struct { int32_t id, first; uint16_t n; uint8_t byte; } trie_node;
+
 // A pre-tokenizer step (Hugging Face's): split every piece by a regex, the
 // matches (or with invert the rest) being the delimiters, which behavior
 // removes, isolates or merges; Metaspace (spaces to the replacement, a
@@ -84,7 +88,8 @@ struct attn_tokenizer {
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
     float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
-    int uni_maxlen;         // Unigram, WordPiece: longest piece in bytes
+    trie_node *trie;        // Unigram, WordPiece: every piece by its bytes (node 0: "")
+    int32_t trie_root[256]; // the children of node 0 by byte, -1 none
     uint8_t *strip;         // [n_tok] or NULL: added-token flags AF_*
     int32_t *ntok;          // added tokens matched in the normalized text, longest first
     uint32_t *ntok_off;     // [n_ntok + 1] their normalized text: ntok_text[ntok_off[i] .. ntok_off[i+1])
@@ -382,6 +387,74 @@ static const merge_slot *merge_find(const attn_tokenizer *t, int32_t a, int32_t 
         if (m->left < 0) return NULL;
         if (m->left == a && m->right == b) return m;
     }
+}
+
+// ---------------------------------------------------------------- piece trie
+// Unigram and WordPiece look up every piece that starts at a position: one
+// walk down the trie instead of hashing each prefix (which made a long run of
+// one character cost the square of the longest piece per position).
+
+typedef struct { attn_gguf_str p; int32_t id; } trie_key;
+static int cmp_piece(const void *a, const void *b) {
+    const trie_key *x = a, *y = b;
+    int c = memcmp(x->p.s, y->p.s, x->p.len < y->p.len ? x->p.len : y->p.len);
+    if (c) return c;
+    if (x->p.len != y->p.len) return x->p.len < y->p.len ? -1 : 1;
+    return x->id < y->id ? -1 : 1; // the first of equal pieces first
+}
+
+static int32_t trie_child(const attn_tokenizer *t, int32_t node, uint8_t b) {
+    if (!node) return t->trie_root[b];
+    const trie_node *p = &t->trie[node];
+    int32_t lo = p->first, hi = p->first + p->n;
+    while (lo < hi) { // binary search of the children, in byte order
+        int32_t mid = lo + (hi - lo) / 2;
+        if (t->trie[mid].byte < b) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < p->first + p->n && t->trie[lo].byte == b ? lo : -1;
+}
+
+// Nodes in breadth-first order from the sorted pieces: node i covers the
+// pieces sorted[lo[i] .. hi[i]), which share its depth[i] first bytes.
+static void trie_fill(attn_tokenizer *t, const trie_key *sorted, uint32_t *lo, uint32_t *hi, uint32_t *depth) {
+    int32_t n_nodes = 1;
+    for (int32_t i = 0; i < n_nodes; i++) {
+        trie_node *p = &t->trie[i];
+        uint32_t a = lo[i], d = depth[i];
+        p->first = n_nodes, p->n = 0;
+        if (a < hi[i] && sorted[a].p.len == d) p->id = sorted[a].id;
+        while (a < hi[i] && sorted[a].p.len == d) a++;
+        while (a < hi[i]) { // one child per next byte
+            uint8_t b = (uint8_t)sorted[a].p.s[d];
+            uint32_t e = a;
+            while (e < hi[i] && (uint8_t)sorted[e].p.s[d] == b) e++;
+            t->trie[n_nodes] = (trie_node){-1, 0, 0, b};
+            lo[n_nodes] = a, hi[n_nodes] = e, depth[n_nodes] = d + 1;
+            n_nodes++, p->n++, a = e;
+        }
+    }
+    for (int b = 0; b < 256; b++) t->trie_root[b] = -1;
+    for (int32_t c = 0; c < t->trie[0].n; c++) t->trie_root[t->trie[1 + c].byte] = 1 + c;
+}
+
+static int trie_build(attn_tokenizer *t) {
+    size_t bytes = 1;
+    for (int id = 0; id < t->n_tok; id++) bytes += t->piece[id].len;
+    if (bytes >= (1u << 31)) return attn_err(ATTN_EINPUT, "tokenizer: the pieces are too long (%zu bytes)", bytes);
+    trie_key *sorted = malloc((size_t)t->n_tok * sizeof *sorted);
+    uint32_t *lo = malloc(bytes * sizeof *lo), *hi = malloc(bytes * sizeof *hi), *depth = malloc(bytes * sizeof *depth);
+    t->trie = malloc(bytes * sizeof *t->trie);
+    int rc = !sorted || !lo || !hi || !depth || !t->trie ? attn_err(ATTN_EFAIL, "tokenizer: out of memory") : 0;
+    if (!rc) {
+        for (int id = 0; id < t->n_tok; id++) sorted[id] = (trie_key){t->piece[id], id};
+        qsort(sorted, (size_t)t->n_tok, sizeof *sorted, cmp_piece);
+        lo[0] = 0, hi[0] = (uint32_t)t->n_tok, depth[0] = 0;
+        t->trie[0] = (trie_node){-1, 0, 0, 0};
+        trie_fill(t, sorted, lo, hi, depth);
+    }
+    free(sorted), free(lo), free(hi), free(depth);
+    return rc;
 }
 
 // ---------------------------------------------------------------- load
@@ -780,16 +853,15 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == ATTN_TOK_UNIGRAM) {
         if (!has_scores) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
-        t->uni_min = 0, t->uni_maxlen = 1;
+        t->uni_min = 0;
         for (int id = 0; id < n; id++) {
             int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
             if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
             if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
-            if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
         }
     }
-    for (int id = 0; id < n && t->kind == ATTN_TOK_WORDPIECE; id++)
-        if ((int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
+    int rc = t->kind == ATTN_TOK_UNIGRAM || t->kind == ATTN_TOK_WORDPIECE ? trie_build(t) : 0;
+    if (rc) return rc;
     if (t->kind == ATTN_TOK_BPE) {
         for (int id = 0; id < n; id++) {
             int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
@@ -960,6 +1032,7 @@ void attn_tokenizer_free(attn_tokenizer *t) {
     free(t->text);
     free(t->text_off);
     free(t->hash);
+    free(t->trie);
     free(t->merge);
     for (int i = 0; i < t->n_pre; i++) attn_regex_free(t->pre[i].re);
     for (int i = 0; i < t->n_norm; i++) attn_regex_free(t->norm_steps[i].re);
@@ -1349,38 +1422,40 @@ static uint8_t *char_starts(const char *s, size_t len) {
     return at;
 }
 
+// The longest piece below trie node from that spells s[start .. *end), *end
+// a character boundary (at[*end]); -1 none.
+static int32_t longest_piece(const attn_tokenizer *t, int32_t from, const char *s, size_t start, size_t len,
+                             const uint8_t *at, size_t *end) {
+    int32_t id = -1;
+    for (size_t e = start; from >= 0 && e < len;) {
+        from = trie_child(t, from, (uint8_t)s[e++]);
+        if (from < 0 || !at[e]) continue;
+        int32_t k = t->trie[from].id;
+        if (k >= 0 && mergeable(t->type[k])) id = k, *end = e;
+    }
+    return id;
+}
+
 // One pre-token: the longest piece at each position ("##" + piece after the
 // first), as Hugging Face's WordPiece; a word with a position no piece
 // starts, or of more than wp_max_chars characters, is one unk.
 static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
     if (!len) return 0;
-    size_t pl = strlen(t->wp_prefix), chars = 0, start_ids = w->n_ids;
+    size_t chars = 0, start_ids = w->n_ids, start = 0;
     uint8_t *at = char_starts(s, len);
     if (!at) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (size_t i = 0; i < len; i++) chars += at[i];
-    if (chars <= (size_t)t->wp_max_chars) {
-        w->word.n = 0;
-        for (size_t start = 0; start < len;) {
-            int id = -1;
-            size_t end = len - start > (size_t)t->uni_maxlen + pl ? start + (size_t)t->uni_maxlen + pl : len;
-            for (; end > start; end--) { // no piece is longer than uni_maxlen (+ the prefix)
-                if (!at[end]) continue; // not a character boundary
-                w->word.n = 0;
-                if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start)) {
-                    free(at);
-                    return ATTN_EFAIL;
-                }
-                id = piece_find(t, w->word.p, w->word.n);
-                if (id >= 0 && mergeable(t->type[id])) break;
-                id = -1;
-            }
-            if (id < 0) break;
-            if (emit(w, id)) { free(at); return ATTN_EFAIL; }
-            start = end;
-            if (start == len) { free(at); return 0; }
-        }
+    int32_t cont = 0; // the trie node of the continuing-subword prefix
+    for (const char *q = t->wp_prefix; *q && cont >= 0; q++) cont = trie_child(t, cont, (uint8_t)*q);
+    while (chars <= (size_t)t->wp_max_chars && start < len) {
+        size_t end = start;
+        int32_t id = longest_piece(t, start ? cont : 0, s, start, len, at, &end);
+        if (id < 0) break;
+        if (emit(w, id)) { free(at); return ATTN_EFAIL; }
+        start = end;
     }
     free(at);
+    if (start == len) return 0;
     w->n_ids = start_ids; // no match somewhere: the whole word is unk
     if (t->unk < 0) return attn_err(ATTN_EINPUT, "tokenize: a word is not in the vocabulary, which has no unk token");
     return emit(w, t->unk);
@@ -1449,9 +1524,11 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
         uint32_t cp;
         int k = attn_utf8_decode((const uint8_t *)s + b, len - b, &cp), single = 0;
         k = k < 0 ? 1 : k;
-        for (size_t e = b + 1; e <= len && e - b <= (size_t)t->uni_maxlen; e++) {
-            if (!at[e]) continue;
-            int id = piece_find(t, s + b, e - b);
+        int32_t node = 0;
+        for (size_t e = b; node >= 0 && e < len;) { // the pieces that start at b
+            node = trie_child(t, node, (uint8_t)s[e++]);
+            if (node < 0 || !at[e]) continue;
+            int id = t->trie[node].id;
             if (id < 0 || !mergeable(t->type[id])) continue;
             single |= e - b == (size_t)k;
             double sc = best[b].score + t->score[id];

@@ -335,7 +335,61 @@ def single_word_check(tmp, lines, words, cached):
            "single_word token's text; transformers.js ignores single_word)" % (len(lines) - len(bad), len(lines), skipped))
 
 
+def repeated_char_check():
+    """1 MB of one repeated character ("a", then "가") through a Unigram and a
+    WordPiece vocabulary holding runs of that character (and their "##"
+    forms) and one piece of 512 bytes, as real vocabularies have: under a
+    second each in the issue's words. The limit is CPU seconds of the attn
+    process and generous (2 s, 8 s under sanitizers): a trie walk takes
+    about 0.2 s, hashing every prefix up to the longest piece's length
+    (attn before the trie) over 10 s."""
+    import math
+    import resource
+    tmp = os.path.join(ROOT, os.environ.get("B") or "build", "tok-repeated")
+    os.makedirs(tmp, exist_ok=True)
+    runs = ["a" * k for k in range(1, 17)] + ["\uac00" * k for k in range(1, 6)] + ["x" * 512]
+    uni = [["<unk>", 0.0]] + [[r, -1.0 - 0.25 * len(r) - 0.5 * math.sin(len(r))] for r in runs]
+    wp = {"[UNK]": 0}
+    for r in runs:
+        wp[r], wp["##" + r] = len(wp), len(wp) + 1
+    models = {"unigram": {"type": "Unigram", "unk_id": 0, "vocab": uni, "byte_fallback": False},
+              "wordpiece": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                            "max_input_chars_per_word": 1 << 21, "vocab": wp}}
+    limit = 8.0 if os.environ.get("ATTN_SANITIZE") else 2.0
+    texts = {"a": "a" * (1 << 20), "\uac00": "\uac00" * ((1 << 20) // 3)}
+    for ch, text in texts.items():
+        with open(os.path.join(tmp, "%04x.txt" % ord(ch)), "w", encoding="utf-8") as f:
+            f.write(text)
+    for name, model in models.items():
+        test = "tok_repeated_char_1mb_" + name
+        errs, times = [], []
+        src = os.path.join(tmp, name, "tokenizer.json")
+        os.makedirs(os.path.dirname(src), exist_ok=True)
+        with open(src, "w", encoding="utf-8") as f:
+            json.dump({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+                       "post_processor": None, "decoder": None, "model": model}, f, ensure_ascii=False)
+        gguf = os.path.join(tmp, name + ".gguf")
+        convert(src, "--vocab-only", "-o", gguf)
+        for ch in texts:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            try:
+                r = subprocess.run([ATTN, "tokenize", "-m", gguf, "--ids-only", "--no-bos", "-f",
+                                    os.path.join(tmp, "%04x.txt" % ord(ch))], capture_output=True, text=True,
+                                   timeout=3 * limit)
+            except subprocess.TimeoutExpired:
+                r = subprocess.CompletedProcess([], 1, "", "killed after %.0f s" % (3 * limit))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            times.append("%s %.2f s" % (ch, cpu))
+            if r.returncode or not r.stdout.split():
+                errs.append("attn tokenize on 1 MB of %r: %s" % (ch, r.stderr.strip()[-200:]))
+            elif cpu > limit:
+                errs.append("1 MB of %r took %.1f CPU s (limit %.0f)" % (ch, cpu, limit))
+        result(test, errs, "1 MB of one character, CPU: " + ", ".join(times))
+
+
 def main():
+    repeated_char_check()
     if not shutil.which("node"):
         skip("tok_pipelines", "node not found")
         return
