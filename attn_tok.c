@@ -54,11 +54,24 @@ typedef struct {
     char str[64]; // Metaspace replacement, prepended string
 } pre_step;
 
+// A SentencePiece precompiled charsmap (tokenizer.ggml.precompiled_charsmap,
+// tokenizer.json's Precompiled normalizer): u32 size of the trie, the trie
+// (a XOR-compressed double array of u32 units over bytes), NUL-terminated
+// replacement strings. The longest prefix the trie holds is replaced.
+typedef struct {
+    const uint8_t *units; // [n_units] little-endian u32, inside the GGUF file
+    uint32_t n_units;
+    const char *str;      // replacements; the blob ends with a NUL
+    size_t n_str;
+} charsmap;
+
 // A normalizer step: NORM_* forms, lowercase, strip, replace, prepend.
-enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND, NS_STRIP_ACCENTS, NS_STRIP_MN, NS_BERT_CLEAN, NS_BERT_CHINESE };
+enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND, NS_PRECOMPILED, NS_STRIP_ACCENTS, NS_STRIP_MN, NS_BERT_CLEAN,
+       NS_BERT_CHINESE };
 typedef struct {
     uint8_t kind, form, left, right;
     attn_regex *re;
+    const charsmap *cm; // NS_PRECOMPILED: the tokenizer's
     char str[64]; // replacement content, prepended string
 } norm_step;
 
@@ -88,6 +101,9 @@ struct attn_tokenizer {
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
     float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
+    int ugm;                // Unigram as llama.cpp's "t5" vocabulary (its UGM tokenizer)
+    int ugm_merge_spaces;   // t5: tokenizer.ggml.remove_extra_whitespaces
+    charsmap cmap;          // tokenizer.ggml.precompiled_charsmap (n_units 0: none)
     trie_node *trie;        // Unigram, WordPiece: every piece by its bytes (node 0: "")
     int32_t trie_root[256]; // the children of node 0 by byte, -1 none
     uint8_t *strip;         // [n_tok] or NULL: added-token flags AF_*
@@ -297,7 +313,61 @@ static int norm_chars(const norm_step *st, const char *text, size_t n, sbuf *out
 }
 
 // One normalizer step that is not a Unicode form, text -> out.
+static uint32_t cm_unit(const charsmap *c, uint32_t i) {
+    const uint8_t *u = c->units + 4 * (size_t)i;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+static uint32_t cm_base(uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); }
+
+// The longest prefix of s[0 .. n) (up to a NUL) the charsmap replaces: its
+// length, 0 none, and *rep its NUL-terminated replacement. Each unit: BASE in
+// bits 10-30 (shifted by 8 when bit 9 is set), LEAF bit 8, LCHECK bits 0-7
+// and 31; a leaf's BASE leads to the unit holding the replacement's offset.
+static size_t charsmap_prefix(const charsmap *c, const char *s, size_t n, const char **rep) {
+    size_t best = 0;
+    if (!c->n_units) return 0;
+    uint32_t node = cm_base(cm_unit(c, 0));
+    for (size_t i = 0; i < n && s[i]; i++) {
+        uint8_t b = (uint8_t)s[i];
+        node ^= b;
+        if (node >= c->n_units) break;
+        uint32_t u = cm_unit(c, node);
+        if ((u & 0x800000FFu) != b) break; // not a child
+        node ^= cm_base(u);
+        if (!(u >> 8 & 1) || node >= c->n_units) continue;
+        uint32_t v = cm_unit(c, node) & 0x7FFFFFFFu;
+        if (v < c->n_str) best = i + 1, *rep = c->str + v;
+    }
+    return best;
+}
+
+// One step of the charsmap at s[0 .. n), n > 0: the text it becomes (*out,
+// *out_n) and the bytes it consumes. A character the charsmap does not
+// replace stays; an invalid byte becomes U+FFFD, as in sentencepiece.
+static size_t charsmap_next(const charsmap *c, const char *s, size_t n, const char **out, size_t *out_n) {
+    size_t k = charsmap_prefix(c, s, n, out);
+    if (k) {
+        *out_n = strlen(*out); // the blob ends with a NUL (charsmap_load)
+        return k;
+    }
+    uint32_t cp;
+    int m = attn_utf8_decode((const uint8_t *)s, n, &cp);
+    if (m < 0) *out = "\xEF\xBF\xBD", *out_n = 3, m = 1;
+    else *out = s, *out_n = (size_t)m;
+    return (size_t)m;
+}
+
 static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out) {
+    if (st->kind == NS_PRECOMPILED) {
+        out->n = 0;
+        int rc = sb_add(out, "", 0);
+        for (size_t pos = 0, on; pos < n && !rc;) {
+            const char *o;
+            pos += charsmap_next(st->cm, text + pos, n - pos, &o, &on);
+            rc = sb_add(out, o, on);
+        }
+        return rc;
+    }
     out->n = 0;
     int rc = sb_add(out, "", 0);
     if (st->kind >= NS_STRIP_MN) return rc || norm_chars(st, text, n, out);
@@ -710,7 +780,7 @@ static int bad_step(const char *key, attn_gguf_str s) {
     return attn_err(ATTN_EINPUT, "tokenizer: %s step '%.*s' is not supported", key, (int)(s.len < 60 ? s.len : 60), s.s);
 }
 
-static int norm_step_load(norm_step *st, attn_gguf_str s) {
+static int norm_step_load(norm_step *st, attn_gguf_str s, const charsmap *cm) {
     static const char *const forms[] = {"", "NFD", "NFKD", "NFC", "NFKC"};
     char f0[16], f1[4096], f2[64];
     if (!field(s, 0, f0, sizeof f0)) return bad_step("attn.tokenizer.normalizer", s);
@@ -721,6 +791,11 @@ static int norm_step_load(norm_step *st, attn_gguf_str s) {
     if (!strcmp(f0, "strip_mn")) { st->kind = NS_STRIP_MN; return 0; }
     if (!strcmp(f0, "bert_clean")) { st->kind = NS_BERT_CLEAN; return 0; }
     if (!strcmp(f0, "bert_chinese")) { st->kind = NS_BERT_CHINESE; return 0; }
+    if (!strcmp(f0, "precompiled")) {
+        st->kind = NS_PRECOMPILED, st->cm = cm;
+        if (!cm->n_units) return attn_err(ATTN_EINPUT, "tokenizer: a precompiled normalizer step but no tokenizer.ggml.precompiled_charsmap");
+        return 0;
+    }
     if (!strcmp(f0, "strip") && field(s, 1, f1, sizeof f1) && field(s, 2, f2, sizeof f2)) {
         st->kind = NS_STRIP, st->left = f1[0] == '1', st->right = f2[0] == '1';
         return 0;
@@ -807,11 +882,27 @@ static int str_list(const attn_gguf_file *f, const char *key, attn_gguf_str **ou
     return 0;
 }
 
+// tokenizer.ggml.precompiled_charsmap, when there, into t->cmap.
+static int charsmap_load(attn_tokenizer *t, const attn_gguf_file *f) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, "tokenizer.ggml.precompiled_charsmap");
+    if (!kv) return 0;
+    if (kv->type != GGUF_ARRAY || (kv->arr_type != GGUF_U8 && kv->arr_type != GGUF_I8) || kv->n < 5)
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.precompiled_charsmap is not a byte array");
+    const uint8_t *b = kv->data;
+    uint32_t size = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    if ((uint64_t)size + 4 >= kv->n || size % 4 || size < 4 || b[kv->n - 1])
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.precompiled_charsmap is damaged (trie of %u bytes in %llu)",
+                        size, (unsigned long long)kv->n);
+    t->cmap = (charsmap){b + 4, size / 4, (const char *)b + 4 + size, kv->n - 4 - size};
+    return 0;
+}
+
 static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
-    attn_gguf_str *l;
-    int n, rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
+    attn_gguf_str *l = NULL;
+    int n = 0, rc = charsmap_load(t, f);
+    if (!rc) rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
     if (!rc && n && !(t->norm_steps = calloc((size_t)n, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i]);
+    for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i], &t->cmap);
     free(l), l = NULL; // a failed step skips the next str_list, which would set l
     if (!rc) rc = str_list(f, "attn.tokenizer.pre", &l, &n);
     if (!rc && n && !(t->pre = calloc((size_t)n, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
@@ -853,12 +944,16 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == ATTN_TOK_UNIGRAM) {
         if (!has_scores) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
-        t->uni_min = 0;
+        t->uni_min = t->ugm ? 3.4e38f : 0; // llama.cpp: the lowest of the normal pieces
         for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            int byte = t->type[id] == TT_BYTE && !t->ugm ? parse_byte_piece(t->piece[id]) : -1;
             if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-            if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
+            if (t->score[id] < t->uni_min && (!t->ugm || t->type[id] == TT_NORMAL)) t->uni_min = t->score[id];
         }
+        int v;
+        if (t->ugm && attn_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v)) t->add_space_prefix = 0;
+        if (t->ugm && !attn_gguf_get_bool(f, "tokenizer.ggml.remove_extra_whitespaces", &v)) t->ugm_merge_spaces = v;
+        if (t->ugm) strcpy(t->dec_space, SPACE_MARK), t->dec_strip_first = t->add_space_prefix;
     }
     int rc = t->kind == ATTN_TOK_UNIGRAM || t->kind == ATTN_TOK_WORDPIECE ? trie_build(t) : 0;
     if (rc) return rc;
@@ -1010,9 +1105,10 @@ int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_voc
     else if (model.len == 9 && !memcmp(model.s, "wordpiece", 9)) t->kind = ATTN_TOK_WORDPIECE;
     else if (model.len == 4 && !memcmp(model.s, "bert", 4)) t->kind = ATTN_TOK_WORDPIECE, t->wpm = 1;
     else if (model.len == 7 && !memcmp(model.s, "unigram", 7)) t->kind = ATTN_TOK_UNIGRAM;
+    else if (model.len == 2 && !memcmp(model.s, "t5", 2)) t->kind = ATTN_TOK_UNIGRAM, t->ugm = 1;
     else {
         free(t);
-        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, bert, bpe, wordpiece, unigram, char)",
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, bert, t5, bpe, wordpiece, unigram, char)",
                         (int)(model.len < 40 ? model.len : 40), model.s);
     }
     int rc = tok_build(t, f);
@@ -1506,7 +1602,8 @@ typedef struct { double score; int32_t id, from; } uni_node; // best path ending
 // One pre-token by Viterbi as Hugging Face's Unigram: at each character
 // boundary the best-scoring path; a character no piece starts is <unk>
 // (score: lowest - 10), runs of <unk> fused, then byte tokens when the
-// vocabulary has them. Ties keep the path found first.
+// vocabulary has them. Ties keep the path found first. As llama.cpp's UGM
+// (ugm): path scores kept as float, user-defined pieces score 0.
 static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
     if (!len) return 0;
     uni_node *best = malloc((len + 1) * sizeof *best);
@@ -1531,11 +1628,12 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
             int id = t->trie[node].id;
             if (id < 0 || !mergeable(t->type[id])) continue;
             single |= e - b == (size_t)k;
-            double sc = best[b].score + t->score[id];
-            if (best[e].id == -2 || sc > best[e].score) best[e] = (uni_node){sc, id, (int32_t)b};
+            double sc = best[b].score + (t->ugm && t->type[id] == TT_USER ? 0.0 : t->score[id]);
+            if (best[e].id == -2 || sc > best[e].score) best[e] = (uni_node){t->ugm ? (float)sc : sc, id, (int32_t)b};
         }
-        double sc = best[b].score + t->uni_min - 10.0;
-        if (!single && (best[b + k].id == -2 || sc > best[b + k].score)) best[b + k] = (uni_node){sc, t->unk, (int32_t)b};
+        double sc = best[b].score + (t->ugm ? (double)(float)(t->uni_min - 10.0f) : t->uni_min - 10.0);
+        if (!single && (best[b + k].id == -2 || sc > best[b + k].score))
+            best[b + k] = (uni_node){t->ugm ? (float)sc : sc, t->unk, (int32_t)b};
     }
     int n = 0;
     for (int32_t e = (int32_t)len; e > 0; e = best[e].from) path[n++] = e; // piece ends, last first
@@ -1556,8 +1654,45 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
     return rc;
 }
 
+// The longest user-defined piece s starts with: its length, 0 none.
+static size_t user_piece_len(const attn_tokenizer *t, const char *s, size_t n) {
+    size_t best = 0;
+    int32_t node = 0;
+    for (size_t i = 0; i < n && node >= 0;) {
+        node = trie_child(t, node, (uint8_t)s[i++]);
+        if (node >= 0 && t->trie[node].id >= 0 && t->type[t->trie[node].id] == TT_USER) best = i;
+    }
+    return best;
+}
+
+// llama.cpp's UGM normalization: user-defined pieces kept, the charsmap, then
+// each space to "▁"; a "▁" in front of the text (add_space_prefix), or with
+// remove_extra_whitespaces one in front of each run of non-spaces and no other.
+static int ugm_normalize(const attn_tokenizer *t, const char *s, size_t n, sbuf *out) {
+    int in_word = 0, prefixed = 0, rc = 0;
+    out->n = 0;
+    for (size_t pos = 0; pos < n && !rc;) {
+        const char *o = s + pos;
+        size_t on = user_piece_len(t, s + pos, n - pos);
+        pos += on ? on : charsmap_next(&t->cmap, s + pos, n - pos, &o, &on);
+        for (size_t i = 0; i < on && !rc; i++) {
+            if (o[i] == ' ') {
+                in_word = 0;
+                if (!t->ugm_merge_spaces) rc = sb_str(out, SPACE_MARK);
+                continue;
+            }
+            if (!in_word && ((t->add_space_prefix && !prefixed) || t->ugm_merge_spaces)) rc = sb_str(out, SPACE_MARK);
+            prefixed |= !in_word, in_word = 1;
+            if (!rc) rc = sb_add(out, o + i, 1);
+        }
+    }
+    return rc;
+}
+
 static int unigram_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    return each_piece(t, w, text, len, unigram_word);
+    if (!t->ugm) return each_piece(t, w, text, len, unigram_word);
+    int rc = ugm_normalize(t, text, len, &w->word);
+    return rc ? rc : unigram_word(t, w, w->word.p, w->word.n);
 }
 
 // ---------------------------------------------------------------- SentencePiece

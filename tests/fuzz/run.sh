@@ -36,6 +36,9 @@ done
 if [ -f build/tok-lcpp-vocab/bert.gguf ]; then # tests/tok/t_tok_lcpp_vocab.py's (llama.cpp's bert vocabulary)
     cp build/tok-lcpp-vocab/bert.gguf "$T/pipe_lcpp_bert.gguf"
 fi
+for m in t5 hf; do # tests/tok/t_tok_t5.py's: llama.cpp's t5 vocabulary, tokenizer.json with Precompiled
+    [ ! -f build/tok-t5/$m.gguf ] || cp build/tok-t5/$m.gguf "$T/pipe_spm_$m.gguf"
+done
 export ATTN_FUZZ_TOK_DIR="$PWD/$T" ATTN_FUZZ_SEEDS="$PWD/tests/fuzz/corpus_gguf"
 export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048 UBSAN_OPTIONS=print_stacktrace=1
 found=0
