@@ -897,44 +897,310 @@ static int charsmap_load(attn_tokenizer *t, const attn_gguf_file *f) {
     return 0;
 }
 
-static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
-    attn_gguf_str *l = NULL;
-    int n = 0, rc = charsmap_load(t, f);
-    if (!rc) rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
-    if (!rc && n && !(t->norm_steps = calloc((size_t)n, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i], &t->cmap);
-    free(l), l = NULL; // a failed step skips the next str_list, which would set l
-    if (!rc) rc = str_list(f, "attn.tokenizer.pre", &l, &n);
-    if (!rc && n && !(t->pre = calloc((size_t)n, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], l[i]);
-    free(l), l = NULL;
-    attn_gguf_str ds;
-    char f1[16];
-    if (!rc && !attn_gguf_get_str(f, "attn.tokenizer.decode_space", &ds)) {
-        if (!field(ds, 0, t->dec_space, sizeof t->dec_space)) rc = bad_step("attn.tokenizer.decode_space", ds);
-        t->dec_strip_first = field(ds, 1, f1, sizeof f1) && !strcmp(f1, "strip_first");
-    }
-    int v;
-    if (!attn_gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
-    attn_gguf_str wp;
-    strcpy(t->wp_prefix, "##");
-    if (!attn_gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &wp) && wp.len < sizeof t->wp_prefix)
-        snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)wp.len, wp.s);
-    int64_t mc;
-    t->wp_max_chars = !attn_gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
-    if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
-    if (t->wpm) t->wp_prefix[0] = 0, t->wp_max_chars = 1 << 30, strcpy(t->dec_space, SPACE_MARK);
-    if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &l, &n); // "ID\tFLAGS", FLAGS of l r w n
-    if (!rc && n && !(t->strip = calloc((size_t)t->n_tok, 1))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++) {
+// The pipeline's settings, from attn.tokenizer.* keys or from
+// tokenizer.huggingface.json (hf_pipeline): normalizer, pre-tokenizer and
+// added-token flag steps as tools/convert.py writes them ("ID\tFLAGS", FLAGS
+// of l r w n for the added tokens), the decoder's space, the model's flags.
+typedef struct {
+    attn_gguf_str *norm, *pre, *added;
+    int n_norm, n_pre, n_added;
+    attn_gguf_str dec, wp_prefix;
+    int has_dec, has_wp_prefix, ignore_merges;
+    int64_t wp_max; // 0: the default
+} pipe_src;
+
+static void pipe_src_free(pipe_src *p) { free(p->norm), free(p->pre), free(p->added); }
+
+static int pipe_from_gguf(const attn_gguf_file *f, pipe_src *p) {
+    int rc = str_list(f, "attn.tokenizer.normalizer", &p->norm, &p->n_norm), v;
+    if (!rc) rc = str_list(f, "attn.tokenizer.pre", &p->pre, &p->n_pre);
+    if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &p->added, &p->n_added);
+    p->has_dec = !attn_gguf_get_str(f, "attn.tokenizer.decode_space", &p->dec);
+    p->has_wp_prefix = !attn_gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &p->wp_prefix);
+    if (attn_gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &p->wp_max)) p->wp_max = 0;
+    p->ignore_merges = !attn_gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v) && v;
+    return rc;
+}
+
+static int added_load(attn_tokenizer *t, const attn_gguf_str *l, int n) {
+    if (n && !(t->strip = calloc((size_t)t->n_tok, 1))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; i < n; i++) {
         char f0[16], f1[8];
         long id = field(l[i], 0, f0, sizeof f0) ? strtol(f0, NULL, 10) : -1;
-        if (id < 0 || id >= t->n_tok || !field(l[i], 1, f1, sizeof f1)) rc = bad_step("attn.tokenizer.added_strip", l[i]);
-        else t->strip[id] = (uint8_t)((strchr(f1, 'l') ? AF_LSTRIP : 0) | (strchr(f1, 'r') ? AF_RSTRIP : 0) |
-                                      (strchr(f1, 'w') ? AF_SINGLE_WORD : 0) | (strchr(f1, 'n') ? AF_NORMALIZED : 0));
+        if (id < 0 || id >= t->n_tok || !field(l[i], 1, f1, sizeof f1)) return bad_step("attn.tokenizer.added_strip", l[i]);
+        t->strip[id] = (uint8_t)((strchr(f1, 'l') ? AF_LSTRIP : 0) | (strchr(f1, 'r') ? AF_RSTRIP : 0) |
+                                 (strchr(f1, 'w') ? AF_SINGLE_WORD : 0) | (strchr(f1, 'n') ? AF_NORMALIZED : 0));
     }
-    free(l);
-    return rc || !t->strip ? rc : ntok_setup(t);
+    return t->strip ? ntok_setup(t) : 0;
+}
+
+static int pipe_apply(attn_tokenizer *t, const pipe_src *p) {
+    int rc = 0;
+    if (p->n_norm && !(t->norm_steps = calloc((size_t)p->n_norm, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < p->n_norm; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], p->norm[i], &t->cmap);
+    if (!rc && p->n_pre && !(t->pre = calloc((size_t)p->n_pre, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < p->n_pre; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], p->pre[i]);
+    char f1[16];
+    if (!rc && p->has_dec) {
+        if (!field(p->dec, 0, t->dec_space, sizeof t->dec_space)) rc = bad_step("attn.tokenizer.decode_space", p->dec);
+        t->dec_strip_first = field(p->dec, 1, f1, sizeof f1) && !strcmp(f1, "strip_first");
+    }
+    t->ignore_merges = p->ignore_merges;
+    strcpy(t->wp_prefix, "##");
+    if (p->has_wp_prefix && p->wp_prefix.len < sizeof t->wp_prefix)
+        snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)p->wp_prefix.len, p->wp_prefix.s);
+    t->wp_max_chars = p->wp_max > 0 && p->wp_max < (1 << 30) ? (int)p->wp_max : 100;
+    if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
+    if (t->wpm) t->wp_prefix[0] = 0, t->wp_max_chars = 1 << 30, strcpy(t->dec_space, SPACE_MARK);
+    return rc ? rc : added_load(t, p->added, p->n_added);
+}
+
+// ---------------------------------------------------------------- tokenizer.huggingface.json
+// The pipeline of a GGUF that carries it only in the GGUF spec's
+// tokenizer.huggingface.json: each normalizer, pre-tokenizer, decoder and
+// model flag becomes the step tools/convert.py writes for it (as in its
+// _norm_steps, _pre_steps, _decode_space), read by the same step loaders.
+// Steps are collected one per line in a buffer.
+
+#define HF_WHERE "tokenizer.huggingface.json"
+#define HF_PUNCT "[\\p{P}!-/:-@\\[-`{-~]" // Rust: char::is_ascii_punctuation || Unicode P*
+#define HF_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
+static int hf_bad(const attn_json *j, int32_t node, const char *what) {
+    const attn_json_node *x = node >= 0 ? &j->node[node] : NULL;
+    return attn_err(ATTN_EINPUT, "tokenizer: %s: %s %.*s is not supported", HF_WHERE, what,
+                    x ? (int)(x->len < 60 ? x->len : 60) : 4, x ? x->s : "null");
+}
+
+// Appends string node's text as a step field: a regex's tab or newline escaped, another field's refused.
+static int hf_field(const attn_json *j, int32_t node, int regex, sbuf *b) {
+    size_t n;
+    char *v = attn_json_string(j, node, &n);
+    if (!v) return hf_bad(j, node, "a field");
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (v[i] == '\t' || v[i] == '\n') rc = regex ? sb_str(b, v[i] == '\t' ? "\\t" : "\\n") : hf_bad(j, node, "a field with a tab");
+        else rc = sb_add(b, v + i, 1);
+    }
+    free(v);
+    return rc;
+}
+
+// A Split/Replace pattern as a regex: Regex as it is, String escaped.
+static int hf_pattern(const attn_json *j, int32_t node, sbuf *b) {
+    int32_t p = attn_json_get(j, node, "pattern"), re = attn_json_get(j, p, "Regex"), str = attn_json_get(j, p, "String");
+    if (re >= 0) return hf_field(j, re, 1, b);
+    size_t n;
+    char *v = attn_json_string(j, str, &n);
+    int rc = !v || !n ? hf_bad(j, p, "pattern") : 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (v[i] && strchr("\\.^$|?*+()[]{}-/", v[i])) rc = sb_str(b, "\\");
+        if (!rc) rc = v[i] == '\t' ? sb_str(b, "\\t") : v[i] == '\n' ? sb_str(b, "\\n") : sb_add(b, v + i, 1);
+    }
+    free(v);
+    return rc;
+}
+
+static int hf_int(const attn_json *j, int32_t node, long dflt) {
+    char buf[24];
+    if (node < 0 || j->node[node].type != ATTN_JSON_NUM || j->node[node].len >= sizeof buf) return (int)dflt;
+    memcpy(buf, j->node[node].s, j->node[node].len), buf[j->node[node].len] = 0;
+    long v = strtol(buf, NULL, 10);
+    return v > -(1L << 30) && v < (1L << 30) ? (int)v : (int)dflt;
+}
+
+static int hf_end(sbuf *b) { return sb_add(b, "\n", 1); }
+static int hf_step(sbuf *b, const char *s) { return sb_str(b, s) || hf_end(b); }
+static int hf_get_bool(const attn_json *j, int32_t node, const char *key, int dflt) {
+    return attn_json_bool(j, attn_json_get(j, node, key), dflt);
+}
+
+// The members of a Sequence (key: "normalizers", "pretokenizers", "decoders") or the node alone.
+typedef int (*hf_one_fn)(const attn_json *j, int32_t node, sbuf *b);
+static int hf_each(const attn_json *j, int32_t node, const char *key, hf_one_fn one, sbuf *b, int depth) {
+    if (node < 0 || j->node[node].type == ATTN_JSON_NULL) return 0;
+    if (depth > 16) return hf_bad(j, node, "a Sequence nested this deep");
+    if (!attn_json_is(j, attn_json_get(j, node, "type"), "Sequence")) return one(j, node, b);
+    int32_t l = attn_json_get(j, node, key);
+    if (l < 0 || j->node[l].type != ATTN_JSON_ARR) return hf_bad(j, node, "a Sequence");
+    int rc = 0;
+    for (int32_t c = j->node[l].first; c >= 0 && !rc; c = j->node[c].next) rc = hf_each(j, c, key, one, b, depth + 1);
+    return rc;
+}
+
+static int hf_norm(const attn_json *j, int32_t n, sbuf *b) {
+    static const char *const same[] = {"NFC", "NFD", "NFKC", "NFKD"};
+    int32_t ty = attn_json_get(j, n, "type");
+    for (int k = 0; k < 4; k++)
+        if (attn_json_is(j, ty, same[k])) return hf_step(b, same[k]);
+    if (attn_json_is(j, ty, "Lowercase")) return hf_step(b, "lowercase");
+    if (attn_json_is(j, ty, "StripAccents")) return hf_step(b, "strip_accents");
+    if (attn_json_is(j, ty, "BertNormalizer")) { // Rust's order: clean, chinese, strip accents (NFD, Mn), lowercase
+        int lower = hf_get_bool(j, n, "lowercase", 1), strip = hf_get_bool(j, n, "strip_accents", lower);
+        return (hf_get_bool(j, n, "clean_text", 1) && hf_step(b, "bert_clean")) ||
+               (hf_get_bool(j, n, "handle_chinese_chars", 1) && hf_step(b, "bert_chinese")) ||
+               (strip && (hf_step(b, "NFD") || hf_step(b, "strip_mn"))) || (lower && hf_step(b, "lowercase"));
+    }
+    char st[16];
+    if (attn_json_is(j, ty, "Strip")) {
+        snprintf(st, sizeof st, "strip\t%d\t%d", hf_get_bool(j, n, "left", 1), hf_get_bool(j, n, "right", 1));
+        return hf_step(b, st);
+    }
+    if (attn_json_is(j, ty, "Replace"))
+        return sb_str(b, "replace\t") || hf_pattern(j, n, b) || sb_str(b, "\t") ||
+               hf_field(j, attn_json_get(j, n, "content"), 0, b) || hf_end(b);
+    if (attn_json_is(j, ty, "Prepend")) return sb_str(b, "prepend\t") || hf_field(j, attn_json_get(j, n, "prepend"), 0, b) || hf_end(b);
+    if (attn_json_is(j, ty, "Precompiled")) { // the charsmap itself: tokenizer.ggml.precompiled_charsmap
+        int32_t cm = attn_json_get(j, n, "precompiled_charsmap");
+        return cm < 0 || j->node[cm].type != ATTN_JSON_STR || j->node[cm].len <= 2 ? 0 : hf_step(b, "precompiled");
+    }
+    return hf_bad(j, ty, "normalizer");
+}
+
+static int hf_metaspace(const attn_json *j, int32_t n, sbuf *b, int split) {
+    int32_t r = attn_json_get(j, n, "replacement"), sc = attn_json_get(j, n, "prepend_scheme");
+    const char *scheme = attn_json_is(j, sc, "first") ? "first" : attn_json_is(j, sc, "never") ? "never"
+                       : sc >= 0 && j->node[sc].type == ATTN_JSON_STR ? "always"
+                       : hf_get_bool(j, n, "add_prefix_space", 1) ? "always" : "never";
+    if (r >= 0 ? hf_field(j, r, 0, b) : sb_str(b, SPACE_MARK)) return ATTN_EFAIL;
+    if (split < 0) return sb_str(b, strcmp(scheme, "never") ? "\tstrip_first" : "");
+    return sb_str(b, "\t") || sb_str(b, scheme) || sb_str(b, split ? "\t1" : "\t0");
+}
+
+static int hf_pre(const attn_json *j, int32_t n, sbuf *b) {
+    static const char *const beh[][2] = {{"Removed", "removed"}, {"Isolated", "isolated"},
+                                         {"MergedWithPrevious", "merged_with_previous"},
+                                         {"MergedWithNext", "merged_with_next"}, {"Contiguous", "contiguous"}};
+    int32_t ty = attn_json_get(j, n, "type"), bh = attn_json_get(j, n, "behavior");
+    const char *behavior = NULL;
+    for (int k = 0; k < 5; k++)
+        if (attn_json_is(j, bh, beh[k][0])) behavior = beh[k][1];
+    if (attn_json_is(j, ty, "Split")) {
+        if (!behavior) return hf_bad(j, bh, "Split behavior");
+        return sb_str(b, "split\t") || sb_str(b, behavior) || sb_str(b, hf_get_bool(j, n, "invert", 0) ? "\t1\t" : "\t0\t") ||
+               hf_pattern(j, n, b) || hf_end(b);
+    }
+    if (attn_json_is(j, ty, "Whitespace")) return hf_step(b, "split\tremoved\t1\t\\w+|[^\\w\\s]+");
+    if (attn_json_is(j, ty, "WhitespaceSplit")) return hf_step(b, "split\tremoved\t0\t\\s+");
+    if (attn_json_is(j, ty, "BertPreTokenizer")) return hf_step(b, "split\tremoved\t0\t\\s+") || hf_step(b, "split\tisolated\t0\t" HF_PUNCT);
+    if (attn_json_is(j, ty, "Punctuation"))
+        return sb_str(b, "split\t") || sb_str(b, behavior ? behavior : "isolated") || hf_step(b, "\t0\t" HF_PUNCT);
+    if (attn_json_is(j, ty, "Digits"))
+        return hf_step(b, hf_get_bool(j, n, "individual_digits", 0) ? "split\tisolated\t0\t\\p{N}" : "split\tisolated\t0\t\\p{N}+");
+    if (attn_json_is(j, ty, "Metaspace")) return sb_str(b, "metaspace\t") || hf_metaspace(j, n, b, hf_get_bool(j, n, "split", 1)) || hf_end(b);
+    if (attn_json_is(j, ty, "ByteLevel"))
+        return (hf_get_bool(j, n, "add_prefix_space", 0) && hf_step(b, "prepend\t ")) ||
+               (hf_get_bool(j, n, "use_regex", 1) && hf_step(b, "split\tisolated\t0\t" HF_GPT2));
+    return hf_bad(j, ty, "pre-tokenizer");
+}
+
+// The first decoder that says what decodes to a space: Metaspace, Replace(String -> " ").
+static int hf_dec(const attn_json *j, int32_t n, sbuf *b) {
+    if (b->n) return 0;
+    int32_t ty = attn_json_get(j, n, "type");
+    if (attn_json_is(j, ty, "Metaspace")) return hf_metaspace(j, n, b, -1);
+    int32_t s = attn_json_get(j, attn_json_get(j, n, "pattern"), "String");
+    if (attn_json_is(j, ty, "Replace") && attn_json_is(j, attn_json_get(j, n, "content"), " ") && s >= 0 && j->node[s].len > 2)
+        return hf_field(j, s, 0, b);
+    return 0;
+}
+
+// "ID\tFLAGS" of each added token with lstrip/rstrip/single_word/normalized
+// (normalized defaults to not special, as in Hugging Face's AddedToken).
+static int hf_added(const attn_json *j, int32_t list, sbuf *b) {
+    int rc = 0;
+    for (int32_t a = list >= 0 && j->node[list].type == ATTN_JSON_ARR ? j->node[list].first : -1; a >= 0 && !rc;
+         a = j->node[a].next) {
+        int id = hf_int(j, attn_json_get(j, a, "id"), -1);
+        char st[32];
+        int k = snprintf(st, sizeof st, "%d\t", id), k0 = k;
+        if (hf_get_bool(j, a, "lstrip", 0)) st[k++] = 'l';
+        if (hf_get_bool(j, a, "rstrip", 0)) st[k++] = 'r';
+        if (hf_get_bool(j, a, "single_word", 0)) st[k++] = 'w';
+        if (hf_get_bool(j, a, "normalized", !hf_get_bool(j, a, "special", 0))) st[k++] = 'n';
+        st[k] = 0;
+        if (id >= 0 && k > k0) rc = hf_step(b, st);
+    }
+    return rc;
+}
+
+// Lines of b[from .. to) as a list.
+static int hf_list(const sbuf *b, size_t from, size_t to, attn_gguf_str **out, int *n) {
+    *n = 0;
+    for (size_t i = from; i < to; i++) *n += b->p[i] == '\n';
+    if (*n > 256) return attn_err(ATTN_EINPUT, "tokenizer: %s: %d steps is too many", HF_WHERE, *n);
+    if (!(*out = malloc(((size_t)*n + 1) * sizeof **out))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    int k = 0;
+    for (size_t i = from, a = from; i < to; i++)
+        if (b->p[i] == '\n') (*out)[k++] = (attn_gguf_str){b->p + a, i - a}, a = i + 1;
+    return 0;
+}
+
+static int hf_sections(const attn_json *j, sbuf *b, size_t *cut) {
+    int32_t m = attn_json_get(j, 0, "model");
+    int rc = hf_each(j, attn_json_get(j, 0, "normalizer"), "normalizers", hf_norm, b, 0);
+    cut[0] = b->n;
+    if (!rc) rc = hf_each(j, attn_json_get(j, 0, "pre_tokenizer"), "pretokenizers", hf_pre, b, 0);
+    cut[1] = b->n;
+    if (!rc) rc = hf_added(j, attn_json_get(j, 0, "added_tokens"), b);
+    cut[2] = b->n;
+    if (!rc && attn_json_get(j, m, "continuing_subword_prefix") >= 0 &&
+        j->node[attn_json_get(j, m, "continuing_subword_prefix")].type == ATTN_JSON_STR)
+        rc = hf_field(j, attn_json_get(j, m, "continuing_subword_prefix"), 0, b);
+    cut[3] = b->n;
+    sbuf dec = {0};
+    if (!rc) rc = hf_each(j, attn_json_get(j, 0, "decoder"), "decoders", hf_dec, &dec, 0);
+    if (!rc && dec.n) rc = sb_add(b, dec.p, dec.n);
+    free(dec.p);
+    cut[4] = b->n;
+    return rc;
+}
+
+static int hf_pipeline(const attn_gguf_file *f, pipe_src *p, sbuf *b) {
+    attn_gguf_str js;
+    attn_json j;
+    if (attn_gguf_get_str(f, "tokenizer.huggingface.json", &js))
+        return attn_err(ATTN_EINPUT, "tokenizer: %s is not a string", HF_WHERE);
+    if (attn_json_parse(&j, js.s, js.len))
+        return attn_err(ATTN_EINPUT, "tokenizer: %s: %s", HF_WHERE, attn_errmsg());
+    size_t cut[5];
+    int32_t m = attn_json_get(&j, 0, "model");
+    int rc = hf_sections(&j, b, cut);
+    if (!rc) rc = hf_list(b, 0, cut[0], &p->norm, &p->n_norm);
+    if (!rc) rc = hf_list(b, cut[0], cut[1], &p->pre, &p->n_pre);
+    if (!rc) rc = hf_list(b, cut[1], cut[2], &p->added, &p->n_added);
+    if (!rc) {
+        p->has_wp_prefix = cut[3] > cut[2], p->wp_prefix = (attn_gguf_str){b->p + cut[2], cut[3] - cut[2]};
+        p->has_dec = cut[4] > cut[3], p->dec = (attn_gguf_str){b->p + cut[3], cut[4] - cut[3]};
+        p->wp_max = hf_int(&j, attn_json_get(&j, m, "max_input_chars_per_word"), 0);
+        p->ignore_merges = hf_get_bool(&j, m, "ignore_merges", 0);
+    }
+    attn_json_free(&j);
+    return rc;
+}
+
+// Whether the pipeline comes from tokenizer.huggingface.json: the file has it
+// and none of attn's pipeline keys, its model is one attn runs pipelines for
+// and it names no pre-tokenizer llama.cpp's way.
+static int pipe_wants_json(const attn_tokenizer *t, const attn_gguf_file *f) {
+    attn_gguf_str pre;
+    if (!attn_gguf_find(f, "tokenizer.huggingface.json") || attn_gguf_find(f, "attn.tokenizer.pre") ||
+        attn_gguf_find(f, "attn.tokenizer.normalizer") || t->ugm || t->wpm)
+        return 0;
+    if (t->kind != ATTN_TOK_GPT2 && t->kind != ATTN_TOK_BPE && t->kind != ATTN_TOK_UNIGRAM && t->kind != ATTN_TOK_WORDPIECE)
+        return 0;
+    return attn_gguf_get_str(f, "tokenizer.ggml.pre", &pre) || (pre.len == 13 && !memcmp(pre.s, "attn-pipeline", 13));
+}
+
+static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
+    pipe_src p = {0};
+    sbuf text = {0};
+    int rc = charsmap_load(t, f);
+    if (!rc) rc = pipe_wants_json(t, f) ? hf_pipeline(f, &p, &text) : pipe_from_gguf(f, &p);
+    if (!rc) rc = pipe_apply(t, &p);
+    pipe_src_free(&p);
+    free(text.p);
+    return rc;
 }
 
 // What each kind needs beyond the pieces: byte tokens, merges, GPT-2's

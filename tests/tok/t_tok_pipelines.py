@@ -388,6 +388,59 @@ def repeated_char_check():
         result(test, errs, "1 MB of one character, CPU: " + ", ".join(times))
 
 
+def gguf_without_attn_keys(src, dst):
+    """A vocabulary-only GGUF (no tensors) without its attn.tokenizer.* keys:
+    the pipeline is then only in tokenizer.huggingface.json."""
+    import struct
+    data = open(src, "rb").read()
+    n_tensors, n_kv = struct.unpack_from("<QQ", data, 8)
+    assert data[:4] == b"GGUF" and n_tensors == 0
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def value_end(t, i):
+        if t == 8:
+            return i + 8 + struct.unpack_from("<Q", data, i)[0]
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", data, i)
+            i += 12
+            for _ in range(n):
+                i = value_end(et, i)
+            return i
+        return i + sizes[t]
+
+    i, kept = 24, []
+    for _ in range(n_kv):
+        a = i
+        klen = struct.unpack_from("<Q", data, i)[0]
+        key = data[i + 8:i + 8 + klen].decode()
+        i = value_end(struct.unpack_from("<I", data, i + 8 + klen)[0], i + 12 + klen)
+        if not key.startswith("attn.tokenizer."):
+            kept.append(data[a:i])
+    with open(dst, "wb") as f:
+        f.write(data[:8] + struct.pack("<QQ", 0, len(kept)) + b"".join(kept))
+
+
+def hf_json_only_check(tmp, lines, corpus):
+    """tok_huggingface_json_only: each pipeline's GGUF without attn's keys."""
+    bad, n = [], 0
+    for name in PIPELINES:
+        src, dst = os.path.join(tmp, name + ".gguf"), os.path.join(tmp, name + "_hfjson.gguf")
+        gguf_without_attn_keys(src, dst)
+        got = subprocess.run([ATTN, "tokenize", "-m", dst, "--ids-only", "--no-bos", "-f", corpus],
+                             capture_output=True, text=True)
+        want = open(os.path.join(tmp, name + ".ref")).read().split("\n")[:-1]
+        have = got.stdout.split("\n")[:-1]
+        if got.returncode:
+            bad.append("%s: attn tokenize: %s" % (name, got.stderr.strip()[-200:]))
+            continue
+        diff = [i for i in range(len(lines)) if i >= len(have) or have[i] != want[i]]
+        n += len(lines) - len(diff)
+        bad += ["%s line %d %r: attn [%s] transformers [%s]" % (name, i + 1, lines[i][:40], have[i][:80] if i < len(
+            have) else "", want[i][:80]) for i in diff[:1]]
+    result("tok_huggingface_json_only", bad, "%d pipelines, %d/%d lines identical to @huggingface/transformers with "
+           "the pipeline read from tokenizer.huggingface.json alone" % (len(PIPELINES), n, len(lines) * len(PIPELINES)))
+
+
 def main():
     repeated_char_check()
     if not shutil.which("node"):
@@ -459,6 +512,7 @@ def main():
             errs.append(e)
             detail = ""
         result(test, errs, detail)
+    hf_json_only_check(tmp, lines, corpus)
     single_word_check(tmp, lines, words, cached)
 
 

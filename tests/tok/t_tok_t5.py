@@ -8,18 +8,20 @@ piece) on tests/data/tokenizer_corpus.txt, then
     tokenizer (tests/tok/lcpp_tok_lines.c on libllama, one line at a time as
     attn's --ids-only does: llama.cpp keeps path scores as float, so a whole
     text would tie-break differently from its lines) and by attn: 100%;
-  - tok_precompiled_hf: a tokenizer.json as Hugging
-    Face's converter writes one for it (Precompiled normalizer, Replace,
-    WhitespaceSplit + Metaspace, Unigram), through tools/convert.py: every
-    line identical to sentencepiece's own encode (100%), and the count
-    identical to @huggingface/transformers, whose Precompiled does not read
-    the charsmap (it runs NFKC and a few replacements instead): lines where
-    it departs are named, not failed.
+  - tok_precompiled_hf: a tokenizer.json as Hugging Face's converter
+    writes one for it (Precompiled normalizer, Replace, WhitespaceSplit +
+    Metaspace, Unigram), through tools/convert.py: each line identical to
+    @huggingface/transformers, or, where transformers.js departs (its
+    Precompiled does not read the charsmap: it runs NFKC and a few
+    replacements), to sentencepiece's own encode of the line (attn with
+    --no-special: sentencepiece reads "<s>" as text). Lines holding U+0085 or
+    U+FEFF are left out: Rust's WhitespaceSplit drops them, JavaScript's \s
+    and sentencepiece keep them.
 Needs python3 sentencepiece; llama.cpp parts need LCPP_BIN/libllama.so,
 ../shared/ref/llama.cpp (headers, gguf-py)."""
 import base64
+import importlib.util
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -185,14 +187,11 @@ def hf_check(tmp, sp, ns, all_lines):
 
 
 def main():
-    try:
-        import sentencepiece  # noqa: F401
-    except ImportError as e:
-        return skip("tok_t5", "python3 sentencepiece cannot be imported (%s)" % e)
+    if importlib.util.find_spec("sentencepiece") is None:
+        return skip("tok_t5", "python3 sentencepiece is not installed")
     tmp = os.path.join(ROOT, os.environ.get("B") or "build", "tok-t5")
     os.makedirs(tmp, exist_ok=True)
-    with open(CORPUS, encoding="utf-8", newline="") as f:
-        lines = f.read().split("\n")[:-1]
+    lines = open(CORPUS, encoding="utf-8", newline="").read().split("\n")[:-1]
     corpus = os.path.join(tmp, "corpus.txt")
     with open(corpus, "w", encoding="utf-8", newline="") as f:
         f.write("".join(l + "\n" for l in lines))
