@@ -45,6 +45,22 @@ int attn_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp);
 // Encode code point cp (at most U+10FFFF) as 1-4 bytes at out; returns how many.
 int attn_utf8_encode(char *out, uint32_t cp);
 
+// JSON (attn_json.c): a document parsed into nodes in one linear pass
+// (nesting up to 128). A container's children are first, then each next;
+// an object's children are key, value, key, value... s/len: the node's text
+// in the document (a string with its quotes).
+enum { ATTN_JSON_NULL, ATTN_JSON_BOOL, ATTN_JSON_NUM, ATTN_JSON_STR, ATTN_JSON_ARR, ATTN_JSON_OBJ };
+typedef struct { uint8_t type; int32_t next, first; uint32_t n; const char *s; size_t len; } attn_json_node;
+typedef struct { attn_json_node *node; size_t n, cap; } attn_json; // node 0: the document's value
+int attn_json_parse(attn_json *j, const char *s, size_t n);
+void attn_json_free(attn_json *j);
+int32_t attn_json_get(const attn_json *j, int32_t obj, const char *key); // the member's value, -1 none
+char *attn_json_string(const attn_json *j, int32_t node, size_t *len);     // unescaped (malloc), NULL: not a string
+int attn_json_bool(const attn_json *j, int32_t node, int dflt);
+int attn_json_is(const attn_json *j, int32_t node, const char *str);     // a string spelled exactly str
+// Unescapes the n bytes of a JSON string's inside into out (at least n + 1 bytes): its length.
+size_t attn_json_unescape(char *out, const char *p, size_t n);
+
 // ---------------------------------------------------------------- GGUF v3
 // Value types as in the GGUF spec.
 enum {

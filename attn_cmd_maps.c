@@ -223,42 +223,13 @@ static int npy4_open(const char *path, int64_t dims[4], FILE **out) {
     return 0;
 }
 
-// Exactly 4 hex digits at p into *v (sscanf's %4x would also take a sign,
-// spaces or fewer digits, and the caller skips 4 characters).
-static int hex4(const char *p, unsigned *v) {
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return 0;
-        *v = *v << 4 | (unsigned)d;
-    }
-    return 1;
-}
-
 // The JSON string literal at *s (advanced past it) into a malloc'ed string.
 static char *json_string(const char **s) {
     const char *p = *s + 1, *e = p;
     while (*e && *e != '"') e += *e == '\\' && e[1] ? 2 : 1; // this string only: parsing stays linear
-    char *out = malloc((size_t)(e - p) + 1), *o = out; // escapes never grow
-    if (!out) return NULL;
-    while (*p && *p != '"') {
-        if (*p != '\\') { *o++ = *p++; continue; }
-        char e = *++p;
-        if (!e) break; // a backslash at the end of the text
-        p++;
-        if (e == 'u') {
-            unsigned c = 0, c2 = 0;
-            if (!hex4(p, &c)) break;
-            p += 4;
-            if (c >= 0xD800 && c < 0xDC00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &c2) &&
-                c2 >= 0xDC00 && c2 < 0xE000)
-                c = 0x10000 + ((c - 0xD800) << 10) + (c2 - 0xDC00), p += 6;
-            o += attn_utf8_encode(o, c >= 0xD800 && c < 0xE000 ? 0xFFFD : c);
-        } else *o++ = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
-    }
-    *o = 0;
-    *s = *p ? p + 1 : p;
+    char *out = malloc((size_t)(e - p) + 1); // escapes never grow
+    if (out) attn_json_unescape(out, p, (size_t)(e - p));
+    *s = *e ? e + 1 : e;
     return out;
 }
 

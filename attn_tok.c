@@ -37,6 +37,10 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5
 
 typedef struct { int32_t left, right, rank, result; } merge_slot; // left = -1: empty
 
+// A byte trie node: the piece that ends here (the first of equal pieces, -1
+// none) and its children, nodes first .. first + n - 1, in byte order.
+typedef struct { int32_t id, first; uint16_t n; uint8_t byte; } trie_node;
+
 // A pre-tokenizer step (Hugging Face's): split every piece by a regex, the
 // matches (or with invert the rest) being the delimiters, which behavior
 // removes, isolates or merges; Metaspace (spaces to the replacement, a
@@ -50,11 +54,24 @@ typedef struct {
     char str[64]; // Metaspace replacement, prepended string
 } pre_step;
 
+// A SentencePiece precompiled charsmap (tokenizer.ggml.precompiled_charsmap,
+// tokenizer.json's Precompiled normalizer): u32 size of the trie, the trie
+// (a XOR-compressed double array of u32 units over bytes), NUL-terminated
+// replacement strings. The longest prefix the trie holds is replaced.
+typedef struct {
+    const uint8_t *units; // [n_units] little-endian u32, inside the GGUF file
+    uint32_t n_units;
+    const char *str;      // replacements; the blob ends with a NUL
+    size_t n_str;
+} charsmap;
+
 // A normalizer step: NORM_* forms, lowercase, strip, replace, prepend.
-enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND, NS_STRIP_ACCENTS, NS_STRIP_MN, NS_BERT_CLEAN, NS_BERT_CHINESE };
+enum { NS_FORM, NS_LOWER, NS_STRIP, NS_REPLACE, NS_PREPEND, NS_PRECOMPILED, NS_STRIP_ACCENTS, NS_STRIP_MN, NS_BERT_CLEAN,
+       NS_BERT_CHINESE };
 typedef struct {
     uint8_t kind, form, left, right;
     attn_regex *re;
+    const charsmap *cm; // NS_PRECOMPILED: the tokenizer's
     char str[64]; // replacement content, prepended string
 } norm_step;
 
@@ -84,7 +101,11 @@ struct attn_tokenizer {
     char dec_space[8];      // BPE: a piece's replacement character that decodes to a space
     int dec_strip_first;    // BPE: the first token's leading space is dropped (Metaspace prepend)
     float uni_min;          // Unigram: lowest piece score (unk scores 10 below it)
-    int uni_maxlen;         // Unigram, WordPiece: longest piece in bytes
+    int ugm;                // Unigram as llama.cpp's "t5" vocabulary (its UGM tokenizer)
+    int ugm_merge_spaces;   // t5: tokenizer.ggml.remove_extra_whitespaces
+    charsmap cmap;          // tokenizer.ggml.precompiled_charsmap (n_units 0: none)
+    trie_node *trie;        // Unigram, WordPiece: every piece by its bytes (node 0: "")
+    int32_t trie_root[256]; // the children of node 0 by byte, -1 none
     uint8_t *strip;         // [n_tok] or NULL: added-token flags AF_*
     int32_t *ntok;          // added tokens matched in the normalized text, longest first
     uint32_t *ntok_off;     // [n_ntok + 1] their normalized text: ntok_text[ntok_off[i] .. ntok_off[i+1])
@@ -292,7 +313,61 @@ static int norm_chars(const norm_step *st, const char *text, size_t n, sbuf *out
 }
 
 // One normalizer step that is not a Unicode form, text -> out.
+static uint32_t cm_unit(const charsmap *c, uint32_t i) {
+    const uint8_t *u = c->units + 4 * (size_t)i;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+static uint32_t cm_base(uint32_t u) { return (u >> 10) << ((u & (1u << 9)) >> 6); }
+
+// The longest prefix of s[0 .. n) (up to a NUL) the charsmap replaces: its
+// length, 0 none, and *rep its NUL-terminated replacement. Each unit: BASE in
+// bits 10-30 (shifted by 8 when bit 9 is set), LEAF bit 8, LCHECK bits 0-7
+// and 31; a leaf's BASE leads to the unit holding the replacement's offset.
+static size_t charsmap_prefix(const charsmap *c, const char *s, size_t n, const char **rep) {
+    size_t best = 0;
+    if (!c->n_units) return 0;
+    uint32_t node = cm_base(cm_unit(c, 0));
+    for (size_t i = 0; i < n && s[i]; i++) {
+        uint8_t b = (uint8_t)s[i];
+        node ^= b;
+        if (node >= c->n_units) break;
+        uint32_t u = cm_unit(c, node);
+        if ((u & 0x800000FFu) != b) break; // not a child
+        node ^= cm_base(u);
+        if (!(u >> 8 & 1) || node >= c->n_units) continue;
+        uint32_t v = cm_unit(c, node) & 0x7FFFFFFFu;
+        if (v < c->n_str) best = i + 1, *rep = c->str + v;
+    }
+    return best;
+}
+
+// One step of the charsmap at s[0 .. n), n > 0: the text it becomes (*out,
+// *out_n) and the bytes it consumes. A character the charsmap does not
+// replace stays; an invalid byte becomes U+FFFD, as in sentencepiece.
+static size_t charsmap_next(const charsmap *c, const char *s, size_t n, const char **out, size_t *out_n) {
+    size_t k = charsmap_prefix(c, s, n, out);
+    if (k) {
+        *out_n = strlen(*out); // the blob ends with a NUL (charsmap_load)
+        return k;
+    }
+    uint32_t cp;
+    int m = attn_utf8_decode((const uint8_t *)s, n, &cp);
+    if (m < 0) *out = "\xEF\xBF\xBD", *out_n = 3, m = 1;
+    else *out = s, *out_n = (size_t)m;
+    return (size_t)m;
+}
+
 static int norm_other(const norm_step *st, const char *text, size_t n, sbuf *out) {
+    if (st->kind == NS_PRECOMPILED) {
+        out->n = 0;
+        int rc = sb_add(out, "", 0);
+        for (size_t pos = 0, on; pos < n && !rc;) {
+            const char *o;
+            pos += charsmap_next(st->cm, text + pos, n - pos, &o, &on);
+            rc = sb_add(out, o, on);
+        }
+        return rc;
+    }
     out->n = 0;
     int rc = sb_add(out, "", 0);
     if (st->kind >= NS_STRIP_MN) return rc || norm_chars(st, text, n, out);
@@ -382,6 +457,74 @@ static const merge_slot *merge_find(const attn_tokenizer *t, int32_t a, int32_t 
         if (m->left < 0) return NULL;
         if (m->left == a && m->right == b) return m;
     }
+}
+
+// ---------------------------------------------------------------- piece trie
+// Unigram and WordPiece look up every piece that starts at a position: one
+// walk down the trie instead of hashing each prefix (which made a long run of
+// one character cost the square of the longest piece per position).
+
+typedef struct { attn_gguf_str p; int32_t id; } trie_key;
+static int cmp_piece(const void *a, const void *b) {
+    const trie_key *x = a, *y = b;
+    int c = memcmp(x->p.s, y->p.s, x->p.len < y->p.len ? x->p.len : y->p.len);
+    if (c) return c;
+    if (x->p.len != y->p.len) return x->p.len < y->p.len ? -1 : 1;
+    return x->id < y->id ? -1 : 1; // the first of equal pieces first
+}
+
+static int32_t trie_child(const attn_tokenizer *t, int32_t node, uint8_t b) {
+    if (!node) return t->trie_root[b];
+    const trie_node *p = &t->trie[node];
+    int32_t lo = p->first, hi = p->first + p->n;
+    while (lo < hi) { // binary search of the children, in byte order
+        int32_t mid = lo + (hi - lo) / 2;
+        if (t->trie[mid].byte < b) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < p->first + p->n && t->trie[lo].byte == b ? lo : -1;
+}
+
+// Nodes in breadth-first order from the sorted pieces: node i covers the
+// pieces sorted[lo[i] .. hi[i]), which share its depth[i] first bytes.
+static void trie_fill(attn_tokenizer *t, const trie_key *sorted, uint32_t *lo, uint32_t *hi, uint32_t *depth) {
+    int32_t n_nodes = 1;
+    for (int32_t i = 0; i < n_nodes; i++) {
+        trie_node *p = &t->trie[i];
+        uint32_t a = lo[i], d = depth[i];
+        p->first = n_nodes, p->n = 0;
+        if (a < hi[i] && sorted[a].p.len == d) p->id = sorted[a].id;
+        while (a < hi[i] && sorted[a].p.len == d) a++;
+        while (a < hi[i]) { // one child per next byte
+            uint8_t b = (uint8_t)sorted[a].p.s[d];
+            uint32_t e = a;
+            while (e < hi[i] && (uint8_t)sorted[e].p.s[d] == b) e++;
+            t->trie[n_nodes] = (trie_node){-1, 0, 0, b};
+            lo[n_nodes] = a, hi[n_nodes] = e, depth[n_nodes] = d + 1;
+            n_nodes++, p->n++, a = e;
+        }
+    }
+    for (int b = 0; b < 256; b++) t->trie_root[b] = -1;
+    for (int32_t c = 0; c < t->trie[0].n; c++) t->trie_root[t->trie[1 + c].byte] = 1 + c;
+}
+
+static int trie_build(attn_tokenizer *t) {
+    size_t bytes = 1;
+    for (int id = 0; id < t->n_tok; id++) bytes += t->piece[id].len;
+    if (bytes >= (1u << 31)) return attn_err(ATTN_EINPUT, "tokenizer: the pieces are too long (%zu bytes)", bytes);
+    trie_key *sorted = malloc((size_t)t->n_tok * sizeof *sorted);
+    uint32_t *lo = malloc(bytes * sizeof *lo), *hi = malloc(bytes * sizeof *hi), *depth = malloc(bytes * sizeof *depth);
+    t->trie = malloc(bytes * sizeof *t->trie);
+    int rc = !sorted || !lo || !hi || !depth || !t->trie ? attn_err(ATTN_EFAIL, "tokenizer: out of memory") : 0;
+    if (!rc) {
+        for (int id = 0; id < t->n_tok; id++) sorted[id] = (trie_key){t->piece[id], id};
+        qsort(sorted, (size_t)t->n_tok, sizeof *sorted, cmp_piece);
+        lo[0] = 0, hi[0] = (uint32_t)t->n_tok, depth[0] = 0;
+        t->trie[0] = (trie_node){-1, 0, 0, 0};
+        trie_fill(t, sorted, lo, hi, depth);
+    }
+    free(sorted), free(lo), free(hi), free(depth);
+    return rc;
 }
 
 // ---------------------------------------------------------------- load
@@ -637,7 +780,7 @@ static int bad_step(const char *key, attn_gguf_str s) {
     return attn_err(ATTN_EINPUT, "tokenizer: %s step '%.*s' is not supported", key, (int)(s.len < 60 ? s.len : 60), s.s);
 }
 
-static int norm_step_load(norm_step *st, attn_gguf_str s) {
+static int norm_step_load(norm_step *st, attn_gguf_str s, const charsmap *cm) {
     static const char *const forms[] = {"", "NFD", "NFKD", "NFC", "NFKC"};
     char f0[16], f1[4096], f2[64];
     if (!field(s, 0, f0, sizeof f0)) return bad_step("attn.tokenizer.normalizer", s);
@@ -648,6 +791,11 @@ static int norm_step_load(norm_step *st, attn_gguf_str s) {
     if (!strcmp(f0, "strip_mn")) { st->kind = NS_STRIP_MN; return 0; }
     if (!strcmp(f0, "bert_clean")) { st->kind = NS_BERT_CLEAN; return 0; }
     if (!strcmp(f0, "bert_chinese")) { st->kind = NS_BERT_CHINESE; return 0; }
+    if (!strcmp(f0, "precompiled")) {
+        st->kind = NS_PRECOMPILED, st->cm = cm;
+        if (!cm->n_units) return attn_err(ATTN_EINPUT, "tokenizer: a precompiled normalizer step but no tokenizer.ggml.precompiled_charsmap");
+        return 0;
+    }
     if (!strcmp(f0, "strip") && field(s, 1, f1, sizeof f1) && field(s, 2, f2, sizeof f2)) {
         st->kind = NS_STRIP, st->left = f1[0] == '1', st->right = f2[0] == '1';
         return 0;
@@ -734,43 +882,325 @@ static int str_list(const attn_gguf_file *f, const char *key, attn_gguf_str **ou
     return 0;
 }
 
-static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
-    attn_gguf_str *l;
-    int n, rc = str_list(f, "attn.tokenizer.normalizer", &l, &n);
-    if (!rc && n && !(t->norm_steps = calloc((size_t)n, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], l[i]);
-    free(l), l = NULL; // a failed step skips the next str_list, which would set l
-    if (!rc) rc = str_list(f, "attn.tokenizer.pre", &l, &n);
-    if (!rc && n && !(t->pre = calloc((size_t)n, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], l[i]);
-    free(l), l = NULL;
-    attn_gguf_str ds;
-    char f1[16];
-    if (!rc && !attn_gguf_get_str(f, "attn.tokenizer.decode_space", &ds)) {
-        if (!field(ds, 0, t->dec_space, sizeof t->dec_space)) rc = bad_step("attn.tokenizer.decode_space", ds);
-        t->dec_strip_first = field(ds, 1, f1, sizeof f1) && !strcmp(f1, "strip_first");
-    }
-    int v;
-    if (!attn_gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v)) t->ignore_merges = v;
-    attn_gguf_str wp;
-    strcpy(t->wp_prefix, "##");
-    if (!attn_gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &wp) && wp.len < sizeof t->wp_prefix)
-        snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)wp.len, wp.s);
-    int64_t mc;
-    t->wp_max_chars = !attn_gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &mc) && mc > 0 && mc < (1 << 30) ? (int)mc : 100;
-    if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
-    if (t->wpm) t->wp_prefix[0] = 0, t->wp_max_chars = 1 << 30, strcpy(t->dec_space, SPACE_MARK);
-    if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &l, &n); // "ID\tFLAGS", FLAGS of l r w n
-    if (!rc && n && !(t->strip = calloc((size_t)t->n_tok, 1))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
-    for (int i = 0; !rc && i < n; i++) {
+// tokenizer.ggml.precompiled_charsmap, when there, into t->cmap.
+static int charsmap_load(attn_tokenizer *t, const attn_gguf_file *f) {
+    const attn_gguf_kv *kv = attn_gguf_find(f, "tokenizer.ggml.precompiled_charsmap");
+    if (!kv) return 0;
+    if (kv->type != GGUF_ARRAY || (kv->arr_type != GGUF_U8 && kv->arr_type != GGUF_I8) || kv->n < 5)
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.precompiled_charsmap is not a byte array");
+    const uint8_t *b = kv->data;
+    uint32_t size = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    if ((uint64_t)size + 4 >= kv->n || size % 4 || size < 4 || b[kv->n - 1])
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.precompiled_charsmap is damaged (trie of %u bytes in %llu)",
+                        size, (unsigned long long)kv->n);
+    t->cmap = (charsmap){b + 4, size / 4, (const char *)b + 4 + size, kv->n - 4 - size};
+    return 0;
+}
+
+// The pipeline's settings, from attn.tokenizer.* keys or from
+// tokenizer.huggingface.json (hf_pipeline): normalizer, pre-tokenizer and
+// added-token flag steps as tools/convert.py writes them ("ID\tFLAGS", FLAGS
+// of l r w n for the added tokens), the decoder's space, the model's flags.
+typedef struct {
+    attn_gguf_str *norm, *pre, *added;
+    int n_norm, n_pre, n_added;
+    attn_gguf_str dec, wp_prefix;
+    int has_dec, has_wp_prefix, ignore_merges;
+    int64_t wp_max; // 0: the default
+} pipe_src;
+
+static void pipe_src_free(pipe_src *p) { free(p->norm), free(p->pre), free(p->added); }
+
+static int pipe_from_gguf(const attn_gguf_file *f, pipe_src *p) {
+    int rc = str_list(f, "attn.tokenizer.normalizer", &p->norm, &p->n_norm), v;
+    if (!rc) rc = str_list(f, "attn.tokenizer.pre", &p->pre, &p->n_pre);
+    if (!rc) rc = str_list(f, "attn.tokenizer.added_strip", &p->added, &p->n_added);
+    p->has_dec = !attn_gguf_get_str(f, "attn.tokenizer.decode_space", &p->dec);
+    p->has_wp_prefix = !attn_gguf_get_str(f, "attn.tokenizer.wordpiece_prefix", &p->wp_prefix);
+    if (attn_gguf_get_i64(f, "attn.tokenizer.wordpiece_max_chars", &p->wp_max)) p->wp_max = 0;
+    p->ignore_merges = !attn_gguf_get_bool(f, "attn.tokenizer.ignore_merges", &v) && v;
+    return rc;
+}
+
+static int added_load(attn_tokenizer *t, const attn_gguf_str *l, int n) {
+    if (n && !(t->strip = calloc((size_t)t->n_tok, 1))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; i < n; i++) {
         char f0[16], f1[8];
         long id = field(l[i], 0, f0, sizeof f0) ? strtol(f0, NULL, 10) : -1;
-        if (id < 0 || id >= t->n_tok || !field(l[i], 1, f1, sizeof f1)) rc = bad_step("attn.tokenizer.added_strip", l[i]);
-        else t->strip[id] = (uint8_t)((strchr(f1, 'l') ? AF_LSTRIP : 0) | (strchr(f1, 'r') ? AF_RSTRIP : 0) |
-                                      (strchr(f1, 'w') ? AF_SINGLE_WORD : 0) | (strchr(f1, 'n') ? AF_NORMALIZED : 0));
+        if (id < 0 || id >= t->n_tok || !field(l[i], 1, f1, sizeof f1)) return bad_step("attn.tokenizer.added_strip", l[i]);
+        t->strip[id] = (uint8_t)((strchr(f1, 'l') ? AF_LSTRIP : 0) | (strchr(f1, 'r') ? AF_RSTRIP : 0) |
+                                 (strchr(f1, 'w') ? AF_SINGLE_WORD : 0) | (strchr(f1, 'n') ? AF_NORMALIZED : 0));
     }
-    free(l);
-    return rc || !t->strip ? rc : ntok_setup(t);
+    return t->strip ? ntok_setup(t) : 0;
+}
+
+static int pipe_apply(attn_tokenizer *t, const pipe_src *p) {
+    int rc = 0;
+    if (p->n_norm && !(t->norm_steps = calloc((size_t)p->n_norm, sizeof *t->norm_steps))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < p->n_norm; i++, t->n_norm++) rc = norm_step_load(&t->norm_steps[i], p->norm[i], &t->cmap);
+    if (!rc && p->n_pre && !(t->pre = calloc((size_t)p->n_pre, sizeof *t->pre))) rc = attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    for (int i = 0; !rc && i < p->n_pre; i++, t->n_pre++) rc = pre_step_load(&t->pre[i], p->pre[i]);
+    char f1[16];
+    if (!rc && p->has_dec) {
+        if (!field(p->dec, 0, t->dec_space, sizeof t->dec_space)) rc = bad_step("attn.tokenizer.decode_space", p->dec);
+        t->dec_strip_first = field(p->dec, 1, f1, sizeof f1) && !strcmp(f1, "strip_first");
+    }
+    t->ignore_merges = p->ignore_merges;
+    strcpy(t->wp_prefix, "##");
+    if (p->has_wp_prefix && p->wp_prefix.len < sizeof t->wp_prefix)
+        snprintf(t->wp_prefix, sizeof t->wp_prefix, "%.*s", (int)p->wp_prefix.len, p->wp_prefix.s);
+    t->wp_max_chars = p->wp_max > 0 && p->wp_max < (1 << 30) ? (int)p->wp_max : 100;
+    if (t->kind == ATTN_TOK_WORDPIECE) t->dec_strip_first = 1;
+    if (t->wpm) t->wp_prefix[0] = 0, t->wp_max_chars = 1 << 30, strcpy(t->dec_space, SPACE_MARK);
+    return rc ? rc : added_load(t, p->added, p->n_added);
+}
+
+// ---------------------------------------------------------------- tokenizer.huggingface.json
+// The pipeline of a GGUF that carries it only in the GGUF spec's
+// tokenizer.huggingface.json: each normalizer, pre-tokenizer, decoder and
+// model flag becomes the step tools/convert.py writes for it (as in its
+// _norm_steps, _pre_steps, _decode_space), read by the same step loaders.
+// Steps are collected one per line in a buffer.
+
+#define HF_WHERE "tokenizer.huggingface.json"
+#define HF_PUNCT "[\\p{P}!-/:-@\\[-`{-~]" // Rust: char::is_ascii_punctuation || Unicode P*
+#define HF_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
+static int hf_bad(const attn_json *j, int32_t node, const char *what) {
+    const attn_json_node *x = node >= 0 ? &j->node[node] : NULL;
+    return attn_err(ATTN_EINPUT, "tokenizer: %s: %s %.*s is not supported", HF_WHERE, what,
+                    x ? (int)(x->len < 60 ? x->len : 60) : 4, x ? x->s : "null");
+}
+
+// Appends string node's text as a step field: a regex's tab or newline escaped, another field's refused.
+static int hf_field(const attn_json *j, int32_t node, int regex, sbuf *b) {
+    size_t n;
+    char *v = attn_json_string(j, node, &n);
+    if (!v) return hf_bad(j, node, "a field");
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (v[i] == '\t' || v[i] == '\n') rc = regex ? sb_str(b, v[i] == '\t' ? "\\t" : "\\n") : hf_bad(j, node, "a field with a tab");
+        else rc = sb_add(b, v + i, 1);
+    }
+    free(v);
+    return rc;
+}
+
+// A Split/Replace pattern as a regex: Regex as it is, String escaped.
+static int hf_pattern(const attn_json *j, int32_t node, sbuf *b) {
+    int32_t p = attn_json_get(j, node, "pattern"), re = attn_json_get(j, p, "Regex"), str = attn_json_get(j, p, "String");
+    if (re >= 0) return hf_field(j, re, 1, b);
+    size_t n;
+    char *v = attn_json_string(j, str, &n);
+    int rc = !v || !n ? hf_bad(j, p, "pattern") : 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (v[i] && strchr("\\.^$|?*+()[]{}-/", v[i])) rc = sb_str(b, "\\");
+        if (!rc) rc = v[i] == '\t' ? sb_str(b, "\\t") : v[i] == '\n' ? sb_str(b, "\\n") : sb_add(b, v + i, 1);
+    }
+    free(v);
+    return rc;
+}
+
+static int hf_int(const attn_json *j, int32_t node, long dflt) {
+    char buf[24];
+    if (node < 0 || j->node[node].type != ATTN_JSON_NUM || j->node[node].len >= sizeof buf) return (int)dflt;
+    memcpy(buf, j->node[node].s, j->node[node].len), buf[j->node[node].len] = 0;
+    long v = strtol(buf, NULL, 10);
+    return v > -(1L << 30) && v < (1L << 30) ? (int)v : (int)dflt;
+}
+
+static int hf_end(sbuf *b) { return sb_add(b, "\n", 1); }
+static int hf_step(sbuf *b, const char *s) { return sb_str(b, s) || hf_end(b); }
+static int hf_get_bool(const attn_json *j, int32_t node, const char *key, int dflt) {
+    return attn_json_bool(j, attn_json_get(j, node, key), dflt);
+}
+
+// The members of a Sequence (key: "normalizers", "pretokenizers", "decoders") or the node alone.
+typedef int (*hf_one_fn)(const attn_json *j, int32_t node, sbuf *b);
+static int hf_each(const attn_json *j, int32_t node, const char *key, hf_one_fn one, sbuf *b, int depth) {
+    if (node < 0 || j->node[node].type == ATTN_JSON_NULL) return 0;
+    if (depth > 16) return hf_bad(j, node, "a Sequence nested this deep");
+    if (!attn_json_is(j, attn_json_get(j, node, "type"), "Sequence")) return one(j, node, b);
+    int32_t l = attn_json_get(j, node, key);
+    if (l < 0 || j->node[l].type != ATTN_JSON_ARR) return hf_bad(j, node, "a Sequence");
+    int rc = 0;
+    for (int32_t c = j->node[l].first; c >= 0 && !rc; c = j->node[c].next) rc = hf_each(j, c, key, one, b, depth + 1);
+    return rc;
+}
+
+static int hf_norm(const attn_json *j, int32_t n, sbuf *b) {
+    static const char *const same[] = {"NFC", "NFD", "NFKC", "NFKD"};
+    int32_t ty = attn_json_get(j, n, "type");
+    for (int k = 0; k < 4; k++)
+        if (attn_json_is(j, ty, same[k])) return hf_step(b, same[k]);
+    if (attn_json_is(j, ty, "Lowercase")) return hf_step(b, "lowercase");
+    if (attn_json_is(j, ty, "StripAccents")) return hf_step(b, "strip_accents");
+    if (attn_json_is(j, ty, "BertNormalizer")) { // Rust's order: clean, chinese, strip accents (NFD, Mn), lowercase
+        int lower = hf_get_bool(j, n, "lowercase", 1), strip = hf_get_bool(j, n, "strip_accents", lower);
+        return (hf_get_bool(j, n, "clean_text", 1) && hf_step(b, "bert_clean")) ||
+               (hf_get_bool(j, n, "handle_chinese_chars", 1) && hf_step(b, "bert_chinese")) ||
+               (strip && (hf_step(b, "NFD") || hf_step(b, "strip_mn"))) || (lower && hf_step(b, "lowercase"));
+    }
+    char st[16];
+    if (attn_json_is(j, ty, "Strip")) {
+        snprintf(st, sizeof st, "strip\t%d\t%d", hf_get_bool(j, n, "left", 1), hf_get_bool(j, n, "right", 1));
+        return hf_step(b, st);
+    }
+    if (attn_json_is(j, ty, "Replace"))
+        return sb_str(b, "replace\t") || hf_pattern(j, n, b) || sb_str(b, "\t") ||
+               hf_field(j, attn_json_get(j, n, "content"), 0, b) || hf_end(b);
+    if (attn_json_is(j, ty, "Prepend")) return sb_str(b, "prepend\t") || hf_field(j, attn_json_get(j, n, "prepend"), 0, b) || hf_end(b);
+    if (attn_json_is(j, ty, "Precompiled")) { // the charsmap itself: tokenizer.ggml.precompiled_charsmap
+        int32_t cm = attn_json_get(j, n, "precompiled_charsmap");
+        return cm < 0 || j->node[cm].type != ATTN_JSON_STR || j->node[cm].len <= 2 ? 0 : hf_step(b, "precompiled");
+    }
+    return hf_bad(j, ty, "normalizer");
+}
+
+static int hf_metaspace(const attn_json *j, int32_t n, sbuf *b, int split) {
+    int32_t r = attn_json_get(j, n, "replacement"), sc = attn_json_get(j, n, "prepend_scheme");
+    const char *scheme = attn_json_is(j, sc, "first") ? "first" : attn_json_is(j, sc, "never") ? "never"
+                       : sc >= 0 && j->node[sc].type == ATTN_JSON_STR ? "always"
+                       : hf_get_bool(j, n, "add_prefix_space", 1) ? "always" : "never";
+    if (r >= 0 ? hf_field(j, r, 0, b) : sb_str(b, SPACE_MARK)) return ATTN_EFAIL;
+    if (split < 0) return sb_str(b, strcmp(scheme, "never") ? "\tstrip_first" : "");
+    return sb_str(b, "\t") || sb_str(b, scheme) || sb_str(b, split ? "\t1" : "\t0");
+}
+
+static int hf_pre(const attn_json *j, int32_t n, sbuf *b) {
+    static const char *const beh[][2] = {{"Removed", "removed"}, {"Isolated", "isolated"},
+                                         {"MergedWithPrevious", "merged_with_previous"},
+                                         {"MergedWithNext", "merged_with_next"}, {"Contiguous", "contiguous"}};
+    int32_t ty = attn_json_get(j, n, "type"), bh = attn_json_get(j, n, "behavior");
+    const char *behavior = NULL;
+    for (int k = 0; k < 5; k++)
+        if (attn_json_is(j, bh, beh[k][0])) behavior = beh[k][1];
+    if (attn_json_is(j, ty, "Split")) {
+        if (!behavior) return hf_bad(j, bh, "Split behavior");
+        return sb_str(b, "split\t") || sb_str(b, behavior) || sb_str(b, hf_get_bool(j, n, "invert", 0) ? "\t1\t" : "\t0\t") ||
+               hf_pattern(j, n, b) || hf_end(b);
+    }
+    if (attn_json_is(j, ty, "Whitespace")) return hf_step(b, "split\tremoved\t1\t\\w+|[^\\w\\s]+");
+    if (attn_json_is(j, ty, "WhitespaceSplit")) return hf_step(b, "split\tremoved\t0\t\\s+");
+    if (attn_json_is(j, ty, "BertPreTokenizer")) return hf_step(b, "split\tremoved\t0\t\\s+") || hf_step(b, "split\tisolated\t0\t" HF_PUNCT);
+    if (attn_json_is(j, ty, "Punctuation"))
+        return sb_str(b, "split\t") || sb_str(b, behavior ? behavior : "isolated") || hf_step(b, "\t0\t" HF_PUNCT);
+    if (attn_json_is(j, ty, "Digits"))
+        return hf_step(b, hf_get_bool(j, n, "individual_digits", 0) ? "split\tisolated\t0\t\\p{N}" : "split\tisolated\t0\t\\p{N}+");
+    if (attn_json_is(j, ty, "Metaspace")) return sb_str(b, "metaspace\t") || hf_metaspace(j, n, b, hf_get_bool(j, n, "split", 1)) || hf_end(b);
+    if (attn_json_is(j, ty, "ByteLevel"))
+        return (hf_get_bool(j, n, "add_prefix_space", 0) && hf_step(b, "prepend\t ")) ||
+               (hf_get_bool(j, n, "use_regex", 1) && hf_step(b, "split\tisolated\t0\t" HF_GPT2));
+    return hf_bad(j, ty, "pre-tokenizer");
+}
+
+// The first decoder that says what decodes to a space: Metaspace, Replace(String -> " ").
+static int hf_dec(const attn_json *j, int32_t n, sbuf *b) {
+    if (b->n) return 0;
+    int32_t ty = attn_json_get(j, n, "type");
+    if (attn_json_is(j, ty, "Metaspace")) return hf_metaspace(j, n, b, -1);
+    int32_t s = attn_json_get(j, attn_json_get(j, n, "pattern"), "String");
+    if (attn_json_is(j, ty, "Replace") && attn_json_is(j, attn_json_get(j, n, "content"), " ") && s >= 0 && j->node[s].len > 2)
+        return hf_field(j, s, 0, b);
+    return 0;
+}
+
+// "ID\tFLAGS" of each added token with lstrip/rstrip/single_word/normalized
+// (normalized defaults to not special, as in Hugging Face's AddedToken).
+static int hf_added(const attn_json *j, int32_t list, sbuf *b) {
+    int rc = 0;
+    for (int32_t a = list >= 0 && j->node[list].type == ATTN_JSON_ARR ? j->node[list].first : -1; a >= 0 && !rc;
+         a = j->node[a].next) {
+        int id = hf_int(j, attn_json_get(j, a, "id"), -1);
+        char st[32];
+        int k = snprintf(st, sizeof st, "%d\t", id), k0 = k;
+        if (hf_get_bool(j, a, "lstrip", 0)) st[k++] = 'l';
+        if (hf_get_bool(j, a, "rstrip", 0)) st[k++] = 'r';
+        if (hf_get_bool(j, a, "single_word", 0)) st[k++] = 'w';
+        if (hf_get_bool(j, a, "normalized", !hf_get_bool(j, a, "special", 0))) st[k++] = 'n';
+        st[k] = 0;
+        if (id >= 0 && k > k0) rc = hf_step(b, st);
+    }
+    return rc;
+}
+
+// Lines of b[from .. to) as a list.
+static int hf_list(const sbuf *b, size_t from, size_t to, attn_gguf_str **out, int *n) {
+    *n = 0;
+    for (size_t i = from; i < to; i++) *n += b->p[i] == '\n';
+    if (*n > 256) return attn_err(ATTN_EINPUT, "tokenizer: %s: %d steps is too many", HF_WHERE, *n);
+    if (!(*out = malloc(((size_t)*n + 1) * sizeof **out))) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
+    int k = 0;
+    for (size_t i = from, a = from; i < to; i++)
+        if (b->p[i] == '\n') (*out)[k++] = (attn_gguf_str){b->p + a, i - a}, a = i + 1;
+    return 0;
+}
+
+static int hf_sections(const attn_json *j, sbuf *b, size_t *cut) {
+    int32_t m = attn_json_get(j, 0, "model");
+    int rc = hf_each(j, attn_json_get(j, 0, "normalizer"), "normalizers", hf_norm, b, 0);
+    cut[0] = b->n;
+    if (!rc) rc = hf_each(j, attn_json_get(j, 0, "pre_tokenizer"), "pretokenizers", hf_pre, b, 0);
+    cut[1] = b->n;
+    if (!rc) rc = hf_added(j, attn_json_get(j, 0, "added_tokens"), b);
+    cut[2] = b->n;
+    if (!rc && attn_json_get(j, m, "continuing_subword_prefix") >= 0 &&
+        j->node[attn_json_get(j, m, "continuing_subword_prefix")].type == ATTN_JSON_STR)
+        rc = hf_field(j, attn_json_get(j, m, "continuing_subword_prefix"), 0, b);
+    cut[3] = b->n;
+    sbuf dec = {0};
+    if (!rc) rc = hf_each(j, attn_json_get(j, 0, "decoder"), "decoders", hf_dec, &dec, 0);
+    if (!rc && dec.n) rc = sb_add(b, dec.p, dec.n);
+    free(dec.p);
+    cut[4] = b->n;
+    return rc;
+}
+
+static int hf_pipeline(const attn_gguf_file *f, pipe_src *p, sbuf *b) {
+    attn_gguf_str js;
+    attn_json j;
+    if (attn_gguf_get_str(f, "tokenizer.huggingface.json", &js))
+        return attn_err(ATTN_EINPUT, "tokenizer: %s is not a string", HF_WHERE);
+    if (attn_json_parse(&j, js.s, js.len))
+        return attn_err(ATTN_EINPUT, "tokenizer: %s: %s", HF_WHERE, attn_errmsg());
+    size_t cut[5];
+    int32_t m = attn_json_get(&j, 0, "model");
+    int rc = hf_sections(&j, b, cut);
+    if (!rc) rc = hf_list(b, 0, cut[0], &p->norm, &p->n_norm);
+    if (!rc) rc = hf_list(b, cut[0], cut[1], &p->pre, &p->n_pre);
+    if (!rc) rc = hf_list(b, cut[1], cut[2], &p->added, &p->n_added);
+    if (!rc) {
+        p->has_wp_prefix = cut[3] > cut[2], p->wp_prefix = (attn_gguf_str){b->p + cut[2], cut[3] - cut[2]};
+        p->has_dec = cut[4] > cut[3], p->dec = (attn_gguf_str){b->p + cut[3], cut[4] - cut[3]};
+        p->wp_max = hf_int(&j, attn_json_get(&j, m, "max_input_chars_per_word"), 0);
+        p->ignore_merges = hf_get_bool(&j, m, "ignore_merges", 0);
+    }
+    attn_json_free(&j);
+    return rc;
+}
+
+// Whether the pipeline comes from tokenizer.huggingface.json: the file has it
+// and none of attn's pipeline keys, its model is one attn runs pipelines for
+// and it names no pre-tokenizer llama.cpp's way.
+static int pipe_wants_json(const attn_tokenizer *t, const attn_gguf_file *f) {
+    attn_gguf_str pre;
+    if (!attn_gguf_find(f, "tokenizer.huggingface.json") || attn_gguf_find(f, "attn.tokenizer.pre") ||
+        attn_gguf_find(f, "attn.tokenizer.normalizer") || t->ugm || t->wpm)
+        return 0;
+    if (t->kind != ATTN_TOK_GPT2 && t->kind != ATTN_TOK_BPE && t->kind != ATTN_TOK_UNIGRAM && t->kind != ATTN_TOK_WORDPIECE)
+        return 0;
+    return attn_gguf_get_str(f, "tokenizer.ggml.pre", &pre) || (pre.len == 13 && !memcmp(pre.s, "attn-pipeline", 13));
+}
+
+static int pipeline_load(attn_tokenizer *t, const attn_gguf_file *f) {
+    pipe_src p = {0};
+    sbuf text = {0};
+    int rc = charsmap_load(t, f);
+    if (!rc) rc = pipe_wants_json(t, f) ? hf_pipeline(f, &p, &text) : pipe_from_gguf(f, &p);
+    if (!rc) rc = pipe_apply(t, &p);
+    pipe_src_free(&p);
+    free(text.p);
+    return rc;
 }
 
 // What each kind needs beyond the pieces: byte tokens, merges, GPT-2's
@@ -780,16 +1210,19 @@ static int kind_setup(attn_tokenizer *t, const attn_gguf_file *f, int has_scores
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == ATTN_TOK_UNIGRAM) {
         if (!has_scores) return attn_err(ATTN_EINPUT, "tokenizer: a unigram vocabulary without tokenizer.ggml.scores");
-        t->uni_min = 0, t->uni_maxlen = 1;
+        t->uni_min = t->ugm ? 3.4e38f : 0; // llama.cpp: the lowest of the normal pieces
         for (int id = 0; id < n; id++) {
-            int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
+            int byte = t->type[id] == TT_BYTE && !t->ugm ? parse_byte_piece(t->piece[id]) : -1;
             if (byte >= 0 && t->byte_tok[byte] < 0) t->byte_tok[byte] = id;
-            if (t->score[id] < t->uni_min) t->uni_min = t->score[id];
-            if (mergeable(t->type[id]) && (int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
+            if (t->score[id] < t->uni_min && (!t->ugm || t->type[id] == TT_NORMAL)) t->uni_min = t->score[id];
         }
+        int v;
+        if (t->ugm && attn_gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &v)) t->add_space_prefix = 0;
+        if (t->ugm && !attn_gguf_get_bool(f, "tokenizer.ggml.remove_extra_whitespaces", &v)) t->ugm_merge_spaces = v;
+        if (t->ugm) strcpy(t->dec_space, SPACE_MARK), t->dec_strip_first = t->add_space_prefix;
     }
-    for (int id = 0; id < n && t->kind == ATTN_TOK_WORDPIECE; id++)
-        if ((int)t->piece[id].len > t->uni_maxlen) t->uni_maxlen = (int)t->piece[id].len;
+    int rc = t->kind == ATTN_TOK_UNIGRAM || t->kind == ATTN_TOK_WORDPIECE ? trie_build(t) : 0;
+    if (rc) return rc;
     if (t->kind == ATTN_TOK_BPE) {
         for (int id = 0; id < n; id++) {
             int byte = t->type[id] == TT_BYTE ? parse_byte_piece(t->piece[id]) : -1;
@@ -938,9 +1371,10 @@ int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_voc
     else if (model.len == 9 && !memcmp(model.s, "wordpiece", 9)) t->kind = ATTN_TOK_WORDPIECE;
     else if (model.len == 4 && !memcmp(model.s, "bert", 4)) t->kind = ATTN_TOK_WORDPIECE, t->wpm = 1;
     else if (model.len == 7 && !memcmp(model.s, "unigram", 7)) t->kind = ATTN_TOK_UNIGRAM;
+    else if (model.len == 2 && !memcmp(model.s, "t5", 2)) t->kind = ATTN_TOK_UNIGRAM, t->ugm = 1;
     else {
         free(t);
-        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, bert, bpe, wordpiece, unigram, char)",
+        return attn_err(ATTN_EINPUT, "tokenizer: tokenizer.ggml.model '%.*s' is not supported (gpt2, llama, bert, t5, bpe, wordpiece, unigram, char)",
                         (int)(model.len < 40 ? model.len : 40), model.s);
     }
     int rc = tok_build(t, f);
@@ -955,7 +1389,7 @@ int attn_tokenizer_load(attn_tokenizer **out, const attn_gguf_file *f, int n_voc
 void attn_tokenizer_free(attn_tokenizer *t) {
     if (!t) return;
     free(t->piece), free(t->score), free(t->type), free(t->text), free(t->text_off); // the vocabulary
-    free(t->hash), free(t->merge);                                                    // its lookups
+    free(t->hash), free(t->trie), free(t->merge);                                     // its lookups
     for (int i = 0; i < t->n_pre; i++) attn_regex_free(t->pre[i].re);
     for (int i = 0; i < t->n_norm; i++) attn_regex_free(t->norm_steps[i].re);
     free(t->pre), free(t->norm_steps);                                    // pre-tokenizer, normalizer
@@ -1339,38 +1773,40 @@ static uint8_t *char_starts(const char *s, size_t len) {
     return at;
 }
 
+// The longest piece below trie node from that spells s[start .. *end), *end
+// a character boundary (at[*end]); -1 none.
+static int32_t longest_piece(const attn_tokenizer *t, int32_t from, const char *s, size_t start, size_t len,
+                             const uint8_t *at, size_t *end) {
+    int32_t id = -1;
+    for (size_t e = start; from >= 0 && e < len;) {
+        from = trie_child(t, from, (uint8_t)s[e++]);
+        if (from < 0 || !at[e]) continue;
+        int32_t k = t->trie[from].id;
+        if (k >= 0 && mergeable(t->type[k])) id = k, *end = e;
+    }
+    return id;
+}
+
 // One pre-token: the longest piece at each position ("##" + piece after the
 // first), as Hugging Face's WordPiece; a word with a position no piece
 // starts, or of more than wp_max_chars characters, is one unk.
 static int wordpiece_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
     if (!len) return 0;
-    size_t pl = strlen(t->wp_prefix), chars = 0, start_ids = w->n_ids;
+    size_t chars = 0, start_ids = w->n_ids, start = 0;
     uint8_t *at = char_starts(s, len);
     if (!at) return attn_err(ATTN_EFAIL, "tokenizer: out of memory");
     for (size_t i = 0; i < len; i++) chars += at[i];
-    if (chars <= (size_t)t->wp_max_chars) {
-        w->word.n = 0;
-        for (size_t start = 0; start < len;) {
-            int id = -1;
-            size_t end = len - start > (size_t)t->uni_maxlen + pl ? start + (size_t)t->uni_maxlen + pl : len;
-            for (; end > start; end--) { // no piece is longer than uni_maxlen (+ the prefix)
-                if (!at[end]) continue; // not a character boundary
-                w->word.n = 0;
-                if ((start && sb_add(&w->word, t->wp_prefix, pl)) || sb_add(&w->word, s + start, end - start)) {
-                    free(at);
-                    return ATTN_EFAIL;
-                }
-                id = piece_find(t, w->word.p, w->word.n);
-                if (id >= 0 && mergeable(t->type[id])) break;
-                id = -1;
-            }
-            if (id < 0) break;
-            if (emit(w, id)) { free(at); return ATTN_EFAIL; }
-            start = end;
-            if (start == len) { free(at); return 0; }
-        }
+    int32_t cont = 0; // the trie node of the continuing-subword prefix
+    for (const char *q = t->wp_prefix; *q && cont >= 0; q++) cont = trie_child(t, cont, (uint8_t)*q);
+    while (chars <= (size_t)t->wp_max_chars && start < len) {
+        size_t end = start;
+        int32_t id = longest_piece(t, start ? cont : 0, s, start, len, at, &end);
+        if (id < 0) break;
+        if (emit(w, id)) { free(at); return ATTN_EFAIL; }
+        start = end;
     }
     free(at);
+    if (start == len) return 0;
     w->n_ids = start_ids; // no match somewhere: the whole word is unk
     if (t->unk < 0) return attn_err(ATTN_EINPUT, "tokenize: a word is not in the vocabulary, which has no unk token");
     return emit(w, t->unk);
@@ -1421,7 +1857,8 @@ typedef struct { double score; int32_t id, from; } uni_node; // best path ending
 // One pre-token by Viterbi as Hugging Face's Unigram: at each character
 // boundary the best-scoring path; a character no piece starts is <unk>
 // (score: lowest - 10), runs of <unk> fused, then byte tokens when the
-// vocabulary has them. Ties keep the path found first.
+// vocabulary has them. Ties keep the path found first. As llama.cpp's UGM
+// (ugm): path scores kept as float, user-defined pieces score 0.
 static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, size_t len) {
     if (!len) return 0;
     uni_node *best = malloc((len + 1) * sizeof *best);
@@ -1439,16 +1876,19 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
         uint32_t cp;
         int k = attn_utf8_decode((const uint8_t *)s + b, len - b, &cp), single = 0;
         k = k < 0 ? 1 : k;
-        for (size_t e = b + 1; e <= len && e - b <= (size_t)t->uni_maxlen; e++) {
-            if (!at[e]) continue;
-            int id = piece_find(t, s + b, e - b);
+        int32_t node = 0;
+        for (size_t e = b; node >= 0 && e < len;) { // the pieces that start at b
+            node = trie_child(t, node, (uint8_t)s[e++]);
+            if (node < 0 || !at[e]) continue;
+            int id = t->trie[node].id;
             if (id < 0 || !mergeable(t->type[id])) continue;
             single |= e - b == (size_t)k;
-            double sc = best[b].score + t->score[id];
-            if (best[e].id == -2 || sc > best[e].score) best[e] = (uni_node){sc, id, (int32_t)b};
+            double sc = best[b].score + (t->ugm && t->type[id] == TT_USER ? 0.0 : t->score[id]);
+            if (best[e].id == -2 || sc > best[e].score) best[e] = (uni_node){t->ugm ? (float)sc : sc, id, (int32_t)b};
         }
-        double sc = best[b].score + t->uni_min - 10.0;
-        if (!single && (best[b + k].id == -2 || sc > best[b + k].score)) best[b + k] = (uni_node){sc, t->unk, (int32_t)b};
+        double sc = best[b].score + (t->ugm ? (double)(float)(t->uni_min - 10.0f) : t->uni_min - 10.0);
+        if (!single && (best[b + k].id == -2 || sc > best[b + k].score))
+            best[b + k] = (uni_node){t->ugm ? (float)sc : sc, t->unk, (int32_t)b};
     }
     int n = 0;
     for (int32_t e = (int32_t)len; e > 0; e = best[e].from) path[n++] = e; // piece ends, last first
@@ -1469,8 +1909,45 @@ static int unigram_word(const attn_tokenizer *t, tok_work *w, const char *s, siz
     return rc;
 }
 
+// The longest user-defined piece s starts with: its length, 0 none.
+static size_t user_piece_len(const attn_tokenizer *t, const char *s, size_t n) {
+    size_t best = 0;
+    int32_t node = 0;
+    for (size_t i = 0; i < n && node >= 0;) {
+        node = trie_child(t, node, (uint8_t)s[i++]);
+        if (node >= 0 && t->trie[node].id >= 0 && t->type[t->trie[node].id] == TT_USER) best = i;
+    }
+    return best;
+}
+
+// llama.cpp's UGM normalization: user-defined pieces kept, the charsmap, then
+// each space to "▁"; a "▁" in front of the text (add_space_prefix), or with
+// remove_extra_whitespaces one in front of each run of non-spaces and no other.
+static int ugm_normalize(const attn_tokenizer *t, const char *s, size_t n, sbuf *out) {
+    int in_word = 0, prefixed = 0, rc = 0;
+    out->n = 0;
+    for (size_t pos = 0; pos < n && !rc;) {
+        const char *o = s + pos;
+        size_t on = user_piece_len(t, s + pos, n - pos);
+        pos += on ? on : charsmap_next(&t->cmap, s + pos, n - pos, &o, &on);
+        for (size_t i = 0; i < on && !rc; i++) {
+            if (o[i] == ' ') {
+                in_word = 0;
+                if (!t->ugm_merge_spaces) rc = sb_str(out, SPACE_MARK);
+                continue;
+            }
+            if (!in_word && ((t->add_space_prefix && !prefixed) || t->ugm_merge_spaces)) rc = sb_str(out, SPACE_MARK);
+            prefixed |= !in_word, in_word = 1;
+            if (!rc) rc = sb_add(out, o + i, 1);
+        }
+    }
+    return rc;
+}
+
 static int unigram_encode(const attn_tokenizer *t, tok_work *w, const char *text, size_t len) {
-    return each_piece(t, w, text, len, unigram_word);
+    if (!t->ugm) return each_piece(t, w, text, len, unigram_word);
+    int rc = ugm_normalize(t, text, len, &w->word);
+    return rc ? rc : unigram_word(t, w, w->word.p, w->word.n);
 }
 
 // ---------------------------------------------------------------- SentencePiece

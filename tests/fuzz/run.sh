@@ -36,6 +36,11 @@ done
 if [ -f build/tok-lcpp-vocab/bert.gguf ]; then # tests/tok/t_tok_lcpp_vocab.py's (llama.cpp's bert vocabulary)
     cp build/tok-lcpp-vocab/bert.gguf "$T/pipe_lcpp_bert.gguf"
 fi
+[ ! -f build/tok-pipelines/digits_punctuation_seq_hfjson.gguf ] || # t_tok_pipelines.py's, no attn.tokenizer.* keys
+    cp build/tok-pipelines/digits_punctuation_seq_hfjson.gguf "$T/pipe_hfjson_digits_punctuation_seq.gguf"
+for m in t5 hf; do # tests/tok/t_tok_t5.py's: llama.cpp's t5 vocabulary, tokenizer.json with Precompiled
+    [ ! -f build/tok-t5/$m.gguf ] || cp build/tok-t5/$m.gguf "$T/pipe_spm_$m.gguf"
+done
 export ATTN_FUZZ_TOK_DIR="$PWD/$T" ATTN_FUZZ_SEEDS="$PWD/tests/fuzz/corpus_gguf"
 export ASAN_OPTIONS=detect_leaks=1:max_allocation_size_mb=2048 UBSAN_OPTIONS=print_stacktrace=1
 found=0

@@ -335,7 +335,114 @@ def single_word_check(tmp, lines, words, cached):
            "single_word token's text; transformers.js ignores single_word)" % (len(lines) - len(bad), len(lines), skipped))
 
 
+def repeated_char_check():
+    """1 MB of one repeated character ("a", then "가") through a Unigram and a
+    WordPiece vocabulary holding runs of that character (and their "##"
+    forms) and one piece of 512 bytes, as real vocabularies have: under a
+    second each in the issue's words. The limit is CPU seconds of the attn
+    process and generous (2 s, 8 s under sanitizers): a trie walk takes
+    about 0.2 s, hashing every prefix up to the longest piece's length
+    (attn before the trie) over 10 s."""
+    import math
+    import resource
+    tmp = os.path.join(ROOT, os.environ.get("B") or "build", "tok-repeated")
+    os.makedirs(tmp, exist_ok=True)
+    runs = ["a" * k for k in range(1, 17)] + ["\uac00" * k for k in range(1, 6)] + ["x" * 512]
+    uni = [["<unk>", 0.0]] + [[r, -1.0 - 0.25 * len(r) - 0.5 * math.sin(len(r))] for r in runs]
+    wp = {"[UNK]": 0}
+    for r in runs:
+        wp[r], wp["##" + r] = len(wp), len(wp) + 1
+    models = {"unigram": {"type": "Unigram", "unk_id": 0, "vocab": uni, "byte_fallback": False},
+              "wordpiece": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                            "max_input_chars_per_word": 1 << 21, "vocab": wp}}
+    limit = 8.0 if os.environ.get("ATTN_SANITIZE") else 2.0
+    texts = {"a": "a" * (1 << 20), "\uac00": "\uac00" * ((1 << 20) // 3)}
+    for ch, text in texts.items():
+        with open(os.path.join(tmp, "%04x.txt" % ord(ch)), "w", encoding="utf-8") as f:
+            f.write(text)
+    for name, model in models.items():
+        test = "tok_repeated_char_1mb_" + name
+        errs, times = [], []
+        src = os.path.join(tmp, name, "tokenizer.json")
+        os.makedirs(os.path.dirname(src), exist_ok=True)
+        with open(src, "w", encoding="utf-8") as f:
+            json.dump({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+                       "post_processor": None, "decoder": None, "model": model}, f, ensure_ascii=False)
+        gguf = os.path.join(tmp, name + ".gguf")
+        convert(src, "--vocab-only", "-o", gguf)
+        for ch in texts:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            try:
+                r = subprocess.run([ATTN, "tokenize", "-m", gguf, "--ids-only", "--no-bos", "-f",
+                                    os.path.join(tmp, "%04x.txt" % ord(ch))], capture_output=True, text=True,
+                                   timeout=3 * limit)
+            except subprocess.TimeoutExpired:
+                r = subprocess.CompletedProcess([], 1, "", "killed after %.0f s" % (3 * limit))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            times.append("%s %.2f s" % (ch, cpu))
+            if r.returncode or not r.stdout.split():
+                errs.append("attn tokenize on 1 MB of %r: %s" % (ch, r.stderr.strip()[-200:]))
+            elif cpu > limit:
+                errs.append("1 MB of %r took %.1f CPU s (limit %.0f)" % (ch, cpu, limit))
+        result(test, errs, "1 MB of one character, CPU: " + ", ".join(times))
+
+
+def gguf_without_attn_keys(src, dst):
+    """A vocabulary-only GGUF (no tensors) without its attn.tokenizer.* keys:
+    the pipeline is then only in tokenizer.huggingface.json."""
+    import struct
+    data = open(src, "rb").read()
+    n_tensors, n_kv = struct.unpack_from("<QQ", data, 8)
+    assert data[:4] == b"GGUF" and n_tensors == 0
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def value_end(t, i):
+        if t == 8:
+            return i + 8 + struct.unpack_from("<Q", data, i)[0]
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", data, i)
+            i += 12
+            for _ in range(n):
+                i = value_end(et, i)
+            return i
+        return i + sizes[t]
+
+    i, kept = 24, []
+    for _ in range(n_kv):
+        a = i
+        klen = struct.unpack_from("<Q", data, i)[0]
+        key = data[i + 8:i + 8 + klen].decode()
+        i = value_end(struct.unpack_from("<I", data, i + 8 + klen)[0], i + 12 + klen)
+        if not key.startswith("attn.tokenizer."):
+            kept.append(data[a:i])
+    with open(dst, "wb") as f:
+        f.write(data[:8] + struct.pack("<QQ", 0, len(kept)) + b"".join(kept))
+
+
+def hf_json_only_check(tmp, lines, corpus):
+    """tok_huggingface_json_only: each pipeline's GGUF without attn's keys."""
+    bad, n = [], 0
+    for name in PIPELINES:
+        src, dst = os.path.join(tmp, name + ".gguf"), os.path.join(tmp, name + "_hfjson.gguf")
+        gguf_without_attn_keys(src, dst)
+        got = subprocess.run([ATTN, "tokenize", "-m", dst, "--ids-only", "--no-bos", "-f", corpus],
+                             capture_output=True, text=True)
+        want = open(os.path.join(tmp, name + ".ref")).read().split("\n")[:-1]
+        have = got.stdout.split("\n")[:-1]
+        if got.returncode:
+            bad.append("%s: attn tokenize: %s" % (name, got.stderr.strip()[-200:]))
+            continue
+        diff = [i for i in range(len(lines)) if i >= len(have) or have[i] != want[i]]
+        n += len(lines) - len(diff)
+        bad += ["%s line %d %r: attn [%s] transformers [%s]" % (name, i + 1, lines[i][:40], have[i][:80] if i < len(
+            have) else "", want[i][:80]) for i in diff[:1]]
+    result("tok_huggingface_json_only", bad, "%d pipelines, %d/%d lines identical to @huggingface/transformers with "
+           "the pipeline read from tokenizer.huggingface.json alone" % (len(PIPELINES), n, len(lines) * len(PIPELINES)))
+
+
 def main():
+    repeated_char_check()
     if not shutil.which("node"):
         skip("tok_pipelines", "node not found")
         return
@@ -405,6 +512,7 @@ def main():
             errs.append(e)
             detail = ""
         result(test, errs, detail)
+    hf_json_only_check(tmp, lines, corpus)
     single_word_check(tmp, lines, words, cached)
 
 

@@ -90,6 +90,12 @@ static void real_vocabs(void) {
              "%s tools/convert.py --vocab-only \"$j\" -o %s/pipe_$m.gguf >/dev/null || exit 1; done",
              b ? b : "build", dir, py ? py : "/usr/bin/python3", dir);
     if (system(cmd) != 0) check(0, "fuzz replay real vocabularies", "tools/convert.py --vocab-only failed");
+    // tests/tok/t_tok_t5.py's t5 vocabulary and Precompiled tokenizer.json, when it has run
+    // and t_tok_pipelines.py's pipeline without attn.tokenizer.* keys
+    snprintf(cmd, sizeof cmd, "for m in t5 hf; do [ ! -f %s/tok-t5/$m.gguf ] || cp %s/tok-t5/$m.gguf %s/pipe_spm_$m.gguf; done; "
+             "h=%s/tok-pipelines/digits_punctuation_seq_hfjson.gguf; [ ! -f $h ] || cp $h %s/pipe_hfjson_digits_punctuation_seq.gguf",
+             b ? b : "build", b ? b : "build", dir, b ? b : "build", dir);
+    if (system(cmd) != 0) check(0, "fuzz replay real vocabularies", "copying build/tok-t5 failed");
     setenv("ATTN_FUZZ_TOK_DIR", dir, 1);
 }
 

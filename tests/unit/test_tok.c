@@ -442,9 +442,9 @@ static void test_char_and_none(void) {
 
     char *toks[] = {"a", "b"};
     gbuf e1 = {0};
-    kv_str(&e1, "tokenizer.ggml.model", "t5");
+    kv_str(&e1, "tokenizer.ggml.model", "rwkv");
     kv_strs(&e1, "tokenizer.ggml.tokens", toks, 2);
-    check(vocab_open(&v, &e1, 0) == ATTN_EINPUT && strstr(attn_errmsg(), "t5"), "tok_unknown_model", "%s", attn_errmsg());
+    check(vocab_open(&v, &e1, 0) == ATTN_EINPUT && strstr(attn_errmsg(), "rwkv"), "tok_unknown_model", "%s", attn_errmsg());
     vocab_close(&v);
     gbuf e2 = {0};
     kv_str(&e2, "tokenizer.ggml.model", "gpt2");
