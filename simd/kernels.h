@@ -88,6 +88,9 @@ void attn_scalar_softmax(float *x, int n);
 void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
 void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
 
+// sum_i x[i]^2 in double, in a fixed order: every path's rmsnorm.
+double attn_sumsq(const float *x, int n);
+
 // For gelu_erf on the fast paths: erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2),
 // z >= 0, P's coefficients highest power first (our least-squares fit to erfc
 // on [0, 10]; with z^2 split so that its rounding does not reach the
