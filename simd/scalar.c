@@ -37,7 +37,7 @@ void attn_scalar_matmul(const float *A, int lda, const void *W, uint32_t wtype, 
                           float *C, int ldc, int M, int K, int n0, int n1) {
     size_t row_bytes = attn_type_row_bytes(wtype, (uint64_t)K);
     float wk[16];
-    double acc[SCALAR_MB];
+    double wd[16], acc[SCALAR_MB];
     for (int n = n0; n < n1; n++) {
         const void *w = (const uint8_t *)W + (size_t)n * row_bytes;
         for (int m0 = 0; m0 < M; m0 += SCALAR_MB) {
@@ -46,9 +46,12 @@ void attn_scalar_matmul(const float *A, int lda, const void *W, uint32_t wtype, 
             for (int k0 = 0; k0 < K; k0 += 16) {
                 int kn = K - k0 < 16 ? K - k0 : 16; // quantized K: whole blocks, kn = 16
                 weights_at(w, wtype, k0, kn, wk);
+                for (int k = 0; k < kn; k++) wd[k] = wk[k];
                 for (int m = 0; m < mn; m++) {
                     const float *a = A + (size_t)(m0 + m) * lda + k0;
-                    for (int k = 0; k < kn; k++) acc[m] += (double)a[k] * wk[k];
+                    double s = acc[m];
+                    for (int k = 0; k < kn; k++) s += (double)a[k] * wd[k];
+                    acc[m] = s;
                 }
             }
             for (int m = 0; m < mn; m++) C[(size_t)(m0 + m) * ldc + n] = (float)acc[m] + (bias ? bias[n] : 0.0f);
