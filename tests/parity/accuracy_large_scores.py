@@ -16,6 +16,8 @@ Measured 2026-12-02, max over both layers (x 1e-6), seeds 1-12:
   attn scalar before 12.1 17.9 14.7 14.6 15.3 24.2 19.8 16.7 22.0 22.7 22.1 23.9
   attn scalar now    3.2 2.9 2.7 2.9 3.4 4.9 3.3 3.5 3.2 4.6 2.3 3.3
   attn avx2/avx512   11-26 / 12-29 (unchanged: their GEMM is float)
+  attn neon (qemu)   9.4 22.1 14.7 12.3 (seeds 1-4; the scalar path on
+                     aarch64 gives the same bits as on x86-64)
 Cause: each matmul output was one float chain over K (576, 1536), and
 rmsnorm's mean of squares one float chain over 576; llama.cpp sums its
 matmuls in 16-lane chains with a tree (llamafile sgemm) and rmsnorm in
@@ -29,9 +31,12 @@ chains of KB then the blocks summed (avx512, with double rmsnorm; seeds 1-12):
   KB 4,  double outer  2.4-6.8 (over on seed 7; without double rmsnorm 3.2-7.3, all under)
   float-only outer sums (one chain or pairwise over blocks of 4-32): at
   llama.cpp's level, over it on 2-4 of 12 seeds (scalar emulation)
-and their GEMM cost (bench_gemm, avx512, 1 thread, interleaved runs):
-KB 16 about 0.65x the throughput, KB 8 0.55x, KB 4 0.4x. Only sums close
-to double (full double: 2.2-4.9) stay under llama.cpp on every seed.
+and their GEMM throughput against the float chain (bench_gemm --quick -t 1,
+avx512, best of 3 interleaved runs per shape on a loaded 2-core machine):
+KB 16 0.5-1.1x (256x768x768: 0.72x), KB 8 0.5-1.0x (0.60x), KB 4 0.25-0.55x
+(0.47x). Only sums close to double (full double: 2.2-4.9) stay under
+llama.cpp on every seed; a double GEMM is twice the FMAs. No scheme within
+5% of today's GEMM throughput was found that does.
 """
 import json
 import os
