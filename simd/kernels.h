@@ -25,7 +25,9 @@ typedef struct {
     // of attn_type_row_bytes(wtype, K) bytes; C has row stride ldc (floats).
     // M == 1 is the matrix-vector case (decode) and must be fast too.
     // Every element is one chain of fused multiply-adds over k = 0..K-1 from
-    // +0, then + bias (scalar: separate multiply and add), whatever M, n0, n1.
+    // +0, then + bias, whatever M, n0, n1 (scalar: one chain in double,
+    // rounded to float, then + bias: the reference; see issue 16's
+    // tests/parity/accuracy_large_scores.py for what float chains cost).
     // Speed: M > 4 packs 48 (avx512; avx2 16, neon 12) weight rows at a time
     // into a per-thread f32 panel in cache, so column ranges that are
     // multiples of 48 waste nothing on any path; A is read in place.
