@@ -341,9 +341,7 @@ INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int n
 // ---------------------------------------------------------------- row ops
 
 static void avx2_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    __m256 ss = _mm256_setzero_ps();
-    for (int i = 0; i < n; i += 8) { __m256 v = loadf8(x + i, n - i); ss = _mm256_fmadd_ps(v, v, ss); }
-    __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum(ss) / (float)n + eps));
+    __m256 r = _mm256_set1_ps(1.0f / sqrtf((float)(attn_sumsq(x, n) / n) + eps));
     for (int i = 0; i < n; i += 8)
         store8(out + i, _mm256_mul_ps(_mm256_mul_ps(loadf8(x + i, n - i), r), loadf8(w + i, n - i)), n - i);
 }

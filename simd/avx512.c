@@ -618,11 +618,8 @@ INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int n
 // ---------------------------------------------------------------- row ops
 
 static void avx512_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    __m512 ss = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) { __m512 v = _mm512_loadu_ps(x + i); ss = _mm512_fmadd_ps(v, v, ss); }
-    if (i < n) { __m512 v = _mm512_maskz_loadu_ps(MASK(n - i), x + i); ss = _mm512_fmadd_ps(v, v, ss); }
-    __m512 r = _mm512_set1_ps(1.0f / sqrtf(hsum(ss) / (float)n + eps));
+    __m512 r = _mm512_set1_ps(1.0f / sqrtf((float)(attn_sumsq(x, n) / n) + eps));
+    int i;
     for (i = 0; i + 16 <= n; i += 16)
         _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), r), _mm512_loadu_ps(w + i)));
     if (i < n) {

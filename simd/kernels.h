@@ -25,7 +25,9 @@ typedef struct {
     // of attn_type_row_bytes(wtype, K) bytes; C has row stride ldc (floats).
     // M == 1 is the matrix-vector case (decode) and must be fast too.
     // Every element is one chain of fused multiply-adds over k = 0..K-1 from
-    // +0, then + bias (scalar: separate multiply and add), whatever M, n0, n1.
+    // +0, then + bias, whatever M, n0, n1 (scalar: one chain in double,
+    // rounded to float, then + bias: the reference; see issue 16's
+    // tests/parity/accuracy_large_scores.py for what float chains cost).
     // Speed: M > 4 packs 48 (avx512; avx2 16, neon 12) weight rows at a time
     // into a per-thread f32 panel in cache, so column ranges that are
     // multiples of 48 waste nothing on any path; A is read in place.
@@ -87,6 +89,9 @@ void attn_scalar_add(float *y, const float *x, int n);
 void attn_scalar_softmax(float *x, int n);
 void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
 void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
+
+// sum_i x[i]^2 in double, in a fixed order: every path's rmsnorm.
+double attn_sumsq(const float *x, int n);
 
 // For gelu_erf on the fast paths: erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2),
 // z >= 0, P's coefficients highest power first (our least-squares fit to erfc

@@ -305,9 +305,7 @@ INLINE void pv_tile(int R, const float *p, int ps, const float *v, int vs, int n
 // ---------------------------------------------------------------- row ops
 
 static void neon_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    float32x4_t ss = vdupq_n_f32(0);
-    for (int i = 0; i < n; i += 4) { float32x4_t v = loadf4(x + i, n - i); ss = vfmaq_f32(ss, v, v); }
-    float r = 1.0f / sqrtf(hsum(ss) / (float)n + eps);
+    float r = 1.0f / sqrtf((float)(attn_sumsq(x, n) / n) + eps);
     for (int i = 0; i < n; i += 4) store4(out + i, vmulq_f32(vmulq_n_f32(loadf4(x + i, n - i), r), loadf4(w + i, n - i)), n - i);
 }
 

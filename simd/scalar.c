@@ -27,26 +27,35 @@ void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
     for (int k = 0; k < n; k += step) weights_at(W, wtype, k, step, out + k);
 }
 
-// C[m][n] = sum_k A[m][k] W[n][k] (+ bias[n]); one sequential sum per element,
-// kept in C while the row's weights are decoded 16 at a time on the stack.
+// C[m][n] = sum_k A[m][k] W[n][k] (+ bias[n]); one sequential sum per element
+// in double (each product exact, one rounding per step and one to float at
+// the end: the reference the fast paths' float sums are measured against),
+// for up to 64 rows of A at a time while the row's weights are decoded 16 at
+// a time on the stack.
+#define SCALAR_MB 64
 void attn_scalar_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
                           float *C, int ldc, int M, int K, int n0, int n1) {
     size_t row_bytes = attn_type_row_bytes(wtype, (uint64_t)K);
     float wk[16];
+    double wd[16], acc[SCALAR_MB];
     for (int n = n0; n < n1; n++) {
         const void *w = (const uint8_t *)W + (size_t)n * row_bytes;
-        for (int m = 0; m < M; m++) C[(size_t)m * ldc + n] = 0.0f;
-        for (int k0 = 0; k0 < K; k0 += 16) {
-            int kn = K - k0 < 16 ? K - k0 : 16; // quantized K: whole blocks, kn = 16
-            weights_at(w, wtype, k0, kn, wk);
-            for (int m = 0; m < M; m++) {
-                const float *a = A + (size_t)m * lda + k0;
-                float acc = C[(size_t)m * ldc + n];
-                for (int k = 0; k < kn; k++) acc += a[k] * wk[k];
-                C[(size_t)m * ldc + n] = acc;
+        for (int m0 = 0; m0 < M; m0 += SCALAR_MB) {
+            int mn = M - m0 < SCALAR_MB ? M - m0 : SCALAR_MB;
+            for (int m = 0; m < mn; m++) acc[m] = 0.0;
+            for (int k0 = 0; k0 < K; k0 += 16) {
+                int kn = K - k0 < 16 ? K - k0 : 16; // quantized K: whole blocks, kn = 16
+                weights_at(w, wtype, k0, kn, wk);
+                for (int k = 0; k < kn; k++) wd[k] = wk[k];
+                for (int m = 0; m < mn; m++) {
+                    const float *a = A + (size_t)(m0 + m) * lda + k0;
+                    double s = acc[m];
+                    for (int k = 0; k < kn; k++) s += (double)a[k] * wd[k];
+                    acc[m] = s;
+                }
             }
+            for (int m = 0; m < mn; m++) C[(size_t)(m0 + m) * ldc + n] = (float)acc[m] + (bias ? bias[n] : 0.0f);
         }
-        for (int m = 0; m < M; m++) C[(size_t)m * ldc + n] += bias ? bias[n] : 0.0f;
     }
 }
 
@@ -71,9 +80,9 @@ void attn_scalar_attention(const float *q, int qs, const float *k, int ks, const
         int nvis = q0 + i + 1; // keys this query sees
         for (int j = 0; j < nvis; j++) {
             const float *kj = k + (size_t)j * ks;
-            float s = 0.0f;
-            for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
-            p[j] = s * scale;
+            double s = 0.0; // as attn_scalar_matmul: in double
+            for (int d = 0; d < hd; d++) s += (double)qi[d] * kj[d];
+            p[j] = (float)s * scale;
         }
         attn_scalar_softmax(p, nvis);
         for (int j = nvis; j < nk; j++) p[j] = 0.0f;
@@ -85,11 +94,21 @@ void attn_scalar_attention(const float *q, int qs, const float *k, int ks, const
     }
 }
 
-// out = x / sqrt(mean(x^2) + eps) * w   (out may be x)
+// Four interleaved chains in double (products exact), then (s0 + s1) + (s2 + s3).
+double attn_sumsq(const float *x, int n) {
+    double s[4] = { 0, 0, 0, 0 };
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) s[j] += (double)x[i + j] * x[i + j];
+    for (; i < n; i++) s[i % 4] += (double)x[i] * x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// out = x / sqrt(mean(x^2) + eps) * w   (out may be x); the mean in double
+// (attn_sumsq), as llama.cpp's: a float sum over n loses digits that large
+// attention scores amplify (issue 16)
 void attn_scalar_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
-    float ss = 0.0f;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    float r = 1.0f / sqrtf((float)(attn_sumsq(x, n) / n) + eps);
     for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
 

@@ -25,8 +25,9 @@ export PY
 # The slow suites (13-26 s each on 2 cores, measured 2026-12-02): make
 # test-slow, which CI runs too. t_tok_hf: three large real tokenizers through
 # node and llama.cpp; t_convert_bad: a converter run per bad input;
-# t_builtin: the README's first command in a clean clone, built from scratch.
-SLOW="tests/tok/t_tok_hf.sh tests/convert/t_convert_bad.py tests/cli/t_builtin.py"
+# t_builtin: the README's first command in a clean clone, built from scratch;
+# t_accuracy: four dim-576 models built and run in float64 by torch (~20 s).
+SLOW="tests/tok/t_tok_hf.sh tests/convert/t_convert_bad.py tests/cli/t_builtin.py tests/parity/t_accuracy.py"
 # Own targets, never in the default run: make test-aarch64.
 OWN="tests/platform/t_aarch64.sh"
 
