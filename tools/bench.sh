@@ -21,7 +21,7 @@
 # Peers run in their best configuration: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 # (set on some machines for safety) are unset for their commands only.
 # Env: B (build dir), ATTN (binary), THREADS (default: online cores), LCPP,
-# SKIP_LARGE=1 leaves out the 1.1B models. Models are made once into $B/bench (tools/bench_models.py).
+# SKIP_LARGE=1 leaves out the 1.1B models, SKIP_ABLATE=1 the ablate row (minutes of PyTorch). Models are made once into $B/bench (tools/bench_models.py).
 B=${B:-build}
 ATTN=${ATTN:-./attn}
 D=$B/bench
@@ -90,12 +90,16 @@ if [ $models = 1 ]; then
     say "forward + capture: PyTorch"
     $PEER $PY tools/bench_torch.py "$D/gpt2s.pt" "$NT" 128 512 2>/dev/null | awk '$1 == "torch_capture_ms" { print "torch_capture_ms_" $2, $3 }' >>"$out"
 
-    say "ablate every head (one at a time), GPT-2-small shape, T=128: attn, and PyTorch (one forward per head)"
-    ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(50257)) for _ in range(128)))')
-    t0=$(date +%s.%N)
-    "$ATTN" ablate -m "$D/gpt2s.gguf" --ids "$ids" -t "$NT" --format tsv >"$D/ablate.tsv" &&
-        echo "attn_ablate_ms_128 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" >>"$out"
-    $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '$1 == "torch_ablate_ms" { print "torch_ablate_ms_" $2, $3 }' >>"$out"
+    if [ "${SKIP_ABLATE:-0}" = 1 ]; then
+        skip "ablate row: SKIP_ABLATE=1"
+    else
+        say "ablate every head (one at a time), GPT-2-small shape, T=128: attn, and PyTorch (one forward per head)"
+        ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(50257)) for _ in range(128)))')
+        t0=$(date +%s.%N)
+        "$ATTN" ablate -m "$D/gpt2s.gguf" --ids "$ids" -t "$NT" --format tsv >"$D/ablate.tsv" &&
+            echo "attn_ablate_ms_128 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')" >>"$out"
+        $PEER $PY tools/bench_torch.py --ablate "$D/gpt2s.pt" "$NT" 128 2>/dev/null | awk '$1 == "torch_ablate_ms" { print "torch_ablate_ms_" $2, $3 }' >>"$out"
+    fi
 
     say "decode, stories15M shape: attn, and run.c (-O3 -march=native -fopenmp)"
     echo "attn_stories_toks $(attn_json "$D/stories.gguf" 16 255 | jget decode_tok_s)" >>"$out"
