@@ -135,8 +135,8 @@ if [ $models = 1 ]; then
         qs="f16 q8_0"
         if [ -n "$lb" ]; then
             f=$D/tinyllama-q4_k_m.gguf
-            [ -f "$f" ] || "$lb/llama-quantize" "$D/tinyllama-f16.gguf" "$f.tmp" Q4_K_M "$NT" >"$D/quantize.log" 2>&1 &&
-                mv "$f.tmp" "$f"
+            [ -f "$f" ] || { "$lb/llama-quantize" "$D/tinyllama-f16.gguf" "$f.tmp" Q4_K_M "$NT" >"$D/quantize.log" 2>&1 &&
+                mv "$f.tmp" "$f"; }
             if [ -f "$f" ]; then qs="$qs q4_k_m"; else skip "Q4_K_M rows: llama-quantize failed (see $D/quantize.log)"; fi
         else
             skip "Q4_K_M rows: llama-quantize (llama.cpp) makes the file"
