@@ -168,6 +168,7 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
     if (!strcmp(a, "--ids")) { VAL(); o->ids = v; return 1; }
     if (!strcmp(a, "--no-bos")) { o->no_bos = 1; return 1; }
     if (!strcmp(a, "--no-special")) { o->no_special = 1; return 1; }
+    if (!strcmp(a, "--exact")) { o->exact = 1; return 1; }
     if (!strcmp(a, "-o") || !strcmp(a, "--out")) { VAL(); o->out_dir = v; return 1; }
     if (!strcmp(a, "--format")) { VAL(); o->format = v; return 1; }
     if ((!strcmp(a, "--layers") || !strcmp(a, "--heads")) && o->select) {
@@ -223,6 +224,7 @@ int cli_format(const cli_opts *o, const char *allowed, const char **fmt) {
 }
 
 int cli_load_model(const cli_opts *o, int k, attn_model **out) {
+    if (o->exact) attn_simd_exact(1);
     if (k < o->n_models) return attn_model_load(out, o->models[k]);
     size_t n;
     const void *data = attn_builtin_data(&n);

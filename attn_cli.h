@@ -84,6 +84,7 @@ typedef struct {
     int no_bos;              // --no-bos
     int no_special;          // --no-special: special-token text stays plain text
     int threads;             // -t N (0 = online cores)
+    int exact;               // --exact: matmuls and scores summed in double (attn_simd_exact)
     const char *out_dir;     // -o DIR
     const char *format;      // --format table|tsv|json (NULL = table)
     int help;                // -h/--help seen

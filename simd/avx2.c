@@ -24,6 +24,16 @@
 #define GEMV_ROWS 8 // weight rows per GEMV step
 #define MR 6  // GEMM tile rows
 #define NR 16 // GEMM tile columns (two vectors)
+// Exact mode (simd/drivers.h): 4 doubles a vector, tiles of 6 rows x 8 columns.
+typedef __m256d XD;
+#define XL 4
+#define XR 6
+#define XV 2
+INLINE XD xd_zero(void) { return _mm256_setzero_pd(); }
+INLINE XD xd_set1(double a) { return _mm256_set1_pd(a); }
+INLINE XD xd_fma(XD a, XD b, XD c) { return _mm256_fmadd_pd(a, b, c); }
+INLINE XD xd_from(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+INLINE void xd_store(double *p, XD v) { _mm256_storeu_pd(p, v); }
 
 // ---------------------------------------------------------------- weights
 
@@ -413,7 +423,9 @@ static void avx2_add(float *y, const float *x, int n) {
 const attn_kernels attn_kernels_avx2 = {
     .name = "avx2",
     .matmul = simd_matmul,
+    .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
+    .attention_exact = simd_attention_exact,
     .rmsnorm = avx2_rmsnorm,
     .layernorm = avx2_layernorm,
     .gelu_tanh = avx2_gelu_tanh,

@@ -30,6 +30,16 @@
 #define GEMV_G 3     // of them in groups of 16 at once (quantized, M = 1)
 #define MR 8  // GEMM tile rows
 #define NR 48 // GEMM tile columns (three vectors)
+// Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
+typedef __m512d XD;
+#define XL 8
+#define XR 8
+#define XV 3
+INLINE XD xd_zero(void) { return _mm512_setzero_pd(); }
+INLINE XD xd_set1(double a) { return _mm512_set1_pd(a); }
+INLINE XD xd_fma(XD a, XD b, XD c) { return _mm512_fmadd_pd(a, b, c); }
+INLINE XD xd_from(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+INLINE void xd_store(double *p, XD v) { _mm512_storeu_pd(p, v); }
 
 // ---------------------------------------------------------------- weights
 
@@ -701,7 +711,9 @@ static void avx512_add(float *y, const float *x, int n) {
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",
     .matmul = simd_matmul,
+    .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
+    .attention_exact = simd_attention_exact,
     .rmsnorm = avx512_rmsnorm,
     .layernorm = avx512_layernorm,
     .gelu_tanh = avx512_gelu_tanh,

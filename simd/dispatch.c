@@ -3,6 +3,7 @@
 // the one named by ATTN_SIMD.
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attn.h"
@@ -18,6 +19,29 @@
 
 const attn_kernels *attn_k = &attn_kernels_scalar;
 static atomic_int chosen; // 1 once a path was chosen (attn_kernels_init or _select)
+static const attn_kernels *base = &attn_kernels_scalar; // the chosen path
+static int exact;                                      // attn_kernels_exact
+static attn_kernels exact_table;                       // base with its exact matmul and attention
+static char exact_name[32];
+
+// attn_k = the chosen path, or its exact-mode copy.
+static void use(const attn_kernels *p) {
+    base = p;
+    if (exact) {
+        exact_table = *p;
+        exact_table.matmul = p->matmul_exact;
+        exact_table.attention = p->attention_exact;
+        snprintf(exact_name, sizeof exact_name, "%s, exact", p->name);
+        exact_table.name = exact_name;
+        attn_k = &exact_table;
+    } else
+        attn_k = p;
+}
+
+void attn_kernels_exact(int on) {
+    exact = on != 0;
+    use(base);
+}
 
 #if defined(__APPLE__)
 // 1 if the sysctl flag is set (hw.optional.*). macOS enables the AVX-512
@@ -86,7 +110,7 @@ const attn_kernels **attn_kernels_available(void) {
 int attn_kernels_select(const char *name) {
     const attn_kernels **p = attn_kernels_available();
     for (int i = 0; p[i]; i++)
-        if (strcmp(p[i]->name, name) == 0) { attn_k = p[i]; atomic_store(&chosen, 1); return 0; }
+        if (strcmp(p[i]->name, name) == 0) { use(p[i]); atomic_store(&chosen, 1); return 0; }
     static const char *known[] = { "scalar", "avx2", "avx512", "neon" };
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (strcmp(known[i], name) == 0)
@@ -100,7 +124,7 @@ int attn_kernels_init(void) {
     const attn_kernels **p = attn_kernels_available();
     int n = 0;
     while (p[n]) n++;
-    attn_k = p[n - 1];
+    use(p[n - 1]);
     atomic_store(&chosen, 1);
     return 0;
 }
@@ -110,3 +134,4 @@ int attn_kernels_init(void) {
 int attn_simd_init(void) { return atomic_load(&chosen) ? 0 : attn_kernels_init(); }
 int attn_simd_select(const char *name) { return attn_kernels_select(name); }
 const char *attn_simd_name(void) { return attn_k->name; }
+void attn_simd_exact(int on) { attn_kernels_exact(on); }

@@ -12,28 +12,50 @@
 //   gemm_tile(R, A, lda, P, K, bias, C, ldc, nc)   C tile, R <= MR rows, nc <= NR columns
 //   softmax_scaled(x, n, scale)           x *= scale, then softmax in place
 //   pv_tile(R, p, ps, v, vs, nj, hd, out, os)     R <= PV_R rows of probs @ V over nj keys
+// and for exact mode (attn_simd_exact), a vector XD of XL doubles:
+//   XR, XV                 exact tile: rows of A, vectors of columns (XV * XL divides NR)
+//   xd_zero(), xd_set1(d), xd_fma(a, b, c) = a * b + c, xd_from(p) (XL floats at p),
+//   xd_store(p, v)
 #ifndef ATTN_SIMD_DRIVERS_H
 #define ATTN_SIMD_DRIVERS_H
 #include <pthread.h>
 
-// Per-thread panel buffer: NR weight columns x K, as [k][NR] f32, freed when
-// its thread ends (pool workers come and go) through a pthread key.
-static _Thread_local float *panel_buf;
-static _Thread_local size_t panel_cap;
-static pthread_key_t panel_key;
-static pthread_once_t panel_once = PTHREAD_ONCE_INIT;
-static void panel_key_init(void) { pthread_key_create(&panel_key, free); }
+// Per-thread buffers, freed when their thread ends (pool workers come and
+// go) through a pthread key: the weight panel (NR weight columns x K, as
+// [k][NR] f32) and exact mode's rows of A in double (XR x K).
+typedef struct { void *panel, *rows; size_t panel_cap, rows_cap; } thread_bufs;
+static _Thread_local thread_bufs *tbufs;
+static pthread_key_t tbufs_key;
+static pthread_once_t tbufs_once = PTHREAD_ONCE_INIT;
+static void tbufs_free(void *p) {
+    thread_bufs *b = p;
+    free(b->panel);
+    free(b->rows);
+    free(b);
+}
+static void tbufs_key_init(void) { pthread_key_create(&tbufs_key, tbufs_free); }
+
+static thread_bufs *tbufs_get(void) {
+    if (!tbufs && (tbufs = calloc(1, sizeof *tbufs))) {
+        pthread_once(&tbufs_once, tbufs_key_init);
+        pthread_setspecific(tbufs_key, tbufs);
+    }
+    return tbufs;
+}
+
+// *buf holding at least n elements of size es (64-byte aligned), or NULL.
+static void *tbuf_grow(void **buf, size_t *cap, size_t n, size_t es) {
+    if (n > *cap) {
+        free(*buf);
+        *buf = aligned_alloc(64, (n * es + 63) / 64 * 64);
+        *cap = *buf ? n : 0;
+    }
+    return *buf;
+}
 
 static float *panel_alloc(int K) {
-    size_t need = (size_t)K * NR;
-    if (need > panel_cap) {
-        free(panel_buf);
-        panel_buf = aligned_alloc(64, (need * 4 + 63) / 64 * 64);
-        panel_cap = panel_buf ? need : 0;
-        pthread_once(&panel_once, panel_key_init);
-        pthread_setspecific(panel_key, panel_buf);
-    }
-    return panel_buf;
+    thread_bufs *b = tbufs_get();
+    return b ? tbuf_grow(&b->panel, &b->panel_cap, (size_t)K * NR, 4) : NULL;
 }
 
 // Any M, in groups of up to GEMV_MAX_M rows (more than that only when there
@@ -113,12 +135,97 @@ static void simd_softmax(float *x, int n) {
     if (n > 0) softmax_scaled(x, n, 1.0f);
 }
 
+// ---------------------------------------------------------------- exact mode
+
+// attn_simd_exact: every output one chain over k = 0..K-1 in order from +0
+// in double, rounded to float, then + bias: the operations of the scalar
+// reference (attn_scalar_matmul), so its bits. A product of two floats is
+// exact in double, so a fused and an unfused multiply-add give the same sum.
+// The weights come from pack_panel (the same floats as every other kernel's);
+// R <= XR rows of A are converted to double once per panel.
+#define XC (XV * XL) // columns of an exact tile
+INLINE void exact_tile(int R, const double *Ad, int K, const float *P, const float *bias, float *C, int ldc, int nc) {
+    XD acc[XR][XV];
+    UNROLL
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int v = 0; v < XV; v++) acc[r][v] = xd_zero();
+    for (int k = 0; k < K; k++) {
+        XD w[XV];
+        UNROLL
+        for (int v = 0; v < XV; v++) w[v] = xd_from(P + (size_t)k * NR + v * XL);
+        UNROLL
+        for (int r = 0; r < R; r++) {
+            XD a = xd_set1(Ad[(size_t)r * K + k]);
+            UNROLL
+            for (int v = 0; v < XV; v++) acc[r][v] = xd_fma(a, w[v], acc[r][v]);
+        }
+    }
+    double t[XL];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < XV; v++) {
+            xd_store(t, acc[r][v]);
+            for (int l = 0; l < XL && v * XL + l < nc; l++)
+                C[(size_t)r * ldc + v * XL + l] = (float)t[l] + (bias ? bias[v * XL + l] : 0.0f);
+        }
+}
+
+typedef void (*exact_fn)(const double *Ad, int K, const float *P, const float *bias, float *C, int ldc, int nc);
+#define XTILE(R) \
+    static void exact_##R(const double *Ad, int K, const float *P, const float *bias, float *C, int ldc, int nc) { \
+        exact_tile(R, Ad, K, P, bias, C, ldc, nc); \
+    }
+XTILE(1) XTILE(2) XTILE(3) XTILE(4) XTILE(5) XTILE(6)
+#if XR > 6
+XTILE(7) XTILE(8)
+#endif
+#undef XTILE
+static const exact_fn exact_tiles[XR + 1] = { NULL, exact_1, exact_2, exact_3, exact_4, exact_5, exact_6,
+#if XR > 6
+                                              exact_7, exact_8,
+#endif
+};
+
+// matmul_ld's contract in exact mode. Without memory for the buffers the
+// scalar reference computes the same bits.
+static void exact_matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
+                            float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
+    thread_bufs *b = tbufs_get();
+    float *P = panel_alloc(K);
+    double *Ad = b ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)XR * K, 8) : NULL;
+    if (!P || !Ad) {
+        attn_scalar_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
+        int m = 0;
+        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / XR * XR; // rows before m see none of these columns
+        for (; m < M; m += XR) {
+            int R = M - m < XR ? M - m : XR;
+            for (int r = 0; r < R; r++)
+                for (int k = 0; k < K; k++) Ad[(size_t)r * K + k] = A[(size_t)(m + r) * lda + k];
+            for (int c = 0; c < nc; c += XC)
+                exact_tiles[R](Ad, K, P + c, bias ? bias + n + c : NULL, C + (size_t)m * ldc + n + c, ldc, nc - c);
+        }
+    }
+}
+
+static void simd_matmul_exact(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C,
+                              int ldc, int M, int K, int n0, int n1) {
+    if (M <= 0 || n1 <= n0) return;
+    exact_matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+}
+
 // Scores with the matmul kernels (keys as f32 weight rows), softmax per row,
 // then probs @ V: a row's bits do not depend on the rows computed with it.
-static void simd_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
-                           int hd, float scale, float *probs, float *out, int os) {
+// exact: the scores by exact_matmul_ld.
+static void attention_with(int exact, const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq,
+                           int q0, int hd, float scale, float *probs, float *out, int os) {
     int nk = q0 + nq;
-    matmul_ld(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
+    (exact ? exact_matmul_ld : matmul_ld)(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd,
+                                          0, nk, q0);
     for (int i = 0; i < nq; i++) {
         float *p = probs + (size_t)i * nk;
         int nvis = q0 + i + 1;
@@ -138,5 +245,15 @@ static void simd_attention(const float *q, int qs, const float *k, int ks, const
         default: pv_tile(6, p, nk, v, vs, nj, hd, o, os); break;
         }
     }
+}
+
+static void simd_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq, int q0,
+                           int hd, float scale, float *probs, float *out, int os) {
+    attention_with(0, q, qs, k, ks, v, vs, nq, q0, hd, scale, probs, out, os);
+}
+
+static void simd_attention_exact(const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq,
+                                 int q0, int hd, float scale, float *probs, float *out, int os) {
+    attention_with(1, q, qs, k, ks, v, vs, nq, q0, hd, scale, probs, out, os);
 }
 #endif

@@ -42,6 +42,15 @@ typedef struct {
     void (*attention)(const float *q, int qs, const float *k, int ks, const float *v, int vs,
                       int nq, int q0, int hd, float scale, float *probs, float *out, int os);
 
+    // Exact mode (attn_kernels_exact): matmul with the scalar reference's
+    // operations (one chain in double per element, so its bits), and
+    // attention with its scores computed so; ~2x a float GEMM's time on
+    // AVX-512 (tests/parity/accuracy_large_scores.py: the error they remove).
+    void (*matmul_exact)(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
+                         float *C, int ldc, int M, int K, int n0, int n1);
+    void (*attention_exact)(const float *q, int qs, const float *k, int ks, const float *v, int vs,
+                            int nq, int q0, int hd, float scale, float *probs, float *out, int os);
+
     // Row-wise ops over n floats.
     void (*rmsnorm)(float *out, const float *x, const float *w, int n, float eps);
     void (*layernorm)(float *out, const float *x, const float *w, const float *b, int n, float eps); // b may be NULL
@@ -71,6 +80,9 @@ extern const attn_kernels *attn_k;
 int attn_kernels_init(void);
 // Force a path by name (tests). Same errors as above.
 int attn_kernels_select(const char *name);
+// Exact mode on (1) or off (0) for the chosen path and any chosen later:
+// attn_k's matmul and attention become matmul_exact and attention_exact.
+void attn_kernels_exact(int on);
 // Every path this build has and this CPU can run, NULL-terminated.
 const attn_kernels **attn_kernels_available(void);
 

@@ -25,6 +25,16 @@
 #define GEMV_ROWS 8 // weight rows per GEMV step
 #define MR 8  // GEMM tile rows
 #define NR 12 // GEMM tile columns (three vectors)
+// Exact mode (simd/drivers.h): 2 doubles a vector, tiles of 8 rows x 6 columns.
+typedef float64x2_t XD;
+#define XL 2
+#define XR 8
+#define XV 3
+INLINE XD xd_zero(void) { return vdupq_n_f64(0.0); }
+INLINE XD xd_set1(double a) { return vdupq_n_f64(a); }
+INLINE XD xd_fma(XD a, XD b, XD c) { return vfmaq_f64(c, a, b); }
+INLINE XD xd_from(const float *p) { return vcvt_f64_f32(vld1_f32(p)); }
+INLINE void xd_store(double *p, XD v) { vst1q_f64(p, v); }
 
 // ---------------------------------------------------------------- weights
 
@@ -371,7 +381,9 @@ static void neon_add(float *y, const float *x, int n) {
 const attn_kernels attn_kernels_neon = {
     .name = "neon",
     .matmul = simd_matmul,
+    .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
+    .attention_exact = simd_attention_exact,
     .rmsnorm = neon_rmsnorm,
     .layernorm = neon_layernorm,
     .gelu_tanh = neon_gelu_tanh,

@@ -189,7 +189,9 @@ void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos
 const attn_kernels attn_kernels_scalar = {
     .name = "scalar",
     .matmul = attn_scalar_matmul,
+    .matmul_exact = attn_scalar_matmul,
     .attention = attn_scalar_attention,
+    .attention_exact = attn_scalar_attention,
     .rmsnorm = attn_scalar_rmsnorm,
     .layernorm = attn_scalar_layernorm,
     .gelu_tanh = attn_scalar_gelu_tanh,

@@ -185,6 +185,62 @@ static void test_matmul_determinism(const attn_kernels *kp) {
     }
 }
 
+static int same_bits(const float *a, const float *b, size_t n, size_t *at);
+// Exact mode: matmul_exact gives the scalar reference's bits for every
+// type, M (GEMV and GEMM sizes, tile tails), K, column range and stride,
+// and leaves columns outside the range untouched.
+static int exact_case(const attn_kernels *kp, uint32_t t, int M, int K, int N, int n0, int n1, int with_bias,
+                      char *why, size_t why_len) {
+    int lda = K + 3, ldc = N + 2;
+    wmat w = make_weights(t, N, K);
+    float *A = rand_floats((size_t)M * lda, -1, 1), *bias = with_bias ? rand_floats((size_t)N, -1, 1) : NULL;
+    float *got = malloc(sizeof(float) * (size_t)M * ldc), *ref = malloc(sizeof(float) * (size_t)M * ldc);
+    for (size_t i = 0; i < (size_t)M * ldc; i++) got[i] = ref[i] = 12345.0f;
+    kp->matmul_exact(A, lda, w.data, t, bias, got, ldc, M, K, n0, n1);
+    attn_scalar_matmul(A, lda, w.data, t, bias, ref, ldc, M, K, n0, n1);
+    size_t at = 0;
+    int ok = same_bits(got, ref, (size_t)M * ldc, &at);
+    if (!ok)
+        snprintf(why, why_len, "%s M=%d K=%d n=[%d,%d): C[%zu][%zu] %.9g, scalar %.9g", attn_type_name(t), M, K, n0, n1,
+                 at / ldc, at % ldc, got[at], ref[at]);
+    free(A); free(bias); free(got); free(ref); free_weights(&w);
+    return ok;
+}
+
+static void test_exact(const attn_kernels *kp) {
+    static const int Ms[] = { 1, 2, 4, 5, 7, 8, 9, 17, 41 };
+    static const int Ks[] = { 1, 17, 64, 301 }, Kq[] = { 32, 320 };
+    char name[96], why[256] = "";
+    for (size_t ti = 0; ti < sizeof wtypes / sizeof *wtypes; ti++) {
+        uint32_t t = wtypes[ti];
+        const int *ks = t == ATTN_Q8_0 ? Kq : Ks;
+        int nk = t == ATTN_Q8_0 ? 2 : 4, ok = 1, cases = 0;
+        for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms && ok; mi++)
+            for (int ki = 0; ki < nk && ok; ki++, cases++)
+                ok = exact_case(kp, t, Ms[mi], ks[ki], 77, (int)(mi % 3) * 5, 77 - (int)(ki % 2) * 11, (int)(mi & 1), why,
+                                sizeof why);
+        snprintf(name, sizeof name, "%s matmul_exact %s bit-identical to scalar (%d shapes)", kp->name,
+                 attn_type_name(t), cases);
+        check(ok, name, "%s", why);
+    }
+    // attention_exact: its scores are the scalar path's, so its probabilities
+    // differ from the scalar path's only by exp and the normalisation (a few ulp)
+    int T = 45, hd = 64;
+    float *q = rand_floats((size_t)T * hd, -2, 2), *k = rand_floats((size_t)T * hd, -2, 2), *v = rand_floats((size_t)T * hd, -1, 1);
+    float *pe = malloc(sizeof(float) * T * T), *oe = malloc(sizeof(float) * T * hd);
+    float *ps = malloc(sizeof(float) * T * T), *os = malloc(sizeof(float) * T * hd);
+    kp->attention_exact(q, hd, k, hd, v, hd, T, 0, hd, 0.5f, pe, oe, hd);
+    attn_scalar_attention(q, hd, k, hd, v, hd, T, 0, hd, 0.5f, ps, os, hd);
+    double worst = 0;
+    for (int i = 0; i < T * T; i++) {
+        double d = fabs((double)pe[i] - ps[i]) / (ps[i] > 1e-30f ? ps[i] : 1e-30);
+        if (d > worst || pe[i] != pe[i]) worst = pe[i] != pe[i] ? 1e30 : d;
+    }
+    snprintf(name, sizeof name, "%s attention_exact probabilities within 1e-6 relative of scalar", kp->name);
+    check(worst <= 1e-6, name, "worst relative difference %g", worst);
+    free(q); free(k); free(v); free(pe); free(oe); free(ps); free(os);
+}
+
 // ---------------------------------------------------------------- attention
 
 static int attention_case(const attn_kernels *kp, int nq, int q0, int hd, char *why, size_t why_len) {
@@ -525,6 +581,10 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
         size_t at = 0;
         snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding", kp->name, name, M);
         check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
+        kp->matmul_exact(A, K, wq, q->type, bias, cq, N, M, K, 0, N);
+        attn_scalar_matmul(A, K, wq, q->type, bias, cf, N, M, K, 0, N);
+        snprintf(label, sizeof label, "%s matmul_exact %s M=%d bit-identical to scalar", kp->name, name, M);
+        check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
     }
     free(wq); free(wf); free(A); free(bias); free(cq); free(cf);
 }
@@ -590,6 +650,7 @@ int main(void) {
     for (int i = 0; av[i]; i++) {
         test_matmul(av[i]);
         test_matmul_determinism(av[i]);
+        test_exact(av[i]);
         test_attention(av[i]);
         test_rowops(av[i]);
         test_quant(av[i]);
