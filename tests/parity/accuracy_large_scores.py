@@ -18,6 +18,14 @@ Measured 2026-12-02, max over both layers (x 1e-6), seeds 1-12:
   attn avx2/avx512   11-26 / 12-29 (unchanged: their GEMM is float)
   attn neon (qemu)   9.4 22.1 14.7 12.3 (seeds 1-4; the scalar path on
                      aarch64 gives the same bits as on x86-64)
+  --exact (2026-12-02, session 4: every matmul and q.k summed in double in
+  SIMD, the scalar path's matmul bits; softmax, norms, activations stay the
+  path's own):
+  attn avx2 --exact   2.7 2.6 2.4 3.4 3.2 5.0 3.9 3.4 2.7 3.5 2.4 3.3
+  attn avx512 --exact 3.7 2.7 3.0 3.1 3.2 5.2 4.0 3.4 3.2 3.3 2.5 3.4
+  attn neon --exact   4.1 2.7 2.4 3.6 3.0 5.2 3.6 3.9 3.2 3.7 2.5 3.6 (qemu)
+  (prefill 2.2-2.9x the default's time on AVX-512, the cold-start model of
+  make bench, T=256, a loaded machine; 16-25x faster than ATTN_SIMD=scalar)
 Cause: each matmul output was one float chain over K (576, 1536), and
 rmsnorm's mean of squares one float chain over 576; llama.cpp sums its
 matmuls in 16-lane chains with a tree (llamafile sgemm) and rmsnorm in
@@ -110,12 +118,13 @@ def run_seeds(seeds, tmp, golden):
             got[str(seed)] = e
             print("seed %d llama.cpp %s" % (seed, per_layer(e)), flush=True)
         for p in ("scalar", "avx2", "avx512", "neon"):
-            o = os.path.join(tmp, "attn%d-%s" % (seed, p))
-            r = subprocess.run([ATTN, "run", "-m", f32, "--ids", ",".join(map(str, IDS)), "--export", "npy", "-o", o,
-                                "-t", "2"], env=dict(os.environ, ATTN_SIMD=p), capture_output=True)
-            if r.returncode == 0:
-                e = max_err(np.load(os.path.join(o, "attention.npy")), ref)
-                print("seed %d attn %-6s %s" % (seed, p, per_layer(e)), flush=True)
+            for exact in [[]] if p == "scalar" else [[], ["--exact"]]:
+                o = os.path.join(tmp, "attn%d-%s%s" % (seed, p, "".join(exact)))
+                r = subprocess.run([ATTN, "run", "-m", f32, "--ids", ",".join(map(str, IDS)), "--export", "npy", "-o",
+                                    o, "-t", "2"] + exact, env=dict(os.environ, ATTN_SIMD=p), capture_output=True)
+                if r.returncode == 0:
+                    e = max_err(np.load(os.path.join(o, "attention.npy")), ref)
+                    print("seed %d attn %-6s%s %s" % (seed, p, " --exact" if exact else "", per_layer(e)), flush=True)
     if golden:
         with open(GOLDEN, "w") as f:
             json.dump({"what": "llama.cpp's max abs error of the attention probabilities per layer against "
