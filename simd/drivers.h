@@ -80,60 +80,19 @@ static void gemv(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t
     }
 }
 
-// One function per tile height, so each keeps its accumulators in registers.
+// One function per tile height R <= N, R a constant in each (so the
+// accumulators stay in registers), and a table of them by R.
+#define ROWS_6(F) F(1) F(2) F(3) F(4) F(5) F(6)
+#define ROWS_8(F) ROWS_6(F) F(7) F(8)
+#define ROWS_14(F) ROWS_8(F) F(9) F(10) F(11) F(12) F(13) F(14)
+#define ROWS_CAT(a, b) a##b
+#define ROWS(N, F) ROWS_CAT(ROWS_, N)(F)
+
 typedef void (*tile_fn)(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc);
-#define TILE(R) \
-    static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
-        gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); \
-    }
-TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
-#if MR > 6
-TILE(7) TILE(8)
-#endif
-#if MR > 8
-TILE(9) TILE(10) TILE(11) TILE(12) TILE(13) TILE(14)
-#endif
-#undef TILE
-static const tile_fn tiles[MR + 1] = { NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6,
-#if MR > 6
-                                       tile_7, tile_8,
-#endif
-#if MR > 8
-                                       tile_9, tile_10, tile_11, tile_12, tile_13, tile_14,
-#endif
-};
-
-// General matmul on weight rows of ldw bytes. row_lo >= 0: causal scores,
-// where row m needs columns n <= row_lo + m only (tiles wholly above are
-// skipped; what the others write above the diagonal is overwritten).
-static void matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                      float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
-    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
-    if (!P) { // small M, or no memory for a panel: the GEMV kernel gives the same bits
-        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
-        return;
-    }
-    for (int n = n0; n < n1; n += NR) {
-        int nc = n1 - n < NR ? n1 - n : NR;
-        pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
-        int m = 0;
-        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / MR * MR; // rows before m see none of these columns
-        for (; m < M; m += MR) {
-            int R = M - m < MR ? M - m : MR;
-            tiles[R](A + (size_t)m * lda, lda, P, K, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, nc);
-        }
-    }
-}
-
-static void simd_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
-                        int M, int K, int n0, int n1) {
-    if (M <= 0 || n1 <= n0) return;
-    matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
-}
-
-static void simd_softmax(float *x, int n) {
-    if (n > 0) softmax_scaled(x, n, 1.0f);
-}
+#define TILE(R) static void tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { gemm_tile(R, A, lda, P, K, bias, C, ldc, nc); }
+#define TILE_REF(R) tile_##R,
+ROWS(MR, TILE)
+static const tile_fn tiles[MR + 1] = { NULL, ROWS(MR, TILE_REF) };
 
 // ---------------------------------------------------------------- exact mode
 
@@ -171,61 +130,77 @@ INLINE void exact_tile(int R, const double *Ad, int K, const float *P, const flo
 }
 
 typedef void (*exact_fn)(const double *Ad, int K, const float *P, const float *bias, float *C, int ldc, int nc);
-#define XTILE(R) \
-    static void exact_##R(const double *Ad, int K, const float *P, const float *bias, float *C, int ldc, int nc) { \
-        exact_tile(R, Ad, K, P, bias, C, ldc, nc); \
-    }
-XTILE(1) XTILE(2) XTILE(3) XTILE(4) XTILE(5) XTILE(6)
-#if XR > 6
-XTILE(7) XTILE(8)
-#endif
-#undef XTILE
-static const exact_fn exact_tiles[XR + 1] = { NULL, exact_1, exact_2, exact_3, exact_4, exact_5, exact_6,
-#if XR > 6
-                                              exact_7, exact_8,
-#endif
-};
+#define XTILE(R) static void exact_##R(const double *Ad, int K, const float *P, const float *bias, float *C, int ldc, int nc) { exact_tile(R, Ad, K, P, bias, C, ldc, nc); }
+#define XTILE_REF(R) exact_##R,
+ROWS(XR, XTILE)
+static const exact_fn exact_tiles[XR + 1] = { NULL, ROWS(XR, XTILE_REF) };
 
-// matmul_ld's contract in exact mode. Without memory for the buffers the
-// scalar reference computes the same bits.
-static void exact_matmul_ld(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
-                            float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
-    thread_bufs *b = tbufs_get();
-    float *P = panel_alloc(K);
+// R <= XR rows of A x a panel's nc columns: the rows converted to double
+// once (into Ad, R x K), then tiles of XC columns.
+static void exact_rows(int R, const float *A, int lda, double *Ad, int K, const float *P, const float *bias, float *C,
+                       int ldc, int nc) {
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < K; k++) Ad[(size_t)r * K + k] = A[(size_t)r * lda + k];
+    for (int c = 0; c < nc; c += XC) exact_tiles[R](Ad, K, P + c, bias ? bias + c : NULL, C + c, ldc, nc - c);
+}
+
+// General matmul on weight rows of ldw bytes; exact: exact mode's tiles.
+// row_lo >= 0: causal scores, where row m needs columns n <= row_lo + m only
+// (tiles wholly above are skipped; what the others write above the diagonal
+// is overwritten).
+static void matmul_ld(int exact, const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype,
+                      const float *bias, float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
+    thread_bufs *b = exact ? tbufs_get() : NULL;
     double *Ad = b ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)XR * K, 8) : NULL;
-    if (!P || !Ad) {
-        attn_scalar_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
+    float *P = exact || M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (exact && (!P || !Ad)) { // no memory for the buffers: the scalar reference gives the same bits
+        for (int n = n0; n < n1; n++)
+            attn_scalar_matmul(A, lda, W + (size_t)n * ldw, wtype, bias ? bias + n : NULL, C + n, ldc, M, K, 0, 1);
         return;
     }
+    if (!P) { // small M, or no memory for a panel: the GEMV kernel gives the same bits
+        gemv(A, lda, W, ldw, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    int rows = exact ? XR : MR;
     for (int n = n0; n < n1; n += NR) {
         int nc = n1 - n < NR ? n1 - n : NR;
         pack_panel(P, W + (size_t)n * ldw, ldw, wtype, K, nc);
         int m = 0;
-        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / XR * XR; // rows before m see none of these columns
-        for (; m < M; m += XR) {
-            int R = M - m < XR ? M - m : XR;
-            for (int r = 0; r < R; r++)
-                for (int k = 0; k < K; k++) Ad[(size_t)r * K + k] = A[(size_t)(m + r) * lda + k];
-            for (int c = 0; c < nc; c += XC)
-                exact_tiles[R](Ad, K, P + c, bias ? bias + n + c : NULL, C + (size_t)m * ldc + n + c, ldc, nc - c);
+        if (row_lo >= 0 && n > row_lo) m = (n - row_lo) / rows * rows; // rows before m see none of these columns
+        for (; m < M; m += rows) {
+            int R = M - m < rows ? M - m : rows;
+            const float *a = A + (size_t)m * lda, *bn = bias ? bias + n : NULL;
+            float *c = C + (size_t)m * ldc + n;
+            if (exact) exact_rows(R, a, lda, Ad, K, P, bn, c, ldc, nc);
+            else tiles[R](a, lda, P, K, bn, c, ldc, nc);
         }
     }
+}
+
+static void simd_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                        int M, int K, int n0, int n1) {
+    if (M <= 0 || n1 <= n0) return;
+    matmul_ld(0, A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
 }
 
 static void simd_matmul_exact(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C,
                               int ldc, int M, int K, int n0, int n1) {
     if (M <= 0 || n1 <= n0) return;
-    exact_matmul_ld(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+    matmul_ld(1, A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1, -1);
+}
+
+static void simd_softmax(float *x, int n) {
+    if (n > 0) softmax_scaled(x, n, 1.0f);
 }
 
 // Scores with the matmul kernels (keys as f32 weight rows), softmax per row,
 // then probs @ V: a row's bits do not depend on the rows computed with it.
-// exact: the scores by exact_matmul_ld.
+// exact: the scores in exact mode.
 static void attention_with(int exact, const float *q, int qs, const float *k, int ks, const float *v, int vs, int nq,
                            int q0, int hd, float scale, float *probs, float *out, int os) {
     int nk = q0 + nq;
-    (exact ? exact_matmul_ld : matmul_ld)(q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd,
-                                          0, nk, q0);
+    matmul_ld(exact, q, qs, (const uint8_t *)k, (size_t)ks * 4, ATTN_F32, NULL, probs, nk, nq, hd, 0, nk, q0);
     for (int i = 0; i < nq; i++) {
         float *p = probs + (size_t)i * nk;
         int nvis = q0 + i + 1;
