@@ -120,6 +120,30 @@ try:
 finally:
     shutil.rmtree(tmp)
 
+# --exact: the path in use says so, and the logits move only by the float
+# sums it replaces (the kernels' bits are checked in test_kernels)
+r = subprocess.run([ATTN, "info", "--exact"], capture_output=True, text=True)
+simd = [l for l in r.stdout.splitlines() if l.startswith("simd")]
+out("builtin info --exact names exact mode", r.returncode == 0 and simd and simd[0].endswith(", exact"), r.stdout[-300:])
+tmp = tempfile.mkdtemp(prefix="attn_builtin_")
+try:
+    logits = {}
+    for name, extra in (("default", []), ("exact", ["--exact"])):
+        o = os.path.join(tmp, name)
+        r = subprocess.run([ATTN, "run", "--ids", "5,17,30,2,9,44,7,3", "--export", "npy", "-o", o] + extra,
+                           capture_output=True, text=True)
+        if r.returncode == 0 and import_ok:
+            logits[name] = np.load(os.path.join(o, "logits.npy"))
+    if not import_ok:
+        print("SKIP builtin run --exact logits: numpy missing")
+    elif len(logits) == 2:
+        d = float(np.abs(logits["exact"] - logits["default"]).max() / np.abs(logits["default"]).max())
+        out("builtin run --exact logits within 1e-5 of the default", d < 1e-5, "relative difference %g" % d)
+    else:
+        out("builtin run --exact", False, r.stderr[-300:])
+finally:
+    shutil.rmtree(tmp)
+
 # 2. the model's claims: induction head and previous-token head, against a random init
 def best_head(args, score, at_least, baseline_at_most):
     """Runs `attn heads ARGS --format json`, checks the best head on `score`; returns the JSON."""
