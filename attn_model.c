@@ -378,7 +378,7 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
 // Tied: no output.weight, or one equal to token_embd byte for byte (what
 // llama.cpp's gpt2 converter and ours write for a tied head). Compared when
 // asked, not at load: a forward reads either copy with the same result, and
-// comparing both (50 MB at d=768, V=8192) was 4% of a whole `attn run`.
+// the compare reads both (50 MB at d=768, V=8192) before anything else runs.
 int attn_model_tied_head(const attn_model *m) {
     const attn_tensor *o = &m->output, *e = &m->tok_embd;
     if (o->data == e->data) return 1;
@@ -771,8 +771,8 @@ static void act_rows(const attn_session *s, int lda, int r0, int r1) {
     }
 }
 
-// Rows in blocks across the pool (each row's bits are the same on any thread):
-// the activation was a tenth of the forward run on one thread while the rest waited.
+// Rows in blocks across the pool (each row's bits are the same on any thread),
+// not on the calling thread alone while the pool's threads wait.
 typedef struct { const attn_session *s; int n, lda, block; } act_job;
 static void act_item(void *ctx, int i) {
     const act_job *j = ctx;
