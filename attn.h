@@ -236,7 +236,6 @@ typedef struct {
     int rope_dims;      // rotated dims per head (<= head_dim)
     float rope_scale;   // positions multiplied by this (1/rope.scaling.factor, linear)
     attn_mlp mlp;
-    int tied_head;      // 1 if the output head is the token embedding
     int fused_qkv;      // 1 if Q,K,V are one attn_qkv tensor
     attn_parallel parallel;
     int qk_norm;        // 1: RMSNorm over all of q (q_dim) and of k (kv_dim) before RoPE
@@ -310,7 +309,7 @@ typedef struct attn_model {
     attn_tensor tok_embd;  // (V, D)
     attn_tensor pos_embd;  // (n_ctx, D) when learned positions
     attn_tensor out_norm, out_norm_b; // (D)
-    attn_tensor output;    // (V, D); equals tok_embd when tied
+    attn_tensor output;    // (V, D); equals tok_embd when the file has no output.weight
     attn_tensor output_b;  // (V) output bias (Phi-2) or absent
     attn_tensor rope_freqs; // (rope_dims / 2) frequency divisors (Llama 3) or absent
     attn_layer *layers;    // [n_layer]
@@ -327,6 +326,9 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
 // projections N(0, 0.02/sqrt(2L)), norms 1, biases 0), F32, same tokenizer.
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed);
 void attn_model_free(attn_model *m);
+// 1 if the output head is the token embedding: no output.weight, or one equal
+// to token_embd byte for byte (compared on each call, 2 x V x D weights).
+int attn_model_tied_head(const attn_model *m);
 // The model compiled into the binary (NULL if the build has none).
 const void *attn_builtin_data(size_t *size);
 
@@ -395,6 +397,11 @@ enum {
     ATTN_ACT_N
 };
 
+// Large zero-filled buffers (activations, logits): an anonymous mapping in
+// 2 MB pages where the OS gives them, so a first touch faults once per 2 MB
+// instead of once per 4 KB. Free with the same n. NULL: out of memory.
+void *attn_big_alloc(size_t n);
+void attn_big_free(void *p, size_t n);
 // A forward session: activations and KV cache sized for at most max_t positions.
 typedef struct attn_session attn_session;
 int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_pool *pool);

@@ -18,18 +18,20 @@
 
 void cli_opts_init(cli_opts *o) { memset(o, 0, sizeof *o); }
 
-// "attn: " + the message, control characters escaped, + newline.
+// "attn: " + the message, control characters escaped, + newline: built in
+// one buffer and written at once (stderr is unbuffered: a write per byte).
 static void cli_vline(const char *fmt, va_list ap) {
-    char msg[2048];
+    char msg[2048], line[sizeof msg * 4 + 8];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    fputs("attn: ", stderr);
+    size_t n = (size_t)snprintf(line, sizeof line, "attn: ");
     for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
-        if (*p == '\n') fputs("\\n", stderr);
-        else if (*p == '\t') fputs("\\t", stderr);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(stderr, "\\x%02x", *p);
-        else fputc(*p, stderr);
+        if (*p == '\n') n += (size_t)snprintf(line + n, sizeof line - n, "\\n");
+        else if (*p == '\t') n += (size_t)snprintf(line + n, sizeof line - n, "\\t");
+        else if (*p < 0x20 || *p == 0x7f) n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", *p);
+        else line[n++] = (char)*p;
     }
-    fputc('\n', stderr);
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr);
 }
 
 void cli_error(const char *fmt, ...) {

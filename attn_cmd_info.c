@@ -144,7 +144,7 @@ static int print_info(const info_result *r, const info_opts *io) {
                "\"tensor_types\": \"%s\", \"tokenizer\": \"%s\", \"simd\": \"%s\", \"threads\": %d}\n",
                arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
                c->n_ctx, norm_name(c->norm), c->norm_eps, pos_name(c->pos), c->rope_theta, c->rope_dims,
-               mlp_name(c->mlp), c->tied_head ? "true" : "false", c->fused_qkv ? "true" : "false",
+               mlp_name(c->mlp), attn_model_tied_head(r->m) ? "true" : "false", c->fused_qkv ? "true" : "false",
                attn_arch_get(c->arch)->models, r->extra, (long long)r->m->n_params, r->types,
                tok_name(attn_tokenizer_kind(r->m->tok)), attn_k->name, r->threads);
     } else {
@@ -160,7 +160,7 @@ static int print_info(const info_result *r, const info_opts *io) {
         if (c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES)
             printf(" (theta %g, %d of %d dims)", c->rope_theta, c->rope_dims, c->head_dim);
         printf(", %s, %s Q/K/V, %s output head\n", mlp_name(c->mlp), c->fused_qkv ? "fused" : "separate",
-               c->tied_head ? "tied" : "separate");
+               attn_model_tied_head(r->m) ? "tied" : "separate");
         if (r->extra[0]) printf("             %s\n", r->extra);
         printf("family       %s\n", attn_arch_get(c->arch)->models);
         printf("context      %d positions\n", c->n_ctx);

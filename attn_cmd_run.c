@@ -338,7 +338,7 @@ static int run_setup(const run_opts *ro, run_result *r) {
     r->k = ro->k > V ? V : (int)ro->k;
     r->t0 = ro->per_token ? 0 : T - 1;
     size_t nk = (size_t)(T - r->t0) * r->k;
-    r->logits = malloc((size_t)T * V * sizeof(float));
+    r->logits = attn_big_alloc((size_t)T * V * sizeof(float)); // 8 MB at T=256, V=8192: 2 MB pages
     r->top_id = malloc(nk * sizeof *r->top_id);
     r->top_p = malloc(nk * sizeof *r->top_p);
     r->top_logit = malloc(nk * sizeof *r->top_logit);
@@ -564,7 +564,8 @@ static void run_result_free(run_result *r) {
     free(r->cap.lmask), free(r->cap.hmask), free(r->cap.top3), free(r->cap.top3p); // --per-token
     attn_lens_free(r->cap.lens);
     cli_acts_free(r->cap.acts);
-    free(r->logits), free(r->top_id), free(r->top_p), free(r->top_logit); // the top-k table
+    if (r->m) attn_big_free(r->logits, (size_t)r->T * r->m->cfg.n_vocab * sizeof(float));
+    free(r->top_id), free(r->top_p), free(r->top_logit); // the top-k table
     if (r->top_label) attn_labels_free(r->top_label, (r->T - r->t0) * r->k);
     if (r->labels) attn_labels_free(r->labels, r->T);
     free(r->ids);

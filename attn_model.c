@@ -316,12 +316,7 @@ static int load_from_file(attn_model *m) {
         get_tensor(&L, "position_embd.weight", c->n_ctx, D, c->pos == ATTN_POS_LEARNED, &m->pos_embd))
         return ATTN_EINPUT;
     c->rope_freqs = m->rope_freqs.data != NULL;
-    // tied: no output.weight, or one equal to token_embd byte for byte (what
-    // llama.cpp's gpt2 converter and ours write for a tied head)
-    c->tied_head = m->output.data == NULL ||
-                   (m->output.type == m->tok_embd.type && m->output.data != m->tok_embd.data &&
-                    !memcmp(m->output.data, m->tok_embd.data, attn_type_row_bytes(m->tok_embd.type, D) * (size_t)c->n_vocab));
-    if (c->tied_head) m->output = m->tok_embd;
+    if (!m->output.data) m->output = m->tok_embd; // tied (a copy in output.weight: attn_model_tied_head)
     // each layer has several tensors: a block count the file cannot hold is
     // refused naming the first missing layer's tensor, before allocating
     for (uint64_t l = 0; (uint64_t)c->n_layer > m->file.n_tensors && l <= m->file.n_tensors; l++) {
@@ -378,6 +373,17 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
     int rc = attn_gguf_open_mem(&m->file, buf, size, name);
     if (!rc) rc = load_from_file(m);
     return finish_load(m, rc, out);
+}
+
+// Tied: no output.weight, or one equal to token_embd byte for byte (what
+// llama.cpp's gpt2 converter and ours write for a tied head). Compared when
+// asked, not at load: a forward reads either copy with the same result, and
+// the compare reads both (50 MB at d=768, V=8192) before anything else runs.
+int attn_model_tied_head(const attn_model *m) {
+    const attn_tensor *o = &m->output, *e = &m->tok_embd;
+    if (o->data == e->data) return 1;
+    return o->type == e->type && o->rows == e->rows && o->cols == e->cols &&
+           !memcmp(o->data, e->data, attn_type_row_bytes(e->type, (uint64_t)e->cols) * (size_t)e->rows);
 }
 
 void attn_model_free(attn_model *m) {
@@ -442,7 +448,7 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
              rand_tensor(m, &r, &like->pos_embd, s, 0, &m->pos_embd) ||
              rand_tensor(m, &r, &like->out_norm, 0, 1, &m->out_norm) ||
              rand_tensor(m, &r, &like->out_norm_b, 0, 0, &m->out_norm_b);
-    if (!rc && like->cfg.tied_head) m->output = m->tok_embd;
+    if (!rc && attn_model_tied_head(like)) m->output = m->tok_embd;
     else if (!rc) rc = rand_tensor(m, &r, &like->output, s, 0, &m->output);
     m->layers = calloc((size_t)like->cfg.n_layer, sizeof *m->layers);
     if (!m->layers) rc = attn_err(ATTN_EFAIL, "out of memory");
@@ -461,18 +467,30 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
 // ---------------------------------------------------------------- forward
 
 // Session memory: one anonymous mapping, zero-filled, in 2 MB pages where the
-// OS gives them (a first touch then faults once per 2 MB, not per 4 KB).
-static void *big_alloc(size_t n) {
-    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    if (n >= (2u << 20)) madvise(p, n, MADV_HUGEPAGE);
-#endif
-    return p;
+// OS gives them (a first touch then faults once per 2 MB, not per 4 KB). The
+// kernel uses 2 MB pages only for whole 2 MB-aligned blocks, so a mapping of
+// 2 MB or more is placed on a 2 MB boundary and rounded up to whole blocks.
+#define BIG_PAGE ((size_t)2 << 20)
+static size_t big_size(size_t n) {
+    return n < BIG_PAGE ? (n ? n : 1) : (n + BIG_PAGE - 1) / BIG_PAGE * BIG_PAGE;
 }
 
-static void big_free(void *p, size_t n) {
-    if (p) munmap(p, n ? n : 1);
+void *attn_big_alloc(size_t n) {
+    size_t len = big_size(n), extra = len < BIG_PAGE ? 0 : BIG_PAGE;
+    char *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    if (!extra) return p;
+    char *a = (char *)(((uintptr_t)p + BIG_PAGE - 1) & ~(uintptr_t)(BIG_PAGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p)); // the unaligned head and tail back
+    if (a + len < p + len + extra) munmap(a + len, (size_t)(p + len + extra - (a + len)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, len, MADV_HUGEPAGE);
+#endif
+    return a;
+}
+
+void attn_big_free(void *p, size_t n) {
+    if (p) munmap(p, big_size(n));
 }
 
 struct attn_session {
@@ -503,7 +521,7 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
     s->max_t = max_t;
     size_t kv = (size_t)c->n_layer * max_t * c->n_head_kv * c->head_dim;
     s->kv_bytes = 2 * kv * sizeof(float);
-    s->k_cache = big_alloc(s->kv_bytes);
+    s->k_cache = attn_big_alloc(s->kv_bytes);
     s->v_cache = s->k_cache ? s->k_cache + kv : NULL;
     s->freqs = malloc((size_t)(c->rope_dims / 2 + 1) * sizeof(float));
     attn_gguf_prefault(&m->file); // a forward reads every weight
@@ -519,7 +537,7 @@ int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_po
 }
 
 static void free_scratch(attn_session *s) {
-    big_free(s->scratch, s->scratch_bytes);
+    attn_big_free(s->scratch, s->scratch_bytes);
     s->scratch = NULL;
     s->x = s->xn = s->ao = s->qkv = s->att = s->ff1 = s->ff2 = s->probs = NULL;
     s->cap_rows = 0;
@@ -528,7 +546,7 @@ static void free_scratch(attn_session *s) {
 void attn_session_free(attn_session *s) {
     if (!s) return;
     free_scratch(s);
-    big_free(s->k_cache, s->kv_bytes);
+    attn_big_free(s->k_cache, s->kv_bytes);
     free(s->freqs);
     free(s);
 }
@@ -549,7 +567,7 @@ static int ensure_rows(attn_session *s, int n) {
     float **dst[8] = { &s->x, &s->xn, &s->ao, &s->qkv, &s->att, &s->ff1, &s->ff2, &s->probs };
     size_t total = 0;
     for (int i = 0; i < 8; i++) total += (sz[i] * 4 + 63) / 64 * 64; // each 64-byte aligned
-    if (!(s->scratch = big_alloc(total)))
+    if (!(s->scratch = attn_big_alloc(total)))
         return attn_err(ATTN_EFAIL, "out of memory for activations of %d positions", n);
     s->scratch_bytes = total;
     char *p = s->scratch;
@@ -565,6 +583,7 @@ static int ensure_rows(attn_session *s, int n) {
 // computes an element never changes its value, so this is only about speed.
 #define PARALLEL_MIN_FLOPS (1 << 17)
 #define PARALLEL_MIN_ATTN (1 << 15) // query rows x keys x q_dim
+#define PARALLEL_MIN_ACT (1 << 15)  // rows x n_ff activations
 
 // C (M, n1-n0 of N) = A (M, K) x W^T (+ bias), the columns split across the pool.
 typedef struct {
@@ -736,6 +755,42 @@ static void qkv_forward(attn_session *s, int l, const float *in, int n) {
     }
 }
 
+// The MLP's activation on rows r0..r1-1 of ff1 (row stride lda; gated kinds
+// take the up half from ff2, fused SwiGLU from the right half of ff1).
+static void act_rows(const attn_session *s, int lda, int r0, int r1) {
+    const attn_config *c = &s->m->cfg;
+    int F = c->n_ff;
+    for (int i = r0; i < r1; i++) {
+        float *g = s->ff1 + (size_t)i * lda;
+        const float *u = c->mlp == ATTN_MLP_SWIGLU_FUSED ? g + F : s->ff2 + (size_t)i * F;
+        if (c->mlp == ATTN_MLP_SWIGLU || c->mlp == ATTN_MLP_SWIGLU_FUSED) attn_k->swiglu(g, u, F);
+        else if (c->mlp == ATTN_MLP_GELU_ERF) attn_k->gelu_erf(g, F);
+        else attn_k->gelu_tanh(g, F);
+        if (c->mlp == ATTN_MLP_GEGLU)
+            for (int k = 0; k < F; k++) g[k] *= u[k];
+    }
+}
+
+// Rows in blocks across the pool (each row's bits are the same on any thread),
+// not on the calling thread alone while the pool's threads wait.
+typedef struct { const attn_session *s; int n, lda, block; } act_job;
+static void act_item(void *ctx, int i) {
+    const act_job *j = ctx;
+    int r1 = (i + 1) * j->block;
+    act_rows(j->s, j->lda, i * j->block, r1 < j->n ? r1 : j->n);
+}
+
+static void activation(attn_session *s, int lda, int n) {
+    int nt = s->pool ? attn_pool_size(s->pool) : 1;
+    if (nt == 1 || n < 2 || (double)n * s->m->cfg.n_ff < PARALLEL_MIN_ACT) {
+        act_rows(s, lda, 0, n);
+        return;
+    }
+    int items = n < 4 * nt ? n : 4 * nt;
+    act_job j = { s, n, lda, (n + items - 1) / items };
+    attn_pool_run(s->pool, (n + j.block - 1) / j.block, act_item, &j);
+}
+
 // s->ff2 (n, D) = down(act(up(in))) for the layer's MLP kind.
 static void mlp_forward(attn_session *s, const attn_layer *ly, const float *in, int n) {
     const attn_config *c = &s->m->cfg;
@@ -745,23 +800,11 @@ static void mlp_forward(attn_session *s, const attn_layer *ly, const float *in, 
         group_add(s, &g, in, D, &ly->w_gate, NULL, s->ff1, F, n);
         group_add(s, &g, in, D, &ly->w_up, &ly->b_up, s->ff2, F, n);
         group_run(s, &g);
-        for (int i = 0; i < n; i++) {
-            float *g = s->ff1 + (size_t)i * F, *u = s->ff2 + (size_t)i * F;
-            if (c->mlp == ATTN_MLP_SWIGLU) attn_k->swiglu(g, u, F);
-            else {
-                attn_k->gelu_tanh(g, F);
-                for (int k = 0; k < F; k++) g[k] *= u[k];
-            }
-        }
     } else if (c->mlp == ATTN_MLP_SWIGLU_FUSED) { // rows [gate | up], the product left in the gate half
         lda = 2 * F;
         matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff1, lda, n);
-        for (int i = 0; i < n; i++) attn_k->swiglu(s->ff1 + (size_t)i * lda, s->ff1 + (size_t)i * lda + F, F);
-    } else {
-        matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff1, F, n);
-        for (int i = 0; i < n; i++)
-            (c->mlp == ATTN_MLP_GELU_ERF ? attn_k->gelu_erf : attn_k->gelu_tanh)(s->ff1 + (size_t)i * F, F);
-    }
+    } else matmul(s, in, D, &ly->w_up, &ly->b_up, s->ff1, F, n);
+    activation(s, lda, n);
     matmul(s, s->ff1, lda, &ly->w_down, &ly->b_down, s->ff2, D, n);
 }
 
@@ -828,14 +871,31 @@ static void head_rows(const attn_session *s, const float *xn, float *logits, int
 static atomic_int nf_seen, nf_ready;
 static char nf_where[96];
 
+// 1 if one of the d floats of x is a NaN or an inf: all exponent bits set,
+// so (bits & exponent) + 1 ulp of exponent reaches bit 31. Integer and/add/or
+// in 8 lanes (vectorized at -O2), not a chain of float adds.
+static int row_nonfinite(const float *x, int d) {
+    uint32_t acc[8] = { 0 }, u[8];
+    int j = 0;
+    for (; j + 8 <= d; j += 8) {
+        memcpy(u, x + j, sizeof u);
+        for (int k = 0; k < 8; k++) acc[k] |= (u[k] & 0x7f800000u) + 0x00800000u;
+    }
+    for (; j < d; j++) {
+        memcpy(u, x + j, 4);
+        acc[0] |= (u[0] & 0x7f800000u) + 0x00800000u;
+    }
+    uint32_t all = 0;
+    for (int k = 0; k < 8; k++) all |= acc[k];
+    return all >> 31;
+}
+
 // Record the first row of x (n rows of d) holding a NaN or inf: after the
 // embeddings (layer -1), a layer, or in the logits (layer n_layer).
 static void check_finite(const float *x, int n, int d, int layer, int n_layer, int pos0) {
     if (atomic_load_explicit(&nf_seen, memory_order_relaxed)) return;
     for (int i = 0; i < n; i++) {
-        float acc = 0; // x - x is 0 for finite x, NaN for NaN and inf
-        for (int j = 0; j < d; j++) acc += x[(size_t)i * d + j] - x[(size_t)i * d + j];
-        if (acc == 0) continue;
+        if (!row_nonfinite(x + (size_t)i * d, d)) continue;
         int expect = 0;
         if (!atomic_compare_exchange_strong(&nf_seen, &expect, 1)) return;
         if (layer < 0) snprintf(nf_where, sizeof nf_where, "the embeddings, position %d", pos0 + i);

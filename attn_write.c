@@ -8,6 +8,9 @@
 // a user after Ctrl-C) never finds a partial file under the final name. An
 // output that is a character device or FIFO is written through; any other
 // non-regular file (directory, socket, block device) is refused, never replaced.
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE // fallocate
+#endif
 #include "attn.h"
 #include <errno.h>
 #include <signal.h>
@@ -214,6 +217,19 @@ int attn_write_file(const char *path, const void *data, size_t n) {
     return attn_out_close(&o);
 }
 
+// Blocks for n bytes allocated before the file is written, its size left
+// as written (a hint: errors are the writes' to report). On ext4 a file
+// whose blocks are allocated has no delayed allocation for a rename over an
+// older file to force out (auto_da_alloc): renaming an 18.9 MB attention.npy
+// into place took 8-13 ms with it, 2-4 ms without.
+static void reserve_blocks(attn_outfile *o, uint64_t n) {
+#if defined(__linux__) && defined(FALLOC_FL_KEEP_SIZE)
+    if (!o->direct && n > 0 && n <= (uint64_t)INT64_MAX) (void)fallocate(fileno(o->fp), FALLOC_FL_KEEP_SIZE, 0, (off_t)n);
+#else
+    (void)o, (void)n;
+#endif
+}
+
 int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd) {
     char shape[256] = "", hdr[512];
     for (int i = 0; i < nd; i++) {
@@ -229,6 +245,9 @@ int attn_npy_open(attn_outfile *o, const char *path, const int64_t *dims, int nd
     uint16_t hl = (uint16_t)(n + pad + 1);
     int rc = attn_out_open(o, path);
     if (rc) return rc;
+    uint64_t bytes = 4;
+    for (int i = 0; i < nd; i++) bytes *= (uint64_t)dims[i];
+    reserve_blocks(o, 10 + (uint64_t)hl + bytes);
     uint8_t le[2] = { (uint8_t)(hl & 0xff), (uint8_t)(hl >> 8) };
     fwrite("\x93NUMPY\x01\x00", 1, 8, o->fp);
     fwrite(le, 1, 2, o->fp);

@@ -32,8 +32,9 @@ static float frand(void) { // uniform in [-1, 1)
     return (float)((lcg >> 40) / (double)(1 << 24)) * 2 - 1;
 }
 
-// A model: arch "gpt2" (fused qkv, biases, learned positions) or "llama" (GQA 4/2).
-static buf make_model(int llama) {
+// A model: arch "gpt2" (fused qkv, biases, learned positions) or "llama" (GQA 4/2);
+// head 0: no output.weight, 1: output.weight a copy of token_embd, 2: its own.
+static buf make_model_head(int llama, int head) {
     int D = 64, H = 4, KV = llama ? 2 : 4, F = 256, V = 70, CTX = 40, L = 2, hd = D / H;
     tdesc t[64];
     int nt = 0;
@@ -57,6 +58,7 @@ static buf make_model(int llama) {
             LADD("attn_norm.bias", 0, D); LADD("ffn_up.bias", 0, F);
         }
     }
+    if (head) ADD("output.weight", V, D); // last: the tensors before it get the same values
     buf b = { 0 };
     const char *a = llama ? "llama" : "gpt2";
     char k[96];
@@ -76,8 +78,16 @@ static buf make_model(int llama) {
         off += ((uint64_t)(t[i].rows ? t[i].rows : 1) * t[i].cols * 4 + 31) / 32 * 32;
     }
     while (b.n % 32) put(&b, "", 1);
+    size_t data0 = b.n; // token_embd, the first tensor, is at offset 0
     for (int i = 0; i < nt; i++) {
         size_t n = (size_t)(t[i].rows ? t[i].rows : 1) * t[i].cols;
+        if (head == 1 && !strcmp(t[i].name, "output.weight")) {
+            float *e = malloc(n * 4);
+            memcpy(e, b.b + data0, n * 4);
+            put(&b, e, n * 4);
+            free(e);
+            continue;
+        }
         int is_norm = strstr(t[i].name, "norm.weight") != NULL;
         // weights large enough that attention is far from uniform
         float scale = strstr(t[i].name, "attn_q") || strstr(t[i].name, "attn_k") ? 0.5f : 0.25f;
@@ -89,6 +99,8 @@ static buf make_model(int llama) {
     }
     return b;
 }
+
+static buf make_model(int llama) { return make_model_head(llama, 0); }
 
 typedef struct { float *attn; int H, T; } cap_ctx;
 static void on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
@@ -351,6 +363,42 @@ static void test_arch_table(void) {
           "see above");
 }
 
+// A tied head written again as output.weight (llama.cpp's converter and ours
+// do) is found tied, and a forward gives the logits of the same model without
+// that tensor bit for bit; a head of its own is not tied. A random init of the
+// copy model ties its head too (same logits as the random init of the other).
+static void test_tied_head(void) {
+    attn_model *m[3] = { 0 };
+    buf b[3];
+    float *l[3], *r[2];
+    int tied[3];
+    attn_pool *p;
+    attn_pool_new(&p, 2);
+    for (int h = 0; h < 3; h++) {
+        lcg = 12345;
+        b[h] = make_model_head(0, h);
+        l[h] = calloc((size_t)T * 70, 4);
+        attn_model_load_mem(&m[h], b[h].b, b[h].n, "tied");
+        tied[h] = m[h] ? attn_model_tied_head(m[h]) : -1;
+        if (m[h]) attn_forward(m[h], p, IDS, T, l[h], NULL);
+    }
+    check(tied[0] == 1 && tied[1] == 1 && tied[2] == 0, "tied head: none or a copy tied, its own not",
+          "tied %d %d %d", tied[0], tied[1], tied[2]);
+    size_t nl = (size_t)T * 70 * 4;
+    check(!memcmp(l[0], l[1], nl) && memcmp(l[0], l[2], nl), "tied head: a copied head gives the same logits bits",
+          "copy %s, own head %s", memcmp(l[0], l[1], nl) ? "differs" : "same", memcmp(l[0], l[2], nl) ? "differs" : "same");
+    for (int h = 0; h < 2; h++) {
+        attn_model *rm = NULL;
+        r[h] = calloc((size_t)T * 70, 4);
+        if (m[h] && !attn_model_random(&rm, m[h], 7)) attn_forward(rm, p, IDS, T, r[h], NULL);
+        attn_model_free(rm);
+    }
+    check(!memcmp(r[0], r[1], nl), "tied head: random init of a copied head is tied", "logits differ");
+    for (int h = 0; h < 3; h++) attn_model_free(m[h]), free(b[h].b), free(l[h]);
+    free(r[0]), free(r[1]);
+    attn_pool_free(p);
+}
+
 int main(void) {
     if (attn_kernels_init()) { printf("FAIL kernels: %s\n", attn_errmsg()); return 1; }
     test_arch_table();
@@ -359,5 +407,6 @@ int main(void) {
     test_two_models();
     test_causal(0);
     test_causal(1);
+    test_tied_head();
     CHECK_EXIT();
 }
