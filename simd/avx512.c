@@ -27,7 +27,6 @@
 #define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
 #define GEMV_ROWS 48 // weight rows per GEMV step
-#define GEMV_G 3     // of them in groups of 16 at once (quantized, M = 1)
 #define MR 8  // GEMM tile rows
 #define NR 48 // GEMM tile columns (three vectors)
 
@@ -163,215 +162,13 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
     transpose16(col);
 }
 
+
+// 0..15 as floats (the Q4_K lookup table's q).
+static const float DQ_IOTA[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+// 16 unsigned bytes as f32.
+INLINE __m512 i2f_u8(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+
 // ---------------------------------------------------------------- GEMV
-
-// Quantized GEMV, G groups of 16 whole rows: the bytes of a 16-weight run
-// of 16 rows are transposed before they are converted (a quarter of the
-// shuffles of transposing floats), and each row's scale (and min) is decoded
-// once per sub-block, for 16 rows at once from gathered words. Lane 4L + i
-// holds row 4i + L (Q8_LANES); the accumulators are put back in row order at
-// the end. Each weight is still d * q (+- m) as attn_dq_block makes it, so the
-// results are those of load_block's order.
-static const int32_t Q8_LANES[16] = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15 }; // its own inverse
-
-INLINE __m512 f16_lo(__m512i g) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)); } // f16 in bits 0..15
-INLINE __m512 f16_hi(__m512i g) { return f16_lo(_mm512_srli_epi32(g, 16)); }        // f16 in bits 16..31
-INLINE __m512 i2f(__m512i v) { return _mm512_cvtepi32_ps(v); }
-
-// The words of the 16 rows' block headers that hold the scales (gathered once
-// a block: G(o), the 32-bit word at byte o of each row's block; never past
-// a block's end). K-quants: w[] holds the sub-block scale bytes (sc) and the
-// super-block d (dmin); the 32-weight types: d (m) and Q5's high bits.
-#define QW 5
-INLINE void q_words(uint32_t t, const uint8_t *b, __m512i rows, __m512i *w) {
-#define G(o) _mm512_i32gather_epi32(rows, b + (o), 1)
-    switch (t) {
-    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: case ATTN_Q4_1: w[0] = G(0); break;
-    case ATTN_Q5_0: w[0] = G(0), w[1] = G(2); break;
-    case ATTN_Q5_1: w[0] = G(0), w[1] = G(4); break;
-    case ATTN_Q2_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12), w[4] = G(80); break;  // sc[16]; d, dmin
-    case ATTN_Q3_K: w[0] = G(96), w[1] = G(100), w[2] = G(104), w[3] = G(106); break;       // sc[12]; d (high half)
-    case ATTN_Q4_K: case ATTN_Q5_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12); break; // d, dmin; sc[12]
-    case ATTN_Q6_K: w[0] = G(192), w[1] = G(196), w[2] = G(200), w[3] = G(204), w[4] = G(206); break; // sc[16]; d (high)
-    case ATTN_IQ4_XS: w[0] = G(0), w[1] = G(4); break; // d, sc_h; sc_l[4]
-    default: break;
-    }
-#undef G
-}
-
-// Byte i of the words w[] (unsigned, in 32-bit lanes).
-#define WB(i) _mm512_and_si512(_mm512_srli_epi32(w[(i) / 4], 8 * ((i) % 4)), _mm512_set1_epi32(255))
-
-// Scale d and min m (and Q5_0/Q5_1's 32 high bits) of the sub-block holding
-// weight j, from the header words; the same f32 operations as attn_dq_at.
-INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m, __m512i *qh) {
-    switch (t) {
-    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: *d = f16_lo(w[0]); break;
-    case ATTN_Q4_1: *d = f16_lo(w[0]), *m = f16_hi(w[0]); break;
-    case ATTN_Q5_0: case ATTN_Q5_1: *d = f16_lo(w[0]), *qh = w[1];
-        if (t == ATTN_Q5_1) *m = f16_hi(w[0]);
-        break;
-    case ATTN_Q2_K: {
-        __m512i sc = WB(j >> 4);
-        *d = _mm512_mul_ps(f16_lo(w[4]), i2f(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
-        *m = _mm512_mul_ps(f16_hi(w[4]), i2f(_mm512_srli_epi32(sc, 4)));
-        break;
-    }
-    case ATTN_Q3_K: {
-        int s = j >> 4;
-        __m512i lo = s < 8 ? WB(s) : _mm512_srli_epi32(WB(s - 8), 4);
-        lo = _mm512_and_si512(lo, _mm512_set1_epi32(15));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(WB(8 + (s & 3)), 2 * (s >> 2)), _mm512_set1_epi32(3));
-        __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
-        *d = _mm512_mul_ps(f16_hi(w[3]), i2f(q));
-        break;
-    }
-    case ATTN_Q4_K: case ATTN_Q5_K: { // attn_k_scale_min on 16 rows; sc[i] is byte 4 + i
-        int sb = j >> 5;
-        __m512i sc, mn;
-        if (sb < 4) {
-            sc = _mm512_and_si512(WB(4 + sb), _mm512_set1_epi32(63));
-            mn = _mm512_and_si512(WB(8 + sb), _mm512_set1_epi32(63));
-        } else {
-            __m512i a = WB(8 + sb), lo = WB(sb), hi = WB(4 + sb);
-            sc = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(15)),
-                                 _mm512_and_si512(_mm512_srli_epi32(lo, 2), _mm512_set1_epi32(0x30)));
-            mn = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_and_si512(_mm512_srli_epi32(hi, 2), _mm512_set1_epi32(0x30)));
-        }
-        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(sc)), *m = _mm512_mul_ps(f16_hi(w[0]), i2f(mn));
-        break;
-    }
-    case ATTN_Q6_K: { // int8 scale
-        int s = j >> 4;
-        __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(w[s / 4], 24 - 8 * (s % 4)), 24);
-        *d = _mm512_mul_ps(f16_hi(w[4]), i2f(sc));
-        break;
-    }
-    case ATTN_IQ4_XS: {
-        int s = j >> 5;
-        __m512i lo = _mm512_and_si512(_mm512_srli_epi32(w[1], 4 * s), _mm512_set1_epi32(15));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(w[0], 16 + 2 * s), _mm512_set1_epi32(3));
-        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(_mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32))));
-        break;
-    }
-    default: break;
-    }
-}
-#undef WB
-
-// The 16-byte runs at p of 16 rows (stride ldw), 4 rows a register:
-// 128-bit lane L of r[g] holds row 4g + L.
-INLINE void load_runs(const uint8_t *p, size_t ldw, __m512i r[4]) {
-    UNROLL
-    for (int g = 0; g < 4; g++) {
-        r[g] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g) * ldw)));
-        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 1) * ldw)), 1);
-        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 2) * ldw)), 2);
-        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 3) * ldw)), 3);
-    }
-}
-
-// The run's field bytes (attn_dq_run: lo, hi; no bias yet) of 16 rows at b,
-// transposed: dword j of lane 4L + i = bytes 4j..4j+3 of row 4i + L.
-INLINE void q_bytes(const uint8_t *b, size_t ldw, const attn_dq_run *r, const uint8_t *b0, __m512i dw[4]) {
-    __m512i v[4], h[4];
-    load_runs(b + (r->lo - b0), ldw, v);
-    __m512i lm = _mm512_set1_epi8((char)r->lo_mask);
-    __m128i ls = _mm_cvtsi32_si128(r->lo_sh);
-    if (r->hi) load_runs(b + (r->hi - b0), ldw, h);
-    UNROLL
-    for (int g = 0; g < 4; g++) {
-        v[g] = _mm512_and_si512(_mm512_srl_epi16(v[g], ls), lm);
-        if (r->hi) {
-            __m512i x = _mm512_and_si512(_mm512_srl_epi16(h[g], _mm_cvtsi32_si128(r->hi_sh)), _mm512_set1_epi8((char)r->hi_mask));
-            v[g] = _mm512_or_si512(v[g], _mm512_sll_epi16(x, _mm_cvtsi32_si128(r->hi_pos)));
-        }
-    }
-    __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    dw[0] = _mm512_unpacklo_epi64(t0, t2), dw[1] = _mm512_unpackhi_epi64(t0, t2);
-    dw[2] = _mm512_unpacklo_epi64(t1, t3), dw[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-// Weight j + c (c < 16) of 16 rows from their transposed bytes: q (Q8_0 signed),
-// | Q5 high bit << 4, - bias, lut; then d * q (+- m).
-INLINE __m512 q_col(uint32_t t, const __m512i dw[4], int c, int j, const attn_dq_run *r, __m512 d, __m512 m,
-                    __m512i qh) {
-    __m512i q, x = dw[c / 4];
-    if (t == ATTN_Q8_0) q = _mm512_srai_epi32(_mm512_slli_epi32(x, 24 - 8 * (c % 4)), 24);
-    else q = c % 4 == 3 ? _mm512_srli_epi32(x, 24) : _mm512_and_si512(_mm512_srli_epi32(x, 8 * (c % 4)), _mm512_set1_epi32(255));
-    if (t == ATTN_Q5_0 || t == ATTN_Q5_1) // q | (qh >> (j + c) << 4 & 16)
-        q = _mm512_ternarylogic_epi32(q, _mm512_slli_epi32(_mm512_srl_epi32(qh, _mm_cvtsi32_si128(j + c)), 4),
-                                      _mm512_set1_epi32(16), 0xf8);
-    if (r->bias) q = _mm512_sub_epi32(q, _mm512_set1_epi32(r->bias));
-    if (t == ATTN_IQ4_NL || t == ATTN_IQ4_XS)
-        q = _mm512_permutexvar_epi32(q, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues)));
-    __m512 w = _mm512_mul_ps(d, i2f(q));
-    if (r->mode == ATTN_DQ_ADD) w = _mm512_add_ps(w, m);
-    else if (r->mode == ATTN_DQ_SUB) w = _mm512_sub_ps(w, m);
-    return w;
-}
-
-// C[m][0..16 G) for m < M: 16 G whole rows of quantized type t, K a multiple of
-// its block; each k a broadcast FMA in order. The G groups' chains are
-// independent, so G > 1 hides the FMA latency.
-INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
-                   int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) {
-    __m512 acc[GEMV_MAX_M][GEMV_G], d[GEMV_G], m[GEMV_G];
-    __m512i qh[GEMV_G], hw[GEMV_G][QW];
-    UNROLL
-    for (int i = 0; i < GEMV_MAX_M; i++)
-        UNROLL
-        for (int g = 0; g < GEMV_G; g++) acc[i][g] = _mm512_setzero_ps();
-    UNROLL
-    for (int g = 0; g < GEMV_G; g++) {
-        d[g] = m[g] = _mm512_setzero_ps(), qh[g] = _mm512_setzero_si512();
-        UNROLL
-        for (int i = 0; i < QW; i++) hw[g][i] = _mm512_setzero_si512();
-    }
-    __m512i rows = _mm512_mullo_epi32(_mm512_loadu_si512(Q8_LANES), _mm512_set1_epi32((int)ldw));
-    int blk = attn_qblk(t), bytes = attn_qbytes(t), sub = t == ATTN_Q2_K || t == ATTN_Q3_K || t == ATTN_Q6_K ? 16 : 32;
-    size_t row_bytes = (size_t)(K / blk) * (size_t)bytes, line = (size_t)-1;
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        size_t off = row_bytes * (size_t)k0 / (size_t)K;
-        if (off / 64 != line) { // the next rows' bytes at this place, once a cache line
-            line = off / 64;
-            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + off, _MM_HINT_T0);
-        }
-        const uint8_t *b0 = W + (size_t)(k0 / blk) * (size_t)bytes;
-        int j = k0 % blk;
-        attn_dq_run r = attn_dq_at(b0, t, j); // where the run's fields are: the same in every row
-        __m512i dw[GEMV_G][4];
-        UNROLL
-        for (int g = 0; g < GEMV_G; g++)
-            if (g < G) {
-                const uint8_t *b = b0 + (size_t)(16 * g) * ldw;
-                if (j == 0) q_words(t, b, rows, hw[g]);
-                if (j % sub == 0) q_scales(t, hw[g], j, &d[g], &m[g], &qh[g]);
-                q_bytes(b, ldw, &r, b0, dw[g]);
-            }
-        UNROLL
-        for (int c = 0; c < 16; c++)
-            UNROLL
-            for (int g = 0; g < GEMV_G; g++)
-                if (g < G) {
-                    __m512 w = q_col(t, dw[g], c, j, &r, d[g], m[g], qh[g]);
-                    UNROLL
-                    for (int i = 0; i < GEMV_MAX_M; i++)
-                        if (i < M) acc[i][g] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)i * lda + k0 + c]), w, acc[i][g]);
-                }
-    }
-    __m512i back = _mm512_loadu_si512(Q8_LANES);
-    UNROLL
-    for (int g = 0; g < GEMV_G; g++)
-        if (g < G) {
-            __m512 b = bias ? _mm512_loadu_ps(bias + 16 * g) : _mm512_setzero_ps();
-            UNROLL
-            for (int i = 0; i < GEMV_MAX_M; i++)
-                if (i < M)
-                    _mm512_storeu_ps(C + (size_t)i * ldc + 16 * g, _mm512_add_ps(_mm512_permutexvar_ps(back, acc[i][g]), b));
-        }
-}
 
 // C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): nr <= 16 weight rows n0.. at W
 // (stride ldw bytes), each k a broadcast FMA in order.
@@ -411,38 +208,11 @@ INLINE void gemv16(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
 
 // One function per quantized type (the type a constant in its decoding):
 // M = 1 runs three groups of 16 rows at once, other M one group at a time.
-#define GEMV_Q(T) \
-    static __attribute__((noinline)) void gemv_q_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
-        const float *bias, float *C, int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) { \
-        if (M == 1 && G == 3) { gemv_q(A, lda, W, ldw, T, bias, C, ldc, 1, K, 3, pre, pre_n); return; } \
-        for (int g = 0; g < G; g++, W += 16 * ldw, C += 16, pre += 16 * ldw, pre_n -= 16) { \
-            const float *b = bias ? bias + 16 * g : NULL; \
-            int pn = pre_n < 0 ? 0 : pre_n > 16 ? 16 : pre_n; \
-            switch (M) { \
-            case 1: gemv_q(A, lda, W, ldw, T, b, C, ldc, 1, K, 1, pre, pn); break; \
-            case 2: gemv_q(A, lda, W, ldw, T, b, C, ldc, 2, K, 1, pre, pn); break; \
-            case 3: gemv_q(A, lda, W, ldw, T, b, C, ldc, 3, K, 1, pre, pn); break; \
-            default: gemv_q(A, lda, W, ldw, T, b, C, ldc, 4, K, 1, pre, pn); break; \
-            } \
-        } \
-    }
-GEMV_Q(ATTN_Q8_0)
-ATTN_QTYPES(GEMV_Q)
-#undef GEMV_Q
 
-// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= GEMV_ROWS weight rows at W;
-// the pre_n rows at pre are prefetched meanwhile.
+// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= GEMV_ROWS weight rows at W
+// (F32, F16, BF16); the pre_n rows at pre are prefetched meanwhile.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                       float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
-    if (attn_is_quant(wtype) && nr % 16 == 0 && ldw <= (1u << 27)) { // (gather offsets are 32-bit)
-        switch (wtype) {
-#define CASE(T) case T: gemv_q_##T(A, lda, W, ldw, bias, C, ldc, M, K, nr / 16, pre, pre_n); return;
-        CASE(ATTN_Q8_0)
-        ATTN_QTYPES(CASE)
-#undef CASE
-        default: break;
-        }
-    }
     for (int g = 0; g < nr; g += 16, pre_n -= 16) {
         int pn = pre_n < 0 ? 0 : pre_n > 16 ? 16 : pre_n;
         gemv16(A, lda, W + (size_t)g * ldw, ldw, wtype, bias ? bias + g : NULL, C + g, ldc, M, K,
@@ -698,9 +468,265 @@ static void avx512_add(float *y, const float *x, int n) {
 
 #include "simd/drivers.h"
 
+// ---------------------------------------------------------------- quantized weights: dot form
+//
+// Q8_0 and the types of ATTN_QTYPES keep another order on this path (the
+// "dot form"): C[m][n] = hsum(v) + bias[n], where lane l of the 16-lane v is
+// a chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over
+// k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
+// decodes them. Decoding 16 consecutive weights of a row into a vector needs
+// no transposes, and a decoded vector serves every row of A. GEMV (M <=
+// GEMV_MAX_M) runs DR weight rows at once; GEMM decodes a panel of NR rows to
+// f32 (row-major, k contiguous) and runs DM x DN register tiles over it; both
+// chain the same lanes in the same order and end with the same hsum.
+#define DR 4 // weight rows per GEMV step
+#define DM 4 // GEMM tile: rows of A
+#define DN 6 // GEMM tile: weight rows (NR is a multiple)
+
+// What a row's block header gives the units that follow (dq_prep).
+typedef struct {
+    float s[16];   // Q4_K: d * sc of sub-blocks 0..7, then dmin * mn; Q6_K: d * sc of its 16 sub-blocks
+    int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i)
+} dq_state;
+
+// Weights per dq_prep call of type t (a block or half of one).
+INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
+
+// At weight k of row (k % dq_span(t) == 0): the scales (and Q6_K's bytes)
+// with the f32 operations of attn_dq_at.
+INLINE void dq_prep(uint32_t t, const uint8_t *row, int k, dq_state *st) {
+    const uint8_t *b = row + (size_t)(k / attn_qblk(t)) * (size_t)attn_qbytes(t);
+    if (t == ATTN_Q4_K) { // attn_k_scale_min on four bytes at once: sc[0..7], mn[0..7]
+        uint32_t u[3], v[4];
+        memcpy(u, b + 4, 12);
+        v[0] = u[0] & 0x3f3f3f3f, v[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+        v[2] = u[1] & 0x3f3f3f3f, v[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+        uint16_t h[2];
+        memcpy(h, b, 4);
+        __m512 dm = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(h[0])), _mm512_set1_ps(_cvtsh_ss(h[1])));
+        __m512 s = i2f_u8(_mm_loadu_si128((const __m128i *)v));
+        _mm512_storeu_ps(st->s, _mm512_mul_ps(dm, s));
+    } else if (t == ATTN_Q6_K) {
+        uint16_t d;
+        memcpy(&d, b + 208, 2);
+        int h = (k % 256) / 128;
+        if (h == 0) // int8 scales
+            _mm512_storeu_ps(st->s, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)),
+                                                  _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))))));
+        // q = ql nibble | 2 bits of qh << 4; bytes c = 0, 1 (low nibbles) and 2, 3 (high), 32 each
+        __m512i ql = _mm512_loadu_si512(b + 64 * h);
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+        __m512i s24 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); // c = 0, 1: qh << 4, << 2
+        __m512i s02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); // c = 2, 3: qh, >> 2
+        __m512i lo = _mm512_set1_epi8(15), hb = _mm512_set1_epi8(0x30), b32 = _mm512_set1_epi8(32);
+        __m512i qa = _mm512_or_si512(_mm512_and_si512(ql, lo), _mm512_and_si512(_mm512_sllv_epi16(qh, s24), hb));
+        __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo),
+                                     _mm512_and_si512(_mm512_srlv_epi16(qh, s02), hb));
+        _mm512_storeu_si512(st->q, _mm512_sub_epi8(qa, b32));
+        _mm512_storeu_si512(st->q + 64, _mm512_sub_epi8(qb, b32));
+    }
+}
+
+// Weights k..k+31 of row (k % 32 == 0) into w[0], w[1]; dq_prep has run at
+// the last multiple of dq_span(t).
+INLINE void dq_unit(uint32_t t, const uint8_t *row, int k, const dq_state *st, __m512 w[2]) {
+    const uint8_t *b = row + (size_t)(k / attn_qblk(t)) * (size_t)attn_qbytes(t);
+    if (t == ATTN_Q8_0) {
+        uint16_t d;
+        memcpy(&d, b, 2);
+        __m512 vd = _mm512_set1_ps(_cvtsh_ss(d));
+        w[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
+        w[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
+    } else if (t == ATTN_Q4_K) { // the 16 values d * q - m of the sub-block, looked up by nibble
+        int s = (k % 256) / 32;
+        const uint8_t *qs = b + 16 + (s >> 1) * 32;
+        __m512 tab = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(DQ_IOTA)),
+                                   _mm512_set1_ps(st->s[8 + s]));
+        __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
+        __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+        if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
+        w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
+        w[1] = _mm512_permutexvar_ps(q1, tab);
+    } else if (t == ATTN_Q6_K) {
+        int j = k % 128, s = (k % 256) / 16;
+        w[0] = _mm512_mul_ps(_mm512_set1_ps(st->s[s]),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + j)))));
+        w[1] = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + j + 16)))));
+    } else {
+        w[0] = dq16(row, t, k);
+        w[1] = dq16(row, t, k + 16);
+    }
+}
+
+// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= DR rows of type t at W; the
+// pre_n rows at pre are prefetched at the same place meanwhile.
+INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                     int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
+    __m512 acc[GEMV_MAX_M][DR];
+    dq_state st[DR];
+    const uint8_t *row[DR];
+    UNROLL
+    for (int r = 0; r < DR; r++) {
+        row[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw; // rows past nr: computed, not stored
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm512_setzero_ps();
+    }
+    size_t line = (size_t)-1;
+    for (int k = 0; k < K; k += 32) {
+        size_t off = (size_t)k * (size_t)attn_qbytes(t) / (size_t)attn_qblk(t); // (every line of the rows)
+        if (off / 64 != line) {
+            line = off / 64;
+            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + off, _MM_HINT_T0);
+        }
+        if (k % dq_span(t) == 0)
+            UNROLL
+            for (int r = 0; r < DR; r++) dq_prep(t, row[r], k, &st[r]);
+        __m512 w[DR][2];
+        UNROLL
+        for (int r = 0; r < DR; r++) dq_unit(t, row[r], k, &st[r], w[r]);
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++)
+            if (m < M) {
+                __m512 a0 = _mm512_loadu_ps(A + (size_t)m * lda + k), a1 = _mm512_loadu_ps(A + (size_t)m * lda + k + 16);
+                UNROLL
+                for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a0, w[r][0], acc[m][r]);
+                UNROLL
+                for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a1, w[r][1], acc[m][r]);
+            }
+    }
+    UNROLL // (constant indices: the accumulators stay in registers)
+    for (int m = 0; m < GEMV_MAX_M; m++)
+        UNROLL
+        for (int r = 0; r < DR; r++)
+            if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
+}
+
+// P[c][k] = weight (c, k) of the nc rows at W, for c < nc; rows nc up to a
+// multiple of DN are 0.
+INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    for (int c = 0; c < nc; c++) {
+        const uint8_t *row = W + (size_t)c * ldw;
+        float *p = P + (size_t)c * K;
+        dq_state st;
+        for (int k = 0; k < K; k += 32) {
+            __m512 w[2];
+            if (k % dq_span(t) == 0) dq_prep(t, row, k, &st);
+            dq_unit(t, row, k, &st, w);
+            _mm512_store_ps(p + k, w[0]);
+            _mm512_store_ps(p + k + 16, w[1]);
+        }
+    }
+    for (int c = nc; c % DN; c++) memset(P + (size_t)c * K, 0, (size_t)K * 4);
+}
+
+// C tile (R rows x nc <= DN columns) from R rows of A and DN panel rows.
+INLINE void dot_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
+                     int nc) {
+    __m512 acc[DM][DN];
+    UNROLL
+    for (int i = 0; i < R; i++)
+        UNROLL
+        for (int j = 0; j < DN; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        __m512 a[DM];
+        UNROLL
+        for (int i = 0; i < R; i++) a[i] = _mm512_loadu_ps(A + (size_t)i * lda + k);
+        UNROLL
+        for (int j = 0; j < DN; j++) {
+            __m512 w = _mm512_load_ps(P + (size_t)j * K + k);
+            UNROLL
+            for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(a[i], w, acc[i][j]);
+        }
+    }
+    UNROLL
+    for (int i = 0; i < R; i++)
+        UNROLL
+        for (int j = 0; j < DN; j++)
+            if (j < nc) C[(size_t)i * ldc + j] = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
+}
+#define DOT_TILE(R) \
+    static void dot_tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
+        dot_tile(R, A, lda, P, K, bias, C, ldc, nc); \
+    }
+DOT_TILE(1) DOT_TILE(2) DOT_TILE(3) DOT_TILE(4)
+#undef DOT_TILE
+static const tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot_tile_3, dot_tile_4 };
+
+// One GEMV and one panel packer per quantized type (the type a constant in
+// its decoding); the GEMV one function per M, for the accumulators.
+#define DOT_FNS(T) \
+    static __attribute__((noinline)) void dot_rows_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
+        const float *bias, float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) { \
+        switch (M) { \
+        case 1: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 1, K, nr, pre, pre_n); break; \
+        case 2: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 2, K, nr, pre, pre_n); break; \
+        case 3: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 3, K, nr, pre, pre_n); break; \
+        default: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 4, K, nr, pre, pre_n); break; \
+        } \
+    } \
+    static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
+        dot_pack(P, W, ldw, T, K, nc); \
+    }
+DOT_FNS(ATTN_Q8_0)
+ATTN_QTYPES(DOT_FNS)
+#undef DOT_FNS
+
+typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const float *, float *, int, int, int, int,
+                            const uint8_t *, int);
+typedef void (*dot_pack_fn)(float *, const uint8_t *, size_t, int, int);
+static void dot_fns(uint32_t t, dot_rows_fn *rows, dot_pack_fn *pack) {
+    switch (t) {
+#define CASE(T) case T: *rows = dot_rows_##T, *pack = dot_pack_##T; break;
+    CASE(ATTN_Q8_0)
+    ATTN_QTYPES(CASE)
+#undef CASE
+    default: *rows = NULL, *pack = NULL;
+    }
+}
+
+// The matmul of kernels.h for a quantized wtype, in the dot form.
+static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                       int ldc, int M, int K, int n0, int n1) {
+    dot_rows_fn rows;
+    dot_pack_fn pack;
+    dot_fns(t, &rows, &pack);
+    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (!P) { // small M, or no memory for a panel: GEMV gives the same bits
+        for (int m = 0; m < M; m += GEMV_MAX_M)
+            for (int n = n0; n < n1; n += DR) {
+                int nr = n1 - n < DR ? n1 - n : DR, left = n1 - n - DR;
+                const uint8_t *w = W + (size_t)n * ldw;
+                rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc,
+                     M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, K, nr, w + DR * ldw, left < 0 ? 0 : left < DR ? left : DR);
+            }
+        return;
+    }
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack(P, W + (size_t)n * ldw, ldw, K, nc);
+        for (int m = 0; m < M; m += DM) {
+            int R = M - m < DM ? M - m : DM;
+            for (int c = 0; c < nc; c += DN)
+                dot_tiles[R](A + (size_t)m * lda, lda, P + (size_t)c * K, K, bias ? bias + n + c : NULL,
+                             C + (size_t)m * ldc + n + c, ldc, nc - c < DN ? nc - c : DN);
+        }
+    }
+}
+
+static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                          int M, int K, int n0, int n1) {
+    if (!attn_is_quant(wtype)) {
+        simd_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    if (M > 0 && n1 > n0)
+        dot_matmul(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1);
+}
+
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",
-    .matmul = simd_matmul,
+    .matmul = avx512_matmul,
     .attention = simd_attention,
     .rmsnorm = avx512_rmsnorm,
     .layernorm = avx512_layernorm,
