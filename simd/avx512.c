@@ -482,6 +482,7 @@ static void avx512_add(float *y, const float *x, int n) {
 #define DR 4 // weight rows per GEMV step
 #define DM 4 // GEMM tile: rows of A
 #define DN 6 // GEMM tile: weight rows (NR is a multiple)
+#define KC 1024 // GEMM: weights per part of K (a multiple of 16)
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
@@ -620,21 +621,23 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
     for (int c = nc; c % DN; c++) memset(P + (size_t)c * K, 0, (size_t)K * 4);
 }
 
-// C tile (R rows x nc <= DN columns) from R rows of A and DN panel rows.
-INLINE void dot_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
-                     int nc) {
+// Weights k..k+kn-1 of a C tile (R rows x nc <= DN columns): R rows of A
+// (from k) and DN panel rows (stride ldp floats). The chains go on from the
+// accumulators at acc (from 0 if first); the last part sums them into C + bias.
+INLINE void dot_tile(int R, const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first,
+                     int last, const float *bias, float *C, int ldc, int nc) {
     __m512 acc[DM][DN];
     UNROLL
     for (int i = 0; i < R; i++)
         UNROLL
-        for (int j = 0; j < DN; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k += 16) {
+        for (int j = 0; j < DN; j++) acc[i][j] = first ? _mm512_setzero_ps() : acc_io[i * DN + j];
+    for (int k = 0; k < kn; k += 16) {
         __m512 a[DM];
         UNROLL
         for (int i = 0; i < R; i++) a[i] = _mm512_loadu_ps(A + (size_t)i * lda + k);
         UNROLL
         for (int j = 0; j < DN; j++) {
-            __m512 w = _mm512_load_ps(P + (size_t)j * K + k);
+            __m512 w = _mm512_load_ps(P + (size_t)j * ldp + k);
             UNROLL
             for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(a[i], w, acc[i][j]);
         }
@@ -642,16 +645,21 @@ INLINE void dot_tile(int R, const float *A, int lda, const float *P, int K, cons
     UNROLL
     for (int i = 0; i < R; i++)
         UNROLL
-        for (int j = 0; j < DN; j++)
-            if (j < nc) C[(size_t)i * ldc + j] = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
+        for (int j = 0; j < DN; j++) {
+            if (!last) acc_io[i * DN + j] = acc[i][j];
+            else if (j < nc) C[(size_t)i * ldc + j] = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
+        }
 }
+typedef void (*dot_tile_fn)(const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first,
+                            int last, const float *bias, float *C, int ldc, int nc);
 #define DOT_TILE(R) \
-    static void dot_tile_##R(const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc, int nc) { \
-        dot_tile(R, A, lda, P, K, bias, C, ldc, nc); \
+    static void dot_tile_##R(const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first, \
+                             int last, const float *bias, float *C, int ldc, int nc) { \
+        dot_tile(R, A, lda, P, ldp, kn, acc_io, first, last, bias, C, ldc, nc); \
     }
 DOT_TILE(1) DOT_TILE(2) DOT_TILE(3) DOT_TILE(4)
 #undef DOT_TILE
-static const tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot_tile_3, dot_tile_4 };
+static const dot_tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot_tile_3, dot_tile_4 };
 
 // One GEMV and one panel packer per quantized type (the type a constant in
 // its decoding); the GEMV one function per M, for the accumulators.
@@ -702,14 +710,19 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
             }
         return;
     }
+    __m512 acc[NR / DN][DM * DN]; // the tiles' chains between parts of K
     for (int n = n0; n < n1; n += NR) {
         int nc = n1 - n < NR ? n1 - n : NR;
         pack(P, W + (size_t)n * ldw, ldw, K, nc);
-        for (int m = 0; m < M; m += DM) {
+        for (int m = 0; m < M; m += DM) { // KC weights at a time: A's rows stay in L1 for all the tiles
             int R = M - m < DM ? M - m : DM;
-            for (int c = 0; c < nc; c += DN)
-                dot_tiles[R](A + (size_t)m * lda, lda, P + (size_t)c * K, K, bias ? bias + n + c : NULL,
-                             C + (size_t)m * ldc + n + c, ldc, nc - c < DN ? nc - c : DN);
+            for (int k = 0; k < K; k += KC) {
+                int kn = K - k < KC ? K - k : KC;
+                for (int c = 0; c < nc; c += DN)
+                    dot_tiles[R](A + (size_t)m * lda + k, lda, P + (size_t)c * K + k, K, kn, acc[c / DN], k == 0,
+                                 k + kn == K, bias ? bias + n + c : NULL, C + (size_t)m * ldc + n + c, ldc,
+                                 nc - c < DN ? nc - c : DN);
+            }
         }
     }
 }
