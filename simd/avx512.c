@@ -493,10 +493,9 @@ typedef struct {
 // Weights per dq_prep call of type t (a block or half of one).
 INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
 
-// At weight k of row (k % dq_span(t) == 0): the scales (and Q6_K's bytes)
-// with the f32 operations of attn_dq_at.
-INLINE void dq_prep(uint32_t t, const uint8_t *row, int k, dq_state *st) {
-    const uint8_t *b = row + (size_t)(k / attn_qblk(t)) * (size_t)attn_qbytes(t);
+// At weight j of block b (j % dq_span(t) == 0): the scales (and Q6_K's
+// bytes) with the f32 operations of attn_dq_at.
+INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
     if (t == ATTN_Q4_K) { // attn_k_scale_min on four bytes at once: sc[0..7], mn[0..7]
         uint32_t u[3], v[4];
         memcpy(u, b + 4, 12);
@@ -510,7 +509,7 @@ INLINE void dq_prep(uint32_t t, const uint8_t *row, int k, dq_state *st) {
     } else if (t == ATTN_Q6_K) {
         uint16_t d;
         memcpy(&d, b + 208, 2);
-        int h = (k % 256) / 128;
+        int h = j / 128;
         if (h == 0) // int8 scales
             _mm512_storeu_ps(st->s, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)),
                                                   _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))))));
@@ -528,10 +527,9 @@ INLINE void dq_prep(uint32_t t, const uint8_t *row, int k, dq_state *st) {
     }
 }
 
-// Weights k..k+31 of row (k % 32 == 0) into w[0], w[1]; dq_prep has run at
-// the last multiple of dq_span(t).
-INLINE void dq_unit(uint32_t t, const uint8_t *row, int k, const dq_state *st, __m512 w[2]) {
-    const uint8_t *b = row + (size_t)(k / attn_qblk(t)) * (size_t)attn_qbytes(t);
+// Weights j..j+31 of block b (j % 32 == 0) into w[0], w[1]; dq_prep has run
+// at the last multiple of dq_span(t).
+INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, const dq_state *st, __m512 w[2]) {
     if (t == ATTN_Q8_0) {
         uint16_t d;
         memcpy(&d, b, 2);
@@ -539,7 +537,7 @@ INLINE void dq_unit(uint32_t t, const uint8_t *row, int k, const dq_state *st, _
         w[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
         w[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
     } else if (t == ATTN_Q4_K) { // the 16 values d * q - m of the sub-block, looked up by nibble
-        int s = (k % 256) / 32;
+        int s = j / 32;
         const uint8_t *qs = b + 16 + (s >> 1) * 32;
         __m512 tab = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(DQ_IOTA)),
                                    _mm512_set1_ps(st->s[8 + s]));
@@ -549,14 +547,14 @@ INLINE void dq_unit(uint32_t t, const uint8_t *row, int k, const dq_state *st, _
         w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
         w[1] = _mm512_permutexvar_ps(q1, tab);
     } else if (t == ATTN_Q6_K) {
-        int j = k % 128, s = (k % 256) / 16;
+        int i = j % 128, s = j / 16;
         w[0] = _mm512_mul_ps(_mm512_set1_ps(st->s[s]),
-                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + j)))));
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + i)))));
         w[1] = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]),
-                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + j + 16)))));
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + i + 16)))));
     } else {
-        w[0] = dq16(row, t, k);
-        w[1] = dq16(row, t, k + 16);
+        w[0] = dq16(b, t, j);
+        w[1] = dq16(b, t, j + 16);
     }
 }
 
@@ -573,28 +571,31 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         UNROLL
         for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm512_setzero_ps();
     }
-    size_t line = (size_t)-1;
-    for (int k = 0; k < K; k += 32) {
-        size_t off = (size_t)k * (size_t)attn_qbytes(t) / (size_t)attn_qblk(t); // (every line of the rows)
-        if (off / 64 != line) {
-            line = off / 64;
-            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + off, _MM_HINT_T0);
-        }
-        if (k % dq_span(t) == 0)
+    const int blk = attn_qblk(t), bytes = attn_qbytes(t);
+    size_t next = 0; // the next rows' bytes before this are prefetched
+    for (int k0 = 0; k0 < K; k0 += blk) {
+        size_t off = (size_t)(k0 / blk) * (size_t)bytes;
+        for (; next < off + (size_t)bytes; next += 64)
+            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + next, _MM_HINT_T0);
+        UNROLL // (over a block: the place in it a constant)
+        for (int j = 0; j < blk; j += 32) {
+            if (j % dq_span(t) == 0)
+                UNROLL
+                for (int r = 0; r < DR; r++) dq_prep(t, row[r] + off, j, &st[r]);
+            __m512 w[DR][2];
             UNROLL
-            for (int r = 0; r < DR; r++) dq_prep(t, row[r], k, &st[r]);
-        __m512 w[DR][2];
-        UNROLL
-        for (int r = 0; r < DR; r++) dq_unit(t, row[r], k, &st[r], w[r]);
-        UNROLL
-        for (int m = 0; m < GEMV_MAX_M; m++)
-            if (m < M) {
-                __m512 a0 = _mm512_loadu_ps(A + (size_t)m * lda + k), a1 = _mm512_loadu_ps(A + (size_t)m * lda + k + 16);
-                UNROLL
-                for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a0, w[r][0], acc[m][r]);
-                UNROLL
-                for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a1, w[r][1], acc[m][r]);
-            }
+            for (int r = 0; r < DR; r++) dq_unit(t, row[r] + off, j, &st[r], w[r]);
+            const float *a = A + k0 + j;
+            UNROLL
+            for (int m = 0; m < GEMV_MAX_M; m++)
+                if (m < M) {
+                    __m512 a0 = _mm512_loadu_ps(a + (size_t)m * lda), a1 = _mm512_loadu_ps(a + (size_t)m * lda + 16);
+                    UNROLL
+                    for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a0, w[r][0], acc[m][r]);
+                    UNROLL
+                    for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a1, w[r][1], acc[m][r]);
+                }
+        }
     }
     UNROLL // (constant indices: the accumulators stay in registers)
     for (int m = 0; m < GEMV_MAX_M; m++)
@@ -610,12 +611,16 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
         const uint8_t *row = W + (size_t)c * ldw;
         float *p = P + (size_t)c * K;
         dq_state st;
-        for (int k = 0; k < K; k += 32) {
-            __m512 w[2];
-            if (k % dq_span(t) == 0) dq_prep(t, row, k, &st);
-            dq_unit(t, row, k, &st, w);
-            _mm512_store_ps(p + k, w[0]);
-            _mm512_store_ps(p + k + 16, w[1]);
+        for (int k0 = 0; k0 < K; k0 += attn_qblk(t)) {
+            const uint8_t *b = row + (size_t)(k0 / attn_qblk(t)) * (size_t)attn_qbytes(t);
+            UNROLL
+            for (int j = 0; j < attn_qblk(t); j += 32) {
+                __m512 w[2];
+                if (j % dq_span(t) == 0) dq_prep(t, b, j, &st);
+                dq_unit(t, b, j, &st, w);
+                _mm512_store_ps(p + k0 + j, w[0]);
+                _mm512_store_ps(p + k0 + j + 16, w[1]);
+            }
         }
     }
     for (int c = nc; c % DN; c++) memset(P + (size_t)c * K, 0, (size_t)K * 4);
