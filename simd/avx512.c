@@ -1,15 +1,18 @@
 // simd/avx512.c - the AVX-512 path (F, BW, VL, DQ; F16C conversions).
 //
 // Order of operations (what makes results independent of sizes and threads):
-// every matmul output is one chain of fused multiply-adds over k = 0..K-1
-// starting from +0, then + bias. The two matmul kernels both keep to it:
+// F32/F16/BF16 weights: every matmul output is one chain of fused
+// multiply-adds over k = 0..K-1 starting from +0, then + bias. The two
+// matmul kernels both keep to it:
 // - GEMM (M > GEMV_MAX_M): a panel of 48 weight rows is converted to f32 and
 //   transposed into a small per-thread buffer ([k][48], in cache), and a
 //   register tile of up to 8 rows of A x 48 columns runs over k, A read in
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
-//   converted and transposed in registers, then chained with broadcast A; it
-//   reads the weights once and is memory bound.
+//   converted and transposed in registers, then chained with broadcast A.
+// Quantized weights (Q8_0, ATTN_QTYPES) keep the "dot form" instead: 16
+// chains, lane l over k = l, l+16, ..., summed by one fixed tree (see the
+// section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
@@ -152,8 +155,7 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
-        default: load_rows(W, ldw, wtype, k0, col); break;
+        default: break; // (quantized weights: the dot form below)
         }
     } else {
         for (int r = 0; r < 16; r++)
