@@ -10,9 +10,10 @@
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A.
-// Quantized weights (Q8_0, ATTN_QTYPES) keep the "dot form" instead: 16
-// chains, lane l over k = l, l+16, ..., summed by one fixed tree (see the
-// section at the end); GEMV and GEMM alike.
+// The other quantized types (CHAIN_QTYPES) keep that order too (GEMV on the
+// bytes of 16 rows transposed). Q8_0, Q4_K and Q6_K (DOT_QTYPES) keep the
+// "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
+// fixed tree (see the section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
@@ -30,7 +31,13 @@
 #define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
 #define GEMV_ROWS 48 // weight rows per GEMV step
+#define GEMV_G 3     // of them in groups of 16 at once (quantized, M = 1)
 #define MR 8  // GEMM tile rows
+// Quantized types in the dot form (decoders of 16 consecutive weights below),
+// and those that keep the one chain (16 rows transposed, as F32).
+#define DOT_QTYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_K) X(ATTN_Q6_K)
+#define CHAIN_QTYPES(X) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_Q2_K) X(ATTN_Q3_K) \
+    X(ATTN_Q5_K) X(ATTN_IQ4_NL) X(ATTN_IQ4_XS)
 #define NR 48 // GEMM tile columns (three vectors)
 
 // ---------------------------------------------------------------- weights
@@ -155,7 +162,7 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        default: break; // (quantized weights: the dot form below)
+        default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {
         for (int r = 0; r < 16; r++)
@@ -171,6 +178,215 @@ static const float DQ_IOTA[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
 INLINE __m512 i2f_u8(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
 // ---------------------------------------------------------------- GEMV
+
+// Quantized GEMV, G groups of 16 whole rows: the bytes of a 16-weight run
+// of 16 rows are transposed before they are converted (a quarter of the
+// shuffles of transposing floats), and each row's scale (and min) is decoded
+// once per sub-block, for 16 rows at once from gathered words. Lane 4L + i
+// holds row 4i + L (Q8_LANES); the accumulators are put back in row order at
+// the end. Each weight is still d * q (+- m) as attn_dq_block makes it, so the
+// results are those of load_block's order.
+static const int32_t Q8_LANES[16] = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15 }; // its own inverse
+
+INLINE __m512 f16_lo(__m512i g) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)); } // f16 in bits 0..15
+INLINE __m512 f16_hi(__m512i g) { return f16_lo(_mm512_srli_epi32(g, 16)); }        // f16 in bits 16..31
+INLINE __m512 i2f(__m512i v) { return _mm512_cvtepi32_ps(v); }
+
+// The words of the 16 rows' block headers that hold the scales (gathered once
+// a block: G(o), the 32-bit word at byte o of each row's block; never past
+// a block's end). K-quants: w[] holds the sub-block scale bytes (sc) and the
+// super-block d (dmin); the 32-weight types: d (m) and Q5's high bits.
+#define QW 5
+INLINE void q_words(uint32_t t, const uint8_t *b, __m512i rows, __m512i *w) {
+#define G(o) _mm512_i32gather_epi32(rows, b + (o), 1)
+    switch (t) {
+    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: case ATTN_Q4_1: w[0] = G(0); break;
+    case ATTN_Q5_0: w[0] = G(0), w[1] = G(2); break;
+    case ATTN_Q5_1: w[0] = G(0), w[1] = G(4); break;
+    case ATTN_Q2_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12), w[4] = G(80); break;  // sc[16]; d, dmin
+    case ATTN_Q3_K: w[0] = G(96), w[1] = G(100), w[2] = G(104), w[3] = G(106); break;       // sc[12]; d (high half)
+    case ATTN_Q4_K: case ATTN_Q5_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12); break; // d, dmin; sc[12]
+    case ATTN_Q6_K: w[0] = G(192), w[1] = G(196), w[2] = G(200), w[3] = G(204), w[4] = G(206); break; // sc[16]; d (high)
+    case ATTN_IQ4_XS: w[0] = G(0), w[1] = G(4); break; // d, sc_h; sc_l[4]
+    default: break;
+    }
+#undef G
+}
+
+// Byte i of the words w[] (unsigned, in 32-bit lanes).
+#define WB(i) _mm512_and_si512(_mm512_srli_epi32(w[(i) / 4], 8 * ((i) % 4)), _mm512_set1_epi32(255))
+
+// Scale d and min m (and Q5_0/Q5_1's 32 high bits) of the sub-block holding
+// weight j, from the header words; the same f32 operations as attn_dq_at.
+INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m, __m512i *qh) {
+    switch (t) {
+    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: *d = f16_lo(w[0]); break;
+    case ATTN_Q4_1: *d = f16_lo(w[0]), *m = f16_hi(w[0]); break;
+    case ATTN_Q5_0: case ATTN_Q5_1: *d = f16_lo(w[0]), *qh = w[1];
+        if (t == ATTN_Q5_1) *m = f16_hi(w[0]);
+        break;
+    case ATTN_Q2_K: {
+        __m512i sc = WB(j >> 4);
+        *d = _mm512_mul_ps(f16_lo(w[4]), i2f(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
+        *m = _mm512_mul_ps(f16_hi(w[4]), i2f(_mm512_srli_epi32(sc, 4)));
+        break;
+    }
+    case ATTN_Q3_K: {
+        int s = j >> 4;
+        __m512i lo = s < 8 ? WB(s) : _mm512_srli_epi32(WB(s - 8), 4);
+        lo = _mm512_and_si512(lo, _mm512_set1_epi32(15));
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(WB(8 + (s & 3)), 2 * (s >> 2)), _mm512_set1_epi32(3));
+        __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+        *d = _mm512_mul_ps(f16_hi(w[3]), i2f(q));
+        break;
+    }
+    case ATTN_Q4_K: case ATTN_Q5_K: { // attn_k_scale_min on 16 rows; sc[i] is byte 4 + i
+        int sb = j >> 5;
+        __m512i sc, mn;
+        if (sb < 4) {
+            sc = _mm512_and_si512(WB(4 + sb), _mm512_set1_epi32(63));
+            mn = _mm512_and_si512(WB(8 + sb), _mm512_set1_epi32(63));
+        } else {
+            __m512i a = WB(8 + sb), lo = WB(sb), hi = WB(4 + sb);
+            sc = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(15)),
+                                 _mm512_and_si512(_mm512_srli_epi32(lo, 2), _mm512_set1_epi32(0x30)));
+            mn = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_and_si512(_mm512_srli_epi32(hi, 2), _mm512_set1_epi32(0x30)));
+        }
+        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(sc)), *m = _mm512_mul_ps(f16_hi(w[0]), i2f(mn));
+        break;
+    }
+    case ATTN_Q6_K: { // int8 scale
+        int s = j >> 4;
+        __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(w[s / 4], 24 - 8 * (s % 4)), 24);
+        *d = _mm512_mul_ps(f16_hi(w[4]), i2f(sc));
+        break;
+    }
+    case ATTN_IQ4_XS: {
+        int s = j >> 5;
+        __m512i lo = _mm512_and_si512(_mm512_srli_epi32(w[1], 4 * s), _mm512_set1_epi32(15));
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(w[0], 16 + 2 * s), _mm512_set1_epi32(3));
+        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(_mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32))));
+        break;
+    }
+    default: break;
+    }
+}
+#undef WB
+
+// The 16-byte runs at p of 16 rows (stride ldw), 4 rows a register:
+// 128-bit lane L of r[g] holds row 4g + L.
+INLINE void load_runs(const uint8_t *p, size_t ldw, __m512i r[4]) {
+    UNROLL
+    for (int g = 0; g < 4; g++) {
+        r[g] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g) * ldw)));
+        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 1) * ldw)), 1);
+        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 2) * ldw)), 2);
+        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 3) * ldw)), 3);
+    }
+}
+
+// The run's field bytes (attn_dq_run: lo, hi; no bias yet) of 16 rows at b,
+// transposed: dword j of lane 4L + i = bytes 4j..4j+3 of row 4i + L.
+INLINE void q_bytes(const uint8_t *b, size_t ldw, const attn_dq_run *r, const uint8_t *b0, __m512i dw[4]) {
+    __m512i v[4], h[4];
+    load_runs(b + (r->lo - b0), ldw, v);
+    __m512i lm = _mm512_set1_epi8((char)r->lo_mask);
+    __m128i ls = _mm_cvtsi32_si128(r->lo_sh);
+    if (r->hi) load_runs(b + (r->hi - b0), ldw, h);
+    UNROLL
+    for (int g = 0; g < 4; g++) {
+        v[g] = _mm512_and_si512(_mm512_srl_epi16(v[g], ls), lm);
+        if (r->hi) {
+            __m512i x = _mm512_and_si512(_mm512_srl_epi16(h[g], _mm_cvtsi32_si128(r->hi_sh)), _mm512_set1_epi8((char)r->hi_mask));
+            v[g] = _mm512_or_si512(v[g], _mm512_sll_epi16(x, _mm_cvtsi32_si128(r->hi_pos)));
+        }
+    }
+    __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
+    dw[0] = _mm512_unpacklo_epi64(t0, t2), dw[1] = _mm512_unpackhi_epi64(t0, t2);
+    dw[2] = _mm512_unpacklo_epi64(t1, t3), dw[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// Weight j + c (c < 16) of 16 rows from their transposed bytes: q (Q8_0 signed),
+// | Q5 high bit << 4, - bias, lut; then d * q (+- m).
+INLINE __m512 q_col(uint32_t t, const __m512i dw[4], int c, int j, const attn_dq_run *r, __m512 d, __m512 m,
+                    __m512i qh) {
+    __m512i q, x = dw[c / 4];
+    if (t == ATTN_Q8_0) q = _mm512_srai_epi32(_mm512_slli_epi32(x, 24 - 8 * (c % 4)), 24);
+    else q = c % 4 == 3 ? _mm512_srli_epi32(x, 24) : _mm512_and_si512(_mm512_srli_epi32(x, 8 * (c % 4)), _mm512_set1_epi32(255));
+    if (t == ATTN_Q5_0 || t == ATTN_Q5_1) // q | (qh >> (j + c) << 4 & 16)
+        q = _mm512_ternarylogic_epi32(q, _mm512_slli_epi32(_mm512_srl_epi32(qh, _mm_cvtsi32_si128(j + c)), 4),
+                                      _mm512_set1_epi32(16), 0xf8);
+    if (r->bias) q = _mm512_sub_epi32(q, _mm512_set1_epi32(r->bias));
+    if (t == ATTN_IQ4_NL || t == ATTN_IQ4_XS)
+        q = _mm512_permutexvar_epi32(q, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues)));
+    __m512 w = _mm512_mul_ps(d, i2f(q));
+    if (r->mode == ATTN_DQ_ADD) w = _mm512_add_ps(w, m);
+    else if (r->mode == ATTN_DQ_SUB) w = _mm512_sub_ps(w, m);
+    return w;
+}
+
+// C[m][0..16 G) for m < M: 16 G whole rows of quantized type t, K a multiple of
+// its block; each k a broadcast FMA in order. The G groups' chains are
+// independent, so G > 1 hides the FMA latency.
+INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                   int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) {
+    __m512 acc[GEMV_MAX_M][GEMV_G], d[GEMV_G], m[GEMV_G];
+    __m512i qh[GEMV_G], hw[GEMV_G][QW];
+    UNROLL
+    for (int i = 0; i < GEMV_MAX_M; i++)
+        UNROLL
+        for (int g = 0; g < GEMV_G; g++) acc[i][g] = _mm512_setzero_ps();
+    UNROLL
+    for (int g = 0; g < GEMV_G; g++) {
+        d[g] = m[g] = _mm512_setzero_ps(), qh[g] = _mm512_setzero_si512();
+        UNROLL
+        for (int i = 0; i < QW; i++) hw[g][i] = _mm512_setzero_si512();
+    }
+    __m512i rows = _mm512_mullo_epi32(_mm512_loadu_si512(Q8_LANES), _mm512_set1_epi32((int)ldw));
+    int blk = attn_qblk(t), bytes = attn_qbytes(t), sub = t == ATTN_Q2_K || t == ATTN_Q3_K || t == ATTN_Q6_K ? 16 : 32;
+    size_t row_bytes = (size_t)(K / blk) * (size_t)bytes, line = (size_t)-1;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        size_t off = row_bytes * (size_t)k0 / (size_t)K;
+        if (off / 64 != line) { // the next rows' bytes at this place, once a cache line
+            line = off / 64;
+            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + off, _MM_HINT_T0);
+        }
+        const uint8_t *b0 = W + (size_t)(k0 / blk) * (size_t)bytes;
+        int j = k0 % blk;
+        attn_dq_run r = attn_dq_at(b0, t, j); // where the run's fields are: the same in every row
+        __m512i dw[GEMV_G][4];
+        UNROLL
+        for (int g = 0; g < GEMV_G; g++)
+            if (g < G) {
+                const uint8_t *b = b0 + (size_t)(16 * g) * ldw;
+                if (j == 0) q_words(t, b, rows, hw[g]);
+                if (j % sub == 0) q_scales(t, hw[g], j, &d[g], &m[g], &qh[g]);
+                q_bytes(b, ldw, &r, b0, dw[g]);
+            }
+        UNROLL
+        for (int c = 0; c < 16; c++)
+            UNROLL
+            for (int g = 0; g < GEMV_G; g++)
+                if (g < G) {
+                    __m512 w = q_col(t, dw[g], c, j, &r, d[g], m[g], qh[g]);
+                    UNROLL
+                    for (int i = 0; i < GEMV_MAX_M; i++)
+                        if (i < M) acc[i][g] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)i * lda + k0 + c]), w, acc[i][g]);
+                }
+    }
+    __m512i back = _mm512_loadu_si512(Q8_LANES);
+    UNROLL
+    for (int g = 0; g < GEMV_G; g++)
+        if (g < G) {
+            __m512 b = bias ? _mm512_loadu_ps(bias + 16 * g) : _mm512_setzero_ps();
+            UNROLL
+            for (int i = 0; i < GEMV_MAX_M; i++)
+                if (i < M)
+                    _mm512_storeu_ps(C + (size_t)i * ldc + 16 * g, _mm512_add_ps(_mm512_permutexvar_ps(back, acc[i][g]), b));
+        }
+}
+
 
 // C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): nr <= 16 weight rows n0.. at W
 // (stride ldw bytes), each k a broadcast FMA in order.
@@ -211,10 +427,38 @@ INLINE void gemv16(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
 // One function per quantized type (the type a constant in its decoding):
 // M = 1 runs three groups of 16 rows at once, other M one group at a time.
 
+// One function per quantized type (the type a constant in its decoding):
+// M = 1 runs three groups of 16 rows at once, other M one group at a time.
+#define GEMV_Q(T) \
+    static __attribute__((noinline)) void gemv_q_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
+        const float *bias, float *C, int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) { \
+        if (M == 1 && G == 3) { gemv_q(A, lda, W, ldw, T, bias, C, ldc, 1, K, 3, pre, pre_n); return; } \
+        for (int g = 0; g < G; g++, W += 16 * ldw, C += 16, pre += 16 * ldw, pre_n -= 16) { \
+            const float *b = bias ? bias + 16 * g : NULL; \
+            int pn = pre_n < 0 ? 0 : pre_n > 16 ? 16 : pre_n; \
+            switch (M) { \
+            case 1: gemv_q(A, lda, W, ldw, T, b, C, ldc, 1, K, 1, pre, pn); break; \
+            case 2: gemv_q(A, lda, W, ldw, T, b, C, ldc, 2, K, 1, pre, pn); break; \
+            case 3: gemv_q(A, lda, W, ldw, T, b, C, ldc, 3, K, 1, pre, pn); break; \
+            default: gemv_q(A, lda, W, ldw, T, b, C, ldc, 4, K, 1, pre, pn); break; \
+            } \
+        } \
+    }
+CHAIN_QTYPES(GEMV_Q)
+#undef GEMV_Q
+
 // C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= GEMV_ROWS weight rows at W
-// (F32, F16, BF16); the pre_n rows at pre are prefetched meanwhile.
+// (not the dot form's types); the pre_n rows at pre are prefetched meanwhile.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                       float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
+    if (attn_is_quant(wtype) && nr % 16 == 0 && ldw <= (1u << 27)) { // (gather offsets are 32-bit)
+        switch (wtype) {
+#define CASE(T) case T: gemv_q_##T(A, lda, W, ldw, bias, C, ldc, M, K, nr / 16, pre, pre_n); return;
+        CHAIN_QTYPES(CASE)
+#undef CASE
+        default: break;
+        }
+    }
     for (int g = 0; g < nr; g += 16, pre_n -= 16) {
         int pn = pre_n < 0 ? 0 : pre_n > 16 ? 16 : pre_n;
         gemv16(A, lda, W + (size_t)g * ldw, ldw, wtype, bias ? bias + g : NULL, C + g, ldc, M, K,
@@ -472,7 +716,7 @@ static void avx512_add(float *y, const float *x, int n) {
 
 // ---------------------------------------------------------------- quantized weights: dot form
 //
-// Q8_0 and the types of ATTN_QTYPES keep another order on this path (the
+// Q8_0, Q4_K and Q6_K (DOT_QTYPES) keep another order on this path (the
 // "dot form"): C[m][n] = hsum(v) + bias[n], where lane l of the 16-lane v is
 // a chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
@@ -554,9 +798,6 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, const dq_state *st, __m
                              _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + i)))));
         w[1] = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]),
                              _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + i + 16)))));
-    } else {
-        w[0] = dq16(b, t, j);
-        w[1] = dq16(b, t, j + 16);
     }
 }
 
@@ -683,8 +924,7 @@ static const dot_tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot
     static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
         dot_pack(P, W, ldw, T, K, nc); \
     }
-DOT_FNS(ATTN_Q8_0)
-ATTN_QTYPES(DOT_FNS)
+DOT_QTYPES(DOT_FNS)
 #undef DOT_FNS
 
 typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const float *, float *, int, int, int, int,
@@ -693,8 +933,7 @@ typedef void (*dot_pack_fn)(float *, const uint8_t *, size_t, int, int);
 static void dot_fns(uint32_t t, dot_rows_fn *rows, dot_pack_fn *pack) {
     switch (t) {
 #define CASE(T) case T: *rows = dot_rows_##T, *pack = dot_pack_##T; break;
-    CASE(ATTN_Q8_0)
-    ATTN_QTYPES(CASE)
+    DOT_QTYPES(CASE)
 #undef CASE
     default: *rows = NULL, *pack = NULL;
     }
@@ -736,7 +975,7 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
 
 static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
                           int M, int K, int n0, int n1) {
-    if (!attn_is_quant(wtype)) {
+    if (wtype != ATTN_Q8_0 && wtype != ATTN_Q4_K && wtype != ATTN_Q6_K) { // (DOT_QTYPES)
         simd_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
         return;
     }

@@ -490,8 +490,9 @@ static void test_pool(void) {
 // llama.cpp's reference decoding (gguf-py). dequant_row must give its bits
 // (NaN where it has NaN); matmul on the blocks must give the bits that the
 // same path gives on the reference's F32 rows (decoding is exact, so the
-// chains of multiply-adds are the same), for GEMV and GEMM sizes; avx512,
-// whose quantized order is its own, the bits of that order (dot_form) on them.
+// chains of multiply-adds are the same), for GEMV and GEMM sizes; avx512's
+// Q8_0, Q4_K and Q6_K, whose order is their own, the bits of that order
+// (dot_form) on them.
 #define QUANT_FILE "tests/data/quant_blocks.gguf"
 
 static int same_bits(const float *a, const float *b, size_t n, size_t *at) {
@@ -523,11 +524,16 @@ static float dot_form(const float *a, const float *w, int K) {
     return v[0];
 }
 
-// What kp's matmul must give on quantized weights, from their f32 decoding wf
-// (N rows of K): its own f32 matmul, or for avx512 the dot form + bias.
-static void quant_expect(const attn_kernels *kp, const float *A, const float *wf, const float *bias, float *C, int M,
-                         int K, int N) {
-    if (strcmp(kp->name, "avx512")) {
+// avx512 keeps the dot form for these (DOT_QTYPES in simd/avx512.c).
+static int dot_form_type(const attn_kernels *kp, uint32_t t) {
+    return !strcmp(kp->name, "avx512") && (t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K);
+}
+
+// What kp's matmul must give on quantized weights of type t, from their f32
+// decoding wf (N rows of K): its own f32 matmul, or the dot form + bias.
+static void quant_expect(const attn_kernels *kp, uint32_t t, const float *A, const float *wf, const float *bias,
+                         float *C, int M, int K, int N) {
+    if (!dot_form_type(kp, t)) {
         kp->matmul(A, K, wf, ATTN_F32, bias, C, N, M, K, 0, N);
         return;
     }
@@ -548,10 +554,10 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
         // column ranges of 48, 32, 16 and 5 rows: each width the GEMV kernels treat apart
         static const int cuts[] = { 0, 48, 80, 96, 101 };
         for (int c = 0; c < 4; c++) kp->matmul(A, K, wq, q->type, bias, cq, N, M, K, cuts[c], cuts[c + 1]);
-        quant_expect(kp, A, (const float *)wf, bias, cf, M, K, N);
+        quant_expect(kp, q->type, A, (const float *)wf, bias, cf, M, K, N);
         size_t at = 0;
         snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding%s", kp->name, name, M,
-                 strcmp(kp->name, "avx512") ? "" : " in the dot form");
+                 dot_form_type(kp, q->type) ? " in the dot form" : "");
         check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
     }
     free(wq); free(wf); free(A); free(bias); free(cq); free(cf);
