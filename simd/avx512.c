@@ -1,15 +1,19 @@
 // simd/avx512.c - the AVX-512 path (F, BW, VL, DQ; F16C conversions).
 //
 // Order of operations (what makes results independent of sizes and threads):
-// every matmul output is one chain of fused multiply-adds over k = 0..K-1
-// starting from +0, then + bias. The two matmul kernels both keep to it:
+// F32/F16/BF16 weights: every matmul output is one chain of fused
+// multiply-adds over k = 0..K-1 starting from +0, then + bias. The two
+// matmul kernels both keep to it:
 // - GEMM (M > GEMV_MAX_M): a panel of 48 weight rows is converted to f32 and
 //   transposed into a small per-thread buffer ([k][48], in cache), and a
 //   register tile of up to 8 rows of A x 48 columns runs over k, A read in
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
-//   converted and transposed in registers, then chained with broadcast A; it
-//   reads the weights once and is memory bound.
+//   converted and transposed in registers, then chained with broadcast A.
+// The other quantized types (CHAIN_QTYPES) keep that order too (GEMV on the
+// bytes of 16 rows transposed). Q8_0, Q4_K and Q6_K (DOT_QTYPES) keep the
+// "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
+// fixed tree (see the section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
@@ -29,6 +33,11 @@
 #define GEMV_ROWS 48 // weight rows per GEMV step
 #define GEMV_G 3     // of them in groups of 16 at once (quantized, M = 1)
 #define MR 8  // GEMM tile rows
+// Quantized types in the dot form (decoders of 16 consecutive weights below),
+// and those that keep the one chain (16 rows transposed, as F32).
+#define DOT_QTYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_K) X(ATTN_Q6_K)
+#define CHAIN_QTYPES(X) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_Q2_K) X(ATTN_Q3_K) \
+    X(ATTN_Q5_K) X(ATTN_IQ4_NL) X(ATTN_IQ4_XS)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
 typedef __m512d XD;
@@ -163,7 +172,6 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
         default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {
@@ -172,6 +180,12 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
     }
     transpose16(col);
 }
+
+
+// 0..15 as floats (the Q4_K lookup table's q).
+static const float DQ_IOTA[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+// 16 unsigned bytes as f32.
+INLINE __m512 i2f_u8(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
 // ---------------------------------------------------------------- GEMV
 
@@ -383,6 +397,7 @@ INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
         }
 }
 
+
 // C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): nr <= 16 weight rows n0.. at W
 // (stride ldw bytes), each k a broadcast FMA in order.
 // While one group of 16 rows is read, the next group (pre, pre_n rows) is
@@ -421,6 +436,9 @@ INLINE void gemv16(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
 
 // One function per quantized type (the type a constant in its decoding):
 // M = 1 runs three groups of 16 rows at once, other M one group at a time.
+
+// One function per quantized type (the type a constant in its decoding):
+// M = 1 runs three groups of 16 rows at once, other M one group at a time.
 #define GEMV_Q(T) \
     static __attribute__((noinline)) void gemv_q_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
         const float *bias, float *C, int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) { \
@@ -436,19 +454,17 @@ INLINE void gemv16(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
             } \
         } \
     }
-GEMV_Q(ATTN_Q8_0)
-ATTN_QTYPES(GEMV_Q)
+CHAIN_QTYPES(GEMV_Q)
 #undef GEMV_Q
 
-// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= GEMV_ROWS weight rows at W;
-// the pre_n rows at pre are prefetched meanwhile.
+// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= GEMV_ROWS weight rows at W
+// (not the dot form's types); the pre_n rows at pre are prefetched meanwhile.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                       float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
     if (attn_is_quant(wtype) && nr % 16 == 0 && ldw <= (1u << 27)) { // (gather offsets are 32-bit)
         switch (wtype) {
 #define CASE(T) case T: gemv_q_##T(A, lda, W, ldw, bias, C, ldc, M, K, nr / 16, pre, pre_n); return;
-        CASE(ATTN_Q8_0)
-        ATTN_QTYPES(CASE)
+        CHAIN_QTYPES(CASE)
 #undef CASE
         default: break;
         }
@@ -708,9 +724,278 @@ static void avx512_add(float *y, const float *x, int n) {
 
 #include "simd/drivers.h"
 
+// ---------------------------------------------------------------- quantized weights: dot form
+//
+// Q8_0, Q4_K and Q6_K (DOT_QTYPES) keep another order on this path (the
+// "dot form"): C[m][n] = hsum(v) + bias[n], where lane l of the 16-lane v is
+// a chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over
+// k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
+// decodes them. Decoding 16 consecutive weights of a row into a vector needs
+// no transposes, and a decoded vector serves every row of A. GEMV (M <=
+// GEMV_MAX_M) runs DR weight rows at once; GEMM decodes a panel of NR rows to
+// f32 (row-major, k contiguous) and runs DM x DN register tiles over it; both
+// chain the same lanes in the same order and end with the same hsum.
+#define DR 4 // weight rows per GEMV step
+#define DM 4 // GEMM tile: rows of A
+#define DN 6 // GEMM tile: weight rows (NR is a multiple)
+#define KC 1024 // GEMM: weights per part of K (a multiple of 16)
+
+// What a row's block header gives the units that follow (dq_prep).
+typedef struct {
+    float s[16];   // Q4_K: d * sc of sub-blocks 0..7, then dmin * mn; Q6_K: d * sc of its 16 sub-blocks
+    int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i)
+} dq_state;
+
+// Weights per dq_prep call of type t (a block or half of one).
+INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
+
+// At weight j of block b (j % dq_span(t) == 0): the scales (and Q6_K's
+// bytes) with the f32 operations of attn_dq_at.
+INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
+    if (t == ATTN_Q4_K) { // attn_k_scale_min on four bytes at once: sc[0..7], mn[0..7]
+        uint32_t u[3], v[4];
+        memcpy(u, b + 4, 12);
+        v[0] = u[0] & 0x3f3f3f3f, v[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+        v[2] = u[1] & 0x3f3f3f3f, v[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+        uint16_t h[2];
+        memcpy(h, b, 4);
+        __m512 dm = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(h[0])), _mm512_set1_ps(_cvtsh_ss(h[1])));
+        __m512 s = i2f_u8(_mm_loadu_si128((const __m128i *)v));
+        _mm512_storeu_ps(st->s, _mm512_mul_ps(dm, s));
+    } else if (t == ATTN_Q6_K) {
+        uint16_t d;
+        memcpy(&d, b + 208, 2);
+        int h = j / 128;
+        if (h == 0) // int8 scales
+            _mm512_storeu_ps(st->s, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)),
+                                                  _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))))));
+        // q = ql nibble | 2 bits of qh << 4; bytes c = 0, 1 (low nibbles) and 2, 3 (high), 32 each
+        __m512i ql = _mm512_loadu_si512(b + 64 * h);
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+        __m512i s24 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1); // c = 0, 1: qh << 4, << 2
+        __m512i s02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); // c = 2, 3: qh, >> 2
+        __m512i lo = _mm512_set1_epi8(15), hb = _mm512_set1_epi8(0x30), b32 = _mm512_set1_epi8(32);
+        __m512i qa = _mm512_or_si512(_mm512_and_si512(ql, lo), _mm512_and_si512(_mm512_sllv_epi16(qh, s24), hb));
+        __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo),
+                                     _mm512_and_si512(_mm512_srlv_epi16(qh, s02), hb));
+        _mm512_storeu_si512(st->q, _mm512_sub_epi8(qa, b32));
+        _mm512_storeu_si512(st->q + 64, _mm512_sub_epi8(qb, b32));
+    }
+}
+
+// Weights j..j+31 of block b (j % 32 == 0) into w[0], w[1]; dq_prep has run
+// at the last multiple of dq_span(t).
+INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, const dq_state *st, __m512 w[2]) {
+    if (t == ATTN_Q8_0) {
+        uint16_t d;
+        memcpy(&d, b, 2);
+        __m512 vd = _mm512_set1_ps(_cvtsh_ss(d));
+        w[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
+        w[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
+    } else if (t == ATTN_Q4_K) { // the 16 values d * q - m of the sub-block, looked up by nibble
+        int s = j / 32;
+        const uint8_t *qs = b + 16 + (s >> 1) * 32;
+        __m512 tab = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(DQ_IOTA)),
+                                   _mm512_set1_ps(st->s[8 + s]));
+        __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
+        __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+        if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
+        w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
+        w[1] = _mm512_permutexvar_ps(q1, tab);
+    } else if (t == ATTN_Q6_K) {
+        int i = j % 128, s = j / 16;
+        w[0] = _mm512_mul_ps(_mm512_set1_ps(st->s[s]),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + i)))));
+        w[1] = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]),
+                             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(st->q + i + 16)))));
+    }
+}
+
+// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= DR rows of type t at W; the
+// pre_n rows at pre are prefetched at the same place meanwhile.
+INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                     int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
+    __m512 acc[GEMV_MAX_M][DR];
+    dq_state st[DR];
+    const uint8_t *row[DR];
+    UNROLL
+    for (int r = 0; r < DR; r++) {
+        row[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw; // rows past nr: computed, not stored
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm512_setzero_ps();
+    }
+    const int blk = attn_qblk(t), bytes = attn_qbytes(t);
+    size_t next = 0; // the next rows' bytes before this are prefetched
+    for (int k0 = 0; k0 < K; k0 += blk) {
+        size_t off = (size_t)(k0 / blk) * (size_t)bytes;
+        for (; next < off + (size_t)bytes; next += 64)
+            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + next, _MM_HINT_T0);
+        UNROLL // (over a block: the place in it a constant)
+        for (int j = 0; j < blk; j += 32) {
+            if (j % dq_span(t) == 0)
+                UNROLL
+                for (int r = 0; r < DR; r++) dq_prep(t, row[r] + off, j, &st[r]);
+            __m512 w[DR][2];
+            UNROLL
+            for (int r = 0; r < DR; r++) dq_unit(t, row[r] + off, j, &st[r], w[r]);
+            const float *a = A + k0 + j;
+            UNROLL
+            for (int m = 0; m < GEMV_MAX_M; m++)
+                if (m < M) {
+                    __m512 a0 = _mm512_loadu_ps(a + (size_t)m * lda), a1 = _mm512_loadu_ps(a + (size_t)m * lda + 16);
+                    UNROLL
+                    for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a0, w[r][0], acc[m][r]);
+                    UNROLL
+                    for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a1, w[r][1], acc[m][r]);
+                }
+        }
+    }
+    UNROLL // (constant indices: the accumulators stay in registers)
+    for (int m = 0; m < GEMV_MAX_M; m++)
+        UNROLL
+        for (int r = 0; r < DR; r++)
+            if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
+}
+
+// P[c][k] = weight (c, k) of the nc rows at W, for c < nc; rows nc up to a
+// multiple of DN are 0.
+INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    for (int c = 0; c < nc; c++) {
+        const uint8_t *row = W + (size_t)c * ldw;
+        float *p = P + (size_t)c * K;
+        dq_state st;
+        for (int k0 = 0; k0 < K; k0 += attn_qblk(t)) {
+            const uint8_t *b = row + (size_t)(k0 / attn_qblk(t)) * (size_t)attn_qbytes(t);
+            UNROLL
+            for (int j = 0; j < attn_qblk(t); j += 32) {
+                __m512 w[2];
+                if (j % dq_span(t) == 0) dq_prep(t, b, j, &st);
+                dq_unit(t, b, j, &st, w);
+                _mm512_store_ps(p + k0 + j, w[0]);
+                _mm512_store_ps(p + k0 + j + 16, w[1]);
+            }
+        }
+    }
+    for (int c = nc; c % DN; c++) memset(P + (size_t)c * K, 0, (size_t)K * 4);
+}
+
+// Weights k..k+kn-1 of a C tile (R rows x nc <= DN columns): R rows of A
+// (from k) and DN panel rows (stride ldp floats). The chains go on from the
+// accumulators at acc (from 0 if first); the last part sums them into C + bias.
+INLINE void dot_tile(int R, const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first,
+                     int last, const float *bias, float *C, int ldc, int nc) {
+    __m512 acc[DM][DN];
+    UNROLL
+    for (int i = 0; i < R; i++)
+        UNROLL
+        for (int j = 0; j < DN; j++) acc[i][j] = first ? _mm512_setzero_ps() : acc_io[i * DN + j];
+    for (int k = 0; k < kn; k += 16) {
+        __m512 a[DM];
+        UNROLL
+        for (int i = 0; i < R; i++) a[i] = _mm512_loadu_ps(A + (size_t)i * lda + k);
+        UNROLL
+        for (int j = 0; j < DN; j++) {
+            __m512 w = _mm512_load_ps(P + (size_t)j * ldp + k);
+            UNROLL
+            for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(a[i], w, acc[i][j]);
+        }
+    }
+    UNROLL
+    for (int i = 0; i < R; i++)
+        UNROLL
+        for (int j = 0; j < DN; j++) {
+            if (!last) acc_io[i * DN + j] = acc[i][j];
+            else if (j < nc) C[(size_t)i * ldc + j] = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
+        }
+}
+typedef void (*dot_tile_fn)(const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first,
+                            int last, const float *bias, float *C, int ldc, int nc);
+#define DOT_TILE(R) \
+    static void dot_tile_##R(const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first, \
+                             int last, const float *bias, float *C, int ldc, int nc) { \
+        dot_tile(R, A, lda, P, ldp, kn, acc_io, first, last, bias, C, ldc, nc); \
+    }
+DOT_TILE(1) DOT_TILE(2) DOT_TILE(3) DOT_TILE(4)
+#undef DOT_TILE
+static const dot_tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot_tile_3, dot_tile_4 };
+
+// One GEMV and one panel packer per quantized type (the type a constant in
+// its decoding); the GEMV one function per M, for the accumulators.
+#define DOT_FNS(T) \
+    static __attribute__((noinline)) void dot_rows_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
+        const float *bias, float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) { \
+        switch (M) { \
+        case 1: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 1, K, nr, pre, pre_n); break; \
+        case 2: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 2, K, nr, pre, pre_n); break; \
+        case 3: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 3, K, nr, pre, pre_n); break; \
+        default: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 4, K, nr, pre, pre_n); break; \
+        } \
+    } \
+    static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
+        dot_pack(P, W, ldw, T, K, nc); \
+    }
+DOT_QTYPES(DOT_FNS)
+#undef DOT_FNS
+
+typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const float *, float *, int, int, int, int,
+                            const uint8_t *, int);
+typedef void (*dot_pack_fn)(float *, const uint8_t *, size_t, int, int);
+static void dot_fns(uint32_t t, dot_rows_fn *rows, dot_pack_fn *pack) {
+    switch (t) {
+#define CASE(T) case T: *rows = dot_rows_##T, *pack = dot_pack_##T; break;
+    DOT_QTYPES(CASE)
+#undef CASE
+    default: *rows = NULL, *pack = NULL;
+    }
+}
+
+// The matmul of kernels.h for a quantized wtype, in the dot form.
+static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                       int ldc, int M, int K, int n0, int n1) {
+    dot_rows_fn rows;
+    dot_pack_fn pack;
+    dot_fns(t, &rows, &pack);
+    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
+    if (!P) { // small M, or no memory for a panel: GEMV gives the same bits
+        for (int m = 0; m < M; m += GEMV_MAX_M)
+            for (int n = n0; n < n1; n += DR) {
+                int nr = n1 - n < DR ? n1 - n : DR, left = n1 - n - DR;
+                const uint8_t *w = W + (size_t)n * ldw;
+                rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc,
+                     M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, K, nr, w + DR * ldw, left < 0 ? 0 : left < DR ? left : DR);
+            }
+        return;
+    }
+    __m512 acc[NR / DN][DM * DN]; // the tiles' chains between parts of K
+    for (int n = n0; n < n1; n += NR) {
+        int nc = n1 - n < NR ? n1 - n : NR;
+        pack(P, W + (size_t)n * ldw, ldw, K, nc);
+        for (int m = 0; m < M; m += DM) { // KC weights at a time: A's rows stay in L1 for all the tiles
+            int R = M - m < DM ? M - m : DM;
+            for (int k = 0; k < K; k += KC) {
+                int kn = K - k < KC ? K - k : KC;
+                for (int c = 0; c < nc; c += DN)
+                    dot_tiles[R](A + (size_t)m * lda + k, lda, P + (size_t)c * K + k, K, kn, acc[c / DN], k == 0,
+                                 k + kn == K, bias ? bias + n + c : NULL, C + (size_t)m * ldc + n + c, ldc,
+                                 nc - c < DN ? nc - c : DN);
+            }
+        }
+    }
+}
+
+static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
+                          int M, int K, int n0, int n1) {
+    if (wtype != ATTN_Q8_0 && wtype != ATTN_Q4_K && wtype != ATTN_Q6_K) { // (DOT_QTYPES)
+        simd_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    if (M > 0 && n1 > n0)
+        dot_matmul(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1);
+}
+
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",
-    .matmul = simd_matmul,
+    .matmul = avx512_matmul,
     .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
     .attention_exact = simd_attention_exact,

@@ -542,7 +542,9 @@ static void test_pool(void) {
 // llama.cpp's reference decoding (gguf-py). dequant_row must give its bits
 // (NaN where it has NaN); matmul on the blocks must give the bits that the
 // same path gives on the reference's F32 rows (decoding is exact, so the
-// chains of multiply-adds are the same), for GEMV and GEMM sizes.
+// chains of multiply-adds are the same), for GEMV and GEMM sizes; avx512's
+// Q8_0, Q4_K and Q6_K, whose order is their own, the bits of that order
+// (dot_form) on them.
 #define QUANT_FILE "tests/data/quant_blocks.gguf"
 
 static int same_bits(const float *a, const float *b, size_t n, size_t *at) {
@@ -560,6 +562,37 @@ static uint8_t *cycle_rows(const attn_gguf_tensor *t, size_t row_bytes, int N) {
     return w;
 }
 
+// avx512's order for quantized weights (simd/avx512.c, "dot form"): lane l of
+// 16 chains a[k] * w[k] in fused multiply-adds from +0 over k = l, l+16, ...;
+// the lanes are then summed as halves, quarters, eighths, pairs.
+static float dot_form(const float *a, const float *w, int K) {
+    float v[16];
+    for (int l = 0; l < 16; l++) {
+        v[l] = 0.0f;
+        for (int k = l; k < K; k += 16) v[l] = fmaf(a[k], w[k], v[l]);
+    }
+    for (int h = 8; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++) v[i] = v[i] + v[i + h];
+    return v[0];
+}
+
+// avx512 keeps the dot form for these (DOT_QTYPES in simd/avx512.c).
+static int dot_form_type(const attn_kernels *kp, uint32_t t) {
+    return !strcmp(kp->name, "avx512") && (t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K);
+}
+
+// What kp's matmul must give on quantized weights of type t, from their f32
+// decoding wf (N rows of K): its own f32 matmul, or the dot form + bias.
+static void quant_expect(const attn_kernels *kp, uint32_t t, const float *A, const float *wf, const float *bias,
+                         float *C, int M, int K, int N) {
+    if (!dot_form_type(kp, t)) {
+        kp->matmul(A, K, wf, ATTN_F32, bias, C, N, M, K, 0, N);
+        return;
+    }
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) C[(size_t)m * N + n] = dot_form(A + (size_t)m * K, wf + (size_t)n * K, K) + bias[n];
+}
+
 static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, const attn_gguf_tensor *f, const char *name) {
     int K = (int)q->ne[0], N = 101;
     size_t qb = attn_type_row_bytes(q->type, (uint64_t)K), fb = (size_t)K * 4;
@@ -573,9 +606,10 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
         // column ranges of 48, 32, 16 and 5 rows: each width the GEMV kernels treat apart
         static const int cuts[] = { 0, 48, 80, 96, 101 };
         for (int c = 0; c < 4; c++) kp->matmul(A, K, wq, q->type, bias, cq, N, M, K, cuts[c], cuts[c + 1]);
-        kp->matmul(A, K, wf, ATTN_F32, bias, cf, N, M, K, 0, N);
+        quant_expect(kp, q->type, A, (const float *)wf, bias, cf, M, K, N);
         size_t at = 0;
-        snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding", kp->name, name, M);
+        snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding%s", kp->name, name, M,
+                 dot_form_type(kp, q->type) ? " in the dot form" : "");
         check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
         kp->matmul_exact(A, K, wq, q->type, bias, cq, N, M, K, 0, N);
         attn_scalar_matmul(A, K, wq, q->type, bias, cf, N, M, K, 0, N);
