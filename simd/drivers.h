@@ -29,8 +29,8 @@ static pthread_key_t tbufs_key;
 static pthread_once_t tbufs_once = PTHREAD_ONCE_INIT;
 static void tbufs_free(void *p) {
     thread_bufs *b = p;
-    free(b->panel);
-    free(b->rows);
+    attn_big_free(b->panel, b->panel_cap * 4);
+    attn_big_free(b->rows, b->rows_cap * 8);
     free(b);
 }
 static void tbufs_key_init(void) { pthread_key_create(&tbufs_key, tbufs_free); }
@@ -43,12 +43,14 @@ static thread_bufs *tbufs_get(void) {
     return tbufs;
 }
 
-// *buf holding at least n elements of size es (64-byte aligned), or NULL.
+// *buf holding at least n elements of size es, or NULL: whole 2 MB pages
+// (attn_big_alloc), so a new buffer faults once, not once per 4 KB.
 static void *tbuf_grow(void **buf, size_t *cap, size_t n, size_t es) {
     if (n > *cap) {
-        free(*buf);
-        *buf = aligned_alloc(64, (n * es + 63) / 64 * 64);
-        *cap = *buf ? n : 0;
+        attn_big_free(*buf, *cap * es);
+        size_t bytes = n * es < ((size_t)2 << 20) ? (size_t)2 << 20 : n * es;
+        *buf = attn_big_alloc(bytes);
+        *cap = *buf ? bytes / es : 0;
     }
     return *buf;
 }

@@ -24,10 +24,13 @@ typedef struct {
     // then K a multiple of its block), rows
     // of attn_type_row_bytes(wtype, K) bytes; C has row stride ldc (floats).
     // M == 1 is the matrix-vector case (decode) and must be fast too.
-    // Every element is one chain of fused multiply-adds over k = 0..K-1 from
-    // +0, then + bias, whatever M, n0, n1 (scalar: one chain in double,
-    // rounded to float, then + bias: the reference; see issue 16's
-    // tests/parity/accuracy_large_scores.py for what float chains cost).
+    // Every element is computed by the same operations whatever M, n0, n1:
+    // one chain of fused multiply-adds over k = 0..K-1 from +0, then + bias
+    // (scalar: one chain in double, rounded to float, then + bias: the
+    // reference; see tests/parity/accuracy_large_scores.py for what float
+    // chains cost); except avx512 on Q8_0, Q4_K and Q6_K, the dot form:
+    // 16 chains, lane l over k = l, l+16, ..., each from +0, summed by a
+    // fixed tree, then + bias (simd/avx512.c).
     // Speed: M > 4 packs 48 (avx512; avx2 16, neon 12) weight rows at a time
     // into a per-thread f32 panel in cache, so column ranges that are
     // multiples of 48 waste nothing on any path; A is read in place.
