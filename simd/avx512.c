@@ -18,7 +18,7 @@
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
 // The drivers shared with the other fast paths (GEMV loop, panels, matmul,
-// attention) are in simd/drivers.h, included at the end.
+// attention) are in simd/drivers.h, included before the dot-form section.
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -478,8 +478,11 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 
 // ---------------------------------------------------------------- GEMM
 
-// P[k][c] = weight (n0 + c, k) for c < nc (<= 32), 0 for c >= nc.
-static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+// P[k][c] = weight (n0 + c, k) for c < nc (<= 48), 0 for c >= nc; perm
+// (K % 16 == 0): row k = l + 16 j of the panel stored at l * K / 16 + j, so
+// that each l's weights k = l, l + 16, ... follow each other (the dot form's
+// GEMM below).
+static void pack_panel_at(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, int perm) {
     __m512 col[16];
     for (int h = 0; h < NR / 16; h++) {
         int nr = nc - 16 * h;
@@ -489,13 +492,15 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
             int kn = K - k0 < 16 ? K - k0 : 16;
             if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
             else for (int c = 0; c < 16; c++) col[c] = _mm512_setzero_ps();
-            if (kn == 16) {
-                UNROLL
-                for (int c = 0; c < 16; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
-            } else
-                for (int c = 0; c < kn; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
+            for (int c = 0; c < kn; c++) {
+                size_t row = perm ? (size_t)c * (size_t)(K / 16) + (size_t)(k0 / 16) : (size_t)(k0 + c);
+                _mm512_store_ps(P + row * NR + 16 * h, col[c]);
+            }
         }
     }
+}
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+    pack_panel_at(P, W, ldw, wtype, K, nc, 0);
 }
 
 // C tile (R rows x nc columns) = A rows x panel, chained over k, + bias.
@@ -732,13 +737,12 @@ static void avx512_add(float *y, const float *x, int n) {
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
 // decodes them. Decoding 16 consecutive weights of a row into a vector needs
 // no transposes, and a decoded vector serves every row of A. GEMV (M <=
-// GEMV_MAX_M) runs DR weight rows at once; GEMM decodes a panel of NR rows to
-// f32 (row-major, k contiguous) and runs DM x DN register tiles over it; both
-// chain the same lanes in the same order and end with the same hsum.
+// GEMV_MAX_M) runs DR weight rows at once; GEMM (dot_gemm) runs the float
+// GEMM's register tiles on a panel and rows of A whose k are reordered so
+// that each lane's chain is one tile chain, then adds the 16 in hsum's tree;
+// both give the same bits.
 #define DR 4 // weight rows per GEMV step
-#define DM 4 // GEMM tile: rows of A
-#define DN 6 // GEMM tile: weight rows (NR is a multiple)
-#define KC 1024 // GEMM: weights per part of K (a multiple of 16)
+#define DOT_MB 256 // GEMM: rows of A reordered at a time
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
@@ -857,70 +861,79 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
             if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
 }
 
-// P[c][k] = weight (c, k) of the nc rows at W, for c < nc; rows nc up to a
-// multiple of DN are 0.
-INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
-    for (int c = 0; c < nc; c++) {
-        const uint8_t *row = W + (size_t)c * ldw;
-        float *p = P + (size_t)c * K;
-        dq_state st;
-        for (int k0 = 0; k0 < K; k0 += attn_qblk(t)) {
-            const uint8_t *b = row + (size_t)(k0 / attn_qblk(t)) * (size_t)attn_qbytes(t);
+// The dot form's GEMM on the float GEMM's tiles. With k = l + 16 j stored
+// at l * K / 16 + j in both the panel (pack_panel_at) and A's rows (here,
+// DOT_MB rows at a time), the tile's chain over the K / 16 weights of block l
+// is lane l's chain; the 16 blocks' sums, tile by tile in part[l], are then
+// added in hsum's tree (a_i = s_i + s_i+8, b_i = a_i + a_i+4, c_i = b_i +
+// b_i+2, c_0 + c_1) and + bias, as GEMV does.
+INLINE __m512 tree16(const __m512 s[16]) {
+    __m512 a[8], b[4];
+    UNROLL
+    for (int i = 0; i < 8; i++) a[i] = _mm512_add_ps(s[i], s[i + 8]);
+    UNROLL
+    for (int i = 0; i < 4; i++) b[i] = _mm512_add_ps(a[i], a[i + 4]);
+    return _mm512_add_ps(_mm512_add_ps(b[0], b[2]), _mm512_add_ps(b[1], b[3]));
+}
+
+static void dot_combine(int R, const float *part, const float *bias, float *C, int ldc, int nc) {
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NR / 16; v++) {
+            int left = nc - 16 * v;
+            if (left <= 0) break;
+            __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __m512 s[16];
             UNROLL
-            for (int j = 0; j < attn_qblk(t); j += 32) {
-                __m512 w[2];
-                if (j % dq_span(t) == 0) dq_prep(t, b, j, &st);
-                dq_unit(t, b, j, &st, w);
-                _mm512_store_ps(p + k0 + j, w[0]);
-                _mm512_store_ps(p + k0 + j + 16, w[1]);
+            for (int l = 0; l < 16; l++) s[l] = _mm512_load_ps(part + (size_t)l * MR * NR + r * NR + 16 * v);
+            __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * v) : _mm512_setzero_ps();
+            _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16 * v, mk, _mm512_add_ps(tree16(s), b));
+        }
+}
+
+// A[m][k] for m < M at Ap[m * K + l * K / 16 + j], k = l + 16 j: 16 j at a
+// time by a transpose in registers.
+static void dot_reorder(const float *A, int lda, float *Ap, int M, int K) {
+    int Kb = K / 16;
+    for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
+        float *o = Ap + (size_t)m * K;
+        int j = 0;
+        for (; j + 16 <= Kb; j += 16) {
+            __m512 r[16];
+            UNROLL
+            for (int t = 0; t < 16; t++) r[t] = _mm512_loadu_ps(a + 16 * (j + t));
+            transpose16(r);
+            UNROLL
+            for (int l = 0; l < 16; l++) _mm512_storeu_ps(o + (size_t)l * Kb + j, r[l]);
+        }
+        for (; j < Kb; j++)
+            for (int l = 0; l < 16; l++) o[(size_t)l * Kb + j] = a[16 * j + l];
+    }
+}
+
+static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                     int ldc, int M, int K, int n0, int n1, float *P, float *Ap) {
+    static _Thread_local float part[16 * MR * NR] __attribute__((aligned(64)));
+    int Kb = K / 16;
+    for (int m0 = 0; m0 < M; m0 += DOT_MB) {
+        int mb = M - m0 < DOT_MB ? M - m0 : DOT_MB;
+        dot_reorder(A + (size_t)m0 * lda, lda, Ap, mb, K);
+        for (int n = n0; n < n1; n += NR) {
+            int nc = n1 - n < NR ? n1 - n : NR;
+            pack_panel_at(P, W + (size_t)n * ldw, ldw, t, K, nc, 1);
+            for (int m = 0; m < mb; m += MR) {
+                int R = mb - m < MR ? mb - m : MR;
+                for (int l = 0; l < 16; l++)
+                    tiles[R](Ap + (size_t)m * K + (size_t)l * Kb, K, P + (size_t)l * Kb * NR, Kb, NULL,
+                             part + (size_t)l * MR * NR, NR, nc);
+                dot_combine(R, part, bias ? bias + n : NULL, C + (size_t)(m0 + m) * ldc + n, ldc, nc);
             }
         }
     }
-    for (int c = nc; c % DN; c++) memset(P + (size_t)c * K, 0, (size_t)K * 4);
 }
 
-// Weights k..k+kn-1 of a C tile (R rows x nc <= DN columns): R rows of A
-// (from k) and DN panel rows (stride ldp floats). The chains go on from the
-// accumulators at acc (from 0 if first); the last part sums them into C + bias.
-INLINE void dot_tile(int R, const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first,
-                     int last, const float *bias, float *C, int ldc, int nc) {
-    __m512 acc[DM][DN];
-    UNROLL
-    for (int i = 0; i < R; i++)
-        UNROLL
-        for (int j = 0; j < DN; j++) acc[i][j] = first ? _mm512_setzero_ps() : acc_io[i * DN + j];
-    for (int k = 0; k < kn; k += 16) {
-        __m512 a[DM];
-        UNROLL
-        for (int i = 0; i < R; i++) a[i] = _mm512_loadu_ps(A + (size_t)i * lda + k);
-        UNROLL
-        for (int j = 0; j < DN; j++) {
-            __m512 w = _mm512_load_ps(P + (size_t)j * ldp + k);
-            UNROLL
-            for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(a[i], w, acc[i][j]);
-        }
-    }
-    UNROLL
-    for (int i = 0; i < R; i++)
-        UNROLL
-        for (int j = 0; j < DN; j++) {
-            if (!last) acc_io[i * DN + j] = acc[i][j];
-            else if (j < nc) C[(size_t)i * ldc + j] = hsum(acc[i][j]) + (bias ? bias[j] : 0.0f);
-        }
-}
-typedef void (*dot_tile_fn)(const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first,
-                            int last, const float *bias, float *C, int ldc, int nc);
-#define DOT_TILE(R) \
-    static void dot_tile_##R(const float *A, int lda, const float *P, int ldp, int kn, __m512 *acc_io, int first, \
-                             int last, const float *bias, float *C, int ldc, int nc) { \
-        dot_tile(R, A, lda, P, ldp, kn, acc_io, first, last, bias, C, ldc, nc); \
-    }
-DOT_TILE(1) DOT_TILE(2) DOT_TILE(3) DOT_TILE(4)
-#undef DOT_TILE
-static const dot_tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot_tile_3, dot_tile_4 };
-
-// One GEMV and one panel packer per quantized type (the type a constant in
-// its decoding); the GEMV one function per M, for the accumulators.
+// One GEMV per quantized type (the type a constant in its decoding) and per
+// M, for the accumulators.
 #define DOT_FNS(T) \
     static __attribute__((noinline)) void dot_rows_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
         const float *bias, float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) { \
@@ -930,57 +943,40 @@ static const dot_tile_fn dot_tiles[DM + 1] = { NULL, dot_tile_1, dot_tile_2, dot
         case 3: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 3, K, nr, pre, pre_n); break; \
         default: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 4, K, nr, pre, pre_n); break; \
         } \
-    } \
-    static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
-        dot_pack(P, W, ldw, T, K, nc); \
     }
 DOT_QTYPES(DOT_FNS)
 #undef DOT_FNS
 
 typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const float *, float *, int, int, int, int,
                             const uint8_t *, int);
-typedef void (*dot_pack_fn)(float *, const uint8_t *, size_t, int, int);
-static void dot_fns(uint32_t t, dot_rows_fn *rows, dot_pack_fn *pack) {
+static dot_rows_fn dot_rows_for(uint32_t t) {
     switch (t) {
-#define CASE(T) case T: *rows = dot_rows_##T, *pack = dot_pack_##T; break;
+#define CASE(T) case T: return dot_rows_##T;
     DOT_QTYPES(CASE)
 #undef CASE
-    default: *rows = NULL, *pack = NULL;
+    default: return NULL;
     }
 }
 
 // The matmul of kernels.h for a quantized wtype, in the dot form.
 static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                        int ldc, int M, int K, int n0, int n1) {
-    dot_rows_fn rows;
-    dot_pack_fn pack;
-    dot_fns(t, &rows, &pack);
-    float *P = M > GEMV_MAX_M ? panel_alloc(K) : NULL;
-    if (!P) { // small M, or no memory for a panel: GEMV gives the same bits
-        for (int m = 0; m < M; m += GEMV_MAX_M)
-            for (int n = n0; n < n1; n += DR) {
-                int nr = n1 - n < DR ? n1 - n : DR, left = n1 - n - DR;
-                const uint8_t *w = W + (size_t)n * ldw;
-                rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc,
-                     M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, K, nr, w + DR * ldw, left < 0 ? 0 : left < DR ? left : DR);
-            }
+    dot_rows_fn rows = dot_rows_for(t);
+    thread_bufs *b = M > GEMV_MAX_M ? tbufs_get() : NULL;
+    float *P = b ? panel_alloc(K) : NULL;
+    float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)DOT_MB * K * 4, 1) : NULL;
+    if (Ap) {
+        dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap);
         return;
     }
-    __m512 acc[NR / DN][DM * DN]; // the tiles' chains between parts of K
-    for (int n = n0; n < n1; n += NR) {
-        int nc = n1 - n < NR ? n1 - n : NR;
-        pack(P, W + (size_t)n * ldw, ldw, K, nc);
-        for (int m = 0; m < M; m += DM) { // KC weights at a time: A's rows stay in L1 for all the tiles
-            int R = M - m < DM ? M - m : DM;
-            for (int k = 0; k < K; k += KC) {
-                int kn = K - k < KC ? K - k : KC;
-                for (int c = 0; c < nc; c += DN)
-                    dot_tiles[R](A + (size_t)m * lda + k, lda, P + (size_t)c * K + k, K, kn, acc[c / DN], k == 0,
-                                 k + kn == K, bias ? bias + n + c : NULL, C + (size_t)m * ldc + n + c, ldc,
-                                 nc - c < DN ? nc - c : DN);
-            }
+    // small M, or no memory for the buffers: GEMV gives the same bits
+    for (int m = 0; m < M; m += GEMV_MAX_M)
+        for (int n = n0; n < n1; n += DR) {
+            int nr = n1 - n < DR ? n1 - n : DR, left = n1 - n - DR;
+            const uint8_t *w = W + (size_t)n * ldw;
+            rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc,
+                 M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, K, nr, w + DR * ldw, left < 0 ? 0 : left < DR ? left : DR);
         }
-    }
 }
 
 static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,

@@ -22,7 +22,8 @@
 
 // Per-thread buffers, freed when their thread ends (pool workers come and
 // go) through a pthread key: the weight panel (NR weight columns x K, as
-// [k][NR] f32) and exact mode's rows of A in double (XR x K).
+// [k][NR] f32) and rows of A rewritten for a tile (rows_cap bytes: exact
+// mode's XR rows in double; avx512's dot form, reordered rows).
 typedef struct { void *panel, *rows; size_t panel_cap, rows_cap; } thread_bufs;
 static _Thread_local thread_bufs *tbufs;
 static pthread_key_t tbufs_key;
@@ -30,7 +31,7 @@ static pthread_once_t tbufs_once = PTHREAD_ONCE_INIT;
 static void tbufs_free(void *p) {
     thread_bufs *b = p;
     attn_big_free(b->panel, b->panel_cap * 4);
-    attn_big_free(b->rows, b->rows_cap * 8);
+    attn_big_free(b->rows, b->rows_cap);
     free(b);
 }
 static void tbufs_key_init(void) { pthread_key_create(&tbufs_key, tbufs_free); }
@@ -153,7 +154,7 @@ static void exact_rows(int R, const float *A, int lda, double *Ad, int K, const 
 static void matmul_ld(int exact, const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype,
                       const float *bias, float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
     thread_bufs *b = exact ? tbufs_get() : NULL;
-    double *Ad = b ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)XR * K, 8) : NULL;
+    double *Ad = b ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)XR * K * 8, 1) : NULL;
     float *P = exact || M > GEMV_MAX_M ? panel_alloc(K) : NULL;
     if (exact && (!P || !Ad)) { // no memory for the buffers: the scalar reference gives the same bits
         for (int n = n0; n < n1; n++)
