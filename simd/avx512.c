@@ -1,7 +1,7 @@
 // simd/avx512.c - the AVX-512 path (F, BW, VL, DQ; F16C conversions).
 //
 // Order of operations (what makes results independent of sizes and threads):
-// F32/F16/BF16 weights: every matmul output is one chain of fused
+// F32/BF16 weights (and F16 rows of K % 32 != 0): every matmul output is one chain of fused
 // multiply-adds over k = 0..K-1 starting from +0, then + bias. The two
 // matmul kernels both keep to it:
 // - GEMM (M > GEMV_MAX_M): a panel of 48 weight rows is converted to f32 and
@@ -11,8 +11,8 @@
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A.
 // The other quantized types (CHAIN_QTYPES) keep that order too (GEMV on the
-// bytes of 16 rows transposed). Q8_0, Q4_K and Q6_K (DOT_QTYPES) keep the
-// "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
+// bytes of 16 rows transposed). Q8_0, Q4_K, Q6_K and F16 (DOT_TYPES,
+// dot_order) keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
 // fixed tree (see the section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
@@ -35,7 +35,7 @@
 #define MR 8  // GEMM tile rows
 // Quantized types in the dot form (decoders of 16 consecutive weights below),
 // and those that keep the one chain (16 rows transposed, as F32).
-#define DOT_QTYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_K) X(ATTN_Q6_K)
+#define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) // F16: rows of K % 32 == 0 (dot_order)
 #define CHAIN_QTYPES(X) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_Q2_K) X(ATTN_Q3_K) \
     X(ATTN_Q5_K) X(ATTN_IQ4_NL) X(ATTN_IQ4_XS)
 #define NR 48 // GEMM tile columns (three vectors)
@@ -731,7 +731,7 @@ static void avx512_add(float *y, const float *x, int n) {
 
 // ---------------------------------------------------------------- quantized weights: dot form
 //
-// Q8_0, Q4_K and Q6_K (DOT_QTYPES) keep another order on this path (the
+// Q8_0, Q4_K, Q6_K and F16 (DOT_TYPES, dot_order) keep another order on this path (the
 // "dot form"): C[m][n] = hsum(v) + bias[n], where lane l of the 16-lane v is
 // a chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
@@ -806,6 +806,9 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, const dq_state *st, __m
         if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
         w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
         w[1] = _mm512_permutexvar_ps(q1, tab);
+    } else if (t == ATTN_F16) { // (blocks of 32 here: dot_blk)
+        w[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
+        w[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
     } else if (t == ATTN_Q6_K) {
         int i = j % 128, s = j / 16;
         w[0] = _mm512_mul_ps(_mm512_set1_ps(st->s[s]),
@@ -828,7 +831,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         UNROLL
         for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm512_setzero_ps();
     }
-    const int blk = attn_qblk(t), bytes = attn_qbytes(t);
+    const int blk = attn_qblk(t), bytes = t == ATTN_F16 ? 64 : attn_qbytes(t); // F16: runs of 32 as blocks
     size_t next = 0; // the next rows' bytes before this are prefetched
     for (int k0 = 0; k0 < K; k0 += blk) {
         size_t off = (size_t)(k0 / blk) * (size_t)bytes;
@@ -944,7 +947,7 @@ static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         default: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 4, K, nr, pre, pre_n); break; \
         } \
     }
-DOT_QTYPES(DOT_FNS)
+DOT_TYPES(DOT_FNS)
 #undef DOT_FNS
 
 typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const float *, float *, int, int, int, int,
@@ -952,7 +955,7 @@ typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const f
 static dot_rows_fn dot_rows_for(uint32_t t) {
     switch (t) {
 #define CASE(T) case T: return dot_rows_##T;
-    DOT_QTYPES(CASE)
+    DOT_TYPES(CASE)
 #undef CASE
     default: return NULL;
     }
@@ -979,9 +982,15 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
         }
 }
 
+// Whether weights of type t, K per row, are in the dot form: Q8_0, Q4_K,
+// Q6_K, and F16 where K % 32 == 0 (its GEMV works on runs of 32).
+static int dot_order(uint32_t t, int K) {
+    return t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K || (t == ATTN_F16 && K % 32 == 0);
+}
+
 static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
                           int M, int K, int n0, int n1) {
-    if (wtype != ATTN_Q8_0 && wtype != ATTN_Q4_K && wtype != ATTN_Q6_K) { // (DOT_QTYPES)
+    if (!dot_order(wtype, K)) {
         simd_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
         return;
     }

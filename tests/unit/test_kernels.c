@@ -146,11 +146,10 @@ static void test_matmul(const attn_kernels *kp) {
 // The same element computed in different company must give the same bits:
 // alone (M=1), in small groups (the GEMV kernel), in a big M (the GEMM
 // kernel) at another tile position, and with other column ranges.
-static void test_matmul_determinism(const attn_kernels *kp) {
+static void determinism_case(const attn_kernels *kp, uint32_t t, int K) {
     char name[96];
-    for (size_t ti = 0; ti < sizeof wtypes / sizeof *wtypes; ti++) {
-        uint32_t t = wtypes[ti];
-        int M = 41, K = t == ATTN_Q8_0 ? 320 : 301, N = 77;
+    {
+        int M = 41, N = 77;
         wmat w = make_weights(t, N, K);
         float *A = rand_floats((size_t)(M + 1) * K, -1, 1), *bias = rand_floats((size_t)N, -1, 1);
         float *full = malloc(sizeof(float) * (size_t)M * N), *part = malloc(sizeof(float) * (size_t)(M + 1) * N);
@@ -179,9 +178,18 @@ static void test_matmul_determinism(const attn_kernels *kp) {
             for (int i = 0; i < 3; i++) kp->matmul(A, K, w.data, t, bias, part, N, 2, K, cuts[c][i], cuts[c][i + 1]);
             if (memcmp(part, full, sizeof(float) * (size_t)2 * N)) { ok = 0; what = "a column split of 2 rows differs"; }
         }
-        snprintf(name, sizeof name, "%s matmul %s bit-identical across M, tiles, column ranges", kp->name, attn_type_name(t));
+        snprintf(name, sizeof name, "%s matmul %s K=%d bit-identical across M, tiles, column ranges", kp->name,
+                 attn_type_name(t), K);
         check(ok, name, "%s", what);
         free(A); free(bias); free(full); free(part); free_weights(&w);
+    }
+}
+
+static void test_matmul_determinism(const attn_kernels *kp) {
+    for (size_t ti = 0; ti < sizeof wtypes / sizeof *wtypes; ti++) {
+        uint32_t t = wtypes[ti];
+        determinism_case(kp, t, t == ATTN_Q8_0 ? 320 : 301);
+        if (t == ATTN_F16) determinism_case(kp, t, 320); // (avx512: the dot form)
     }
 }
 
@@ -576,16 +584,17 @@ static float dot_form(const float *a, const float *w, int K) {
     return v[0];
 }
 
-// avx512 keeps the dot form for these (DOT_QTYPES in simd/avx512.c).
-static int dot_form_type(const attn_kernels *kp, uint32_t t) {
-    return !strcmp(kp->name, "avx512") && (t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K);
+// avx512 keeps the dot form for these (DOT_TYPES, dot_order in simd/avx512.c).
+static int dot_form_type(const attn_kernels *kp, uint32_t t, int K) {
+    return !strcmp(kp->name, "avx512") &&
+           (t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K || (t == ATTN_F16 && K % 32 == 0));
 }
 
 // What kp's matmul must give on quantized weights of type t, from their f32
 // decoding wf (N rows of K): its own f32 matmul, or the dot form + bias.
 static void quant_expect(const attn_kernels *kp, uint32_t t, const float *A, const float *wf, const float *bias,
                          float *C, int M, int K, int N) {
-    if (!dot_form_type(kp, t)) {
+    if (!dot_form_type(kp, t, K)) {
         kp->matmul(A, K, wf, ATTN_F32, bias, C, N, M, K, 0, N);
         return;
     }
@@ -609,7 +618,7 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
         quant_expect(kp, q->type, A, (const float *)wf, bias, cf, M, K, N);
         size_t at = 0;
         snprintf(label, sizeof label, "%s matmul %s M=%d bit-identical to its F32 decoding%s", kp->name, name, M,
-                 dot_form_type(kp, q->type) ? " in the dot form" : "");
+                 dot_form_type(kp, q->type, K) ? " in the dot form" : "");
         check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
         kp->matmul_exact(A, K, wq, q->type, bias, cq, N, M, K, 0, N);
         attn_scalar_matmul(A, K, wq, q->type, bias, cf, N, M, K, 0, N);
@@ -617,6 +626,29 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
         check(same_bits(cq, cf, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, cq[at], cf[at]);
     }
     free(wq); free(wf); free(A); free(bias); free(cq); free(cf);
+}
+
+// F16 rows whose K is a multiple of 32: what quant_expect says (avx512: the
+// dot form), for GEMV and GEMM sizes and a column split.
+static void test_f16_order(const attn_kernels *kp) {
+    int K = 320, N = 77;
+    wmat w = make_weights(ATTN_F16, N, K);
+    float *wf = malloc(sizeof(float) * (size_t)N * K), *A = rand_floats((size_t)21 * K, -1, 1);
+    float *bias = rand_floats((size_t)N, -1, 1), *got = malloc(sizeof(float) * 21 * N), *want = malloc(sizeof(float) * 21 * N);
+    for (size_t i = 0; i < (size_t)N * K; i++) wf[i] = (float)w.val[i];
+    static const int Ms[] = { 1, 3, 21 };
+    char label[128];
+    for (int i = 0; i < 3; i++) {
+        int M = Ms[i];
+        kp->matmul(A, K, w.data, ATTN_F16, bias, got, N, M, K, 0, 48);
+        kp->matmul(A, K, w.data, ATTN_F16, bias, got, N, M, K, 48, N);
+        quant_expect(kp, ATTN_F16, A, wf, bias, want, M, K, N);
+        size_t at = 0;
+        snprintf(label, sizeof label, "%s matmul F16 K=320 M=%d bit-identical to its F32 decoding%s", kp->name, M,
+                 dot_form_type(kp, ATTN_F16, K) ? " in the dot form" : "");
+        check(same_bits(got, want, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, got[at], want[at]);
+    }
+    free(wf); free(A); free(bias); free(got); free(want); free_weights(&w);
 }
 
 static void test_quant(const attn_kernels *kp) {
@@ -684,6 +716,7 @@ int main(void) {
         test_attention(av[i]);
         test_rowops(av[i]);
         test_quant(av[i]);
+        test_f16_order(av[i]);
     }
     skip_absent_paths("kernels");
     test_pool();
