@@ -344,7 +344,7 @@ int attn_simd_select(const char *name);
 const char *attn_simd_name(void);
 // Exact mode (on = 1): every matmul and attention score summed in double, as
 // the scalar path sums them, so with its bits, on whichever path is in use
-// (the name gets ", exact"); about twice the matmul time on AVX-512. The
+// (the name gets ", exact"); prefill takes 2-3x as long on AVX-512. The
 // default float sums are within ~3e-5 of float64 on attention probabilities
 // where scores are large; exact mode within ~5e-6 (README, "Tested models").
 void attn_simd_exact(int on);

@@ -47,7 +47,7 @@ typedef struct {
 
     // Exact mode (attn_kernels_exact): matmul with the scalar reference's
     // operations (one chain in double per element, so its bits), and
-    // attention with its scores computed so; ~2x a float GEMM's time on
+    // attention with its scores computed so; 2-3x the float prefill's time on
     // AVX-512 (tests/parity/accuracy_large_scores.py: the error they remove).
     void (*matmul_exact)(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
                          float *C, int ldc, int M, int K, int n0, int n1);
