@@ -748,6 +748,7 @@ static void avx512_add(float *y, const float *x, int n) {
 typedef struct {
     float s[16];   // Q4_K: d * sc of sub-blocks 0..7, then dmin * mn; Q6_K: d * sc of its 16 sub-blocks
     int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i)
+    __m512i nib[2]; // Q4_K: the 32 bytes of sub-blocks 2p (low nibbles) and 2p + 1 (high), widened once for both
 } dq_state;
 
 // Weights per dq_prep call of type t (a block or half of one).
@@ -789,7 +790,7 @@ INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
 
 // Weights j..j+31 of block b (j % 32 == 0) into w[0], w[1]; dq_prep has run
 // at the last multiple of dq_span(t).
-INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, const dq_state *st, __m512 w[2]) {
+INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[2]) {
     if (t == ATTN_Q8_0) {
         uint16_t d;
         memcpy(&d, b, 2);
@@ -801,8 +802,10 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, const dq_state *st, __m
         const uint8_t *qs = b + 16 + (s >> 1) * 32;
         __m512 tab = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(DQ_IOTA)),
                                    _mm512_set1_ps(st->s[8 + s]));
-        __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
-        __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+        if (!(s & 1))
+            st->nib[0] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs)),
+            st->nib[1] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+        __m512i q0 = st->nib[0], q1 = st->nib[1];
         if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
         w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
         w[1] = _mm512_permutexvar_ps(q1, tab);
@@ -839,9 +842,14 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
             for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + next, _MM_HINT_T0);
         UNROLL // (over a block: the place in it a constant)
         for (int j = 0; j < blk; j += 32) {
-            if (j % dq_span(t) == 0)
+            if (j % dq_span(t) == 0) {
                 UNROLL
                 for (int r = 0; r < DR; r++) dq_prep(t, row[r] + off, j, &st[r]);
+                // The units then read the scales back from memory, as broadcasts
+                // in their loads, rather than out of the register they were
+                // made in, a shuffle each beside the lookups' shuffles.
+                if (t == ATTN_Q4_K || t == ATTN_Q6_K) __asm__ volatile("" ::: "memory");
+            }
             __m512 w[DR][2];
             UNROLL
             for (int r = 0; r < DR; r++) dq_unit(t, row[r] + off, j, &st[r], w[r]);
