@@ -604,9 +604,12 @@ static int matmul_plan(const attn_session *s, const float *A, int lda, const att
                        float *C, int ldc, int M, matmul_job *j) {
     int nt = s->pool ? attn_pool_size(s->pool) : 1;
     int N = W->rows;
-    // about 4 items per thread, in multiples of 48 columns (a whole number of
-    // weight panels on every path, see simd/kernels.h)
-    int chunk = (N + 4 * nt - 1) / (4 * nt);
+    // In multiples of 48 columns (a whole number of weight panels on every
+    // path, see simd/kernels.h): about 4 items per thread for a GEMV, to even
+    // out the threads; 2 for a GEMM, where each item repeats a pass over all
+    // of A (the dot form reorders A's rows, simd/avx512.c).
+    int per = M > 4 ? 2 : 4; // (the kernels run M <= 4 as a GEMV, GEMV_MAX_M)
+    int chunk = (N + per * nt - 1) / (per * nt);
     chunk = (chunk + 47) / 48 * 48;
     *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
     return (N + chunk - 1) / chunk;

@@ -478,11 +478,8 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 
 // ---------------------------------------------------------------- GEMM
 
-// P[k][c] = weight (n0 + c, k) for c < nc (<= 48), 0 for c >= nc; perm
-// (K % 16 == 0): row k = l + 16 j of the panel stored at l * K / 16 + j, so
-// that each l's weights k = l, l + 16, ... follow each other (the dot form's
-// GEMM below).
-static void pack_panel_at(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, int perm) {
+// P[k][c] = weight (n0 + c, k) for c < nc (<= 48), 0 for c >= nc.
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
     __m512 col[16];
     for (int h = 0; h < NR / 16; h++) {
         int nr = nc - 16 * h;
@@ -492,15 +489,9 @@ static void pack_panel_at(float *P, const uint8_t *W, size_t ldw, uint32_t wtype
             int kn = K - k0 < 16 ? K - k0 : 16;
             if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
             else for (int c = 0; c < 16; c++) col[c] = _mm512_setzero_ps();
-            for (int c = 0; c < kn; c++) {
-                size_t row = perm ? (size_t)c * (size_t)(K / 16) + (size_t)(k0 / 16) : (size_t)(k0 + c);
-                _mm512_store_ps(P + row * NR + 16 * h, col[c]);
-            }
+            for (int c = 0; c < kn; c++) _mm512_store_ps(P + (size_t)(k0 + c) * NR + 16 * h, col[c]);
         }
     }
-}
-static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
-    pack_panel_at(P, W, ldw, wtype, K, nc, 0);
 }
 
 // C tile (R rows x nc columns) = A rows x panel, chained over k, + bias.
@@ -742,7 +733,7 @@ static void avx512_add(float *y, const float *x, int n) {
 // that each lane's chain is one tile chain, then adds the 16 in hsum's tree;
 // both give the same bits.
 #define DR 4 // weight rows per GEMV step
-#define DOT_MB 256 // GEMM: rows of A reordered at a time
+#define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
@@ -873,7 +864,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
 }
 
 // The dot form's GEMM on the float GEMM's tiles. With k = l + 16 j stored
-// at l * K / 16 + j in both the panel (pack_panel_at) and A's rows (here,
+// at l * K / 16 + j in both the panel (dot_pack) and A's rows (here,
 // DOT_MB rows at a time), the tile's chain over the K / 16 weights of block l
 // is lane l's chain; the 16 blocks' sums, tile by tile in part[l], are then
 // added in hsum's tree (a_i = s_i + s_i+8, b_i = a_i + a_i+4, c_i = b_i +
@@ -922,6 +913,61 @@ static void dot_reorder(const float *A, int lda, float *Ap, int M, int K) {
     }
 }
 
+// The dot form's panel: P[k][c] as pack_panel's, with row k = l + 16 j
+// stored at l * K / 16 + j, so that each l's weights k = l, l + 16, ...
+// follow each other. Each row's block is decoded by the GEMV's units into
+// rows[16][blk] (bits as attn_dq_block), then 16 k at a time transposed.
+INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    static _Thread_local float rows[16][256] __attribute__((aligned(64)));
+    const int blk = t == ATTN_F16 ? 32 : attn_qblk(t), bytes = t == ATTN_F16 ? 64 : attn_qbytes(t), Kb = K / 16;
+    for (int h = 0; h < NR / 16; h++) {
+        int nr = nc - 16 * h;
+        nr = nr < 0 ? 0 : nr > 16 ? 16 : nr;
+        for (int k0 = 0; k0 < K; k0 += blk) {
+            const uint8_t *b0 = W + (size_t)(16 * h) * ldw + (size_t)(k0 / blk) * (size_t)bytes;
+            if (t != ATTN_F16) // (F16 is converted straight from the rows below)
+                for (int r = 0; r < nr; r++) {
+                    dq_state st;
+                    UNROLL
+                    for (int j = 0; j < blk; j += 32) {
+                        __m512 w[2];
+                        if (j % dq_span(t) == 0) dq_prep(t, b0 + (size_t)r * ldw, j, &st);
+                        dq_unit(t, b0 + (size_t)r * ldw, j, &st, w);
+                        _mm512_store_ps(rows[r] + j, w[0]);
+                        _mm512_store_ps(rows[r] + j + 16, w[1]);
+                    }
+                }
+            for (int j = 0; j < blk; j += 16) {
+                __m512 col[16];
+                UNROLL
+                for (int r = 0; r < 16; r++)
+                    col[r] = r >= nr ? _mm512_setzero_ps()
+                           : t == ATTN_F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b0 + (size_t)r * ldw + 2 * j)))
+                           : _mm512_load_ps(rows[r] + j);
+                transpose16(col);
+                UNROLL
+                for (int l = 0; l < 16; l++)
+                    _mm512_store_ps(P + ((size_t)l * Kb + (size_t)(k0 + j) / 16) * NR + 16 * h, col[l]);
+            }
+        }
+    }
+}
+#define DOT_PACK(T) \
+    static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
+        dot_pack(P, W, ldw, T, K, nc); \
+    }
+DOT_TYPES(DOT_PACK)
+#undef DOT_PACK
+
+static void dot_pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    switch (t) {
+#define CASE(T) case T: dot_pack_##T(P, W, ldw, K, nc); return;
+    DOT_TYPES(CASE)
+#undef CASE
+    default: break; // (dot_gemm runs only the dot form's types)
+    }
+}
+
 static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                      int ldc, int M, int K, int n0, int n1, float *P, float *Ap) {
     static _Thread_local float part[16 * MR * NR] __attribute__((aligned(64)));
@@ -931,7 +977,7 @@ static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         dot_reorder(A + (size_t)m0 * lda, lda, Ap, mb, K);
         for (int n = n0; n < n1; n += NR) {
             int nc = n1 - n < NR ? n1 - n : NR;
-            pack_panel_at(P, W + (size_t)n * ldw, ldw, t, K, nc, 1);
+            dot_pack_panel(P, W + (size_t)n * ldw, ldw, t, K, nc);
             for (int m = 0; m < mb; m += MR) {
                 int R = mb - m < MR ? mb - m : MR;
                 for (int l = 0; l < 16; l++)
@@ -975,7 +1021,7 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
     dot_rows_fn rows = dot_rows_for(t);
     thread_bufs *b = M > GEMV_MAX_M ? tbufs_get() : NULL;
     float *P = b ? panel_alloc(K) : NULL;
-    float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)DOT_MB * K * 4, 1) : NULL;
+    float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
     if (Ap) {
         dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap);
         return;
