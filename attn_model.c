@@ -590,13 +590,16 @@ typedef struct {
     const float *A; int lda;
     const attn_tensor *W; const float *bias;
     float *C; int ldc; int M, chunk;
+    uint64_t mark; // attn_kernels_set_mark: A does not change during the dispatch
 } matmul_job;
 
 static void matmul_item(void *ctx, int i) {
     const matmul_job *j = ctx;
     int n0 = i * j->chunk, n1 = n0 + j->chunk;
     if (n1 > j->W->rows) n1 = j->W->rows;
+    attn_kernels_set_mark(j->mark);
     attn_k->matmul(j->A, j->lda, j->W->data, j->W->type, j->bias, j->C, j->ldc, j->M, j->W->cols, n0, n1);
+    attn_kernels_set_mark(0);
 }
 
 // The job of one product (returns its item count).
@@ -604,14 +607,11 @@ static int matmul_plan(const attn_session *s, const float *A, int lda, const att
                        float *C, int ldc, int M, matmul_job *j) {
     int nt = s->pool ? attn_pool_size(s->pool) : 1;
     int N = W->rows;
-    // In multiples of 48 columns (a whole number of weight panels on every
-    // path, see simd/kernels.h): about 4 items per thread for a GEMV, to even
-    // out the threads; 2 for a GEMM, where each item repeats a pass over all
-    // of A (the dot form reorders A's rows, simd/avx512.c).
-    int per = M > 4 ? 2 : 4; // (the kernels run M <= 4 as a GEMV, GEMV_MAX_M)
-    int chunk = (N + per * nt - 1) / (per * nt);
+    // about 4 items per thread, in multiples of 48 columns (a whole number of
+    // weight panels on every path, see simd/kernels.h)
+    int chunk = (N + 4 * nt - 1) / (4 * nt);
     chunk = (chunk + 47) / 48 * 48;
-    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk };
+    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk, 0 };
     return (N + chunk - 1) / chunk;
 }
 
@@ -634,6 +634,8 @@ static void group_item(void *ctx, int i) {
 }
 
 static void group_run(attn_session *s, matmul_group *g) {
+    uint64_t mark = attn_kernels_new_mark();
+    for (int p = 0; p < g->n; p++) g->part[p].mark = mark;
     // small products are faster on the calling thread than handed to the pool
     if (s->pool && g->total > 1 && g->flops >= PARALLEL_MIN_FLOPS) attn_pool_run(s->pool, g->total, group_item, g);
     else for (int i = 0; i < g->total; i++) group_item(g, i);

@@ -969,12 +969,12 @@ static void dot_pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t t, i
 }
 
 static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
-                     int ldc, int M, int K, int n0, int n1, float *P, float *Ap) {
+                     int ldc, int M, int K, int n0, int n1, float *P, float *Ap, int reordered) {
     static _Thread_local float part[16 * MR * NR] __attribute__((aligned(64)));
     int Kb = K / 16;
     for (int m0 = 0; m0 < M; m0 += DOT_MB) {
         int mb = M - m0 < DOT_MB ? M - m0 : DOT_MB;
-        dot_reorder(A + (size_t)m0 * lda, lda, Ap, mb, K);
+        if (!reordered) dot_reorder(A + (size_t)m0 * lda, lda, Ap, mb, K);
         for (int n = n0; n < n1; n += NR) {
             int nc = n1 - n < NR ? n1 - n : NR;
             dot_pack_panel(P, W + (size_t)n * ldw, ldw, t, K, nc);
@@ -1015,6 +1015,10 @@ static dot_rows_fn dot_rows_for(uint32_t t) {
     }
 }
 
+// What this thread's Ap holds: A's rows reordered, under a mark
+// (attn_kernels_set_mark) that promises A unchanged; mark 0: nothing.
+static _Thread_local struct { const float *A, *Ap; int lda, M, K; uint64_t mark; } reordered;
+
 // The matmul of kernels.h for a quantized wtype, in the dot form.
 static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                        int ldc, int M, int K, int n0, int n1) {
@@ -1023,7 +1027,13 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
     float *P = b ? panel_alloc(K) : NULL;
     float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
     if (Ap) {
-        dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap);
+        uint64_t mark = attn_kernels_mark();
+        int same = mark && M <= DOT_MB && reordered.mark == mark && reordered.A == A && reordered.Ap == Ap &&
+                   reordered.lda == lda && reordered.M == M && reordered.K == K;
+        reordered.mark = 0; // (while Ap is rewritten)
+        dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap, same);
+        if (mark && M <= DOT_MB) reordered.A = A, reordered.Ap = Ap, reordered.lda = lda, reordered.M = M, reordered.K = K,
+                                 reordered.mark = mark;
         return;
     }
     // small M, or no memory for the buffers: GEMV gives the same bits

@@ -38,6 +38,12 @@ static void use(const attn_kernels *p) {
         attn_k = p;
 }
 
+static _Thread_local uint64_t mark; // attn_kernels_set_mark
+static atomic_uint_fast64_t marks;
+uint64_t attn_kernels_new_mark(void) { return (uint64_t)atomic_fetch_add(&marks, 1) + 1; }
+void attn_kernels_set_mark(uint64_t m) { mark = m; }
+uint64_t attn_kernels_mark(void) { return mark; }
+
 void attn_kernels_exact(int on) {
     exact = on != 0;
     use(base);

@@ -86,6 +86,15 @@ int attn_kernels_select(const char *name);
 // Exact mode on (1) or off (0) for the chosen path and any chosen later:
 // attn_k's matmul and attention become matmul_exact and attention_exact.
 void attn_kernels_exact(int on);
+// A promise by the caller of matmul on this thread: while its mark is a
+// nonzero m, A's contents at a given address (lda, M, K) do not change, so
+// a path may reuse what it made of A in an earlier call (avx512's dot form
+// reorders A's rows once per thread for a group of products that share A,
+// not once per call). attn_kernels_new_mark gives a mark no other call in
+// the process got; 0 (the default) promises nothing.
+uint64_t attn_kernels_new_mark(void);
+void attn_kernels_set_mark(uint64_t mark);
+uint64_t attn_kernels_mark(void);
 // Every path this build has and this CPU can run, NULL-terminated.
 const attn_kernels **attn_kernels_available(void);
 

@@ -205,7 +205,41 @@ static void determinism_long(const attn_kernels *kp, uint32_t t) {
     free(A); free(full); free_weights(&w);
 }
 
+// attn_kernels_set_mark: a path may reuse what it made of A under one mark,
+// never under another mark or none (A rewritten in place between them).
+static void reuse_case(const attn_kernels *kp, uint32_t t) {
+    int M = 40, N = 96, K = 64;
+    wmat w = make_weights(t, N, K);
+    float *A = rand_floats((size_t)M * K, -1, 1), *B = rand_floats((size_t)M * K, -1, 1);
+    float *want = malloc(sizeof(float) * (size_t)M * N), *got = malloc(sizeof(float) * (size_t)M * N);
+    kp->matmul(B, K, w.data, t, NULL, want, N, M, K, 0, N); // B's product, no mark
+    float *X = malloc(sizeof(float) * (size_t)M * K);
+    memcpy(X, A, sizeof(float) * (size_t)M * K);
+    uint64_t m1 = attn_kernels_new_mark(), m2 = attn_kernels_new_mark();
+    attn_kernels_set_mark(m1);
+    kp->matmul(X, K, w.data, t, NULL, got, N, M, K, 0, 48);
+    memcpy(X, B, sizeof(float) * (size_t)M * K); // same address, other rows
+    attn_kernels_set_mark(m2);
+    kp->matmul(X, K, w.data, t, NULL, got, N, M, K, 0, 48);
+    kp->matmul(X, K, w.data, t, NULL, got, N, M, K, 48, N); // reused under m2
+    int ok = !memcmp(got, want, sizeof(float) * (size_t)M * N);
+    memcpy(X, A, sizeof(float) * (size_t)M * K);
+    attn_kernels_set_mark(m2);
+    kp->matmul(X, K, w.data, t, NULL, got, N, M, K, 0, N);
+    attn_kernels_set_mark(0);
+    memcpy(X, B, sizeof(float) * (size_t)M * K);
+    kp->matmul(X, K, w.data, t, NULL, got, N, M, K, 0, N); // no mark: made anew
+    ok = ok && !memcmp(got, want, sizeof(float) * (size_t)M * N);
+    char name[96];
+    snprintf(name, sizeof name, "%s matmul %s: A rewritten in place is read anew under a new mark or none", kp->name,
+             attn_type_name(t));
+    check(ok, name, "a product of the old rows came back");
+    free(A); free(B); free(X); free(want); free(got); free_weights(&w);
+}
+
 static void test_matmul_determinism(const attn_kernels *kp) {
+    reuse_case(kp, ATTN_Q8_0);
+    reuse_case(kp, ATTN_F16);
     determinism_long(kp, ATTN_Q8_0);
     determinism_long(kp, ATTN_F32);
     for (size_t ti = 0; ti < sizeof wtypes / sizeof *wtypes; ti++) {
