@@ -733,6 +733,12 @@ static void avx512_add(float *y, const float *x, int n) {
 // that each lane's chain is one tile chain, then adds the 16 in hsum's tree;
 // both give the same bits.
 #define DR 4 // weight rows per GEMV step
+// The dot form's panel holds lane l's K / 16 rows of NR weights from
+// l * dot_lane(K): DOT_PAD floats more than K / 16 * NR, so that the 16
+// stores of a transposed block (one per lane) do not all fall into one set of
+// the L1 cache when K / 16 * NR * 4 bytes is a multiple of 4096 (K = 2048).
+#define DOT_PAD 16
+INLINE size_t dot_lane(int K) { return (size_t)(K / 16) * NR + DOT_PAD; }
 #define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
 
 // What a row's block header gives the units that follow (dq_prep).
@@ -919,7 +925,7 @@ static void dot_reorder(const float *A, int lda, float *Ap, int M, int K) {
 // rows[16][blk] (bits as attn_dq_block), then 16 k at a time transposed.
 INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
     static _Thread_local float rows[16][256] __attribute__((aligned(64)));
-    const int blk = t == ATTN_F16 ? 32 : attn_qblk(t), bytes = t == ATTN_F16 ? 64 : attn_qbytes(t), Kb = K / 16;
+    const int blk = t == ATTN_F16 ? 32 : attn_qblk(t), bytes = t == ATTN_F16 ? 64 : attn_qbytes(t);
     for (int h = 0; h < NR / 16; h++) {
         int nr = nc - 16 * h;
         nr = nr < 0 ? 0 : nr > 16 ? 16 : nr;
@@ -947,7 +953,7 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
                 transpose16(col);
                 UNROLL
                 for (int l = 0; l < 16; l++)
-                    _mm512_store_ps(P + ((size_t)l * Kb + (size_t)(k0 + j) / 16) * NR + 16 * h, col[l]);
+                    _mm512_store_ps(P + (size_t)l * dot_lane(K) + (size_t)(k0 + j) / 16 * NR + 16 * h, col[l]);
             }
         }
     }
@@ -981,7 +987,7 @@ static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint
             for (int m = 0; m < mb; m += MR) {
                 int R = mb - m < MR ? mb - m : MR;
                 for (int l = 0; l < 16; l++)
-                    tiles[R](Ap + (size_t)m * K + (size_t)l * Kb, K, P + (size_t)l * Kb * NR, Kb, NULL,
+                    tiles[R](Ap + (size_t)m * K + (size_t)l * Kb, K, P + (size_t)l * dot_lane(K), Kb, NULL,
                              part + (size_t)l * MR * NR, NR, nc);
                 dot_combine(R, part, bias ? bias + n : NULL, C + (size_t)(m0 + m) * ldc + n, ldc, nc);
             }
@@ -1024,7 +1030,7 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
                        int ldc, int M, int K, int n0, int n1) {
     dot_rows_fn rows = dot_rows_for(t);
     thread_bufs *b = M > GEMV_MAX_M ? tbufs_get() : NULL;
-    float *P = b ? panel_alloc(K) : NULL;
+    float *P = b ? panel_alloc(K + (16 * DOT_PAD + NR - 1) / NR) : NULL; // (16 lanes, each padded)
     float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
     if (Ap) {
         uint64_t mark = attn_kernels_mark();
