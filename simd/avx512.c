@@ -1021,10 +1021,6 @@ static dot_rows_fn dot_rows_for(uint32_t t) {
     }
 }
 
-// What this thread's Ap holds: A's rows reordered, under a mark
-// (attn_kernels_set_mark) that promises A unchanged; mark 0: nothing.
-static _Thread_local struct { const float *A, *Ap; int lda, M, K; uint64_t mark; } reordered;
-
 // The matmul of kernels.h for a quantized wtype, in the dot form.
 static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                        int ldc, int M, int K, int n0, int n1) {
@@ -1033,13 +1029,14 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
     float *P = b ? panel_alloc(K + (16 * DOT_PAD + NR - 1) / NR) : NULL; // (16 lanes, each padded)
     float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
     if (Ap) {
-        uint64_t mark = attn_kernels_mark();
-        int same = mark && M <= DOT_MB && reordered.mark == mark && reordered.A == A && reordered.Ap == Ap &&
-                   reordered.lda == lda && reordered.M == M && reordered.K == K;
-        reordered.mark = 0; // (while Ap is rewritten)
+        // A's rows are reordered once under a mark (all of them: M <= DOT_MB)
+        rows_key key = { A, lda, M, K, M <= DOT_MB ? attn_kernels_mark() : 0 };
+        const rows_key *had = &b->rows_of;
+        int same = key.mark && key.mark == had->mark && key.A == had->A && key.lda == had->lda && key.M == had->M &&
+                   key.K == had->K;
+        b->rows_of.mark = 0; // (while Ap is rewritten)
         dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap, same);
-        if (mark && M <= DOT_MB) reordered.A = A, reordered.Ap = Ap, reordered.lda = lda, reordered.M = M, reordered.K = K,
-                                 reordered.mark = mark;
+        b->rows_of = key;
         return;
     }
     // small M, or no memory for the buffers: GEMV gives the same bits

@@ -23,8 +23,11 @@
 // Per-thread buffers, freed when their thread ends (pool workers come and
 // go) through a pthread key: the weight panel (NR weight columns x K, as
 // [k][NR] f32) and rows of A rewritten for a tile (rows_cap bytes: exact
-// mode's XR rows in double; avx512's dot form, reordered rows).
-typedef struct { void *panel, *rows; size_t panel_cap, rows_cap; } thread_bufs;
+// mode's XR rows in double; avx512's dot form, reordered rows). rows_of:
+// whose rows, when they are A's reordered under a mark (attn_kernels_set_mark)
+// that promises A unchanged; mark 0 when rows hold anything else.
+typedef struct { const float *A; int lda, M, K; uint64_t mark; } rows_key;
+typedef struct { void *panel, *rows; size_t panel_cap, rows_cap; rows_key rows_of; } thread_bufs;
 static _Thread_local thread_bufs *tbufs;
 static pthread_key_t tbufs_key;
 static pthread_once_t tbufs_once = PTHREAD_ONCE_INIT;
@@ -155,6 +158,7 @@ static void matmul_ld(int exact, const float *A, int lda, const uint8_t *W, size
                       const float *bias, float *C, int ldc, int M, int K, int n0, int n1, int row_lo) {
     thread_bufs *b = exact ? tbufs_get() : NULL;
     double *Ad = b ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)XR * K * 8, 1) : NULL;
+    if (b) b->rows_of.mark = 0;
     float *P = exact || M > GEMV_MAX_M ? panel_alloc(K) : NULL;
     if (exact && (!P || !Ad)) { // no memory for the buffers: the scalar reference gives the same bits
         for (int n = n0; n < n1; n++)
