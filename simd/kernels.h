@@ -28,12 +28,13 @@ typedef struct {
     // one chain of fused multiply-adds over k = 0..K-1 from +0, then + bias
     // (scalar: one chain in double, rounded to float, then + bias: the
     // reference; see tests/parity/accuracy_large_scores.py for what float
-    // chains cost); except avx512 on Q8_0, Q4_K and Q6_K, the dot form:
-    // 16 chains, lane l over k = l, l+16, ..., each from +0, summed by a
-    // fixed tree, then + bias (simd/avx512.c).
+    // chains cost); except avx512 on Q8_0, Q4_K, Q6_K and F16 (K % 32 == 0),
+    // the dot form: 16 chains, lane l over k = l, l+16, ..., each from +0,
+    // summed by a fixed tree, then + bias (simd/avx512.c).
     // Speed: M > 4 packs 48 (avx512; avx2 16, neon 12) weight rows at a time
     // into a per-thread f32 panel in cache, so column ranges that are
-    // multiples of 48 waste nothing on any path; A is read in place.
+    // multiples of 48 waste nothing on any path; A is read in place (the dot
+    // form: reordered once per call, or once per mark, below).
     void (*matmul)(const float *A, int lda, const void *W, uint32_t wtype, const float *bias,
                    float *C, int ldc, int M, int K, int n0, int n1);
 
