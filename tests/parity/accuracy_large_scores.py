@@ -45,6 +45,12 @@ KB 16 0.5-1.1x (256x768x768: 0.72x), KB 8 0.5-1.0x (0.60x), KB 4 0.25-0.55x
 (0.47x). Only sums close to double (full double: 2.2-4.9) stay under
 llama.cpp on every seed; a double GEMM is twice the FMAs. No scheme within
 5% of today's GEMM throughput was found that does.
+Which products need it (2026-12-02, session 5: avx512, seeds 1-12, a
+scratch build summing only the named products in double, as --exact does;
+seeds over llama.cpp's error in some layer): wq 12/12, wq wk 12/12,
+wq wk q.k 12/12, + wv 11/12, + wo 8/12, + gate and up 3/12, every product
+but the output head 0/12 (--exact). The error comes in through every
+product on the residual path, so no cheap subset of them removes it.
 """
 import json
 import os
