@@ -75,8 +75,12 @@ int cli_exit(int rc) {
 int cli_run_command(const cli_command *c, int argc, char **argv) {
     void *opts = calloc(1, c->opts_size), *res = calloc(1, c->result_size);
     int rc = opts && res ? c->parse(argc, argv, opts) : attn_err(ATTN_EFAIL, "out of memory");
-    if (!rc && ((cli_opts *)opts)->help) fputs(c->help, stdout); // (cli_opts is the first member)
-    else {
+    if (!rc && ((cli_opts *)opts)->help) { // (cli_opts is the first member)
+        fputs(c->help, stdout);
+        fputs("\nEvery command also takes -t N (threads, default: all online cores) and\n"
+              "--exact (matmuls and attention scores summed in double, bit for bit as on\n"
+              "the scalar path; prefill 2-3x slower on AVX-512). See attn --help.\n", stdout);
+    } else {
         while (!rc && (rc = c->compute(opts, res)) == CLI_MORE) rc = c->print(res, opts);
         if (!rc) rc = c->print(res, opts);
     }
