@@ -748,6 +748,10 @@ typedef struct {
     __m512i nib[2]; // Q4_K: the 32 bytes of sub-blocks 2p (low nibbles) and 2p + 1 (high), widened once for both
 } dq_state;
 
+// Bytes of a block of attn_qblk(t) weights: F16 rows are taken in runs of 32
+// (64 bytes) as if they were blocks.
+INLINE int dot_bytes(uint32_t t) { return t == ATTN_F16 ? 64 : attn_qbytes(t); }
+
 // Weights per dq_prep call of type t (a block or half of one).
 INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
 
@@ -806,7 +810,7 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
         w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
         w[1] = _mm512_permutexvar_ps(q1, tab);
-    } else if (t == ATTN_F16) { // (blocks of 32 here: dot_blk)
+    } else if (t == ATTN_F16) { // (runs of 32 as blocks: dot_bytes)
         w[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
         w[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
     } else if (t == ATTN_Q6_K) {
@@ -831,7 +835,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         UNROLL
         for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm512_setzero_ps();
     }
-    const int blk = attn_qblk(t), bytes = t == ATTN_F16 ? 64 : attn_qbytes(t); // F16: runs of 32 as blocks
+    const int blk = attn_qblk(t), bytes = dot_bytes(t);
     size_t next = 0; // the next rows' bytes before this are prefetched
     for (int k0 = 0; k0 < K; k0 += blk) {
         size_t off = (size_t)(k0 / blk) * (size_t)bytes;
@@ -925,7 +929,7 @@ static void dot_reorder(const float *A, int lda, float *Ap, int M, int K) {
 // rows[16][blk] (bits as attn_dq_block), then 16 k at a time transposed.
 INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
     static _Thread_local float rows[16][256] __attribute__((aligned(64)));
-    const int blk = t == ATTN_F16 ? 32 : attn_qblk(t), bytes = t == ATTN_F16 ? 64 : attn_qbytes(t);
+    const int blk = attn_qblk(t), bytes = dot_bytes(t);
     for (int h = 0; h < NR / 16; h++) {
         int nr = nc - 16 * h;
         nr = nr < 0 ? 0 : nr > 16 ? 16 : nr;

@@ -148,41 +148,39 @@ static void test_matmul(const attn_kernels *kp) {
 // kernel) at another tile position, and with other column ranges.
 static void determinism_case(const attn_kernels *kp, uint32_t t, int K) {
     char name[96];
-    {
-        int M = 41, N = 77;
-        wmat w = make_weights(t, N, K);
-        float *A = rand_floats((size_t)(M + 1) * K, -1, 1), *bias = rand_floats((size_t)N, -1, 1);
-        float *full = malloc(sizeof(float) * (size_t)M * N), *part = malloc(sizeof(float) * (size_t)(M + 1) * N);
-        kp->matmul(A, K, w.data, t, bias, full, N, M, K, 0, N);
-        int ok = 1;
-        const char *what = "";
-        // rows alone and in threes
-        for (int m = 0; m < M && ok; m++) {
-            kp->matmul(A + (size_t)m * K, K, w.data, t, bias, part, N, 1, K, 0, N);
-            if (memcmp(part, full + (size_t)m * N, sizeof(float) * N)) { ok = 0; what = "one row (M=1) differs from the same row in M=41"; }
-        }
-        for (int m = 0; m + 3 <= M && ok; m += 3) {
-            kp->matmul(A + (size_t)m * K, K, w.data, t, bias, part, N, 3, K, 0, N);
-            if (memcmp(part, full + (size_t)m * N, sizeof(float) * 3 * N)) { ok = 0; what = "rows in a group of 3 differ"; }
-        }
-        // rows 1..M-1 as rows 0..M-2 of another call (other tile positions), M-1 = 40
-        if (ok) {
-            kp->matmul(A + K, K, w.data, t, bias, part, N, M - 1, K, 0, N);
-            if (memcmp(part, full + N, sizeof(float) * (size_t)(M - 1) * N)) { ok = 0; what = "rows shifted by one tile position differ"; }
-        }
-        // column ranges as threads would split them
-        static const int cuts[][4] = { { 0, 5, 37, 77 }, { 0, 16, 48, 77 }, { 0, 1, 2, 77 }, { 0, 33, 65, 77 } };
-        for (int c = 0; c < 4 && ok; c++) {
-            for (int i = 0; i < 3; i++) kp->matmul(A, K, w.data, t, bias, part, N, M, K, cuts[c][i], cuts[c][i + 1]);
-            if (memcmp(part, full, sizeof(float) * (size_t)M * N)) { ok = 0; what = "a column split differs"; }
-            for (int i = 0; i < 3; i++) kp->matmul(A, K, w.data, t, bias, part, N, 2, K, cuts[c][i], cuts[c][i + 1]);
-            if (memcmp(part, full, sizeof(float) * (size_t)2 * N)) { ok = 0; what = "a column split of 2 rows differs"; }
-        }
-        snprintf(name, sizeof name, "%s matmul %s K=%d bit-identical across M, tiles, column ranges", kp->name,
-                 attn_type_name(t), K);
-        check(ok, name, "%s", what);
-        free(A); free(bias); free(full); free(part); free_weights(&w);
+    int M = 41, N = 77;
+    wmat w = make_weights(t, N, K);
+    float *A = rand_floats((size_t)(M + 1) * K, -1, 1), *bias = rand_floats((size_t)N, -1, 1);
+    float *full = malloc(sizeof(float) * (size_t)M * N), *part = malloc(sizeof(float) * (size_t)(M + 1) * N);
+    kp->matmul(A, K, w.data, t, bias, full, N, M, K, 0, N);
+    int ok = 1;
+    const char *what = "";
+    // rows alone and in threes
+    for (int m = 0; m < M && ok; m++) {
+        kp->matmul(A + (size_t)m * K, K, w.data, t, bias, part, N, 1, K, 0, N);
+        if (memcmp(part, full + (size_t)m * N, sizeof(float) * N)) { ok = 0; what = "one row (M=1) differs from the same row in M=41"; }
     }
+    for (int m = 0; m + 3 <= M && ok; m += 3) {
+        kp->matmul(A + (size_t)m * K, K, w.data, t, bias, part, N, 3, K, 0, N);
+        if (memcmp(part, full + (size_t)m * N, sizeof(float) * 3 * N)) { ok = 0; what = "rows in a group of 3 differ"; }
+    }
+    // rows 1..M-1 as rows 0..M-2 of another call (other tile positions), M-1 = 40
+    if (ok) {
+        kp->matmul(A + K, K, w.data, t, bias, part, N, M - 1, K, 0, N);
+        if (memcmp(part, full + N, sizeof(float) * (size_t)(M - 1) * N)) { ok = 0; what = "rows shifted by one tile position differ"; }
+    }
+    // column ranges as threads would split them
+    static const int cuts[][4] = { { 0, 5, 37, 77 }, { 0, 16, 48, 77 }, { 0, 1, 2, 77 }, { 0, 33, 65, 77 } };
+    for (int c = 0; c < 4 && ok; c++) {
+        for (int i = 0; i < 3; i++) kp->matmul(A, K, w.data, t, bias, part, N, M, K, cuts[c][i], cuts[c][i + 1]);
+        if (memcmp(part, full, sizeof(float) * (size_t)M * N)) { ok = 0; what = "a column split differs"; }
+        for (int i = 0; i < 3; i++) kp->matmul(A, K, w.data, t, bias, part, N, 2, K, cuts[c][i], cuts[c][i + 1]);
+        if (memcmp(part, full, sizeof(float) * (size_t)2 * N)) { ok = 0; what = "a column split of 2 rows differs"; }
+    }
+    snprintf(name, sizeof name, "%s matmul %s K=%d bit-identical across M, tiles, column ranges", kp->name,
+             attn_type_name(t), K);
+    check(ok, name, "%s", what);
+    free(A); free(bias); free(full); free(part); free_weights(&w);
 }
 
 // A long prompt: rows past the GEMM's blocks of A (avx512: 512 rows per
