@@ -589,14 +589,14 @@ static int ensure_rows(attn_session *s, int n) {
 typedef struct {
     const float *A; int lda;
     const attn_tensor *W; const float *bias;
-    float *C; int ldc; int M, chunk;
+    float *C; int ldc; int M, nt; // columns split for nt threads (attn_col_range)
     uint64_t mark; // attn_kernels_set_mark: A does not change during the dispatch
 } matmul_job;
 
 static void matmul_item(void *ctx, int i) {
     const matmul_job *j = ctx;
-    int n0 = i * j->chunk, n1 = n0 + j->chunk;
-    if (n1 > j->W->rows) n1 = j->W->rows;
+    int n0, n1;
+    attn_col_range(j->W->rows, j->nt, i, &n0, &n1);
     attn_kernels_set_mark(j->mark);
     attn_k->matmul(j->A, j->lda, j->W->data, j->W->type, j->bias, j->C, j->ldc, j->M, j->W->cols, n0, n1);
     attn_kernels_set_mark(0);
@@ -606,13 +606,9 @@ static void matmul_item(void *ctx, int i) {
 static int matmul_plan(const attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
                        float *C, int ldc, int M, matmul_job *j) {
     int nt = s->pool ? attn_pool_size(s->pool) : 1;
-    int N = W->rows;
-    // about 4 items per thread, in multiples of 48 columns (a whole number of
-    // weight panels on every path, see simd/kernels.h)
-    int chunk = (N + 4 * nt - 1) / (4 * nt);
-    chunk = (chunk + 47) / 48 * 48;
-    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, chunk, 0 };
-    return (N + chunk - 1) / chunk;
+    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M,
+                       nt, 0 };
+    return attn_col_items(W->rows, nt);
 }
 
 // Up to 3 products in one pool dispatch (q, k, v; gate, up): a decode step

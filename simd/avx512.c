@@ -494,11 +494,12 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
     }
 }
 
-// C tile (R rows x nc columns) = A rows x panel, chained over k, + bias.
-#define NV (NR / 16)
-INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
-                      int nc) {
-    __m512 acc[MR][NV];
+// C tile (R rows x nc columns) = A rows x panel, chained over k, + bias;
+// NV <= NR / 16 vectors of columns (nc <= 16 NV), each column's operations
+// the same whatever NV.
+INLINE void gemm_tile_v(int R, int NV, const float *A, int lda, const float *P, int K, const float *bias, float *C,
+                        int ldc, int nc) {
+    __m512 acc[MR][NR / 16];
     UNROLL
     for (int r = 0; r < R; r++)
         UNROLL
@@ -507,7 +508,7 @@ INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, con
     ptrdiff_t L = lda, L3 = 3 * L, L5 = 5 * L;
     const float *a0 = A, *a7 = A + 7 * L;
     for (int k = 0; k < K; k++, a0++, a7++) {
-        __m512 w[NV];
+        __m512 w[NR / 16];
         UNROLL
         for (int v = 0; v < NV; v++) w[v] = _mm512_load_ps(P + (size_t)k * NR + 16 * v);
         UNROLL
@@ -528,7 +529,14 @@ INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, con
         for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(C + (size_t)r * ldc + 16 * v, m, _mm512_add_ps(acc[r][v], b));
     }
 }
-#undef NV
+
+// A part-filled panel (the last of a column range) runs on the vectors it has.
+INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
+                      int nc) {
+    if (nc > 32) gemm_tile_v(R, 3, A, lda, P, K, bias, C, ldc, nc);
+    else if (nc > 16) gemm_tile_v(R, 2, A, lda, P, K, bias, C, ldc, nc);
+    else gemm_tile_v(R, 1, A, lda, P, K, bias, C, ldc, nc);
+}
 
 // ---------------------------------------------------------------- math
 

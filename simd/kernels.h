@@ -96,6 +96,33 @@ void attn_kernels_exact(int on);
 uint64_t attn_kernels_new_mark(void);
 void attn_kernels_set_mark(uint64_t mark);
 uint64_t attn_kernels_mark(void);
+// Column ranges for a pool of nt threads: N columns in whole blocks of
+// ATTN_COL_BLOCK (a multiple of every path's panel and GEMV step, so no range
+// but the last ends in a part-filled panel), each item taking 1 / (2 nt) of
+// the blocks left, at least one ("guided"): threads that claim items in turn
+// finish within about a block of each other, even on a machine whose cores
+// are not all ours. Item i of attn_col_items(N, nt) is [*n0, *n1).
+#define ATTN_COL_BLOCK 48
+static inline int attn_col_next(int left, int nt) { // blocks of the next item, left > 0
+    int b = left / (2 * nt);
+    return b > 0 ? b : 1;
+}
+static inline int attn_col_items(int N, int nt) {
+    int left = (N + ATTN_COL_BLOCK - 1) / ATTN_COL_BLOCK, n = 0;
+    for (; left > 0; n++) left -= attn_col_next(left, nt);
+    return n;
+}
+static inline void attn_col_range(int N, int nt, int i, int *n0, int *n1) {
+    int left = (N + ATTN_COL_BLOCK - 1) / ATTN_COL_BLOCK, b0 = 0;
+    for (int k = 0; k < i; k++) {
+        int b = attn_col_next(left, nt);
+        b0 += b, left -= b;
+    }
+    *n0 = b0 * ATTN_COL_BLOCK;
+    *n1 = (b0 + attn_col_next(left, nt)) * ATTN_COL_BLOCK;
+    if (*n1 > N) *n1 = N;
+}
+
 // Every path this build has and this CPU can run, NULL-terminated.
 const attn_kernels **attn_kernels_available(void);
 

@@ -109,21 +109,18 @@ static double fma_peak(int nt, const char *path) {
 
 // ---------------------------------------------------------------- GEMM
 
-typedef struct { const float *A, *W; float *C; int M, K, N, chunk; } mm_job;
+typedef struct { const float *A, *W; float *C; int M, K, N, nt; } mm_job;
 static void mm_item(void *ctx, int i) {
     mm_job *j = ctx;
-    int n0 = i * j->chunk, n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N;
+    int n0, n1;
+    attn_col_range(j->N, j->nt, i, &n0, &n1);
     attn_k->matmul(j->A, j->K, j->W, ATTN_F32, NULL, j->C, j->N, j->M, j->K, n0, n1);
 }
 
-// The column split of the forward pass (attn_model.c): ~4 items a thread, in
-// multiples of 16 columns.
+// The column split of the forward pass (attn_model.c, simd/kernels.h).
 static void ours(attn_pool *pool, const float *A, const float *W, float *C, int M, int K, int N) {
-    int nt = attn_pool_size(pool);
-    int chunk = (N + 4 * nt - 1) / (4 * nt);
-    chunk = (chunk + 15) / 16 * 16;
-    mm_job j = { A, W, C, M, K, N, chunk };
-    attn_pool_run(pool, (N + chunk - 1) / chunk, mm_item, &j);
+    mm_job j = { A, W, C, M, K, N, attn_pool_size(pool) };
+    attn_pool_run(pool, attn_col_items(N, j.nt), mm_item, &j);
 }
 
 static void blas(const float *A, const float *W, float *C, int M, int K, int N) {

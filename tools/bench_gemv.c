@@ -23,10 +23,11 @@ static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 #include "tools/bench_bw.h"
 
 
-typedef struct { const float *x; const uint8_t *W; uint32_t t; float *y; int K, N, chunk; } mv_job;
+typedef struct { const float *x; const uint8_t *W; uint32_t t; float *y; int K, N, nt; } mv_job;
 static void mv_item(void *ctx, int i) {
     mv_job *j = ctx;
-    int n0 = i * j->chunk, n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N;
+    int n0, n1;
+    attn_col_range(j->N, j->nt, i, &n0, &n1);
     attn_k->matmul(j->x, j->K, j->W, j->t, NULL, j->y, j->N, 1, j->K, n0, n1);
 }
 
@@ -57,13 +58,11 @@ int main(int argc, char **argv) {
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
             W[i] = (uint8_t)(s % 0x78);
         }
-        int chunk = (N + 4 * nt - 1) / (4 * nt);
-        chunk = (chunk + 47) / 48 * 48;
-        mv_job j = { x, W, t, y, K, N, chunk };
+        mv_job j = { x, W, t, y, K, N, nt }; // the forward pass's split
         double best = 1e9, cpu = 1e9;
         for (int rep = 0; rep < 7; rep++) {
             double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
-            attn_pool_run(pool, (N + chunk - 1) / chunk, mv_item, &j);
+            attn_pool_run(pool, attn_col_items(N, nt), mv_item, &j);
             double c1 = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
             t0 = now() - t0;
             if (t0 < best) best = t0;

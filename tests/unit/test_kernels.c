@@ -561,6 +561,40 @@ static void pool_item(void *ctx, int i) {
     __atomic_fetch_add(&c->hits[i], 1, __ATOMIC_RELAXED);
 }
 
+// attn_col_range: the items cover [0, N) in order, in whole column blocks
+// (but the last end), and threads that each take the next item when free
+// (the pool) finish within a block and a bit of the even share; ranges cut
+// in equal chunks leave one thread up to a chunk behind (N = 2048, 2 threads:
+// 24 blocks against 21.5).
+static void test_col_split(void) {
+    int ok = 1;
+    char why[160] = "";
+    for (int N = 1; N <= 6000 && ok; N += N < 300 ? 1 : 97)
+        for (int nt = 1; nt <= 8 && ok; nt++) {
+            int items = attn_col_items(N, nt), end = 0;
+            double busy[8] = { 0 }, blocks = (double)N / ATTN_COL_BLOCK;
+            for (int i = 0; i < items && ok; i++) {
+                int n0, n1;
+                attn_col_range(N, nt, i, &n0, &n1);
+                if (n0 != end || n1 <= n0 || (n1 % ATTN_COL_BLOCK && n1 != N)) {
+                    ok = 0;
+                    snprintf(why, sizeof why, "N=%d nt=%d item %d/%d: [%d,%d) after %d", N, nt, i, items, n0, n1, end);
+                }
+                end = n1;
+                int t = 0; // the thread free first takes the item
+                for (int u = 1; u < nt; u++) t = busy[u] < busy[t] ? u : t;
+                busy[t] += (double)(n1 - n0) / ATTN_COL_BLOCK;
+            }
+            double last = 0;
+            for (int u = 0; u < nt; u++) last = busy[u] > last ? busy[u] : last;
+            if (ok && end != N) ok = 0, snprintf(why, sizeof why, "N=%d nt=%d: items end at %d", N, nt, end);
+            if (ok && last > blocks / nt + 1.5)
+                ok = 0, snprintf(why, sizeof why, "N=%d nt=%d: last thread done after %.2f blocks of %.2f, share %.2f", N,
+                                 nt, last, blocks, blocks / nt);
+        }
+    check(ok, "column split: items cover N in whole blocks, threads end within 1.5 blocks of an even share", "%s", why);
+}
+
 static void test_pool(void) {
     enum { N = 1000 };
     double part[N], first = 0;
@@ -773,6 +807,7 @@ int main(void) {
         test_f16_order(av[i]);
     }
     skip_absent_paths("kernels");
+    test_col_split();
     test_pool();
     test_dispatch();
     CHECK_EXIT();
