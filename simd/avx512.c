@@ -736,11 +736,16 @@ static void avx512_add(float *y, const float *x, int n) {
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
 // decodes them. Decoding 16 consecutive weights of a row into a vector needs
 // no transposes, and a decoded vector serves every row of A. GEMV (M <=
-// GEMV_MAX_M) runs DR weight rows at once; GEMM (dot_gemm) runs the float
+// GEMV_MAX_M) runs dot_dr weight rows at once; GEMM (dot_gemm) runs the float
 // GEMM's register tiles on a panel and rows of A whose k are reordered so
 // that each lane's chain is one tile chain, then adds the 16 in hsum's tree;
 // both give the same bits.
-#define DR 4 // weight rows per GEMV step
+#define DR_MAX 6
+// Weight rows per GEMV step: 6 for the K-quants' decode (M = 1; their
+// decoding leaves room for more independent chains: Q4_K 16.0-16.7 -> 17.0-
+// 17.2 GB/s, Q6_K 17.0-18.0 -> 18.5-19.0 per CPU second in bench_gemv -t 1),
+// 4 otherwise (F16 and Q8_0 were slower with 6, and M > 1 would spill).
+INLINE int dot_dr(uint32_t t, int M) { return M == 1 && (t == ATTN_Q4_K || t == ATTN_Q6_K) ? DR_MAX : 4; }
 // The dot form's panel holds lane l's K / 16 rows of NR weights from
 // l * dot_lane(K): DOT_PAD floats more than K / 16 * NR, so that the 16
 // stores of a transposed block (one per lane) do not all fall into one set of
@@ -830,13 +835,14 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
     }
 }
 
-// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= DR rows of type t at W; the
+// C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= dot_dr(t, M) rows of type t at W; the
 // pre_n rows at pre are prefetched at the same place meanwhile.
 INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                      int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
-    __m512 acc[GEMV_MAX_M][DR];
-    dq_state st[DR];
-    const uint8_t *row[DR];
+    const int DR = dot_dr(t, M); // (a constant where t and M are)
+    __m512 acc[GEMV_MAX_M][DR_MAX];
+    dq_state st[DR_MAX];
+    const uint8_t *row[DR_MAX];
     UNROLL
     for (int r = 0; r < DR; r++) {
         row[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw; // rows past nr: computed, not stored
@@ -859,7 +865,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
                 // made in, a shuffle each beside the lookups' shuffles.
                 if (t == ATTN_Q4_K || t == ATTN_Q6_K) __asm__ volatile("" ::: "memory");
             }
-            __m512 w[DR][2];
+            __m512 w[DR_MAX][2];
             UNROLL
             for (int r = 0; r < DR; r++) dq_unit(t, row[r] + off, j, &st[r], w[r]);
             const float *a = A + k0 + j;
@@ -1052,13 +1058,15 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
         return;
     }
     // small M, or no memory for the buffers: GEMV gives the same bits
-    for (int m = 0; m < M; m += GEMV_MAX_M)
-        for (int n = n0; n < n1; n += DR) {
-            int nr = n1 - n < DR ? n1 - n : DR, left = n1 - n - DR;
+    for (int m = 0; m < M; m += GEMV_MAX_M) {
+        int mm = M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, dr = dot_dr(t, mm);
+        for (int n = n0; n < n1; n += dr) {
+            int nr = n1 - n < dr ? n1 - n : dr, left = n1 - n - dr;
             const uint8_t *w = W + (size_t)n * ldw;
-            rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc,
-                 M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, K, nr, w + DR * ldw, left < 0 ? 0 : left < DR ? left : DR);
+            rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, mm, K, nr,
+                 w + dr * ldw, left < 0 ? 0 : left < dr ? left : dr);
         }
+    }
 }
 
 // Whether weights of type t, K per row, are in the dot form: Q8_0, Q4_K,
