@@ -606,8 +606,7 @@ static void matmul_item(void *ctx, int i) {
 static int matmul_plan(const attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
                        float *C, int ldc, int M, matmul_job *j) {
     int nt = s->pool ? attn_pool_size(s->pool) : 1;
-    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M,
-                       nt, 0 };
+    *j = (matmul_job){ A, lda, W, b && b->data ? (const float *)b->data : NULL, C, ldc, M, nt, 0 };
     return attn_col_items(W->rows, nt);
 }
 
