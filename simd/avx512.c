@@ -740,11 +740,11 @@ static void avx512_add(float *y, const float *x, int n) {
 // GEMM's register tiles on a panel and rows of A whose k are reordered so
 // that each lane's chain is one tile chain, then adds the 16 in hsum's tree;
 // both give the same bits.
-#define DR_MAX 6
 // Weight rows per GEMV step: 6 for the K-quants' decode (M = 1; their
-// decoding leaves room for more independent chains: Q4_K 16.0-16.7 -> 17.0-
-// 17.2 GB/s, Q6_K 17.0-18.0 -> 18.5-19.0 per CPU second in bench_gemv -t 1),
+// decoding leaves room for more independent chains: Q4_K 16.2-16.6 -> 16.9-
+// 17.2 GB/s, Q6_K 16.5-18.4 -> 18.7-19.8 per CPU second in bench_gemv -t 1),
 // 4 otherwise (F16 and Q8_0 were slower with 6, and M > 1 would spill).
+#define DR_MAX 6
 INLINE int dot_dr(uint32_t t, int M) { return M == 1 && (t == ATTN_Q4_K || t == ATTN_Q6_K) ? DR_MAX : 4; }
 // The dot form's panel holds lane l's K / 16 rows of NR weights from
 // l * dot_lane(K): DOT_PAD floats more than K / 16 * NR, so that the 16
@@ -839,12 +839,12 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
 // pre_n rows at pre are prefetched at the same place meanwhile.
 INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                      int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
-    const int DR = dot_dr(t, M); // (a constant where t and M are)
+    const int dr = dot_dr(t, M); // (a constant where t and M are)
     __m512 acc[GEMV_MAX_M][DR_MAX];
     dq_state st[DR_MAX];
     const uint8_t *row[DR_MAX];
     UNROLL
-    for (int r = 0; r < DR; r++) {
+    for (int r = 0; r < dr; r++) {
         row[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw; // rows past nr: computed, not stored
         UNROLL
         for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm512_setzero_ps();
@@ -859,7 +859,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         for (int j = 0; j < blk; j += 32) {
             if (j % dq_span(t) == 0) {
                 UNROLL
-                for (int r = 0; r < DR; r++) dq_prep(t, row[r] + off, j, &st[r]);
+                for (int r = 0; r < dr; r++) dq_prep(t, row[r] + off, j, &st[r]);
                 // The units then read the scales back from memory, as broadcasts
                 // in their loads, rather than out of the register they were
                 // made in, a shuffle each beside the lookups' shuffles.
@@ -867,23 +867,23 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
             }
             __m512 w[DR_MAX][2];
             UNROLL
-            for (int r = 0; r < DR; r++) dq_unit(t, row[r] + off, j, &st[r], w[r]);
+            for (int r = 0; r < dr; r++) dq_unit(t, row[r] + off, j, &st[r], w[r]);
             const float *a = A + k0 + j;
             UNROLL
             for (int m = 0; m < GEMV_MAX_M; m++)
                 if (m < M) {
                     __m512 a0 = _mm512_loadu_ps(a + (size_t)m * lda), a1 = _mm512_loadu_ps(a + (size_t)m * lda + 16);
                     UNROLL
-                    for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a0, w[r][0], acc[m][r]);
+                    for (int r = 0; r < dr; r++) acc[m][r] = _mm512_fmadd_ps(a0, w[r][0], acc[m][r]);
                     UNROLL
-                    for (int r = 0; r < DR; r++) acc[m][r] = _mm512_fmadd_ps(a1, w[r][1], acc[m][r]);
+                    for (int r = 0; r < dr; r++) acc[m][r] = _mm512_fmadd_ps(a1, w[r][1], acc[m][r]);
                 }
         }
     }
     UNROLL // (constant indices: the accumulators stay in registers)
     for (int m = 0; m < GEMV_MAX_M; m++)
         UNROLL
-        for (int r = 0; r < DR; r++)
+        for (int r = 0; r < dr; r++)
             if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
 }
 
