@@ -329,6 +329,12 @@ int attn_gguf_open(attn_gguf_file *f, const char *path) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return attn_err(ATTN_EFAIL, "%s: mmap: %s", path, strerror(errno));
+#ifdef MADV_HUGEPAGE
+    // Parts of the file not yet in the page cache are then read in 2 MB
+    // pages, mapped 2 MB at a time: on a VM with shadow page tables the first
+    // read of each 4 KB page mapped alone costs ~0.7 us (tools/bench.sh, cold start).
+    madvise(p, (size_t)st.st_size, MADV_HUGEPAGE);
+#endif
     f->base = p;
     f->size = (size_t)st.st_size;
     f->mapped = 1;
