@@ -8,12 +8,13 @@
 #   - `attn ablate` of every head vs the same loop in PyTorch, GPT-2-small, T=128
 #   - decode tok/s vs llama2.c run.c, stories15M shape, same file converted
 #   - cold start: the whole process `attn run --export npy` (6 layers x 12
-#     heads, d=768, vocab 8192, T=256, every attention map written) vs
-#     PyTorch's warm forward of the same model
+#     heads, d=768, vocab 8192, T=256, every attention map written), the
+#     model file read from disk and just written, vs PyTorch's warm forward
 #   - TinyLlama-1.1B shape, F16 / Q8_0 / Q4_K_M (llama-quantize makes Q4_K_M
 #     from the F16 file): prefill T=512 with every attention map captured vs
 #     llama.cpp's pp512; decode vs llama.cpp's tg128 and vs the bound
-#     bandwidth / bytes read per token; peak RSS against the weights
+#     bandwidth / bytes read per token; peak RSS against the weights; each
+#     file read from disk first (from_disk)
 # llama.cpp: $LCPP/bin/llama-bench (LCPP default $B/lcpp); when absent,
 # ../shared/ref/llama.cpp-tools/build.sh $B/lcpp is tried once (a failure is
 # remembered in $B/lcpp.failed: delete it to try again) and the llama.cpp
@@ -37,6 +38,14 @@ out=$D/results.txt
 skips=$D/skipped.txt
 : >"$skips"
 say() { echo "bench: $*" >&2; }
+# The model file $1 as a file read from disk: evicted from the page cache,
+# then read by one untimed attn run (readahead into the 2 MB pages attn's
+# mapping asks for: attn_gguf_open), whatever state its writer left it in.
+from_disk() {
+    $PY -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$1" &&
+        "$ATTN" bench -m "$1" -T 1 -n 1 --repeat 1 -t "$NT" >/dev/null 2>&1
+}
 skip() { say "SKIP $*"; echo "$*" >>"$skips"; }
 num() { awk -v k="$1" '$1 == k { print $2; exit }' "$out"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "-" }'; }
@@ -132,12 +141,7 @@ if [ $models = 1 ]; then
     # The page cache's state decides the first read of each weight (on a VM
     # with shadow page tables, ~0.7 us per 4 KB page mapped alone, against
     # ~0.03 us per 4 KB of a 2 MB page): measured in both states a user meets.
-    # Read from disk: the file evicted, then read by one untimed run (readahead
-    # into the 2 MB pages attn's mapping asks for: attn_gguf_open).
-    $PY -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$D/cold.gguf" &&
-        "$ATTN" run -m "$D/cold.gguf" --ids "$ids" -t "$NT" >/dev/null 2>&1 &&
-        echo "attn_cold_ms $(cold_runs "$D/cold.gguf")" >>"$out"
+    from_disk "$D/cold.gguf" && echo "attn_cold_ms $(cold_runs "$D/cold.gguf")" >>"$out"
     # Just written (a download, a conversion): the cache as the writer left it, 4 KB pages.
     rm -f "$D/cold-copy.gguf" && cp "$D/cold.gguf" "$D/cold-copy.gguf" &&
         echo "attn_cold_written_ms $(cold_runs "$D/cold-copy.gguf")" >>"$out"
@@ -160,6 +164,7 @@ fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0,
         for q in $qs; do
             f=$D/tinyllama-$q.gguf
             say "TinyLlama-1.1B shape, $q: attn prefill T=512 with capture, decode; llama-bench pp512 tg128"
+            from_disk "$f"
             /usr/bin/time -f "rss_kb %M" -o "$D/time.txt" "$ATTN" bench -m "$f" -T 512 -n 32 -t "$NT" --repeat 2 --format json >"$D/tl.json"
             echo "attn_tl_${q}_toks $(jget decode_tok_s <"$D/tl.json")" >>"$out"
             echo "attn_tl_${q}_pp $(jget prefill_capture_ms <"$D/tl.json" | awk '{ if ($1 > 0) printf "%.1f", 512000 / $1 }')" >>"$out"
