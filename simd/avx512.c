@@ -10,8 +10,8 @@
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A.
-// The other quantized types (CHAIN_QTYPES) keep that order too (GEMV on the
-// bytes of 16 rows transposed). Q8_0, Q4_K, Q6_K and F16 (DOT_TYPES,
+// Q2_K, Q3_K and Q5_K (CHAIN_QTYPES) keep that order too (GEMV on the
+// bytes of 16 rows transposed). The other quantized types and F16 (DOT_TYPES,
 // dot_order) keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
 // fixed tree (see the section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
@@ -35,9 +35,9 @@
 #define MR 8  // GEMM tile rows
 // Quantized types in the dot form (decoders of 16 consecutive weights below),
 // and those that keep the one chain (16 rows transposed, as F32).
-#define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) // F16: rows of K % 32 == 0 (dot_order)
-#define CHAIN_QTYPES(X) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_Q2_K) X(ATTN_Q3_K) \
-    X(ATTN_Q5_K) X(ATTN_IQ4_NL) X(ATTN_IQ4_XS)
+#define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL) \
+    X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) // F16: rows of K % 32 == 0 (dot_order)
+#define CHAIN_QTYPES(X) X(ATTN_Q2_K) X(ATTN_Q3_K) X(ATTN_Q5_K)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
 typedef __m512d XD;
@@ -184,6 +184,12 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
 
 // 0..15 as floats (the Q4_K lookup table's q).
 static const float DQ_IOTA[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+// -16..31 as floats: the q (- bias) of the other lookup tables, 16 from an offset.
+static const float DQ_RAMP[48] = { -16, -15, -14, -13, -12, -11, -10, -9, -8, -7, -6, -5, -4, -3, -2, -1,
+                                   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,  11,  12,  13,  14,  15,
+                                   16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  26,  27,  28,  29,  30,  31 };
+// attn_iq4_kvalues as floats.
+static const float DQ_KV[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
 // 16 unsigned bytes as f32.
 INLINE __m512 i2f_u8(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 
@@ -204,20 +210,15 @@ INLINE __m512 i2f(__m512i v) { return _mm512_cvtepi32_ps(v); }
 
 // The words of the 16 rows' block headers that hold the scales (gathered once
 // a block: G(o), the 32-bit word at byte o of each row's block; never past
-// a block's end). K-quants: w[] holds the sub-block scale bytes (sc) and the
-// super-block d (dmin); the 32-weight types: d (m) and Q5's high bits.
+// a block's end): the sub-block scale bytes (sc) and the super-block d (dmin).
+// (CHAIN_QTYPES only: the other types are in the dot form.)
 #define QW 5
 INLINE void q_words(uint32_t t, const uint8_t *b, __m512i rows, __m512i *w) {
 #define G(o) _mm512_i32gather_epi32(rows, b + (o), 1)
     switch (t) {
-    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: case ATTN_Q4_1: w[0] = G(0); break;
-    case ATTN_Q5_0: w[0] = G(0), w[1] = G(2); break;
-    case ATTN_Q5_1: w[0] = G(0), w[1] = G(4); break;
     case ATTN_Q2_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12), w[4] = G(80); break;  // sc[16]; d, dmin
     case ATTN_Q3_K: w[0] = G(96), w[1] = G(100), w[2] = G(104), w[3] = G(106); break;       // sc[12]; d (high half)
-    case ATTN_Q4_K: case ATTN_Q5_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12); break; // d, dmin; sc[12]
-    case ATTN_Q6_K: w[0] = G(192), w[1] = G(196), w[2] = G(200), w[3] = G(204), w[4] = G(206); break; // sc[16]; d (high)
-    case ATTN_IQ4_XS: w[0] = G(0), w[1] = G(4); break; // d, sc_h; sc_l[4]
+    case ATTN_Q5_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12); break; // d, dmin; sc[12]
     default: break;
     }
 #undef G
@@ -226,15 +227,10 @@ INLINE void q_words(uint32_t t, const uint8_t *b, __m512i rows, __m512i *w) {
 // Byte i of the words w[] (unsigned, in 32-bit lanes).
 #define WB(i) _mm512_and_si512(_mm512_srli_epi32(w[(i) / 4], 8 * ((i) % 4)), _mm512_set1_epi32(255))
 
-// Scale d and min m (and Q5_0/Q5_1's 32 high bits) of the sub-block holding
-// weight j, from the header words; the same f32 operations as attn_dq_at.
-INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m, __m512i *qh) {
+// Scale d and min m of the sub-block holding weight j, from the header words;
+// the same f32 operations as attn_dq_at.
+INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m) {
     switch (t) {
-    case ATTN_Q4_0: case ATTN_IQ4_NL: case ATTN_Q8_0: *d = f16_lo(w[0]); break;
-    case ATTN_Q4_1: *d = f16_lo(w[0]), *m = f16_hi(w[0]); break;
-    case ATTN_Q5_0: case ATTN_Q5_1: *d = f16_lo(w[0]), *qh = w[1];
-        if (t == ATTN_Q5_1) *m = f16_hi(w[0]);
-        break;
     case ATTN_Q2_K: {
         __m512i sc = WB(j >> 4);
         *d = _mm512_mul_ps(f16_lo(w[4]), i2f(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
@@ -250,7 +246,7 @@ INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m, 
         *d = _mm512_mul_ps(f16_hi(w[3]), i2f(q));
         break;
     }
-    case ATTN_Q4_K: case ATTN_Q5_K: { // attn_k_scale_min on 16 rows; sc[i] is byte 4 + i
+    case ATTN_Q5_K: { // attn_k_scale_min on 16 rows; sc[i] is byte 4 + i
         int sb = j >> 5;
         __m512i sc, mn;
         if (sb < 4) {
@@ -263,19 +259,6 @@ INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m, 
             mn = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_and_si512(_mm512_srli_epi32(hi, 2), _mm512_set1_epi32(0x30)));
         }
         *d = _mm512_mul_ps(f16_lo(w[0]), i2f(sc)), *m = _mm512_mul_ps(f16_hi(w[0]), i2f(mn));
-        break;
-    }
-    case ATTN_Q6_K: { // int8 scale
-        int s = j >> 4;
-        __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(w[s / 4], 24 - 8 * (s % 4)), 24);
-        *d = _mm512_mul_ps(f16_hi(w[4]), i2f(sc));
-        break;
-    }
-    case ATTN_IQ4_XS: {
-        int s = j >> 5;
-        __m512i lo = _mm512_and_si512(_mm512_srli_epi32(w[1], 4 * s), _mm512_set1_epi32(15));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(w[0], 16 + 2 * s), _mm512_set1_epi32(3));
-        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(_mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32))));
         break;
     }
     default: break;
@@ -317,19 +300,12 @@ INLINE void q_bytes(const uint8_t *b, size_t ldw, const attn_dq_run *r, const ui
     dw[2] = _mm512_unpacklo_epi64(t1, t3), dw[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-// Weight j + c (c < 16) of 16 rows from their transposed bytes: q (Q8_0 signed),
-// | Q5 high bit << 4, - bias, lut; then d * q (+- m).
-INLINE __m512 q_col(uint32_t t, const __m512i dw[4], int c, int j, const attn_dq_run *r, __m512 d, __m512 m,
-                    __m512i qh) {
+// Weight j + c (c < 16) of 16 rows from their transposed bytes: q - bias,
+// then d * q (+- m).
+INLINE __m512 q_col(const __m512i dw[4], int c, const attn_dq_run *r, __m512 d, __m512 m) {
     __m512i q, x = dw[c / 4];
-    if (t == ATTN_Q8_0) q = _mm512_srai_epi32(_mm512_slli_epi32(x, 24 - 8 * (c % 4)), 24);
-    else q = c % 4 == 3 ? _mm512_srli_epi32(x, 24) : _mm512_and_si512(_mm512_srli_epi32(x, 8 * (c % 4)), _mm512_set1_epi32(255));
-    if (t == ATTN_Q5_0 || t == ATTN_Q5_1) // q | (qh >> (j + c) << 4 & 16)
-        q = _mm512_ternarylogic_epi32(q, _mm512_slli_epi32(_mm512_srl_epi32(qh, _mm_cvtsi32_si128(j + c)), 4),
-                                      _mm512_set1_epi32(16), 0xf8);
+    q = c % 4 == 3 ? _mm512_srli_epi32(x, 24) : _mm512_and_si512(_mm512_srli_epi32(x, 8 * (c % 4)), _mm512_set1_epi32(255));
     if (r->bias) q = _mm512_sub_epi32(q, _mm512_set1_epi32(r->bias));
-    if (t == ATTN_IQ4_NL || t == ATTN_IQ4_XS)
-        q = _mm512_permutexvar_epi32(q, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues)));
     __m512 w = _mm512_mul_ps(d, i2f(q));
     if (r->mode == ATTN_DQ_ADD) w = _mm512_add_ps(w, m);
     else if (r->mode == ATTN_DQ_SUB) w = _mm512_sub_ps(w, m);
@@ -342,19 +318,19 @@ INLINE __m512 q_col(uint32_t t, const __m512i dw[4], int c, int j, const attn_dq
 INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                    int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) {
     __m512 acc[GEMV_MAX_M][GEMV_G], d[GEMV_G], m[GEMV_G];
-    __m512i qh[GEMV_G], hw[GEMV_G][QW];
+    __m512i hw[GEMV_G][QW];
     UNROLL
     for (int i = 0; i < GEMV_MAX_M; i++)
         UNROLL
         for (int g = 0; g < GEMV_G; g++) acc[i][g] = _mm512_setzero_ps();
     UNROLL
     for (int g = 0; g < GEMV_G; g++) {
-        d[g] = m[g] = _mm512_setzero_ps(), qh[g] = _mm512_setzero_si512();
+        d[g] = m[g] = _mm512_setzero_ps();
         UNROLL
         for (int i = 0; i < QW; i++) hw[g][i] = _mm512_setzero_si512();
     }
     __m512i rows = _mm512_mullo_epi32(_mm512_loadu_si512(Q8_LANES), _mm512_set1_epi32((int)ldw));
-    int blk = attn_qblk(t), bytes = attn_qbytes(t), sub = t == ATTN_Q2_K || t == ATTN_Q3_K || t == ATTN_Q6_K ? 16 : 32;
+    int blk = attn_qblk(t), bytes = attn_qbytes(t), sub = t == ATTN_Q5_K ? 32 : 16;
     size_t row_bytes = (size_t)(K / blk) * (size_t)bytes, line = (size_t)-1;
     for (int k0 = 0; k0 < K; k0 += 16) {
         size_t off = row_bytes * (size_t)k0 / (size_t)K;
@@ -371,7 +347,7 @@ INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
             if (g < G) {
                 const uint8_t *b = b0 + (size_t)(16 * g) * ldw;
                 if (j == 0) q_words(t, b, rows, hw[g]);
-                if (j % sub == 0) q_scales(t, hw[g], j, &d[g], &m[g], &qh[g]);
+                if (j % sub == 0) q_scales(t, hw[g], j, &d[g], &m[g]);
                 q_bytes(b, ldw, &r, b0, dw[g]);
             }
         UNROLL
@@ -379,7 +355,7 @@ INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
             UNROLL
             for (int g = 0; g < GEMV_G; g++)
                 if (g < G) {
-                    __m512 w = q_col(t, dw[g], c, j, &r, d[g], m[g], qh[g]);
+                    __m512 w = q_col(dw[g], c, &r, d[g], m[g]);
                     UNROLL
                     for (int i = 0; i < GEMV_MAX_M; i++)
                         if (i < M) acc[i][g] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)i * lda + k0 + c]), w, acc[i][g]);
@@ -433,9 +409,6 @@ INLINE void gemv16(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
     UNROLL
     for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(C + (size_t)m * ldc, mask, _mm512_add_ps(acc[m], b));
 }
-
-// One function per quantized type (the type a constant in its decoding):
-// M = 1 runs three groups of 16 rows at once, other M one group at a time.
 
 // One function per quantized type (the type a constant in its decoding):
 // M = 1 runs three groups of 16 rows at once, other M one group at a time.
@@ -730,7 +703,7 @@ static void avx512_add(float *y, const float *x, int n) {
 
 // ---------------------------------------------------------------- quantized weights: dot form
 //
-// Q8_0, Q4_K, Q6_K and F16 (DOT_TYPES, dot_order) keep another order on this path (the
+// DOT_TYPES (dot_order: F16 where K % 32 == 0) keep another order on this path (the
 // "dot form"): C[m][n] = hsum(v) + bias[n], where lane l of the 16-lane v is
 // a chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
@@ -823,6 +796,41 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
         w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
         w[1] = _mm512_permutexvar_ps(q1, tab);
+    } else if (t == ATTN_Q4_0 || t == ATTN_Q4_1 || t == ATTN_IQ4_NL || t == ATTN_IQ4_XS) {
+        // 16 bytes: low nibbles weights j..j+15, high j+16..; the 16 values d * q (+ m) looked up
+        int s = j / 32; // (IQ4_XS: the sub-block)
+        const uint8_t *qs = t == ATTN_IQ4_XS ? b + 8 + 16 * s : b + (t == ATTN_Q4_1 ? 4 : 2);
+        uint16_t h[2];
+        memcpy(h, b, 4);
+        float d = _cvtsh_ss(h[0]);
+        if (t == ATTN_IQ4_XS) // d * (s6 - 32): nibble s of sc_l, 2 bits s of sc_h
+            d *= (float)((int)((b[4 + s / 2] >> (4 * (s & 1)) & 15) | (h[1] >> (2 * s) & 3) << 4) - 32);
+        __m512 vd = _mm512_set1_ps(d);
+        const float *q = t == ATTN_Q4_0 ? DQ_RAMP + 8 : t == ATTN_Q4_1 ? DQ_RAMP + 16 : DQ_KV;
+        __m512 tab = _mm512_mul_ps(vd, _mm512_loadu_ps(q));
+        if (t == ATTN_Q4_1) tab = _mm512_add_ps(tab, _mm512_set1_ps(_cvtsh_ss(h[1])));
+        __m512i nib = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
+        w[0] = _mm512_permutexvar_ps(nib, tab); // (the index is bits 0..3 of each lane)
+        w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(nib, 4), tab);
+    } else if (t == ATTN_Q5_0 || t == ATTN_Q5_1) { // 32 values d * q (+ m); bit i of qh is bit 4 of q
+        int o = t == ATTN_Q5_1 ? 2 : 0;
+        uint16_t h[2];
+        uint32_t qh;
+        memcpy(h, b, 4);
+        memcpy(&qh, b + 2 + o, 4);
+        __m512 vd = _mm512_set1_ps(_cvtsh_ss(h[0]));
+        __m512 lo = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 16 * o / 2)); // q 0..15 (- 16)
+        __m512 hi = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 16 + 16 * o / 2)); // q 16..31 (- 16)
+        if (o) {
+            __m512 m = _mm512_set1_ps(_cvtsh_ss(h[1]));
+            lo = _mm512_add_ps(lo, m), hi = _mm512_add_ps(hi, m);
+        }
+        __m512i nib = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 6 + o))), b4 = _mm512_set1_epi32(16);
+        __m512i q0 = _mm512_and_si512(nib, _mm512_set1_epi32(15)), q1 = _mm512_srli_epi32(nib, 4);
+        q0 = _mm512_mask_or_epi32(q0, (__mmask16)qh, q0, b4);
+        q1 = _mm512_mask_or_epi32(q1, (__mmask16)(qh >> 16), q1, b4);
+        w[0] = _mm512_permutex2var_ps(lo, q0, hi);
+        w[1] = _mm512_permutex2var_ps(lo, q1, hi);
     } else if (t == ATTN_F16) { // (runs of 32 as blocks: dot_bytes)
         w[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
         w[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
@@ -1072,7 +1080,13 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
 // Whether weights of type t, K per row, are in the dot form: Q8_0, Q4_K,
 // Q6_K, and F16 where K % 32 == 0 (its GEMV works on runs of 32).
 static int dot_order(uint32_t t, int K) {
-    return t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K || (t == ATTN_F16 && K % 32 == 0);
+    switch (t) {
+#define CASE(T) case T:
+    DOT_TYPES(CASE)
+#undef CASE
+        return t != ATTN_F16 || K % 32 == 0;
+    default: return 0;
+    }
 }
 
 static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,

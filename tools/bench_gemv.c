@@ -1,8 +1,8 @@
 // tools/bench_gemv.c - decode's matrix-vector product (M = 1) per weight
 // type against this machine's read bandwidth, on the pool's threads.
 //
-//   bench_gemv [-t THREADS] [-K K] [-mb MiB]
-// prints per type: GB/s of weights read (wall clock), % of the read bandwidth,
+//   bench_gemv [-t THREADS] [-K K] [-mb MiB] [TYPE ...]
+// prints per type (every type, or the TYPEs named: F16, Q4_0, ...): GB/s of weights read (wall clock), % of the read bandwidth,
 // and GB/s per CPU-second (weights / process CPU time: what one core streams
 // when it has the CPU, the figure to compare on a loaded machine).
 // The weight matrix (about MiB of it, K columns) is larger than the caches;
@@ -32,11 +32,13 @@ static void mv_item(void *ctx, int i) {
 }
 
 int main(int argc, char **argv) {
-    int nt = 2, K = 2048, mb = 256;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "-t")) nt = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-K")) K = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "-mb")) mb = atoi(argv[i + 1]);
+    int nt = 2, K = 2048, mb = 256, named = 0;
+    const char *only[16];
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "-t")) nt = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "-K")) K = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "-mb")) mb = atoi(argv[++i]);
+        else if (named < 16) only[named++] = argv[i];
     }
     if (attn_kernels_init()) return 1;
     attn_pool *pool;
@@ -49,6 +51,9 @@ int main(int argc, char **argv) {
     for (int k = 0; k < K; k++) x[k] = (float)((k * 7919) % 1000) / 1000.0f - 0.5f;
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         uint32_t t = types[ti];
+        int wanted = !named;
+        for (int i = 0; i < named; i++) wanted |= !strcmp(only[i], attn_type_name(t));
+        if (!wanted) continue;
         size_t rb = attn_type_row_bytes(t, (uint64_t)K);
         int N = (int)(((size_t)mb << 20) / rb) / 48 * 48;
         uint8_t *W = malloc(rb * N);

@@ -638,8 +638,8 @@ static void test_pool(void) {
 // llama.cpp's reference decoding (gguf-py). dequant_row must give its bits
 // (NaN where it has NaN); matmul on the blocks must give the bits that the
 // same path gives on the reference's F32 rows (decoding is exact, so the
-// chains of multiply-adds are the same), for GEMV and GEMM sizes; avx512's
-// Q8_0, Q4_K and Q6_K, whose order is their own, the bits of that order
+// chains of multiply-adds are the same), for GEMV and GEMM sizes; on avx512
+// the types whose order is their own (dot_form_type), the bits of that order
 // (dot_form) on them.
 #define QUANT_FILE "tests/data/quant_blocks.gguf"
 
@@ -672,10 +672,11 @@ static float dot_form(const float *a, const float *w, int K) {
     return v[0];
 }
 
-// avx512 keeps the dot form for these (DOT_TYPES, dot_order in simd/avx512.c).
+// avx512 keeps the dot form for these (DOT_TYPES, dot_order in simd/avx512.c):
+// every quantized type but Q2_K, Q3_K and Q5_K, and F16 rows of K % 32 == 0.
 static int dot_form_type(const attn_kernels *kp, uint32_t t, int K) {
-    return !strcmp(kp->name, "avx512") &&
-           (t == ATTN_Q8_0 || t == ATTN_Q4_K || t == ATTN_Q6_K || (t == ATTN_F16 && K % 32 == 0));
+    if (strcmp(kp->name, "avx512")) return 0;
+    return t == ATTN_F16 ? K % 32 == 0 : attn_is_quant(t) && t != ATTN_Q2_K && t != ATTN_Q3_K && t != ATTN_Q5_K;
 }
 
 // What kp's matmul must give on quantized weights of type t, from their f32
