@@ -819,8 +819,8 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         memcpy(h, b, 4);
         memcpy(&qh, b + 2 + o, 4);
         __m512 vd = _mm512_set1_ps(_cvtsh_ss(h[0]));
-        __m512 lo = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 16 * o / 2)); // q 0..15 (- 16)
-        __m512 hi = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 16 + 16 * o / 2)); // q 16..31 (- 16)
+        __m512 lo = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 8 * o)); // q 0..15 (Q5_0: q - 16)
+        __m512 hi = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 16 + 8 * o)); // q 16..31
         if (o) {
             __m512 m = _mm512_set1_ps(_cvtsh_ss(h[1]));
             lo = _mm512_add_ps(lo, m), hi = _mm512_add_ps(hi, m);
@@ -1077,8 +1077,8 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
     }
 }
 
-// Whether weights of type t, K per row, are in the dot form: Q8_0, Q4_K,
-// Q6_K, and F16 where K % 32 == 0 (its GEMV works on runs of 32).
+// Whether weights of type t, K per row, are in the dot form: DOT_TYPES, F16
+// only where K % 32 == 0 (its GEMV works on runs of 32).
 static int dot_order(uint32_t t, int K) {
     switch (t) {
 #define CASE(T) case T:
