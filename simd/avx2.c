@@ -86,6 +86,56 @@ INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
         __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + k % 32))));
         return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), q);
     }
+    case ATTN_Q4_0: { // d * (nibble - 8): qs[k % 16] low for k % 32 < 16, high after
+        const uint8_t *blk = row + (size_t)(k / 32) * 18;
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + k % 16));
+        q = _mm_and_si128(k % 32 < 16 ? q : _mm_srli_epi16(q, 4), _mm_set1_epi8(15));
+        q = _mm_sub_epi8(q, _mm_set1_epi8(8));
+        return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    }
+    case ATTN_Q4_K: case ATTN_Q5_K: { // d * sc * q - dmin * mn of sub-block s (attn_dq_at's operations)
+        int q5 = wtype == ATTN_Q5_K;
+        const uint8_t *blk = row + (size_t)(k / 256) * (q5 ? 176 : 144);
+        int j = k % 256, s = j / 32, sc, mn;
+        attn_k_scale_min(blk + 4, s, &sc, &mn);
+        uint16_t h[2];
+        memcpy(h, blk, 4);
+        __m128i q = _mm_loadl_epi64((const __m128i *)(blk + (q5 ? 48 : 16) + (j / 64) * 32 + j % 32));
+        q = _mm_and_si128(s & 1 ? _mm_srli_epi16(q, 4) : q, _mm_set1_epi8(15));
+        if (q5) { // | bit s of qh[j % 32] << 4
+            __m128i qh = _mm_loadl_epi64((const __m128i *)(blk + 16 + j % 32));
+            qh = _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(s)), _mm_set1_epi8(1));
+            q = _mm_or_si128(q, _mm_slli_epi16(qh, 4));
+        }
+        __m256 w = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[0]) * (float)sc), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q)));
+        return _mm256_sub_ps(w, _mm256_set1_ps(_cvtsh_ss(h[1]) * (float)mn));
+    }
+    case ATTN_Q6_K: { // d * sc * ((ql nibble | 2 bits of qh << 4) - 32), j = 128 h + 32 c + l
+        const uint8_t *blk = row + (size_t)(k / 256) * 210;
+        int j = k % 256, h = j / 128, c = (j / 32) % 4, l = j % 32;
+        uint16_t d;
+        memcpy(&d, blk + 208, 2);
+        __m128i lo = _mm_loadl_epi64((const __m128i *)(blk + h * 64 + (c & 1) * 32 + l));
+        __m128i hi = _mm_loadl_epi64((const __m128i *)(blk + 128 + h * 32 + l));
+        lo = _mm_and_si128(_mm_srl_epi16(lo, _mm_cvtsi32_si128(4 * (c >> 1))), _mm_set1_epi8(15));
+        hi = _mm_and_si128(_mm_srl_epi16(hi, _mm_cvtsi32_si128(2 * c)), _mm_set1_epi8(3));
+        __m128i q = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+        return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d) * (float)(int8_t)blk[192 + j / 16]),
+                             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    }
+    case ATTN_IQ4_XS: { // d * (s6 - 32) * kvalues[nibble] of sub-block s
+        const uint8_t *blk = row + (size_t)(k / 256) * 136;
+        int j = k % 256, s = j / 32;
+        uint16_t h[2];
+        memcpy(h, blk, 4);
+        float d = _cvtsh_ss(h[0]) * (float)((int)((blk[4 + s / 2] >> (4 * (s & 1)) & 15) | (h[1] >> (2 * s) & 3) << 4) - 32);
+        __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 8 + 16 * s + j % 16));
+        q = _mm_and_si128(j % 32 < 16 ? q : _mm_srli_epi16(q, 4), _mm_set1_epi8(15));
+        q = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), q);
+        return _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+    }
     case ATTN_F32: return _mm256_loadu_ps((const float *)row + k);
     default: return dq8(row, wtype, k); // the other quantized types
     }
