@@ -148,9 +148,9 @@ INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
     case ATTN_IQ4_XS: { // d * (s6 - 32) * kvalues[nibble] of sub-block s
         const uint8_t *blk = row + (size_t)(k / 256) * 136;
         int j = k % 256, s = j / 32;
-        uint16_t h[2];
-        memcpy(h, blk, 4);
-        float d = _cvtsh_ss(h[0]) * (float)((int)((blk[4 + s / 2] >> (4 * (s & 1)) & 15) | (h[1] >> (2 * s) & 3) << 4) - 32);
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        float d = _cvtsh_ss(h) * (float)attn_iq4xs_scale(blk, s);
         __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 8 + 16 * s + j % 16));
         q = _mm_and_si128(j % 32 < 16 ? q : _mm_srli_epi16(q, 4), _mm_set1_epi8(15));
         q = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), q);

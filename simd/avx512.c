@@ -803,8 +803,7 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         uint16_t h[2];
         memcpy(h, b, 4);
         float d = _cvtsh_ss(h[0]);
-        if (t == ATTN_IQ4_XS) // d * (s6 - 32): nibble s of sc_l, 2 bits s of sc_h
-            d *= (float)((int)((b[4 + s / 2] >> (4 * (s & 1)) & 15) | (h[1] >> (2 * s) & 3) << 4) - 32);
+        if (t == ATTN_IQ4_XS) d *= (float)attn_iq4xs_scale(b, s); // d * (s6 - 32)
         __m512 vd = _mm512_set1_ps(d);
         const float *q = t == ATTN_Q4_0 ? DQ_RAMP + 8 : t == ATTN_Q4_1 ? DQ_RAMP + 16 : DQ_KV;
         __m512 tab = _mm512_mul_ps(vd, _mm512_loadu_ps(q));

@@ -78,6 +78,13 @@ ATTN_QINLINE void attn_k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
     else { *s = (sc[j + 4] & 15) | ((sc[j - 4] >> 2) & 0x30); *m = (sc[j + 4] >> 4) | ((sc[j] >> 2) & 0x30); }
 }
 
+// IQ4_XS signed scale (s6 - 32) of sub-block s (0..7): the low 4 bits are
+// nibble s of sc_l (bytes 4..7), the high 2 bits are bits 2s of sc_h (bytes 2..3).
+ATTN_QINLINE int attn_iq4xs_scale(const uint8_t *b, int s) {
+    int lo = (b[4 + (s >> 1)] >> (4 * (s & 1))) & 15, sh = b[2] | b[3] << 8;
+    return (int8_t)(lo | ((sh >> (2 * s)) & 3) << 4) - 32;
+}
+
 // A run of n (4, 8 or 16) weights of one block, j % n == 0, as the kernels
 // decode it: for i < n, a byte
 //   q = (lo[i] >> lo_sh) & lo_mask                    (unsigned bytes)
@@ -152,10 +159,8 @@ ATTN_QINLINE attn_dq_run attn_dq_at(const uint8_t *b, uint32_t t, int j) {
         break;
     }
     case ATTN_IQ4_XS: { // sub-block s of 32: nibbles of qs[16 s ..], low then high
-        int s = j >> 5, lo = (b[4 + (s >> 1)] >> (4 * (s & 1))) & 15;
-        uint16_t sh;
-        memcpy(&sh, b + 2, 2);
-        r.d = attn_h2f(b) * (float)((int8_t)(lo | ((sh >> (2 * s)) & 3) << 4) - 32);
+        int s = j >> 5;
+        r.d = attn_h2f(b) * (float)attn_iq4xs_scale(b, s);
         r.lo = b + 8 + s * 16 + (j & 15), r.lo_sh = (j & 31) < 16 ? 0 : 4, r.lut = 1;
         break;
     }
