@@ -1,13 +1,16 @@
 // simd/avx2.c - the AVX2 path (AVX2, FMA, F16C): 8-lane vectors, 16 registers.
 //
-// Same order of operations as simd/avx512.c, so results do not depend on
-// sizes or threads: every matmul output is one chain of fused multiply-adds
-// over k = 0..K-1 from +0, then + bias.
+// Order of operations (what makes results independent of sizes and threads),
+// as on simd/avx512.c: F32 weights (and F16/BF16 rows of K % 8 != 0): every
+// matmul output is one chain of fused multiply-adds over k = 0..K-1 from +0,
+// then + bias.
 // - GEMM (M > GEMV_MAX_M): 16 weight rows are converted and transposed into a
 //   per-thread panel [k][16] in cache; a register tile of 6 rows x 16 columns
 //   runs over k with A broadcast in place.
 // - GEMV (M <= GEMV_MAX_M): 8 weight rows x 8 k are loaded, converted and
 //   transposed in registers, then chained with broadcast A.
+// Every other type keeps the "dot form" (simd/drivers.h; the section at the
+// end): 8 chains, lane l over k = l, l+8, ..., summed by one fixed tree.
 // The drivers shared with the other fast paths (GEMV loop, panels, matmul,
 // attention) are in simd/drivers.h, included at the end.
 #include <immintrin.h>
@@ -491,11 +494,120 @@ static void avx2_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i += 8) store8(y + i, _mm256_add_ps(loadf8(y + i, n - i), loadf8(x + i, n - i)), n - i);
 }
 
+// ---------------------------------------------------------------- dot form
+//
+// Every type but F32 (F16 and BF16 where K % 8 == 0: dot_order) keeps the
+// dot form of simd/drivers.h on this path: 8 chains, lane l over k = l, l+8,
+// ..., then hsum's tree (a_i = s_i + s_i+4, b_i = a_i + a_i+2, b_0 + b_1),
+// then + bias. A row's 8 consecutive weights decode straight into a vector
+// (load8), so the GEMV chains dot_dr rows at once with no transpose; in the
+// one chain per output a GEMV step was one vector chain over 8 rows, at the
+// latency of its fused multiply-adds.
+#define DOT_LANES 8
+#define DOT_TYPES(X) X(ATTN_F16) X(ATTN_BF16) X(ATTN_Q8_0) ATTN_QTYPES(X)
+
 #include "simd/drivers.h"
+
+static int dot_order(uint32_t t, int K) { return t != ATTN_F32 && K % 8 == 0; }
+
+// Weight rows per GEMV step: 4 independent chains for each row of A, fewer
+// where more rows of A would spill the 16 registers.
+#define DR_MAX 4
+INLINE int dot_dr(uint32_t t, int M) {
+    (void)t;
+    return M <= 2 ? 4 : 2;
+}
+
+INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                     int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
+    const int dr = dot_dr(t, M); // (a constant where t and M are)
+    __m256 acc[GEMV_MAX_M][DR_MAX];
+    const uint8_t *row[DR_MAX];
+    UNROLL
+    for (int r = 0; r < dr; r++) {
+        row[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw; // rows past nr: computed, not stored
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = _mm256_setzero_ps();
+    }
+    size_t row_bytes = attn_type_row_bytes(t, (uint64_t)K), next = 0; // the next rows' bytes before next are prefetched
+    for (int k = 0; k < K; k += 8) {
+        for (size_t off = row_bytes * (size_t)k / (size_t)K; next <= off; next += 64)
+            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + next, _MM_HINT_T1);
+        __m256 w[DR_MAX];
+        UNROLL
+        for (int r = 0; r < dr; r++) w[r] = load8(row[r], t, k);
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++)
+            if (m < M) {
+                __m256 a = _mm256_loadu_ps(A + (size_t)m * lda + k);
+                UNROLL
+                for (int r = 0; r < dr; r++) acc[m][r] = _mm256_fmadd_ps(a, w[r], acc[m][r]);
+            }
+    }
+    UNROLL // (constant indices: the accumulators stay in registers)
+    for (int m = 0; m < GEMV_MAX_M; m++)
+        UNROLL
+        for (int r = 0; r < dr; r++)
+            if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
+}
+
+// The panel: 8 rows x 8 k decoded and transposed (load_block), lane l's
+// column of it stored in lane l's rows.
+INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    __m256 col[8];
+    for (int h = 0; h < NR / 8; h++) {
+        int nr = nc - 8 * h;
+        nr = nr < 0 ? 0 : nr > 8 ? 8 : nr;
+        for (int k0 = 0; k0 < K; k0 += 8) {
+            if (nr) load_block(W + (size_t)(8 * h) * ldw, ldw, t, k0, 8, nr, col);
+            else for (int l = 0; l < 8; l++) col[l] = _mm256_setzero_ps();
+            UNROLL
+            for (int l = 0; l < 8; l++) _mm256_store_ps(P + (size_t)l * dot_lane(K) + (size_t)k0 / 8 * NR + 8 * h, col[l]);
+        }
+    }
+}
+
+// A[m][k] for m < M at Ap[m * K + l * K / 8 + j], k = l + 8 j: 8 j at a time
+// by a transpose in registers.
+static void dot_reorder(const float *A, int lda, float *Ap, int M, int K) {
+    int Kb = K / 8;
+    for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
+        float *o = Ap + (size_t)m * K;
+        int j = 0;
+        for (; j + 8 <= Kb; j += 8) {
+            __m256 r[8];
+            UNROLL
+            for (int t = 0; t < 8; t++) r[t] = _mm256_loadu_ps(a + 8 * (j + t));
+            transpose8(r);
+            UNROLL
+            for (int l = 0; l < 8; l++) _mm256_storeu_ps(o + (size_t)l * Kb + j, r[l]);
+        }
+        for (; j < Kb; j++)
+            for (int l = 0; l < 8; l++) o[(size_t)l * Kb + j] = a[8 * j + l];
+    }
+}
+
+// The 8 lanes' tiles added in hsum's tree, + bias.
+static void dot_combine(int R, const float *part, const float *bias, float *C, int ldc, int nc) {
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NR / 8; v++) {
+            int left = nc - 8 * v;
+            if (left <= 0) break;
+            __m256 s[8];
+            UNROLL
+            for (int l = 0; l < 8; l++) s[l] = _mm256_load_ps(part + (size_t)l * MR * NR + r * NR + 8 * v);
+            UNROLL
+            for (int i = 0; i < 4; i++) s[i] = _mm256_add_ps(s[i], s[i + 4]);
+            s[0] = _mm256_add_ps(s[0], s[2]), s[1] = _mm256_add_ps(s[1], s[3]);
+            __m256 b = bias ? loadf8(bias + 8 * v, left) : _mm256_setzero_ps();
+            store8(C + (size_t)r * ldc + 8 * v, _mm256_add_ps(_mm256_add_ps(s[0], s[1]), b), left);
+        }
+}
 
 const attn_kernels attn_kernels_avx2 = {
     .name = "avx2",
-    .matmul = simd_matmul,
+    .matmul = simd_matmul_dot,
     .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
     .attention_exact = simd_attention_exact,

@@ -38,6 +38,7 @@
 #define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL) \
     X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) // F16: rows of K % 32 == 0 (dot_order)
 #define CHAIN_QTYPES(X) X(ATTN_Q2_K) X(ATTN_Q3_K) X(ATTN_Q5_K)
+#define DOT_LANES 16 // the dot form's chains per output (simd/drivers.h)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
 typedef __m512d XD;
@@ -719,13 +720,6 @@ static void avx512_add(float *y, const float *x, int n) {
 // 4 otherwise (F16 and Q8_0 were slower with 6, and M > 1 would spill).
 #define DR_MAX 6
 INLINE int dot_dr(uint32_t t, int M) { return M == 1 && (t == ATTN_Q4_K || t == ATTN_Q6_K) ? DR_MAX : 4; }
-// The dot form's panel holds lane l's K / 16 rows of NR weights from
-// l * dot_lane(K): DOT_PAD floats more than K / 16 * NR, so that the 16
-// stores of a transposed block (one per lane) do not all fall into one set of
-// the L1 cache when K / 16 * NR * 4 bytes is a multiple of 4096 (K = 2048).
-#define DOT_PAD 16
-INLINE size_t dot_lane(int K) { return (size_t)(K / 16) * NR + DOT_PAD; }
-#define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
@@ -983,99 +977,6 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
         }
     }
 }
-#define DOT_PACK(T) \
-    static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
-        dot_pack(P, W, ldw, T, K, nc); \
-    }
-DOT_TYPES(DOT_PACK)
-#undef DOT_PACK
-
-static void dot_pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
-    switch (t) {
-#define CASE(T) case T: dot_pack_##T(P, W, ldw, K, nc); return;
-    DOT_TYPES(CASE)
-#undef CASE
-    default: break; // (dot_gemm runs only the dot form's types)
-    }
-}
-
-static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
-                     int ldc, int M, int K, int n0, int n1, float *P, float *Ap, int reordered) {
-    static _Thread_local float part[16 * MR * NR] __attribute__((aligned(64)));
-    int Kb = K / 16;
-    for (int m0 = 0; m0 < M; m0 += DOT_MB) {
-        int mb = M - m0 < DOT_MB ? M - m0 : DOT_MB;
-        if (!reordered) dot_reorder(A + (size_t)m0 * lda, lda, Ap, mb, K);
-        for (int n = n0; n < n1; n += NR) {
-            int nc = n1 - n < NR ? n1 - n : NR;
-            dot_pack_panel(P, W + (size_t)n * ldw, ldw, t, K, nc);
-            for (int m = 0; m < mb; m += MR) {
-                int R = mb - m < MR ? mb - m : MR;
-                for (int l = 0; l < 16; l++)
-                    tiles[R](Ap + (size_t)m * K + (size_t)l * Kb, K, P + (size_t)l * dot_lane(K), Kb, NULL,
-                             part + (size_t)l * MR * NR, NR, nc);
-                dot_combine(R, part, bias ? bias + n : NULL, C + (size_t)(m0 + m) * ldc + n, ldc, nc);
-            }
-        }
-    }
-}
-
-// One GEMV per quantized type (the type a constant in its decoding) and per
-// M, for the accumulators.
-#define DOT_FNS(T) \
-    static __attribute__((noinline)) void dot_rows_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
-        const float *bias, float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) { \
-        switch (M) { \
-        case 1: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 1, K, nr, pre, pre_n); break; \
-        case 2: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 2, K, nr, pre, pre_n); break; \
-        case 3: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 3, K, nr, pre, pre_n); break; \
-        default: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 4, K, nr, pre, pre_n); break; \
-        } \
-    }
-DOT_TYPES(DOT_FNS)
-#undef DOT_FNS
-
-typedef void (*dot_rows_fn)(const float *, int, const uint8_t *, size_t, const float *, float *, int, int, int, int,
-                            const uint8_t *, int);
-static dot_rows_fn dot_rows_for(uint32_t t) {
-    switch (t) {
-#define CASE(T) case T: return dot_rows_##T;
-    DOT_TYPES(CASE)
-#undef CASE
-    default: return NULL;
-    }
-}
-
-// The matmul of kernels.h for a quantized wtype, in the dot form.
-static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
-                       int ldc, int M, int K, int n0, int n1) {
-    dot_rows_fn rows = dot_rows_for(t);
-    thread_bufs *b = M > GEMV_MAX_M ? tbufs_get() : NULL;
-    float *P = b ? panel_alloc(K + (16 * DOT_PAD + NR - 1) / NR) : NULL; // (16 lanes, each padded)
-    float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
-    if (Ap) {
-        // A's rows are reordered once under a mark (all of them: M <= DOT_MB)
-        rows_key key = { A, lda, M, K, M <= DOT_MB ? attn_kernels_mark() : 0 };
-        const rows_key *had = &b->rows_of;
-        int same = key.mark && key.mark == had->mark && key.A == had->A && key.lda == had->lda && key.M == had->M &&
-                   key.K == had->K;
-        b->rows_of.mark = 0; // (while Ap is rewritten)
-        dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap, same);
-        b->rows_of = key;
-        return;
-    }
-    // small M, or no memory for the buffers: GEMV gives the same bits
-    for (int m = 0; m < M; m += GEMV_MAX_M) {
-        int mm = M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, dr = dot_dr(t, mm);
-        for (int n = n0; n < n1; n += dr) {
-            int nr = n1 - n < dr ? n1 - n : dr, left = n1 - n - dr;
-            const uint8_t *w = W + (size_t)n * ldw;
-            rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, mm, K, nr,
-                 w + dr * ldw, left < 0 ? 0 : left < dr ? left : dr);
-        }
-    }
-}
-
 // Whether weights of type t, K per row, are in the dot form: DOT_TYPES, F16
 // only where K % 32 == 0 (its GEMV works on runs of 32).
 static int dot_order(uint32_t t, int K) {
@@ -1088,19 +989,9 @@ static int dot_order(uint32_t t, int K) {
     }
 }
 
-static void avx512_matmul(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C, int ldc,
-                          int M, int K, int n0, int n1) {
-    if (!dot_order(wtype, K)) {
-        simd_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
-        return;
-    }
-    if (M > 0 && n1 > n0)
-        dot_matmul(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1);
-}
-
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",
-    .matmul = avx512_matmul,
+    .matmul = simd_matmul_dot,
     .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
     .attention_exact = simd_attention_exact,

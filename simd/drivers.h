@@ -12,6 +12,10 @@
 //   gemm_tile(R, A, lda, P, K, bias, C, ldc, nc)   C tile, R <= MR rows, nc <= NR columns
 //   softmax_scaled(x, n, scale)           x *= scale, then softmax in place
 //   pv_tile(R, p, ps, v, vs, nj, hd, out, os)     R <= PV_R rows of probs @ V over nj keys
+// Where a path keeps the "dot form" for some weight types it defines
+// DOT_LANES too, and after this file (declared below): dot_order, dot_dr,
+// dot_rows_for, dot_pack_panel, dot_reorder, dot_combine; its matmul is then
+// simd_matmul_dot (the section at the end).
 // and for exact mode (attn_simd_exact), a vector XD of XL doubles:
 //   XR, XV                 exact tile: rows of A, vectors of columns (XV * XL divides NR)
 //   xd_zero(), xd_set1(d), xd_fma(a, b, c) = a * b + c, xd_from(p) (XL floats at p),
@@ -238,4 +242,146 @@ static void simd_attention_exact(const float *q, int qs, const float *k, int ks,
                                  int q0, int hd, float scale, float *probs, float *out, int os) {
     attention_with(1, q, qs, k, ks, v, vs, nq, q0, hd, scale, probs, out, os);
 }
+#ifdef DOT_LANES
+// ---------------------------------------------------------------- dot form
+//
+// C[m][n] = the path's sum tree of its DOT_LANES lanes + bias[n], lane l a
+// chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over k = l,
+// l + DOT_LANES, ... in order (w the weights exactly as attn_dq_block decodes
+// them). GEMV (M <= GEMV_MAX_M) multiplies DOT_LANES consecutive weights of a
+// row by A's in place, dot_dr rows at once; GEMM runs the float GEMM's tiles
+// on a panel and on rows of A whose k are reordered so that each lane's
+// chain is one tile chain (k = l + DOT_LANES j stored at l * K / DOT_LANES +
+// j in both), then adds the lanes' tiles in the GEMV's tree. Both give the
+// same bits. What the path provides:
+//   DOT_TYPES(X)        X(type) for each type that can be in the dot form
+//   dot_order(t, K)     whether rows of type t, K weights each, are in it
+//   dot_dr(t, M)        weight rows per GEMV step (at most DR_MAX)
+//   dot_rows(A, lda, W, ldw, t, bias, C, ldc, M, K, nr, pre, pre_n)  the
+//                       GEMV: C[m][0..nr) for m < M, nr <= dot_dr(t, M) rows
+//                       at W, prefetching the pre_n rows at pre (inline: made
+//                       once per type and M below)
+//   dot_pack(P, W, ldw, t, K, nc)  the panel: lane l's K / DOT_LANES rows of
+//                       NR weights at P + l * dot_lane(K), columns >= nc zero
+//                       (inline: made once per type below)
+//   dot_reorder(A, lda, Ap, M, K)  Ap[m * K + l * K / DOT_LANES + j] = A[m][l + DOT_LANES j]
+//   dot_combine(R, part, bias, C, ldc, nc)  C's R x nc tile from the lanes'
+//                       tiles (lane l's at part + l * MR * NR, rows of NR)
+static int dot_order(uint32_t t, int K);
+static inline int dot_dr(uint32_t t, int M);
+static inline void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias,
+                            float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n);
+static inline void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc);
+static void dot_reorder(const float *A, int lda, float *Ap, int M, int K);
+static void dot_combine(int R, const float *part, const float *bias, float *C, int ldc, int nc);
+
+// One GEMV and one panel packing per type (the type a constant in its
+// decoding), the GEMV once per M too (for the accumulators).
+typedef void (*dot_rows_fn)(const float *A, int lda, const uint8_t *W, size_t ldw, const float *bias, float *C,
+                            int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n);
+#define DOT_FNS(T) \
+    static __attribute__((noinline)) void dot_rows_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
+        const float *bias, float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) { \
+        switch (M) { \
+        case 1: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 1, K, nr, pre, pre_n); break; \
+        case 2: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 2, K, nr, pre, pre_n); break; \
+        case 3: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 3, K, nr, pre, pre_n); break; \
+        default: dot_rows(A, lda, W, ldw, T, bias, C, ldc, 4, K, nr, pre, pre_n); break; \
+        } \
+    } \
+    static __attribute__((noinline)) void dot_pack_##T(float *P, const uint8_t *W, size_t ldw, int K, int nc) { \
+        dot_pack(P, W, ldw, T, K, nc); \
+    }
+DOT_TYPES(DOT_FNS)
+#undef DOT_FNS
+
+static dot_rows_fn dot_rows_for(uint32_t t) {
+    switch (t) {
+#define CASE(T) case T: return dot_rows_##T;
+    DOT_TYPES(CASE)
+#undef CASE
+    default: return NULL;
+    }
+}
+
+static void dot_pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    switch (t) {
+#define CASE(T) case T: dot_pack_##T(P, W, ldw, K, nc); return;
+    DOT_TYPES(CASE)
+#undef CASE
+    default: break; // (dot_gemm runs only the dot form's types)
+    }
+}
+
+// The panel holds lane l's K / DOT_LANES rows of NR weights from l *
+// dot_lane(K): DOT_PAD floats more than that, so that the stores of a
+// transposed block (one per lane) do not all fall into one set of the L1
+// cache when a lane's bytes are a multiple of 4096 (K = 2048).
+#define DOT_PAD 16
+static inline size_t dot_lane(int K) { return (size_t)(K / DOT_LANES) * NR + DOT_PAD; }
+#define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
+
+static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                     int ldc, int M, int K, int n0, int n1, float *P, float *Ap, int reordered) {
+    static _Thread_local float part[DOT_LANES * MR * NR] __attribute__((aligned(64)));
+    int Kb = K / DOT_LANES;
+    for (int m0 = 0; m0 < M; m0 += DOT_MB) {
+        int mb = M - m0 < DOT_MB ? M - m0 : DOT_MB;
+        if (!reordered) dot_reorder(A + (size_t)m0 * lda, lda, Ap, mb, K);
+        for (int n = n0; n < n1; n += NR) {
+            int nc = n1 - n < NR ? n1 - n : NR;
+            dot_pack_panel(P, W + (size_t)n * ldw, ldw, t, K, nc);
+            for (int m = 0; m < mb; m += MR) {
+                int R = mb - m < MR ? mb - m : MR;
+                for (int l = 0; l < DOT_LANES; l++)
+                    tiles[R](Ap + (size_t)m * K + (size_t)l * Kb, K, P + (size_t)l * dot_lane(K), Kb, NULL,
+                             part + (size_t)l * MR * NR, NR, nc);
+                dot_combine(R, part, bias ? bias + n : NULL, C + (size_t)(m0 + m) * ldc + n, ldc, nc);
+            }
+        }
+    }
+}
+
+// The matmul of kernels.h for a wtype in the dot form.
+static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                       int ldc, int M, int K, int n0, int n1) {
+    dot_rows_fn rows = dot_rows_for(t);
+    thread_bufs *b = M > GEMV_MAX_M ? tbufs_get() : NULL;
+    float *P = b ? panel_alloc(K + (DOT_LANES * DOT_PAD + NR - 1) / NR) : NULL; // (the lanes, each padded)
+    float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
+    if (Ap) {
+        // A's rows are reordered once under a mark (all of them: M <= DOT_MB)
+        rows_key key = { A, lda, M, K, M <= DOT_MB ? attn_kernels_mark() : 0 };
+        const rows_key *had = &b->rows_of;
+        int same = key.mark && key.mark == had->mark && key.A == had->A && key.lda == had->lda && key.M == had->M &&
+                   key.K == had->K;
+        b->rows_of.mark = 0; // (while Ap is rewritten)
+        dot_gemm(A, lda, W, ldw, t, bias, C, ldc, M, K, n0, n1, P, Ap, same);
+        b->rows_of = key;
+        return;
+    }
+    // small M, or no memory for the buffers: GEMV gives the same bits
+    for (int m = 0; m < M; m += GEMV_MAX_M) {
+        int mm = M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, dr = dot_dr(t, mm);
+        for (int n = n0; n < n1; n += dr) {
+            int nr = n1 - n < dr ? n1 - n : dr, left = n1 - n - dr;
+            const uint8_t *w = W + (size_t)n * ldw;
+            rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, mm, K, nr,
+                 w + dr * ldw, left < 0 ? 0 : left < dr ? left : dr);
+        }
+    }
+}
+
+// kernels.h's matmul on a path with the dot form: that form where dot_order
+// says, the one chain (simd_matmul) elsewhere.
+static void simd_matmul_dot(const float *A, int lda, const void *W, uint32_t wtype, const float *bias, float *C,
+                            int ldc, int M, int K, int n0, int n1) {
+    if (!dot_order(wtype, K)) {
+        simd_matmul(A, lda, W, wtype, bias, C, ldc, M, K, n0, n1);
+        return;
+    }
+    if (M > 0 && n1 > n0)
+        dot_matmul(A, lda, W, attn_type_row_bytes(wtype, (uint64_t)K), wtype, bias, C, ldc, M, K, n0, n1);
+}
+#endif
 #endif

@@ -243,7 +243,7 @@ static void test_matmul_determinism(const attn_kernels *kp) {
     for (size_t ti = 0; ti < sizeof wtypes / sizeof *wtypes; ti++) {
         uint32_t t = wtypes[ti];
         determinism_case(kp, t, t == ATTN_Q8_0 ? 320 : 301);
-        if (t == ATTN_F16) determinism_case(kp, t, 320); // (avx512: the dot form)
+        if (t == ATTN_F16 || t == ATTN_BF16) determinism_case(kp, t, 320); // (the dot form: avx512 F16, avx2)
     }
 }
 
@@ -638,9 +638,9 @@ static void test_pool(void) {
 // llama.cpp's reference decoding (gguf-py). dequant_row must give its bits
 // (NaN where it has NaN); matmul on the blocks must give the bits that the
 // same path gives on the reference's F32 rows (decoding is exact, so the
-// chains of multiply-adds are the same), for GEMV and GEMM sizes; on avx512
-// the types whose order is their own (dot_form_type), the bits of that order
-// (dot_form) on them.
+// chains of multiply-adds are the same), for GEMV and GEMM sizes; on the
+// types a path keeps in the dot form (dot_form_type), the bits of that order
+// (dot_form).
 #define QUANT_FILE "tests/data/quant_blocks.gguf"
 
 static int same_bits(const float *a, const float *b, size_t n, size_t *at) {
@@ -658,37 +658,41 @@ static uint8_t *cycle_rows(const attn_gguf_tensor *t, size_t row_bytes, int N) {
     return w;
 }
 
-// avx512's order for quantized weights (simd/avx512.c, "dot form"): lane l of
-// 16 chains a[k] * w[k] in fused multiply-adds from +0 over k = l, l+16, ...;
-// the lanes are then summed as halves, quarters, eighths, pairs.
-static float dot_form(const float *a, const float *w, int K) {
+// The "dot form" (simd/drivers.h) of a path with L-lane vectors: lane l of L
+// chains a[k] * w[k] in fused multiply-adds from +0 over k = l, l+L, ...; the
+// lanes are then summed as halves, quarters, ..., pairs.
+static float dot_form(const float *a, const float *w, int K, int L) {
     float v[16];
-    for (int l = 0; l < 16; l++) {
+    for (int l = 0; l < L; l++) {
         v[l] = 0.0f;
-        for (int k = l; k < K; k += 16) v[l] = fmaf(a[k], w[k], v[l]);
+        for (int k = l; k < K; k += L) v[l] = fmaf(a[k], w[k], v[l]);
     }
-    for (int h = 8; h >= 1; h /= 2)
+    for (int h = L / 2; h >= 1; h /= 2)
         for (int i = 0; i < h; i++) v[i] = v[i] + v[i + h];
     return v[0];
 }
 
-// avx512 keeps the dot form for these (DOT_TYPES, dot_order in simd/avx512.c):
-// every quantized type but Q2_K, Q3_K and Q5_K, and F16 rows of K % 32 == 0.
+// The lanes of the dot form where kp keeps it for type t, K per row (dot_order
+// in simd/avx512.c and simd/avx2.c), else 0: avx512, 16, for every quantized
+// type but Q2_K, Q3_K and Q5_K and for F16 rows of K % 32 == 0; avx2, 8, for
+// every type but F32 (F16 and BF16 where K % 8 == 0).
 static int dot_form_type(const attn_kernels *kp, uint32_t t, int K) {
+    if (!strcmp(kp->name, "avx2")) return t != ATTN_F32 && K % 8 == 0 ? 8 : 0;
     if (strcmp(kp->name, "avx512")) return 0;
-    return t == ATTN_F16 ? K % 32 == 0 : attn_is_quant(t) && t != ATTN_Q2_K && t != ATTN_Q3_K && t != ATTN_Q5_K;
+    return (t == ATTN_F16 ? K % 32 == 0 : attn_is_quant(t) && t != ATTN_Q2_K && t != ATTN_Q3_K && t != ATTN_Q5_K) ? 16 : 0;
 }
 
 // What kp's matmul must give on quantized weights of type t, from their f32
 // decoding wf (N rows of K): its own f32 matmul, or the dot form + bias.
 static void quant_expect(const attn_kernels *kp, uint32_t t, const float *A, const float *wf, const float *bias,
                          float *C, int M, int K, int N) {
-    if (!dot_form_type(kp, t, K)) {
+    int L = dot_form_type(kp, t, K);
+    if (!L) {
         kp->matmul(A, K, wf, ATTN_F32, bias, C, N, M, K, 0, N);
         return;
     }
     for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) C[(size_t)m * N + n] = dot_form(A + (size_t)m * K, wf + (size_t)n * K, K) + bias[n];
+        for (int n = 0; n < N; n++) C[(size_t)m * N + n] = dot_form(A + (size_t)m * K, wf + (size_t)n * K, K, L) + bias[n];
 }
 
 static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, const attn_gguf_tensor *f, const char *name) {
@@ -717,11 +721,11 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
     free(wq); free(wf); free(A); free(bias); free(cq); free(cf);
 }
 
-// F16 rows whose K is a multiple of 32: what quant_expect says (avx512: the
-// dot form), for GEMV and GEMM sizes and a column split.
-static void test_f16_order(const attn_kernels *kp) {
+// F16 and BF16 rows whose K is a multiple of 32: what quant_expect says (the
+// dot form where the path keeps it), for GEMV and GEMM sizes and a column split.
+static void test_half_order(const attn_kernels *kp, uint32_t t) {
     int K = 320, N = 77;
-    wmat w = make_weights(ATTN_F16, N, K);
+    wmat w = make_weights(t, N, K);
     float *wf = malloc(sizeof(float) * (size_t)N * K), *A = rand_floats((size_t)21 * K, -1, 1);
     float *bias = rand_floats((size_t)N, -1, 1), *got = malloc(sizeof(float) * 21 * N), *want = malloc(sizeof(float) * 21 * N);
     for (size_t i = 0; i < (size_t)N * K; i++) wf[i] = (float)w.val[i];
@@ -729,12 +733,12 @@ static void test_f16_order(const attn_kernels *kp) {
     char label[128];
     for (int i = 0; i < 3; i++) {
         int M = Ms[i];
-        kp->matmul(A, K, w.data, ATTN_F16, bias, got, N, M, K, 0, 48);
-        kp->matmul(A, K, w.data, ATTN_F16, bias, got, N, M, K, 48, N);
-        quant_expect(kp, ATTN_F16, A, wf, bias, want, M, K, N);
+        kp->matmul(A, K, w.data, t, bias, got, N, M, K, 0, 48);
+        kp->matmul(A, K, w.data, t, bias, got, N, M, K, 48, N);
+        quant_expect(kp, t, A, wf, bias, want, M, K, N);
         size_t at = 0;
-        snprintf(label, sizeof label, "%s matmul F16 K=320 M=%d bit-identical to its F32 decoding%s", kp->name, M,
-                 dot_form_type(kp, ATTN_F16, K) ? " in the dot form" : "");
+        snprintf(label, sizeof label, "%s matmul %s K=320 M=%d bit-identical to its F32 decoding%s", kp->name,
+                 attn_type_name(t), M, dot_form_type(kp, t, K) ? " in the dot form" : "");
         check(same_bits(got, want, (size_t)M * N, &at), label, "element %zu: %.9g vs %.9g", at, got[at], want[at]);
     }
     free(wf); free(A); free(bias); free(got); free(want); free_weights(&w);
@@ -805,7 +809,8 @@ int main(void) {
         test_attention(av[i]);
         test_rowops(av[i]);
         test_quant(av[i]);
-        test_f16_order(av[i]);
+        test_half_order(av[i], ATTN_F16);
+        test_half_order(av[i], ATTN_BF16);
     }
     skip_absent_paths("kernels");
     test_col_split();
