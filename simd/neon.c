@@ -1,14 +1,17 @@
 // simd/neon.c - the AArch64 NEON path: 4-lane vectors, 32 registers, fp16
 // conversion (baseline AArch64).
 //
-// Same order of operations as the x86 paths, so results do not depend on
-// sizes or threads: every matmul output is one chain of fused multiply-adds
-// over k = 0..K-1 from +0, then + bias.
+// Order of operations (what makes results independent of sizes and threads),
+// as on the x86 paths: F32 weights (and F16/BF16 rows of K % 4 != 0): every
+// matmul output is one chain of fused multiply-adds over k = 0..K-1 from +0,
+// then + bias.
 // - GEMM (M > GEMV_MAX_M): 12 weight rows are converted and transposed into a
 //   per-thread panel [k][12] in cache; a register tile of 8 rows x 12 columns
 //   runs over k with A broadcast in place.
 // - GEMV (M <= GEMV_MAX_M): 8 weight rows x 4 k are loaded, converted and
 //   transposed in registers, then chained with broadcast A.
+// Every other type keeps the "dot form" (simd/drivers.h; the section at the
+// end): 4 chains, lane l over k = l, l+4, ..., summed by one fixed tree.
 // The drivers shared with the other fast paths (GEMV loop, panels, matmul,
 // attention) are in simd/drivers.h, included at the end.
 #include <arm_neon.h>
@@ -376,11 +379,117 @@ static void neon_add(float *y, const float *x, int n) {
     for (int i = 0; i < n; i += 4) store4(y + i, vaddq_f32(loadf4(y + i, n - i), loadf4(x + i, n - i)), n - i);
 }
 
+// ---------------------------------------------------------------- dot form
+//
+// Every type but F32 (F16 and BF16 where K % 4 == 0: dot_order) keeps the
+// dot form of simd/drivers.h on this path: 4 chains, lane l over k = l, l+4,
+// ..., then hsum's tree ((s_0 + s_2) + (s_1 + s_3)), then + bias. A row's 4
+// consecutive weights decode straight into a vector (load4), so the GEMV
+// chains dot_dr rows at once with no transpose, where the one chain per
+// output made a GEMV step two vector chains over 8 rows.
+#define DOT_LANES 4
+#define DOT_TYPES(X) X(ATTN_F16) X(ATTN_BF16) X(ATTN_Q8_0) ATTN_QTYPES(X)
+
 #include "simd/drivers.h"
+
+static int dot_order(uint32_t t, int K) { return t != ATTN_F32 && K % 4 == 0; }
+
+// Weight rows per GEMV step: independent chains for each row of A, within
+// the 32 registers.
+#define DR_MAX 8
+INLINE int dot_dr(uint32_t t, int M) {
+    (void)t;
+    return M == 1 ? 8 : 4;
+}
+
+INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
+                     int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
+    const int dr = dot_dr(t, M); // (a constant where t and M are)
+    float32x4_t acc[GEMV_MAX_M][DR_MAX];
+    const uint8_t *row[DR_MAX];
+    UNROLL
+    for (int r = 0; r < dr; r++) {
+        row[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw; // rows past nr: computed, not stored
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = vdupq_n_f32(0);
+    }
+    size_t row_bytes = attn_type_row_bytes(t, (uint64_t)K), next = 0; // the next rows' bytes before next are prefetched
+    for (int k = 0; k < K; k += 4) {
+        for (size_t off = row_bytes * (size_t)k / (size_t)K; next <= off; next += 64)
+            for (int i = 0; i < pre_n; i++) __builtin_prefetch(pre + (size_t)i * ldw + next, 0, 2);
+        float32x4_t w[DR_MAX];
+        UNROLL
+        for (int r = 0; r < dr; r++) w[r] = load4(row[r], t, k);
+        UNROLL
+        for (int m = 0; m < GEMV_MAX_M; m++)
+            if (m < M) {
+                float32x4_t a = vld1q_f32(A + (size_t)m * lda + k);
+                UNROLL
+                for (int r = 0; r < dr; r++) acc[m][r] = vfmaq_f32(acc[m][r], a, w[r]);
+            }
+    }
+    UNROLL // (constant indices: the accumulators stay in registers)
+    for (int m = 0; m < GEMV_MAX_M; m++)
+        UNROLL
+        for (int r = 0; r < dr; r++)
+            if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
+}
+
+// The panel: 4 rows x 4 k decoded and transposed (load_block), lane l's
+// column of it stored in lane l's rows.
+INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
+    float32x4_t col[4];
+    for (int g = 0; g < NR / 4; g++) {
+        int nr = nc - 4 * g;
+        nr = nr < 0 ? 0 : nr > 4 ? 4 : nr;
+        for (int k0 = 0; k0 < K; k0 += 4) {
+            if (nr) load_block(W + (size_t)(4 * g) * ldw, ldw, t, k0, 4, nr, col);
+            else col[0] = col[1] = col[2] = col[3] = vdupq_n_f32(0);
+            UNROLL
+            for (int l = 0; l < 4; l++) vst1q_f32(P + (size_t)l * dot_lane(K) + (size_t)k0 / 4 * NR + 4 * g, col[l]);
+        }
+    }
+}
+
+// A[m][k] for m < M at Ap[m * K + l * K / 4 + j], k = l + 4 j: 4 j at a time
+// by a transpose in registers.
+static void dot_reorder(const float *A, int lda, float *Ap, int M, int K) {
+    int Kb = K / 4;
+    for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
+        float *o = Ap + (size_t)m * K;
+        int j = 0;
+        for (; j + 4 <= Kb; j += 4) {
+            float32x4_t r[4];
+            UNROLL
+            for (int t = 0; t < 4; t++) r[t] = vld1q_f32(a + 4 * (j + t));
+            transpose4(r);
+            UNROLL
+            for (int l = 0; l < 4; l++) vst1q_f32(o + (size_t)l * Kb + j, r[l]);
+        }
+        for (; j < Kb; j++)
+            for (int l = 0; l < 4; l++) o[(size_t)l * Kb + j] = a[4 * j + l];
+    }
+}
+
+// The 4 lanes' tiles added in hsum's tree, + bias.
+static void dot_combine(int R, const float *part, const float *bias, float *C, int ldc, int nc) {
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NR / 4; v++) {
+            int left = nc - 4 * v;
+            if (left <= 0) break;
+            float32x4_t s[4];
+            UNROLL
+            for (int l = 0; l < 4; l++) s[l] = vld1q_f32(part + (size_t)l * MR * NR + r * NR + 4 * v);
+            float32x4_t c = vaddq_f32(vaddq_f32(s[0], s[2]), vaddq_f32(s[1], s[3]));
+            float32x4_t b = bias ? loadf4(bias + 4 * v, left) : vdupq_n_f32(0);
+            store4(C + (size_t)r * ldc + 4 * v, vaddq_f32(c, b), left);
+        }
+}
 
 const attn_kernels attn_kernels_neon = {
     .name = "neon",
-    .matmul = simd_matmul,
+    .matmul = simd_matmul_dot,
     .matmul_exact = simd_matmul_exact,
     .attention = simd_attention,
     .attention_exact = simd_attention_exact,
