@@ -67,6 +67,33 @@ INLINE float32x4_t dq4_run(attn_dq_run r) {
     return w;
 }
 
+// A run of 16 (attn_dq_at(..., j) with j % 16 == 0) into w.val[0..3]: dq4_run's
+// operations on 16 bytes at once, so its bits.
+INLINE float32x4x4_t dq16_run(attn_dq_run r) {
+    uint8x16_t v = vandq_u8(vshlq_u8(vld1q_u8(r.lo), vdupq_n_s8((int8_t)-r.lo_sh)), vdupq_n_u8(r.lo_mask));
+    if (r.hi) {
+        uint8x16_t h = vandq_u8(vshlq_u8(vld1q_u8(r.hi), vdupq_n_s8((int8_t)-r.hi_sh)), vdupq_n_u8(r.hi_mask));
+        v = vorrq_u8(v, vshlq_u8(h, vdupq_n_s8((int8_t)r.hi_pos)));
+    }
+    if (r.hbits & 0xffff) { // bit i -> 0x10 in byte i
+        const uint8x16_t bit = { 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128 };
+        uint8x16_t x = vcombine_u8(vdup_n_u8((uint8_t)(r.hbits & 255)), vdup_n_u8((uint8_t)(r.hbits >> 8 & 255)));
+        v = vorrq_u8(v, vandq_u8(vceqq_u8(vandq_u8(x, bit), bit), vdupq_n_u8(0x10)));
+    }
+    v = vsubq_u8(v, vdupq_n_u8(r.bias));
+    if (r.lut) v = vqtbl1q_u8(vreinterpretq_u8_s8(vld1q_s8(attn_iq4_kvalues)), v);
+    int16x8_t lo = vmovl_s8(vget_low_s8(vreinterpretq_s8_u8(v))), hi = vmovl_high_s8(vreinterpretq_s8_u8(v));
+    int32x4_t q[4] = { vmovl_s16(vget_low_s16(lo)), vmovl_high_s16(lo), vmovl_s16(vget_low_s16(hi)), vmovl_high_s16(hi) };
+    float32x4x4_t w;
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        w.val[i] = vmulq_f32(vdupq_n_f32(r.d), vcvtq_f32_s32(q[i]));
+        if (r.mode == ATTN_DQ_ADD) w.val[i] = vaddq_f32(w.val[i], vdupq_n_f32(r.m));
+        else if (r.mode == ATTN_DQ_SUB) w.val[i] = vsubq_f32(w.val[i], vdupq_n_f32(r.m));
+    }
+    return w;
+}
+
 // One copy per type of the run's decoding (the type a constant in each), out
 // of line: inlined into every unrolled row it made the code too large.
 static __attribute__((noinline)) float32x4_t dq4(const uint8_t *row, uint32_t t, int k) {
@@ -414,19 +441,33 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         for (int m = 0; m < GEMV_MAX_M; m++) acc[m][r] = vdupq_n_f32(0);
     }
     size_t row_bytes = attn_type_row_bytes(t, (uint64_t)K), next = 0; // the next rows' bytes before next are prefetched
-    for (int k = 0; k < K; k += 4) {
+    // weights decoded at once: 4 (load4) for F16 and BF16, else a run of 16 (dq16_run)
+    const int step = t == ATTN_F16 || t == ATTN_BF16 ? 4 : 16, blk = attn_qblk(t), bytes = attn_qbytes(t);
+    for (int k = 0; k < K; k += step) {
         for (size_t off = row_bytes * (size_t)k / (size_t)K; next <= off; next += 64)
             for (int i = 0; i < pre_n; i++) __builtin_prefetch(pre + (size_t)i * ldw + next, 0, 2);
-        float32x4_t w[DR_MAX];
+        if (step == 4) {
+            float32x4_t w[DR_MAX];
+            UNROLL
+            for (int r = 0; r < dr; r++) w[r] = load4(row[r], t, k);
+            UNROLL
+            for (int m = 0; m < GEMV_MAX_M; m++)
+                if (m < M) {
+                    float32x4_t a = vld1q_f32(A + (size_t)m * lda + k);
+                    UNROLL
+                    for (int r = 0; r < dr; r++) acc[m][r] = vfmaq_f32(acc[m][r], a, w[r]);
+                }
+            continue;
+        }
         UNROLL
-        for (int r = 0; r < dr; r++) w[r] = load4(row[r], t, k);
-        UNROLL
-        for (int m = 0; m < GEMV_MAX_M; m++)
-            if (m < M) {
-                float32x4_t a = vld1q_f32(A + (size_t)m * lda + k);
+        for (int r = 0; r < dr; r++) {
+            float32x4x4_t w = dq16_run(attn_dq_at(row[r] + (size_t)(k / blk) * (size_t)bytes, t, k % blk));
+            UNROLL
+            for (int m = 0; m < GEMV_MAX_M; m++)
                 UNROLL
-                for (int r = 0; r < dr; r++) acc[m][r] = vfmaq_f32(acc[m][r], a, w[r]);
-            }
+                for (int i = 0; i < 4; i++)
+                    if (m < M) acc[m][r] = vfmaq_f32(acc[m][r], vld1q_f32(A + (size_t)m * lda + k + 4 * i), w.val[i]);
+        }
     }
     UNROLL // (constant indices: the accumulators stay in registers)
     for (int m = 0; m < GEMV_MAX_M; m++)
