@@ -177,6 +177,24 @@ INLINE __m128i bits16(uint32_t b) {
     return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(x, bit), bit), _mm_set1_epi8(0x10));
 }
 
+// A run of 16 (attn_dq_at(..., j) with j % 16 == 0) into w[0], w[1]: dq8_run's
+// operations on 16 bytes at once, so its bits.
+INLINE void dq16_run(attn_dq_run r, __m256 w[2]) {
+    __m128i v = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
+    v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
+    if (r.hi) {
+        __m128i h = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.hi), _mm_cvtsi32_si128(r.hi_sh));
+        h = _mm_and_si128(h, _mm_set1_epi8((char)r.hi_mask));
+        v = _mm_or_si128(v, _mm_sll_epi16(h, _mm_cvtsi32_si128(r.hi_pos)));
+    }
+    if (r.hbits & 0xffff) v = _mm_or_si128(v, bits16(r.hbits & 0xffff));
+    v = _mm_sub_epi8(v, _mm_set1_epi8((char)r.bias));
+    if (r.lut) v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), v);
+    q16_f32(v, _mm256_set1_ps(r.d), w);
+    if (r.mode == ATTN_DQ_ADD) w[0] = _mm256_add_ps(w[0], _mm256_set1_ps(r.m)), w[1] = _mm256_add_ps(w[1], _mm256_set1_ps(r.m));
+    else if (r.mode == ATTN_DQ_SUB) w[0] = _mm256_sub_ps(w[0], _mm256_set1_ps(r.m)), w[1] = _mm256_sub_ps(w[1], _mm256_set1_ps(r.m));
+}
+
 // Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3]:
 // load8's operations, so its bits, with the block's (or sub-block's) scales
 // and bytes taken once for the 32.
@@ -257,6 +275,12 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
         float dd = _cvtsh_ss(d);
         q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(dd * (float)(int8_t)blk[192 + j / 16]), w);
         q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(dd * (float)(int8_t)blk[192 + j / 16 + 1]), w + 2);
+        return;
+    }
+    case ATTN_Q2_K: case ATTN_Q3_K: { // two runs of 16 as attn_dq_at gives them
+        const uint8_t *blk = row + (size_t)(k / 256) * (size_t)attn_qbytes(wtype);
+        dq16_run(attn_dq_at(blk, wtype, k % 256), w);
+        dq16_run(attn_dq_at(blk, wtype, k % 256 + 16), w + 2);
         return;
     }
     default:
