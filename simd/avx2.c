@@ -40,131 +40,7 @@ INLINE void xd_store(double *p, XD v) { _mm256_storeu_pd(p, v); }
 
 // ---------------------------------------------------------------- weights
 
-// Weights k..k+7 of a row of a quantized type (k % 8 == 0): the bytes of the
-// run (simd/quant.h) worked on 8 at a time, then converted and scaled; the
-// same operations, so the same bits, as attn_dq_block.
-INLINE __m256 dq8_run(attn_dq_run r) {
-    __m128i v = _mm_srl_epi16(_mm_loadl_epi64((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
-    v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
-    if (r.hi) {
-        __m128i h = _mm_srl_epi16(_mm_loadl_epi64((const __m128i *)r.hi), _mm_cvtsi32_si128(r.hi_sh));
-        h = _mm_and_si128(h, _mm_set1_epi8((char)r.hi_mask));
-        v = _mm_or_si128(v, _mm_sll_epi16(h, _mm_cvtsi32_si128(r.hi_pos)));
-    }
-    if (r.hbits) { // bit i -> 0x10 in byte i
-        __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0);
-        __m128i x = _mm_and_si128(_mm_set1_epi8((char)(r.hbits & 255)), bit);
-        v = _mm_or_si128(v, _mm_and_si128(_mm_cmpeq_epi8(x, bit), _mm_set1_epi8(0x10)));
-    }
-    v = _mm_sub_epi8(v, _mm_set1_epi8((char)r.bias));
-    if (r.lut) v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), v);
-    __m256 w = _mm256_mul_ps(_mm256_set1_ps(r.d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)));
-    if (r.mode == ATTN_DQ_ADD) w = _mm256_add_ps(w, _mm256_set1_ps(r.m));
-    else if (r.mode == ATTN_DQ_SUB) w = _mm256_sub_ps(w, _mm256_set1_ps(r.m));
-    return w;
-}
-
-// One copy per type of the run's decoding (the type a constant in each), out
-// of line: inlined into every unrolled row it made the code too large.
-static __attribute__((noinline)) __m256 dq8(const uint8_t *row, uint32_t t, int k) {
-    switch (t) {
-#define DQ_CASE(T) \
-    case T: return dq8_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
-        ATTN_QTYPES(DQ_CASE)
-#undef DQ_CASE
-    default: return _mm256_setzero_ps();
-    }
-}
-
-// The 32-weight types, which load_block reads through a copy of load_rows of
-// their own (the type a constant in it): bench_gemv -t 1 -mb 4 per CPU second,
-// Q4_1 1.0 -> 2.6-2.8 GB/s, Q5_0 1.1-1.2 -> 2.2, Q5_1 1.0 -> 2.4, IQ4_NL
-// 1.1 -> 2.8. The K-quants with a case of their own in load8 keep the shared
-// copy (Q4_K's own copy ran at 0.8 against 1.4); the other types are decoded
-// run by run through attn_dq_at.
-#define OWN_DECODERS(X) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL)
-
-// 8 consecutive weights k..k+7 of a row as f32 (k % 8 == 0 for Q8_0).
-INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
-    switch (wtype) {
-    case ATTN_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k)));
-    case ATTN_BF16:
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k))), 16));
-    case ATTN_Q8_0: {
-        const uint8_t *blk = row + (size_t)(k / 32) * 34;
-        uint16_t d;
-        memcpy(&d, blk, 2);
-        __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + k % 32))));
-        return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), q);
-    }
-    case ATTN_Q4_0: case ATTN_Q4_1: case ATTN_IQ4_NL: case ATTN_Q5_0: case ATTN_Q5_1: {
-        // d * q (+ m): nibbles qs[k % 16], low for k % 32 < 16, high after; Q5: | bit k % 32 of qh << 4
-        int m = wtype == ATTN_Q4_1 || wtype == ATTN_Q5_1, q5 = wtype == ATTN_Q5_0 || wtype == ATTN_Q5_1;
-        const uint8_t *blk = row + (size_t)(k / 32) * (size_t)attn_qbytes(wtype);
-        uint16_t h[2];
-        uint32_t qh = 0;
-        memcpy(h, blk, 4);
-        if (q5) memcpy(&qh, blk + 2 + 2 * m, 4);
-        __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + 2 * m + 4 * q5 + k % 16));
-        q = _mm_and_si128(k % 32 < 16 ? q : _mm_srli_epi16(q, 4), _mm_set1_epi8(15));
-        if (q5) { // bit i -> 0x10 in byte i
-            __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0);
-            __m128i x = _mm_and_si128(_mm_set1_epi8((char)(qh >> (k % 32) & 255)), bit);
-            q = _mm_or_si128(q, _mm_and_si128(_mm_cmpeq_epi8(x, bit), _mm_set1_epi8(0x10)));
-        }
-        if (wtype == ATTN_Q4_0) q = _mm_sub_epi8(q, _mm_set1_epi8(8));
-        if (wtype == ATTN_Q5_0) q = _mm_sub_epi8(q, _mm_set1_epi8(16));
-        if (wtype == ATTN_IQ4_NL) q = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), q);
-        __m256 w = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[0])), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-        return m ? _mm256_add_ps(w, _mm256_set1_ps(_cvtsh_ss(h[1]))) : w;
-    }
-    case ATTN_Q4_K: case ATTN_Q5_K: { // d * sc * q - dmin * mn of sub-block s (attn_dq_at's operations)
-        int q5 = wtype == ATTN_Q5_K;
-        const uint8_t *blk = row + (size_t)(k / 256) * (q5 ? 176 : 144);
-        int j = k % 256, s = j / 32, sc, mn;
-        attn_k_scale_min(blk + 4, s, &sc, &mn);
-        uint16_t h[2];
-        memcpy(h, blk, 4);
-        __m128i q = _mm_loadl_epi64((const __m128i *)(blk + (q5 ? 48 : 16) + (j / 64) * 32 + j % 32));
-        q = _mm_and_si128(s & 1 ? _mm_srli_epi16(q, 4) : q, _mm_set1_epi8(15));
-        if (q5) { // | bit s of qh[j % 32] << 4
-            __m128i qh = _mm_loadl_epi64((const __m128i *)(blk + 16 + j % 32));
-            qh = _mm_and_si128(_mm_srl_epi16(qh, _mm_cvtsi32_si128(s)), _mm_set1_epi8(1));
-            q = _mm_or_si128(q, _mm_slli_epi16(qh, 4));
-        }
-        __m256 w = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[0]) * (float)sc), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q)));
-        return _mm256_sub_ps(w, _mm256_set1_ps(_cvtsh_ss(h[1]) * (float)mn));
-    }
-    case ATTN_Q6_K: { // d * sc * ((ql nibble | 2 bits of qh << 4) - 32), j = 128 h + 32 c + l
-        const uint8_t *blk = row + (size_t)(k / 256) * 210;
-        int j = k % 256, h = j / 128, c = (j / 32) % 4, l = j % 32;
-        uint16_t d;
-        memcpy(&d, blk + 208, 2);
-        __m128i lo = _mm_loadl_epi64((const __m128i *)(blk + h * 64 + (c & 1) * 32 + l));
-        __m128i hi = _mm_loadl_epi64((const __m128i *)(blk + 128 + h * 32 + l));
-        lo = _mm_and_si128(_mm_srl_epi16(lo, _mm_cvtsi32_si128(4 * (c >> 1))), _mm_set1_epi8(15));
-        hi = _mm_and_si128(_mm_srl_epi16(hi, _mm_cvtsi32_si128(2 * c)), _mm_set1_epi8(3));
-        __m128i q = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-        return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d) * (float)(int8_t)blk[192 + j / 16]),
-                             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-    }
-    case ATTN_IQ4_XS: { // d * (s6 - 32) * kvalues[nibble] of sub-block s
-        const uint8_t *blk = row + (size_t)(k / 256) * 136;
-        int j = k % 256, s = j / 32;
-        uint16_t h;
-        memcpy(&h, blk, 2);
-        float d = _cvtsh_ss(h) * (float)attn_iq4xs_scale(blk, s);
-        __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 8 + 16 * s + j % 16));
-        q = _mm_and_si128(j % 32 < 16 ? q : _mm_srli_epi16(q, 4), _mm_set1_epi8(15));
-        q = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), q);
-        return _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-    }
-    case ATTN_F32: return _mm256_loadu_ps((const float *)row + k);
-    default: return dq8(row, wtype, k); // the other quantized types
-    }
-}
-
-// 16 int8 weights (all whole numbers below 128) times d, as load8 does 8.
+// 16 int8 weights (all whole numbers below 128) times d.
 INLINE void q16_f32(__m128i q, __m256 d, __m256 w[2]) {
     w[0] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
     w[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
@@ -177,8 +53,9 @@ INLINE __m128i bits16(uint32_t b) {
     return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(x, bit), bit), _mm_set1_epi8(0x10));
 }
 
-// A run of 16 (attn_dq_at(..., j) with j % 16 == 0) into w[0], w[1]: dq8_run's
-// operations on 16 bytes at once, so its bits.
+// A run of 16 weights (simd/quant.h's attn_dq_at(..., j), j % 16 == 0) into
+// w[0], w[1]: the bytes worked on 16 at a time, then converted and scaled;
+// the same operations, so the same bits, as attn_dq_block.
 INLINE void dq16_run(attn_dq_run r, __m256 w[2]) {
     __m128i v = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
     v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
@@ -195,9 +72,9 @@ INLINE void dq16_run(attn_dq_run r, __m256 w[2]) {
     else if (r.mode == ATTN_DQ_SUB) w[0] = _mm256_sub_ps(w[0], _mm256_set1_ps(r.m)), w[1] = _mm256_sub_ps(w[1], _mm256_set1_ps(r.m));
 }
 
-// Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3]:
-// load8's operations, so its bits, with the block's (or sub-block's) scales
-// and bytes taken once for the 32.
+// Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3],
+// the block's (or sub-block's) scales and bytes taken once for the 32; the
+// operations of attn_dq_block, so its bits (Q2_K and Q3_K: its runs of 16).
 INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
     switch (wtype) {
     case ATTN_Q8_0: {
@@ -277,15 +154,27 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
         q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(dd * (float)(int8_t)blk[192 + j / 16 + 1]), w + 2);
         return;
     }
-    case ATTN_Q2_K: case ATTN_Q3_K: { // two runs of 16 as attn_dq_at gives them
-        const uint8_t *blk = row + (size_t)(k / 256) * (size_t)attn_qbytes(wtype);
-        dq16_run(attn_dq_at(blk, wtype, k % 256), w);
-        dq16_run(attn_dq_at(blk, wtype, k % 256 + 16), w + 2);
-        return;
+    default: // Q2_K, Q3_K
+        break;
     }
-    default:
-        UNROLL
-        for (int i = 0; i < 4; i++) w[i] = load8(row, wtype, k + 8 * i);
+    const uint8_t *blk = row + (size_t)(k / 256) * (size_t)attn_qbytes(wtype);
+    dq16_run(attn_dq_at(blk, wtype, k % 256), w);
+    dq16_run(attn_dq_at(blk, wtype, k % 256 + 16), w + 2);
+}
+
+// 8 consecutive weights k..k+7 of a row as f32 (k % 8 == 0 for the quantized
+// types, which are a quarter of load32's 32).
+INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
+    switch (wtype) {
+    case ATTN_F32: return _mm256_loadu_ps((const float *)row + k);
+    case ATTN_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k)));
+    case ATTN_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k))), 16));
+    default: {
+        __m256 w[4];
+        load32(row, wtype, k & ~31, w);
+        return w[(k >> 3) & 3];
+    }
     }
 }
 
@@ -302,6 +191,12 @@ INLINE __m256 load8_any(const uint8_t *row, uint32_t wtype, int k, int n) {
 
 static void avx2_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
     int k = 0;
+    if (attn_is_quant(wtype)) // (whole blocks of 32 or 256)
+        for (; k + 32 <= n; k += 32) {
+            __m256 w[4];
+            load32(W, wtype, k, w);
+            for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + k + 8 * i, w[i]);
+        }
     for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, load8(W, wtype, k));
     if (k < n) {
         float tmp[8];
@@ -342,14 +237,10 @@ INLINE void load_rows(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, __m2
 // at k0 + c (lanes beyond nr and columns beyond kn are 0).
 INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int kn, int nr, __m256 col[8]) {
     if (nr == 8 && kn == 8) {
-        switch (wtype) {
+        switch (wtype) { // (the type a constant in each copy)
         case ATTN_F32: load_rows(W, ldw, ATTN_F32, k0, col); break;
         case ATTN_F16: load_rows(W, ldw, ATTN_F16, k0, col); break;
         case ATTN_BF16: load_rows(W, ldw, ATTN_BF16, k0, col); break;
-        case ATTN_Q8_0: load_rows(W, ldw, ATTN_Q8_0, k0, col); break;
-#define CASE(T) case T: load_rows(W, ldw, T, k0, col); break;
-        OWN_DECODERS(CASE) // (the type a constant in each copy)
-#undef CASE
         default: load_rows(W, ldw, wtype, k0, col); break;
         }
     } else {
@@ -410,8 +301,13 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 
 // ---------------------------------------------------------------- GEMM
 
-// P[k][c] = weight (n0 + c, k) for c < nc (<= 16), 0 for c >= nc.
-static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+// The weights (n0 + c, k) for c < nc (<= 16), 0 for c >= nc: at P[k][c]
+// where lane is 0 (pack_panel), else lane l = k % 8's (the dot form, K % 8
+// == 0) at P[l * lane + k / 8 * NR + c]. 8 rows x 8 k transposed at a time;
+// quantized rows decoded 32 weights at a time (load32) into rows[][] first.
+INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, size_t lane) {
+    static _Thread_local float rows[8][32] __attribute__((aligned(32)));
+    const int quant = attn_is_quant(wtype); // (rows of whole blocks: K % 32 == 0)
     __m256 col[8];
     for (int h = 0; h < 2; h++) {
         int nr = nc - 8 * h;
@@ -419,15 +315,32 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
         const uint8_t *w = W + (size_t)(8 * h) * ldw;
         for (int k0 = 0; k0 < K; k0 += 8) {
             int kn = K - k0 < 8 ? K - k0 : 8;
-            if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
+            if (quant && k0 % 32 == 0)
+                for (int r = 0; r < nr; r++) {
+                    __m256 q[4];
+                    load32(w + (size_t)r * ldw, wtype, k0, q);
+                    UNROLL
+                    for (int i = 0; i < 4; i++) _mm256_store_ps(rows[r] + 8 * i, q[i]);
+                }
+            if (quant) {
+                UNROLL
+                for (int r = 0; r < 8; r++) col[r] = r < nr ? _mm256_load_ps(rows[r] + k0 % 32) : _mm256_setzero_ps();
+                transpose8(col);
+            } else if (nr) load_block(w, ldw, wtype, k0, kn, nr, col);
             else for (int c = 0; c < 8; c++) col[c] = _mm256_setzero_ps();
+#define AT(c) (lane ? P + (size_t)(c) * lane + (size_t)k0 / 8 * NR + 8 * h : P + (size_t)(k0 + (c)) * NR + 8 * h)
             if (kn == 8) {
                 UNROLL
-                for (int c = 0; c < 8; c++) _mm256_store_ps(P + (size_t)(k0 + c) * NR + 8 * h, col[c]);
+                for (int c = 0; c < 8; c++) _mm256_store_ps(AT(c), col[c]);
             } else
-                for (int c = 0; c < kn; c++) _mm256_store_ps(P + (size_t)(k0 + c) * NR + 8 * h, col[c]);
+                for (int c = 0; c < kn; c++) _mm256_store_ps(AT(c), col[c]);
+#undef AT
         }
     }
+}
+
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+    pack_rows(P, W, ldw, wtype, K, nc, 0);
 }
 
 INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
@@ -692,20 +605,8 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
             if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
 }
 
-// The panel: 8 rows x 8 k decoded and transposed (load_block), lane l's
-// column of it stored in lane l's rows.
 INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
-    __m256 col[8];
-    for (int h = 0; h < NR / 8; h++) {
-        int nr = nc - 8 * h;
-        nr = nr < 0 ? 0 : nr > 8 ? 8 : nr;
-        for (int k0 = 0; k0 < K; k0 += 8) {
-            if (nr) load_block(W + (size_t)(8 * h) * ldw, ldw, t, k0, 8, nr, col);
-            else for (int l = 0; l < 8; l++) col[l] = _mm256_setzero_ps();
-            UNROLL
-            for (int l = 0; l < 8; l++) _mm256_store_ps(P + (size_t)l * dot_lane(K) + (size_t)k0 / 8 * NR + 8 * h, col[l]);
-        }
-    }
+    pack_rows(P, W, ldw, t, K, nc, dot_lane(K));
 }
 
 // A[m][k] for m < M at Ap[m * K + l * K / 8 + j], k = l + 8 j: 8 j at a time

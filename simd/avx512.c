@@ -710,7 +710,7 @@ static void avx512_add(float *y, const float *x, int n) {
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
 // decodes them. Decoding 16 consecutive weights of a row into a vector needs
 // no transposes, and a decoded vector serves every row of A. GEMV (M <=
-// GEMV_MAX_M) runs dot_dr weight rows at once; GEMM (dot_gemm) runs the float
+// GEMV_MAX_M) runs dot_dr weight rows at once; GEMM (simd/drivers.h's dot_gemm) runs the float
 // GEMM's register tiles on a panel and rows of A whose k are reordered so
 // that each lane's chain is one tile chain, then adds the 16 in hsum's tree;
 // both give the same bits.

@@ -1,7 +1,7 @@
 // simd/drivers.h - what every fast path does the same way: the GEMV and GEMM
 // drivers, the weight-panel buffer and attention built from the kernels.
-// A code template, not a header: included once, at the end of avx2.c,
-// avx512.c and neon.c, after each has defined:
+// A code template, not a header: included once in each of avx2.c, avx512.c
+// and neon.c, after each has defined:
 //   GEMV_ROWS, GEMV_MAX_M  weight rows per gemv_rows call; most rows of A for GEMV
 //   MR (6, 8 or 14), NR    GEMM register tile: rows of A, weight columns
 //   PV_R (6)               rows of a probs @ V tile
@@ -12,14 +12,13 @@
 //   gemm_tile(R, A, lda, P, K, bias, C, ldc, nc)   C tile, R <= MR rows, nc <= NR columns
 //   softmax_scaled(x, n, scale)           x *= scale, then softmax in place
 //   pv_tile(R, p, ps, v, vs, nj, hd, out, os)     R <= PV_R rows of probs @ V over nj keys
-// Where a path keeps the "dot form" for some weight types it defines
-// DOT_LANES too, and after this file (declared below): dot_order, dot_dr,
-// dot_rows_for, dot_pack_panel, dot_reorder, dot_combine; its matmul is then
-// simd_matmul_dot (the section at the end).
 // and for exact mode (attn_simd_exact), a vector XD of XL doubles:
 //   XR, XV                 exact tile: rows of A, vectors of columns (XV * XL divides NR)
 //   xd_zero(), xd_set1(d), xd_fma(a, b, c) = a * b + c, xd_from(p) (XL floats at p),
 //   xd_store(p, v)
+// A path that keeps the "dot form" for some weight types defines DOT_LANES
+// and DOT_TYPES too, and after this file the functions declared in the
+// section at the end; its matmul is then simd_matmul_dot.
 #ifndef ATTN_SIMD_DRIVERS_H
 #define ATTN_SIMD_DRIVERS_H
 #include <pthread.h>

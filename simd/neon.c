@@ -219,8 +219,10 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 
 // ---------------------------------------------------------------- GEMM
 
-// P[k][c] = weight (n0 + c, k) for c < nc (<= 12), 0 for c >= nc.
-static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+// The weights (n0 + c, k) for c < nc (<= 12), 0 for c >= nc: at P[k][c]
+// where lane is 0 (pack_panel), else lane l = k % 4's (the dot form, K % 4
+// == 0) at P[l * lane + k / 4 * NR + c].
+INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, size_t lane) {
     float32x4_t col[4];
     for (int g = 0; g < NR / 4; g++) {
         int nr = nc - 4 * g;
@@ -229,9 +231,15 @@ static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, i
             int kn = K - k0 < 4 ? K - k0 : 4;
             if (nr) load_block(W + (size_t)(4 * g) * ldw, ldw, wtype, k0, kn, nr, col);
             else col[0] = col[1] = col[2] = col[3] = vdupq_n_f32(0);
-            for (int c = 0; c < kn; c++) vst1q_f32(P + (size_t)(k0 + c) * NR + 4 * g, col[c]);
+            for (int c = 0; c < kn; c++)
+                vst1q_f32(lane ? P + (size_t)c * lane + (size_t)k0 / 4 * NR + 4 * g : P + (size_t)(k0 + c) * NR + 4 * g,
+                          col[c]);
         }
     }
+}
+
+static void pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc) {
+    pack_rows(P, W, ldw, wtype, K, nc, 0);
 }
 
 INLINE void gemm_tile(int R, const float *A, int lda, const float *P, int K, const float *bias, float *C, int ldc,
@@ -476,20 +484,8 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
             if (m < M && r < nr) C[(size_t)m * ldc + r] = hsum(acc[m][r]) + (bias ? bias[r] : 0.0f);
 }
 
-// The panel: 4 rows x 4 k decoded and transposed (load_block), lane l's
-// column of it stored in lane l's rows.
 INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, int nc) {
-    float32x4_t col[4];
-    for (int g = 0; g < NR / 4; g++) {
-        int nr = nc - 4 * g;
-        nr = nr < 0 ? 0 : nr > 4 ? 4 : nr;
-        for (int k0 = 0; k0 < K; k0 += 4) {
-            if (nr) load_block(W + (size_t)(4 * g) * ldw, ldw, t, k0, 4, nr, col);
-            else col[0] = col[1] = col[2] = col[3] = vdupq_n_f32(0);
-            UNROLL
-            for (int l = 0; l < 4; l++) vst1q_f32(P + (size_t)l * dot_lane(K) + (size_t)k0 / 4 * NR + 4 * g, col[l]);
-        }
-    }
+    pack_rows(P, W, ldw, t, K, nc, dot_lane(K));
 }
 
 // A[m][k] for m < M at Ap[m * K + l * K / 4 + j], k = l + 4 j: 4 j at a time
