@@ -537,8 +537,8 @@ static void avx2_add(float *y, const float *x, int n) {
 // Every type but F32 (F16 and BF16 where K % 8 == 0: dot_order) keeps the
 // dot form of simd/drivers.h on this path: 8 chains, lane l over k = l, l+8,
 // ..., then hsum's tree (a_i = s_i + s_i+4, b_i = a_i + a_i+2, b_0 + b_1),
-// then + bias. A row's 8 consecutive weights decode straight into a vector
-// (load8), so the GEMV chains dot_dr rows at once with no transpose; in the
+// then + bias. A row's consecutive weights decode straight into vectors
+// (load8, load32), so the GEMV chains dot_dr rows at once with no transpose; in the
 // one chain per output a GEMV step was one vector chain over 8 rows, at the
 // latency of its fused multiply-adds.
 #define DOT_LANES 8

@@ -418,8 +418,8 @@ static void neon_add(float *y, const float *x, int n) {
 //
 // Every type but F32 (F16 and BF16 where K % 4 == 0: dot_order) keeps the
 // dot form of simd/drivers.h on this path: 4 chains, lane l over k = l, l+4,
-// ..., then hsum's tree ((s_0 + s_2) + (s_1 + s_3)), then + bias. A row's 4
-// consecutive weights decode straight into a vector (load4), so the GEMV
+// ..., then hsum's tree ((s_0 + s_2) + (s_1 + s_3)), then + bias. A row's
+// consecutive weights decode straight into vectors (load4, dq16_run), so the GEMV
 // chains dot_dr rows at once with no transpose, where the one chain per
 // output made a GEMV step two vector chains over 8 rows.
 #define DOT_LANES 4
