@@ -1,7 +1,7 @@
 // simd/avx512.c - the AVX-512 path (F, BW, VL, DQ; F16C conversions).
 //
 // Order of operations (what makes results independent of sizes and threads):
-// F32/BF16 weights (and F16 rows of K % 32 != 0): every matmul output is one chain of fused
+// F32 weights (and F16/BF16 rows of K % 32 != 0): every matmul output is one chain of fused
 // multiply-adds over k = 0..K-1 starting from +0, then + bias. The two
 // matmul kernels both keep to it:
 // - GEMM (M > GEMV_MAX_M): a panel of 48 weight rows is converted to f32 and
@@ -11,7 +11,7 @@
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A.
 // Q2_K, Q3_K and Q5_K (CHAIN_QTYPES) keep that order too (GEMV on the
-// bytes of 16 rows transposed). The other quantized types and F16 (DOT_TYPES,
+// bytes of 16 rows transposed). The other quantized types, F16 and BF16 (DOT_TYPES,
 // dot_order) keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
 // fixed tree (see the section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
@@ -36,7 +36,7 @@
 // Quantized types in the dot form (decoders of 16 consecutive weights below),
 // and those that keep the one chain (16 rows transposed, as F32).
 #define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL) \
-    X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) // F16: rows of K % 32 == 0 (dot_order)
+    X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) X(ATTN_BF16) // F16, BF16: rows of K % 32 == 0 (dot_order)
 #define CHAIN_QTYPES(X) X(ATTN_Q2_K) X(ATTN_Q3_K) X(ATTN_Q5_K)
 #define DOT_LANES 16 // the dot form's chains per output (simd/drivers.h)
 #define NR 48 // GEMM tile columns (three vectors)
@@ -704,7 +704,7 @@ static void avx512_add(float *y, const float *x, int n) {
 
 // ---------------------------------------------------------------- quantized weights: dot form
 //
-// DOT_TYPES (dot_order: F16 where K % 32 == 0) keep another order on this path (the
+// DOT_TYPES (dot_order: F16 and BF16 where K % 32 == 0) keep another order on this path (the
 // "dot form"): C[m][n] = hsum(v) + bias[n], where lane l of the 16-lane v is
 // a chain of fused multiply-adds from +0 of A[m][k] * w[n][k] over
 // k = l, l+16, l+32, ... in order, w the weights exactly as attn_dq_block
@@ -717,9 +717,18 @@ static void avx512_add(float *y, const float *x, int n) {
 // Weight rows per GEMV step: 6 for the K-quants' decode (M = 1; their
 // decoding leaves room for more independent chains: Q4_K 16.2-16.6 -> 16.9-
 // 17.2 GB/s, Q6_K 16.5-18.4 -> 18.7-19.8 per CPU second in bench_gemv -t 1),
-// 4 otherwise (F16 and Q8_0 were slower with 6, and M > 1 would spill).
+// 3 for F16 and BF16 (M = 1: their GEMV is bound by the memory, which
+// streams fewer rows at once faster: bench_gemv -t 2 -mb 512, F16 from
+// memory 55.9-57.8 -> 66.5-68.2 GB/s at K = 2048, 49.8-52.0 -> 64.5-67.1 at
+// K = 5632, while 2 rows gave 73.9-74.6 and 54.9-55.2, 4 with no prefetching
+// of the next rows 47.6-48.0 and 43.7-44.4), 4 otherwise (Q8_0 was slower
+// with 6, and M > 1 would spill).
 #define DR_MAX 6
-INLINE int dot_dr(uint32_t t, int M) { return M == 1 && (t == ATTN_Q4_K || t == ATTN_Q6_K) ? DR_MAX : 4; }
+INLINE int is_half(uint32_t t) { return t == ATTN_F16 || t == ATTN_BF16; }
+INLINE int dot_dr(uint32_t t, int M) {
+    if (M > 1) return 4;
+    return t == ATTN_Q4_K || t == ATTN_Q6_K ? DR_MAX : is_half(t) ? 3 : 4;
+}
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
@@ -728,9 +737,9 @@ typedef struct {
     __m512i nib[2]; // Q4_K: the 32 bytes of sub-blocks 2p (low nibbles) and 2p + 1 (high), widened once for both
 } dq_state;
 
-// Bytes of a block of attn_qblk(t) weights: F16 rows are taken in runs of 32
-// (64 bytes) as if they were blocks.
-INLINE int dot_bytes(uint32_t t) { return t == ATTN_F16 ? 64 : attn_qbytes(t); }
+// Bytes of a block of attn_qblk(t) weights: F16 and BF16 rows are taken in
+// runs of 32 (64 bytes) as if they were blocks.
+INLINE int dot_bytes(uint32_t t) { return is_half(t) ? 64 : attn_qbytes(t); }
 
 // Weights per dq_prep call of type t (a block or half of one).
 INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
@@ -824,9 +833,9 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         q1 = _mm512_mask_or_epi32(q1, (__mmask16)(qh >> 16), q1, b4);
         w[0] = _mm512_permutex2var_ps(lo, q0, hi);
         w[1] = _mm512_permutex2var_ps(lo, q1, hi);
-    } else if (t == ATTN_F16) { // (runs of 32 as blocks: dot_bytes)
-        w[0] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j)));
-        w[1] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 2 * j + 32)));
+    } else if (is_half(t)) { // (runs of 32 as blocks: dot_bytes)
+        w[0] = load16(b, t, j);
+        w[1] = load16(b, t, j + 16);
     } else if (t == ATTN_Q6_K) {
         int i = j % 128, s = j / 16;
         w[0] = _mm512_mul_ps(_mm512_set1_ps(st->s[s]),
@@ -950,7 +959,7 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
         nr = nr < 0 ? 0 : nr > 16 ? 16 : nr;
         for (int k0 = 0; k0 < K; k0 += blk) {
             const uint8_t *b0 = W + (size_t)(16 * h) * ldw + (size_t)(k0 / blk) * (size_t)bytes;
-            if (t != ATTN_F16) // (F16 is converted straight from the rows below)
+            if (!is_half(t)) // (F16 and BF16 are converted straight from the rows below)
                 for (int r = 0; r < nr; r++) {
                     dq_state st;
                     UNROLL
@@ -967,7 +976,7 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
                 UNROLL
                 for (int r = 0; r < 16; r++)
                     col[r] = r >= nr ? _mm512_setzero_ps()
-                           : t == ATTN_F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b0 + (size_t)r * ldw + 2 * j)))
+                           : is_half(t) ? load16(b0 + (size_t)r * ldw, t, j)
                            : _mm512_load_ps(rows[r] + j);
                 transpose16(col);
                 UNROLL
@@ -978,13 +987,13 @@ INLINE void dot_pack(float *P, const uint8_t *W, size_t ldw, uint32_t t, int K, 
     }
 }
 // Whether weights of type t, K per row, are in the dot form: DOT_TYPES, F16
-// only where K % 32 == 0 (its GEMV works on runs of 32).
+// and BF16 only where K % 32 == 0 (their GEMV works on runs of 32).
 static int dot_order(uint32_t t, int K) {
     switch (t) {
 #define CASE(T) case T:
     DOT_TYPES(CASE)
 #undef CASE
-        return t != ATTN_F16 || K % 32 == 0;
+        return !is_half(t) || K % 32 == 0;
     default: return 0;
     }
 }
