@@ -41,34 +41,9 @@ INLINE void xd_store(double *p, XD v) { vst1q_f64(p, v); }
 
 // ---------------------------------------------------------------- weights
 
-// Weights k..k+3 of a row of a quantized type (k % 4 == 0): the bytes of the
-// run (simd/quant.h) worked on 4 at a time, then converted and scaled; the
-// same operations, so the same bits, as attn_dq_block.
-INLINE float32x4_t dq4_run(attn_dq_run r) {
-    uint32_t lo4, hi4;
-    memcpy(&lo4, r.lo, 4);
-    uint8x8_t v = vshl_u8(vreinterpret_u8_u32(vdup_n_u32(lo4)), vdup_n_s8((int8_t)-r.lo_sh));
-    v = vand_u8(v, vdup_n_u8(r.lo_mask));
-    if (r.hi) {
-        memcpy(&hi4, r.hi, 4);
-        uint8x8_t h = vshl_u8(vreinterpret_u8_u32(vdup_n_u32(hi4)), vdup_n_s8((int8_t)-r.hi_sh));
-        v = vorr_u8(v, vshl_u8(vand_u8(h, vdup_n_u8(r.hi_mask)), vdup_n_s8((int8_t)r.hi_pos)));
-    }
-    if (r.hbits) { // bit i -> 0x10 in byte i
-        const uint8x8_t bit = { 1, 2, 4, 8, 16, 32, 64, 128 };
-        v = vorr_u8(v, vand_u8(vceq_u8(vand_u8(vdup_n_u8((uint8_t)(r.hbits & 255)), bit), bit), vdup_n_u8(0x10)));
-    }
-    v = vsub_u8(v, vdup_n_u8(r.bias));
-    if (r.lut) v = vqtbl1_u8(vreinterpretq_u8_s8(vld1q_s8(attn_iq4_kvalues)), v);
-    int32x4_t q = vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(v))));
-    float32x4_t w = vmulq_f32(vdupq_n_f32(r.d), vcvtq_f32_s32(q));
-    if (r.mode == ATTN_DQ_ADD) w = vaddq_f32(w, vdupq_n_f32(r.m));
-    else if (r.mode == ATTN_DQ_SUB) w = vsubq_f32(w, vdupq_n_f32(r.m));
-    return w;
-}
-
-// A run of 16 (attn_dq_at(..., j) with j % 16 == 0) into w.val[0..3]: dq4_run's
-// operations on 16 bytes at once, so its bits.
+// A run of 16 weights of a quantized type (attn_dq_at(..., j), j % 16 == 0)
+// into w.val[0..3]: the bytes worked on 16 at a time, then converted and
+// scaled; the same operations, so the same bits, as attn_dq_block.
 INLINE float32x4x4_t dq16_run(attn_dq_run r) {
     uint8x16_t v = vandq_u8(vshlq_u8(vld1q_u8(r.lo), vdupq_n_s8((int8_t)-r.lo_sh)), vdupq_n_u8(r.lo_mask));
     if (r.hi) {
@@ -94,15 +69,16 @@ INLINE float32x4x4_t dq16_run(attn_dq_run r) {
     return w;
 }
 
-// One copy per type of the run's decoding (the type a constant in each), out
-// of line: inlined into every unrolled row it made the code too large.
-static __attribute__((noinline)) float32x4_t dq4(const uint8_t *row, uint32_t t, int k) {
+// Weights k..k+15 of a row of a quantized type (k % 16 == 0): one copy per
+// type of the run's decoding (the type a constant in each), out of line for
+// the panels and the cold paths (the dot form's GEMV inlines dq16_run).
+static __attribute__((noinline)) float32x4x4_t dq16(const uint8_t *row, uint32_t t, int k) {
     switch (t) {
 #define DQ_CASE(T) \
-    case T: return dq4_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
+    case T: return dq16_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
         ATTN_QTYPES(DQ_CASE)
 #undef DQ_CASE
-    default: return vdupq_n_f32(0);
+    default: return (float32x4x4_t){ { vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0) } };
     }
 }
 
@@ -126,7 +102,7 @@ INLINE float32x4_t load4(const uint8_t *row, uint32_t wtype, int k) {
         return vmulq_n_f32(q, attn_f16_to_f32(d));
     }
     case ATTN_F32: return vld1q_f32((const float *)row + k);
-    default: return dq4(row, wtype, k); // the other quantized types
+    default: return dq16(row, wtype, k & ~15).val[k % 16 / 4]; // the other quantized types: a quarter of a run
     }
 }
 
@@ -156,6 +132,10 @@ INLINE void store4(float *p, float32x4_t v, int n) {
 }
 
 static void neon_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
+    if (attn_is_quant(wtype) && wtype != ATTN_Q8_0) { // (rows of whole blocks: n % 32 == 0)
+        for (int k = 0; k < n; k += 16) vst1q_f32_x4(out + k, dq16(W, wtype, k));
+        return;
+    }
     for (int k = 0; k < n; k += 4) store4(out + k, load4_any(W, wtype, k, n - k), n - k);
 }
 
@@ -223,17 +203,29 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 // where lane is 0 (pack_panel), else lane l = k % 4's (the dot form, K % 4
 // == 0) at P[l * lane + k / 4 * NR + c].
 INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, size_t lane) {
-    float32x4_t col[4];
+    // rows of the quantized types (but Q8_0) a run of 16 at a time (dq16; K % 32 == 0), the others 4
+    const int step = attn_is_quant(wtype) && wtype != ATTN_Q8_0 ? 16 : 4;
     for (int g = 0; g < NR / 4; g++) {
         int nr = nc - 4 * g;
         nr = nr < 0 ? 0 : nr > 4 ? 4 : nr;
-        for (int k0 = 0; k0 < K; k0 += 4) {
-            int kn = K - k0 < 4 ? K - k0 : 4;
-            if (nr) load_block(W + (size_t)(4 * g) * ldw, ldw, wtype, k0, kn, nr, col);
-            else col[0] = col[1] = col[2] = col[3] = vdupq_n_f32(0);
-            for (int c = 0; c < kn; c++)
-                vst1q_f32(lane ? P + (size_t)c * lane + (size_t)k0 / 4 * NR + 4 * g : P + (size_t)(k0 + c) * NR + 4 * g,
-                          col[c]);
+        const uint8_t *Wg = W + (size_t)(4 * g) * ldw;
+        for (int k0 = 0; k0 < K; k0 += step) {
+            float32x4x4_t run[4];
+            if (step == 16)
+                for (int r = 0; r < 4; r++)
+                    run[r] = r < nr ? dq16(Wg + (size_t)r * ldw, wtype, k0) : (float32x4x4_t){ { vdupq_n_f32(0) } };
+            for (int k = k0; k < k0 + step && k < K; k += 4) {
+                int kn = K - k < 4 ? K - k : 4;
+                float32x4_t col[4];
+                if (step == 16) {
+                    for (int r = 0; r < 4; r++) col[r] = r < nr ? run[r].val[(k - k0) / 4] : vdupq_n_f32(0);
+                    transpose4(col);
+                } else if (nr) load_block(Wg, ldw, wtype, k, kn, nr, col);
+                else col[0] = col[1] = col[2] = col[3] = vdupq_n_f32(0);
+                for (int c = 0; c < kn; c++)
+                    vst1q_f32(lane ? P + (size_t)c * lane + (size_t)k / 4 * NR + 4 * g : P + (size_t)(k + c) * NR + 4 * g,
+                              col[c]);
+            }
         }
     }
 }
