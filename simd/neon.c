@@ -76,7 +76,7 @@ static __attribute__((noinline)) float32x4x4_t dq16(const uint8_t *row, uint32_t
     switch (t) {
 #define DQ_CASE(T) \
     case T: return dq16_run(attn_dq_at(row + (size_t)(k / attn_qblk(T)) * (size_t)attn_qbytes(T), T, k % attn_qblk(T)));
-        ATTN_QTYPES(DQ_CASE)
+        ATTN_QTYPES(DQ_CASE) DQ_CASE(ATTN_Q8_0)
 #undef DQ_CASE
     default: return (float32x4x4_t){ { vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_f32(0) } };
     }
@@ -132,7 +132,7 @@ INLINE void store4(float *p, float32x4_t v, int n) {
 }
 
 static void neon_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
-    if (attn_is_quant(wtype) && wtype != ATTN_Q8_0) { // (rows of whole blocks: n % 32 == 0)
+    if (attn_is_quant(wtype)) { // (rows of whole blocks: n % 32 == 0)
         for (int k = 0; k < n; k += 16) vst1q_f32_x4(out + k, dq16(W, wtype, k));
         return;
     }
@@ -203,8 +203,8 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 // where lane is 0 (pack_panel), else lane l = k % 4's (the dot form, K % 4
 // == 0) at P[l * lane + k / 4 * NR + c].
 INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, size_t lane) {
-    // rows of the quantized types (but Q8_0) a run of 16 at a time (dq16; K % 32 == 0), the others 4
-    const int step = attn_is_quant(wtype) && wtype != ATTN_Q8_0 ? 16 : 4;
+    // rows of the quantized types a run of 16 at a time (dq16; K % 32 == 0), the others 4
+    const int step = attn_is_quant(wtype) ? 16 : 4;
     for (int g = 0; g < NR / 4; g++) {
         int nr = nc - 4 * g;
         nr = nr < 0 ? 0 : nr > 4 ? 4 : nr;
