@@ -10,7 +10,7 @@
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A.
-// Q2_K, Q3_K and Q5_K (CHAIN_QTYPES) keep that order too (GEMV on the
+// Q2_K and Q3_K (CHAIN_QTYPES) keep that order too (GEMV on the
 // bytes of 16 rows transposed). The other quantized types, F16 and BF16 (DOT_TYPES,
 // dot_order) keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
 // fixed tree (see the section at the end); GEMV and GEMM alike.
@@ -36,8 +36,8 @@
 // Quantized types in the dot form (decoders of 16 consecutive weights below),
 // and those that keep the one chain (16 rows transposed, as F32).
 #define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL) \
-    X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q6_K) X(ATTN_F16) X(ATTN_BF16) // F16, BF16: rows of K % 32 == 0 (dot_order)
-#define CHAIN_QTYPES(X) X(ATTN_Q2_K) X(ATTN_Q3_K) X(ATTN_Q5_K)
+    X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q5_K) X(ATTN_Q6_K) X(ATTN_F16) X(ATTN_BF16) // F16, BF16: rows of K % 32 == 0 (dot_order)
+#define CHAIN_QTYPES(X) X(ATTN_Q2_K) X(ATTN_Q3_K)
 #define DOT_LANES 16 // the dot form's chains per output (simd/drivers.h)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
@@ -182,9 +182,6 @@ INLINE void load_block(const uint8_t *W, size_t ldw, uint32_t wtype, int k0, int
     transpose16(col);
 }
 
-
-// 0..15 as floats (the Q4_K lookup table's q).
-static const float DQ_IOTA[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 // -16..31 as floats: the q (- bias) of the other lookup tables, 16 from an offset.
 static const float DQ_RAMP[48] = { -16, -15, -14, -13, -12, -11, -10, -9, -8, -7, -6, -5, -4, -3, -2, -1,
                                    0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,  11,  12,  13,  14,  15,
@@ -716,7 +713,8 @@ static void avx512_add(float *y, const float *x, int n) {
 // both give the same bits.
 // Weight rows per GEMV step: 6 for the K-quants' decode (M = 1; their
 // decoding leaves room for more independent chains: Q4_K 16.2-16.6 -> 16.9-
-// 17.2 GB/s, Q6_K 16.5-18.4 -> 18.7-19.8 per CPU second in bench_gemv -t 1),
+// 17.2 GB/s, Q6_K 16.5-18.4 -> 18.7-19.8 per CPU second in bench_gemv -t 1;
+// Q5_K 13.3-13.5 with 4, 13.4-14.4 with 6),
 // 3 for F16 and BF16 (M = 1: their GEMV is bound by the memory, which
 // streams fewer rows at once faster: bench_gemv -t 2 -mb 512, F16 from
 // memory 55.9-57.8 -> 66.5-68.2 GB/s at K = 2048, 49.8-52.0 -> 64.5-67.1 at
@@ -725,16 +723,17 @@ static void avx512_add(float *y, const float *x, int n) {
 // with 6, and M > 1 would spill).
 #define DR_MAX 6
 INLINE int is_half(uint32_t t) { return t == ATTN_F16 || t == ATTN_BF16; }
+INLINE int is_k45(uint32_t t) { return t == ATTN_Q4_K || t == ATTN_Q5_K; } // one header: d, dmin, 6-bit sc and mn
 INLINE int dot_dr(uint32_t t, int M) {
     if (M > 1) return 4;
-    return t == ATTN_Q4_K || t == ATTN_Q6_K ? DR_MAX : is_half(t) ? 3 : 4;
+    return is_k45(t) || t == ATTN_Q6_K ? DR_MAX : is_half(t) ? 3 : 4;
 }
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
-    float s[16];   // Q4_K: d * sc of sub-blocks 0..7, then dmin * mn; Q6_K: d * sc of its 16 sub-blocks
-    int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i)
-    __m512i nib[2]; // Q4_K: the 32 bytes of sub-blocks 2p (low nibbles) and 2p + 1 (high), widened once for both
+    float s[16];   // Q4_K, Q5_K: d * sc of sub-blocks 0..7, then dmin * mn; Q6_K: d * sc of its 16 sub-blocks
+    int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i); Q5_K: q of the half block (dq_prep)
+    __m512i nib[2]; // Q4_K, Q5_K: the 32 bytes of sub-blocks 2p (low nibbles) and 2p + 1 (high), widened once for both
 } dq_state;
 
 // Bytes of a block of attn_qblk(t) weights: F16 and BF16 rows are taken in
@@ -742,12 +741,23 @@ typedef struct {
 INLINE int dot_bytes(uint32_t t) { return is_half(t) ? 64 : attn_qbytes(t); }
 
 // Weights per dq_prep call of type t (a block or half of one).
-INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
+INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K || t == ATTN_Q5_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
 
 // At weight j of block b (j % dq_span(t) == 0): the scales (and Q6_K's
 // bytes) with the f32 operations of attn_dq_at.
 INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
-    if (t == ATTN_Q4_K) { // attn_k_scale_min on four bytes at once: sc[0..7], mn[0..7]
+    if (t == ATTN_Q5_K) { // q = nibble | bit 4 from qh, the bytes of sub-blocks 4h + c at 32 (c >> 1) + 64 (c & 1)
+        int h = j / 128;
+        __m512i qs = _mm512_loadu_si512(b + 48 + 64 * h); // nibbles of sub-blocks 4h, 4h + 1 | 4h + 2, 4h + 3
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)));
+        __m512i ba = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << 4 * h)), _mm256_set1_epi8((char)(4 << 4 * h)), 1);
+        __m512i lo = _mm512_set1_epi8(15), b4 = _mm512_set1_epi8(16);
+        __m512i qa = _mm512_and_si512(qs, lo), qb = _mm512_and_si512(_mm512_srli_epi16(qs, 4), lo);
+        _mm512_storeu_si512(st->q, _mm512_mask_add_epi8(qa, _mm512_test_epi8_mask(qh, ba), qa, b4)); // c = 0, 2
+        _mm512_storeu_si512(st->q + 64, _mm512_mask_add_epi8(qb, _mm512_test_epi8_mask(qh, _mm512_add_epi8(ba, ba)), qb, b4));
+        if (j) return; // (the scales below once a block)
+    }
+    if (is_k45(t)) { // attn_k_scale_min on four bytes at once: sc[0..7], mn[0..7]
         uint32_t u[3], v[4];
         memcpy(u, b + 4, 12);
         v[0] = u[0] & 0x3f3f3f3f, v[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
@@ -787,18 +797,25 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         __m512 vd = _mm512_set1_ps(_cvtsh_ss(d));
         w[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
         w[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
-    } else if (t == ATTN_Q4_K) { // the 16 values d * q - m of the sub-block, looked up by nibble
-        int s = j / 32;
+    } else if (is_k45(t)) { // the 16 (Q5_K: 32) values d * q - m of the sub-block, looked up by q
+        int s = j / 32, q5 = t == ATTN_Q5_K;
         const uint8_t *qs = b + 16 + (s >> 1) * 32;
-        __m512 tab = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(DQ_IOTA)),
-                                   _mm512_set1_ps(st->s[8 + s]));
-        if (!(s & 1))
+        __m512 d = _mm512_set1_ps(st->s[s]), m = _mm512_set1_ps(st->s[8 + s]);
+        __m512 lo = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_loadu_ps(DQ_RAMP + 16)), m); // q 0..15
+        if (!(s & 1) && !q5)
             st->nib[0] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs)),
             st->nib[1] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
         __m512i q0 = st->nib[0], q1 = st->nib[1];
         if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
-        w[0] = _mm512_permutexvar_ps(q0, tab); // (the index is bits 0..3 of each lane)
-        w[1] = _mm512_permutexvar_ps(q1, tab);
+        if (!q5) {
+            w[0] = _mm512_permutexvar_ps(q0, lo); // (the index is bits 0..3 of each lane)
+            w[1] = _mm512_permutexvar_ps(q1, lo);
+        } else { // q (5 bits) as dq_prep made it
+            const uint8_t *q = (const uint8_t *)st->q + 32 * ((s & 3) >> 1) + 64 * (s & 1);
+            __m512 hi = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_loadu_ps(DQ_RAMP + 32)), m); // q 16..31
+            w[0] = _mm512_permutex2var_ps(lo, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)), hi);
+            w[1] = _mm512_permutex2var_ps(lo, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))), hi);
+        }
     } else if (t == ATTN_Q4_0 || t == ATTN_Q4_1 || t == ATTN_IQ4_NL || t == ATTN_IQ4_XS) {
         // 16 bytes: low nibbles weights j..j+15, high j+16..; the 16 values d * q (+ m) looked up
         int s = j / 32; // (IQ4_XS: the sub-block)
@@ -873,7 +890,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
                 // The units then read the scales back from memory, as broadcasts
                 // in their loads, rather than out of the register they were
                 // made in, a shuffle each beside the lookups' shuffles.
-                if (t == ATTN_Q4_K || t == ATTN_Q6_K) __asm__ volatile("" ::: "memory");
+                if (is_k45(t) || t == ATTN_Q6_K) __asm__ volatile("" ::: "memory");
             }
             __m512 w[DR_MAX][2];
             UNROLL
