@@ -5,6 +5,9 @@
 // into this program only, never into attn.
 //
 //   bench_gemm [-t THREADS] [--quick]     prints "key value" lines (tools/bench.sh makes the table)
+//   bench_gemm [-t THREADS] --bw          the read bandwidth alone (read_bw_gbs), taken
+//                                         again beside each decode figure: on a shared
+//                                         machine it moves within minutes
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
@@ -128,15 +131,21 @@ static void blas(const float *A, const float *W, float *C, int M, int K, int N) 
 }
 
 int main(int argc, char **argv) {
-    int nt = 0, quick = 0;
+    int nt = 0, quick = 0, bw_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) nt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--bw")) bw_only = 1;
     }
     if (attn_kernels_init()) { fprintf(stderr, "bench_gemm: %s\n", attn_errmsg()); return 2; }
     attn_pool *pool;
     if (attn_pool_new(&pool, nt)) { fprintf(stderr, "bench_gemm: %s\n", attn_errmsg()); return 1; }
     nt = attn_pool_size(pool);
+    if (bw_only) {
+        printf("read_bw_gbs %.1f\n", read_bw(pool));
+        attn_pool_free(pool);
+        return 0;
+    }
     openblas_set_num_threads(nt);
     printf("threads %d\npath %s\nopenblas_core %s\nopenblas_config %s\n", nt, attn_k->name, openblas_get_corename(),
            openblas_get_config());

@@ -1,12 +1,14 @@
 // tools/bench_gemv.c - decode's matrix-vector product (M = 1) per weight
 // type against this machine's read bandwidth, on the pool's threads.
 //
-//   bench_gemv [-t THREADS] [-K K] [-mb MiB] [TYPE ...]
+//   bench_gemv [-t THREADS] [-K K] [-mb MiB] [-rows N] [TYPE ...]
 // prints per type (every type, or the TYPEs named: F16, Q4_0, ...): GB/s of weights read (wall clock), % of the read bandwidth,
 // and GB/s per CPU-second (weights / process CPU time: what one core streams
 // when it has the CPU, the figure to compare on a loaded machine).
 // The weight matrix (about MiB of it, K columns) is larger than the caches;
-// its bytes are random with f16 scale bytes kept finite.
+// its bytes are random with f16 scale bytes kept finite. -rows N runs it as
+// consecutive matrices of N rows, one pool dispatch each (a model's decode
+// step: 2560 rows is TinyLlama's q, k and v together); default one dispatch.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +33,28 @@ static void mv_item(void *ctx, int i) {
     attn_k->matmul(j->x, j->K, j->W, j->t, NULL, j->y, j->N, 1, j->K, n0, n1);
 }
 
+// The whole matrix in dispatches of `rows` rows each (0: one dispatch).
+static void mv_sweep(attn_pool *pool, mv_job j, int rows, size_t rb) {
+    if (rows <= 0 || rows >= j.N) {
+        attn_pool_run(pool, attn_col_items(j.N, j.nt), mv_item, &j);
+        return;
+    }
+    int N = j.N;
+    for (int r = 0; r + rows <= N; r += rows) {
+        mv_job p = j;
+        p.W = j.W + rb * r, p.y = j.y + r, p.N = rows;
+        attn_pool_run(pool, attn_col_items(rows, j.nt), mv_item, &p);
+    }
+}
+
 int main(int argc, char **argv) {
-    int nt = 2, K = 2048, mb = 256, named = 0;
+    int nt = 2, K = 2048, mb = 256, named = 0, rows = 0;
     const char *only[16];
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "-t")) nt = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "-K")) K = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "-mb")) mb = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "-rows")) rows = atoi(argv[++i]);
         else if (named < 16) only[named++] = argv[i];
     }
     if (attn_kernels_init()) return 1;
@@ -67,7 +84,7 @@ int main(int argc, char **argv) {
         double best = 1e9, cpu = 1e9;
         for (int rep = 0; rep < 7; rep++) {
             double t0 = now(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
-            attn_pool_run(pool, attn_col_items(N, nt), mv_item, &j);
+            mv_sweep(pool, j, rows, rb);
             double c1 = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
             t0 = now() - t0;
             if (t0 < best) best = t0;
