@@ -10,9 +10,8 @@
 //   place (broadcasts).
 // - GEMV (M <= GEMV_MAX_M, the decode case): 16 weight rows x 16 k are loaded,
 //   converted and transposed in registers, then chained with broadcast A.
-// Q2_K and Q3_K (CHAIN_QTYPES) keep that order too (GEMV on the
-// bytes of 16 rows transposed). The other quantized types, F16 and BF16 (DOT_TYPES,
-// dot_order) keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
+// Every quantized type, and F16 and BF16 rows of K % 32 == 0 (DOT_TYPES,
+// dot_order), keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
 // fixed tree (see the section at the end); GEMV and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
@@ -31,13 +30,10 @@
 #define UNROLL _Pragma("GCC unroll 32")
 #define GEMV_MAX_M 4
 #define GEMV_ROWS 48 // weight rows per GEMV step
-#define GEMV_G 3     // of them in groups of 16 at once (quantized, M = 1)
 #define MR 8  // GEMM tile rows
-// Quantized types in the dot form (decoders of 16 consecutive weights below),
-// and those that keep the one chain (16 rows transposed, as F32).
+// Types in the dot form (decoders of 16 consecutive weights below): every quantized type.
 #define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL) \
-    X(ATTN_IQ4_XS) X(ATTN_Q4_K) X(ATTN_Q5_K) X(ATTN_Q6_K) X(ATTN_F16) X(ATTN_BF16) // F16, BF16: rows of K % 32 == 0 (dot_order)
-#define CHAIN_QTYPES(X) X(ATTN_Q2_K) X(ATTN_Q3_K)
+    X(ATTN_IQ4_XS) X(ATTN_Q2_K) X(ATTN_Q3_K) X(ATTN_Q4_K) X(ATTN_Q5_K) X(ATTN_Q6_K) X(ATTN_F16) X(ATTN_BF16) // F16, BF16: rows of K % 32 == 0 (dot_order)
 #define DOT_LANES 16 // the dot form's chains per output (simd/drivers.h)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
@@ -193,185 +189,6 @@ INLINE __m512 i2f_u8(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32
 
 // ---------------------------------------------------------------- GEMV
 
-// Quantized GEMV, G groups of 16 whole rows: the bytes of a 16-weight run
-// of 16 rows are transposed before they are converted (a quarter of the
-// shuffles of transposing floats), and each row's scale (and min) is decoded
-// once per sub-block, for 16 rows at once from gathered words. Lane 4L + i
-// holds row 4i + L (Q8_LANES); the accumulators are put back in row order at
-// the end. Each weight is still d * q (+- m) as attn_dq_block makes it, so the
-// results are those of load_block's order.
-static const int32_t Q8_LANES[16] = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15 }; // its own inverse
-
-INLINE __m512 f16_lo(__m512i g) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)); } // f16 in bits 0..15
-INLINE __m512 f16_hi(__m512i g) { return f16_lo(_mm512_srli_epi32(g, 16)); }        // f16 in bits 16..31
-INLINE __m512 i2f(__m512i v) { return _mm512_cvtepi32_ps(v); }
-
-// The words of the 16 rows' block headers that hold the scales (gathered once
-// a block: G(o), the 32-bit word at byte o of each row's block; never past
-// a block's end): the sub-block scale bytes (sc) and the super-block d (dmin).
-// (CHAIN_QTYPES only: the other types are in the dot form.)
-#define QW 5
-INLINE void q_words(uint32_t t, const uint8_t *b, __m512i rows, __m512i *w) {
-#define G(o) _mm512_i32gather_epi32(rows, b + (o), 1)
-    switch (t) {
-    case ATTN_Q2_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12), w[4] = G(80); break;  // sc[16]; d, dmin
-    case ATTN_Q3_K: w[0] = G(96), w[1] = G(100), w[2] = G(104), w[3] = G(106); break;       // sc[12]; d (high half)
-    case ATTN_Q5_K: w[0] = G(0), w[1] = G(4), w[2] = G(8), w[3] = G(12); break; // d, dmin; sc[12]
-    default: break;
-    }
-#undef G
-}
-
-// Byte i of the words w[] (unsigned, in 32-bit lanes).
-#define WB(i) _mm512_and_si512(_mm512_srli_epi32(w[(i) / 4], 8 * ((i) % 4)), _mm512_set1_epi32(255))
-
-// Scale d and min m of the sub-block holding weight j, from the header words;
-// the same f32 operations as attn_dq_at.
-INLINE void q_scales(uint32_t t, const __m512i *w, int j, __m512 *d, __m512 *m) {
-    switch (t) {
-    case ATTN_Q2_K: {
-        __m512i sc = WB(j >> 4);
-        *d = _mm512_mul_ps(f16_lo(w[4]), i2f(_mm512_and_si512(sc, _mm512_set1_epi32(15))));
-        *m = _mm512_mul_ps(f16_hi(w[4]), i2f(_mm512_srli_epi32(sc, 4)));
-        break;
-    }
-    case ATTN_Q3_K: {
-        int s = j >> 4;
-        __m512i lo = s < 8 ? WB(s) : _mm512_srli_epi32(WB(s - 8), 4);
-        lo = _mm512_and_si512(lo, _mm512_set1_epi32(15));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi32(WB(8 + (s & 3)), 2 * (s >> 2)), _mm512_set1_epi32(3));
-        __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
-        *d = _mm512_mul_ps(f16_hi(w[3]), i2f(q));
-        break;
-    }
-    case ATTN_Q5_K: { // attn_k_scale_min on 16 rows; sc[i] is byte 4 + i
-        int sb = j >> 5;
-        __m512i sc, mn;
-        if (sb < 4) {
-            sc = _mm512_and_si512(WB(4 + sb), _mm512_set1_epi32(63));
-            mn = _mm512_and_si512(WB(8 + sb), _mm512_set1_epi32(63));
-        } else {
-            __m512i a = WB(8 + sb), lo = WB(sb), hi = WB(4 + sb);
-            sc = _mm512_or_si512(_mm512_and_si512(a, _mm512_set1_epi32(15)),
-                                 _mm512_and_si512(_mm512_srli_epi32(lo, 2), _mm512_set1_epi32(0x30)));
-            mn = _mm512_or_si512(_mm512_srli_epi32(a, 4), _mm512_and_si512(_mm512_srli_epi32(hi, 2), _mm512_set1_epi32(0x30)));
-        }
-        *d = _mm512_mul_ps(f16_lo(w[0]), i2f(sc)), *m = _mm512_mul_ps(f16_hi(w[0]), i2f(mn));
-        break;
-    }
-    default: break;
-    }
-}
-#undef WB
-
-// The 16-byte runs at p of 16 rows (stride ldw), 4 rows a register:
-// 128-bit lane L of r[g] holds row 4g + L.
-INLINE void load_runs(const uint8_t *p, size_t ldw, __m512i r[4]) {
-    UNROLL
-    for (int g = 0; g < 4; g++) {
-        r[g] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g) * ldw)));
-        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 1) * ldw)), 1);
-        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 2) * ldw)), 2);
-        r[g] = _mm512_inserti32x4(r[g], _mm_loadu_si128((const __m128i *)(p + (size_t)(4 * g + 3) * ldw)), 3);
-    }
-}
-
-// The run's field bytes (attn_dq_run: lo, hi; no bias yet) of 16 rows at b,
-// transposed: dword j of lane 4L + i = bytes 4j..4j+3 of row 4i + L.
-INLINE void q_bytes(const uint8_t *b, size_t ldw, const attn_dq_run *r, const uint8_t *b0, __m512i dw[4]) {
-    __m512i v[4], h[4];
-    load_runs(b + (r->lo - b0), ldw, v);
-    __m512i lm = _mm512_set1_epi8((char)r->lo_mask);
-    __m128i ls = _mm_cvtsi32_si128(r->lo_sh);
-    if (r->hi) load_runs(b + (r->hi - b0), ldw, h);
-    UNROLL
-    for (int g = 0; g < 4; g++) {
-        v[g] = _mm512_and_si512(_mm512_srl_epi16(v[g], ls), lm);
-        if (r->hi) {
-            __m512i x = _mm512_and_si512(_mm512_srl_epi16(h[g], _mm_cvtsi32_si128(r->hi_sh)), _mm512_set1_epi8((char)r->hi_mask));
-            v[g] = _mm512_or_si512(v[g], _mm512_sll_epi16(x, _mm_cvtsi32_si128(r->hi_pos)));
-        }
-    }
-    __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    dw[0] = _mm512_unpacklo_epi64(t0, t2), dw[1] = _mm512_unpackhi_epi64(t0, t2);
-    dw[2] = _mm512_unpacklo_epi64(t1, t3), dw[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-// Weight j + c (c < 16) of 16 rows from their transposed bytes: q - bias,
-// then d * q (+- m).
-INLINE __m512 q_col(const __m512i dw[4], int c, const attn_dq_run *r, __m512 d, __m512 m) {
-    __m512i q, x = dw[c / 4];
-    q = c % 4 == 3 ? _mm512_srli_epi32(x, 24) : _mm512_and_si512(_mm512_srli_epi32(x, 8 * (c % 4)), _mm512_set1_epi32(255));
-    if (r->bias) q = _mm512_sub_epi32(q, _mm512_set1_epi32(r->bias));
-    __m512 w = _mm512_mul_ps(d, i2f(q));
-    if (r->mode == ATTN_DQ_ADD) w = _mm512_add_ps(w, m);
-    else if (r->mode == ATTN_DQ_SUB) w = _mm512_sub_ps(w, m);
-    return w;
-}
-
-// C[m][0..16 G) for m < M: 16 G whole rows of quantized type t, K a multiple of
-// its block; each k a broadcast FMA in order. The G groups' chains are
-// independent, so G > 1 hides the FMA latency.
-INLINE void gemv_q(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
-                   int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) {
-    __m512 acc[GEMV_MAX_M][GEMV_G], d[GEMV_G], m[GEMV_G];
-    __m512i hw[GEMV_G][QW];
-    UNROLL
-    for (int i = 0; i < GEMV_MAX_M; i++)
-        UNROLL
-        for (int g = 0; g < GEMV_G; g++) acc[i][g] = _mm512_setzero_ps();
-    UNROLL
-    for (int g = 0; g < GEMV_G; g++) {
-        d[g] = m[g] = _mm512_setzero_ps();
-        UNROLL
-        for (int i = 0; i < QW; i++) hw[g][i] = _mm512_setzero_si512();
-    }
-    __m512i rows = _mm512_mullo_epi32(_mm512_loadu_si512(Q8_LANES), _mm512_set1_epi32((int)ldw));
-    int blk = attn_qblk(t), bytes = attn_qbytes(t), sub = t == ATTN_Q5_K ? 32 : 16;
-    size_t row_bytes = (size_t)(K / blk) * (size_t)bytes, line = (size_t)-1;
-    for (int k0 = 0; k0 < K; k0 += 16) {
-        size_t off = row_bytes * (size_t)k0 / (size_t)K;
-        if (off / 64 != line) { // the next rows' bytes at this place, once a cache line
-            line = off / 64;
-            for (int i = 0; i < pre_n; i++) _mm_prefetch((const char *)pre + (size_t)i * ldw + off, _MM_HINT_T0);
-        }
-        const uint8_t *b0 = W + (size_t)(k0 / blk) * (size_t)bytes;
-        int j = k0 % blk;
-        attn_dq_run r = attn_dq_at(b0, t, j); // where the run's fields are: the same in every row
-        __m512i dw[GEMV_G][4];
-        UNROLL
-        for (int g = 0; g < GEMV_G; g++)
-            if (g < G) {
-                const uint8_t *b = b0 + (size_t)(16 * g) * ldw;
-                if (j == 0) q_words(t, b, rows, hw[g]);
-                if (j % sub == 0) q_scales(t, hw[g], j, &d[g], &m[g]);
-                q_bytes(b, ldw, &r, b0, dw[g]);
-            }
-        UNROLL
-        for (int c = 0; c < 16; c++)
-            UNROLL
-            for (int g = 0; g < GEMV_G; g++)
-                if (g < G) {
-                    __m512 w = q_col(dw[g], c, &r, d[g], m[g]);
-                    UNROLL
-                    for (int i = 0; i < GEMV_MAX_M; i++)
-                        if (i < M) acc[i][g] = _mm512_fmadd_ps(_mm512_set1_ps(A[(size_t)i * lda + k0 + c]), w, acc[i][g]);
-                }
-    }
-    __m512i back = _mm512_loadu_si512(Q8_LANES);
-    UNROLL
-    for (int g = 0; g < GEMV_G; g++)
-        if (g < G) {
-            __m512 b = bias ? _mm512_loadu_ps(bias + 16 * g) : _mm512_setzero_ps();
-            UNROLL
-            for (int i = 0; i < GEMV_MAX_M; i++)
-                if (i < M)
-                    _mm512_storeu_ps(C + (size_t)i * ldc + 16 * g, _mm512_add_ps(_mm512_permutexvar_ps(back, acc[i][g]), b));
-        }
-}
-
-
 // C[m][n0..n0+nr) for m < M (<= GEMV_MAX_M): nr <= 16 weight rows n0.. at W
 // (stride ldw bytes), each k a broadcast FMA in order.
 // While one group of 16 rows is read, the next group (pre, pre_n rows) is
@@ -408,38 +225,10 @@ INLINE void gemv16(const float *A, int lda, const uint8_t *W, size_t ldw, uint32
     for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(C + (size_t)m * ldc, mask, _mm512_add_ps(acc[m], b));
 }
 
-// One function per quantized type (the type a constant in its decoding):
-// M = 1 runs three groups of 16 rows at once, other M one group at a time.
-#define GEMV_Q(T) \
-    static __attribute__((noinline)) void gemv_q_##T(const float *A, int lda, const uint8_t *W, size_t ldw, \
-        const float *bias, float *C, int ldc, int M, int K, int G, const uint8_t *pre, int pre_n) { \
-        if (M == 1 && G == 3) { gemv_q(A, lda, W, ldw, T, bias, C, ldc, 1, K, 3, pre, pre_n); return; } \
-        for (int g = 0; g < G; g++, W += 16 * ldw, C += 16, pre += 16 * ldw, pre_n -= 16) { \
-            const float *b = bias ? bias + 16 * g : NULL; \
-            int pn = pre_n < 0 ? 0 : pre_n > 16 ? 16 : pre_n; \
-            switch (M) { \
-            case 1: gemv_q(A, lda, W, ldw, T, b, C, ldc, 1, K, 1, pre, pn); break; \
-            case 2: gemv_q(A, lda, W, ldw, T, b, C, ldc, 2, K, 1, pre, pn); break; \
-            case 3: gemv_q(A, lda, W, ldw, T, b, C, ldc, 3, K, 1, pre, pn); break; \
-            default: gemv_q(A, lda, W, ldw, T, b, C, ldc, 4, K, 1, pre, pn); break; \
-            } \
-        } \
-    }
-CHAIN_QTYPES(GEMV_Q)
-#undef GEMV_Q
-
 // C[m][0..nr) for m < M (<= GEMV_MAX_M), nr <= GEMV_ROWS weight rows at W
 // (not the dot form's types); the pre_n rows at pre are prefetched meanwhile.
 INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t wtype, const float *bias,
                       float *C, int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
-    if (attn_is_quant(wtype) && nr % 16 == 0 && ldw <= (1u << 27)) { // (gather offsets are 32-bit)
-        switch (wtype) {
-#define CASE(T) case T: gemv_q_##T(A, lda, W, ldw, bias, C, ldc, M, K, nr / 16, pre, pre_n); return;
-        CHAIN_QTYPES(CASE)
-#undef CASE
-        default: break;
-        }
-    }
     for (int g = 0; g < nr; g += 16, pre_n -= 16) {
         int pn = pre_n < 0 ? 0 : pre_n > 16 ? 16 : pre_n;
         gemv16(A, lda, W + (size_t)g * ldw, ldw, wtype, bias ? bias + g : NULL, C + g, ldc, M, K,
@@ -714,7 +503,8 @@ static void avx512_add(float *y, const float *x, int n) {
 // Weight rows per GEMV step: 6 for the K-quants' decode (M = 1; their
 // decoding leaves room for more independent chains: Q4_K 16.2-16.6 -> 16.9-
 // 17.2 GB/s, Q6_K 16.5-18.4 -> 18.7-19.8 per CPU second in bench_gemv -t 1;
-// Q5_K 13.3-13.5 with 4, 13.4-14.4 with 6),
+// Q5_K 13.3-13.5 with 4, 13.4-14.4 with 6; Q2_K 6.7-6.8 with 4, 7.0-7.3 with 6,
+// Q3_K 5.6-5.7 and 6.2-6.4 before dq_prep's scales stopped going through memory),
 // 3 for F16 and BF16 (M = 1: their GEMV is bound by the memory, which
 // streams fewer rows at once faster: bench_gemv -t 2 -mb 512, F16 from
 // memory 55.9-57.8 -> 66.5-68.2 GB/s at K = 2048, 49.8-52.0 -> 64.5-67.1 at
@@ -724,15 +514,17 @@ static void avx512_add(float *y, const float *x, int n) {
 #define DR_MAX 6
 INLINE int is_half(uint32_t t) { return t == ATTN_F16 || t == ATTN_BF16; }
 INLINE int is_k45(uint32_t t) { return t == ATTN_Q4_K || t == ATTN_Q5_K; } // one header: d, dmin, 6-bit sc and mn
+INLINE int is_kquant(uint32_t t) { return t >= ATTN_Q2_K && t <= ATTN_Q6_K; }
 INLINE int dot_dr(uint32_t t, int M) {
     if (M > 1) return 4;
-    return is_k45(t) || t == ATTN_Q6_K ? DR_MAX : is_half(t) ? 3 : 4;
+    return is_kquant(t) ? DR_MAX : is_half(t) ? 3 : 4;
 }
 
 // What a row's block header gives the units that follow (dq_prep).
 typedef struct {
-    float s[16];   // Q4_K, Q5_K: d * sc of sub-blocks 0..7, then dmin * mn; Q6_K: d * sc of its 16 sub-blocks
-    int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i); Q5_K: q of the half block (dq_prep)
+    float s[16];   // Q4_K, Q5_K: d * sc of sub-blocks 0..7, then dmin * mn; Q2_K, Q3_K, Q6_K: d * sc of its 16 sub-blocks
+    float m[16];   // Q2_K: dmin * m of its 16 sub-blocks
+    int8_t q[128]; // Q6_K: q - 32 of the half block (weights 128 h + i); Q2_K, Q3_K, Q5_K: q of the half block (dq_prep)
     __m512i nib[2]; // Q4_K, Q5_K: the 32 bytes of sub-blocks 2p (low nibbles) and 2p + 1 (high), widened once for both
 } dq_state;
 
@@ -741,11 +533,50 @@ typedef struct {
 INLINE int dot_bytes(uint32_t t) { return is_half(t) ? 64 : attn_qbytes(t); }
 
 // Weights per dq_prep call of type t (a block or half of one).
-INLINE int dq_span(uint32_t t) { return t == ATTN_Q6_K || t == ATTN_Q5_K ? 128 : t == ATTN_Q4_K ? 256 : 32; }
+INLINE int dq_span(uint32_t t) { return t == ATTN_Q4_K ? 256 : is_kquant(t) ? 128 : 32; }
 
 // At weight j of block b (j % dq_span(t) == 0): the scales (and Q6_K's
 // bytes) with the f32 operations of attn_dq_at.
 INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
+    if (t == ATTN_Q2_K || t == ATTN_Q3_K) { // q2 (Q3_K: | hbit << 2) of weight 128 h + 32 s + l at 32 s + l
+        int h = j / 128, q3 = t == ATTN_Q3_K;
+        __m512i qs = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + (q3 ? 32 : 16) + 32 * h)));
+        __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); // s = 0 | 1: >> 0 | >> 2
+        __m512i three = _mm512_set1_epi8(3);
+        __m512i qa = _mm512_and_si512(_mm512_srlv_epi16(qs, sh), three);
+        __m512i qb = _mm512_and_si512(_mm512_srlv_epi16(qs, _mm512_add_epi16(sh, _mm512_set1_epi16(4))), three); // s = 2 | 3
+        if (q3) { // bit 4 h + s of hmask[l]
+            __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b)), b4 = _mm512_set1_epi8(4);
+            __m512i ba = _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << 4 * h)), _mm256_set1_epi8((char)(2 << 4 * h)), 1);
+            qa = _mm512_mask_add_epi8(qa, _mm512_test_epi8_mask(hm, ba), qa, b4);
+            qb = _mm512_mask_add_epi8(qb, _mm512_test_epi8_mask(hm, _mm512_slli_epi16(ba, 2)), qb, b4);
+        }
+        _mm512_storeu_si512(st->q, qa);
+        _mm512_storeu_si512(st->q + 64, qb);
+        if (j) return; // (the scales once a block)
+        if (q3) { // the 6-bit scales: lo | hi << 4 - 32, times d (attn_dq_at)
+            uint64_t x, v[2];
+            uint32_t y;
+            memcpy(&x, b + 96, 8);
+            memcpy(&y, b + 104, 4);
+            const uint32_t m2 = 0x03030303u;
+            v[0] = (x & 0x0f0f0f0f0f0f0f0full) | ((uint64_t)(y & m2) | (uint64_t)((y >> 2) & m2) << 32) << 4;
+            v[1] = ((x >> 4) & 0x0f0f0f0f0f0f0f0full) | ((uint64_t)((y >> 4) & m2) | (uint64_t)((y >> 6) & m2) << 32) << 4;
+            uint16_t d;
+            memcpy(&d, b + 108, 2);
+            __m128i v16 = _mm_set_epi64x((long long)v[1], (long long)v[0]); // (not through memory: no store-forward stall)
+            __m512i sc = _mm512_sub_epi32(_mm512_cvtepu8_epi32(v16), _mm512_set1_epi32(32));
+            _mm512_storeu_ps(st->s, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(d)), _mm512_cvtepi32_ps(sc)));
+        } else { // d * (sc & 15), dmin * (sc >> 4)
+            uint16_t dm[2];
+            memcpy(dm, b + 80, 4);
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b));
+            _mm512_storeu_ps(st->s, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(dm[0])),
+                                                  _mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(15)))));
+            _mm512_storeu_ps(st->m, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(dm[1])), _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4))));
+        }
+        return;
+    }
     if (t == ATTN_Q5_K) { // q = nibble | bit 4 from qh, the bytes of sub-blocks 4h + c at 32 (c >> 1) + 64 (c & 1)
         int h = j / 128;
         __m512i qs = _mm512_loadu_si512(b + 48 + 64 * h); // nibbles of sub-blocks 4h, 4h + 1 | 4h + 2, 4h + 3
@@ -797,6 +628,16 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         __m512 vd = _mm512_set1_ps(_cvtsh_ss(d));
         w[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
         w[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
+    } else if (t == ATTN_Q2_K || t == ATTN_Q3_K) { // sub-blocks of 16: d * q - m (Q3_K: d * (q - 4)) looked up by q
+        int s = j / 16;
+        const uint8_t *q = (const uint8_t *)st->q + j % 128;
+        const float *ramp = t == ATTN_Q3_K ? DQ_RAMP + 12 : DQ_RAMP + 16;
+        __m512 t0 = _mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(ramp));
+        __m512 t1 = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]), _mm512_loadu_ps(ramp));
+        if (t == ATTN_Q2_K)
+            t0 = _mm512_sub_ps(t0, _mm512_set1_ps(st->m[s])), t1 = _mm512_sub_ps(t1, _mm512_set1_ps(st->m[s + 1]));
+        w[0] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)), t0);
+        w[1] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))), t1);
     } else if (is_k45(t)) { // the 16 (Q5_K: 32) values d * q - m of the sub-block, looked up by q
         int s = j / 32, q5 = t == ATTN_Q5_K;
         const uint8_t *qs = b + 16 + (s >> 1) * 32;
@@ -890,7 +731,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
                 // The units then read the scales back from memory, as broadcasts
                 // in their loads, rather than out of the register they were
                 // made in, a shuffle each beside the lookups' shuffles.
-                if (is_k45(t) || t == ATTN_Q6_K) __asm__ volatile("" ::: "memory");
+                if (is_kquant(t)) __asm__ volatile("" ::: "memory");
             }
             __m512 w[DR_MAX][2];
             UNROLL

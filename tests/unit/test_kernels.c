@@ -674,13 +674,13 @@ static float dot_form(const float *a, const float *w, int K, int L) {
 
 // The lanes of the dot form where kp keeps it for type t, K per row (dot_order
 // in simd/avx512.c, avx2.c, neon.c), else 0: avx512, 16, for every quantized
-// type but Q2_K and Q3_K and for F16 and BF16 rows of K % 32 == 0; avx2, 8, and
+// type and for F16 and BF16 rows of K % 32 == 0; avx2, 8, and
 // neon, 4, for every type but F32 (F16 and BF16 where K % 8 or 4 == 0).
 static int dot_form_type(const attn_kernels *kp, uint32_t t, int K) {
     if (!strcmp(kp->name, "avx2")) return t != ATTN_F32 && K % 8 == 0 ? 8 : 0;
     if (!strcmp(kp->name, "neon")) return t != ATTN_F32 && K % 4 == 0 ? 4 : 0;
     if (strcmp(kp->name, "avx512")) return 0;
-    return (t == ATTN_F16 || t == ATTN_BF16 ? K % 32 == 0 : attn_is_quant(t) && t != ATTN_Q2_K && t != ATTN_Q3_K) ? 16 : 0;
+    return (t == ATTN_F16 || t == ATTN_BF16 ? K % 32 == 0 : attn_is_quant(t)) ? 16 : 0;
 }
 
 // What kp's matmul must give on quantized weights of type t, from their f32
