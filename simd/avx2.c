@@ -53,28 +53,9 @@ INLINE __m128i bits16(uint32_t b) {
     return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(x, bit), bit), _mm_set1_epi8(0x10));
 }
 
-// A run of 16 weights (simd/quant.h's attn_dq_at(..., j), j % 16 == 0) into
-// w[0], w[1]: the bytes worked on 16 at a time, then converted and scaled;
-// the same operations, so the same bits, as attn_dq_block.
-INLINE void dq16_run(attn_dq_run r, __m256 w[2]) {
-    __m128i v = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.lo), _mm_cvtsi32_si128(r.lo_sh));
-    v = _mm_and_si128(v, _mm_set1_epi8((char)r.lo_mask));
-    if (r.hi) {
-        __m128i h = _mm_srl_epi16(_mm_loadu_si128((const __m128i *)r.hi), _mm_cvtsi32_si128(r.hi_sh));
-        h = _mm_and_si128(h, _mm_set1_epi8((char)r.hi_mask));
-        v = _mm_or_si128(v, _mm_sll_epi16(h, _mm_cvtsi32_si128(r.hi_pos)));
-    }
-    if (r.hbits & 0xffff) v = _mm_or_si128(v, bits16(r.hbits & 0xffff));
-    v = _mm_sub_epi8(v, _mm_set1_epi8((char)r.bias));
-    if (r.lut) v = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)attn_iq4_kvalues), v);
-    q16_f32(v, _mm256_set1_ps(r.d), w);
-    if (r.mode == ATTN_DQ_ADD) w[0] = _mm256_add_ps(w[0], _mm256_set1_ps(r.m)), w[1] = _mm256_add_ps(w[1], _mm256_set1_ps(r.m));
-    else if (r.mode == ATTN_DQ_SUB) w[0] = _mm256_sub_ps(w[0], _mm256_set1_ps(r.m)), w[1] = _mm256_sub_ps(w[1], _mm256_set1_ps(r.m));
-}
-
 // Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3],
 // the block's (or sub-block's) scales and bytes taken once for the 32; the
-// operations of attn_dq_block, so its bits (Q2_K and Q3_K: its runs of 16).
+// operations of attn_dq_block, so its bits.
 INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
     switch (wtype) {
     case ATTN_Q8_0: {
@@ -154,12 +135,43 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
         q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(dd * (float)(int8_t)blk[192 + j / 16 + 1]), w + 2);
         return;
     }
-    default: // Q2_K, Q3_K
-        break;
+    case ATTN_Q2_K: case ATTN_Q3_K: { // q2 = qs[32 h + l] >> 2 s (Q3_K: | hmask bit 4 h + s << 2, - 4), j = 128 h + 32 s + l
+        int q3 = wtype == ATTN_Q3_K;
+        const uint8_t *blk = row + (size_t)(k / 256) * (size_t)attn_qbytes(wtype);
+        int j = k % 256, h = j / 128, s = (j / 32) % 4;
+        __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (q3 ? 32 : 16) + 32 * h));
+        q = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), _mm256_set1_epi8(3));
+        if (q3) {
+            __m256i hb = _mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)blk), _mm_cvtsi32_si128(4 * h + s));
+            q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(hb, _mm256_set1_epi8(1)), 2));
+            q = _mm256_sub_epi8(q, _mm256_set1_epi8(4));
+        }
+        // the two sub-blocks' d (and m), as attn_dq_at makes them
+        float d[2], m[2];
+        uint16_t hd[2];
+        memcpy(hd, blk + (q3 ? 108 : 80), 4);
+        for (int i = 0; i < 2; i++) {
+            int u = j / 16 + i;
+            if (q3) {
+                const uint8_t *sc = blk + 96;
+                int lo = u < 8 ? sc[u] & 15 : sc[u - 8] >> 4, hi = (sc[8 + (u & 3)] >> (2 * (u >> 2))) & 3;
+                d[i] = _cvtsh_ss(hd[0]) * (float)((int8_t)(lo | hi << 4) - 32);
+            } else
+                d[i] = _cvtsh_ss(hd[0]) * (float)(blk[u] & 15), m[i] = _cvtsh_ss(hd[1]) * (float)(blk[u] >> 4);
+        }
+        q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(d[0]), w);
+        q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(d[1]), w + 2);
+        if (!q3) {
+            __m256 m0 = _mm256_set1_ps(m[0]), m1 = _mm256_set1_ps(m[1]);
+            w[0] = _mm256_sub_ps(w[0], m0), w[1] = _mm256_sub_ps(w[1], m0);
+            w[2] = _mm256_sub_ps(w[2], m1), w[3] = _mm256_sub_ps(w[3], m1);
+        }
+        return;
     }
-    const uint8_t *blk = row + (size_t)(k / 256) * (size_t)attn_qbytes(wtype);
-    dq16_run(attn_dq_at(blk, wtype, k % 256), w);
-    dq16_run(attn_dq_at(blk, wtype, k % 256 + 16), w + 2);
+    default: // (not a quantized type: never asked)
+        for (int i = 0; i < 4; i++) w[i] = _mm256_setzero_ps();
+        return;
+    }
 }
 
 // 8 consecutive weights k..k+7 of a row as f32 (k % 8 == 0 for the quantized
