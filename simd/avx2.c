@@ -53,10 +53,27 @@ INLINE __m128i bits16(uint32_t b) {
     return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(x, bit), bit), _mm_set1_epi8(0x10));
 }
 
+// Q4_K/Q5_K: d * sc of the block's 8 sub-blocks, then dmin * mn, into ks
+// (attn_k_scale_min on four bytes at once; the f32 operations of attn_dq_at).
+INLINE void k_scales(const uint8_t *blk, float ks[16]) {
+    uint32_t u[3];
+    memcpy(u, blk + 4, 12);
+    uint32_t v0 = u[0] & 0x3f3f3f3f, v1 = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+    uint32_t v2 = u[1] & 0x3f3f3f3f, v3 = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+    uint16_t h[2];
+    memcpy(h, blk, 4);
+    __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)v1, (int)v0)));
+    __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)v3, (int)v2)));
+    _mm256_storeu_ps(ks, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[0])), sc));
+    _mm256_storeu_ps(ks + 8, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[1])), mn));
+}
+
 // Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3],
 // the block's (or sub-block's) scales and bytes taken once for the 32; the
-// operations of attn_dq_block, so its bits.
-INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
+// operations of attn_dq_block, so its bits. ks (NULL: none) keeps a row's
+// Q4_K/Q5_K scales from its block's first 32 weights to the rest, for
+// callers that go through a row in order from a block's start.
+INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float ks[16]) {
     switch (wtype) {
     case ATTN_Q8_0: {
         const uint8_t *blk = row + (size_t)(k / 32) * 34;
@@ -102,10 +119,9 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
     case ATTN_Q4_K: case ATTN_Q5_K: { // d * sc * q - dmin * mn of sub-block s
         int q5 = wtype == ATTN_Q5_K;
         const uint8_t *blk = row + (size_t)(k / 256) * (q5 ? 176 : 144);
-        int j = k % 256, s = j / 32, sc, mn;
-        attn_k_scale_min(blk + 4, s, &sc, &mn);
-        uint16_t h[2];
-        memcpy(h, blk, 4);
+        int j = k % 256, s = j / 32;
+        float own[16], *sm = ks ? ks : own;
+        if (!ks || j == 0) k_scales(blk, sm);
         __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (q5 ? 48 : 16) + (j / 64) * 32));
         q = _mm256_and_si256(s & 1 ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(15));
         if (q5) { // | bit s of qh << 4
@@ -113,7 +129,7 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4]) {
             qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), _mm256_set1_epi8(1));
             q = _mm256_or_si256(q, _mm256_slli_epi16(qh, 4));
         }
-        __m256 vd = _mm256_set1_ps(_cvtsh_ss(h[0]) * (float)sc), vm = _mm256_set1_ps(_cvtsh_ss(h[1]) * (float)mn);
+        __m256 vd = _mm256_set1_ps(sm[s]), vm = _mm256_set1_ps(sm[8 + s]);
         q16_f32(_mm256_castsi256_si128(q), vd, w);
         q16_f32(_mm256_extracti128_si256(q, 1), vd, w + 2);
         UNROLL
@@ -184,7 +200,7 @@ INLINE __m256 load8(const uint8_t *row, uint32_t wtype, int k) {
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k))), 16));
     default: {
         __m256 w[4];
-        load32(row, wtype, k & ~31, w);
+        load32(row, wtype, k & ~31, w, NULL);
         return w[(k >> 3) & 3];
     }
     }
@@ -203,10 +219,11 @@ INLINE __m256 load8_any(const uint8_t *row, uint32_t wtype, int k, int n) {
 
 static void avx2_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
     int k = 0;
+    float ks[16];
     if (attn_is_quant(wtype)) // (whole blocks of 32 or 256)
         for (; k + 32 <= n; k += 32) {
             __m256 w[4];
-            load32(W, wtype, k, w);
+            load32(W, wtype, k, w, ks);
             for (int i = 0; i < 4; i++) _mm256_storeu_ps(out + k + 8 * i, w[i]);
         }
     for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, load8(W, wtype, k));
@@ -319,6 +336,7 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 // quantized rows decoded 32 weights at a time (load32) into rows[][] first.
 INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, size_t lane) {
     static _Thread_local float rows[8][32] __attribute__((aligned(32)));
+    float ks[8][16]; // (load32's scales of each row's block)
     const int quant = attn_is_quant(wtype); // (rows of whole blocks: K % 32 == 0)
     __m256 col[8];
     for (int h = 0; h < 2; h++) {
@@ -330,7 +348,7 @@ INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, in
             if (quant && k0 % 32 == 0)
                 for (int r = 0; r < nr; r++) {
                     __m256 q[4];
-                    load32(w + (size_t)r * ldw, wtype, k0, q);
+                    load32(w + (size_t)r * ldw, wtype, k0, q, ks[r]);
                     UNROLL
                     for (int i = 0; i < 4; i++) _mm256_store_ps(rows[r] + 8 * i, q[i]);
                 }
@@ -574,6 +592,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
                      int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
     const int dr = dot_dr(t, M); // (a constant where t and M are)
     __m256 acc[GEMV_MAX_M][DR_MAX];
+    float ks[DR_MAX][16]; // (load32's scales of each row's block)
     const uint8_t *row[DR_MAX];
     UNROLL
     for (int r = 0; r < dr; r++) {
@@ -602,7 +621,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
         UNROLL
         for (int r = 0; r < dr; r++) {
             __m256 w[4];
-            load32(row[r], t, k, w);
+            load32(row[r], t, k, w, ks[r]);
             UNROLL
             for (int m = 0; m < GEMV_MAX_M; m++)
                 UNROLL
