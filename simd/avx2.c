@@ -56,14 +56,12 @@ INLINE __m128i bits16(uint32_t b) {
 // Q4_K/Q5_K: d * sc of the block's 8 sub-blocks, then dmin * mn, into ks
 // (attn_k_scale_min on four bytes at once; the f32 operations of attn_dq_at).
 INLINE void k_scales(const uint8_t *blk, float ks[16]) {
-    uint32_t u[3];
-    memcpy(u, blk + 4, 12);
-    uint32_t v0 = u[0] & 0x3f3f3f3f, v1 = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
-    uint32_t v2 = u[1] & 0x3f3f3f3f, v3 = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+    uint32_t v[4];
+    attn_k_scales_mins(blk + 4, v);
     uint16_t h[2];
     memcpy(h, blk, 4);
-    __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)v1, (int)v0)));
-    __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)v3, (int)v2)));
+    __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)v[1], (int)v[0])));
+    __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)v[3], (int)v[2])));
     _mm256_storeu_ps(ks, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[0])), sc));
     _mm256_storeu_ps(ks + 8, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[1])), mn));
 }
@@ -168,11 +166,8 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         memcpy(hd, blk + (q3 ? 108 : 80), 4);
         for (int i = 0; i < 2; i++) {
             int u = j / 16 + i;
-            if (q3) {
-                const uint8_t *sc = blk + 96;
-                int lo = u < 8 ? sc[u] & 15 : sc[u - 8] >> 4, hi = (sc[8 + (u & 3)] >> (2 * (u >> 2))) & 3;
-                d[i] = _cvtsh_ss(hd[0]) * (float)((int8_t)(lo | hi << 4) - 32);
-            } else
+            if (q3) d[i] = _cvtsh_ss(hd[0]) * (float)attn_q3k_scale(blk + 96, u);
+            else
                 d[i] = _cvtsh_ss(hd[0]) * (float)(blk[u] & 15), m[i] = _cvtsh_ss(hd[1]) * (float)(blk[u] >> 4);
         }
         q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(d[0]), w);

@@ -588,11 +588,9 @@ INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
         _mm512_storeu_si512(st->q + 64, _mm512_mask_add_epi8(qb, _mm512_test_epi8_mask(qh, _mm512_add_epi8(ba, ba)), qb, b4));
         if (j) return; // (the scales below once a block)
     }
-    if (is_k45(t)) { // attn_k_scale_min on four bytes at once: sc[0..7], mn[0..7]
-        uint32_t u[3], v[4];
-        memcpy(u, b + 4, 12);
-        v[0] = u[0] & 0x3f3f3f3f, v[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
-        v[2] = u[1] & 0x3f3f3f3f, v[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+    if (is_k45(t)) { // sc[0..7], mn[0..7]
+        uint32_t v[4];
+        attn_k_scales_mins(b + 4, v);
         uint16_t h[2];
         memcpy(h, b, 4);
         __m512 dm = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(h[0])), _mm512_set1_ps(_cvtsh_ss(h[1])));

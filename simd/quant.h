@@ -78,6 +78,22 @@ ATTN_QINLINE void attn_k_scale_min(const uint8_t *sc, int j, int *s, int *m) {
     else { *s = (sc[j + 4] & 15) | ((sc[j - 4] >> 2) & 0x30); *m = (sc[j + 4] >> 4) | ((sc[j] >> 2) & 0x30); }
 }
 
+// attn_k_scale_min of all 8 sub-blocks at once, four bytes a (little-endian)
+// word: v[0], v[1] the scales of sub-blocks 0..3, 4..7; v[2], v[3] the mins.
+ATTN_QINLINE void attn_k_scales_mins(const uint8_t *sc, uint32_t v[4]) {
+    uint32_t u[3];
+    memcpy(u, sc, 12);
+    v[0] = u[0] & 0x3f3f3f3f, v[1] = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+    v[2] = u[1] & 0x3f3f3f3f, v[3] = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+}
+
+// Q3_K signed scale (s6 - 32) of sub-block s (0..15) from sc[12]: the low 4
+// bits nibble s / 8 of sc[s % 8], the high 2 bits at 2 (s / 4) of sc[8 + s % 4].
+ATTN_QINLINE int attn_q3k_scale(const uint8_t *sc, int s) {
+    int lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4, hi = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3;
+    return (int8_t)(lo | hi << 4) - 32;
+}
+
 // IQ4_XS signed scale (s6 - 32) of sub-block s (0..7): the low 4 bits are
 // nibble s of sc_l (bytes 4..7), the high 2 bits are bits 2s of sc_h (bytes 2..3).
 ATTN_QINLINE int attn_iq4xs_scale(const uint8_t *b, int s) {
@@ -136,9 +152,7 @@ ATTN_QINLINE attn_dq_run attn_dq_at(const uint8_t *b, uint32_t t, int j) {
             r.d = attn_h2f(b + 80) * (float)(b[s] & 15), r.m = attn_h2f(b + 82) * (float)(b[s] >> 4);
             r.mode = ATTN_DQ_SUB;
         } else { // q2 - 4 where the hmask bit is 0: (q2 | hbit << 2) - 4
-            const uint8_t *sc = b + 96;
-            int lo = s < 8 ? sc[s] & 15 : sc[s - 8] >> 4, hi = (sc[8 + (s & 3)] >> (2 * (s >> 2))) & 3;
-            r.d = attn_h2f(b + 108) * (float)((int8_t)(lo | hi << 4) - 32);
+            r.d = attn_h2f(b + 108) * (float)attn_q3k_scale(b + 96, s);
             r.hi = b + (j & 31), r.hi_sh = (uint8_t)(j >> 5), r.hi_mask = 1, r.hi_pos = 2, r.bias = 4;
         }
         break;
