@@ -167,7 +167,7 @@ if [ $models = 1 ]; then
             f=$D/tinyllama-$q.gguf
             say "TinyLlama-1.1B shape, $q: attn prefill T=512 with capture, decode; llama-bench pp512 tg128"
             from_disk "$f"
-            /usr/bin/time -f "rss_kb %M" -o "$D/time.txt" "$ATTN" bench -m "$f" -T 512 -n 32 -t "$NT" --repeat 2 --format json >"$D/tl.json"
+            /usr/bin/time -f "rss_kb %M" -o "$D/time.txt" "$ATTN" bench -m "$f" -T 512 -n 1 -t "$NT" --repeat 2 --format json >"$D/tl.json"
             # decode alone (tg128's shape: 128 tokens after a 1-token prompt), with
             # the read bandwidth taken just before and after it: the bound uses
             # the higher of the two (the VM's bandwidth moves within minutes)
