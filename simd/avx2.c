@@ -162,8 +162,8 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         }
         // the two sub-blocks' d (and m), as attn_dq_at makes them
         float d[2], m[2];
-        uint16_t hd[2];
-        memcpy(hd, blk + (q3 ? 108 : 80), 4);
+        uint16_t hd[2] = { 0, 0 };
+        memcpy(hd, blk + (q3 ? 108 : 80), q3 ? 2 : 4); // (Q3_K: d, its block's last 2 bytes)
         for (int i = 0; i < 2; i++) {
             int u = j / 16 + i;
             if (q3) d[i] = _cvtsh_ss(hd[0]) * (float)attn_q3k_scale(blk + 96, u);
