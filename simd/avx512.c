@@ -555,13 +555,8 @@ INLINE void dq_prep(uint32_t t, const uint8_t *b, int j, dq_state *st) {
         _mm512_storeu_si512(st->q + 64, qb);
         if (j) return; // (the scales once a block)
         if (q3) { // the 6-bit scales: lo | hi << 4 - 32, times d (attn_dq_at)
-            uint64_t x, v[2];
-            uint32_t y;
-            memcpy(&x, b + 96, 8);
-            memcpy(&y, b + 104, 4);
-            const uint32_t m2 = 0x03030303u;
-            v[0] = (x & 0x0f0f0f0f0f0f0f0full) | ((uint64_t)(y & m2) | (uint64_t)((y >> 2) & m2) << 32) << 4;
-            v[1] = ((x >> 4) & 0x0f0f0f0f0f0f0f0full) | ((uint64_t)((y >> 4) & m2) | (uint64_t)((y >> 6) & m2) << 32) << 4;
+            uint64_t v[2];
+            attn_q3k_scales(b + 96, v);
             uint16_t d;
             memcpy(&d, b + 108, 2);
             __m128i v16 = _mm_set_epi64x((long long)v[1], (long long)v[0]); // (not through memory: no store-forward stall)
@@ -637,24 +632,24 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         w[0] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)), t0);
         w[1] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))), t1);
     } else if (is_k45(t)) { // the 16 (Q5_K: 32) values d * q - m of the sub-block, looked up by q
-        int s = j / 32, q5 = t == ATTN_Q5_K;
-        const uint8_t *qs = b + 16 + (s >> 1) * 32;
+        int s = j / 32;
         __m512 d = _mm512_set1_ps(st->s[s]), m = _mm512_set1_ps(st->s[8 + s]);
         __m512 lo = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_loadu_ps(DQ_RAMP + 16)), m); // q 0..15
-        if (!(s & 1) && !q5)
-            st->nib[0] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs)),
-            st->nib[1] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
-        __m512i q0 = st->nib[0], q1 = st->nib[1];
-        if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
-        if (!q5) {
-            w[0] = _mm512_permutexvar_ps(q0, lo); // (the index is bits 0..3 of each lane)
-            w[1] = _mm512_permutexvar_ps(q1, lo);
-        } else { // q (5 bits) as dq_prep made it
+        if (t == ATTN_Q5_K) { // q (5 bits) as dq_prep made it
             const uint8_t *q = (const uint8_t *)st->q + 32 * ((s & 3) >> 1) + 64 * (s & 1);
             __m512 hi = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_loadu_ps(DQ_RAMP + 32)), m); // q 16..31
             w[0] = _mm512_permutex2var_ps(lo, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)), hi);
             w[1] = _mm512_permutex2var_ps(lo, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))), hi);
+            return;
         }
+        const uint8_t *qs = b + 16 + (s >> 1) * 32;
+        if (!(s & 1))
+            st->nib[0] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs)),
+            st->nib[1] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+        __m512i q0 = st->nib[0], q1 = st->nib[1];
+        if (s & 1) q0 = _mm512_srli_epi32(q0, 4), q1 = _mm512_srli_epi32(q1, 4);
+        w[0] = _mm512_permutexvar_ps(q0, lo); // (the index is bits 0..3 of each lane)
+        w[1] = _mm512_permutexvar_ps(q1, lo);
     } else if (t == ATTN_Q4_0 || t == ATTN_Q4_1 || t == ATTN_IQ4_NL || t == ATTN_IQ4_XS) {
         // 16 bytes: low nibbles weights j..j+15, high j+16..; the 16 values d * q (+ m) looked up
         int s = j / 32; // (IQ4_XS: the sub-block)

@@ -94,6 +94,18 @@ ATTN_QINLINE int attn_q3k_scale(const uint8_t *sc, int s) {
     return (int8_t)(lo | hi << 4) - 32;
 }
 
+// attn_q3k_scale of all 16 sub-blocks at once, before the - 32: s6 of
+// sub-block s in byte s of the (little-endian) words v[0] (s < 8), v[1].
+ATTN_QINLINE void attn_q3k_scales(const uint8_t *sc, uint64_t v[2]) {
+    uint64_t x;
+    uint32_t y;
+    memcpy(&x, sc, 8);
+    memcpy(&y, sc + 8, 4);
+    const uint32_t m2 = 0x03030303u;
+    v[0] = (x & 0x0f0f0f0f0f0f0f0full) | ((uint64_t)(y & m2) | (uint64_t)((y >> 2) & m2) << 32) << 4;
+    v[1] = ((x >> 4) & 0x0f0f0f0f0f0f0f0full) | ((uint64_t)((y >> 4) & m2) | (uint64_t)((y >> 6) & m2) << 32) << 4;
+}
+
 // IQ4_XS signed scale (s6 - 32) of sub-block s (0..7): the low 4 bits are
 // nibble s of sc_l (bytes 4..7), the high 2 bits are bits 2s of sc_h (bytes 2..3).
 ATTN_QINLINE int attn_iq4xs_scale(const uint8_t *b, int s) {
