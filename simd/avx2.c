@@ -46,6 +46,13 @@ INLINE void q16_f32(__m128i q, __m256 d, __m256 w[2]) {
     w[1] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
 }
 
+// The same, + m, where each d * q is exact (d of at most 18 significant bits,
+// |q| < 64): one rounding then, as attn_dq_at's multiply and add give.
+INLINE void q16_f32_add(__m128i q, __m256 d, __m256 m, __m256 w[2]) {
+    w[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), m);
+    w[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), m);
+}
+
 // Bit i of b (i < 16) -> 0x10 in byte i.
 INLINE __m128i bits16(uint32_t b) {
     __m128i x = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)b), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
@@ -66,20 +73,46 @@ INLINE void k_scales(const uint8_t *blk, float ks[16]) {
     _mm256_storeu_ps(ks + 8, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(h[1])), mn));
 }
 
+// Q2_K/Q3_K: d * sc of the block's 16 sub-blocks into ks (Q3_K: sc = s6 -
+// 32), then Q2_K's -dmin * mn (the f32 operations of attn_dq_at, negated).
+INLINE void q23_scales(const uint8_t *blk, int q3, float ks[32]) {
+    uint16_t h[2] = { 0, 0 };
+    memcpy(h, blk + (q3 ? 108 : 80), q3 ? 2 : 4); // (Q3_K: d, its block's last 2 bytes)
+    __m128i sc;
+    if (q3) {
+        uint64_t v[2];
+        attn_q3k_scales(blk + 96, v);
+        sc = _mm_sub_epi8(_mm_set_epi64x((long long)v[1], (long long)v[0]), _mm_set1_epi8(32));
+    } else {
+        sc = _mm_loadu_si128((const __m128i *)blk);
+        __m128i mn = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(15));
+        sc = _mm_and_si128(sc, _mm_set1_epi8(15));
+        __m256 w[2];
+        q16_f32(mn, _mm256_set1_ps(-_cvtsh_ss(h[1])), w);
+        _mm256_storeu_ps(ks + 16, w[0]);
+        _mm256_storeu_ps(ks + 24, w[1]);
+    }
+    __m256 w[2];
+    q16_f32(sc, _mm256_set1_ps(_cvtsh_ss(h[0])), w);
+    _mm256_storeu_ps(ks, w[0]);
+    _mm256_storeu_ps(ks + 8, w[1]);
+}
+
 // Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3],
 // the block's (or sub-block's) scales and bytes taken once for the 32; the
 // operations of attn_dq_block, so its bits. ks (NULL: none) keeps a row's
-// Q4_K/Q5_K scales from its block's first 32 weights to the rest, for
+// K-quant scales from its block's first 32 weights to the rest, for
 // callers that go through a row in order from a block's start.
-INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float ks[16]) {
+INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float ks[32]) {
     switch (wtype) {
     case ATTN_Q8_0: {
         const uint8_t *blk = row + (size_t)(k / 32) * 34;
         uint16_t d;
         memcpy(&d, blk, 2);
         __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
-        q16_f32(_mm_loadu_si128((const __m128i *)(blk + 2)), vd, w);
-        q16_f32(_mm_loadu_si128((const __m128i *)(blk + 18)), vd, w + 2);
+        UNROLL // (8 bytes at a time widened as they are loaded)
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * i)))));
         return;
     }
     case ATTN_Q4_0: case ATTN_Q4_1: case ATTN_IQ4_NL: case ATTN_Q5_0: case ATTN_Q5_1: case ATTN_IQ4_XS: {
@@ -105,13 +138,14 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         float d = _cvtsh_ss(h[0]);
         if (xs) d *= (float)attn_iq4xs_scale(blk, s);
         __m256 vd = _mm256_set1_ps(d);
+        if (m) { // (Q4_1, Q5_1: d * q exact)
+            __m256 vm = _mm256_set1_ps(_cvtsh_ss(h[1]));
+            q16_f32_add(lo, vd, vm, w);
+            q16_f32_add(hi, vd, vm, w + 2);
+            return;
+        }
         q16_f32(lo, vd, w);
         q16_f32(hi, vd, w + 2);
-        if (m) {
-            __m256 vm = _mm256_set1_ps(_cvtsh_ss(h[1]));
-            UNROLL
-            for (int i = 0; i < 4; i++) w[i] = _mm256_add_ps(w[i], vm);
-        }
         return;
     }
     case ATTN_Q4_K: case ATTN_Q5_K: { // d * sc * q - dmin * mn of sub-block s
@@ -120,33 +154,45 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         int j = k % 256, s = j / 32;
         float own[16], *sm = ks ? ks : own;
         if (!ks || j == 0) k_scales(blk, sm);
-        __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (q5 ? 48 : 16) + (j / 64) * 32));
-        q = _mm256_and_si256(s & 1 ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(15));
-        if (q5) { // | bit s of qh << 4
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
-            qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), _mm256_set1_epi8(1));
-            q = _mm256_or_si256(q, _mm256_slli_epi16(qh, 4));
+        const uint8_t *qs = blk + (q5 ? 48 : 16) + (j / 64) * 32;
+        __m256 vd = _mm256_set1_ps(sm[s]), vm = _mm256_set1_ps(-sm[8 + s]); // (d * q exact: fused with - m)
+        if (!q5) { // 8 bytes at a time widened as they are loaded, then their nibble
+            UNROLL
+            for (int i = 0; i < 4; i++) {
+                __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * i)));
+                q = s & 1 ? _mm256_srli_epi32(q, 4) : _mm256_and_si256(q, _mm256_set1_epi32(15));
+                w[i] = _mm256_fmadd_ps(vd, _mm256_cvtepi32_ps(q), vm);
+            }
+            return;
         }
-        __m256 vd = _mm256_set1_ps(sm[s]), vm = _mm256_set1_ps(sm[8 + s]);
-        q16_f32(_mm256_castsi256_si128(q), vd, w);
-        q16_f32(_mm256_extracti128_si256(q, 1), vd, w + 2);
-        UNROLL
-        for (int i = 0; i < 4; i++) w[i] = _mm256_sub_ps(w[i], vm);
+        __m256i q = _mm256_loadu_si256((const __m256i *)qs);
+        q = _mm256_and_si256(s & 1 ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(15));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16)); // | bit s of qh << 4
+        qh = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(s)), _mm256_set1_epi8(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi16(qh, 4));
+        q16_f32_add(_mm256_castsi256_si128(q), vd, vm, w);
+        q16_f32_add(_mm256_extracti128_si256(q, 1), vd, vm, w + 2);
         return;
     }
     case ATTN_Q6_K: { // d * sc * ((ql nibble | 2 bits of qh << 4) - 32), j = 128 h + 32 c + l
         const uint8_t *blk = row + (size_t)(k / 256) * 210;
         int j = k % 256, h = j / 128, c = (j / 32) % 4;
-        uint16_t d;
-        memcpy(&d, blk + 208, 2);
+        float own[16], *sd = ks ? ks : own;
+        if (!ks || j == 0) { // d * sc of the 16 sub-blocks, once a block
+            uint16_t d;
+            memcpy(&d, blk + 208, 2);
+            __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
+            __m128i sc = _mm_loadu_si128((const __m128i *)(blk + 192));
+            _mm256_storeu_ps(sd, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
+            _mm256_storeu_ps(sd + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
+        }
         __m256i lo = _mm256_loadu_si256((const __m256i *)(blk + h * 64 + (c & 1) * 32));
         __m256i hi = _mm256_loadu_si256((const __m256i *)(blk + 128 + h * 32));
         lo = _mm256_and_si256(_mm256_srl_epi16(lo, _mm_cvtsi32_si128(4 * (c >> 1))), _mm256_set1_epi8(15));
         hi = _mm256_and_si256(_mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * c)), _mm256_set1_epi8(3));
         __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
-        float dd = _cvtsh_ss(d);
-        q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(dd * (float)(int8_t)blk[192 + j / 16]), w);
-        q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(dd * (float)(int8_t)blk[192 + j / 16 + 1]), w + 2);
+        q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(sd[j / 16]), w);
+        q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(sd[j / 16 + 1]), w + 2);
         return;
     }
     case ATTN_Q2_K: case ATTN_Q3_K: { // q2 = qs[32 h + l] >> 2 s (Q3_K: | hmask bit 4 h + s << 2, - 4), j = 128 h + 32 s + l
@@ -160,23 +206,16 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
             q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(hb, _mm256_set1_epi8(1)), 2));
             q = _mm256_sub_epi8(q, _mm256_set1_epi8(4));
         }
-        // the two sub-blocks' d (and m), as attn_dq_at makes them
-        float d[2], m[2];
-        uint16_t hd[2] = { 0, 0 };
-        memcpy(hd, blk + (q3 ? 108 : 80), q3 ? 2 : 4); // (Q3_K: d, its block's last 2 bytes)
-        for (int i = 0; i < 2; i++) {
-            int u = j / 16 + i;
-            if (q3) d[i] = _cvtsh_ss(hd[0]) * (float)attn_q3k_scale(blk + 96, u);
-            else
-                d[i] = _cvtsh_ss(hd[0]) * (float)(blk[u] & 15), m[i] = _cvtsh_ss(hd[1]) * (float)(blk[u] >> 4);
+        float own[32], *sd = ks ? ks : own;
+        if (!ks || j == 0) q23_scales(blk, q3, sd);
+        const float *d = sd + j / 16, *m = sd + 16 + j / 16;
+        if (q3) {
+            q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(d[0]), w);
+            q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(d[1]), w + 2);
+            return;
         }
-        q16_f32(_mm256_castsi256_si128(q), _mm256_set1_ps(d[0]), w);
-        q16_f32(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(d[1]), w + 2);
-        if (!q3) {
-            __m256 m0 = _mm256_set1_ps(m[0]), m1 = _mm256_set1_ps(m[1]);
-            w[0] = _mm256_sub_ps(w[0], m0), w[1] = _mm256_sub_ps(w[1], m0);
-            w[2] = _mm256_sub_ps(w[2], m1), w[3] = _mm256_sub_ps(w[3], m1);
-        }
+        q16_f32_add(_mm256_castsi256_si128(q), _mm256_set1_ps(d[0]), _mm256_set1_ps(m[0]), w); // (d * q exact)
+        q16_f32_add(_mm256_extracti128_si256(q, 1), _mm256_set1_ps(d[1]), _mm256_set1_ps(m[1]), w + 2);
         return;
     }
     default: // (not a quantized type: never asked)
@@ -214,7 +253,7 @@ INLINE __m256 load8_any(const uint8_t *row, uint32_t wtype, int k, int n) {
 
 static void avx2_dequant_row(const void *W, uint32_t wtype, float *out, int n) {
     int k = 0;
-    float ks[16];
+    float ks[32];
     if (attn_is_quant(wtype)) // (whole blocks of 32 or 256)
         for (; k + 32 <= n; k += 32) {
             __m256 w[4];
@@ -331,7 +370,7 @@ INLINE void gemv_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uin
 // quantized rows decoded 32 weights at a time (load32) into rows[][] first.
 INLINE void pack_rows(float *P, const uint8_t *W, size_t ldw, uint32_t wtype, int K, int nc, size_t lane) {
     static _Thread_local float rows[8][32] __attribute__((aligned(32)));
-    float ks[8][16]; // (load32's scales of each row's block)
+    float ks[8][32]; // (load32's scales of each row's block)
     const int quant = attn_is_quant(wtype); // (rows of whole blocks: K % 32 == 0)
     __m256 col[8];
     for (int h = 0; h < 2; h++) {
@@ -587,7 +626,7 @@ INLINE void dot_rows(const float *A, int lda, const uint8_t *W, size_t ldw, uint
                      int ldc, int M, int K, int nr, const uint8_t *pre, int pre_n) {
     const int dr = dot_dr(t, M); // (a constant where t and M are)
     __m256 acc[GEMV_MAX_M][DR_MAX];
-    float ks[DR_MAX][16]; // (load32's scales of each row's block)
+    float ks[DR_MAX][32]; // (load32's scales of each row's block)
     const uint8_t *row[DR_MAX];
     UNROLL
     for (int r = 0; r < dr; r++) {

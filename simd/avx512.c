@@ -625,19 +625,21 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         int s = j / 16;
         const uint8_t *q = (const uint8_t *)st->q + j % 128;
         const float *ramp = t == ATTN_Q3_K ? DQ_RAMP + 12 : DQ_RAMP + 16;
-        __m512 t0 = _mm512_mul_ps(_mm512_set1_ps(st->s[s]), _mm512_loadu_ps(ramp));
-        __m512 t1 = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]), _mm512_loadu_ps(ramp));
-        if (t == ATTN_Q2_K)
-            t0 = _mm512_sub_ps(t0, _mm512_set1_ps(st->m[s])), t1 = _mm512_sub_ps(t1, _mm512_set1_ps(st->m[s + 1]));
+        __m512 t0, t1, r = _mm512_loadu_ps(ramp);
+        if (t == ATTN_Q2_K) // (d * q exact: fused with - m, the bits of mul then sub)
+            t0 = _mm512_fmsub_ps(_mm512_set1_ps(st->s[s]), r, _mm512_set1_ps(st->m[s])),
+            t1 = _mm512_fmsub_ps(_mm512_set1_ps(st->s[s + 1]), r, _mm512_set1_ps(st->m[s + 1]));
+        else
+            t0 = _mm512_mul_ps(_mm512_set1_ps(st->s[s]), r), t1 = _mm512_mul_ps(_mm512_set1_ps(st->s[s + 1]), r);
         w[0] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)), t0);
         w[1] = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))), t1);
     } else if (is_k45(t)) { // the 16 (Q5_K: 32) values d * q - m of the sub-block, looked up by q
         int s = j / 32;
         __m512 d = _mm512_set1_ps(st->s[s]), m = _mm512_set1_ps(st->s[8 + s]);
-        __m512 lo = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_loadu_ps(DQ_RAMP + 16)), m); // q 0..15
+        __m512 lo = _mm512_fmsub_ps(d, _mm512_loadu_ps(DQ_RAMP + 16), m); // q 0..15 (d * q exact: as mul, sub)
         if (t == ATTN_Q5_K) { // q (5 bits) as dq_prep made it
             const uint8_t *q = (const uint8_t *)st->q + 32 * ((s & 3) >> 1) + 64 * (s & 1);
-            __m512 hi = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_loadu_ps(DQ_RAMP + 32)), m); // q 16..31
+            __m512 hi = _mm512_fmsub_ps(d, _mm512_loadu_ps(DQ_RAMP + 32), m); // q 16..31
             w[0] = _mm512_permutex2var_ps(lo, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q)), hi);
             w[1] = _mm512_permutex2var_ps(lo, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))), hi);
             return;
@@ -660,8 +662,8 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         if (t == ATTN_IQ4_XS) d *= (float)attn_iq4xs_scale(b, s); // d * (s6 - 32)
         __m512 vd = _mm512_set1_ps(d);
         const float *q = t == ATTN_Q4_0 ? DQ_RAMP + 8 : t == ATTN_Q4_1 ? DQ_RAMP + 16 : DQ_KV;
-        __m512 tab = _mm512_mul_ps(vd, _mm512_loadu_ps(q));
-        if (t == ATTN_Q4_1) tab = _mm512_add_ps(tab, _mm512_set1_ps(_cvtsh_ss(h[1])));
+        __m512 tab = t == ATTN_Q4_1 ? _mm512_fmadd_ps(vd, _mm512_loadu_ps(q), _mm512_set1_ps(_cvtsh_ss(h[1]))) // (d * q exact)
+                                    : _mm512_mul_ps(vd, _mm512_loadu_ps(q));
         __m512i nib = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
         w[0] = _mm512_permutexvar_ps(nib, tab); // (the index is bits 0..3 of each lane)
         w[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(nib, 4), tab);
@@ -672,11 +674,12 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
         memcpy(h, b, 4);
         memcpy(&qh, b + 2 + o, 4);
         __m512 vd = _mm512_set1_ps(_cvtsh_ss(h[0]));
-        __m512 lo = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 8 * o)); // q 0..15 (Q5_0: q - 16)
-        __m512 hi = _mm512_mul_ps(vd, _mm512_loadu_ps(DQ_RAMP + 16 + 8 * o)); // q 16..31
-        if (o) {
+        __m512 lo = _mm512_loadu_ps(DQ_RAMP + 8 * o), hi = _mm512_loadu_ps(DQ_RAMP + 16 + 8 * o); // q 0..15 (Q5_0: q - 16), 16..31
+        if (o) { // (d * q exact: + m fused)
             __m512 m = _mm512_set1_ps(_cvtsh_ss(h[1]));
-            lo = _mm512_add_ps(lo, m), hi = _mm512_add_ps(hi, m);
+            lo = _mm512_fmadd_ps(vd, lo, m), hi = _mm512_fmadd_ps(vd, hi, m);
+        } else {
+            lo = _mm512_mul_ps(vd, lo), hi = _mm512_mul_ps(vd, hi);
         }
         __m512i nib = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 6 + o))), b4 = _mm512_set1_epi32(16);
         __m512i q0 = _mm512_and_si512(nib, _mm512_set1_epi32(15)), q1 = _mm512_srli_epi32(nib, 4);
