@@ -60,12 +60,13 @@ INLINE float32x4x4_t dq16_run(attn_dq_run r) {
     int16x8_t lo = vmovl_s8(vget_low_s8(vreinterpretq_s8_u8(v))), hi = vmovl_high_s8(vreinterpretq_s8_u8(v));
     int32x4_t q[4] = { vmovl_s16(vget_low_s16(lo)), vmovl_high_s16(lo), vmovl_s16(vget_low_s16(hi)), vmovl_high_s16(hi) };
     float32x4x4_t w;
+    // + m or - m: d * q is exact there (d of at most 17 significant bits, q of
+    // 5), so one fused multiply-add rounds as the multiply and the add do
+    float32x4_t m = vdupq_n_f32(r.mode == ATTN_DQ_SUB ? -r.m : r.m);
     UNROLL
-    for (int i = 0; i < 4; i++) {
-        w.val[i] = vmulq_f32(vdupq_n_f32(r.d), vcvtq_f32_s32(q[i]));
-        if (r.mode == ATTN_DQ_ADD) w.val[i] = vaddq_f32(w.val[i], vdupq_n_f32(r.m));
-        else if (r.mode == ATTN_DQ_SUB) w.val[i] = vsubq_f32(w.val[i], vdupq_n_f32(r.m));
-    }
+    for (int i = 0; i < 4; i++)
+        w.val[i] = r.mode == ATTN_DQ_MUL ? vmulq_f32(vdupq_n_f32(r.d), vcvtq_f32_s32(q[i]))
+                                         : vfmaq_f32(m, vdupq_n_f32(r.d), vcvtq_f32_s32(q[i]));
     return w;
 }
 
