@@ -618,7 +618,7 @@ INLINE void dq_unit(uint32_t t, const uint8_t *b, int j, dq_state *st, __m512 w[
     if (t == ATTN_Q8_0) {
         uint16_t d;
         memcpy(&d, b, 2);
-        __m512 vd = _mm512_set1_ps(_cvtsh_ss(d));
+        __m512 vd = _mm512_cvtph_ps(_mm256_set1_epi16((short)d)); // (d broadcast as f16, then widened)
         w[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))));
         w[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))));
     } else if (t == ATTN_Q2_K || t == ATTN_Q3_K) { // sub-blocks of 16: d * q - m (Q3_K: d * (q - 4)) looked up by q
