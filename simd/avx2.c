@@ -109,7 +109,7 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         const uint8_t *blk = row + (size_t)(k / 32) * 34;
         uint16_t d;
         memcpy(&d, blk, 2);
-        __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
+        __m256 vd = _mm256_cvtph_ps(_mm_set1_epi16((short)d)); // (d broadcast as f16, then widened)
         UNROLL // (8 bytes at a time widened as they are loaded)
         for (int i = 0; i < 4; i++)
             w[i] = _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * i)))));
