@@ -53,6 +53,14 @@ INLINE void q16_f32_add(__m128i q, __m256 d, __m256 m, __m256 w[2]) {
     w[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), m);
 }
 
+// 16 int8 scales times d, as floats at out[0..16).
+INLINE void scales16(__m128i sc, float d, float *out) {
+    __m256 w[2];
+    q16_f32(sc, _mm256_set1_ps(d), w);
+    _mm256_storeu_ps(out, w[0]);
+    _mm256_storeu_ps(out + 8, w[1]);
+}
+
 // Bit i of b (i < 16) -> 0x10 in byte i.
 INLINE __m128i bits16(uint32_t b) {
     __m128i x = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)b), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
@@ -87,15 +95,9 @@ INLINE void q23_scales(const uint8_t *blk, int q3, float ks[32]) {
         sc = _mm_loadu_si128((const __m128i *)blk);
         __m128i mn = _mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(15));
         sc = _mm_and_si128(sc, _mm_set1_epi8(15));
-        __m256 w[2];
-        q16_f32(mn, _mm256_set1_ps(-_cvtsh_ss(h[1])), w);
-        _mm256_storeu_ps(ks + 16, w[0]);
-        _mm256_storeu_ps(ks + 24, w[1]);
+        scales16(mn, -_cvtsh_ss(h[1]), ks + 16);
     }
-    __m256 w[2];
-    q16_f32(sc, _mm256_set1_ps(_cvtsh_ss(h[0])), w);
-    _mm256_storeu_ps(ks, w[0]);
-    _mm256_storeu_ps(ks + 8, w[1]);
+    scales16(sc, _cvtsh_ss(h[0]), ks);
 }
 
 // Weights k..k+31 of a row of a quantized type (k % 32 == 0) into w[0..3],
@@ -181,10 +183,7 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         if (!ks || j == 0) { // d * sc of the 16 sub-blocks, once a block
             uint16_t d;
             memcpy(&d, blk + 208, 2);
-            __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
-            __m128i sc = _mm_loadu_si128((const __m128i *)(blk + 192));
-            _mm256_storeu_ps(sd, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
-            _mm256_storeu_ps(sd + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
+            scales16(_mm_loadu_si128((const __m128i *)(blk + 192)), _cvtsh_ss(d), sd);
         }
         __m256i lo = _mm256_loadu_si256((const __m256i *)(blk + h * 64 + (c & 1) * 32));
         __m256i hi = _mm256_loadu_si256((const __m256i *)(blk + 128 + h * 32));
