@@ -61,11 +61,15 @@ INLINE void scales16(__m128i sc, float d, float *out) {
     _mm256_storeu_ps(out + 8, w[1]);
 }
 
-// Bit i of b (i < 16) -> 0x10 in byte i.
-INLINE __m128i bits16(uint32_t b) {
-    __m128i x = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)b), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-    __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(x, bit), bit), _mm_set1_epi8(0x10));
+// Bit i of b -> 0x10 in byte i (bytes 0..15 the low half, 16..31 the high):
+// each half's bytes pick b's bytes 0, 1 (low) or 2, 3 (high) out of a
+// broadcast of b, then test their bit.
+INLINE __m256i bits32(uint32_t b) {
+    __m256i x = _mm256_shuffle_epi8(_mm256_set1_epi32((int)b),
+                                    _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                     2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(x, bit), bit), _mm256_set1_epi8(0x10));
 }
 
 // Q4_K/Q5_K: d * sc of the block's 8 sub-blocks, then dmin * mn, into ks
@@ -128,7 +132,10 @@ INLINE void load32(const uint8_t *row, uint32_t wtype, int k, __m256 w[4], float
         if (q5) memcpy(&qh, blk + 2 + 2 * m, 4);
         __m128i qs = _mm_loadu_si128((const __m128i *)(xs ? blk + 8 + 16 * s : blk + 2 + 2 * m + 4 * q5));
         __m128i lo = _mm_and_si128(qs, _mm_set1_epi8(15)), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), _mm_set1_epi8(15));
-        if (q5) lo = _mm_or_si128(lo, bits16(qh & 0xffff)), hi = _mm_or_si128(hi, bits16(qh >> 16));
+        if (q5) {
+            __m256i hb = bits32(qh);
+            lo = _mm_or_si128(lo, _mm256_castsi256_si128(hb)), hi = _mm_or_si128(hi, _mm256_extracti128_si256(hb, 1));
+        }
         if (wtype == ATTN_Q4_0 || wtype == ATTN_Q5_0) {
             __m128i b = _mm_set1_epi8(wtype == ATTN_Q4_0 ? 8 : 16);
             lo = _mm_sub_epi8(lo, b), hi = _mm_sub_epi8(hi, b);
