@@ -45,6 +45,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h> // mallopt
+#endif
 #include <string.h>
 
 // ---------------------------------------------------------------- main
@@ -126,7 +129,20 @@ static int cli_main(int argc, char **argv) {
     return 2;
 }
 
+// glibc maps each malloc of 128 KB or more afresh and unmaps it when freed,
+// so a command that makes many pictures faulted every picture's raster and
+// PNG buffers (about 7 MB) in again, 4 KB at a time: `attn maps` of a
+// 22-layer, 32-head model (705 pictures) took 771k page faults and 4.8 s of
+// system time, 8.7k and 0.1 s with freed blocks kept for reuse.
+static void keep_freed_memory(void) {
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
+
 int main(int argc, char **argv) {
+    keep_freed_memory();
     int rc = cli_main(argc, argv);
     const char *nf = attn_nonfinite();
     if (nf)

@@ -238,6 +238,19 @@ int cli_attn_capture_logits(const attn_model *m, attn_pool *pool, const int32_t 
 void cli_attn_free(cli_attn *a);
 // DIR/STEM.png and/or DIR/STEM.svg of a figure, each written atomically.
 int cli_write_figure(const attn_figure *f, const char *dir, const char *stem, int png, int svg);
+// One figure per item k < n, made and written on the pool's threads (a
+// picture's deflate and its file are most of a many-picture command's time):
+// fill(ctx, k, it) sets up item k's figure in *it (f, and the buffers it
+// may point into) and returns 1 to write it as DIR/it->stem, 0 to skip it.
+// Progress on stderr as `what`; *n_files counts the figures written. The
+// first error is returned, with its message, after the items running then.
+typedef struct {
+    attn_figure f;
+    attn_panel panels[8];
+    char title[320], note[320], stem[64];
+} cli_figure_item;
+int cli_write_figures(attn_pool *pool, const char *what, int n, int (*fill)(void *ctx, int k, cli_figure_item *it),
+                      void *ctx, const char *dir, int png, int svg, int *n_files);
 
 // ---- causal commands (attn_cmd_ablate.c)
 // "L.H,L.H,..." into out[k] = layer * n_head + head (malloc'ed, *n of them).

@@ -437,14 +437,37 @@ static int cmp_grid(const cmp_opts *co, cmp_result *r, attn_figure *f, char titl
     return rc;
 }
 
+// Item k of compare's per-head figures: head k % H of layer k / H in every
+// model side by side (and A - B); 0 where that head is not chosen.
+typedef struct { const cmp_result *r; const attn_figure *f; } cmp_figures;
+
+static int cmp_figure(void *ctx, int k, cli_figure_item *it) {
+    const cmp_figures *cf = ctx;
+    const cmp_result *r = cf->r;
+    int n = r->n, H = r->H;
+    size_t tt = (size_t)r->T * r->T;
+    if (!r->lmask[k / H] || !r->hmask[k % H]) return 0;
+    it->f = *cf->f;
+    for (int i = 0; i < n && i < 8; i++)
+        it->panels[i] = (attn_panel){ .p = r->ms[i].a.buf.p + k * tt, .window = attn_layer_window(&r->ms[i].m->cfg, k / H) };
+    if (n == 2) it->panels[2] = (attn_panel){ .p = r->diffb.p + k * tt, .diverging = 1 };
+    snprintf(it->title, sizeof it->title, "layer %d, head %d: %s", k / H, k % H, n == 2 ? "A vs B" : "checkpoints");
+    int o2 = snprintf(it->note, sizeof it->note, "%d tokens; Jensen-Shannon divergence", r->T);
+    for (int i = 0; i < r->np && o2 < (int)sizeof it->note - 40; i++)
+        o2 += snprintf(it->note + o2, sizeof it->note - o2, " %c-%c %.3f", 'A' + i, 'A' + i + 1, r->jsd[(size_t)k * r->np + i]);
+    snprintf(it->note + o2, sizeof it->note - o2, " bits");
+    snprintf(it->stem, sizeof it->stem, "compare_L%02d_H%02d", k / H, k % H);
+    it->f.title = it->title, it->f.note = it->note, it->f.panels = it->panels;
+    return 1;
+}
+
 // -o DIR: per chosen head the models side by side (and A - B), then the grid.
 static int cmp_pictures(cmp_opts *co, cmp_result *r) {
     int n = r->n, H = r->H, ncol = n + (n == 2), rc = 0;
-    size_t tt = (size_t)r->T * r->T;
     float dmax = 0;
     if (!(r->panels = calloc((size_t)r->L * H * 3, sizeof *r->panels))) return attn_err(ATTN_EFAIL, "out of memory");
     if (n == 2 && (rc = cmp_diff(co, r, &dmax))) return rc;
-    char names[8][200], title[300], note[300], stem[64];
+    char names[8][200], title[300], note[300];
     const char *cn[8];
     for (int i = 0; i < ncol && i < 8; i++) {
         if (i < n) snprintf(names[i], sizeof names[i], "%c: %.180s", 'A' + i, r->ms[i].label);
@@ -454,21 +477,8 @@ static int cmp_pictures(cmp_opts *co, cmp_result *r) {
     attn_figure f = {.T = r->T, .labels = (const char *const *)r->labels, .rows = 1, .cols = ncol < 8 ? ncol : 8,
                      .col_names = cn, .scale = co->scale, .dmax = dmax, .causal = 1, .title = title, .note = note,
                      .panels = r->panels};
-    for (int k = 0; k < r->L * H && !rc; k++) {
-        if (!r->lmask[k / H] || !r->hmask[k % H]) continue;
-        for (int i = 0; i < n && i < 8; i++)
-            r->panels[i].p = r->ms[i].a.buf.p + k * tt, r->panels[i].diverging = 0,
-            r->panels[i].window = attn_layer_window(&r->ms[i].m->cfg, k / H);
-        if (n == 2) r->panels[2].p = r->diffb.p + k * tt, r->panels[2].diverging = 1;
-        snprintf(title, sizeof title, "layer %d, head %d: %s", k / H, k % H, n == 2 ? "A vs B" : "checkpoints");
-        int o2 = snprintf(note, sizeof note, "%d tokens; Jensen-Shannon divergence", r->T);
-        for (int i = 0; i < r->np && o2 < (int)sizeof note - 40; i++)
-            o2 += snprintf(note + o2, sizeof note - o2, " %c-%c %.3f", 'A' + i, 'A' + i + 1, r->jsd[(size_t)k * r->np + i]);
-        snprintf(note + o2, sizeof note - o2, " bits");
-        snprintf(stem, sizeof stem, "compare_L%02d_H%02d", k / H, k % H);
-        rc = cli_write_figure(&f, r->dir, stem, 1, co->svg);
-        r->n_files++;
-    }
+    cmp_figures cf = { r, &f };
+    rc = cli_write_figures(r->pool, "compare", r->L * H, cmp_figure, &cf, r->dir, 1, co->svg, &r->n_files);
     return rc ? rc : cmp_grid(co, r, &f, title, note);
 }
 

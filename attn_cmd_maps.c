@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -416,34 +417,70 @@ static int maps_compute(maps_opts *mo, maps_result *r) {
     return rc;
 }
 
+typedef struct {
+    int (*fill)(void *ctx, int k, cli_figure_item *it);
+    void *ctx;
+    const char *what, *dir;
+    int png, svg, n, done, written, rc;
+    char err[1024];
+    pthread_mutex_t mu;
+} figures_job;
+
+static void figure_item(void *ctx, int k) {
+    figures_job *j = ctx;
+    cli_figure_item it;
+    memset(&it, 0, sizeof it);
+    pthread_mutex_lock(&j->mu);
+    int stop = j->rc != 0;
+    pthread_mutex_unlock(&j->mu);
+    int rc = 0, wrote = !stop && j->fill(j->ctx, k, &it);
+    if (wrote) rc = cli_write_figure(&it.f, j->dir, it.stem, j->png, j->svg);
+    pthread_mutex_lock(&j->mu);
+    if (rc && !j->rc) j->rc = rc, snprintf(j->err, sizeof j->err, "%s", attn_errmsg());
+    j->written += wrote && !rc;
+    cli_progress(j->what, ++j->done, j->n);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int cli_write_figures(attn_pool *pool, const char *what, int n, int (*fill)(void *ctx, int k, cli_figure_item *it),
+                      void *ctx, const char *dir, int png, int svg, int *n_files) {
+    figures_job j = { fill, ctx, what, dir, png, svg, n, 0, 0, 0, "", PTHREAD_MUTEX_INITIALIZER };
+    cli_progress(what, 0, n);
+    attn_pool_run(pool, n, figure_item, &j);
+    *n_files += j.written;
+    return j.rc ? attn_err(j.rc, "%s", j.err) : 0;
+}
+
+// Item k of maps' per-head figures: the k-th chosen head alone.
+typedef struct { const maps_result *r; const attn_figure *f; } head_figures;
+
+static int head_figure(void *ctx, int k, cli_figure_item *it) {
+    const head_figures *hf = ctx;
+    const maps_result *r = hf->r;
+    int l = r->cap.sel[k] / r->H, h = r->cap.sel[k] % r->H;
+    it->f = *hf->f;
+    snprintf(it->title, sizeof it->title, "%s - layer %d, head %d", r->name, l, h);
+    snprintf(it->stem, sizeof it->stem, "L%02d_H%02d", l, h);
+    it->f.title = it->title, it->f.panels = &hf->f->panels[k], it->f.rows = it->f.cols = 1;
+    return 1;
+}
+
 // One figure per chosen head, then the grid of them all, then --term.
 static int maps_draw_all(const maps_opts *mo, maps_result *r, attn_figure *f, const char **rn, const char **cn) {
     int nl = f->rows, nh = f->cols;
     int n = r->cap.n_sel, H = r->H, grid = mo->grid, rc = 0;
-    char title[320], stem[64], note[200];
+    char title[320], note[200];
     snprintf(note, sizeof note, "%d tokens", r->T);
     f->note = note;
-    attn_panel *panels = (attn_panel *)f->panels;
-    cli_progress("maps", 0, n + grid);
-    for (int k = 0; r->dir[0] && k < n && !rc; k++) {
-        int l = r->cap.sel[k] / H, h = r->cap.sel[k] % H;
-        snprintf(title, sizeof title, "%s - layer %d, head %d", r->name, l, h);
-        snprintf(stem, sizeof stem, "L%02d_H%02d", l, h);
-        f->title = title, f->panels = &panels[k], f->rows = f->cols = 1;
-        rc = cli_write_figure(f, r->dir, stem, mo->png, mo->svg);
-        r->n_files++;
-        cli_progress("maps", k + 1, n + grid);
-    }
-    f->panels = panels, f->rows = nl, f->cols = nh, f->row_names = rn, f->col_names = cn;
+    head_figures hf = { r, f };
+    if (r->dir[0]) rc = cli_write_figures(r->pool, "maps", n, head_figure, &hf, r->dir, mo->png, mo->svg, &r->n_files);
+    f->rows = nl, f->cols = nh, f->row_names = rn, f->col_names = cn;
     snprintf(note, sizeof note, "%d tokens; one colour scale for every panel", r->T);
     if (n == 1) snprintf(title, sizeof title, "%s - layer %d, head %d", r->name, r->cap.sel[0] / H, r->cap.sel[0] % H);
     else snprintf(title, sizeof title, "%s - %d layer%s x %d head%s", r->name, nl, nl > 1 ? "s" : "", nh, nh > 1 ? "s" : "");
     f->title = title;
-    if (!rc && r->dir[0] && grid && n > 1) {
-        rc = cli_write_figure(f, r->dir, "grid", mo->png, mo->svg);
+    if (!rc && r->dir[0] && grid && n > 1 && !(rc = cli_write_figure(f, r->dir, "grid", mo->png, mo->svg)))
         r->n_files++;
-        cli_progress("maps", n + 1, n + 1);
-    }
     if (!rc && mo->term) {
         char *text;
         size_t len;

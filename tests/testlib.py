@@ -1,7 +1,7 @@
 """tests/testlib.py - shared by the tests/<kind>/t_*.py scripts (not a test itself):
 the paths, the PASS/FAIL/SKIP protocol of tests/run.sh with a failure count,
-runners for ./attn and tools/convert.py, a scratch directory, a reader for
-the .npy files attn writes, and the reference models of tests/parity/."""
+runners for ./attn and tools/convert.py, a scratch directory, readers for
+the .npy and .png files attn writes, and the reference models of tests/parity/."""
 import atexit
 import os
 import shutil
@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTN = os.path.abspath(os.path.join(ROOT, os.environ.get("ATTN") or "attn"))  # ATTN may be relative to the root
@@ -99,6 +100,52 @@ def read_npy(path):
     for s in shape:
         n *= s
     return shape, list(struct.unpack("<%df" % n, body[:4 * n]))
+
+
+def png_read(path):
+    """(width, height, rows of RGB bytes) of an 8-bit RGB PNG: every chunk's CRC
+    checked, IDAT inflated by Python's zlib (which checks the Adler-32), the
+    rows' filters undone. ValueError if any of that fails."""
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("%s: not a PNG" % path)
+    pos, idat, w, h = 8, b"", 0, 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]:
+            raise ValueError("%s: bad CRC in %s" % (path, kind))
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+            if (depth, ctype) != (8, 2):
+                raise ValueError("%s: depth %d colour type %d, not 8-bit RGB" % (path, depth, ctype))
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    try:
+        raw = zlib.decompress(idat)
+    except zlib.error as e:
+        raise ValueError("%s: zlib: %s" % (path, e))
+    stride, rows, prev = w * 3, [], bytearray(w * 3)
+    if len(raw) != h * (stride + 1):
+        raise ValueError("%s: %d bytes of pixels for %dx%d" % (path, len(raw), w, h))
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if f > 4:
+            raise ValueError("%s: row %d: filter %d" % (path, y, f))
+        for x in range(stride) if f else ():
+            a = line[x - 3] if x >= 3 else 0
+            b, c = prev[x], prev[x - 3] if x >= 3 else 0
+            if f == 1: line[x] = (line[x] + a) & 255
+            elif f == 2: line[x] = (line[x] + b) & 255
+            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return w, h, rows
 
 
 def reference_models(*names):

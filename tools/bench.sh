@@ -10,6 +10,8 @@
 #   - cold start: the whole process `attn run --export npy` (6 layers x 12
 #     heads, d=768, vocab 8192, T=256, every attention map written), the
 #     model file read from disk and just written, vs PyTorch's warm forward
+#   - whole process `attn maps` of every head of the TinyLlama-1.1B shape
+#     (705 PNG pictures)
 #   - TinyLlama-1.1B shape, F16 / Q8_0 / Q4_K_M (llama-quantize makes Q4_K_M
 #     from the F16 file): prefill T=512 with every attention map captured vs
 #     llama.cpp's pp512; decode (128 tokens after a 1-token prompt) vs
@@ -184,6 +186,19 @@ if [ $models = 1 ]; then
             echo "tl_${q}_weights_mb $(awk -v s="$size" 'BEGIN { printf "%.0f", s / 1048576 }')" >>"$out"
             echo "tl_${q}_bound_toks $(awk -v s="$size" -v e="$emb" -v bw="$bw" 'BEGIN { printf "%.2f", bw * 1e9 / (s - e) }')" >>"$out"
         done
+        # what `attn maps` of every head costs as a user waits for it: the
+        # whole process, 22 x 32 heads + the grid, one PNG each (best of 3)
+        say "maps: whole process attn maps, TinyLlama-1.1B shape q8_0, 13 tokens, 705 PNG pictures"
+        best=
+        for r in 1 2 3; do
+            rm -rf "$D/maps-out"
+            t0=$(date +%s.%N)
+            "$ATTN" maps -m "$D/tinyllama-q8_0.gguf" -p "The quick brown fox jumps over the lazy dog because" -o "$D/maps-out" \
+                -t "$NT" >/dev/null 2>&1 || { best=; break; }
+            best=$(awk -v a="$t0" -v b="$(date +%s.%N)" -v best="$best" 'BEGIN { t = b - a; printf "%.2f", (best == "" || t < best) ? t : best }')
+        done
+        [ -n "$best" ] && echo "attn_maps_s $best $(du -sk "$D/maps-out" | cut -f1)" >>"$out"
+        rm -rf "$D/maps-out"
     else
         skip "TinyLlama-1.1B rows (prefill, decode, llama.cpp, RSS): SKIP_LARGE=1"
     fi
@@ -218,6 +233,8 @@ peak=$(num fma_peak_gflops)
     [ -n "$a" ] && echo "| cold start: whole process \`attn run --export npy\`, 6 layers x 12 heads, d=768, vocab 8192, T=256 (best of 5), model file read from disk | $a ms | PyTorch warm forward $p ms | $(ratio "$p" "$a") | >= 3 |"
     a=$(num attn_cold_written_ms)
     [ -n "$a" ] && echo "| cold start, the same, model file just written (page cache in 4 KB pages) | $a ms | PyTorch warm forward $p ms | $(ratio "$p" "$a") | >= 3 |"
+    a=$(num attn_maps_s)
+    [ -n "$a" ] && echo "| whole process \`attn maps\`, TinyLlama-1.1B shape q8_0, 13 tokens: 705 PNG pictures ($(awk '$1 == "attn_maps_s" { printf "%.1f", $3 / 1024 }' "$out") MB), best of 3 | $a s | | | |"
     for q in f16 q8_0 q4_k_m; do
         a=$(num attn_tl_${q}_toks); p=$(num tl_${q}_bound_toks)
         [ -n "$a" ] || continue

@@ -5,10 +5,12 @@
 - the claims the README makes about the model: a previous-token head, an
   induction head (induction test score >= 0.4 where its random-init baseline
   is <= 0.1), loss lower on the second repeat than on the first."""
-import json, os, re, shutil, struct, subprocess, sys, tempfile, zlib
+import json, os, re, shutil, subprocess, sys, tempfile
 
 ATTN = os.path.abspath(os.environ.get("ATTN", "./attn"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from testlib import png_read as png_pixels  # noqa: E402  (width, height, rows of RGB bytes)
 
 
 def out(name, ok, why=""):
@@ -23,38 +25,6 @@ def readme_first_command():
     line = " ".join(m.group(1).replace("\\\n", " ").split()) if m else ""
     m = re.search(r"(\./attn maps .*?)(?:$|&&|;)", line)
     return m.group(1).strip() if m else None
-
-
-def png_pixels(path):
-    """(width, height, rows of RGB bytes) of an 8-bit RGB PNG, filters undone."""
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, w, h = 8, b"", 0, 0
-    while pos < len(data):
-        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if typ == b"IHDR":
-            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype == 2, "not 8-bit RGB"
-        elif typ == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw, stride, rows, prev = zlib.decompress(idat), w * 3, [], bytearray(w * 3)
-    for y in range(h):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for x in range(stride):
-            a = line[x - 3] if x >= 3 else 0
-            b, c = prev[x], prev[x - 3] if x >= 3 else 0
-            if f == 1: line[x] = (line[x] + a) & 255
-            elif f == 2: line[x] = (line[x] + b) & 255
-            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(bytes(line))
-        prev = line
-    return w, h, rows
 
 
 if subprocess.run([ATTN, "info"], capture_output=True).returncode != 0:

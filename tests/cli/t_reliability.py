@@ -37,7 +37,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: testlib
-from testlib import ATTN, CONVERT, PY, ROOT, attn, check, done, result, scratch, skip
+from testlib import ATTN, CONVERT, PY, ROOT, attn, check, done, png_read, result, scratch, skip
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "fuzz"))
 import make_seeds as ms  # noqa: E402
@@ -221,19 +221,9 @@ def nan_weight(k, t):
 
 
 def png_pixels(p):
-    """RGB rows of an 8-bit RGB PNG attn wrote (unfiltered rows)."""
-    import zlib
-    b = open(p, "rb").read()
-    pos, idat, w = 8, b"", 0
-    while pos < len(b):
-        n, kind = struct.unpack(">I4s", b[pos:pos + 8])
-        if kind == b"IHDR":
-            w = struct.unpack(">I", b[pos + 8:pos + 12])[0]
-        if kind == b"IDAT":
-            idat += b[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    return raw, w
+    """The RGB bytes of an 8-bit RGB PNG attn wrote, rows joined (filters undone), and its width."""
+    w, h, rows = png_read(p)
+    return b"".join(rows), w
 
 
 def test_nonfinite():

@@ -10,9 +10,7 @@ attention (1e-4). Needs torch + numpy (/usr/bin/python3); prints SKIP without.
 import json
 import math
 import os
-import struct
 import xml.etree.ElementTree as ET
-import zlib
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: testlib
@@ -28,28 +26,8 @@ def attn(*args, ok=True):
 
 
 def png_size(path):
-    """(width, height) of an 8-bit RGB PNG after checking every chunk's CRC and inflating IDAT."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("%s: not a PNG" % path)
-    pos, idat, w = 8, b"", None
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if zlib.crc32(kind + body) != struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]:
-            raise ValueError("%s: bad CRC in %s" % (path, kind))
-        if kind == b"IHDR":
-            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
-            if (depth, ctype) != (8, 2):
-                raise ValueError("%s: depth %d colour type %d" % (path, depth, ctype))
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    if w is None or len(raw) != h * (1 + 3 * w):
-        raise ValueError("%s: %d bytes of pixels for %sx%s" % (path, len(raw), w, h))
-    return w, h
+    """(width, height) of an 8-bit RGB PNG, every chunk's CRC checked and IDAT inflated (testlib.png_read)."""
+    return testlib.png_read(path)[:2]
 
 
 def svg_texts(path):

@@ -331,7 +331,49 @@ static void test_svg_term(void) {
     free(p);
 }
 
-int main(void) {
+// --png-cases DIR: rasters whose zlib streams reach the deflate's edges
+// (a 4-byte stream, incompressible noise, 258-byte matches, matches exactly
+// 32768 bytes back and none further, runs of every length), written as DIR/<name>.png for
+// tests/unit/t_deflate.py to inflate with Python's zlib and compare with the
+// same pixels made there. Pixel (x, y) channel c of each is px_case().
+static uint32_t mix(uint32_t a) {
+    a ^= a >> 16, a *= 0x7feb352dU, a ^= a >> 15, a *= 0x846ca68bU, a ^= a >> 16;
+    return a;
+}
+
+static uint8_t px_case(int which, int x, int y, int c) {
+    switch (which) {
+    case 0: return (uint8_t)mix((uint32_t)c);                                           // one: 1 x 1
+    case 1: return (uint8_t)mix((uint32_t)(y * 1000003 + x * 3 + c));                   // noise
+    case 2: return (uint8_t)(c == 0 ? 17 : c == 1 ? 99 : 201);                          // flat
+    case 3: return (uint8_t)mix((uint32_t)((y % 2) * 7919 + x * 3 + c));                // window: rows 2 apart equal
+    case 4: return (uint8_t)mix((uint32_t)((y % 3) * 7919 + x * 3 + c));                // far: rows 3 apart equal
+    default: return (uint8_t)(mix((uint32_t)(x / (1 + (int)(mix((uint32_t)y) % 97)) * 31 + y / 3)) >> 8 * c); // runs
+    }
+}
+
+static int png_cases(const char *dir) {
+    static const struct { const char *name; int w, h; } cases[] = {
+        { "one", 1, 1 }, { "noise", 200, 150 }, { "flat", 3000, 40 }, { "window", 5461, 6 }, { "far", 5461, 6 },
+        { "runs", 700, 60 }
+    }; // (rows of 1 + 3 * 5461 = 16384 bytes: window's equal the one 32768 bytes back, far's 49152)
+    for (int i = 0; i < 6; i++) {
+        attn_image im = { .w = cases[i].w, .h = cases[i].h, .rgb = malloc((size_t)cases[i].w * cases[i].h * 3) };
+        if (!im.rgb) return 1;
+        for (int y = 0; y < im.h; y++)
+            for (int x = 0; x < im.w; x++)
+                for (int c = 0; c < 3; c++) im.rgb[((size_t)y * im.w + x) * 3 + c] = px_case(i, x, y, c);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.png", dir, cases[i].name);
+        int rc = attn_write_png(path, &im);
+        free(im.rgb);
+        if (rc) return fprintf(stderr, "%s: %s\n", path, attn_errmsg()), 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--png-cases")) return png_cases(argv[2]);
     test_colormaps();
     test_font();
     test_heatmaps();
