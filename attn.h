@@ -301,6 +301,8 @@ typedef struct {
     attn_tensor post_attn_norm, post_ffn_norm;   // (D) post-sub-block norms
 } attn_layer;
 
+typedef struct attn_pool attn_pool; // threads (below)
+
 typedef struct attn_model {
     attn_config cfg;
     char name[128];        // general.name or the file name
@@ -323,8 +325,10 @@ typedef struct attn_model {
 int attn_model_load(attn_model **out, const char *path);
 int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const char *name);
 // A random init of the same architecture (GPT-2 init: N(0, 0.02), residual
-// projections N(0, 0.02/sqrt(2L)), norms 1, biases 0), F32, same tokenizer.
-int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed);
+// projections N(0, 0.02/sqrt(2L)), norms 1, biases 0), F32, same tokenizer;
+// made on the pool's threads (an attn_pool, below; NULL: the calling thread),
+// the same values either way.
+int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool);
 void attn_model_free(attn_model *m);
 // 1 if the output head is the token embedding: no output.weight, or one equal
 // to token_embd byte for byte (compared on each call, 2 x V x D weights).
@@ -350,7 +354,6 @@ const char *attn_simd_name(void);
 void attn_simd_exact(int on);
 
 // ---------------------------------------------------------------- threads
-typedef struct attn_pool attn_pool;
 int attn_pool_new(attn_pool **out, int n_threads); // n_threads <= 0: online cores
 void attn_pool_free(attn_pool *p);
 int attn_pool_size(const attn_pool *p);

@@ -315,9 +315,10 @@ static int cmp_parse(int argc, char **argv, cmp_opts *co) {
 static int cmp_load(const cmp_opts *co, cmp_result *r) {
     int n = r->n = co->n, rc = (r->ms = calloc((size_t)n, sizeof *r->ms)) ? 0 : attn_err(ATTN_EFAIL, "out of memory");
     cmp_model *ms = r->ms;
+    if (!rc) rc = cli_pool(&co->o, &r->pool); // (a random init is made on its threads)
     for (int i = 0; !rc && i < n; i++) {
         if (co->init && i == 1) {
-            rc = attn_model_random(&ms[1].m, ms[0].m, (uint64_t)co->seed);
+            rc = attn_model_random(&ms[1].m, ms[0].m, (uint64_t)co->seed, r->pool);
             snprintf(ms[1].label, sizeof ms[1].label, "random init of %s (seed %ld)", ms[0].m->name, co->seed);
         } else {
             rc = cli_load_model(&co->o, i, &ms[i].m);
@@ -326,7 +327,6 @@ static int cmp_load(const cmp_opts *co, cmp_result *r) {
     }
     if (!rc) rc = cli_prompt_ids(&co->o, ms[0].m, &r->ids, &r->T);
     if (!rc) rc = attn_token_labels(ms[0].m->tok, r->ids, r->T, &r->labels);
-    if (!rc) rc = cli_pool(&co->o, &r->pool);
     if (rc) return rc;
     int L = r->L = ms[0].m->cfg.n_layer, H = r->H = ms[0].m->cfg.n_head, T = r->T;
     r->np = n - 1;

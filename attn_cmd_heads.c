@@ -524,7 +524,7 @@ static int heads_order(const heads_opts *ho, heads_run *hr, const heads_out *r) 
 
 static int heads_models(const heads_opts *ho, heads_run *hr, heads_out *r) {
     int rc = cli_setup(&ho->o, &hr->m, &hr->pool, NULL, NULL, NULL);
-    if (!rc) rc = attn_model_random(&hr->rnd, hr->m, (uint64_t)ho->seed);
+    if (!rc) rc = attn_model_random(&hr->rnd, hr->m, (uint64_t)ho->seed, hr->pool);
     if (!rc) rc = scorer_init(&hr->sm, hr->m, hr->pool);
     if (!rc) rc = scorer_init(&hr->sr, hr->rnd, hr->pool);
     if (rc) return rc;

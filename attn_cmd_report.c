@@ -133,7 +133,7 @@ static int report_compute(const report_opts *ro, report_result *r) {
     // the random-init baseline
     attn_session_free(r->s);
     r->s = NULL;
-    if ((rc = attn_model_random(&r->rnd, r->m, (uint64_t)ro->seed))) return rc;
+    if ((rc = attn_model_random(&r->rnd, r->m, (uint64_t)ro->seed, r->pool))) return rc;
     if ((rc = attn_session_new(&r->s, r->rnd, r->T, r->pool))) return rc;
     if ((rc = attn_score_heads(r->rnd, r->s, r->ids, r->T, NULL, r->base))) return rc;
     attn_head_scores_uniform(r->ids, r->T, &r->unif);

@@ -20,12 +20,17 @@
 // ---------------------------------------------------------------- owned memory
 
 // Blocks the model owns (converted vectors, random weights), freed together.
-typedef struct owned_block { struct owned_block *next; } owned_block;
+// Blocks of 2 MB or more are session-style mappings (attn_big_alloc): a
+// random model's gigabytes are then faulted in 2 MB at a time, not 4 KB
+// (TinyLlama's random init: 13.9 s of system time in 4 KB pages).
+typedef struct owned_block { struct owned_block *next; size_t bytes; } owned_block; // bytes: mapped, 0: malloc'ed
 
 static void *own(attn_model *m, size_t n) {
-    owned_block *b = malloc(sizeof(owned_block) + n + 64);
+    size_t bytes = sizeof(owned_block) + n + 64;
+    int big = bytes >= ((size_t)2 << 20);
+    owned_block *b = big ? attn_big_alloc(bytes) : malloc(bytes);
     if (!b) return NULL;
-    b->next = m->owned;
+    b->next = m->owned, b->bytes = big ? bytes : 0;
     m->owned = b;
     // 64-byte aligned payload inside the block
     uintptr_t p = ((uintptr_t)(b + 1) + 63) & ~(uintptr_t)63;
@@ -396,7 +401,8 @@ void attn_model_free(attn_model *m) {
     free(m->layers);
     for (owned_block *b = m->owned; b;) {
         owned_block *n = b->next;
-        free(b);
+        if (b->bytes) attn_big_free(b, b->bytes);
+        else free(b);
         b = n;
     }
     free(m);
@@ -404,37 +410,61 @@ void attn_model_free(attn_model *m) {
 
 // ---------------------------------------------------------------- random init
 
-// splitmix64 + Box-Muller: a seeded N(0,1) stream, the same on every platform.
-typedef struct { uint64_t s; int has; double spare; } rng;
-static uint64_t rng_u64(rng *r) {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+// splitmix64 + Box-Muller: a seeded N(0,1) stream, the same on every
+// platform. Number k of the splitmix64 stream is mix(seed + (k + 1) * gamma),
+// and normals 2p and 2p + 1 are the cosine and sine of pair p (numbers 2p
+// and 2p + 1), so any stretch of the stream can be made on its own: the
+// pool's threads make a tensor's in parts, the values of one thread's stream.
+static uint64_t rng_at(uint64_t seed, uint64_t k) {
+    uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static double rng_normal(rng *r) {
-    if (r->has) { r->has = 0; return r->spare; }
-    double u1 = ((rng_u64(r) >> 11) + 1.0) / 9007199254740993.0, u2 = (rng_u64(r) >> 11) / 9007199254740992.0;
-    double rad = sqrt(-2.0 * log(u1));
-    r->spare = rad * sin(2 * M_PI * u2);
-    r->has = 1;
-    return rad * cos(2 * M_PI * u2);
+
+// w[i] = std * normal (first + i) of the stream, i < n.
+static void normals(uint64_t seed, uint64_t first, size_t n, double std, float *w) {
+    for (uint64_t j = first & ~1ull; j < first + n; j += 2) { // pair j / 2
+        double u1 = ((rng_at(seed, j) >> 11) + 1.0) / 9007199254740993.0;
+        double u2 = (rng_at(seed, j + 1) >> 11) / 9007199254740992.0;
+        double rad = sqrt(-2.0 * log(u1));
+        if (j >= first) w[j - first] = (float)(std * (rad * cos(2 * M_PI * u2)));
+        if (j + 1 < first + n) w[j + 1 - first] = (float)(std * (rad * sin(2 * M_PI * u2)));
+    }
+}
+
+typedef struct { uint64_t seed, first; size_t n; double std; float *w; } normals_job;
+#define NORMALS_PART ((size_t)1 << 16)
+
+static void normals_item(void *ctx, int i) {
+    const normals_job *j = ctx;
+    size_t a = (size_t)i * NORMALS_PART, n = j->n - a < NORMALS_PART ? j->n - a : NORMALS_PART;
+    normals(j->seed, j->first + a, n, j->std, j->w + a);
 }
 
 // A random F32 tensor shaped like `like` (absent stays absent): value =
-// std * N(0,1), or the constant `fill` when std == 0.
-static int rand_tensor(attn_model *m, rng *r, const attn_tensor *like, double std, float fill, attn_tensor *t) {
+// std * the next normals of the stream (*next counts them), or the constant
+// `fill` when std == 0.
+typedef struct { attn_model *m; attn_pool *pool; uint64_t seed, next; } rand_src;
+
+static int rand_tensor(rand_src *r, const attn_tensor *like, double std, float fill, attn_tensor *t) {
     memset(t, 0, sizeof *t);
     if (!like->data) return 0;
     size_t n = (size_t)like->rows * like->cols;
-    float *w = own(m, n * sizeof(float));
+    float *w = own(r->m, n * sizeof(float));
     if (!w) return attn_err(ATTN_EFAIL, "out of memory for a random model");
-    for (size_t i = 0; i < n; i++) w[i] = std ? (float)(std * rng_normal(r)) : fill;
+    if (std) {
+        normals_job j = { r->seed, r->next, n, std, w };
+        attn_pool_run(r->pool, (int)((n + NORMALS_PART - 1) / NORMALS_PART), normals_item, &j);
+        r->next += n;
+    } else {
+        for (size_t i = 0; i < n; i++) w[i] = fill;
+    }
     *t = (attn_tensor){ w, ATTN_F32, like->rows, like->cols };
     return 0;
 }
 
-int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
+int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool) {
     attn_model *m = calloc(1, sizeof *m);
     if (!m) return attn_err(ATTN_EFAIL, "out of memory");
     m->cfg = like->cfg;
@@ -442,24 +472,24 @@ int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed) {
     m->n_params = like->n_params;
     snprintf(m->name, sizeof m->name, "random init (seed %llu)", (unsigned long long)seed);
     snprintf(m->path, sizeof m->path, "%s", like->path);
-    rng r = { seed, 0, 0 };
+    rand_src r = { m, pool, seed, 0 };
     const double s = 0.02, sp = 0.02 / sqrt(2.0 * like->cfg.n_layer); // GPT-2 init
-    int rc = rand_tensor(m, &r, &like->tok_embd, s, 0, &m->tok_embd) ||
-             rand_tensor(m, &r, &like->pos_embd, s, 0, &m->pos_embd) ||
-             rand_tensor(m, &r, &like->out_norm, 0, 1, &m->out_norm) ||
-             rand_tensor(m, &r, &like->out_norm_b, 0, 0, &m->out_norm_b);
+    int rc = rand_tensor(&r, &like->tok_embd, s, 0, &m->tok_embd) ||
+             rand_tensor(&r, &like->pos_embd, s, 0, &m->pos_embd) ||
+             rand_tensor(&r, &like->out_norm, 0, 1, &m->out_norm) ||
+             rand_tensor(&r, &like->out_norm_b, 0, 0, &m->out_norm_b);
     if (!rc && attn_model_tied_head(like)) m->output = m->tok_embd;
-    else if (!rc) rc = rand_tensor(m, &r, &like->output, s, 0, &m->output);
+    else if (!rc) rc = rand_tensor(&r, &like->output, s, 0, &m->output);
     m->layers = calloc((size_t)like->cfg.n_layer, sizeof *m->layers);
     if (!m->layers) rc = attn_err(ATTN_EFAIL, "out of memory");
     for (int l = 0; !rc && l < like->cfg.n_layer; l++)
         for (int i = 0; !rc && i < attn_n_layer_tensors; i++) {
             const attn_tensor_spec *t = &attn_layer_tensors[i];
             const double std[] = { [ATTN_INIT_NORMAL] = s, [ATTN_INIT_RESID] = sp, [ATTN_INIT_ONE] = 0, [ATTN_INIT_ZERO] = 0 };
-            rc = rand_tensor(m, &r, (const attn_tensor *)((const char *)&like->layers[l] + t->off), std[t->init],
+            rc = rand_tensor(&r, (const attn_tensor *)((const char *)&like->layers[l] + t->off), std[t->init],
                              t->init == ATTN_INIT_ONE, (attn_tensor *)((char *)&m->layers[l] + t->off));
         }
-    if (!rc) rc = rand_tensor(m, &r, &like->output_b, 0, 0, &m->output_b);
+    if (!rc) rc = rand_tensor(&r, &like->output_b, 0, 0, &m->output_b);
     m->rope_freqs = like->rope_freqs; // a property of the positions, not a learned weight
     return finish_load(m, rc ? ATTN_EFAIL : 0, out);
 }

@@ -187,7 +187,7 @@ int FUZZ_GGUF_ENTRY(const uint8_t *data, size_t size) {
     fg_tokenizer(m, data, size);
     fg_forward(m);
     attn_model *r;
-    if (attn_model_random(&r, m, 1) == 0) {
+    if (attn_model_random(&r, m, 1, NULL) == 0) {
         fg_forward(r);
         attn_model_free(r);
     }

@@ -223,7 +223,7 @@ static void test_simd_paths(const fwd *f) {
 static void test_random_init(const fwd *f) {
     char name[128];
     attn_model *r;
-    if (attn_model_random(&r, f->m, 7) == 0) {
+    if (attn_model_random(&r, f->m, 7, NULL) == 0) {
         full(r, 1, f->l2, f->a2);
         double dev = 0;
         for (size_t row = 0; row < (size_t)f->L * f->H * T; row++) {
@@ -390,7 +390,7 @@ static void test_tied_head(void) {
     for (int h = 0; h < 2; h++) {
         attn_model *rm = NULL;
         r[h] = calloc((size_t)T * 70, 4);
-        if (m[h] && !attn_model_random(&rm, m[h], 7)) attn_forward(rm, p, IDS, T, r[h], NULL);
+        if (m[h] && !attn_model_random(&rm, m[h], 7, NULL)) attn_forward(rm, p, IDS, T, r[h], NULL);
         attn_model_free(rm);
     }
     check(!memcmp(r[0], r[1], nl), "tied head: random init of a copied head is tied", "logits differ");
