@@ -378,6 +378,7 @@ typedef struct {
     int n, tpc, cell, panel, gap; // cells a side, tokens per cell, pixels
     int stride, lab_chars;        // label every stride-th token, cut to lab_chars
     int pos_labels;               // labels start with their position (when thinned out)
+    int heads_rot;                // column headings turned upright: wider than their columns
     int x0, y0, dx, dy, mat_w, mat_h, w, h;
     int note_y, colhead_y, rowhead_r, ylab_r, xlab_y, xtitle_y;
     int bar_x, bar_y, bar_w, bar_h, dbar_x, legend_y;
@@ -573,7 +574,7 @@ static int layout_place(const attn_figure *f, layout *L, const margins *m) {
     L->note_y = MARGIN + m->title_h;
     L->x0 = left;
     L->y0 = top;
-    L->colhead_y = top - line - 2;
+    L->colhead_y = L->heads_rot ? top - 6 : top - line - 2; // (upright: where each heading starts)
     L->ylab_r = left - 6;
     L->rowhead_r = left - 6 - m->lab_w - 8;
     L->xlab_y = top + L->mat_h + 6;
@@ -606,7 +607,15 @@ static int layout_pass(const attn_figure *f, layout *L, int ts, int pos_labels) 
     if (rc) return rc;
     layout_notes(f, L);
     layout_margins(f, L, &m);
+    int n_notes = L->n_notes, wide = 0;
     rc = layout_cells(f, L, &m);
+    for (int c = 0; f->col_names && c < f->cols; c++)
+        if (f->col_names[c] && attn_text_width(f->col_names[c], ts) > wide) wide = attn_text_width(f->col_names[c], ts);
+    if (!rc && wide + 4 > L->panel + L->gap) { // headings that would touch stand upright above their columns
+        L->heads_rot = 1, L->n_notes = n_notes;
+        if (m.heads_h < wide + wide / 4 + 8) m.heads_h = wide + wide / 4 + 8; // (an SVG viewer's font runs wider)
+        rc = layout_cells(f, L, &m);
+    }
     return rc ? rc : layout_place(f, L, &m);
 }
 
@@ -863,7 +872,9 @@ static void draw_figure(canvas *cv, const attn_figure *f, const layout *L, uint8
         for (int c = 0; c < f->cols; c++) {
             const attn_panel *pn = &f->panels[r * f->cols + c];
             int px = L->x0 + c * L->dx, py = L->y0 + r * L->dy;
-            if (r == 0 && f->col_names && f->col_names[c])
+            if (r == 0 && f->col_names && f->col_names[c] && L->heads_rot)
+                cv_text(cv, px + L->panel / 2 - 6 * ts, L->colhead_y, A_START, ts, 1, C_INK, f->col_names[c]);
+            else if (r == 0 && f->col_names && f->col_names[c])
                 cv_text(cv, px + L->panel / 2, L->colhead_y, A_MIDDLE, ts, 0, C_INK, f->col_names[c]);
             if (c == 0 && f->row_names && f->row_names[r])
                 cv_text(cv, L->rowhead_r, py + (L->panel - line) / 2, A_END, ts, 0, C_INK, f->row_names[r]);

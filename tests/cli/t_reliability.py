@@ -26,6 +26,7 @@ the code before it (checked against that code when written).
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -575,6 +576,9 @@ def test_grids():
         first = "head 0" if "head" in want else "layer 0"
         if ">%s<" % want not in s or ">%s<" % first not in s:
             errs.append("%s: the grid has no label %r" % (label, want))
+        # 70 headings cannot lie side by side over 70 narrow columns: they stand upright
+        if "head" in want and not re.search(r'transform="rotate\(-90 [^"]*">%s<' % want, s):
+            errs.append("%s: heading %r is not upright" % (label, want))
     result("grids past 64: compare labels every layer and head", errs)
 
 
