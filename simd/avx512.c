@@ -12,7 +12,7 @@
 //   converted and transposed in registers, then chained with broadcast A.
 // Every quantized type, and F16 and BF16 rows of K % 32 == 0 (DOT_TYPES,
 // dot_order), keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
-// fixed tree (see the section at the end); GEMV and GEMM alike.
+// fixed tree (see the section at the end); GEMV (M <= DOT_GEMV_M) and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
@@ -35,6 +35,15 @@
 #define DOT_TYPES(X) X(ATTN_Q8_0) X(ATTN_Q4_0) X(ATTN_Q4_1) X(ATTN_Q5_0) X(ATTN_Q5_1) X(ATTN_IQ4_NL) \
     X(ATTN_IQ4_XS) X(ATTN_Q2_K) X(ATTN_Q3_K) X(ATTN_Q4_K) X(ATTN_Q5_K) X(ATTN_Q6_K) X(ATTN_F16) X(ATTN_BF16) // F16, BF16: rows of K % 32 == 0 (dot_order)
 #define DOT_LANES 16 // the dot form's chains per output (simd/drivers.h)
+// The dot form's GEMV (in groups of GEMV_MAX_M rows of A) up to 16 rows,
+// the GEMM's packed panels beyond: a short prompt's prefill decoded each
+// weight once into a panel, then ran tiles of its few rows, and was slower
+// (TinyLlama shape, `attn bench -T 6/9/13/16 -n 1`, interleaved, prefill ms:
+// Q8_0 261-263 -> 112-127, 150-330 -> 76-172, 332-357 -> 221-237, 353-374 ->
+// 229-257; Q4_K_M 182-188 -> 122-125, 236-240 -> 171-187, 245-261 ->
+// 238-247, 268-284 -> 257-266; F16 187-199 -> 134-149 at T = 6, the same
+// within the rounds at 9-16). AVX2 gained nothing this way (kept at 4).
+#define DOT_GEMV_M 16
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
 typedef __m512d XD;

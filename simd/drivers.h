@@ -17,7 +17,8 @@
 //   xd_zero(), xd_set1(d), xd_fma(a, b, c) = a * b + c, xd_from(p) (XL floats at p),
 //   xd_store(p, v)
 // A path that keeps the "dot form" for some weight types defines DOT_LANES
-// and DOT_TYPES too, and after this file the functions declared in the
+// and DOT_TYPES too (and may define DOT_GEMV_M, the most rows of A its GEMV
+// takes; default GEMV_MAX_M), and after this file the functions declared in the
 // section at the end; its matmul is then simd_matmul_dot.
 #ifndef ATTN_SIMD_DRIVERS_H
 #define ATTN_SIMD_DRIVERS_H
@@ -319,6 +320,9 @@ static void dot_pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t t, i
 #define DOT_PAD 16
 static inline size_t dot_lane(int K) { return (size_t)(K / DOT_LANES) * NR + DOT_PAD; }
 #define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
+#ifndef DOT_GEMV_M
+#define DOT_GEMV_M GEMV_MAX_M // most rows of A for the GEMV (in groups of GEMV_MAX_M); the GEMM beyond
+#endif
 
 static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                      int ldc, int M, int K, int n0, int n1, float *P, float *Ap, int reordered) {
@@ -345,7 +349,7 @@ static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint
 static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                        int ldc, int M, int K, int n0, int n1) {
     dot_rows_fn rows = dot_rows_for(t);
-    thread_bufs *b = M > GEMV_MAX_M ? tbufs_get() : NULL;
+    thread_bufs *b = M > DOT_GEMV_M ? tbufs_get() : NULL;
     float *P = b ? panel_alloc(K + (DOT_LANES * DOT_PAD + NR - 1) / NR) : NULL; // (the lanes, each padded)
     float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
     if (Ap) {
@@ -359,7 +363,7 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
         b->rows_of = key;
         return;
     }
-    // small M, or no memory for the buffers: GEMV gives the same bits
+    // M <= DOT_GEMV_M, or no memory for the buffers: GEMV gives the same bits
     for (int m = 0; m < M; m += GEMV_MAX_M) {
         int mm = M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, dr = dot_dr(t, mm);
         for (int n = n0; n < n1; n += dr) {
