@@ -443,8 +443,8 @@ static void normals_item(void *ctx, int i) {
 }
 
 // A random F32 tensor shaped like `like` (absent stays absent): value =
-// std * the next normals of the stream (*next counts them), or the constant
-// `fill` when std == 0.
+// std * the next normals of the stream (r->next counts those taken), or the
+// constant `fill` when std == 0.
 typedef struct { attn_model *m; attn_pool *pool; uint64_t seed, next; } rand_src;
 
 static int rand_tensor(rand_src *r, const attn_tensor *like, double std, float fill, attn_tensor *t) {

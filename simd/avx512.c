@@ -38,11 +38,10 @@
 // The dot form's GEMV (in groups of GEMV_MAX_M rows of A) up to 16 rows,
 // the GEMM's packed panels beyond: a short prompt's prefill decoded each
 // weight once into a panel, then ran tiles of its few rows, and was slower
-// (TinyLlama shape, `attn bench -T 6/9/13/16 -n 1`, interleaved, prefill ms:
-// Q8_0 261-263 -> 112-127, 150-330 -> 76-172, 332-357 -> 221-237, 353-374 ->
-// 229-257; Q4_K_M 182-188 -> 122-125, 236-240 -> 171-187, 245-261 ->
-// 238-247, 268-284 -> 257-266; F16 187-199 -> 134-149 at T = 6, the same
-// within the rounds at 9-16). AVX2 gained nothing this way (kept at 4).
+// (TinyLlama shape, `attn bench -T 6/13/16 -n 1`, old and new interleaved,
+// prefill ms: Q8_0 117-130 -> 48-49, 145-147 -> 97-98, 164-169 -> 113;
+// Q4_K_M 77-78 -> 54, 108-110 -> 103-105, 128 -> 122-123; F16 88-89 -> 59 at
+// T = 6, the same at 13 and 16). AVX2 gained nothing this way (kept at 4).
 #define DOT_GEMV_M 16
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
