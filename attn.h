@@ -317,6 +317,7 @@ typedef struct attn_model {
     attn_layer *layers;    // [n_layer]
     attn_tokenizer *tok;
     void *owned;           // memory owned by the model (converted or random weights)
+    struct attn_lazy *lazy; // a random model's layer weights, made when first used (attn_model_layer)
     int64_t n_params;
 } attn_model;
 
@@ -327,8 +328,19 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
 // A random init of the same architecture (GPT-2 init: N(0, 0.02), residual
 // projections N(0, 0.02/sqrt(2L)), norms 1, biases 0), F32, same tokenizer;
 // made on the pool's threads (an attn_pool, below; NULL: the calling thread),
-// the same values either way.
+// the same values either way. A layer's weight matrices are made when first
+// used (attn_model_layer): kept in memory while all the layers' take at most
+// `resident` bytes (attn_model_random: half the memory the OS reports
+// available), else the layers beyond share one layer's memory and are made
+// again each time a forward reaches them (a 7B model's are 28 GB in F32).
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool);
+int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool,
+                             size_t resident);
+// Layer l of m, a random model's weights made first (on the pool's threads;
+// NULL: the calling thread; never from one of the pool's own threads). Its
+// weights stay valid until another layer of m is asked for (one layer at a
+// time: forwards of one random model must not run at once).
+const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool);
 void attn_model_free(attn_model *m);
 // 1 if the output head is the token embedding: no output.weight, or one equal
 // to token_embd byte for byte (compared on each call, 2 x V x D weights).

@@ -137,7 +137,7 @@ static void attr_heads(const attn_model *m, int l, const float *z, const double 
                        double *out) {
     const attn_config *c = &m->cfg;
     int D = c->n_embd, qd = c->n_head * c->head_dim, hd = c->head_dim;
-    const attn_tensor *wo = &m->layers[l].wo;
+    const attn_tensor *wo = &attn_model_layer(m, l, NULL)->wo;
     size_t rb = attn_type_row_bytes(wo->type, qd);
     memset(g, 0, (size_t)qd * sizeof *g);
     for (int d = 0; d < D; d++) { // g = W_o^T e

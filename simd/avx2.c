@@ -733,4 +733,5 @@ const attn_kernels attn_kernels_avx2 = {
     .softmax = simd_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = avx2_dequant_row,
+    .normals = attn_scalar_normals,
 };

@@ -860,6 +860,73 @@ static int dot_order(uint32_t t, int K) {
     }
 }
 
+// ---------------------------------------------------------------- normals
+
+// splitmix64's numbers k (8 lanes) of the stream (attn_kernels.normals).
+INLINE __m512i splitmix8(__m512i seed, __m512i k) {
+    __m512i z = _mm512_add_epi64(seed, _mm512_mullo_epi64(_mm512_add_epi64(k, _mm512_set1_epi64(1)),
+                                                          _mm512_set1_epi64((long long)ATTN_SPLITMIX_GAMMA)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((long long)0xbf58476d1ce4e5b9ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94d049bb133111ebull));
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+INLINE __m512d series8(const double *c, int n, __m512d z) {
+    __m512d p = _mm512_set1_pd(c[0]);
+    for (int i = 1; i < n; i++) p = _mm512_add_pd(_mm512_mul_pd(p, z), _mm512_set1_pd(c[i]));
+    return _mm512_add_pd(_mm512_mul_pd(p, z), _mm512_set1_pd(1));
+}
+
+// Pairs p..p+7: std * (r cos), std * (r sin) interleaved as floats, with
+// scalar.c's normal_pair's operations.
+INLINE __m512 normal_pairs8(__m512i seed, uint64_t p, double std) {
+    __m512i j = _mm512_slli_epi64(_mm512_add_epi64(_mm512_set1_epi64((long long)p), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0)), 1);
+    __m512i x = _mm512_srli_epi64(splitmix8(seed, j), 11), y = _mm512_srli_epi64(splitmix8(seed, _mm512_add_epi64(j, _mm512_set1_epi64(1))), 11);
+    __m512d u1 = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_add_epi64(x, _mm512_set1_epi64(1))), _mm512_set1_pd(0x1p-53));
+    __m512d u2 = _mm512_mul_pd(_mm512_cvtepi64_pd(y), _mm512_set1_pd(0x1p-53));
+    __m512i b = _mm512_castpd_si512(u1);
+    __m512d e = _mm512_sub_pd(_mm512_cvtepi64_pd(_mm512_srli_epi64(b, 52)), _mm512_set1_pd(1023));
+    __m512d m = _mm512_castsi512_pd(_mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi64(0x000fffffffffffffll)),
+                                                    _mm512_set1_epi64(0x3ff0000000000000ll)));
+    __mmask8 big = _mm512_cmp_pd_mask(m, _mm512_set1_pd(ATTN_SQRT2), _CMP_GT_OQ);
+    m = _mm512_mask_mul_pd(m, big, m, _mm512_set1_pd(0.5));
+    e = _mm512_mask_add_pd(e, big, e, _mm512_set1_pd(1));
+    __m512d one = _mm512_set1_pd(1), s = _mm512_div_pd(_mm512_sub_pd(m, one), _mm512_add_pd(m, one));
+    __m512d p6 = series8(attn_ln_series, 6, _mm512_mul_pd(s, s));
+    __m512d ln = _mm512_add_pd(_mm512_mul_pd(e, _mm512_set1_pd(ATTN_LN2)), _mm512_mul_pd(_mm512_mul_pd(_mm512_set1_pd(2), s), p6));
+    __m512d r = _mm512_sqrt_pd(_mm512_mul_pd(_mm512_set1_pd(-2), ln));
+    __m512d t = _mm512_mul_pd(_mm512_set1_pd(4), u2);
+    __m512i k = _mm512_cvttpd_epi64(_mm512_add_pd(t, _mm512_set1_pd(0.5)));
+    __m512d a = _mm512_mul_pd(_mm512_sub_pd(t, _mm512_cvtepi64_pd(k)), _mm512_set1_pd(ATTN_PI_2)), aa = _mm512_mul_pd(a, a);
+    __m512d sn = _mm512_mul_pd(series8(attn_sin_series, 5, aa), a), cs = series8(attn_cos_series, 6, aa);
+    __mmask8 odd = _mm512_test_epi64_mask(k, _mm512_set1_epi64(1));
+    __mmask8 neg_c = _mm512_test_epi64_mask(_mm512_add_epi64(k, _mm512_set1_epi64(1)), _mm512_set1_epi64(2)); // k & 3 = 1, 2
+    __mmask8 neg_s = _mm512_test_epi64_mask(k, _mm512_set1_epi64(2)); // k & 3 = 2, 3
+    __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ull);
+    __m512i c = _mm512_castpd_si512(_mm512_mask_blend_pd(odd, cs, sn)), si = _mm512_castpd_si512(_mm512_mask_blend_pd(odd, sn, cs));
+    c = _mm512_mask_xor_epi64(c, neg_c, c, sign);
+    si = _mm512_mask_xor_epi64(si, neg_s, si, sign);
+    __m512d sd = _mm512_set1_pd(std);
+    __m256 fc = _mm512_cvtpd_ps(_mm512_mul_pd(sd, _mm512_mul_pd(r, _mm512_castsi512_pd(c))));
+    __m256 fs = _mm512_cvtpd_ps(_mm512_mul_pd(sd, _mm512_mul_pd(r, _mm512_castsi512_pd(si))));
+    __m512i lanes = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+    return _mm512_permutexvar_ps(lanes, _mm512_insertf32x8(_mm512_castps256_ps512(fc), fs, 1));
+}
+
+// Whole runs of 8 pairs here, the edges by the scalar path (the same bits).
+static void avx512_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w) {
+    uint64_t a = (first + 15) & ~15ull, end = first + n;
+    if (a >= end || end - a < 16) {
+        attn_scalar_normals(seed, first, n, std, w);
+        return;
+    }
+    attn_scalar_normals(seed, first, (size_t)(a - first), std, w);
+    __m512i sv = _mm512_set1_epi64((long long)seed);
+    uint64_t j = a;
+    for (; j + 16 <= end; j += 16) _mm512_storeu_ps(w + (j - first), normal_pairs8(sv, j / 2, std));
+    attn_scalar_normals(seed, j, (size_t)(end - j), std, w + (j - first));
+}
+
 const attn_kernels attn_kernels_avx512 = {
     .name = "avx512",
     .matmul = simd_matmul_dot,
@@ -875,4 +942,5 @@ const attn_kernels attn_kernels_avx512 = {
     .softmax = simd_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = avx512_dequant_row,
+    .normals = avx512_normals,
 };

@@ -69,6 +69,14 @@ typedef struct {
     void (*rope)(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
     // Convert n weights of a row of type wtype to f32 (embedding lookup).
     void (*dequant_row)(const void *W, uint32_t wtype, float *out, int n);
+    // w[i] = (float)(std * normal number first + i of the seeded N(0, 1)
+    // stream), i < n (a random init's weights). Number k of splitmix64's
+    // stream is mix(seed + (k + 1) * 0x9e3779b97f4a7c15); normals 2p and
+    // 2p + 1 are Box-Muller's r cos a and r sin a of numbers x = 2p, y = 2p + 1:
+    // u1 = ((x >> 11) + 1) 2^-53 in (0, 1], r = sqrt(-2 ln u1), a = 2 pi
+    // (y >> 11) 2^-53, ln, sin and cos as series in double (attn_scalar_normals,
+    // within 1e-10 of libm's): the same bits on every path and platform.
+    void (*normals)(uint64_t seed, uint64_t first, size_t n, double std, float *w);
 } attn_kernels;
 
 extern const attn_kernels attn_kernels_scalar;
@@ -141,6 +149,19 @@ void attn_scalar_add(float *y, const float *x, int n);
 void attn_scalar_softmax(float *x, int n);
 void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
 void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
+void attn_scalar_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w);
+
+// The normals' series (attn_scalar_normals): ln m = 2 s (1 + s^2/3 + ...) for
+// s = (m - 1) / (m + 1), |s| <= 0.172 (coefficients 1/13 down to 1/3); sin
+// and cos on [-pi/4, pi/4] by Taylor's terms (x^11 / 11!, x^12 / 12! last),
+// highest power first.
+static const double attn_ln_series[6] = { 1.0 / 13, 1.0 / 11, 1.0 / 9, 1.0 / 7, 1.0 / 5, 1.0 / 3 };
+static const double attn_sin_series[5] = { -1.0 / 39916800, 1.0 / 362880, -1.0 / 5040, 1.0 / 120, -1.0 / 6 };
+static const double attn_cos_series[6] = { 1.0 / 479001600, -1.0 / 3628800, 1.0 / 40320, -1.0 / 720, 1.0 / 24, -0.5 };
+#define ATTN_SPLITMIX_GAMMA 0x9e3779b97f4a7c15ull
+#define ATTN_LN2 0.6931471805599453
+#define ATTN_SQRT2 1.4142135623730951
+#define ATTN_PI_2 1.5707963267948966
 
 // sum_i x[i]^2 in double, in a fixed order: every path's rmsnorm.
 double attn_sumsq(const float *x, int n);

@@ -532,4 +532,5 @@ const attn_kernels attn_kernels_neon = {
     .softmax = simd_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = neon_dequant_row,
+    .normals = attn_scalar_normals,
 };

@@ -186,6 +186,53 @@ void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos
     }
 }
 
+// ---------------------------------------------------------------- normals
+
+static uint64_t splitmix_at(uint64_t seed, uint64_t k) {
+    uint64_t z = seed + (k + 1) * ATTN_SPLITMIX_GAMMA;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// Box-Muller's pair from numbers x, y of the stream (attn_kernels.normals);
+// simd/avx512.c makes 8 at once with these operations in this order.
+static void normal_pair(uint64_t x, uint64_t y, double out[2]) {
+    double u1 = (double)((x >> 11) + 1) * 0x1p-53, u2 = (double)(y >> 11) * 0x1p-53;
+    // ln u1 = e ln 2 + ln m, m in [sqrt(1/2), sqrt(2))
+    uint64_t b;
+    memcpy(&b, &u1, 8);
+    double e = (double)(b >> 52) - 1023, m;
+    b = (b & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+    memcpy(&m, &b, 8);
+    if (m > ATTN_SQRT2) m = m * 0.5, e = e + 1;
+    double s = (m - 1) / (m + 1), z = s * s, p = attn_ln_series[0];
+    for (int i = 1; i < 6; i++) p = p * z + attn_ln_series[i];
+    p = p * z + 1;
+    double r = sqrt(-2 * (e * ATTN_LN2 + 2 * s * p));
+    // angle 2 pi u2 = k pi/2 + x, k = round(4 u2), |x| <= pi/4
+    double t = 4 * u2, k = (double)(int64_t)(t + 0.5), a = (t - k) * ATTN_PI_2, aa = a * a;
+    double sn = attn_sin_series[0], cs = attn_cos_series[0];
+    for (int i = 1; i < 5; i++) sn = sn * aa + attn_sin_series[i];
+    for (int i = 1; i < 6; i++) cs = cs * aa + attn_cos_series[i];
+    sn = (sn * aa + 1) * a;
+    cs = cs * aa + 1;
+    int q = (int)k & 3;
+    double c = q & 1 ? sn : cs, si = q & 1 ? cs : sn;
+    if (q == 1 || q == 2) c = -c;
+    if (q >= 2) si = -si;
+    out[0] = r * c, out[1] = r * si;
+}
+
+void attn_scalar_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w) {
+    for (uint64_t j = first & ~1ull; j < first + n; j += 2) { // pair j / 2
+        double v[2];
+        normal_pair(splitmix_at(seed, j), splitmix_at(seed, j + 1), v);
+        if (j >= first) w[j - first] = (float)(std * v[0]);
+        if (j + 1 < first + n) w[j + 1 - first] = (float)(std * v[1]);
+    }
+}
+
 const attn_kernels attn_kernels_scalar = {
     .name = "scalar",
     .matmul = attn_scalar_matmul,
@@ -201,4 +248,5 @@ const attn_kernels attn_kernels_scalar = {
     .softmax = attn_scalar_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = attn_scalar_dequant_row,
+    .normals = attn_scalar_normals,
 };

@@ -232,6 +232,31 @@ static void test_random_init(const fwd *f) {
         }
         snprintf(name, sizeof name, "forward %s random init near uniform", f->an);
         check(dev < 0.05, name, "max deviation from uniform %g", dev);
+        // layers made when used, in one shared layer's memory (budget 0) or
+        // one kept (a layer's bytes): the same bits, forward after forward
+        size_t per = 0;
+        for (int i = 0; i < attn_n_layer_tensors; i++) {
+            const attn_tensor *t = (const attn_tensor *)((const char *)&r->layers[0] + attn_layer_tensors[i].off);
+            if (t->data && t->rows > 1) per += ((size_t)t->rows * t->cols * 4 + 63) / 64 * 64;
+        }
+        size_t budgets[2] = { 0, per };
+        float *l3 = malloc(f->nl * 4), *a3 = malloc(f->na * 4);
+        for (int b = 0; b < 2; b++) {
+            attn_model *z;
+            int same = 0;
+            if (attn_model_random_budget(&z, f->m, 7, NULL, budgets[b]) == 0) {
+                same = 1;
+                for (int rep = 0; rep < 2; rep++) {
+                    full(z, 1 + rep, l3, a3);
+                    same &= !memcmp(l3, f->l2, f->nl * 4) && !memcmp(a3, f->a2, f->na * 4);
+                }
+                attn_model_free(z);
+            }
+            snprintf(name, sizeof name, "forward %s random init made per layer (%s): same bits", f->an,
+                     b ? "one layer kept" : "none kept");
+            check(same, name, "%s", same ? "" : "logits or attention differ");
+        }
+        free(l3), free(a3);
         attn_model_free(r);
     } else check(0, "forward random init", "%s", attn_errmsg());
 }

@@ -538,6 +538,43 @@ static void test_dequant_row(const attn_kernels *kp, float *out) {
     check_path(kp, ok, "dequant_row (exact)", why);
 }
 
+// normals: libm's Box-Muller (log, cos, sin in double) on the same splitmix64
+// numbers within 1e-9, and the scalar path's bits (stretches starting and
+// ending odd or even, short and long, across runs of 16).
+static uint64_t mix_at(uint64_t seed, uint64_t k) {
+    uint64_t z = seed + (k + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void test_normals(const attn_kernels *kp) {
+    enum { N = 4099 };
+    static float w[N], r[N];
+    char why[256] = "";
+    int ok = 1;
+    const uint64_t seed = 1234;
+    kp->normals(seed, 6, N, 1.0, w); // numbers 6 .. 6 + N - 1
+    double worst = 0;
+    for (int i = 0; i < N && ok; i++) {
+        uint64_t j = (6 + (uint64_t)i) & ~1ull;
+        double u1 = ((mix_at(seed, j) >> 11) + 1.0) / 9007199254740992.0, u2 = (mix_at(seed, j + 1) >> 11) / 9007199254740992.0;
+        double ref = sqrt(-2.0 * log(u1)) * ((6 + i) & 1 ? sin(2 * M_PI * u2) : cos(2 * M_PI * u2));
+        worst = fmax(worst, fabs(w[i] - ref) - fabs(ref) * 0x1p-24); // beyond the float rounding
+    }
+    if (worst > 1e-9) ok = 0, snprintf(why, sizeof why, "%g from libm's Box-Muller beyond float rounding", worst);
+    static const uint64_t firsts[] = { 0, 1, 15, 16, 17, 1000001 };
+    static const size_t ns[] = { 1, 2, 15, 16, 17, 33, 100, 4099 };
+    for (size_t a = 0; a < sizeof firsts / sizeof *firsts && ok; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns && ok; b++) {
+            kp->normals(seed, firsts[a], ns[b], 0.02, w);
+            attn_kernels_scalar.normals(seed, firsts[a], ns[b], 0.02, r);
+            if (memcmp(w, r, ns[b] * 4))
+                ok = 0, snprintf(why, sizeof why, "from %llu, %zu: not the scalar path's bits", (unsigned long long)firsts[a], ns[b]);
+        }
+    check_path(kp, ok, "normals: libm's Box-Muller within 1e-9, scalar's bits", why);
+}
+
 // Row operations (norms, activations, softmax, RoPE, dequantization) against
 // float64 references.
 static void test_rowops(const attn_kernels *kp) {
@@ -809,6 +846,7 @@ int main(void) {
         test_exact(av[i]);
         test_attention(av[i]);
         test_rowops(av[i]);
+        test_normals(av[i]);
         test_quant(av[i]);
         test_half_order(av[i], ATTN_F16);
         test_half_order(av[i], ATTN_BF16);
