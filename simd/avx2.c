@@ -718,6 +718,95 @@ static void dot_combine(int R, const float *part, const float *bias, float *C, i
         }
 }
 
+// ---------------------------------------------------------------- normals
+
+// a * b mod 2^64 in 4 lanes (no 64-bit multiply in AVX2).
+INLINE __m256i mul64(__m256i a, __m256i b) {
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), b), _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)));
+    return _mm256_add_epi64(_mm256_mul_epu32(a, b), _mm256_slli_epi64(cross, 32));
+}
+
+// splitmix64's numbers k (4 lanes) of the stream (attn_kernels.normals).
+INLINE __m256i splitmix4(__m256i seed, __m256i k) {
+    __m256i z = _mm256_add_epi64(seed, mul64(_mm256_add_epi64(k, _mm256_set1_epi64x(1)),
+                                             _mm256_set1_epi64x((long long)ATTN_SPLITMIX_GAMMA)));
+    z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), _mm256_set1_epi64x((long long)0xbf58476d1ce4e5b9ull));
+    z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), _mm256_set1_epi64x((long long)0x94d049bb133111ebull));
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+
+// v < 2^52 as a double: its bits under 2^52's exponent, less 2^52 (exact).
+INLINE __m256d u52_pd(__m256i v) {
+    return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(v, _mm256_castpd_si256(_mm256_set1_pd(0x1p52)))),
+                         _mm256_set1_pd(0x1p52));
+}
+
+// v < 2^53 as a double: high and low 32 bits apart (each exact, and the sum).
+INLINE __m256d u53_pd(__m256i v) {
+    __m256d hi = u52_pd(_mm256_srli_epi64(v, 32)), lo = u52_pd(_mm256_and_si256(v, _mm256_set1_epi64x(0xffffffffll)));
+    return _mm256_add_pd(_mm256_mul_pd(hi, _mm256_set1_pd(0x1p32)), lo);
+}
+
+INLINE __m256d series4(const double *c, int n, __m256d z) {
+    __m256d p = _mm256_set1_pd(c[0]);
+    for (int i = 1; i < n; i++) p = _mm256_add_pd(_mm256_mul_pd(p, z), _mm256_set1_pd(c[i]));
+    return _mm256_add_pd(_mm256_mul_pd(p, z), _mm256_set1_pd(1));
+}
+
+// Lanes where (v & bit) != 0, as all-ones 64-bit masks.
+INLINE __m256d has_bit(__m256i v, long long bit) {
+    __m256i b = _mm256_set1_epi64x(bit);
+    return _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(v, b), b));
+}
+
+// Pairs p..p+3: std * (r cos), std * (r sin) interleaved as floats, with
+// scalar.c's normal_pair's operations.
+static void normal_pairs4(__m256i seed, uint64_t p, double std, float *w) {
+    __m256i j = _mm256_slli_epi64(_mm256_add_epi64(_mm256_set1_epi64x((long long)p), _mm256_set_epi64x(3, 2, 1, 0)), 1);
+    __m256i x = _mm256_srli_epi64(splitmix4(seed, j), 11), y = _mm256_srli_epi64(splitmix4(seed, _mm256_add_epi64(j, _mm256_set1_epi64x(1))), 11);
+    __m256d u1 = _mm256_mul_pd(u53_pd(_mm256_add_epi64(x, _mm256_set1_epi64x(1))), _mm256_set1_pd(0x1p-53));
+    __m256d u2 = _mm256_mul_pd(u53_pd(y), _mm256_set1_pd(0x1p-53));
+    __m256i b = _mm256_castpd_si256(u1);
+    __m256d e = _mm256_sub_pd(u52_pd(_mm256_srli_epi64(b, 52)), _mm256_set1_pd(1023));
+    __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(b, _mm256_set1_epi64x(0x000fffffffffffffll)),
+                                                    _mm256_set1_epi64x(0x3ff0000000000000ll)));
+    __m256d big = _mm256_cmp_pd(m, _mm256_set1_pd(ATTN_SQRT2), _CMP_GT_OQ);
+    m = _mm256_blendv_pd(m, _mm256_mul_pd(m, _mm256_set1_pd(0.5)), big);
+    e = _mm256_blendv_pd(e, _mm256_add_pd(e, _mm256_set1_pd(1)), big);
+    __m256d one = _mm256_set1_pd(1), s = _mm256_div_pd(_mm256_sub_pd(m, one), _mm256_add_pd(m, one));
+    __m256d p6 = series4(attn_ln_series, 6, _mm256_mul_pd(s, s));
+    __m256d ln = _mm256_add_pd(_mm256_mul_pd(e, _mm256_set1_pd(ATTN_LN2)), _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(2), s), p6));
+    __m256d r = _mm256_sqrt_pd(_mm256_mul_pd(_mm256_set1_pd(-2), ln));
+    __m256d t = _mm256_mul_pd(_mm256_set1_pd(4), u2);
+    __m128i k32 = _mm256_cvttpd_epi32(_mm256_add_pd(t, _mm256_set1_pd(0.5)));
+    __m256i k = _mm256_cvtepi32_epi64(k32);
+    __m256d a = _mm256_mul_pd(_mm256_sub_pd(t, _mm256_cvtepi32_pd(k32)), _mm256_set1_pd(ATTN_PI_2)), aa = _mm256_mul_pd(a, a);
+    __m256d sn = _mm256_mul_pd(series4(attn_sin_series, 5, aa), a), cs = series4(attn_cos_series, 6, aa);
+    __m256d odd = has_bit(k, 1), neg_c = has_bit(_mm256_add_epi64(k, _mm256_set1_epi64x(1)), 2), neg_s = has_bit(k, 2);
+    __m256d sign = _mm256_set1_pd(-0.0);
+    __m256d c = _mm256_xor_pd(_mm256_blendv_pd(cs, sn, odd), _mm256_and_pd(neg_c, sign));
+    __m256d si = _mm256_xor_pd(_mm256_blendv_pd(sn, cs, odd), _mm256_and_pd(neg_s, sign));
+    __m256d sd = _mm256_set1_pd(std);
+    __m128 fc = _mm256_cvtpd_ps(_mm256_mul_pd(sd, _mm256_mul_pd(r, c)));
+    __m128 fs = _mm256_cvtpd_ps(_mm256_mul_pd(sd, _mm256_mul_pd(r, si)));
+    _mm_storeu_ps(w, _mm_unpacklo_ps(fc, fs));
+    _mm_storeu_ps(w + 4, _mm_unpackhi_ps(fc, fs));
+}
+
+// Whole runs of 4 pairs here, the edges by the scalar path (the same bits).
+static void avx2_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w) {
+    uint64_t a = (first + 7) & ~7ull, end = first + n;
+    if (a >= end || end - a < 8) {
+        attn_scalar_normals(seed, first, n, std, w);
+        return;
+    }
+    attn_scalar_normals(seed, first, (size_t)(a - first), std, w);
+    __m256i sv = _mm256_set1_epi64x((long long)seed);
+    uint64_t j = a;
+    for (; j + 8 <= end; j += 8) normal_pairs4(sv, j / 2, std, w + (j - first));
+    attn_scalar_normals(seed, j, (size_t)(end - j), std, w + (j - first));
+}
+
 const attn_kernels attn_kernels_avx2 = {
     .name = "avx2",
     .matmul = simd_matmul_dot,
@@ -733,5 +822,5 @@ const attn_kernels attn_kernels_avx2 = {
     .softmax = simd_softmax,
     .rope = attn_scalar_rope,
     .dequant_row = avx2_dequant_row,
-    .normals = attn_scalar_normals,
+    .normals = avx2_normals,
 };
