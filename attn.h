@@ -328,11 +328,13 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
 // A random init of the same architecture (GPT-2 init: N(0, 0.02), residual
 // projections N(0, 0.02/sqrt(2L)), norms 1, biases 0), F32, same tokenizer;
 // made on the pool's threads (an attn_pool, below; NULL: the calling thread),
-// the same values either way. A layer's weight matrices are made when first
-// used (attn_model_layer): kept in memory while all the layers' take at most
-// `resident` bytes (attn_model_random: half the memory the OS reports
-// available), else the layers beyond share one layer's memory and are made
-// again each time a forward reaches them (a 7B model's are 28 GB in F32).
+// the same values either way. A layer's weight matrices are made when a
+// forward reaches them (attn_model_layer): in one layer's memory shared by
+// all on the first pass (a single forward touches one layer's, not a 7B
+// model's 28 GB), kept from the second pass on (another prompt, a decode
+// step) while all the layers' take at most `resident` bytes
+// (attn_model_random: half the memory the OS reports available), else made
+// again on each pass.
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool);
 int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool,
                              size_t resident);

@@ -433,32 +433,46 @@ static void normals_pool(attn_pool *pool, uint64_t seed, uint64_t first, size_t 
 }
 
 // A random model's layer matrices: where each starts in the stream, and
-// which layers' values are in memory. Layers below n_res have memory of
-// their own, made once; the others share one layer's (`in_slot` holds).
+// where their values are. A forward's first pass makes each layer in one
+// shared slot; from the second pass on (layer 0 asked for again: another
+// prompt, or a decode step), layers below n_res are made in memory of their
+// own and kept. A single forward so touches one layer's memory, not all.
 struct attn_lazy {
     uint64_t seed;
     uint64_t *first;      // [L * attn_n_layer_tensors]: the tensor's first normal; NO_NORMALS: not random
     double *std;          // [attn_n_layer_tensors]
-    unsigned char *made;  // [L]: layer l (< n_res) made
-    int n_res, in_slot;
+    char **mem;           // [L]: layer l's own memory (l < n_res; mapped, untouched until kept)
+    char *slot;           // one layer's memory, shared
+    unsigned char *made;  // [L]: layer l made in its own memory
+    int n_res, in_slot, passes;
     pthread_mutex_t mu;
 };
 #define NO_NORMALS UINT64_MAX
 
 static attn_tensor *layer_tensor(attn_layer *ly, int i) { return (attn_tensor *)((char *)ly + attn_layer_tensors[i].off); }
 
+// Layer l's random matrices made at mem (each from a 64-byte boundary).
+static void make_layer(const attn_model *m, int l, char *mem, attn_pool *pool) {
+    struct attn_lazy *z = m->lazy;
+    for (int i = 0; i < attn_n_layer_tensors; i++) {
+        uint64_t first = z->first[(size_t)l * attn_n_layer_tensors + i];
+        attn_tensor *t = layer_tensor(&m->layers[l], i);
+        if (first == NO_NORMALS) continue;
+        size_t n = (size_t)t->rows * t->cols;
+        t->data = mem;
+        normals_pool(pool, z->seed, first, n, z->std[i], (float *)mem);
+        mem += (n * 4 + 63) / 64 * 64;
+    }
+}
+
 const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool) {
     struct attn_lazy *z = m->lazy;
     if (!z) return &m->layers[l];
     pthread_mutex_lock(&z->mu);
-    if (l < z->n_res ? !z->made[l] : z->in_slot != l) {
-        for (int i = 0; i < attn_n_layer_tensors; i++) {
-            uint64_t first = z->first[(size_t)l * attn_n_layer_tensors + i];
-            attn_tensor *t = layer_tensor(&m->layers[l], i);
-            if (first != NO_NORMALS) normals_pool(pool, z->seed, first, (size_t)t->rows * t->cols, z->std[i], (float *)t->data);
-        }
-        if (l < z->n_res) z->made[l] = 1;
-        else z->in_slot = l;
+    if (l == 0 && !z->made[0]) z->passes++;
+    if (!z->made[l]) {
+        if (z->passes > 1 && l < z->n_res) make_layer(m, l, z->mem[l], pool), z->made[l] = 1;
+        else if (z->in_slot != l) make_layer(m, l, z->slot, pool), z->in_slot = l;
     }
     pthread_mutex_unlock(&z->mu);
     return &m->layers[l];
@@ -467,7 +481,7 @@ const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool) 
 static void lazy_free(struct attn_lazy *z) {
     if (!z) return;
     pthread_mutex_destroy(&z->mu);
-    free(z->first), free(z->std), free(z->made), free(z);
+    free(z->first), free(z->std), free(z->mem), free(z->made), free(z);
 }
 
 // A random F32 tensor shaped like `like` (absent stays absent): value =
@@ -502,13 +516,13 @@ static size_t layer_rand_bytes(const attn_model *like, int l, const double *std)
 }
 
 // The layers: constants filled now; each random matrix's place in the stream
-// noted, its memory its own (layers below n_res) or the shared slot's.
+// noted, the memory it will be made in mapped (the slot; its own below n_res).
 static int rand_layers(rand_src *r, const attn_model *like, const double *std, size_t resident) {
     attn_model *m = r->m;
     int L = like->cfg.n_layer, NT = attn_n_layer_tensors;
     struct attn_lazy *z = m->lazy = calloc(1, sizeof *z);
     if (!z || !(z->first = malloc((size_t)L * NT * sizeof *z->first)) || !(z->std = calloc((size_t)NT, sizeof *z->std)) ||
-        !(z->made = calloc((size_t)L, 1)))
+        !(z->made = calloc((size_t)L, 1)) || !(z->mem = calloc((size_t)L, sizeof *z->mem)))
         return attn_err(ATTN_EFAIL, "out of memory");
     pthread_mutex_init(&z->mu, NULL);
     z->seed = r->seed, z->in_slot = -1;
@@ -518,11 +532,10 @@ static int rand_layers(rand_src *r, const attn_model *like, const double *std, s
         per = b > per ? b : per, total += b;
     }
     z->n_res = total <= resident ? L : per ? (int)(resident / per) : L;
-    char *slot = z->n_res < L ? own(m, per) : NULL;
-    if (z->n_res < L && !slot) return attn_err(ATTN_EFAIL, "out of memory for a random model's layer (%zu MB)", per >> 20);
-    for (int l = 0; l < L; l++) {
-        char *mem = l < z->n_res ? own(m, layer_rand_bytes(like, l, std)) : slot;
-        if (!mem) return attn_err(ATTN_EFAIL, "out of memory for a random model");
+    if (!(z->slot = own(m, per))) return attn_err(ATTN_EFAIL, "out of memory for a random model's layer (%zu MB)", per >> 20);
+    for (int l = 0; l < z->n_res; l++)
+        if (!(z->mem[l] = own(m, layer_rand_bytes(like, l, std)))) return attn_err(ATTN_EFAIL, "out of memory for a random model");
+    for (int l = 0; l < L; l++)
         for (int i = 0; i < NT; i++) {
             const attn_tensor *lt = layer_tensor(&like->layers[l], i);
             attn_tensor *t = layer_tensor(&m->layers[l], i);
@@ -534,21 +547,14 @@ static int rand_layers(rand_src *r, const attn_model *like, const double *std, s
                 if (rc) return rc;
                 continue;
             }
-            size_t n = (size_t)lt->rows * lt->cols;
-            *t = (attn_tensor){ mem, ATTN_F32, lt->rows, lt->cols };
-            mem += (n * 4 + 63) / 64 * 64;
+            *t = (attn_tensor){ z->slot, ATTN_F32, lt->rows, lt->cols }; // (made before use: attn_model_layer)
             z->first[(size_t)l * NT + i] = r->next;
-            r->next += n;
+            r->next += (size_t)lt->rows * lt->cols;
         }
-    }
     return 0;
 }
 
-// 1 GB, or half of what /proc/meminfo says is available where that is less.
-// Making a layer again costs about what first touching fresh memory for it
-// does (TinyLlama's random init, two forwards of 11 tokens on 2 AVX-512
-// threads: all 22 layers kept 4.3 s, 3.9 GB; none kept 1.6 s, 0.7 GB), so
-// layers are kept only while they take little.
+// Half of what /proc/meminfo says is available (SIZE_MAX where it says nothing).
 static size_t resident_default(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     char line[128];
@@ -556,8 +562,7 @@ static size_t resident_default(void) {
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
     if (f) fclose(f);
-    size_t gb = (size_t)1 << 30;
-    return kb && kb / 2 * 1024 < gb ? (size_t)(kb / 2 * 1024) : gb;
+    return kb ? (size_t)(kb / 2 * 1024) : SIZE_MAX;
 }
 
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool) {

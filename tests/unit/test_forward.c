@@ -246,8 +246,8 @@ static void test_random_init(const fwd *f) {
             int same = 0;
             if (attn_model_random_budget(&z, f->m, 7, NULL, budgets[b]) == 0) {
                 same = 1;
-                for (int rep = 0; rep < 2; rep++) {
-                    full(z, 1 + rep, l3, a3);
+                for (int rep = 0; rep < 3; rep++) { // (made in the slot, then kept or made again)
+                    full(z, 1 + rep % 2, l3, a3);
                     same &= !memcmp(l3, f->l2, f->nl * 4) && !memcmp(a3, f->a2, f->na * 4);
                 }
                 attn_model_free(z);
