@@ -343,6 +343,10 @@ int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t 
 // weights stay valid until another layer of m is asked for (one layer at a
 // time: forwards of one random model must not run at once).
 const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool);
+// Row v of the output head as D floats (a random model's made from its
+// numbers: its token embedding and head are never held, tok_embd.data and
+// output.data are NULL).
+void attn_model_out_row(const attn_model *m, int v, float *row);
 void attn_model_free(attn_model *m);
 // 1 if the output head is the token embedding: no output.weight, or one equal
 // to token_embd byte for byte (compared on each call, 2 x V x D weights).

@@ -104,11 +104,10 @@ static void attr_direction(const attn_model *m, const float *x, int target, int 
     const attn_config *c = &m->cfg;
     int D = c->n_embd;
     double mu = 0, var = 0, *w = e;
-    size_t rb = attn_type_row_bytes(m->output.type, D);
-    attn_k->dequant_row((const uint8_t *)m->output.data + rb * target, m->output.type, row, D);
+    attn_model_out_row(m, target, row);
     for (int d = 0; d < D; d++) w[d] = row[d];
     if (against >= 0) {
-        attn_k->dequant_row((const uint8_t *)m->output.data + rb * against, m->output.type, row, D);
+        attn_model_out_row(m, against, row);
         for (int d = 0; d < D; d++) w[d] -= row[d];
     }
     const float *g = m->out_norm.data, *b = m->out_norm_b.data;

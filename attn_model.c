@@ -381,18 +381,20 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
     return finish_load(m, rc, out);
 }
 
+static int lazy_tied(const struct attn_lazy *z);
+static void lazy_free(struct attn_lazy *z);
+
 // Tied: no output.weight, or one equal to token_embd byte for byte (what
 // llama.cpp's gpt2 converter and ours write for a tied head). Compared when
 // asked, not at load: a forward reads either copy with the same result, and
 // the compare reads both (50 MB at d=768, V=8192) before anything else runs.
 int attn_model_tied_head(const attn_model *m) {
     const attn_tensor *o = &m->output, *e = &m->tok_embd;
+    if (m->lazy) return lazy_tied(m->lazy);
     if (o->data == e->data) return 1;
     return o->type == e->type && o->rows == e->rows && o->cols == e->cols &&
            !memcmp(o->data, e->data, attn_type_row_bytes(e->type, (uint64_t)e->cols) * (size_t)e->rows);
 }
-
-static void lazy_free(struct attn_lazy *z);
 
 void attn_model_free(attn_model *m) {
     if (!m) return;
@@ -445,8 +447,12 @@ struct attn_lazy {
     char *slot;           // one layer's memory, shared
     unsigned char *made;  // [L]: layer l made in its own memory
     int n_res, in_slot, passes;
+    // token embedding and output head: rows made when read, never kept
+    uint64_t emb_first, out_first; // their first normals (out_first = emb_first: tied)
+    float *head_buf;      // HEAD_CHUNK rows of the head
     pthread_mutex_t mu;
 };
+#define HEAD_CHUNK 1024
 #define NO_NORMALS UINT64_MAX
 
 static attn_tensor *layer_tensor(attn_layer *ly, int i) { return (attn_tensor *)((char *)ly + attn_layer_tensors[i].off); }
@@ -477,6 +483,20 @@ const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool) 
     pthread_mutex_unlock(&z->mu);
     return &m->layers[l];
 }
+
+// Row v (D floats) of a random model's token embedding (first = emb_first)
+// or output head (out_first): N(0, 0.02), numbers first + v D ... of the stream.
+static void rand_row(const struct attn_lazy *z, uint64_t first, int v, int D, float *out) {
+    attn_k->normals(z->seed, first + (uint64_t)v * D, (size_t)D, 0.02, out);
+}
+
+void attn_model_out_row(const attn_model *m, int v, float *row) {
+    int D = m->cfg.n_embd;
+    if (!m->output.data) rand_row(m->lazy, m->lazy->out_first, v, D, row);
+    else attn_k->dequant_row((const uint8_t *)m->output.data + attn_type_row_bytes(m->output.type, D) * v, m->output.type, row, D);
+}
+
+static int lazy_tied(const struct attn_lazy *z) { return z->out_first == z->emb_first; }
 
 static void lazy_free(struct attn_lazy *z) {
     if (!z) return;
@@ -520,12 +540,11 @@ static size_t layer_rand_bytes(const attn_model *like, int l, const double *std)
 static int rand_layers(rand_src *r, const attn_model *like, const double *std, size_t resident) {
     attn_model *m = r->m;
     int L = like->cfg.n_layer, NT = attn_n_layer_tensors;
-    struct attn_lazy *z = m->lazy = calloc(1, sizeof *z);
-    if (!z || !(z->first = malloc((size_t)L * NT * sizeof *z->first)) || !(z->std = calloc((size_t)NT, sizeof *z->std)) ||
+    struct attn_lazy *z = m->lazy;
+    if (!(z->first = malloc((size_t)L * NT * sizeof *z->first)) || !(z->std = calloc((size_t)NT, sizeof *z->std)) ||
         !(z->made = calloc((size_t)L, 1)) || !(z->mem = calloc((size_t)L, sizeof *z->mem)))
         return attn_err(ATTN_EFAIL, "out of memory");
-    pthread_mutex_init(&z->mu, NULL);
-    z->seed = r->seed, z->in_slot = -1;
+    z->in_slot = -1;
     size_t per = 0, total = 0;
     for (int l = 0; l < L; l++) {
         size_t b = layer_rand_bytes(like, l, std);
@@ -581,14 +600,24 @@ int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t 
     rand_src r = { m, pool, seed, 0 };
     const double s = 0.02, sp = 0.02 / sqrt(2.0 * like->cfg.n_layer); // GPT-2 init
     const double std[] = { [ATTN_INIT_NORMAL] = s, [ATTN_INIT_RESID] = sp, [ATTN_INIT_ONE] = 0, [ATTN_INIT_ZERO] = 0 };
-    int rc = rand_tensor(&r, &like->tok_embd, s, 0, &m->tok_embd) ||
-             rand_tensor(&r, &like->pos_embd, s, 0, &m->pos_embd) ||
+    size_t VD = (size_t)like->cfg.n_vocab * like->cfg.n_embd;
+    struct attn_lazy *z = m->lazy = calloc(1, sizeof *z);
+    if (!z || !(z->head_buf = own(m, (size_t)HEAD_CHUNK * like->cfg.n_embd * sizeof(float)))) {
+        attn_model_free(m);
+        return attn_err(ATTN_EFAIL, "out of memory");
+    }
+    pthread_mutex_init(&z->mu, NULL);
+    z->seed = seed;
+    // the stream's order: token embedding (rows made when read: rand_row),
+    // positions, final norm, output head (made when used: rand_head_rows), layers
+    z->emb_first = z->out_first = r.next, r.next += VD;
+    m->tok_embd = m->output = (attn_tensor){ NULL, ATTN_F32, like->cfg.n_vocab, like->cfg.n_embd };
+    int rc = rand_tensor(&r, &like->pos_embd, s, 0, &m->pos_embd) ||
              rand_tensor(&r, &like->out_norm, 0, 1, &m->out_norm) ||
              rand_tensor(&r, &like->out_norm_b, 0, 0, &m->out_norm_b);
-    if (!rc && attn_model_tied_head(like)) m->output = m->tok_embd;
-    else if (!rc) rc = rand_tensor(&r, &like->output, s, 0, &m->output);
+    if (!attn_model_tied_head(like)) z->out_first = r.next, r.next += VD;
     m->layers = calloc((size_t)like->cfg.n_layer, sizeof *m->layers);
-    if (!m->layers) rc = attn_err(ATTN_EFAIL, "out of memory");
+    if (!rc && !m->layers) rc = attn_err(ATTN_EFAIL, "out of memory");
     if (!rc) rc = rand_layers(&r, like, std, resident);
     if (!rc) rc = rand_tensor(&r, &like->output_b, 0, 0, &m->output_b);
     m->rope_freqs = like->rope_freqs; // a property of the positions, not a learned weight
@@ -843,7 +872,8 @@ static void embed(attn_session *s, const int32_t *ids, int n) {
     size_t erow = attn_type_row_bytes(m->tok_embd.type, D);
     for (int i = 0; i < n; i++) {
         float *x = s->x + (size_t)i * D;
-        attn_k->dequant_row((const uint8_t *)m->tok_embd.data + erow * ids[i], m->tok_embd.type, x, D);
+        if (!m->tok_embd.data) rand_row(m->lazy, m->lazy->emb_first, ids[i], D, x); // a random model's
+        else attn_k->dequant_row((const uint8_t *)m->tok_embd.data + erow * ids[i], m->tok_embd.type, x, D);
         if (m->cfg.embd_scale != 1.0f)
             for (int d = 0; d < D; d++) x[d] *= m->cfg.embd_scale;
         if (m->cfg.pos == ATTN_POS_LEARNED) {
@@ -985,13 +1015,32 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     }
 }
 
+// head_rows of a random model: its head made HEAD_CHUNK rows at a time (each
+// logit the same bits as from the whole matrix: kernels.h's matmul).
+static void rand_head_rows(const attn_session *s, const float *xn, float *logits, int rows, int pooled) {
+    const attn_model *m = s->m;
+    struct attn_lazy *z = m->lazy;
+    int V = m->cfg.n_vocab, D = m->cfg.n_embd;
+    const float *ob = m->output_b.data;
+    pthread_mutex_lock(&z->mu); // (one head_buf)
+    for (int v0 = 0; v0 < V; v0 += HEAD_CHUNK) {
+        int nv = V - v0 < HEAD_CHUNK ? V - v0 : HEAD_CHUNK;
+        attn_tensor w = { z->head_buf, ATTN_F32, nv, D }, b = { ob ? ob + v0 : NULL, ATTN_F32, 1, nv };
+        normals_pool(pooled ? s->pool : NULL, z->seed, z->out_first + (uint64_t)v0 * D, (size_t)nv * D, 0.02, z->head_buf);
+        if (pooled) matmul((attn_session *)s, xn, D, &w, &b, logits + v0, V, rows);
+        else attn_k->matmul(xn, D, z->head_buf, ATTN_F32, b.data, logits + v0, V, 1, D, 0, nv);
+    }
+    pthread_mutex_unlock(&z->mu);
+}
+
 // logits (rows, V) of normed rows xn: the output head (+ bias), soft-capped.
 // pooled = 0 from attn_unembed, which may itself run on the pool's threads.
 static void head_rows(const attn_session *s, const float *xn, float *logits, int rows, int pooled) {
     const attn_model *m = s->m;
     int V = m->cfg.n_vocab;
     const float *b = m->output_b.data;
-    if (pooled) matmul((attn_session *)s, xn, m->cfg.n_embd, &m->output, &m->output_b, logits, V, rows);
+    if (!m->output.data) rand_head_rows(s, xn, logits, rows, pooled);
+    else if (pooled) matmul((attn_session *)s, xn, m->cfg.n_embd, &m->output, &m->output_b, logits, V, rows);
     else attn_k->matmul(xn, m->cfg.n_embd, m->output.data, m->output.type, b, logits, V, 1, m->cfg.n_embd, 0, V);
     float cap = m->cfg.logit_softcap;
     if (cap > 0)

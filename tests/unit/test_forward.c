@@ -257,6 +257,18 @@ static void test_random_init(const fwd *f) {
             check(same, name, "%s", same ? "" : "logits or attention differ");
         }
         free(l3), free(a3);
+        // the head's rows (tied: the token embedding's) are numbers v D .. of
+        // the stream, made when read; the stream starts with them
+        int D = r->cfg.n_embd, ok = !r->tok_embd.data && !r->output.data && attn_model_tied_head(r);
+        float *row = malloc((size_t)D * 4), *want = malloc((size_t)D * 4);
+        for (int v = 0; v < f->V && ok; v += 13) {
+            attn_model_out_row(r, v, row);
+            attn_kernels_scalar.normals(7, (uint64_t)v * D, (size_t)D, 0.02, want);
+            ok = !memcmp(row, want, (size_t)D * 4);
+        }
+        snprintf(name, sizeof name, "forward %s random init: head rows from the stream, not held", f->an);
+        check(ok, name, "a row differs, or the embedding is held");
+        free(row), free(want);
         attn_model_free(r);
     } else check(0, "forward random init", "%s", attn_errmsg());
 }
