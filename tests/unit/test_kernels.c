@@ -164,6 +164,10 @@ static void determinism_case(const attn_kernels *kp, uint32_t t, int K) {
         kp->matmul(A + (size_t)m * K, K, w.data, t, bias, part, N, 3, K, 0, N);
         if (memcmp(part, full + (size_t)m * N, sizeof(float) * 3 * N)) { ok = 0; what = "rows in a group of 3 differ"; }
     }
+    for (int m = 0; m + 13 <= M && ok; m += 13) {
+        kp->matmul(A + (size_t)m * K, K, w.data, t, bias, part, N, 13, K, 0, N);
+        if (memcmp(part, full + (size_t)m * N, sizeof(float) * 13 * N)) { ok = 0; what = "rows in a group of 13 differ"; }
+    }
     // rows 1..M-1 as rows 0..M-2 of another call (other tile positions), M-1 = 40
     if (ok) {
         kp->matmul(A + K, K, w.data, t, bias, part, N, M - 1, K, 0, N);
@@ -739,9 +743,9 @@ static void quant_matmul(const attn_kernels *kp, const attn_gguf_tensor *q, cons
     uint8_t *wq = cycle_rows(q, qb, N), *wf = cycle_rows(f, fb, N);
     float *A = rand_floats((size_t)21 * K, -1, 1), *bias = rand_floats((size_t)N, -1, 1);
     float *cq = malloc(sizeof(float) * 21 * N), *cf = malloc(sizeof(float) * 21 * N);
-    static const int Ms[] = { 1, 3, 21 };
+    static const int Ms[] = { 1, 3, 7, 13, 21 }; // (5..16: avx512's GEMV for many rows of A)
     char label[160];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         int M = Ms[i];
         // column ranges of 48, 32, 16 and 5 rows: each width the GEMV kernels treat apart
         static const int cuts[] = { 0, 48, 80, 96, 101 };
@@ -767,9 +771,9 @@ static void test_half_order(const attn_kernels *kp, uint32_t t) {
     float *wf = malloc(sizeof(float) * (size_t)N * K), *A = rand_floats((size_t)21 * K, -1, 1);
     float *bias = rand_floats((size_t)N, -1, 1), *got = malloc(sizeof(float) * 21 * N), *want = malloc(sizeof(float) * 21 * N);
     for (size_t i = 0; i < (size_t)N * K; i++) wf[i] = (float)w.val[i];
-    static const int Ms[] = { 1, 3, 21 };
+    static const int Ms[] = { 1, 3, 7, 13, 21 };
     char label[128];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         int M = Ms[i];
         kp->matmul(A, K, w.data, t, bias, got, N, M, K, 0, 48);
         kp->matmul(A, K, w.data, t, bias, got, N, M, K, 48, N);
