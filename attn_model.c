@@ -454,6 +454,7 @@ struct attn_lazy {
 };
 #define HEAD_CHUNK 1024
 #define NO_NORMALS UINT64_MAX
+#define INIT_STD 0.02 // GPT-2's N(0, 0.02) (its residual projections: / sqrt(2 n_layer))
 
 static attn_tensor *layer_tensor(attn_layer *ly, int i) { return (attn_tensor *)((char *)ly + attn_layer_tensors[i].off); }
 
@@ -485,9 +486,9 @@ const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool) 
 }
 
 // Row v (D floats) of a random model's token embedding (first = emb_first)
-// or output head (out_first): N(0, 0.02), numbers first + v D ... of the stream.
+// or output head (out_first): N(0, INIT_STD), numbers first + v D ... of the stream.
 static void rand_row(const struct attn_lazy *z, uint64_t first, int v, int D, float *out) {
-    attn_k->normals(z->seed, first + (uint64_t)v * D, (size_t)D, 0.02, out);
+    attn_k->normals(z->seed, first + (uint64_t)v * D, (size_t)D, INIT_STD, out);
 }
 
 void attn_model_out_row(const attn_model *m, int v, float *row) {
@@ -598,7 +599,7 @@ int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t 
     snprintf(m->name, sizeof m->name, "random init (seed %llu)", (unsigned long long)seed);
     snprintf(m->path, sizeof m->path, "%s", like->path);
     rand_src r = { m, pool, seed, 0 };
-    const double s = 0.02, sp = 0.02 / sqrt(2.0 * like->cfg.n_layer); // GPT-2 init
+    const double s = INIT_STD, sp = INIT_STD / sqrt(2.0 * like->cfg.n_layer); // GPT-2 init
     const double std[] = { [ATTN_INIT_NORMAL] = s, [ATTN_INIT_RESID] = sp, [ATTN_INIT_ONE] = 0, [ATTN_INIT_ZERO] = 0 };
     size_t VD = (size_t)like->cfg.n_vocab * like->cfg.n_embd;
     struct attn_lazy *z = m->lazy = calloc(1, sizeof *z);
@@ -1026,7 +1027,7 @@ static void rand_head_rows(const attn_session *s, const float *xn, float *logits
     for (int v0 = 0; v0 < V; v0 += HEAD_CHUNK) {
         int nv = V - v0 < HEAD_CHUNK ? V - v0 : HEAD_CHUNK;
         attn_tensor w = { z->head_buf, ATTN_F32, nv, D }, b = { ob ? ob + v0 : NULL, ATTN_F32, 1, nv };
-        normals_pool(pooled ? s->pool : NULL, z->seed, z->out_first + (uint64_t)v0 * D, (size_t)nv * D, 0.02, z->head_buf);
+        normals_pool(pooled ? s->pool : NULL, z->seed, z->out_first + (uint64_t)v0 * D, (size_t)nv * D, INIT_STD, z->head_buf);
         if (pooled) matmul((attn_session *)s, xn, D, &w, &b, logits + v0, V, rows);
         else attn_k->matmul(xn, D, z->head_buf, ATTN_F32, b.data, logits + v0, V, 1, D, 0, nv);
     }
