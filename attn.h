@@ -334,7 +334,8 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
 // model's 28 GB), kept from the second pass on (another prompt, a decode
 // step) while all the layers' take at most `resident` bytes
 // (attn_model_random: half the memory the OS reports available), else made
-// again on each pass.
+// again on each pass. Its token embedding and output head are never held
+// (tok_embd.data and output.data are NULL): rows are made when read.
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool);
 int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool,
                              size_t resident);
@@ -343,9 +344,7 @@ int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t 
 // weights stay valid until another layer of m is asked for (one layer at a
 // time: forwards of one random model must not run at once).
 const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool);
-// Row v of the output head as D floats (a random model's made from its
-// numbers: its token embedding and head are never held, tok_embd.data and
-// output.data are NULL).
+// Row v of the output head as D floats (a random model's made from its numbers).
 void attn_model_out_row(const attn_model *m, int v, float *row);
 void attn_model_free(attn_model *m);
 // 1 if the output head is the token embedding: no output.weight, or one equal
