@@ -761,7 +761,8 @@ INLINE __m256d has_bit(__m256i v, long long bit) {
 
 // Pairs p..p+3: std * (r cos), std * (r sin) interleaved as floats, with
 // scalar.c's normal_pair's operations.
-static void normal_pairs4(__m256i seed, uint64_t p, double std, float *w) {
+static void normal_pairs4(uint64_t seed_, uint64_t p, double std, float *w) {
+    __m256i seed = _mm256_set1_epi64x((long long)seed_);
     __m256i j = _mm256_slli_epi64(_mm256_add_epi64(_mm256_set1_epi64x((long long)p), _mm256_set_epi64x(3, 2, 1, 0)), 1);
     __m256i x = _mm256_srli_epi64(splitmix4(seed, j), 11), y = _mm256_srli_epi64(splitmix4(seed, _mm256_add_epi64(j, _mm256_set1_epi64x(1))), 11);
     __m256d u1 = _mm256_mul_pd(u53_pd(_mm256_add_epi64(x, _mm256_set1_epi64x(1))), _mm256_set1_pd(0x1p-53));
@@ -793,18 +794,8 @@ static void normal_pairs4(__m256i seed, uint64_t p, double std, float *w) {
     _mm_storeu_ps(w + 4, _mm_unpackhi_ps(fc, fs));
 }
 
-// Whole runs of 4 pairs here, the edges by the scalar path (the same bits).
 static void avx2_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w) {
-    uint64_t a = (first + 7) & ~7ull, end = first + n;
-    if (a >= end || end - a < 8) {
-        attn_scalar_normals(seed, first, n, std, w);
-        return;
-    }
-    attn_scalar_normals(seed, first, (size_t)(a - first), std, w);
-    __m256i sv = _mm256_set1_epi64x((long long)seed);
-    uint64_t j = a;
-    for (; j + 8 <= end; j += 8) normal_pairs4(sv, j / 2, std, w + (j - first));
-    attn_scalar_normals(seed, j, (size_t)(end - j), std, w + (j - first));
+    attn_normals_runs(seed, first, n, std, w, 8, normal_pairs4);
 }
 
 const attn_kernels attn_kernels_avx2 = {

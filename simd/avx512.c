@@ -913,18 +913,12 @@ INLINE __m512 normal_pairs8(__m512i seed, uint64_t p, double std) {
     return _mm512_permutexvar_ps(lanes, _mm512_insertf32x8(_mm512_castps256_ps512(fc), fs, 1));
 }
 
-// Whole runs of 8 pairs here, the edges by the scalar path (the same bits).
+static void normal_run16(uint64_t seed, uint64_t p, double std, float *w) {
+    _mm512_storeu_ps(w, normal_pairs8(_mm512_set1_epi64((long long)seed), p, std));
+}
+
 static void avx512_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w) {
-    uint64_t a = (first + 15) & ~15ull, end = first + n;
-    if (a >= end || end - a < 16) {
-        attn_scalar_normals(seed, first, n, std, w);
-        return;
-    }
-    attn_scalar_normals(seed, first, (size_t)(a - first), std, w);
-    __m512i sv = _mm512_set1_epi64((long long)seed);
-    uint64_t j = a;
-    for (; j + 16 <= end; j += 16) _mm512_storeu_ps(w + (j - first), normal_pairs8(sv, j / 2, std));
-    attn_scalar_normals(seed, j, (size_t)(end - j), std, w + (j - first));
+    attn_normals_runs(seed, first, n, std, w, 16, normal_run16);
 }
 
 const attn_kernels attn_kernels_avx512 = {

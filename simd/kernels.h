@@ -150,6 +150,22 @@ void attn_scalar_softmax(float *x, int n);
 void attn_scalar_rope(float *x, int n_heads, int head_dim, int rot_dims, int pos, const float *freqs, int halves);
 void attn_scalar_dequant_row(const void *W, uint32_t wtype, float *out, int n);
 void attn_scalar_normals(uint64_t seed, uint64_t first, size_t n, double std, float *w);
+// attn_kernels.normals on a path that makes `per` normals at a time: run(seed,
+// p, std, out) writes normals 2p .. 2p + per - 1; the stretches before the
+// first multiple of per and after the last whole run by the scalar path
+// (the same bits).
+static inline void attn_normals_runs(uint64_t seed, uint64_t first, size_t n, double std, float *w, int per,
+                                     void (*run)(uint64_t seed, uint64_t p, double std, float *out)) {
+    uint64_t a = (first + per - 1) / per * per, end = first + n;
+    if (a >= end || end - a < (uint64_t)per) {
+        attn_scalar_normals(seed, first, n, std, w);
+        return;
+    }
+    attn_scalar_normals(seed, first, (size_t)(a - first), std, w);
+    uint64_t j = a;
+    for (; j + per <= end; j += per) run(seed, j / 2, std, w + (j - first));
+    attn_scalar_normals(seed, j, (size_t)(end - j), std, w + (j - first));
+}
 
 // The normals' series (attn_scalar_normals): ln m = 2 s (1 + s^2/3 + ...) for
 // s = (m - 1) / (m + 1), |s| <= 0.172 (coefficients 1/13 down to 1/3); sin
