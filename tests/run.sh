@@ -13,11 +13,15 @@
 #                             tests/platform/t_aarch64.sh: cross-build + qemu)
 # Tests run $J at a time (default 2; J=1 for one by one), in this order; the
 # output of each stays together, printed as soon as it and those before it
-# are done.
+# are done. A test still running after $TEST_TIMEOUT seconds (default 600;
+# the slowest, make test-aarch64, takes about 2 minutes) is killed, with all
+# it started, and fails: a hang costs minutes and names itself, not CI's
+# whole time.
 cd "$(dirname "$0")/.." || exit 1
 B=${B:-build}
 ATTN=${ATTN:-./attn}
 J=${J:-2}
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 export ATTN B
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -57,14 +61,17 @@ if env --default-signal=INT,QUIT true 2>/dev/null; then DFL="env --default-signa
 # run_one N TEST (in a subshell of its own): output to $tmp/N.out, then
 # "status seconds cpu-seconds" to $tmp/N.rc; the CPU time (user + system, the
 # test and all it ran) is the subshell's children's, from the builtin `times`.
+# timeout(1) kills the test's whole process group when the time is up.
 run_one() {
     start=$(date +%s)
     case "$2" in
-        *.sh) $DFL sh "$2" ;;
-        *.py) $DFL "$PY" "$2" ;;
-        *) $DFL "$2" ;;
-    esac >"$tmp/$1.out" 2>&1 </dev/null
+        *.sh) cmd="sh $2" ;;
+        *.py) cmd="$PY $2" ;;
+        *) cmd=$2 ;;
+    esac
+    $DFL timeout -k 10 "$TEST_TIMEOUT" $cmd >"$tmp/$1.out" 2>&1 </dev/null
     rc=$?
+    [ $rc -eq 124 ] && echo "FAIL $(basename "$2"): still running after $TEST_TIMEOUT s (TEST_TIMEOUT), killed" >>"$tmp/$1.out"
     times >"$tmp/$1.cpu"
     cpu=$(sed -n 2p "$tmp/$1.cpu" | tr 'ms' '  ' | awk '{ printf "%.1f", $1 * 60 + $2 + $3 * 60 + $4 }')
     echo "$rc $(( $(date +%s) - start )) $cpu" >"$tmp/$1.rc.new"

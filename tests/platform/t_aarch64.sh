@@ -10,6 +10,9 @@ QEMU=$(command -v qemu-aarch64 || command -v qemu-aarch64-static)
 if [ -z "$QEMU" ]; then echo "SKIP aarch64: qemu-aarch64 not installed"; exit 0; fi
 export QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}
 BA=build-aarch64
+# Each program or script under qemu gets LIMIT seconds (all of them together
+# take 1-2 minutes here): a hang fails with its name, not with CI's whole time.
+LIMIT=${AARCH64_LIMIT:-300}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Only the C tests: nice, so the cross-build does not crowd a shared machine.
@@ -23,8 +26,9 @@ for t in $BA/tests/unit/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     # each line of the test, marked as the aarch64 run
-    "$QEMU" "$t" >"$log" 2>&1
+    timeout -k 10 "$LIMIT" "$QEMU" "$t" >"$log" 2>&1
     st=$?
+    [ $st -eq 124 ] && echo "FAIL aarch64 $name: still running after $LIMIT s under qemu, killed" >>"$log"
     sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 aarch64 /p' "$log"
     if [ $st -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
         echo "FAIL aarch64 $name: exit status $st under qemu"
@@ -46,9 +50,10 @@ printf '#!/bin/sh\nexec "%s" "%s/%s/attn" "$@"\n' "$QEMU" "$(pwd)" "$BA" >"$wrap
 chmod +x "$wrap"
 for t in tests/parity/t_parity.py tests/cli/t_badfiles.py tests/cli/t_limits.sh tests/cli/t_output.sh tests/tok/t_tok.sh \
          tests/cli/t_trace.py tests/cli/t_views.py tests/cli/t_heads.py tests/cli/t_lens.py; do
-    case "$t" in *.sh) ATTN=$wrap ATTN_EMULATED=qemu sh "$t" >"$log" 2>&1 ;;
-        *) ATTN=$wrap ATTN_EMULATED=qemu ${PY:-python3} "$t" >"$log" 2>&1 ;; esac
+    case "$t" in *.sh) run="sh $t" ;; *) run="${PY:-python3} $t" ;; esac
+    ATTN=$wrap ATTN_EMULATED=qemu timeout -k 10 "$LIMIT" $run >"$log" 2>&1
     st=$?
+    [ $st -eq 124 ] && echo "FAIL aarch64 $t: still running after $LIMIT s under qemu, killed" >>"$log"
     sed -n 's/^\(PASS\|FAIL\|SKIP\) /\1 aarch64 /p' "$log"
     if [ $st -ne 0 ] && ! grep -q '^FAIL ' "$log"; then
         echo "FAIL aarch64 $t: exit status $st under qemu"
