@@ -332,9 +332,9 @@ int attn_model_load_mem(attn_model **out, const void *buf, size_t size, const ch
 // forward reaches them (attn_model_layer): in one layer's memory shared by
 // all on the first pass (a single forward touches one layer's, not a 7B
 // model's 28 GB), kept from the second pass on (another prompt, a decode
-// step) while all the layers' take at most `resident` bytes
-// (attn_model_random: half the memory the OS reports available), else made
-// again on each pass. Its token embedding and output head are never held
+// step), as many as fit in `resident` bytes (attn_model_random: half of
+// MemAvailable or of what a memory cgroup's limit leaves, the less) and can
+// be mapped; the others are made again on each pass. Its token embedding and output head are never held
 // (tok_embd.data and output.data are NULL): rows are made when read.
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool);
 int attn_model_random_budget(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool,

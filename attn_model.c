@@ -10,6 +10,7 @@
 //          callbacks, and writes logits.
 #include "attn.h"
 #include "simd/kernels.h"
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 // ---------------------------------------------------------------- owned memory
 
@@ -443,7 +445,8 @@ struct attn_lazy {
     uint64_t seed;
     uint64_t *first;      // [L * attn_n_layer_tensors]: the tensor's first normal; NO_NORMALS: not random
     double *std;          // [attn_n_layer_tensors]
-    char **mem;           // [L]: layer l's own memory (l < n_res; mapped, untouched until kept)
+    char **mem;           // [L]: layer l's own memory, mapped when l is first kept (l < n_res)
+    size_t *bytes;        // [L]: layer l's matrices' bytes
     char *slot;           // one layer's memory, shared
     unsigned char *made;  // [L]: layer l made in its own memory
     int n_res, in_slot, passes;
@@ -477,6 +480,8 @@ const attn_layer *attn_model_layer(const attn_model *m, int l, attn_pool *pool) 
     if (!z) return &m->layers[l];
     pthread_mutex_lock(&z->mu);
     if (l == 0 && !z->made[0]) z->passes++;
+    if (!z->made[l] && z->passes > 1 && l < z->n_res && !(z->mem[l] = attn_big_alloc(z->bytes[l])))
+        z->n_res = l; // no room to keep it (an address-space limit): this one and those after it stay made per pass
     if (!z->made[l]) {
         if (z->passes > 1 && l < z->n_res) make_layer(m, l, z->mem[l], pool), z->made[l] = 1;
         else if (z->in_slot != l) make_layer(m, l, z->slot, pool), z->in_slot = l;
@@ -502,7 +507,9 @@ static int lazy_tied(const struct attn_lazy *z) { return z->out_first == z->emb_
 static void lazy_free(struct attn_lazy *z) {
     if (!z) return;
     pthread_mutex_destroy(&z->mu);
-    free(z->first), free(z->std), free(z->mem), free(z->made), free(z);
+    for (int l = 0; z->mem && l < z->n_res; l++)
+        if (z->mem[l]) attn_big_free(z->mem[l], z->bytes[l]);
+    free(z->first), free(z->std), free(z->mem), free(z->bytes), free(z->made), free(z);
 }
 
 // A random F32 tensor shaped like `like` (absent stays absent): value =
@@ -537,24 +544,23 @@ static size_t layer_rand_bytes(const attn_model *like, int l, const double *std)
 }
 
 // The layers: constants filled now; each random matrix's place in the stream
-// noted, the memory it will be made in mapped (the slot; its own below n_res).
+// noted; the shared slot mapped (a layer's own memory when it is kept).
 static int rand_layers(rand_src *r, const attn_model *like, const double *std, size_t resident) {
     attn_model *m = r->m;
     int L = like->cfg.n_layer, NT = attn_n_layer_tensors;
     struct attn_lazy *z = m->lazy;
     if (!(z->first = malloc((size_t)L * NT * sizeof *z->first)) || !(z->std = calloc((size_t)NT, sizeof *z->std)) ||
-        !(z->made = calloc((size_t)L, 1)) || !(z->mem = calloc((size_t)L, sizeof *z->mem)))
+        !(z->made = calloc((size_t)L, 1)) || !(z->mem = calloc((size_t)L, sizeof *z->mem)) ||
+        !(z->bytes = calloc((size_t)L, sizeof *z->bytes)))
         return attn_err(ATTN_EFAIL, "out of memory");
     z->in_slot = -1;
     size_t per = 0, total = 0;
     for (int l = 0; l < L; l++) {
-        size_t b = layer_rand_bytes(like, l, std);
+        size_t b = z->bytes[l] = layer_rand_bytes(like, l, std);
         per = b > per ? b : per, total += b;
     }
     z->n_res = total <= resident ? L : per ? (int)(resident / per) : L;
     if (!(z->slot = own(m, per))) return attn_err(ATTN_EFAIL, "out of memory for a random model's layer (%zu MB)", per >> 20);
-    for (int l = 0; l < z->n_res; l++)
-        if (!(z->mem[l] = own(m, layer_rand_bytes(like, l, std)))) return attn_err(ATTN_EFAIL, "out of memory for a random model");
     for (int l = 0; l < L; l++)
         for (int i = 0; i < NT; i++) {
             const attn_tensor *lt = layer_tensor(&like->layers[l], i);
@@ -574,15 +580,65 @@ static int rand_layers(rand_src *r, const attn_model *like, const double *std, s
     return 0;
 }
 
-// Half of what /proc/meminfo says is available (SIZE_MAX where it says nothing).
+// A number from the first line of a file, or `dflt` where it is missing or
+// not a number ("max": no limit).
+static unsigned long long file_number(const char *path, unsigned long long dflt) {
+    FILE *f = fopen(path, "r");
+    unsigned long long v;
+    int ok = f && fscanf(f, "%llu", &v) == 1;
+    if (f) fclose(f);
+    return ok ? v : dflt;
+}
+
+// Bytes this process's memory cgroup still lets it take: the least, over its
+// cgroup and those above it, of limit - usage (v1: memory.limit_in_bytes and
+// memory.usage_in_bytes, v2: memory.max and memory.current; a container's
+// limit, which /proc/meminfo does not show). ULLONG_MAX: no limit found.
+static unsigned long long cgroup_room(void) {
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[512], dir[1024] = "", *mount = NULL;
+    const char *lim = NULL, *use = NULL;
+    while (f && fgets(line, sizeof line, f)) { // "id:controllers:path"
+        char *c = strchr(line, ':'), *p = c ? strchr(c + 1, ':') : NULL;
+        if (!p) continue;
+        *c = 0, *p++ = 0;
+        p[strcspn(p, "\n")] = 0;
+        int v1 = strstr(c + 1, "memory") != NULL, v2 = !strcmp(line, "0") && c[1] == 0;
+        if (v1 || (v2 && !mount)) {
+            mount = v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup";
+            lim = v1 ? "memory.limit_in_bytes" : "memory.max";
+            use = v1 ? "memory.usage_in_bytes" : "memory.current";
+            snprintf(dir, sizeof dir, "%s%s", mount, p);
+        }
+    }
+    if (f) fclose(f);
+    if (!mount) return ULLONG_MAX;
+    if (access(dir, R_OK) != 0) snprintf(dir, sizeof dir, "%s", mount); // a container's own root
+    unsigned long long room = ULLONG_MAX;
+    for (;;) {
+        char lp[1100], up[1100];
+        snprintf(lp, sizeof lp, "%s/%s", dir, lim), snprintf(up, sizeof up, "%s/%s", dir, use);
+        unsigned long long l = file_number(lp, ULLONG_MAX), u = file_number(up, 0);
+        if (l != ULLONG_MAX) room = l > u ? (l - u < room ? l - u : room) : 0;
+        char *slash = strrchr(dir, '/');
+        if (strlen(dir) <= strlen(mount) || !slash) break;
+        *slash = 0;
+    }
+    return room;
+}
+
+// Half of what this process may still take: /proc/meminfo's MemAvailable,
+// or less where a memory cgroup (a container) says so. SIZE_MAX where
+// neither says anything.
 static size_t resident_default(void) {
     FILE *f = fopen("/proc/meminfo", "r");
     char line[128];
-    unsigned long long kb = 0;
+    unsigned long long kb = 0, room = cgroup_room();
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
     if (f) fclose(f);
-    return kb ? (size_t)(kb / 2 * 1024) : SIZE_MAX;
+    if (kb && kb * 1024 < room) room = kb * 1024;
+    return room == ULLONG_MAX ? SIZE_MAX : (size_t)(room / 2);
 }
 
 int attn_model_random(attn_model **out, const attn_model *like, uint64_t seed, attn_pool *pool) {

@@ -6,6 +6,11 @@
     make_seeds.py --big FILE     one larger ids-only gpt2 model (context 1024,
                                  about 4 MB) whose forward takes a moment, for
                                  the Ctrl-C test in tests/cli/t_output.sh
+    make_seeds.py --wide FILE    a llama model of 8 layers of d_model 1024 (MLP
+                                 4096, SentencePiece vocabulary), its matrices
+                                 Q4_0 zeros (72 MB, written at once): a random
+                                 init of it is 512 MB of float32 layers, for
+                                 tests/cli/t_random_mem.sh
 
 Written with the standard library from the GGUF v3 spec and llama.cpp's key
 and tensor names; weights come from a fixed PRNG so the files are the same
@@ -91,13 +96,13 @@ def encode(gtype, vals):
 
 
 def gguf(kvs, tensors, align=32):
-    """tensors: (name, shape with ne[0] first, type, values)."""
+    """tensors: (name, shape with ne[0] first, type, values or their bytes)."""
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs)
     off, blobs = 0, []
     for name, shape, t, vals in tensors:
         head += gstr(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
         head += struct.pack("<IQ", t, off)
-        b = encode(t, vals)
+        b = vals if isinstance(vals, bytes) else encode(t, vals)
         b += b"\0" * (-len(b) % align)
         blobs.append(b)
         off += len(b)
@@ -256,6 +261,28 @@ def big():
     return gguf(k, t)
 
 
+def wide():
+    D, L, F, H = 1024, 8, 4096, 8
+    toks, tkv = spm_vocab()
+    kvs, _ = model("llama", 8, 1, 0, 8, len(toks), 64, 1, extra_kvs=tkv)  # the keys, of one shape
+    kvs = [k for k in kvs if b".block_count" not in k and b".embedding_length" not in k and
+           b".head_count" not in k and b".feed_forward_length" not in k]
+    kvs += [kv("llama.block_count", U32, L), kv("llama.embedding_length", U32, D),
+            kv("llama.attention.head_count", U32, H), kv("llama.attention.head_count_kv", U32, H),
+            kv("llama.feed_forward_length", U32, F)]
+    q4 = lambda rows, cols: bytes(rows * cols // 32 * 18)  # Q4_0 blocks of scale 0
+    ones = struct.pack("<f", 1.0) * D
+    ts = [("token_embd.weight", [D, len(toks)], 2, q4(len(toks), D)), ("output_norm.weight", [D], T_F32, ones)]
+    for l in range(L):
+        p = "blk.%d." % l
+        ts += [(p + "attn_norm.weight", [D], T_F32, ones), (p + "ffn_norm.weight", [D], T_F32, ones)]
+        ts += [(p + n, [D, D], 2, q4(D, D)) for n in ("attn_q.weight", "attn_k.weight", "attn_v.weight",
+                                                     "attn_output.weight")]
+        ts += [(p + "ffn_up.weight", [D, F], 2, q4(F, D)), (p + "ffn_gate.weight", [D, F], 2, q4(F, D)),
+               (p + "ffn_down.weight", [F, D], 2, q4(D, F))]
+    return gguf(kvs, ts)
+
+
 # fuzz_tok: first byte = tokenizer slot (0 tiny GPT-2, 1 tiny SentencePiece,
 # 2 tiny char, 3 GPT-2, 4 Llama 2; +128: add BOS), then the text.
 TEXTS = ["Hello world, the cat sat on the mat.", "  leading spaces and\ttabs\n\nnew lines  ",
@@ -352,8 +379,8 @@ def write(path, data):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--big":
-        write(sys.argv[2], big())
+    if len(sys.argv) == 3 and sys.argv[1] in ("--big", "--wide"):
+        write(sys.argv[2], big() if sys.argv[1] == "--big" else wide())
     elif len(sys.argv) == 1:
         here = os.path.dirname(os.path.abspath(__file__))
         for kind, files in (("gguf", seeds()), ("tok", tok_seeds()), ("cli", cli_seeds())):
@@ -362,4 +389,4 @@ if __name__ == "__main__":
             for name, data in files.items():
                 write(os.path.join(d, name), data)
     else:
-        sys.exit("usage: make_seeds.py [--big FILE]")
+        sys.exit("usage: make_seeds.py [--big FILE | --wide FILE]")

@@ -1,0 +1,62 @@
+#!/bin/sh
+# tests/cli/t_random_mem.sh - the random-init baseline within the memory a
+# process is given. Its layers are kept from the second pass on (here
+# `heads --each-line`, a pass per line) only while they fit: half of what the
+# OS says is available, or of what is left under a memory cgroup's limit (a
+# container's, which /proc/meminfo does not show); and a layer whose memory
+# cannot be mapped (ulimit -v) is made again on each pass instead of failing.
+# The model (make_seeds.py --wide) is 72 MB on disk; its random init's layers
+# are 512 MB of float32. Each case's table must be the unlimited run's.
+ATTN=${ATTN:-./attn}
+PY=${PY:-python3}
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+if [ -n "$ATTN_SANITIZE" ] || [ -n "$ATTN_EMULATED" ]; then
+    echo "SKIP random_mem: ASan's shadow memory and qemu's own reservations do not fit these limits"
+    exit 0
+fi
+tmp=$(mktemp -d)
+cg=
+trap 'rm -rf "$tmp"; [ -n "$cg" ] && rmdir "$cg" 2>/dev/null' EXIT
+if ! $PY tests/fuzz/make_seeds.py --wide $tmp/wide.gguf; then
+    fail "random_mem model" "make_seeds.py --wide failed"
+    exit 0
+fi
+printf 'the cat sat on the mat\nhello world the theater\na b a b a b\n' >$tmp/lines.txt
+heads="heads -m $tmp/wide.gguf --each-line -f $tmp/lines.txt --format tsv"
+if ! $ATTN $heads >$tmp/ref.tsv 2>$tmp/err || [ "$(wc -l <$tmp/ref.tsv)" -ne 65 ]; then
+    fail "random_mem unlimited" "$(head -c 300 $tmp/err)"
+    exit 0
+fi
+
+# an address-space limit of 400 MB: the 512 MB of layers cannot all be mapped
+sh -c "ulimit -v 400000; exec $ATTN $heads" >$tmp/v.tsv 2>$tmp/err
+rc=$?
+if [ $rc -eq 0 ] && cmp -s $tmp/v.tsv $tmp/ref.tsv; then
+    pass "random init under ulimit -v 400 MB (512 MB of layers): layers that cannot be mapped made per pass, the same table"
+else fail "random init under ulimit -v" "rc $rc: $(head -c 300 $tmp/err)"; fi
+
+# a memory cgroup of 400 MB (cgroup v1's memory controller, or v2's): needs
+# root and a cgroup file system that lets it make a child
+own=$(sed -n 's/^[0-9]*:[^:]*memory[^:]*:\(.*\)$/\1/p' /proc/self/cgroup | head -1)
+if [ -n "$own" ] && [ -d /sys/fs/cgroup/memory ]; then
+    base=/sys/fs/cgroup/memory$own lim=memory.limit_in_bytes
+    [ -d "$base" ] || base=/sys/fs/cgroup/memory
+else
+    own=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup | head -1)
+    base=/sys/fs/cgroup$own lim=memory.max
+    [ -d "$base" ] || base=/sys/fs/cgroup
+fi
+if mkdir "$base/attn-test-$$" 2>/dev/null; then
+    cg=$base/attn-test-$$
+    [ -e "$cg/$lim" ] || { echo +memory >"$base/cgroup.subtree_control"; } 2>/dev/null
+fi
+if [ -z "$cg" ] || ! echo 400000000 >"$cg/$lim" 2>/dev/null; then
+    echo "SKIP random init in a 400 MB memory cgroup: cannot make a memory cgroup under $base (not root, or none delegated)"
+else
+    sh -c "echo \$\$ >$cg/cgroup.procs && exec $ATTN $heads" >$tmp/c.tsv 2>$tmp/err
+    rc=$?
+    if [ $rc -eq 0 ] && cmp -s $tmp/c.tsv $tmp/ref.tsv; then
+        pass "random init in a 400 MB memory cgroup (512 MB of layers): kept within its limit, the same table"
+    else fail "random init in a memory cgroup" "rc $rc (137: killed for memory): $(head -c 300 $tmp/err)"; fi
+fi
