@@ -71,6 +71,11 @@ static const char *COMMON =
     "  --format table|tsv|json\n"
     "Any option also as --opt=value; an option given twice is refused (-m may\n"
     "repeat); layer and head lists: all, 0,3,5-7, last.\n"
+    "\nenvironment\n"
+    "  ATTN_PROGRESS=1|0    progress lines on stderr for work that takes over a\n"
+    "                       second (default: when stderr is a terminal)\n"
+    "  ATTN_SIMD=NAME       the kernels: scalar (the reference), avx2, avx512 or\n"
+    "                       neon (default: the fastest this CPU has)\n"
     "\nExit status: 0 success, 2 bad input, 1 anything else. Convert checkpoints\n"
     "with tools/convert.py (nanoGPT, Hugging Face, llama2.c -> GGUF).\n";
 

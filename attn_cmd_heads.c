@@ -73,12 +73,16 @@ static const char HEADS_HELP[] =
     "  -t N              threads\n";
 
 // A model with its forward session, regrown when a longer prompt arrives.
+// One prompt's forwards (the model's, then the random init's) show a
+// progress line on stderr by layer: steps first + l of total (total 0: none).
 typedef struct {
     const attn_model *m;
     attn_pool *pool;
     attn_session *s;
     int max_t;
+    attn_heads_acc *acc;
     attn_head_scores *sc; // [L * H] scores of the last prompt
+    long first, total;    // progress steps
 } scorer;
 
 static int scorer_init(scorer *c, const attn_model *m, attn_pool *pool) {
@@ -86,12 +90,20 @@ static int scorer_init(scorer *c, const attn_model *m, attn_pool *pool) {
     c->m = m;
     c->pool = pool;
     c->sc = malloc((size_t)m->cfg.n_layer * m->cfg.n_head * sizeof *c->sc);
-    return c->sc ? 0 : attn_err(ATTN_EFAIL, "out of memory");
+    if (!c->sc) return attn_err(ATTN_EFAIL, "out of memory");
+    return attn_heads_acc_new(&c->acc, m->cfg.n_layer, m->cfg.n_head);
 }
 
 static void scorer_free(scorer *c) {
     attn_session_free(c->s);
+    attn_heads_acc_free(c->acc);
     free(c->sc);
+}
+
+static void scorer_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    scorer *c = ctx;
+    if (head == 0 && c->total) cli_progress("heads: layers", c->first + layer, c->total);
+    attn_heads_acc_on_attn(c->acc, layer, head, q0, nq, nk, p);
 }
 
 static int scorer_run(scorer *c, const int32_t *ids, int T, float *logits) {
@@ -106,7 +118,20 @@ static int scorer_run(scorer *c, const int32_t *ids, int T, float *logits) {
         if (rc) return rc;
         c->max_t = t;
     }
-    return attn_score_heads(c->m, c->s, ids, T, logits, c->sc);
+    attn_heads_acc_reset(c->acc);
+    c->acc->ids = ids;
+    attn_capture cap = {.on_attn = scorer_on_attn, .ctx = c};
+    attn_session_reset(c->s);
+    int rc = attn_session_feed(c->s, ids, T, logits, 0, &cap);
+    if (!rc) attn_heads_acc_get(c->acc, c->sc);
+    if (!rc && c->total && c->first + c->m->cfg.n_layer == c->total) cli_progress("heads: layers", c->total, c->total);
+    return rc;
+}
+
+// Progress by layer over one prompt's two forwards.
+static void scorers_progress(scorer *sm, scorer *sr) {
+    sm->total = sr->total = sm->m->cfg.n_layer + sr->m->cfg.n_layer;
+    sr->first = sm->m->cfg.n_layer;
 }
 
 // What the printers show. Single prompt: model/rnd per head, unif[0] for all
@@ -490,6 +515,7 @@ static int heads_score(const heads_opts *ho, heads_run *hr, heads_out *r) {
         r->n = malloc((size_t)LH * sizeof *r->n);
         return r->sd && r->n ? run_corpus(&ho->o, &hr->sm, &hr->sr, r) : attn_err(ATTN_EFAIL, "out of memory");
     }
+    scorers_progress(&hr->sm, &hr->sr);
     if (ho->induction) rc = run_induction(&ho->o, ho->len, &hr->sm, &hr->sr, r, &hr->ids);
     else {
         rc = cli_prompt_ids(&ho->o, hr->m, &hr->ids, &r->T);

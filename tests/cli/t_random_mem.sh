@@ -6,7 +6,9 @@
 # container's, which /proc/meminfo does not show); and a layer whose memory
 # cannot be mapped (ulimit -v) is made again on each pass instead of failing.
 # The model (make_seeds.py --wide) is 72 MB on disk; its random init's layers
-# are 512 MB of float32. Each case's table must be the unlimited run's.
+# are 512 MB of float32. Each case's table must be the unlimited run's. Also:
+# `heads` of one prompt shows its progress by layer (seconds on this model on
+# the scalar path).
 ATTN=${ATTN:-./attn}
 PY=${PY:-python3}
 pass() { echo "PASS $1"; }
@@ -28,6 +30,21 @@ if ! $ATTN $heads >$tmp/ref.tsv 2>$tmp/err || [ "$(wc -l <$tmp/ref.tsv)" -ne 65 
     fail "random_mem unlimited" "$(head -c 300 $tmp/err)"
     exit 0
 fi
+
+# one prompt's two forwards (the model's, then the random init's) take seconds
+# on the scalar path: a progress line by layer on stderr, stdout unchanged
+start=$(date +%s)
+ATTN_PROGRESS=1 ATTN_SIMD=scalar $ATTN heads -m $tmp/wide.gguf -p "the cat sat on the mat" -t 1 >$tmp/p.out 2>$tmp/p.err
+rc=$?
+secs=$(( $(date +%s) - start ))
+ATTN_PROGRESS=0 $ATTN heads -m $tmp/wide.gguf -p "the cat sat on the mat" >$tmp/q.out 2>/dev/null
+last=$(tr '\r' '\n' <$tmp/p.err | tail -1)
+steps=$(tr '\r' '\n' <$tmp/p.err | grep -c '^heads: layers: [0-9]*/16')
+if [ $rc -eq 0 ] && [ "$last" = "heads: layers: 16/16 done" ] && [ "$steps" -ge 2 ] && cmp -s $tmp/p.out $tmp/q.out; then
+    pass "heads on one prompt: progress by layer on stderr ($steps steps of 16 over ${secs} s), the same table"
+elif [ $rc -eq 0 ] && [ ! -s $tmp/p.err ] && [ $secs -lt 2 ] && cmp -s $tmp/p.out $tmp/q.out; then
+    echo "SKIP heads progress: the scalar forwards took under 2 s here, too quick for a progress line"
+else fail "heads progress" "rc $rc, ${secs} s, last line '$last', $steps steps; stderr: $(head -c 200 $tmp/p.err)"; fi
 
 # an address-space limit of 400 MB: the 512 MB of layers cannot all be mapped
 sh -c "ulimit -v 400000; exec $ATTN $heads" >$tmp/v.tsv 2>$tmp/err
