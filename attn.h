@@ -563,10 +563,6 @@ void attn_heads_acc_free(attn_heads_acc *h);
 void attn_heads_acc_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p);
 // scores[layer * n_head + head]
 void attn_heads_acc_get(const attn_heads_acc *h, attn_head_scores *scores);
-// Reset the session s (of model m), feed ids[0..T) and score every head into
-// out[layer * n_head + head]. logits: (T, V) for every position, or NULL.
-int attn_score_heads(const attn_model *m, attn_session *s, const int32_t *ids, int T, float *logits,
-                     attn_head_scores *out);
 
 // Mean and spread over many prompts (corpus mode), streaming (Welford):
 // undefined (NaN) values are skipped, so each score's n counts the prompts

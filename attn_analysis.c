@@ -155,20 +155,6 @@ void attn_heads_acc_get(const attn_heads_acc *h, attn_head_scores *scores) {
     for (int i = 0; i < h->n_layer * h->n_head; i++) attn_score_acc_get(&h->acc[i], &scores[i]);
 }
 
-int attn_score_heads(const attn_model *m, attn_session *s, const int32_t *ids, int T, float *logits,
-                     attn_head_scores *out) {
-    attn_heads_acc *h;
-    int rc = attn_heads_acc_new(&h, m->cfg.n_layer, m->cfg.n_head);
-    if (rc) return rc;
-    h->ids = ids;
-    attn_capture cap = {.on_attn = attn_heads_acc_on_attn, .ctx = h};
-    attn_session_reset(s);
-    rc = attn_session_feed(s, ids, T, logits, 0, &cap);
-    if (!rc) attn_heads_acc_get(h, out);
-    attn_heads_acc_free(h);
-    return rc;
-}
-
 // ---------------------------------------------------------------- corpus statistics
 
 // x NaN: undefined (skipped); bad: x came from non-finite data (counted apart).

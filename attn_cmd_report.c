@@ -31,17 +31,21 @@ static const char REPORT_HELP[] =
     "  --no-special  text such as <|endoftext|> stays text (default: the token)\n"
     "  -t N          threads\n";
 
-// Capture: quantise every head's rows into the triangles, and score them.
+// Capture: quantise every head's rows into the triangles (the model's
+// forward; NULL: the random init's), score them, and show progress by layer
+// over both forwards (steps first + layer of 2L).
 typedef struct {
     uint8_t *tri; // [L][H] triangles
     int H, T;
     attn_heads_acc *acc;
+    long first, total;
 } report_cap;
 
 static void report_on_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
     report_cap *c = ctx;
-    uint8_t *t = c->tri + ((size_t)layer * c->H + head) * ATTN_TRI(c->T);
-    for (int r = 0; r < nq; r++) {
+    if (head == 0) cli_progress("report: layers", c->first + layer, c->total);
+    uint8_t *t = c->tri ? c->tri + ((size_t)layer * c->H + head) * ATTN_TRI(c->T) : NULL;
+    for (int r = 0; t && r < nq; r++) {
         int i = q0 + r;
         for (int j = 0; j <= i; j++) t[ATTN_TRI_ROW(i) + j] = attn_quant8(p[(size_t)r * nk + j]);
     }
@@ -105,6 +109,7 @@ static int report_forward(const report_opts *ro, report_result *r) {
     k = r->k = ro->k > V ? V : (int)ro->k;
     r->cap.H = H;
     r->cap.T = T;
+    r->cap.total = 2L * L;
     r->cap.tri = malloc((size_t)L * H * ATTN_TRI(T));
     r->logits = malloc((size_t)T * V * sizeof *r->logits);
     r->top_id = malloc((size_t)T * k * sizeof *r->top_id);
@@ -135,7 +140,14 @@ static int report_compute(const report_opts *ro, report_result *r) {
     r->s = NULL;
     if ((rc = attn_model_random(&r->rnd, r->m, (uint64_t)ro->seed, r->pool))) return rc;
     if ((rc = attn_session_new(&r->s, r->rnd, r->T, r->pool))) return rc;
-    if ((rc = attn_score_heads(r->rnd, r->s, r->ids, r->T, NULL, r->base))) return rc;
+    report_cap rnd = r->cap; // the same accumulators, no triangles
+    rnd.tri = NULL;
+    rnd.first = r->m->cfg.n_layer;
+    attn_heads_acc_reset(rnd.acc);
+    attn_capture capture = {.on_attn = report_on_attn, .ctx = &rnd};
+    if ((rc = attn_session_feed(r->s, r->ids, r->T, NULL, 0, &capture))) return rc;
+    attn_heads_acc_get(r->cap.acc, r->base);
+    cli_progress("report: layers", r->cap.total, r->cap.total);
     attn_head_scores_uniform(r->ids, r->T, &r->unif);
     return 0;
 }

@@ -7,8 +7,8 @@
 # cannot be mapped (ulimit -v) is made again on each pass instead of failing.
 # The model (make_seeds.py --wide) is 72 MB on disk; its random init's layers
 # are 512 MB of float32. Each case's table must be the unlimited run's. Also:
-# `heads` of one prompt shows its progress by layer (seconds on this model on
-# the scalar path).
+# `heads` and `report` of one prompt show their progress by layer (seconds on
+# this model on the scalar path).
 ATTN=${ATTN:-./attn}
 PY=${PY:-python3}
 pass() { echo "PASS $1"; }
@@ -45,6 +45,15 @@ if [ $rc -eq 0 ] && [ "$last" = "heads: layers: 16/16 done" ] && [ "$steps" -ge 
 elif [ $rc -eq 0 ] && [ ! -s $tmp/p.err ] && [ $secs -lt 2 ] && cmp -s $tmp/p.out $tmp/q.out; then
     echo "SKIP heads progress: the scalar forwards took under 2 s here, too quick for a progress line"
 else fail "heads progress" "rc $rc, ${secs} s, last line '$last', $steps steps; stderr: $(head -c 200 $tmp/p.err)"; fi
+
+ATTN_PROGRESS=1 ATTN_SIMD=scalar $ATTN report -m $tmp/wide.gguf -p "the cat sat on the mat" -t 1 -o $tmp/r.html >/dev/null 2>$tmp/p.err
+rc=$?
+last=$(tr '\r' '\n' <$tmp/p.err | grep -v '^attn: wrote' | tail -1)
+if [ $rc -eq 0 ] && [ "$last" = "report: layers: 16/16 done" ] && [ -s $tmp/r.html ]; then
+    pass "report: progress by layer on stderr over its two forwards"
+elif [ $rc -eq 0 ] && ! grep -q "report: layers" $tmp/p.err && [ $secs -lt 2 ]; then
+    echo "SKIP report progress: the scalar forwards took under 2 s here, too quick for a progress line"
+else fail "report progress" "rc $rc, last line '$last'; stderr: $(head -c 200 $tmp/p.err)"; fi
 
 # an address-space limit of 400 MB: the 512 MB of layers cannot all be mapped
 sh -c "ulimit -v 400000; exec $ATTN $heads" >$tmp/v.tsv 2>$tmp/err
