@@ -258,14 +258,22 @@ else:
 
 # Peak resident memory of the attn process itself: a child forked from this
 # torch-sized Python starts with its size as ru_maxrss, so a tiny C launcher
-# (fresh after exec) forks attn and reports attn's own ru_maxrss.
+# (fresh after exec) forks attn and reports attn's own ru_maxrss. It turns
+# transparent huge pages off for attn (khugepaged may fill a 2 MB block of a
+# long run's heap at any moment), and the test takes the least of 3 runs:
+# a leak shows in every run, a page mapped by chance (the binary's pages
+# around a fault, as the page cache holds them) in one.
 RSS_C = r"""
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
     (void)argc;
+#ifdef PR_SET_THP_DISABLE
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0); /* kept across fork and exec */
+#endif
     pid_t p = fork();
     if (p == 0) { execv(argv[1], argv + 1); _exit(127); }
     int st; struct rusage ru;
@@ -280,10 +288,14 @@ def max_rss_kb(launcher, n):
     p = os.path.join(tmp, "c%d.txt" % n)
     with open(p, "w") as f:
         f.write("\n".join(corpus(n, 2)) + "\n")
-    r = subprocess.run([launcher, ATTN, "heads", "-m", gguf, "-f", p, "--each-line", "--format", "json", "-t", "1"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    kb = [int(ln.split()[1]) for ln in r.stderr.splitlines() if ln.startswith("maxrss_kb ")]
-    return r.returncode, kb[0] if kb else -1
+    rc, least = 0, None
+    for _ in range(3):
+        r = subprocess.run([launcher, ATTN, "heads", "-m", gguf, "-f", p, "--each-line", "--format", "json", "-t", "1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        kb = [int(ln.split()[1]) for ln in r.stderr.splitlines() if ln.startswith("maxrss_kb ")]
+        rc = rc or r.returncode
+        least = min(least, kb[0]) if kb and least is not None else (kb[0] if kb else least)
+    return rc, least if least is not None else -1
 
 
 launcher = os.path.join(tmp, "rss")
@@ -298,6 +310,6 @@ else:
     rc1, rss100 = max_rss_kb(launcher, 100)
     rc2, rss1000 = max_rss_kb(launcher, 1000)
     check(rc1 == 0 and rc2 == 0 and rss100 > 0 and rss1000 - rss100 < 512, "heads_corpus_rss_flat",
-          "max RSS %d KB for 100 lines, %d KB for 1000 lines (exit %d, %d)" % (rss100, rss1000, rc1, rc2))
+          "max RSS %d KB for 100 lines, %d KB for 1000 lines (least of 3 runs; exit %d, %d)" % (rss100, rss1000, rc1, rc2))
     print("   corpus max RSS: %d KB (100 lines), %d KB (1000 lines)" % (rss100, rss1000))
 done()
