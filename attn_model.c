@@ -590,14 +590,30 @@ static unsigned long long file_number(const char *path, unsigned long long dflt)
     return ok ? v : dflt;
 }
 
+// The value of `key` in a memory.stat file ("key value" lines), 0 where absent.
+static unsigned long long stat_number(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
+    char line[256];
+    unsigned long long v = 0;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ' ' && sscanf(line + n, "%llu", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
 // Bytes this process's memory cgroup still lets it take: the least, over its
-// cgroup and those above it, of limit - usage (v1: memory.limit_in_bytes and
-// memory.usage_in_bytes, v2: memory.max and memory.current; a container's
-// limit, which /proc/meminfo does not show). ULLONG_MAX: no limit found.
+// cgroup and those above it, of limit - (usage - inactive file cache) (v1:
+// memory.limit_in_bytes, memory.usage_in_bytes and memory.stat's
+// total_inactive_file; v2: memory.max, memory.current and memory.stat's
+// inactive_file). Usage counts the page cache of files read or written in
+// the cgroup, which the kernel takes back before it runs out: the "working
+// set" container tools show. A container's limit is one /proc/meminfo does
+// not show. ULLONG_MAX: no limit found.
 static unsigned long long cgroup_room(void) {
     FILE *f = fopen("/proc/self/cgroup", "r");
     char line[512], dir[1024] = "", *mount = NULL;
-    const char *lim = NULL, *use = NULL;
+    const char *lim = NULL, *use = NULL, *cache = NULL;
     while (f && fgets(line, sizeof line, f)) { // "id:controllers:path"
         char *c = strchr(line, ':'), *p = c ? strchr(c + 1, ':') : NULL;
         if (!p) continue;
@@ -608,6 +624,7 @@ static unsigned long long cgroup_room(void) {
             mount = v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup";
             lim = v1 ? "memory.limit_in_bytes" : "memory.max";
             use = v1 ? "memory.usage_in_bytes" : "memory.current";
+            cache = v1 ? "total_inactive_file" : "inactive_file";
             snprintf(dir, sizeof dir, "%s%s", mount, p);
         }
     }
@@ -616,10 +633,15 @@ static unsigned long long cgroup_room(void) {
     if (access(dir, R_OK) != 0) snprintf(dir, sizeof dir, "%s", mount); // a container's own root
     unsigned long long room = ULLONG_MAX;
     for (;;) {
-        char lp[1100], up[1100];
+        char lp[1100], up[1100], sp[1100];
         snprintf(lp, sizeof lp, "%s/%s", dir, lim), snprintf(up, sizeof up, "%s/%s", dir, use);
-        unsigned long long l = file_number(lp, ULLONG_MAX), u = file_number(up, 0);
-        if (l != ULLONG_MAX) room = l > u ? (l - u < room ? l - u : room) : 0;
+        snprintf(sp, sizeof sp, "%s/memory.stat", dir);
+        unsigned long long l = file_number(lp, ULLONG_MAX);
+        if (l != ULLONG_MAX) {
+            unsigned long long u = file_number(up, 0), c = stat_number(sp, cache);
+            u = u > c ? u - c : 0;
+            room = l > u ? (l - u < room ? l - u : room) : 0;
+        }
         char *slash = strrchr(dir, '/');
         if (strlen(dir) <= strlen(mount) || !slash) break;
         *slash = 0;
