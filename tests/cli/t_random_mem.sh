@@ -90,14 +90,15 @@ else
     # the kernel takes back when it needs to: 300 MB of it must not make the
     # random init keep fewer layers (peak RSS within half a layer, 32 MB, of
     # the run without it; 2 layers of 64 MB fewer on the old code). The file
-    # is written beside the model (tmpfs would make it memory, not cache).
+    # is written beside the model (tmpfs would make it memory, not cache) and
+    # synced (clean cache: dirty pages wait for the disk before they go).
     if [ "$(stat -f -c %T "$tmp")" = tmpfs ]; then
         echo "SKIP random init beside page cache: $tmp is a tmpfs"
     elif ! /usr/bin/time -f %M true >/dev/null 2>&1; then
         echo "SKIP random init beside page cache: no GNU time (/usr/bin/time -f %M)"
     else
         peak() { # $1: MB of file to write in the cgroup first
-            sh -c "echo \$\$ >$cg/cgroup.procs && dd if=/dev/zero of=$tmp/fill bs=1M count=$1 status=none &&
+            sh -c "echo \$\$ >$cg/cgroup.procs && dd if=/dev/zero of=$tmp/fill bs=1M count=$1 conv=fsync status=none &&
                    exec /usr/bin/time -f %M $ATTN $heads" 2>$tmp/err >$tmp/f$1.tsv
             tail -1 $tmp/err
             rm -f $tmp/fill
