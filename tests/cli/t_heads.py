@@ -288,14 +288,13 @@ def max_rss_kb(launcher, n):
     p = os.path.join(tmp, "c%d.txt" % n)
     with open(p, "w") as f:
         f.write("\n".join(corpus(n, 2)) + "\n")
-    rc, least = 0, None
+    rc, peaks = 0, []
     for _ in range(3):
         r = subprocess.run([launcher, ATTN, "heads", "-m", gguf, "-f", p, "--each-line", "--format", "json", "-t", "1"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        kb = [int(ln.split()[1]) for ln in r.stderr.splitlines() if ln.startswith("maxrss_kb ")]
         rc = rc or r.returncode
-        least = min(least, kb[0]) if kb and least is not None else (kb[0] if kb else least)
-    return rc, least if least is not None else -1
+        peaks += [int(ln.split()[1]) for ln in r.stderr.splitlines() if ln.startswith("maxrss_kb ")][:1]
+    return rc, min(peaks) if peaks else -1
 
 
 launcher = os.path.join(tmp, "rss")
