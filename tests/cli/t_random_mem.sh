@@ -5,7 +5,8 @@
 # OS says is available, or of what is left under a memory cgroup's limit (a
 # container's, which /proc/meminfo does not show; its reclaimable page cache
 # counted as free); and a layer whose memory cannot be mapped (ulimit -v) is
-# made again on each pass instead of failing.
+# made again on each pass instead of failing. cgroup v2's files are also
+# shown to it in a mount namespace (where this machine has v1 or none).
 # The model (make_seeds.py --wide) is 72 MB on disk; its random init's layers
 # are 512 MB of float32. Each case's table must be the unlimited run's. Also:
 # `heads` and `report` of one prompt show their progress by layer (seconds on
@@ -112,4 +113,34 @@ else
             pass "random init in the cgroup beside 300 MB of its page cache: as many layers kept (peak RSS $b KB, $a KB without it)"
         else fail "random init beside page cache" "peak RSS $b KB after 300 MB of page cache, $a KB without; $(head -c 200 $tmp/err)"; fi
     fi
+fi
+
+# cgroup v2's files (most containers today's hosts make), where this machine
+# has v1's memory controller or none: shown to attn in a mount namespace
+# (root, unshare -m). /proc/self/cgroup is bound over by a file that names
+# the cgroup (the bind is on the shell's own /proc/PID/cgroup, and the shell
+# execs attn, so attn reads it as its own), and /sys/fs/cgroup is a tmpfs
+# that holds the cgroup's memory.max, memory.current and memory.stat. The
+# limit is only read, never enforced: what shows is how many of the 64 MB
+# layers attn keeps, in its peak RSS (GNU time on the same process).
+v2_peak() { # $1: "0::/path" line; $2: commands that write the files under /sys/fs/cgroup
+    printf '%s\n' "$1" >$tmp/self.cgroup
+    /usr/bin/time -f %M unshare -m sh -c "mount --bind $tmp/self.cgroup /proc/\$\$/cgroup && mount -t tmpfs none /sys/fs/cgroup &&
+        (cd /sys/fs/cgroup && mkdir -p attn/child && $2) && exec $ATTN $heads" >$tmp/v2.tsv 2>$tmp/err &&
+        cmp -s $tmp/v2.tsv $tmp/ref.tsv && tail -1 $tmp/err
+}
+if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! /usr/bin/time -f %M true >/dev/null 2>&1; then
+    echo "SKIP random init under cgroup v2's files: needs root, unshare -m and GNU time"
+else
+    lim='echo 400000000 >attn/memory.max'
+    free=$(v2_peak 0::/attn 'echo max >attn/memory.max')
+    own=$(v2_peak 0::/attn "$lim && echo 0 >attn/memory.current")
+    cache=$(v2_peak 0::/attn "$lim && echo 300000000 >attn/memory.current && printf 'anon 0\ninactive_file 300000000\n' >attn/memory.stat")
+    used=$(v2_peak 0::/attn "$lim && echo 300000000 >attn/memory.current && printf 'anon 300000000\ninactive_file 0\n' >attn/memory.stat")
+    parent=$(v2_peak 0::/attn/child "$lim && echo max >attn/child/memory.max")
+    near() { [ -n "$1" ] && [ -n "$2" ] && [ $(($1 - $2)) -lt 32768 ] && [ $(($2 - $1)) -lt 32768 ]; }
+    if [ -n "$free" ] && [ -n "$used" ] && near "$own" "$cache" && near "$own" "$parent" &&
+        [ "$own" -lt $((free - 200000)) ] && [ "$used" -lt $((own - 65536)) ]; then
+        pass "random init under cgroup v2's files: memory.max 400 MB keeps layers within it (peak RSS $own KB, $free KB with max), memory.current counted ($used KB at 300 MB used) less memory.stat's inactive_file ($cache KB), a parent's limit applies ($parent KB)"
+    else fail "random init under cgroup v2's files" "peak RSS KB: max $free, 400 MB $own, 300 MB used $used, 300 MB of it inactive file $cache, parent's limit $parent; the last run's stderr: $(head -c 200 $tmp/err)"; fi
 fi
