@@ -129,8 +129,10 @@ v2_peak() { # $1: "0::/path" line; $2: commands that write the files under /sys/
         (cd /sys/fs/cgroup && mkdir -p attn/child && $2) && exec $ATTN $heads" >$tmp/v2.tsv 2>$tmp/err &&
         cmp -s $tmp/v2.tsv $tmp/ref.tsv && tail -1 $tmp/err
 }
-if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! /usr/bin/time -f %M true >/dev/null 2>&1; then
-    echo "SKIP random init under cgroup v2's files: needs root, unshare -m and GNU time"
+echo 0::/ >$tmp/self.cgroup
+if [ "$(id -u)" != 0 ] || ! /usr/bin/time -f %M true >/dev/null 2>&1 ||
+    ! unshare -m sh -c "mount --bind $tmp/self.cgroup /proc/\$\$/cgroup && mount -t tmpfs none /sys/fs/cgroup" 2>/dev/null; then
+    echo "SKIP random init under cgroup v2's files: needs root, GNU time, and unshare -m with mounts over /proc/PID/cgroup and /sys/fs/cgroup"
 else
     lim='echo 400000000 >attn/memory.max'
     free=$(v2_peak 0::/attn 'echo max >attn/memory.max')
