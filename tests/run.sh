@@ -30,8 +30,10 @@ export PY
 # test-slow, which CI runs too. t_tok_hf: three large real tokenizers through
 # node and llama.cpp; t_convert_bad: a converter run per bad input;
 # t_builtin: the README's first command in a clean clone, built from scratch;
-# t_accuracy: four dim-576 models built and run in float64 by torch (~20 s).
-SLOW="tests/tok/t_tok_hf.sh tests/convert/t_convert_bad.py tests/cli/t_builtin.py tests/parity/t_accuracy.py"
+# t_accuracy: four dim-576 models built and run in float64 by torch (~20 s);
+# t_random_mem: the random init's 512 MB of layers under memory limits, ten
+# runs of it (13-22 s; it made make test 84 s under CI, 2026-12-04).
+SLOW="tests/tok/t_tok_hf.sh tests/convert/t_convert_bad.py tests/cli/t_builtin.py tests/parity/t_accuracy.py tests/cli/t_random_mem.sh"
 # Own targets, never in the default run: make test-aarch64.
 OWN="tests/platform/t_aarch64.sh"
 
