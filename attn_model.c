@@ -633,12 +633,14 @@ static unsigned long long cgroup_room(void) {
     if (access(dir, R_OK) != 0) snprintf(dir, sizeof dir, "%s", mount); // a container's own root
     unsigned long long room = ULLONG_MAX;
     for (;;) {
-        char lp[1100], up[1100], sp[1100];
-        snprintf(lp, sizeof lp, "%s/%s", dir, lim), snprintf(up, sizeof up, "%s/%s", dir, use);
-        snprintf(sp, sizeof sp, "%s/memory.stat", dir);
-        unsigned long long l = file_number(lp, ULLONG_MAX);
+        char fp[1100];
+        snprintf(fp, sizeof fp, "%s/%s", dir, lim);
+        unsigned long long l = file_number(fp, ULLONG_MAX);
         if (l != ULLONG_MAX) {
-            unsigned long long u = file_number(up, 0), c = stat_number(sp, cache);
+            snprintf(fp, sizeof fp, "%s/%s", dir, use);
+            unsigned long long u = file_number(fp, 0);
+            snprintf(fp, sizeof fp, "%s/memory.stat", dir);
+            unsigned long long c = stat_number(fp, cache);
             u = u > c ? u - c : 0;
             room = l > u ? (l - u < room ? l - u : room) : 0;
         }

@@ -15,6 +15,9 @@ ATTN=${ATTN:-./attn}
 PY=${PY:-python3}
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
+# two peak RSS figures (KB) within half a layer (32 MB) of each other
+near() { [ -n "$1" ] && [ -n "$2" ] && [ $(($1 - $2)) -lt 32768 ] && [ $(($2 - $1)) -lt 32768 ]; }
+gnu_time() { /usr/bin/time -f %M true >/dev/null 2>&1; }
 if [ -n "$ATTN_SANITIZE" ] || [ -n "$ATTN_EMULATED" ]; then
     echo "SKIP random_mem: ASan's shadow memory and qemu's own reservations do not fit these limits"
     exit 0
@@ -97,7 +100,7 @@ else
     # synced (clean cache: dirty pages wait for the disk before they go).
     if [ "$(stat -f -c %T "$tmp")" = tmpfs ]; then
         echo "SKIP random init beside page cache: $tmp is a tmpfs"
-    elif ! /usr/bin/time -f %M true >/dev/null 2>&1; then
+    elif ! gnu_time; then
         echo "SKIP random init beside page cache: no GNU time (/usr/bin/time -f %M)"
     else
         peak() { # $1: MB of file to write in the cgroup first
@@ -108,8 +111,7 @@ else
         }
         a=$(peak 0)
         b=$(peak 300)
-        if [ -n "$a" ] && [ -n "$b" ] && [ "$a" -gt 0 ] && [ $((a - b)) -lt 32768 ] && [ $((b - a)) -lt 32768 ] &&
-            cmp -s $tmp/f300.tsv $tmp/ref.tsv; then
+        if [ "${a:-0}" -gt 0 ] && near "$a" "$b" && cmp -s $tmp/f300.tsv $tmp/ref.tsv; then
             pass "random init in the cgroup beside 300 MB of its page cache: as many layers kept (peak RSS $b KB, $a KB without it)"
         else fail "random init beside page cache" "peak RSS $b KB after 300 MB of page cache, $a KB without; $(head -c 200 $tmp/err)"; fi
     fi
@@ -123,9 +125,10 @@ fi
 # that holds the cgroup's memory.max, memory.current and memory.stat. The
 # limit is only read, never enforced: what shows is how many of the 64 MB
 # layers attn keeps, in its peak RSS (GNU time on the same process).
+ns_mounts="mount --bind $tmp/self.cgroup /proc/\$\$/cgroup && mount -t tmpfs none /sys/fs/cgroup"
 v2_peak() { # $1: "0::/path" line; $2: commands that write the files under /sys/fs/cgroup
     printf '%s\n' "$1" >$tmp/self.cgroup
-    /usr/bin/time -f %M unshare -m sh -c "mount --bind $tmp/self.cgroup /proc/\$\$/cgroup && mount -t tmpfs none /sys/fs/cgroup &&
+    /usr/bin/time -f %M unshare -m sh -c "$ns_mounts &&
         (cd /sys/fs/cgroup && mkdir -p attn/child && $2) && exec $ATTN $heads" >$tmp/v2.tsv 2>$tmp/err &&
         cmp -s $tmp/v2.tsv $tmp/ref.tsv && tail -1 $tmp/err
 }
@@ -133,8 +136,7 @@ echo 0::/ >$tmp/self.cgroup
 avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
 if [ "${avail:-0}" -lt 2000000 ]; then
     echo "SKIP random init under cgroup v2's files: MemAvailable ${avail:-?} KB, under the 2 GB in which every layer (512 MB) is kept without a limit"
-elif [ "$(id -u)" != 0 ] || ! /usr/bin/time -f %M true >/dev/null 2>&1 ||
-    ! unshare -m sh -c "mount --bind $tmp/self.cgroup /proc/\$\$/cgroup && mount -t tmpfs none /sys/fs/cgroup" 2>/dev/null; then
+elif [ "$(id -u)" != 0 ] || ! gnu_time || ! unshare -m sh -c "$ns_mounts" 2>/dev/null; then
     echo "SKIP random init under cgroup v2's files: needs root, GNU time, and unshare -m with mounts over /proc/PID/cgroup and /sys/fs/cgroup"
 else
     lim='echo 400000000 >attn/memory.max'
@@ -143,7 +145,6 @@ else
     cache=$(v2_peak 0::/attn "$lim && echo 300000000 >attn/memory.current && printf 'anon 0\ninactive_file 300000000\n' >attn/memory.stat")
     used=$(v2_peak 0::/attn "$lim && echo 300000000 >attn/memory.current && printf 'anon 300000000\ninactive_file 0\n' >attn/memory.stat")
     parent=$(v2_peak 0::/attn/child "$lim && echo max >attn/child/memory.max")
-    near() { [ -n "$1" ] && [ -n "$2" ] && [ $(($1 - $2)) -lt 32768 ] && [ $(($2 - $1)) -lt 32768 ]; }
     if [ -n "$free" ] && [ -n "$used" ] && near "$own" "$cache" && near "$own" "$parent" &&
         [ "$own" -lt $((free - 200000)) ] && [ "$used" -lt $((own - 65536)) ]; then
         pass "random init under cgroup v2's files: memory.max 400 MB keeps layers within it (peak RSS $own KB, $free KB with max), memory.current counted ($used KB at 300 MB used) less memory.stat's inactive_file ($cache KB), a parent's limit applies ($parent KB)"
