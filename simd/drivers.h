@@ -319,6 +319,14 @@ static void dot_pack_panel(float *P, const uint8_t *W, size_t ldw, uint32_t t, i
 // cache when a lane's bytes are a multiple of 4096 (K = 2048).
 #define DOT_PAD 16
 static inline size_t dot_lane(int K) { return (size_t)(K / DOT_LANES) * NR + DOT_PAD; }
+// GEMV with more rows of A than a group (GEMV_MAX_M): weight rows taken
+// through all the groups at a time (a multiple of every dot_dr). TinyLlama
+// shape, `attn bench -T 13 / 16 -n 1`, before and after interleaved, prefill
+// ms: F16 154-156 -> 118-123 and 167-174 -> 126-137 (its weights were read
+// from memory once per group of 4); Q8_0 128-132 -> 118 and 126 -> 119-120,
+// Q4_K_M 135 -> 127 and 137-139 -> 129-131 (their decoding, done again per
+// group, bounds them). 12, 24 and 48 rows alike, 6 slower.
+#define DOT_CHUNK 24
 #define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
 #ifndef DOT_GEMV_M
 #define DOT_GEMV_M GEMV_MAX_M // most rows of A for the GEMV (in groups of GEMV_MAX_M); the GEMM beyond
@@ -363,14 +371,19 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
         b->rows_of = key;
         return;
     }
-    // M <= DOT_GEMV_M, or no memory for the buffers: GEMV gives the same bits
-    for (int m = 0; m < M; m += GEMV_MAX_M) {
-        int mm = M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, dr = dot_dr(t, mm);
-        for (int n = n0; n < n1; n += dr) {
-            int nr = n1 - n < dr ? n1 - n : dr, left = n1 - n - dr;
-            const uint8_t *w = W + (size_t)n * ldw;
-            rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, mm, K, nr,
-                 w + dr * ldw, left < 0 ? 0 : left < dr ? left : dr);
+    // M <= DOT_GEMV_M, or no memory for the buffers: GEMV gives the same bits.
+    // DOT_CHUNK weight rows at a time go through every group of rows of A, so
+    // that they come from memory once, not once per group.
+    for (int c0 = n0; c0 < n1; c0 += DOT_CHUNK) {
+        int c1 = n1 - c0 < DOT_CHUNK ? n1 : c0 + DOT_CHUNK;
+        for (int m = 0; m < M; m += GEMV_MAX_M) {
+            int mm = M - m < GEMV_MAX_M ? M - m : GEMV_MAX_M, dr = dot_dr(t, mm);
+            for (int n = c0; n < c1; n += dr) { // (the first group prefetches the next rows)
+                int nr = c1 - n < dr ? c1 - n : dr, left = m ? 0 : n1 - n - dr;
+                const uint8_t *w = W + (size_t)n * ldw;
+                rows(A + (size_t)m * lda, lda, w, ldw, bias ? bias + n : NULL, C + (size_t)m * ldc + n, ldc, mm, K,
+                     nr, w + dr * ldw, left < 0 ? 0 : left < dr ? left : dr);
+            }
         }
     }
 }
