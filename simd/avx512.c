@@ -12,7 +12,7 @@
 //   converted and transposed in registers, then chained with broadcast A.
 // Every quantized type, and F16 and BF16 rows of K % 32 == 0 (DOT_TYPES,
 // dot_order), keep the "dot form" instead: 16 chains, lane l over k = l, l+16, ..., summed by one
-// fixed tree (see the section at the end); GEMV (M <= DOT_GEMV_M) and GEMM alike.
+// fixed tree (see the section at the end); GEMV (M <= DOT_GEMV_M(t)) and GEMM alike.
 // Attention uses the same two kernels for the scores (keys as f32 weights),
 // a 16-lane softmax with a fixed reduction tree, and a chain over keys for
 // probs @ V, so a row's result does not depend on how many rows come with it.
@@ -42,7 +42,12 @@
 // prefill ms: Q8_0 117-130 -> 48-49, 145-147 -> 97-98, 164-169 -> 113;
 // Q4_K_M 77-78 -> 54, 108-110 -> 103-105, 128 -> 122-123; F16 88-89 -> 59 at
 // T = 6, the same at 13 and 16). AVX2 gained nothing this way (kept at 4).
-#define DOT_GEMV_M 16
+// F16, BF16 and Q8_0, whose decoding is cheap, up to 32 rows: prefill of 17,
+// 24 and 32 tokens F16 175 -> 136, 205 -> 173, 257 -> 228 ms; Q8_0 213 ->
+// 133, 218 -> 175, 265 -> 228 (12-04 17:50, with the weight rows through
+// every group at a time: simd/drivers.h's DOT_CHUNK); Q4_K_M's was slower
+// that way (158 -> 159, 194 -> 214, 247 -> 280), and 64 rows no faster.
+#define DOT_GEMV_M(t) ((t) == ATTN_F16 || (t) == ATTN_BF16 || (t) == ATTN_Q8_0 ? 32 : 16)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
 typedef __m512d XD;

@@ -17,8 +17,8 @@
 //   xd_zero(), xd_set1(d), xd_fma(a, b, c) = a * b + c, xd_from(p) (XL floats at p),
 //   xd_store(p, v)
 // A path that keeps the "dot form" for some weight types defines DOT_LANES
-// and DOT_TYPES too (and may define DOT_GEMV_M, the most rows of A its GEMV
-// takes; default GEMV_MAX_M), and after this file the functions declared in the
+// and DOT_TYPES too (and may define DOT_GEMV_M(t), the most rows of A its GEMV
+// takes for weights of type t; default GEMV_MAX_M), and after this file the functions declared in the
 // section at the end; its matmul is then simd_matmul_dot.
 #ifndef ATTN_SIMD_DRIVERS_H
 #define ATTN_SIMD_DRIVERS_H
@@ -329,7 +329,7 @@ static inline size_t dot_lane(int K) { return (size_t)(K / DOT_LANES) * NR + DOT
 #define DOT_CHUNK 24
 #define DOT_MB 512 // GEMM: rows of A reordered at a time (each weight panel is packed once per DOT_MB rows)
 #ifndef DOT_GEMV_M
-#define DOT_GEMV_M GEMV_MAX_M // most rows of A for the GEMV (in groups of GEMV_MAX_M); the GEMM beyond
+#define DOT_GEMV_M(t) GEMV_MAX_M // most rows of A for the GEMV of type t (in groups of GEMV_MAX_M); the GEMM beyond
 #endif
 
 static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
@@ -357,7 +357,7 @@ static void dot_gemm(const float *A, int lda, const uint8_t *W, size_t ldw, uint
 static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, uint32_t t, const float *bias, float *C,
                        int ldc, int M, int K, int n0, int n1) {
     dot_rows_fn rows = dot_rows_for(t);
-    thread_bufs *b = M > DOT_GEMV_M ? tbufs_get() : NULL;
+    thread_bufs *b = M > DOT_GEMV_M(t) ? tbufs_get() : NULL;
     float *P = b ? panel_alloc(K + (DOT_LANES * DOT_PAD + NR - 1) / NR) : NULL; // (the lanes, each padded)
     float *Ap = P ? tbuf_grow(&b->rows, &b->rows_cap, (size_t)(M < DOT_MB ? M : DOT_MB) * K * 4, 1) : NULL;
     if (Ap) {
@@ -371,7 +371,7 @@ static void dot_matmul(const float *A, int lda, const uint8_t *W, size_t ldw, ui
         b->rows_of = key;
         return;
     }
-    // M <= DOT_GEMV_M, or no memory for the buffers: GEMV gives the same bits.
+    // M <= DOT_GEMV_M(t), or no memory for the buffers: GEMV gives the same bits.
     // DOT_CHUNK weight rows at a time go through every group of rows of A, so
     // that they come from memory once, not once per group.
     for (int c0 = n0; c0 < n1; c0 += DOT_CHUNK) {
