@@ -47,7 +47,15 @@
 // 133, 218 -> 175, 265 -> 228 (12-04 17:50, with the weight rows through
 // every group at a time: simd/drivers.h's DOT_CHUNK); Q4_K_M's was slower
 // that way (158 -> 159, 194 -> 214, 247 -> 280), and 64 rows no faster.
-#define DOT_GEMV_M(t) ((t) == ATTN_F16 || (t) == ATTN_BF16 || (t) == ATTN_Q8_0 ? 32 : 16)
+// Q4_0 and IQ4_NL (a lookup per 16 weights) too: 176-184 -> 130, 251-257 ->
+// 172-213, 246-248 -> 230-232 and 186-201 -> 132-135, 235-256 -> 197-213,
+// 245-274 -> 226-241; not Q4_1 (175-179 -> 158-172, 199-201 -> 202-229,
+// 240-244 -> 269-270) nor Q5_0 (227-245 -> 197-215, 236-265 -> 245-260,
+// 310-315 -> 332-353).
+INLINE int dot_gemv_m(uint32_t t) {
+    return t == ATTN_F16 || t == ATTN_BF16 || t == ATTN_Q8_0 || t == ATTN_Q4_0 || t == ATTN_IQ4_NL ? 32 : 16;
+}
+#define DOT_GEMV_M(t) dot_gemv_m(t)
 #define NR 48 // GEMM tile columns (three vectors)
 // Exact mode (simd/drivers.h): 8 doubles a vector, tiles of 8 rows x 24 columns.
 typedef __m512d XD;
