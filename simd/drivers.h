@@ -17,9 +17,10 @@
 //   xd_zero(), xd_set1(d), xd_fma(a, b, c) = a * b + c, xd_from(p) (XL floats at p),
 //   xd_store(p, v)
 // A path that keeps the "dot form" for some weight types defines DOT_LANES
-// and DOT_TYPES too (and may define DOT_GEMV_M(t), the most rows of A its GEMV
-// takes for weights of type t; default GEMV_MAX_M), and after this file the functions declared in the
-// section at the end; its matmul is then simd_matmul_dot.
+// and DOT_TYPES too (and may define DOT_GEMV_M(t), the most rows of A its
+// GEMV takes for weights of type t; default GEMV_MAX_M), and after this file
+// the functions declared in the section at the end; its matmul is then
+// simd_matmul_dot.
 #ifndef ATTN_SIMD_DRIVERS_H
 #define ATTN_SIMD_DRIVERS_H
 #include <pthread.h>
