@@ -133,15 +133,21 @@ if [ $models = 1 ]; then
 
     say "cold start: whole process attn run --export npy, 6x12 d=768 vocab 8192, T=256 (best of 5), and PyTorch's warm forward"
     ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(8192)) for _ in range(256)))')
-    # best of 5 whole-process runs on model file $1, in ms (empty if a run failed)
+    # best of 5 whole-process runs on model file $1, in ms (empty if a run
+    # failed), from the spawn of attn to its exit: timed in one Python process
+    # around each run, because two `date` processes around it (as before
+    # 12-04) added 9-10 ms on this VM (`/bin/true` timed so: 14.3 ms, with
+    # bash's $EPOCHREALTIME 4.3, from Python 1.8)
     cold_runs() {
-        best=
-        for r in 1 2 3 4 5; do
-            t0=$(date +%s.%N)
-            "$ATTN" run -m "$1" --ids "$ids" --export npy -o "$D/cold-out" -t "$NT" >/dev/null 2>&1 || { best=; break; }
-            best=$(awk -v a="$t0" -v b="$(date +%s.%N)" -v best="$best" 'BEGIN { t = (b - a) * 1000; printf "%.1f", (best == "" || t < best) ? t : best }')
-        done
-        echo "$best"
+        $PY -c 'import subprocess, sys, time
+best = None
+for _ in range(5):
+    t = time.perf_counter()
+    if subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+        sys.exit(0)
+    ms = (time.perf_counter() - t) * 1000
+    best = ms if best is None or ms < best else best
+print("%.1f" % best)' "$ATTN" run -m "$1" --ids "$ids" --export npy -o "$D/cold-out" -t "$NT"
     }
     # The page cache's state decides the first read of each weight (on a VM
     # with shadow page tables, ~0.7 us per 4 KB page mapped alone, against
