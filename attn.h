@@ -377,11 +377,16 @@ int attn_pool_size(const attn_pool *p);
 // Run fn(ctx, i) for i in [0, n) on the pool's threads; returns when all done.
 // Work items are independent, so results never depend on the thread count.
 void attn_pool_run(attn_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx);
+// The same, the calling thread running side(side_ctx) first while the other
+// threads start on the items (n <= 0: side alone). side must not use the pool.
+void attn_pool_run_beside(attn_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx, void (*side)(void *),
+                          void *side_ctx);
 int attn_online_cores(void);
 
 // ---------------------------------------------------------------- forward
 // What to capture during a forward pass. All callbacks are optional; they are
-// called from the calling thread, in layer order.
+// called from the calling thread, in layer order, and must not use the
+// session's pool (on_attn may run while its other threads compute).
 typedef struct {
     // Attention rows of new query positions: p is (nq, nk) row-major, row i
     // is the query at position q0 + i, nk = q0 + nq keys, probabilities in

@@ -141,8 +141,10 @@ void attn_pool_free(attn_pool *p) {
 
 int attn_pool_size(const attn_pool *p) { return p ? p->n_threads : 1; }
 
-// One job: items base .. base+n-1, n <= JOB_MAX.
-static void run_job(attn_pool *p, int base, int n, void (*fn)(void *ctx, int i), void *ctx) {
+// One job: items base .. base+n-1, n <= JOB_MAX; side(side_ctx) (if any) on
+// the calling thread first, while the workers start on the items.
+static void run_job(attn_pool *p, int base, int n, void (*fn)(void *ctx, int i), void *ctx, void (*side)(void *),
+                    void *side_ctx) {
     p->fn = fn;
     p->ctx = ctx;
     p->base = base;
@@ -154,6 +156,7 @@ static void run_job(attn_pool *p, int base, int n, void (*fn)(void *ctx, int i),
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
+    if (side) side(side_ctx);
     run_items(p, gen);
     for (int s = 0; atomic_load(&p->done) < n && s < p->spin; s++) cpu_relax();
     if (atomic_load(&p->done) < n) {
@@ -167,11 +170,17 @@ static void run_job(attn_pool *p, int base, int n, void (*fn)(void *ctx, int i),
 
 // Not reentrant: one attn_pool_run at a time per pool. A NULL pool runs the
 // items on the calling thread.
-void attn_pool_run(attn_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx) {
-    if (n <= 0) return;
-    if (!p || p->n_threads == 1 || n == 1) {
+void attn_pool_run_beside(attn_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx, void (*side)(void *),
+                          void *side_ctx) {
+    if (!p || p->n_threads == 1 || n <= 1) {
+        if (side) side(side_ctx);
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
-    for (int base = 0; base < n; base += JOB_MAX) run_job(p, base, n - base < JOB_MAX ? n - base : JOB_MAX, fn, ctx);
+    for (int base = 0; base < n; base += JOB_MAX, side = NULL)
+        run_job(p, base, n - base < JOB_MAX ? n - base : JOB_MAX, fn, ctx, side, side_ctx);
+}
+
+void attn_pool_run(attn_pool *p, int n, void (*fn)(void *ctx, int i), void *ctx) {
+    attn_pool_run_beside(p, n, fn, ctx, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 // pass relies on (an output element's bits do not depend on M, the column
 // range or its tile); the thread pool; path selection.
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "attn.h"
@@ -636,6 +637,38 @@ static void test_col_split(void) {
     check(ok, "column split: items cover N in whole blocks, threads end within 1.5 blocks of an even share", "%s", why);
 }
 
+// attn_pool_run_beside: side once, on the calling thread, and every item once.
+typedef struct { pthread_t caller; int runs, on_caller; } side_ctx;
+static void side_fn(void *ctx) {
+    side_ctx *s = ctx;
+    s->runs++;
+    s->on_caller += pthread_equal(pthread_self(), s->caller) != 0;
+}
+
+static void test_pool_beside(pool_ctx *c) {
+    int ok = 1;
+    char why[128] = "";
+    for (int nt = 0; nt <= 3 && ok; nt++) {
+        attn_pool *p = NULL;
+        if (nt && attn_pool_new(&p, nt)) { ok = 0; snprintf(why, sizeof why, "attn_pool_new(%d): %s", nt, attn_errmsg()); break; }
+        static const int ns[] = { 0, 1, 2, 7, 1000 };
+        for (int k = 0; k < 5 && ok; k++)
+            for (int rep = 0; rep < 20 && ok; rep++) {
+                side_ctx sc = { pthread_self(), 0, 0 };
+                memset(c->hits, 0, 1000 * sizeof *c->hits);
+                attn_pool_run_beside(p, ns[k], pool_item, c, side_fn, &sc);
+                if (sc.runs != 1 || sc.on_caller != 1)
+                    ok = 0, snprintf(why, sizeof why, "%d threads, %d items: side ran %d times, %d on the caller", nt,
+                                     ns[k], sc.runs, sc.on_caller);
+                for (int i = 0; i < ns[k] && ok; i++)
+                    if (c->hits[i] != 1)
+                        ok = 0, snprintf(why, sizeof why, "%d threads: item %d of %d ran %d times", nt, i, ns[k], c->hits[i]);
+            }
+        attn_pool_free(p);
+    }
+    check(ok, "pool run beside: the side job once on the caller, every item once (no pool, 1-3 threads)", "%s", why);
+}
+
 static void test_pool(void) {
     enum { N = 1000 };
     double part[N], first = 0;
@@ -670,6 +703,7 @@ static void test_pool(void) {
     attn_pool_free(p);
     attn_pool_run(NULL, 5, pool_item, &c); // no pool: on the caller
     check(hits[4] >= 1, "pool NULL runs on the caller", "item 4 not run");
+    test_pool_beside(&c);
 }
 
 // ---------------------------------------------------------------- quantized types
