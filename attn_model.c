@@ -824,7 +824,31 @@ static int ensure_rows(attn_session *s, int n) {
 // computes an element never changes its value, so this is only about speed.
 #define PARALLEL_MIN_FLOPS (1 << 17)
 #define PARALLEL_MIN_ATTN (1 << 15) // query rows x keys x q_dim
-#define PARALLEL_MIN_ACT (1 << 15)  // rows x n_ff activations
+#define PARALLEL_MIN_ROWS (1 << 15) // rows x floats per row of a row-wise operation (norms, activations)
+
+// A row-wise operation on rows r0..r1-1 (each row's bits the same on any thread).
+typedef void (*rows_fn)(void *ctx, int r0, int r1);
+typedef struct { rows_fn fn; void *ctx; int n, block; } rows_job;
+static void rows_item(void *ctx, int i) {
+    const rows_job *j = ctx;
+    int r1 = (i + 1) * j->block;
+    j->fn(j->ctx, i * j->block, r1 < j->n ? r1 : j->n);
+}
+
+// fn on n rows of width floats, in blocks across the pool where that pays
+// for the dispatch: not on the calling thread alone while the others wait
+// (a layer's norms and adds, the logits' check: ~3 ms of the cold-start
+// shape's forward, tools/bench.sh). Not from the pool's own threads.
+static void rows_run(const attn_session *s, int n, int width, rows_fn fn, void *ctx) {
+    int nt = s->pool ? attn_pool_size(s->pool) : 1;
+    if (nt == 1 || n < 2 || (double)n * width < PARALLEL_MIN_ROWS) {
+        fn(ctx, 0, n);
+        return;
+    }
+    int items = n < 4 * nt ? n : 4 * nt;
+    rows_job j = { fn, ctx, n, (n + items - 1) / items };
+    attn_pool_run(s->pool, (n + j.block - 1) / j.block, rows_item, &j);
+}
 
 // C (M, n1-n0 of N) = A (M, K) x W^T (+ bias), the columns split across the pool.
 typedef struct {
@@ -895,13 +919,20 @@ static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *
     group_run(s, &g);
 }
 
-static void norm_rows(const attn_session *s, float *out, const float *x, const attn_tensor *w, const attn_tensor *b, int n) {
-    const attn_config *c = &s->m->cfg;
-    int D = c->n_embd;
-    for (int i = 0; i < n; i++) {
-        if (c->norm == ATTN_NORM_RMS) attn_k->rmsnorm(out + (size_t)i * D, x + (size_t)i * D, w->data, D, c->norm_eps);
-        else attn_k->layernorm(out + (size_t)i * D, x + (size_t)i * D, w->data, b->data, D, c->norm_eps);
+typedef struct { const attn_config *c; float *out; const float *x; const attn_tensor *w, *b; } norm_job;
+static void norm_some(void *ctx, int r0, int r1) {
+    const norm_job *j = ctx;
+    const attn_config *c = j->c;
+    size_t D = (size_t)c->n_embd;
+    for (int i = r0; i < r1; i++) {
+        if (c->norm == ATTN_NORM_RMS) attn_k->rmsnorm(j->out + i * D, j->x + i * D, j->w->data, (int)D, c->norm_eps);
+        else attn_k->layernorm(j->out + i * D, j->x + i * D, j->w->data, j->b->data, (int)D, c->norm_eps);
     }
+}
+
+static void norm_rows(const attn_session *s, float *out, const float *x, const attn_tensor *w, const attn_tensor *b, int n) {
+    norm_job j = { &s->m->cfg, out, x, w, b };
+    rows_run(s, n, s->m->cfg.n_embd, norm_some, &j);
 }
 
 typedef struct {
@@ -1010,12 +1041,14 @@ static void qkv_forward(attn_session *s, int l, const float *in, int n) {
 
 // The MLP's activation on rows r0..r1-1 of ff1 (row stride lda; gated kinds
 // take the up half from ff2, fused SwiGLU from the right half of ff1).
-static void act_rows(const attn_session *s, int lda, int r0, int r1) {
-    const attn_config *c = &s->m->cfg;
+typedef struct { const attn_session *s; int lda; } act_job;
+static void act_rows(void *ctx, int r0, int r1) {
+    const act_job *j = ctx;
+    const attn_config *c = &j->s->m->cfg;
     int F = c->n_ff;
     for (int i = r0; i < r1; i++) {
-        float *g = s->ff1 + (size_t)i * lda;
-        const float *u = c->mlp == ATTN_MLP_SWIGLU_FUSED ? g + F : s->ff2 + (size_t)i * F;
+        float *g = j->s->ff1 + (size_t)i * j->lda;
+        const float *u = c->mlp == ATTN_MLP_SWIGLU_FUSED ? g + F : j->s->ff2 + (size_t)i * F;
         if (c->mlp == ATTN_MLP_SWIGLU || c->mlp == ATTN_MLP_SWIGLU_FUSED) attn_k->swiglu(g, u, F);
         else if (c->mlp == ATTN_MLP_GELU_ERF) attn_k->gelu_erf(g, F);
         else attn_k->gelu_tanh(g, F);
@@ -1024,24 +1057,9 @@ static void act_rows(const attn_session *s, int lda, int r0, int r1) {
     }
 }
 
-// Rows in blocks across the pool (each row's bits are the same on any thread),
-// not on the calling thread alone while the pool's threads wait.
-typedef struct { const attn_session *s; int n, lda, block; } act_job;
-static void act_item(void *ctx, int i) {
-    const act_job *j = ctx;
-    int r1 = (i + 1) * j->block;
-    act_rows(j->s, j->lda, i * j->block, r1 < j->n ? r1 : j->n);
-}
-
 static void activation(attn_session *s, int lda, int n) {
-    int nt = s->pool ? attn_pool_size(s->pool) : 1;
-    if (nt == 1 || n < 2 || (double)n * s->m->cfg.n_ff < PARALLEL_MIN_ACT) {
-        act_rows(s, lda, 0, n);
-        return;
-    }
-    int items = n < 4 * nt ? n : 4 * nt;
-    act_job j = { s, n, lda, (n + items - 1) / items };
-    attn_pool_run(s->pool, (n + j.block - 1) / j.block, act_item, &j);
+    act_job j = { s, lda };
+    rows_run(s, n, s->m->cfg.n_ff, act_rows, &j);
 }
 
 // s->ff2 (n, D) = down(act(up(in))) for the layer's MLP kind.
@@ -1061,8 +1079,16 @@ static void mlp_forward(attn_session *s, const attn_layer *ly, const float *in, 
     matmul(s, s->ff1, lda, &ly->w_down, &ly->b_down, s->ff2, D, n);
 }
 
-static void add_rows(float *x, const float *y, int n, int D) {
-    for (int i = 0; i < n; i++) attn_k->add(x + (size_t)i * D, y + (size_t)i * D, D);
+typedef struct { float *x; const float *y; int D; } add_job;
+static void add_some(void *ctx, int r0, int r1) {
+    const add_job *j = ctx;
+    for (int i = r0; i < r1; i++) attn_k->add(j->x + (size_t)i * j->D, j->y + (size_t)i * j->D, j->D);
+}
+
+// x += y, n rows of D
+static void add_rows(const attn_session *s, float *x, const float *y, int n, int D) {
+    add_job j = { x, y, D };
+    rows_run(s, n, D, add_some, &j);
 }
 
 // A layer's attention probabilities (s->probs) to the capture's on_attn.
@@ -1107,7 +1133,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     group_add(s, &g, s->att, qd, &ly->wo, &ly->bo, s->ao, D, n);
     group_run(s, &g);
     if (c->post_norm) norm_rows(s, s->ao, s->ao, &ly->post_attn_norm, &none, n);
-    if (c->parallel == ATTN_PAR_NONE) add_rows(s->x, s->ao, n, D);
+    if (c->parallel == ATTN_PAR_NONE) add_rows(s, s->x, s->ao, n, D);
 
     // MLP block: x += mlp(norm(x)) (parallel: of the layer's input, plus ao)
     if (c->parallel == ATTN_PAR_SHARED) in = s->xn; // the attention's normed input
@@ -1116,10 +1142,10 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     mlp_forward(s, ly, in, n);
     if (c->post_norm) norm_rows(s, s->ff2, s->ff2, &ly->post_ffn_norm, &none, n);
     if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_MLP_OUT, l, s->pos, n, s->ff2);
-    if (c->parallel == ATTN_PAR_SHARED) add_rows(s->ao, s->ff2, n, D), add_rows(s->x, s->ao, n, D);
+    if (c->parallel == ATTN_PAR_SHARED) add_rows(s, s->ao, s->ff2, n, D), add_rows(s, s->x, s->ao, n, D);
     else {
-        add_rows(s->x, s->ff2, n, D);
-        if (c->parallel == ATTN_PAR_TWO) add_rows(s->x, s->ao, n, D);
+        add_rows(s, s->x, s->ff2, n, D);
+        if (c->parallel == ATTN_PAR_TWO) add_rows(s, s->x, s->ao, n, D);
     }
 }
 
@@ -1178,20 +1204,30 @@ static int row_nonfinite(const float *x, int d) {
     return all >> 31;
 }
 
-// Record the first row of x (n rows of d) holding a NaN or inf: after the
-// embeddings (layer -1), a layer, or in the logits (layer n_layer).
-static void check_finite(const float *x, int n, int d, int layer, int n_layer, int pos0) {
-    if (atomic_load_explicit(&nf_seen, memory_order_relaxed)) return;
-    for (int i = 0; i < n; i++) {
-        if (!row_nonfinite(x + (size_t)i * d, d)) continue;
-        int expect = 0;
-        if (!atomic_compare_exchange_strong(&nf_seen, &expect, 1)) return;
-        if (layer < 0) snprintf(nf_where, sizeof nf_where, "the embeddings, position %d", pos0 + i);
-        else if (layer < n_layer) snprintf(nf_where, sizeof nf_where, "the output of layer %d, position %d", layer, pos0 + i);
-        else snprintf(nf_where, sizeof nf_where, "the logits, position %d", pos0 + i);
-        atomic_store(&nf_ready, 1);
+// The first of rows r0..r1-1 holding a NaN or inf, kept in first if lower.
+typedef struct { const float *x; int d; atomic_int first; } finite_job;
+static void finite_rows(void *ctx, int r0, int r1) {
+    finite_job *j = ctx;
+    for (int i = r0; i < r1 && i < atomic_load_explicit(&j->first, memory_order_relaxed); i++) {
+        if (!row_nonfinite(j->x + (size_t)i * j->d, j->d)) continue;
+        int cur = atomic_load(&j->first);
+        while (i < cur && !atomic_compare_exchange_weak(&j->first, &cur, i)) {}
         return;
     }
+}
+
+// Record the first row of x (n rows of d) holding a NaN or inf: after the
+// embeddings (layer -1), a layer, or in the logits (layer n_layer).
+static void check_finite(const attn_session *s, const float *x, int n, int d, int layer, int pos0) {
+    if (atomic_load_explicit(&nf_seen, memory_order_relaxed)) return;
+    finite_job j = { x, d, n };
+    rows_run(s, n, d, finite_rows, &j);
+    int i = atomic_load(&j.first), expect = 0, n_layer = s->m->cfg.n_layer;
+    if (i >= n || !atomic_compare_exchange_strong(&nf_seen, &expect, 1)) return;
+    if (layer < 0) snprintf(nf_where, sizeof nf_where, "the embeddings, position %d", pos0 + i);
+    else if (layer < n_layer) snprintf(nf_where, sizeof nf_where, "the output of layer %d, position %d", layer, pos0 + i);
+    else snprintf(nf_where, sizeof nf_where, "the logits, position %d", pos0 + i);
+    atomic_store(&nf_ready, 1);
 }
 
 const char *attn_nonfinite(void) { return atomic_load(&nf_ready) ? nf_where : NULL; }
@@ -1203,14 +1239,14 @@ static void run_layers(attn_session *s, int from, int n, float *logits, int last
     int D = c->n_embd;
     for (int l = from; l < c->n_layer; l++) {
         layer_forward(s, l, n, cap);
-        check_finite(s->x, n, D, l, c->n_layer, s->pos);
+        check_finite(s, s->x, n, D, l, s->pos);
         if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
     }
     if (logits) {
         int first = last_only ? n - 1 : 0, rows = n - first;
         norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
         head_rows(s, s->xn, logits, rows, 1);
-        check_finite(logits, rows, c->n_vocab, c->n_layer, c->n_layer, s->pos + first);
+        check_finite(s, logits, rows, c->n_vocab, c->n_layer, s->pos + first);
     }
     s->pos += n;
 }
@@ -1228,7 +1264,7 @@ int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits,
             return attn_err(ATTN_EINPUT, "token id %d is out of range (vocabulary of %d)", ids[i], c->n_vocab);
     if (ensure_rows(s, n)) return ATTN_EFAIL;
     embed(s, ids, n);
-    check_finite(s->x, n, c->n_embd, -1, c->n_layer, s->pos);
+    check_finite(s, s->x, n, c->n_embd, -1, s->pos);
     if (cap && cap->on_resid) cap->on_resid(cap->ctx, -1, s->pos, n, s->x);
     run_layers(s, 0, n, logits, last_only, cap);
     return 0;

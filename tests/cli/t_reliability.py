@@ -221,6 +221,16 @@ def nan_weight(k, t):
     return k, [tuple(x) for x in t]
 
 
+def nan_embedding(k, t):
+    t = [list(x) for x in t]
+    for x in t:
+        if x[0] == "token_embd.weight":  # token 5's row
+            D = x[1][0]
+            x[3] = list(x[3])
+            x[3][5 * D:6 * D] = [float("nan")] * D
+    return k, [tuple(x) for x in t]
+
+
 def png_pixels(p):
     """The RGB bytes of an 8-bit RGB PNG attn wrote, rows joined (filters undone), and its width."""
     w, h, rows = png_read(p)
@@ -250,6 +260,14 @@ def test_nonfinite():
     err = r.stderr.decode()
     if "layer 0" not in err or "position 0" not in err or r.returncode != 0:
         errs.append("stderr does not say where (layer 0, position 0): exit %d %r" % (r.returncode, err[-200:]))
+    # the first position that holds a NaN, where the check runs in blocks on 2
+    # threads (600 x 64 floats): token 5's embedding, at positions 300 and 500
+    q = model_file("nan_embd.gguf", D=64, ctx=1024, edit=nan_embedding)
+    ids = ["1"] * 600
+    ids[300] = ids[500] = "5"
+    r = run([ATTN, "run", "-m", q, "--ids", ",".join(ids), "-t", "2"])
+    if r is None or "the embeddings, position 300" not in r.stderr.decode():
+        errs.append("600 positions, NaN first at 300: %r" % (r and r.stderr.decode()[-200:]))
     r = run([ATTN, "run", "-m", p, "--ids", "1,2,3"])
     if b"nan" not in r.stdout:
         errs.append("the table does not print nan: %r" % r.stdout[-200:])
