@@ -24,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 // ---------------------------------------------------------------- deflate
 // The zlib stream inside each PNG (RFC 1950/1951), in place of
@@ -152,11 +155,43 @@ static void zstored(zout *z, const uint8_t *data, int n) {
     } while (i < n);
 }
 
+#if defined(__SSE2__)
+static uint32_t hsum_u32(__m128i v) {
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return (uint32_t)_mm_cvtsi128_si32(_mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1))));
+}
+
+// Adler-32's step over nb blocks of 16 bytes at p, from *a, *b (no mod): per
+// block, b += 16 a + sum (16 - j) p[j] and a += sum p[j], so over them all
+// b += 16 nb a + 16 (the sums of the blocks before each) + the weighted sums.
+static void adler_blocks(const uint8_t *p, size_t nb, uint32_t *a, uint32_t *b) {
+    const __m128i z = _mm_setzero_si128(), w_lo = _mm_setr_epi16(16, 15, 14, 13, 12, 11, 10, 9),
+                  w_hi = _mm_setr_epi16(8, 7, 6, 5, 4, 3, 2, 1);
+    __m128i s1 = z, before = z, s2 = z;
+    for (size_t i = 0; i < nb; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * i));
+        before = _mm_add_epi32(before, s1);
+        s1 = _mm_add_epi32(s1, _mm_sad_epu8(v, z)); // (two 64-bit sums: u32 lanes 0 and 2)
+        s2 = _mm_add_epi32(s2, _mm_madd_epi16(_mm_unpacklo_epi8(v, z), w_lo));
+        s2 = _mm_add_epi32(s2, _mm_madd_epi16(_mm_unpackhi_epi8(v, z), w_hi));
+    }
+    *b += 16 * (uint32_t)nb * *a + 16 * hsum_u32(before) + hsum_u32(s2);
+    *a += hsum_u32(s1);
+}
+#endif
+
+// Adler-32 (RFC 1950) of p[0..n): a = 1 + the bytes, b = the sum of a after
+// each byte, both mod 65521. With SSE2 16 bytes a step in vector sums, else
+// a chain of two additions a byte (3.4 GB/s here, 10-15% of `attn maps`).
 static uint32_t adler32(const uint8_t *p, size_t n) {
     uint32_t a = 1, b = 0;
     while (n) {
-        size_t k = n < 5552 ? n : 5552; // the most bytes before b can overflow
-        for (size_t i = 0; i < k; i++) a += p[i], b += a;
+        size_t k = n < 5552 ? n : 5552, i = 0; // the most bytes before b can overflow
+#if defined(__SSE2__)
+        adler_blocks(p, k / 16, &a, &b);
+        i = k / 16 * 16;
+#endif
+        for (; i < k; i++) a += p[i], b += a;
         a %= 65521, b %= 65521, p += k, n -= k;
     }
     return b << 16 | a;
