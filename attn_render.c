@@ -110,13 +110,16 @@ static int match_len(const uint8_t *a, const uint8_t *b, int max) {
 
 // The longest match for data + i among the ZWAYS earlier places in its
 // bucket (the nearest of equal ones), then i put in the bucket; 0 if < 4.
+// The bucket holds the places nearest first, so a farther one wins only by
+// a longer match: one that does not hold the byte after the best so far, or
+// any once the best is as long as can be, is not measured.
 static int zfind(const uint8_t *data, int n, int i, uint32_t *bucket, int *dist) {
     int best = 0, max = n - i < ZMAXLEN ? n - i : ZMAXLEN;
-    for (int w = 0; w < ZWAYS; w++) {
+    for (int w = 0; w < ZWAYS && best < max; w++) {
         int c = (int)bucket[w] - 1;
-        if (c < 0 || i - c > ZWINDOW) continue;
+        if (c < 0 || i - c > ZWINDOW || data[c + best] != data[i + best]) continue;
         int len = match_len(data + c, data + i, max);
-        if (len > best || (len == best && i - c < *dist)) best = len, *dist = i - c;
+        if (len > best) best = len, *dist = i - c;
     }
     memmove(bucket + 1, bucket, (ZWAYS - 1) * sizeof *bucket);
     bucket[0] = (uint32_t)i + 1;
