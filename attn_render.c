@@ -358,9 +358,21 @@ static void put(attn_image *im, int x, int y, const uint8_t c[3]) {
     memcpy(im->rgb + 3 * ((size_t)y * im->w + x), c, 3);
 }
 
+// [x, x + w) x [y, y + h) cut to the image; 0 if nothing is left.
+static int clip(const attn_image *im, int *x, int *y, int *w, int *h) {
+    int x0 = *x < 0 ? 0 : *x, y0 = *y < 0 ? 0 : *y;
+    int x1 = *x + *w > im->w ? im->w : *x + *w, y1 = *y + *h > im->h ? im->h : *y + *h;
+    if (x1 <= x0 || y1 <= y0) return 0;
+    *x = x0, *y = y0, *w = x1 - x0, *h = y1 - y0;
+    return 1;
+}
+
+// (the first row pixel by pixel, the others copies of it)
 static void fill(attn_image *im, int x, int y, int w, int h, const uint8_t c[3]) {
-    for (int j = y; j < y + h; j++)
-        for (int i = x; i < x + w; i++) put(im, i, j, c);
+    if (!clip(im, &x, &y, &w, &h)) return;
+    uint8_t *row = im->rgb + 3 * ((size_t)y * im->w + x);
+    for (int i = 0; i < w; i++) memcpy(row + 3 * i, c, 3);
+    for (int j = 1; j < h; j++) memcpy(row + 3 * (size_t)j * im->w, row, 3 * (size_t)w);
 }
 
 static void frame(attn_image *im, int x, int y, int w, int h, const uint8_t c[3]) {
@@ -373,8 +385,10 @@ static void frame(attn_image *im, int x, int y, int w, int h, const uint8_t c[3]
 // Masked cells: light grey with diagonal hatching that runs across cells
 // (drawn in image coordinates), never a colour of either colormap.
 static void hatch(attn_image *im, int x, int y, int w, int h) {
-    for (int j = y; j < y + h; j++)
-        for (int i = x; i < x + w; i++) put(im, i, j, (i + j) % 6 == 0 ? C_HATCH : C_MASK);
+    if (!clip(im, &x, &y, &w, &h)) return;
+    fill(im, x, y, w, h, C_MASK);
+    for (int j = y; j < y + h; j++) // pixels of (i + j) % 6 == 0
+        for (int i = x + (6 - (x + j) % 6) % 6; i < x + w; i += 6) memcpy(im->rgb + 3 * ((size_t)j * im->w + i), C_HATCH, 3);
 }
 
 int attn_draw_text(attn_image *im, int x, int y, const char *s, const uint8_t rgb[3], int scale,
