@@ -33,31 +33,43 @@ static const uint8_t *cell(const attn_image *im, int r, int c, int q, int k) {
     return px(im, im->x0 + c * im->dx + k * im->cell + im->cell / 2, im->y0 + r * im->dy + q * im->cell + im->cell / 2);
 }
 
-// Every cell of panel (r, c) of a (T, T) map against the colour expected from
-// value(q, k) under `scale` (masked above the diagonal).
+// Every pixel of every cell of panel (r, c) of a (T, T) map against the
+// colour expected from value(q, k) under `scale`; above the diagonal the
+// masked cells' hatching: grey, darker on the lines x + y = 0 mod 6 that run
+// across cells, one grey on the lines and one off them.
 static int check_cells(const attn_image *im, int r, int c, const float *p, int T, attn_scale scale,
                        char *why, size_t n) {
+    const uint8_t *line = NULL, *off = NULL;
+    uint8_t zero[3];
+    attn_colormap(0, zero);
     for (int q = 0; q < T; q++) {
         float rmax = 0;
         for (int k = 0; k < T; k++) rmax = p[q * T + k] > rmax ? p[q * T + k] : rmax;
         for (int k = 0; k < T; k++) {
-            const uint8_t *got = cell(im, r, c, q, k);
-            uint8_t want[3], zero[3];
-            attn_colormap(0, zero);
-            if (k > q) {
-                if (!grey(got) || same(got, zero)) {
-                    snprintf(why, n, "masked cell (%d,%d) is %d,%d,%d, not grey", q, k, got[0], got[1], got[2]);
-                    return 0;
-                }
-                continue;
-            }
+            uint8_t want[3];
             attn_colormap(attn_scale_t(scale, p[q * T + k], rmax), want);
-            if (!same(got, want)) {
-                snprintf(why, n, "cell (%d,%d) value %g is %d,%d,%d, colormap gives %d,%d,%d", q, k,
-                         p[q * T + k], got[0], got[1], got[2], want[0], want[1], want[2]);
-                return 0;
-            }
+            int x0 = im->x0 + c * im->dx + k * im->cell, y0 = im->y0 + r * im->dy + q * im->cell;
+            for (int y = y0; y < y0 + im->cell; y++)
+                for (int x = x0; x < x0 + im->cell; x++) {
+                    const uint8_t *got = px(im, x, y), **seen = (x + y) % 6 ? &off : &line;
+                    if (k <= q && !same(got, want)) {
+                        snprintf(why, n, "cell (%d,%d) value %g at pixel (%d,%d) is %d,%d,%d, colormap gives %d,%d,%d",
+                                 q, k, p[q * T + k], x, y, got[0], got[1], got[2], want[0], want[1], want[2]);
+                        return 0;
+                    }
+                    if (k <= q) continue;
+                    if (!*seen) *seen = got;
+                    if (!grey(got) || same(got, zero) || !same(got, *seen)) {
+                        snprintf(why, n, "masked cell (%d,%d) pixel (%d,%d) is %d,%d,%d, not the grey of its %s", q,
+                                 k, x, y, got[0], got[1], got[2], seen == &line ? "hatch lines" : "background");
+                        return 0;
+                    }
+                }
         }
+    }
+    if (line && off && line[0] >= off[0]) {
+        snprintf(why, n, "hatch lines %d not darker than the masked background %d", line[0], off[0]);
+        return 0;
     }
     return 1;
 }
