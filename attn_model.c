@@ -920,7 +920,7 @@ static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *
 }
 
 typedef struct { const attn_config *c; float *out; const float *x; const attn_tensor *w, *b; } norm_job;
-static void norm_some(void *ctx, int r0, int r1) {
+static void norm_part(void *ctx, int r0, int r1) {
     const norm_job *j = ctx;
     const attn_config *c = j->c;
     size_t D = (size_t)c->n_embd;
@@ -932,7 +932,7 @@ static void norm_some(void *ctx, int r0, int r1) {
 
 static void norm_rows(const attn_session *s, float *out, const float *x, const attn_tensor *w, const attn_tensor *b, int n) {
     norm_job j = { &s->m->cfg, out, x, w, b };
-    rows_run(s, n, s->m->cfg.n_embd, norm_some, &j);
+    rows_run(s, n, s->m->cfg.n_embd, norm_part, &j);
 }
 
 typedef struct {
@@ -1042,7 +1042,7 @@ static void qkv_forward(attn_session *s, int l, const float *in, int n) {
 // The MLP's activation on rows r0..r1-1 of ff1 (row stride lda; gated kinds
 // take the up half from ff2, fused SwiGLU from the right half of ff1).
 typedef struct { const attn_session *s; int lda; } act_job;
-static void act_rows(void *ctx, int r0, int r1) {
+static void act_part(void *ctx, int r0, int r1) {
     const act_job *j = ctx;
     const attn_config *c = &j->s->m->cfg;
     int F = c->n_ff;
@@ -1059,7 +1059,7 @@ static void act_rows(void *ctx, int r0, int r1) {
 
 static void activation(attn_session *s, int lda, int n) {
     act_job j = { s, lda };
-    rows_run(s, n, s->m->cfg.n_ff, act_rows, &j);
+    rows_run(s, n, s->m->cfg.n_ff, act_part, &j);
 }
 
 // s->ff2 (n, D) = down(act(up(in))) for the layer's MLP kind.
@@ -1080,7 +1080,7 @@ static void mlp_forward(attn_session *s, const attn_layer *ly, const float *in, 
 }
 
 typedef struct { float *x; const float *y; int D; } add_job;
-static void add_some(void *ctx, int r0, int r1) {
+static void add_part(void *ctx, int r0, int r1) {
     const add_job *j = ctx;
     for (int i = r0; i < r1; i++) attn_k->add(j->x + (size_t)i * j->D, j->y + (size_t)i * j->D, j->D);
 }
@@ -1088,7 +1088,7 @@ static void add_some(void *ctx, int r0, int r1) {
 // x += y, n rows of D
 static void add_rows(const attn_session *s, float *x, const float *y, int n, int D) {
     add_job j = { x, y, D };
-    rows_run(s, n, D, add_some, &j);
+    rows_run(s, n, D, add_part, &j);
 }
 
 // A layer's attention probabilities (s->probs) to the capture's on_attn.
@@ -1206,7 +1206,7 @@ static int row_nonfinite(const float *x, int d) {
 
 // The first of rows r0..r1-1 holding a NaN or inf, kept in first if lower.
 typedef struct { const float *x; int d; atomic_int first; } finite_job;
-static void finite_rows(void *ctx, int r0, int r1) {
+static void finite_part(void *ctx, int r0, int r1) {
     finite_job *j = ctx;
     for (int i = r0; i < r1 && i < atomic_load_explicit(&j->first, memory_order_relaxed); i++) {
         if (!row_nonfinite(j->x + (size_t)i * j->d, j->d)) continue;
@@ -1221,7 +1221,7 @@ static void finite_rows(void *ctx, int r0, int r1) {
 static void check_finite(const attn_session *s, const float *x, int n, int d, int layer, int pos0) {
     if (atomic_load_explicit(&nf_seen, memory_order_relaxed)) return;
     finite_job j = { x, d, n };
-    rows_run(s, n, d, finite_rows, &j);
+    rows_run(s, n, d, finite_part, &j);
     int i = atomic_load(&j.first), expect = 0, n_layer = s->m->cfg.n_layer;
     if (i >= n || !atomic_compare_exchange_strong(&nf_seen, &expect, 1)) return;
     if (layer < 0) snprintf(nf_where, sizeof nf_where, "the embeddings, position %d", pos0 + i);
