@@ -224,6 +224,36 @@ static unsigned char *attn_deflate(unsigned char *data, int n, int *out_len, int
 }
 #define STBIW_ZLIB_COMPRESS attn_deflate
 
+// The PNG chunks' CRC-32 (ISO 3309: reflected polynomial 0xEDB88320, from
+// ~0, inverted at the end) 8 bytes a step through 8 tables ("slicing by 8"),
+// in place of stb_image_write's byte at a time (4.5% of `attn maps`).
+static uint32_t crc_tab[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ c >> 1 : c >> 1;
+        crc_tab[0][i] = c;
+    }
+    for (int t = 1; t < 8; t++) // table t: a byte followed by t zero bytes
+        for (int i = 0; i < 256; i++) crc_tab[t][i] = crc_tab[t - 1][i] >> 8 ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
+}
+
+static unsigned int png_crc32(unsigned char *p, int n) {
+    pthread_once(&crc_once, crc_init);
+    uint32_t c = ~0u;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint32_t lo = c ^ (p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24),
+                 hi = p[4] | p[5] << 8 | p[6] << 16 | (uint32_t)p[7] << 24;
+        c = crc_tab[7][lo & 0xff] ^ crc_tab[6][lo >> 8 & 0xff] ^ crc_tab[5][lo >> 16 & 0xff] ^ crc_tab[4][lo >> 24] ^
+            crc_tab[3][hi & 0xff] ^ crc_tab[2][hi >> 8 & 0xff] ^ crc_tab[1][hi >> 16 & 0xff] ^ crc_tab[0][hi >> 24];
+    }
+    for (; n > 0; n--) c = crc_tab[0][(c ^ *p++) & 0xff] ^ c >> 8;
+    return ~c;
+}
+#define STBIW_CRC32 png_crc32
+
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO
 #if defined(__GNUC__)
