@@ -95,9 +95,16 @@ static uint32_t load32(const uint8_t *p) {
     return v;
 }
 
-// Bytes equal at a and b, at most max.
+// Bytes equal at a and b, at most max (16 at a time with SSE2, then 8).
 static int match_len(const uint8_t *a, const uint8_t *b, int max) {
     int n = 0;
+#if defined(__SSE2__)
+    for (; n + 16 <= max; n += 16) {
+        int eq = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(a + n)),
+                                                  _mm_loadu_si128((const __m128i *)(b + n))));
+        if (eq != 0xffff) return n + __builtin_ctz(~(unsigned)eq);
+    }
+#endif
     while (n + 8 <= max) {
         uint64_t u, v;
         memcpy(&u, a + n, 8), memcpy(&v, b + n, 8);
