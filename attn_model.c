@@ -903,13 +903,9 @@ static void group_item(void *ctx, int i) {
 static void group_run(attn_session *s, matmul_group *g) {
     uint64_t mark = attn_kernels_new_mark();
     for (int p = 0; p < g->n; p++) g->part[p].mark = mark;
-    // small products are faster on the calling thread than handed to the pool
-    if (s->pool && g->total > 1 && g->flops >= PARALLEL_MIN_FLOPS)
-        attn_pool_run_beside(s->pool, g->total, group_item, g, g->side, g->side_ctx);
-    else {
-        if (g->side) g->side(g->side_ctx);
-        for (int i = 0; i < g->total; i++) group_item(g, i);
-    }
+    // small products are faster on the calling thread (no pool) than handed to the pool
+    attn_pool *pool = g->flops >= PARALLEL_MIN_FLOPS ? s->pool : NULL;
+    attn_pool_run_beside(pool, g->total, group_item, g, g->side, g->side_ctx);
 }
 
 static void matmul(attn_session *s, const float *A, int lda, const attn_tensor *W, const attn_tensor *b,
