@@ -447,6 +447,19 @@ void attn_unembed(const attn_session *s, const float *x, float *logits);
 // had there, the results are bit-identical to it; callbacks see layers >= from.
 int attn_session_refeed(attn_session *s, int from, const float *x, int n, float *logits, int last_only,
                         const attn_capture *cap);
+// A session for attn_session_run_from: its cache and activations hold
+// max_runs runs of max_t positions (max_t <= the model's context).
+int attn_session_new_runs(attn_session **out, const attn_model *m, int max_t, int max_runs, attn_pool *pool);
+// runs independent passes over positions 0..n-1 from layer `from` on, run b's
+// residual entering that layer at x + b n D, in one pass whose matrix products
+// take all runs x n rows at once (each weight decoded once, not once a run):
+// many interventions on one prompt (attn ablate: a layer's heads). Each run's
+// results are bit-identical to attn_session_refeed of it alone. logits:
+// (runs x n, V), last_only: (runs, V), each run's last position; caps: one
+// capture per run (its callbacks see its own rows, positions 0..n-1), or
+// NULL. Afterwards the session holds no positions (attn_session_pos 0).
+int attn_session_run_from(attn_session *s, int from, const float *x, int n, int runs, float *logits, int last_only,
+                          const attn_capture *caps);
 
 // ---------------------------------------------------------------- interventions
 // A list of replacements applied by attn_edits_on_act (cap.on_act =

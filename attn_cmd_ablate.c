@@ -104,20 +104,26 @@ int cli_token(const attn_model *m, const char *opt, const char *val, int32_t *id
 // ---------------------------------------------------------------- ablation runs
 
 // A model, its session (regrown for longer prompts), the recorded clean run
-// and the sums of the losses of every set of heads.
+// and the sums of the losses of every set of heads. Sets that start at the
+// same layer run together, up to `runs` of them in one pass
+// (attn_session_run_from).
 typedef struct {
     attn_model *m;                  // (owned, as pool)
     attn_pool *pool;
     attn_session *s;
     int max_t, mean_mode, own_mean; // own_mean: the mean is each prompt's own
+    int runs;                       // sets in one pass at most
     float *resid;                   // (L, max_t, D) residual entering each layer, clean run
-    float *logits, *last;           // (max_t, V); clean last row (V)
+    float *xr;                      // (runs, max_t, D) a pass's input
+    attn_edits *ed;                 // [runs] a pass's edit lists
+    attn_capture *caps;             // [runs] their captures
+    float *logits, *last;           // (runs x max_t, V); clean last row (V)
     double *nll, *zsum;             // (max_t); (L, qd) sum of z over positions
     long zn;                        // positions summed into zsum
     float *zmean;                   // (L, qd)
     int n_sets, *set_of, *set_n;    // set k: heads set_of[k * max_set ..], set_n[k] of them
     int max_set;
-    attn_edit *edits;               // [max_set]
+    attn_edit *edits;               // [runs x max_set]
     double clean_sum, *sum;         // summed nll of the clean run, of each set
     long n_pred;                    // predicted positions summed
     int T;                          // positions of the last prompt
@@ -137,18 +143,40 @@ static void abl_record(void *ctx, int kind, int layer, int q0, int nq, float *x)
             for (int j = 0; j < qd; j++) a->zsum[(size_t)layer * qd + j] += x[(size_t)i * qd + j];
 }
 
+// Sets in one pass for prompts of T positions: up to ABL_ROWS rows (each
+// weight decoded once for them all, the products' tiles full: TinyLlama
+// shape Q4_K_M, 19 positions, 704 heads: 64 s one by one), a pass's logits
+// within ABL_LOGITS bytes, at most a layer's heads.
+#define ABL_ROWS 512
+#define ABL_LOGITS ((size_t)256 << 20)
+static int abl_runs_for(const abl *a, int T) {
+    const attn_config *c = &a->m->cfg;
+    size_t by_logits = ABL_LOGITS / ((size_t)T * c->n_vocab * 4);
+    int r = ABL_ROWS / T;
+    if ((size_t)r > by_logits) r = (int)by_logits;
+    if (r > c->n_head) r = c->n_head;
+    if (r > a->n_sets) r = a->n_sets;
+    return r < 1 ? 1 : r;
+}
+
 static int abl_grow(abl *a, int T) {
     if (T <= a->max_t) return 0;
     const attn_config *c = &a->m->cfg;
     attn_session_free(a->s);
     a->s = NULL;
-    free(a->resid); free(a->logits); free(a->nll);
+    free(a->resid); free(a->logits); free(a->nll); free(a->xr); free(a->edits); free(a->ed); free(a->caps);
+    int R = a->runs = abl_runs_for(a, T);
     a->resid = malloc((size_t)c->n_layer * T * c->n_embd * 4);
-    a->logits = malloc((size_t)T * c->n_vocab * 4);
+    a->logits = malloc((size_t)R * T * c->n_vocab * 4);
     a->nll = malloc((size_t)T * sizeof *a->nll);
+    a->xr = malloc((size_t)R * T * c->n_embd * 4);
+    a->edits = malloc((size_t)R * a->max_set * sizeof *a->edits);
+    a->ed = malloc((size_t)R * sizeof *a->ed);
+    a->caps = malloc((size_t)R * sizeof *a->caps);
     a->max_t = T;
-    if (!a->resid || !a->logits || !a->nll) return attn_err(ATTN_EFAIL, "out of memory for %d positions", T);
-    return attn_session_new(&a->s, a->m, T, a->pool);
+    if (!a->resid || !a->logits || !a->nll || !a->xr || !a->edits || !a->ed || !a->caps)
+        return attn_err(ATTN_EFAIL, "out of memory for %d positions", T);
+    return attn_session_new_runs(&a->s, a->m, T, R, a->pool);
 }
 
 static void abl_zmean(abl *a) {
@@ -176,6 +204,39 @@ static void abl_repeats(abl *a, int T, double *r) {
     }
 }
 
+// The first layer of set k's heads.
+static int abl_set_from(const abl *a, int k) {
+    int from = a->m->cfg.n_layer;
+    for (int j = 0; j < a->set_n[k]; j++) {
+        int l = a->set_of[k * a->max_set + j] / a->m->cfg.n_head;
+        if (l < from) from = l;
+    }
+    return from;
+}
+
+// Sets k..k+nr-1, all starting at layer `from`, ablated in one pass from the
+// clean run's residual there; their losses summed.
+static int abl_pass(abl *a, const int32_t *ids, int T, int k, int nr, int from) {
+    const attn_config *c = &a->m->cfg;
+    int H = c->n_head, hd = c->head_dim, qd = H * hd, V = c->n_vocab, D = c->n_embd;
+    for (int b = 0; b < nr; b++) {
+        attn_edit *e = a->edits + (size_t)b * a->max_set;
+        for (int j = 0; j < a->set_n[k + b]; j++) {
+            int lh = a->set_of[(k + b) * a->max_set + j], l = lh / H, h = lh % H;
+            e[j] = (attn_edit){ ATTN_ACT_Z, l, -1, h * hd, hd, a->mean_mode ? a->zmean + (size_t)l * qd + h * hd : NULL, 0 };
+        }
+        attn_edits_init(&a->ed[b], a->m, e, a->set_n[k + b]);
+        a->caps[b] = (attn_capture){ .on_act = attn_edits_on_act, .ctx = &a->ed[b] };
+        memcpy(a->xr + (size_t)b * T * D, a->resid + (size_t)from * a->max_t * D, (size_t)T * D * 4);
+    }
+    int rc = attn_session_run_from(a->s, from, a->xr, T, nr, a->logits, 0, a->caps);
+    for (int b = 0; !rc && b < nr; b++) {
+        a->sum[k + b] += attn_nll_rows(a->logits + (size_t)b * T * V, V, ids, T, a->pool, a->nll) * (T - 1);
+        if (a->rep_len) abl_repeats(a, T, a->rep[1]);
+    }
+    return rc;
+}
+
 // One prompt: the clean run, then every set ablated; losses summed.
 static int abl_prompt(abl *a, const int32_t *ids, int T) {
     const attn_config *c = &a->m->cfg;
@@ -198,23 +259,15 @@ static int abl_prompt(abl *a, const int32_t *ids, int T) {
     a->clean_sum += attn_nll_rows(a->logits, V, ids, T, a->pool, a->nll) * (T - 1);
     if (a->rep_len) abl_repeats(a, T, a->rep[0]);
     cli_progress("ablate: heads", 0, a->n_sets);
-    for (int k = 0; k < a->n_sets; k++) {
-        int from = c->n_layer;
-        for (int j = 0; j < a->set_n[k]; j++) {
-            int lh = a->set_of[k * a->max_set + j], l = lh / H, h = lh % H;
-            a->edits[j] = (attn_edit){ ATTN_ACT_Z, l, -1, h * hd, hd,
-                                       a->mean_mode ? a->zmean + (size_t)l * qd + h * hd : NULL, 0 };
-            if (l < from) from = l;
-        }
-        attn_edits ed;
-        attn_edits_init(&ed, a->m, a->edits, a->set_n[k]);
-        attn_capture cap = { .on_act = attn_edits_on_act, .ctx = &ed };
-        rc = attn_session_refeed(a->s, from, a->resid + (size_t)from * a->max_t * c->n_embd, T, a->logits, 0, &cap);
-        if (rc) return rc;
-        a->sum[k] += attn_nll_rows(a->logits, V, ids, T, a->pool, a->nll) * (T - 1);
-        if (a->rep_len) abl_repeats(a, T, a->rep[1]);
-        cli_progress("ablate: heads", k + 1, a->n_sets);
+    for (int k = 0; k < a->n_sets && !rc;) { // the sets from one layer in passes of about equal size
+        int from = abl_set_from(a, k), left = 1;
+        while (k + left < a->n_sets && abl_set_from(a, k + left) == from) left++;
+        int passes = (left + a->runs - 1) / a->runs, nr = (left + passes - 1) / passes;
+        rc = abl_pass(a, ids, T, k, nr, from);
+        k += nr;
+        cli_progress("ablate: heads", k, a->n_sets);
     }
+    if (rc) return rc;
     a->n_pred += T - 1;
     a->T = T;
     return 0;
@@ -244,8 +297,7 @@ static int abl_sets(abl *a, const int *heads, int n_heads) {
     a->set_of = malloc((size_t)a->n_sets * a->max_set * sizeof(int));
     a->set_n = malloc((size_t)a->n_sets * sizeof(int));
     a->sum = calloc((size_t)a->n_sets, sizeof(double));
-    a->edits = malloc((size_t)a->max_set * sizeof(attn_edit));
-    if (!a->set_of || !a->set_n || !a->sum || !a->edits) return attn_err(ATTN_EFAIL, "out of memory");
+    if (!a->set_of || !a->set_n || !a->sum) return attn_err(ATTN_EFAIL, "out of memory");
     for (int k = 0; k < a->n_sets; k++) {
         a->set_n[k] = a->max_set;
         for (int j = 0; j < a->max_set; j++) a->set_of[k * a->max_set + j] = heads ? heads[j] : k;
@@ -256,7 +308,7 @@ static int abl_sets(abl *a, const int *heads, int n_heads) {
 static void abl_free(abl *a) {
     attn_session_free(a->s);
     free(a->resid); free(a->logits); free(a->last); free(a->nll); free(a->zsum); free(a->zmean);
-    free(a->set_of); free(a->set_n); free(a->sum); free(a->edits);
+    free(a->set_of); free(a->set_n); free(a->sum); free(a->edits); free(a->xr); free(a->ed); free(a->caps);
 }
 
 // The induction-test prompt: [BOS] + len random ids + the same ids again.

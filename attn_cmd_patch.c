@@ -45,28 +45,56 @@ static void patch_record(void *ctx, int kind, int layer, int q0, int nq, float *
     if (kind == ATTN_ACT_Z && r->z) memcpy(r->z + ((size_t)layer * r->T + q0) * r->qd, x, (size_t)nq * r->qd * 4);
 }
 
+// The runs, the recorded clean and corrupt runs, and the edits of a layer
+// gathered for one pass (attn_session_run_from): up to `runs` of them.
 typedef struct {
     const attn_model *m;
     attn_session *s;
     int T, target, against;
-    float *lg;             // (V) last position's logits
+    float *lg;             // (runs, V) last position's logits of each run
     patch_rec clean, corr;
     double m_clean, m_corr;
+    int runs, n;           // edits in a pass at most, gathered
+    float *xr;             // (runs, T, D) a pass's input
+    attn_edit *e;          // [runs] the gathered edits,
+    attn_edits *ed;        // their lists,
+    attn_capture *caps;    // captures
+    float **out;           // and where their results go
 } patcher;
 
-static double metric(const patcher *p) {
-    return (double)p->lg[p->target] - (p->against >= 0 ? (double)p->lg[p->against] : 0.0);
+// Runs in one pass: up to PATCH_ROWS rows (each weight decoded once for them all).
+#define PATCH_ROWS 512
+static int patch_runs_for(const attn_config *c, int T) {
+    int r = PATCH_ROWS / T, most = c->n_head + T; // (a layer's edits)
+    return r < 1 ? 1 : r > most ? most : r;
 }
 
-// The corrupt run again from layer l with one edit; the restored fraction.
-static int patch_one(patcher *p, int l, const attn_edit *e, float *out) {
-    attn_edits ed;
-    attn_edits_init(&ed, p->m, e, 1);
-    attn_capture cap = { .on_act = attn_edits_on_act, .ctx = &ed };
-    int rc = attn_session_refeed(p->s, l, p->corr.resid + (size_t)l * p->T * p->corr.D, p->T, p->lg, 1, &cap);
+static double metric(const patcher *p, const float *lg) {
+    return (double)lg[p->target] - (p->against >= 0 ? (double)lg[p->against] : 0.0);
+}
+
+// The corrupt run again from layer l with each gathered edit, all in one
+// pass; the restored fractions.
+static int patch_pass(patcher *p, int l) {
+    int T = p->T, D = p->corr.D, V = p->m->cfg.n_vocab;
+    for (int b = 0; b < p->n; b++) {
+        attn_edits_init(&p->ed[b], p->m, &p->e[b], 1);
+        p->caps[b] = (attn_capture){ .on_act = attn_edits_on_act, .ctx = &p->ed[b] };
+        memcpy(p->xr + (size_t)b * T * D, p->corr.resid + (size_t)l * T * D, (size_t)T * D * 4);
+    }
+    int rc = attn_session_run_from(p->s, l, p->xr, T, p->n, p->lg, 1, p->caps);
     double d = p->m_clean - p->m_corr;
-    *out = d != 0 ? (float)((metric(p) - p->m_corr) / d) + 0.0f : NAN; // no -0
+    for (int b = 0; !rc && b < p->n; b++)
+        *p->out[b] = d != 0 ? (float)((metric(p, p->lg + (size_t)b * V) - p->m_corr) / d) + 0.0f : NAN; // no -0
+    p->n = 0;
     return rc;
+}
+
+// Edit e (of layer l) gathered, its result to *out; the pass run when full.
+static int patch_add(patcher *p, int l, attn_edit e, float *out) {
+    p->e[p->n] = e;
+    p->out[p->n++] = out;
+    return p->n == p->runs ? patch_pass(p, l) : 0;
 }
 
 static int patch_run(patcher *p, const int32_t *clean, const int32_t *corr, float *heads, float *resid) {
@@ -74,23 +102,20 @@ static int patch_run(patcher *p, const int32_t *clean, const int32_t *corr, floa
     int L = c->n_layer, H = c->n_head, hd = c->head_dim, T = p->T;
     attn_capture cap = { .on_act = patch_record, .ctx = &p->clean };
     int rc = attn_session_feed(p->s, clean, T, p->lg, 1, &cap);
-    p->m_clean = metric(p);
+    p->m_clean = metric(p, p->lg);
     attn_session_reset(p->s);
     cap.ctx = &p->corr;
     if (!rc) rc = attn_session_feed(p->s, corr, T, p->lg, 1, &cap);
-    p->m_corr = metric(p);
-    for (int l = 0; !rc && l < L; l++)
-        for (int h = 0; !rc && h < H; h++) {
-            attn_edit e = { ATTN_ACT_Z, l, -1, h * hd, hd, p->clean.z + (size_t)l * T * p->clean.qd + h * hd,
-                            (size_t)p->clean.qd };
-            rc = patch_one(p, l, &e, &heads[l * H + h]);
-        }
-    for (int l = 0; !rc && l < L; l++)
-        for (int i = 0; !rc && i < T; i++) {
-            attn_edit e = { ATTN_ACT_RESID_PRE, l, i, 0, c->n_embd, p->clean.resid + (size_t)l * T * c->n_embd,
-                            (size_t)c->n_embd };
-            rc = patch_one(p, l, &e, &resid[(size_t)l * T + i]);
-        }
+    p->m_corr = metric(p, p->lg);
+    for (int l = 0; !rc && l < L; l++) { // a layer's heads, then its positions
+        for (int h = 0; !rc && h < H; h++)
+            rc = patch_add(p, l, (attn_edit){ ATTN_ACT_Z, l, -1, h * hd, hd, p->clean.z + (size_t)l * T * p->clean.qd + h * hd,
+                                              (size_t)p->clean.qd }, &heads[l * H + h]);
+        for (int i = 0; !rc && i < T; i++)
+            rc = patch_add(p, l, (attn_edit){ ATTN_ACT_RESID_PRE, l, i, 0, c->n_embd, p->clean.resid + (size_t)l * T * c->n_embd,
+                                              (size_t)c->n_embd }, &resid[(size_t)l * T + i]);
+        if (!rc && p->n) rc = patch_pass(p, l);
+    }
     return rc;
 }
 
@@ -248,14 +273,20 @@ static int patch_compute(const patch_opts *po, patch_result *r) {
     if (rc) return rc;
     const attn_config *c = &r->m->cfg;
     int L = c->n_layer, T = r->Tc, D = c->n_embd, qd = c->n_head * c->head_dim;
-    r->p = (patcher){ r->m, NULL, T, r->target, r->against, malloc((size_t)c->n_vocab * 4),
+    int R = patch_runs_for(c, T);
+    r->p = (patcher){ r->m, NULL, T, r->target, r->against, malloc((size_t)R * c->n_vocab * 4),
                       { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) },
-                      { T, D, qd, malloc((size_t)L * T * D * 4), NULL }, 0, 0 };
+                      { T, D, qd, malloc((size_t)L * T * D * 4), NULL }, 0, 0, R, 0,
+                      malloc((size_t)R * T * D * 4), malloc((size_t)R * sizeof(attn_edit)),
+                      malloc((size_t)R * sizeof(attn_edits)), malloc((size_t)R * sizeof(attn_capture)),
+                      malloc((size_t)R * sizeof(float *)) };
     r->heads = malloc((size_t)L * c->n_head * 4);
     r->resid = malloc((size_t)L * T * 4);
-    if (!r->p.lg || !r->p.clean.resid || !r->p.clean.z || !r->p.corr.resid || !r->heads || !r->resid)
+    const patcher *p = &r->p;
+    if (!p->lg || !p->clean.resid || !p->clean.z || !p->corr.resid || !r->heads || !r->resid || !p->xr || !p->e ||
+        !p->ed || !p->caps || !p->out)
         return attn_err(ATTN_EFAIL, "out of memory");
-    if (!(rc = attn_session_new(&r->p.s, r->m, T, r->pool))) rc = patch_run(&r->p, r->ci, r->xi, r->heads, r->resid);
+    if (!(rc = attn_session_new_runs(&r->p.s, r->m, T, R, r->pool))) rc = patch_run(&r->p, r->ci, r->xi, r->heads, r->resid);
     return rc;
 }
 
@@ -270,6 +301,7 @@ static int print_patch(const patch_result *r, const patch_opts *po) {
 static void patch_result_free(patch_result *r) {
     attn_session_free(r->p.s);
     free(r->p.lg); free(r->p.clean.resid); free(r->p.clean.z); free(r->p.corr.resid);
+    free(r->p.xr); free(r->p.e); free(r->p.ed); free(r->p.caps); free(r->p.out);
     free(r->heads); free(r->resid);
     if (r->labels) attn_labels_free(r->labels, r->Tx);
     free(r->ci); free(r->xi);

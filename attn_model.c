@@ -737,30 +737,40 @@ void attn_big_free(void *p, size_t n) {
 struct attn_session {
     const attn_model *m;
     attn_pool *pool;
-    int max_t, pos;
+    int max_t, pos;       // positions of a run: at most, fed
+    int runs;             // independent runs in the rows (attn_session_run_from), 1 otherwise
+    size_t kv_rows;       // rows of each layer's KV cache: max_t x the most runs
     int cap_rows;         // rows the scratch below holds
     void *scratch;        // one big_alloc of scratch_bytes holding x .. probs
     size_t scratch_bytes, kv_bytes;
-    float *k_cache, *v_cache; // (L, max_t, kv_dim), one big_alloc of kv_bytes
+    float *k_cache, *v_cache; // (L, kv_rows, kv_dim), one big_alloc of kv_bytes
     float *x, *xn, *ao;   // (rows, D) residual, normed, attention block output
     float *qkv;           // (rows, q_dim + 2 kv_dim)
     float *att;           // (rows, q_dim) attention output
     float *ff1, *ff2;     // (rows, F or 2F), (rows, max(F, D))
-    float *probs;         // (H, rows, max_t) attention probabilities of the new rows
+    float *probs;         // (runs x H, rows / runs, nk <= max_t) attention probabilities of the new rows
     float *freqs;         // (rope_dims / 2)
 };
 
 int attn_session_new(attn_session **out, const attn_model *m, int max_t, attn_pool *pool) {
+    return attn_session_new_runs(out, m, max_t, 1, pool);
+}
+
+int attn_session_new_runs(attn_session **out, const attn_model *m, int max_t, int max_runs, attn_pool *pool) {
     const attn_config *c = &m->cfg;
     *out = NULL;
     if (max_t < 1 || max_t > c->n_ctx)
         return attn_err(ATTN_EINPUT, "session of %d positions: the model's context is %d", max_t, c->n_ctx);
+    if (max_runs < 1 || (int64_t)max_t * max_runs > INT32_MAX / 2)
+        return attn_err(ATTN_EINPUT, "session of %d runs of %d positions: too many", max_runs, max_t);
     attn_session *s = calloc(1, sizeof *s);
     if (!s) return attn_err(ATTN_EFAIL, "out of memory");
     s->m = m;
     s->pool = pool;
     s->max_t = max_t;
-    size_t kv = (size_t)c->n_layer * max_t * c->n_head_kv * c->head_dim;
+    s->runs = 1;
+    s->kv_rows = (size_t)max_t * max_runs;
+    size_t kv = (size_t)c->n_layer * s->kv_rows * c->n_head_kv * c->head_dim;
     s->kv_bytes = 2 * kv * sizeof(float);
     s->k_cache = attn_big_alloc(s->kv_bytes);
     s->v_cache = s->k_cache ? s->k_cache + kv : NULL;
@@ -933,8 +943,8 @@ static void norm_rows(const attn_session *s, float *out, const float *x, const a
 
 typedef struct {
     attn_session *s;
-    int l, n, qkv_w;
-    int window;    // keys j > i - window only (0: all earlier keys)
+    int l, p, qkv_w; // p: new rows of each run
+    int window;      // keys j > i - window only (0: all earlier keys)
 } attn_job;
 
 int attn_layer_window(const attn_config *c, int l) {
@@ -968,21 +978,23 @@ static void attention_capped(const float *q, int qs, const float *k, int ks, con
     }
 }
 
-// One head's attention for the n new rows: probs (n, pos+n) and output columns.
-static void attention_item(void *ctx, int h) {
+// Item i = run b, head h (i = b H + h): that head's attention for the run's
+// p new rows (rows b p ..): probs (p, pos+p) and output columns. A run's
+// keys are its own rows of the cache (one run: all of them).
+static void attention_item(void *ctx, int i) {
     const attn_job *j = ctx;
     attn_session *s = j->s;
     const attn_config *c = &s->m->cfg;
-    int hd = c->head_dim, kvd = c->n_head_kv * hd, kvh = h / (c->n_head / c->n_head_kv);
-    size_t layer_off = (size_t)j->l * s->max_t * kvd;
-    int nk = s->pos + j->n;
-    const float *q = s->qkv + (size_t)h * hd, *k = s->k_cache + layer_off + (size_t)kvh * hd;
+    int H = c->n_head, h = i % H, hd = c->head_dim, kvd = c->n_head_kv * hd, kvh = h / (H / c->n_head_kv);
+    size_t r0 = (size_t)(i / H) * j->p, layer_off = (size_t)j->l * s->kv_rows * kvd + r0 * kvd;
+    int nk = s->pos + j->p;
+    const float *q = s->qkv + r0 * j->qkv_w + (size_t)h * hd, *k = s->k_cache + layer_off + (size_t)kvh * hd;
     const float *v = s->v_cache + layer_off + (size_t)kvh * hd;
-    float *p = s->probs + (size_t)h * j->n * nk, *o = s->att + (size_t)h * hd, scale = 1.0f / sqrtf((float)hd);
+    float *p = s->probs + (size_t)i * j->p * nk, *o = s->att + r0 * H * hd + (size_t)h * hd;
+    float scale = 1.0f / sqrtf((float)hd);
     if (c->attn_softcap > 0 || (j->window && j->window < nk))
-        attention_capped(q, j->qkv_w, k, kvd, v, kvd, j->n, s->pos, hd, scale, c->attn_softcap, j->window, p, o,
-                         c->n_head * hd);
-    else attn_k->attention(q, j->qkv_w, k, kvd, v, kvd, j->n, s->pos, hd, scale, p, o, c->n_head * hd);
+        attention_capped(q, j->qkv_w, k, kvd, v, kvd, j->p, s->pos, hd, scale, c->attn_softcap, j->window, p, o, H * hd);
+    else attn_k->attention(q, j->qkv_w, k, kvd, v, kvd, j->p, s->pos, hd, scale, p, o, H * hd);
 }
 
 static void embed(attn_session *s, const int32_t *ids, int n) {
@@ -1005,7 +1017,7 @@ static void embed(attn_session *s, const int32_t *ids, int n) {
 }
 
 // q, k = xn W^T (+b) into s->qkv (n, qd | kvd | kvd); QK-norm; RoPE; K, V
-// appended to the cache of layer l.
+// appended to the cache of layer l (runs: row i is position pos + i % (n / runs)).
 static void qkv_forward(attn_session *s, int l, const float *in, int n) {
     const attn_config *c = &s->m->cfg;
     const attn_layer *ly = &s->m->layers[l]; // (made by layer_forward)
@@ -1018,7 +1030,8 @@ static void qkv_forward(attn_session *s, int l, const float *in, int n) {
         group_add(s, &g, in, D, &ly->wv, &ly->bv, s->qkv + qd + kvd, qkv_w, n);
         group_run(s, &g);
     }
-    float *kc = s->k_cache + (size_t)l * s->max_t * kvd, *vc = s->v_cache + (size_t)l * s->max_t * kvd;
+    float *kc = s->k_cache + (size_t)l * s->kv_rows * kvd, *vc = s->v_cache + (size_t)l * s->kv_rows * kvd;
+    int p = n / s->runs;
     for (int i = 0; i < n; i++) {
         float *q = s->qkv + (size_t)i * qkv_w, *k = q + qd;
         if (c->qk_norm) { // OLMo-2: over all heads at once
@@ -1027,8 +1040,8 @@ static void qkv_forward(attn_session *s, int l, const float *in, int n) {
         }
         if (c->pos == ATTN_POS_ROPE_PAIRS || c->pos == ATTN_POS_ROPE_HALVES) {
             int halves = c->pos == ATTN_POS_ROPE_HALVES;
-            attn_k->rope(q, c->n_head, hd, c->rope_dims, s->pos + i, s->freqs, halves);
-            attn_k->rope(k, c->n_head_kv, hd, c->rope_dims, s->pos + i, s->freqs, halves);
+            attn_k->rope(q, c->n_head, hd, c->rope_dims, s->pos + i % p, s->freqs, halves);
+            attn_k->rope(k, c->n_head_kv, hd, c->rope_dims, s->pos + i % p, s->freqs, halves);
         }
         memcpy(kc + (size_t)(s->pos + i) * kvd, k, (size_t)kvd * 4);
         memcpy(vc + (size_t)(s->pos + i) * kvd, k + kvd, (size_t)kvd * 4);
@@ -1087,44 +1100,78 @@ static void add_rows(const attn_session *s, float *x, const float *y, int n, int
     rows_run(s, n, D, add_part, &j);
 }
 
-// A layer's attention probabilities (s->probs) to the capture's on_attn.
-typedef struct { const attn_session *s; const attn_capture *cap; int l, n; } layer_cap;
+// caps: the captures of the session's runs (s->runs of them), or NULL.
+// Whether one of them has the callback `what` (layer l for those filtered by layer).
+enum { WANT_ATTN, WANT_ACT };
+static int caps_want(const attn_session *s, const attn_capture *caps, int what, int l) {
+    for (int b = 0; caps && b < s->runs; b++) {
+        const attn_capture *c = &caps[b];
+        int in_l = !c->layers || c->layers[l];
+        if (what == WANT_ATTN ? c->on_attn && in_l : c->on_act != NULL) return 1;
+    }
+    return 0;
+}
+
+// Each run's on_act on its rows of x (n rows of width floats in all).
+static void act_each(const attn_session *s, const attn_capture *caps, int kind, int l, int n, float *x, int width) {
+    int p = n / s->runs;
+    for (int b = 0; caps && b < s->runs; b++)
+        if (caps[b].on_act) caps[b].on_act(caps[b].ctx, kind, l, s->pos, p, x + (size_t)b * p * width);
+}
+
+// Each run's on_qk of layer l: its queries and its keys.
+static void qk_each(const attn_session *s, const attn_capture *caps, int l, int n) {
+    const attn_config *c = &s->m->cfg;
+    int qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim, p = n / s->runs;
+    for (int b = 0; caps && b < s->runs; b++)
+        if (caps[b].on_qk && (!caps[b].layers || caps[b].layers[l]))
+            caps[b].on_qk(caps[b].ctx, l, s->pos, p, s->pos + p, s->qkv + (size_t)b * p * (qd + 2 * kvd), qd + 2 * kvd,
+                          s->k_cache + ((size_t)l * s->kv_rows + (size_t)b * p) * kvd, kvd);
+}
+
+// A layer's attention probabilities (s->probs) to each run's on_attn.
+typedef struct { const attn_session *s; const attn_capture *caps; int l, n; } layer_cap;
 
 static void layer_on_attn(void *ctx) {
     const layer_cap *lc = ctx;
-    const attn_capture *cap = lc->cap;
-    int nk = lc->s->pos + lc->n;
-    for (int h = 0; h < lc->s->m->cfg.n_head; h++)
-        if (!cap->heads || cap->heads[h])
-            cap->on_attn(cap->ctx, lc->l, h, lc->s->pos, lc->n, nk, lc->s->probs + (size_t)h * lc->n * nk);
+    const attn_session *s = lc->s;
+    int H = s->m->cfg.n_head, p = lc->n / s->runs, nk = s->pos + p;
+    for (int b = 0; b < s->runs; b++) {
+        const attn_capture *cap = &lc->caps[b];
+        if (!cap->on_attn || (cap->layers && !cap->layers[lc->l])) continue;
+        for (int h = 0; h < H; h++)
+            if (!cap->heads || cap->heads[h])
+                cap->on_attn(cap->ctx, lc->l, h, s->pos, p, nk, s->probs + (size_t)(b * H + h) * p * nk);
+    }
 }
 
-static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap) {
+// Layer l on the n rows in s->x (s->runs runs of n / runs rows); caps as caps_want's.
+static void layer_forward(attn_session *s, int l, int n, const attn_capture *caps) {
     const attn_model *m = s->m;
     const attn_config *c = &m->cfg;
     const attn_layer *ly = attn_model_layer(m, l, s->pool);
     static const attn_tensor none;
     int D = c->n_embd, qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
-    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_RESID_PRE, l, s->pos, n, s->x);
+    act_each(s, caps, ATTN_ACT_RESID_PRE, l, n, s->x, D);
 
     // attention block: ao = attn(norm(x)) W_o^T (+b), normed again with post-norms
     const float *in = s->x;
     if (c->pre_norm) norm_rows(s, s->xn, s->x, &ly->attn_norm, &ly->attn_norm_b, n), in = s->xn;
     qkv_forward(s, l, in, n);
-    if (cap && cap->on_qk && (!cap->layers || cap->layers[l]))
-        cap->on_qk(cap->ctx, l, s->pos, n, s->pos + n, s->qkv, qd + 2 * kvd, s->k_cache + (size_t)l * s->max_t * kvd, kvd);
-    attn_job aj = { s, l, n, qd + 2 * kvd, attn_layer_window(c, l) };
-    if (s->pool && (double)n * (s->pos + n) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, c->n_head, attention_item, &aj);
-    else for (int h = 0; h < c->n_head; h++) attention_item(&aj, h);
+    qk_each(s, caps, l, n);
+    int p = n / s->runs, items = s->runs * c->n_head;
+    attn_job aj = { s, l, p, qd + 2 * kvd, attn_layer_window(c, l) };
+    if (s->pool && (double)n * (s->pos + p) * qd >= PARALLEL_MIN_ATTN) attn_pool_run(s->pool, items, attention_item, &aj);
+    else for (int i = 0; i < items; i++) attention_item(&aj, i);
     // The probabilities to on_attn. With no on_act to keep in order with it,
     // while the pool's other threads start on the output projection (which
     // reads s->att, not s->probs), so that the other cores do not wait on a
     // capture's writing: `attn run --export npy` of the cold-start shape
     // (tools/bench.sh), medians of 7 runs 108.0-108.5 -> 106.1-107.5 ms.
-    layer_cap lc = { s, cap, l, n };
-    int want = cap && cap->on_attn && (!cap->layers || cap->layers[l]), beside = want && !cap->on_act;
+    layer_cap lc = { s, caps, l, n };
+    int want = caps_want(s, caps, WANT_ATTN, l), beside = want && !caps_want(s, caps, WANT_ACT, l);
     if (want && !beside) layer_on_attn(&lc);
-    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_Z, l, s->pos, n, s->att);
+    act_each(s, caps, ATTN_ACT_Z, l, n, s->att, qd);
     matmul_group g = { .side = beside ? layer_on_attn : NULL, .side_ctx = &lc };
     group_add(s, &g, s->att, qd, &ly->wo, &ly->bo, s->ao, D, n);
     group_run(s, &g);
@@ -1137,7 +1184,7 @@ static void layer_forward(attn_session *s, int l, int n, const attn_capture *cap
     else in = s->x;
     mlp_forward(s, ly, in, n);
     if (c->post_norm) norm_rows(s, s->ff2, s->ff2, &ly->post_ffn_norm, &none, n);
-    if (cap && cap->on_act) cap->on_act(cap->ctx, ATTN_ACT_MLP_OUT, l, s->pos, n, s->ff2);
+    act_each(s, caps, ATTN_ACT_MLP_OUT, l, n, s->ff2, D);
     if (c->parallel == ATTN_PAR_SHARED) add_rows(s, s->ao, s->ff2, n, D), add_rows(s, s->x, s->ao, n, D);
     else {
         add_rows(s, s->x, s->ff2, n, D);
@@ -1212,14 +1259,16 @@ static void finite_part(void *ctx, int r0, int r1) {
     }
 }
 
-// Record the first row of x (n rows of d) holding a NaN or inf: after the
-// embeddings (layer -1), a layer, or in the logits (layer n_layer).
+// Record the first row of x (n rows of d, s->runs runs of them) holding a NaN
+// or inf: after the embeddings (layer -1), a layer, or in the logits (layer
+// n_layer); row i of a run is position pos0 + i.
 static void check_finite(const attn_session *s, const float *x, int n, int d, int layer, int pos0) {
     if (atomic_load_explicit(&nf_seen, memory_order_relaxed)) return;
     finite_job j = { x, d, n };
     rows_run(s, n, d, finite_part, &j);
     int i = atomic_load(&j.first), expect = 0, n_layer = s->m->cfg.n_layer;
     if (i >= n || !atomic_compare_exchange_strong(&nf_seen, &expect, 1)) return;
+    i %= n / s->runs;
     if (layer < 0) snprintf(nf_where, sizeof nf_where, "the embeddings, position %d", pos0 + i);
     else if (layer < n_layer) snprintf(nf_where, sizeof nf_where, "the output of layer %d, position %d", layer, pos0 + i);
     else snprintf(nf_where, sizeof nf_where, "the logits, position %d", pos0 + i);
@@ -1228,23 +1277,29 @@ static void check_finite(const attn_session *s, const float *x, int n, int d, in
 
 const char *attn_nonfinite(void) { return atomic_load(&nf_ready) ? nf_where : NULL; }
 
-// Layers from..L-1 on the n rows in s->x (positions pos..pos+n-1), logits, pos += n.
-static void run_layers(attn_session *s, int from, int n, float *logits, int last_only, const attn_capture *cap) {
+// Layers from..L-1 on the n rows in s->x (s->runs runs of p = n / runs rows,
+// positions pos..pos+p-1), logits (last_only: each run's last row), pos += p.
+// caps as caps_want's.
+static void run_layers(attn_session *s, int from, int n, float *logits, int last_only, const attn_capture *caps) {
     const attn_model *m = s->m;
     const attn_config *c = &m->cfg;
-    int D = c->n_embd;
+    int D = c->n_embd, p = n / s->runs;
     for (int l = from; l < c->n_layer; l++) {
-        layer_forward(s, l, n, cap);
+        layer_forward(s, l, n, caps);
         check_finite(s, s->x, n, D, l, s->pos);
-        if (cap && cap->on_resid) cap->on_resid(cap->ctx, l, s->pos, n, s->x);
+        for (int b = 0; caps && b < s->runs; b++)
+            if (caps[b].on_resid) caps[b].on_resid(caps[b].ctx, l, s->pos, p, s->x + (size_t)b * p * D);
     }
     if (logits) {
-        int first = last_only ? n - 1 : 0, rows = n - first;
-        norm_rows(s, s->xn, s->x + (size_t)first * D, &m->out_norm, &m->out_norm_b, rows);
+        int rows = last_only ? s->runs : n;
+        if (!last_only) norm_rows(s, s->xn, s->x, &m->out_norm, &m->out_norm_b, n);
+        else
+            for (int b = 0; b < s->runs; b++)
+                norm_rows(s, s->xn + (size_t)b * D, s->x + ((size_t)b * p + p - 1) * D, &m->out_norm, &m->out_norm_b, 1);
         head_rows(s, s->xn, logits, rows, 1);
-        check_finite(s, logits, rows, c->n_vocab, c->n_layer, s->pos + first);
+        check_finite(s, logits, rows, c->n_vocab, c->n_layer, s->pos + (last_only ? p - 1 : 0));
     }
-    s->pos += n;
+    s->pos += p;
 }
 
 int attn_session_feed(attn_session *s, const int32_t *ids, int n, float *logits, int last_only,
@@ -1274,6 +1329,22 @@ int attn_session_refeed(attn_session *s, int from, const float *x, int n, float 
     s->pos -= n;
     memcpy(s->x, x, (size_t)n * c->n_embd * sizeof(float));
     run_layers(s, from, n, logits, last_only, cap);
+    return 0;
+}
+
+int attn_session_run_from(attn_session *s, int from, const float *x, int n, int runs, float *logits, int last_only,
+                          const attn_capture *caps) {
+    const attn_config *c = &s->m->cfg;
+    if (n < 1 || n > s->max_t || runs < 1 || (size_t)n * runs > s->kv_rows || from < 0 || from > c->n_layer)
+        return attn_err(ATTN_EINPUT, "%d runs of %d positions from layer %d: the session holds %zu rows, %d a run",
+                        runs, n, from, s->kv_rows, s->max_t);
+    if (ensure_rows(s, n * runs)) return ATTN_EFAIL;
+    memcpy(s->x, x, (size_t)n * runs * c->n_embd * sizeof(float));
+    s->pos = 0;
+    s->runs = runs;
+    run_layers(s, from, n * runs, logits, last_only, caps);
+    s->runs = 1;
+    s->pos = 0; // (the cache holds the runs' rows, not one sequence)
     return 0;
 }
 

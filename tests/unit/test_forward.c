@@ -348,6 +348,80 @@ static int causal_identity(const attn_model *m, int threads, char *why, size_t n
     return !bad;
 }
 
+// attn_session_run_from: runs of different edits in one pass give, run by
+// run, the bits of attn_session_refeed of each alone (all logits, and the
+// last position's) and the same callbacks (a hash of every on_attn, on_qk
+// and on_resid call's arguments and floats), with 3 runs of T rows (past
+// the GEMV's rows of A).
+#define RUNS 3
+typedef struct { attn_edits ed; uint64_t h; } run_ctx;
+static void run_hash(run_ctx *r, const void *p, size_t n) { // FNV-1a
+    for (size_t i = 0; i < n; i++) r->h = (r->h ^ ((const uint8_t *)p)[i]) * 0x100000001b3ull;
+}
+static void run_act(void *ctx, int kind, int layer, int q0, int nq, float *x) {
+    attn_edits_on_act(&((run_ctx *)ctx)->ed, kind, layer, q0, nq, x);
+}
+static void run_attn(void *ctx, int layer, int head, int q0, int nq, int nk, const float *p) {
+    int a[5] = { layer, head, q0, nq, nk };
+    run_hash(ctx, a, sizeof a);
+    run_hash(ctx, p, (size_t)nq * nk * 4);
+}
+static void run_resid(void *ctx, int layer, int q0, int nq, const float *x) {
+    int a[3] = { layer, q0, nq };
+    run_hash(ctx, a, sizeof a);
+    run_hash(ctx, x, (size_t)nq * 4); // (the first floats of the rows)
+}
+static void run_qk(void *ctx, int layer, int q0, int nq, int nk, const float *q, int qs, const float *k, int ks) {
+    int a[6] = { layer, q0, nq, nk, qs, ks };
+    run_hash(ctx, a, sizeof a);
+    for (int i = 0; i < nq; i++) run_hash(ctx, q + (size_t)i * qs, (size_t)qs * 4);
+    for (int j = 0; j < nk; j++) run_hash(ctx, k + (size_t)j * ks, (size_t)ks * 4);
+}
+static int runs_identity(const attn_model *m, int threads, char *why, size_t n_why) {
+    const attn_config *c = &m->cfg;
+    int L = c->n_layer, D = c->n_embd, H = c->n_head, hd = c->head_dim, qd = H * hd, V = c->n_vocab;
+    size_t nl = (size_t)T * V;
+    float *one = malloc(nl * 4), *all = malloc(RUNS * nl * 4), *x = malloc((size_t)RUNS * T * D * 4);
+    rec_ctx r = { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) };
+    attn_pool *pool;
+    attn_session *s, *sr;
+    attn_pool_new(&pool, threads);
+    attn_session_new(&s, m, T, pool);
+    attn_session_new_runs(&sr, m, T, RUNS, pool);
+    attn_capture rec = { .on_act = rec_act, .ctx = &r }, caps[RUNS];
+    attn_session_feed(s, IDS, T, one, 0, &rec);
+    attn_edit e[RUNS];
+    run_ctx rc_[RUNS];
+    int bad = 0;
+    for (int l = 0; !bad && l < L; l++) {
+        for (int b = 0; b < RUNS; b++) { // run b: head b of layer l zeroed (run 0: at position 5 only)
+            e[b] = (attn_edit){ ATTN_ACT_Z, l, b ? -1 : 5, (b % H) * hd, hd, NULL, 0 };
+            attn_edits_init(&rc_[b].ed, m, &e[b], 1);
+            caps[b] = (attn_capture){ .on_act = run_act, .on_attn = run_attn, .on_resid = run_resid, .on_qk = run_qk,
+                                      .ctx = &rc_[b] };
+            memcpy(x + (size_t)b * T * D, r.resid + (size_t)l * T * D, (size_t)T * D * 4);
+        }
+        for (int last = 0; !bad && last < 2; last++) {
+            for (int b = 0; b < RUNS; b++) rc_[b].h = 0;
+            int rc = attn_session_run_from(sr, l, x, T, RUNS, all, last, caps);
+            for (int b = 0; !bad && b < RUNS; b++) {
+                uint64_t h = rc_[b].h;
+                rc_[b].h = 0;
+                rc |= attn_session_refeed(s, l, r.resid + (size_t)l * T * D, T, one, last, &caps[b]);
+                size_t n = last ? (size_t)V : nl;
+                if (rc || memcmp(one, all + b * n, n * 4) || h != rc_[b].h)
+                    bad = snprintf(why, n_why, "layer %d, run %d%s: rc %d, %s differ", l, b, last ? " (last only)" : "",
+                                   rc, h != rc_[b].h ? "callbacks" : "logits");
+            }
+        }
+    }
+    attn_session_free(s);
+    attn_session_free(sr);
+    attn_pool_free(pool);
+    free(one); free(all); free(x); free(r.resid); free(r.z);
+    return !bad;
+}
+
 static void test_causal(int llama) {
     buf b = make_model(llama);
     attn_model *m;
@@ -359,6 +433,9 @@ static void test_causal(int llama) {
             snprintf(name, sizeof name, "causal %s %s %d threads: no edit / own values bit-identical",
                      llama ? "llama" : "gpt2", (*k)->name, th);
             check(causal_identity(m, th, why, sizeof why), name, "%s", why);
+            snprintf(name, sizeof name, "causal %s %s %d threads: %d runs in one pass bit-identical to each alone",
+                     llama ? "llama" : "gpt2", (*k)->name, th, RUNS);
+            check(runs_identity(m, th, why, sizeof why), name, "%s", why);
         }
     }
     skip_absent_paths(llama ? "causal llama bit-identical on" : "causal gpt2 bit-identical on");
