@@ -109,7 +109,7 @@ if [ $models = 1 ]; then
     if [ "${SKIP_ABLATE:-0}" = 1 ]; then
         skip "ablate row: SKIP_ABLATE=1"
     else
-        say "ablate every head (one at a time), GPT-2-small shape, T=128: attn, and PyTorch (one forward per head)"
+        say "ablate every head, GPT-2-small shape, T=128: attn (a layer's heads in one pass), and PyTorch (one forward per head)"
         ids=$($PY -c 'import random; r = random.Random(1); print(",".join(str(r.randrange(50257)) for _ in range(128)))')
         t0=$(date +%s.%N)
         "$ATTN" ablate -m "$D/gpt2s.gguf" --ids "$ids" -t "$NT" --format tsv >"$D/ablate.tsv" &&
