@@ -460,6 +460,9 @@ int attn_session_new_runs(attn_session **out, const attn_model *m, int max_t, in
 // NULL. Afterwards the session holds no positions (attn_session_pos 0).
 int attn_session_run_from(attn_session *s, int from, const float *x, int n, int runs, float *logits, int last_only,
                           const attn_capture *caps);
+// Runs of n positions that fill one such pass (about 512 rows: each weight
+// decoded once for them all, the products' tiles full), at most `most`, at least 1.
+int attn_runs_per_pass(int n, int most);
 
 // ---------------------------------------------------------------- interventions
 // A list of replacements applied by attn_edits_on_act (cap.on_act =

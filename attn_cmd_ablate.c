@@ -143,20 +143,15 @@ static void abl_record(void *ctx, int kind, int layer, int q0, int nq, float *x)
             for (int j = 0; j < qd; j++) a->zsum[(size_t)layer * qd + j] += x[(size_t)i * qd + j];
 }
 
-// Sets in one pass for prompts of T positions: up to ABL_ROWS rows (each
-// weight decoded once for them all, the products' tiles full: TinyLlama
-// shape Q4_K_M, 19 positions, 704 heads: 64 s one by one), a pass's logits
-// within ABL_LOGITS bytes, at most a layer's heads.
-#define ABL_ROWS 512
+// Sets in one pass for prompts of T positions (attn_runs_per_pass; TinyLlama
+// shape Q4_K_M, 19 positions, 704 heads: 64 s one by one, 46 s so), at most
+// a layer's heads, a pass's logits within ABL_LOGITS bytes.
 #define ABL_LOGITS ((size_t)256 << 20)
 static int abl_runs_for(const abl *a, int T) {
     const attn_config *c = &a->m->cfg;
     size_t by_logits = ABL_LOGITS / ((size_t)T * c->n_vocab * 4);
-    int r = ABL_ROWS / T;
-    if ((size_t)r > by_logits) r = (int)by_logits;
-    if (r > c->n_head) r = c->n_head;
-    if (r > a->n_sets) r = a->n_sets;
-    return r < 1 ? 1 : r;
+    int most = c->n_head < a->n_sets ? c->n_head : a->n_sets;
+    return attn_runs_per_pass(T, (size_t)most > by_logits ? (int)by_logits : most);
 }
 
 static int abl_grow(abl *a, int T) {

@@ -62,13 +62,6 @@ typedef struct {
     float **out;           // and where their results go
 } patcher;
 
-// Runs in one pass: up to PATCH_ROWS rows (each weight decoded once for them all).
-#define PATCH_ROWS 512
-static int patch_runs_for(const attn_config *c, int T) {
-    int r = PATCH_ROWS / T, most = c->n_head + T; // (a layer's edits)
-    return r < 1 ? 1 : r > most ? most : r;
-}
-
 static double metric(const patcher *p, const float *lg) {
     return (double)lg[p->target] - (p->against >= 0 ? (double)lg[p->against] : 0.0);
 }
@@ -273,7 +266,7 @@ static int patch_compute(const patch_opts *po, patch_result *r) {
     if (rc) return rc;
     const attn_config *c = &r->m->cfg;
     int L = c->n_layer, T = r->Tc, D = c->n_embd, qd = c->n_head * c->head_dim;
-    int R = patch_runs_for(c, T);
+    int R = attn_runs_per_pass(T, c->n_head + T); // (at most a layer's edits)
     r->p = (patcher){ r->m, NULL, T, r->target, r->against, malloc((size_t)R * c->n_vocab * 4),
                       { T, D, qd, malloc((size_t)L * T * D * 4), malloc((size_t)L * T * qd * 4) },
                       { T, D, qd, malloc((size_t)L * T * D * 4), NULL }, 0, 0, R, 0,

@@ -1348,6 +1348,11 @@ int attn_session_run_from(attn_session *s, int from, const float *x, int n, int 
     return 0;
 }
 
+int attn_runs_per_pass(int n, int most) {
+    int r = 512 / (n > 0 ? n : 1);
+    return r > most ? (most > 1 ? most : 1) : r > 1 ? r : 1;
+}
+
 void attn_unembed(const attn_session *s, const float *x, float *logits) {
     const attn_model *m = s->m;
     int D = m->cfg.n_embd;
